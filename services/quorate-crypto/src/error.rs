@@ -1,0 +1,145 @@
+//! The crate's one error type. No variant carries secret bytes, and the `Display` text of
+//! each says what went wrong in words a member or an operator can act on.
+
+use std::io;
+
+use crate::statement::StatementKind;
+
+/// Everything that can go wrong in the Quorate protocol.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bytes that should hold a Quorate structure do not parse as one.
+    #[error("malformed {what}: the bytes are not a valid encoding")]
+    Malformed {
+        /// Which structure was being parsed.
+        what: &'static str,
+    },
+
+    /// A text form (recipient, identity line, fingerprint, ID) does not parse.
+    #[error("invalid {what}")]
+    InvalidText {
+        /// Which kind of text was expected.
+        what: &'static str,
+    },
+
+    /// A k-of-n policy outside 1 <= k <= n <= 255.
+    #[error("invalid threshold {k}-of-{n}: need 1 <= k <= n <= 255")]
+    InvalidThreshold {
+        /// The requested k.
+        k: usize,
+        /// The requested n.
+        n: usize,
+    },
+
+    /// An age file could not be decrypted with the identity given: it was sealed to someone
+    /// else, or it is damaged or truncated.
+    #[error("could not decrypt {what}: it is not addressed to this identity, or it is damaged")]
+    Decrypt {
+        /// What was being decrypted.
+        what: &'static str,
+    },
+
+    /// The passphrase does not open the identity file.
+    #[error("the passphrase does not open this identity file")]
+    WrongPassphrase,
+
+    /// An identity file is protected by a passphrase and none was given.
+    #[error("this identity file is passphrase-protected: give its passphrase")]
+    PassphraseRequired,
+
+    /// A field bound inside sealed or signed data differs from what the context expects
+    /// (the share belongs to another recording, the vote to another request, ...).
+    #[error("binding mismatch: {field} differs from the expected value")]
+    BindingMismatch {
+        /// The field that differs.
+        field: &'static str,
+    },
+
+    /// A share does not match the commitment in the signed manifest.
+    #[error("share {index} does not match its commitment in the signed manifest")]
+    ShareCommitmentMismatch {
+        /// The share's index (1-based).
+        index: u8,
+    },
+
+    /// The shares combine to a key that is not the recording's, and the faulty share could
+    /// be located.
+    #[error("share {index} is corrupt: without it the others rebuild the right key")]
+    BadShare {
+        /// The share's index (1-based).
+        index: u8,
+    },
+
+    /// The shares combine to a key that is not the recording's, and there were too few
+    /// shares (exactly k) or too many bad ones to say which.
+    #[error(
+        "the shares rebuild a key that is not the recording's; give more than k shares to locate the bad one"
+    )]
+    RecipientMismatch,
+
+    /// Fewer distinct shares than the threshold.
+    #[error("not enough shares: have {have}, need {need}")]
+    NotEnoughShares {
+        /// Shares given.
+        have: usize,
+        /// Shares needed.
+        need: usize,
+    },
+
+    /// Two shares carry the same index.
+    #[error("share {index} was given twice")]
+    DuplicateShare {
+        /// The repeated index.
+        index: u8,
+    },
+
+    /// A statement's signature does not verify under the key it names.
+    #[error("the signature on this {kind} does not verify")]
+    BadSignature {
+        /// The kind of statement.
+        kind: StatementKind,
+    },
+
+    /// A statement of one kind was given where another was expected.
+    #[error("expected a {expected}, got a {found}")]
+    WrongStatementKind {
+        /// The expected kind.
+        expected: StatementKind,
+        /// The kind found.
+        found: StatementKind,
+    },
+
+    /// A statement was signed by a key that has no authority for it here.
+    #[error("{kind} signed by {signer}, who may not sign it")]
+    NotAuthorised {
+        /// The kind of statement.
+        kind: StatementKind,
+        /// The short fingerprint of the signer.
+        signer: String,
+    },
+
+    /// A statement or binding has expired.
+    #[error("{what} expired at {expired_at} (now {now})")]
+    Expired {
+        /// What expired.
+        what: &'static str,
+        /// Its expiry, Unix seconds.
+        expired_at: i64,
+        /// The time it was checked against, Unix seconds.
+        now: i64,
+    },
+
+    /// A value is outside what the protocol accepts (empty title, too many members, ...).
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// Reading or writing a stream failed.
+    #[error("stream I/O failed: {0}")]
+    Io(#[from] io::Error),
+}

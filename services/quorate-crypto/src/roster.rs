@@ -1,0 +1,386 @@
+//! The roster as a device checks it: a hash chain of admin-signed entries, rooted in a
+//! genesis entry that the device pinned when it enrolled. A server that injects a key, drops
+//! an entry from the middle or swaps the chain is refused.
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::{
+    Error, Fingerprint, Identity, PublicIdentity, Recipient, VaultId,
+    statement::{Role, RosterChange, RosterEntry, SignedStatement, StatementKind},
+};
+
+/// One member as the verified roster holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    /// Their public keys.
+    pub public: PublicIdentity,
+    /// Their fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Their display name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// The sequence number of the entry that added them.
+    pub added_in: u64,
+}
+
+/// A verified roster: who is a member now, and the chain it was built from.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    vault_id: VaultId,
+    digests: Vec<[u8; 32]>,
+    active: Vec<RosterMember>,
+    removed: Vec<RosterMember>,
+}
+
+impl Roster {
+    /// An empty roster for `vault_id`, awaiting its genesis entry.
+    pub fn empty(vault_id: VaultId) -> Self {
+        Self {
+            vault_id,
+            digests: Vec::new(),
+            active: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// Verifies a whole chain, in order. With `pinned_genesis`, the chain must start at the
+    /// genesis entry the device pinned at enrolment.
+    pub fn verify(
+        vault_id: VaultId,
+        entries: &[SignedStatement],
+        pinned_genesis: Option<&[u8; 32]>,
+    ) -> Result<Self, Error> {
+        let mut roster = Self::empty(vault_id);
+        for entry in entries {
+            roster.apply(entry)?;
+        }
+        if let Some(pinned) = pinned_genesis
+            && roster.genesis() != Some(pinned)
+        {
+            return Err(Error::BindingMismatch {
+                field: "roster genesis",
+            });
+        }
+        if roster.digests.is_empty() {
+            return Err(Error::InvalidField {
+                field: "roster",
+                reason: "has no entries",
+            });
+        }
+        Ok(roster)
+    }
+
+    /// The genesis entry a vault's first admin signs for themself.
+    pub fn genesis_entry(
+        vault_id: VaultId,
+        admin: &Identity,
+        name: &str,
+        now: i64,
+    ) -> Result<SignedStatement, Error> {
+        Self::empty(vault_id).sign_change(
+            admin,
+            RosterChange::Add,
+            admin.public(),
+            name,
+            Role::Admin,
+            now,
+        )
+    }
+
+    /// Builds, signs and checks the next entry. The roster itself is not changed: apply the
+    /// entry once the server has accepted it.
+    pub fn sign_change(
+        &self,
+        signer: &Identity,
+        change: RosterChange,
+        member: PublicIdentity,
+        name: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<SignedStatement, Error> {
+        let entry = RosterEntry {
+            vault_id: self.vault_id,
+            sequence: self.digests.len() as u64,
+            previous: self.head(),
+            change,
+            role,
+            member,
+            name: name.to_owned(),
+            issued_at: now,
+        };
+        let signed = SignedStatement::sign(&entry, signer);
+        self.clone().apply(&signed)?;
+        Ok(signed)
+    }
+
+    /// Verifies `signed` as the next link and applies it.
+    pub fn apply(&mut self, signed: &SignedStatement) -> Result<(), Error> {
+        let verified = signed.verify::<RosterEntry>()?;
+        let entry = verified.statement;
+        if entry.vault_id != self.vault_id {
+            return Err(Error::BindingMismatch { field: "vault ID" });
+        }
+        if entry.sequence != self.digests.len() as u64 {
+            return Err(Error::BindingMismatch {
+                field: "roster sequence",
+            });
+        }
+        if entry.previous != self.head() {
+            return Err(Error::BindingMismatch {
+                field: "previous roster entry",
+            });
+        }
+        self.check_signer(&entry, &verified.signer)?;
+        let fingerprint = entry.member.fingerprint();
+        match entry.change {
+            RosterChange::Add => {
+                let clash = self.active.iter().any(|member| {
+                    member.fingerprint == fingerprint
+                        || member.public.recipient == entry.member.recipient
+                        || member.public.verifying_key == entry.member.verifying_key
+                });
+                if clash {
+                    return Err(Error::InvalidField {
+                        field: "member",
+                        reason: "already on the roster",
+                    });
+                }
+                self.active.push(RosterMember {
+                    public: entry.member,
+                    fingerprint,
+                    name: entry.name,
+                    role: entry.role,
+                    added_in: entry.sequence,
+                });
+            }
+            RosterChange::Remove => {
+                let position = self
+                    .active
+                    .iter()
+                    .position(|member| member.fingerprint == fingerprint)
+                    .ok_or(Error::InvalidField {
+                        field: "member",
+                        reason: "is not on the roster",
+                    })?;
+                let admins = self
+                    .active
+                    .iter()
+                    .filter(|member| member.role == Role::Admin)
+                    .count();
+                if self.active[position].role == Role::Admin && admins == 1 {
+                    return Err(Error::InvalidField {
+                        field: "member",
+                        reason: "is the last admin",
+                    });
+                }
+                self.removed.push(self.active.remove(position));
+            }
+        }
+        self.digests.push(verified.digest);
+        Ok(())
+    }
+
+    fn check_signer(&self, entry: &RosterEntry, signer: &VerifyingKey) -> Result<(), Error> {
+        let authorised = if entry.sequence == 0 {
+            entry.change == RosterChange::Add
+                && entry.role == Role::Admin
+                && entry.member.verifying_key == *signer
+        } else {
+            self.admin_by_key(signer).is_some()
+        };
+        if authorised {
+            Ok(())
+        } else {
+            Err(Error::NotAuthorised {
+                kind: StatementKind::RosterEntry,
+                signer: hex::encode(&signer.as_bytes()[..8]),
+            })
+        }
+    }
+
+    /// The vault.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    /// Digest of the genesis entry, which a device pins.
+    pub fn genesis(&self) -> Option<&[u8; 32]> {
+        self.digests.first()
+    }
+
+    /// Digest of the last entry (zeros for an empty roster).
+    pub fn head(&self) -> [u8; 32] {
+        self.digests.last().copied().unwrap_or([0; 32])
+    }
+
+    /// Number of entries in the chain.
+    pub fn len(&self) -> u64 {
+        self.digests.len() as u64
+    }
+
+    /// Whether the chain is empty.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    /// Whether this chain contains the entry `digest` at `sequence`: a device that saw that
+    /// head before refuses a roster that does not (a rollback).
+    pub fn contains(&self, sequence: u64, digest: &[u8; 32]) -> bool {
+        usize::try_from(sequence)
+            .ok()
+            .and_then(|index| self.digests.get(index))
+            == Some(digest)
+    }
+
+    /// Current members, in the order they were added.
+    pub fn members(&self) -> &[RosterMember] {
+        &self.active
+    }
+
+    /// Members who were removed.
+    pub fn removed(&self) -> &[RosterMember] {
+        &self.removed
+    }
+
+    /// A current member by fingerprint.
+    pub fn member(&self, fingerprint: &Fingerprint) -> Option<&RosterMember> {
+        self.active
+            .iter()
+            .find(|member| member.fingerprint == *fingerprint)
+    }
+
+    /// A current member by their signing key.
+    pub fn member_by_key(&self, key: &VerifyingKey) -> Option<&RosterMember> {
+        self.active
+            .iter()
+            .find(|member| member.public.verifying_key == *key)
+    }
+
+    /// A current admin by their signing key.
+    pub fn admin_by_key(&self, key: &VerifyingKey) -> Option<&RosterMember> {
+        self.member_by_key(key)
+            .filter(|member| member.role == Role::Admin)
+    }
+
+    /// Every current member's recipient (for sealing metadata and released copies).
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.active
+            .iter()
+            .map(|member| member.public.recipient)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> (VaultId, Identity, Identity, Vec<SignedStatement>) {
+        let vault = VaultId::random();
+        let admin = Identity::generate();
+        let member = Identity::generate();
+        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1).unwrap();
+        let mut roster = Roster::empty(vault);
+        roster.apply(&genesis).unwrap();
+        let add = roster
+            .sign_change(
+                &admin,
+                RosterChange::Add,
+                member.public(),
+                "Bo",
+                Role::Member,
+                2,
+            )
+            .unwrap();
+        (vault, admin, member, vec![genesis, add])
+    }
+
+    #[test]
+    fn verifies_a_chain_and_pins_its_genesis() {
+        let (vault, admin, member, entries) = chain();
+        let roster = Roster::verify(vault, &entries, Some(&entries[0].digest())).unwrap();
+        assert_eq!(roster.members().len(), 2);
+        assert!(roster.admin_by_key(&admin.public().verifying_key).is_some());
+        assert_eq!(
+            roster.member(&member.fingerprint()).unwrap().role,
+            Role::Member
+        );
+        assert!(roster.contains(1, &entries[1].digest()));
+        assert!(matches!(
+            Roster::verify(vault, &entries, Some(&[7; 32])),
+            Err(Error::BindingMismatch {
+                field: "roster genesis"
+            })
+        ));
+        assert!(Roster::verify(VaultId::random(), &entries, None).is_err());
+    }
+
+    #[test]
+    fn a_non_admin_cannot_add_anyone() {
+        let (vault, _admin, member, entries) = chain();
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        let intruder = Identity::generate();
+        assert!(matches!(
+            roster.sign_change(
+                &member,
+                RosterChange::Add,
+                intruder.public(),
+                "Eve",
+                Role::Admin,
+                3
+            ),
+            Err(Error::NotAuthorised { .. })
+        ));
+        // A server forging the genesis of a second chain is caught by the pin.
+        let forged = Roster::genesis_entry(vault, &intruder, "Eve", 1).unwrap();
+        assert!(Roster::verify(vault, &[forged], Some(&entries[0].digest())).is_err());
+    }
+
+    #[test]
+    fn dropping_or_reordering_entries_is_refused() {
+        let (vault, admin, member, mut entries) = chain();
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        let removal = roster
+            .sign_change(
+                &admin,
+                RosterChange::Remove,
+                member.public(),
+                "Bo",
+                Role::Member,
+                3,
+            )
+            .unwrap();
+        entries.push(removal);
+        let full = Roster::verify(vault, &entries, None).unwrap();
+        assert!(full.member(&member.fingerprint()).is_none());
+        assert_eq!(full.removed().len(), 1);
+        let skipped = [entries[0].clone(), entries[2].clone()];
+        assert!(matches!(
+            Roster::verify(vault, &skipped, None),
+            Err(Error::BindingMismatch {
+                field: "roster sequence"
+            })
+        ));
+    }
+
+    #[test]
+    fn the_last_admin_cannot_be_removed() {
+        let (vault, admin, _member, entries) = chain();
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        assert!(matches!(
+            roster.sign_change(
+                &admin,
+                RosterChange::Remove,
+                admin.public(),
+                "Ada",
+                Role::Admin,
+                3
+            ),
+            Err(Error::InvalidField {
+                reason: "is the last admin",
+                ..
+            })
+        ));
+    }
+}
