@@ -11,7 +11,9 @@ use age::secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{AgeSecretKey, Error, Recipient};
+use age::armor::ArmoredReader;
+
+use crate::{AgeSecretKey, DecryptFailure, Error, Recipient};
 
 /// Largest small sealed value [`open`] accepts: 4 MiB. Sealed values are shares,
 /// identities and metadata, all far smaller; the cap keeps a hostile server from making a
@@ -47,35 +49,139 @@ pub fn encrypt<R: Read, W: Write>(
     Ok((writer.finish()?, copied))
 }
 
-/// Opens an age file with `key`, returning a reader of the plaintext that authenticates
-/// each 64 KiB chunk before releasing it. A truncated or altered file ends in an error,
-/// never in silently shortened plaintext.
-pub fn decrypt_reader<R: BufRead>(
+/// The plaintext of an age file as it is authenticated, chunk by chunk.
+pub type PlaintextReader<R> =
+    age::stream::StreamReader<ArmoredReader<io::BufReader<io::BufReader<R>>>>;
+
+/// What opens an age file.
+#[derive(Debug, Clone, Copy)]
+pub enum Unlock<'a> {
+    /// Any one of these X25519 keys.
+    Keys(&'a [AgeSecretKey]),
+    /// A passphrase (scrypt stanza).
+    Passphrase(&'a SecretString),
+}
+
+/// Opens an age file (binary or ASCII-armoured), returning a reader of the plaintext that
+/// authenticates each 64 KiB chunk before releasing it. A truncated or altered file ends in
+/// an error, never in silently shortened plaintext. Read errors from the returned stream
+/// map to [`DecryptFailure`] through [`payload_error`].
+pub fn open_reader<R: Read>(
     input: R,
-    key: &AgeSecretKey,
-) -> Result<age::stream::StreamReader<R>, Error> {
-    let failed = || Error::Decrypt { what: "age file" };
-    let decryptor = age::Decryptor::new_buffered(input).map_err(|error| match error {
-        age::DecryptError::Io(io) => Error::Io(io),
-        _ => failed(),
+    unlock: Unlock<'_>,
+    what: &'static str,
+) -> Result<PlaintextReader<R>, Error> {
+    let mut input = io::BufReader::new(input);
+    let looks_armored = looks_like_armor(input.fill_buf()?);
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(input)).map_err(|error| {
+        match header_error(error, what, false) {
+            // A broken begin marker is not recognised as armour and fails as a header.
+            Error::Decrypt {
+                failure: DecryptFailure::BadHeader,
+                ..
+            } if looks_armored => Error::Decrypt {
+                what,
+                failure: DecryptFailure::BadArmor,
+            },
+            other => other,
+        }
     })?;
-    let identity = key.to_age();
-    decryptor
-        .decrypt(std::iter::once(&identity as _))
-        .map_err(|_| failed())
+    let unlocked = match unlock {
+        Unlock::Keys(keys) => {
+            let identities: Vec<age::x25519::Identity> =
+                keys.iter().map(AgeSecretKey::to_age).collect();
+            decryptor.decrypt(identities.iter().map(|identity| identity as _))
+        }
+        Unlock::Passphrase(passphrase) => {
+            let identity = age::scrypt::Identity::new(passphrase.clone());
+            decryptor.decrypt(std::iter::once(&identity as _))
+        }
+    };
+    let passphrase = matches!(unlock, Unlock::Passphrase(_));
+    unlocked.map_err(|error| header_error(error, what, passphrase))
+}
+
+/// Opens a binary or armoured age file with `key`; see [`open_reader`].
+pub fn decrypt_reader<R: Read>(input: R, key: &AgeSecretKey) -> Result<PlaintextReader<R>, Error> {
+    open_reader(input, Unlock::Keys(std::slice::from_ref(key)), "age file")
+}
+
+/// Classifies an error met while reading the header and unwrapping the file key.
+fn header_error(error: age::DecryptError, what: &'static str, passphrase: bool) -> Error {
+    let failure = match error {
+        age::DecryptError::NoMatchingKeys => DecryptFailure::NotForThisKey,
+        // A scrypt stanza that fails to open means a wrong passphrase.
+        age::DecryptError::DecryptionFailed if passphrase => DecryptFailure::NotForThisKey,
+        age::DecryptError::InvalidMac => DecryptFailure::HeaderMac,
+        age::DecryptError::ExcessiveWork { .. } => DecryptFailure::ExcessiveWork,
+        age::DecryptError::UnknownFormat => DecryptFailure::UnsupportedFormat,
+        age::DecryptError::Io(io) if is_armor_error(&io) => DecryptFailure::BadArmor,
+        age::DecryptError::Io(io) if !is_damage(&io) => return Error::Io(io),
+        _ => DecryptFailure::BadHeader,
+    };
+    Error::Decrypt { what, failure }
+}
+
+/// Whether the start of a file is a failed attempt at ASCII armour: not a binary age
+/// header, not the exact begin marker (which [`ArmoredReader`] recognises and then checks
+/// itself), yet a `-----` marker line near the start (garbage before it, a lower-case,
+/// spaced or wrong marker).
+fn looks_like_armor(start: &[u8]) -> bool {
+    if start.starts_with(b"age-encryption.org/")
+        || start.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    {
+        return false;
+    }
+    let window = &start[..start.len().min(1024)];
+    window.windows(5).any(|w| w == b"-----")
+}
+
+fn is_armor_error(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<age::armor::ArmoredReadError>())
+}
+
+fn is_damage(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Classifies a read error from a decrypting stream: armour damage, payload damage, or
+/// (otherwise) the underlying I/O error itself.
+pub fn payload_error(error: io::Error, what: &'static str) -> Error {
+    let armor = error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<age::armor::ArmoredReadError>());
+    if armor {
+        Error::Decrypt {
+            what,
+            failure: DecryptFailure::BadArmor,
+        }
+    } else if matches!(
+        error.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    ) {
+        Error::Decrypt {
+            what,
+            failure: DecryptFailure::BadPayload,
+        }
+    } else {
+        Error::Io(error)
+    }
 }
 
 /// Decrypts all of `input` into `output`. Returns `output` and the plaintext length.
-pub fn decrypt<R: BufRead, W: Write>(
+pub fn decrypt<R: Read, W: Write>(
     input: R,
     mut output: W,
     key: &AgeSecretKey,
 ) -> Result<(W, u64), Error> {
     let mut reader = decrypt_reader(input, key)?;
     let copied = copy_zeroizing(&mut reader, &mut output).map_err(|error| match error {
-        Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => {
-            Error::Decrypt { what: "age file" }
-        }
+        Error::Io(io) => payload_error(io, "age file"),
         other => other,
     })?;
     Ok((output, copied))
@@ -111,8 +217,10 @@ pub fn open(
     key: &AgeSecretKey,
     what: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let identity = key.to_age();
-    open_with(sealed, &identity, what)
+    read_small(
+        open_reader(sealed, Unlock::Keys(std::slice::from_ref(key)), what)?,
+        what,
+    )
 }
 
 /// Opens a passphrase-protected age file (scrypt stanza), such as an identity file.
@@ -121,34 +229,23 @@ pub(crate) fn open_with_passphrase(
     passphrase: &SecretString,
     what: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let identity = age::scrypt::Identity::new(passphrase.clone());
-    open_with(sealed, &identity, what).map_err(|error| match error {
-        Error::Decrypt { .. } => Error::WrongPassphrase,
-        other => other,
-    })
+    let stream =
+        open_reader(sealed, Unlock::Passphrase(passphrase), what).map_err(|error| match error {
+            Error::Decrypt {
+                failure: DecryptFailure::NotForThisKey,
+                ..
+            } => Error::WrongPassphrase,
+            other => other,
+        })?;
+    read_small(stream, what)
 }
 
-fn open_with(
-    sealed: &[u8],
-    identity: &dyn age::Identity,
-    what: &'static str,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let reader = age::armor::ArmoredReader::new(sealed);
-    let decryptor = age::Decryptor::new(reader).map_err(|error| match error {
-        age::DecryptError::ExcessiveWork { .. } => Error::InvalidField {
-            field: "scrypt work factor",
-            reason: "too high for this device",
-        },
-        _ => Error::Malformed { what },
-    })?;
-    let stream = decryptor
-        .decrypt(std::iter::once(identity))
-        .map_err(|_| Error::Decrypt { what })?;
+fn read_small(stream: impl Read, what: &'static str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut plaintext = Zeroizing::new(Vec::new());
     stream
         .take(MAX_SEALED_LEN as u64 + 1)
         .read_to_end(&mut plaintext)
-        .map_err(|_| Error::Decrypt { what })?;
+        .map_err(|error| payload_error(error, what))?;
     if plaintext.len() > MAX_SEALED_LEN {
         return Err(Error::InvalidField {
             field: what,
@@ -210,11 +307,17 @@ mod tests {
         assert_eq!(&*open(&sealed, &second, "test").unwrap(), b"minutes");
         assert!(matches!(
             open(&sealed, &AgeSecretKey::generate(), "test"),
-            Err(Error::Decrypt { what: "test" })
+            Err(Error::Decrypt {
+                what: "test",
+                failure: DecryptFailure::NotForThisKey
+            })
         ));
         assert!(matches!(
             open(b"garbage", &first, "test"),
-            Err(Error::Malformed { what: "test" })
+            Err(Error::Decrypt {
+                failure: DecryptFailure::BadHeader,
+                ..
+            })
         ));
     }
 

@@ -5,6 +5,33 @@ use std::io;
 
 use crate::statement::StatementKind;
 
+/// Why an age file did not decrypt. None of these reveal anything about the plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptFailure {
+    /// No recipient stanza opens with the key (or passphrase) given.
+    #[error("it is not addressed to this key")]
+    NotForThisKey,
+    /// The header is not a valid age v1 header.
+    #[error("its header is malformed")]
+    BadHeader,
+    /// The header's MAC does not verify: the header was altered.
+    #[error("its header was altered (MAC mismatch)")]
+    HeaderMac,
+    /// The payload is damaged, truncated or altered.
+    #[error("its contents are damaged, truncated or altered")]
+    BadPayload,
+    /// The ASCII armour around it is malformed.
+    #[error("its ASCII armour is malformed")]
+    BadArmor,
+    /// A passphrase-protected file with a work factor this device refuses.
+    #[error("its passphrase work factor is too high for this device")]
+    ExcessiveWork,
+    /// A format newer than this software.
+    #[error("it uses an age format this version does not know")]
+    UnsupportedFormat,
+}
+
 /// Everything that can go wrong in the Quorate protocol.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,12 +59,13 @@ pub enum Error {
         n: usize,
     },
 
-    /// An age file could not be decrypted with the identity given: it was sealed to someone
-    /// else, or it is damaged or truncated.
-    #[error("could not decrypt {what}: it is not addressed to this identity, or it is damaged")]
+    /// An age file could not be decrypted.
+    #[error("could not decrypt {what}: {failure}")]
     Decrypt {
         /// What was being decrypted.
         what: &'static str,
+        /// Why.
+        failure: DecryptFailure,
     },
 
     /// The passphrase does not open the identity file.

@@ -20,7 +20,7 @@ pub mod threshold;
 mod wire;
 
 pub use age::secrecy;
-pub use error::Error;
+pub use error::{DecryptFailure, Error};
 pub use identity::{AgeSecretKey, Fingerprint, Identity, IdentityFile, PublicIdentity, Recipient};
 pub use ids::{Id, IdKind, NodeId, RecordingId, RequestId, TranscriptId, VaultId};
 pub use secret::SecretBytes;
