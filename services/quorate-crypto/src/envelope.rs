@@ -20,6 +20,11 @@ use crate::{AgeSecretKey, DecryptFailure, Error, Recipient};
 /// device buffer an arbitrary amount.
 pub const MAX_SEALED_LEN: usize = 4 << 20;
 
+/// The largest scrypt work factor (log2 N) accepted when opening a passphrase-protected
+/// file (Go age's limit too): more is refused rather than letting a
+/// hostile file pin the device.
+pub const MAX_WORK_FACTOR: u8 = 22;
+
 /// Starts an age file to `recipients` over `output`. Write the plaintext to the returned
 /// writer, then call its `finish()` (without it the file is truncated and will not open).
 pub fn encrypt_writer<W: Write>(
@@ -93,7 +98,8 @@ pub fn open_reader<R: Read>(
             decryptor.decrypt(identities.iter().map(|identity| identity as _))
         }
         Unlock::Passphrase(passphrase) => {
-            let identity = age::scrypt::Identity::new(passphrase.clone());
+            let mut identity = age::scrypt::Identity::new(passphrase.clone());
+            identity.set_max_work_factor(MAX_WORK_FACTOR);
             decryptor.decrypt(std::iter::once(&identity as _))
         }
     };
