@@ -1,8 +1,10 @@
 //! Blind-index tokens: what the server stores and matches instead of words.
 //!
 //! `token = HMAC-SHA256(Ks, normalise(word))[..16]`, where `normalise` applies Unicode NFKC,
-//! lower-cases (full Unicode mapping), and splits on every character that is neither
-//! alphabetic nor numeric (Unicode `Alphabetic` or general category `N*`). The TypeScript
+//! lower-cases (full Unicode mapping), and splits on every character that is not a word
+//! character. Word characters are Unicode `Alphabetic`, general category `N` (numbers) and
+//! general category `M` (marks): without the marks, a Devanagari virama or the dot that
+//! lower-casing `İ` leaves would cut words in two. The TypeScript
 //! side checks itself against the JSON vectors this crate publishes
 //! (`testdata/blind-index-vectors.json`).
 
@@ -42,10 +44,15 @@ impl fmt::Debug for BlindToken {
 pub fn normalise(text: &str) -> Vec<String> {
     let folded: String = text.nfkc().collect::<String>().to_lowercase();
     folded
-        .split(|c: char| !c.is_alphanumeric())
+        .split(|c: char| !is_word_character(c))
         .filter(|word| !word.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Alphabetic, number or mark (in JavaScript: `/[\p{Alphabetic}\p{N}\p{M}]/u`).
+fn is_word_character(c: char) -> bool {
+    c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c)
 }
 
 const SEARCH_KEY_DOMAIN: &str = "quorate/search-key/v1";
@@ -123,6 +130,8 @@ mod tests {
         );
         assert_eq!(normalise("  "), Vec::<String>::new());
         assert_eq!(normalise("Straße café"), ["straße", "café"]);
+        assert_eq!(normalise("नमस्ते दुनिया"), ["नमस्ते", "दुनिया"]);
+        assert_eq!(normalise("İstanbul"), ["i\u{307}stanbul"]);
     }
 
     #[test]

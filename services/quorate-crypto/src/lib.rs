@@ -24,3 +24,4 @@ pub use error::{DecryptFailure, Error};
 pub use identity::{AgeSecretKey, Fingerprint, Identity, IdentityFile, PublicIdentity, Recipient};
 pub use ids::{Id, IdKind, NodeId, RecordingId, RequestId, TranscriptId, VaultId};
 pub use secret::SecretBytes;
+pub use statement::verify_any;

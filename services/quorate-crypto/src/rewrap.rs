@@ -149,7 +149,8 @@ pub fn resealed_digest(resealed: &[u8]) -> [u8; 32] {
     Sha256::digest(resealed).into()
 }
 
-fn encode_node_share(
+/// The plaintext of a re-sealed share: the request binding, the share binding, the share.
+pub fn encode_node_share(
     request: &RequestBinding,
     binding: &ShareBinding,
     share: &Share,

@@ -677,6 +677,11 @@ const METADATA_DOMAIN: &str = "quorate/recording-metadata/v1";
 impl RecordingMetadata {
     /// Checks the fields, then seals the metadata to `recipients` (every member).
     pub fn seal(&self, recipients: &[Recipient]) -> Result<Vec<u8>, Error> {
+        envelope::seal(&self.encode()?, recipients)
+    }
+
+    /// Checks the fields and encodes the plaintext.
+    pub fn encode(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         self.check()?;
         let mut writer = Writer::new(METADATA_DOMAIN);
         writer
@@ -687,7 +692,7 @@ impl RecordingMetadata {
             .list(&self.attendees, |writer, attendee| {
                 writer.str(attendee);
             });
-        envelope::seal(&Zeroizing::new(writer.finish()), recipients)
+        Ok(Zeroizing::new(writer.finish()))
     }
 
     /// Opens sealed metadata with a member's key.

@@ -300,7 +300,7 @@ impl ShareBinding {
 }
 
 /// The plaintext of a sealed share: the binding, then the share's bytes.
-pub(crate) fn encode_share(binding: &ShareBinding, share: &Share) -> Zeroizing<Vec<u8>> {
+pub fn encode_share(binding: &ShareBinding, share: &Share) -> Zeroizing<Vec<u8>> {
     let mut writer = Writer::new(SHARE_DOMAIN);
     binding.encode(&mut writer);
     writer.fixed(share.expose_secret());

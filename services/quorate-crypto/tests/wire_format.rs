@@ -1,0 +1,244 @@
+//! Wire-format stability: fixed inputs must encode to fixed bytes, forever. A change here
+//! breaks every stored statement and every other implementation; if it is intended, bump
+//! the domain string's version and regenerate with `QUORATE_BLESS=1`.
+
+use std::{collections::BTreeMap, path::Path};
+
+use base64::Engine;
+use quorate_crypto::{
+    AgeSecretKey, Fingerprint, Identity, IdentityFile, NodeId, RecordingId, RequestId, SecretBytes,
+    TranscriptId, VaultId,
+    rewrap::{Purpose, RequestBinding, encode_node_share},
+    statement::{
+        Decision, ManifestShare, NodeApproval, RecordingManifest, RecordingMetadata, Role,
+        RosterChange, RosterEntry, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest,
+        Vote,
+    },
+    threshold::{Share, ShareBinding, Subject, Threshold, encode_share},
+    verify_any,
+};
+
+fn fixed_identity(age_byte: u8, seed_byte: u8) -> Identity {
+    let age = AgeSecretKey::from_secret(SecretBytes::new([age_byte; 32]));
+    let seed = base64::engine::general_purpose::STANDARD.encode([seed_byte; 32]);
+    let text = format!(
+        "quorate-identity-v1\nage: {}\ned25519: {seed}\n",
+        age.to_age_string().as_str()
+    );
+    IdentityFile::read(text.as_bytes(), None).unwrap()
+}
+
+fn id<K>(byte: u8) -> quorate_crypto::Id<K> {
+    quorate_crypto::Id::from_bytes([byte; 16])
+}
+
+fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
+    let admin = fixed_identity(1, 2);
+    let member = fixed_identity(3, 4);
+    let node = fixed_identity(5, 6);
+    let vault: VaultId = id(0x10);
+    let recording: RecordingId = id(0x11);
+    let request: RequestId = id(0x12);
+    let node_id: NodeId = id(0x13);
+    let transcript: TranscriptId = id(0x14);
+    let split_key = AgeSecretKey::from_secret(SecretBytes::new([7; 32]));
+    let threshold = Threshold::new(2, 2).unwrap();
+    let split = SplitKey {
+        recipient: split_key.recipient(),
+        threshold,
+        shares: vec![
+            ManifestShare {
+                member: admin.fingerprint(),
+                commitment: [0xA1; 32],
+            },
+            ManifestShare {
+                member: member.fingerprint(),
+                commitment: [0xA2; 32],
+            },
+        ],
+    };
+
+    let mut out = BTreeMap::new();
+    let roster = RosterEntry {
+        vault_id: vault,
+        sequence: 1,
+        previous: [0x20; 32],
+        change: RosterChange::Add,
+        role: Role::Member,
+        member: member.public(),
+        name: "Bo Member".into(),
+        issued_at: 1_700_000_000,
+    };
+    out.insert(
+        "roster-entry",
+        SignedStatement::sign(&roster, &admin).to_bytes(),
+    );
+    let approval = NodeApproval {
+        vault_id: vault,
+        node_id,
+        node: node.public(),
+        hardware: "rack 3, 2-core EPYC".into(),
+        model_sha256: [0x30; 32],
+        attestation: vec![],
+        issued_at: 1_700_000_000,
+        expires_at: 1_800_000_000,
+        revoked: false,
+    };
+    out.insert(
+        "node-approval",
+        SignedStatement::sign(&approval, &admin).to_bytes(),
+    );
+    let manifest = RecordingManifest {
+        vault_id: vault,
+        recording_id: recording,
+        uploader: member.fingerprint(),
+        roster_head: [0x21; 32],
+        created_at: 1_700_000_100,
+        ciphertext_len: 123_456,
+        ciphertext_sha256: [0x40; 32],
+        split: split.clone(),
+        sealed_metadata: b"(sealed metadata bytes)".to_vec(),
+    };
+    out.insert(
+        "recording-manifest",
+        SignedStatement::sign(&manifest, &member).to_bytes(),
+    );
+    let unlock = UnlockRequest {
+        vault_id: vault,
+        request_id: request,
+        subject: Subject::Recording(recording),
+        purpose: Purpose::Transcribe,
+        node_id,
+        requester: member.fingerprint(),
+        reason: "minutes for the board".into(),
+        created_at: 1_700_000_200,
+        expires_at: 1_700_086_600,
+    };
+    out.insert(
+        "unlock-request",
+        SignedStatement::sign(&unlock, &member).to_bytes(),
+    );
+    let approve = Vote {
+        vault_id: vault,
+        request_id: request,
+        request_digest: [0x50; 32],
+        voter: admin.fingerprint(),
+        decision: Decision::Approve {
+            resealed_share_sha256: [0x51; 32],
+        },
+        comment: String::new(),
+        issued_at: 1_700_000_300,
+    };
+    out.insert(
+        "vote-approve",
+        SignedStatement::sign(&approve, &admin).to_bytes(),
+    );
+    let deny = Vote {
+        decision: Decision::Deny,
+        comment: "not yet".into(),
+        ..approve
+    };
+    out.insert("vote-deny", SignedStatement::sign(&deny, &admin).to_bytes());
+    let transcript_manifest = TranscriptManifest {
+        vault_id: vault,
+        transcript_id: transcript,
+        recording_id: recording,
+        recording_manifest_digest: [0x60; 32],
+        request_id: request,
+        node_id,
+        model_sha256: [0x30; 32],
+        language: "en".into(),
+        created_at: 1_700_000_400,
+        ciphertext_len: 4_321,
+        ciphertext_sha256: [0x61; 32],
+        split,
+    };
+    out.insert(
+        "transcript-manifest",
+        SignedStatement::sign(&transcript_manifest, &node).to_bytes(),
+    );
+
+    let binding = ShareBinding {
+        vault_id: vault,
+        subject: Subject::Recording(recording),
+        recipient: split_key.recipient(),
+        threshold,
+        index: 2,
+        member: member.fingerprint(),
+    };
+    let share = Share::new(2, SecretBytes::new([0x77; 32])).unwrap();
+    out.insert("share-plaintext", encode_share(&binding, &share).to_vec());
+    out.insert("share-commitment", binding.commitment(&share).to_vec());
+    let request_binding = RequestBinding {
+        request_id: request,
+        node_id,
+        purpose: Purpose::Transcribe,
+        expires_at: 1_700_086_600,
+    };
+    out.insert(
+        "node-share-plaintext",
+        encode_node_share(&request_binding, &binding, &share).to_vec(),
+    );
+    let metadata = RecordingMetadata {
+        title: "Board meeting".into(),
+        started_at: Some(1_700_000_000),
+        ended_at: None,
+        media_type: "audio/ogg".into(),
+        attendees: vec!["Ada".into(), "Bo".into()],
+    };
+    out.insert("recording-metadata", metadata.encode().unwrap().to_vec());
+    out.insert("fingerprint", member.fingerprint().as_bytes().to_vec());
+    out
+}
+
+#[test]
+fn encodings_are_stable() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/wire-format.txt");
+    let actual: String = encodings()
+        .iter()
+        .map(|(name, bytes)| format!("{name} {}\n", hex::encode(bytes)))
+        .collect();
+    if std::env::var_os("QUORATE_BLESS").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&path).expect("golden file exists (QUORATE_BLESS=1 writes it)");
+    for (want, got) in expected.lines().zip(actual.lines()) {
+        assert_eq!(got, want, "wire format changed");
+    }
+    assert_eq!(expected.lines().count(), actual.lines().count());
+}
+
+#[test]
+fn golden_statements_verify_and_reject_any_single_bit_flip() {
+    for (name, bytes) in encodings() {
+        let Ok(signed) = SignedStatement::from_bytes(&bytes) else {
+            continue;
+        };
+        verify_any(&bytes).unwrap_or_else(|error| panic!("{name}: {error}"));
+        for position in (0..bytes.len()).step_by(7) {
+            let mut flipped = bytes.clone();
+            flipped[position] ^= 0x01;
+            assert!(
+                verify_any(&flipped).is_err(),
+                "{name}: flip at byte {position} still verifies"
+            );
+        }
+        assert_eq!(
+            SignedStatement::from_bytes(&signed.to_bytes()).unwrap(),
+            signed
+        );
+    }
+}
+
+#[test]
+fn fingerprint_short_form_is_stable() {
+    let member = fixed_identity(3, 4);
+    let fingerprint: Fingerprint = member.fingerprint();
+    let short = fingerprint.short();
+    assert_eq!(short, short.to_uppercase());
+    assert_eq!(
+        fingerprint.to_hex().parse::<Fingerprint>().unwrap(),
+        fingerprint
+    );
+}
