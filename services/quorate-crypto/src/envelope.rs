@@ -107,9 +107,28 @@ pub fn open_reader<R: Read>(
     unlocked.map_err(|error| header_error(error, what, passphrase))
 }
 
-/// Opens a binary or armoured age file with `key`; see [`open_reader`].
-pub fn decrypt_reader<R: Read>(input: R, key: &AgeSecretKey) -> Result<PlaintextReader<R>, Error> {
-    open_reader(input, Unlock::Keys(std::slice::from_ref(key)), "age file")
+/// Opens a binary or armoured age file with `key` for streaming, like [`open_reader`]. A
+/// binary file (every recording and transcript) is read without the armour layer and its
+/// extra buffering, which costs a quarter of the throughput.
+pub fn decrypt_reader<'a, R: BufRead + 'a>(
+    mut input: R,
+    key: &AgeSecretKey,
+) -> Result<Box<dyn Read + 'a>, Error> {
+    const WHAT: &str = "age file";
+    if !input.fill_buf()?.starts_with(b"age-encryption.org/") {
+        return Ok(Box::new(open_reader(
+            input,
+            Unlock::Keys(std::slice::from_ref(key)),
+            WHAT,
+        )?));
+    }
+    let decryptor =
+        age::Decryptor::new_buffered(input).map_err(|error| header_error(error, WHAT, false))?;
+    let identity = key.to_age();
+    let stream = decryptor
+        .decrypt(std::iter::once(&identity as _))
+        .map_err(|error| header_error(error, WHAT, false))?;
+    Ok(Box::new(stream))
 }
 
 /// Classifies an error met while reading the header and unwrapping the file key.
@@ -180,7 +199,7 @@ pub fn payload_error(error: io::Error, what: &'static str) -> Error {
 }
 
 /// Decrypts all of `input` into `output`. Returns `output` and the plaintext length.
-pub fn decrypt<R: Read, W: Write>(
+pub fn decrypt<R: BufRead, W: Write>(
     input: R,
     mut output: W,
     key: &AgeSecretKey,

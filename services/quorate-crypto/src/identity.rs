@@ -75,9 +75,26 @@ impl FromStr for Recipient {
 pub struct AgeSecretKey(SecretBytes<32>);
 
 impl AgeSecretKey {
-    /// A fresh key from the operating system's random number generator.
+    /// A fresh key from the operating system's random number generator, in clamped X25519
+    /// form (see [`AgeSecretKey::is_clamped`]).
     pub fn generate() -> Self {
-        Self(SecretBytes::random())
+        let mut bytes = SecretBytes::<32>::random();
+        let mut clamped = *bytes.expose_secret();
+        clamped[0] &= 0b1111_1000;
+        clamped[31] &= 0b0111_1111;
+        clamped[31] |= 0b0100_0000;
+        bytes = SecretBytes::new(clamped);
+        zeroize::Zeroize::zeroize(&mut clamped);
+        Self(bytes)
+    }
+
+    /// Whether the bytes are already in clamped X25519 form (low three bits clear, top bit
+    /// clear, second-highest bit set). X25519 ignores those five bits, so two keys that
+    /// differ only there have the same recipient: keys that are split must be clamped, so
+    /// that a rebuilt key which differs in them is caught as corrupt.
+    pub fn is_clamped(&self) -> bool {
+        let bytes = self.expose_secret();
+        bytes[0] & 0b0000_0111 == 0 && bytes[31] & 0b1100_0000 == 0b0100_0000
     }
 
     /// From the 32 secret bytes (any 32 bytes are a valid X25519 secret).

@@ -120,6 +120,12 @@ impl std::fmt::Debug for Share {
 
 /// Splits `key` into `threshold.n()` shares, any `threshold.k()` of which rebuild it.
 pub fn split(key: &AgeSecretKey, threshold: Threshold) -> Result<Vec<Share>, Error> {
+    if !key.is_clamped() {
+        return Err(Error::InvalidField {
+            field: "split key",
+            reason: "must be in clamped X25519 form (make it with AgeSecretKey::generate)",
+        });
+    }
     let n = threshold.n as usize;
     if threshold.k == 1 {
         // A constant polynomial: vsss-rs refuses k = 1, and every share is the key itself.
@@ -144,13 +150,14 @@ pub fn split(key: &AgeSecretKey, threshold: Threshold) -> Result<Vec<Share>, Err
             Share::new(bytes[0], SecretBytes::new(value))
         })
         .collect();
-    raw.iter_mut()
-        .for_each(|bytes| zeroize::Zeroize::zeroize(bytes));
+    zeroize::Zeroize::zeroize(&mut raw);
     shares
 }
 
 /// Rebuilds the key from at least k shares and checks it against `expected`, the
-/// recipient in the signed manifest. Given more than k shares of which one is bad, names
+/// recipient in the signed manifest, and that it is in clamped form (as every split key
+/// is: a share tampered only in bits X25519 ignores would otherwise rebuild a different key
+/// with the same recipient). Given more than k shares of which one is bad, names
 /// that share ([`Error::BadShare`]).
 pub fn combine(
     shares: &[Share],
@@ -175,8 +182,9 @@ pub fn combine(
             need: threshold.k as usize,
         });
     }
+    let is_right = |key: &AgeSecretKey| key.is_clamped() && key.recipient() == *expected;
     let rebuilt = interpolate(shares)?;
-    if rebuilt.recipient() == *expected {
+    if is_right(&rebuilt) {
         return Ok(rebuilt);
     }
     if shares.len() > threshold.k as usize {
@@ -188,7 +196,7 @@ pub fn combine(
                 .filter(|(position, _)| *position != left_out)
                 .map(|(_, share)| share.clone())
                 .collect();
-            if interpolate(&others)?.recipient() == *expected {
+            if is_right(&interpolate(&others)?) {
                 return Err(Error::BadShare { index: share.index });
             }
         }
@@ -206,9 +214,7 @@ fn interpolate(shares: &[Share]) -> Result<AgeSecretKey, Error> {
     let raw: Vec<Zeroizing<Vec<u8>>> = shares.iter().map(Share::to_vsss).collect();
     let mut plain: Vec<Vec<u8>> = raw.iter().map(|bytes| bytes.to_vec()).collect();
     let combined = vsss_rs::Gf256::combine_bytes(&plain).map(Zeroizing::new);
-    plain
-        .iter_mut()
-        .for_each(|bytes| zeroize::Zeroize::zeroize(bytes));
+    zeroize::Zeroize::zeroize(&mut plain);
     let combined = combined.map_err(|_| Error::Malformed { what: "share set" })?;
     let secret: [u8; 32] = combined
         .as_slice()
@@ -358,6 +364,28 @@ mod tests {
         assert!(Threshold::new(0, 3).is_err());
         assert!(Threshold::new(4, 3).is_err());
         assert!(Threshold::new(2, 256).is_err());
+    }
+
+    #[test]
+    fn only_clamped_keys_are_split() {
+        let unclamped = AgeSecretKey::from_secret(SecretBytes::new([0xFF; 32]));
+        assert!(!unclamped.is_clamped());
+        assert!(split(&unclamped, Threshold::new(2, 3).unwrap()).is_err());
+        assert!(AgeSecretKey::generate().is_clamped());
+    }
+
+    #[test]
+    fn a_change_in_ignored_bits_is_still_caught() {
+        let key = AgeSecretKey::generate();
+        let threshold = Threshold::new(1, 3).unwrap();
+        let mut shares = split(&key, threshold).unwrap();
+        let mut bytes = *shares[0].expose_secret();
+        bytes[0] ^= 1; // a bit X25519 clamps away: same recipient
+        shares[0] = Share::new(1, SecretBytes::new(bytes)).unwrap();
+        assert!(matches!(
+            combine(&shares, threshold, &key.recipient()),
+            Err(Error::BadShare { index: 1 })
+        ));
     }
 
     #[test]

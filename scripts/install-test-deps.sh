@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs, when they are missing. Safe to run
+# again: it does nothing when everything is present.
+set -euo pipefail
+
+# Debian packages, as "command package" pairs.
+needed=(
+  "age age"              # the Go reference implementation, the interop oracle
+  "age-keygen age"
+)
+
+missing=()
+for pair in "${needed[@]}"; do
+  read -r command package <<<"$pair"
+  command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "==> installing Debian packages: $packages"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "error: need root or sudo to install: $packages" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null

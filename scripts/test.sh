@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test, on a fresh machine too: installs what the tests need when it
+# is missing, then formatting, clippy (warnings denied), the no-I/O check of the protocol
+# crate, and all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+scripts/install-test-deps.sh
+
+step "formatting"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "protocol crate has no I/O"
+scripts/check-crypto-deps.sh
+
+step "fuzz targets compile (stable toolchain, no nightly needed)"
+(cd fuzz && cargo check --locked --bins -q)
+
+step "tests"
+cargo test --workspace --locked
