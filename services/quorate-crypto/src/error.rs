@@ -171,3 +171,14 @@ pub enum Error {
     #[error("stream I/O failed: {0}")]
     Io(#[from] io::Error),
 }
+
+impl Error {
+    /// `Ok` when every `(field, equal)` pair is equal; otherwise a
+    /// [`Error::BindingMismatch`] naming the first field that differs.
+    pub(crate) fn first_mismatch(fields: &[(&'static str, bool)]) -> Result<(), Error> {
+        match fields.iter().find(|(_, equal)| !equal) {
+            Some((field, _)) => Err(Error::BindingMismatch { field }),
+            None => Ok(()),
+        }
+    }
+}

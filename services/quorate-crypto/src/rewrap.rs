@@ -115,10 +115,7 @@ impl RequestBinding {
             ("purpose", self.purpose == expected.purpose),
             ("expiry", self.expires_at == expected.expires_at),
         ];
-        match fields.iter().find(|(_, equal)| !equal) {
-            Some((field, _)) => Err(Error::BindingMismatch { field }),
-            None => Ok(()),
-        }
+        Error::first_mismatch(&fields)
     }
 }
 

@@ -286,10 +286,7 @@ impl ShareBinding {
             ("share index", self.index == expected.index),
             ("member", self.member == expected.member),
         ];
-        match fields.iter().find(|(_, equal)| !equal) {
-            Some((field, _)) => Err(Error::BindingMismatch { field }),
-            None => Ok(()),
-        }
+        Error::first_mismatch(&fields)
     }
 
     /// The commitment to `share` that the manifest carries for this binding's member.
