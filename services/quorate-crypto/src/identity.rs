@@ -184,20 +184,7 @@ impl Fingerprint {
 
     /// The short form people compare: 24 base32 characters in six groups of four.
     pub fn short(&self) -> String {
-        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let mut chars = String::with_capacity(29);
-        for chunk in self.0[..15].chunks(5) {
-            let bits = chunk
-                .iter()
-                .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
-            for position in (0..8).rev() {
-                if chars.len() % 5 == 4 {
-                    chars.push('-');
-                }
-                chars.push(ALPHABET[((bits >> (position * 5)) & 31) as usize] as char);
-            }
-        }
-        chars
+        grouped_base32(self.0[..15].try_into().expect("32 bytes hold 15"))
     }
 
     /// Whether `text` (a short form or any prefix of it, in any case, with or without the
@@ -215,6 +202,25 @@ impl Fingerprint {
         let short: String = self.short().chars().filter(|c| *c != '-').collect();
         wanted.len() >= 8 && short.starts_with(&wanted)
     }
+}
+
+/// 15 bytes as 24 base32 characters (RFC 4648 alphabet) in six dash-separated groups of
+/// four: the form of fingerprints and of codes people type.
+pub fn grouped_base32(bytes: &[u8; 15]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut chars = String::with_capacity(29);
+    for chunk in bytes.chunks(5) {
+        let bits = chunk
+            .iter()
+            .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+        for position in (0..8).rev() {
+            if chars.len() % 5 == 4 {
+                chars.push('-');
+            }
+            chars.push(ALPHABET[((bits >> (position * 5)) & 31) as usize] as char);
+        }
+    }
+    chars
 }
 
 impl fmt::Display for Fingerprint {

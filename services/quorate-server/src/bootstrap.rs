@@ -1,0 +1,136 @@
+//! First start: a server with no vault creates one, and any vault still waiting for its first
+//! admin gets a fresh one-time enrolment code (the previous unused one is withdrawn, so the
+//! code the operator last saw is the one that works). Codes are stored only as hashes.
+
+use quorate_crypto::{VaultId, identity::grouped_base32};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use zeroize::Zeroizing;
+
+use crate::db::{Db, DbError};
+
+/// A code to print once for the operator: it is never stored in clear.
+#[derive(Clone)]
+pub struct EnrolmentCode {
+    /// The vault it enrols the first admin of.
+    pub vault_id: VaultId,
+    /// The code, as people type it.
+    pub code: Zeroizing<String>,
+    /// When it stops working, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for EnrolmentCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EnrolmentCode({}, [REDACTED], expires {})",
+            self.vault_id, self.expires_at
+        )
+    }
+}
+
+/// The hash stored for a code: SHA-256 of its letters, upper-cased, without dashes or spaces.
+pub fn code_hash(code: &str) -> Vec<u8> {
+    let normalised: Zeroizing<String> = Zeroizing::new(
+        code.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_uppercase(),
+    );
+    Sha256::digest(normalised.as_bytes()).to_vec()
+}
+
+fn new_code() -> Zeroizing<String> {
+    let mut bytes = [0u8; 15];
+    rand_core::Rng::fill_bytes(&mut rand_core::UnwrapErr(rand::rngs::SysRng), &mut bytes);
+    let code = Zeroizing::new(grouped_base32(&bytes));
+    zeroize::Zeroize::zeroize(&mut bytes);
+    code
+}
+
+/// Creates the first vault if there is none (once, even with several servers starting),
+/// then issues a fresh first-admin code for every vault that still has no admin.
+pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>, DbError> {
+    let mut transaction = db.pool().begin().await?;
+    let claimed = sqlx::query(
+        "INSERT INTO server_once (name, done_at) VALUES ('first-vault', $1) ON CONFLICT DO NOTHING",
+    )
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if claimed == 1 {
+        sqlx::query("INSERT INTO vaults (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(VaultId::random().to_string())
+            .bind("First vault")
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+
+    let waiting = sqlx::query(
+        "SELECT id FROM vaults v WHERE NOT EXISTS (
+             SELECT 1 FROM enrolment_codes c
+             WHERE c.vault_id = v.id AND c.purpose = 'first-admin' AND c.used_at IS NOT NULL)
+         ORDER BY created_at",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut codes = Vec::new();
+    for row in waiting {
+        let id: String = row.try_get("id")?;
+        let vault_id: VaultId = id
+            .parse()
+            .map_err(|_| sqlx::Error::Decode("vault id is not a UUID".into()))?;
+        let code = new_code();
+        let expires_at = now + code_ttl;
+        let mut transaction = db.pool().begin().await?;
+        sqlx::query("DELETE FROM enrolment_codes WHERE vault_id = $1 AND purpose = 'first-admin' AND used_at IS NULL")
+            .bind(&id)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at)
+             VALUES ($1, $2, 'first-admin', $3, $4)",
+        )
+        .bind(code_hash(&code))
+        .bind(&id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        codes.push(EnrolmentCode {
+            vault_id,
+            code,
+            expires_at,
+        });
+    }
+    Ok(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_hash_the_same_however_typed() {
+        assert_eq!(code_hash("ABCD-EFGH"), code_hash("abcd efgh"));
+        assert_ne!(code_hash("ABCD-EFGH"), code_hash("ABCD-EFGI"));
+        let code = new_code();
+        assert_eq!(code.len(), 29);
+        assert!(
+            !format!(
+                "{:?}",
+                EnrolmentCode {
+                    vault_id: VaultId::random(),
+                    code: code.clone(),
+                    expires_at: 0
+                }
+            )
+            .contains(code.as_str())
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Configuration in layers: defaults, then a TOML file, then `QUORATE_*` environment
+//! variables, then command-line flags. Nothing is written to disk to configure the server.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// One layer: every setting optional, so layers merge field by field.
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the SQLite database and the local object store
+    /// [default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: SQLite in the data folder].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// `file://PATH` or `s3://BUCKET` [default: the `objects` folder in the data folder].
+    #[arg(long)]
+    pub object_store: Option<String>,
+    /// How long a first-admin enrolment code stays valid, in seconds [default: 86400].
+    #[arg(long)]
+    pub enrolment_code_ttl: Option<i64>,
+}
+
+impl Settings {
+    /// Reads a TOML layer.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::File(error.message().to_owned()))
+    }
+
+    /// Reads the `QUORATE_*` environment layer through `lookup` (the real environment in
+    /// `main`, a map in tests).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let parse = |name: &'static str| lookup(name).filter(|value| !value.is_empty());
+        Ok(Self {
+            listen: parse("QUORATE_LISTEN")
+                .map(|v| {
+                    v.parse().map_err(|_| ConfigError::Invalid {
+                        name: "QUORATE_LISTEN",
+                        value: v,
+                    })
+                })
+                .transpose()?,
+            data_dir: parse("QUORATE_DATA_DIR").map(PathBuf::from),
+            database_url: parse("QUORATE_DATABASE_URL"),
+            object_store: parse("QUORATE_OBJECT_STORE"),
+            enrolment_code_ttl: parse("QUORATE_ENROLMENT_CODE_TTL")
+                .map(|v| {
+                    v.parse().map_err(|_| ConfigError::Invalid {
+                        name: "QUORATE_ENROLMENT_CODE_TTL",
+                        value: v,
+                    })
+                })
+                .transpose()?,
+        })
+    }
+
+    /// This layer with `over` on top.
+    pub fn merge(self, over: Settings) -> Settings {
+        Settings {
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            database_url: over.database_url.or(self.database_url),
+            object_store: over.object_store.or(self.object_store),
+            enrolment_code_ttl: over.enrolment_code_ttl.or(self.enrolment_code_ttl),
+        }
+    }
+
+    /// Fills in defaults and checks the result.
+    pub fn resolve(
+        self,
+        home: Option<PathBuf>,
+        xdg_data_home: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let data_dir = match self.data_dir {
+            Some(dir) => dir,
+            None => xdg_data_home
+                .or_else(|| home.map(|home| home.join(".local/share")))
+                .ok_or(ConfigError::NoDataDir)?
+                .join("quorate"),
+        };
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("quorate.db").display()));
+        let object_store = self
+            .object_store
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let enrolment_code_ttl = self.enrolment_code_ttl.unwrap_or(86_400);
+        if enrolment_code_ttl <= 0 {
+            return Err(ConfigError::Invalid {
+                name: "enrolment-code-ttl",
+                value: enrolment_code_ttl.to_string(),
+            });
+        }
+        Ok(Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url: SecretUrl(database_url),
+            object_store: SecretUrl(object_store),
+            enrolment_code_ttl,
+        })
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The database URL (its password is never printed).
+    pub database_url: SecretUrl,
+    /// The object store URL (its credentials are never printed).
+    pub object_store: SecretUrl,
+    /// Lifetime of first-admin enrolment codes, seconds.
+    pub enrolment_code_ttl: i64,
+}
+
+/// A URL that may hold a password: `Debug` and `Display` show it with the password masked.
+#[derive(Clone)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, password included.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // scheme://user:password@host... -> scheme://user:***@host...
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let credentials = &self.0[scheme_end + 3..at];
+                let user = credentials.split(':').next().unwrap_or_default();
+                let masked = if credentials.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                };
+                write!(f, "{}{masked}{}", &self.0[..scheme_end + 3], &self.0[at..])
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// What is wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML file does not parse or has an unknown setting.
+    #[error("configuration file: {0}")]
+    File(String),
+    /// A value does not parse.
+    #[error("{name}: {value:?} is not valid")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// No data folder given and no home folder to put one in.
+    #[error("no data folder: set --data-dir or QUORATE_DATA_DIR")]
+    NoDataDir,
+}
+
+/// The documented example printed by `quorate-server default-config`.
+pub const EXAMPLE: &str = r#"# Quorate server configuration. Every setting is optional; each can also be set with a
+# QUORATE_* environment variable (QUORATE_LISTEN, QUORATE_DATA_DIR, ...) or a flag
+# (--listen, --data-dir, ...). Flags win over the environment, which wins over this file.
+
+# Address the API listens on.
+listen = "127.0.0.1:8080"
+
+# Folder for the default SQLite database and local object store.
+# Default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate.
+# data-dir = "/var/lib/quorate"
+
+# Database: sqlite://PATH (default, in the data folder) or postgres://USER:PASSWORD@HOST/DB.
+# The password is never logged.
+# database-url = "postgres://quorate:secret@127.0.0.1/quorate"
+
+# Object store for recordings and transcripts: file://PATH (default) or s3://BUCKET.
+# object-store = "file:///var/lib/quorate/objects"
+
+# How long the first admin's one-time enrolment code stays valid, in seconds.
+enrolment-code-ttl = 86400
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_merge_in_order() {
+        let file =
+            Settings::from_toml("listen = \"127.0.0.1:9000\"\nenrolment-code-ttl = 60\n").unwrap();
+        let env = Settings::from_env(|name| {
+            (name == "QUORATE_LISTEN").then(|| "127.0.0.1:9001".to_owned())
+        })
+        .unwrap();
+        let flags = Settings {
+            data_dir: Some("/tmp/q".into()),
+            ..Settings::default()
+        };
+        let config = Settings::default()
+            .merge(file)
+            .merge(env)
+            .merge(flags)
+            .resolve(None, None)
+            .unwrap();
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.enrolment_code_ttl, 60);
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite:///tmp/q/quorate.db"
+        );
+    }
+
+    #[test]
+    fn the_example_parses_and_unknown_settings_are_refused() {
+        Settings::from_toml(EXAMPLE).unwrap();
+        assert!(Settings::from_toml("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let url = SecretUrl::new("postgres://quorate:hunter2@db/quorate");
+        let shown = format!("{url} {url:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("quorate:***@db"));
+    }
+}

@@ -1,0 +1,138 @@
+//! The database: SQLite (WAL) or PostgreSQL, chosen by the URL's scheme, reached through
+//! sqlx's `Any` driver so each query is written once (with `$N` placeholders, which both
+//! accept). Migrations live per backend under `migrations/`, with the same version numbers.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::AnyPoolOptions,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode},
+};
+
+use crate::config::SecretUrl;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A connection pool with its backend.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The URL's scheme is neither SQLite nor PostgreSQL.
+    #[error("unsupported database URL {0}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(SecretUrl),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+impl Db {
+    /// Connects to `url`. For SQLite the file (and its folder) is created when missing.
+    pub async fn connect(url: &SecretUrl) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let text = url.expose_secret();
+        let backend = if text.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if text.starts_with("postgres:") || text.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(DbError::UnsupportedUrl(url.clone()));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let sqlite = SqliteConnectOptions::from_str(text)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                if let Some(folder) = sqlite
+                    .get_filename()
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(folder).map_err(|source| DbError::Folder {
+                        path: folder.display().to_string(),
+                        source,
+                    })?;
+                }
+                // Opening once with the SQLite options creates the file in WAL mode; the Any
+                // pool then reuses it, with the pragmas set again on every connection.
+                sqlx::SqlitePool::connect_with(sqlite).await?.close().await;
+                options
+                    .max_connections(4)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection
+                                .execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(text)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(text).await?,
+        };
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,72 @@
+//! The Quorate API server as a library: `main` parses arguments, loads the configuration and
+//! calls [`App::start`] then [`App::serve`]; tests call the same functions on port 0.
+//!
+//! The server stores ciphertext, sealed shares, signed statements and blind tokens. It holds
+//! no key and sees no plaintext; every statement it stores it verifies with
+//! `quorate-crypto`, but no client relies on that.
+
+pub mod bootstrap;
+pub mod config;
+pub mod db;
+pub mod error;
+mod routes;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use crate::{bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError};
+
+/// Shared state of a running server.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    /// Serving failed.
+    #[error("serving failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+impl App {
+    /// Connects to the database, applies migrations and runs the first-start bootstrap.
+    /// Returns the enrolment codes to show the operator.
+    pub async fn start(config: Config) -> Result<(Self, Vec<EnrolmentCode>), StartError> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        let codes = bootstrap::run(&db, now(), config.enrolment_code_ttl).await?;
+        Ok((Self { db, config }, codes))
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
+    /// in flight and closes the database.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let db = self.db.clone();
+        axum::serve(listener, routes::router(self))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        db.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! `quorate-server`: parses arguments, loads the configuration, installs tracing and runs.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use quorate_server::{
+    App, Db,
+    config::{self, Settings},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorate-server",
+    version,
+    about = "The Quorate API server: holds ciphertext, never a key."
+)]
+struct Cli {
+    /// A TOML configuration file (see `default-config`).
+    #[arg(long, env = "QUORATE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a documented example configuration.
+    DefaultConfig,
+}
+
+fn load(cli: &Cli) -> Result<config::Config, String> {
+    let file = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                format!(
+                    "cannot read the configuration file {}: {error}",
+                    path.display()
+                )
+            })?;
+            Settings::from_toml(&text).map_err(|error| format!("{}: {error}", path.display()))?
+        }
+        None => Settings::default(),
+    };
+    let env =
+        Settings::from_env(|name| std::env::var(name).ok()).map_err(|error| error.to_string())?;
+    Settings::default()
+        .merge(file)
+        .merge(env)
+        .merge(cli.settings.clone())
+        .resolve(
+            std::env::var_os("HOME").map(PathBuf::from),
+            std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+        )
+        .map_err(|error| error.to_string())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if matches!(cli.command, Some(Command::DefaultConfig)) {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    let config = load(&cli)?;
+    if matches!(cli.command, Some(Command::Migrate)) {
+        let db = Db::connect(&config.database_url)
+            .await
+            .map_err(|error| error.to_string())?;
+        db.migrate().await.map_err(|error| error.to_string())?;
+        println!("migrations applied to {}", config.database_url);
+        return Ok(());
+    }
+    let listen = config.listen;
+    tracing::info!(database = %config.database_url, objects = %config.object_store, "starting");
+    let (app, codes) = App::start(config)
+        .await
+        .map_err(|error| error.to_string())?;
+    let hours = app.config.enrolment_code_ttl as f64 / 3600.0;
+    for code in &codes {
+        println!(
+            "\nFirst-admin enrolment code for vault {}:\n\n    {}\n\nIt works once, within {hours:.1} hours (until Unix time {}); restarting the server\nreplaces it. Enrol with:\n    quorate enroll --server http://{listen} --code {}\n",
+            code.vault_id,
+            code.code.as_str(),
+            code.expires_at,
+            code.code.as_str(),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            format!("cannot listen on {listen}: {error} (choose another with --listen)")
+        })?;
+    tracing::info!(%listen, "listening");
+    app.serve(listener, shutdown_signal())
+        .await
+        .map_err(|error| error.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! First start, health, restart and concurrent start, on SQLite and on PostgreSQL.
+
+mod common;
+
+use common::{BACKENDS, TestDb, TestServer};
+use quorate_server::bootstrap::code_hash;
+use sqlx::Row;
+
+async fn count(server: &TestServer, sql: &'static str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn first_start_creates_one_vault_and_a_code_that_a_restart_replaces() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let server = TestServer::start(&db).await;
+        assert_eq!(server.codes.len(), 1, "{backend:?}");
+        let first = server.codes[0].clone();
+        assert_eq!(count(&server, "SELECT COUNT(*) FROM vaults").await, 1);
+
+        // Only the hash is stored.
+        let stored = sqlx::query("SELECT code_hash FROM enrolment_codes")
+            .fetch_all(server.app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            stored[0].try_get::<Vec<u8>, _>(0).unwrap(),
+            code_hash(&first.code)
+        );
+
+        let client = reqwest::Client::new();
+        let health = client.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = client.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let missing = client
+            .get(server.url("/api/v1/nothing"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        let body: serde_json::Value = missing.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+        server.stop().await;
+
+        let again = TestServer::start(&db).await;
+        assert_eq!(
+            count(&again, "SELECT COUNT(*) FROM vaults").await,
+            1,
+            "{backend:?}: no second vault"
+        );
+        assert_eq!(again.codes.len(), 1);
+        assert_eq!(again.codes[0].vault_id, first.vault_id);
+        assert_ne!(again.codes[0].code.as_str(), first.code.as_str());
+        assert_eq!(
+            count(&again, "SELECT COUNT(*) FROM enrolment_codes").await,
+            1,
+            "the old code is withdrawn"
+        );
+        again.stop().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn servers_starting_together_create_exactly_one_vault() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        // The first start migrates; then four servers race their bootstrap on it.
+        let config = || db.settings().resolve(None, None).unwrap();
+        let (app, _) = quorate_server::App::start(config()).await.unwrap();
+        sqlx::query("DELETE FROM enrolment_codes")
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM vaults")
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM server_once")
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        let starts = (0..4).map(|_| quorate_server::App::start(config()));
+        let results = futures_join_all(starts).await;
+        for result in &results {
+            assert!(result.is_ok(), "{backend:?}: {:?}", result.as_ref().err());
+        }
+        let vaults: i64 = sqlx::query("SELECT COUNT(*) FROM vaults")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(vaults, 1, "{backend:?}");
+        app.db.close().await;
+        for (started, _) in results.into_iter().flatten() {
+            started.db.close().await;
+        }
+        db.drop_database().await;
+    }
+}
+
+/// Runs the futures concurrently on the runtime and collects their results in order.
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    results
+}

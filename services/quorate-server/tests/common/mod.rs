@@ -1,0 +1,139 @@
+//! Test harness: a real server on port 0 over a fresh database — a SQLite file in a
+//! temporary folder, or a new PostgreSQL database on 127.0.0.1:5432 (override with
+//! `QUORATE_TEST_POSTGRES_URL`, which must name a database the tests may create others from).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use quorate_server::{
+    App, EnrolmentCode,
+    config::{SecretUrl, Settings},
+};
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+fn postgres_admin_url() -> String {
+    std::env::var("QUORATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database of its own for one test; [`TestDb::drop_database`] removes a PostgreSQL one.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: SecretUrl,
+    pub folder: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", folder.path().join("quorate.db").display());
+                Self {
+                    backend,
+                    url: SecretUrl::new(url),
+                    folder,
+                    postgres_name: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("quorate_test_{}", uuid::Uuid::new_v4().simple());
+                let mut connection =
+                    sqlx::PgConnection::connect(&admin)
+                        .await
+                        .unwrap_or_else(|error| {
+                            panic!("PostgreSQL at {admin} is needed for these tests: {error}")
+                        });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                let base = admin.rsplit_once('/').unwrap().0;
+                Self {
+                    backend,
+                    url: SecretUrl::new(format!("{base}/{name}")),
+                    folder,
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(self.folder.path().to_owned()),
+            database_url: Some(self.url.expose_secret().to_owned()),
+            ..Settings::default()
+        }
+    }
+
+    pub async fn drop_database(self) {
+        if let Some(name) = &self.postgres_name {
+            let mut connection = sqlx::PgConnection::connect(&postgres_admin_url())
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// A running server.
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub codes: Vec<EnrolmentCode>,
+    pub app: App,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(db: &TestDb) -> Self {
+        let config = db.settings().resolve(None, None).unwrap();
+        let (app, codes) = App::start(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = app.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            address,
+            codes,
+            app,
+            stop,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
