@@ -5,9 +5,11 @@
 //! no key and sees no plaintext; every statement it stores it verifies with
 //! `quorate-crypto`, but no client relies on that.
 
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
+mod enrol;
 pub mod error;
 mod routes;
 

@@ -1,15 +1,33 @@
 //! The HTTP routes.
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
+    routing::{get, post},
+};
 use serde_json::{Value, json};
 
-use crate::{App, error::ApiError};
+use crate::{App, auth, enrol, error::ApiError};
+
+/// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
+const JSON_BODY_LIMIT: usize = 1 << 20;
 
 pub(crate) fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/enrol/first-admin", post(enrol::first_admin))
+        .route("/auth/challenge", post(auth::challenge))
+        .route(
+            "/auth/session",
+            post(auth::create_session).delete(auth::delete_session),
+        )
+        .route("/me", get(auth::me))
+        .route("/vaults/{vault}/roster", get(enrol::roster))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .fallback(|| async { ApiError::NotFound })
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found() })
         .with_state(app)
 }
 

@@ -1,0 +1,109 @@
+//! The JSON bodies of the Quorate HTTP API (`/api/v1`), shared by the server and the typed
+//! client so that both sides agree by construction. Binary values (signed statements,
+//! sealed data) travel as standard base64; Ed25519 public keys as unpadded base64url;
+//! age recipients as `age1…`; IDs as UUIDs; times as Unix seconds.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error: a stable machine-readable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable (`not_found`, `invalid_code`, ...).
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// A party's public keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeys {
+    /// The age recipient, `age1…`.
+    pub recipient: String,
+    /// The Ed25519 verifying key, unpadded base64url.
+    pub verifying_key: String,
+}
+
+/// `POST /api/v1/enrol/first-admin`: redeem the bootstrap code with a self-signed genesis
+/// roster entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstAdminEnrolment {
+    /// The one-time code the server printed.
+    pub code: String,
+    /// The genesis roster entry (a signed statement), base64.
+    pub genesis: String,
+}
+
+/// The answer to an enrolment: what the device pins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The vault.
+    pub vault_id: String,
+    /// Hex SHA-256 digest of the genesis roster entry: the device pins it.
+    pub roster_genesis: String,
+    /// The enrolled party's fingerprint (hex).
+    pub fingerprint: String,
+}
+
+/// `GET /api/v1/vaults/{vault}/roster`: the signed chain, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterChain {
+    /// The vault.
+    pub vault_id: String,
+    /// Signed roster entries, base64, sequence 0 first.
+    pub entries: Vec<String>,
+}
+
+/// `POST /api/v1/auth/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The vault to sign in to.
+    pub vault_id: String,
+    /// The fingerprint (hex) of the member or node signing in.
+    pub fingerprint: String,
+}
+
+/// A single-use sign-in challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Which challenge.
+    pub challenge_id: String,
+    /// The nonce to sign, base64.
+    pub nonce: String,
+    /// When it stops working.
+    pub expires_at: i64,
+}
+
+/// `POST /api/v1/auth/session`: the signed challenge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The challenge answered.
+    pub challenge_id: String,
+    /// Ed25519 signature over the sign-in message for the nonce, base64.
+    pub signature: String,
+}
+
+/// A session: send the token as `Authorization: Bearer …`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The bearer token (256 random bits, base64url). The server keeps only its hash.
+    pub token: String,
+    /// When it expires; sign in again then.
+    pub expires_at: i64,
+}
+
+/// `GET /api/v1/me`: who a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    /// The vault.
+    pub vault_id: String,
+    /// The member's fingerprint (hex).
+    pub fingerprint: String,
+    /// Their name.
+    pub name: String,
+    /// `admin` or `member`.
+    pub role: String,
+}

@@ -1,0 +1,207 @@
+//! Sign-in (challenge-response with Ed25519) and the session extractor.
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{StatusCode, request::Parts},
+    response::IntoResponse,
+};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use quorate_api::{Challenge, ChallengeRequest, Me, Session, SessionRequest};
+use quorate_crypto::{PublicIdentity, VaultId, identity::verify_challenge};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{App, error::ApiError, error::ApiJson, now};
+
+/// How long a challenge may be answered.
+const CHALLENGE_TTL: i64 = 60;
+/// How long a session lasts.
+pub const SESSION_TTL: i64 = 12 * 3600;
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand_core::Rng::fill_bytes(&mut rand_core::UnwrapErr(rand::rngs::SysRng), &mut bytes);
+    bytes
+}
+
+fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("invalid_vault_id", "vault_id must be a UUID"))
+}
+
+/// `POST /api/v1/auth/challenge`.
+pub(crate) async fn challenge(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<ChallengeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let vault_id = parse_vault(&body.vault_id)?;
+    let known = sqlx::query(
+        "SELECT 1 FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
+    )
+    .bind(vault_id.to_string())
+    .bind(body.fingerprint.to_ascii_lowercase())
+    .fetch_optional(app.db.pool())
+    .await?;
+    if known.is_none() {
+        return Err(ApiError::unauthorized(
+            "unknown_member",
+            "no active member or node with that fingerprint in this vault",
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let nonce: [u8; 32] = random_bytes();
+    let expires_at = now() + CHALLENGE_TTL;
+    sqlx::query("INSERT INTO sign_in_challenges (id, vault_id, fingerprint, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id)
+        .bind(vault_id.to_string())
+        .bind(body.fingerprint.to_ascii_lowercase())
+        .bind(nonce.to_vec())
+        .bind(expires_at)
+        .execute(app.db.pool())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Challenge {
+            challenge_id: id,
+            nonce: STANDARD.encode(nonce),
+            expires_at,
+        }),
+    ))
+}
+
+/// `POST /api/v1/auth/session`: the challenge is consumed whatever the outcome.
+pub(crate) async fn create_session(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<SessionRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let refused = || {
+        ApiError::unauthorized(
+            "sign_in_failed",
+            "the challenge is unknown, used or expired, or the signature does not verify: ask for a new challenge",
+        )
+    };
+    let row = sqlx::query("DELETE FROM sign_in_challenges WHERE id = $1 RETURNING vault_id, fingerprint, nonce, expires_at")
+        .bind(&body.challenge_id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(refused)?;
+    let vault_id: String = row.try_get("vault_id")?;
+    let fingerprint: String = row.try_get("fingerprint")?;
+    let nonce: Vec<u8> = row.try_get("nonce")?;
+    if row.try_get::<i64, _>("expires_at")? < now() {
+        return Err(refused());
+    }
+    let member = sqlx::query(
+        "SELECT verifying_key, recipient FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
+    )
+    .bind(&vault_id)
+    .bind(&fingerprint)
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(refused)?;
+    let key: Vec<u8> = member.try_get("verifying_key")?;
+    let recipient: String = member.try_get("recipient")?;
+    let public = PublicIdentity::from_text(&recipient, &URL_SAFE_NO_PAD.encode(&key))
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    let signature = STANDARD.decode(&body.signature).map_err(|_| refused())?;
+    if !verify_challenge(&public, &nonce, &signature) {
+        return Err(refused());
+    }
+    let token: [u8; 32] = random_bytes();
+    let token_text = URL_SAFE_NO_PAD.encode(token);
+    let expires_at = now() + SESSION_TTL;
+    sqlx::query("INSERT INTO sessions (token_hash, vault_id, fingerprint, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(Sha256::digest(token_text.as_bytes()).to_vec())
+        .bind(&vault_id)
+        .bind(&fingerprint)
+        .bind(now())
+        .bind(expires_at)
+        .execute(app.db.pool())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Session {
+            token: token_text,
+            expires_at,
+        }),
+    ))
+}
+
+/// A request made with a valid session of an active member.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// The member's fingerprint (hex).
+    pub fingerprint: String,
+    /// Their name.
+    pub name: String,
+    /// `admin` or `member`.
+    pub role: String,
+    token_hash: Vec<u8>,
+}
+
+impl FromRequestParts<App> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let missing = || {
+            ApiError::unauthorized(
+                "unauthenticated",
+                "sign in and send the session as Authorization: Bearer TOKEN",
+            )
+        };
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(missing)?;
+        let token_hash = Sha256::digest(token.trim().as_bytes()).to_vec();
+        let row = sqlx::query(
+            "SELECT s.vault_id, s.fingerprint, m.name, m.role FROM sessions s
+             JOIN members m ON m.vault_id = s.vault_id AND m.fingerprint = s.fingerprint
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND m.status = 'active'",
+        )
+        .bind(&token_hash)
+        .bind(now())
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(missing)?;
+        let vault: String = row.try_get("vault_id")?;
+        Ok(Self {
+            vault_id: vault
+                .parse()
+                .map_err(|error| ApiError::Internal(Box::new(error)))?,
+            fingerprint: row.try_get("fingerprint")?,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+            token_hash,
+        })
+    }
+}
+
+/// `GET /api/v1/me`.
+pub(crate) async fn me(who: Authenticated) -> axum::Json<Me> {
+    axum::Json(Me {
+        vault_id: who.vault_id.to_string(),
+        fingerprint: who.fingerprint,
+        name: who.name,
+        role: who.role,
+    })
+}
+
+/// `DELETE /api/v1/auth/session`: log out.
+pub(crate) async fn delete_session(
+    State(app): State<App>,
+    who: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(&who.token_hash)
+        .execute(app.db.pool())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

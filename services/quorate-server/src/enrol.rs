@@ -1,0 +1,135 @@
+//! Enrolment of the first admin, and the roster chain.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::{Enrolled, FirstAdminEnrolment, RosterChain};
+use quorate_crypto::{
+    VaultId,
+    roster::Roster,
+    statement::{Role, SignedStatement},
+};
+use sqlx::Row;
+
+use crate::{App, auth::Authenticated, bootstrap::code_hash, error::ApiError, error::ApiJson, now};
+
+/// `POST /api/v1/enrol/first-admin`: redeems the bootstrap code. In one transaction: the code
+/// is marked used, the genesis entry stored, the admin made an active member.
+pub(crate) async fn first_admin(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<FirstAdminEnrolment>,
+) -> Result<impl IntoResponse, ApiError> {
+    let invalid_code = || {
+        ApiError::bad_request(
+            "invalid_code",
+            "the enrolment code is unknown, used or expired: ask the operator to restart the server for a new one",
+        )
+    };
+    let bytes = STANDARD
+        .decode(&body.genesis)
+        .map_err(|_| ApiError::bad_request("invalid_statement", "genesis must be base64"))?;
+    let genesis = SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)?;
+    let now = now();
+
+    let mut transaction = app.db.pool().begin().await?;
+    let code = sqlx::query(
+        "SELECT vault_id FROM enrolment_codes
+         WHERE code_hash = $1 AND purpose = 'first-admin' AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(code_hash(&body.code))
+    .bind(now)
+    .fetch_optional(&mut *transaction)
+    .await?
+    .ok_or_else(invalid_code)?;
+    let vault_text: String = code.try_get("vault_id")?;
+    let vault_id: VaultId = vault_text
+        .parse()
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+
+    let roster = Roster::verify(vault_id, std::slice::from_ref(&genesis), None)
+        .map_err(ApiError::invalid_statement)?;
+    let admin = &roster.members()[0];
+    debug_assert_eq!(admin.role, Role::Admin);
+
+    let used = sqlx::query(
+        "UPDATE enrolment_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(code_hash(&body.code))
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if used != 1 {
+        return Err(invalid_code());
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at)
+         VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(&vault_text)
+    .bind(genesis.to_bytes())
+    .bind(genesis.digest().to_vec())
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if inserted != 1 {
+        return Err(ApiError::conflict(
+            "already_enrolled",
+            "this vault already has its first admin",
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO members (vault_id, fingerprint, verifying_key, recipient, name, role, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'admin', 'active', $6)",
+    )
+    .bind(&vault_text)
+    .bind(admin.fingerprint.to_hex())
+    .bind(admin.public.verifying_key.as_bytes().to_vec())
+    .bind(admin.public.recipient.to_string())
+    .bind(&admin.name)
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    tracing::info!(vault = %vault_id, "first admin enrolled");
+
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Enrolled {
+            vault_id: vault_text,
+            roster_genesis: hex::encode(genesis.digest()),
+            fingerprint: admin.fingerprint.to_hex(),
+        }),
+    ))
+}
+
+/// `GET /api/v1/vaults/{vault}/roster`: the signed chain, for the member's device to verify.
+pub(crate) async fn roster(
+    State(app): State<App>,
+    who: Authenticated,
+    Path(vault): Path<String>,
+) -> Result<axum::Json<RosterChain>, ApiError> {
+    if vault != who.vault_id.to_string() {
+        return Err(ApiError::not_found());
+    }
+    let rows =
+        sqlx::query("SELECT statement FROM roster_entries WHERE vault_id = $1 ORDER BY sequence")
+            .bind(&vault)
+            .fetch_all(app.db.pool())
+            .await?;
+    let entries = rows
+        .iter()
+        .map(|row| {
+            row.try_get::<Vec<u8>, _>("statement")
+                .map(|bytes| STANDARD.encode(bytes))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(axum::Json(RosterChain {
+        vault_id: vault,
+        entries,
+    }))
+}
