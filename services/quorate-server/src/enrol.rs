@@ -33,13 +33,14 @@ pub(crate) async fn first_admin(
         .map_err(|_| ApiError::bad_request("invalid_statement", "genesis must be base64"))?;
     let genesis = SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)?;
     let now = now();
+    let hash = code_hash(&body.code);
 
     let mut transaction = app.db.pool().begin().await?;
     let code = sqlx::query(
         "SELECT vault_id FROM enrolment_codes
          WHERE code_hash = $1 AND purpose = 'first-admin' AND used_at IS NULL AND expires_at > $2",
     )
-    .bind(code_hash(&body.code))
+    .bind(&hash)
     .bind(now)
     .fetch_optional(&mut *transaction)
     .await?
@@ -58,7 +59,7 @@ pub(crate) async fn first_admin(
         "UPDATE enrolment_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
     )
     .bind(now)
-    .bind(code_hash(&body.code))
+    .bind(&hash)
     .execute(&mut *transaction)
     .await?
     .rows_affected();

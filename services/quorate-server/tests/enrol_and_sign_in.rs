@@ -68,6 +68,38 @@ impl Client {
     }
 }
 
+/// A fresh server on `backend` with its bootstrap code, and a first admin who has not enrolled yet.
+struct Fresh {
+    db: TestDb,
+    server: TestServer,
+    client: Client,
+    code: String,
+    vault: VaultId,
+    admin: Identity,
+    genesis: SignedStatement,
+}
+
+impl Fresh {
+    async fn new(backend: common::Backend) -> Self {
+        let db = TestDb::new(backend).await;
+        let server = TestServer::start(&db).await;
+        let client = Client::new(&server);
+        let code = server.codes[0].code.as_str().to_owned();
+        let vault = server.codes[0].vault_id;
+        let admin = Identity::generate();
+        let genesis = Roster::genesis_entry(vault, &admin, "Ada Admin", 1_750_000_000).unwrap();
+        Self {
+            db,
+            server,
+            client,
+            code,
+            vault,
+            admin,
+            genesis,
+        }
+    }
+}
+
 async fn error_code(response: reqwest::Response, status: u16) -> String {
     assert_eq!(response.status(), status);
     response.json::<ErrorBody>().await.unwrap().code
@@ -91,13 +123,15 @@ async fn count(server: &TestServer, table: &'static str) -> i64 {
 #[tokio::test]
 async fn first_admin_enrols_signs_in_and_verifies_the_roster() {
     for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let client = Client::new(&server);
-        let code = server.codes[0].code.as_str().to_owned();
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada Admin", 1_750_000_000).unwrap();
+        let Fresh {
+            db,
+            server,
+            client,
+            code,
+            vault,
+            admin,
+            genesis,
+        } = Fresh::new(backend).await;
 
         let enrolled = client
             .enrol(&code.to_lowercase().replace('-', " "), &genesis)
@@ -172,13 +206,15 @@ async fn first_admin_enrols_signs_in_and_verifies_the_roster() {
 #[tokio::test]
 async fn bad_enrolments_are_refused_and_store_nothing() {
     for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let client = Client::new(&server);
-        let code = server.codes[0].code.as_str().to_owned();
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1_750_000_000).unwrap();
+        let Fresh {
+            db,
+            server,
+            client,
+            code,
+            vault: _,
+            admin,
+            genesis,
+        } = Fresh::new(backend).await;
 
         // A wrong code.
         assert_eq!(
@@ -265,19 +301,16 @@ async fn bad_enrolments_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn sign_in_refuses_bad_and_replayed_signatures() {
     for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let client = Client::new(&server);
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1_750_000_000).unwrap();
-        assert_eq!(
-            client
-                .enrol(server.codes[0].code.as_str(), &genesis)
-                .await
-                .status(),
-            201
-        );
+        let Fresh {
+            db,
+            server,
+            client,
+            code,
+            vault,
+            admin,
+            genesis,
+        } = Fresh::new(backend).await;
+        assert_eq!(client.enrol(&code, &genesis).await.status(), 201);
         let vault = vault.to_string();
 
         // Someone else's key signs the challenge.
