@@ -107,3 +107,59 @@ pub struct Me {
     /// `admin` or `member`.
     pub role: String,
 }
+
+/// `POST /api/v1/vaults/{vault}/invites` (admins): a one-time code for a member or a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// `member` or `node`.
+    pub purpose: String,
+    /// Lifetime in seconds (default one day, at most a week).
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A new invite: give the code to the invitee over a channel you trust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The one-time code.
+    pub code: String,
+    /// When it stops working.
+    pub expires_at: i64,
+}
+
+/// `POST /api/v1/enrol/member`: redeem an invite with one's public keys. The member stays
+/// pending until an admin signs their roster entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEnrolment {
+    /// The invite code.
+    pub code: String,
+    /// The name to show to the admins.
+    pub name: String,
+    /// The member's public keys.
+    pub keys: PublicKeys,
+}
+
+/// A member as the server lists them (the roster chain is the authority; this is a view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Fingerprint (hex).
+    pub fingerprint: String,
+    /// Name.
+    pub name: String,
+    /// `admin` or `member`.
+    pub role: String,
+    /// `pending`, `active` or `removed`.
+    pub status: String,
+    /// Public keys.
+    pub keys: PublicKeys,
+}
+
+/// `POST /api/v1/vaults/{vault}/roster` (admins): append a signed roster entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterAppend {
+    /// The signed entry, base64.
+    pub entry: String,
+}

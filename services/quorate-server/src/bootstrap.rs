@@ -41,7 +41,8 @@ pub fn code_hash(code: &str) -> Vec<u8> {
     Sha256::digest(normalised.as_bytes()).to_vec()
 }
 
-fn new_code() -> Zeroizing<String> {
+/// A fresh one-time code: 120 random bits, grouped for typing.
+pub(crate) fn new_code() -> Zeroizing<String> {
     let mut bytes = [0u8; 15];
     rand_core::Rng::fill_bytes(&mut rand_core::UnwrapErr(rand::rngs::SysRng), &mut bytes);
     let code = Zeroizing::new(grouped_base32(&bytes));

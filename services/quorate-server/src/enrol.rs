@@ -108,6 +108,27 @@ pub(crate) async fn first_admin(
     ))
 }
 
+/// The vault's roster chain as stored, verified from its genesis (inside `connection`'s
+/// transaction, so a concurrent append is seen or refused).
+pub(crate) async fn load_roster(
+    connection: &mut sqlx::AnyConnection,
+    vault_id: VaultId,
+) -> Result<Roster, ApiError> {
+    let rows =
+        sqlx::query("SELECT statement FROM roster_entries WHERE vault_id = $1 ORDER BY sequence")
+            .bind(vault_id.to_string())
+            .fetch_all(&mut *connection)
+            .await?;
+    let entries = rows
+        .iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("statement")?;
+            SignedStatement::from_bytes(&bytes).map_err(|error| ApiError::Internal(Box::new(error)))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Roster::verify(vault_id, &entries, None).map_err(|error| ApiError::Internal(Box::new(error)))
+}
+
 /// `GET /api/v1/vaults/{vault}/roster`: the signed chain, for the member's device to verify.
 pub(crate) async fn roster(
     State(app): State<App>,

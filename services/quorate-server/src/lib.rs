@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 mod enrol;
 pub mod error;
+mod members;
 mod routes;
 
 use std::future::Future;

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::{App, auth, enrol, error::ApiError};
+use crate::{App, auth, enrol, error::ApiError, members};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -21,7 +21,13 @@ pub(crate) fn router(app: App) -> Router {
             post(auth::create_session).delete(auth::delete_session),
         )
         .route("/me", get(auth::me))
-        .route("/vaults/{vault}/roster", get(enrol::roster))
+        .route("/enrol/member", post(members::enrol_member))
+        .route(
+            "/vaults/{vault}/roster",
+            get(enrol::roster).post(members::append_roster),
+        )
+        .route("/vaults/{vault}/invites", post(members::create_invite))
+        .route("/vaults/{vault}/members", get(members::list_members))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .route("/healthz", get(healthz))

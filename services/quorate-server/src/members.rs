@@ -1,0 +1,288 @@
+//! Invites, member enrolment (pending until an admin signs), and roster changes.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::{
+    Enrolled, Invite, InviteRequest, MemberEnrolment, MemberView, PublicKeys, RosterAppend,
+};
+use quorate_crypto::{
+    PublicIdentity,
+    statement::{Role, RosterChange, RosterEntry, SignedStatement},
+};
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::{
+    App,
+    auth::Authenticated,
+    bootstrap::{code_hash, new_code},
+    enrol::load_roster,
+    error::{ApiError, ApiJson},
+    now,
+};
+
+const DEFAULT_INVITE_TTL: i64 = 86_400;
+const MAX_INVITE_TTL: i64 = 7 * 86_400;
+
+/// Refuses anyone but an admin of `vault` (another vault's path is 404).
+fn require_admin(who: &Authenticated, vault: &str) -> Result<(), ApiError> {
+    if vault != who.vault_id.to_string() {
+        return Err(ApiError::not_found());
+    }
+    if who.role != "admin" {
+        return Err(ApiError::Client {
+            status: StatusCode::FORBIDDEN,
+            code: "admin_only",
+            message: "only an admin of this vault can do that".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/vaults/{vault}/invites`.
+pub(crate) async fn create_invite(
+    State(app): State<App>,
+    who: Authenticated,
+    Path(vault): Path<String>,
+    ApiJson(body): ApiJson<InviteRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&who, &vault)?;
+    if !matches!(body.purpose.as_str(), "member" | "node") {
+        return Err(ApiError::bad_request(
+            "invalid_purpose",
+            "purpose must be \"member\" or \"node\"",
+        ));
+    }
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_INVITE_TTL);
+    if !(60..=MAX_INVITE_TTL).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            "ttl_seconds must be between 60 and 604800",
+        ));
+    }
+    let code = new_code();
+    let now = now();
+    sqlx::query(
+        "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(code_hash(&code))
+    .bind(&vault)
+    .bind(&body.purpose)
+    .bind(now)
+    .bind(now + ttl)
+    .execute(app.db.pool())
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Invite {
+            code: code.to_string(),
+            expires_at: now + ttl,
+        }),
+    ))
+}
+
+/// `POST /api/v1/enrol/member`.
+pub(crate) async fn enrol_member(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<MemberEnrolment>,
+) -> Result<impl IntoResponse, ApiError> {
+    let public = PublicIdentity::from_text(&body.keys.recipient, &body.keys.verifying_key)
+        .map_err(|error| ApiError::bad_request("invalid_keys", error.to_string()))?;
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 200 printable characters",
+        ));
+    }
+    let now = now();
+    let hash = code_hash(&body.code);
+    let mut transaction = app.db.pool().begin().await?;
+    let vault: String = sqlx::query(
+        "UPDATE enrolment_codes SET used_at = $1
+         WHERE code_hash = $2 AND purpose = 'member' AND used_at IS NULL AND expires_at > $1
+         RETURNING vault_id",
+    )
+    .bind(now)
+    .bind(&hash)
+    .fetch_optional(&mut *transaction)
+    .await?
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_code",
+            "the invite code is unknown, used or expired: ask an admin for a new one",
+        )
+    })?
+    .try_get("vault_id")?;
+    let fingerprint = public.fingerprint().to_hex();
+    let inserted = sqlx::query(
+        "INSERT INTO members (vault_id, fingerprint, verifying_key, recipient, name, role, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'member', 'pending', $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&vault)
+    .bind(&fingerprint)
+    .bind(public.verifying_key.as_bytes().to_vec())
+    .bind(public.recipient.to_string())
+    .bind(name)
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if inserted != 1 {
+        return Err(ApiError::conflict(
+            "already_enrolled",
+            "these keys are already enrolled in this vault",
+        ));
+    }
+    let genesis: Vec<u8> =
+        sqlx::query("SELECT digest FROM roster_entries WHERE vault_id = $1 AND sequence = 0")
+            .bind(&vault)
+            .fetch_one(&mut *transaction)
+            .await?
+            .try_get("digest")?;
+    transaction.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Enrolled {
+            vault_id: vault,
+            roster_genesis: hex::encode(genesis),
+            fingerprint,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MemberFilter {
+    status: Option<String>,
+}
+
+/// `GET /api/v1/vaults/{vault}/members[?status=pending]`.
+pub(crate) async fn list_members(
+    State(app): State<App>,
+    who: Authenticated,
+    Path(vault): Path<String>,
+    Query(filter): Query<MemberFilter>,
+) -> Result<axum::Json<Vec<MemberView>>, ApiError> {
+    if vault != who.vault_id.to_string() {
+        return Err(ApiError::not_found());
+    }
+    let rows = sqlx::query(
+        "SELECT fingerprint, name, role, status, recipient, verifying_key FROM members
+         WHERE vault_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at, fingerprint",
+    )
+    .bind(&vault)
+    .bind(filter.status.unwrap_or_default())
+    .fetch_all(app.db.pool())
+    .await?;
+    let members = rows
+        .iter()
+        .map(|row| {
+            Ok(MemberView {
+                fingerprint: row.try_get("fingerprint")?,
+                name: row.try_get("name")?,
+                role: row.try_get("role")?,
+                status: row.try_get("status")?,
+                keys: PublicKeys {
+                    recipient: row.try_get("recipient")?,
+                    verifying_key: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(row.try_get::<Vec<u8>, _>("verifying_key")?),
+                },
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(axum::Json(members))
+}
+
+/// `POST /api/v1/vaults/{vault}/roster`: an admin's device appends a signed entry. The server
+/// replays the whole chain with the new entry (the same check every device makes), then
+/// applies it to its member table.
+pub(crate) async fn append_roster(
+    State(app): State<App>,
+    who: Authenticated,
+    Path(vault): Path<String>,
+    ApiJson(body): ApiJson<RosterAppend>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&who, &vault)?;
+    let bytes = STANDARD
+        .decode(&body.entry)
+        .map_err(|_| ApiError::bad_request("invalid_statement", "entry must be base64"))?;
+    let signed = SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)?;
+    let mut transaction = app.db.pool().begin().await?;
+    let mut roster = load_roster(&mut transaction, who.vault_id).await?;
+    let sequence = roster.len();
+    roster.apply(&signed).map_err(ApiError::invalid_statement)?;
+    let entry: RosterEntry = signed
+        .verify::<RosterEntry>()
+        .map_err(ApiError::invalid_statement)?
+        .statement;
+    let fingerprint = entry.member.fingerprint().to_hex();
+    let now = now();
+
+    match entry.change {
+        RosterChange::Add => {
+            // Only someone who enrolled with exactly these keys can be added.
+            let updated = sqlx::query(
+                "UPDATE members SET status = 'active', role = $1, name = $2
+                 WHERE vault_id = $3 AND fingerprint = $4 AND status IN ('pending', 'removed')",
+            )
+            .bind(match entry.role {
+                Role::Admin => "admin",
+                Role::Member => "member",
+            })
+            .bind(&entry.name)
+            .bind(&vault)
+            .bind(&fingerprint)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if updated != 1 {
+                return Err(ApiError::bad_request(
+                    "not_enrolled",
+                    "nobody enrolled with those keys: the member must redeem an invite first",
+                ));
+            }
+        }
+        RosterChange::Remove => {
+            sqlx::query(
+                "UPDATE members SET status = 'removed' WHERE vault_id = $1 AND fingerprint = $2",
+            )
+            .bind(&vault)
+            .bind(&fingerprint)
+            .execute(&mut *transaction)
+            .await?;
+            sqlx::query("DELETE FROM sessions WHERE vault_id = $1 AND fingerprint = $2")
+                .bind(&vault)
+                .bind(&fingerprint)
+                .execute(&mut *transaction)
+                .await?;
+        }
+    }
+    let stored = sqlx::query(
+        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(&vault)
+    .bind(sequence as i64)
+    .bind(signed.to_bytes())
+    .bind(signed.digest().to_vec())
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if stored != 1 {
+        return Err(ApiError::conflict(
+            "roster_changed",
+            "the roster changed meanwhile: fetch it, verify it and sign again",
+        ));
+    }
+    transaction.commit().await?;
+    tracing::info!(vault = %vault, sequence, "roster entry appended");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "sequence": sequence })),
+    ))
+}
