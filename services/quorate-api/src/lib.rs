@@ -163,3 +163,24 @@ pub struct RosterAppend {
     /// The signed entry, base64.
     pub entry: String,
 }
+
+/// One audit entry (`GET /api/v1/vaults/{vault}/audit?after=SEQ&limit=N`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntryView {
+    /// Position in the vault's chain.
+    pub seq: u64,
+    /// Unix seconds.
+    pub time: i64,
+    /// A fingerprint (hex) or `server`.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// To what.
+    pub subject: String,
+    /// The signed statement behind it, base64, if any.
+    pub statement: Option<String>,
+    /// Previous entry's hash, hex.
+    pub prev_hash: String,
+    /// This entry's hash, hex.
+    pub hash: String,
+}

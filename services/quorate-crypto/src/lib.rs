@@ -7,6 +7,7 @@
 //! all run the same checks. Secrets live in zeroizing types whose `Debug` is redacted;
 //! errors ([`Error`]) never carry secret bytes. `docs/PROTOCOL.md` describes the formats.
 
+pub mod audit;
 pub mod blind;
 pub mod envelope;
 mod error;

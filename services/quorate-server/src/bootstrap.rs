@@ -62,12 +62,26 @@ pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>,
     .await?
     .rows_affected();
     if claimed == 1 {
+        let vault_id = VaultId::random();
         sqlx::query("INSERT INTO vaults (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(VaultId::random().to_string())
+            .bind(vault_id.to_string())
             .bind("First vault")
             .bind(now)
             .execute(&mut *transaction)
             .await?;
+        crate::audit::append(
+            &mut transaction,
+            db.backend(),
+            vault_id,
+            now,
+            crate::audit::Event {
+                actor: "server",
+                action: "vault.created",
+                subject: "First vault",
+                statement: None,
+            },
+        )
+        .await?;
     }
     transaction.commit().await?;
 

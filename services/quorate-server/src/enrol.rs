@@ -95,6 +95,20 @@ pub(crate) async fn first_admin(
     .bind(now)
     .execute(&mut *transaction)
     .await?;
+    let admin_hex = admin.fingerprint.to_hex();
+    crate::audit::append(
+        &mut transaction,
+        app.db.backend(),
+        vault_id,
+        now,
+        crate::audit::Event {
+            actor: &admin_hex,
+            action: "roster.genesis",
+            subject: &admin_hex,
+            statement: Some(&genesis.to_bytes()),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     tracing::info!(vault = %vault_id, "first admin enrolled");
 

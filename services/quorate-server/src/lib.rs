@@ -5,6 +5,7 @@
 //! no key and sees no plaintext; every statement it stores it verifies with
 //! `quorate-crypto`, but no client relies on that.
 
+mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;

@@ -66,6 +66,7 @@ pub(crate) async fn create_invite(
     }
     let code = new_code();
     let now = now();
+    let mut transaction = app.db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -74,8 +75,23 @@ pub(crate) async fn create_invite(
     .bind(&body.purpose)
     .bind(now)
     .bind(now + ttl)
-    .execute(app.db.pool())
+    .execute(&mut *transaction)
     .await?;
+    let action = format!("invite.created.{}", body.purpose);
+    crate::audit::append(
+        &mut transaction,
+        app.db.backend(),
+        who.vault_id,
+        now,
+        crate::audit::Event {
+            actor: &who.fingerprint,
+            action: &action,
+            subject: "",
+            statement: None,
+        },
+    )
+    .await?;
+    transaction.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Invite {
@@ -138,6 +154,22 @@ pub(crate) async fn enrol_member(
             "these keys are already enrolled in this vault",
         ));
     }
+    let vault_id: quorate_crypto::VaultId = vault
+        .parse()
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    crate::audit::append(
+        &mut transaction,
+        app.db.backend(),
+        vault_id,
+        now,
+        crate::audit::Event {
+            actor: &fingerprint,
+            action: "member.enrolled",
+            subject: &fingerprint,
+            statement: None,
+        },
+    )
+    .await?;
     let genesis: Vec<u8> =
         sqlx::query("SELECT digest FROM roster_entries WHERE vault_id = $1 AND sequence = 0")
             .bind(&vault)
@@ -279,6 +311,23 @@ pub(crate) async fn append_roster(
             "the roster changed meanwhile: fetch it, verify it and sign again",
         ));
     }
+    let action = match entry.change {
+        RosterChange::Add => "roster.added",
+        RosterChange::Remove => "roster.removed",
+    };
+    crate::audit::append(
+        &mut transaction,
+        app.db.backend(),
+        who.vault_id,
+        now,
+        crate::audit::Event {
+            actor: &who.fingerprint,
+            action,
+            subject: &fingerprint,
+            statement: Some(&signed.to_bytes()),
+        },
+    )
+    .await?;
     transaction.commit().await?;
     tracing::info!(vault = %vault, sequence, "roster entry appended");
     Ok((

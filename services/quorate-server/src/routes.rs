@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::{App, auth, enrol, error::ApiError, members};
+use crate::{App, audit, auth, enrol, error::ApiError, members};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -28,6 +28,7 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/vaults/{vault}/invites", post(members::create_invite))
         .route("/vaults/{vault}/members", get(members::list_members))
+        .route("/vaults/{vault}/audit", get(audit::list))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .route("/healthz", get(healthz))
