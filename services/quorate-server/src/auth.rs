@@ -1,7 +1,9 @@
 //! Sign-in (challenge-response with Ed25519) and the session extractor.
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{FromRequestParts, State},
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{StatusCode, request::Parts},
     response::IntoResponse,
 };
@@ -14,7 +16,12 @@ use quorate_crypto::{PublicIdentity, VaultId, identity::verify_challenge};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{App, error::ApiError, error::ApiJson, now};
+use crate::{
+    App,
+    error::{ApiError, ApiJson},
+    limits::{MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_KEY},
+    now,
+};
 
 /// How long a challenge may be answered.
 const CHALLENGE_TTL: i64 = 60;
@@ -35,8 +42,11 @@ fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
 /// `POST /api/v1/auth/challenge`.
 pub(crate) async fn challenge(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let address = format!("address:{}", peer.ip());
+    app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
     let vault_id = parse_vault(&body.vault_id)?;
     let known = sqlx::query(
         "SELECT 1 FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
@@ -46,6 +56,7 @@ pub(crate) async fn challenge(
     .fetch_optional(app.db.pool())
     .await?;
     if known.is_none() {
+        app.limits.record_failure(&address);
         return Err(ApiError::unauthorized(
             "unknown_member",
             "no active member or node with that fingerprint in this vault",
@@ -72,44 +83,34 @@ pub(crate) async fn challenge(
     ))
 }
 
-/// `POST /api/v1/auth/session`: the challenge is consumed whatever the outcome.
+/// `POST /api/v1/auth/session`: the challenge is consumed whatever the outcome. Failures
+/// count against the client address and the key (see [`crate::limits`]).
 pub(crate) async fn create_session(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let refused = || {
-        ApiError::unauthorized(
-            "sign_in_failed",
-            "the challenge is unknown, used or expired, or the signature does not verify: ask for a new challenge",
-        )
+    let address = format!("address:{}", peer.ip());
+    app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
+    let mut key = None;
+    let (vault_id, fingerprint) = match verify_answer(&app, &body, &mut key).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => {
+            if matches!(
+                error,
+                ApiError::Client {
+                    code: SIGN_IN_FAILED,
+                    ..
+                }
+            ) {
+                app.limits.record_failure(&address);
+                if let Some(key) = &key {
+                    app.limits.record_failure(key);
+                }
+            }
+            return Err(error);
+        }
     };
-    let row = sqlx::query("DELETE FROM sign_in_challenges WHERE id = $1 RETURNING vault_id, fingerprint, nonce, expires_at")
-        .bind(&body.challenge_id)
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(refused)?;
-    let vault_id: String = row.try_get("vault_id")?;
-    let fingerprint: String = row.try_get("fingerprint")?;
-    let nonce: Vec<u8> = row.try_get("nonce")?;
-    if row.try_get::<i64, _>("expires_at")? < now() {
-        return Err(refused());
-    }
-    let member = sqlx::query(
-        "SELECT verifying_key, recipient FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
-    )
-    .bind(&vault_id)
-    .bind(&fingerprint)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(refused)?;
-    let key: Vec<u8> = member.try_get("verifying_key")?;
-    let recipient: String = member.try_get("recipient")?;
-    let public = PublicIdentity::from_text(&recipient, &URL_SAFE_NO_PAD.encode(&key))
-        .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    let signature = STANDARD.decode(&body.signature).map_err(|_| refused())?;
-    if !verify_challenge(&public, &nonce, &signature) {
-        return Err(refused());
-    }
     let token: [u8; 32] = random_bytes();
     let token_text = URL_SAFE_NO_PAD.encode(token);
     let expires_at = now() + SESSION_TTL;
@@ -128,6 +129,54 @@ pub(crate) async fn create_session(
             expires_at,
         }),
     ))
+}
+
+const SIGN_IN_FAILED: &str = "sign_in_failed";
+
+/// Consumes the challenge and checks the signature. Sets `key` to the key's limit name once
+/// the challenge names it. Returns the vault and fingerprint signed in.
+async fn verify_answer(
+    app: &App,
+    body: &SessionRequest,
+    key: &mut Option<String>,
+) -> Result<(String, String), ApiError> {
+    let refused = || {
+        ApiError::unauthorized(
+            SIGN_IN_FAILED,
+            "the challenge is unknown, used or expired, or the signature does not verify: ask for a new challenge",
+        )
+    };
+    let row = sqlx::query("DELETE FROM sign_in_challenges WHERE id = $1 RETURNING vault_id, fingerprint, nonce, expires_at")
+        .bind(&body.challenge_id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(refused)?;
+    let vault_id: String = row.try_get("vault_id")?;
+    let fingerprint: String = row.try_get("fingerprint")?;
+    let nonce: Vec<u8> = row.try_get("nonce")?;
+    let name = format!("key:{fingerprint}");
+    app.limits.check(&name, MAX_FAILURES_PER_KEY)?;
+    *key = Some(name);
+    if row.try_get::<i64, _>("expires_at")? < now() {
+        return Err(refused());
+    }
+    let member = sqlx::query(
+        "SELECT verifying_key, recipient FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
+    )
+    .bind(&vault_id)
+    .bind(&fingerprint)
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(refused)?;
+    let verifying_key: Vec<u8> = member.try_get("verifying_key")?;
+    let recipient: String = member.try_get("recipient")?;
+    let public = PublicIdentity::from_text(&recipient, &URL_SAFE_NO_PAD.encode(&verifying_key))
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    let signature = STANDARD.decode(&body.signature).map_err(|_| refused())?;
+    if !verify_challenge(&public, &nonce, &signature) {
+        return Err(refused());
+    }
+    Ok((vault_id, fingerprint))
 }
 
 /// A request made with a valid session of an active member.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 mod enrol;
 pub mod error;
+pub mod limits;
 mod members;
 mod routes;
 
@@ -28,6 +29,8 @@ pub struct App {
     pub db: Db,
     /// The configuration.
     pub config: Config,
+    /// Failed sign-in counters.
+    pub limits: std::sync::Arc<limits::FailureLimits>,
 }
 
 /// Why the server could not start or stopped.
@@ -56,7 +59,14 @@ impl App {
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
         let codes = bootstrap::run(&db, now(), config.enrolment_code_ttl).await?;
-        Ok((Self { db, config }, codes))
+        Ok((
+            Self {
+                db,
+                config,
+                limits: Default::default(),
+            },
+            codes,
+        ))
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
@@ -67,9 +77,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let db = self.db.clone();
-        axum::serve(listener, routes::router(self))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            listener,
+            routes::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         db.close().await;
         Ok(())
     }

@@ -369,3 +369,48 @@ async fn sign_in_refuses_bad_and_replayed_signatures() {
         db.drop_database().await;
     }
 }
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_refused_for_a_while() {
+    for backend in BACKENDS {
+        let Fresh {
+            db,
+            server,
+            client,
+            code,
+            vault,
+            admin,
+            genesis,
+        } = Fresh::new(backend).await;
+        assert_eq!(client.enrol(&code, &genesis).await.status(), 201);
+        let vault = vault.to_string();
+        let ask = || {
+            client.post(
+                "/auth/challenge",
+                json!({ "vault_id": vault, "fingerprint": admin.fingerprint().to_hex() }),
+            )
+        };
+        for _ in 0..quorate_server::limits::MAX_FAILURES_PER_KEY {
+            let challenge: Challenge = ask().await.json().await.unwrap();
+            let wrong =
+                Identity::generate().sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+            let refused = client
+                .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(wrong) }))
+                .await;
+            assert_eq!(error_code(refused, 401).await, "sign_in_failed");
+        }
+        // Now even the right signature is refused, with a hint when to try again.
+        let challenge: Challenge = ask().await.json().await.unwrap();
+        let right = admin.sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+        let limited = client
+            .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(right) }))
+            .await;
+        assert_eq!(
+            error_code(limited, 429).await,
+            "too_many_attempts",
+            "{backend:?}"
+        );
+        server.stop().await;
+        db.drop_database().await;
+    }
+}
