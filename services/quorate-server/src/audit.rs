@@ -1,14 +1,19 @@
 //! Appending to and reading the hash-chained audit log. Every state change appends its entry
 //! inside the transaction that makes the change, so the log and the state never disagree.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::AuditEntryView;
 use quorate_crypto::{VaultId, audit::AuditEntry};
 use serde::Deserialize;
 use sqlx::Row;
 
-use crate::{App, auth::Authenticated, db::Backend, error::ApiError};
+use crate::{
+    App,
+    auth::Authenticated,
+    db::Backend,
+    error::{ApiError, ApiQuery},
+};
 
 /// What happened, for one audit entry.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +110,7 @@ pub(crate) async fn list(
     State(app): State<App>,
     who: Authenticated,
     Path(vault): Path<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<axum::Json<Vec<AuditEntryView>>, ApiError> {
     if vault != who.vault_id.to_string() {
         return Err(ApiError::not_found());

@@ -1,7 +1,7 @@
 //! Invites, member enrolment (pending until an admin signs), and roster changes.
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::IntoResponse,
 };
@@ -21,7 +21,7 @@ use crate::{
     auth::Authenticated,
     bootstrap::{code_hash, new_code},
     enrol::load_roster,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiQuery},
     now,
 };
 
@@ -197,7 +197,7 @@ pub(crate) async fn list_members(
     State(app): State<App>,
     who: Authenticated,
     Path(vault): Path<String>,
-    Query(filter): Query<MemberFilter>,
+    ApiQuery(filter): ApiQuery<MemberFilter>,
 ) -> Result<axum::Json<Vec<MemberView>>, ApiError> {
     if vault != who.vault_id.to_string() {
         return Err(ApiError::not_found());

@@ -160,6 +160,25 @@ async fn every_change_is_audited_and_an_edited_row_is_named() {
             "{backend:?}"
         );
 
+        // Bad paging parameters are JSON errors too.
+        for (query, code) in [("limit=abc", "invalid_query"), ("limit=0", "invalid_limit")] {
+            let response = http
+                .get(api(&format!("/vaults/{vault}/audit?{query}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400);
+            assert_eq!(
+                response
+                    .json::<quorate_api::ErrorBody>()
+                    .await
+                    .unwrap()
+                    .code,
+                code
+            );
+        }
+
         // Someone with database access rewrites history: the chain names the row.
         sqlx::query("UPDATE audit_log SET subject = 'someone else' WHERE seq = 3")
             .execute(server.app.db.pool())
