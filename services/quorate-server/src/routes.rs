@@ -2,10 +2,15 @@
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, MatchedPath, State},
+    http::{HeaderName, Request},
     routing::{get, post},
 };
 use serde_json::{Value, json};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
 
 use crate::{App, audit, auth, enrol, error::ApiError, members};
 
@@ -35,7 +40,31 @@ pub(crate) fn router(app: App) -> Router {
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found() })
+        // Layers run bottom-up: an ID is set (or a client's kept), the request is traced in one
+        // span naming its route and ID (never its arguments), and the ID is echoed back.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(app)
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id = id)
 }
 
 /// Alive: the process answers.

@@ -38,6 +38,21 @@ async fn first_start_creates_one_vault_and_a_code_that_a_restart_replaces() {
         let client = reqwest::Client::new();
         let health = client.get(server.url("/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200);
+        assert!(
+            health.headers().contains_key("x-request-id"),
+            "every response carries a request ID"
+        );
+        let traced = client
+            .get(server.url("/healthz"))
+            .header("x-request-id", "abc-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            traced.headers()["x-request-id"],
+            "abc-123",
+            "a client's request ID is kept"
+        );
         let ready = client.get(server.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), 200);
         let missing = client
