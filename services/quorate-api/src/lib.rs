@@ -184,3 +184,22 @@ pub struct AuditEntryView {
     /// This entry's hash, hex.
     pub hash: String,
 }
+
+/// `POST /api/v1/vaults` (admins): a new vault for another board or committee.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVault {
+    /// Its name, as the server lists it (visible to the server: keep it generic).
+    pub name: String,
+}
+
+/// A created vault with the one-time code for its first admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedVault {
+    /// The new vault.
+    pub vault_id: String,
+    /// The first-admin enrolment code (redeem with a genesis entry for the new vault).
+    pub first_admin_code: String,
+    /// When the code stops working.
+    pub expires_at: i64,
+}

@@ -50,6 +50,61 @@ pub(crate) fn new_code() -> Zeroizing<String> {
     code
 }
 
+/// Inserts a vault and audits its creation by `actor`, inside the caller's transaction.
+pub(crate) async fn create_vault(
+    connection: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    vault_id: VaultId,
+    name: &str,
+    now: i64,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO vaults (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(vault_id.to_string())
+        .bind(name)
+        .bind(now)
+        .execute(&mut *connection)
+        .await?;
+    let event = crate::audit::Event {
+        actor,
+        action: "vault.created",
+        subject: name,
+        statement: None,
+    };
+    crate::audit::append(connection, backend, vault_id, now, event).await
+}
+
+/// Withdraws the vault's unused first-admin codes and issues a fresh one, inside the
+/// caller's transaction.
+pub(crate) async fn issue_first_admin_code(
+    connection: &mut sqlx::AnyConnection,
+    vault_id: VaultId,
+    now: i64,
+    code_ttl: i64,
+) -> Result<EnrolmentCode, sqlx::Error> {
+    let code = new_code();
+    let expires_at = now + code_ttl;
+    sqlx::query("DELETE FROM enrolment_codes WHERE vault_id = $1 AND purpose = 'first-admin' AND used_at IS NULL")
+        .bind(vault_id.to_string())
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query(
+        "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at)
+         VALUES ($1, $2, 'first-admin', $3, $4)",
+    )
+    .bind(code_hash(&code))
+    .bind(vault_id.to_string())
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *connection)
+    .await?;
+    Ok(EnrolmentCode {
+        vault_id,
+        code,
+        expires_at,
+    })
+}
+
 /// Creates the first vault if there is none (once, even with several servers starting),
 /// then issues a fresh first-admin code for every vault that still has no admin.
 pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>, DbError> {
@@ -62,24 +117,13 @@ pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>,
     .await?
     .rows_affected();
     if claimed == 1 {
-        let vault_id = VaultId::random();
-        sqlx::query("INSERT INTO vaults (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(vault_id.to_string())
-            .bind("First vault")
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
-        crate::audit::append(
+        create_vault(
             &mut transaction,
             db.backend(),
-            vault_id,
+            VaultId::random(),
+            "First vault",
             now,
-            crate::audit::Event {
-                actor: "server",
-                action: "vault.created",
-                subject: "First vault",
-                statement: None,
-            },
+            "server",
         )
         .await?;
     }
@@ -99,29 +143,9 @@ pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>,
         let vault_id: VaultId = id
             .parse()
             .map_err(|_| sqlx::Error::Decode("vault id is not a UUID".into()))?;
-        let code = new_code();
-        let expires_at = now + code_ttl;
         let mut transaction = db.pool().begin().await?;
-        sqlx::query("DELETE FROM enrolment_codes WHERE vault_id = $1 AND purpose = 'first-admin' AND used_at IS NULL")
-            .bind(&id)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(
-            "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at)
-             VALUES ($1, $2, 'first-admin', $3, $4)",
-        )
-        .bind(code_hash(&code))
-        .bind(&id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *transaction)
-        .await?;
+        codes.push(issue_first_admin_code(&mut transaction, vault_id, now, code_ttl).await?);
         transaction.commit().await?;
-        codes.push(EnrolmentCode {
-            vault_id,
-            code,
-            expires_at,
-        });
     }
     Ok(codes)
 }

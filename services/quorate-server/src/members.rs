@@ -7,7 +7,8 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{
-    Enrolled, Invite, InviteRequest, MemberEnrolment, MemberView, PublicKeys, RosterAppend,
+    CreatedVault, Enrolled, Invite, InviteRequest, MemberEnrolment, MemberView, NewVault,
+    PublicKeys, RosterAppend,
 };
 use quorate_crypto::{
     PublicIdentity,
@@ -333,5 +334,50 @@ pub(crate) async fn append_roster(
     Ok((
         StatusCode::CREATED,
         axum::Json(serde_json::json!({ "sequence": sequence })),
+    ))
+}
+
+/// `POST /api/v1/vaults`: an admin of any vault creates another, and receives the one-time
+/// code for its first admin (who then enrols with a genesis entry for the new vault).
+pub(crate) async fn create_vault(
+    State(app): State<App>,
+    who: Authenticated,
+    ApiJson(body): ApiJson<NewVault>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&who, &who.vault_id.to_string())?;
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 200 printable characters",
+        ));
+    }
+    let vault_id = quorate_crypto::VaultId::random();
+    let now = now();
+    let mut transaction = app.db.pool().begin().await?;
+    crate::bootstrap::create_vault(
+        &mut transaction,
+        app.db.backend(),
+        vault_id,
+        name,
+        now,
+        &who.fingerprint,
+    )
+    .await?;
+    let code = crate::bootstrap::issue_first_admin_code(
+        &mut transaction,
+        vault_id,
+        now,
+        app.config.enrolment_code_ttl,
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedVault {
+            vault_id: vault_id.to_string(),
+            first_admin_code: code.code.to_string(),
+            expires_at: code.expires_at,
+        }),
     ))
 }

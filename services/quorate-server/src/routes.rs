@@ -27,6 +27,7 @@ pub(crate) fn router(app: App) -> Router {
         )
         .route("/me", get(auth::me))
         .route("/enrol/member", post(members::enrol_member))
+        .route("/vaults", post(members::create_vault))
         .route(
             "/vaults/{vault}/roster",
             get(enrol::roster).post(members::append_roster),

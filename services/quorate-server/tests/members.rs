@@ -318,6 +318,57 @@ async fn members_of_one_vault_cannot_reach_into_another() {
             )
             .await;
         assert_eq!(error_code(invite, 404).await, "not_found");
+        // An admin creates a second vault; its first admin enrols with the code it returns, and
+        // each vault's sessions see only their own vault.
+        let created = api
+            .post(
+                "/vaults",
+                Some(&token),
+                json!({ "name": "Audit committee" }),
+            )
+            .await;
+        assert_eq!(created.status(), 201, "{backend:?}");
+        let created: quorate_api::CreatedVault = created.json().await.unwrap();
+        let second: VaultId = created.vault_id.parse().unwrap();
+        let chair = Identity::generate();
+        let second_genesis = Roster::genesis_entry(second, &chair, "Chair", 1).unwrap();
+        let enrolled = api
+            .post(
+                "/enrol/first-admin",
+                None,
+                json!({ "code": created.first_admin_code, "genesis": STANDARD.encode(second_genesis.to_bytes()) }),
+            )
+            .await;
+        assert_eq!(enrolled.status(), 201);
+        let chair_token = api.sign_in(second, &chair).await.unwrap();
+        assert_eq!(
+            api.get(&format!("/vaults/{second}/roster"), &chair_token)
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            error_code(
+                api.get(&format!("/vaults/{second}/roster"), &token).await,
+                404
+            )
+            .await,
+            "not_found"
+        );
+        assert_eq!(
+            error_code(
+                api.get(&format!("/vaults/{vault}/roster"), &chair_token)
+                    .await,
+                404
+            )
+            .await,
+            "not_found"
+        );
+        assert_eq!(
+            api.sign_in(second, &admin).await.unwrap_err(),
+            "unknown_member"
+        );
+
         let bad = api
             .post(
                 &format!("/vaults/{vault}/invites"),
