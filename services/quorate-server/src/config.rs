@@ -25,6 +25,9 @@ pub struct Settings {
     /// How long a first-admin enrolment code stays valid, in seconds [default: 86400].
     #[arg(long)]
     pub enrolment_code_ttl: Option<i64>,
+    /// Address for Prometheus metrics, or `off` [default: 127.0.0.1:9464].
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             data_dir: parse("QUORATE_DATA_DIR").map(PathBuf::from),
             database_url: parse("QUORATE_DATABASE_URL"),
             object_store: parse("QUORATE_OBJECT_STORE"),
+            metrics_listen: parse("QUORATE_METRICS_LISTEN"),
             enrolment_code_ttl: parse("QUORATE_ENROLMENT_CODE_TTL")
                 .map(|v| {
                     v.parse().map_err(|_| ConfigError::Invalid {
@@ -68,6 +72,7 @@ impl Settings {
             database_url: over.database_url.or(self.database_url),
             object_store: over.object_store.or(self.object_store),
             enrolment_code_ttl: over.enrolment_code_ttl.or(self.enrolment_code_ttl),
+            metrics_listen: over.metrics_listen.or(self.metrics_listen),
         }
     }
 
@@ -97,7 +102,16 @@ impl Settings {
                 value: enrolment_code_ttl.to_string(),
             });
         }
+        let metrics_listen = match self.metrics_listen.as_deref() {
+            Some("off") => None,
+            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                name: "metrics-listen",
+                value: text.to_owned(),
+            })?),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        };
         Ok(Config {
+            metrics_listen,
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -122,6 +136,8 @@ pub struct Config {
     pub object_store: SecretUrl,
     /// Lifetime of first-admin enrolment codes, seconds.
     pub enrolment_code_ttl: i64,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A URL that may hold a password: `Debug` and `Display` show it with the password masked.
@@ -206,6 +222,9 @@ listen = "127.0.0.1:8080"
 
 # How long the first admin's one-time enrolment code stays valid, in seconds.
 enrolment-code-ttl = 86400
+
+# Prometheus metrics, on their own listener ("off" to disable).
+metrics-listen = "127.0.0.1:9464"
 "#;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod enrol;
 pub mod error;
 pub mod limits;
 mod members;
+pub mod metrics;
 mod routes;
 
 use std::future::Future;
@@ -31,6 +32,8 @@ pub struct App {
     pub config: Config,
     /// Failed sign-in counters.
     pub limits: std::sync::Arc<limits::FailureLimits>,
+    /// Prometheus counters.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 /// Why the server could not start or stopped.
@@ -64,9 +67,22 @@ impl App {
                 db,
                 config,
                 limits: Default::default(),
+                metrics: Default::default(),
             },
             codes,
         ))
+    }
+
+    /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
+    pub async fn serve_metrics(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        axum::serve(listener, metrics::router(self.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests

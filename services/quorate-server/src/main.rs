@@ -117,9 +117,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             format!("cannot listen on {listen}: {error} (choose another with --listen)")
         })?;
     tracing::info!(%listen, "listening");
-    app.serve(listener, shutdown_signal())
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(metrics_listen) = app.config.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(metrics_listen).await.map_err(|error| {
+            format!("cannot listen for metrics on {metrics_listen}: {error} (choose another with --metrics-listen, or off)")
+        })?;
+        tracing::info!(%metrics_listen, "metrics at /metrics");
+        let metrics_app = app.clone();
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = metrics_stopped.await;
+            };
+            if let Err(error) = metrics_app.serve_metrics(metrics_listener, stopped).await {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+    }
+    let served = app
+        .serve(listener, shutdown_signal())
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string());
+    let _ = stop_metrics.send(());
+    served
 }
 
 fn main() -> ExitCode {

@@ -12,7 +12,7 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{App, audit, auth, enrol, error::ApiError, members};
+use crate::{App, audit, auth, enrol, error::ApiError, members, metrics};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -43,6 +43,10 @@ pub(crate) fn router(app: App) -> Router {
         .fallback(|| async { ApiError::not_found() })
         // Layers run bottom-up: an ID is set (or a client's kept), the request is traced in one
         // span naming its route and ID (never its arguments), and the ID is echoed back.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::count,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http()

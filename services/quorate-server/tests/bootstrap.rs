@@ -136,3 +136,67 @@ where
     }
     results
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_on_their_own_listener() {
+    let db = TestDb::new(common::Backend::Sqlite).await;
+    let server = TestServer::start(&db).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = server.app.clone();
+    let task = tokio::spawn(async move {
+        app.serve_metrics(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        client.get(server.url("/healthz")).send().await.unwrap();
+    }
+    let vault = server.codes[0].vault_id;
+    client
+        .get(server.url(&format!("/api/v1/vaults/{vault}/roster")))
+        .send()
+        .await
+        .unwrap();
+    // The API port does not serve metrics.
+    assert_eq!(
+        client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let text = client
+        .get(format!("http://{metrics_address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("quorate_http_requests_total{route=\"/healthz\",status=\"2xx\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"/api/v1/vaults/{vault}/roster\",status=\"4xx\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&vault.to_string()),
+        "labels carry route templates, never IDs"
+    );
+    assert!(text.contains("quorate_sign_in_failures_total 0"));
+
+    let _ = stop.send(());
+    task.await.unwrap();
+    server.stop().await;
+}
