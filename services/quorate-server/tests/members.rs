@@ -318,6 +318,11 @@ async fn members_of_one_vault_cannot_reach_into_another() {
             )
             .await;
         assert_eq!(error_code(invite, 404).await, "not_found");
+        let malformed = api
+            .get(&format!("/vaults/{vault}/audit?limit=abc"), &token)
+            .await;
+        assert_eq!(error_code(malformed, 400).await, "invalid_query");
+
         // An admin creates a second vault; its first admin enrols with the code it returns, and
         // each vault's sessions see only their own vault.
         let created = api

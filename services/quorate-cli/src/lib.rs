@@ -1,0 +1,299 @@
+//! The typed client of the Quorate HTTP API, shared by the `quorate` CLI, the node and the
+//! tests. It speaks the `quorate-api` types, and does the device-side checks the protocol
+//! requires (a roster is returned only once verified against the pinned genesis).
+
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use quorate_api::{
+    AuditEntryView, Challenge, CreatedVault, Enrolled, ErrorBody, Invite, Me, MemberView,
+    RosterChain, Session,
+};
+use quorate_crypto::{
+    Identity, PublicIdentity, VaultId, audit::AuditEntry, roster::Roster,
+    statement::SignedStatement,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// What can go wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server refused the request with a 4xx or 5xx and said why.
+    #[error("the server refused ({status} {code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The server's machine-readable code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server could not be reached or the connection failed.
+    #[error("cannot reach the server: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered something this client does not understand, or something that
+    /// fails the protocol's checks.
+    #[error("the server's answer is not acceptable: {0}")]
+    Invalid(String),
+    /// A call that needs a session was made before signing in.
+    #[error("not signed in: sign in first")]
+    NotSignedIn,
+}
+
+impl ClientError {
+    /// The server's error code, when the server refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one server, optionally signed in.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        }
+    }
+
+    /// The session token, if signed in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Uses an existing session token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            if status == reqwest::StatusCode::NO_CONTENT {
+                return serde_json::from_value(Value::Null)
+                    .map_err(|error| ClientError::Invalid(error.to_string()));
+            }
+            return response
+                .json()
+                .await
+                .map_err(|error| ClientError::Invalid(error.to_string()));
+        }
+        let body: ErrorBody = response.json().await.unwrap_or_else(|_| ErrorBody {
+            code: "unknown".into(),
+            message: format!("the server answered {status} without an error body"),
+        });
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ClientError> {
+        let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NotSignedIn)?;
+        self.send(self.http.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    /// Redeems the bootstrap code with a genesis entry; returns what to pin.
+    pub async fn enrol_first_admin(
+        &self,
+        code: &str,
+        genesis: &SignedStatement,
+    ) -> Result<Enrolled, ClientError> {
+        self.post(
+            "/enrol/first-admin",
+            json!({ "code": code, "genesis": STANDARD.encode(genesis.to_bytes()) }),
+        )
+        .await
+    }
+
+    /// Redeems a member invite with one's public keys.
+    pub async fn enrol_member(
+        &self,
+        code: &str,
+        name: &str,
+        public: &PublicIdentity,
+    ) -> Result<Enrolled, ClientError> {
+        self.post(
+            "/enrol/member",
+            json!({ "code": code, "name": name, "keys": {
+                "recipient": public.recipient.to_string(),
+                "verifying_key": URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
+            }}),
+        )
+        .await
+    }
+
+    /// Signs in by signing the server's challenge; keeps the session.
+    pub async fn sign_in(
+        &mut self,
+        vault: VaultId,
+        identity: &Identity,
+    ) -> Result<Session, ClientError> {
+        let challenge: Challenge = self
+            .post("/auth/challenge", json!({ "vault_id": vault.to_string(), "fingerprint": identity.fingerprint().to_hex() }))
+            .await?;
+        let nonce = STANDARD
+            .decode(&challenge.nonce)
+            .map_err(|error| ClientError::Invalid(error.to_string()))?;
+        let signature = identity.sign_challenge(&nonce);
+        let session: Session = self
+            .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(signature) }))
+            .await?;
+        self.token = Some(session.token.clone());
+        Ok(session)
+    }
+
+    /// Who the session belongs to.
+    pub async fn me(&self) -> Result<Me, ClientError> {
+        self.get("/me").await
+    }
+
+    /// Ends the session.
+    pub async fn log_out(&mut self) -> Result<(), ClientError> {
+        let token = self.token.take().ok_or(ClientError::NotSignedIn)?;
+        self.send::<()>(
+            self.http
+                .delete(self.url("/auth/session"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// The vault's roster chain, verified against the genesis the device pinned.
+    pub async fn roster(
+        &self,
+        vault: VaultId,
+        pinned_genesis: &[u8; 32],
+    ) -> Result<Roster, ClientError> {
+        let chain: RosterChain = self.get(&format!("/vaults/{vault}/roster")).await?;
+        let entries = chain
+            .entries
+            .iter()
+            .map(|entry| {
+                let bytes = STANDARD
+                    .decode(entry)
+                    .map_err(|error| ClientError::Invalid(error.to_string()))?;
+                SignedStatement::from_bytes(&bytes)
+                    .map_err(|error| ClientError::Invalid(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Roster::verify(vault, &entries, Some(pinned_genesis))
+            .map_err(|error| ClientError::Invalid(error.to_string()))
+    }
+
+    /// Appends a signed roster entry (admins); returns its sequence number.
+    pub async fn append_roster(
+        &self,
+        vault: VaultId,
+        entry: &SignedStatement,
+    ) -> Result<u64, ClientError> {
+        let answer: Value = self
+            .post(
+                &format!("/vaults/{vault}/roster"),
+                json!({ "entry": STANDARD.encode(entry.to_bytes()) }),
+            )
+            .await?;
+        answer["sequence"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Invalid("no sequence in the answer".into()))
+    }
+
+    /// Creates an invite (`member` or `node`) (admins).
+    pub async fn invite(&self, vault: VaultId, purpose: &str) -> Result<Invite, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/invites"),
+            json!({ "purpose": purpose }),
+        )
+        .await
+    }
+
+    /// Members, optionally of one status (`pending`, `active`, `removed`).
+    pub async fn members(
+        &self,
+        vault: VaultId,
+        status: Option<&str>,
+    ) -> Result<Vec<MemberView>, ClientError> {
+        let query = status
+            .map(|status| format!("?status={status}"))
+            .unwrap_or_default();
+        self.get(&format!("/vaults/{vault}/members{query}")).await
+    }
+
+    /// Creates a further vault (admins).
+    pub async fn create_vault(&self, name: &str) -> Result<CreatedVault, ClientError> {
+        self.post("/vaults", json!({ "name": name })).await
+    }
+
+    /// One page of the audit log after `after` (from the start when `None`).
+    pub async fn audit_page(
+        &self,
+        vault: VaultId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        let after = after.map(|seq| format!("&after={seq}")).unwrap_or_default();
+        let views: Vec<AuditEntryView> = self
+            .get(&format!("/vaults/{vault}/audit?limit={limit}{after}"))
+            .await?;
+        views.iter().map(|view| audit_entry(vault, view)).collect()
+    }
+}
+
+fn audit_entry(vault_id: VaultId, view: &AuditEntryView) -> Result<AuditEntry, ClientError> {
+    let invalid =
+        |what: &str| ClientError::Invalid(format!("audit entry {}: bad {what}", view.seq));
+    let hash = |text: &str, what: &str| -> Result<[u8; 32], ClientError> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| invalid(what))?;
+        Ok(bytes)
+    };
+    Ok(AuditEntry {
+        vault_id,
+        seq: view.seq,
+        time: view.time,
+        actor: view.actor.clone(),
+        action: view.action.clone(),
+        subject: view.subject.clone(),
+        statement: view
+            .statement
+            .as_ref()
+            .map(|text| STANDARD.decode(text).map_err(|_| invalid("statement")))
+            .transpose()?,
+        prev_hash: hash(&view.prev_hash, "previous hash")?,
+        hash: hash(&view.hash, "hash")?,
+    })
+}
