@@ -7,14 +7,27 @@ set -euo pipefail
 needed=(
   "age age"              # the Go reference implementation, the interop oracle
   "age-keygen age"
+  "cmake cmake"          # aws-lc-rs (object_store's S3 client) builds with it
 )
+
+tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"
 
 missing=()
 for pair in "${needed[@]}"; do
   read -r command package <<<"$pair"
   command -v "$command" >/dev/null 2>&1 || missing+=("$package")
 done
+install_s3s() {
+  # A real S3-compatible server for the blob-store tests, built once per machine into a
+  # tools folder outside the checkout (about two minutes).
+  if [ ! -x "$tools/bin/s3s-fs" ]; then
+    echo "==> installing s3s-fs 0.14.1 into $tools (once per machine, about two minutes)"
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$tools" --quiet
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  install_s3s
   exit 0
 fi
 
@@ -29,3 +42,4 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
+install_s3s

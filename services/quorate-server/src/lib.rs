@@ -7,6 +7,7 @@
 
 mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
