@@ -29,6 +29,8 @@ pub use crate::{bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiErro
 pub struct App {
     /// The database.
     pub db: Db,
+    /// The blob store (ciphertext only).
+    pub blobs: blobs::Blobs,
     /// The configuration.
     pub config: Config,
     /// Failed sign-in counters.
@@ -44,6 +46,9 @@ pub enum StartError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Blobs(#[from] blobs::BlobError),
     /// Serving failed.
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -60,12 +65,14 @@ impl App {
     /// Connects to the database, applies migrations and runs the first-start bootstrap.
     /// Returns the enrolment codes to show the operator.
     pub async fn start(config: Config) -> Result<(Self, Vec<EnrolmentCode>), StartError> {
+        let blobs = blobs::Blobs::open(&config.object_store)?;
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
         let codes = bootstrap::run(&db, now(), config.enrolment_code_ttl).await?;
         Ok((
             Self {
                 db,
+                blobs,
                 config,
                 limits: Default::default(),
                 metrics: Default::default(),

@@ -23,6 +23,10 @@ async fn first_start_creates_one_vault_and_a_code_that_a_restart_replaces() {
         assert_eq!(server.codes.len(), 1, "{backend:?}");
         let first = server.codes[0].clone();
         assert_eq!(count(&server, "SELECT COUNT(*) FROM vaults").await, 1);
+        assert!(
+            db.folder.path().join("objects").is_dir(),
+            "the default object store is a local folder"
+        );
 
         // Only the hash is stored.
         let stored = sqlx::query("SELECT code_hash FROM enrolment_codes")
