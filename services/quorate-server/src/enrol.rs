@@ -66,18 +66,7 @@ pub(crate) async fn first_admin(
     if used != 1 {
         return Err(invalid_code());
     }
-    let inserted = sqlx::query(
-        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at)
-         VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(&vault_text)
-    .bind(genesis.to_bytes())
-    .bind(genesis.digest().to_vec())
-    .bind(now)
-    .execute(&mut *transaction)
-    .await?
-    .rows_affected();
-    if inserted != 1 {
+    if !store_roster_entry(&mut transaction, &vault_text, 0, &genesis, now).await? {
         return Err(ApiError::conflict(
             "already_enrolled",
             "this vault already has its first admin",
@@ -141,6 +130,30 @@ pub(crate) async fn load_roster(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Roster::verify(vault_id, &entries, None).map_err(|error| ApiError::Internal(Box::new(error)))
+}
+
+/// Stores a verified roster entry at `sequence`; `false` when that place is already taken
+/// (someone else appended first).
+pub(crate) async fn store_roster_entry(
+    connection: &mut sqlx::AnyConnection,
+    vault: &str,
+    sequence: u64,
+    signed: &SignedStatement,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query(
+        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(vault)
+    .bind(sequence as i64)
+    .bind(signed.to_bytes())
+    .bind(signed.digest().to_vec())
+    .bind(now)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(stored == 1)
 }
 
 /// `GET /api/v1/vaults/{vault}/roster`: the signed chain, for the member's device to verify.

@@ -21,7 +21,7 @@ use crate::{
     App,
     auth::Authenticated,
     bootstrap::{code_hash, new_code},
-    enrol::load_roster,
+    enrol::{load_roster, store_roster_entry},
     error::{ApiError, ApiJson, ApiQuery},
     now,
 };
@@ -294,19 +294,7 @@ pub(crate) async fn append_roster(
                 .await?;
         }
     }
-    let stored = sqlx::query(
-        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(&vault)
-    .bind(sequence as i64)
-    .bind(signed.to_bytes())
-    .bind(signed.digest().to_vec())
-    .bind(now)
-    .execute(&mut *transaction)
-    .await?
-    .rows_affected();
-    if stored != 1 {
+    if !store_roster_entry(&mut transaction, &vault, sequence, &signed, now).await? {
         return Err(ApiError::conflict(
             "roster_changed",
             "the roster changed meanwhile: fetch it, verify it and sign again",
