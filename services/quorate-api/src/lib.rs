@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Every error: a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Stable, machine-readable (`not_found`, `invalid_code`, ...).
     pub code: String,
@@ -16,6 +17,7 @@ pub struct ErrorBody {
 
 /// A party's public keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeys {
     /// The age recipient, `age1…`.
@@ -27,6 +29,7 @@ pub struct PublicKeys {
 /// `POST /api/v1/enrol/first-admin`: redeem the bootstrap code with a self-signed genesis
 /// roster entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FirstAdminEnrolment {
     /// The one-time code the server printed.
@@ -37,6 +40,7 @@ pub struct FirstAdminEnrolment {
 
 /// The answer to an enrolment: what the device pins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enrolled {
     /// The vault.
     pub vault_id: String,
@@ -48,6 +52,7 @@ pub struct Enrolled {
 
 /// `GET /api/v1/vaults/{vault}/roster`: the signed chain, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RosterChain {
     /// The vault.
     pub vault_id: String,
@@ -57,6 +62,7 @@ pub struct RosterChain {
 
 /// `POST /api/v1/auth/challenge`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// The vault to sign in to.
@@ -67,6 +73,7 @@ pub struct ChallengeRequest {
 
 /// A single-use sign-in challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Challenge {
     /// Which challenge.
     pub challenge_id: String,
@@ -78,6 +85,7 @@ pub struct Challenge {
 
 /// `POST /api/v1/auth/session`: the signed challenge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     /// The challenge answered.
@@ -88,6 +96,7 @@ pub struct SessionRequest {
 
 /// A session: send the token as `Authorization: Bearer …`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The bearer token (256 random bits, base64url). The server keeps only its hash.
     pub token: String,
@@ -97,6 +106,7 @@ pub struct Session {
 
 /// `GET /api/v1/me`: who a session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     /// The vault.
     pub vault_id: String,
@@ -110,6 +120,7 @@ pub struct Me {
 
 /// `POST /api/v1/vaults/{vault}/invites` (admins): a one-time code for a member or a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// `member` or `node`.
@@ -121,6 +132,7 @@ pub struct InviteRequest {
 
 /// A new invite: give the code to the invitee over a channel you trust.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invite {
     /// The one-time code.
     pub code: String,
@@ -131,6 +143,7 @@ pub struct Invite {
 /// `POST /api/v1/enrol/member`: redeem an invite with one's public keys. The member stays
 /// pending until an admin signs their roster entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MemberEnrolment {
     /// The invite code.
@@ -143,6 +156,7 @@ pub struct MemberEnrolment {
 
 /// A member as the server lists them (the roster chain is the authority; this is a view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberView {
     /// Fingerprint (hex).
     pub fingerprint: String,
@@ -158,14 +172,24 @@ pub struct MemberView {
 
 /// `POST /api/v1/vaults/{vault}/roster` (admins): append a signed roster entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RosterAppend {
     /// The signed entry, base64.
     pub entry: String,
 }
 
+/// The answer to a roster append: the entry's position in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RosterAppended {
+    /// The sequence number the entry took (the genesis is 0).
+    pub sequence: u64,
+}
+
 /// One audit entry (`GET /api/v1/vaults/{vault}/audit?after=SEQ&limit=N`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntryView {
     /// Position in the vault's chain.
     pub seq: u64,
@@ -187,6 +211,7 @@ pub struct AuditEntryView {
 
 /// `POST /api/v1/vaults` (admins): a new vault for another board or committee.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewVault {
     /// Its name, as the server lists it (visible to the server: keep it generic).
@@ -195,6 +220,7 @@ pub struct NewVault {
 
 /// A created vault with the one-time code for its first admin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedVault {
     /// The new vault.
     pub vault_id: String,

@@ -7,15 +7,16 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use quorate_api::{
-    AuditEntryView, Challenge, CreatedVault, Enrolled, ErrorBody, Invite, Me, MemberView,
-    RosterChain, Session,
+    AuditEntryView, Challenge, ChallengeRequest, CreatedVault, Enrolled, ErrorBody,
+    FirstAdminEnrolment, Invite, InviteRequest, Me, MemberEnrolment, MemberView, NewVault,
+    PublicKeys, RosterAppend, RosterAppended, RosterChain, Session, SessionRequest,
 };
 use quorate_crypto::{
     Identity, PublicIdentity, VaultId, audit::AuditEntry, roster::Roster,
     statement::SignedStatement,
 };
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
 
 /// What can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +114,12 @@ impl Client {
         format!("{}/api/v1{path}", self.base)
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, ClientError> {
-        let mut request = self.http.post(self.url(path)).json(&body);
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let mut request = self.http.post(self.url(path)).json(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -135,7 +140,10 @@ impl Client {
     ) -> Result<Enrolled, ClientError> {
         self.post(
             "/enrol/first-admin",
-            json!({ "code": code, "genesis": STANDARD.encode(genesis.to_bytes()) }),
+            &FirstAdminEnrolment {
+                code: code.to_owned(),
+                genesis: STANDARD.encode(genesis.to_bytes()),
+            },
         )
         .await
     }
@@ -149,10 +157,14 @@ impl Client {
     ) -> Result<Enrolled, ClientError> {
         self.post(
             "/enrol/member",
-            json!({ "code": code, "name": name, "keys": {
-                "recipient": public.recipient.to_string(),
-                "verifying_key": URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
-            }}),
+            &MemberEnrolment {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                keys: PublicKeys {
+                    recipient: public.recipient.to_string(),
+                    verifying_key: URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
+                },
+            },
         )
         .await
     }
@@ -164,14 +176,26 @@ impl Client {
         identity: &Identity,
     ) -> Result<Session, ClientError> {
         let challenge: Challenge = self
-            .post("/auth/challenge", json!({ "vault_id": vault.to_string(), "fingerprint": identity.fingerprint().to_hex() }))
+            .post(
+                "/auth/challenge",
+                &ChallengeRequest {
+                    vault_id: vault.to_string(),
+                    fingerprint: identity.fingerprint().to_hex(),
+                },
+            )
             .await?;
         let nonce = STANDARD
             .decode(&challenge.nonce)
             .map_err(|error| ClientError::Invalid(error.to_string()))?;
         let signature = identity.sign_challenge(&nonce);
         let session: Session = self
-            .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(signature) }))
+            .post(
+                "/auth/session",
+                &SessionRequest {
+                    challenge_id: challenge.challenge_id,
+                    signature: STANDARD.encode(signature),
+                },
+            )
             .await?;
         self.token = Some(session.token.clone());
         Ok(session)
@@ -221,22 +245,25 @@ impl Client {
         vault: VaultId,
         entry: &SignedStatement,
     ) -> Result<u64, ClientError> {
-        let answer: Value = self
+        let answer: RosterAppended = self
             .post(
                 &format!("/vaults/{vault}/roster"),
-                json!({ "entry": STANDARD.encode(entry.to_bytes()) }),
+                &RosterAppend {
+                    entry: STANDARD.encode(entry.to_bytes()),
+                },
             )
             .await?;
-        answer["sequence"]
-            .as_u64()
-            .ok_or_else(|| ClientError::Invalid("no sequence in the answer".into()))
+        Ok(answer.sequence)
     }
 
     /// Creates an invite (`member` or `node`) (admins).
     pub async fn invite(&self, vault: VaultId, purpose: &str) -> Result<Invite, ClientError> {
         self.post(
             &format!("/vaults/{vault}/invites"),
-            json!({ "purpose": purpose }),
+            &InviteRequest {
+                purpose: purpose.to_owned(),
+                ttl_seconds: None,
+            },
         )
         .await
     }
@@ -255,7 +282,13 @@ impl Client {
 
     /// Creates a further vault (admins).
     pub async fn create_vault(&self, name: &str) -> Result<CreatedVault, ClientError> {
-        self.post("/vaults", json!({ "name": name })).await
+        self.post(
+            "/vaults",
+            &NewVault {
+                name: name.to_owned(),
+            },
+        )
+        .await
     }
 
     /// One page of the audit log after `after` (from the start when `None`).

@@ -98,14 +98,28 @@ pub(crate) async fn append(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Page {
+    /// Entries after this sequence number (from the start without it).
     after: Option<i64>,
+    /// At most this many (default 100, at most 1000).
     limit: Option<i64>,
 }
 
-/// `GET /api/v1/vaults/{vault}/audit?after=SEQ&limit=N`: entries after `after` (all from the
-/// start without it), at most `limit` (default 100, at most 1000).
+/// Pages through the vault's audit log in chain order.
+///
+/// Entries after `after` (from the start without it), at most `limit` (default 100, at most
+/// 1000).
+#[utoipa::path(
+    get, path = "/vaults/{vault}/audit", tag = "audit", security(("session" = [])), operation_id = "audit_log",
+    params(("vault" = String, Path, description = "The vault ID (UUID)"), Page),
+    responses(
+        (status = 200, description = "Entries in chain order", body = Vec<quorate_api::AuditEntryView>),
+        (status = 400, description = "Limit out of range", body = quorate_api::ErrorBody),
+        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(app): State<App>,
     who: Authenticated,

@@ -39,7 +39,17 @@ fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_vault_id", "vault_id must be a UUID"))
 }
 
-/// `POST /api/v1/auth/challenge`.
+/// Starts a sign-in: a single-use nonce, valid for a short time.
+#[utoipa::path(
+    post, path = "/auth/challenge", tag = "sign-in", operation_id = "sign_in_challenge",
+    request_body = quorate_api::ChallengeRequest,
+    responses(
+        (status = 201, description = "A single-use nonce to sign", body = quorate_api::Challenge),
+        (status = 400, description = "Malformed vault ID or fingerprint", body = quorate_api::ErrorBody),
+        (status = 401, description = "Not an active member or node of that vault", body = quorate_api::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this key or address", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn challenge(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -83,8 +93,19 @@ pub(crate) async fn challenge(
     ))
 }
 
-/// `POST /api/v1/auth/session`: the challenge is consumed whatever the outcome. Failures
-/// count against the client address and the key (see [`crate::limits`]).
+/// Finishes a sign-in with the signed nonce; returns a session token.
+///
+/// The challenge is consumed whatever the outcome. Failures count against the client address
+/// and the key (limits in `crate::limits`): too many answer 429.
+#[utoipa::path(
+    post, path = "/auth/session", tag = "sign-in", operation_id = "sign_in",
+    request_body = quorate_api::SessionRequest,
+    responses(
+        (status = 201, description = "A session token", body = quorate_api::Session),
+        (status = 401, description = "Bad signature, or an unknown, used or expired challenge", body = quorate_api::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this key or address", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn create_session(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -233,7 +254,13 @@ impl FromRequestParts<App> for Authenticated {
     }
 }
 
-/// `GET /api/v1/me`.
+/// Who the session belongs to.
+#[utoipa::path(
+    get, path = "/me", tag = "sign-in", security(("session" = [])), operation_id = "me",
+    responses(
+        (status = 200, description = "Who the session belongs to", body = quorate_api::Me),
+    )
+)]
 pub(crate) async fn me(who: Authenticated) -> axum::Json<Me> {
     axum::Json(Me {
         vault_id: who.vault_id.to_string(),
@@ -243,7 +270,13 @@ pub(crate) async fn me(who: Authenticated) -> axum::Json<Me> {
     })
 }
 
-/// `DELETE /api/v1/auth/session`: log out.
+/// Signs out: the session token stops working.
+#[utoipa::path(
+    delete, path = "/auth/session", tag = "sign-in", security(("session" = [])), operation_id = "sign_out",
+    responses(
+        (status = 204, description = "Signed out; the token no longer works"),
+    )
+)]
 pub(crate) async fn delete_session(
     State(app): State<App>,
     who: Authenticated,

@@ -16,8 +16,19 @@ use sqlx::Row;
 
 use crate::{App, auth::Authenticated, bootstrap::code_hash, error::ApiError, error::ApiJson, now};
 
-/// `POST /api/v1/enrol/first-admin`: redeems the bootstrap code. In one transaction: the code
-/// is marked used, the genesis entry stored, the admin made an active member.
+/// Redeems the bootstrap code with the first admin's self-signed genesis roster entry.
+///
+/// In one transaction: the code is marked used, the genesis entry stored, the admin made an
+/// active member.
+#[utoipa::path(
+    post, path = "/enrol/first-admin", tag = "enrolment", operation_id = "enrol_first_admin",
+    request_body = quorate_api::FirstAdminEnrolment,
+    responses(
+        (status = 201, description = "The first admin is enrolled; pin the genesis", body = quorate_api::Enrolled),
+        (status = 400, description = "Unknown, used or expired code, or an invalid genesis entry", body = quorate_api::ErrorBody),
+        (status = 409, description = "The vault already has its first admin", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn first_admin(
     State(app): State<App>,
     ApiJson(body): ApiJson<FirstAdminEnrolment>,
@@ -156,7 +167,15 @@ pub(crate) async fn store_roster_entry(
     Ok(stored == 1)
 }
 
-/// `GET /api/v1/vaults/{vault}/roster`: the signed chain, for the member's device to verify.
+/// The vault's signed roster chain, for the device to verify against its pinned genesis.
+#[utoipa::path(
+    get, path = "/vaults/{vault}/roster", tag = "members", security(("session" = [])), operation_id = "roster",
+    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    responses(
+        (status = 200, description = "The signed roster chain; verify it against the pinned genesis", body = quorate_api::RosterChain),
+        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn roster(
     State(app): State<App>,
     who: Authenticated,

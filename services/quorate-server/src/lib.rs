@@ -16,13 +16,16 @@ pub mod error;
 pub mod limits;
 mod members;
 pub mod metrics;
+mod openapi;
 mod routes;
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
 
-pub use crate::{bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError};
+pub use crate::{
+    bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError, routes::openapi_document,
+};
 
 /// Shared state of a running server.
 #[derive(Debug, Clone)]

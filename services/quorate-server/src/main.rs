@@ -32,6 +32,8 @@ enum Command {
     Migrate,
     /// Print a documented example configuration.
     DefaultConfig,
+    /// Print the OpenAPI document of the HTTP API (JSON).
+    Openapi,
 }
 
 fn load(cli: &Cli) -> Result<config::Config, String> {
@@ -85,6 +87,13 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<(), String> {
     if matches!(cli.command, Some(Command::DefaultConfig)) {
         print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    if matches!(cli.command, Some(Command::Openapi)) {
+        let document = quorate_server::openapi_document()
+            .to_pretty_json()
+            .map_err(|error| format!("cannot write the OpenAPI document: {error}"))?;
+        println!("{document}");
         return Ok(());
     }
     let config = load(&cli)?;

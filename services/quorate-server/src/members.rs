@@ -8,7 +8,7 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{
     CreatedVault, Enrolled, Invite, InviteRequest, MemberEnrolment, MemberView, NewVault,
-    PublicKeys, RosterAppend,
+    PublicKeys, RosterAppend, RosterAppended,
 };
 use quorate_crypto::{
     PublicIdentity,
@@ -44,7 +44,18 @@ fn require_admin(who: &Authenticated, vault: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/v1/vaults/{vault}/invites`.
+/// Creates a one-time, expiring invite for a member or a node (admins).
+#[utoipa::path(
+    post, path = "/vaults/{vault}/invites", tag = "members", security(("session" = [])), operation_id = "create_invite",
+    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    request_body = quorate_api::InviteRequest,
+    responses(
+        (status = 201, description = "A one-time invite code", body = quorate_api::Invite),
+        (status = 400, description = "Unknown purpose or lifetime out of range", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only admins invite", body = quorate_api::ErrorBody),
+        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn create_invite(
     State(app): State<App>,
     who: Authenticated,
@@ -102,7 +113,19 @@ pub(crate) async fn create_invite(
     ))
 }
 
-/// `POST /api/v1/enrol/member`.
+/// Redeems an invite with the member's public keys.
+///
+/// The member stays pending until an admin signs their roster entry after comparing
+/// fingerprints.
+#[utoipa::path(
+    post, path = "/enrol/member", tag = "enrolment", operation_id = "enrol_member",
+    request_body = quorate_api::MemberEnrolment,
+    responses(
+        (status = 201, description = "Enrolled, pending until an admin signs the roster entry; pin the genesis", body = quorate_api::Enrolled),
+        (status = 400, description = "Unknown, used or expired invite, or invalid keys", body = quorate_api::ErrorBody),
+        (status = 409, description = "These keys are already enrolled in the vault", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn enrol_member(
     State(app): State<App>,
     ApiJson(body): ApiJson<MemberEnrolment>,
@@ -188,12 +211,24 @@ pub(crate) async fn enrol_member(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct MemberFilter {
+    /// Only members of this status: `pending`, `active` or `removed`.
     status: Option<String>,
 }
 
-/// `GET /api/v1/vaults/{vault}/members[?status=pending]`.
+/// Lists the vault's members, optionally of one status.
+///
+/// A view for convenience: the signed roster chain is the authority.
+#[utoipa::path(
+    get, path = "/vaults/{vault}/members", tag = "members", security(("session" = [])), operation_id = "list_members",
+    params(("vault" = String, Path, description = "The vault ID (UUID)"), MemberFilter),
+    responses(
+        (status = 200, description = "Members, oldest first", body = Vec<quorate_api::MemberView>),
+        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn list_members(
     State(app): State<App>,
     who: Authenticated,
@@ -230,9 +265,22 @@ pub(crate) async fn list_members(
     Ok(axum::Json(members))
 }
 
-/// `POST /api/v1/vaults/{vault}/roster`: an admin's device appends a signed entry. The server
-/// replays the whole chain with the new entry (the same check every device makes), then
-/// applies it to its member table.
+/// Appends an admin-signed roster entry (add or remove).
+///
+/// The server replays the whole chain with the new entry (the same check every device
+/// makes), then applies it to its member table. A removal ends the member's sessions.
+#[utoipa::path(
+    post, path = "/vaults/{vault}/roster", tag = "members", security(("session" = [])), operation_id = "append_roster",
+    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    request_body = quorate_api::RosterAppend,
+    responses(
+        (status = 201, description = "The entry is appended to the chain", body = quorate_api::RosterAppended),
+        (status = 400, description = "The entry fails verification against the chain", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only admins sign roster entries", body = quorate_api::ErrorBody),
+        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
+        (status = 409, description = "The chain moved on: fetch the roster and sign again", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn append_roster(
     State(app): State<App>,
     who: Authenticated,
@@ -321,12 +369,25 @@ pub(crate) async fn append_roster(
     tracing::info!(vault = %vault, sequence, "roster entry appended");
     Ok((
         StatusCode::CREATED,
-        axum::Json(serde_json::json!({ "sequence": sequence })),
+        axum::Json(RosterAppended {
+            sequence: sequence as u64,
+        }),
     ))
 }
 
-/// `POST /api/v1/vaults`: an admin of any vault creates another, and receives the one-time
-/// code for its first admin (who then enrols with a genesis entry for the new vault).
+/// Creates another vault (admins of any vault).
+///
+/// The answer carries the one-time code for its first admin, who then enrols with a genesis
+/// entry for the new vault.
+#[utoipa::path(
+    post, path = "/vaults", tag = "members", security(("session" = [])), operation_id = "create_vault",
+    request_body = quorate_api::NewVault,
+    responses(
+        (status = 201, description = "The vault and its first-admin code", body = quorate_api::CreatedVault),
+        (status = 400, description = "Empty or overlong name", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only admins create vaults", body = quorate_api::ErrorBody),
+    )
+)]
 pub(crate) async fn create_vault(
     State(app): State<App>,
     who: Authenticated,

@@ -4,7 +4,7 @@ use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, State},
     http::{HeaderName, Request},
-    routing::{get, post},
+    routing::get,
 };
 use serde_json::{Value, json};
 use tower_http::{
@@ -12,34 +12,63 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{App, audit, auth, enrol, error::ApiError, members, metrics};
+use std::sync::Arc;
+
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{App, audit, auth, enrol, error::ApiError, members, metrics, openapi};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
 
+/// The API: each handler carries its `#[utoipa::path]`, and `routes!` registers the route and
+/// its description together.
+fn api() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).nest(
+        "/api/v1",
+        OpenApiRouter::new()
+            .routes(routes!(enrol::first_admin))
+            .routes(routes!(members::enrol_member))
+            .routes(routes!(auth::challenge))
+            .routes(routes!(auth::create_session, auth::delete_session))
+            .routes(routes!(auth::me))
+            .routes(routes!(members::create_vault))
+            .routes(routes!(enrol::roster, members::append_roster))
+            .routes(routes!(members::create_invite))
+            .routes(routes!(members::list_members))
+            .routes(routes!(audit::list)),
+    )
+}
+
+/// The API's routes and their complete OpenAPI document.
+fn api_parts() -> (Router<App>, utoipa::openapi::OpenApi) {
+    let (router, mut document) = api().split_for_parts();
+    openapi::add_shared_responses(&mut document);
+    (router, document)
+}
+
+/// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_parts().1
+}
+
 pub(crate) fn router(app: App) -> Router {
-    let api = Router::new()
-        .route("/enrol/first-admin", post(enrol::first_admin))
-        .route("/auth/challenge", post(auth::challenge))
+    let (api, document) = api_parts();
+    let document = Arc::new(document);
+    let api = api
         .route(
-            "/auth/session",
-            post(auth::create_session).delete(auth::delete_session),
+            "/api/v1/openapi.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move { Json(document) }
+            }),
         )
-        .route("/me", get(auth::me))
-        .route("/enrol/member", post(members::enrol_member))
-        .route("/vaults", post(members::create_vault))
-        .route(
-            "/vaults/{vault}/roster",
-            get(enrol::roster).post(members::append_roster),
-        )
-        .route("/vaults/{vault}/invites", post(members::create_invite))
-        .route("/vaults/{vault}/members", get(members::list_members))
-        .route("/vaults/{vault}/audit", get(audit::list))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/api/v1", api)
+        .merge(api)
         .fallback(|| async { ApiError::not_found() })
         // Layers run bottom-up: an ID is set (or a client's kept), the request is traced in one
         // span naming its route and ID (never its arguments), and the ID is echoed back.

@@ -1,0 +1,108 @@
+//! The OpenAPI document. The routes and the document come from the same list (see
+//! `routes::api`), so a route cannot be served without being described.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        Content, Ref, ResponseBuilder,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+
+/// The document's fixed parts; the paths are added by the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Quorate API",
+        description = "The Quorate vault's HTTP API. The server stores ciphertext, sealed shares, \
+            signed statements and blind tokens; it holds no key. Errors are \
+            `{\"code\": ..., \"message\": ...}` with a 4xx status; another vault's resources \
+            are 404. Binary values travel as standard base64, Ed25519 keys as unpadded \
+            base64url, times as Unix seconds.",
+    ),
+    modifiers(&SessionAuth),
+    components(schemas(quorate_api::ErrorBody)),
+    tags(
+        (name = "enrolment", description = "Redeeming bootstrap codes and invites"),
+        (name = "sign-in", description = "Challenge-response sign-in and sessions"),
+        (name = "members", description = "Vaults, invites, members and the signed roster"),
+        (name = "audit", description = "The hash-chained audit log"),
+    )
+)]
+pub(crate) struct ApiDoc;
+
+struct SessionAuth;
+
+impl Modify for SessionAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The token from POST /auth/session, as Authorization: Bearer TOKEN",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the answers every operation of a kind shares, so that handlers list only their own:
+/// the JSON body's rejections (see `error::ApiJson`) where there is a body, and 401 where a
+/// session is needed.
+pub(crate) fn add_shared_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.head,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut shared = Vec::new();
+            if operation.request_body.is_some() {
+                shared.extend([
+                    (
+                        "400",
+                        "Malformed JSON (`invalid_json`), or a field's value fails the checks",
+                    ),
+                    (
+                        "413",
+                        "The body is larger than the endpoint accepts (`too_large`)",
+                    ),
+                    ("415", "The body is not `application/json` (`not_json`)"),
+                    (
+                        "422",
+                        "Missing, mistyped or unknown fields (`invalid_fields`)",
+                    ),
+                ]);
+            }
+            if operation.security.is_some() {
+                shared.push(("401", "No valid session (`unauthenticated`)"));
+            }
+            for (status, description) in shared {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}
