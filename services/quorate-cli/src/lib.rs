@@ -175,24 +175,44 @@ impl Client {
         vault: VaultId,
         identity: &Identity,
     ) -> Result<Session, ClientError> {
-        let challenge: Challenge = self
-            .post(
-                "/auth/challenge",
-                &ChallengeRequest {
-                    vault_id: vault.to_string(),
-                    fingerprint: identity.fingerprint().to_hex(),
-                },
-            )
+        let challenge = self
+            .challenge(vault, &identity.fingerprint().to_hex())
             .await?;
         let nonce = STANDARD
             .decode(&challenge.nonce)
             .map_err(|error| ClientError::Invalid(error.to_string()))?;
         let signature = identity.sign_challenge(&nonce);
+        self.answer(&challenge.challenge_id, &signature).await
+    }
+
+    /// The first half of [`Client::sign_in`]: asks for a single-use challenge.
+    pub async fn challenge(
+        &self,
+        vault: VaultId,
+        fingerprint: &str,
+    ) -> Result<Challenge, ClientError> {
+        self.post(
+            "/auth/challenge",
+            &ChallengeRequest {
+                vault_id: vault.to_string(),
+                fingerprint: fingerprint.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The second half of [`Client::sign_in`]: answers a challenge with a signature over it;
+    /// keeps the session.
+    pub async fn answer(
+        &mut self,
+        challenge_id: &str,
+        signature: &[u8; 64],
+    ) -> Result<Session, ClientError> {
         let session: Session = self
             .post(
                 "/auth/session",
                 &SessionRequest {
-                    challenge_id: challenge.challenge_id,
+                    challenge_id: challenge_id.to_owned(),
                     signature: STANDARD.encode(signature),
                 },
             )

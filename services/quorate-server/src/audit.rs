@@ -117,7 +117,6 @@ pub(crate) struct Page {
     responses(
         (status = 200, description = "Entries in chain order", body = Vec<quorate_api::AuditEntryView>),
         (status = 400, description = "Limit out of range", body = quorate_api::ErrorBody),
-        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn list(

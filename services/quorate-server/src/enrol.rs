@@ -173,7 +173,6 @@ pub(crate) async fn store_roster_entry(
     params(("vault" = String, Path, description = "The vault ID (UUID)")),
     responses(
         (status = 200, description = "The signed roster chain; verify it against the pinned genesis", body = quorate_api::RosterChain),
-        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn roster(

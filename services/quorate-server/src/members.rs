@@ -44,6 +44,18 @@ fn require_admin(who: &Authenticated, vault: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A display name as people type it: trimmed, 1 to 200 bytes, no control characters.
+fn check_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(name)
+}
+
 /// Creates a one-time, expiring invite for a member or a node (admins).
 #[utoipa::path(
     post, path = "/vaults/{vault}/invites", tag = "members", security(("session" = [])), operation_id = "create_invite",
@@ -53,7 +65,6 @@ fn require_admin(who: &Authenticated, vault: &str) -> Result<(), ApiError> {
         (status = 201, description = "A one-time invite code", body = quorate_api::Invite),
         (status = 400, description = "Unknown purpose or lifetime out of range", body = quorate_api::ErrorBody),
         (status = 403, description = "Only admins invite", body = quorate_api::ErrorBody),
-        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_invite(
@@ -132,13 +143,7 @@ pub(crate) async fn enrol_member(
 ) -> Result<impl IntoResponse, ApiError> {
     let public = PublicIdentity::from_text(&body.keys.recipient, &body.keys.verifying_key)
         .map_err(|error| ApiError::bad_request("invalid_keys", error.to_string()))?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 200 printable characters",
-        ));
-    }
+    let name = check_name(&body.name)?;
     let now = now();
     let hash = code_hash(&body.code);
     let mut transaction = app.db.pool().begin().await?;
@@ -226,7 +231,6 @@ pub(crate) struct MemberFilter {
     params(("vault" = String, Path, description = "The vault ID (UUID)"), MemberFilter),
     responses(
         (status = 200, description = "Members, oldest first", body = Vec<quorate_api::MemberView>),
-        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn list_members(
@@ -277,7 +281,6 @@ pub(crate) async fn list_members(
         (status = 201, description = "The entry is appended to the chain", body = quorate_api::RosterAppended),
         (status = 400, description = "The entry fails verification against the chain", body = quorate_api::ErrorBody),
         (status = 403, description = "Only admins sign roster entries", body = quorate_api::ErrorBody),
-        (status = 404, description = "No such vault for this session", body = quorate_api::ErrorBody),
         (status = 409, description = "The chain moved on: fetch the roster and sign again", body = quorate_api::ErrorBody),
     )
 )]
@@ -394,13 +397,7 @@ pub(crate) async fn create_vault(
     ApiJson(body): ApiJson<NewVault>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&who, &who.vault_id.to_string())?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 200 printable characters",
-        ));
-    }
+    let name = check_name(&body.name)?;
     let vault_id = quorate_crypto::VaultId::random();
     let now = now();
     let mut transaction = app.db.pool().begin().await?;

@@ -51,8 +51,8 @@ impl Modify for SessionAuth {
 }
 
 /// Adds the answers every operation of a kind shares, so that handlers list only their own:
-/// the JSON body's rejections (see `error::ApiJson`) where there is a body, and 401 where a
-/// session is needed.
+/// the JSON body's rejections (see `error::ApiJson`) where there is a body, 401 where a
+/// session is needed, 404 where the path names a vault.
 pub(crate) fn add_shared_responses(openapi: &mut utoipa::openapi::OpenApi) {
     let error = |description: &str| {
         ResponseBuilder::new()
@@ -63,7 +63,8 @@ pub(crate) fn add_shared_responses(openapi: &mut utoipa::openapi::OpenApi) {
             )
             .build()
     };
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let in_a_vault = path.contains("{vault}");
         for operation in [
             &mut item.get,
             &mut item.post,
@@ -95,6 +96,12 @@ pub(crate) fn add_shared_responses(openapi: &mut utoipa::openapi::OpenApi) {
             }
             if operation.security.is_some() {
                 shared.push(("401", "No valid session (`unauthenticated`)"));
+            }
+            if in_a_vault {
+                shared.push((
+                    "404",
+                    "No such vault for this session: another vault's resources are not found (`not_found`)",
+                ));
             }
             for (status, description) in shared {
                 operation

@@ -1,72 +1,18 @@
 //! The first admin enrols with the bootstrap code and a self-signed genesis entry, signs in
 //! by challenge-response, reads and verifies the roster, and logs out — on SQLite and on
-//! PostgreSQL — plus the bad inputs of those steps, each refused with the right 4xx and
-//! nothing stored.
+//! PostgreSQL, through the typed client — plus the bad inputs of those steps, each refused with
+//! the right 4xx and nothing stored. Expiry is reached by moving a row's expiry into the past,
+//! as the passing of time would.
 
 mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::{BACKENDS, TestDb, TestServer};
-use quorate_api::{Challenge, Enrolled, ErrorBody, Me, RosterChain, Session};
+use common::{BACKENDS, TestDb, TestServer, refused};
+use quorate_api::ErrorBody;
+use quorate_client::Client;
 use quorate_crypto::{Identity, VaultId, roster::Roster, statement::SignedStatement};
 use serde_json::json;
 use sqlx::Row;
-
-struct Client {
-    http: reqwest::Client,
-    server: String,
-}
-
-impl Client {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            server: server.url(""),
-        }
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1{path}", self.server))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/api/v1{path}", self.server))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn enrol(&self, code: &str, genesis: &SignedStatement) -> reqwest::Response {
-        self.post(
-            "/enrol/first-admin",
-            json!({ "code": code, "genesis": STANDARD.encode(genesis.to_bytes()) }),
-        )
-        .await
-    }
-
-    async fn sign_in(&self, vault: &str, identity: &Identity) -> reqwest::Response {
-        let challenge: Challenge = self
-            .post(
-                "/auth/challenge",
-                json!({ "vault_id": vault, "fingerprint": identity.fingerprint().to_hex() }),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        let nonce = STANDARD.decode(&challenge.nonce).unwrap();
-        let signature = identity.sign_challenge(&nonce);
-        self.post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(signature) }))
-            .await
-    }
-}
 
 /// A fresh server on `backend` with its bootstrap code, and a first admin who has not enrolled yet.
 struct Fresh {
@@ -83,7 +29,7 @@ impl Fresh {
     async fn new(backend: common::Backend) -> Self {
         let db = TestDb::new(backend).await;
         let server = TestServer::start(&db).await;
-        let client = Client::new(&server);
+        let client = Client::new(&server.url(""));
         let code = server.codes[0].code.as_str().to_owned();
         let vault = server.codes[0].vault_id;
         let admin = Identity::generate();
@@ -98,26 +44,61 @@ impl Fresh {
             genesis,
         }
     }
-}
 
-async fn error_code(response: reqwest::Response, status: u16) -> String {
-    assert_eq!(response.status(), status);
-    response.json::<ErrorBody>().await.unwrap().code
-}
+    /// Enrols the first admin and signs them in.
+    async fn enrolled(backend: common::Backend) -> Self {
+        let mut fresh = Self::new(backend).await;
+        fresh
+            .client
+            .enrol_first_admin(&fresh.code, &fresh.genesis)
+            .await
+            .unwrap();
+        fresh
+            .client
+            .sign_in(fresh.vault, &fresh.admin)
+            .await
+            .unwrap();
+        fresh
+    }
 
-async fn count(server: &TestServer, table: &'static str) -> i64 {
-    let sql = match table {
-        "members" => "SELECT COUNT(*) FROM members",
-        "roster_entries" => "SELECT COUNT(*) FROM roster_entries",
-        "sessions" => "SELECT COUNT(*) FROM sessions",
-        _ => unreachable!(),
-    };
-    sqlx::query(sql)
-        .fetch_one(server.app.db.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap()
+    async fn count(&self, table: &'static str) -> i64 {
+        let sql = match table {
+            "members" => "SELECT COUNT(*) FROM members",
+            "roster_entries" => "SELECT COUNT(*) FROM roster_entries",
+            "sessions" => "SELECT COUNT(*) FROM sessions",
+            _ => unreachable!(),
+        };
+        self.scalar(sql).await
+    }
+
+    async fn scalar(&self, sql: &'static str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(self.server.app.db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    /// Moves every expiry in `table` one second into the past.
+    async fn expire_all(&self, table: &'static str) {
+        let sql = match table {
+            "enrolment_codes" => "UPDATE enrolment_codes SET expires_at = $1",
+            "sign_in_challenges" => "UPDATE sign_in_challenges SET expires_at = $1",
+            "sessions" => "UPDATE sessions SET expires_at = $1",
+            _ => unreachable!(),
+        };
+        sqlx::query(sql)
+            .bind(quorate_server::now() - 1)
+            .execute(self.server.app.db.pool())
+            .await
+            .unwrap();
+    }
+
+    async fn finish(self) {
+        self.server.stop().await;
+        self.db.drop_database().await;
+    }
 }
 
 #[tokio::test]
@@ -126,77 +107,46 @@ async fn first_admin_enrols_signs_in_and_verifies_the_roster() {
         let Fresh {
             db,
             server,
-            client,
+            mut client,
             code,
             vault,
             admin,
             genesis,
         } = Fresh::new(backend).await;
 
+        // The code is accepted however a person types it.
         let enrolled = client
-            .enrol(&code.to_lowercase().replace('-', " "), &genesis)
-            .await;
-        assert_eq!(enrolled.status(), 201, "{backend:?}");
-        let enrolled: Enrolled = enrolled.json().await.unwrap();
-        assert_eq!(enrolled.vault_id, vault.to_string());
+            .enrol_first_admin(&code.to_lowercase().replace('-', " "), &genesis)
+            .await
+            .unwrap();
+        assert_eq!(enrolled.vault_id, vault.to_string(), "{backend:?}");
         assert_eq!(enrolled.fingerprint, admin.fingerprint().to_hex());
 
         // The code works once.
         assert_eq!(
-            error_code(client.enrol(&code, &genesis).await, 400).await,
-            "invalid_code"
+            refused(client.enrol_first_admin(&code, &genesis).await),
+            (400, "invalid_code".into())
         );
 
-        let session: Session = {
-            let response = client.sign_in(&enrolled.vault_id, &admin).await;
-            assert_eq!(response.status(), 201);
-            response.json().await.unwrap()
-        };
-        let me: Me = client
-            .get("/me", &session.token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let session = client.sign_in(vault, &admin).await.unwrap();
+        assert!(session.expires_at > quorate_server::now());
+        let me = client.me().await.unwrap();
         assert_eq!((me.name.as_str(), me.role.as_str()), ("Ada Admin", "admin"));
 
         // The device verifies the roster against the genesis it pinned.
-        let chain: RosterChain = client
-            .get(&format!("/vaults/{vault}/roster"), &session.token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let entries: Vec<SignedStatement> = chain
-            .entries
-            .iter()
-            .map(|entry| SignedStatement::from_bytes(&STANDARD.decode(entry).unwrap()).unwrap())
-            .collect();
         let mut pin = [0u8; 32];
         hex::decode_to_slice(&enrolled.roster_genesis, &mut pin).unwrap();
-        let roster = Roster::verify(vault, &entries, Some(&pin)).unwrap();
+        let roster = client.roster(vault, &pin).await.unwrap();
         assert_eq!(roster.members()[0].fingerprint, admin.fingerprint());
 
         // Another vault's roster is not found; logging out ends the session.
-        let other = client
-            .get(
-                &format!("/vaults/{}/roster", VaultId::random()),
-                &session.token,
-            )
-            .await;
-        assert_eq!(error_code(other, 404).await, "not_found");
-        let logout = client
-            .http
-            .delete(format!("{}/api/v1/auth/session", client.server))
-            .bearer_auth(&session.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(logout.status(), 204);
         assert_eq!(
-            error_code(client.get("/me", &session.token).await, 401).await,
-            "unauthenticated"
+            refused(client.roster(VaultId::random(), &pin).await),
+            (404, "not_found".into())
         );
+        client.log_out().await.unwrap();
+        let stale = Client::new(&server.url("")).with_token(session.token);
+        assert_eq!(refused(stale.me().await), (401, "unauthenticated".into()));
 
         server.stop().await;
         db.drop_database().await;
@@ -206,211 +156,254 @@ async fn first_admin_enrols_signs_in_and_verifies_the_roster() {
 #[tokio::test]
 async fn bad_enrolments_are_refused_and_store_nothing() {
     for backend in BACKENDS {
+        let fresh = Fresh::new(backend).await;
         let Fresh {
-            db,
-            server,
             client,
             code,
-            vault: _,
             admin,
             genesis,
-        } = Fresh::new(backend).await;
+            ..
+        } = &fresh;
 
         // A wrong code.
         assert_eq!(
-            error_code(
+            refused(
                 client
-                    .enrol("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF", &genesis)
-                    .await,
-                400
-            )
-            .await,
-            "invalid_code"
+                    .enrol_first_admin("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF", genesis)
+                    .await
+            ),
+            (400, "invalid_code".into())
         );
         // A genesis for another vault.
-        let elsewhere = Roster::genesis_entry(VaultId::random(), &admin, "Ada", 1).unwrap();
+        let elsewhere = Roster::genesis_entry(VaultId::random(), admin, "Ada", 1).unwrap();
         assert_eq!(
-            error_code(client.enrol(&code, &elsewhere).await, 400).await,
-            "invalid_statement"
+            refused(client.enrol_first_admin(code, &elsewhere).await),
+            (400, "invalid_statement".into())
         );
         // A genesis whose signature was altered.
         let mut bytes = genesis.to_bytes();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        let forged = client
-            .post(
-                "/enrol/first-admin",
-                json!({ "code": code, "genesis": STANDARD.encode(&bytes) }),
-            )
-            .await;
-        assert_eq!(error_code(forged, 400).await, "invalid_statement");
-        // Malformed JSON, wrong types, unknown fields, not JSON, oversized.
-        let raw = |body: &'static str| {
-            client
-                .http
-                .post(format!("{}/api/v1/enrol/first-admin", client.server))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
+        let forged = SignedStatement::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            refused(client.enrol_first_admin(code, &forged).await),
+            (400, "invalid_statement".into())
+        );
+
+        // Malformed JSON, wrong types, unknown fields, not JSON, oversized: what no typed
+        // client sends, so sent raw.
+        let http = reqwest::Client::new();
+        let url = fresh.server.url("/api/v1/enrol/first-admin");
+        let raw = |content_type: &'static str, body: String| {
+            let request = http
+                .post(&url)
+                .header("content-type", content_type)
+                .body(body);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<ErrorBody>().await.unwrap().code)
+            }
         };
+        let json = "application/json";
+        for (body, expected) in [
+            ("{\"code\": ".to_owned(), (400, "invalid_json")),
+            (
+                "{\"code\": 5, \"genesis\": \"\"}".to_owned(),
+                (422, "invalid_fields"),
+            ),
+            ("{\"code\": \"x\"}".to_owned(), (422, "invalid_fields")),
+            (
+                "{\"code\": \"x\", \"genesis\": \"\", \"role\": \"admin\"}".to_owned(),
+                (422, "invalid_fields"),
+            ),
+            (
+                json!({ "code": code, "genesis": "not base64!" }).to_string(),
+                (400, "invalid_statement"),
+            ),
+            (
+                json!({ "code": code, "genesis": "A".repeat(2 << 20) }).to_string(),
+                (413, "too_large"),
+            ),
+        ] {
+            let (status, got) = raw(json, body.clone()).await;
+            assert_eq!(
+                (status, got.as_str()),
+                expected,
+                "{backend:?} {}",
+                &body[..body.len().min(60)]
+            );
+        }
         assert_eq!(
-            error_code(raw("{\"code\": ").await.unwrap(), 400).await,
-            "invalid_json"
-        );
-        assert_eq!(
-            error_code(raw("{\"code\": 5, \"genesis\": \"\"}").await.unwrap(), 422).await,
-            "invalid_fields"
-        );
-        assert_eq!(
-            error_code(
-                raw("{\"code\": \"x\", \"genesis\": \"\", \"role\": \"admin\"}")
-                    .await
-                    .unwrap(),
-                422
-            )
-            .await,
-            "invalid_fields"
-        );
-        let text = client
-            .http
-            .post(format!("{}/api/v1/enrol/first-admin", client.server))
-            .body("code=x")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(error_code(text, 415).await, "not_json");
-        let huge = json!({ "code": code, "genesis": "A".repeat(2 << 20) });
-        assert_eq!(
-            error_code(client.post("/enrol/first-admin", huge).await, 413).await,
-            "too_large"
+            raw("text/plain", "code=x".into()).await,
+            (415, "not_json".into())
         );
 
         assert_eq!(
-            count(&server, "members").await,
+            fresh.count("members").await,
             0,
             "{backend:?}: nothing stored"
         );
-        assert_eq!(count(&server, "roster_entries").await, 0);
+        assert_eq!(fresh.count("roster_entries").await, 0);
         // The code still works after all that.
-        assert_eq!(client.enrol(&code, &genesis).await.status(), 201);
-        server.stop().await;
-        db.drop_database().await;
+        client.enrol_first_admin(code, genesis).await.unwrap();
+        fresh.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn expired_codes_invites_challenges_and_sessions_are_refused() {
+    for backend in BACKENDS {
+        // An expired bootstrap code.
+        let fresh = Fresh::new(backend).await;
+        fresh.expire_all("enrolment_codes").await;
+        assert_eq!(
+            refused(
+                fresh
+                    .client
+                    .enrol_first_admin(&fresh.code, &fresh.genesis)
+                    .await
+            ),
+            (400, "invalid_code".into()),
+            "{backend:?}"
+        );
+        assert_eq!(fresh.count("members").await, 0);
+        fresh.finish().await;
+
+        let mut fresh = Fresh::enrolled(backend).await;
+        let (vault, fingerprint) = (fresh.vault, fresh.admin.fingerprint().to_hex());
+
+        // An expired invite.
+        let invite = fresh.client.invite(vault, "member").await.unwrap();
+        fresh.expire_all("enrolment_codes").await;
+        let newcomer = Identity::generate();
+        assert_eq!(
+            refused(
+                fresh
+                    .client
+                    .enrol_member(&invite.code, "Bo", &newcomer.public())
+                    .await
+            ),
+            (400, "invalid_code".into())
+        );
+        assert_eq!(fresh.count("members").await, 1);
+
+        // An expired challenge, answered with a good signature.
+        let challenge = fresh.client.challenge(vault, &fingerprint).await.unwrap();
+        fresh.expire_all("sign_in_challenges").await;
+        let signature = fresh
+            .admin
+            .sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+        assert_eq!(
+            refused(
+                fresh
+                    .client
+                    .answer(&challenge.challenge_id, &signature)
+                    .await
+            ),
+            (401, "sign_in_failed".into())
+        );
+
+        // An expired session; signing in again gives a new one.
+        fresh.expire_all("sessions").await;
+        assert_eq!(
+            refused(fresh.client.me().await),
+            (401, "unauthenticated".into())
+        );
+        fresh.client.sign_in(vault, &fresh.admin).await.unwrap();
+        fresh.client.me().await.unwrap();
+        fresh.finish().await;
     }
 }
 
 #[tokio::test]
 async fn sign_in_refuses_bad_and_replayed_signatures() {
     for backend in BACKENDS {
-        let Fresh {
-            db,
-            server,
-            client,
-            code,
-            vault,
-            admin,
-            genesis,
-        } = Fresh::new(backend).await;
-        assert_eq!(client.enrol(&code, &genesis).await.status(), 201);
-        let vault = vault.to_string();
+        let fresh = Fresh::enrolled(backend).await;
+        let vault = fresh.vault;
+        let fingerprint = fresh.admin.fingerprint().to_hex();
+        let mut client = Client::new(&fresh.server.url(""));
 
         // Someone else's key signs the challenge.
-        let impostor = client
-            .post(
-                "/auth/challenge",
-                json!({ "vault_id": vault, "fingerprint": admin.fingerprint().to_hex() }),
-            )
-            .await
-            .json::<Challenge>()
-            .await
-            .unwrap();
-        let wrong = Identity::generate().sign_challenge(&STANDARD.decode(&impostor.nonce).unwrap());
-        let refused = client
-            .post("/auth/session", json!({ "challenge_id": impostor.challenge_id, "signature": STANDARD.encode(wrong) }))
-            .await;
+        let challenge = client.challenge(vault, &fingerprint).await.unwrap();
+        let wrong =
+            Identity::generate().sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
         assert_eq!(
-            error_code(refused, 401).await,
-            "sign_in_failed",
+            refused(client.answer(&challenge.challenge_id, &wrong).await),
+            (401, "sign_in_failed".into()),
             "{backend:?}"
+        );
+        // The right key signs something other than the sign-in message for the nonce.
+        let challenge = client.challenge(vault, &fingerprint).await.unwrap();
+        let unbound = fresh.admin.sign_challenge(b"another nonce");
+        assert_eq!(
+            refused(client.answer(&challenge.challenge_id, &unbound).await),
+            (401, "sign_in_failed".into())
         );
 
         // A correct answer works once; replaying it fails.
-        let challenge = client
-            .post(
-                "/auth/challenge",
-                json!({ "vault_id": vault, "fingerprint": admin.fingerprint().to_hex() }),
-            )
-            .await
-            .json::<Challenge>()
+        let challenge = client.challenge(vault, &fingerprint).await.unwrap();
+        let signature = fresh
+            .admin
+            .sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+        client
+            .answer(&challenge.challenge_id, &signature)
             .await
             .unwrap();
-        let signature =
-            STANDARD.encode(admin.sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap()));
-        let answer = json!({ "challenge_id": challenge.challenge_id, "signature": signature });
         assert_eq!(
-            client.post("/auth/session", answer.clone()).await.status(),
-            201
-        );
-        assert_eq!(
-            error_code(client.post("/auth/session", answer).await, 401).await,
-            "sign_in_failed"
+            refused(client.answer(&challenge.challenge_id, &signature).await),
+            (401, "sign_in_failed".into())
         );
 
         // Unknown members get no challenge; garbage tokens get no access.
-        let stranger = client
-            .post("/auth/challenge", json!({ "vault_id": vault, "fingerprint": Identity::generate().fingerprint().to_hex() }))
-            .await;
-        assert_eq!(error_code(stranger, 401).await, "unknown_member");
         assert_eq!(
-            error_code(client.get("/me", "not-a-token").await, 401).await,
-            "unauthenticated"
+            refused(
+                client
+                    .challenge(vault, &Identity::generate().fingerprint().to_hex())
+                    .await
+            ),
+            (401, "unknown_member".into())
         );
-        assert_eq!(count(&server, "sessions").await, 1);
-        server.stop().await;
-        db.drop_database().await;
+        assert_eq!(
+            refused(
+                Client::new(&fresh.server.url(""))
+                    .with_token("not-a-token")
+                    .me()
+                    .await
+            ),
+            (401, "unauthenticated".into())
+        );
+        assert_eq!(fresh.count("sessions").await, 2, "the admin's and one more");
+        fresh.finish().await;
     }
 }
 
 #[tokio::test]
 async fn repeated_failed_sign_ins_are_refused_for_a_while() {
     for backend in BACKENDS {
-        let Fresh {
-            db,
-            server,
-            client,
-            code,
-            vault,
-            admin,
-            genesis,
-        } = Fresh::new(backend).await;
-        assert_eq!(client.enrol(&code, &genesis).await.status(), 201);
-        let vault = vault.to_string();
-        let ask = || {
-            client.post(
-                "/auth/challenge",
-                json!({ "vault_id": vault, "fingerprint": admin.fingerprint().to_hex() }),
-            )
-        };
+        let fresh = Fresh::enrolled(backend).await;
+        let vault = fresh.vault;
+        let fingerprint = fresh.admin.fingerprint().to_hex();
+        let mut client = Client::new(&fresh.server.url(""));
         for _ in 0..quorate_server::limits::MAX_FAILURES_PER_KEY {
-            let challenge: Challenge = ask().await.json().await.unwrap();
+            let challenge = client.challenge(vault, &fingerprint).await.unwrap();
             let wrong =
                 Identity::generate().sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
-            let refused = client
-                .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(wrong) }))
-                .await;
-            assert_eq!(error_code(refused, 401).await, "sign_in_failed");
+            assert_eq!(
+                refused(client.answer(&challenge.challenge_id, &wrong).await),
+                (401, "sign_in_failed".into())
+            );
         }
-        // Now even the right signature is refused, with a hint when to try again.
-        let challenge: Challenge = ask().await.json().await.unwrap();
-        let right = admin.sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
-        let limited = client
-            .post("/auth/session", json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(right) }))
-            .await;
+        // Now even the right signature is refused.
+        let challenge = client.challenge(vault, &fingerprint).await.unwrap();
+        let right = fresh
+            .admin
+            .sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
         assert_eq!(
-            error_code(limited, 429).await,
-            "too_many_attempts",
+            refused(client.answer(&challenge.challenge_id, &right).await),
+            (429, "too_many_attempts".into()),
             "{backend:?}"
         );
-        server.stop().await;
-        db.drop_database().await;
+        fresh.finish().await;
     }
 }

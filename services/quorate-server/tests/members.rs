@@ -1,189 +1,61 @@
 //! Invites, pending members, admin-signed roster additions and removals, on SQLite and on
-//! PostgreSQL: the member's device and the admin's device do their own checks with
-//! quorate-crypto; the server refuses what the chain refuses.
+//! PostgreSQL, through the typed client: the member's device and the admin's device do their
+//! own checks with quorate-crypto; the server refuses what the chain refuses.
 
 mod common;
 
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
-use common::{BACKENDS, TestDb, TestServer};
-use quorate_api::{Challenge, Enrolled, ErrorBody, Invite, MemberView, RosterChain, Session};
+use common::{BACKENDS, FirstAdmin, TestDb, TestServer, refused};
+use quorate_client::Client;
 use quorate_crypto::{
     Identity, VaultId,
     roster::Roster,
-    statement::{Role, RosterChange, SignedStatement},
+    statement::{Role, RosterChange, RosterEntry, SignedStatement},
 };
-use serde_json::{Value, json};
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .http
-            .request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.call(reqwest::Method::GET, path, Some(token), None)
-            .await
-    }
-
-    async fn sign_in(&self, vault: VaultId, identity: &Identity) -> Result<String, String> {
-        let response = self
-            .post("/auth/challenge", None, json!({ "vault_id": vault.to_string(), "fingerprint": identity.fingerprint().to_hex() }))
-            .await;
-        if response.status() != 201 {
-            return Err(response.json::<ErrorBody>().await.unwrap().code);
-        }
-        let challenge: Challenge = response.json().await.unwrap();
-        let signature = identity.sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
-        let response = self
-            .post("/auth/session", None, json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(signature) }))
-            .await;
-        Ok(response.json::<Session>().await.unwrap().token)
-    }
-
-    /// What a device does before it signs a change: fetch the chain and verify it.
-    async fn roster(&self, vault: VaultId, token: &str, pin: &[u8; 32]) -> Roster {
-        let chain: RosterChain = self
-            .get(&format!("/vaults/{vault}/roster"), token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let entries: Vec<SignedStatement> = chain
-            .entries
-            .iter()
-            .map(|entry| SignedStatement::from_bytes(&STANDARD.decode(entry).unwrap()).unwrap())
-            .collect();
-        Roster::verify(vault, &entries, Some(pin)).unwrap()
-    }
-
-    async fn append(
-        &self,
-        vault: VaultId,
-        token: &str,
-        entry: &SignedStatement,
-    ) -> reqwest::Response {
-        self.post(
-            &format!("/vaults/{vault}/roster"),
-            Some(token),
-            json!({ "entry": STANDARD.encode(entry.to_bytes()) }),
-        )
-        .await
-    }
-
-    async fn invite(&self, vault: VaultId, token: &str) -> String {
-        let response = self
-            .post(
-                &format!("/vaults/{vault}/invites"),
-                Some(token),
-                json!({ "purpose": "member" }),
-            )
-            .await;
-        assert_eq!(response.status(), 201);
-        response.json::<Invite>().await.unwrap().code
-    }
-
-    async fn enrol_member(&self, code: &str, identity: &Identity, name: &str) -> reqwest::Response {
-        let public = identity.public();
-        self.post(
-            "/enrol/member",
-            None,
-            json!({ "code": code, "name": name, "keys": {
-                "recipient": public.recipient.to_string(),
-                "verifying_key": URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
-            }}),
-        )
-        .await
-    }
-}
-
-async fn error_code(response: reqwest::Response, status: u16) -> String {
-    assert_eq!(response.status(), status);
-    response.json::<ErrorBody>().await.unwrap().code
-}
 
 #[tokio::test]
 async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed() {
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
         let server = TestServer::start(&db).await;
-        let api = Api {
-            http: reqwest::Client::new(),
-            base: server.url(""),
-        };
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1_750_000_000).unwrap();
-        let enrolled = api
-            .post("/enrol/first-admin", None, json!({ "code": server.codes[0].code.as_str(), "genesis": STANDARD.encode(genesis.to_bytes()) }))
-            .await;
-        assert_eq!(enrolled.status(), 201, "{backend:?}");
-        let pin = genesis.digest();
-        let admin_token = api.sign_in(vault, &admin).await.unwrap();
+        let FirstAdmin {
+            client: admin_client,
+            vault,
+            identity: admin,
+            pin,
+        } = FirstAdmin::enrol(&server, "Ada").await;
 
         // Invite; the member redeems it and is pending: not yet able to sign in.
-        let code = api.invite(vault, &admin_token).await;
+        let invite = admin_client.invite(vault, "member").await.unwrap();
         let member = Identity::generate();
-        let joined = api.enrol_member(&code, &member, "Bo").await;
-        assert_eq!(joined.status(), 201);
-        let joined: Enrolled = joined.json().await.unwrap();
+        let mut member_client = Client::new(&server.url(""));
+        let joined = member_client
+            .enrol_member(&invite.code, "Bo", &member.public())
+            .await
+            .unwrap();
         assert_eq!(
             joined.roster_genesis,
             hex::encode(pin),
-            "the member pins the same genesis"
+            "{backend:?}: the member pins the same genesis"
         );
         assert_eq!(
-            api.sign_in(vault, &member).await.unwrap_err(),
-            "unknown_member"
+            refused(member_client.sign_in(vault, &member).await),
+            (401, "unknown_member".into())
         );
         assert_eq!(
-            error_code(
-                api.enrol_member(&code, &Identity::generate(), "Cy").await,
-                400
-            )
-            .await,
-            "invalid_code"
+            refused(
+                member_client
+                    .enrol_member(&invite.code, "Cy", &Identity::generate().public())
+                    .await
+            ),
+            (400, "invalid_code".into()),
+            "an invite works once"
         );
 
         // The admin compares fingerprints, then signs the entry on their device.
-        let pending: Vec<MemberView> = api
-            .get(
-                &format!("/vaults/{vault}/members?status=pending"),
-                &admin_token,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = admin_client.members(vault, Some("pending")).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].fingerprint, member.fingerprint().to_hex());
-        let roster = api.roster(vault, &admin_token, &pin).await;
+        let roster = admin_client.roster(vault, &pin).await.unwrap();
         let add = roster
             .sign_change(
                 &admin,
@@ -194,34 +66,43 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed() {
                 1_750_000_100,
             )
             .unwrap();
-        assert_eq!(api.append(vault, &admin_token, &add).await.status(), 201);
+        assert_eq!(admin_client.append_roster(vault, &add).await.unwrap(), 1);
         // The same entry again is a stale sequence: refused.
         assert_eq!(
-            error_code(api.append(vault, &admin_token, &add).await, 400).await,
-            "invalid_statement"
+            refused(admin_client.append_roster(vault, &add).await),
+            (400, "invalid_statement".into())
         );
 
-        let member_token = api.sign_in(vault, &member).await.unwrap();
-        let roster = api.roster(vault, &member_token, &pin).await;
+        member_client.sign_in(vault, &member).await.unwrap();
+        let roster = member_client.roster(vault, &pin).await.unwrap();
         assert_eq!(roster.members().len(), 2);
+        assert_eq!(
+            admin_client
+                .members(vault, Some("active"))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
 
         // A member cannot change the roster, and an entry a member signs is refused even
         // when an admin's session carries it.
         let intruder = Identity::generate();
-        let by_member = roster.sign_change(
-            &member,
-            RosterChange::Add,
-            intruder.public(),
-            "Eve",
-            Role::Admin,
-            1,
-        );
         assert!(
-            by_member.is_err(),
+            roster
+                .sign_change(
+                    &member,
+                    RosterChange::Add,
+                    intruder.public(),
+                    "Eve",
+                    Role::Admin,
+                    1
+                )
+                .is_err(),
             "the member's own device already refuses"
         );
-        let forged = {
-            let entry = quorate_crypto::statement::RosterEntry {
+        let forged = SignedStatement::sign(
+            &RosterEntry {
                 vault_id: vault,
                 sequence: roster.len(),
                 previous: roster.head(),
@@ -230,32 +111,27 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed() {
                 member: intruder.public(),
                 name: "Eve".into(),
                 issued_at: 1,
-            };
-            SignedStatement::sign(&entry, &member)
-        };
-        assert_eq!(
-            error_code(api.append(vault, &member_token, &forged).await, 403).await,
-            "admin_only"
+            },
+            &member,
         );
         assert_eq!(
-            error_code(api.append(vault, &admin_token, &forged).await, 400).await,
-            "invalid_statement"
+            refused(member_client.append_roster(vault, &forged).await),
+            (403, "admin_only".into())
         );
         assert_eq!(
-            error_code(
-                api.post(
-                    &format!("/vaults/{vault}/invites"),
-                    Some(&member_token),
-                    json!({ "purpose": "member" })
-                )
-                .await,
-                403
-            )
-            .await,
-            "admin_only"
+            refused(admin_client.append_roster(vault, &forged).await),
+            (400, "invalid_statement".into())
+        );
+        assert_eq!(
+            refused(member_client.invite(vault, "member").await),
+            (403, "admin_only".into())
+        );
+        assert_eq!(
+            refused(member_client.create_vault("Shadow board").await),
+            (403, "admin_only".into())
         );
 
-        // Removal: the member's session stops working at once.
+        // Removal: the member's session stops working at once, and so does signing in.
         let remove = roster
             .sign_change(
                 &admin,
@@ -266,18 +142,22 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed() {
                 1_750_000_200,
             )
             .unwrap();
-        assert_eq!(api.append(vault, &admin_token, &remove).await.status(), 201);
+        assert_eq!(admin_client.append_roster(vault, &remove).await.unwrap(), 2);
         assert_eq!(
-            error_code(api.get("/me", &member_token).await, 401).await,
-            "unauthenticated"
+            refused(member_client.me().await),
+            (401, "unauthenticated".into())
         );
         assert_eq!(
-            api.sign_in(vault, &member).await.unwrap_err(),
-            "unknown_member"
+            refused(member_client.sign_in(vault, &member).await),
+            (401, "unknown_member".into())
         );
-        let roster = api.roster(vault, &admin_token, &pin).await;
+        let roster = admin_client.roster(vault, &pin).await.unwrap();
         assert_eq!(roster.members().len(), 1);
         assert_eq!(roster.removed().len(), 1);
+        assert_eq!(
+            admin_client.members(vault, Some("removed")).await.unwrap()[0].fingerprint,
+            member.fingerprint().to_hex()
+        );
 
         server.stop().await;
         db.drop_database().await;
@@ -289,99 +169,74 @@ async fn members_of_one_vault_cannot_reach_into_another() {
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
         let server = TestServer::start(&db).await;
-        let api = Api {
-            http: reqwest::Client::new(),
-            base: server.url(""),
-        };
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1).unwrap();
-        api.post("/enrol/first-admin", None, json!({ "code": server.codes[0].code.as_str(), "genesis": STANDARD.encode(genesis.to_bytes()) }))
-            .await;
-        let token = api.sign_in(vault, &admin).await.unwrap();
+        let FirstAdmin {
+            client,
+            vault,
+            identity: admin,
+            pin,
+        } = FirstAdmin::enrol(&server, "Ada").await;
         let elsewhere = VaultId::random();
-        for path in [
-            format!("/vaults/{elsewhere}/roster"),
-            format!("/vaults/{elsewhere}/members"),
-        ] {
-            assert_eq!(
-                error_code(api.get(&path, &token).await, 404).await,
-                "not_found",
-                "{backend:?} {path}"
-            );
-        }
-        let invite = api
-            .post(
-                &format!("/vaults/{elsewhere}/invites"),
-                Some(&token),
-                json!({ "purpose": "member" }),
-            )
-            .await;
-        assert_eq!(error_code(invite, 404).await, "not_found");
-        let malformed = api
-            .get(&format!("/vaults/{vault}/audit?limit=abc"), &token)
-            .await;
-        assert_eq!(error_code(malformed, 400).await, "invalid_query");
+        assert_eq!(
+            refused(client.roster(elsewhere, &pin).await),
+            (404, "not_found".into())
+        );
+        assert_eq!(
+            refused(client.members(elsewhere, None).await),
+            (404, "not_found".into())
+        );
+        assert_eq!(
+            refused(client.invite(elsewhere, "member").await),
+            (404, "not_found".into())
+        );
+        assert_eq!(
+            refused(client.audit_page(elsewhere, None, 10).await),
+            (404, "not_found".into())
+        );
 
         // An admin creates a second vault; its first admin enrols with the code it returns, and
         // each vault's sessions see only their own vault.
-        let created = api
-            .post(
-                "/vaults",
-                Some(&token),
-                json!({ "name": "Audit committee" }),
-            )
-            .await;
-        assert_eq!(created.status(), 201, "{backend:?}");
-        let created: quorate_api::CreatedVault = created.json().await.unwrap();
+        let created = client.create_vault("Audit committee").await.unwrap();
         let second: VaultId = created.vault_id.parse().unwrap();
         let chair = Identity::generate();
         let second_genesis = Roster::genesis_entry(second, &chair, "Chair", 1).unwrap();
-        let enrolled = api
-            .post(
-                "/enrol/first-admin",
-                None,
-                json!({ "code": created.first_admin_code, "genesis": STANDARD.encode(second_genesis.to_bytes()) }),
-            )
-            .await;
-        assert_eq!(enrolled.status(), 201);
-        let chair_token = api.sign_in(second, &chair).await.unwrap();
+        let mut chair_client = Client::new(&server.url(""));
+        chair_client
+            .enrol_first_admin(&created.first_admin_code, &second_genesis)
+            .await
+            .unwrap();
+        chair_client.sign_in(second, &chair).await.unwrap();
+        let second_pin = second_genesis.digest();
         assert_eq!(
-            api.get(&format!("/vaults/{second}/roster"), &chair_token)
+            chair_client
+                .roster(second, &second_pin)
                 .await
-                .status(),
-            200
+                .unwrap()
+                .members()[0]
+                .fingerprint,
+            chair.fingerprint()
         );
         assert_eq!(
-            error_code(
-                api.get(&format!("/vaults/{second}/roster"), &token).await,
-                404
-            )
-            .await,
-            "not_found"
+            refused(client.roster(second, &second_pin).await),
+            (404, "not_found".into())
         );
         assert_eq!(
-            error_code(
-                api.get(&format!("/vaults/{vault}/roster"), &chair_token)
-                    .await,
-                404
-            )
-            .await,
-            "not_found"
+            refused(chair_client.roster(vault, &pin).await),
+            (404, "not_found".into())
         );
         assert_eq!(
-            api.sign_in(second, &admin).await.unwrap_err(),
-            "unknown_member"
+            refused(Client::new(&server.url("")).sign_in(second, &admin).await),
+            (401, "unknown_member".into())
         );
-
-        let bad = api
-            .post(
-                &format!("/vaults/{vault}/invites"),
-                Some(&token),
-                json!({ "purpose": "overlord" }),
-            )
-            .await;
-        assert_eq!(error_code(bad, 400).await, "invalid_purpose");
+        // The first vault's roster, fetched by a device that pinned the second vault's
+        // genesis, fails the device's check.
+        assert!(matches!(
+            client.roster(vault, &second_pin).await,
+            Err(quorate_client::ClientError::Invalid(_))
+        ));
+        assert_eq!(
+            refused(client.invite(vault, "overlord").await),
+            (400, "invalid_purpose".into())
+        );
         server.stop().await;
         db.drop_database().await;
     }

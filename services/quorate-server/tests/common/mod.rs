@@ -203,3 +203,44 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// The status and code of a refusal through the typed client; panics on success.
+pub fn refused<T: std::fmt::Debug>(
+    result: Result<T, quorate_client::ClientError>,
+) -> (u16, String) {
+    match result {
+        Err(quorate_client::ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected a refusal from the server, got {other:?}"),
+    }
+}
+
+/// A typed client signed in as the first admin of the server's bootstrap vault, and what the
+/// admin's device pinned.
+pub struct FirstAdmin {
+    pub client: quorate_client::Client,
+    pub vault: quorate_crypto::VaultId,
+    pub identity: quorate_crypto::Identity,
+    pub pin: [u8; 32],
+}
+
+impl FirstAdmin {
+    pub async fn enrol(server: &TestServer, name: &str) -> Self {
+        let vault = server.codes[0].vault_id;
+        let identity = quorate_crypto::Identity::generate();
+        let genesis =
+            quorate_crypto::roster::Roster::genesis_entry(vault, &identity, name, 1_750_000_000)
+                .unwrap();
+        let mut client = quorate_client::Client::new(&server.url(""));
+        client
+            .enrol_first_admin(server.codes[0].code.as_str(), &genesis)
+            .await
+            .unwrap();
+        client.sign_in(vault, &identity).await.unwrap();
+        Self {
+            client,
+            vault,
+            identity,
+            pin: genesis.digest(),
+        }
+    }
+}
