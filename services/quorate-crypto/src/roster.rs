@@ -4,6 +4,8 @@
 
 use ed25519_dalek::VerifyingKey;
 
+use crate::statement::{StatementBody, Verified};
+
 use crate::{
     Error, Fingerprint, Identity, PublicIdentity, Recipient, VaultId,
     statement::{Role, RosterChange, RosterEntry, SignedStatement, StatementKind},
@@ -263,12 +265,49 @@ impl Roster {
             .filter(|member| member.role == Role::Admin)
     }
 
+    /// Verifies a statement that a current admin of this vault must have signed (a node
+    /// approval, a policy): its signature, its signer's role and its vault.
+    pub fn verify_by_admin<T: StatementBody>(
+        &self,
+        signed: &SignedStatement,
+    ) -> Result<(Verified<T>, &RosterMember), Error> {
+        let (verified, signer) = self.verify_by_member::<T>(signed)?;
+        if signer.role != Role::Admin {
+            return Err(not_authorised(signed));
+        }
+        Ok((verified, signer))
+    }
+
+    /// Verifies a statement that a current member of this vault must have signed (a
+    /// manifest, a request, a vote): its signature, that its signer is on the roster, and
+    /// its vault.
+    pub fn verify_by_member<T: StatementBody>(
+        &self,
+        signed: &SignedStatement,
+    ) -> Result<(Verified<T>, &RosterMember), Error> {
+        let verified = signed.verify::<T>()?;
+        if verified.statement.vault_id() != self.vault_id {
+            return Err(Error::BindingMismatch { field: "vault" });
+        }
+        let signer = self
+            .member_by_key(&verified.signer)
+            .ok_or_else(|| not_authorised(signed))?;
+        Ok((verified, signer))
+    }
+
     /// Every current member's recipient (for sealing metadata and released copies).
     pub fn recipients(&self) -> Vec<Recipient> {
         self.active
             .iter()
             .map(|member| member.public.recipient)
             .collect()
+    }
+}
+
+fn not_authorised(signed: &SignedStatement) -> Error {
+    Error::NotAuthorised {
+        kind: signed.kind(),
+        signer: hex::encode(&signed.signer().as_bytes()[..8]),
     }
 }
 
@@ -314,6 +353,42 @@ mod tests {
             })
         ));
         assert!(Roster::verify(VaultId::random(), &entries, None).is_err());
+    }
+
+    #[test]
+    fn admin_statements_need_a_current_admin_of_the_vault() {
+        use crate::statement::VaultPolicy;
+        let (vault, admin, member, entries) = chain();
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        let policy = |vault_id| VaultPolicy {
+            vault_id,
+            sequence: 0,
+            min_threshold: 2,
+            issued_at: 3,
+        };
+        let (verified, signer) = roster
+            .verify_by_admin::<VaultPolicy>(&SignedStatement::sign(&policy(vault), &admin))
+            .unwrap();
+        assert_eq!(verified.statement.min_threshold, 2);
+        assert_eq!(signer.fingerprint, admin.fingerprint());
+        let by_member = SignedStatement::sign(&policy(vault), &member);
+        assert!(matches!(
+            roster.verify_by_admin::<VaultPolicy>(&by_member),
+            Err(Error::NotAuthorised { .. })
+        ));
+        assert!(roster.verify_by_member::<VaultPolicy>(&by_member).is_ok());
+        assert!(matches!(
+            roster.verify_by_admin::<VaultPolicy>(&SignedStatement::sign(
+                &policy(VaultId::random()),
+                &admin
+            )),
+            Err(Error::BindingMismatch { field: "vault" })
+        ));
+        let stranger = SignedStatement::sign(&policy(vault), &Identity::generate());
+        assert!(matches!(
+            roster.verify_by_member::<VaultPolicy>(&stranger),
+            Err(Error::NotAuthorised { .. })
+        ));
     }
 
     #[test]

@@ -44,16 +44,19 @@ pub enum StatementKind {
     Vote,
     /// A node describes a sealed transcript and its shares ([`TranscriptManifest`]).
     TranscriptManifest,
+    /// An admin sets how many approvals unlock anything in the vault ([`VaultPolicy`]).
+    VaultPolicy,
 }
 
 impl StatementKind {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::RosterEntry,
         Self::NodeApproval,
         Self::RecordingManifest,
         Self::UnlockRequest,
         Self::Vote,
         Self::TranscriptManifest,
+        Self::VaultPolicy,
     ];
 
     fn code(self) -> u8 {
@@ -77,6 +80,7 @@ impl StatementKind {
             Self::UnlockRequest => "unlock-request",
             Self::Vote => "vote",
             Self::TranscriptManifest => "transcript-manifest",
+            Self::VaultPolicy => "vault-policy",
         }
     }
 }
@@ -95,6 +99,8 @@ pub trait StatementBody: Sized {
     fn encode(&self) -> Vec<u8>;
     /// Parses and checks the canonical encoding.
     fn decode(bytes: &[u8]) -> Result<Self, Error>;
+    /// The vault the statement belongs to.
+    fn vault_id(&self) -> VaultId;
 }
 
 /// A statement with its signer and signature, as stored and sent.
@@ -334,6 +340,10 @@ pub struct RosterEntry {
 impl StatementBody for RosterEntry {
     const KIND: StatementKind = StatementKind::RosterEntry;
 
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/roster-entry/v1");
         writer
@@ -396,6 +406,83 @@ impl RosterEntry {
 }
 
 // ---------------------------------------------------------------------------------------
+// Vault policy
+
+/// An admin's word on how many approvals (k) unlock a recording or transcript of the vault.
+/// Uploaders split keys with at least this k; devices refuse a policy not signed by an admin
+/// of the verified roster, and one older (lower `sequence`) than the newest they have seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultPolicy {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// Position in the vault's policy history, from 0; each change takes the next number.
+    pub sequence: u64,
+    /// The least threshold k an uploader may use (at least 1).
+    pub min_threshold: u8,
+    /// When signed, Unix seconds.
+    pub issued_at: i64,
+}
+
+impl StatementBody for VaultPolicy {
+    const KIND: StatementKind = StatementKind::VaultPolicy;
+
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::new("quorate/vault-policy/v1");
+        writer
+            .fixed(self.vault_id.as_bytes())
+            .u64(self.sequence)
+            .u8(self.min_threshold)
+            .i64(self.issued_at);
+        writer.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        decode_checked(
+            bytes,
+            "quorate/vault-policy/v1",
+            "vault policy",
+            |reader| {
+                Ok(Self {
+                    vault_id: VaultId::from_bytes(reader.array()?),
+                    sequence: reader.u64()?,
+                    min_threshold: reader.u8()?,
+                    issued_at: reader.i64()?,
+                })
+            },
+            VaultPolicy::check,
+        )
+    }
+}
+
+impl VaultPolicy {
+    /// Field rules that hold for every policy.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.min_threshold == 0 {
+            return Err(Error::InvalidField {
+                field: "min_threshold",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a split under `threshold` obeys this policy.
+    pub fn allows(&self, threshold: Threshold) -> Result<(), Error> {
+        if threshold.k() < self.min_threshold {
+            return Err(Error::InvalidField {
+                field: "threshold",
+                reason: "k is below the vault's policy",
+            });
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Node approvals
 
 /// An admin's word that a node (its keys, its hardware, its model) may receive shares,
@@ -424,6 +511,10 @@ pub struct NodeApproval {
 
 impl StatementBody for NodeApproval {
     const KIND: StatementKind = StatementKind::NodeApproval;
+
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
 
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/node-approval/v1");
@@ -771,6 +862,10 @@ pub struct RecordingManifest {
 impl StatementBody for RecordingManifest {
     const KIND: StatementKind = StatementKind::RecordingManifest;
 
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/recording-manifest/v1");
         writer
@@ -850,6 +945,10 @@ pub struct UnlockRequest {
 
 impl StatementBody for UnlockRequest {
     const KIND: StatementKind = StatementKind::UnlockRequest;
+
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
 
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/unlock-request/v1");
@@ -954,6 +1053,10 @@ pub struct Vote {
 impl StatementBody for Vote {
     const KIND: StatementKind = StatementKind::Vote;
 
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/vote/v1");
         writer
@@ -1033,6 +1136,10 @@ pub struct TranscriptManifest {
 impl StatementBody for TranscriptManifest {
     const KIND: StatementKind = StatementKind::TranscriptManifest;
 
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new("quorate/transcript-manifest/v1");
         writer
@@ -1104,6 +1211,7 @@ pub fn verify_any(bytes: &[u8]) -> Result<StatementKind, Error> {
         StatementKind::UnlockRequest => signed.verify::<UnlockRequest>().map(drop),
         StatementKind::Vote => signed.verify::<Vote>().map(drop),
         StatementKind::TranscriptManifest => signed.verify::<TranscriptManifest>().map(drop),
+        StatementKind::VaultPolicy => signed.verify::<VaultPolicy>().map(drop),
     }?;
     Ok(signed.kind())
 }

@@ -12,7 +12,7 @@ use quorate_crypto::{
     statement::{
         Decision, ManifestShare, NodeApproval, RecordingManifest, RecordingMetadata, Role,
         RosterChange, RosterEntry, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest,
-        Vote,
+        VaultPolicy, Vote,
     },
     threshold::{Share, ShareBinding, Subject, Threshold, encode_share},
     verify_any,
@@ -156,6 +156,16 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     out.insert(
         "transcript-manifest",
         SignedStatement::sign(&transcript_manifest, &node).to_bytes(),
+    );
+    let policy = VaultPolicy {
+        vault_id: vault,
+        sequence: 0,
+        min_threshold: 2,
+        issued_at: 1_700_000_500,
+    };
+    out.insert(
+        "vault-policy",
+        SignedStatement::sign(&policy, &admin).to_bytes(),
     );
 
     let binding = ShareBinding {
