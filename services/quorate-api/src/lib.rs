@@ -114,8 +114,11 @@ pub struct Me {
     pub fingerprint: String,
     /// Their name.
     pub name: String,
-    /// `admin` or `member`.
+    /// `admin`, `member` or `node`.
     pub role: String,
+    /// For a node, its ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 /// `POST /api/v1/vaults/{vault}/invites` (admins): a one-time code for a member or a node.
@@ -228,4 +231,74 @@ pub struct CreatedVault {
     pub first_admin_code: String,
     /// When the code stops working.
     pub expires_at: i64,
+}
+
+/// `GET`/`PUT /api/v1/vaults/{vault}/policy`: the vault's newest signed policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PolicyStatement {
+    /// The signed `VaultPolicy`, base64. Verify it against the roster: an admin must have
+    /// signed it, and its sequence must not be older than the newest the device has seen.
+    pub statement: String,
+}
+
+/// `POST /api/v1/enrol/node`: a node redeems a node invite with the keys it generated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NodeEnrolment {
+    /// The node invite code.
+    pub code: String,
+    /// A name for the admins (the host name, say).
+    pub name: String,
+    /// The node's public keys.
+    pub keys: PublicKeys,
+}
+
+/// The answer to a node's enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeEnrolled {
+    /// The vault.
+    pub vault_id: String,
+    /// The node's ID, for the admin's approval statement.
+    pub node_id: String,
+    /// The node's fingerprint (hex).
+    pub fingerprint: String,
+    /// Hex SHA-256 digest of the vault's genesis roster entry: the node pins it.
+    pub roster_genesis: String,
+}
+
+/// A node as the server lists it (its signed approval is the authority).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeView {
+    /// The node's ID.
+    pub node_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its fingerprint (hex).
+    pub fingerprint: String,
+    /// Its public keys.
+    pub keys: PublicKeys,
+    /// `pending`, `approved` or `revoked` (an approval past its expiry is `approved` here;
+    /// devices check the expiry in the statement).
+    pub status: String,
+    /// The newest signed `NodeApproval` (or revocation), base64.
+    pub approval: Option<String>,
+    /// When the approval lapses, Unix seconds.
+    pub approval_expires_at: Option<i64>,
+    /// The approved model's SHA-256, hex.
+    pub model_sha256: Option<String>,
+}
+
+/// `POST /api/v1/vaults/{vault}/nodes/{node}/approval` (admins): a signed approval or
+/// revocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NodeApprovalUpload {
+    /// The signed `NodeApproval`, base64.
+    pub approval: String,
 }

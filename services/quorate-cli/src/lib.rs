@@ -9,11 +9,14 @@ use base64::{
 use quorate_api::{
     AuditEntryView, Challenge, ChallengeRequest, CreatedVault, Enrolled, ErrorBody,
     FirstAdminEnrolment, Invite, InviteRequest, Me, MemberEnrolment, MemberView, NewVault,
-    PublicKeys, RosterAppend, RosterAppended, RosterChain, Session, SessionRequest,
+    NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys,
+    RosterAppend, RosterAppended, RosterChain, Session, SessionRequest,
 };
 use quorate_crypto::{
-    Identity, PublicIdentity, VaultId, audit::AuditEntry, roster::Roster,
-    statement::SignedStatement,
+    Identity, NodeId, PublicIdentity, VaultId,
+    audit::AuditEntry,
+    roster::Roster,
+    statement::{SignedStatement, VaultPolicy},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -126,6 +129,16 @@ impl Client {
         self.send(request).await
     }
 
+    async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NotSignedIn)?;
+        self.send(self.http.put(self.url(path)).bearer_auth(token).json(body))
+            .await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let token = self.token.as_ref().ok_or(ClientError::NotSignedIn)?;
         self.send(self.http.get(self.url(path)).bearer_auth(token))
@@ -160,10 +173,7 @@ impl Client {
             &MemberEnrolment {
                 code: code.to_owned(),
                 name: name.to_owned(),
-                keys: PublicKeys {
-                    recipient: public.recipient.to_string(),
-                    verifying_key: URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
-                },
+                keys: public_keys(public),
             },
         )
         .await
@@ -247,13 +257,7 @@ impl Client {
         let entries = chain
             .entries
             .iter()
-            .map(|entry| {
-                let bytes = STANDARD
-                    .decode(entry)
-                    .map_err(|error| ClientError::Invalid(error.to_string()))?;
-                SignedStatement::from_bytes(&bytes)
-                    .map_err(|error| ClientError::Invalid(error.to_string()))
-            })
+            .map(|entry| statement(entry))
             .collect::<Result<Vec<_>, _>>()?;
         Roster::verify(vault, &entries, Some(pinned_genesis))
             .map_err(|error| ClientError::Invalid(error.to_string()))
@@ -324,6 +328,94 @@ impl Client {
             .await?;
         views.iter().map(|view| audit_entry(vault, view)).collect()
     }
+
+    /// Sets the vault's policy with a statement an admin signed (admins).
+    pub async fn set_policy(
+        &self,
+        vault: VaultId,
+        policy: &SignedStatement,
+    ) -> Result<(), ClientError> {
+        let _: PolicyStatement = self
+            .put(
+                &format!("/vaults/{vault}/policy"),
+                &PolicyStatement {
+                    statement: STANDARD.encode(policy.to_bytes()),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The vault's newest policy, verified against `roster` (an admin of it signed it).
+    pub async fn policy(&self, roster: &Roster) -> Result<VaultPolicy, ClientError> {
+        let answer: PolicyStatement = self
+            .get(&format!("/vaults/{}/policy", roster.vault_id()))
+            .await?;
+        let signed = statement(&answer.statement)?;
+        let (verified, _) = roster
+            .verify_by_admin::<VaultPolicy>(&signed)
+            .map_err(|error| ClientError::Invalid(format!("the vault policy: {error}")))?;
+        Ok(verified.statement)
+    }
+
+    /// Redeems a node invite with the node's public keys.
+    pub async fn enrol_node(
+        &self,
+        code: &str,
+        name: &str,
+        public: &PublicIdentity,
+    ) -> Result<NodeEnrolled, ClientError> {
+        self.post(
+            "/enrol/node",
+            &NodeEnrolment {
+                code: code.to_owned(),
+                name: name.to_owned(),
+                keys: public_keys(public),
+            },
+        )
+        .await
+    }
+
+    /// The vault's nodes.
+    pub async fn nodes(&self, vault: VaultId) -> Result<Vec<NodeView>, ClientError> {
+        self.get(&format!("/vaults/{vault}/nodes")).await
+    }
+
+    /// One node.
+    pub async fn node(&self, vault: VaultId, node: NodeId) -> Result<NodeView, ClientError> {
+        self.get(&format!("/vaults/{vault}/nodes/{node}")).await
+    }
+
+    /// Stores an admin-signed approval or revocation of a node (admins).
+    pub async fn approve_node(
+        &self,
+        vault: VaultId,
+        node: NodeId,
+        approval: &SignedStatement,
+    ) -> Result<NodeView, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/nodes/{node}/approval"),
+            &NodeApprovalUpload {
+                approval: STANDARD.encode(approval.to_bytes()),
+            },
+        )
+        .await
+    }
+}
+
+fn public_keys(public: &PublicIdentity) -> PublicKeys {
+    PublicKeys {
+        recipient: public.recipient.to_string(),
+        verifying_key: URL_SAFE_NO_PAD.encode(public.verifying_key.as_bytes()),
+    }
+}
+
+/// A base64 signed statement from an answer.
+fn statement(text: &str) -> Result<SignedStatement, ClientError> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|error| ClientError::Invalid(format!("a statement is not base64: {error}")))?;
+    SignedStatement::from_bytes(&bytes).map_err(|error| ClientError::Invalid(error.to_string()))
 }
 
 fn audit_entry(vault_id: VaultId, view: &AuditEntryView) -> Result<AuditEntry, ClientError> {

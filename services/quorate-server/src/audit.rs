@@ -125,9 +125,7 @@ pub(crate) async fn list(
     Path(vault): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<axum::Json<Vec<AuditEntryView>>, ApiError> {
-    if vault != who.vault_id.to_string() {
-        return Err(ApiError::not_found());
-    }
+    who.member_of(&vault)?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(

@@ -12,7 +12,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use quorate_api::{Challenge, ChallengeRequest, Me, Session, SessionRequest};
-use quorate_crypto::{PublicIdentity, VaultId, identity::verify_challenge};
+use quorate_crypto::{NodeId, PublicIdentity, VaultId, identity::verify_challenge};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -58,29 +58,34 @@ pub(crate) async fn challenge(
     let address = format!("address:{}", peer.ip());
     app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
     let vault_id = parse_vault(&body.vault_id)?;
-    let known = sqlx::query(
-        "SELECT 1 FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
+    let fingerprint = body.fingerprint.to_ascii_lowercase();
+    let party = sqlx::query(
+        "SELECT 'member' AS party FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'
+         UNION ALL
+         SELECT 'node' AS party FROM nodes WHERE vault_id = $1 AND fingerprint = $2 AND status <> 'revoked'",
     )
     .bind(vault_id.to_string())
-    .bind(body.fingerprint.to_ascii_lowercase())
+    .bind(&fingerprint)
     .fetch_optional(app.db.pool())
     .await?;
-    if known.is_none() {
+    let Some(party) = party else {
         app.limits.record_failure(&address);
         return Err(ApiError::unauthorized(
             "unknown_member",
             "no active member or node with that fingerprint in this vault",
         ));
-    }
+    };
+    let party: String = party.try_get("party")?;
     let id = uuid::Uuid::new_v4().to_string();
     let nonce: [u8; 32] = random_bytes();
     let expires_at = now() + CHALLENGE_TTL;
-    sqlx::query("INSERT INTO sign_in_challenges (id, vault_id, fingerprint, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO sign_in_challenges (id, vault_id, fingerprint, nonce, expires_at, party) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&id)
         .bind(vault_id.to_string())
-        .bind(body.fingerprint.to_ascii_lowercase())
+        .bind(&fingerprint)
         .bind(nonce.to_vec())
         .bind(expires_at)
+        .bind(&party)
         .execute(app.db.pool())
         .await?;
     Ok((
@@ -114,7 +119,7 @@ pub(crate) async fn create_session(
     let address = format!("address:{}", peer.ip());
     app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
     let mut key = None;
-    let (vault_id, fingerprint) = match verify_answer(&app, &body, &mut key).await {
+    let (vault_id, fingerprint, party) = match verify_answer(&app, &body, &mut key).await {
         Ok(signed_in) => signed_in,
         Err(error) => {
             if matches!(
@@ -135,12 +140,13 @@ pub(crate) async fn create_session(
     let token: [u8; 32] = random_bytes();
     let token_text = URL_SAFE_NO_PAD.encode(token);
     let expires_at = now() + SESSION_TTL;
-    sqlx::query("INSERT INTO sessions (token_hash, vault_id, fingerprint, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO sessions (token_hash, vault_id, fingerprint, created_at, expires_at, party) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(Sha256::digest(token_text.as_bytes()).to_vec())
         .bind(&vault_id)
         .bind(&fingerprint)
         .bind(now())
         .bind(expires_at)
+        .bind(&party)
         .execute(app.db.pool())
         .await?;
     Ok((
@@ -155,19 +161,20 @@ pub(crate) async fn create_session(
 const SIGN_IN_FAILED: &str = "sign_in_failed";
 
 /// Consumes the challenge and checks the signature. Sets `key` to the key's limit name once
-/// the challenge names it. Returns the vault and fingerprint signed in.
+/// the challenge names it. Returns the vault, fingerprint and party (`member` or `node`)
+/// signed in.
 async fn verify_answer(
     app: &App,
     body: &SessionRequest,
     key: &mut Option<String>,
-) -> Result<(String, String), ApiError> {
+) -> Result<(String, String, String), ApiError> {
     let refused = || {
         ApiError::unauthorized(
             SIGN_IN_FAILED,
             "the challenge is unknown, used or expired, or the signature does not verify: ask for a new challenge",
         )
     };
-    let row = sqlx::query("DELETE FROM sign_in_challenges WHERE id = $1 RETURNING vault_id, fingerprint, nonce, expires_at")
+    let row = sqlx::query("DELETE FROM sign_in_challenges WHERE id = $1 RETURNING vault_id, fingerprint, nonce, expires_at, party")
         .bind(&body.challenge_id)
         .fetch_optional(app.db.pool())
         .await?
@@ -175,20 +182,24 @@ async fn verify_answer(
     let vault_id: String = row.try_get("vault_id")?;
     let fingerprint: String = row.try_get("fingerprint")?;
     let nonce: Vec<u8> = row.try_get("nonce")?;
+    let party: String = row.try_get("party")?;
     let name = format!("key:{fingerprint}");
     app.limits.check(&name, MAX_FAILURES_PER_KEY)?;
     *key = Some(name);
     if row.try_get::<i64, _>("expires_at")? < now() {
         return Err(refused());
     }
-    let member = sqlx::query(
-        "SELECT verifying_key, recipient FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'",
-    )
-    .bind(&vault_id)
-    .bind(&fingerprint)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(refused)?;
+    let keys_of = if party == "node" {
+        "SELECT verifying_key, recipient FROM nodes WHERE vault_id = $1 AND fingerprint = $2 AND status <> 'revoked'"
+    } else {
+        "SELECT verifying_key, recipient FROM members WHERE vault_id = $1 AND fingerprint = $2 AND status = 'active'"
+    };
+    let member = sqlx::query(keys_of)
+        .bind(&vault_id)
+        .bind(&fingerprint)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(refused)?;
     let verifying_key: Vec<u8> = member.try_get("verifying_key")?;
     let recipient: String = member.try_get("recipient")?;
     let public = PublicIdentity::from_text(&recipient, &URL_SAFE_NO_PAD.encode(&verifying_key))
@@ -197,7 +208,75 @@ async fn verify_answer(
     if !verify_challenge(&public, &nonce, &signature) {
         return Err(refused());
     }
-    Ok((vault_id, fingerprint))
+    Ok((vault_id, fingerprint, party))
+}
+
+/// A request made with a valid session: of an active member, or of a node that is not
+/// revoked.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// The fingerprint (hex).
+    pub fingerprint: String,
+    /// The member's or node's name.
+    pub name: String,
+    /// `admin`, `member` or `node`.
+    pub role: String,
+    /// The node's ID, for a node.
+    pub node_id: Option<NodeId>,
+    token_hash: Vec<u8>,
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::unauthorized(
+        "unauthenticated",
+        "sign in and send the session as Authorization: Bearer TOKEN",
+    )
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(unauthenticated)?;
+        let token_hash = Sha256::digest(token.trim().as_bytes()).to_vec();
+        let row = sqlx::query(
+            "SELECT s.vault_id, s.fingerprint, m.name, m.role, NULL AS node_id FROM sessions s
+             JOIN members m ON m.vault_id = s.vault_id AND m.fingerprint = s.fingerprint
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.party = 'member' AND m.status = 'active'
+             UNION ALL
+             SELECT s.vault_id, s.fingerprint, n.name, 'node' AS role, n.id AS node_id FROM sessions s
+             JOIN nodes n ON n.vault_id = s.vault_id AND n.fingerprint = s.fingerprint
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.party = 'node' AND n.status <> 'revoked'",
+        )
+        .bind(&token_hash)
+        .bind(now())
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(unauthenticated)?;
+        let internal = |error: quorate_crypto::Error| ApiError::Internal(Box::new(error));
+        Ok(Self {
+            vault_id: row
+                .try_get::<String, _>("vault_id")?
+                .parse()
+                .map_err(internal)?,
+            fingerprint: row.try_get("fingerprint")?,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+            node_id: row
+                .try_get::<Option<String>, _>("node_id")?
+                .map(|id| id.parse())
+                .transpose()
+                .map_err(internal)?,
+            token_hash,
+        })
+    }
 }
 
 /// A request made with a valid session of an active member.
@@ -211,45 +290,78 @@ pub struct Authenticated {
     pub name: String,
     /// `admin` or `member`.
     pub role: String,
-    token_hash: Vec<u8>,
 }
 
 impl FromRequestParts<App> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let missing = || {
-            ApiError::unauthorized(
-                "unauthenticated",
-                "sign in and send the session as Authorization: Bearer TOKEN",
-            )
-        };
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(missing)?;
-        let token_hash = Sha256::digest(token.trim().as_bytes()).to_vec();
-        let row = sqlx::query(
-            "SELECT s.vault_id, s.fingerprint, m.name, m.role FROM sessions s
-             JOIN members m ON m.vault_id = s.vault_id AND m.fingerprint = s.fingerprint
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND m.status = 'active'",
-        )
-        .bind(&token_hash)
-        .bind(now())
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(missing)?;
-        let vault: String = row.try_get("vault_id")?;
+        let caller = Caller::from_request_parts(parts, app).await?;
+        if caller.node_id.is_some() {
+            return Err(ApiError::Client {
+                status: StatusCode::FORBIDDEN,
+                code: "members_only",
+                message: "only members can do that, not nodes".into(),
+            });
+        }
         Ok(Self {
-            vault_id: vault
-                .parse()
-                .map_err(|error| ApiError::Internal(Box::new(error)))?,
-            fingerprint: row.try_get("fingerprint")?,
-            name: row.try_get("name")?,
-            role: row.try_get("role")?,
-            token_hash,
+            vault_id: caller.vault_id,
+            fingerprint: caller.fingerprint,
+            name: caller.name,
+            role: caller.role,
+        })
+    }
+}
+
+impl Authenticated {
+    /// Refuses a member of another vault (404: another vault's resources are not found).
+    pub fn member_of(&self, vault: &str) -> Result<(), ApiError> {
+        if vault == self.vault_id.to_string() {
+            Ok(())
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+
+    /// Refuses anyone but an admin of `vault` (another vault's path is 404).
+    pub fn admin_of(&self, vault: &str) -> Result<(), ApiError> {
+        self.member_of(vault)?;
+        if self.role != "admin" {
+            return Err(ApiError::Client {
+                status: StatusCode::FORBIDDEN,
+                code: "admin_only",
+                message: "only an admin of this vault can do that".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A request made with a valid session of a node (pending or approved, not revoked).
+#[derive(Debug, Clone)]
+pub struct NodeCaller {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// The node.
+    pub node_id: NodeId,
+    /// Its fingerprint (hex).
+    pub fingerprint: String,
+}
+
+impl FromRequestParts<App> for NodeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        let node_id = caller.node_id.ok_or_else(|| ApiError::Client {
+            status: StatusCode::FORBIDDEN,
+            code: "nodes_only",
+            message: "only a transcription node can do that".into(),
+        })?;
+        Ok(Self {
+            vault_id: caller.vault_id,
+            node_id,
+            fingerprint: caller.fingerprint,
         })
     }
 }
@@ -261,12 +373,13 @@ impl FromRequestParts<App> for Authenticated {
         (status = 200, description = "Who the session belongs to", body = quorate_api::Me),
     )
 )]
-pub(crate) async fn me(who: Authenticated) -> axum::Json<Me> {
+pub(crate) async fn me(who: Caller) -> axum::Json<Me> {
     axum::Json(Me {
         vault_id: who.vault_id.to_string(),
         fingerprint: who.fingerprint,
         name: who.name,
         role: who.role,
+        node_id: who.node_id.map(|id| id.to_string()),
     })
 }
 
@@ -279,7 +392,7 @@ pub(crate) async fn me(who: Authenticated) -> axum::Json<Me> {
 )]
 pub(crate) async fn delete_session(
     State(app): State<App>,
-    who: Authenticated,
+    who: Caller,
 ) -> Result<StatusCode, ApiError> {
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(&who.token_hash)

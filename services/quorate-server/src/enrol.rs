@@ -180,9 +180,7 @@ pub(crate) async fn roster(
     who: Authenticated,
     Path(vault): Path<String>,
 ) -> Result<axum::Json<RosterChain>, ApiError> {
-    if vault != who.vault_id.to_string() {
-        return Err(ApiError::not_found());
-    }
+    who.member_of(&vault)?;
     let rows =
         sqlx::query("SELECT statement FROM roster_entries WHERE vault_id = $1 ORDER BY sequence")
             .bind(&vault)

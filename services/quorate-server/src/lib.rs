@@ -16,6 +16,7 @@ pub mod error;
 pub mod limits;
 mod members;
 pub mod metrics;
+mod nodes;
 mod openapi;
 mod routes;
 

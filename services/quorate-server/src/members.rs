@@ -11,7 +11,7 @@ use quorate_api::{
     PublicKeys, RosterAppend, RosterAppended,
 };
 use quorate_crypto::{
-    PublicIdentity,
+    PublicIdentity, VaultId,
     statement::{Role, RosterChange, RosterEntry, SignedStatement},
 };
 use serde::Deserialize;
@@ -29,23 +29,8 @@ use crate::{
 const DEFAULT_INVITE_TTL: i64 = 86_400;
 const MAX_INVITE_TTL: i64 = 7 * 86_400;
 
-/// Refuses anyone but an admin of `vault` (another vault's path is 404).
-fn require_admin(who: &Authenticated, vault: &str) -> Result<(), ApiError> {
-    if vault != who.vault_id.to_string() {
-        return Err(ApiError::not_found());
-    }
-    if who.role != "admin" {
-        return Err(ApiError::Client {
-            status: StatusCode::FORBIDDEN,
-            code: "admin_only",
-            message: "only an admin of this vault can do that".into(),
-        });
-    }
-    Ok(())
-}
-
 /// A display name as people type it: trimmed, 1 to 200 bytes, no control characters.
-fn check_name(name: &str) -> Result<&str, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<&str, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -73,7 +58,7 @@ pub(crate) async fn create_invite(
     Path(vault): Path<String>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&who, &vault)?;
+    who.admin_of(&vault)?;
     if !matches!(body.purpose.as_str(), "member" | "node") {
         return Err(ApiError::bad_request(
             "invalid_purpose",
@@ -141,28 +126,12 @@ pub(crate) async fn enrol_member(
     State(app): State<App>,
     ApiJson(body): ApiJson<MemberEnrolment>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let public = PublicIdentity::from_text(&body.keys.recipient, &body.keys.verifying_key)
-        .map_err(|error| ApiError::bad_request("invalid_keys", error.to_string()))?;
+    let public = parse_keys(&body.keys)?;
     let name = check_name(&body.name)?;
     let now = now();
-    let hash = code_hash(&body.code);
     let mut transaction = app.db.pool().begin().await?;
-    let vault: String = sqlx::query(
-        "UPDATE enrolment_codes SET used_at = $1
-         WHERE code_hash = $2 AND purpose = 'member' AND used_at IS NULL AND expires_at > $1
-         RETURNING vault_id",
-    )
-    .bind(now)
-    .bind(&hash)
-    .fetch_optional(&mut *transaction)
-    .await?
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_code",
-            "the invite code is unknown, used or expired: ask an admin for a new one",
-        )
-    })?
-    .try_get("vault_id")?;
+    let vault_id = redeem_invite(&mut transaction, &body.code, "member", now).await?;
+    let vault = vault_id.to_string();
     let fingerprint = public.fingerprint().to_hex();
     let inserted = sqlx::query(
         "INSERT INTO members (vault_id, fingerprint, verifying_key, recipient, name, role, status, created_at)
@@ -183,9 +152,6 @@ pub(crate) async fn enrol_member(
             "these keys are already enrolled in this vault",
         ));
     }
-    let vault_id: quorate_crypto::VaultId = vault
-        .parse()
-        .map_err(|error| ApiError::Internal(Box::new(error)))?;
     crate::audit::append(
         &mut transaction,
         app.db.backend(),
@@ -199,21 +165,68 @@ pub(crate) async fn enrol_member(
         },
     )
     .await?;
-    let genesis: Vec<u8> =
-        sqlx::query("SELECT digest FROM roster_entries WHERE vault_id = $1 AND sequence = 0")
-            .bind(&vault)
-            .fetch_one(&mut *transaction)
-            .await?
-            .try_get("digest")?;
+    let genesis = genesis_digest(&mut transaction, &vault).await?;
     transaction.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Enrolled {
             vault_id: vault,
-            roster_genesis: hex::encode(genesis),
+            roster_genesis: genesis,
             fingerprint,
         }),
     ))
+}
+
+/// Public keys as a client sends them, or 400 `invalid_keys`.
+pub(crate) fn parse_keys(keys: &PublicKeys) -> Result<PublicIdentity, ApiError> {
+    PublicIdentity::from_text(&keys.recipient, &keys.verifying_key)
+        .map_err(|error| ApiError::bad_request("invalid_keys", error.to_string()))
+}
+
+/// Marks an unused, unexpired invite for `purpose` used; returns its vault. Inside the
+/// enrolment's transaction, so a failed enrolment leaves the invite usable.
+pub(crate) async fn redeem_invite(
+    connection: &mut sqlx::AnyConnection,
+    code: &str,
+    purpose: &str,
+    now: i64,
+) -> Result<VaultId, ApiError> {
+    let vault: String = sqlx::query(
+        "UPDATE enrolment_codes SET used_at = $1
+         WHERE code_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1
+         RETURNING vault_id",
+    )
+    .bind(now)
+    .bind(code_hash(code))
+    .bind(purpose)
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_code",
+            format!(
+                "the {purpose} invite code is unknown, used or expired: ask an admin for a new one"
+            ),
+        )
+    })?
+    .try_get("vault_id")?;
+    vault
+        .parse()
+        .map_err(|error: quorate_crypto::Error| ApiError::Internal(Box::new(error)))
+}
+
+/// Hex digest of the vault's genesis roster entry, which enrolling devices pin.
+pub(crate) async fn genesis_digest(
+    connection: &mut sqlx::AnyConnection,
+    vault: &str,
+) -> Result<String, ApiError> {
+    let digest: Vec<u8> =
+        sqlx::query("SELECT digest FROM roster_entries WHERE vault_id = $1 AND sequence = 0")
+            .bind(vault)
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get("digest")?;
+    Ok(hex::encode(digest))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -239,9 +252,7 @@ pub(crate) async fn list_members(
     Path(vault): Path<String>,
     ApiQuery(filter): ApiQuery<MemberFilter>,
 ) -> Result<axum::Json<Vec<MemberView>>, ApiError> {
-    if vault != who.vault_id.to_string() {
-        return Err(ApiError::not_found());
-    }
+    who.member_of(&vault)?;
     let rows = sqlx::query(
         "SELECT fingerprint, name, role, status, recipient, verifying_key FROM members
          WHERE vault_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at, fingerprint",
@@ -290,7 +301,7 @@ pub(crate) async fn append_roster(
     Path(vault): Path<String>,
     ApiJson(body): ApiJson<RosterAppend>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&who, &vault)?;
+    who.admin_of(&vault)?;
     let bytes = STANDARD
         .decode(&body.entry)
         .map_err(|_| ApiError::bad_request("invalid_statement", "entry must be base64"))?;
@@ -396,7 +407,7 @@ pub(crate) async fn create_vault(
     who: Authenticated,
     ApiJson(body): ApiJson<NewVault>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&who, &who.vault_id.to_string())?;
+    who.admin_of(&who.vault_id.to_string())?;
     let name = check_name(&body.name)?;
     let vault_id = quorate_crypto::VaultId::random();
     let now = now();

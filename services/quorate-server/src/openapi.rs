@@ -26,6 +26,7 @@ use utoipa::{
         (name = "enrolment", description = "Redeeming bootstrap codes and invites"),
         (name = "sign-in", description = "Challenge-response sign-in and sessions"),
         (name = "members", description = "Vaults, invites, members and the signed roster"),
+        (name = "nodes", description = "Transcription nodes: enrolment, approval, revocation"),
         (name = "audit", description = "The hash-chained audit log"),
     )
 )]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{App, audit, auth, enrol, error::ApiError, members, metrics, openapi};
+use crate::{App, audit, auth, enrol, error::ApiError, members, metrics, nodes, openapi};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -37,7 +37,12 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(enrol::roster, members::append_roster))
             .routes(routes!(members::create_invite))
             .routes(routes!(members::list_members))
-            .routes(routes!(audit::list)),
+            .routes(routes!(audit::list))
+            .routes(routes!(nodes::get_policy, nodes::set_policy))
+            .routes(routes!(nodes::enrol_node))
+            .routes(routes!(nodes::list_nodes))
+            .routes(routes!(nodes::get_node))
+            .routes(routes!(nodes::approve_node)),
     )
 }
 
