@@ -28,13 +28,15 @@ CREATE TABLE recording_shares (
 
 -- An upload in progress. `upload_offset` counts the bytes durably stored. On S3 the bytes
 -- are multipart parts (`upload_parts`) plus a tail object shorter than a part; on a local
--- folder, a part file. A PATCH holds the upload until `locked_until`, renewing as it goes.
+-- folder, a part file. A PATCH holds the upload (`lock_token`) until `locked_until`,
+-- renewing as it goes.
 CREATE TABLE uploads (
     recording_id TEXT PRIMARY KEY NOT NULL REFERENCES recordings (id) ON DELETE CASCADE,
     upload_offset BIGINT NOT NULL,
     upload_length BIGINT NOT NULL,
     multipart_id TEXT,
     tail_len BIGINT NOT NULL DEFAULT 0,
+    lock_token TEXT,
     locked_until BIGINT NOT NULL DEFAULT 0,
     expires_at BIGINT NOT NULL
 );

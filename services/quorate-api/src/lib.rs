@@ -302,3 +302,80 @@ pub struct NodeApprovalUpload {
     /// The signed `NodeApproval`, base64.
     pub approval: String,
 }
+
+/// One member's sealed share of a new recording's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SealedShareUpload {
+    /// The member's fingerprint (hex), as the manifest names them.
+    pub member: String,
+    /// The share sealed to the member's recipient (an age file), base64.
+    pub sealed: String,
+}
+
+/// `POST /api/v1/vaults/{vault}/recordings`: a recording's signed manifest and the sealed
+/// shares; the ciphertext follows through the upload it opens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewRecording {
+    /// The uploader's signed `RecordingManifest`, base64.
+    pub manifest: String,
+    /// One sealed share per member the manifest names.
+    pub shares: Vec<SealedShareUpload>,
+}
+
+/// Where and how far a recording's upload is (tus 1.0: `PATCH` the upload URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadState {
+    /// The recording.
+    pub recording_id: String,
+    /// The upload URL, relative to the server (`/api/v1/uploads/{recording}`).
+    pub upload_url: String,
+    /// The ciphertext's length, from the manifest.
+    pub upload_length: u64,
+    /// Bytes the server has stored.
+    pub upload_offset: u64,
+    /// When an upload left alone is discarded, Unix seconds (each stored chunk extends it).
+    pub expires_at: i64,
+}
+
+/// A recording as the server lists it: the signed manifest is the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingView {
+    /// The recording.
+    pub recording_id: String,
+    /// The uploader's fingerprint (hex).
+    pub uploader: String,
+    /// `uploading` or `complete`.
+    pub status: String,
+    /// The signed `RecordingManifest`, base64.
+    pub manifest: String,
+    /// Exact ciphertext length.
+    pub ciphertext_len: u64,
+    /// The threshold k.
+    pub threshold: u8,
+    /// The number of shares n.
+    pub shares: u8,
+    /// When created, Unix seconds.
+    pub created_at: i64,
+    /// When the upload completed, Unix seconds.
+    pub completed_at: Option<i64>,
+}
+
+/// `GET /api/v1/vaults/{vault}/recordings/{recording}/share`: the caller's own sealed share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SealedShare {
+    /// The recording.
+    pub recording_id: String,
+    /// The holder's fingerprint (hex).
+    pub member: String,
+    /// The share's index (1-based), as in the manifest.
+    pub index: u8,
+    /// The sealed share (an age file), base64.
+    pub sealed: String,
+}

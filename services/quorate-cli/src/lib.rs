@@ -8,18 +8,20 @@ use base64::{
 };
 use quorate_api::{
     AuditEntryView, Challenge, ChallengeRequest, CreatedVault, Enrolled, ErrorBody,
-    FirstAdminEnrolment, Invite, InviteRequest, Me, MemberEnrolment, MemberView, NewVault,
-    NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys,
-    RosterAppend, RosterAppended, RosterChain, Session, SessionRequest,
+    FirstAdminEnrolment, Invite, InviteRequest, Me, MemberEnrolment, MemberView, NewRecording,
+    NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement,
+    PublicKeys, RecordingView, RosterAppend, RosterAppended, RosterChain, SealedShare,
+    SealedShareUpload, Session, SessionRequest, UploadState,
 };
 use quorate_crypto::{
-    Identity, NodeId, PublicIdentity, VaultId,
+    Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, VaultId,
     audit::AuditEntry,
     roster::Roster,
     statement::{SignedStatement, VaultPolicy},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// What can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -102,15 +104,7 @@ impl Client {
                 .await
                 .map_err(|error| ClientError::Invalid(error.to_string()));
         }
-        let body: ErrorBody = response.json().await.unwrap_or_else(|_| ErrorBody {
-            code: "unknown".into(),
-            message: format!("the server answered {status} without an error body"),
-        });
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            code: body.code,
-            message: body.message,
-        })
+        Err(api_error(response).await)
     }
 
     fn url(&self, path: &str) -> String {
@@ -400,6 +394,219 @@ impl Client {
             },
         )
         .await
+    }
+
+    fn authorised(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NotSignedIn)?;
+        Ok(request.bearer_auth(token))
+    }
+
+    /// Creates a recording from its signed manifest and the members' sealed shares, and
+    /// opens its upload. Sending the same manifest again returns the upload's state.
+    pub async fn create_recording(
+        &self,
+        vault: VaultId,
+        manifest: &SignedStatement,
+        shares: &[(Fingerprint, Vec<u8>)],
+    ) -> Result<UploadState, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/recordings"),
+            &NewRecording {
+                manifest: STANDARD.encode(manifest.to_bytes()),
+                shares: shares
+                    .iter()
+                    .map(|(member, sealed)| SealedShareUpload {
+                        member: member.to_hex(),
+                        sealed: STANDARD.encode(sealed),
+                    })
+                    .collect(),
+            },
+        )
+        .await
+    }
+
+    /// How many bytes of an upload the server has, and the upload's length (tus `HEAD`).
+    pub async fn upload_offset(&self, recording: RecordingId) -> Result<(u64, u64), ClientError> {
+        let response = self
+            .authorised(self.http.head(self.url(&format!("/uploads/{recording}"))))?
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: if status == reqwest::StatusCode::NOT_FOUND {
+                    "not_found".into()
+                } else {
+                    "unknown".into()
+                },
+                message: format!("the server answered {status} to HEAD"),
+            });
+        }
+        let number = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<u64>().ok())
+                .ok_or_else(|| ClientError::Invalid(format!("no {name} in the answer")))
+        };
+        Ok((number("upload-offset")?, number("upload-length")?))
+    }
+
+    /// Sends one chunk at `offset` (tus `PATCH`), with its SHA-256 as `Upload-Checksum`;
+    /// returns the new offset.
+    pub async fn upload_chunk(
+        &self,
+        recording: RecordingId,
+        offset: u64,
+        chunk: bytes::Bytes,
+    ) -> Result<u64, ClientError> {
+        let checksum = STANDARD.encode(Sha256::digest(&chunk));
+        let response = self
+            .authorised(self.http.patch(self.url(&format!("/uploads/{recording}"))))?
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset)
+            .header("upload-checksum", format!("sha256 {checksum}"))
+            .body(chunk)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(api_error(response).await);
+        }
+        response
+            .headers()
+            .get("upload-offset")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(|| ClientError::Invalid("no Upload-Offset in the answer".into()))
+    }
+
+    /// Uploads `source` (the whole ciphertext, seekable) from wherever the server stands, in
+    /// chunks of `chunk_size`, calling `progress(offset, length)` after each. Safe to call
+    /// again after an interruption: it asks the server for its offset first.
+    pub async fn resume_upload<R: std::io::Read + std::io::Seek>(
+        &self,
+        recording: RecordingId,
+        source: &mut R,
+        chunk_size: usize,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<(), ClientError> {
+        let (mut offset, length) = self.upload_offset(recording).await?;
+        let io = |error: std::io::Error| {
+            ClientError::Invalid(format!("reading the ciphertext: {error}"))
+        };
+        source.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+        progress(offset, length);
+        while offset < length {
+            let want = usize::try_from(length - offset)
+                .unwrap_or(usize::MAX)
+                .min(chunk_size);
+            let mut chunk = vec![0u8; want];
+            source.read_exact(&mut chunk).map_err(io)?;
+            offset = self
+                .upload_chunk(recording, offset, bytes::Bytes::from(chunk))
+                .await?;
+            progress(offset, length);
+        }
+        Ok(())
+    }
+
+    /// Abandons an unfinished upload (tus termination).
+    pub async fn abandon_upload(&self, recording: RecordingId) -> Result<(), ClientError> {
+        self.send::<()>(
+            self.authorised(self.http.delete(self.url(&format!("/uploads/{recording}"))))?,
+        )
+        .await
+    }
+
+    /// The vault's complete recordings.
+    pub async fn recordings(&self, vault: VaultId) -> Result<Vec<RecordingView>, ClientError> {
+        self.get(&format!("/vaults/{vault}/recordings")).await
+    }
+
+    /// One recording.
+    pub async fn recording(
+        &self,
+        vault: VaultId,
+        recording: RecordingId,
+    ) -> Result<RecordingView, ClientError> {
+        self.get(&format!("/vaults/{vault}/recordings/{recording}"))
+            .await
+    }
+
+    /// The caller's own sealed share of a recording's key.
+    pub async fn recording_share(
+        &self,
+        vault: VaultId,
+        recording: RecordingId,
+    ) -> Result<SealedShare, ClientError> {
+        self.get(&format!("/vaults/{vault}/recordings/{recording}/share"))
+            .await
+    }
+
+    /// Streams a recording's ciphertext, or one `range` of it, into `sink`; returns the
+    /// number of bytes written.
+    pub async fn download_recording(
+        &self,
+        vault: VaultId,
+        recording: RecordingId,
+        range: Option<std::ops::Range<u64>>,
+        sink: &mut impl std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let mut request = self.authorised(self.http.get(self.url(&format!(
+            "/vaults/{vault}/recordings/{recording}/ciphertext"
+        ))))?;
+        if let Some(range) = &range {
+            request = request.header("range", format!("bytes={}-{}", range.start, range.end - 1));
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        let mut stream = response.bytes_stream();
+        let mut written = 0u64;
+        while let Some(bytes) = futures::StreamExt::next(&mut stream).await {
+            let bytes = bytes?;
+            sink.write_all(&bytes)
+                .map_err(|error| ClientError::Invalid(format!("writing the download: {error}")))?;
+            written += bytes.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// Deletes a recording and every share of its key (admins).
+    pub async fn delete_recording(
+        &self,
+        vault: VaultId,
+        recording: RecordingId,
+    ) -> Result<(), ClientError> {
+        self.send::<()>(
+            self.authorised(
+                self.http
+                    .delete(self.url(&format!("/vaults/{vault}/recordings/{recording}"))),
+            )?,
+        )
+        .await
+    }
+}
+
+/// The error a refusing answer carries.
+async fn api_error(response: reqwest::Response) -> ClientError {
+    let status = response.status();
+    let body: ErrorBody = response.json().await.unwrap_or_else(|_| ErrorBody {
+        code: "unknown".into(),
+        message: format!("the server answered {status} without an error body"),
+    });
+    ClientError::Api {
+        status: status.as_u16(),
+        code: body.code,
+        message: body.message,
     }
 }
 

@@ -8,6 +8,7 @@ use quorate_crypto::{VaultId, audit::AuditEntry};
 use serde::Deserialize;
 use sqlx::Row;
 
+use crate::paths::VaultPath;
 use crate::{
     App,
     auth::Authenticated,
@@ -113,7 +114,7 @@ pub(crate) struct Page {
 /// 1000).
 #[utoipa::path(
     get, path = "/vaults/{vault}/audit", tag = "audit", security(("session" = [])), operation_id = "audit_log",
-    params(("vault" = String, Path, description = "The vault ID (UUID)"), Page),
+    params(VaultPath, Page),
     responses(
         (status = 200, description = "Entries in chain order", body = Vec<quorate_api::AuditEntryView>),
         (status = 400, description = "Limit out of range", body = quorate_api::ErrorBody),
@@ -122,7 +123,7 @@ pub(crate) struct Page {
 pub(crate) async fn list(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<axum::Json<Vec<AuditEntryView>>, ApiError> {
     who.member_of(&vault)?;

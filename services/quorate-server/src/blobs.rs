@@ -4,12 +4,14 @@
 //! URLs: `file:///PATH`, or `s3://[ACCESS_KEY:SECRET_KEY@]BUCKET[?endpoint=URL&region=NAME]`
 //! with keys, endpoint and region otherwise taken from the usual `AWS_*` variables.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, stream::BoxStream};
 use object_store::{
-    ObjectStore, ObjectStoreExt, PutPayload, aws::AmazonS3Builder, local::LocalFileSystem,
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
+    aws::{AmazonS3, AmazonS3Builder},
+    local::LocalFileSystem,
     path::Path,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -56,6 +58,10 @@ pub enum BlobError {
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     backend: BlobBackend,
+    /// The folder behind a local store (uploads append to part files in it).
+    local_root: Option<PathBuf>,
+    /// The S3 store again, for its multipart API (uploads keep part IDs in the database).
+    s3: Option<Arc<AmazonS3>>,
 }
 
 impl Blobs {
@@ -72,6 +78,8 @@ impl Blobs {
             return Ok(Self {
                 store: Arc::new(store),
                 backend: BlobBackend::Local,
+                local_root: Some(PathBuf::from(path)),
+                s3: None,
             });
         }
         let rest = text.strip_prefix("s3://").ok_or_else(unsupported)?;
@@ -102,9 +110,12 @@ impl Blobs {
                 _ => return Err(unsupported()),
             }
         }
+        let s3 = Arc::new(builder.build()?);
         Ok(Self {
-            store: Arc::new(builder.build()?),
+            store: Arc::clone(&s3) as Arc<dyn ObjectStore>,
             backend: BlobBackend::S3,
+            local_root: None,
+            s3: Some(s3),
         })
     }
 
@@ -146,6 +157,37 @@ impl Blobs {
         }
         writer.shutdown().await?;
         Ok(total)
+    }
+
+    /// The file behind object `name` on a local store.
+    pub(crate) fn local_file(&self, name: &str) -> Option<PathBuf> {
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(Path::from(name).as_ref()))
+    }
+
+    /// The S3 store's multipart API.
+    pub(crate) fn multipart(&self) -> Option<&AmazonS3> {
+        self.s3.as_deref()
+    }
+
+    /// Streams an object, or `range` of it. Returns the stream and the object's full size.
+    pub async fn get_stream(
+        &self,
+        name: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<(BoxStream<'static, object_store::Result<Bytes>>, u64), BlobError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&Path::from(name), options)
+            .await
+            .map_err(|error| not_found(error, name))?;
+        let size = result.meta.size;
+        Ok((result.into_stream(), size))
     }
 
     /// Reads a whole object.

@@ -28,6 +28,13 @@ pub struct Settings {
     /// Address for Prometheus metrics, or `off` [default: 127.0.0.1:9464].
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Largest recording ciphertext accepted, in bytes [default: 68719476736, 64 GiB].
+    #[arg(long)]
+    pub max_recording_bytes: Option<i64>,
+    /// Seconds after its last stored chunk that an unfinished upload is discarded
+    /// [default: 86400].
+    #[arg(long)]
+    pub upload_ttl: Option<i64>,
 }
 
 impl Settings {
@@ -40,6 +47,14 @@ impl Settings {
     /// `main`, a map in tests).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let parse = |name: &'static str| lookup(name).filter(|value| !value.is_empty());
+        let number = |name: &'static str| {
+            parse(name)
+                .map(|v| {
+                    v.parse::<i64>()
+                        .map_err(|_| ConfigError::Invalid { name, value: v })
+                })
+                .transpose()
+        };
         Ok(Self {
             listen: parse("QUORATE_LISTEN")
                 .map(|v| {
@@ -53,14 +68,9 @@ impl Settings {
             database_url: parse("QUORATE_DATABASE_URL"),
             object_store: parse("QUORATE_OBJECT_STORE"),
             metrics_listen: parse("QUORATE_METRICS_LISTEN"),
-            enrolment_code_ttl: parse("QUORATE_ENROLMENT_CODE_TTL")
-                .map(|v| {
-                    v.parse().map_err(|_| ConfigError::Invalid {
-                        name: "QUORATE_ENROLMENT_CODE_TTL",
-                        value: v,
-                    })
-                })
-                .transpose()?,
+            enrolment_code_ttl: number("QUORATE_ENROLMENT_CODE_TTL")?,
+            max_recording_bytes: number("QUORATE_MAX_RECORDING_BYTES")?,
+            upload_ttl: number("QUORATE_UPLOAD_TTL")?,
         })
     }
 
@@ -73,6 +83,8 @@ impl Settings {
             object_store: over.object_store.or(self.object_store),
             enrolment_code_ttl: over.enrolment_code_ttl.or(self.enrolment_code_ttl),
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
+            max_recording_bytes: over.max_recording_bytes.or(self.max_recording_bytes),
+            upload_ttl: over.upload_ttl.or(self.upload_ttl),
         }
     }
 
@@ -95,13 +107,17 @@ impl Settings {
         let object_store = self
             .object_store
             .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
-        let enrolment_code_ttl = self.enrolment_code_ttl.unwrap_or(86_400);
-        if enrolment_code_ttl <= 0 {
-            return Err(ConfigError::Invalid {
-                name: "enrolment-code-ttl",
-                value: enrolment_code_ttl.to_string(),
-            });
-        }
+        let positive = |name: &'static str, value: Option<i64>, default: i64| match value {
+            Some(value) if value <= 0 => Err(ConfigError::Invalid {
+                name,
+                value: value.to_string(),
+            }),
+            other => Ok(other.unwrap_or(default)),
+        };
+        let enrolment_code_ttl = positive("enrolment-code-ttl", self.enrolment_code_ttl, 86_400)?;
+        let max_recording_bytes =
+            positive("max-recording-bytes", self.max_recording_bytes, 64 << 30)? as u64;
+        let upload_ttl = positive("upload-ttl", self.upload_ttl, 86_400)?;
         let metrics_listen = match self.metrics_listen.as_deref() {
             Some("off") => None,
             Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
@@ -119,6 +135,8 @@ impl Settings {
             database_url: SecretUrl(database_url),
             object_store: SecretUrl(object_store),
             enrolment_code_ttl,
+            max_recording_bytes,
+            upload_ttl,
         })
     }
 }
@@ -138,6 +156,10 @@ pub struct Config {
     pub enrolment_code_ttl: i64,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Largest recording ciphertext accepted, bytes.
+    pub max_recording_bytes: u64,
+    /// Seconds an unfinished upload is kept after its last stored chunk.
+    pub upload_ttl: i64,
 }
 
 /// A URL that may hold a password: `Debug` and `Display` show it with the password masked.
@@ -225,6 +247,12 @@ enrolment-code-ttl = 86400
 
 # Prometheus metrics, on their own listener ("off" to disable).
 metrics-listen = "127.0.0.1:9464"
+
+# Largest recording (its age ciphertext) accepted, in bytes.
+max-recording-bytes = 68719476736
+
+# An unfinished upload is discarded this many seconds after its last stored chunk.
+upload-ttl = 86400
 "#;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use quorate_crypto::{
 };
 use sqlx::Row;
 
+use crate::paths::VaultPath;
 use crate::{App, auth::Authenticated, bootstrap::code_hash, error::ApiError, error::ApiJson, now};
 
 /// Redeems the bootstrap code with the first admin's self-signed genesis roster entry.
@@ -170,7 +171,7 @@ pub(crate) async fn store_roster_entry(
 /// The vault's signed roster chain, for the device to verify against its pinned genesis.
 #[utoipa::path(
     get, path = "/vaults/{vault}/roster", tag = "members", security(("session" = [])), operation_id = "roster",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     responses(
         (status = 200, description = "The signed roster chain; verify it against the pinned genesis", body = quorate_api::RosterChain),
     )
@@ -178,7 +179,7 @@ pub(crate) async fn store_roster_entry(
 pub(crate) async fn roster(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<RosterChain>, ApiError> {
     who.member_of(&vault)?;
     let rows =

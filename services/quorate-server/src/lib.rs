@@ -18,7 +18,10 @@ mod members;
 pub mod metrics;
 mod nodes;
 mod openapi;
+mod paths;
+mod recordings;
 mod routes;
+pub mod uploads;
 
 use std::future::Future;
 
@@ -41,6 +44,8 @@ pub struct App {
     pub limits: std::sync::Arc<limits::FailureLimits>,
     /// Prometheus counters.
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// Running hashes of uploads in progress on this instance.
+    pub hashers: std::sync::Arc<uploads::Hashers>,
 }
 
 /// Why the server could not start or stopped.
@@ -80,9 +85,16 @@ impl App {
                 config,
                 limits: Default::default(),
                 metrics: Default::default(),
+                hashers: Default::default(),
             },
             codes,
         ))
+    }
+
+    /// Housekeeping that time calls for: discards uploads left alone past their expiry.
+    /// `serve` runs it every few minutes; returns how many uploads it discarded.
+    pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
+        uploads::sweep(self, now).await
     }
 
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
@@ -105,13 +117,27 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let db = self.db.clone();
-        axum::serve(
+        let sweeper = {
+            let app = self.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(std::time::Duration::from_secs(300));
+                loop {
+                    ticks.tick().await;
+                    if let Err(error) = app.sweep(now()).await {
+                        tracing::warn!(%error, "housekeeping failed; it runs again in five minutes");
+                    }
+                }
+            })
+        };
+        let served = axum::serve(
             listener,
             routes::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+        sweeper.abort();
         db.close().await;
+        served?;
         Ok(())
     }
 }

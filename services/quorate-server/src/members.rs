@@ -17,6 +17,7 @@ use quorate_crypto::{
 use serde::Deserialize;
 use sqlx::Row;
 
+use crate::paths::VaultPath;
 use crate::{
     App,
     auth::Authenticated,
@@ -44,7 +45,7 @@ pub(crate) fn check_name(name: &str) -> Result<&str, ApiError> {
 /// Creates a one-time, expiring invite for a member or a node (admins).
 #[utoipa::path(
     post, path = "/vaults/{vault}/invites", tag = "members", security(("session" = [])), operation_id = "create_invite",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     request_body = quorate_api::InviteRequest,
     responses(
         (status = 201, description = "A one-time invite code", body = quorate_api::Invite),
@@ -55,7 +56,7 @@ pub(crate) fn check_name(name: &str) -> Result<&str, ApiError> {
 pub(crate) async fn create_invite(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.admin_of(&vault)?;
@@ -241,7 +242,7 @@ pub(crate) struct MemberFilter {
 /// A view for convenience: the signed roster chain is the authority.
 #[utoipa::path(
     get, path = "/vaults/{vault}/members", tag = "members", security(("session" = [])), operation_id = "list_members",
-    params(("vault" = String, Path, description = "The vault ID (UUID)"), MemberFilter),
+    params(VaultPath, MemberFilter),
     responses(
         (status = 200, description = "Members, oldest first", body = Vec<quorate_api::MemberView>),
     )
@@ -249,7 +250,7 @@ pub(crate) struct MemberFilter {
 pub(crate) async fn list_members(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
     ApiQuery(filter): ApiQuery<MemberFilter>,
 ) -> Result<axum::Json<Vec<MemberView>>, ApiError> {
     who.member_of(&vault)?;
@@ -286,7 +287,7 @@ pub(crate) async fn list_members(
 /// makes), then applies it to its member table. A removal ends the member's sessions.
 #[utoipa::path(
     post, path = "/vaults/{vault}/roster", tag = "members", security(("session" = [])), operation_id = "append_roster",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     request_body = quorate_api::RosterAppend,
     responses(
         (status = 201, description = "The entry is appended to the chain", body = quorate_api::RosterAppended),
@@ -298,7 +299,7 @@ pub(crate) async fn list_members(
 pub(crate) async fn append_roster(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
     ApiJson(body): ApiJson<RosterAppend>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.admin_of(&vault)?;

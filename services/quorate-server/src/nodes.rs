@@ -20,6 +20,7 @@ use quorate_crypto::{
 };
 use sqlx::{Row, any::AnyRow};
 
+use crate::paths::{NodePath, VaultPath};
 use crate::{
     App,
     auth::{Authenticated, Caller},
@@ -141,7 +142,7 @@ fn node_view(row: &AnyRow) -> Result<NodeView, sqlx::Error> {
 /// The vault's transcription nodes, with their signed approvals.
 #[utoipa::path(
     get, path = "/vaults/{vault}/nodes", tag = "nodes", security(("session" = [])), operation_id = "list_nodes",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     responses(
         (status = 200, description = "Nodes, oldest first", body = Vec<quorate_api::NodeView>),
     )
@@ -149,7 +150,7 @@ fn node_view(row: &AnyRow) -> Result<NodeView, sqlx::Error> {
 pub(crate) async fn list_nodes(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<Vec<NodeView>>, ApiError> {
     who.member_of(&vault)?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -166,10 +167,7 @@ pub(crate) async fn list_nodes(
 /// One node: for the vault's members, and for the node itself (its own status).
 #[utoipa::path(
     get, path = "/vaults/{vault}/nodes/{node}", tag = "nodes", security(("session" = [])), operation_id = "get_node",
-    params(
-        ("vault" = String, Path, description = "The vault ID (UUID)"),
-        ("node" = String, Path, description = "The node ID (UUID)"),
-    ),
+    params(NodePath),
     responses(
         (status = 200, description = "The node", body = quorate_api::NodeView),
     )
@@ -177,7 +175,7 @@ pub(crate) async fn list_nodes(
 pub(crate) async fn get_node(
     State(app): State<App>,
     who: Caller,
-    Path((vault, node)): Path<(String, String)>,
+    Path(NodePath { vault, node }): Path<NodePath>,
 ) -> Result<axum::Json<NodeView>, ApiError> {
     let allowed = vault == who.vault_id.to_string()
         && who
@@ -204,10 +202,7 @@ pub(crate) async fn get_node(
 /// sessions end at once, and a revoked node must enrol again with new keys.
 #[utoipa::path(
     post, path = "/vaults/{vault}/nodes/{node}/approval", tag = "nodes", security(("session" = [])), operation_id = "approve_node",
-    params(
-        ("vault" = String, Path, description = "The vault ID (UUID)"),
-        ("node" = String, Path, description = "The node ID (UUID)"),
-    ),
+    params(NodePath),
     request_body = quorate_api::NodeApprovalUpload,
     responses(
         (status = 200, description = "Stored; the node is approved or revoked", body = quorate_api::NodeView),
@@ -219,7 +214,7 @@ pub(crate) async fn get_node(
 pub(crate) async fn approve_node(
     State(app): State<App>,
     who: Authenticated,
-    Path((vault, node)): Path<(String, String)>,
+    Path(NodePath { vault, node }): Path<NodePath>,
     ApiJson(body): ApiJson<NodeApprovalUpload>,
 ) -> Result<axum::Json<NodeView>, ApiError> {
     who.admin_of(&vault)?;
@@ -333,7 +328,7 @@ pub(crate) async fn approve_node(
 /// The vault's newest signed policy (the least threshold uploads must use).
 #[utoipa::path(
     get, path = "/vaults/{vault}/policy", tag = "members", security(("session" = [])), operation_id = "get_policy",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     responses(
         (status = 200, description = "The newest signed policy; verify it against the roster", body = quorate_api::PolicyStatement),
     )
@@ -341,7 +336,7 @@ pub(crate) async fn approve_node(
 pub(crate) async fn get_policy(
     State(app): State<App>,
     who: Caller,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<PolicyStatement>, ApiError> {
     if vault != who.vault_id.to_string() {
         return Err(ApiError::not_found());
@@ -365,7 +360,7 @@ pub(crate) async fn get_policy(
 /// Sets the vault's policy with an admin-signed statement whose sequence follows the newest.
 #[utoipa::path(
     put, path = "/vaults/{vault}/policy", tag = "members", security(("session" = [])), operation_id = "set_policy",
-    params(("vault" = String, Path, description = "The vault ID (UUID)")),
+    params(VaultPath),
     request_body = quorate_api::PolicyStatement,
     responses(
         (status = 200, description = "Stored", body = quorate_api::PolicyStatement),
@@ -377,7 +372,7 @@ pub(crate) async fn get_policy(
 pub(crate) async fn set_policy(
     State(app): State<App>,
     who: Authenticated,
-    Path(vault): Path<String>,
+    Path(VaultPath { vault }): Path<VaultPath>,
     ApiJson(body): ApiJson<PolicyStatement>,
 ) -> Result<axum::Json<PolicyStatement>, ApiError> {
     who.admin_of(&vault)?;

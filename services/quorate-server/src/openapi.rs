@@ -27,6 +27,7 @@ use utoipa::{
         (name = "sign-in", description = "Challenge-response sign-in and sessions"),
         (name = "members", description = "Vaults, invites, members and the signed roster"),
         (name = "nodes", description = "Transcription nodes: enrolment, approval, revocation"),
+        (name = "recordings", description = "Recordings: signed manifests, sealed shares, resumable upload (tus 1.0), ciphertext download"),
         (name = "audit", description = "The hash-chained audit log"),
     )
 )]

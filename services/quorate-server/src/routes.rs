@@ -17,7 +17,9 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{App, audit, auth, enrol, error::ApiError, members, metrics, nodes, openapi};
+use crate::{
+    App, audit, auth, enrol, error::ApiError, members, metrics, nodes, openapi, recordings, uploads,
+};
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -42,7 +44,22 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(nodes::enrol_node))
             .routes(routes!(nodes::list_nodes))
             .routes(routes!(nodes::get_node))
-            .routes(routes!(nodes::approve_node)),
+            .routes(routes!(nodes::approve_node))
+            .routes(routes!(
+                recordings::create_recording,
+                recordings::list_recordings
+            ))
+            .routes(routes!(
+                recordings::get_recording,
+                recordings::delete_recording
+            ))
+            .routes(routes!(recordings::get_share))
+            .routes(routes!(recordings::download))
+            .routes(routes!(
+                uploads::head_upload,
+                uploads::patch_upload,
+                uploads::abandon_upload
+            )),
     )
 }
 

@@ -105,7 +105,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb) -> Self {
-        let config = db.settings().resolve(None, None).unwrap();
+        Self::start_with(db.settings()).await
+    }
+
+    /// A server on `db` with its objects on `store` (a `file://` or `s3://` URL).
+    pub async fn start_on(db: &TestDb, store: &SecretUrl) -> Self {
+        Self::start_with(Settings {
+            object_store: Some(store.expose_secret().to_owned()),
+            ..db.settings()
+        })
+        .await
+    }
+
+    pub async fn start_with(settings: Settings) -> Self {
+        let config = settings.resolve(None, None).unwrap();
         let (app, codes) = App::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -242,5 +255,149 @@ impl FirstAdmin {
             identity,
             pin: genesis.digest(),
         }
+    }
+}
+
+/// A vault with a first admin, `members` more members (all active, each signed in on a
+/// client of their own), and a policy of `min_threshold`.
+pub struct Board {
+    pub admin: FirstAdmin,
+    pub members: Vec<(quorate_crypto::Identity, quorate_client::Client)>,
+    pub roster: quorate_crypto::roster::Roster,
+}
+
+impl Board {
+    pub async fn new(server: &TestServer, members: usize, min_threshold: u8) -> Self {
+        use quorate_crypto::statement::{Role, RosterChange, SignedStatement, VaultPolicy};
+        let admin = FirstAdmin::enrol(server, "Ada").await;
+        let vault = admin.vault;
+        let mut joined = Vec::new();
+        for index in 0..members {
+            let name = format!("Member {}", index + 1);
+            let invite = admin.client.invite(vault, "member").await.unwrap();
+            let identity = quorate_crypto::Identity::generate();
+            let mut client = quorate_client::Client::new(&server.url(""));
+            client
+                .enrol_member(&invite.code, &name, &identity.public())
+                .await
+                .unwrap();
+            let roster = admin.client.roster(vault, &admin.pin).await.unwrap();
+            let entry = roster
+                .sign_change(
+                    &admin.identity,
+                    RosterChange::Add,
+                    identity.public(),
+                    &name,
+                    Role::Member,
+                    1_750_000_000,
+                )
+                .unwrap();
+            admin.client.append_roster(vault, &entry).await.unwrap();
+            client.sign_in(vault, &identity).await.unwrap();
+            joined.push((identity, client));
+        }
+        let policy = VaultPolicy {
+            vault_id: vault,
+            sequence: 0,
+            min_threshold,
+            issued_at: 1_750_000_000,
+        };
+        admin
+            .client
+            .set_policy(vault, &SignedStatement::sign(&policy, &admin.identity))
+            .await
+            .unwrap();
+        let roster = admin.client.roster(vault, &admin.pin).await.unwrap();
+        Self {
+            admin,
+            members: joined,
+            roster,
+        }
+    }
+
+    /// Every active member's identity: the admin first.
+    pub fn identities(&self) -> Vec<&quorate_crypto::Identity> {
+        std::iter::once(&self.admin.identity)
+            .chain(self.members.iter().map(|(identity, _)| identity))
+            .collect()
+    }
+}
+
+/// A recording as a meeting client makes it: ciphertext, the key split among every member
+/// of `roster` under `k`, the shares sealed, the manifest signed by `uploader`.
+pub struct MadeRecording {
+    pub id: quorate_crypto::RecordingId,
+    pub key: quorate_crypto::AgeSecretKey,
+    pub manifest: quorate_crypto::statement::SignedStatement,
+    pub shares: Vec<(quorate_crypto::Fingerprint, Vec<u8>)>,
+    pub ciphertext: Vec<u8>,
+}
+
+pub fn make_recording(
+    roster: &quorate_crypto::roster::Roster,
+    uploader: &quorate_crypto::Identity,
+    k: u8,
+    plaintext: &[u8],
+) -> MadeRecording {
+    use quorate_crypto::{
+        envelope,
+        statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
+        threshold::{Subject, Threshold},
+    };
+    let key = quorate_crypto::AgeSecretKey::generate();
+    let (writer, _) = envelope::encrypt(
+        plaintext,
+        envelope::HashingWriter::new(Vec::new()),
+        &key.recipient(),
+    )
+    .unwrap();
+    let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
+    let id = quorate_crypto::RecordingId::random();
+    let publics: Vec<_> = roster
+        .members()
+        .iter()
+        .map(|member| member.public)
+        .collect();
+    let n = u8::try_from(publics.len()).unwrap();
+    let (split, sealed) = SplitKey::split_and_seal(
+        roster.vault_id(),
+        Subject::Recording(id),
+        &key,
+        Threshold::new(k.into(), n.into()).unwrap(),
+        &publics,
+    )
+    .unwrap();
+    let metadata = RecordingMetadata {
+        title: "Budget committee".into(),
+        started_at: Some(1_750_000_000),
+        ended_at: Some(1_750_003_600),
+        media_type: "audio/wav".into(),
+        attendees: vec!["Ada".into(), "Bo".into()],
+    };
+    let manifest = SignedStatement::sign(
+        &RecordingManifest {
+            vault_id: roster.vault_id(),
+            recording_id: id,
+            uploader: uploader.fingerprint(),
+            roster_head: roster.head(),
+            created_at: 1_750_003_700,
+            ciphertext_len,
+            ciphertext_sha256,
+            sealed_metadata: metadata.seal(&roster.recipients()).unwrap(),
+            split,
+        },
+        uploader,
+    );
+    let shares = publics
+        .iter()
+        .map(|public| public.fingerprint())
+        .zip(sealed)
+        .collect();
+    MadeRecording {
+        id,
+        key,
+        manifest,
+        shares,
+        ciphertext,
     }
 }
