@@ -379,3 +379,202 @@ pub struct SealedShare {
     /// The sealed share (an age file), base64.
     pub sealed: String,
 }
+
+/// `POST /api/v1/vaults/{vault}/requests`: a member's signed unlock request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewUnlockRequest {
+    /// The signed `UnlockRequest`, base64.
+    pub request: String,
+}
+
+/// One vote on a request, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VoteView {
+    /// The voter's fingerprint (hex).
+    pub voter: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// The signed `Vote`, base64.
+    pub statement: String,
+    /// When received, Unix seconds.
+    pub created_at: i64,
+}
+
+/// An unlock request with its votes so far. The signed statements are the authority:
+/// devices verify them (and the subject's manifest and the node's approval) themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestView {
+    /// The request.
+    pub request_id: String,
+    /// `recording` or `transcript`.
+    pub subject_kind: String,
+    /// The recording or transcript ID.
+    pub subject_id: String,
+    /// `transcribe` or `release-transcript`.
+    pub purpose: String,
+    /// The node that would receive the shares.
+    pub node_id: String,
+    /// The requester's fingerprint (hex).
+    pub requester: String,
+    /// `open`, `quorate`, `rejected` or `expired`.
+    pub status: String,
+    /// Approvals needed (k of the subject's split).
+    pub threshold: u8,
+    /// Members whose approval can count (share holders other than the requester).
+    pub eligible: u8,
+    /// Approvals so far.
+    pub approvals: u8,
+    /// Denials so far.
+    pub denials: u8,
+    /// The signed `UnlockRequest`, base64.
+    pub statement: String,
+    /// The votes, oldest first.
+    pub votes: Vec<VoteView>,
+    /// When made, Unix seconds.
+    pub created_at: i64,
+    /// When it closes, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// `POST /api/v1/vaults/{vault}/requests/{request}/votes`: a signed vote; an approval
+/// carries the voter's share re-sealed to the request's node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VoteUpload {
+    /// The signed `Vote`, base64.
+    pub vote: String,
+    /// For an approval: the share re-sealed to the node (an age file), base64.
+    #[serde(default)]
+    pub resealed_share: Option<String>,
+}
+
+/// A job a node has claimed: everything it needs, all of it signed or sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobClaim {
+    /// The quorate request the job carries out.
+    pub request_id: String,
+    /// The vault.
+    pub vault_id: String,
+    /// Proof of the lease: send it with progress, failure and completion.
+    pub lease_token: String,
+    /// When the lease lapses unless renewed, Unix seconds.
+    pub lease_expires_at: i64,
+    /// How many times the job has been claimed (this claim included).
+    pub attempt: u32,
+    /// The signed `UnlockRequest`, base64.
+    pub request: String,
+    /// The signed manifest of the subject (`RecordingManifest` for `transcribe`), base64.
+    pub subject_manifest: String,
+    /// The approvals: each vote with the share it re-sealed to this node.
+    pub approvals: Vec<NodeShare>,
+}
+
+/// One approval as a node receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeShare {
+    /// The voter's fingerprint (hex).
+    pub voter: String,
+    /// The signed `Vote`, base64.
+    pub vote: String,
+    /// The share re-sealed to the node, base64.
+    pub resealed_share: String,
+}
+
+/// `POST /api/v1/jobs/{request}/progress`: renews the lease and says how far the job is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobProgress {
+    /// The lease token from the claim.
+    pub lease_token: String,
+    /// Progress in thousandths (0 to 1000).
+    pub progress_permille: u16,
+    /// What the node is doing (`decrypting`, `transcribing`, ...).
+    pub stage: String,
+}
+
+/// A renewed lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Lease {
+    /// When it lapses unless renewed again, Unix seconds.
+    pub lease_expires_at: i64,
+}
+
+/// `POST /api/v1/jobs/{request}/fail`: the node gives up on a job, saying why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobFailure {
+    /// The lease token from the claim.
+    pub lease_token: String,
+    /// Why, for the members (never plaintext).
+    pub reason: String,
+}
+
+/// `POST /api/v1/jobs/{request}/complete`: the sealed transcript, its signed manifest and
+/// the shares of its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobCompletion {
+    /// The lease token from the claim.
+    pub lease_token: String,
+    /// The node's signed `TranscriptManifest`, base64.
+    pub manifest: String,
+    /// The sealed transcript (an age file), base64.
+    pub transcript: String,
+    /// One sealed share of the transcript key per member the manifest names.
+    pub shares: Vec<SealedShareUpload>,
+}
+
+/// A job as members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobView {
+    /// The request it carries out.
+    pub request_id: String,
+    /// The node.
+    pub node_id: String,
+    /// `queued`, `leased`, `done` or `failed`.
+    pub status: String,
+    /// Claims so far.
+    pub attempts: u32,
+    /// Progress in thousandths.
+    pub progress_permille: u16,
+    /// The node's last stage.
+    pub stage: Option<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// The transcript it produced.
+    pub transcript_id: Option<String>,
+    /// Last change, Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A sealed transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranscriptView {
+    /// The transcript.
+    pub transcript_id: String,
+    /// The recording it transcribes.
+    pub recording_id: String,
+    /// The request that allowed it.
+    pub request_id: String,
+    /// The node that made it.
+    pub node_id: String,
+    /// The node's signed `TranscriptManifest`, base64.
+    pub manifest: String,
+    /// Length of the sealed transcript.
+    pub ciphertext_len: u64,
+    /// When stored, Unix seconds.
+    pub created_at: i64,
+}

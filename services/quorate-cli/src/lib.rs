@@ -8,13 +8,14 @@ use base64::{
 };
 use quorate_api::{
     AuditEntryView, Challenge, ChallengeRequest, CreatedVault, Enrolled, ErrorBody,
-    FirstAdminEnrolment, Invite, InviteRequest, Me, MemberEnrolment, MemberView, NewRecording,
-    NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement,
-    PublicKeys, RecordingView, RosterAppend, RosterAppended, RosterChain, SealedShare,
-    SealedShareUpload, Session, SessionRequest, UploadState,
+    FirstAdminEnrolment, Invite, InviteRequest, JobClaim, JobCompletion, JobFailure, JobProgress,
+    JobView, Lease, Me, MemberEnrolment, MemberView, NewRecording, NewUnlockRequest, NewVault,
+    NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys,
+    RecordingView, RequestView, RosterAppend, RosterAppended, RosterChain, SealedShare,
+    SealedShareUpload, Session, SessionRequest, TranscriptView, UploadState, VoteUpload,
 };
 use quorate_crypto::{
-    Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, VaultId,
+    Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, RequestId, TranscriptId, VaultId,
     audit::AuditEntry,
     roster::Roster,
     statement::{SignedStatement, VaultPolicy},
@@ -416,13 +417,7 @@ impl Client {
             &format!("/vaults/{vault}/recordings"),
             &NewRecording {
                 manifest: STANDARD.encode(manifest.to_bytes()),
-                shares: shares
-                    .iter()
-                    .map(|(member, sealed)| SealedShareUpload {
-                        member: member.to_hex(),
-                        sealed: STANDARD.encode(sealed),
-                    })
-                    .collect(),
+                shares: sealed_uploads(shares),
             },
         )
         .await
@@ -559,9 +554,21 @@ impl Client {
         range: Option<std::ops::Range<u64>>,
         sink: &mut impl std::io::Write,
     ) -> Result<u64, ClientError> {
-        let mut request = self.authorised(self.http.get(self.url(&format!(
-            "/vaults/{vault}/recordings/{recording}/ciphertext"
-        ))))?;
+        self.download(
+            &format!("/vaults/{vault}/recordings/{recording}/ciphertext"),
+            range,
+            sink,
+        )
+        .await
+    }
+
+    async fn download(
+        &self,
+        path: &str,
+        range: Option<std::ops::Range<u64>>,
+        sink: &mut impl std::io::Write,
+    ) -> Result<u64, ClientError> {
+        let mut request = self.authorised(self.http.get(self.url(path)))?;
         if let Some(range) = &range {
             request = request.header("range", format!("bytes={}-{}", range.start, range.end - 1));
         }
@@ -594,6 +601,168 @@ impl Client {
         )
         .await
     }
+
+    /// Opens a signed unlock request.
+    pub async fn create_request(
+        &self,
+        vault: VaultId,
+        request: &SignedStatement,
+    ) -> Result<RequestView, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/requests"),
+            &NewUnlockRequest {
+                request: STANDARD.encode(request.to_bytes()),
+            },
+        )
+        .await
+    }
+
+    /// The vault's requests; with `awaiting_me`, only those awaiting the caller's vote.
+    pub async fn requests(
+        &self,
+        vault: VaultId,
+        awaiting_me: bool,
+    ) -> Result<Vec<RequestView>, ClientError> {
+        let query = if awaiting_me { "?awaiting=me" } else { "" };
+        self.get(&format!("/vaults/{vault}/requests{query}")).await
+    }
+
+    /// One request with its votes.
+    pub async fn request(
+        &self,
+        vault: VaultId,
+        request: RequestId,
+    ) -> Result<RequestView, ClientError> {
+        self.get(&format!("/vaults/{vault}/requests/{request}"))
+            .await
+    }
+
+    /// Casts a signed vote; an approval carries the share re-sealed to the node.
+    pub async fn vote(
+        &self,
+        vault: VaultId,
+        request: RequestId,
+        vote: &SignedStatement,
+        resealed_share: Option<&[u8]>,
+    ) -> Result<RequestView, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/requests/{request}/votes"),
+            &VoteUpload {
+                vote: STANDARD.encode(vote.to_bytes()),
+                resealed_share: resealed_share.map(|share| STANDARD.encode(share)),
+            },
+        )
+        .await
+    }
+
+    /// Claims the oldest job waiting for this node (nodes); `None` when there is none.
+    pub async fn claim_job(&self) -> Result<Option<JobClaim>, ClientError> {
+        self.send(self.authorised(self.http.post(self.url("/jobs/claim")))?)
+            .await
+    }
+
+    /// Reports a job's progress and renews its lease (nodes).
+    pub async fn job_progress(
+        &self,
+        request: &str,
+        lease_token: &str,
+        progress_permille: u16,
+        stage: &str,
+    ) -> Result<Lease, ClientError> {
+        self.post(
+            &format!("/jobs/{request}/progress"),
+            &JobProgress {
+                lease_token: lease_token.to_owned(),
+                progress_permille,
+                stage: stage.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Fails a job with a reason (nodes).
+    pub async fn fail_job(
+        &self,
+        request: &str,
+        lease_token: &str,
+        reason: &str,
+    ) -> Result<(), ClientError> {
+        self.post(
+            &format!("/jobs/{request}/fail"),
+            &JobFailure {
+                lease_token: lease_token.to_owned(),
+                reason: reason.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Completes a job with the sealed transcript, its signed manifest and the sealed shares
+    /// of its key (nodes).
+    pub async fn complete_job(
+        &self,
+        request: &str,
+        lease_token: &str,
+        manifest: &SignedStatement,
+        transcript: &[u8],
+        shares: &[(Fingerprint, Vec<u8>)],
+    ) -> Result<TranscriptView, ClientError> {
+        self.post(
+            &format!("/jobs/{request}/complete"),
+            &JobCompletion {
+                lease_token: lease_token.to_owned(),
+                manifest: STANDARD.encode(manifest.to_bytes()),
+                transcript: STANDARD.encode(transcript),
+                shares: sealed_uploads(shares),
+            },
+        )
+        .await
+    }
+
+    /// The vault's jobs.
+    pub async fn jobs(&self, vault: VaultId) -> Result<Vec<JobView>, ClientError> {
+        self.get(&format!("/vaults/{vault}/jobs")).await
+    }
+
+    /// The vault's sealed transcripts.
+    pub async fn transcripts(&self, vault: VaultId) -> Result<Vec<TranscriptView>, ClientError> {
+        self.get(&format!("/vaults/{vault}/transcripts")).await
+    }
+
+    /// The caller's sealed share of a transcript's key.
+    pub async fn transcript_share(
+        &self,
+        vault: VaultId,
+        transcript: TranscriptId,
+    ) -> Result<SealedShare, ClientError> {
+        self.get(&format!("/vaults/{vault}/transcripts/{transcript}/share"))
+            .await
+    }
+
+    /// Streams a sealed transcript into `sink`.
+    pub async fn download_transcript(
+        &self,
+        vault: VaultId,
+        transcript: TranscriptId,
+        sink: &mut impl std::io::Write,
+    ) -> Result<u64, ClientError> {
+        self.download(
+            &format!("/vaults/{vault}/transcripts/{transcript}/ciphertext"),
+            None,
+            sink,
+        )
+        .await
+    }
+}
+
+fn sealed_uploads(shares: &[(Fingerprint, Vec<u8>)]) -> Vec<SealedShareUpload> {
+    shares
+        .iter()
+        .map(|(member, sealed)| SealedShareUpload {
+            member: member.to_hex(),
+            sealed: STANDARD.encode(sealed),
+        })
+        .collect()
 }
 
 /// The error a refusing answer carries.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 mod enrol;
 pub mod error;
+mod jobs;
 pub mod limits;
 mod members;
 pub mod metrics;
@@ -20,6 +21,7 @@ mod nodes;
 mod openapi;
 mod paths;
 mod recordings;
+mod requests;
 mod routes;
 pub mod uploads;
 
@@ -91,10 +93,13 @@ impl App {
         ))
     }
 
-    /// Housekeeping that time calls for: discards uploads left alone past their expiry.
-    /// `serve` runs it every few minutes; returns how many uploads it discarded.
+    /// Housekeeping that time calls for: discards uploads left alone past their expiry,
+    /// closes requests past theirs, and fails jobs whose request expired or whose lease was
+    /// lost too often. `serve` runs it every few minutes; returns how many things it changed.
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
-        uploads::sweep(self, now).await
+        Ok(uploads::sweep(self, now).await?
+            + requests::expire(self, now).await?
+            + jobs::sweep(self, now).await?)
     }
 
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.

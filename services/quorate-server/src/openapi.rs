@@ -28,6 +28,8 @@ use utoipa::{
         (name = "members", description = "Vaults, invites, members and the signed roster"),
         (name = "nodes", description = "Transcription nodes: enrolment, approval, revocation"),
         (name = "recordings", description = "Recordings: signed manifests, sealed shares, resumable upload (tus 1.0), ciphertext download"),
+        (name = "requests", description = "Unlock requests and the members' signed votes"),
+        (name = "jobs", description = "The job queue of transcription nodes, and the sealed transcripts they store"),
         (name = "audit", description = "The hash-chained audit log"),
     )
 )]

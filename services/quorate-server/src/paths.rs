@@ -38,3 +38,31 @@ pub(crate) struct UploadPath {
     /// The recording ID (UUID).
     pub recording: String,
 }
+
+/// `/vaults/{vault}/requests/{request}/…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct RequestPath {
+    /// The vault ID (UUID).
+    pub vault: String,
+    /// The request ID (UUID).
+    pub request: String,
+}
+
+/// `/jobs/{request}/…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct JobPath {
+    /// The request ID (UUID) the job carries out.
+    pub request: String,
+}
+
+/// `/vaults/{vault}/transcripts/{transcript}/…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct TranscriptPath {
+    /// The vault ID (UUID).
+    pub vault: String,
+    /// The transcript ID (UUID).
+    pub transcript: String,
+}

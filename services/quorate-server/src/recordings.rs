@@ -472,15 +472,30 @@ pub(crate) async fn download(
     .fetch_optional(app.db.pool())
     .await?
     .ok_or_else(ApiError::not_found)?;
-    let size = row.try_get::<i64, _>("ciphertext_len")? as u64;
-    let etag = format!(
-        "\"{}\"",
-        hex::encode(row.try_get::<Vec<u8>, _>("manifest_digest")?)
-    );
-    let range = parse_range(&headers, size)?;
+    stream_object(
+        &app,
+        &object_name(&vault, &recording),
+        row.try_get::<i64, _>("ciphertext_len")? as u64,
+        &row.try_get::<Vec<u8>, _>("manifest_digest")?,
+        &headers,
+    )
+    .await
+}
+
+/// Streams a stored object of `size` bytes, or the one range `headers` ask for. Its ETag is
+/// the digest of the signed manifest that describes it.
+pub(crate) async fn stream_object(
+    app: &App,
+    name: &str,
+    size: u64,
+    manifest_digest: &[u8],
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let etag = format!("\"{}\"", hex::encode(manifest_digest));
+    let range = parse_range(headers, size)?;
     let (stream, _) = app
         .blobs
-        .get_stream(&object_name(&vault, &recording), range.clone())
+        .get_stream(name, range.clone())
         .await
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     let mut response = Response::new(Body::from_stream(stream));

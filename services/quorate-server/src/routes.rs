@@ -18,7 +18,8 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    App, audit, auth, enrol, error::ApiError, members, metrics, nodes, openapi, recordings, uploads,
+    App, audit, auth, enrol, error::ApiError, jobs, members, metrics, nodes, openapi, recordings,
+    requests, uploads,
 };
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
@@ -59,7 +60,23 @@ fn api() -> OpenApiRouter<App> {
                 uploads::head_upload,
                 uploads::patch_upload,
                 uploads::abandon_upload
-            )),
+            ))
+            .routes(routes!(requests::create_request, requests::list_requests))
+            .routes(routes!(requests::get_request))
+            .routes(routes!(requests::vote))
+            .routes(routes!(jobs::claim))
+            .routes(routes!(jobs::progress))
+            .routes(routes!(jobs::fail))
+            .routes(routes!(jobs::list_jobs))
+            .routes(routes!(jobs::list_transcripts))
+            .routes(routes!(jobs::transcript_share))
+            .routes(routes!(jobs::download_transcript))
+            .merge(
+                // A sealed transcript travels inside the completion's JSON.
+                OpenApiRouter::new()
+                    .routes(routes!(jobs::complete))
+                    .layer(DefaultBodyLimit::max(jobs::MAX_TRANSCRIPT_BYTES * 2)),
+            ),
     )
 }
 

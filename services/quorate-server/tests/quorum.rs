@@ -1,0 +1,871 @@
+//! Unlock requests, votes and the job queue through the HTTP API, on SQLite and PostgreSQL
+//! and on both stores: members vote with their share re-sealed to an approved node, the
+//! request turns quorate at k valid approvals, the node claims the job with a lease, opens
+//! the shares, reads the recording, and stores a sealed transcript once. Bad votes are
+//! refused and change nothing. Two servers on one PostgreSQL and one s3s-fs serve one flow.
+
+mod common;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use common::{
+    Backend, Board, MadeRecording, S3Server, TestDb, TestServer, make_recording, refused,
+};
+use quorate_client::Client;
+use quorate_crypto::{
+    AgeSecretKey, Identity, NodeId, RequestId, TranscriptId, envelope,
+    rewrap::{self, Purpose},
+    statement::{
+        Decision, NodeApproval, RecordingManifest, SignedStatement, SplitKey, TranscriptManifest,
+        UnlockRequest, Vote,
+    },
+    threshold::{self, Subject},
+};
+use sqlx::Row;
+
+const MODEL: [u8; 32] = [0x42; 32];
+
+struct Node {
+    identity: Identity,
+    id: NodeId,
+    client: Client,
+}
+
+/// Enrols a node with a node invite and has the admin approve it for `MODEL`.
+async fn approved_node(server_url: &str, board: &Board) -> Node {
+    let vault = board.admin.vault;
+    let invite = board.admin.client.invite(vault, "node").await.unwrap();
+    let identity = Identity::generate();
+    let mut client = Client::new(server_url);
+    let enrolled = client
+        .enrol_node(&invite.code, "gpu-1", &identity.public())
+        .await
+        .unwrap();
+    let id: NodeId = enrolled.node_id.parse().unwrap();
+    let now = quorate_server::now();
+    let approval = SignedStatement::sign(
+        &NodeApproval {
+            vault_id: vault,
+            node_id: id,
+            node: identity.public(),
+            hardware: "2-core test box".into(),
+            model_sha256: MODEL,
+            attestation: Vec::new(),
+            issued_at: now,
+            expires_at: now + 86_400,
+            revoked: false,
+        },
+        &board.admin.identity,
+    );
+    board
+        .admin
+        .client
+        .approve_node(vault, id, &approval)
+        .await
+        .unwrap();
+    client.sign_in(vault, &identity).await.unwrap();
+    Node {
+        identity,
+        id,
+        client,
+    }
+}
+
+/// Uploads a small recording by `uploader` (a member's index, 0 for the admin).
+async fn uploaded(board: &Board, uploader: usize, k: u8) -> (MadeRecording, Vec<u8>) {
+    let plaintext: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    let (identity, client) = member(board, uploader);
+    let made = make_recording(&board.roster, identity, k, &plaintext);
+    client
+        .create_recording(board.admin.vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    client
+        .resume_upload(
+            made.id,
+            &mut std::io::Cursor::new(made.ciphertext.clone()),
+            64 << 10,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    (made, plaintext)
+}
+
+fn member(board: &Board, index: usize) -> (&Identity, &Client) {
+    if index == 0 {
+        (&board.admin.identity, &board.admin.client)
+    } else {
+        let (identity, client) = &board.members[index - 1];
+        (identity, client)
+    }
+}
+
+fn request(
+    board: &Board,
+    requester: usize,
+    made: &MadeRecording,
+    node: NodeId,
+    expires_in: i64,
+) -> SignedStatement {
+    let (identity, _) = member(board, requester);
+    let now = quorate_server::now();
+    SignedStatement::sign(
+        &UnlockRequest {
+            vault_id: board.admin.vault,
+            request_id: RequestId::random(),
+            subject: Subject::Recording(made.id),
+            purpose: Purpose::Transcribe,
+            node_id: node,
+            requester: identity.fingerprint(),
+            reason: "minutes of the budget meeting".into(),
+            created_at: now,
+            expires_at: now + expires_in,
+        },
+        identity,
+    )
+}
+
+/// What a member's device does to approve: fetch its own share, re-seal it to the node
+/// bound to this request, sign the vote.
+async fn approve(
+    board: &Board,
+    voter: usize,
+    made: &MadeRecording,
+    signed: &SignedStatement,
+    node: &Identity,
+) -> (Vec<u8>, SignedStatement) {
+    let (identity, client) = member(board, voter);
+    let verified = signed.verify::<UnlockRequest>().unwrap();
+    let manifest = made
+        .manifest
+        .verify::<RecordingManifest>()
+        .unwrap()
+        .statement;
+    let share = client
+        .recording_share(board.admin.vault, made.id)
+        .await
+        .unwrap();
+    let binding = manifest.share_binding(&identity.fingerprint()).unwrap();
+    let resealed = rewrap::rewrap(
+        &STANDARD.decode(&share.sealed).unwrap(),
+        identity.age_key(),
+        &binding,
+        &verified.statement.binding(),
+        &node.public().recipient,
+    )
+    .unwrap();
+    let vote = SignedStatement::sign(
+        &Vote {
+            vault_id: board.admin.vault,
+            request_id: verified.statement.request_id,
+            request_digest: verified.digest,
+            voter: identity.fingerprint(),
+            decision: Decision::Approve {
+                resealed_share_sha256: rewrap::resealed_digest(&resealed),
+            },
+            comment: String::new(),
+            issued_at: quorate_server::now(),
+        },
+        identity,
+    );
+    (resealed, vote)
+}
+
+fn deny(board: &Board, voter: usize, signed: &SignedStatement) -> SignedStatement {
+    let (identity, _) = member(board, voter);
+    let verified = signed.verify::<UnlockRequest>().unwrap();
+    SignedStatement::sign(
+        &Vote {
+            vault_id: board.admin.vault,
+            request_id: verified.statement.request_id,
+            request_digest: verified.digest,
+            voter: identity.fingerprint(),
+            decision: Decision::Deny,
+            comment: "not this meeting".into(),
+            issued_at: quorate_server::now(),
+        },
+        identity,
+    )
+}
+
+/// What the node does with a claim: open each re-sealed share for this request, check it
+/// against the manifest, combine, and check the rebuilt key.
+fn unlock(
+    claim: &quorate_api::JobClaim,
+    node: &Identity,
+) -> (AgeSecretKey, RecordingManifest, SignedStatement) {
+    let signed_request =
+        SignedStatement::from_bytes(&STANDARD.decode(&claim.request).unwrap()).unwrap();
+    let request = signed_request.verify::<UnlockRequest>().unwrap().statement;
+    let signed_manifest =
+        SignedStatement::from_bytes(&STANDARD.decode(&claim.subject_manifest).unwrap()).unwrap();
+    let manifest = signed_manifest
+        .verify::<RecordingManifest>()
+        .unwrap()
+        .statement;
+    let shares: Vec<_> = claim
+        .approvals
+        .iter()
+        .map(|approval| {
+            let (binding, share) = rewrap::open_node_share(
+                &STANDARD.decode(&approval.resealed_share).unwrap(),
+                node.age_key(),
+                &request.binding(),
+                quorate_server::now(),
+            )
+            .unwrap();
+            manifest.split.check_share(&binding, &share).unwrap();
+            share
+        })
+        .collect();
+    let key =
+        threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient).unwrap();
+    (key, manifest, signed_manifest)
+}
+
+/// The manifest, sealed transcript, sealed shares of its key, and the key (for the test).
+type SealedTranscript = (
+    SignedStatement,
+    Vec<u8>,
+    Vec<(quorate_crypto::Fingerprint, Vec<u8>)>,
+    AgeSecretKey,
+);
+
+/// A sealed transcript as the node makes it, split among the recording's holders.
+fn seal_transcript(
+    claim: &quorate_api::JobClaim,
+    node: &Node,
+    manifest: &RecordingManifest,
+    signed_manifest: &SignedStatement,
+    roster: &quorate_crypto::roster::Roster,
+    text: &[u8],
+    model: [u8; 32],
+) -> SealedTranscript {
+    let key = AgeSecretKey::generate();
+    let (writer, _) = envelope::encrypt(
+        text,
+        envelope::HashingWriter::new(Vec::new()),
+        &key.recipient(),
+    )
+    .unwrap();
+    let (sealed, len, sha256) = writer.finish();
+    let transcript_id = TranscriptId::random();
+    let holders: Vec<_> = manifest
+        .split
+        .shares
+        .iter()
+        .map(|share| roster.member(&share.member).unwrap().public)
+        .collect();
+    let (split, shares) = SplitKey::split_and_seal(
+        manifest.vault_id,
+        Subject::Transcript(transcript_id),
+        &key,
+        manifest.split.threshold,
+        &holders,
+    )
+    .unwrap();
+    let signed = SignedStatement::sign(
+        &TranscriptManifest {
+            vault_id: manifest.vault_id,
+            transcript_id,
+            recording_id: manifest.recording_id,
+            recording_manifest_digest: signed_manifest.digest(),
+            request_id: claim.request_id.parse().unwrap(),
+            node_id: node.id,
+            model_sha256: model,
+            language: "en".into(),
+            created_at: quorate_server::now(),
+            ciphertext_len: len,
+            ciphertext_sha256: sha256,
+            split,
+        },
+        &node.identity,
+    );
+    let shares = holders
+        .iter()
+        .map(|public| public.fingerprint())
+        .zip(shares)
+        .collect();
+    (signed, sealed, shares, key)
+}
+
+async fn actions(client: &Client, vault: quorate_crypto::VaultId) -> Vec<String> {
+    client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_turns_quorate_and_its_node_transcribes_once() {
+    for (backend, s3) in [(Backend::Sqlite, false), (Backend::Postgres, true)] {
+        let s3_server = if s3 {
+            Some(S3Server::start().await)
+        } else {
+            None
+        };
+        let db = TestDb::new(backend).await;
+        let server = match &s3_server {
+            Some(s3) => TestServer::start_on(&db, &s3.url).await,
+            None => TestServer::start(&db).await,
+        };
+        let board = Board::new(&server, 3, 2).await;
+        let vault = board.admin.vault;
+        let node = approved_node(&server.url(""), &board).await;
+        assert!(
+            node.client.claim_job().await.unwrap().is_none(),
+            "nothing queued yet"
+        );
+        let (made, plaintext) = uploaded(&board, 1, 2).await;
+
+        // Member 2 asks; the others see it awaiting their vote, the requester does not.
+        let signed = request(&board, 2, &made, node.id, 3600);
+        let request_id = signed
+            .verify::<UnlockRequest>()
+            .unwrap()
+            .statement
+            .request_id;
+        let opened = member(&board, 2)
+            .1
+            .create_request(vault, &signed)
+            .await
+            .unwrap();
+        assert_eq!(
+            (opened.status.as_str(), opened.threshold, opened.eligible),
+            ("open", 2, 3)
+        );
+        for voter in [0, 1, 3] {
+            assert_eq!(
+                member(&board, voter)
+                    .1
+                    .requests(vault, true)
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "{backend:?}: member {voter}"
+            );
+        }
+        assert!(
+            member(&board, 2)
+                .1
+                .requests(vault, true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            refused(member(&board, 2).1.create_request(vault, &signed).await),
+            (409, "request_exists".into())
+        );
+
+        // Bad votes change nothing.
+        let (own_share, own_vote) = approve(&board, 2, &made, &signed, &node.identity).await;
+        assert_eq!(
+            refused(
+                member(&board, 2)
+                    .1
+                    .vote(vault, request_id, &own_vote, Some(&own_share))
+                    .await
+            ),
+            (403, "own_request".into()),
+            "the requester's own vote does not count"
+        );
+        let other = request(&board, 2, &made, node.id, 3600);
+        member(&board, 2)
+            .1
+            .create_request(vault, &other)
+            .await
+            .unwrap();
+        let (replay_share, replayed) = approve(&board, 3, &made, &other, &node.identity).await;
+        assert_eq!(
+            refused(
+                member(&board, 3)
+                    .1
+                    .vote(vault, request_id, &replayed, Some(&replay_share))
+                    .await
+            ),
+            (400, "invalid_statement".into()),
+            "a vote for another request"
+        );
+        let (share0, vote0) = approve(&board, 0, &made, &signed, &node.identity).await;
+        assert_eq!(
+            refused(
+                member(&board, 3)
+                    .1
+                    .vote(vault, request_id, &vote0, Some(&share0))
+                    .await
+            ),
+            (400, "invalid_statement".into()),
+            "someone else's vote"
+        );
+        assert_eq!(
+            refused(
+                member(&board, 0)
+                    .1
+                    .vote(vault, request_id, &vote0, Some(&replay_share))
+                    .await
+            ),
+            (400, "invalid_share".into()),
+            "a re-sealed share the vote does not name"
+        );
+        assert_eq!(
+            refused(
+                member(&board, 0)
+                    .1
+                    .vote(vault, request_id, &vote0, None)
+                    .await
+            ),
+            (400, "invalid_share".into())
+        );
+        let stranger = Identity::generate();
+        let mut forged = signed.verify::<UnlockRequest>().unwrap();
+        forged.statement.requester = stranger.fingerprint();
+        let by_stranger = SignedStatement::sign(
+            &Vote {
+                vault_id: vault,
+                request_id,
+                request_digest: forged.digest,
+                voter: stranger.fingerprint(),
+                decision: Decision::Deny,
+                comment: String::new(),
+                issued_at: 1,
+            },
+            &stranger,
+        );
+        assert_eq!(
+            refused(
+                member(&board, 0)
+                    .1
+                    .vote(vault, request_id, &by_stranger, None)
+                    .await
+            ),
+            (400, "invalid_statement".into()),
+            "a non-member's vote"
+        );
+        let view = member(&board, 0)
+            .1
+            .request(vault, request_id)
+            .await
+            .unwrap();
+        assert_eq!((view.approvals, view.denials, view.votes.len()), (0, 0, 0));
+
+        // Two valid approvals: quorate, and a job waits for the node.
+        let after_one = member(&board, 0)
+            .1
+            .vote(vault, request_id, &vote0, Some(&share0))
+            .await
+            .unwrap();
+        assert_eq!(
+            (after_one.status.as_str(), after_one.approvals),
+            ("open", 1)
+        );
+        assert_eq!(
+            refused(
+                member(&board, 0)
+                    .1
+                    .vote(vault, request_id, &vote0, Some(&share0))
+                    .await
+            ),
+            (409, "already_voted".into())
+        );
+        let (share3, vote3) = approve(&board, 3, &made, &signed, &node.identity).await;
+        let quorate = member(&board, 3)
+            .1
+            .vote(vault, request_id, &vote3, Some(&share3))
+            .await
+            .unwrap();
+        assert_eq!((quorate.status.as_str(), quorate.approvals), ("quorate", 2));
+        let (share1, vote1) = approve(&board, 1, &made, &signed, &node.identity).await;
+        assert_eq!(
+            refused(
+                member(&board, 1)
+                    .1
+                    .vote(vault, request_id, &vote1, Some(&share1))
+                    .await
+            ),
+            (409, "request_closed".into())
+        );
+        let jobs = board.admin.client.jobs(vault).await.unwrap();
+        assert_eq!((jobs.len(), jobs[0].status.as_str()), (1, "queued"));
+
+        // The node claims it, rebuilds the key from the two re-sealed shares, reads the
+        // recording and decrypts it in memory.
+        let claim = node.client.claim_job().await.unwrap().expect("a job");
+        assert_eq!(
+            (
+                claim.request_id.as_str(),
+                claim.attempt,
+                claim.approvals.len()
+            ),
+            (request_id.to_string().as_str(), 1, 2)
+        );
+        let (key, manifest, signed_manifest) = unlock(&claim, &node.identity);
+        let mut ciphertext = Vec::new();
+        node.client
+            .download_recording(vault, made.id, None, &mut ciphertext)
+            .await
+            .unwrap();
+        let mut heard = Vec::new();
+        envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+        assert!(
+            heard == plaintext,
+            "{backend:?}: the node hears the recording"
+        );
+        node.client
+            .job_progress(&claim.request_id, &claim.lease_token, 300, "transcribing")
+            .await
+            .unwrap();
+        assert!(
+            node.client.claim_job().await.unwrap().is_none(),
+            "a leased job is not handed out twice"
+        );
+
+        // The lease lapses (the node died): the next claim gets the job again; the old lease
+        // is dead.
+        sqlx::query("UPDATE jobs SET lease_expires_at = $1")
+            .bind(quorate_server::now() - 1)
+            .execute(server.app.db.pool())
+            .await
+            .unwrap();
+        let again = node.client.claim_job().await.unwrap().expect("re-queued");
+        assert_eq!(again.attempt, 2);
+        assert_eq!(
+            refused(
+                node.client
+                    .job_progress(&claim.request_id, &claim.lease_token, 500, "transcribing")
+                    .await
+            ),
+            (409, "lease_lost".into())
+        );
+
+        // A manifest naming another model is refused; the right one is stored once.
+        let words =
+            b"{\"segments\":[{\"start\":0.0,\"end\":2.5,\"text\":\"The budget is approved.\"}]}";
+        let (wrong_model, sealed, shares, _) = seal_transcript(
+            &again,
+            &node,
+            &manifest,
+            &signed_manifest,
+            &board.roster,
+            words,
+            [7; 32],
+        );
+        assert_eq!(
+            refused(
+                node.client
+                    .complete_job(
+                        &again.request_id,
+                        &again.lease_token,
+                        &wrong_model,
+                        &sealed,
+                        &shares
+                    )
+                    .await
+            ),
+            (400, "invalid_statement".into())
+        );
+        let (transcript_manifest, sealed, shares, transcript_key) = seal_transcript(
+            &again,
+            &node,
+            &manifest,
+            &signed_manifest,
+            &board.roster,
+            words,
+            MODEL,
+        );
+        let stored = node
+            .client
+            .complete_job(
+                &again.request_id,
+                &again.lease_token,
+                &transcript_manifest,
+                &sealed,
+                &shares,
+            )
+            .await
+            .unwrap();
+        let retried = node
+            .client
+            .complete_job(
+                &again.request_id,
+                &again.lease_token,
+                &transcript_manifest,
+                &sealed,
+                &shares,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored, retried, "completion is idempotent");
+        let transcripts = board.admin.client.transcripts(vault).await.unwrap();
+        assert_eq!(transcripts.len(), 1, "{backend:?}: exactly one transcript");
+        let jobs = board.admin.client.jobs(vault).await.unwrap();
+        assert_eq!(
+            (jobs[0].status.as_str(), jobs[0].transcript_id.as_deref()),
+            ("done", Some(stored.transcript_id.as_str()))
+        );
+        assert!(node.client.claim_job().await.unwrap().is_none());
+
+        // Members fetch their share of the transcript key and the sealed transcript.
+        let transcript_id: TranscriptId = stored.transcript_id.parse().unwrap();
+        let share = board
+            .admin
+            .client
+            .transcript_share(vault, transcript_id)
+            .await
+            .unwrap();
+        let tm = transcript_manifest
+            .verify::<TranscriptManifest>()
+            .unwrap()
+            .statement;
+        let binding = tm
+            .split
+            .binding_for(
+                vault,
+                Subject::Transcript(transcript_id),
+                &board.admin.identity.fingerprint(),
+            )
+            .unwrap();
+        threshold::open_share(
+            &STANDARD.decode(&share.sealed).unwrap(),
+            board.admin.identity.age_key(),
+            &binding,
+        )
+        .unwrap();
+        let mut sealed_copy = Vec::new();
+        board
+            .admin
+            .client
+            .download_transcript(vault, transcript_id, &mut sealed_copy)
+            .await
+            .unwrap();
+        let mut read = Vec::new();
+        envelope::decrypt(&sealed_copy[..], &mut read, &transcript_key).unwrap();
+        assert_eq!(read, words);
+
+        // The node can no longer read the recording: its job is done.
+        assert_eq!(
+            refused(
+                node.client
+                    .download_recording(vault, made.id, None, &mut Vec::new())
+                    .await
+            )
+            .0,
+            404
+        );
+        let log = actions(&board.admin.client, vault).await;
+        for expected in [
+            "request.created",
+            "vote.approve",
+            "request.quorate",
+            "job.queued",
+            "job.leased",
+            "transcript.stored",
+        ] {
+            assert!(
+                log.iter().any(|action| action == expected),
+                "{backend:?}: no {expected} in {log:?}"
+            );
+        }
+        let entries = board
+            .admin
+            .client
+            .audit_page(vault, None, 1000)
+            .await
+            .unwrap();
+        quorate_crypto::audit::verify_chain(&entries, [0; 32]).unwrap();
+
+        server.stop().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn denials_expiry_removal_and_unapproved_nodes_are_refused() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::new(backend).await;
+        let server = TestServer::start(&db).await;
+        let board = Board::new(&server, 3, 2).await;
+        let vault = board.admin.vault;
+        let node = approved_node(&server.url(""), &board).await;
+        let (made, _) = uploaded(&board, 1, 3).await;
+
+        // k = 3 with 3 eligible voters: one denial makes it unreachable.
+        let signed = request(&board, 1, &made, node.id, 3600);
+        let id = signed
+            .verify::<UnlockRequest>()
+            .unwrap()
+            .statement
+            .request_id;
+        member(&board, 1)
+            .1
+            .create_request(vault, &signed)
+            .await
+            .unwrap();
+        let rejected = member(&board, 2)
+            .1
+            .vote(vault, id, &deny(&board, 2, &signed), None)
+            .await
+            .unwrap();
+        assert_eq!(rejected.status, "rejected", "{backend:?}");
+        assert!(board.admin.client.jobs(vault).await.unwrap().is_empty());
+
+        // A request whose quorum cannot be reached is refused at once: 4-of-4, asked by a
+        // holder, leaves three who can approve.
+        let (everyone, _) = uploaded(&board, 1, 4).await;
+        let unreachable = request(&board, 1, &everyone, node.id, 3600);
+        assert_eq!(
+            refused(
+                member(&board, 1)
+                    .1
+                    .create_request(vault, &unreachable)
+                    .await
+            ),
+            (400, "quorum_unreachable".into())
+        );
+
+        // Expiry closes a request: a vote after it is refused.
+        let short = request(&board, 2, &made, node.id, 3600);
+        let short_id = short
+            .verify::<UnlockRequest>()
+            .unwrap()
+            .statement
+            .request_id;
+        member(&board, 2)
+            .1
+            .create_request(vault, &short)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
+            .bind(quorate_server::now() - 1)
+            .bind(short_id.to_string())
+            .execute(server.app.db.pool())
+            .await
+            .unwrap();
+        let (share, vote) = approve(&board, 3, &made, &short, &node.identity).await;
+        assert_eq!(
+            refused(
+                member(&board, 3)
+                    .1
+                    .vote(vault, short_id, &vote, Some(&share))
+                    .await
+            ),
+            (409, "request_closed".into())
+        );
+        assert_eq!(
+            board
+                .admin
+                .client
+                .request(vault, short_id)
+                .await
+                .unwrap()
+                .status,
+            "expired"
+        );
+
+        // A removed member's session ends, and a vote they signed is refused through anyone.
+        let open = request(&board, 2, &made, node.id, 3600);
+        let open_id = open.verify::<UnlockRequest>().unwrap().statement.request_id;
+        member(&board, 2)
+            .1
+            .create_request(vault, &open)
+            .await
+            .unwrap();
+        let (share3, vote3) = approve(&board, 3, &made, &open, &node.identity).await;
+        let roster = board
+            .admin
+            .client
+            .roster(vault, &board.admin.pin)
+            .await
+            .unwrap();
+        let removal = roster
+            .sign_change(
+                &board.admin.identity,
+                quorate_crypto::statement::RosterChange::Remove,
+                member(&board, 3).0.public(),
+                "Member 3",
+                quorate_crypto::statement::Role::Member,
+                1_750_000_100,
+            )
+            .unwrap();
+        board
+            .admin
+            .client
+            .append_roster(vault, &removal)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(
+                member(&board, 3)
+                    .1
+                    .vote(vault, open_id, &vote3, Some(&share3))
+                    .await
+            ),
+            (401, "unauthenticated".into())
+        );
+        assert_eq!(
+            refused(
+                board
+                    .admin
+                    .client
+                    .vote(vault, open_id, &vote3, Some(&share3))
+                    .await
+            ),
+            (400, "invalid_statement".into())
+        );
+
+        // A node without a current approval cannot be asked for, nor claim.
+        let invite = board.admin.client.invite(vault, "node").await.unwrap();
+        let pending = Identity::generate();
+        let mut pending_client = Client::new(&server.url(""));
+        let enrolled = pending_client
+            .enrol_node(&invite.code, "unapproved", &pending.public())
+            .await
+            .unwrap();
+        pending_client.sign_in(vault, &pending).await.unwrap();
+        let to_pending = request(&board, 2, &made, enrolled.node_id.parse().unwrap(), 3600);
+        assert_eq!(
+            refused(member(&board, 2).1.create_request(vault, &to_pending).await),
+            (400, "node_not_approved".into())
+        );
+        assert_eq!(
+            refused(pending_client.claim_job().await),
+            (403, "node_not_approved".into())
+        );
+        assert_eq!(
+            refused(member(&board, 2).1.claim_job().await),
+            (403, "nodes_only".into())
+        );
+
+        // Sweeping closes what expired and fails nothing else.
+        sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
+            .bind(quorate_server::now() - 1)
+            .bind(open_id.to_string())
+            .execute(server.app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
+        assert_eq!(
+            board
+                .admin
+                .client
+                .request(vault, open_id)
+                .await
+                .unwrap()
+                .status,
+            "expired"
+        );
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM votes")
+            .fetch_one(server.app.db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(count, 1, "only the one valid denial was stored");
+        server.stop().await;
+        db.drop_database().await;
+    }
+}
