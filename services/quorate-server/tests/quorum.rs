@@ -869,3 +869,128 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused() {
         db.drop_database().await;
     }
 }
+
+/// The same client session, pointed at another server.
+fn via(server: &TestServer, client: &Client) -> Client {
+    Client::new(&server.url("")).with_token(client.token().unwrap())
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_and_store_serve_one_flow() {
+    let s3 = S3Server::start().await;
+    let db = TestDb::new(Backend::Postgres).await;
+    // Each start replaces an unused first-admin code, so the board enrols with the code of
+    // the server started last.
+    let second = TestServer::start_on(&db, &s3.url).await;
+    let first = TestServer::start_on(&db, &s3.url).await;
+    assert_eq!(
+        first.codes[0].vault_id, second.codes[0].vault_id,
+        "one vault, made once"
+    );
+    let board = Board::new(&first, 3, 2).await;
+    let vault = board.admin.vault;
+    let node = approved_node(&first.url(""), &board).await;
+
+    // The upload starts on one server and finishes on the other (which never saw its first
+    // bytes, so it reads them back to check the SHA-256).
+    let plaintext: Vec<u8> = (0..(18u32 << 20)).map(|i| (i % 239) as u8).collect();
+    let (uploader, uploader_client) = member(&board, 1);
+    let made = make_recording(&board.roster, uploader, 2, &plaintext);
+    uploader_client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    let half = made.ciphertext.len() / 2;
+    uploader_client
+        .upload_chunk(made.id, 0, made.ciphertext[..half].to_vec().into())
+        .await
+        .unwrap();
+    via(&second, uploader_client)
+        .resume_upload(
+            made.id,
+            &mut std::io::Cursor::new(made.ciphertext.clone()),
+            4 << 20,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(board.admin.client.recordings(vault).await.unwrap().len(), 1);
+
+    // Request and votes through the second server, the job too.
+    let signed = request(&board, 2, &made, node.id, 3600);
+    let request_id = signed
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    via(&second, member(&board, 2).1)
+        .create_request(vault, &signed)
+        .await
+        .unwrap();
+    for voter in [0, 3] {
+        let (share, vote) = approve(&board, voter, &made, &signed, &node.identity).await;
+        via(&second, member(&board, voter).1)
+            .vote(vault, request_id, &vote, Some(&share))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        board
+            .admin
+            .client
+            .request(vault, request_id)
+            .await
+            .unwrap()
+            .status,
+        "quorate"
+    );
+    let node_there = via(&second, &node.client);
+    // Both servers are asked at once: one hands the job out, the other finds none.
+    let (a, b) = tokio::join!(node.client.claim_job(), node_there.claim_job());
+    let claims: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(claims.len(), 1, "one lease, whichever server gave it");
+    let claim = &claims[0];
+    let (key, manifest, signed_manifest) = unlock(claim, &node.identity);
+    let mut ciphertext = Vec::new();
+    node_there
+        .download_recording(vault, made.id, None, &mut ciphertext)
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+    assert!(heard == plaintext);
+    let (transcript, sealed, shares, _) = seal_transcript(
+        claim,
+        &node,
+        &manifest,
+        &signed_manifest,
+        &board.roster,
+        b"minutes",
+        MODEL,
+    );
+    node_there
+        .complete_job(
+            &claim.request_id,
+            &claim.lease_token,
+            &transcript,
+            &sealed,
+            &shares,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        board.admin.client.transcripts(vault).await.unwrap().len(),
+        1
+    );
+    let entries = board
+        .admin
+        .client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap();
+    quorate_crypto::audit::verify_chain(&entries, [0; 32]).unwrap();
+
+    second.stop().await;
+    first.stop().await;
+    db.drop_database().await;
+}
