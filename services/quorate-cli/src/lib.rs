@@ -482,32 +482,71 @@ impl Client {
             .ok_or_else(|| ClientError::Invalid("no Upload-Offset in the answer".into()))
     }
 
-    /// Uploads `source` (the whole ciphertext, seekable) from wherever the server stands, in
-    /// chunks of `chunk_size`, calling `progress(offset, length)` after each. Safe to call
-    /// again after an interruption: it asks the server for its offset first.
-    pub async fn resume_upload<R: std::io::Read + std::io::Seek>(
+    /// Uploads `source` (the whole ciphertext, seekable) from wherever the server stands, as
+    /// one streaming PATCH, calling `progress(sent, length)` as bytes go out. Memory stays
+    /// flat (1 MiB pieces). If the connection breaks, the server keeps what arrived: call
+    /// again and it resumes from the server's offset. The server checks the whole
+    /// ciphertext's SHA-256 against the manifest at the end.
+    pub async fn resume_upload<R>(
         &self,
         recording: RecordingId,
-        source: &mut R,
-        chunk_size: usize,
-        mut progress: impl FnMut(u64, u64),
-    ) -> Result<(), ClientError> {
-        let (mut offset, length) = self.upload_offset(recording).await?;
-        let io = |error: std::io::Error| {
-            ClientError::Invalid(format!("reading the ciphertext: {error}"))
-        };
-        source.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+        mut source: R,
+        mut progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        R: std::io::Read + std::io::Seek + Send + 'static,
+    {
+        let (offset, length) = self.upload_offset(recording).await?;
         progress(offset, length);
-        while offset < length {
-            let want = usize::try_from(length - offset)
-                .unwrap_or(usize::MAX)
-                .min(chunk_size);
-            let mut chunk = vec![0u8; want];
-            source.read_exact(&mut chunk).map_err(io)?;
-            offset = self
-                .upload_chunk(recording, offset, bytes::Bytes::from(chunk))
-                .await?;
-            progress(offset, length);
+        if offset == length {
+            return Ok(());
+        }
+        source
+            .seek(std::io::SeekFrom::Start(offset))
+            .map_err(|error| ClientError::Invalid(format!("reading the ciphertext: {error}")))?;
+        let remaining = length - offset;
+        // Read in 1 MiB pieces on the blocking pool; stop at the upload's length.
+        let pieces = futures::stream::unfold(
+            (Some(source), offset, progress),
+            move |(source, sent, mut progress)| async move {
+                let mut source = source?;
+                if sent >= length {
+                    return None;
+                }
+                let want = usize::try_from(length - sent)
+                    .unwrap_or(usize::MAX)
+                    .min(1 << 20);
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut piece = vec![0u8; want];
+                    let result = source.read_exact(&mut piece).map(|()| piece);
+                    (source, result)
+                })
+                .await;
+                match read {
+                    Ok((source, Ok(piece))) => {
+                        let sent = sent + piece.len() as u64;
+                        progress(sent, length);
+                        Some((
+                            Ok(bytes::Bytes::from(piece)),
+                            (Some(source), sent, progress),
+                        ))
+                    }
+                    Ok((_, Err(error))) => Some((Err(error), (None, sent, progress))),
+                    Err(error) => Some((Err(std::io::Error::other(error)), (None, sent, progress))),
+                }
+            },
+        );
+        let response = self
+            .authorised(self.http.patch(self.url(&format!("/uploads/{recording}"))))?
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset)
+            .header("content-length", remaining)
+            .body(reqwest::Body::wrap_stream(pieces))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
         }
         Ok(())
     }

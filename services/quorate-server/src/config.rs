@@ -10,30 +10,30 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub listen: Option<SocketAddr>,
     /// Folder for the SQLite database and the local object store
     /// [default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: SQLite in the data folder].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
     /// `file://PATH` or `s3://BUCKET` [default: the `objects` folder in the data folder].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub object_store: Option<String>,
     /// How long a first-admin enrolment code stays valid, in seconds [default: 86400].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub enrolment_code_ttl: Option<i64>,
     /// Address for Prometheus metrics, or `off` [default: 127.0.0.1:9464].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub metrics_listen: Option<String>,
     /// Largest recording ciphertext accepted, in bytes [default: 68719476736, 64 GiB].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub max_recording_bytes: Option<i64>,
     /// Seconds after its last stored chunk that an unfinished upload is discarded
     /// [default: 86400].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub upload_ttl: Option<i64>,
 }
 

@@ -82,8 +82,7 @@ async fn uploaded(board: &Board, uploader: usize, k: u8) -> (MadeRecording, Vec<
     client
         .resume_upload(
             made.id,
-            &mut std::io::Cursor::new(made.ciphertext.clone()),
-            64 << 10,
+            std::io::Cursor::new(made.ciphertext.clone()),
             |_, _| {},
         )
         .await
@@ -908,8 +907,7 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
     via(&second, uploader_client)
         .resume_upload(
             made.id,
-            &mut std::io::Cursor::new(made.ciphertext.clone()),
-            4 << 20,
+            std::io::Cursor::new(made.ciphertext.clone()),
             |_, _| {},
         )
         .await

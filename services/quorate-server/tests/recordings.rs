@@ -169,14 +169,29 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible()
             offset
         );
 
-        // Resume in 5 MiB chunks from where the server stands.
-        let mut source = std::io::Cursor::new(made.ciphertext.clone());
-        let mut seen = Vec::new();
-        uploader_client
-            .resume_upload(made.id, &mut source, 5 << 20, |done, _| seen.push(done))
+        // Resume: one 5 MiB chunk with its checksum, then the rest in one streaming PATCH.
+        let next = offset as usize + (5 << 20);
+        let after_chunk = uploader_client
+            .upload_chunk(
+                made.id,
+                offset,
+                made.ciphertext[offset as usize..next].to_vec().into(),
+            )
             .await
             .unwrap();
-        assert_eq!(seen.first(), Some(&offset));
+        assert_eq!(after_chunk, next as u64);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let progress = std::sync::Arc::clone(&seen);
+        uploader_client
+            .resume_upload(
+                made.id,
+                std::io::Cursor::new(made.ciphertext.clone()),
+                move |done, _| progress.lock().unwrap().push(done),
+            )
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.first(), Some(&(next as u64)));
         assert_eq!(seen.last(), Some(&(made.ciphertext.len() as u64)));
 
         // Complete: listed, and byte-identical; it decrypts with the recording key.
@@ -539,8 +554,7 @@ async fn an_admin_deletes_a_recording_with_every_share() {
         member_client
             .resume_upload(
                 made.id,
-                &mut std::io::Cursor::new(made.ciphertext.clone()),
-                1 << 20,
+                std::io::Cursor::new(made.ciphertext.clone()),
                 |_, _| {},
             )
             .await
