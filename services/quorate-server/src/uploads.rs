@@ -68,6 +68,8 @@ pub(crate) fn upload_url(recording: &str) -> String {
 pub struct Hashers(Mutex<HashMap<String, (u64, Sha256)>>);
 
 impl Hashers {
+    /// The running hash of the bytes before `offset`: a fresh one at 0, the kept one if it
+    /// stops exactly there, else none.
     fn take(&self, recording: &str, offset: u64) -> Option<Sha256> {
         let mut map = self
             .0
@@ -75,6 +77,7 @@ impl Hashers {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match map.remove(recording) {
             Some((at, hasher)) if at == offset => Some(hasher),
+            _ if offset == 0 => Some(Sha256::new()),
             _ => None,
         }
     }
