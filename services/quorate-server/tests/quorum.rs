@@ -655,6 +655,66 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once() {
             .0,
             404
         );
+        // A job the node cannot do fails with its reason, once, and is not handed out again.
+        let second = request(&board, 2, &made, node.id, 3600);
+        let second_id = second
+            .verify::<UnlockRequest>()
+            .unwrap()
+            .statement
+            .request_id;
+        member(&board, 2)
+            .1
+            .create_request(vault, &second)
+            .await
+            .unwrap();
+        for voter in [0, 1] {
+            let (share, vote) = approve(&board, voter, &made, &second, &node.identity).await;
+            member(&board, voter)
+                .1
+                .vote(vault, second_id, &vote, Some(&share))
+                .await
+                .unwrap();
+        }
+        let doomed = node
+            .client
+            .claim_job()
+            .await
+            .unwrap()
+            .expect("the second job");
+        node.client
+            .fail_job(
+                &doomed.request_id,
+                &doomed.lease_token,
+                "the audio is in a format this node cannot decode",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(
+                node.client
+                    .fail_job(&doomed.request_id, &doomed.lease_token, "again")
+                    .await
+            ),
+            (409, "lease_lost".into())
+        );
+        let failed = board
+            .admin
+            .client
+            .jobs(vault)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|job| job.request_id == doomed.request_id)
+            .unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.failure.as_deref()),
+            (
+                "failed",
+                Some("the audio is in a format this node cannot decode")
+            )
+        );
+        assert!(node.client.claim_job().await.unwrap().is_none());
+
         let log = actions(&board.admin.client, vault).await;
         for expected in [
             "request.created",
@@ -663,6 +723,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once() {
             "job.queued",
             "job.leased",
             "transcript.stored",
+            "job.failed",
         ] {
             assert!(
                 log.iter().any(|action| action == expected),
