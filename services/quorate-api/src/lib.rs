@@ -578,3 +578,24 @@ pub struct TranscriptView {
     /// When stored, Unix seconds.
     pub created_at: i64,
 }
+
+/// `POST /api/v1/enrol/lookup`: what a one-time code is for, without using it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CodeLookup {
+    /// The code.
+    pub code: String,
+}
+
+/// What a code is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CodeInfo {
+    /// The vault it enrols into.
+    pub vault_id: String,
+    /// `first-admin`, `member` or `node`.
+    pub purpose: String,
+    /// When it stops working, Unix seconds.
+    pub expires_at: i64,
+}

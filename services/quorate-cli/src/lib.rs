@@ -7,11 +7,11 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use quorate_api::{
-    AuditEntryView, Challenge, ChallengeRequest, CreatedVault, Enrolled, ErrorBody,
-    FirstAdminEnrolment, Invite, InviteRequest, JobClaim, JobCompletion, JobFailure, JobProgress,
-    JobView, Lease, Me, MemberEnrolment, MemberView, NewRecording, NewUnlockRequest, NewVault,
-    NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys,
-    RecordingView, RequestView, RosterAppend, RosterAppended, RosterChain, SealedShare,
+    AuditEntryView, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault, Enrolled,
+    ErrorBody, FirstAdminEnrolment, Invite, InviteRequest, JobClaim, JobCompletion, JobFailure,
+    JobProgress, JobView, Lease, Me, MemberEnrolment, MemberView, NewRecording, NewUnlockRequest,
+    NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement,
+    PublicKeys, RecordingView, RequestView, RosterAppend, RosterAppended, RosterChain, SealedShare,
     SealedShareUpload, Session, SessionRequest, TranscriptView, UploadState, VoteUpload,
 };
 use quorate_crypto::{
@@ -138,6 +138,17 @@ impl Client {
         let token = self.token.as_ref().ok_or(ClientError::NotSignedIn)?;
         self.send(self.http.get(self.url(path)).bearer_auth(token))
             .await
+    }
+
+    /// What a one-time code is for, without using it.
+    pub async fn lookup_code(&self, code: &str) -> Result<CodeInfo, ClientError> {
+        self.post(
+            "/enrol/lookup",
+            &CodeLookup {
+                code: code.to_owned(),
+            },
+        )
+        .await
     }
 
     /// Redeems the bootstrap code with a genesis entry; returns what to pin.
@@ -273,6 +284,23 @@ impl Client {
             )
             .await?;
         Ok(answer.sequence)
+    }
+
+    /// Creates an invite (`member` or `node`) lasting `ttl_seconds` (admins).
+    pub async fn invite_for(
+        &self,
+        vault: VaultId,
+        purpose: &str,
+        ttl_seconds: i64,
+    ) -> Result<Invite, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/invites"),
+            &InviteRequest {
+                purpose: purpose.to_owned(),
+                ttl_seconds: Some(ttl_seconds),
+            },
+        )
+        .await
     }
 
     /// Creates an invite (`member` or `node`) (admins).

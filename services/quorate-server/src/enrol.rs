@@ -199,3 +199,37 @@ pub(crate) async fn roster(
         entries,
     }))
 }
+
+/// Says what an unused, unexpired code is for (its vault and purpose) without using it, so
+/// a device knows which enrolment to make: a first admin signs a genesis entry for that vault.
+#[utoipa::path(
+    post, path = "/enrol/lookup", tag = "enrolment", operation_id = "lookup_code",
+    request_body = quorate_api::CodeLookup,
+    responses(
+        (status = 200, description = "The code's vault and purpose", body = quorate_api::CodeInfo),
+    )
+)]
+pub(crate) async fn lookup(
+    State(app): State<App>,
+    ApiJson(body): ApiJson<quorate_api::CodeLookup>,
+) -> Result<axum::Json<quorate_api::CodeInfo>, ApiError> {
+    let row = sqlx::query(
+        "SELECT vault_id, purpose, expires_at FROM enrolment_codes
+         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(code_hash(&body.code))
+    .bind(now())
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_code",
+            "the code is unknown, used or expired: ask for a new one",
+        )
+    })?;
+    Ok(axum::Json(quorate_api::CodeInfo {
+        vault_id: row.try_get("vault_id")?,
+        purpose: row.try_get("purpose")?,
+        expires_at: row.try_get("expires_at")?,
+    }))
+}

@@ -32,6 +32,7 @@ fn api() -> OpenApiRouter<App> {
         "/api/v1",
         OpenApiRouter::new()
             .routes(routes!(enrol::first_admin))
+            .routes(routes!(enrol::lookup))
             .routes(routes!(members::enrol_member))
             .routes(routes!(auth::challenge))
             .routes(routes!(auth::create_session, auth::delete_session))

@@ -1,0 +1,580 @@
+//! The commands of `quorate`.
+
+use quorate_client::Client;
+use quorate_crypto::{
+    Fingerprint, Identity, IdentityFile, NodeId,
+    identity::DEFAULT_WORK_FACTOR,
+    roster::{Roster, RosterMember},
+    statement::{NodeApproval, Role, RosterChange, SignedStatement, VaultPolicy},
+};
+use serde_json::json;
+
+use super::{
+    CliError, Command, Context, MembersAction, NodesAction, PolicyAction, Session,
+    state::{Pins, passphrase, private_folder, write_private},
+};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Keygen { out, force } => keygen(context, out, force),
+        Command::Enroll { code, name } => enroll(context, &code, name).await,
+        Command::Members { action } => members(context, action).await,
+        Command::Policy { action } => policy(context, action).await,
+        Command::Nodes { action } => nodes(context, action).await,
+    }
+}
+
+fn keygen(
+    context: &mut Context,
+    out: Option<std::path::PathBuf>,
+    force: bool,
+) -> Result<(), CliError> {
+    let path = out.unwrap_or_else(|| context.state.default_identity_path());
+    if path.exists() && !force {
+        return Err(CliError::Usage(format!(
+            "{} exists already: keep it (it is your identity), or pass --force to replace it",
+            path.display()
+        )));
+    }
+    let passphrase = passphrase("Passphrase for the new identity: ", true)?;
+    let identity = Identity::generate();
+    let file = IdentityFile::to_protected(&identity, &passphrase, DEFAULT_WORK_FACTOR)
+        .map_err(|error| CliError::Local(format!("cannot protect the identity: {error}")))?;
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        private_folder(parent)?;
+    }
+    write_private(&path, &file)?;
+    // The first identity becomes the default; another one never replaces it silently.
+    let note = match &context.state.settings.identity {
+        Some(current) if *current != path => format!(
+            "\nYour default identity stays {}; use this one with --identity {}.",
+            current.display(),
+            path.display()
+        ),
+        _ => {
+            context.state.settings.identity = Some(path.clone());
+            context.state.save()?;
+            String::new()
+        }
+    };
+    let fingerprint = identity.fingerprint();
+    context.print(
+        &format!(
+            "Identity written to {} (passphrase-protected).\nFingerprint: {}\n\nKeep the file and its passphrase safe: they are your keys, and nobody can recover them.{note}",
+            path.display(),
+            fingerprint.short()
+        ),
+        &json!({ "identity": path, "fingerprint": fingerprint.short(), "fingerprint_hex": fingerprint.to_hex() }),
+    );
+    Ok(())
+}
+
+async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Result<(), CliError> {
+    let server = context.server()?;
+    let identity = super::state::read_identity(&context.identity_path())?;
+    let name = name
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|name| !name.trim().is_empty())
+        .ok_or_else(|| CliError::Usage("give your name with --name".into()))?;
+    let client = Client::new(&server);
+    let info = client.lookup_code(code).await?;
+    let vault: quorate_crypto::VaultId = info
+        .vault_id
+        .parse()
+        .map_err(|_| CliError::Refused("the server named a malformed vault ID".into()))?;
+    let (enrolled, first_admin) = match info.purpose.as_str() {
+        "first-admin" => {
+            let genesis =
+                Roster::genesis_entry(vault, &identity, &name, now()).map_err(|error| {
+                    CliError::Usage(format!("cannot sign your genesis entry: {error}"))
+                })?;
+            let enrolled = client.enrol_first_admin(code, &genesis).await?;
+            if enrolled.roster_genesis != hex::encode(genesis.digest()) {
+                return Err(CliError::Refused(
+                    "the server answered with a genesis other than the one this device signed"
+                        .into(),
+                ));
+            }
+            (enrolled, true)
+        }
+        "member" => (
+            client.enrol_member(code, &name, &identity.public()).await?,
+            false,
+        ),
+        "node" => {
+            return Err(CliError::Usage(
+                "this is a node invite: run `quorate-node enroll` on the node".into(),
+            ));
+        }
+        other => {
+            return Err(CliError::Refused(format!("unknown code purpose {other}")));
+        }
+    };
+    context.state.settings.server = Some(server);
+    context.state.settings.vault = Some(enrolled.vault_id.clone());
+    context.state.settings.identity = Some(context.identity_path());
+    context.state.settings.vaults.insert(
+        enrolled.vault_id.clone(),
+        Pins {
+            genesis: enrolled.roster_genesis.clone(),
+            ..Pins::default()
+        },
+    );
+    context.state.save()?;
+    let fingerprint = identity.fingerprint();
+    let next = if first_admin {
+        "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`."
+    } else {
+        "You are pending. Read your fingerprint to an admin over a channel you trust (in person, by\nphone); they approve you with `quorate members approve FINGERPRINT` after comparing it."
+    };
+    context.print(
+        &format!(
+            "Enrolled in vault {}.\nYour fingerprint: {}\nPinned genesis:   {}\n\n{next}",
+            enrolled.vault_id,
+            fingerprint.short(),
+            &enrolled.roster_genesis[..16],
+        ),
+        &json!({
+            "vault_id": enrolled.vault_id,
+            "fingerprint": fingerprint.short(),
+            "roster_genesis": enrolled.roster_genesis,
+            "role": if first_admin { "admin" } else { "pending" },
+        }),
+    );
+    Ok(())
+}
+
+/// A fingerprint as people type it: the grouped base32 form or hex, matched against `known`.
+fn find_by_fingerprint<'a, T>(
+    typed: &str,
+    known: impl IntoIterator<Item = (&'a Fingerprint, T)>,
+) -> Result<T, CliError> {
+    let wanted: String = typed
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    known
+        .into_iter()
+        .find(|(fingerprint, _)| {
+            let short: String = fingerprint.short().chars().filter(|c| *c != '-').collect();
+            short == wanted || fingerprint.to_hex().to_ascii_uppercase() == wanted
+        })
+        .map(|(_, value)| value)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "no one with fingerprint {typed}: compare it again with `quorate members`"
+            ))
+        })
+}
+
+fn member_line(member: &RosterMember) -> String {
+    let role = match member.role {
+        Role::Admin => "admin",
+        Role::Member => "member",
+    };
+    format!(
+        "  {}  {:<6}  {}",
+        member.fingerprint.short(),
+        role,
+        member.name
+    )
+}
+
+async fn members(context: &mut Context, action: Option<MembersAction>) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    match action {
+        None => {
+            let pending = session
+                .client
+                .members(session.vault, Some("pending"))
+                .await?;
+            let mut text = format!(
+                "Vault {} — roster verified against the pinned genesis ({} entries):\n",
+                session.vault,
+                roster.len()
+            );
+            for member in roster.members() {
+                text.push_str(&member_line(member));
+                text.push('\n');
+            }
+            if !pending.is_empty() {
+                text.push_str("\nPending (not on the roster until an admin approves them):\n");
+                for member in &pending {
+                    let public = quorate_crypto::PublicIdentity::from_text(
+                        &member.keys.recipient,
+                        &member.keys.verifying_key,
+                    )
+                    .map_err(|error| {
+                        CliError::Refused(format!("a pending member's keys: {error}"))
+                    })?;
+                    text.push_str(&format!(
+                        "  {}  {}\n",
+                        public.fingerprint().short(),
+                        member.name
+                    ));
+                }
+            }
+            let value = json!({
+                "vault_id": session.vault.to_string(),
+                "members": roster.members().iter().map(|member| json!({
+                    "fingerprint": member.fingerprint.short(),
+                    "name": member.name,
+                    "role": if member.role == Role::Admin { "admin" } else { "member" },
+                })).collect::<Vec<_>>(),
+                "pending": pending.iter().map(|member| json!({ "name": member.name, "fingerprint_hex": member.fingerprint })).collect::<Vec<_>>(),
+            });
+            context.print(text.trim_end(), &value);
+        }
+        Some(MembersAction::Invite { hours }) => {
+            let invite = session
+                .client
+                .invite_for(session.vault, "member", hours * 3600)
+                .await?;
+            context.print(
+                &format!(
+                    "Member invite (works once, for {hours} hours):\n\n    {}\n\nGive it to the new member over a channel you trust; they run\n    quorate keygen\n    quorate enroll --server {} --code {}",
+                    invite.code,
+                    context.server()?,
+                    invite.code
+                ),
+                &json!({ "code": invite.code, "expires_at": invite.expires_at }),
+            );
+        }
+        Some(MembersAction::Approve { fingerprint, admin }) => {
+            let pending = session
+                .client
+                .members(session.vault, Some("pending"))
+                .await?;
+            let keys: Vec<(quorate_crypto::PublicIdentity, String)> = pending
+                .iter()
+                .map(|member| {
+                    quorate_crypto::PublicIdentity::from_text(
+                        &member.keys.recipient,
+                        &member.keys.verifying_key,
+                    )
+                    .map(|public| (public, member.name.clone()))
+                    .map_err(|error| CliError::Refused(format!("a pending member's keys: {error}")))
+                })
+                .collect::<Result<_, _>>()?;
+            let prints: Vec<_> = keys
+                .iter()
+                .map(|(public, _)| public.fingerprint())
+                .collect();
+            let (public, name) = find_by_fingerprint(&fingerprint, prints.iter().zip(keys.iter()))?;
+            let role = if admin { Role::Admin } else { Role::Member };
+            let entry = sign(&session, &roster, RosterChange::Add, *public, name, role)?;
+            session.client.append_roster(session.vault, &entry).await?;
+            context.verified_roster(&session).await?;
+            context.print(
+                &format!(
+                    "{name} ({}) is now on the roster.",
+                    public.fingerprint().short()
+                ),
+                &json!({ "added": public.fingerprint().short(), "name": name }),
+            );
+        }
+        Some(MembersAction::Remove { fingerprint }) => {
+            let member = find_by_fingerprint(
+                &fingerprint,
+                roster
+                    .members()
+                    .iter()
+                    .map(|member| (&member.fingerprint, member)),
+            )?;
+            let entry = sign(
+                &session,
+                &roster,
+                RosterChange::Remove,
+                member.public,
+                &member.name,
+                member.role,
+            )?;
+            session.client.append_roster(session.vault, &entry).await?;
+            context.verified_roster(&session).await?;
+            context.print(
+                &format!(
+                    "{} ({}) is removed: their sessions ended, and no new share is sealed to them.",
+                    member.name,
+                    member.fingerprint.short()
+                ),
+                &json!({ "removed": member.fingerprint.short() }),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sign(
+    session: &Session,
+    roster: &Roster,
+    change: RosterChange,
+    member: quorate_crypto::PublicIdentity,
+    name: &str,
+    role: Role,
+) -> Result<SignedStatement, CliError> {
+    roster
+        .sign_change(&session.identity, change, member, name, role, now())
+        .map_err(|error| match error {
+            quorate_crypto::Error::NotAuthorised { .. } => {
+                CliError::Usage("only an admin of this vault can change the roster".into())
+            }
+            other => CliError::Refused(other.to_string()),
+        })
+}
+
+async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let current = match session.client.policy(&roster).await {
+        Ok(policy) => Some(policy),
+        Err(quorate_client::ClientError::Api { code, .. }) if code == "no_policy" => None,
+        Err(other) => return Err(other.into()),
+    };
+    if let Some(current) = &current {
+        let seen = context.state.pins(session.vault)?.policy_sequence;
+        if seen.is_some_and(|seen| current.sequence < seen) {
+            return Err(CliError::Refused(format!(
+                "the server shows policy {} but this device verified policy {} before (a rollback); tell an admin",
+                current.sequence,
+                seen.unwrap_or_default()
+            )));
+        }
+        if let Some(pins) = context
+            .state
+            .settings
+            .vaults
+            .get_mut(&session.vault.to_string())
+        {
+            pins.policy_sequence = Some(current.sequence);
+        }
+        context.state.save()?;
+    }
+    match action {
+        None => match current {
+            Some(policy) => context.print(
+                &format!(
+                    "Policy {}: a recording unlocks with at least {} approval(s) (signed by an admin, verified).",
+                    policy.sequence, policy.min_threshold
+                ),
+                &json!({ "sequence": policy.sequence, "min_threshold": policy.min_threshold }),
+            ),
+            None => context.print(
+                "This vault has no policy yet: an admin sets one with `quorate policy set --threshold K`.",
+                &json!({ "sequence": null }),
+            ),
+        },
+        Some(PolicyAction::Set { threshold }) => {
+            if threshold == 0 || usize::from(threshold) > roster.members().len() {
+                return Err(CliError::Usage(format!(
+                    "the threshold must be between 1 and the number of members ({})",
+                    roster.members().len()
+                )));
+            }
+            if roster.admin_by_key(&session.identity.public().verifying_key).is_none() {
+                return Err(CliError::Usage("only an admin of this vault sets the policy".into()));
+            }
+            let policy = VaultPolicy {
+                vault_id: session.vault,
+                sequence: current.map_or(0, |policy| policy.sequence + 1),
+                min_threshold: threshold,
+                issued_at: now(),
+            };
+            session
+                .client
+                .set_policy(session.vault, &SignedStatement::sign(&policy, &session.identity))
+                .await?;
+            if let Some(pins) = context.state.settings.vaults.get_mut(&session.vault.to_string()) {
+                pins.policy_sequence = Some(policy.sequence);
+            }
+            context.state.save()?;
+            context.print(
+                &format!(
+                    "Policy {}: at least {threshold} approval(s) unlock a recording.",
+                    policy.sequence
+                ),
+                &json!({ "sequence": policy.sequence, "min_threshold": threshold }),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    match action {
+        None => {
+            let nodes = session.client.nodes(session.vault).await?;
+            let mut text = String::from("Nodes (approval statements verified here):\n");
+            let mut values = Vec::new();
+            for node in &nodes {
+                let approval = match &node.approval {
+                    Some(statement) => {
+                        let signed = decode_statement(statement)?;
+                        let (verified, signer) = roster
+                            .verify_by_admin::<NodeApproval>(&signed)
+                            .map_err(|error| {
+                                CliError::Refused(format!("node {}: {error}", node.node_id))
+                            })?;
+                        let approval = verified.statement;
+                        let state = if approval.revoked {
+                            "revoked".to_owned()
+                        } else if approval.expires_at < now() {
+                            "approval expired".to_owned()
+                        } else {
+                            format!("approved by {} until {}", signer.name, approval.expires_at)
+                        };
+                        Some((state, hex::encode(approval.model_sha256), approval.hardware))
+                    }
+                    None => None,
+                };
+                let (state, model, hardware) = approval
+                    .unwrap_or_else(|| ("pending approval".into(), String::new(), String::new()));
+                text.push_str(&format!(
+                    "  {}  {}  {}\n    {state}{}\n",
+                    node.node_id,
+                    node.name,
+                    node.fingerprint.get(..16).unwrap_or(&node.fingerprint),
+                    if model.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; model {}…; {hardware}", &model[..16])
+                    }
+                ));
+                values.push(json!({ "node_id": node.node_id, "name": node.name, "state": state, "model_sha256": model }));
+            }
+            if nodes.is_empty() {
+                text.push_str("  (none: an admin invites one with `quorate nodes invite`)\n");
+            }
+            context.print(text.trim_end(), &json!(values));
+        }
+        Some(NodesAction::Invite { hours }) => {
+            let invite = session
+                .client
+                .invite_for(session.vault, "node", hours * 3600)
+                .await?;
+            context.print(
+                &format!(
+                    "Node invite (works once, for {hours} hours):\n\n    {}\n\nOn the node: quorate-node init; quorate-node enroll --server {} --code {}",
+                    invite.code,
+                    context.server()?,
+                    invite.code
+                ),
+                &json!({ "code": invite.code, "expires_at": invite.expires_at }),
+            );
+        }
+        Some(NodesAction::Approve {
+            node,
+            model_sha256,
+            hardware,
+            days,
+        }) => {
+            let mut model = [0u8; 32];
+            hex::decode_to_slice(model_sha256.trim(), &mut model).map_err(|_| {
+                CliError::Usage(
+                    "--model-sha256 takes the 64 hex digits `quorate-node models import` printed"
+                        .into(),
+                )
+            })?;
+            if !(1..=366).contains(&days) {
+                return Err(CliError::Usage("--days is 1 to 366".into()));
+            }
+            let approval = node_statement(&session, &node, false, |approval| {
+                approval.model_sha256 = model;
+                approval.hardware = hardware.clone();
+                approval.expires_at = approval.issued_at + days * 86_400;
+            })
+            .await?;
+            let view = session
+                .client
+                .approve_node(session.vault, approval.0, &approval.1)
+                .await?;
+            context.print(
+                &format!(
+                    "Node {} ({}) is approved for model {}… for {days} days.",
+                    view.node_id,
+                    view.name,
+                    &model_sha256[..16]
+                ),
+                &json!({ "node_id": view.node_id, "status": view.status }),
+            );
+        }
+        Some(NodesAction::Revoke { node }) => {
+            let approval = node_statement(&session, &node, true, |_| {}).await?;
+            let view = session
+                .client
+                .approve_node(session.vault, approval.0, &approval.1)
+                .await?;
+            context.print(
+                &format!(
+                    "Node {} ({}) is revoked for good; its sessions ended.",
+                    view.node_id, view.name
+                ),
+                &json!({ "node_id": view.node_id, "status": view.status }),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Signs an approval (or revocation) of `node` for exactly the keys it enrolled with.
+async fn node_statement(
+    session: &Session,
+    node: &str,
+    revoked: bool,
+    fill: impl FnOnce(&mut NodeApproval),
+) -> Result<(NodeId, SignedStatement), CliError> {
+    let node_id: NodeId = node.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{node} is not a node ID (a UUID): see `quorate nodes`"
+        ))
+    })?;
+    let view = session.client.node(session.vault, node_id).await?;
+    let public =
+        quorate_crypto::PublicIdentity::from_text(&view.keys.recipient, &view.keys.verifying_key)
+            .map_err(|error| CliError::Refused(format!("the node's keys: {error}")))?;
+    if public.fingerprint().to_hex() != view.fingerprint {
+        return Err(CliError::Refused(
+            "the node's keys do not match its fingerprint".into(),
+        ));
+    }
+    let issued_at = now();
+    let mut approval = NodeApproval {
+        vault_id: session.vault,
+        node_id,
+        node: public,
+        hardware: "revoked".into(),
+        model_sha256: [0; 32],
+        attestation: Vec::new(),
+        issued_at,
+        expires_at: issued_at + 86_400,
+        revoked,
+    };
+    if revoked && let Some(previous) = &view.approval {
+        let previous = decode_statement(previous)?
+            .verify::<NodeApproval>()
+            .map_err(|error| CliError::Refused(error.to_string()))?
+            .statement;
+        approval.hardware = previous.hardware;
+        approval.model_sha256 = previous.model_sha256;
+    }
+    fill(&mut approval);
+    Ok((node_id, SignedStatement::sign(&approval, &session.identity)))
+}
+
+fn decode_statement(text: &str) -> Result<SignedStatement, CliError> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
+        .map_err(|_| CliError::Refused("the server sent a statement that is not base64".into()))?;
+    SignedStatement::from_bytes(&bytes).map_err(|error| CliError::Refused(error.to_string()))
+}

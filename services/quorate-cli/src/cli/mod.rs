@@ -1,0 +1,346 @@
+//! The `quorate` command: arguments, errors and exit codes, and the context every command
+//! runs in (settings, identity, a signed-in client). Every check of the protocol is made
+//! here, on the member's device, with `quorate-crypto`; the server is never trusted with one.
+
+mod commands;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use quorate_client::{Client, ClientError};
+use quorate_crypto::{Identity, VaultId, roster::Roster};
+
+pub use state::State;
+
+/// Exit codes: distinct for usage errors, refused checks and the server's refusals.
+pub mod exit {
+    /// Something local failed (a file could not be written, ...).
+    pub const LOCAL: u8 = 1;
+    /// The command was used wrongly, or needs something first (enrolment, an identity).
+    pub const USAGE: u8 = 2;
+    /// A check on this device refused what the server sent (a signature, a pin, a binding).
+    pub const REFUSED: u8 = 3;
+    /// The server refused the request.
+    pub const SERVER: u8 = 4;
+    /// The server could not be reached.
+    pub const UNREACHABLE: u8 = 5;
+}
+
+/// Why a command failed; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Misuse, or a missing step.
+    #[error("{0}")]
+    Usage(String),
+    /// A check on this device failed.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The server said no.
+    #[error("the server refused: {message} ({code})")]
+    Server {
+        /// Its machine-readable code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the server: {0}; check --server and that it runs")]
+    Unreachable(String),
+    /// A local failure.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => exit::USAGE,
+            Self::Refused(_) => exit::REFUSED,
+            Self::Server { .. } => exit::SERVER,
+            Self::Unreachable(_) => exit::UNREACHABLE,
+            Self::Local(_) => exit::LOCAL,
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::Api { code, message, .. } => Self::Server { code, message },
+            ClientError::Transport(error) => Self::Unreachable(error.to_string()),
+            ClientError::Invalid(message) => Self::Refused(message),
+            ClientError::NotSignedIn => Self::Usage("sign in first".into()),
+            other => Self::Local(other.to_string()),
+        }
+    }
+}
+
+/// The `quorate` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorate",
+    version,
+    about = "Quorate's meeting client and member tool: every check is made on this device.",
+    after_help = "Settings, pins and sessions live in the configuration folder \
+                  (QUORATE_CONFIG_DIR, else $XDG_CONFIG_HOME/quorate, else ~/.config/quorate). \
+                  The identity's passphrase is asked for, or taken from QUORATE_PASSPHRASE."
+)]
+pub struct Cli {
+    /// The server, e.g. http://127.0.0.1:8080 [default: the one you enrolled with].
+    #[arg(long, global = true, env = "QUORATE_SERVER")]
+    pub server: Option<String>,
+    /// The identity file [default: the one `keygen` made].
+    #[arg(long, global = true, env = "QUORATE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// The vault (UUID) [default: the one you enrolled in last].
+    #[arg(long, global = true, env = "QUORATE_VAULT")]
+    pub vault: Option<String>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a new identity (passphrase-protected) and print its fingerprint.
+    Keygen {
+        /// Where to write it [default: identity.age in the configuration folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Redeem a bootstrap code or an invite; pin the vault's genesis.
+    Enroll {
+        /// The one-time code.
+        #[arg(long)]
+        code: String,
+        /// Your name, as the admins will see it [default: $USER].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// The roster (verified against the pinned genesis), and its changes.
+    Members {
+        #[command(subcommand)]
+        action: Option<MembersAction>,
+    },
+    /// The vault's policy: the least number of approvals that unlock a recording.
+    Policy {
+        #[command(subcommand)]
+        action: Option<PolicyAction>,
+    },
+    /// Transcription nodes and their approvals.
+    Nodes {
+        #[command(subcommand)]
+        action: Option<NodesAction>,
+    },
+}
+
+/// `quorate members …`
+#[derive(Debug, Subcommand)]
+pub enum MembersAction {
+    /// Create a one-time member invite (admins).
+    Invite {
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// Add a pending member after comparing their fingerprint with them (admins).
+    Approve {
+        /// Their fingerprint (the grouped form, or hex).
+        fingerprint: String,
+        /// Make them an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove a member (admins).
+    Remove {
+        /// Their fingerprint (the grouped form, or hex).
+        fingerprint: String,
+    },
+}
+
+/// `quorate policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Set the least threshold k (admins).
+    Set {
+        /// Approvals needed to unlock anything in the vault.
+        #[arg(long)]
+        threshold: u8,
+    },
+}
+
+/// `quorate nodes …`
+#[derive(Debug, Subcommand)]
+pub enum NodesAction {
+    /// Create a one-time node invite (admins).
+    Invite {
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// Approve a node for one model after checking its hardware (admins).
+    Approve {
+        /// The node ID.
+        node: String,
+        /// SHA-256 of the model file it must load (`quorate-node models import` prints it).
+        #[arg(long)]
+        model_sha256: String,
+        /// What the hardware is, as you checked it.
+        #[arg(long)]
+        hardware: String,
+        /// Days the approval lasts.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke a node, for good (admins).
+    Revoke {
+        /// The node ID.
+        node: String,
+    },
+}
+
+/// What a command runs with.
+pub struct Context {
+    pub state: State,
+    pub server: Option<String>,
+    pub identity_path: Option<PathBuf>,
+    pub vault: Option<String>,
+    pub json: bool,
+}
+
+/// A signed-in client for the current vault, with the identity and the verified roster.
+pub struct Session {
+    pub client: Client,
+    pub identity: Identity,
+    pub vault: VaultId,
+}
+
+impl Context {
+    /// The server URL, or a message saying how to name one.
+    pub fn server(&self) -> Result<String, CliError> {
+        self.server
+            .clone()
+            .or_else(|| self.state.settings.server.clone())
+            .ok_or_else(|| CliError::Usage("no server: give --server URL (or enroll first)".into()))
+    }
+
+    /// The identity file's path.
+    pub fn identity_path(&self) -> PathBuf {
+        self.identity_path
+            .clone()
+            .or_else(|| self.state.settings.identity.clone())
+            .unwrap_or_else(|| self.state.default_identity_path())
+    }
+
+    /// The vault commands act on.
+    pub fn vault(&self) -> Result<VaultId, CliError> {
+        let text = self
+            .vault
+            .clone()
+            .or_else(|| self.state.settings.vault.clone())
+            .ok_or_else(|| {
+                CliError::Usage(
+                    "no vault: enroll first (`quorate enroll --server URL --code CODE`) or give --vault"
+                        .into(),
+                )
+            })?;
+        text.parse()
+            .map_err(|_| CliError::Usage(format!("{text} is not a vault ID (a UUID)")))
+    }
+
+    /// Signs in (reusing a cached session while it works).
+    pub async fn session(&self) -> Result<Session, CliError> {
+        let vault = self.vault()?;
+        self.state.pins(vault)?;
+        let identity = state::read_identity(&self.identity_path())?;
+        let fingerprint = identity.fingerprint().to_hex();
+        let server = self.server()?;
+        if let Some(token) = self.state.session(vault, &fingerprint) {
+            let client = Client::new(&server).with_token(token);
+            match client.me().await {
+                Ok(_) => {
+                    return Ok(Session {
+                        client,
+                        identity,
+                        vault,
+                    });
+                }
+                Err(ClientError::Api { status: 401, .. }) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let mut client = Client::new(&server);
+        let session = client.sign_in(vault, &identity).await?;
+        self.state
+            .save_session(vault, &fingerprint, &session.token)?;
+        Ok(Session {
+            client,
+            identity,
+            vault,
+        })
+    }
+
+    /// Fetches the roster and verifies it against the pinned genesis and the newest head this
+    /// device has seen (a shorter or different chain is a rollback); remembers the new head.
+    pub async fn verified_roster(&mut self, session: &Session) -> Result<Roster, CliError> {
+        let pins = self.state.pins(session.vault)?.clone();
+        let mut genesis = [0u8; 32];
+        hex::decode_to_slice(&pins.genesis, &mut genesis)
+            .map_err(|_| CliError::Local("the pinned genesis in config.toml is damaged".into()))?;
+        let roster = session.client.roster(session.vault, &genesis).await?;
+        if pins.roster_len > 0 {
+            let mut head = [0u8; 32];
+            hex::decode_to_slice(&pins.roster_head, &mut head).map_err(|_| {
+                CliError::Local("the pinned roster head in config.toml is damaged".into())
+            })?;
+            if !roster.contains(pins.roster_len - 1, &head) {
+                return Err(CliError::Refused(
+                    "the server's roster does not contain the roster this device verified before (a rollback or a forked chain); do not upload or vote, and tell an admin"
+                        .into(),
+                ));
+            }
+        }
+        let entry = self
+            .state
+            .settings
+            .vaults
+            .entry(session.vault.to_string())
+            .or_default();
+        entry.roster_len = roster.len();
+        entry.roster_head = hex::encode(roster.head());
+        self.state.save()?;
+        Ok(roster)
+    }
+
+    /// Prints `value` as JSON when `--json`, else `text`.
+    pub fn print(&self, text: &str, value: &serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let state = State::load(State::default_folder()?)?;
+    let mut context = Context {
+        state,
+        server: cli
+            .server
+            .map(|server| server.trim_end_matches('/').to_owned()),
+        identity_path: cli.identity,
+        vault: cli.vault,
+        json: cli.json,
+    };
+    commands::run(&mut context, cli.command).await
+}

@@ -1,0 +1,228 @@
+//! What the `quorate` command keeps on the device: settings and pins in `config.toml`, cached
+//! session tokens, and the path of the identity file. All of it lives in the configuration
+//! folder (`QUORATE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/quorate`, else `~/.config/quorate`),
+//! created private to the user.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use quorate_crypto::{Identity, IdentityFile, VaultId, secrecy::SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::CliError;
+
+/// What a device pinned for one vault at enrolment, and the newest it has verified since.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pins {
+    /// Hex digest of the genesis roster entry.
+    pub genesis: String,
+    /// Entries in the newest roster chain this device verified.
+    #[serde(default)]
+    pub roster_len: u64,
+    /// Hex digest of that chain's head.
+    #[serde(default)]
+    pub roster_head: String,
+    /// The newest policy sequence this device verified.
+    #[serde(default)]
+    pub policy_sequence: Option<u64>,
+}
+
+/// `config.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The server, `http://host:port`.
+    pub server: Option<String>,
+    /// The identity file.
+    pub identity: Option<PathBuf>,
+    /// The vault commands act on.
+    pub vault: Option<String>,
+    /// Pins per vault.
+    #[serde(default)]
+    pub vaults: BTreeMap<String, Pins>,
+}
+
+/// The configuration folder and what is in it.
+#[derive(Debug)]
+pub struct State {
+    pub folder: PathBuf,
+    pub settings: Settings,
+}
+
+/// Creates `folder` (and parents) readable only by the user.
+pub fn private_folder(folder: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(folder)
+        .map_err(|error| CliError::Local(format!("cannot create {}: {error}", folder.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(
+            |error| CliError::Local(format!("cannot protect {}: {error}", folder.display())),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` readable only by the user, replacing it atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let local = |error: std::io::Error| {
+        CliError::Local(format!("cannot write {}: {error}", path.display()))
+    };
+    let temporary = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary).map_err(local)?;
+    file.write_all(bytes).map_err(local)?;
+    file.sync_all().map_err(local)?;
+    std::fs::rename(&temporary, path).map_err(local)
+}
+
+impl State {
+    /// The configuration folder the environment names.
+    pub fn default_folder() -> Result<PathBuf, CliError> {
+        let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+        if let Some(folder) = var("QUORATE_CONFIG_DIR") {
+            return Ok(PathBuf::from(folder));
+        }
+        if let Some(config) = var("XDG_CONFIG_HOME") {
+            return Ok(PathBuf::from(config).join("quorate"));
+        }
+        var("HOME")
+            .map(|home| PathBuf::from(home).join(".config/quorate"))
+            .ok_or_else(|| {
+                CliError::Local("no configuration folder: set QUORATE_CONFIG_DIR or HOME".into())
+            })
+    }
+
+    /// Loads `config.toml` from `folder` (empty settings when there is none yet).
+    pub fn load(folder: PathBuf) -> Result<Self, CliError> {
+        let path = folder.join("config.toml");
+        let settings = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|error| {
+                CliError::Local(format!(
+                    "{} is not a valid configuration: {}; fix or remove it",
+                    path.display(),
+                    error.message()
+                ))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(error) => {
+                return Err(CliError::Local(format!(
+                    "cannot read {}: {error}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(Self { folder, settings })
+    }
+
+    /// Saves `config.toml`.
+    pub fn save(&self) -> Result<(), CliError> {
+        private_folder(&self.folder)?;
+        let text = toml::to_string_pretty(&self.settings)
+            .map_err(|error| CliError::Local(format!("cannot encode the settings: {error}")))?;
+        write_private(&self.folder.join("config.toml"), text.as_bytes())
+    }
+
+    /// Where `keygen` writes the identity by default.
+    pub fn default_identity_path(&self) -> PathBuf {
+        self.folder.join("identity.age")
+    }
+
+    /// The pins of `vault`, or a message saying to enrol first.
+    pub fn pins(&self, vault: VaultId) -> Result<&Pins, CliError> {
+        self.settings.vaults.get(&vault.to_string()).ok_or_else(|| {
+            CliError::Usage(format!(
+                "this device has not enrolled in vault {vault}: run `quorate enroll --server URL --code CODE` first"
+            ))
+        })
+    }
+
+    fn session_path(&self, vault: VaultId, fingerprint: &str) -> PathBuf {
+        self.folder
+            .join("sessions")
+            .join(format!("{vault}-{}.token", &fingerprint[..16]))
+    }
+
+    /// The cached session token, if any.
+    pub fn session(&self, vault: VaultId, fingerprint: &str) -> Option<String> {
+        std::fs::read_to_string(self.session_path(vault, fingerprint))
+            .ok()
+            .map(|token| token.trim().to_owned())
+            .filter(|token| !token.is_empty())
+    }
+
+    /// Caches a session token.
+    pub fn save_session(
+        &self,
+        vault: VaultId,
+        fingerprint: &str,
+        token: &str,
+    ) -> Result<(), CliError> {
+        let path = self.session_path(vault, fingerprint);
+        if let Some(parent) = path.parent() {
+            private_folder(parent)?;
+        }
+        write_private(&path, token.as_bytes())
+    }
+}
+
+/// The passphrase: `QUORATE_PASSPHRASE`, else asked for on the terminal.
+pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, CliError> {
+    if let Ok(value) = std::env::var("QUORATE_PASSPHRASE") {
+        return Ok(SecretString::from(value));
+    }
+    let first = rpassword::prompt_password(prompt).map_err(|error| {
+        CliError::Usage(format!(
+            "cannot ask for the passphrase ({error}): run in a terminal or set QUORATE_PASSPHRASE"
+        ))
+    })?;
+    if confirm {
+        let again = rpassword::prompt_password("The same passphrase again: ")
+            .map_err(|error| CliError::Usage(format!("cannot ask for the passphrase: {error}")))?;
+        if again != first {
+            return Err(CliError::Usage(
+                "the two passphrases differ: run the command again".into(),
+            ));
+        }
+    }
+    if first.is_empty() {
+        return Err(CliError::Usage(
+            "an empty passphrase protects nothing: choose one".into(),
+        ));
+    }
+    Ok(SecretString::from(first))
+}
+
+/// Reads the identity file at `path`, asking for its passphrase when it has one.
+pub fn read_identity(path: &Path) -> Result<Identity, CliError> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        CliError::Usage(format!(
+            "cannot read the identity file {}: {error}; make one with `quorate keygen` or name it with --identity",
+            path.display()
+        ))
+    })?;
+    let passphrase = if IdentityFile::is_protected(&bytes) {
+        Some(passphrase(
+            &format!("Passphrase for {}: ", path.display()),
+            false,
+        )?)
+    } else {
+        None
+    };
+    IdentityFile::read(&bytes, passphrase.as_ref()).map_err(|error| match error {
+        quorate_crypto::Error::WrongPassphrase => CliError::Usage(format!(
+            "the passphrase does not open {}: try again",
+            path.display()
+        )),
+        other => CliError::Refused(format!("{}: {other}", path.display())),
+    })
+}
