@@ -518,7 +518,22 @@ impl Client {
     pub async fn resume_upload<R>(
         &self,
         recording: RecordingId,
+        source: R,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        R: std::io::Read + std::io::Seek + Send + 'static,
+    {
+        self.resume_upload_limited(recording, source, None, progress)
+            .await
+    }
+
+    /// [`Client::resume_upload`], sending at most `rate` bytes per second when given.
+    pub async fn resume_upload_limited<R>(
+        &self,
+        recording: RecordingId,
         mut source: R,
+        rate: Option<u64>,
         mut progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<(), ClientError>
     where
@@ -533,6 +548,7 @@ impl Client {
             .seek(std::io::SeekFrom::Start(offset))
             .map_err(|error| ClientError::Invalid(format!("reading the ciphertext: {error}")))?;
         let remaining = length - offset;
+        let started = tokio::time::Instant::now();
         // Read in 1 MiB pieces on the blocking pool; stop at the upload's length.
         let pieces = futures::stream::unfold(
             (Some(source), offset, progress),
@@ -540,6 +556,12 @@ impl Client {
                 let mut source = source?;
                 if sent >= length {
                     return None;
+                }
+                if let Some(rate) = rate {
+                    // Pace so that what went out since the start keeps to the rate.
+                    let due =
+                        std::time::Duration::from_secs_f64((sent - offset) as f64 / rate as f64);
+                    tokio::time::sleep_until(started + due).await;
                 }
                 let want = usize::try_from(length - sent)
                     .unwrap_or(usize::MAX)

@@ -27,6 +27,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), C
         Command::Members { action } => members(context, action).await,
         Command::Policy { action } => policy(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
+        Command::Upload(upload) => super::upload::upload(context, upload).await,
     }
 }
 
@@ -333,33 +334,43 @@ fn sign(
         })
 }
 
+/// The vault's newest policy, verified against the roster and refused if older than one this
+/// device saw (a rollback); `None` when the vault has none yet.
+pub(super) async fn verified_policy(
+    context: &mut Context,
+    session: &Session,
+    roster: &Roster,
+) -> Result<Option<VaultPolicy>, CliError> {
+    let current = match session.client.policy(roster).await {
+        Ok(policy) => policy,
+        Err(quorate_client::ClientError::Api { code, .. }) if code == "no_policy" => {
+            return Ok(None);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let seen = context.state.pins(session.vault)?.policy_sequence;
+    if let Some(seen) = seen.filter(|seen| current.sequence < *seen) {
+        return Err(CliError::Refused(format!(
+            "the server shows policy {} but this device verified policy {seen} before (a rollback); tell an admin",
+            current.sequence
+        )));
+    }
+    if let Some(pins) = context
+        .state
+        .settings
+        .vaults
+        .get_mut(&session.vault.to_string())
+    {
+        pins.policy_sequence = Some(current.sequence);
+    }
+    context.state.save()?;
+    Ok(Some(current))
+}
+
 async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(), CliError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
-    let current = match session.client.policy(&roster).await {
-        Ok(policy) => Some(policy),
-        Err(quorate_client::ClientError::Api { code, .. }) if code == "no_policy" => None,
-        Err(other) => return Err(other.into()),
-    };
-    if let Some(current) = &current {
-        let seen = context.state.pins(session.vault)?.policy_sequence;
-        if seen.is_some_and(|seen| current.sequence < seen) {
-            return Err(CliError::Refused(format!(
-                "the server shows policy {} but this device verified policy {} before (a rollback); tell an admin",
-                current.sequence,
-                seen.unwrap_or_default()
-            )));
-        }
-        if let Some(pins) = context
-            .state
-            .settings
-            .vaults
-            .get_mut(&session.vault.to_string())
-        {
-            pins.policy_sequence = Some(current.sequence);
-        }
-        context.state.save()?;
-    }
+    let current = verified_policy(context, &session, &roster).await?;
     match action {
         None => match current {
             Some(policy) => context.print(

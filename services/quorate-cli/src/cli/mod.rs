@@ -4,6 +4,7 @@
 
 mod commands;
 mod state;
+mod upload;
 
 use std::path::PathBuf;
 
@@ -140,6 +141,31 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<NodesAction>,
     },
+    /// Encrypt a recording on this device, split its key among the members, and upload it
+    /// (resumable: run it again after an interruption).
+    Upload(UploadArgs),
+}
+
+/// `quorate upload …`
+#[derive(Debug, clap::Args)]
+pub struct UploadArgs {
+    /// The recording (WAV, FLAC, MP3, M4A, Ogg, Opus, WebM).
+    pub file: PathBuf,
+    /// The meeting's title (sealed to the members; the server never sees it).
+    #[arg(long)]
+    pub title: String,
+    /// When the meeting started: RFC 3339 (2026-11-24T10:00:00Z) or Unix seconds.
+    #[arg(long)]
+    pub meeting_time: Option<String>,
+    /// Someone who attended (repeat for each).
+    #[arg(long = "attendee")]
+    pub attendees: Vec<String>,
+    /// Approvals needed to unlock it [default: the vault's policy].
+    #[arg(long)]
+    pub threshold: Option<u8>,
+    /// Send at most this many bytes per second (suffixes K, M: 4M).
+    #[arg(long)]
+    pub limit_rate: Option<String>,
 }
 
 /// `quorate members …`

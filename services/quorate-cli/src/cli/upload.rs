@@ -1,0 +1,382 @@
+//! `quorate upload`: encrypt on this device, split the key among the verified roster, sign
+//! the manifest, upload resumably.
+//!
+//! Before anything leaves the device the pending upload is written to a private folder: the
+//! ciphertext and a state file with the signed manifest and the sealed shares. The recording
+//! key itself is never written anywhere; it lives in memory until the shares are sealed.
+//! Run again after an interruption, the command finds that state (by the file's path, size
+//! and modification time) and resumes from the server's offset with the same ciphertext, so
+//! the result is byte-identical to an uninterrupted upload. Both files are removed once the
+//! server has the whole recording.
+
+use std::path::{Path, PathBuf};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use indicatif::{ProgressBar, ProgressStyle};
+use quorate_crypto::{
+    AgeSecretKey, Fingerprint, RecordingId, envelope,
+    statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
+    threshold::{Subject, Threshold},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    CliError, Context, UploadArgs,
+    commands::verified_policy,
+    state::{private_folder, write_private},
+};
+
+/// A pending upload, as kept on disk until done.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    source: PathBuf,
+    source_len: u64,
+    source_modified: i64,
+    vault: String,
+    recording: String,
+    manifest: String,
+    shares: Vec<(String, String)>,
+}
+
+fn modified(path: &Path) -> Result<(u64, i64), CliError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|error| CliError::Usage(format!("cannot read {}: {error}", path.display())))?;
+    if !meta.is_file() {
+        return Err(CliError::Usage(format!("{} is not a file", path.display())));
+    }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    Ok((meta.len(), modified))
+}
+
+fn media_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("wav") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("mp3") => "audio/mpeg",
+        Some("m4a" | "mp4" | "aac") => "audio/mp4",
+        Some("ogg" | "oga") => "audio/ogg",
+        Some("opus") => "audio/opus",
+        Some("webm") => "audio/webm",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Unix seconds, or `YYYY-MM-DDTHH:MM[:SS][Z]` in UTC.
+fn parse_time(text: &str) -> Result<i64, CliError> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    let bad = || {
+        CliError::Usage(format!(
+            "--meeting-time {text}: give 2026-11-24T10:00:00Z (UTC) or Unix seconds"
+        ))
+    };
+    let text = text.trim_end_matches('Z');
+    let (date, time) = text.split_once(['T', ' ']).ok_or_else(bad)?;
+    let numbers = |part: &str, count: usize| -> Result<Vec<i64>, CliError> {
+        let values: Vec<i64> = part
+            .split([':', '-'])
+            .map(|value| value.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        if values.len() < count || values.len() > 3 {
+            return Err(bad());
+        }
+        Ok(values)
+    };
+    let date = numbers(date, 3)?;
+    let time = numbers(time, 2)?;
+    let (year, month, day) = (date[0], date[1], date[2]);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(bad());
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + time[0] * 3600 + time[1] * 60 + time.get(2).copied().unwrap_or(0))
+}
+
+/// `4M`, `512K`, `1000000`: bytes per second.
+fn parse_rate(text: &str) -> Result<u64, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--limit-rate {text}: give bytes per second, e.g. 4M"
+        ))
+    };
+    let (number, scale) = match text.trim().to_ascii_uppercase().strip_suffix('M') {
+        Some(number) => (number.to_owned(), 1 << 20),
+        None => match text.trim().to_ascii_uppercase().strip_suffix('K') {
+            Some(number) => (number.to_owned(), 1 << 10),
+            None => (text.trim().to_owned(), 1),
+        },
+    };
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    (value > 0).then_some(value * scale).ok_or_else(bad)
+}
+
+fn bar(length: u64, message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
+/// Encrypts the file into the pending folder and makes the signed manifest and shares.
+async fn prepare(
+    context: &mut Context,
+    session: &super::Session,
+    args: &UploadArgs,
+    folder: &Path,
+    source_len: u64,
+    source_modified: i64,
+) -> Result<Pending, CliError> {
+    let roster = context.verified_roster(session).await?;
+    let policy = verified_policy(context, session, &roster).await?.ok_or_else(|| {
+        CliError::Usage(
+            "this vault has no policy yet: an admin must set one (`quorate policy set --threshold K`)"
+                .into(),
+        )
+    })?;
+    let members: Vec<_> = roster
+        .members()
+        .iter()
+        .map(|member| member.public)
+        .collect();
+    let k = args.threshold.unwrap_or(policy.min_threshold);
+    if k < policy.min_threshold || usize::from(k) > members.len() {
+        return Err(CliError::Usage(format!(
+            "--threshold must be between the policy's {} and the {} members",
+            policy.min_threshold,
+            members.len()
+        )));
+    }
+    let threshold = Threshold::new(k.into(), members.len())
+        .map_err(|error| CliError::Usage(error.to_string()))?;
+    let started_at = args.meeting_time.as_deref().map(parse_time).transpose()?;
+    let metadata = RecordingMetadata {
+        title: args.title.clone(),
+        started_at,
+        ended_at: None,
+        media_type: media_type(&args.file).into(),
+        attendees: args.attendees.clone(),
+    };
+    let sealed_metadata = metadata
+        .seal(&roster.recipients())
+        .map_err(|error| CliError::Usage(format!("the meeting details: {error}")))?;
+
+    let recording = RecordingId::random();
+    let key = AgeSecretKey::generate();
+    let ciphertext_path = folder.join(format!("{recording}.age"));
+    let encrypted = {
+        let input = std::fs::File::open(&args.file).map_err(|error| {
+            CliError::Usage(format!("cannot read {}: {error}", args.file.display()))
+        })?;
+        let output = std::fs::File::create(&ciphertext_path).map_err(|error| {
+            CliError::Local(format!(
+                "cannot write {}: {error}",
+                ciphertext_path.display()
+            ))
+        })?;
+        let progress = bar(source_len, "encrypting");
+        let reader = progress.wrap_read(std::io::BufReader::with_capacity(1 << 20, input));
+        let recipient = key.recipient();
+        let written = tokio::task::spawn_blocking(move || {
+            let writer =
+                envelope::HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, output));
+            envelope::encrypt(reader, writer, &recipient).and_then(|(writer, _)| {
+                let (mut file, len, sha256) = writer.finish();
+                std::io::Write::flush(&mut file)?;
+                file.get_ref().sync_all()?;
+                Ok((len, sha256))
+            })
+        })
+        .await
+        .map_err(|error| CliError::Local(format!("encryption stopped: {error}")))?
+        .map_err(|error| CliError::Local(format!("encryption failed: {error}")))?;
+        progress.finish_and_clear();
+        written
+    };
+    let (split, sealed) = SplitKey::split_and_seal(
+        session.vault,
+        Subject::Recording(recording),
+        &key,
+        threshold,
+        &members,
+    )
+    .map_err(|error| CliError::Refused(format!("splitting the key: {error}")))?;
+    drop(key);
+    let manifest = SignedStatement::sign(
+        &RecordingManifest {
+            vault_id: session.vault,
+            recording_id: recording,
+            uploader: session.identity.fingerprint(),
+            roster_head: roster.head(),
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs() as i64),
+            ciphertext_len: encrypted.0,
+            ciphertext_sha256: encrypted.1,
+            split,
+            sealed_metadata,
+        },
+        &session.identity,
+    );
+    Ok(Pending {
+        source: args.file.clone(),
+        source_len,
+        source_modified,
+        vault: session.vault.to_string(),
+        recording: recording.to_string(),
+        manifest: STANDARD.encode(manifest.to_bytes()),
+        shares: members
+            .iter()
+            .map(|member| member.fingerprint().to_hex())
+            .zip(sealed.iter().map(|share| STANDARD.encode(share)))
+            .collect(),
+    })
+}
+
+pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), CliError> {
+    let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
+    let (source_len, source_modified) = modified(&args.file)?;
+    let source = std::fs::canonicalize(&args.file)
+        .map_err(|error| CliError::Usage(format!("{}: {error}", args.file.display())))?;
+    let session = context.session().await?;
+    let folder = context.state.folder.join("uploads");
+    private_folder(&folder)?;
+    let state_path = folder.join(format!(
+        "{}.toml",
+        hex::encode(&sha2_digest(source.to_string_lossy().as_bytes())[..12])
+    ));
+    let pending = match std::fs::read_to_string(&state_path) {
+        Ok(text) => {
+            let pending: Pending = toml::from_str(&text).map_err(|error| {
+                CliError::Local(format!(
+                    "{} is damaged ({}); remove it to start the upload again",
+                    state_path.display(),
+                    error.message()
+                ))
+            })?;
+            if pending.source_len != source_len
+                || pending.source_modified != source_modified
+                || pending.vault != session.vault.to_string()
+            {
+                return Err(CliError::Usage(format!(
+                    "an unfinished upload of {} exists, but the file changed since; remove {} to upload the new file",
+                    args.file.display(),
+                    state_path.display()
+                )));
+            }
+            eprintln!("Resuming the unfinished upload of {}.", args.file.display());
+            pending
+        }
+        Err(_) => {
+            let pending = prepare(
+                context,
+                &session,
+                &args,
+                &folder,
+                source_len,
+                source_modified,
+            )
+            .await?;
+            let text = toml::to_string(&pending)
+                .map_err(|error| CliError::Local(format!("cannot record the upload: {error}")))?;
+            write_private(&state_path, text.as_bytes())?;
+            pending
+        }
+    };
+    let manifest = SignedStatement::from_bytes(
+        &STANDARD
+            .decode(&pending.manifest)
+            .map_err(|_| CliError::Local("the pending upload's manifest is damaged".into()))?,
+    )
+    .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?;
+    let shares = pending
+        .shares
+        .iter()
+        .map(|(member, sealed)| {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(member, &mut bytes)
+                .map_err(|_| CliError::Local("the pending upload's shares are damaged".into()))?;
+            let sealed = STANDARD
+                .decode(sealed)
+                .map_err(|_| CliError::Local("the pending upload's shares are damaged".into()))?;
+            Ok((Fingerprint::from_bytes(bytes), sealed))
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    let recording: RecordingId = pending
+        .recording
+        .parse()
+        .map_err(|_| CliError::Local("the pending upload's recording ID is damaged".into()))?;
+    let state = session
+        .client
+        .create_recording(session.vault, &manifest, &shares)
+        .await
+        .map_err(|error| match CliError::from(error) {
+            CliError::Server { code, .. } if code == "roster_changed" => CliError::Usage(format!(
+                "the roster changed before the upload began: remove {} and run the command again to split the key for the new roster",
+                state_path.display()
+            )),
+            other => other,
+        })?;
+    let ciphertext_path = folder.join(format!("{recording}.age"));
+    let ciphertext = std::fs::File::open(&ciphertext_path).map_err(|error| {
+        CliError::Local(format!(
+            "the pending ciphertext {} is missing ({error}); remove {} and upload again",
+            ciphertext_path.display(),
+            state_path.display()
+        ))
+    })?;
+    let progress = bar(state.upload_length, "uploading");
+    progress.set_position(state.upload_offset);
+    let shown = progress.clone();
+    session
+        .client
+        .resume_upload_limited(recording, ciphertext, rate, move |sent, _| {
+            shown.set_position(sent)
+        })
+        .await?;
+    progress.finish_and_clear();
+    let _ = std::fs::remove_file(&ciphertext_path);
+    let _ = std::fs::remove_file(&state_path);
+    let k = manifest
+        .verify::<RecordingManifest>()
+        .map(|verified| verified.statement.split.threshold.k())
+        .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?;
+    context.print(
+        &format!(
+            "Uploaded {} as recording {recording} ({} bytes of ciphertext).\nIts key is split {k}-of-{} among the members: nobody hears it without {k} approvals.",
+            args.file.display(),
+            state.upload_length,
+            shares.len(),
+        ),
+        &json!({ "recording_id": recording.to_string(), "ciphertext_len": state.upload_length, "threshold": k, "shares": shares.len() }),
+    );
+    Ok(())
+}
+
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
