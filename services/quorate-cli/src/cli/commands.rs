@@ -10,7 +10,8 @@ use quorate_crypto::{
 use serde_json::json;
 
 use super::{
-    CliError, Command, Context, MembersAction, NodesAction, PolicyAction, Session,
+    AuditAction, CliError, Command, Context, MembersAction, NodesAction, PolicyAction, Session,
+    quorum,
     state::{Pins, passphrase, private_folder, write_private},
 };
 
@@ -28,6 +29,25 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), C
         Command::Policy { action } => policy(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
         Command::Upload(upload) => super::upload::upload(context, upload).await,
+        Command::Recordings => quorum::recordings(context).await,
+        Command::Request {
+            recording,
+            node,
+            purpose,
+            reason,
+            hours,
+        } => quorum::request(context, &recording, &node, &purpose, &reason, hours).await,
+        Command::Requests { all } => quorum::requests(context, all).await,
+        Command::Approve { request, yes } => quorum::vote(context, &request, true, yes, "").await,
+        Command::Deny {
+            request,
+            reason,
+            yes,
+        } => quorum::vote(context, &request, false, yes, &reason).await,
+        Command::Audit { action } => match action {
+            AuditAction::Verify => quorum::audit_verify(context).await,
+            AuditAction::Export { out } => quorum::audit_export(context, out).await,
+        },
     }
 }
 
@@ -386,11 +406,8 @@ async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(
             ),
         },
         Some(PolicyAction::Set { threshold }) => {
-            if threshold == 0 || usize::from(threshold) > roster.members().len() {
-                return Err(CliError::Usage(format!(
-                    "the threshold must be between 1 and the number of members ({})",
-                    roster.members().len()
-                )));
+            if threshold == 0 {
+                return Err(CliError::Usage("the threshold is at least 1".into()));
             }
             if roster.admin_by_key(&session.identity.public().verifying_key).is_none() {
                 return Err(CliError::Usage("only an admin of this vault sets the policy".into()));
@@ -409,9 +426,15 @@ async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(
                 pins.policy_sequence = Some(policy.sequence);
             }
             context.state.save()?;
+            let members = roster.members().len();
+            let note = if usize::from(threshold) > members {
+                format!("\nThe vault has {members} member(s): invite more before anything is uploaded.")
+            } else {
+                String::new()
+            };
             context.print(
                 &format!(
-                    "Policy {}: at least {threshold} approval(s) unlock a recording.",
+                    "Policy {}: at least {threshold} approval(s) unlock a recording.{note}",
                     policy.sequence
                 ),
                 &json!({ "sequence": policy.sequence, "min_threshold": threshold }),

@@ -3,6 +3,7 @@
 //! here, on the member's device, with `quorate-crypto`; the server is never trusted with one.
 
 mod commands;
+mod quorum;
 mod state;
 mod upload;
 
@@ -144,6 +145,68 @@ pub enum Command {
     /// Encrypt a recording on this device, split its key among the members, and upload it
     /// (resumable: run it again after an interruption).
     Upload(UploadArgs),
+    /// The vault's recordings, manifests verified.
+    Recordings,
+    /// Ask for a recording to be unlocked for one approved node.
+    Request {
+        /// The recording ID.
+        recording: String,
+        /// The approved node that would receive the key.
+        #[arg(long)]
+        node: String,
+        /// `transcribe`.
+        #[arg(long, default_value = "transcribe")]
+        purpose: String,
+        /// Why, for the voters (the server sees it: keep it general).
+        #[arg(long)]
+        reason: String,
+        /// Hours the request stays open.
+        #[arg(long, default_value_t = 48)]
+        hours: i64,
+    },
+    /// Requests awaiting your vote, signatures verified.
+    Requests {
+        /// Every request, not only those awaiting you.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request: check everything, re-seal your share to its node, sign your vote.
+    Approve {
+        /// The request ID.
+        request: String,
+        /// Do not ask to confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Deny a request, with a signed vote.
+    Deny {
+        /// The request ID.
+        request: String,
+        /// Why (shown to the others).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Do not ask to confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The audit log: verify it, or export it.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+/// `quorate audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the hash chain and check every signature in it, on this device.
+    Verify,
+    /// Write the verified log as JSON lines.
+    Export {
+        /// A file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `quorate upload …`

@@ -1,0 +1,442 @@
+//! Recordings, unlock requests, votes and the audit log, with every signature checked here.
+
+use std::io::Write;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::RequestView;
+use quorate_crypto::{
+    NodeId, RecordingId, RequestId,
+    audit::verify_chain,
+    rewrap::{self, Purpose},
+    roster::Roster,
+    statement::{
+        Decision, NodeApproval, RecordingManifest, RecordingMetadata, SignedStatement,
+        UnlockRequest, Vote,
+    },
+    threshold::Subject,
+};
+use serde_json::json;
+
+use super::{CliError, Context, Session};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+fn statement(text: &str, what: &str) -> Result<SignedStatement, CliError> {
+    let bytes = STANDARD
+        .decode(text)
+        .map_err(|_| CliError::Refused(format!("the server sent a {what} that is not base64")))?;
+    SignedStatement::from_bytes(&bytes)
+        .map_err(|error| CliError::Refused(format!("the {what}: {error}")))
+}
+
+/// A recording's manifest, verified: a valid signature by its uploader.
+async fn recording_manifest(
+    session: &Session,
+    recording: RecordingId,
+) -> Result<(RecordingManifest, SignedStatement), CliError> {
+    let view = session.client.recording(session.vault, recording).await?;
+    let signed = statement(&view.manifest, "recording manifest")?;
+    let verified = signed
+        .verify::<RecordingManifest>()
+        .map_err(|error| CliError::Refused(format!("the recording manifest: {error}")))?;
+    let manifest = verified.statement;
+    if manifest.recording_id != recording || manifest.vault_id != session.vault {
+        return Err(CliError::Refused(
+            "the server sent the manifest of another recording".into(),
+        ));
+    }
+    Ok((manifest, signed))
+}
+
+/// What the caller can read of a recording's sealed metadata.
+fn title(manifest: &RecordingManifest, session: &Session) -> String {
+    RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).map_or_else(
+        |_| "(details sealed before you joined)".to_owned(),
+        |metadata| metadata.title,
+    )
+}
+
+pub(super) async fn recordings(context: &mut Context) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let views = session.client.recordings(session.vault).await?;
+    let mut text = String::from("Recordings (manifests verified here):\n");
+    let mut values = Vec::new();
+    for view in &views {
+        let recording: RecordingId = view
+            .recording_id
+            .parse()
+            .map_err(|_| CliError::Refused("a malformed recording ID".into()))?;
+        let (manifest, _) = recording_manifest(&session, recording).await?;
+        let uploader = roster
+            .members()
+            .iter()
+            .chain(roster.removed())
+            .find(|member| member.fingerprint == manifest.uploader)
+            .map_or_else(|| manifest.uploader.short(), |member| member.name.clone());
+        let title = title(&manifest, &session);
+        text.push_str(&format!(
+            "  {}  {}\n    by {uploader}, {}-of-{}, {} bytes, {}\n",
+            view.recording_id,
+            title,
+            manifest.split.threshold.k(),
+            manifest.split.threshold.n(),
+            manifest.ciphertext_len,
+            view.status
+        ));
+        values.push(json!({ "recording_id": view.recording_id, "title": title, "uploader": uploader, "status": view.status, "threshold": manifest.split.threshold.k(), "shares": manifest.split.threshold.n() }));
+    }
+    if views.is_empty() {
+        text.push_str("  (none yet: `quorate upload FILE --title TEXT`)\n");
+    }
+    context.print(text.trim_end(), &json!(values));
+    Ok(())
+}
+
+/// A node's newest approval, verified: signed by an admin of the roster, naming the node,
+/// not revoked, not expired.
+async fn approved_node(
+    session: &Session,
+    roster: &Roster,
+    node: NodeId,
+) -> Result<NodeApproval, CliError> {
+    let view = session.client.node(session.vault, node).await?;
+    let approval = view.approval.ok_or_else(|| {
+        CliError::Usage(format!(
+            "node {node} has no approval yet: an admin approves it first"
+        ))
+    })?;
+    let (verified, _) = roster
+        .verify_by_admin::<NodeApproval>(&statement(&approval, "node approval")?)
+        .map_err(|error| CliError::Refused(format!("node {node}'s approval: {error}")))?;
+    let approval = verified.statement;
+    if approval.node_id != node {
+        return Err(CliError::Refused(
+            "the server sent another node's approval".into(),
+        ));
+    }
+    approval
+        .check_active(now())
+        .map_err(|error| CliError::Refused(format!("node {node}: {error}")))?;
+    Ok(approval)
+}
+
+pub(super) async fn request(
+    context: &mut Context,
+    recording: &str,
+    node: &str,
+    purpose: &str,
+    reason: &str,
+    hours: i64,
+) -> Result<(), CliError> {
+    let recording: RecordingId = recording.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{recording} is not a recording ID: see `quorate recordings`"
+        ))
+    })?;
+    let node: NodeId = node
+        .parse()
+        .map_err(|_| CliError::Usage(format!("{node} is not a node ID: see `quorate nodes`")))?;
+    let purpose = match purpose {
+        "transcribe" => Purpose::Transcribe,
+        "release-transcript" => Purpose::ReleaseTranscript,
+        other => {
+            return Err(CliError::Usage(format!(
+                "--purpose {other}: use transcribe or release-transcript"
+            )));
+        }
+    };
+    if !(1..=14 * 24).contains(&hours) {
+        return Err(CliError::Usage("--hours is 1 to 336".into()));
+    }
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    approved_node(&session, &roster, node).await?;
+    recording_manifest(&session, recording).await?;
+    let created_at = now();
+    let signed = SignedStatement::sign(
+        &UnlockRequest {
+            vault_id: session.vault,
+            request_id: RequestId::random(),
+            subject: Subject::Recording(recording),
+            purpose,
+            node_id: node,
+            requester: session.identity.fingerprint(),
+            reason: reason.to_owned(),
+            created_at,
+            expires_at: created_at + hours * 3600,
+        },
+        &session.identity,
+    );
+    let view = session
+        .client
+        .create_request(session.vault, &signed)
+        .await?;
+    context.print(
+        &format!(
+            "Request {} is open for {hours} hours: {} approvals of {} possible are needed.",
+            view.request_id, view.threshold, view.eligible
+        ),
+        &json!({ "request_id": view.request_id, "threshold": view.threshold, "eligible": view.eligible }),
+    );
+    Ok(())
+}
+
+/// A request and what it asks, every signature verified; `None` for the node when the
+/// request asks for something this device cannot check.
+struct Checked {
+    request: UnlockRequest,
+    digest: [u8; 32],
+    requester: String,
+    manifest: RecordingManifest,
+    node: NodeApproval,
+}
+
+async fn check_request(
+    session: &Session,
+    roster: &Roster,
+    view: &RequestView,
+) -> Result<Checked, CliError> {
+    let signed = statement(&view.statement, "request")?;
+    let (verified, requester) = roster
+        .verify_by_member::<UnlockRequest>(&signed)
+        .map_err(|error| CliError::Refused(format!("the request: {error}")))?;
+    let request = verified.statement;
+    if request.requester != requester.fingerprint
+        || request.request_id.to_string() != view.request_id
+    {
+        return Err(CliError::Refused(
+            "the request's signer, requester or ID do not match".into(),
+        ));
+    }
+    let Subject::Recording(recording) = request.subject else {
+        return Err(CliError::Usage(
+            "releasing transcripts is not available yet".into(),
+        ));
+    };
+    let (manifest, _) = recording_manifest(session, recording).await?;
+    let node = approved_node(session, roster, request.node_id).await?;
+    Ok(Checked {
+        request,
+        digest: verified.digest,
+        requester: requester.name.clone(),
+        manifest,
+        node,
+    })
+}
+
+pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let views = session.client.requests(session.vault, !all).await?;
+    let mut text = if all {
+        String::from("Requests:\n")
+    } else {
+        String::from("Requests awaiting your vote (signatures verified here):\n")
+    };
+    let mut values = Vec::new();
+    for view in &views {
+        let checked = check_request(&session, &roster, view).await?;
+        text.push_str(&format!(
+            "  {}  {} \"{}\" for node {} ({})\n    asked by {}: {}\n    {} of {} approvals, {} denials; {}, closes at {}\n",
+            view.request_id,
+            checked.request.purpose.as_str(),
+            title(&checked.manifest, &session),
+            checked.node.node_id,
+            checked.node.hardware,
+            checked.requester,
+            checked.request.reason,
+            view.approvals,
+            view.threshold,
+            view.denials,
+            view.status,
+            view.expires_at,
+        ));
+        values.push(json!({ "request_id": view.request_id, "purpose": checked.request.purpose.as_str(), "reason": checked.request.reason, "requester": checked.requester, "node_id": checked.node.node_id.to_string(), "approvals": view.approvals, "threshold": view.threshold, "denials": view.denials, "status": view.status }));
+    }
+    if views.is_empty() {
+        text.push_str("  (none)\n");
+    }
+    context.print(text.trim_end(), &json!(values));
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool, CliError> {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|error| {
+        CliError::Usage(format!("cannot read the answer ({error}): pass --yes"))
+    })?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+pub(super) async fn vote(
+    context: &mut Context,
+    request: &str,
+    approve: bool,
+    yes: bool,
+    comment: &str,
+) -> Result<(), CliError> {
+    let request_id: RequestId = request.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{request} is not a request ID: see `quorate requests`"
+        ))
+    })?;
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let view = session.client.request(session.vault, request_id).await?;
+    let checked = check_request(&session, &roster, &view).await?;
+    eprintln!(
+        "{} asks to {} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the recording's manifest, the node's approval by an admin.",
+        checked.requester,
+        checked.request.purpose.as_str(),
+        title(&checked.manifest, &session),
+        checked.node.node_id,
+        checked.node.hardware,
+        &hex::encode(checked.node.model_sha256)[..16],
+        checked.request.expires_at,
+        checked.request.reason,
+    );
+    let verb = if approve { "Approve" } else { "Deny" };
+    if !yes && !confirm(&format!("{verb} it?"))? {
+        return Err(CliError::Usage("nothing was sent".into()));
+    }
+    let (decision, resealed) = if approve {
+        let binding = checked
+            .manifest
+            .share_binding(&session.identity.fingerprint())
+            .ok_or_else(|| CliError::Usage("you hold no share of this recording".into()))?;
+        let share = session
+            .client
+            .recording_share(session.vault, checked.manifest.recording_id)
+            .await?;
+        let sealed = STANDARD
+            .decode(&share.sealed)
+            .map_err(|_| CliError::Refused("your sealed share is not base64".into()))?;
+        let resealed = rewrap::rewrap(
+            &sealed,
+            session.identity.age_key(),
+            &binding,
+            &checked.request.binding(),
+            &checked.node.node.recipient,
+        )
+        .map_err(|error| CliError::Refused(format!("your share: {error}")))?;
+        (
+            Decision::Approve {
+                resealed_share_sha256: rewrap::resealed_digest(&resealed),
+            },
+            Some(resealed),
+        )
+    } else {
+        (Decision::Deny, None)
+    };
+    let vote = SignedStatement::sign(
+        &Vote {
+            vault_id: session.vault,
+            request_id,
+            request_digest: checked.digest,
+            voter: session.identity.fingerprint(),
+            decision,
+            comment: comment.to_owned(),
+            issued_at: now(),
+        },
+        &session.identity,
+    );
+    let view = session
+        .client
+        .vote(session.vault, request_id, &vote, resealed.as_deref())
+        .await?;
+    context.print(
+        &format!(
+            "Your {} is counted: {} of {} approvals, {} denials; the request is {}.",
+            if approve { "approval" } else { "denial" },
+            view.approvals,
+            view.threshold,
+            view.denials,
+            view.status
+        ),
+        &json!({ "request_id": view.request_id, "status": view.status, "approvals": view.approvals, "denials": view.denials }),
+    );
+    Ok(())
+}
+
+/// Pages through the whole audit log, verifying the chain and every statement in it.
+async fn audit_entries(
+    session: &Session,
+) -> Result<Vec<quorate_crypto::audit::AuditEntry>, CliError> {
+    let (mut after, mut previous, mut entries) = (None, [0u8; 32], Vec::new());
+    loop {
+        let page = session
+            .client
+            .audit_page(session.vault, after, 1000)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(entries);
+        };
+        after = Some(last.seq);
+        previous = verify_chain(&page, previous)
+            .map_err(|error| CliError::Refused(format!("the audit log: {error}")))?;
+        entries.extend(page);
+    }
+}
+
+pub(super) async fn audit_verify(context: &mut Context) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let entries = audit_entries(&session).await?;
+    let head = entries
+        .last()
+        .map_or_else(String::new, |entry| hex::encode(entry.hash));
+    context.print(
+        &format!(
+            "The audit log verifies: {} entries, each following its predecessor, every statement signed; head {}.",
+            entries.len(),
+            head.get(..16).unwrap_or("")
+        ),
+        &json!({ "entries": entries.len(), "head": head }),
+    );
+    Ok(())
+}
+
+pub(super) async fn audit_export(
+    context: &mut Context,
+    out: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let entries = audit_entries(&session).await?;
+    let mut text = String::new();
+    for entry in &entries {
+        text.push_str(
+            &json!({
+                "seq": entry.seq,
+                "time": entry.time,
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject": entry.subject,
+                "statement": entry.statement.as_ref().map(|bytes| STANDARD.encode(bytes)),
+                "prev_hash": hex::encode(entry.prev_hash),
+                "hash": hex::encode(entry.hash),
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &text).map_err(|error| {
+                CliError::Local(format!("cannot write {}: {error}", path.display()))
+            })?;
+            eprintln!(
+                "{} verified entries written to {} (JSON lines).",
+                entries.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Harness for the end-to-end tests: a real server on port 0 (SQLite in a temporary folder,
+//! or a fresh PostgreSQL database), and the real `quorate` binary run as a member would run
+//! it, each "device" with a configuration folder of its own.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::OnceLock,
+};
+
+use quorate_server::{App, EnrolmentCode, config::Settings};
+
+/// Where the `quorate` binary is, built once per test run.
+pub fn quorate_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "quorate-cli", "--bin", "quorate"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the quorate binary failed");
+        // This test binary is target/<profile>/deps/NAME; the command is target/<profile>/quorate.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps");
+        let built = profile.join("quorate");
+        if built.exists() {
+            return built;
+        }
+        // `cargo build` without a profile builds debug.
+        profile
+            .parent()
+            .expect("target")
+            .join("debug")
+            .join("quorate")
+    })
+}
+
+/// A server on port 0.
+#[derive(Debug)]
+pub struct Server {
+    pub url: String,
+    pub codes: Vec<EnrolmentCode>,
+    pub app: App,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    postgres: Option<String>,
+    _folder: tempfile::TempDir,
+}
+
+/// PostgreSQL for the tests (`QUORATE_TEST_POSTGRES_URL` names a database to create others
+/// from).
+pub fn postgres_admin_url() -> String {
+    std::env::var("QUORATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+impl Server {
+    /// Starts a server on SQLite, or on a fresh PostgreSQL database when `postgres`.
+    pub async fn start(postgres: bool) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let (database_url, database) = if postgres {
+            let name = format!("quorate_e2e_{}_{}", std::process::id(), rand_suffix());
+            let admin = postgres_admin_url();
+            run_on_postgres(&format!("CREATE DATABASE {name}")).await;
+            let base = admin.rsplit_once('/').unwrap().0.to_owned();
+            (format!("{base}/{name}"), Some(name))
+        } else {
+            (
+                format!("sqlite://{}", folder.path().join("quorate.db").display()),
+                None,
+            )
+        };
+        let settings = Settings {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(folder.path().to_owned()),
+            database_url: Some(database_url),
+            metrics_listen: Some("off".into()),
+            ..Settings::default()
+        };
+        let (app, codes) = App::start(settings.resolve(None, None).unwrap())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = app.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            url,
+            codes,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+            postgres: database,
+            _folder: folder,
+        }
+    }
+
+    /// Stops the server and drops its PostgreSQL database.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        if let Some(name) = self.postgres.take() {
+            run_on_postgres(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+/// Runs one statement on the administrative PostgreSQL database.
+async fn run_on_postgres(sql: &str) {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {admin} is needed for these tests: {error}"));
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+}
+
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("{nanos}")
+}
+
+/// One member's device: a configuration folder of its own, and the passphrase.
+#[derive(Debug)]
+pub struct Device {
+    pub folder: tempfile::TempDir,
+    pub server: String,
+}
+
+/// What a run of `quorate` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON the command printed with `--json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {self:?}"))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+impl Device {
+    pub fn new(server: &Server) -> Self {
+        Self {
+            folder: tempfile::tempdir().unwrap(),
+            server: server.url.clone(),
+        }
+    }
+
+    /// The command for this device, not yet run.
+    pub fn command(&self, arguments: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(quorate_binary());
+        command
+            .args(arguments)
+            .env("QUORATE_CONFIG_DIR", self.folder.path())
+            .env("QUORATE_PASSPHRASE", PASSPHRASE)
+            .env("QUORATE_SERVER", &self.server)
+            .env_remove("QUORATE_VAULT")
+            .env_remove("QUORATE_IDENTITY")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `quorate ARGUMENTS` on this device.
+    pub async fn run(&self, arguments: &[&str]) -> Run {
+        self.command(arguments).output().await.unwrap().into()
+    }
+
+    /// Runs and expects success.
+    pub async fn ok(&self, arguments: &[&str]) -> Run {
+        let run = self.run(arguments).await;
+        assert_eq!(run.code, 0, "quorate {arguments:?} failed: {run:?}");
+        run
+    }
+}
+
+/// A 16 kHz mono 16-bit WAV of a few tones: a real audio file, `seconds` long.
+pub fn wav(seconds: u32) -> Vec<u8> {
+    let rate = 16_000u32;
+    let samples = rate * seconds;
+    let mut bytes = Vec::with_capacity(44 + samples as usize * 2);
+    let data_len = samples * 2;
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let tone = [440.0, 554.37, 659.25][(i / rate) as usize % 3];
+        let sample = (f64::sin(2.0 * std::f64::consts::PI * tone * t) * 12_000.0) as i16;
+        bytes.extend_from_slice(&sample.to_le_bytes());
+    }
+    bytes
+}

@@ -1,0 +1,298 @@
+//! The `quorate` command end to end, against a real server on port 0, on SQLite and on
+//! PostgreSQL: an admin bootstraps, invites and approves two members (2-of-3), a member
+//! uploads a real audio file, another asks for it to be transcribed, two others approve, the
+//! request is quorate and a job waits for the node — which can rebuild the key and hear the
+//! exact recording. Plus the refusals a member's device must make on its own.
+
+use quorate_client::Client;
+use quorate_crypto::{Identity, envelope, rewrap};
+use quorate_e2e::{Device, Server, wav};
+
+/// An enrolled board: the admin and two members, policy 2.
+struct Board {
+    admin: Device,
+    bo: Device,
+    cy: Device,
+}
+
+async fn board(server: &Server) -> Board {
+    let admin = Device::new(server);
+    admin.ok(&["keygen"]).await;
+    let enrolled = admin
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            server.codes[0].code.as_str(),
+            "--name",
+            "Ada",
+        ])
+        .await
+        .json();
+    assert_eq!(enrolled["role"], "admin");
+    admin.ok(&["policy", "set", "--threshold", "2"]).await;
+    let mut members = Vec::new();
+    for name in ["Bo", "Cy"] {
+        let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+        let device = Device::new(server);
+        device.ok(&["keygen"]).await;
+        let joined = device
+            .ok(&[
+                "--json",
+                "enroll",
+                "--code",
+                invite["code"].as_str().unwrap(),
+                "--name",
+                name,
+            ])
+            .await
+            .json();
+        assert_eq!(joined["role"], "pending");
+        // The admin compares the fingerprint the member reads out, then approves it.
+        let fingerprint = joined["fingerprint"].as_str().unwrap().to_owned();
+        admin.ok(&["members", "approve", &fingerprint]).await;
+        members.push(device);
+    }
+    let cy = members.pop().unwrap();
+    let bo = members.pop().unwrap();
+    Board { admin, bo, cy }
+}
+
+#[tokio::test]
+async fn from_nothing_to_a_quorate_request_with_the_command() {
+    for postgres in [false, true] {
+        let server = Server::start(postgres).await;
+        let Board { admin, bo, cy } = board(&server).await;
+        let listed = admin.ok(&["--json", "members"]).await.json();
+        assert_eq!(
+            listed["members"].as_array().unwrap().len(),
+            3,
+            "postgres={postgres}"
+        );
+
+        // A node enrols (as `quorate-node enroll` will) and the admin approves it.
+        let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
+        let node = Identity::generate();
+        let mut node_client = Client::new(&server.url);
+        let enrolled = node_client
+            .enrol_node(invite["code"].as_str().unwrap(), "gpu-1", &node.public())
+            .await
+            .unwrap();
+        let model = "ab".repeat(32);
+        admin
+            .ok(&[
+                "nodes",
+                "approve",
+                &enrolled.node_id,
+                "--model-sha256",
+                &model,
+                "--hardware",
+                "rack 3, 2-core EPYC",
+            ])
+            .await;
+
+        // Bo uploads a real audio file.
+        let audio = wav(3);
+        let file = bo.folder.path().join("budget-meeting.wav");
+        std::fs::write(&file, &audio).unwrap();
+        let uploaded = bo
+            .ok(&[
+                "--json",
+                "upload",
+                file.to_str().unwrap(),
+                "--title",
+                "Budget committee",
+                "--meeting-time",
+                "2026-11-24T10:00:00Z",
+                "--attendee",
+                "Ada",
+                "--attendee",
+                "Bo",
+            ])
+            .await
+            .json();
+        let recording = uploaded["recording_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            (uploaded["threshold"].as_u64(), uploaded["shares"].as_u64()),
+            (Some(2), Some(3))
+        );
+        let listed = cy.ok(&["--json", "recordings"]).await.json();
+        assert_eq!(
+            listed[0]["title"], "Budget committee",
+            "members open the sealed title"
+        );
+        assert!(
+            std::fs::read_dir(bo.folder.path().join("uploads"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "nothing of a finished upload stays on the device"
+        );
+
+        // Cy asks; Ada and Bo approve on their devices.
+        let asked = cy
+            .ok(&[
+                "--json",
+                "request",
+                &recording,
+                "--node",
+                &enrolled.node_id,
+                "--reason",
+                "minutes of the budget meeting",
+            ])
+            .await
+            .json();
+        let request = asked["request_id"].as_str().unwrap().to_owned();
+        let awaiting = admin.ok(&["--json", "requests"]).await.json();
+        assert_eq!(awaiting[0]["reason"], "minutes of the budget meeting");
+        assert!(
+            cy.ok(&["--json", "requests"])
+                .await
+                .json()
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let own = cy.run(&["approve", &request, "--yes"]).await;
+        assert_eq!(own.code, 4, "the requester's own vote: {own:?}");
+        assert!(own.stderr.contains("own_request"), "{own:?}");
+        let first = admin
+            .ok(&["--json", "approve", &request, "--yes"])
+            .await
+            .json();
+        assert_eq!(
+            (first["status"].as_str(), first["approvals"].as_u64()),
+            (Some("open"), Some(1))
+        );
+        let second = bo
+            .ok(&["--json", "approve", &request, "--yes"])
+            .await
+            .json();
+        assert_eq!(second["status"], "quorate");
+
+        // A job waits for the node; with the two re-sealed shares it hears the exact audio.
+        node_client
+            .sign_in(enrolled.vault_id.parse().unwrap(), &node)
+            .await
+            .unwrap();
+        let claim = node_client
+            .claim_job()
+            .await
+            .unwrap()
+            .expect("a job for the node");
+        assert_eq!(claim.request_id, request);
+        let signed_request =
+            quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(&claim.request))
+                .unwrap();
+        let binding = signed_request
+            .verify::<quorate_crypto::statement::UnlockRequest>()
+            .unwrap()
+            .statement
+            .binding();
+        let manifest = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
+            &claim.subject_manifest,
+        ))
+        .unwrap()
+        .verify::<quorate_crypto::statement::RecordingManifest>()
+        .unwrap()
+        .statement;
+        let shares: Vec<_> = claim
+            .approvals
+            .iter()
+            .map(|approval| {
+                let (share_binding, share) = rewrap::open_node_share(
+                    &base64_decode(&approval.resealed_share),
+                    node.age_key(),
+                    &binding,
+                    quorate_server::now(),
+                )
+                .unwrap();
+                manifest.split.check_share(&share_binding, &share).unwrap();
+                share
+            })
+            .collect();
+        let key = quorate_crypto::threshold::combine(
+            &shares,
+            manifest.split.threshold,
+            &manifest.split.recipient,
+        )
+        .unwrap();
+        let mut ciphertext = Vec::new();
+        node_client
+            .download_recording(
+                manifest.vault_id,
+                manifest.recording_id,
+                None,
+                &mut ciphertext,
+            )
+            .await
+            .unwrap();
+        let mut heard = Vec::new();
+        envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+        assert!(
+            heard == audio,
+            "postgres={postgres}: the node hears exactly the uploaded file"
+        );
+
+        let verified = cy.ok(&["--json", "audit", "verify"]).await.json();
+        assert!(verified["entries"].as_u64().unwrap() > 15);
+        server.stop().await;
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_roster_with_an_injected_member_makes_upload_refuse() {
+    let server = Server::start(false).await;
+    let Board { admin, bo, .. } = board(&server).await;
+    // The server (or whoever holds its database) appends an entry adding its own key,
+    // signed by a key of its own: every device refuses the chain.
+    let eve = Identity::generate();
+    let vault: quorate_crypto::VaultId = server.codes[0].vault_id;
+    let forged = quorate_crypto::statement::SignedStatement::sign(
+        &quorate_crypto::statement::RosterEntry {
+            vault_id: vault,
+            sequence: 3,
+            previous: [0; 32],
+            change: quorate_crypto::statement::RosterChange::Add,
+            role: quorate_crypto::statement::Role::Admin,
+            member: eve.public(),
+            name: "Eve".into(),
+            issued_at: 1,
+        },
+        &eve,
+    );
+    sqlx::query(
+        "INSERT INTO roster_entries (vault_id, sequence, statement, digest, created_at) VALUES ($1, 3, $2, $3, 1)",
+    )
+    .bind(vault.to_string())
+    .bind(forged.to_bytes())
+    .bind(forged.digest().to_vec())
+    .execute(server.app.db.pool())
+    .await
+    .unwrap();
+    let file = bo.folder.path().join("meeting.wav");
+    std::fs::write(&file, wav(1)).unwrap();
+    let refused = bo
+        .run(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(refused.stderr.starts_with("error: refused:"), "{refused:?}");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing was uploaded");
+    assert_eq!(
+        admin.run(&["members"]).await.code,
+        3,
+        "every device refuses it"
+    );
+    server.stop().await;
+}
