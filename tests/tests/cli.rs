@@ -296,3 +296,189 @@ async fn a_roster_with_an_injected_member_makes_upload_refuse() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
+    use quorate_crypto::{
+        IdentityFile, secrecy::SecretString, statement::RecordingManifest, threshold,
+    };
+    let server = Server::start(false).await;
+    let Board { admin, bo, .. } = board(&server).await;
+    let audio = wav(60);
+    let file = bo.folder.path().join("long-meeting.wav");
+    std::fs::write(&file, &audio).unwrap();
+    let pool = server.app.db.pool().clone();
+    let in_flight = || async {
+        sqlx::query_as::<_, (i64, i64)>("SELECT upload_offset, locked_until FROM uploads")
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+    };
+
+    // Slowly, then killed while the PATCH is streaming.
+    let mut slow = bo
+        .command(&[
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            "Long meeting",
+            "--limit-rate",
+            "256K",
+        ])
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !matches!(in_flight().await, Some((_, locked)) if locked > 0) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 400, "the upload never started");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    slow.start_kill().unwrap();
+    slow.wait().await.unwrap();
+    let mut stored = None;
+    for _ in 0..200 {
+        if let Some((offset, 0)) = in_flight().await {
+            stored = Some(offset);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("the server recorded what arrived");
+    assert!(stored > 0, "part of it arrived before the kill");
+
+    // The next run resumes the same recording from the server's offset.
+    let resumed = bo
+        .ok(&[
+            "--json",
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            "Long meeting",
+        ])
+        .await;
+    assert!(resumed.stderr.contains("Resuming"), "{resumed:?}");
+    let recording = resumed.json()["recording_id"].as_str().unwrap().to_owned();
+    let created: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(created, 1, "one recording, not a second one");
+
+    // Two members rebuild the key from their own shares: the ciphertext on the server is
+    // the one the first run made, and it opens to exactly the audio.
+    let mut shares = Vec::new();
+    let mut manifest = None;
+    let mut ciphertext = Vec::new();
+    for device in [&admin, &bo] {
+        let identity = IdentityFile::read(
+            &std::fs::read(device.folder.path().join("identity.age")).unwrap(),
+            Some(&SecretString::from(quorate_e2e::PASSPHRASE.to_owned())),
+        )
+        .unwrap();
+        let mut client = Client::new(&server.url);
+        let vault = server.codes[0].vault_id;
+        client.sign_in(vault, &identity).await.unwrap();
+        let id = recording.parse().unwrap();
+        let view = client.recording(vault, id).await.unwrap();
+        let signed =
+            quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(&view.manifest))
+                .unwrap();
+        let parsed = signed.verify::<RecordingManifest>().unwrap().statement;
+        let share = client.recording_share(vault, id).await.unwrap();
+        let binding = parsed.share_binding(&identity.fingerprint()).unwrap();
+        shares.push(
+            threshold::open_share(&base64_decode(&share.sealed), identity.age_key(), &binding)
+                .unwrap(),
+        );
+        if ciphertext.is_empty() {
+            client
+                .download_recording(vault, id, None, &mut ciphertext)
+                .await
+                .unwrap();
+        }
+        manifest = Some(parsed);
+    }
+    let manifest = manifest.unwrap();
+    let key =
+        threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient).unwrap();
+    let mut heard = Vec::new();
+    envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+    assert!(heard == audio, "byte-identical to the file");
+    server.stop().await;
+}
+
+/// Replaces what differs between runs (folders, the server's port) in command output.
+fn normalise(text: &str, device: &Device) -> String {
+    text.replace(&device.folder.path().display().to_string(), "<config>")
+        .replace(&device.server, "<server>")
+}
+
+#[tokio::test]
+async fn help_and_error_messages_are_stable() {
+    let server = Server::start(false).await;
+    let device = Device::new(&server);
+    let mut transcript = String::new();
+    let mut record = |title: &str, run: &quorate_e2e::Run| {
+        transcript.push_str(&format!(
+            "$ quorate {title}\nexit {}\n{}{}\n",
+            run.code,
+            normalise(&run.stdout, &device),
+            normalise(&run.stderr, &device)
+        ));
+    };
+    for arguments in [
+        vec!["--help"],
+        vec!["upload", "--help"],
+        vec!["members"],
+        vec!["members", "approve", "ABCD"],
+        vec!["upload", "missing.wav", "--title", "x"],
+        vec!["approve", "not-a-request", "--yes"],
+    ] {
+        let run = device.run(&arguments).await;
+        record(&arguments.join(" "), &run);
+    }
+    device.ok(&["keygen"]).await;
+    let refused = device
+        .run(&[
+            "enroll",
+            "--code",
+            "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF",
+            "--name",
+            "X",
+        ])
+        .await;
+    assert_eq!(refused.code, 4);
+    record(
+        "enroll --code AAAA-BBBB-CCCC-DDDD-EEEE-FFFF --name X",
+        &refused,
+    );
+    let again = device.run(&["keygen"]).await;
+    assert_eq!(again.code, 2);
+    record("keygen (again)", &again);
+    let unreachable = device
+        .run(&[
+            "--server",
+            "http://127.0.0.1:9",
+            "enroll",
+            "--code",
+            "X",
+            "--name",
+            "X",
+        ])
+        .await;
+    assert_eq!(unreachable.code, 5, "{unreachable:?}");
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/cli.txt");
+    if std::env::var_os("QUORATE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &transcript).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .expect("tests/snapshots/cli.txt exists (QUORATE_BLESS=1 writes it)");
+    assert!(
+        expected == transcript,
+        "the command's help or messages changed; review and bless with QUORATE_BLESS=1:\n{transcript}"
+    );
+    server.stop().await;
+}
