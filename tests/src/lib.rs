@@ -10,33 +10,40 @@ use std::{
 
 use quorate_server::{App, EnrolmentCode, config::Settings};
 
-/// Where the `quorate` binary is, built once per test run.
-pub fn quorate_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "quorate-cli", "--bin", "quorate"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the quorate binary failed");
-        // This test binary is target/<profile>/deps/NAME; the command is target/<profile>/quorate.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps");
-        let built = profile.join("quorate");
-        if built.exists() {
-            return built;
-        }
-        // `cargo build` without a profile builds debug.
-        profile
-            .parent()
-            .expect("target")
-            .join("debug")
-            .join("quorate")
-    })
+/// Where a workspace binary is (`quorate` of quorate-cli, `quorate-node` of quorate-node),
+/// built once per test run.
+pub fn binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    built
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", package, "--bin", name])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building {name} failed");
+            // This test binary is target/<profile>/deps/NAME; `cargo build` puts the command
+            // in target/debug.
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let target = exe
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps");
+            target.join("debug").join(name)
+        })
+        .clone()
+}
+
+/// The `quorate` command.
+pub fn quorate_binary() -> PathBuf {
+    binary("quorate-cli", "quorate")
 }
 
 /// A server on port 0.
@@ -237,4 +244,41 @@ pub fn wav(seconds: u32) -> Vec<u8> {
         bytes.extend_from_slice(&sample.to_le_bytes());
     }
     bytes
+}
+
+/// A transcription node's machine: a folder of its own for `quorate-node`.
+#[derive(Debug)]
+pub struct NodeMachine {
+    pub folder: tempfile::TempDir,
+    pub server: String,
+}
+
+impl NodeMachine {
+    pub fn new(server: &Server) -> Self {
+        Self {
+            folder: tempfile::tempdir().unwrap(),
+            server: server.url.clone(),
+        }
+    }
+
+    /// Runs `quorate-node ARGUMENTS` and expects success.
+    pub async fn ok(&self, arguments: &[&str]) -> Run {
+        let run: Run = tokio::process::Command::new(binary("quorate-node", "quorate-node"))
+            .args(arguments)
+            .env("QUORATE_NODE_DIR", self.folder.path())
+            .env("QUORATE_SERVER", &self.server)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap()
+            .into();
+        assert_eq!(run.code, 0, "quorate-node {arguments:?} failed: {run:?}");
+        run
+    }
+
+    /// The node's identity, as `quorate-node init` wrote it.
+    pub fn identity(&self) -> quorate_crypto::Identity {
+        let bytes = std::fs::read(self.folder.path().join("identity")).unwrap();
+        quorate_crypto::IdentityFile::read(&bytes, None).unwrap()
+    }
 }

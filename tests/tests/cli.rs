@@ -6,6 +6,7 @@
 
 use quorate_client::Client;
 use quorate_crypto::{Identity, envelope, rewrap};
+
 use quorate_e2e::{Device, Server, wav};
 
 /// An enrolled board: the admin and two members, policy 2.
@@ -70,26 +71,46 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
             "postgres={postgres}"
         );
 
-        // A node enrols (as `quorate-node enroll` will) and the admin approves it.
+        // A node makes its keys and enrols; the admin approves it; the node sees it.
         let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
-        let node = Identity::generate();
-        let mut node_client = Client::new(&server.url);
-        let enrolled = node_client
-            .enrol_node(invite["code"].as_str().unwrap(), "gpu-1", &node.public())
+        let machine = quorate_e2e::NodeMachine::new(&server);
+        machine.ok(&["init"]).await;
+        let enrolled = machine
+            .ok(&[
+                "--json",
+                "enroll",
+                "--code",
+                invite["code"].as_str().unwrap(),
+                "--name",
+                "gpu-1",
+            ])
             .await
-            .unwrap();
+            .json();
+        let node_id = enrolled["node_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            machine.ok(&["--json", "status"]).await.json()["state"],
+            "pending approval"
+        );
         let model = "ab".repeat(32);
         admin
             .ok(&[
                 "nodes",
                 "approve",
-                &enrolled.node_id,
+                &node_id,
                 "--model-sha256",
                 &model,
                 "--hardware",
                 "rack 3, 2-core EPYC",
             ])
             .await;
+        let status = machine.ok(&["--json", "status"]).await.json();
+        assert_eq!(
+            (status["state"].as_str(), status["model_sha256"].as_str()),
+            (Some("approved by Ada"), Some(model.as_str()))
+        );
+        let node = machine.identity();
+        let mut node_client = Client::new(&server.url);
+        let vault = server.codes[0].vault_id;
 
         // Bo uploads a real audio file.
         let audio = wav(3);
@@ -136,7 +157,7 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
                 "request",
                 &recording,
                 "--node",
-                &enrolled.node_id,
+                &node_id,
                 "--reason",
                 "minutes of the budget meeting",
             ])
@@ -171,10 +192,7 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
         assert_eq!(second["status"], "quorate");
 
         // A job waits for the node; with the two re-sealed shares it hears the exact audio.
-        node_client
-            .sign_in(enrolled.vault_id.parse().unwrap(), &node)
-            .await
-            .unwrap();
+        node_client.sign_in(vault, &node).await.unwrap();
         let claim = node_client
             .claim_job()
             .await

@@ -2,6 +2,8 @@
 //! tests. It speaks the `quorate-api` types, and does the device-side checks the protocol
 //! requires (a roster is returned only once verified against the pinned genesis).
 
+pub mod local;
+
 use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},

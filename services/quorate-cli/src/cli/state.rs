@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -54,35 +53,12 @@ pub struct State {
 
 /// Creates `folder` (and parents) readable only by the user.
 pub fn private_folder(folder: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(folder)
-        .map_err(|error| CliError::Local(format!("cannot create {}: {error}", folder.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700)).map_err(
-            |error| CliError::Local(format!("cannot protect {}: {error}", folder.display())),
-        )?;
-    }
-    Ok(())
+    quorate_client::local::private_folder(folder).map_err(CliError::Local)
 }
 
 /// Writes `bytes` to `path` readable only by the user, replacing it atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let local = |error: std::io::Error| {
-        CliError::Local(format!("cannot write {}: {error}", path.display()))
-    };
-    let temporary = path.with_extension("partial");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary).map_err(local)?;
-    file.write_all(bytes).map_err(local)?;
-    file.sync_all().map_err(local)?;
-    std::fs::rename(&temporary, path).map_err(local)
+    quorate_client::local::write_private(path, bytes).map_err(CliError::Local)
 }
 
 impl State {
