@@ -282,3 +282,83 @@ impl NodeMachine {
         quorate_crypto::IdentityFile::read(&bytes, None).unwrap()
     }
 }
+
+/// The Whisper tiny.en wheel the test command fetches (or `QUORATE_MODEL_WHEEL`).
+pub fn model_wheel() -> PathBuf {
+    if let Ok(path) = std::env::var("QUORATE_MODEL_WHEEL") {
+        return PathBuf::from(path);
+    }
+    let folder =
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/quorate/models");
+    std::fs::read_dir(&folder)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .find(|path| path.extension().is_some_and(|extension| extension == "whl"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the model wheel is fetched by scripts/install-test-deps.sh into {}",
+                folder.display()
+            )
+        })
+}
+
+/// `text` spoken by Debian's espeak-ng, as a WAV file.
+pub fn speech(text: &str) -> Vec<u8> {
+    let output = std::process::Command::new("espeak-ng")
+        .args(["--stdout", "-s", "150", text])
+        .output()
+        .expect("espeak-ng is installed by scripts/install-test-deps.sh");
+    assert!(output.status.success(), "espeak-ng failed");
+    output.stdout
+}
+
+/// A member device's identity, opened with the test passphrase.
+pub fn identity(device: &Device) -> quorate_crypto::Identity {
+    let bytes = std::fs::read(device.folder.path().join("identity.age")).unwrap();
+    quorate_crypto::IdentityFile::read(
+        &bytes,
+        Some(&quorate_crypto::secrecy::SecretString::from(
+            PASSPHRASE.to_owned(),
+        )),
+    )
+    .unwrap()
+}
+
+/// Word error rate: word-level edit distance over the reference's length.
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .map(|word| {
+                word.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+                    .to_lowercase()
+            })
+            .filter(|word| !word.is_empty())
+            .collect()
+    };
+    let (reference, hypothesis) = (words(reference), words(hypothesis));
+    let mut previous: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, word) in reference.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, other) in hypothesis.iter().enumerate() {
+            let substitution = previous[j] + usize::from(word != other);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[hypothesis.len()] as f64 / reference.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn word_error_rate_counts_edits() {
+        assert_eq!(super::word_error_rate("a b c d", "a b c d"), 0.0);
+        assert_eq!(super::word_error_rate("a b c d", "a x c"), 0.5);
+    }
+}

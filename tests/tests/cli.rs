@@ -5,7 +5,7 @@
 //! exact recording. Plus the refusals a member's device must make on its own.
 
 use quorate_client::Client;
-use quorate_crypto::{Identity, envelope, rewrap};
+use quorate_crypto::{Identity, envelope};
 
 use quorate_e2e::{Device, Server, wav};
 
@@ -91,7 +91,16 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
             machine.ok(&["--json", "status"]).await.json()["state"],
             "pending approval"
         );
-        let model = "ab".repeat(32);
+        let imported = machine
+            .ok(&[
+                "--json",
+                "models",
+                "import",
+                quorate_e2e::model_wheel().to_str().unwrap(),
+            ])
+            .await
+            .json();
+        let model = imported["sha256"].as_str().unwrap().to_owned();
         admin
             .ok(&[
                 "nodes",
@@ -108,12 +117,11 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
             (status["state"].as_str(), status["model_sha256"].as_str()),
             (Some("approved by Ada"), Some(model.as_str()))
         );
-        let node = machine.identity();
-        let mut node_client = Client::new(&server.url);
-        let vault = server.codes[0].vault_id;
 
         // Bo uploads a real audio file.
-        let audio = wav(3);
+        let spoken =
+            "The budget committee approved the new library and the repairs to the town hall roof.";
+        let audio = quorate_e2e::speech(spoken);
         let file = bo.folder.path().join("budget-meeting.wav");
         std::fs::write(&file, &audio).unwrap();
         let uploaded = bo
@@ -191,71 +199,91 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
             .json();
         assert_eq!(second["status"], "quorate");
 
-        // A job waits for the node; with the two re-sealed shares it hears the exact audio.
-        node_client.sign_in(vault, &node).await.unwrap();
-        let claim = node_client
-            .claim_job()
+        // The node carries out the job: it rebuilds the key from the two re-sealed shares,
+        // decrypts and transcribes in memory, and stores the transcript sealed again.
+        machine.ok(&["run", "--once"]).await;
+        let jobs = admin.ok(&["--json", "requests", "--all"]).await.json();
+        assert_eq!(jobs[0]["status"], "quorate");
+        let vault = server.codes[0].vault_id;
+        let mut reader = Client::new(&server.url);
+        reader
+            .sign_in(vault, &quorate_e2e::identity(&admin))
             .await
-            .unwrap()
-            .expect("a job for the node");
-        assert_eq!(claim.request_id, request);
-        let signed_request =
-            quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(&claim.request))
-                .unwrap();
-        let binding = signed_request
-            .verify::<quorate_crypto::statement::UnlockRequest>()
-            .unwrap()
-            .statement
-            .binding();
-        let manifest = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
-            &claim.subject_manifest,
+            .unwrap();
+        let transcripts = reader.transcripts(vault).await.unwrap();
+        assert_eq!(transcripts.len(), 1, "postgres={postgres}: one transcript");
+
+        // Two members open their shares of the transcript key on their devices and read it.
+        let transcript_id = transcripts[0].transcript_id.parse().unwrap();
+        let signed = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
+            &transcripts[0].manifest,
         ))
-        .unwrap()
-        .verify::<quorate_crypto::statement::RecordingManifest>()
-        .unwrap()
-        .statement;
-        let shares: Vec<_> = claim
-            .approvals
-            .iter()
-            .map(|approval| {
-                let (share_binding, share) = rewrap::open_node_share(
-                    &base64_decode(&approval.resealed_share),
-                    node.age_key(),
-                    &binding,
-                    quorate_server::now(),
+        .unwrap();
+        let manifest = signed
+            .verify::<quorate_crypto::statement::TranscriptManifest>()
+            .unwrap()
+            .statement;
+        assert_eq!(manifest.model_sha256.to_vec(), hex_decode(&model));
+        let mut shares = Vec::new();
+        for device in [&admin, &bo] {
+            let identity = quorate_e2e::identity(device);
+            let mut client = Client::new(&server.url);
+            client.sign_in(vault, &identity).await.unwrap();
+            let share = client.transcript_share(vault, transcript_id).await.unwrap();
+            let binding = manifest
+                .split
+                .binding_for(
+                    vault,
+                    quorate_crypto::threshold::Subject::Transcript(transcript_id),
+                    &identity.fingerprint(),
                 )
                 .unwrap();
-                manifest.split.check_share(&share_binding, &share).unwrap();
-                share
-            })
-            .collect();
+            shares.push(
+                quorate_crypto::threshold::open_share(
+                    &base64_decode(&share.sealed),
+                    identity.age_key(),
+                    &binding,
+                )
+                .unwrap(),
+            );
+        }
         let key = quorate_crypto::threshold::combine(
             &shares,
             manifest.split.threshold,
             &manifest.split.recipient,
         )
         .unwrap();
-        let mut ciphertext = Vec::new();
-        node_client
-            .download_recording(
-                manifest.vault_id,
-                manifest.recording_id,
-                None,
-                &mut ciphertext,
-            )
+        let mut sealed = Vec::new();
+        reader
+            .download_transcript(vault, transcript_id, &mut sealed)
             .await
             .unwrap();
-        let mut heard = Vec::new();
-        envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+        let mut text = Vec::new();
+        envelope::decrypt(&sealed[..], &mut text, &key).unwrap();
+        let transcript: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let heard: Vec<&str> = transcript["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|segment| segment["text"].as_str().unwrap())
+            .collect();
+        let rate = quorate_e2e::word_error_rate(spoken, &heard.join(" "));
         assert!(
-            heard == audio,
-            "postgres={postgres}: the node hears exactly the uploaded file"
+            rate < 0.1,
+            "postgres={postgres}: word error rate {rate:.2}: {heard:?}"
         );
 
         let verified = cy.ok(&["--json", "audit", "verify"]).await.json();
         assert!(verified["entries"].as_u64().unwrap() > 15);
         server.stop().await;
     }
+}
+
+fn hex_decode(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

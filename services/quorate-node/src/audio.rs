@@ -33,9 +33,12 @@ fn codecs() -> CodecRegistry {
     registry
 }
 
-/// Decodes `media` (a whole file in memory; `media_type` as the uploader stated it, a hint
-/// only) to mono f32 samples at 16 kHz.
-pub fn decode(media: Vec<u8>, media_type: &str) -> Result<Vec<f32>, AudioError> {
+/// Decodes `media` (a whole file in memory, e.g. a `Zeroizing<Vec<u8>>` that is wiped when
+/// the decoder drops it; `media_type` a hint only) to mono f32 samples at 16 kHz.
+pub fn decode(
+    media: impl AsRef<[u8]> + Send + Sync + 'static,
+    media_type: &str,
+) -> Result<Vec<f32>, AudioError> {
     let mut hint = Hint::new();
     hint.mime_type(media_type);
     let source = MediaSourceStream::new(

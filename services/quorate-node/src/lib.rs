@@ -2,4 +2,6 @@
 //! runner); `main.rs` is the `quorate-node` command.
 
 pub mod audio;
+pub mod job;
 pub mod model;
+pub mod transcribe;

@@ -21,6 +21,8 @@ use quorate_crypto::{
     statement::{NodeApproval, SignedStatement},
 };
 use quorate_node::model;
+
+mod runner;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -65,6 +67,19 @@ enum Command {
     },
     /// The node's approval (verified against the roster) and model.
     Status,
+    /// Claim and carry out jobs, one at a time. Refuses to start unless an admin's approval
+    /// names this node's keys and the model it loaded.
+    Run {
+        /// Carry out at most one job, then exit (for scripts and tests).
+        #[arg(long)]
+        once: bool,
+        /// Whisper threads [default: the cores free to this process].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Seconds between looks for a job when none waits.
+        #[arg(long, default_value_t = 5)]
+        poll_seconds: u64,
+    },
     /// Whisper models.
     Models {
         #[command(subcommand)]
@@ -85,7 +100,7 @@ enum ModelsAction {
 
 /// Why a command failed; each says what to do.
 #[derive(Debug, thiserror::Error)]
-enum NodeError {
+pub(crate) enum NodeError {
     #[error("{0}")]
     Usage(String),
     #[error("refused: {0}")]
@@ -124,11 +139,11 @@ impl From<ClientError> for NodeError {
 /// What the node keeps besides its identity.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Enrolment {
-    server: String,
-    vault_id: String,
-    node_id: String,
-    genesis: String,
+pub(crate) struct Enrolment {
+    pub(crate) server: String,
+    pub(crate) vault_id: String,
+    pub(crate) node_id: String,
+    pub(crate) genesis: String,
 }
 
 fn folder(cli: &Cli) -> Result<PathBuf, NodeError> {
@@ -151,7 +166,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     quorate_client::local::write_private(path, bytes).map_err(NodeError::Local)
 }
 
-fn read_identity(folder: &Path) -> Result<Identity, NodeError> {
+pub(crate) fn read_identity(folder: &Path) -> Result<Identity, NodeError> {
     let path = folder.join("identity");
     let bytes = std::fs::read(&path).map_err(|error| {
         NodeError::Usage(format!(
@@ -163,7 +178,7 @@ fn read_identity(folder: &Path) -> Result<Identity, NodeError> {
         .map_err(|error| NodeError::Refused(format!("{}: {error}", path.display())))
 }
 
-fn read_enrolment(folder: &Path) -> Result<Enrolment, NodeError> {
+pub(crate) fn read_enrolment(folder: &Path) -> Result<Enrolment, NodeError> {
     let path = folder.join("node.toml");
     let text = std::fs::read_to_string(&path).map_err(|_| {
         NodeError::Usage(
@@ -176,6 +191,65 @@ fn read_enrolment(folder: &Path) -> Result<Enrolment, NodeError> {
             path.display(),
             error.message()
         ))
+    })
+}
+
+/// The node signed in to its vault, with what it pinned.
+pub(crate) struct SignedIn {
+    pub(crate) identity: Identity,
+    pub(crate) vault: VaultId,
+    pub(crate) node: NodeId,
+    pub(crate) genesis: [u8; 32],
+    pub(crate) client: Client,
+}
+
+/// The node's approval statement, verified: signed by an admin of the roster, naming this
+/// node and exactly its keys. Returns it with the signer's name.
+pub(crate) fn verified_approval(
+    roster: &quorate_crypto::roster::Roster,
+    text: &str,
+    node: NodeId,
+    identity: &Identity,
+) -> Result<(NodeApproval, String), NodeError> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
+        .map_err(|_| NodeError::Refused("the approval is not base64".into()))?;
+    let signed = SignedStatement::from_bytes(&bytes)
+        .map_err(|error| NodeError::Refused(error.to_string()))?;
+    let (verified, signer) = roster
+        .verify_by_admin::<NodeApproval>(&signed)
+        .map_err(|error| NodeError::Refused(format!("the approval: {error}")))?;
+    let approval = verified.statement;
+    if approval.node_id != node || approval.node != identity.public() {
+        return Err(NodeError::Refused(
+            "the approval names another node or other keys".into(),
+        ));
+    }
+    Ok((approval, signer.name.clone()))
+}
+
+/// Reads the node's identity and enrolment and signs in.
+pub(crate) async fn sign_in(folder: &Path) -> Result<SignedIn, NodeError> {
+    let identity = read_identity(folder)?;
+    let enrolment = read_enrolment(folder)?;
+    let vault: VaultId = enrolment
+        .vault_id
+        .parse()
+        .map_err(|_| NodeError::Local("node.toml names a malformed vault".into()))?;
+    let node: NodeId = enrolment
+        .node_id
+        .parse()
+        .map_err(|_| NodeError::Local("node.toml names a malformed node".into()))?;
+    let mut genesis = [0u8; 32];
+    hex::decode_to_slice(&enrolment.genesis, &mut genesis)
+        .map_err(|_| NodeError::Local("node.toml's genesis pin is damaged".into()))?;
+    let mut client = Client::new(&enrolment.server);
+    client.sign_in(vault, &identity).await?;
+    Ok(SignedIn {
+        identity,
+        vault,
+        node,
+        genesis,
+        client,
     })
 }
 
@@ -257,43 +331,23 @@ async fn enroll(
 }
 
 async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
-    let identity = read_identity(folder)?;
-    let enrolment = read_enrolment(folder)?;
-    let vault: VaultId = enrolment
-        .vault_id
-        .parse()
-        .map_err(|_| NodeError::Local("node.toml names a malformed vault".into()))?;
-    let node: NodeId = enrolment
-        .node_id
-        .parse()
-        .map_err(|_| NodeError::Local("node.toml names a malformed node".into()))?;
-    let mut genesis = [0u8; 32];
-    hex::decode_to_slice(&enrolment.genesis, &mut genesis)
-        .map_err(|_| NodeError::Local("node.toml's genesis pin is damaged".into()))?;
-    let mut client = Client::new(&enrolment.server);
-    client.sign_in(vault, &identity).await?;
+    let SignedIn {
+        identity,
+        vault,
+        node,
+        genesis,
+        client,
+    } = sign_in(folder).await?;
     let view = client.node(vault, node).await?;
     let roster = client.roster(vault, &genesis).await?;
     let (state, model, expires) = match &view.approval {
         None => ("pending approval".to_owned(), None, None),
         Some(text) => {
-            let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
-                .map_err(|_| NodeError::Refused("the approval is not base64".into()))?;
-            let signed = SignedStatement::from_bytes(&bytes)
-                .map_err(|error| NodeError::Refused(error.to_string()))?;
-            let (verified, signer) = roster
-                .verify_by_admin::<NodeApproval>(&signed)
-                .map_err(|error| NodeError::Refused(format!("the approval: {error}")))?;
-            let approval = verified.statement;
-            if approval.node_id != node || approval.node != identity.public() {
-                return Err(NodeError::Refused(
-                    "the approval names another node or other keys".into(),
-                ));
-            }
+            let (approval, signer) = verified_approval(&roster, text, node, &identity)?;
             let state = if approval.revoked {
                 "revoked".to_owned()
             } else {
-                format!("approved by {}", signer.name)
+                format!("approved by {signer}")
             };
             (
                 state,
@@ -416,6 +470,11 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
         Command::Models {
             action: ModelsAction::Import { path },
         } => import_model(&folder, &path, cli.json),
+        Command::Run {
+            once,
+            threads,
+            poll_seconds,
+        } => runner::run(&folder, once, threads, poll_seconds).await,
     }
 }
 

@@ -1,0 +1,74 @@
+//! Transcription with whisper-rs on this machine's free cores.
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+use crate::job::Segment;
+
+/// A loaded Whisper model.
+pub struct Transcriber {
+    context: WhisperContext,
+    threads: usize,
+}
+
+impl std::fmt::Debug for Transcriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcriber")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+/// The cores this process may use: ggml's worker threads spin at barriers, so more threads
+/// than free cores makes it many times slower.
+pub fn free_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+impl Transcriber {
+    /// Loads a ggml model file (flash attention on).
+    pub fn load(path: &std::path::Path, threads: usize) -> Result<Self, String> {
+        let mut parameters = WhisperContextParameters::default();
+        parameters.flash_attn(true);
+        let context = WhisperContext::new_with_params(path, parameters)
+            .map_err(|error| format!("whisper.cpp cannot load {}: {error}", path.display()))?;
+        Ok(Self {
+            context,
+            threads: threads.clamp(1, free_cores()),
+        })
+    }
+
+    /// Transcribes 16 kHz mono samples, calling `progress(percent)` as it goes.
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        progress: impl FnMut(i32) + 'static,
+    ) -> Result<(String, Vec<Segment>), String> {
+        let mut state = self
+            .context
+            .create_state()
+            .map_err(|error| format!("whisper state: {error}"))?;
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.threads as i32);
+        params.set_language(Some("en"));
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_progress_callback_safe(progress);
+        state
+            .full(params, samples)
+            .map_err(|error| format!("transcription failed: {error}"))?;
+        let segments = state
+            .as_iter()
+            .map(|segment| Segment {
+                // whisper.cpp counts in hundredths of a second.
+                start: segment.start_timestamp() as f64 / 100.0,
+                end: segment.end_timestamp() as f64 / 100.0,
+                text: segment
+                    .to_str_lossy()
+                    .map(|text| text.trim().to_owned())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(("en".to_owned(), segments))
+    }
+}
