@@ -261,9 +261,9 @@ impl NodeMachine {
         }
     }
 
-    /// Runs `quorate-node ARGUMENTS` and expects success.
-    pub async fn ok(&self, arguments: &[&str]) -> Run {
-        let run: Run = tokio::process::Command::new(binary("quorate-node", "quorate-node"))
+    /// Runs `quorate-node ARGUMENTS`.
+    pub async fn run(&self, arguments: &[&str]) -> Run {
+        tokio::process::Command::new(binary("quorate-node", "quorate-node"))
             .args(arguments)
             .env("QUORATE_NODE_DIR", self.folder.path())
             .env("QUORATE_SERVER", &self.server)
@@ -271,7 +271,12 @@ impl NodeMachine {
             .output()
             .await
             .unwrap()
-            .into();
+            .into()
+    }
+
+    /// Runs `quorate-node ARGUMENTS` and expects success.
+    pub async fn ok(&self, arguments: &[&str]) -> Run {
+        let run = self.run(arguments).await;
         assert_eq!(run.code, 0, "quorate-node {arguments:?} failed: {run:?}");
         run
     }
