@@ -2,6 +2,7 @@
 //! runner); `main.rs` is the `quorate-node` command.
 
 pub mod audio;
+pub mod hardening;
 pub mod job;
 pub mod model;
 pub mod transcribe;

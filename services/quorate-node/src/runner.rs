@@ -220,6 +220,13 @@ pub(crate) async fn run(
     threads: Option<usize>,
     poll_seconds: u64,
 ) -> Result<(), NodeError> {
+    // Before any key or plaintext exists in this process.
+    let hardened = quorate_node::hardening::harden().map_err(NodeError::Local)?;
+    if !hardened.memory_locked {
+        eprintln!(
+            "note: memory is not locked (the memory-lock limit is not unlimited); keys and audio may be swapped out. Run with LimitMEMLOCK=infinity to lock it."
+        );
+    }
     let ready = prepare(folder, threads).await?;
     eprintln!(
         "Node {} is approved and loaded model {}; waiting for jobs.",
