@@ -148,6 +148,19 @@ fn rand_suffix() -> String {
     format!("{nanos}")
 }
 
+/// A command of ours against `server`, its output captured, killed if dropped.
+fn command(program: &Path, arguments: &[&str], server: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(arguments)
+        .env("QUORATE_SERVER", server)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 /// One member's device: a configuration folder of its own, and the passphrase.
 #[derive(Debug)]
 pub struct Device {
@@ -193,16 +206,12 @@ impl Device {
 
     /// The command for this device, not yet run.
     pub fn command(&self, arguments: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(quorate_binary());
+        let mut command = command(&quorate_binary(), arguments, &self.server);
         command
-            .args(arguments)
             .env("QUORATE_CONFIG_DIR", self.folder.path())
             .env("QUORATE_PASSPHRASE", PASSPHRASE)
-            .env("QUORATE_SERVER", &self.server)
             .env_remove("QUORATE_VAULT")
-            .env_remove("QUORATE_IDENTITY")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+            .env_remove("QUORATE_IDENTITY");
         command
     }
 
@@ -261,17 +270,20 @@ impl NodeMachine {
         }
     }
 
+    /// The `quorate-node` command for this machine, not yet run.
+    pub fn command(&self, arguments: &[&str]) -> tokio::process::Command {
+        let mut command = command(
+            &binary("quorate-node", "quorate-node"),
+            arguments,
+            &self.server,
+        );
+        command.env("QUORATE_NODE_DIR", self.folder.path());
+        command
+    }
+
     /// Runs `quorate-node ARGUMENTS`.
     pub async fn run(&self, arguments: &[&str]) -> Run {
-        tokio::process::Command::new(binary("quorate-node", "quorate-node"))
-            .args(arguments)
-            .env("QUORATE_NODE_DIR", self.folder.path())
-            .env("QUORATE_SERVER", &self.server)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .unwrap()
-            .into()
+        self.command(arguments).output().await.unwrap().into()
     }
 
     /// Runs `quorate-node ARGUMENTS` and expects success.
@@ -365,5 +377,159 @@ mod tests {
     fn word_error_rate_counts_edits() {
         assert_eq!(super::word_error_rate("a b c d", "a b c d"), 0.0);
         assert_eq!(super::word_error_rate("a b c d", "a x c"), 0.5);
+    }
+}
+
+/// The first admin enrols with the server's code and sets policy 2; Bo and Cy enrol with
+/// invites and are approved by the fingerprint each reads out. Returns the admin and them.
+pub async fn board(server: &Server) -> (Device, Vec<Device>) {
+    let admin = Device::new(server);
+    admin.ok(&["keygen"]).await;
+    let enrolled = admin
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            server.codes[0].code.as_str(),
+            "--name",
+            "Ada",
+        ])
+        .await
+        .json();
+    assert_eq!(enrolled["role"], "admin");
+    admin.ok(&["policy", "set", "--threshold", "2"]).await;
+    let mut members = Vec::new();
+    for name in ["Bo", "Cy"] {
+        let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+        let device = Device::new(server);
+        device.ok(&["keygen"]).await;
+        let joined = device
+            .ok(&[
+                "--json",
+                "enroll",
+                "--code",
+                invite["code"].as_str().unwrap(),
+                "--name",
+                name,
+            ])
+            .await
+            .json();
+        assert_eq!(joined["role"], "pending");
+        // The admin compares the fingerprint the member reads out, then approves it.
+        admin
+            .ok(&[
+                "members",
+                "approve",
+                joined["fingerprint"].as_str().unwrap(),
+            ])
+            .await;
+        members.push(device);
+    }
+    (admin, members)
+}
+
+/// A node machine makes its keys (`quorate-node init`) and enrols with an invite the admin
+/// makes; returns it with its node ID.
+pub async fn enrol_node(server: &Server, admin: &Device) -> (NodeMachine, String) {
+    let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
+    let machine = NodeMachine::new(server);
+    machine.ok(&["init"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let enrolled = machine
+        .ok(&["--json", "enroll", "--code", code, "--name", "gpu-1"])
+        .await
+        .json();
+    let node_id = enrolled["node_id"].as_str().unwrap().to_owned();
+    (machine, node_id)
+}
+
+/// A vault ready for transcription: an admin and two members (policy 2), and a node that
+/// imported the real model and is approved for it.
+#[derive(Debug)]
+pub struct Staffed {
+    pub admin: Device,
+    pub members: Vec<Device>,
+    pub machine: NodeMachine,
+    pub node_id: String,
+}
+
+impl Staffed {
+    pub async fn new(server: &Server) -> Self {
+        let (admin, members) = board(server).await;
+        let (machine, node_id) = enrol_node(server, &admin).await;
+        Self {
+            admin,
+            members,
+            machine,
+            node_id,
+        }
+    }
+
+    /// Imports the real model on the node; returns its SHA-256.
+    pub async fn import_model(&self) -> String {
+        let imported = self
+            .machine
+            .ok(&[
+                "--json",
+                "models",
+                "import",
+                model_wheel().to_str().unwrap(),
+            ])
+            .await
+            .json();
+        imported["sha256"].as_str().unwrap().to_owned()
+    }
+
+    /// The admin approves the node for `model`.
+    pub async fn approve_node(&self, model: &str) {
+        self.admin
+            .ok(&[
+                "nodes",
+                "approve",
+                &self.node_id,
+                "--model-sha256",
+                model,
+                "--hardware",
+                "test box",
+            ])
+            .await;
+    }
+
+    /// The second member uploads `spoken` as speech and asks for its transcription; the
+    /// admin approves (one approval of the two needed). Returns the request ID.
+    pub async fn half_approved_request(&self, spoken: &str) -> String {
+        let cy = &self.members[1];
+        let file = cy.folder.path().join("meeting.wav");
+        std::fs::write(&file, speech(spoken)).unwrap();
+        let recording = cy
+            .ok(&[
+                "--json",
+                "upload",
+                file.to_str().unwrap(),
+                "--title",
+                "Board",
+            ])
+            .await
+            .json()["recording_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request = cy
+            .ok(&[
+                "--json",
+                "request",
+                &recording,
+                "--node",
+                &self.node_id,
+                "--reason",
+                "minutes",
+            ])
+            .await
+            .json()["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.admin.ok(&["approve", &request, "--yes"]).await;
+        request
     }
 }

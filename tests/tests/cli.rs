@@ -17,43 +17,7 @@ struct Board {
 }
 
 async fn board(server: &Server) -> Board {
-    let admin = Device::new(server);
-    admin.ok(&["keygen"]).await;
-    let enrolled = admin
-        .ok(&[
-            "--json",
-            "enroll",
-            "--code",
-            server.codes[0].code.as_str(),
-            "--name",
-            "Ada",
-        ])
-        .await
-        .json();
-    assert_eq!(enrolled["role"], "admin");
-    admin.ok(&["policy", "set", "--threshold", "2"]).await;
-    let mut members = Vec::new();
-    for name in ["Bo", "Cy"] {
-        let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-        let device = Device::new(server);
-        device.ok(&["keygen"]).await;
-        let joined = device
-            .ok(&[
-                "--json",
-                "enroll",
-                "--code",
-                invite["code"].as_str().unwrap(),
-                "--name",
-                name,
-            ])
-            .await
-            .json();
-        assert_eq!(joined["role"], "pending");
-        // The admin compares the fingerprint the member reads out, then approves it.
-        let fingerprint = joined["fingerprint"].as_str().unwrap().to_owned();
-        admin.ok(&["members", "approve", &fingerprint]).await;
-        members.push(device);
-    }
+    let (admin, mut members) = quorate_e2e::board(server).await;
     let cy = members.pop().unwrap();
     let bo = members.pop().unwrap();
     Board { admin, bo, cy }
@@ -72,21 +36,7 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
         );
 
         // A node makes its keys and enrols; the admin approves it; the node sees it.
-        let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
-        let machine = quorate_e2e::NodeMachine::new(&server);
-        machine.ok(&["init"]).await;
-        let enrolled = machine
-            .ok(&[
-                "--json",
-                "enroll",
-                "--code",
-                invite["code"].as_str().unwrap(),
-                "--name",
-                "gpu-1",
-            ])
-            .await
-            .json();
-        let node_id = enrolled["node_id"].as_str().unwrap().to_owned();
+        let (machine, node_id) = quorate_e2e::enrol_node(&server, &admin).await;
         assert_eq!(
             machine.ok(&["--json", "status"]).await.json()["state"],
             "pending approval"

@@ -9,7 +9,7 @@ use quorate_crypto::{
     statement::{Decision, RecordingManifest, SignedStatement, UnlockRequest, Vote},
     threshold::{Share, open_share},
 };
-use quorate_e2e::{Device, NodeMachine, Server, identity, model_wheel, speech};
+use quorate_e2e::{Server, Staffed, identity};
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
@@ -21,87 +21,17 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tampered_share() {
     let server = Server::start(false).await;
-    let admin = Device::new(&server);
-    admin.ok(&["keygen"]).await;
-    admin
-        .ok(&[
-            "enroll",
-            "--code",
-            server.codes[0].code.as_str(),
-            "--name",
-            "Ada",
-        ])
-        .await;
-    admin.ok(&["policy", "set", "--threshold", "2"]).await;
-    let mut members = Vec::new();
-    for name in ["Bo", "Cy"] {
-        let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-        let device = Device::new(&server);
-        device.ok(&["keygen"]).await;
-        let joined = device
-            .ok(&[
-                "--json",
-                "enroll",
-                "--code",
-                invite["code"].as_str().unwrap(),
-                "--name",
-                name,
-            ])
-            .await
-            .json();
-        admin
-            .ok(&[
-                "members",
-                "approve",
-                joined["fingerprint"].as_str().unwrap(),
-            ])
-            .await;
-        members.push(device);
-    }
-    let (bo, cy) = (&members[0], &members[1]);
+    let staffed = Staffed::new(&server).await;
+    let (machine, bo) = (&staffed.machine, &staffed.members[0]);
+    let model = staffed.import_model().await;
 
     // Not approved yet: the node refuses to run.
-    let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
-    let machine = NodeMachine::new(&server);
-    machine.ok(&["init"]).await;
-    let enrolled = machine
-        .ok(&[
-            "--json",
-            "enroll",
-            "--code",
-            invite["code"].as_str().unwrap(),
-            "--name",
-            "gpu-1",
-        ])
-        .await
-        .json();
-    let node_id = enrolled["node_id"].as_str().unwrap().to_owned();
-    let imported = machine
-        .ok(&[
-            "--json",
-            "models",
-            "import",
-            model_wheel().to_str().unwrap(),
-        ])
-        .await
-        .json();
-    let model = imported["sha256"].as_str().unwrap().to_owned();
     let refused = machine.run(&["run", "--once"]).await;
     assert_eq!(refused.code, 2, "{refused:?}");
     assert!(refused.stderr.contains("not approved"), "{refused:?}");
 
     // Approved for another model: it refuses too.
-    admin
-        .ok(&[
-            "nodes",
-            "approve",
-            &node_id,
-            "--model-sha256",
-            &"cd".repeat(32),
-            "--hardware",
-            "test box",
-        ])
-        .await;
+    staffed.approve_node(&"cd".repeat(32)).await;
     let refused = machine.run(&["run", "--once"]).await;
     assert_eq!(refused.code, 3, "{refused:?}");
     assert!(
@@ -110,46 +40,14 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
             .contains("is not the one this node's approval names"),
         "{refused:?}"
     );
-    admin
-        .ok(&[
-            "nodes",
-            "approve",
-            &node_id,
-            "--model-sha256",
-            &model,
-            "--hardware",
-            "test box",
-        ])
+    staffed.approve_node(&model).await;
+
+    // Cy uploads and asks; Ada approves honestly; Bo sends a share he altered, with a vote
+    // that names exactly that share (so the server cannot tell).
+    let request = staffed
+        .half_approved_request("The minutes were approved.")
         .await;
-
-    // Cy uploads; Ada approves honestly; Bo sends a share he altered, with a vote that
-    // names exactly that share (so the server cannot tell).
-    let file = cy.folder.path().join("meeting.wav");
-    std::fs::write(&file, speech("The minutes were approved.")).unwrap();
-    let recording = cy
-        .ok(&[
-            "--json",
-            "upload",
-            file.to_str().unwrap(),
-            "--title",
-            "Board",
-        ])
-        .await
-        .json()["recording_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let request = cy
-        .ok(&[
-            "--json", "request", &recording, "--node", &node_id, "--reason", "minutes",
-        ])
-        .await
-        .json()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin.ok(&["approve", &request, "--yes"]).await;
-
+    let node_id = staffed.node_id.clone();
     let vault = server.codes[0].vault_id;
     let bo_identity = identity(bo);
     let mut bo_client = Client::new(&server.url);
@@ -159,7 +57,7 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
     let signed_request = SignedStatement::from_bytes(&base64_decode(&view.statement)).unwrap();
     let verified = signed_request.verify::<UnlockRequest>().unwrap();
     let recording_view = bo_client
-        .recording(vault, recording.parse().unwrap())
+        .recording(vault, view.subject_id.parse().unwrap())
         .await
         .unwrap();
     let manifest = SignedStatement::from_bytes(&base64_decode(&recording_view.manifest))
@@ -224,5 +122,61 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
         "the failure names whose share it was: {reason}"
     );
     assert!(bo_client.transcripts(vault).await.unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript() {
+    let server = Server::start(true).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let spoken = "The council met on Tuesday. The treasurer presented the accounts, the members \
+        discussed the new bridge over the river, and the chair closed the meeting at nine.";
+    let request = staffed.half_approved_request(spoken).await;
+    staffed.members[0].ok(&["approve", &request, "--yes"]).await;
+
+    let vault = server.codes[0].vault_id;
+    let mut watcher = Client::new(&server.url);
+    watcher
+        .sign_in(vault, &identity(&staffed.admin))
+        .await
+        .unwrap();
+    let mut first = staffed.machine.command(&["run", "--once"]).spawn().unwrap();
+    let mut waited = 0;
+    while watcher.jobs(vault).await.unwrap()[0].status != "leased" {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += 1;
+        assert!(waited < 1500, "the node never claimed the job");
+    }
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    assert!(
+        watcher.transcripts(vault).await.unwrap().is_empty(),
+        "killed before it finished"
+    );
+
+    // Time passes: the lease lapses, and the next run takes the job up again.
+    sqlx::query("UPDATE jobs SET lease_expires_at = $1")
+        .bind(quorate_server::now() - 1)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    staffed.machine.ok(&["run", "--once"]).await;
+    let jobs = watcher.jobs(vault).await.unwrap();
+    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 2));
+    assert_eq!(
+        watcher.transcripts(vault).await.unwrap().len(),
+        1,
+        "exactly one transcript"
+    );
+    assert!(
+        staffed
+            .machine
+            .ok(&["run", "--once"])
+            .await
+            .stderr
+            .contains("No job")
+    );
     server.stop().await;
 }
