@@ -27,6 +27,8 @@ pub fn free_cores() -> usize {
 impl Transcriber {
     /// Loads a ggml model file (flash attention on).
     pub fn load(path: &std::path::Path, threads: usize) -> Result<Self, String> {
+        // whisper.cpp's and ggml's own log lines go to `tracing`, not to stderr.
+        whisper_rs::install_logging_hooks();
         let mut parameters = WhisperContextParameters::default();
         parameters.flash_attn(true);
         let context = WhisperContext::new_with_params(path, parameters)
