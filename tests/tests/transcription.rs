@@ -87,3 +87,25 @@ fn what_is_not_audio_is_refused_with_a_reason() {
         Err(audio::AudioError::Unsupported(_))
     ));
 }
+
+#[test]
+fn a_q8_0_import_transcribes_as_well() {
+    let files = model::read_ct2(&model_wheel()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("tiny.en.q8_0.ggml");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    model::convert_with(&files, &mut file, model::Weights::Q8_0).unwrap();
+    drop(file);
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 50 << 20, "q8_0 is smaller than f16: {size} bytes");
+    let transcriber = Transcriber::load(&path, free_cores()).expect("whisper.cpp loads q8_0");
+    let spoken = "The treasurer presented the accounts and the members approved the budget.";
+    let samples = audio::decode(speech(spoken), "audio/wav").unwrap();
+    let (_, segments) = transcriber.transcribe(&samples, |_| {}).unwrap();
+    let heard: Vec<&str> = segments
+        .iter()
+        .map(|segment| segment.text.as_str())
+        .collect();
+    let rate = word_error_rate(spoken, &heard.join(" "));
+    assert!(rate < 0.1, "word error rate {rate:.2}: {heard:?}");
+}

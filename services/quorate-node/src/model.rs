@@ -274,6 +274,8 @@ pub fn mel_filters(n_mels: usize) -> Vec<f32> {
 /// Writes ggml tensors in the legacy whisper.cpp layout.
 struct GgmlWriter<W: Write> {
     out: W,
+    /// How weight matrices are stored.
+    weights: Stored,
 }
 
 impl<W: Write> GgmlWriter<W> {
@@ -289,14 +291,14 @@ impl<W: Write> GgmlWriter<W> {
             .map_err(|error| ModelError::Io(error.to_string()))
     }
 
-    /// A tensor of `shape` (outermost first, as CTranslate2 and PyTorch give it), as f16
-    /// (`half`) or f32.
+    /// A tensor of `shape` (outermost first, as CTranslate2 and PyTorch give it), stored
+    /// as `stored`.
     fn tensor(
         &mut self,
         name: &str,
         shape: &[usize],
         values: &[f32],
-        half: bool,
+        stored: Stored,
     ) -> Result<(), ModelError> {
         let expected: usize = shape.iter().product();
         if expected != values.len() {
@@ -307,25 +309,69 @@ impl<W: Write> GgmlWriter<W> {
         }
         self.i32(shape.len() as i32)?;
         self.i32(name.len() as i32)?;
-        self.i32(i32::from(half))?;
+        self.i32(stored.ggml_type())?;
         for dim in shape.iter().rev() {
             self.i32(*dim as i32)?;
         }
         self.bytes(name.as_bytes())?;
-        if half {
-            let mut buffer = Vec::with_capacity(values.len() * 2);
-            for value in values {
-                buffer.extend_from_slice(&f16::from_f32(*value).to_le_bytes());
+        let mut buffer = Vec::with_capacity(values.len() * 4);
+        match stored {
+            Stored::F32 => {
+                for value in values {
+                    buffer.extend_from_slice(&value.to_le_bytes());
+                }
             }
-            self.bytes(&buffer)
-        } else {
-            let mut buffer = Vec::with_capacity(values.len() * 4);
-            for value in values {
-                buffer.extend_from_slice(&value.to_le_bytes());
+            Stored::F16 => {
+                for value in values {
+                    buffer.extend_from_slice(&f16::from_f32(*value).to_le_bytes());
+                }
             }
-            self.bytes(&buffer)
+            Stored::Q8_0 => {
+                if !values.len().is_multiple_of(32) {
+                    return Err(malformed(format!("{name}: rows are not a multiple of 32")));
+                }
+                // ggml's block_q8_0: an f16 scale, then 32 values as i8 (x = scale * q).
+                for block in values.chunks_exact(32) {
+                    let largest = block.iter().fold(0f32, |max, value| max.max(value.abs()));
+                    let scale = largest / 127.0;
+                    let inverse = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+                    buffer.extend_from_slice(&f16::from_f32(scale).to_le_bytes());
+                    for value in block {
+                        buffer.push((value * inverse).round() as i8 as u8);
+                    }
+                }
+            }
+        }
+        self.bytes(&buffer)
+    }
+}
+
+/// How a tensor is stored in the ggml file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    F32,
+    F16,
+    Q8_0,
+}
+
+impl Stored {
+    fn ggml_type(self) -> i32 {
+        match self {
+            Self::F32 => 0,
+            Self::F16 => 1,
+            Self::Q8_0 => 8,
         }
     }
+}
+
+/// The precision of the converted model's weight matrices (biases, norms and positional
+/// embeddings are f32, convolution kernels f16, as whisper.cpp expects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Half precision, as CTranslate2 stores them.
+    F16,
+    /// 8-bit blocks of 32 with an f16 scale (whisper.cpp's q8_0): smaller and faster.
+    Q8_0,
 }
 
 /// A fused weight (q, k, v stacked; or k, v) split into its parts, with its bias.
@@ -337,7 +383,8 @@ struct Stacked {
 }
 
 impl Stacked {
-    /// Writes the parts as `{target}.{name}.weight` (f16) and, where asked, `.bias` (f32).
+    /// Writes the parts as `{target}.{name}.weight` (the weights' type) and, where asked,
+    /// `.bias` (f32).
     fn write<W: Write>(
         &self,
         writer: &mut GgmlWriter<W>,
@@ -345,18 +392,19 @@ impl Stacked {
         names: &[(&str, bool)],
     ) -> Result<(), ModelError> {
         for (index, (name, with_bias)) in names.iter().enumerate() {
+            let stored = writer.weights;
             writer.tensor(
                 &format!("{target}.{name}.weight"),
                 &[self.part, self.columns],
                 &self.weights[index],
-                true,
+                stored,
             )?;
             if *with_bias {
                 writer.tensor(
                     &format!("{target}.{name}.bias"),
                     &[self.part],
                     &self.biases[index],
-                    false,
+                    Stored::F32,
                 )?;
             }
         }
@@ -364,8 +412,14 @@ impl Stacked {
     }
 }
 
-/// Converts a CTranslate2 Whisper model to a whisper.cpp ggml file (f16 weights) in `out`.
+/// Converts a CTranslate2 Whisper model to a whisper.cpp ggml file with f16 weights.
 pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
+    convert_with(files, out, Weights::F16)
+}
+
+/// Converts a CTranslate2 Whisper model to a whisper.cpp ggml file in `out`, its weight
+/// matrices stored as `weights`.
+pub fn convert_with(files: &Ct2Files, out: impl Write, weights: Weights) -> Result<(), ModelError> {
     let variables = parse_ct2(&files.model)?;
     let get = |name: &str| {
         variables
@@ -390,7 +444,14 @@ pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
     // Every Whisper size has heads of 64 dimensions (tiny 384/6 ... large 1280/20).
     let (n_audio_head, n_text_head) = (n_audio_state / 64, n_text_state / 64);
 
-    let mut writer = GgmlWriter { out };
+    let (stored, ftype) = match weights {
+        Weights::F16 => (Stored::F16, 1),
+        Weights::Q8_0 => (Stored::Q8_0, 7),
+    };
+    let mut writer = GgmlWriter {
+        out,
+        weights: stored,
+    };
     writer.i32(GGML_MAGIC as i32)?;
     for value in [
         n_vocab,
@@ -406,7 +467,7 @@ pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
     ] {
         writer.i32(value as i32)?;
     }
-    writer.i32(1)?; // ftype: f16 weights
+    writer.i32(ftype)?;
     let filters = mel_filters(n_mels);
     writer.i32(n_mels as i32)?;
     writer.i32(201)?;
@@ -441,11 +502,12 @@ pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
     // Tensors.
     let f32_1d = |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
         let values = floats(source)?;
-        writer.tensor(name, &[values.len()], &values, false)
+        writer.tensor(name, &[values.len()], &values, Stored::F32)
     };
     let matrix = |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
         let variable = get(source)?;
-        writer.tensor(name, &variable.shape, &variable.floats()?, true)
+        let stored = writer.weights;
+        writer.tensor(name, &variable.shape, &variable.floats()?, stored)
     };
     // Splits a stacked (parts x d, in) weight and its bias into parts.
     let split = |source: &str, parts: usize| -> Result<Stacked, ModelError> {
@@ -464,7 +526,7 @@ pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
     let positions =
         |writer: &mut GgmlWriter<_>, name: &str, source: &str| -> Result<(), ModelError> {
             let variable = get(source)?;
-            writer.tensor(name, &variable.shape, &variable.floats()?, false)
+            writer.tensor(name, &variable.shape, &variable.floats()?, Stored::F32)
         };
 
     positions(
@@ -473,17 +535,20 @@ pub fn convert(files: &Ct2Files, out: impl Write) -> Result<(), ModelError> {
         "encoder/position_encodings/encodings",
     )?;
     for conv in ["conv1", "conv2"] {
-        matrix(
-            &mut writer,
+        // Convolution kernels stay f16 whatever the weights' type.
+        let kernel = get(&format!("encoder/{conv}/weight"))?;
+        writer.tensor(
             &format!("encoder.{conv}.weight"),
-            &format!("encoder/{conv}/weight"),
+            &kernel.shape,
+            &kernel.floats()?,
+            Stored::F16,
         )?;
         let bias = floats(&format!("encoder/{conv}/bias"))?;
         writer.tensor(
             &format!("encoder.{conv}.bias"),
             &[bias.len(), 1],
             &bias,
-            false,
+            Stored::F32,
         )?;
     }
     f32_1d(
