@@ -552,15 +552,32 @@ async fn transcript_view(
     connection: &mut sqlx::AnyConnection,
     transcript: &str,
 ) -> Result<TranscriptView, ApiError> {
-    let row = sqlx::query(
-        "SELECT id, recording_id, request_id, node_id, manifest, ciphertext_len, created_at FROM transcripts WHERE id = $1",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE id = $1"
+    )))
     .bind(transcript)
     .fetch_optional(&mut *connection)
     .await?
     .ok_or_else(ApiError::not_found)?;
     Ok(transcript_row(&row)?)
 }
+
+fn job_view(row: &AnyRow) -> Result<JobView, sqlx::Error> {
+    Ok(JobView {
+        request_id: row.try_get("request_id")?,
+        node_id: row.try_get("node_id")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get::<i32, _>("attempts")? as u32,
+        progress_permille: row.try_get::<i32, _>("progress_permille")? as u16,
+        stage: row.try_get("stage")?,
+        failure: row.try_get("failure")?,
+        transcript_id: row.try_get("transcript_id")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const TRANSCRIPT_COLUMNS: &str =
+    "id, recording_id, request_id, node_id, manifest, ciphertext_len, created_at";
 
 fn transcript_row(row: &AnyRow) -> Result<TranscriptView, sqlx::Error> {
     Ok(TranscriptView {
@@ -588,30 +605,11 @@ pub(crate) async fn list_jobs(
     Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<Vec<JobView>>, ApiError> {
     who.member_of(&vault)?;
-    let rows = sqlx::query(
-        "SELECT request_id, node_id, status, attempts, progress_permille, stage, failure, transcript_id, updated_at
-         FROM jobs WHERE vault_id = $1 ORDER BY created_at DESC, request_id",
-    )
-    .bind(&vault)
-    .fetch_all(app.db.pool())
-    .await?;
-    let jobs = rows
-        .iter()
-        .map(|row| {
-            Ok(JobView {
-                request_id: row.try_get("request_id")?,
-                node_id: row.try_get("node_id")?,
-                status: row.try_get("status")?,
-                attempts: row.try_get::<i32, _>("attempts")? as u32,
-                progress_permille: row.try_get::<i32, _>("progress_permille")? as u16,
-                stage: row.try_get("stage")?,
-                failure: row.try_get("failure")?,
-                transcript_id: row.try_get("transcript_id")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    Ok(axum::Json(jobs))
+    let sql = "SELECT request_id, node_id, status, attempts, progress_permille, stage, failure, transcript_id, updated_at
+         FROM jobs WHERE vault_id = $1 ORDER BY created_at DESC, request_id";
+    Ok(axum::Json(
+        app.db.vault_rows(sql.to_owned(), &vault, job_view).await?,
+    ))
 }
 
 /// The vault's sealed transcripts, newest first.
@@ -628,15 +626,11 @@ pub(crate) async fn list_transcripts(
     Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<Vec<TranscriptView>>, ApiError> {
     who.member_of(&vault)?;
-    let rows = sqlx::query(
-        "SELECT id, recording_id, request_id, node_id, manifest, ciphertext_len, created_at FROM transcripts
-         WHERE vault_id = $1 ORDER BY created_at DESC, id",
-    )
-    .bind(&vault)
-    .fetch_all(app.db.pool())
-    .await?;
+    let sql = format!(
+        "SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE vault_id = $1 ORDER BY created_at DESC, id"
+    );
     Ok(axum::Json(
-        rows.iter().map(transcript_row).collect::<Result<_, _>>()?,
+        app.db.vault_rows(sql, &vault, transcript_row).await?,
     ))
 }
 

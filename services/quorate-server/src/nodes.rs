@@ -153,15 +153,9 @@ pub(crate) async fn list_nodes(
     Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<Vec<NodeView>>, ApiError> {
     who.member_of(&vault)?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {NODE_COLUMNS} FROM nodes WHERE vault_id = $1 ORDER BY created_at, id"
-    )))
-    .bind(&vault)
-    .fetch_all(app.db.pool())
-    .await?;
-    Ok(axum::Json(
-        rows.iter().map(node_view).collect::<Result<_, _>>()?,
-    ))
+    let sql =
+        format!("SELECT {NODE_COLUMNS} FROM nodes WHERE vault_id = $1 ORDER BY created_at, id");
+    Ok(axum::Json(app.db.vault_rows(sql, &vault, node_view).await?))
 }
 
 /// One node: for the vault's members, and for the node itself (its own status).

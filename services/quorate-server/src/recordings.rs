@@ -317,15 +317,12 @@ pub(crate) async fn list_recordings(
     Path(VaultPath { vault }): Path<VaultPath>,
 ) -> Result<axum::Json<Vec<RecordingView>>, ApiError> {
     who.member_of(&vault)?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "SELECT {RECORDING_COLUMNS} FROM recordings WHERE vault_id = $1 AND status = 'complete'
          ORDER BY created_at DESC, id"
-    )))
-    .bind(&vault)
-    .fetch_all(app.db.pool())
-    .await?;
+    );
     Ok(axum::Json(
-        rows.iter().map(recording_view).collect::<Result<_, _>>()?,
+        app.db.vault_rows(sql, &vault, recording_view).await?,
     ))
 }
 
