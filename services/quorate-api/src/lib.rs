@@ -599,3 +599,143 @@ pub struct CodeInfo {
     /// When it stops working, Unix seconds.
     pub expires_at: i64,
 }
+
+/// `GET /api/v1/vaults/{vault}/search-key`: the vault's search key as the caller may see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchKeyView {
+    /// The admin's signed `SearchKeyCommitment`, base64; absent until the vault has a key.
+    pub commitment: Option<String>,
+    /// The caller's sealed copy of the key, base64; absent until someone shares it.
+    pub sealed: Option<String>,
+    /// Who holds a sealed copy: member fingerprints (hex) and node IDs.
+    pub holders: Vec<String>,
+}
+
+/// `POST /api/v1/vaults/{vault}/search-key` (admins): create the vault's search key (with
+/// its commitment) or share it with more holders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchKeyShares {
+    /// The signed `SearchKeyCommitment`, base64: required when the vault has no key yet, and
+    /// otherwise absent or equal to the stored one.
+    pub commitment: Option<String>,
+    /// One sealed copy per new holder.
+    pub grants: Vec<SealedGrant>,
+}
+
+/// A key sealed to one holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SealedGrant {
+    /// A member's fingerprint (hex) or a node's ID.
+    pub holder: String,
+    /// The sealed key, base64.
+    pub sealed: String,
+}
+
+/// `POST /api/v1/jobs/{request}/release`: a node completes a release job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseCompletion {
+    /// The lease token from the claim.
+    pub lease_token: String,
+    /// The node's signed `ReleaseManifest`, base64.
+    pub manifest: String,
+    /// The released copy (an age file to the release key), base64.
+    pub copy: String,
+    /// The release key sealed to each member the manifest names.
+    pub grants: Vec<SealedGrant>,
+    /// The blind-index postings, base64 of 24-byte records (token 16 bytes, segment and term
+    /// frequency as big-endian u32), in the order the manifest's digest covers.
+    pub postings: String,
+}
+
+/// A released transcript: the copy members read and search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleasedView {
+    /// The transcript.
+    pub transcript_id: String,
+    /// Its recording.
+    pub recording_id: String,
+    /// The quorate release request.
+    pub request_id: String,
+    /// The node's signed `ReleaseManifest`, base64.
+    pub manifest: String,
+    /// Length of the released copy in bytes.
+    pub ciphertext_len: u64,
+    /// Members who hold a sealed copy of the release key (hex fingerprints).
+    pub members: Vec<String>,
+    /// When released, Unix seconds.
+    pub created_at: i64,
+}
+
+/// `POST /api/v1/vaults/{vault}/search`: blind tokens in, ranked transcripts out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// The query's blind tokens, hex (16 bytes each), 1 to 32 of them.
+    pub tokens: Vec<String>,
+    /// Hits per page (1 to 100, default 20).
+    pub limit: Option<u32>,
+    /// Hits to skip (default 0).
+    pub offset: Option<u32>,
+}
+
+/// Ranked hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResults {
+    /// How many released transcripts match at all.
+    pub total: u64,
+    /// This page, best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// One released transcript that matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    /// The transcript.
+    pub transcript_id: String,
+    /// Its recording.
+    pub recording_id: String,
+    /// BM25 score (higher is better).
+    pub score: f64,
+    /// Segments (from 0) holding query tokens, most matches first, at most 5.
+    pub segments: Vec<u32>,
+}
+
+/// A transcript as a node seals it (and as a released copy carries it): the JSON inside
+/// the age file, never seen by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranscriptDocument {
+    /// The language (ISO 639-1).
+    pub language: String,
+    /// SHA-256 of the model, hex.
+    pub model_sha256: String,
+    /// The node that transcribed it.
+    pub node_id: String,
+    /// The recording.
+    pub recording_id: String,
+    /// The speech, in order.
+    pub segments: Vec<TranscriptSegment>,
+}
+
+/// One stretch of speech.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranscriptSegment {
+    /// Start, seconds from the beginning of the recording.
+    pub start: f64,
+    /// End, seconds.
+    pub end: f64,
+    /// The words.
+    pub text: String,
+}

@@ -3,6 +3,7 @@
 //! requires (a roster is returned only once verified against the pinned genesis).
 
 pub mod local;
+pub mod minutes;
 
 use base64::{
     Engine,
@@ -854,6 +855,13 @@ fn sealed_uploads(shares: &[(Fingerprint, Vec<u8>)]) -> Vec<SealedShareUpload> {
             sealed: STANDARD.encode(sealed),
         })
         .collect()
+}
+
+/// Now, Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// The error a refusing answer carries.

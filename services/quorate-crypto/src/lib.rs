@@ -13,6 +13,7 @@ pub mod envelope;
 mod error;
 pub mod identity;
 mod ids;
+pub mod release;
 pub mod rewrap;
 pub mod roster;
 mod secret;

@@ -46,10 +46,14 @@ pub enum StatementKind {
     TranscriptManifest,
     /// An admin sets how many approvals unlock anything in the vault ([`VaultPolicy`]).
     VaultPolicy,
+    /// An admin names the vault's search key ([`crate::release::SearchKeyCommitment`]).
+    SearchKeyCommitment,
+    /// A node describes a released transcript ([`crate::release::ReleaseManifest`]).
+    ReleaseManifest,
 }
 
 impl StatementKind {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 9] = [
         Self::RosterEntry,
         Self::NodeApproval,
         Self::RecordingManifest,
@@ -57,6 +61,8 @@ impl StatementKind {
         Self::Vote,
         Self::TranscriptManifest,
         Self::VaultPolicy,
+        Self::SearchKeyCommitment,
+        Self::ReleaseManifest,
     ];
 
     fn code(self) -> u8 {
@@ -81,6 +87,8 @@ impl StatementKind {
             Self::Vote => "vote",
             Self::TranscriptManifest => "transcript-manifest",
             Self::VaultPolicy => "vault-policy",
+            Self::SearchKeyCommitment => "search-key-commitment",
+            Self::ReleaseManifest => "release-manifest",
         }
     }
 }
@@ -270,7 +278,7 @@ fn decode_public(reader: &mut Reader<'_>) -> Result<PublicIdentity, Error> {
 
 /// Decodes a body and checks its fields, mapping a semantic refusal to a parse failure of
 /// this structure (an untrusted encoding that breaks a rule is not a valid statement).
-fn decode_checked<T>(
+pub(crate) fn decode_checked<T>(
     bytes: &[u8],
     domain: &str,
     what: &'static str,
@@ -1212,6 +1220,12 @@ pub fn verify_any(bytes: &[u8]) -> Result<StatementKind, Error> {
         StatementKind::Vote => signed.verify::<Vote>().map(drop),
         StatementKind::TranscriptManifest => signed.verify::<TranscriptManifest>().map(drop),
         StatementKind::VaultPolicy => signed.verify::<VaultPolicy>().map(drop),
+        StatementKind::SearchKeyCommitment => signed
+            .verify::<crate::release::SearchKeyCommitment>()
+            .map(drop),
+        StatementKind::ReleaseManifest => {
+            signed.verify::<crate::release::ReleaseManifest>().map(drop)
+        }
     }?;
     Ok(signed.kind())
 }

@@ -7,16 +7,19 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::JobClaim;
 use quorate_crypto::{
-    AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId, envelope,
+    AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId,
+    blind::SearchKey,
+    envelope,
+    release::{self, Posting, ReleaseManifest},
     rewrap::{self, Purpose},
     roster::Roster,
     statement::{
-        Decision, RecordingManifest, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest,
-        Vote,
+        Decision, NodeApproval, RecordingManifest, SignedStatement, SplitKey, TranscriptManifest,
+        UnlockRequest, Vote,
     },
     threshold::{self, Subject},
 };
-use serde::Serialize;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Why a job failed: the reason kept with the job (never plaintext).
@@ -57,14 +60,13 @@ impl std::fmt::Debug for Unlocked {
     }
 }
 
-/// Checks a claim against the roster and opens it with the node's identity.
-pub fn unlock(
+/// The claim's request, verified: signed by the member it names, for this node and purpose.
+fn verified_request(
     claim: &JobClaim,
     roster: &Roster,
-    node: &Identity,
     node_id: NodeId,
-    now: i64,
-) -> Result<Unlocked, JobFailure> {
+    purpose: Purpose,
+) -> Result<(UnlockRequest, [u8; 32]), JobFailure> {
     let (verified_request, requester) = roster
         .verify_by_member::<UnlockRequest>(&statement(&claim.request, "request")?)
         .map_err(|error| fail(format!("the request: {error}")))?;
@@ -72,12 +74,25 @@ pub fn unlock(
     if request.requester != requester.fingerprint
         || request.request_id.to_string() != claim.request_id
         || request.node_id != node_id
-        || request.purpose != Purpose::Transcribe
+        || request.purpose != purpose
     {
-        return Err(fail(
-            "the request is not a transcription request by its signer for this node",
-        ));
+        return Err(fail(format!(
+            "the request is not a {} request by its signer for this node",
+            purpose.as_str()
+        )));
     }
+    Ok((request, verified_request.digest))
+}
+
+/// Checks a transcription claim against the roster and opens it with the node's identity.
+pub fn unlock(
+    claim: &JobClaim,
+    roster: &Roster,
+    node: &Identity,
+    node_id: NodeId,
+    now: i64,
+) -> Result<Unlocked, JobFailure> {
+    let (request, request_digest) = verified_request(claim, roster, node_id, Purpose::Transcribe)?;
     let signed_manifest = statement(&claim.subject_manifest, "recording manifest")?;
     let verified_manifest = signed_manifest
         .verify::<RecordingManifest>()
@@ -96,6 +111,34 @@ pub fn unlock(
             "the recording manifest is not signed by its uploader, or not the request's subject",
         ));
     }
+    let key = open_shares(
+        claim,
+        roster,
+        node,
+        &request,
+        request_digest,
+        &manifest.split,
+        now,
+    )?;
+    Ok(Unlocked {
+        request,
+        manifest,
+        manifest_digest: signed_manifest.digest(),
+        key,
+    })
+}
+
+/// Opens every approval's re-sealed share, checks each binding, vote and commitment, and
+/// rebuilds the key the split protects.
+fn open_shares(
+    claim: &JobClaim,
+    roster: &Roster,
+    node: &Identity,
+    request: &UnlockRequest,
+    request_digest: [u8; 32],
+    split: &SplitKey,
+    now: i64,
+) -> Result<AgeSecretKey, JobFailure> {
     let mut shares = Vec::new();
     for approval in &claim.approvals {
         let (verified_vote, voter) = roster
@@ -110,7 +153,7 @@ pub fn unlock(
             Decision::Approve { resealed_share_sha256 } if resealed_share_sha256 == rewrap::resealed_digest(&resealed)
         );
         if vote.voter != voter.fingerprint
-            || vote.request_digest != verified_request.digest
+            || vote.request_digest != request_digest
             || vote.voter == request.requester
             || !digest_matches
         {
@@ -134,25 +177,16 @@ pub fn unlock(
                 voter.fingerprint.short()
             )));
         }
-        manifest
-            .split
-            .check_share(&binding, &share)
-            .map_err(|error| {
-                fail(format!(
-                    "the share of {}: {error}",
-                    voter.fingerprint.short()
-                ))
-            })?;
+        split.check_share(&binding, &share).map_err(|error| {
+            fail(format!(
+                "the share of {}: {error}",
+                voter.fingerprint.short()
+            ))
+        })?;
         shares.push(share);
     }
-    let key = threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient)
-        .map_err(|error| fail(format!("rebuilding the key: {error}")))?;
-    Ok(Unlocked {
-        request,
-        manifest,
-        manifest_digest: signed_manifest.digest(),
-        key,
-    })
+    threshold::combine(&shares, split.threshold, &split.recipient)
+        .map_err(|error| fail(format!("rebuilding the key: {error}")))
 }
 
 /// Decrypts the recording's ciphertext in memory.
@@ -165,31 +199,7 @@ pub fn decrypt(ciphertext: &[u8], key: &AgeSecretKey) -> Result<Zeroizing<Vec<u8
     Ok(plaintext)
 }
 
-/// One stretch of speech.
-#[derive(Debug, Clone, Serialize)]
-pub struct Segment {
-    /// Start, seconds.
-    pub start: f64,
-    /// End, seconds.
-    pub end: f64,
-    /// The words.
-    pub text: String,
-}
-
-/// The transcript as it is sealed.
-#[derive(Debug, Serialize)]
-pub struct Transcript {
-    /// The language (ISO 639-1).
-    pub language: String,
-    /// SHA-256 of the model, hex.
-    pub model_sha256: String,
-    /// The node.
-    pub node_id: String,
-    /// The recording.
-    pub recording_id: String,
-    /// The speech.
-    pub segments: Vec<Segment>,
-}
+pub use quorate_api::{TranscriptDocument as Transcript, TranscriptSegment as Segment};
 
 /// The sealed transcript, its signed manifest and the sealed shares of its key.
 #[derive(Debug)]
@@ -273,5 +283,185 @@ pub fn seal(
             .map(PublicIdentity::fingerprint)
             .zip(sealed)
             .collect(),
+    })
+}
+
+/// A release job whose every signature, binding and commitment checked out, with the
+/// transcript key rebuilt.
+pub struct ReleaseUnlocked {
+    /// The request.
+    pub request: UnlockRequest,
+    /// The sealed transcript's manifest.
+    pub manifest: TranscriptManifest,
+    /// Digest of the signed transcript manifest.
+    pub manifest_digest: [u8; 32],
+    /// The rebuilt transcript key.
+    pub key: AgeSecretKey,
+}
+
+impl std::fmt::Debug for ReleaseUnlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseUnlocked")
+            .field("request", &self.request.request_id)
+            .field("transcript", &self.manifest.transcript_id)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The node that made a sealed transcript, by the approval an admin signed for it: the
+/// transcript manifest must carry that node's signature.
+pub fn transcript_producer(claim: &JobClaim) -> Result<NodeId, JobFailure> {
+    let signed = statement(&claim.subject_manifest, "transcript manifest")?;
+    let manifest = signed
+        .verify::<TranscriptManifest>()
+        .map_err(|error| fail(format!("the transcript manifest: {error}")))?;
+    Ok(manifest.statement.node_id)
+}
+
+/// Checks a release claim against the roster and the approval of the node that made the
+/// transcript (`producer_approval`, a signed `NodeApproval`), and rebuilds the transcript key.
+pub fn unlock_transcript(
+    claim: &JobClaim,
+    roster: &Roster,
+    producer_approval: &str,
+    node: &Identity,
+    node_id: NodeId,
+    now: i64,
+) -> Result<ReleaseUnlocked, JobFailure> {
+    let (request, request_digest) =
+        verified_request(claim, roster, node_id, Purpose::ReleaseTranscript)?;
+    let signed_manifest = statement(&claim.subject_manifest, "transcript manifest")?;
+    let verified = signed_manifest
+        .verify::<TranscriptManifest>()
+        .map_err(|error| fail(format!("the transcript manifest: {error}")))?;
+    let (approval, _) = roster
+        .verify_by_admin::<NodeApproval>(&statement(producer_approval, "node approval")?)
+        .map_err(|error| fail(format!("the transcribing node's approval: {error}")))?;
+    let manifest = verified.statement;
+    if approval.statement.node_id != manifest.node_id
+        || approval.statement.node.verifying_key != verified.signer
+    {
+        return Err(fail(
+            "the transcript manifest is not signed by the approved node it names",
+        ));
+    }
+    if request.subject != Subject::Transcript(manifest.transcript_id) {
+        return Err(fail("the transcript manifest is not the request's subject"));
+    }
+    let key = open_shares(
+        claim,
+        roster,
+        node,
+        &request,
+        request_digest,
+        &manifest.split,
+        now,
+    )?;
+    Ok(ReleaseUnlocked {
+        request,
+        manifest,
+        manifest_digest: signed_manifest.digest(),
+        key,
+    })
+}
+
+/// A released copy, the release key sealed to each member, the postings, and the signed
+/// manifest over all of them.
+#[derive(Debug)]
+pub struct Release {
+    /// The signed `ReleaseManifest`.
+    pub manifest: SignedStatement,
+    /// The age file to the release key.
+    pub copy: Vec<u8>,
+    /// The release key sealed to each current member.
+    pub grants: Vec<(Fingerprint, Vec<u8>)>,
+    /// The blind-index postings.
+    pub postings: Vec<Posting>,
+}
+
+/// Opens the sealed transcript in memory and prepares its release to every current member of
+/// `roster`, with the postings under the vault's search key.
+pub fn release(
+    unlocked: &ReleaseUnlocked,
+    sealed: &[u8],
+    search_key: &SearchKey,
+    roster: &Roster,
+    node: &Identity,
+    node_id: NodeId,
+    now: i64,
+) -> Result<Release, JobFailure> {
+    let manifest = &unlocked.manifest;
+    if sealed.len() as u64 != manifest.ciphertext_len
+        || <[u8; 32]>::from(Sha256::digest(sealed)) != manifest.ciphertext_sha256
+    {
+        return Err(fail(
+            "the sealed transcript differs from the one its manifest describes",
+        ));
+    }
+    let mut text = Zeroizing::new(Vec::with_capacity(sealed.len()));
+    envelope::decrypt(sealed, &mut *text, &unlocked.key)
+        .map_err(|error| fail(format!("opening the sealed transcript: {error}")))?;
+    let transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
+        fail(format!(
+            "the sealed transcript is not a transcript: {error}"
+        ))
+    })?;
+    if transcript.recording_id != manifest.recording_id.to_string() {
+        return Err(fail("the sealed transcript names another recording"));
+    }
+    let postings = release::postings(
+        search_key,
+        transcript
+            .segments
+            .iter()
+            .map(|segment| segment.text.as_str()),
+    );
+    drop(transcript);
+    let key = AgeSecretKey::generate();
+    let (writer, _) = envelope::encrypt(
+        &text[..],
+        envelope::HashingWriter::new(Vec::new()),
+        &key.recipient(),
+    )
+    .map_err(|error| fail(format!("encrypting the released copy: {error}")))?;
+    let (copy, ciphertext_len, ciphertext_sha256) = writer.finish();
+    let grants = roster
+        .members()
+        .iter()
+        .map(|member| {
+            release::seal_release_key(
+                manifest.vault_id,
+                manifest.transcript_id,
+                &key,
+                &member.public.recipient,
+            )
+            .map(|sealed| (member.fingerprint, sealed))
+            .map_err(|error| fail(format!("sealing the release key: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let signed = SignedStatement::sign(
+        &ReleaseManifest {
+            vault_id: manifest.vault_id,
+            transcript_id: manifest.transcript_id,
+            recording_id: manifest.recording_id,
+            transcript_manifest_digest: unlocked.manifest_digest,
+            request_id: unlocked.request.request_id,
+            node_id,
+            release_recipient: key.recipient(),
+            members: grants.iter().map(|(member, _)| *member).collect(),
+            ciphertext_len,
+            ciphertext_sha256,
+            postings_count: postings.len() as u64,
+            postings_sha256: release::postings_digest(&postings),
+            created_at: now,
+        },
+        node,
+    );
+    Ok(Release {
+        manifest: signed,
+        copy,
+        grants,
+        postings,
     })
 }

@@ -13,7 +13,11 @@ use std::{
 };
 
 use quorate_client::Client;
-use quorate_crypto::{Identity, NodeId, VaultId, roster::Roster};
+use quorate_crypto::{
+    Identity, NodeId, VaultId,
+    roster::Roster,
+    statement::{SignedStatement, StatementKind},
+};
 use quorate_node::{
     audio,
     job::{self, JobFailure, Transcript},
@@ -123,6 +127,103 @@ fn renew(
 
 /// Carries out one claimed job; a `JobFailure` is the job's fault, a `NodeError` the node's.
 async fn process(
+    ready: &Ready,
+    claim: &quorate_api::JobClaim,
+) -> Result<Result<(), JobFailure>, NodeError> {
+    let releases = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        &claim.subject_manifest,
+    )
+    .ok()
+    .and_then(|bytes| SignedStatement::from_bytes(&bytes).ok())
+    .is_some_and(|signed| signed.kind() == StatementKind::TranscriptManifest);
+    if releases {
+        release(ready, claim).await
+    } else {
+        transcribe(ready, claim).await
+    }
+}
+
+/// Releases a sealed transcript: opens it with the rebuilt key, publishes a copy for every
+/// current member and the blind-index postings.
+async fn release(
+    ready: &Ready,
+    claim: &quorate_api::JobClaim,
+) -> Result<Result<(), JobFailure>, NodeError> {
+    let roster = roster(ready).await?;
+    let producer = match job::transcript_producer(claim) {
+        Ok(producer) => producer,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let Some(approval) = ready.client.node(ready.vault, producer).await?.approval else {
+        return Ok(Err(JobFailure(
+            "the node that made the transcript was never approved".into(),
+        )));
+    };
+    let unlocked = match job::unlock_transcript(
+        claim,
+        &roster,
+        &approval,
+        &ready.identity,
+        ready.node,
+        now(),
+    ) {
+        Ok(unlocked) => unlocked,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let search_key = match ready
+        .client
+        .open_search_key(ready.vault, &roster, ready.identity.age_key())
+        .await
+    {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return Ok(Err(JobFailure(
+                "this node holds no copy of the vault's search key: an admin shares it (`quorate share-keys`), then ask again".into(),
+            )));
+        }
+        Err(error) => return Ok(Err(JobFailure(error.to_string()))),
+    };
+    let mut sealed = Vec::with_capacity(unlocked.manifest.ciphertext_len as usize);
+    ready
+        .client
+        .download_transcript(ready.vault, unlocked.manifest.transcript_id, &mut sealed)
+        .await?;
+    let release = match job::release(
+        &unlocked,
+        &sealed,
+        &search_key,
+        &roster,
+        &ready.identity,
+        ready.node,
+        now(),
+    ) {
+        Ok(release) => release,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let stored = ready
+        .client
+        .complete_release(
+            &claim.request_id,
+            &claim.lease_token,
+            &release.manifest,
+            &release.copy,
+            &release.grants,
+            &release.postings,
+        )
+        .await?;
+    eprintln!(
+        "Job {} done: transcript {} released to {} members, {} postings indexed.",
+        claim.request_id,
+        stored.transcript_id,
+        release.grants.len(),
+        release.postings.len()
+    );
+    Ok(Ok(()))
+}
+
+/// Transcribes a recording and seals the transcript.
+async fn transcribe(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, NodeError> {

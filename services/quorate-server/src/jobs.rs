@@ -25,12 +25,12 @@ use sqlx::{Row, any::AnyRow};
 use crate::paths::{JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
-    auth::{Authenticated, NodeCaller},
+    auth::{Authenticated, Caller, NodeCaller},
     db::Backend,
     error::{ApiError, ApiJson},
     nodes::decode_statement,
     now,
-    recordings::{stream_object, transcript_object_name},
+    recordings::{may_read, stream_object, transcript_object_name},
 };
 
 /// How long a lease lasts unless renewed.
@@ -107,7 +107,9 @@ pub(crate) async fn claim(State(app): State<App>, node: NodeCaller) -> Result<Re
     };
     let request_id: String = claimed.try_get("request_id")?;
     let request = sqlx::query(
-        "SELECT r.statement, m.manifest FROM unlock_requests r JOIN recordings m ON m.id = r.subject_id WHERE r.id = $1",
+        "SELECT r.statement, COALESCE(m.manifest, t.manifest) AS manifest FROM unlock_requests r
+         LEFT JOIN recordings m ON m.id = r.subject_id LEFT JOIN transcripts t ON t.id = r.subject_id
+         WHERE r.id = $1",
     )
     .bind(&request_id)
     .fetch_one(app.db.pool())
@@ -172,7 +174,7 @@ async fn audit_job(
     Ok(())
 }
 
-fn lease_lost() -> ApiError {
+pub(crate) fn lease_lost() -> ApiError {
     ApiError::conflict(
         "lease_lost",
         "this node no longer holds the job's lease (it lapsed, or the job ended): stop working on it",
@@ -180,7 +182,7 @@ fn lease_lost() -> ApiError {
 }
 
 /// The job row this node holds a lease on, or 404 / 409 `lease_lost`.
-async fn leased(
+pub(crate) async fn leased(
     connection: &mut sqlx::AnyConnection,
     node: &NodeCaller,
     request: &str,
@@ -357,32 +359,21 @@ pub(crate) async fn complete(
             "this job was completed with another transcript",
         ));
     }
-    let node_row = sqlx::query(
-        "SELECT verifying_key, recipient, model_sha256 FROM nodes WHERE vault_id = $1 AND id = $2",
-    )
-    .bind(&vault)
-    .bind(node.node_id.to_string())
-    .fetch_one(&mut *connection)
-    .await?;
-    let keys = PublicIdentity::from_text(
-        &node_row.try_get::<String, _>("recipient")?,
-        &URL_SAFE_NO_PAD.encode(node_row.try_get::<Vec<u8>, _>("verifying_key")?),
-    )
-    .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    let verified = signed
-        .verify::<TranscriptManifest>()
-        .map_err(ApiError::invalid_statement)?;
-    if verified.signer != keys.verifying_key {
-        return Err(refuse("the manifest must be signed by this node's key"));
-    }
+    let (verified, approved_model) =
+        signed_by_node::<TranscriptManifest>(&mut connection, &vault, &node, &signed).await?;
     let manifest = verified.statement;
     let recording = sqlx::query(
         "SELECT m.id, m.manifest_digest, m.threshold_k FROM unlock_requests r JOIN recordings m ON m.id = r.subject_id WHERE r.id = $1",
     )
     .bind(&request)
-    .fetch_one(&mut *connection)
-    .await?;
-    let approved_model: Option<Vec<u8>> = node_row.try_get("model_sha256")?;
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| {
+        ApiError::conflict(
+            "wrong_completion",
+            "this job releases a transcript: complete it with POST /jobs/{request}/release",
+        )
+    })?;
     let checks = [
         (manifest.vault_id.to_string() == vault, "vault"),
         (manifest.node_id == node.node_id, "node"),
@@ -546,6 +537,36 @@ pub(crate) async fn complete(
     transaction.commit().await?;
     tracing::info!(request = %request, transcript = %transcript_id, "job done, sealed transcript stored");
     Ok(axum::Json(view))
+}
+
+/// Verifies that `signed` is a `T` signed by this node's key; returns it with the model hash
+/// the node's approval names.
+pub(crate) async fn signed_by_node<T: quorate_crypto::statement::StatementBody>(
+    connection: &mut sqlx::AnyConnection,
+    vault: &str,
+    node: &NodeCaller,
+    signed: &quorate_crypto::statement::SignedStatement,
+) -> Result<(quorate_crypto::statement::Verified<T>, Option<Vec<u8>>), ApiError> {
+    let node_row = sqlx::query(
+        "SELECT verifying_key, recipient, model_sha256 FROM nodes WHERE vault_id = $1 AND id = $2",
+    )
+    .bind(vault)
+    .bind(node.node_id.to_string())
+    .fetch_one(&mut *connection)
+    .await?;
+    let keys = PublicIdentity::from_text(
+        &node_row.try_get::<String, _>("recipient")?,
+        &URL_SAFE_NO_PAD.encode(node_row.try_get::<Vec<u8>, _>("verifying_key")?),
+    )
+    .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    let verified = signed.verify::<T>().map_err(ApiError::invalid_statement)?;
+    if verified.signer != keys.verifying_key {
+        return Err(ApiError::bad_request(
+            "invalid_statement",
+            "the manifest must be signed by this node's key",
+        ));
+    }
+    Ok((verified, node_row.try_get("model_sha256")?))
 }
 
 async fn transcript_view(
@@ -712,12 +733,12 @@ pub(crate) async fn transcript_share(
 )]
 pub(crate) async fn download_transcript(
     State(app): State<App>,
-    who: Authenticated,
+    who: Caller,
     Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    who.member_of(&vault)?;
     let transcript = transcript.to_ascii_lowercase();
+    may_read(&app, &who, &vault, &transcript).await?;
     let row = sqlx::query(
         "SELECT ciphertext_len, manifest_digest FROM transcripts WHERE vault_id = $1 AND id = $2",
     )

@@ -21,8 +21,10 @@ mod nodes;
 mod openapi;
 mod paths;
 mod recordings;
+pub mod release;
 mod requests;
 mod routes;
+pub mod search;
 pub mod uploads;
 
 use std::future::Future;

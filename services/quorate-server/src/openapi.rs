@@ -30,6 +30,7 @@ use utoipa::{
         (name = "recordings", description = "Recordings: signed manifests, sealed shares, resumable upload (tus 1.0), ciphertext download"),
         (name = "requests", description = "Unlock requests and the members' signed votes"),
         (name = "jobs", description = "The job queue of transcription nodes, and the sealed transcripts they store"),
+        (name = "search", description = "Released transcripts, the vault's search key, and search over the blind index"),
         (name = "audit", description = "The hash-chained audit log"),
     )
 )]

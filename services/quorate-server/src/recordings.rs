@@ -327,7 +327,12 @@ pub(crate) async fn list_recordings(
 }
 
 /// Who may read a recording: the vault's members, and a node holding a live job on it.
-async fn may_read(app: &App, who: &Caller, vault: &str, recording: &str) -> Result<(), ApiError> {
+pub(crate) async fn may_read(
+    app: &App,
+    who: &Caller,
+    vault: &str,
+    recording: &str,
+) -> Result<(), ApiError> {
     if vault != who.vault_id.to_string() {
         return Err(ApiError::not_found());
     }

@@ -51,11 +51,11 @@ async fn subject_holders(
     vault: &str,
     subject: &Subject,
 ) -> Result<(u8, Vec<String>), ApiError> {
-    let Subject::Recording(recording) = subject else {
-        return Err(ApiError::bad_request(
-            "unsupported_purpose",
-            "releasing transcripts is not available yet: only transcribe requests are accepted",
-        ));
+    let recording = match subject {
+        Subject::Recording(recording) => recording,
+        Subject::Transcript(transcript) => {
+            return transcript_holders(connection, vault, *transcript).await;
+        }
     };
     let row = sqlx::query(
         "SELECT threshold_k FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
@@ -79,6 +79,47 @@ async fn subject_holders(
         .collect::<Result<_, _>>()?;
     Ok((row.try_get::<i32, _>("threshold_k")? as u8, holders))
 }
+
+/// The threshold and share holders of a sealed transcript that is not released yet.
+async fn transcript_holders(
+    connection: &mut sqlx::AnyConnection,
+    vault: &str,
+    transcript: quorate_crypto::TranscriptId,
+) -> Result<(u8, Vec<String>), ApiError> {
+    let row = sqlx::query(
+        "SELECT t.manifest, r.transcript_id AS released FROM transcripts t
+         LEFT JOIN released_transcripts r ON r.transcript_id = t.id
+         WHERE t.vault_id = $1 AND t.id = $2",
+    )
+    .bind(vault)
+    .bind(transcript.to_string())
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_subject",
+            "no transcript with that ID in this vault",
+        )
+    })?;
+    if row.try_get::<Option<String>, _>("released")?.is_some() {
+        return Err(ApiError::conflict(
+            "already_released",
+            "this transcript is released already: members can read and search it",
+        ));
+    }
+    let manifest = crate::release::transcript_manifest(&row.try_get::<Vec<u8>, _>("manifest")?)?;
+    let holders = manifest
+        .split
+        .shares
+        .iter()
+        .map(|share| share.member.to_hex())
+        .collect();
+    Ok((manifest.split.threshold.k(), holders))
+}
+
+/// Whether `member` holds a share of the subject `subject` (a recording or transcript ID).
+const HOLDS_SHARE: &str = "(EXISTS (SELECT 1 FROM recording_shares s WHERE s.recording_id = {subject} AND s.member = {member})
+     OR EXISTS (SELECT 1 FROM transcript_shares s WHERE s.transcript_id = {subject} AND s.member = {member}))";
 
 /// A request and its votes, as stored.
 async fn request_view(
@@ -299,14 +340,17 @@ pub(crate) async fn list_requests(
         }
     };
     let mut connection = app.db.pool().acquire().await?;
-    let ids: Vec<String> = sqlx::query(
+    let holds = HOLDS_SHARE
+        .replace("{subject}", "r.subject_id")
+        .replace("{member}", "$5");
+    let ids: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT r.id FROM unlock_requests r
          WHERE r.vault_id = $1 AND ($2 = '' OR r.status = $2)
            AND ($3 = 0 OR (r.status = 'open' AND r.expires_at > $4 AND r.requester <> $5
-                AND EXISTS (SELECT 1 FROM recording_shares s WHERE s.recording_id = r.subject_id AND s.member = $5)
+                AND {holds}
                 AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.request_id = r.id AND v.voter = $5)))
-         ORDER BY r.created_at DESC, r.id",
-    )
+         ORDER BY r.created_at DESC, r.id"
+    )))
     .bind(&vault)
     .bind(filter.status.unwrap_or_default())
     .bind(i32::from(awaiting))
@@ -448,12 +492,16 @@ pub(crate) async fn vote(
             "the requester's own vote does not count: other members decide",
         ));
     }
-    let holds =
-        sqlx::query("SELECT 1 FROM recording_shares WHERE recording_id = $1 AND member = $2")
-            .bind(row.try_get::<String, _>("subject_id")?)
-            .bind(&who.fingerprint)
-            .fetch_optional(&mut *transaction)
-            .await?;
+    let holds = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 AS holds WHERE {}",
+        HOLDS_SHARE
+            .replace("{subject}", "$1")
+            .replace("{member}", "$2")
+    )))
+    .bind(row.try_get::<String, _>("subject_id")?)
+    .bind(&who.fingerprint)
+    .fetch_optional(&mut *transaction)
+    .await?;
     if holds.is_none() {
         return Err(forbidden(
             "not_a_holder",

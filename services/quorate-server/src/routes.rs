@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     App, audit, auth, enrol, error::ApiError, jobs, members, metrics, nodes, openapi, recordings,
-    requests, uploads,
+    release, requests, search, uploads,
 };
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
@@ -72,11 +72,19 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(jobs::list_transcripts))
             .routes(routes!(jobs::transcript_share))
             .routes(routes!(jobs::download_transcript))
+            .routes(routes!(release::get_search_key, release::share_search_key))
+            .routes(routes!(release::list_released))
+            .routes(routes!(release::get_release_grant))
+            .routes(routes!(release::add_release_grants))
+            .routes(routes!(release::download_released))
+            .routes(routes!(search::search))
             .merge(
-                // A sealed transcript travels inside the completion's JSON.
+                // A sealed transcript travels inside the completion's JSON; a released copy
+                // with its postings too.
                 OpenApiRouter::new()
                     .routes(routes!(jobs::complete))
-                    .layer(DefaultBodyLimit::max(jobs::MAX_TRANSCRIPT_BYTES * 2)),
+                    .routes(routes!(release::complete_release))
+                    .layer(DefaultBodyLimit::max(release::MAX_RELEASE_BODY)),
             ),
     )
 }

@@ -44,6 +44,15 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), C
             reason,
             yes,
         } => quorum::vote(context, &request, false, yes, &reason).await,
+        Command::Search { query, limit, page } => {
+            super::minutes::search(context, &query, limit, page).await
+        }
+        Command::Transcript {
+            recording,
+            format,
+            out,
+        } => super::minutes::transcript(context, &recording, &format, out).await,
+        Command::ShareKeys => super::minutes::share_keys_command(context).await,
         Command::Audit { action } => match action {
             AuditAction::Verify => quorum::audit_verify(context).await,
             AuditAction::Export { out } => quorum::audit_export(context, out).await,
@@ -151,6 +160,11 @@ async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Resu
         },
     );
     context.state.save()?;
+    if first_admin {
+        // The vault's search key is made on the first admin's device, sealed to them only.
+        let session = context.session().await?;
+        super::minutes::share_keys(context, &session).await?;
+    }
     let fingerprint = identity.fingerprint();
     let next = if first_admin {
         "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`."
@@ -172,6 +186,15 @@ async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Resu
         }),
     );
     Ok(())
+}
+
+/// Says on standard error how many keys were sealed to newcomers.
+fn note_shared(count: usize) {
+    if count > 0 {
+        eprintln!(
+            "Sealed {count} keys (the search key, released minutes) to those who lacked them."
+        );
+    }
 }
 
 /// A fingerprint as people type it: the grouped base32 form or hex, matched against `known`.
@@ -296,7 +319,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             let role = if admin { Role::Admin } else { Role::Member };
             let entry = sign(&session, &roster, RosterChange::Add, *public, name, role)?;
             session.client.append_roster(session.vault, &entry).await?;
-            context.verified_roster(&session).await?;
+            note_shared(super::minutes::share_keys(context, &session).await?);
             context.print(
                 &format!(
                     "{name} ({}) is now on the roster.",
@@ -534,6 +557,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                 .client
                 .approve_node(session.vault, approval.0, &approval.1)
                 .await?;
+            note_shared(super::minutes::share_keys(context, &session).await?);
             context.print(
                 &format!(
                     "Node {} ({}) is approved for model {}… for {days} days.",

@@ -3,6 +3,7 @@
 //! here, on the member's device, with `quorate-crypto`; the server is never trusted with one.
 
 mod commands;
+mod minutes;
 mod quorum;
 mod state;
 mod upload;
@@ -147,14 +148,15 @@ pub enum Command {
     Upload(UploadArgs),
     /// The vault's recordings, manifests verified.
     Recordings,
-    /// Ask for a recording to be unlocked for one approved node.
+    /// Ask for a recording to be transcribed, or its transcript released to the members, by
+    /// one approved node.
     Request {
         /// The recording ID.
         recording: String,
         /// The approved node that would receive the key.
         #[arg(long)]
         node: String,
-        /// `transcribe`.
+        /// `transcribe` (the recording) or `release-transcript` (its sealed transcript).
         #[arg(long, default_value = "transcribe")]
         purpose: String,
         /// Why, for the voters (the server sees it: keep it general).
@@ -189,6 +191,32 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Search approved minutes: the words are blinded on this device, the server sees
+    /// tokens only; snippets are built here from the released copies.
+    Search {
+        /// The words to look for.
+        query: String,
+        /// Meetings per page.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// The page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+    },
+    /// Export a recording's released transcript: txt, srt, vtt, json, or md (minutes).
+    Transcript {
+        /// The recording ID.
+        recording: String,
+        /// txt, srt, vtt, json or md.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// A file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Seal the search key (admins) and the released minutes you can open to the members and
+    /// nodes that lack them (run after approving members or nodes; approving does it too).
+    ShareKeys,
     /// The audit log: verify it, or export it.
     Audit {
         #[command(subcommand)]

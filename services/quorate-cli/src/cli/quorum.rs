@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::RequestView;
+use quorate_api::{RequestView, TranscriptView};
 use quorate_crypto::{
     NodeId, RecordingId, RequestId,
     audit::verify_chain,
@@ -11,7 +11,7 @@ use quorate_crypto::{
     roster::Roster,
     statement::{
         Decision, NodeApproval, RecordingManifest, RecordingMetadata, SignedStatement,
-        UnlockRequest, Vote,
+        TranscriptManifest, UnlockRequest, Vote,
     },
     threshold::Subject,
 };
@@ -34,7 +34,7 @@ fn statement(text: &str, what: &str) -> Result<SignedStatement, CliError> {
 }
 
 /// A recording's manifest, verified: a valid signature by its uploader.
-async fn recording_manifest(
+pub(super) async fn recording_manifest(
     session: &Session,
     recording: RecordingId,
 ) -> Result<(RecordingManifest, SignedStatement), CliError> {
@@ -53,7 +53,7 @@ async fn recording_manifest(
 }
 
 /// What the caller can read of a recording's sealed metadata.
-fn title(manifest: &RecordingManifest, session: &Session) -> String {
+pub(super) fn title(manifest: &RecordingManifest, session: &Session) -> String {
     RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).map_or_else(
         |_| "(details sealed before you joined)".to_owned(),
         |metadata| metadata.title,
@@ -157,12 +157,23 @@ pub(super) async fn request(
     let roster = context.verified_roster(&session).await?;
     approved_node(&session, &roster, node).await?;
     recording_manifest(&session, recording).await?;
+    let subject = match purpose {
+        Purpose::Transcribe => Subject::Recording(recording),
+        Purpose::ReleaseTranscript => {
+            let view = transcript_of(&session, recording).await?;
+            let manifest = session
+                .client
+                .transcript_manifest(session.vault, &roster, &view)
+                .await?;
+            Subject::Transcript(manifest.transcript_id)
+        }
+    };
     let created_at = now();
     let signed = SignedStatement::sign(
         &UnlockRequest {
             vault_id: session.vault,
             request_id: RequestId::random(),
-            subject: Subject::Recording(recording),
+            subject,
             purpose,
             node_id: node,
             requester: session.identity.fingerprint(),
@@ -186,13 +197,33 @@ pub(super) async fn request(
     Ok(())
 }
 
-/// A request and what it asks, every signature verified; `None` for the node when the
-/// request asks for something this device cannot check.
+/// The newest sealed transcript of a recording.
+pub(super) async fn transcript_of(
+    session: &Session,
+    recording: RecordingId,
+) -> Result<TranscriptView, CliError> {
+    session
+        .client
+        .transcripts(session.vault)
+        .await?
+        .into_iter()
+        .find(|view| view.recording_id == recording.to_string())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "recording {recording} has no transcript yet: ask for one first (`quorate request {recording} --purpose transcribe`)"
+            ))
+        })
+}
+
+/// A request and what it asks, every signature verified.
 struct Checked {
     request: UnlockRequest,
     digest: [u8; 32],
     requester: String,
+    /// The recording (of the transcript, for a release).
     manifest: RecordingManifest,
+    /// The transcript a release request is about.
+    transcript: Option<TranscriptManifest>,
     node: NodeApproval,
 }
 
@@ -213,10 +244,26 @@ async fn check_request(
             "the request's signer, requester or ID do not match".into(),
         ));
     }
-    let Subject::Recording(recording) = request.subject else {
-        return Err(CliError::Usage(
-            "releasing transcripts is not available yet".into(),
-        ));
+    let (recording, transcript) = match request.subject {
+        Subject::Recording(recording) => (recording, None),
+        Subject::Transcript(transcript) => {
+            let view = session
+                .client
+                .transcripts(session.vault)
+                .await?
+                .into_iter()
+                .find(|view| view.transcript_id == transcript.to_string())
+                .ok_or_else(|| {
+                    CliError::Refused(
+                        "the request names a transcript the server does not list".into(),
+                    )
+                })?;
+            let manifest = session
+                .client
+                .transcript_manifest(session.vault, roster, &view)
+                .await?;
+            (manifest.recording_id, Some(manifest))
+        }
     };
     let (manifest, _) = recording_manifest(session, recording).await?;
     let node = approved_node(session, roster, request.node_id).await?;
@@ -225,6 +272,7 @@ async fn check_request(
         digest: verified.digest,
         requester: requester.name.clone(),
         manifest,
+        transcript,
         node,
     })
 }
@@ -292,7 +340,7 @@ pub(super) async fn vote(
     let view = session.client.request(session.vault, request_id).await?;
     let checked = check_request(&session, &roster, &view).await?;
     eprintln!(
-        "{} asks to {} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the recording's manifest, the node's approval by an admin.",
+        "{} asks to {} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the manifests, the node's approval by an admin.",
         checked.requester,
         checked.request.purpose.as_str(),
         title(&checked.manifest, &session),
@@ -307,14 +355,25 @@ pub(super) async fn vote(
         return Err(CliError::Usage("nothing was sent".into()));
     }
     let (decision, resealed) = if approve {
-        let binding = checked
-            .manifest
-            .share_binding(&session.identity.fingerprint())
-            .ok_or_else(|| CliError::Usage("you hold no share of this recording".into()))?;
-        let share = session
-            .client
-            .recording_share(session.vault, checked.manifest.recording_id)
-            .await?;
+        let me = session.identity.fingerprint();
+        let (binding, share) = match &checked.transcript {
+            None => (
+                checked.manifest.share_binding(&me),
+                session
+                    .client
+                    .recording_share(session.vault, checked.manifest.recording_id)
+                    .await?,
+            ),
+            Some(transcript) => (
+                transcript.share_binding(&me),
+                session
+                    .client
+                    .transcript_share(session.vault, transcript.transcript_id)
+                    .await?,
+            ),
+        };
+        let binding =
+            binding.ok_or_else(|| CliError::Usage("you hold no share of this key".into()))?;
         let sealed = STANDARD
             .decode(&share.sealed)
             .map_err(|_| CliError::Refused("your sealed share is not base64".into()))?;

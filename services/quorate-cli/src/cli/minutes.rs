@@ -1,0 +1,425 @@
+//! Approved minutes on the member's device: blind search (the query is normalised and
+//! blinded here; the server sees tokens only), snippets and exports built from released
+//! copies opened here, and sharing keys with those who joined later.
+
+use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
+
+use quorate_api::TranscriptDocument;
+use quorate_client::minutes::Released;
+use quorate_crypto::{
+    RecordingId,
+    blind::normalise,
+    roster::Roster,
+    statement::{RecordingMetadata, Role},
+};
+use serde_json::json;
+
+use super::{CliError, Context, Session, quorum};
+
+/// Seals the search key and released copies to whoever lacks them; prints how many.
+pub(super) async fn share_keys(
+    context: &mut Context,
+    session: &Session,
+) -> Result<usize, CliError> {
+    let roster = context.verified_roster(session).await?;
+    let me = session.identity.fingerprint();
+    let admin = roster
+        .members()
+        .iter()
+        .any(|member| member.fingerprint == me && member.role == Role::Admin);
+    Ok(session
+        .client
+        .share_keys(session.vault, &roster, &session.identity, admin)
+        .await?)
+}
+
+pub(super) async fn share_keys_command(context: &mut Context) -> Result<(), CliError> {
+    let session = context.session().await?;
+    let shared = share_keys(context, &session).await?;
+    context.print(
+        &if shared == 0 {
+            "Everyone who may hold the search key and the released minutes you can open holds them already."
+                .to_owned()
+        } else {
+            format!("Sealed {shared} keys to members and nodes that lacked them.")
+        },
+        &json!({ "shared": shared }),
+    );
+    Ok(())
+}
+
+/// What the member can read of a recording: its metadata, if sealed to them.
+async fn metadata(session: &Session, recording: RecordingId) -> Option<RecordingMetadata> {
+    let (manifest, _) = quorum::recording_manifest(session, recording).await.ok()?;
+    RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).ok()
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
+fn utc(seconds: i64) -> String {
+    // Civil from days (Howard Hinnant's algorithm).
+    let days = seconds.div_euclid(86_400);
+    let time = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        time / 3600,
+        time % 3600 / 60
+    )
+}
+
+/// `H:MM:SS` (or `M:SS`) for seconds into a recording.
+fn clock(seconds: f64) -> String {
+    let total = seconds.max(0.0) as u64;
+    let (hours, minutes, seconds) = (total / 3600, total % 3600 / 60, total % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
+
+/// A timestamp as subtitles write it: `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
+fn subtitle_time(seconds: f64, separator: char) -> String {
+    let millis = (seconds.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{separator}{:03}",
+        millis / 3_600_000,
+        millis / 60_000 % 60,
+        millis / 1000 % 60,
+        millis % 1000
+    )
+}
+
+/// `text` with every word that normalises to one of `wanted` marked (bold on a terminal,
+/// `**word**` elsewhere), cut to about 240 characters around the first mark.
+fn highlight(text: &str, wanted: &HashSet<String>, terminal: bool) -> String {
+    let (open, close) = if terminal {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("**", "**")
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let hit = |word: &str| normalise(word).iter().any(|part| wanted.contains(part));
+    let first = words.iter().position(|word| hit(word)).unwrap_or(0);
+    let start = first.saturating_sub(12);
+    let mut pieces = Vec::new();
+    let mut length = 0;
+    for word in &words[start..] {
+        if length > 240 {
+            pieces.push("…".to_owned());
+            break;
+        }
+        length += word.len() + 1;
+        pieces.push(if hit(word) {
+            format!("{open}{word}{close}")
+        } else {
+            (*word).to_owned()
+        });
+    }
+    if start > 0 {
+        pieces.insert(0, "…".to_owned());
+    }
+    pieces.join(" ")
+}
+
+pub(super) async fn search(
+    context: &mut Context,
+    query: &str,
+    limit: u32,
+    page: u32,
+) -> Result<(), CliError> {
+    if !(1..=100).contains(&limit) || page == 0 {
+        return Err(CliError::Usage(
+            "--limit is 1 to 100 and --page counts from 1".into(),
+        ));
+    }
+    let words = normalise(query);
+    if words.is_empty() {
+        return Err(CliError::Usage(
+            "the query has no words: search for words said in a meeting".into(),
+        ));
+    }
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let key = session
+        .client
+        .open_search_key(session.vault, &roster, session.identity.age_key())
+        .await?
+        .ok_or_else(|| {
+            CliError::Usage(
+                "the vault's search key is not sealed to you yet: ask an admin to run `quorate share-keys`"
+                    .into(),
+            )
+        })?;
+    let mut tokens: Vec<_> = words.iter().map(|word| key.token(word)).collect();
+    tokens.dedup();
+    tokens.truncate(32);
+    let results = session
+        .client
+        .search(session.vault, &tokens, limit, (page - 1) * limit)
+        .await?;
+    let wanted: HashSet<String> = words.into_iter().collect();
+    let terminal = std::io::stdout().is_terminal() && !context.json;
+    let released = session.client.released(session.vault, None).await?;
+    let mut text = format!(
+        "{} approved meeting{} match \"{query}\"{}:\n",
+        results.total,
+        if results.total == 1 { "" } else { "es" },
+        if page > 1 {
+            format!(" (page {page})")
+        } else {
+            String::new()
+        }
+    );
+    let mut values = Vec::new();
+    for (rank, hit) in results.hits.iter().enumerate() {
+        let view = released
+            .iter()
+            .find(|view| view.transcript_id == hit.transcript_id)
+            .ok_or_else(|| {
+                CliError::Refused("a hit names a transcript the server does not list".into())
+            })?;
+        let opened = open(&session, &roster, view).await?;
+        let metadata = metadata(&session, opened.manifest.recording_id).await;
+        let title = metadata.as_ref().map_or_else(
+            || "(title sealed before you joined)".to_owned(),
+            |m| m.title.clone(),
+        );
+        let date = metadata
+            .as_ref()
+            .and_then(|metadata| metadata.started_at)
+            .map_or_else(|| utc(opened.manifest.created_at), utc);
+        let _ = writeln!(
+            text,
+            "\n{}. {title} — {date} (score {:.2})\n   recording {}",
+            (page - 1) * limit + rank as u32 + 1,
+            hit.score,
+            hit.recording_id
+        );
+        let mut snippets = Vec::new();
+        for segment in &hit.segments {
+            let Some(found) = opened.document.segments.get(*segment as usize) else {
+                continue;
+            };
+            let snippet = highlight(found.text.trim(), &wanted, terminal);
+            let _ = writeln!(
+                text,
+                "   [{}–{}] {snippet}",
+                clock(found.start),
+                clock(found.end)
+            );
+            snippets.push(json!({ "segment": segment, "start": found.start, "end": found.end, "text": found.text.trim() }));
+        }
+        values.push(json!({
+            "transcript_id": hit.transcript_id,
+            "recording_id": hit.recording_id,
+            "title": title,
+            "date": date,
+            "score": hit.score,
+            "snippets": snippets,
+        }));
+    }
+    if results.hits.is_empty() {
+        text.push_str("  (no released minutes hold these words)\n");
+    }
+    context.print(
+        text.trim_end(),
+        &json!({ "total": results.total, "hits": values }),
+    );
+    Ok(())
+}
+
+async fn open(
+    session: &Session,
+    roster: &Roster,
+    view: &quorate_api::ReleasedView,
+) -> Result<Released, CliError> {
+    Ok(session
+        .client
+        .open_released(session.vault, roster, view, session.identity.age_key())
+        .await?)
+}
+
+/// The formats `quorate transcript` writes.
+const FORMATS: [&str; 5] = ["txt", "srt", "vtt", "json", "md"];
+
+/// Renders a transcript in one of [`FORMATS`].
+fn render(
+    document: &TranscriptDocument,
+    format: &str,
+    metadata: Option<&RecordingMetadata>,
+) -> String {
+    let mut out = String::new();
+    let segments = document.segments.iter();
+    match format {
+        "txt" => {
+            for segment in segments {
+                let _ = writeln!(out, "[{}] {}", clock(segment.start), segment.text.trim());
+            }
+        }
+        "srt" => {
+            for (index, segment) in segments.enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{}\n{} --> {}\n{}\n",
+                    index + 1,
+                    subtitle_time(segment.start, ','),
+                    subtitle_time(segment.end, ','),
+                    segment.text.trim()
+                );
+            }
+        }
+        "vtt" => {
+            out.push_str("WEBVTT\n\n");
+            for segment in segments {
+                let _ = writeln!(
+                    out,
+                    "{} --> {}\n{}\n",
+                    subtitle_time(segment.start, '.'),
+                    subtitle_time(segment.end, '.'),
+                    segment.text.trim()
+                );
+            }
+        }
+        "json" => {
+            out = serde_json::to_string_pretty(document).unwrap_or_default();
+            out.push('\n');
+        }
+        _ => {
+            let title = metadata.map_or("Minutes", |metadata| metadata.title.as_str());
+            let _ = writeln!(out, "# {title}\n");
+            if let Some(started) = metadata.and_then(|metadata| metadata.started_at) {
+                let _ = writeln!(out, "- **Date:** {}", utc(started));
+            }
+            if let Some(metadata) = metadata.filter(|metadata| !metadata.attendees.is_empty()) {
+                let _ = writeln!(
+                    out,
+                    "- **Attendees** (as the uploader stated): {}",
+                    metadata.attendees.join(", ")
+                );
+            }
+            let _ = writeln!(
+                out,
+                "- **Language:** {}\n- **Recording:** {}\n\n## Transcript\n",
+                document.language, document.recording_id
+            );
+            for segment in segments {
+                let _ = writeln!(
+                    out,
+                    "**[{}]** {}\n",
+                    clock(segment.start),
+                    segment.text.trim()
+                );
+            }
+        }
+    }
+    out
+}
+
+pub(super) async fn transcript(
+    context: &mut Context,
+    recording: &str,
+    format: &str,
+    out: Option<PathBuf>,
+) -> Result<(), CliError> {
+    if !FORMATS.contains(&format) {
+        return Err(CliError::Usage(format!(
+            "--format {format}: use one of {}",
+            FORMATS.join(", ")
+        )));
+    }
+    let recording: RecordingId = recording.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{recording} is not a recording ID: see `quorate recordings`"
+        ))
+    })?;
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let view = session
+        .client
+        .released(session.vault, Some(recording))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "recording {recording} has no released transcript: ask for its release (`quorate request {recording} --node NODE --purpose release-transcript`)"
+            ))
+        })?;
+    let opened = open(&session, &roster, &view).await?;
+    let metadata = metadata(&session, recording).await;
+    let rendered = render(&opened.document, format, metadata.as_ref());
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &rendered).map_err(|error| {
+                CliError::Local(format!("cannot write {}: {error}", path.display()))
+            })?;
+            eprintln!(
+                "The released transcript ({} segments) is written to {} as {format}.",
+                opened.document.segments.len(),
+                path.display()
+            );
+        }
+        None => print!("{rendered}"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_render_in_utc_and_subtitle_forms() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_795_514_400), "2026-11-24 10:00 UTC");
+        assert_eq!(subtitle_time(3661.5, ','), "01:01:01,500");
+        assert_eq!(clock(75.2), "1:15");
+        assert_eq!(clock(3675.0), "1:01:15");
+    }
+
+    #[test]
+    fn query_words_are_marked_whatever_their_case() {
+        let wanted: HashSet<String> = ["budget".to_owned()].into();
+        assert_eq!(
+            highlight("The Budget, again.", &wanted, false),
+            "The **Budget,** again."
+        );
+    }
+
+    #[test]
+    fn markdown_reads_as_minutes() {
+        let document = TranscriptDocument {
+            language: "en".into(),
+            model_sha256: String::new(),
+            node_id: String::new(),
+            recording_id: "r".into(),
+            segments: vec![quorate_api::TranscriptSegment {
+                start: 1.0,
+                end: 2.5,
+                text: " Hello board.".into(),
+            }],
+        };
+        let metadata = RecordingMetadata {
+            title: "Board".into(),
+            started_at: Some(0),
+            ended_at: None,
+            media_type: "audio/wav".into(),
+            attendees: vec!["Ann".into(), "Bo".into()],
+        };
+        let minutes = render(&document, "md", Some(&metadata));
+        assert!(minutes.starts_with("# Board\n"));
+        assert!(minutes.contains("Ann, Bo"));
+        assert!(minutes.contains("**[0:01]** Hello board."));
+        assert!(render(&document, "srt", None).contains("00:00:01,000 --> 00:00:02,500"));
+        assert!(render(&document, "vtt", None).starts_with("WEBVTT"));
+    }
+}

@@ -1,0 +1,437 @@
+//! Released minutes from a member's device: the vault's search key (opened and checked
+//! against an admin's commitment), released copies (their node's signature checked, opened
+//! with the member's own key), blind search, and sharing keys with members who joined
+//! later. Every check a member's device owes the protocol happens here, so the CLI, the
+//! node and the tests share it.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::{
+    ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView, SearchQuery,
+    SearchResults, TranscriptDocument, TranscriptView,
+};
+use quorate_crypto::{
+    AgeSecretKey, Fingerprint, Identity, NodeId, RecordingId, TranscriptId, VaultId,
+    blind::{BlindToken, SearchKey},
+    envelope,
+    release::{Posting, ReleaseManifest, SearchKeyCommitment, open_release_key, seal_release_key},
+    roster::Roster,
+    statement::{NodeApproval, SignedStatement, TranscriptManifest},
+};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::{Client, ClientError, statement};
+
+fn invalid(message: impl Into<String>) -> ClientError {
+    ClientError::Invalid(message.into())
+}
+
+fn sealed_bytes(text: &str, what: &str) -> Result<Vec<u8>, ClientError> {
+    STANDARD
+        .decode(text)
+        .map_err(|_| invalid(format!("the {what} is not base64")))
+}
+
+/// A released transcript, its node's signature and every binding checked, opened.
+#[derive(Debug)]
+pub struct Released {
+    /// The node's release manifest.
+    pub manifest: ReleaseManifest,
+    /// The transcript.
+    pub document: TranscriptDocument,
+}
+
+impl Client {
+    /// The vault's search key as this caller sees it.
+    pub async fn search_key_view(&self, vault: VaultId) -> Result<SearchKeyView, ClientError> {
+        self.get(&format!("/vaults/{vault}/search-key")).await
+    }
+
+    /// Creates the search key (with `commitment`) or shares it (admins).
+    pub async fn share_search_key(
+        &self,
+        vault: VaultId,
+        commitment: Option<&SignedStatement>,
+        grants: Vec<SealedGrant>,
+    ) -> Result<SearchKeyView, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/search-key"),
+            &SearchKeyShares {
+                commitment: commitment.map(|signed| STANDARD.encode(signed.to_bytes())),
+                grants,
+            },
+        )
+        .await
+    }
+
+    /// The vault's search key, opened with `own` and checked against the commitment an admin
+    /// of `roster` signed; `None` while the vault has none or it was not shared with the
+    /// caller yet.
+    pub async fn open_search_key(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        own: &AgeSecretKey,
+    ) -> Result<Option<SearchKey>, ClientError> {
+        let view = self.search_key_view(vault).await?;
+        let (Some(commitment), Some(sealed)) = (view.commitment, view.sealed) else {
+            return Ok(None);
+        };
+        let commitment = committed(roster, &commitment)?;
+        let key = SearchKey::open(&sealed_bytes(&sealed, "sealed search key")?, own, vault)
+            .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
+        commitment
+            .check_key(&key)
+            .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
+        Ok(Some(key))
+    }
+
+    /// Completes a release job (nodes).
+    pub async fn complete_release(
+        &self,
+        request: &str,
+        lease_token: &str,
+        manifest: &SignedStatement,
+        copy: &[u8],
+        grants: &[(Fingerprint, Vec<u8>)],
+        postings: &[Posting],
+    ) -> Result<ReleasedView, ClientError> {
+        let mut packed = Vec::with_capacity(postings.len() * 24);
+        for posting in postings {
+            packed.extend(posting.token.0);
+            packed.extend(posting.segment.to_be_bytes());
+            packed.extend(posting.tf.to_be_bytes());
+        }
+        self.post(
+            &format!("/jobs/{request}/release"),
+            &ReleaseCompletion {
+                lease_token: lease_token.to_owned(),
+                manifest: STANDARD.encode(manifest.to_bytes()),
+                copy: STANDARD.encode(copy),
+                grants: grants
+                    .iter()
+                    .map(|(member, sealed)| SealedGrant {
+                        holder: member.to_hex(),
+                        sealed: STANDARD.encode(sealed),
+                    })
+                    .collect(),
+                postings: STANDARD.encode(packed),
+            },
+        )
+        .await
+    }
+
+    /// The vault's released transcripts, optionally of one recording only.
+    pub async fn released(
+        &self,
+        vault: VaultId,
+        recording: Option<RecordingId>,
+    ) -> Result<Vec<ReleasedView>, ClientError> {
+        let filter = recording.map_or_else(String::new, |id| format!("?recording={id}"));
+        self.get(&format!("/vaults/{vault}/released{filter}")).await
+    }
+
+    /// Adds members to a released copy: its key sealed to each.
+    pub async fn add_release_grants(
+        &self,
+        vault: VaultId,
+        transcript: TranscriptId,
+        grants: Vec<SealedGrant>,
+    ) -> Result<ReleasedView, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/released/{transcript}/grants"),
+            &grants,
+        )
+        .await
+    }
+
+    /// Ranked hits for blind tokens.
+    pub async fn search(
+        &self,
+        vault: VaultId,
+        tokens: &[BlindToken],
+        limit: u32,
+        offset: u32,
+    ) -> Result<SearchResults, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/search"),
+            &SearchQuery {
+                tokens: tokens.iter().map(ToString::to_string).collect(),
+                limit: Some(limit),
+                offset: Some(offset),
+            },
+        )
+        .await
+    }
+
+    /// The release manifest of `view`, verified: signed by the node it names, whose approval
+    /// an admin of `roster` signed.
+    pub async fn release_manifest(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        view: &ReleasedView,
+    ) -> Result<ReleaseManifest, ClientError> {
+        let signed = statement(&view.manifest)?;
+        let verified = signed
+            .verify::<ReleaseManifest>()
+            .map_err(|error| invalid(format!("a release manifest: {error}")))?;
+        let manifest = verified.statement;
+        if manifest.vault_id != vault || manifest.transcript_id.to_string() != view.transcript_id {
+            return Err(invalid("the server sent the release of another transcript"));
+        }
+        self.check_node_signer(vault, roster, manifest.node_id, verified.signer.as_bytes())
+            .await?;
+        Ok(manifest)
+    }
+
+    /// A transcript manifest, verified: signed by the node it names, whose approval an admin
+    /// of `roster` signed.
+    pub async fn transcript_manifest(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        view: &TranscriptView,
+    ) -> Result<TranscriptManifest, ClientError> {
+        let verified = statement(&view.manifest)?
+            .verify::<TranscriptManifest>()
+            .map_err(|error| invalid(format!("a transcript manifest: {error}")))?;
+        let manifest = verified.statement;
+        if manifest.vault_id != vault || manifest.transcript_id.to_string() != view.transcript_id {
+            return Err(invalid(
+                "the server sent the manifest of another transcript",
+            ));
+        }
+        self.check_node_signer(vault, roster, manifest.node_id, verified.signer.as_bytes())
+            .await?;
+        Ok(manifest)
+    }
+
+    /// Refuses a statement unless `signer` is the key of `node`, as an admin approved it
+    /// (approved at the time: a later revocation does not undo what it signed).
+    async fn check_node_signer(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        node: NodeId,
+        signer: &[u8; 32],
+    ) -> Result<(), ClientError> {
+        let view = self.node(vault, node).await?;
+        let approval = view
+            .approval
+            .ok_or_else(|| invalid(format!("node {node} was never approved")))?;
+        let (approval, _) = roster
+            .verify_by_admin::<NodeApproval>(&statement(&approval)?)
+            .map_err(|error| invalid(format!("node {node}'s approval: {error}")))?;
+        if approval.statement.node_id != node
+            || approval.statement.node.verifying_key.as_bytes() != signer
+        {
+            return Err(invalid(format!(
+                "a statement is not signed by the key an admin approved for node {node}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The release key of a released transcript, opened with `own`.
+    async fn release_key(
+        &self,
+        vault: VaultId,
+        manifest: &ReleaseManifest,
+        own: &AgeSecretKey,
+    ) -> Result<AgeSecretKey, ClientError> {
+        let grant: SealedGrant = self
+            .get(&format!(
+                "/vaults/{vault}/released/{}/grant",
+                manifest.transcript_id
+            ))
+            .await?;
+        open_release_key(
+            &sealed_bytes(&grant.sealed, "sealed release key")?,
+            own,
+            manifest,
+        )
+        .map_err(|error| invalid(format!("your release key: {error}")))
+    }
+
+    /// Downloads a released copy, checks it against its verified manifest and opens it in
+    /// memory.
+    pub async fn open_released(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        view: &ReleasedView,
+        own: &AgeSecretKey,
+    ) -> Result<Released, ClientError> {
+        let manifest = self.release_manifest(vault, roster, view).await?;
+        let key = self.release_key(vault, &manifest, own).await?;
+        let mut copy = Vec::with_capacity(manifest.ciphertext_len as usize);
+        self.download(
+            &format!(
+                "/vaults/{vault}/released/{}/ciphertext",
+                manifest.transcript_id
+            ),
+            None,
+            &mut copy,
+        )
+        .await?;
+        if copy.len() as u64 != manifest.ciphertext_len
+            || <[u8; 32]>::from(Sha256::digest(&copy)) != manifest.ciphertext_sha256
+        {
+            return Err(invalid(
+                "the released copy differs from the one its node signed",
+            ));
+        }
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(copy.len()));
+        envelope::decrypt(&copy[..], &mut *plaintext, &key)
+            .map_err(|error| invalid(format!("opening the released copy: {error}")))?;
+        let document: TranscriptDocument = serde_json::from_slice(&plaintext)
+            .map_err(|error| invalid(format!("the released transcript: {error}")))?;
+        if document.recording_id != manifest.recording_id.to_string() {
+            return Err(invalid(
+                "the released transcript names another recording than its manifest",
+            ));
+        }
+        Ok(Released { manifest, document })
+    }
+
+    /// Shares what this device can open with those who lack it: the search key with current
+    /// members and approved nodes (admins only; the first admin's call creates the key), and
+    /// every released copy with current members (any member who can open it). Returns how
+    /// many keys were sealed.
+    pub async fn share_keys(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        identity: &Identity,
+        admin: bool,
+    ) -> Result<usize, ClientError> {
+        let mut shared = 0;
+        if admin {
+            shared += self
+                .share_search_key_with_all(vault, roster, identity)
+                .await?;
+        }
+        let me = identity.fingerprint();
+        for view in self.released(vault, None).await? {
+            if !view.members.contains(&me.to_hex()) {
+                continue;
+            }
+            let missing: Vec<_> = roster
+                .members()
+                .iter()
+                .filter(|member| !view.members.contains(&member.fingerprint.to_hex()))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let manifest = self.release_manifest(vault, roster, &view).await?;
+            let key = self
+                .release_key(vault, &manifest, identity.age_key())
+                .await?;
+            let grants = missing
+                .iter()
+                .map(|member| {
+                    Ok(SealedGrant {
+                        holder: member.fingerprint.to_hex(),
+                        sealed: STANDARD.encode(
+                            seal_release_key(
+                                vault,
+                                manifest.transcript_id,
+                                &key,
+                                &member.public.recipient,
+                            )
+                            .map_err(|error| invalid(error.to_string()))?,
+                        ),
+                    })
+                })
+                .collect::<Result<Vec<_>, ClientError>>()?;
+            shared += grants.len();
+            self.add_release_grants(vault, manifest.transcript_id, grants)
+                .await?;
+        }
+        Ok(shared)
+    }
+
+    async fn share_search_key_with_all(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        identity: &Identity,
+    ) -> Result<usize, ClientError> {
+        let view = self.search_key_view(vault).await?;
+        let (key, commitment) = match (&view.commitment, &view.sealed) {
+            (None, _) => {
+                let key = SearchKey::generate();
+                let commitment = SignedStatement::sign(
+                    &SearchKeyCommitment {
+                        vault_id: vault,
+                        key_check: key.check_value(),
+                        issued_at: crate::unix_now(),
+                    },
+                    identity,
+                );
+                (key, Some(commitment))
+            }
+            (Some(_), Some(_)) => (
+                self.open_search_key(vault, roster, identity.age_key())
+                    .await?
+                    .ok_or_else(|| invalid("the search key vanished"))?,
+                None,
+            ),
+            // Another admin made the key and has not shared it with this one yet.
+            (Some(_), None) => return Ok(0),
+        };
+        let mut holders: Vec<(String, quorate_crypto::Recipient)> = roster
+            .members()
+            .iter()
+            .map(|member| (member.fingerprint.to_hex(), member.public.recipient))
+            .collect();
+        for node in self.nodes(vault).await? {
+            if node.status != "approved" {
+                continue;
+            }
+            let Some(approval) = &node.approval else {
+                continue;
+            };
+            let (approval, _) = roster
+                .verify_by_admin::<NodeApproval>(&statement(approval)?)
+                .map_err(|error| invalid(format!("node {}'s approval: {error}", node.node_id)))?;
+            let node_id: NodeId = node
+                .node_id
+                .parse()
+                .map_err(|_| invalid("a malformed node ID"))?;
+            if approval.statement.node_id == node_id && !approval.statement.revoked {
+                holders.push((node_id.to_string(), approval.statement.node.recipient));
+            }
+        }
+        let grants = holders
+            .into_iter()
+            .filter(|(holder, _)| commitment.is_some() || !view.holders.contains(holder))
+            .map(|(holder, recipient)| {
+                Ok(SealedGrant {
+                    holder,
+                    sealed: STANDARD.encode(
+                        key.seal(vault, &[recipient])
+                            .map_err(|error| invalid(error.to_string()))?,
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        if grants.is_empty() {
+            return Ok(0);
+        }
+        let count = grants.len();
+        self.share_search_key(vault, commitment.as_ref(), grants)
+            .await?;
+        Ok(count)
+    }
+}
+
+/// A search key commitment, verified: signed by an admin of `roster`.
+fn committed(roster: &Roster, text: &str) -> Result<SearchKeyCommitment, ClientError> {
+    let (verified, _) = roster
+        .verify_by_admin::<SearchKeyCommitment>(&statement(text)?)
+        .map_err(|error| invalid(format!("the search key commitment: {error}")))?;
+    Ok(verified.statement)
+}
