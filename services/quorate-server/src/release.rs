@@ -780,3 +780,44 @@ pub(crate) fn transcript_manifest(bytes: &[u8]) -> Result<TranscriptManifest, Ap
         .map(|verified| verified.statement)
         .map_err(|error| ApiError::Internal(Box::new(error)))
 }
+
+/// Puts a released transcript straight into the index, without a node, a copy or any key:
+/// for tests of ranking and for the search benchmark only. The rows are those a release
+/// stores (the sealed transcript's and the released copy's manifests are placeholders).
+#[doc(hidden)]
+pub async fn seed_released(
+    db: &crate::db::Db,
+    vault: &str,
+    recording: &str,
+    transcript: &str,
+    postings: &[Posting],
+) -> Result<(), ApiError> {
+    let mut transaction = db.pool().begin().await?;
+    sqlx::query(
+        "INSERT INTO transcripts (id, vault_id, recording_id, request_id, node_id, manifest, manifest_digest, ciphertext_len, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, 0, 0)",
+    )
+    .bind(transcript)
+    .bind(vault)
+    .bind(recording)
+    .bind(format!("seed-transcribe-{transcript}"))
+    .bind("seed")
+    .bind(Vec::<u8>::new())
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query(
+        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at)
+         VALUES ($1, $2, $3, $4, $5, $5, 0, $6, 0)",
+    )
+    .bind(transcript)
+    .bind(vault)
+    .bind(recording)
+    .bind(format!("seed-release-{transcript}"))
+    .bind(Vec::<u8>::new())
+    .bind(postings.iter().map(|posting| i64::from(posting.tf)).sum::<i64>())
+    .execute(&mut *transaction)
+    .await?;
+    insert_terms(&mut transaction, vault, transcript, postings).await?;
+    transaction.commit().await?;
+    Ok(())
+}

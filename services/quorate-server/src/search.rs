@@ -90,7 +90,7 @@ pub(crate) async fn search(
     let offset = body.offset.unwrap_or(0) as usize;
     let mut connection = app.db.pool().acquire().await?;
     let totals = sqlx::query(
-        "SELECT COUNT(*) AS documents, COALESCE(SUM(words), 0) AS words FROM released_transcripts WHERE vault_id = $1",
+        "SELECT COUNT(*) AS documents, CAST(COALESCE(SUM(words), 0) AS BIGINT) AS words FROM released_transcripts WHERE vault_id = $1",
     )
     .bind(&vault)
     .fetch_one(&mut *connection)
