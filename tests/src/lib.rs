@@ -114,6 +114,11 @@ impl Server {
         }
     }
 
+    /// The server's data folder (its SQLite database and its local object folder).
+    pub fn data_dir(&self) -> &Path {
+        self._folder.path()
+    }
+
     /// Stops the server and drops its PostgreSQL database.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -1,0 +1,247 @@
+//! Search benchmark (issue 7): 1,000 released synthetic transcripts of about 9,000 words
+//! each (words drawn from a 20,000-word vocabulary with Zipf's law, in segments of 20 to 30
+//! words), indexed as a release indexes them, then two-term searches through the HTTP API
+//! as a member makes them: p50 and p95 latency, on SQLite and on PostgreSQL, and the index
+//! size per transcript.
+//!
+//! Run: `cargo bench -p quorate-server --bench search` (`QUORATE_BENCH_TRANSCRIPTS` and
+//! `QUORATE_BENCH_WORDS` to change the corpus). PostgreSQL at 127.0.0.1:5432
+//! (`QUORATE_TEST_POSTGRES_URL` to change).
+
+use std::time::Instant;
+
+use quorate_client::Client;
+use quorate_crypto::{
+    Identity, RecordingId, TranscriptId,
+    blind::{BlindToken, SearchKey},
+    release::postings,
+    roster::Roster,
+};
+use quorate_server::{App, config::Settings, release::seed_released};
+use sqlx::Connection;
+
+const VOCABULARY: usize = 20_000;
+const QUERIES: usize = 300;
+
+/// xorshift64*: a small deterministic generator, so every run searches the same corpus.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Draws word ranks by Zipf's law (exponent 1).
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(size: usize) -> Self {
+        let mut total = 0.0;
+        Self(
+            (1..=size)
+                .map(|rank| {
+                    total += 1.0 / rank as f64;
+                    total
+                })
+                .collect(),
+        )
+    }
+
+    fn draw(&self, random: &mut Random) -> usize {
+        let target = random.unit() * self.0.last().unwrap();
+        self.0.partition_point(|&cumulative| cumulative < target)
+    }
+}
+
+fn word(rank: usize) -> String {
+    format!("w{rank}")
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
+}
+
+async fn bench(postgres: bool, transcripts: usize, words: usize) {
+    let data = tempfile::tempdir().unwrap();
+    let admin_url = std::env::var("QUORATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let database = format!("quorate_bench_search_{}", std::process::id());
+    let database_url = if postgres {
+        let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0)
+    } else {
+        format!("sqlite://{}", data.path().join("quorate.db").display())
+    };
+    let settings = Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data.path().to_owned()),
+        database_url: Some(database_url),
+        metrics_listen: Some("off".into()),
+        ..Settings::default()
+    };
+    let (app, codes) = App::start(settings.resolve(None, None).unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let serving = app.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    let vault = codes[0].vault_id;
+    let admin = Identity::generate();
+    let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1_750_000_000).unwrap();
+    let mut client = Client::new(&url);
+    client
+        .enrol_first_admin(codes[0].code.as_str(), &genesis)
+        .await
+        .unwrap();
+    client.sign_in(vault, &admin).await.unwrap();
+
+    let backend = if postgres { "PostgreSQL" } else { "SQLite" };
+    eprintln!("==> {backend}: indexing {transcripts} transcripts of {words} words");
+    let key = SearchKey::generate();
+    let zipf = Zipf::new(VOCABULARY);
+    let mut random = Random(0x5eed_1234_abcd_ef01);
+    let started = Instant::now();
+    let mut postings_total = 0;
+    for index in 0..transcripts {
+        let mut segments = Vec::new();
+        let mut left = words;
+        while left > 0 {
+            let length = (20 + random.next() % 11) as usize;
+            let length = length.min(left);
+            left -= length;
+            segments.push(
+                (0..length)
+                    .map(|_| word(zipf.draw(&mut random) + 1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        let found = postings(&key, segments.iter().map(String::as_str));
+        postings_total += found.len();
+        seed_released(
+            &app.db,
+            &vault.to_string(),
+            &RecordingId::random().to_string(),
+            &TranscriptId::random().to_string(),
+            &found,
+        )
+        .await
+        .unwrap();
+        if (index + 1) % 100 == 0 {
+            eprintln!(
+                "    {} / {transcripts} indexed ({:.0} s)",
+                index + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let indexing = started.elapsed().as_secs_f64();
+    let index_bytes = if postgres {
+        let row: (i64,) = sqlx::query_as(
+            "SELECT CAST(pg_total_relation_size('index_terms') + pg_total_relation_size('released_transcripts') AS BIGINT)",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        row.0 as u64
+    } else {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        let row: (i64,) = sqlx::query_as(
+            "SELECT CAST(SUM(pgsize) AS BIGINT) FROM dbstat WHERE name IN ('index_terms', 'index_terms_transcript', 'released_transcripts')",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap_or((std::fs::metadata(data.path().join("quorate.db")).unwrap().len() as i64,));
+        row.0 as u64
+    };
+
+    // Two-term queries: both terms drawn by the same law as the text, so common words come
+    // up as often as people type them.
+    let queries: Vec<Vec<BlindToken>> = (0..QUERIES)
+        .map(|_| {
+            (0..2)
+                .map(|_| key.token(&word(zipf.draw(&mut random) + 1)))
+                .collect()
+        })
+        .collect();
+    for query in queries.iter().take(20) {
+        client.search(vault, query, 10, 0).await.unwrap();
+    }
+    let mut latencies = Vec::with_capacity(QUERIES);
+    let mut hits = 0u64;
+    for query in &queries {
+        let started = Instant::now();
+        let results = client.search(vault, query, 10, 0).await.unwrap();
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        hits += results.total;
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{backend}: {transcripts} transcripts, {postings_total} postings ({:.0} per transcript), indexed in {indexing:.1} s",
+        postings_total as f64 / transcripts as f64
+    );
+    println!(
+        "{backend}: index size {:.1} MiB in all, {:.0} KiB per transcript",
+        index_bytes as f64 / f64::from(1 << 20),
+        index_bytes as f64 / 1024.0 / transcripts as f64
+    );
+    println!(
+        "{backend}: two-term searches through the HTTP API: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (goal p95 < 20 ms); {:.0} matching transcripts per query on average",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        latencies.last().unwrap(),
+        hits as f64 / QUERIES as f64
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+    app.db.close().await;
+    if postgres {
+        let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    }
+}
+
+fn main() {
+    let transcripts = env_usize("QUORATE_BENCH_TRANSCRIPTS", 1000);
+    let words = env_usize("QUORATE_BENCH_WORDS", 9000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for postgres in [false, true] {
+        runtime.block_on(bench(postgres, transcripts, words));
+    }
+}
