@@ -1,8 +1,9 @@
 -- Released minutes and the blind index. The vault's search key exists here only sealed, one
 -- copy per holder (member fingerprint or node ID), next to the admin's signed commitment to
 -- it. A released copy is an age file to a release key R whose secret is sealed to each member
--- (release_grants). The index holds, per blind token and released transcript, the term
--- frequency and the segments it occurs in (packed as big-endian u32 pairs: segment, tf).
+-- (release_grants). The index holds, per blind token and released transcript (by its
+-- number, doc), the term frequency and the segments it occurs in, packed as LEB128 pairs
+-- (segment, tf). Which vault a token's rows belong to is the vault of their doc.
 CREATE TABLE search_keys (
     vault_id TEXT PRIMARY KEY NOT NULL REFERENCES vaults (id) ON DELETE CASCADE,
     commitment BYTEA NOT NULL,
@@ -18,7 +19,8 @@ CREATE TABLE search_key_grants (
 );
 
 CREATE TABLE released_transcripts (
-    transcript_id TEXT PRIMARY KEY NOT NULL REFERENCES transcripts (id) ON DELETE CASCADE,
+    doc BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transcript_id TEXT NOT NULL UNIQUE REFERENCES transcripts (id) ON DELETE CASCADE,
     vault_id TEXT NOT NULL REFERENCES vaults (id) ON DELETE CASCADE,
     recording_id TEXT NOT NULL,
     request_id TEXT NOT NULL UNIQUE,
@@ -41,12 +43,11 @@ CREATE TABLE release_grants (
 );
 
 CREATE TABLE index_terms (
-    vault_id TEXT NOT NULL,
     token BYTEA NOT NULL,
-    transcript_id TEXT NOT NULL REFERENCES released_transcripts (transcript_id) ON DELETE CASCADE,
+    doc BIGINT NOT NULL REFERENCES released_transcripts (doc) ON DELETE CASCADE,
     tf INTEGER NOT NULL,
     segments BYTEA NOT NULL,
-    PRIMARY KEY (vault_id, token, transcript_id)
+    PRIMARY KEY (token, doc)
 );
 
-CREATE INDEX index_terms_transcript ON index_terms (transcript_id);
+CREATE INDEX index_terms_doc ON index_terms (doc);

@@ -430,6 +430,9 @@ async fn help_and_error_messages_are_stable() {
         vec!["members", "approve", "ABCD"],
         vec!["upload", "missing.wav", "--title", "x"],
         vec!["approve", "not-a-request", "--yes"],
+        vec!["search", "--help"],
+        vec!["search", " ,.; "],
+        vec!["transcript", "not-a-recording", "--format", "docx"],
     ] {
         let run = device.run(&arguments).await;
         record(&arguments.join(" "), &run);

@@ -282,41 +282,90 @@ struct Term {
     segments: Vec<u8>,
 }
 
+fn push_varint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// The (segment, tf) pairs packed in an index row: LEB128 varints, in segment order.
+pub(crate) fn unpack_segments(packed: &[u8]) -> Vec<(u32, u32)> {
+    let mut values = Vec::new();
+    let (mut value, mut shift) = (0u32, 0u32);
+    for byte in packed {
+        value |= u32::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+        if byte & 0x80 == 0 {
+            values.push(value);
+            (value, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    values
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .collect()
+}
+
 /// Groups postings by token: total frequency and the packed (segment, tf) pairs.
 fn terms(postings: &[Posting]) -> BTreeMap<BlindToken, Term> {
     let mut terms = BTreeMap::<BlindToken, Term>::new();
     for posting in postings {
         let term = terms.entry(posting.token).or_default();
         term.tf += i64::from(posting.tf);
-        term.segments.extend(posting.segment.to_be_bytes());
-        term.segments.extend(posting.tf.to_be_bytes());
+        push_varint(&mut term.segments, posting.segment);
+        push_varint(&mut term.segments, posting.tf);
     }
     terms
 }
 
-/// Writes a released transcript's index terms, many rows per statement.
-pub(crate) async fn insert_terms(
+/// Stores a released transcript's row and its index terms (many rows per statement);
+/// returns its document number.
+#[allow(clippy::too_many_arguments)]
+async fn insert_released(
     connection: &mut sqlx::AnyConnection,
     vault: &str,
     transcript: &str,
+    recording: &str,
+    request: &str,
+    manifest: (Vec<u8>, Vec<u8>),
+    ciphertext_len: u64,
     postings: &[Posting],
-) -> Result<(), ApiError> {
+    now: i64,
+) -> Result<i64, ApiError> {
+    let words: i64 = postings.iter().map(|posting| i64::from(posting.tf)).sum();
+    let doc: i64 = sqlx::query(
+        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING doc",
+    )
+    .bind(transcript)
+    .bind(vault)
+    .bind(recording)
+    .bind(request)
+    .bind(manifest.0)
+    .bind(manifest.1)
+    .bind(ciphertext_len as i64)
+    .bind(words)
+    .bind(now)
+    .fetch_one(&mut *connection)
+    .await?
+    .try_get("doc")?;
     const ROWS: usize = 200;
     let terms: Vec<_> = terms(postings).into_iter().collect();
     for chunk in terms.chunks(ROWS) {
         let values: Vec<String> = (0..chunk.len())
             .map(|row| {
-                let first = row * 3 + 3;
-                format!("($1, ${first}, $2, ${}, ${})", first + 1, first + 2)
+                let first = row * 3 + 2;
+                format!("(${first}, $1, ${}, ${})", first + 1, first + 2)
             })
             .collect();
         let sql = format!(
-            "INSERT INTO index_terms (vault_id, token, transcript_id, tf, segments) VALUES {}",
+            "INSERT INTO index_terms (token, doc, tf, segments) VALUES {}",
             values.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(vault)
-            .bind(transcript);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(doc);
         for (token, term) in chunk {
             query = query
                 .bind(token.0.to_vec())
@@ -325,7 +374,7 @@ pub(crate) async fn insert_terms(
         }
         query.execute(&mut *connection).await?;
     }
-    Ok(())
+    Ok(doc)
 }
 
 /// Completes a release job: the released copy, the release key sealed to every current
@@ -495,21 +544,17 @@ pub(crate) async fn complete_release(
     if job.try_get::<String, _>("status")? != "leased" {
         return Err(lease_lost());
     }
-    let words: i64 = postings.iter().map(|posting| i64::from(posting.tf)).sum();
-    sqlx::query(
-        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    insert_released(
+        &mut transaction,
+        &vault,
+        &transcript,
+        &manifest.recording_id.to_string(),
+        &request,
+        (signed.to_bytes(), verified.digest.to_vec()),
+        manifest.ciphertext_len,
+        &postings,
+        now,
     )
-    .bind(&transcript)
-    .bind(&vault)
-    .bind(manifest.recording_id.to_string())
-    .bind(&request)
-    .bind(signed.to_bytes())
-    .bind(verified.digest.to_vec())
-    .bind(manifest.ciphertext_len as i64)
-    .bind(words)
-    .bind(now)
-    .execute(&mut *transaction)
     .await?;
     for (member, sealed) in grants {
         sqlx::query(
@@ -522,7 +567,6 @@ pub(crate) async fn complete_release(
         .execute(&mut *transaction)
         .await?;
     }
-    insert_terms(&mut transaction, &vault, &transcript, &postings).await?;
     sqlx::query(
         "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
          WHERE request_id = $3",
@@ -805,19 +849,38 @@ pub async fn seed_released(
     .bind(Vec::<u8>::new())
     .execute(&mut *transaction)
     .await?;
-    sqlx::query(
-        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at)
-         VALUES ($1, $2, $3, $4, $5, $5, 0, $6, 0)",
+    insert_released(
+        &mut transaction,
+        vault,
+        transcript,
+        recording,
+        &format!("seed-release-{transcript}"),
+        (Vec::new(), Vec::new()),
+        0,
+        postings,
+        0,
     )
-    .bind(transcript)
-    .bind(vault)
-    .bind(recording)
-    .bind(format!("seed-release-{transcript}"))
-    .bind(Vec::<u8>::new())
-    .bind(postings.iter().map(|posting| i64::from(posting.tf)).sum::<i64>())
-    .execute(&mut *transaction)
     .await?;
-    insert_terms(&mut transaction, vault, transcript, postings).await?;
     transaction.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_pack_and_unpack() {
+        let token = BlindToken([1; 16]);
+        let postings: Vec<Posting> = [(0, 1), (127, 2), (128, 300), (70_000, u32::MAX)]
+            .into_iter()
+            .map(|(segment, tf)| Posting { token, segment, tf })
+            .collect();
+        let packed = &terms(&postings)[&token].segments;
+        assert_eq!(
+            unpack_segments(packed),
+            [(0, 1), (127, 2), (128, 300), (70_000, u32::MAX)]
+        );
+        assert_eq!(packed.len(), 16, "small numbers take a byte or two");
+    }
 }

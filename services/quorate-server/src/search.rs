@@ -14,6 +14,7 @@ use crate::{
     App,
     auth::Authenticated,
     error::{ApiError, ApiJson},
+    release::unpack_segments,
 };
 
 /// BM25's term-frequency saturation.
@@ -104,9 +105,9 @@ pub(crate) async fn search(
     }
     let average_length = totals.try_get::<i64, _>("words")? as f64 / documents;
     let sql = format!(
-        "SELECT i.token, i.transcript_id, i.tf, r.words, r.recording_id FROM index_terms i
-         JOIN released_transcripts r ON r.transcript_id = i.transcript_id
-         WHERE i.vault_id = $1 AND r.vault_id = $1 AND i.token IN ({})",
+        "SELECT i.token, i.doc, i.tf, r.words FROM index_terms i
+         JOIN released_transcripts r ON r.doc = i.doc
+         WHERE i.token IN ({}) AND r.vault_id = $1",
         placeholders(2, tokens.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&vault);
@@ -114,103 +115,105 @@ pub(crate) async fn search(
         query = query.bind(token.clone());
     }
     let rows = query.fetch_all(&mut *connection).await?;
+    let mut postings = Vec::with_capacity(rows.len());
     let mut frequencies: HashMap<Vec<u8>, f64> = HashMap::new();
     for row in &rows {
-        *frequencies
-            .entry(row.try_get::<Vec<u8>, _>("token")?)
-            .or_default() += 1.0;
-    }
-    let mut scores: BTreeMap<String, (f64, String)> = BTreeMap::new();
-    for row in &rows {
-        let df = frequencies[&row.try_get::<Vec<u8>, _>("token")?];
-        let weight = bm25(
+        let token: Vec<u8> = row.try_get("token")?;
+        *frequencies.entry(token.clone()).or_default() += 1.0;
+        postings.push((
+            token,
+            row.try_get::<i64, _>("doc")?,
             row.try_get::<i64, _>("tf")? as f64,
-            df,
-            documents,
             row.try_get::<i64, _>("words")? as f64,
-            average_length,
-        );
-        let entry = scores
-            .entry(row.try_get("transcript_id")?)
-            .or_insert_with(|| (0.0, String::new()));
-        entry.0 += weight;
-        entry.1 = row.try_get("recording_id")?;
+        ));
+    }
+    let mut scores: HashMap<i64, f64> = HashMap::new();
+    for (token, doc, tf, words) in postings {
+        *scores.entry(doc).or_default() +=
+            bm25(tf, frequencies[&token], documents, words, average_length);
     }
     let total = scores.len() as u64;
-    let mut ranked: Vec<(String, f64, String)> = scores
-        .into_iter()
-        .map(|(transcript, (score, recording))| (transcript, score, recording))
-        .collect();
+    let mut ranked: Vec<(i64, f64)> = scores.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let page: Vec<_> = ranked
+    let page: Vec<(i64, f64)> = ranked
         .into_iter()
         .skip(offset)
         .take(limit as usize)
         .collect();
-    let mut segments = segments_of(&mut connection, &vault, &tokens, &page).await?;
-    let hits = page
-        .into_iter()
-        .map(|(transcript, score, recording)| SearchHit {
-            segments: segments.remove(&transcript).unwrap_or_default(),
-            transcript_id: transcript,
-            recording_id: recording,
-            score,
-        })
-        .collect();
+    let hits = hits(&mut connection, &tokens, &page).await?;
     Ok(axum::Json(SearchResults { total, hits }))
 }
 
-/// For each transcript of the page, its segments that hold query tokens: those with the most
-/// distinct tokens first, then the most occurrences, then the earliest.
-async fn segments_of(
+/// The page's hits: each transcript's IDs, and its segments that hold query tokens (those
+/// with the most distinct tokens first, then the most occurrences, then the earliest).
+async fn hits(
     connection: &mut sqlx::AnyConnection,
-    vault: &str,
     tokens: &[Vec<u8>],
-    page: &[(String, f64, String)],
-) -> Result<HashMap<String, Vec<u32>>, ApiError> {
+    page: &[(i64, f64)],
+) -> Result<Vec<SearchHit>, ApiError> {
     if page.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT transcript_id, segments FROM index_terms WHERE vault_id = $1 AND token IN ({}) AND transcript_id IN ({})",
-        placeholders(2, tokens.len()),
-        placeholders(2 + tokens.len(), page.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(vault);
+    let docs = placeholders(1, page.len());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT doc, transcript_id, recording_id FROM released_transcripts WHERE doc IN ({docs})"
+    )));
+    for (doc, _) in page {
+        query = query.bind(*doc);
+    }
+    let mut names = HashMap::new();
+    for row in query.fetch_all(&mut *connection).await? {
+        names.insert(
+            row.try_get::<i64, _>("doc")?,
+            (
+                row.try_get::<String, _>("transcript_id")?,
+                row.try_get::<String, _>("recording_id")?,
+            ),
+        );
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT doc, segments FROM index_terms WHERE doc IN ({docs}) AND token IN ({})",
+        placeholders(1 + page.len(), tokens.len())
+    )));
+    for (doc, _) in page {
+        query = query.bind(*doc);
+    }
     for token in tokens {
         query = query.bind(token.clone());
     }
-    for (transcript, _, _) in page {
-        query = query.bind(transcript.clone());
-    }
-    // Per transcript, per segment: (distinct tokens, occurrences).
-    let mut matches: HashMap<String, BTreeMap<u32, (u32, u64)>> = HashMap::new();
+    // Per doc, per segment: (distinct tokens, occurrences).
+    let mut matches: HashMap<i64, BTreeMap<u32, (u32, u64)>> = HashMap::new();
     for row in query.fetch_all(&mut *connection).await? {
-        let packed: Vec<u8> = row.try_get("segments")?;
-        let segments = matches.entry(row.try_get("transcript_id")?).or_default();
-        for pair in packed.chunks_exact(8) {
-            let segment = u32::from_be_bytes(pair[..4].try_into().expect("4 bytes"));
-            let tf = u32::from_be_bytes(pair[4..].try_into().expect("4 bytes"));
+        let segments = matches.entry(row.try_get("doc")?).or_default();
+        for (segment, tf) in unpack_segments(&row.try_get::<Vec<u8>, _>("segments")?) {
             let entry = segments.entry(segment).or_default();
             entry.0 += 1;
             entry.1 += u64::from(tf);
         }
     }
-    Ok(matches
-        .into_iter()
-        .map(|(transcript, segments)| {
-            let mut ordered: Vec<(u32, (u32, u64))> = segments.into_iter().collect();
+    page.iter()
+        .map(|(doc, score)| {
+            let (transcript, recording) = names
+                .remove(doc)
+                .ok_or_else(|| ApiError::Internal("a ranked document vanished".into()))?;
+            let mut ordered: Vec<(u32, (u32, u64))> = matches
+                .remove(doc)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             ordered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            (
-                transcript,
-                ordered
+            Ok(SearchHit {
+                transcript_id: transcript,
+                recording_id: recording,
+                score: *score,
+                segments: ordered
                     .into_iter()
                     .take(SEGMENTS_PER_HIT)
                     .map(|(segment, _)| segment)
                     .collect(),
-            )
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
