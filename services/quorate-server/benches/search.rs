@@ -5,7 +5,7 @@
 //! size per transcript.
 //!
 //! Run: `cargo bench -p quorate-server --bench search` (`QUORATE_BENCH_TRANSCRIPTS` and
-//! `QUORATE_BENCH_WORDS` to change the corpus). PostgreSQL at 127.0.0.1:5432
+//! `QUORATE_BENCH_WORDS` to change the corpus, `QUORATE_BENCH_BACKENDS=postgres` for one). PostgreSQL at 127.0.0.1:5432
 //! (`QUORATE_TEST_POSTGRES_URL` to change).
 
 use std::time::Instant;
@@ -164,6 +164,10 @@ async fn bench(postgres: bool, transcripts: usize, words: usize) {
         }
     }
     let indexing = started.elapsed().as_secs_f64();
+    if postgres {
+        // What autovacuum does after a bulk load: fresh statistics for the planner.
+        sqlx::query("ANALYZE").execute(app.db.pool()).await.unwrap();
+    }
     let index_bytes = if postgres {
         let row: (i64,) = sqlx::query_as(
             "SELECT CAST(pg_total_relation_size('index_terms') + pg_total_relation_size('released_transcripts') AS BIGINT)",
@@ -241,7 +245,10 @@ fn main() {
     let transcripts = env_usize("QUORATE_BENCH_TRANSCRIPTS", 1000);
     let words = env_usize("QUORATE_BENCH_WORDS", 9000);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for postgres in [false, true] {
-        runtime.block_on(bench(postgres, transcripts, words));
+    let backends = std::env::var("QUORATE_BENCH_BACKENDS").unwrap_or_default();
+    for (postgres, name) in [(false, "sqlite"), (true, "postgres")] {
+        if backends.is_empty() || backends.contains(name) {
+            runtime.block_on(bench(postgres, transcripts, words));
+        }
     }
 }
