@@ -502,6 +502,15 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Log lines go to standard error (RUST_LOG, default warnings only). whisper.cpp's are
+    // never shown below info: its debug lines can carry decoded text.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn".into())
+        .add_directive("whisper_rs=info".parse().expect("a valid directive"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
