@@ -4,7 +4,8 @@
 //! every format; a member approved later receives the keys from the admin's device; an
 //! unreleased transcript is never found. Then the zero-knowledge check: every byte the
 //! server keeps (its database files and its object folder) is read, and none of the
-//! transcript's words, no run of the audio and no key is found in them.
+//! transcript's words, no run of the audio and no key (members', the node's, the search key,
+//! and the meeting's recording, transcript and release keys) is found in them.
 
 use std::{
     path::Path,
@@ -308,6 +309,13 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         "the search key (hex)".into(),
         hex(search_key.expose_secret()).into_bytes(),
     ));
+    for (name, secret) in meeting_keys(&server, &[ada, bo], &recording, &roster).await {
+        needles.push((name.to_owned(), secret.expose_secret().to_vec()));
+        needles.push((
+            format!("{name} (age form)"),
+            secret.to_age_string().as_bytes().to_vec(),
+        ));
+    }
     let mut keys = vec![
         ("Ada's key", identity(ada)),
         ("Bo's key", identity(bo)),
@@ -338,6 +346,97 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         }
     }
     server.stop().await;
+}
+
+/// The meeting's keys, rebuilt as members' devices can: the recording key X and the
+/// transcript key T from the shares of `devices`, and the release key R from the first one's
+/// sealed copy.
+async fn meeting_keys(
+    server: &Server,
+    devices: &[&Device],
+    recording: &str,
+    roster: &quorate_crypto::roster::Roster,
+) -> Vec<(&'static str, quorate_crypto::AgeSecretKey)> {
+    use base64::Engine;
+    use quorate_crypto::{
+        statement::{RecordingManifest, SignedStatement, TranscriptManifest},
+        threshold::{combine, open_share},
+    };
+    let decode = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap()
+    };
+    let vault = server.codes[0].vault_id;
+    let recording: quorate_crypto::RecordingId = recording.parse().unwrap();
+    let mut clients = Vec::new();
+    for device in devices {
+        let identity = identity(device);
+        let mut client = Client::new(&server.url);
+        client.sign_in(vault, &identity).await.unwrap();
+        clients.push((identity, client));
+    }
+    let view = clients[0].1.recording(vault, recording).await.unwrap();
+    let manifest = SignedStatement::from_bytes(&decode(&view.manifest))
+        .unwrap()
+        .verify::<RecordingManifest>()
+        .unwrap()
+        .statement;
+    let released = clients[0].1.released(vault, Some(recording)).await.unwrap();
+    let transcript_view = clients[0]
+        .1
+        .transcripts(vault)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|view| view.transcript_id == released[0].transcript_id)
+        .unwrap();
+    let transcript = SignedStatement::from_bytes(&decode(&transcript_view.manifest))
+        .unwrap()
+        .verify::<TranscriptManifest>()
+        .unwrap()
+        .statement;
+    let (mut recording_shares, mut transcript_shares) = (Vec::new(), Vec::new());
+    for (identity, client) in &clients {
+        let me = identity.fingerprint();
+        let sealed = client.recording_share(vault, recording).await.unwrap();
+        let binding = manifest.share_binding(&me).unwrap();
+        recording_shares
+            .push(open_share(&decode(&sealed.sealed), identity.age_key(), &binding).unwrap());
+        let sealed = client
+            .transcript_share(vault, transcript.transcript_id)
+            .await
+            .unwrap();
+        let binding = transcript.share_binding(&me).unwrap();
+        transcript_shares
+            .push(open_share(&decode(&sealed.sealed), identity.age_key(), &binding).unwrap());
+    }
+    let x = combine(
+        &recording_shares,
+        manifest.split.threshold,
+        &manifest.split.recipient,
+    )
+    .unwrap();
+    let t = combine(
+        &transcript_shares,
+        transcript.split.threshold,
+        &transcript.split.recipient,
+    )
+    .unwrap();
+    let (identity, client) = &clients[0];
+    let release = client
+        .release_manifest(vault, roster, &released[0])
+        .await
+        .unwrap();
+    let r = client
+        .release_key(vault, &release, identity.age_key())
+        .await
+        .unwrap();
+    vec![
+        ("the recording key X", x),
+        ("the transcript key T", t),
+        ("the release key R", r),
+    ]
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -233,8 +233,9 @@ impl Client {
         Ok(())
     }
 
-    /// The release key of a released transcript, opened with `own`.
-    async fn release_key(
+    /// The release key of a released transcript, opened with `own` (checked against its
+    /// manifest).
+    pub async fn release_key(
         &self,
         vault: VaultId,
         manifest: &ReleaseManifest,
