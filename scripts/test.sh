@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test, on a fresh machine too: installs what the tests need when it
 # is missing, then formatting, clippy (warnings denied), the no-I/O check of the protocol
-# crate, and all tests.
+# crate, the web UI's types and unit tests, and all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,9 @@ scripts/check-crypto-deps.sh
 
 step "fuzz targets compile (stable toolchain, no nightly needed)"
 (cd fuzz && cargo check --locked --bins -q)
+
+step "web-admin: types and unit tests (Vitest; the Rust side's vectors)"
+(cd web-admin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck && npm test --silent)
 
 step "tests"
 cargo test --workspace --locked

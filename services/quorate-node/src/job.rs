@@ -38,23 +38,24 @@ fn statement(text: &str, what: &str) -> Result<SignedStatement, JobFailure> {
     SignedStatement::from_bytes(&bytes).map_err(|error| fail(format!("the {what}: {error}")))
 }
 
-/// A job whose every signature, binding and commitment checked out, with its key rebuilt.
-pub struct Unlocked {
+/// A job whose every signature, binding and commitment checked out, with its key rebuilt:
+/// the recording's (`M` = its manifest) or, for a release, the transcript's.
+pub struct Unlocked<M = RecordingManifest> {
     /// The request.
     pub request: UnlockRequest,
-    /// The recording's manifest and its digest.
-    pub manifest: RecordingManifest,
-    /// Digest of the signed recording manifest.
+    /// The subject's manifest.
+    pub manifest: M,
+    /// Digest of the signed subject manifest.
     pub manifest_digest: [u8; 32],
-    /// The rebuilt recording key.
+    /// The rebuilt key.
     pub key: AgeSecretKey,
 }
 
-impl std::fmt::Debug for Unlocked {
+impl<M> std::fmt::Debug for Unlocked<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unlocked")
             .field("request", &self.request.request_id)
-            .field("recording", &self.manifest.recording_id)
+            .field("subject", &self.request.subject)
             .field("key", &"<redacted>")
             .finish()
     }
@@ -288,26 +289,7 @@ pub fn seal(
 
 /// A release job whose every signature, binding and commitment checked out, with the
 /// transcript key rebuilt.
-pub struct ReleaseUnlocked {
-    /// The request.
-    pub request: UnlockRequest,
-    /// The sealed transcript's manifest.
-    pub manifest: TranscriptManifest,
-    /// Digest of the signed transcript manifest.
-    pub manifest_digest: [u8; 32],
-    /// The rebuilt transcript key.
-    pub key: AgeSecretKey,
-}
-
-impl std::fmt::Debug for ReleaseUnlocked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReleaseUnlocked")
-            .field("request", &self.request.request_id)
-            .field("transcript", &self.manifest.transcript_id)
-            .field("key", &"<redacted>")
-            .finish()
-    }
-}
+pub type ReleaseUnlocked = Unlocked<TranscriptManifest>;
 
 /// The node that made a sealed transcript, by the approval an admin signed for it: the
 /// transcript manifest must carry that node's signature.

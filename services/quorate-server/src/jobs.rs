@@ -511,32 +511,54 @@ pub(crate) async fn complete(
             ));
         }
     }
-    sqlx::query(
-        "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
-         WHERE request_id = $3",
-    )
-    .bind(&transcript_id)
-    .bind(now)
-    .bind(&request)
-    .execute(&mut *transaction)
-    .await?;
-    crate::audit::append(
+    mark_done(
         &mut transaction,
-        app.db.backend(),
-        manifest.vault_id,
+        &app,
+        (&node, &request),
+        (&transcript_id, "transcript.stored"),
+        &signed.to_bytes(),
         now,
-        crate::audit::Event {
-            actor: &node.fingerprint,
-            action: "transcript.stored",
-            subject: &transcript_id,
-            statement: Some(&signed.to_bytes()),
-        },
     )
     .await?;
     let view = transcript_view(&mut transaction, &transcript_id).await?;
     transaction.commit().await?;
     tracing::info!(request = %request, transcript = %transcript_id, "job done, sealed transcript stored");
     Ok(axum::Json(view))
+}
+
+/// Marks `request`'s job done with the transcript it produced, and audits that as `action`
+/// by the node, with its signed manifest.
+pub(crate) async fn mark_done(
+    connection: &mut sqlx::AnyConnection,
+    app: &App,
+    (node, request): (&NodeCaller, &str),
+    (transcript, action): (&str, &str),
+    manifest: &[u8],
+    now: i64,
+) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
+         WHERE request_id = $3",
+    )
+    .bind(transcript)
+    .bind(now)
+    .bind(request)
+    .execute(&mut *connection)
+    .await?;
+    crate::audit::append(
+        connection,
+        app.db.backend(),
+        node.vault_id,
+        now,
+        crate::audit::Event {
+            actor: &node.fingerprint,
+            action,
+            subject: transcript,
+            statement: Some(manifest),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Verifies that `signed` is a `T` signed by this node's key; returns it with the model hash

@@ -27,7 +27,7 @@ use crate::{
     auth::{Authenticated, Caller, NodeCaller},
     enrol::load_roster,
     error::{ApiError, ApiJson, ApiQuery},
-    jobs::{MAX_TRANSCRIPT_BYTES, lease_lost, leased, signed_by_node},
+    jobs::{MAX_TRANSCRIPT_BYTES, lease_lost, leased, mark_done, signed_by_node},
     nodes::decode_statement,
     now,
     recordings::stream_object,
@@ -224,35 +224,53 @@ pub(crate) async fn share_search_key(
                 format!("{holder} is neither a current member nor an approved node"),
             ));
         }
-        let inserted = sqlx::query(
+        store_grant(
+            &mut transaction,
+            (&app, &who, now),
             "INSERT INTO search_key_grants (vault_id, holder, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            (&vault, &holder, decode_sealed(&grant.sealed)?),
+            ("search_key.shared", &holder),
         )
-        .bind(&vault)
-        .bind(&holder)
-        .bind(decode_sealed(&grant.sealed)?)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            crate::audit::append(
-                &mut transaction,
-                app.db.backend(),
-                who.vault_id,
-                now,
-                crate::audit::Event {
-                    actor: &who.fingerprint,
-                    action: "search_key.shared",
-                    subject: &holder,
-                    statement: None,
-                },
-            )
-            .await?;
-        }
+        .await?;
     }
     let view = search_key_view(&mut transaction, &vault, &who.fingerprint).await?;
     transaction.commit().await?;
     Ok(axum::Json(view))
+}
+
+/// Stores one sealed key with `insert` (its parameters: scope, holder, sealed, time) unless
+/// the holder has one already (a copy is never replaced), and audits a new one.
+async fn store_grant(
+    connection: &mut sqlx::AnyConnection,
+    (app, who, now): (&App, &Authenticated, i64),
+    insert: &'static str,
+    (scope, holder, sealed): (&str, &str, Vec<u8>),
+    (action, subject): (&str, &str),
+) -> Result<(), ApiError> {
+    let inserted = sqlx::query(insert)
+        .bind(scope)
+        .bind(holder)
+        .bind(sealed)
+        .bind(now)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+    if inserted == 1 {
+        crate::audit::append(
+            connection,
+            app.db.backend(),
+            who.vault_id,
+            now,
+            crate::audit::Event {
+                actor: &who.fingerprint,
+                action,
+                subject,
+                statement: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Parses uploaded postings (24-byte records).
@@ -567,26 +585,13 @@ pub(crate) async fn complete_release(
         .execute(&mut *transaction)
         .await?;
     }
-    sqlx::query(
-        "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
-         WHERE request_id = $3",
-    )
-    .bind(&transcript)
-    .bind(now)
-    .bind(&request)
-    .execute(&mut *transaction)
-    .await?;
-    crate::audit::append(
+    mark_done(
         &mut transaction,
-        app.db.backend(),
-        manifest.vault_id,
+        &app,
+        (&node, &request),
+        (&transcript, "transcript.released"),
+        &signed.to_bytes(),
         now,
-        crate::audit::Event {
-            actor: &node.fingerprint,
-            action: "transcript.released",
-            subject: &transcript,
-            statement: Some(&signed.to_bytes()),
-        },
     )
     .await?;
     let view = released_view(&mut transaction, &vault, &transcript).await?;
@@ -751,31 +756,14 @@ pub(crate) async fn add_release_grants(
                 format!("{member} is not a current member"),
             ));
         }
-        let inserted = sqlx::query(
+        store_grant(
+            &mut transaction,
+            (&app, &who, now),
             "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            (&transcript, &member, decode_sealed(&grant.sealed)?),
+            ("release.shared", &format!("{transcript}/{member}")),
         )
-        .bind(&transcript)
-        .bind(&member)
-        .bind(decode_sealed(&grant.sealed)?)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            crate::audit::append(
-                &mut transaction,
-                app.db.backend(),
-                who.vault_id,
-                now,
-                crate::audit::Event {
-                    actor: &who.fingerprint,
-                    action: "release.shared",
-                    subject: &format!("{transcript}/{member}"),
-                    statement: None,
-                },
-            )
-            .await?;
-        }
+        .await?;
     }
     let view = released_view(&mut transaction, &vault, &transcript).await?;
     transaction.commit().await?;

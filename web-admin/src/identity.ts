@@ -1,0 +1,144 @@
+// A member's identity in the browser: the file `quorate keygen` writes (an armoured age file
+// protected by a passphrase, opened with typage), kept as non-extractable WebCrypto keys.
+// Nothing of it is ever sent anywhere; the page holds it in memory only.
+
+import { Decrypter, armor, identityToRecipient } from "age-encryption";
+
+/** An opened identity: its public keys, fingerprint, and the private keys in WebCrypto. */
+export interface MemberIdentity {
+  /** The age recipient, `age1…`. */
+  recipient: string;
+  /** The Ed25519 verifying key. */
+  verifyingKey: Uint8Array;
+  /** SHA-256 over the public keys, hex. */
+  fingerprintHex: string;
+  /** The form people compare: the first 15 bytes in base32, six groups of four. */
+  fingerprintShort: string;
+  /** The age secret key, for typage to open sealed shares and copies. */
+  ageSecret: string;
+  /** Signs sign-in challenges and statements (non-extractable). */
+  signingKey: CryptoKey;
+}
+
+/** Why an identity file could not be opened, in words for the member. */
+export class IdentityError extends Error {}
+
+const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/** The 32 bytes of an `age1…` recipient (Bech32, checksum left to typage). */
+function recipientBytes(recipient: string): Uint8Array {
+  const data = recipient.slice(recipient.lastIndexOf("1") + 1, -6);
+  let buffer = 0;
+  let bits = 0;
+  const out: number[] = [];
+  for (const char of data) {
+    const value = BECH32.indexOf(char);
+    if (value < 0) throw new IdentityError("the recipient is not Bech32");
+    buffer = (buffer << 5) | value;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((buffer >> bits) & 0xff);
+    }
+  }
+  if (out.length !== 32) throw new IdentityError("the recipient is not 32 bytes");
+  return Uint8Array.from(out);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function base32(bytes: Uint8Array): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let buffer = 0;
+  let bits = 0;
+  let out = "";
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += alphabet[(buffer >> bits) & 31];
+    }
+  }
+  return out;
+}
+
+function fromBase64(text: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+}
+
+function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/");
+  return fromBase64(padded + "=".repeat((4 - (padded.length % 4)) % 4));
+}
+
+/** PKCS #8 wrapping of a raw Ed25519 seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
+
+/** The Ed25519 seed as a non-extractable signing key, with its public key. */
+async function signingKeys(seed: Uint8Array): Promise<[CryptoKey, Uint8Array]> {
+  const pkcs8 = new Uint8Array(ED25519_PKCS8_PREFIX.length + seed.length);
+  pkcs8.set(ED25519_PKCS8_PREFIX);
+  pkcs8.set(seed, ED25519_PKCS8_PREFIX.length);
+  // Imported once extractable only to read the public key out of its JWK, then again
+  // non-extractable for use; the extractable copy is dropped at once.
+  const readable = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, true, [
+    "sign",
+  ]);
+  const jwk = await crypto.subtle.exportKey("jwk", readable);
+  const signing = await crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, [
+    "sign",
+  ]);
+  pkcs8.fill(0);
+  if (!jwk.x) throw new IdentityError("the signing key has no public part");
+  return [signing, fromBase64Url(jwk.x)];
+}
+
+/**
+ * Opens the identity file `quorate keygen` wrote with its passphrase: checks its format,
+ * imports the signing key non-extractable, and derives the fingerprint to show.
+ */
+export async function openIdentityFile(file: string, passphrase: string): Promise<MemberIdentity> {
+  let text: string;
+  try {
+    const decrypter = new Decrypter();
+    decrypter.addPassphrase(passphrase);
+    text = await decrypter.decrypt(armor.decode(file), "text");
+  } catch {
+    throw new IdentityError(
+      "this is not a Quorate identity file, or the passphrase is wrong: choose the identity.age that `quorate keygen` wrote and type its passphrase",
+    );
+  }
+  const lines = text.split("\n").filter((line) => line && !line.startsWith("#"));
+  const field = (name: string) =>
+    lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+  const ageSecret = field("age");
+  const seedText = field("ed25519");
+  if (lines[0] !== "quorate-identity-v1" || !ageSecret || !seedText) {
+    throw new IdentityError("the file opened but is not a quorate-identity-v1 identity");
+  }
+  const seed = fromBase64(seedText);
+  if (seed.length !== 32) throw new IdentityError("the signing key is not 32 bytes");
+  const [signingKey, verifyingKey] = await signingKeys(seed);
+  seed.fill(0);
+  const recipient = await identityToRecipient(ageSecret);
+  const domain = new TextEncoder().encode("quorate/fingerprint/v1\0");
+  const material = new Uint8Array(domain.length + 64);
+  material.set(domain);
+  material.set(recipientBytes(recipient), domain.length);
+  material.set(verifyingKey, domain.length + 32);
+  const fingerprint = new Uint8Array(await crypto.subtle.digest("SHA-256", material));
+  const short = base32(fingerprint.slice(0, 15));
+  return {
+    recipient,
+    verifyingKey,
+    fingerprintHex: hex(fingerprint),
+    fingerprintShort: short.match(/.{4}/g)?.join("-") ?? short,
+    ageSecret,
+    signingKey,
+  };
+}
