@@ -42,7 +42,8 @@ impl fmt::Debug for BlindToken {
 
 /// Splits text into normalised words.
 pub fn normalise(text: &str) -> Vec<String> {
-    let folded: String = text.nfkc().collect::<String>().to_lowercase();
+    // The folded copy is plaintext (a transcript's words on a node): wiped when dropped.
+    let folded = Zeroizing::new(text.nfkc().collect::<String>().to_lowercase());
     folded
         .split(|c: char| !is_word_character(c))
         .filter(|word| !word.is_empty())

@@ -250,8 +250,9 @@ pub fn postings<'a>(key: &SearchKey, segments: impl IntoIterator<Item = &'a str>
     let mut all = Vec::new();
     for (segment, text) in segments.into_iter().enumerate() {
         let mut counts = std::collections::BTreeMap::<BlindToken, u32>::new();
-        for word in normalise(text) {
-            *counts.entry(key.token(&word)).or_default() += 1;
+        // The words are plaintext: wiped when dropped.
+        for word in Zeroizing::new(normalise(text)).iter() {
+            *counts.entry(key.token(word)).or_default() += 1;
         }
         all.extend(counts.into_iter().map(|(token, tf)| Posting {
             token,

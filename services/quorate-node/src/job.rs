@@ -20,7 +20,7 @@ use quorate_crypto::{
     threshold::{self, Subject},
 };
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Why a job failed: the reason kept with the job (never plaintext).
 #[derive(Debug, thiserror::Error)]
@@ -384,14 +384,11 @@ pub fn release(
     let mut text = Zeroizing::new(Vec::with_capacity(sealed.len()));
     envelope::decrypt(sealed, &mut *text, &unlocked.key)
         .map_err(|error| fail(format!("opening the sealed transcript: {error}")))?;
-    let transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
+    let mut transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
         fail(format!(
             "the sealed transcript is not a transcript: {error}"
         ))
     })?;
-    if transcript.recording_id != manifest.recording_id.to_string() {
-        return Err(fail("the sealed transcript names another recording"));
-    }
     let postings = release::postings(
         search_key,
         transcript
@@ -399,7 +396,15 @@ pub fn release(
             .iter()
             .map(|segment| segment.text.as_str()),
     );
+    let same_recording = transcript.recording_id == manifest.recording_id.to_string();
+    // The parsed words are plaintext too: wiped before they are freed.
+    for segment in &mut transcript.segments {
+        segment.text.zeroize();
+    }
     drop(transcript);
+    if !same_recording {
+        return Err(fail("the sealed transcript names another recording"));
+    }
     let key = AgeSecretKey::generate();
     let (writer, _) = envelope::encrypt(
         &text[..],
