@@ -22,8 +22,9 @@ scripts/check-crypto-deps.sh
 step "fuzz targets compile (stable toolchain, no nightly needed)"
 (cd fuzz && cargo check --locked --bins -q)
 
-step "web-admin: types and unit tests (Vitest; the Rust side's vectors)"
-(cd web-admin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck && npm test --silent)
+step "web-admin: API types current with docs/openapi.json, type check, unit tests (Vitest)"
+(cd web-admin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check-api \
+  && npm run --silent typecheck && npm test --silent)
 
 step "tests"
 cargo test --workspace --locked
