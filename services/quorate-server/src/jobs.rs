@@ -761,19 +761,11 @@ pub(crate) async fn download_transcript(
 ) -> Result<Response, ApiError> {
     let transcript = transcript.to_ascii_lowercase();
     may_read(&app, &who, &vault, &transcript).await?;
-    let row = sqlx::query(
-        "SELECT ciphertext_len, manifest_digest FROM transcripts WHERE vault_id = $1 AND id = $2",
-    )
-    .bind(&vault)
-    .bind(&transcript)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
     stream_object(
         &app,
+        "SELECT ciphertext_len, manifest_digest FROM transcripts WHERE vault_id = $1 AND id = $2",
+        (&vault, &transcript),
         &transcript_object_name(&vault, &transcript),
-        row.try_get::<i64, _>("ciphertext_len")? as u64,
-        &row.try_get::<Vec<u8>, _>("manifest_digest")?,
         &headers,
     )
     .await

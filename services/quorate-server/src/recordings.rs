@@ -466,33 +466,34 @@ pub(crate) async fn download(
 ) -> Result<Response, ApiError> {
     let recording = parse_recording(&recording)?.to_string();
     may_read(&app, &who, &vault, &recording).await?;
-    let row = sqlx::query(
-        "SELECT ciphertext_len, manifest_digest FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
-    )
-    .bind(&vault)
-    .bind(&recording)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
     stream_object(
         &app,
+        "SELECT ciphertext_len, manifest_digest FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
+        (&vault, &recording),
         &object_name(&vault, &recording),
-        row.try_get::<i64, _>("ciphertext_len")? as u64,
-        &row.try_get::<Vec<u8>, _>("manifest_digest")?,
         &headers,
     )
     .await
 }
 
-/// Streams a stored object of `size` bytes, or the one range `headers` ask for. Its ETag is
-/// the digest of the signed manifest that describes it.
+/// Streams the stored object `name`, or the one range `headers` ask for; `describe` selects
+/// its row by vault (`$1`) and ID (`$2`): its `ciphertext_len`, and its `manifest_digest`,
+/// which is its ETag. 404 when there is no such row.
 pub(crate) async fn stream_object(
     app: &App,
+    describe: &'static str,
+    (vault, id): (&str, &str),
     name: &str,
-    size: u64,
-    manifest_digest: &[u8],
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let row = sqlx::query(describe)
+        .bind(vault)
+        .bind(id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let size = row.try_get::<i64, _>("ciphertext_len")? as u64;
+    let manifest_digest: Vec<u8> = row.try_get("manifest_digest")?;
     let etag = format!("\"{}\"", hex::encode(manifest_digest));
     let range = parse_range(headers, size)?;
     let (stream, _) = app

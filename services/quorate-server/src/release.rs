@@ -143,6 +143,7 @@ pub(crate) async fn share_search_key(
     who.admin_of(&vault)?;
     let now = now();
     let mut transaction = app.db.pool().begin().await?;
+    let roster = load_roster(&mut transaction, who.vault_id).await?;
     let stored = sqlx::query("SELECT commitment FROM search_keys WHERE vault_id = $1")
         .bind(&vault)
         .fetch_optional(&mut *transaction)
@@ -166,7 +167,6 @@ pub(crate) async fn share_search_key(
                     ));
                 }
             } else {
-                let roster = load_roster(&mut transaction, who.vault_id).await?;
                 let (verified, admin) = roster
                     .verify_by_admin::<SearchKeyCommitment>(&signed)
                     .map_err(ApiError::invalid_statement)?;
@@ -203,7 +203,6 @@ pub(crate) async fn share_search_key(
         }
         (None, Some(_)) => {}
     }
-    let roster = load_roster(&mut transaction, who.vault_id).await?;
     for grant in &body.grants {
         let holder = grant.holder.to_ascii_lowercase();
         let member = roster
@@ -787,19 +786,11 @@ pub(crate) async fn download_released(
 ) -> Result<Response, ApiError> {
     who.member_of(&vault)?;
     let transcript = transcript.to_ascii_lowercase();
-    let row = sqlx::query(
-        "SELECT ciphertext_len, manifest_digest FROM released_transcripts WHERE vault_id = $1 AND transcript_id = $2",
-    )
-    .bind(&vault)
-    .bind(&transcript)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
     stream_object(
         &app,
+        "SELECT ciphertext_len, manifest_digest FROM released_transcripts WHERE vault_id = $1 AND transcript_id = $2",
+        (&vault, &transcript),
         &released_object_name(&vault, &transcript),
-        row.try_get::<i64, _>("ciphertext_len")? as u64,
-        &row.try_get::<Vec<u8>, _>("manifest_digest")?,
         &headers,
     )
     .await
