@@ -10,6 +10,7 @@ needed=(
   "cmake cmake"          # aws-lc-rs (object_store's S3 client) and whisper.cpp build with it
   "espeak-ng espeak-ng"  # real speech for the node's transcription tests
   "ffmpeg ffmpeg"        # encodes that speech into every format a recording may come in
+  "chromium chromium"    # the web UI's browser tests (driven by playwright-core)
 )
 
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"

@@ -80,7 +80,7 @@ const ED25519_PKCS8_PREFIX = Uint8Array.from([
 ]);
 
 /** The Ed25519 seed as a non-extractable signing key, with its public key. */
-async function signingKeys(seed: Uint8Array): Promise<[CryptoKey, Uint8Array]> {
+export async function signingKeys(seed: Uint8Array): Promise<[CryptoKey, Uint8Array]> {
   const pkcs8 = new Uint8Array(ED25519_PKCS8_PREFIX.length + seed.length);
   pkcs8.set(ED25519_PKCS8_PREFIX);
   pkcs8.set(seed, ED25519_PKCS8_PREFIX.length);

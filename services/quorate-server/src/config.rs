@@ -35,6 +35,10 @@ pub struct Settings {
     /// [default: 86400].
     #[arg(long, global = true)]
     pub upload_ttl: Option<i64>,
+    /// Folder of the built web UI (`web-admin/dist`), served at `/`, or `off`
+    /// [default: `web-admin/dist` when that folder exists].
+    #[arg(long, global = true)]
+    pub web_dir: Option<String>,
 }
 
 impl Settings {
@@ -71,6 +75,7 @@ impl Settings {
             enrolment_code_ttl: number("QUORATE_ENROLMENT_CODE_TTL")?,
             max_recording_bytes: number("QUORATE_MAX_RECORDING_BYTES")?,
             upload_ttl: number("QUORATE_UPLOAD_TTL")?,
+            web_dir: parse("QUORATE_WEB_DIR"),
         })
     }
 
@@ -85,6 +90,7 @@ impl Settings {
             metrics_listen: over.metrics_listen.or(self.metrics_listen),
             max_recording_bytes: over.max_recording_bytes.or(self.max_recording_bytes),
             upload_ttl: over.upload_ttl.or(self.upload_ttl),
+            web_dir: over.web_dir.or(self.web_dir),
         }
     }
 
@@ -126,8 +132,14 @@ impl Settings {
             })?),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         };
+        let web_dir = match self.web_dir.as_deref() {
+            Some("off") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => Some(PathBuf::from(DEFAULT_WEB_DIR)).filter(|dir| dir.is_dir()),
+        };
         Ok(Config {
             metrics_listen,
+            web_dir,
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -160,7 +172,12 @@ pub struct Config {
     pub max_recording_bytes: u64,
     /// Seconds an unfinished upload is kept after its last stored chunk.
     pub upload_ttl: i64,
+    /// The built web UI served at `/`, if any.
+    pub web_dir: Option<PathBuf>,
 }
+
+/// Where the web UI is built, relative to a checkout (`scripts/run.sh` builds it there).
+pub const DEFAULT_WEB_DIR: &str = "web-admin/dist";
 
 /// A URL that may hold a password: `Debug` and `Display` show it with the password masked.
 #[derive(Clone)]
@@ -253,6 +270,10 @@ max-recording-bytes = 68719476736
 
 # An unfinished upload is discarded this many seconds after its last stored chunk.
 upload-ttl = 86400
+
+# The built web UI, served at / ("off" to serve the API only). Default: web-admin/dist
+# when that folder exists (scripts/run.sh builds it there).
+# web-dir = "/usr/share/quorate/web"
 "#;
 
 #[cfg(test)]

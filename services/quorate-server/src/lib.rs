@@ -62,6 +62,11 @@ pub enum StartError {
     /// The object store could not be opened.
     #[error(transparent)]
     Blobs(#[from] blobs::BlobError),
+    /// The web UI's folder holds no `index.html`.
+    #[error(
+        "the web UI folder {0} has no index.html: build it (scripts/run.sh does) or pass --web-dir off"
+    )]
+    NoWebUi(std::path::PathBuf),
     /// Serving failed.
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -78,6 +83,11 @@ impl App {
     /// Connects to the database, applies migrations and runs the first-start bootstrap.
     /// Returns the enrolment codes to show the operator.
     pub async fn start(config: Config) -> Result<(Self, Vec<EnrolmentCode>), StartError> {
+        if let Some(dir) = &config.web_dir
+            && !dir.join("index.html").is_file()
+        {
+            return Err(StartError::NoWebUi(dir.clone()));
+        }
         let blobs = blobs::Blobs::open(&config.object_store)?;
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;

@@ -3,16 +3,19 @@
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, State},
-    http::{HeaderName, Request},
+    handler::HandlerWithoutStateExt,
+    http::{HeaderName, HeaderValue, Request, header},
     routing::get,
 };
 use serde_json::{Value, json};
 use tower_http::{
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -113,11 +116,12 @@ pub(crate) fn router(app: App) -> Router {
             }),
         )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api)
-        .fallback(|| async { ApiError::not_found() })
+        .fallback_service(web_ui(app.config.web_dir.as_deref()));
+    with_security_headers(router)
         // Layers run bottom-up: an ID is set (or a client's kept), the request is traced in one
         // span naming its route and ID (never its arguments), and the ID is echoed back.
         .layer(axum::middleware::from_fn_with_state(
@@ -147,6 +151,47 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     tracing::info_span!("request", method = %request.method(), route, request_id = id)
+}
+
+/// The web UI's files for every path the API does not claim; an unknown path (under `/api`
+/// or not) answers the API's JSON 404. Without a web UI, `/` says how to get one.
+fn web_ui(dir: Option<&Path>) -> Router {
+    let not_found = || async { ApiError::not_found() };
+    match dir {
+        Some(dir) => Router::new().fallback_service(
+            ServeDir::new(dir)
+                .precompressed_gzip()
+                .not_found_service(not_found.into_service()),
+        ),
+        None => Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    "This Quorate server serves the API only (under /api/v1). Build and serve the web UI with scripts/run.sh, or pass --web-dir.\n"
+                }),
+            )
+            .fallback(not_found),
+    }
+}
+
+/// Headers for every answer: the web UI loads only its own scripts and styles and talks only
+/// to this server; nothing may frame it, sniff types or carry a referrer away.
+fn with_security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    const HEADERS: [(HeaderName, &str); 4] = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    HEADERS.into_iter().fold(router, |router, (name, value)| {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ))
+    })
 }
 
 /// Alive: the process answers.

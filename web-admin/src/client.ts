@@ -1,0 +1,102 @@
+// The API client: one `call` whose paths, methods, parameters, bodies and answers are all
+// typed by `api.d.ts`, which is generated from the server's OpenAPI document (a check fails
+// when it is out of date). Errors carry the API's machine-readable code and its message.
+
+import type { components, paths } from "./api";
+
+export type Schemas = components["schemas"];
+
+type Method = "get" | "post" | "put" | "delete";
+type Operation<P extends keyof paths, M extends Method> = paths[P][M] extends infer O
+  ? O extends { responses: unknown }
+    ? O
+    : never
+  : never;
+type PathParams<O> = O extends { parameters: { path: infer A } } ? A : undefined;
+type QueryParams<O> = O extends { parameters: { query?: infer Q } } ? Q : undefined;
+type Body<O> = O extends { requestBody: { content: { "application/json": infer B } } } ? B : undefined;
+type Json<R> = R extends { content: { "application/json": infer T } } ? T : void;
+type Answer<O> = O extends { responses: infer R }
+  ? R extends { 200: infer A }
+    ? Json<A>
+    : R extends { 201: infer A }
+      ? Json<A>
+      : void
+  : never;
+
+/** What the API refused, with its code (`invalid_signature`, …) and message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallOptions<O> {
+  path?: PathParams<O>;
+  query?: QueryParams<O>;
+  body?: Body<O>;
+}
+
+export class Client {
+  constructor(
+    private readonly base = "",
+    public token: string | null = null,
+  ) {}
+
+  /** Calls one operation of the API. */
+  async call<P extends keyof paths, M extends Method>(
+    method: M,
+    path: P,
+    options: CallOptions<Operation<P, M>> = {},
+  ): Promise<Answer<Operation<P, M>>> {
+    const url = this.url(path as string, options.path as Record<string, string> | undefined, options.query);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: method.toUpperCase(),
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      });
+    } catch {
+      throw new ApiError(0, "unreachable", "the server did not answer: check your connection and try again");
+    }
+    if (!response.ok) throw await this.error(response);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as Answer<Operation<P, M>>;
+  }
+
+  /** Downloads an octet-stream answer (ciphertext) whole. */
+  async bytes(path: keyof paths, params: Record<string, string>): Promise<Uint8Array> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await fetch(this.url(path as string, params), { headers });
+    if (!response.ok) throw await this.error(response);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  private url(path: string, params?: Record<string, string>, query?: unknown): string {
+    const filled = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+      if (value !== undefined && value !== null) search.set(name, String(value));
+    }
+    const suffix = search.size ? `?${search}` : "";
+    return `${this.base}${filled}${suffix}`;
+  }
+
+  private async error(response: Response): Promise<ApiError> {
+    try {
+      const body = (await response.json()) as Schemas["ErrorBody"];
+      return new ApiError(response.status, body.code, body.message);
+    } catch {
+      return new ApiError(response.status, "http_error", `the server answered ${response.status}`);
+    }
+  }
+}

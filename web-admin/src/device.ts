@@ -1,0 +1,593 @@
+// The member's device in the browser: signs in, keeps the verified roster pinned, and does
+// every check the `quorate` command does before it signs or seals anything. No page code
+// here; the pages call these and show what they return or why they refused.
+
+import { ApiError, Client, type Schemas } from "./client";
+import type { MemberIdentity } from "./identity";
+import { Roster } from "./roster";
+import {
+  type NodeApproval,
+  type PublicKeys,
+  type RecordingManifest,
+  type RecordingMetadata,
+  type ReleaseManifest,
+  type TranscriptManifest,
+  type UnlockRequest,
+  StatementError,
+  checkActive,
+  decodeRecordingMetadata,
+  verify,
+  encodeNodeApproval,
+  encodeUnlockRequest,
+  encodeVote,
+  sign,
+  verifyAny,
+} from "./statements";
+import {
+  bindingFor,
+  open,
+  openReleaseKey,
+  openSearchKey,
+  recipientBytes,
+  recipientText,
+  rewrap,
+  seal,
+} from "./sealed";
+import { Writer, concat, equalBytes, fromBase64, fromHex, hex, sha256, toBase64, uuidBytes } from "./wire";
+
+/** Where a device keeps what it pinned (the browser's localStorage; a map in tests). */
+export interface PinStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+interface Pin {
+  genesis: string;
+  length: number;
+  head: string;
+}
+
+export function now(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function base64UrlToBytes(text: string): Uint8Array {
+  return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+}
+
+function bytesToBase64Url(bytes: Uint8Array): string {
+  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** The API's public keys as bytes. */
+export function publicKeys(keys: Schemas["PublicKeys"]): PublicKeys {
+  return { recipient: recipientBytes(keys.recipient), verifyingKey: base64UrlToBytes(keys.verifying_key) };
+}
+
+/** The form people compare: the first 15 bytes in base32, six groups of four. */
+export function shortFingerprint(fingerprintHex: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let buffer = 0;
+  let bits = 0;
+  let out = "";
+  for (const byte of fromHex(fingerprintHex.slice(0, 30))) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += alphabet[(buffer >> bits) & 31];
+    }
+  }
+  return out.match(/.{4}/g)?.join("-") ?? out;
+}
+
+/** Signs in to `vaultId`: asks a challenge, signs it with Ed25519, returns the session's device. */
+export async function signIn(
+  base: string,
+  vaultId: string,
+  identity: MemberIdentity,
+  pins: PinStore,
+): Promise<Device> {
+  const client = new Client(base);
+  const challenge = await client.call("post", "/api/v1/auth/challenge", {
+    body: { vault_id: vaultId, fingerprint: identity.fingerprintHex },
+  });
+  // The sign-in domain, which no statement uses, then the nonce.
+  const message = concat(new TextEncoder().encode("quorate/sign-in/v1\0"), fromBase64(challenge.nonce));
+  const signature = new Uint8Array(await crypto.subtle.sign("Ed25519", identity.signingKey, message));
+  const session = await client.call("post", "/api/v1/auth/session", {
+    body: { challenge_id: challenge.challenge_id, signature: toBase64(signature) },
+  });
+  client.token = session.token;
+  const me = await client.call("get", "/api/v1/me");
+  return new Device(client, identity, me, pins);
+}
+
+/** A request with everything it asks verified, as a voter sees it before deciding. */
+export interface CheckedRequest {
+  view: Schemas["RequestView"];
+  request: UnlockRequest;
+  digest: Uint8Array;
+  requesterName: string;
+  manifest: RecordingManifest;
+  metadata: RecordingMetadata | null;
+  transcript: TranscriptManifest | null;
+  node: NodeApproval;
+}
+
+/** A transcript's plaintext (JSON inside the sealed and released copies; never sent to the API). */
+export interface TranscriptDocument {
+  language: string;
+  model_sha256: string;
+  node_id: string;
+  recording_id: string;
+  segments: { start: number; end: number; text: string }[];
+}
+
+/** A released transcript, opened and checked. */
+export interface OpenedRelease {
+  manifest: ReleaseManifest;
+  document: TranscriptDocument;
+}
+
+export class Device {
+  constructor(
+    readonly client: Client,
+    readonly identity: MemberIdentity,
+    readonly me: Schemas["Me"],
+    private readonly pins: PinStore,
+  ) {}
+
+  get vaultId(): string {
+    return this.me.vault_id;
+  }
+
+  get isAdmin(): boolean {
+    return this.me.role === "admin";
+  }
+
+  /**
+   * The roster, replayed from its genesis and checked against what this browser pinned: the
+   * genesis must be the pinned one, and the chain must still hold the head seen last. The
+   * first sign-in in a browser pins what it sees (compare the admins' fingerprints).
+   */
+  async roster(): Promise<Roster> {
+    const chain = await this.client.call("get", "/api/v1/vaults/{vault}/roster", {
+      path: { vault: this.vaultId },
+    });
+    const roster = await Roster.verifyText(this.vaultId, chain.entries);
+    const key = `quorate:pin:${this.vaultId}`;
+    const stored = this.pins.getItem(key);
+    if (stored) {
+      const pin = JSON.parse(stored) as Pin;
+      if (roster.genesis() !== pin.genesis) {
+        throw new StatementError("the roster does not start at the genesis this browser pinned: refused");
+      }
+      if (!roster.contains(pin.length - 1, pin.head)) {
+        throw new StatementError("the roster no longer holds the entries this browser saw: refused (rolled back?)");
+      }
+    }
+    this.pins.setItem(
+      key,
+      JSON.stringify({ genesis: roster.genesis(), length: roster.digests.length, head: hex(roster.head()) }),
+    );
+    return roster;
+  }
+
+  /** Opens sealed recording metadata with this member's key (null when sealed before they joined). */
+  async metadata(manifest: RecordingManifest): Promise<RecordingMetadata | null> {
+    try {
+      return decodeRecordingMetadata(await open(manifest.sealedMetadata, this.identity.ageSecret, "recording metadata"));
+    } catch {
+      return null;
+    }
+  }
+
+  /** A recording's manifest: signed by its uploader, a member of the roster. */
+  async recordingManifest(roster: Roster, view: Schemas["RecordingView"]): Promise<RecordingManifest> {
+    const [verified, signer] = await roster.verifyByMember("recording-manifest", view.manifest).catch(async () => {
+      // An uploader removed since still signed it validly: check the signature alone.
+        const checked = await verify("recording-manifest", fromBase64(view.manifest));
+      return [checked, null] as const;
+    });
+    const manifest = verified.statement;
+    if (manifest.vaultId !== this.vaultId || manifest.recordingId !== view.recording_id) {
+      throw new StatementError("the server sent the manifest of another recording");
+    }
+    if (signer && signer.fingerprint !== manifest.uploader) {
+      throw new StatementError("the recording manifest is not signed by its uploader");
+    }
+    return manifest;
+  }
+
+  /** A node's newest approval: signed by an admin, naming this node, current. */
+  async approvedNode(roster: Roster, nodeId: string): Promise<NodeApproval> {
+    const view = await this.client.call("get", "/api/v1/vaults/{vault}/nodes/{node}", {
+      path: { vault: this.vaultId, node: nodeId },
+    });
+    if (!view.approval) throw new StatementError(`node ${nodeId} has no approval yet: an admin approves it first`);
+    const [verified] = await roster.verifyByAdmin("node-approval", view.approval);
+    if (verified.statement.nodeId !== nodeId) throw new StatementError("the server sent another node's approval");
+    checkActive(verified.statement, now());
+    return verified.statement;
+  }
+
+  /** Refuses a node's statement unless `signer` is the key an admin approved for that node. */
+  private async checkNodeSigner(roster: Roster, nodeId: string, signer: Uint8Array): Promise<void> {
+    const view = await this.client.call("get", "/api/v1/vaults/{vault}/nodes/{node}", {
+      path: { vault: this.vaultId, node: nodeId },
+    });
+    if (!view.approval) throw new StatementError(`node ${nodeId} was never approved`);
+    const [approval] = await roster.verifyByAdmin("node-approval", view.approval);
+    if (approval.statement.nodeId !== nodeId || !equalBytes(approval.statement.node.verifyingKey, signer)) {
+      throw new StatementError(`a statement is not signed by the key an admin approved for node ${nodeId}`);
+    }
+  }
+
+  /** A transcript's manifest: signed by the node that made it, as an admin approved it. */
+  async transcriptManifest(roster: Roster, view: Schemas["TranscriptView"]): Promise<TranscriptManifest> {
+    const verified = await verify("transcript-manifest", fromBase64(view.manifest));
+    const manifest = verified.statement;
+    if (manifest.vaultId !== this.vaultId || manifest.transcriptId !== view.transcript_id) {
+      throw new StatementError("the server sent the manifest of another transcript");
+    }
+    await this.checkNodeSigner(roster, manifest.nodeId, verified.signer);
+    return manifest;
+  }
+
+  /** Verifies a request and everything it names: the checks made before any vote. */
+  async checkRequest(roster: Roster, view: Schemas["RequestView"]): Promise<CheckedRequest> {
+    const [verified, requester] = await roster.verifyByMember("unlock-request", view.statement);
+    const request = verified.statement;
+    if (request.requester !== requester.fingerprint || request.requestId !== view.request_id) {
+      throw new StatementError("the request's signer, requester or ID do not match");
+    }
+    let recordingId = request.subject.id;
+    let transcript: TranscriptManifest | null = null;
+    if (request.subject.kind === "transcript") {
+      const transcripts = await this.client.call("get", "/api/v1/vaults/{vault}/transcripts", {
+        path: { vault: this.vaultId },
+      });
+      const found = transcripts.find((item) => item.transcript_id === request.subject.id);
+      if (!found) throw new StatementError("the request names a transcript the server does not list");
+      transcript = await this.transcriptManifest(roster, found);
+      recordingId = transcript.recordingId;
+    }
+    const recording = await this.client.call("get", "/api/v1/vaults/{vault}/recordings/{recording}", {
+      path: { vault: this.vaultId, recording: recordingId },
+    });
+    const manifest = await this.recordingManifest(roster, recording);
+    const node = await this.approvedNode(roster, request.nodeId);
+    return {
+      view,
+      request,
+      digest: verified.digest,
+      requesterName: requester.name,
+      manifest,
+      metadata: await this.metadata(manifest),
+      transcript,
+      node,
+    };
+  }
+
+  /**
+   * Votes on a checked request. To approve, opens this member's own share (checking its
+   * binding), re-seals it to the approved node bound to this request, and signs the vote
+   * with the re-sealed share's SHA-256 in it. Returns the request as it now stands.
+   */
+  async vote(checked: CheckedRequest, approve: boolean, comment: string): Promise<Schemas["RequestView"]> {
+    const me = this.identity.fingerprintHex;
+    let resealed: Uint8Array | null = null;
+    let digest: Uint8Array | null = null;
+    if (approve) {
+      const split = checked.transcript ?? checked.manifest;
+      const subject = checked.transcript
+        ? ({ kind: "transcript", id: checked.transcript.transcriptId } as const)
+        : ({ kind: "recording", id: checked.manifest.recordingId } as const);
+      const binding = bindingFor(this.vaultId, subject, split.split, me);
+      if (!binding) throw new StatementError("you hold no share of this key, so your approval cannot count");
+      const share = checked.transcript
+        ? await this.client.call("get", "/api/v1/vaults/{vault}/transcripts/{transcript}/share", {
+            path: { vault: this.vaultId, transcript: subject.id },
+          })
+        : await this.client.call("get", "/api/v1/vaults/{vault}/recordings/{recording}/share", {
+            path: { vault: this.vaultId, recording: subject.id },
+          });
+      ({ resealed, digest } = await rewrap(
+        fromBase64(share.sealed),
+        this.identity.ageSecret,
+        binding,
+        checked.request,
+        checked.node.node.recipient,
+      ));
+    }
+    const body = encodeVote({
+      vaultId: this.vaultId,
+      requestId: checked.request.requestId,
+      requestDigest: checked.digest,
+      voter: me,
+      resealedShareSha256: digest,
+      comment,
+      issuedAt: now(),
+    });
+    const vote = await sign("vote", body, this.identity.signingKey, this.identity.verifyingKey);
+    return this.client.call("post", "/api/v1/vaults/{vault}/requests/{request}/votes", {
+      path: { vault: this.vaultId, request: checked.request.requestId },
+      body: { vote: toBase64(vote), resealed_share: resealed ? toBase64(resealed) : null },
+    });
+  }
+
+  /** Asks for a recording to be transcribed, or its transcript released, on one node. */
+  async createRequest(
+    roster: Roster,
+    subject: { kind: "recording" | "transcript"; id: string },
+    nodeId: string,
+    reason: string,
+    days: number,
+  ): Promise<Schemas["RequestView"]> {
+    await this.approvedNode(roster, nodeId);
+    const created = now();
+    const body = encodeUnlockRequest({
+      vaultId: this.vaultId,
+      requestId: crypto.randomUUID(),
+      subject,
+      purpose: subject.kind === "recording" ? "transcribe" : "release-transcript",
+      nodeId,
+      requester: this.identity.fingerprintHex,
+      reason,
+      createdAt: created,
+      expiresAt: created + Math.round(days * 86_400),
+    });
+    const signed = await sign("unlock-request", body, this.identity.signingKey, this.identity.verifyingKey);
+    return this.client.call("post", "/api/v1/vaults/{vault}/requests", {
+      path: { vault: this.vaultId },
+      body: { request: toBase64(signed) },
+    });
+  }
+
+  /** An admin adds a pending member to the roster (after comparing fingerprints), then shares keys. */
+  async approveMember(member: Schemas["MemberView"], role: "admin" | "member"): Promise<number> {
+    const roster = await this.roster();
+    const entry = await roster.signChange(
+      this.identity.signingKey,
+      this.identity.verifyingKey,
+      "add",
+      publicKeys(member.keys),
+      member.name,
+      role,
+      now(),
+    );
+    await this.client.call("post", "/api/v1/vaults/{vault}/roster", {
+      path: { vault: this.vaultId },
+      body: { entry: toBase64(entry) },
+    });
+    return this.shareKeys(await this.roster());
+  }
+
+  /** An admin removes a member from the roster. */
+  async removeMember(member: Schemas["MemberView"]): Promise<void> {
+    const roster = await this.roster();
+    const current = roster.member(member.fingerprint);
+    if (!current) throw new StatementError(`${member.name} is not on the verified roster`);
+    const entry = await roster.signChange(
+      this.identity.signingKey,
+      this.identity.verifyingKey,
+      "remove",
+      current.keys,
+      current.name,
+      current.role,
+      now(),
+    );
+    await this.client.call("post", "/api/v1/vaults/{vault}/roster", {
+      path: { vault: this.vaultId },
+      body: { entry: toBase64(entry) },
+    });
+  }
+
+  /** An admin approves (or revokes) a node for a model, signing the approval. */
+  async approveNode(
+    node: Schemas["NodeView"],
+    modelSha256: string,
+    hardware: string,
+    days: number,
+    revoked: boolean,
+  ): Promise<Schemas["NodeView"]> {
+    if (!/^[0-9a-f]{64}$/i.test(modelSha256)) {
+      throw new StatementError("the model's SHA-256 is 64 hex digits: `quorate-node models import` prints it");
+    }
+    await this.roster();
+    const issued = now();
+    const body = encodeNodeApproval({
+      vaultId: this.vaultId,
+      nodeId: node.node_id,
+      node: publicKeys(node.keys),
+      hardware,
+      modelSha256: fromHex(modelSha256.toLowerCase()),
+      attestation: new Uint8Array(),
+      issuedAt: issued,
+      expiresAt: issued + Math.round(days * 86_400),
+      revoked,
+    });
+    const approval = await sign("node-approval", body, this.identity.signingKey, this.identity.verifyingKey);
+    const view = await this.client.call("post", "/api/v1/vaults/{vault}/nodes/{node}/approval", {
+      path: { vault: this.vaultId, node: node.node_id },
+      body: { approval: toBase64(approval) },
+    });
+    if (!revoked) await this.shareKeys(await this.roster());
+    return view;
+  }
+
+  /** The vault's search key, opened and checked against an admin's commitment (null if none yet). */
+  async searchKey(roster: Roster): Promise<Uint8Array<ArrayBuffer> | null> {
+    const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
+    if (!view.commitment || !view.sealed) return null;
+    const [commitment] = await roster.verifyByAdmin("search-key-commitment", view.commitment);
+    return openSearchKey(fromBase64(view.sealed), this.identity.ageSecret, this.vaultId, commitment.statement);
+  }
+
+  /**
+   * Shares what this device can open with those who lack it: the search key with current
+   * members and approved nodes (admins), and every released copy's key with current
+   * members. Returns how many keys were sealed.
+   */
+  async shareKeys(roster: Roster): Promise<number> {
+    let shared = 0;
+    if (this.isAdmin) {
+      const key = await this.searchKey(roster).catch(() => null);
+      if (key) {
+        const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", {
+          path: { vault: this.vaultId },
+        });
+        const holders: [string, Uint8Array][] = roster.active.map((member) => [member.fingerprint, member.keys.recipient]);
+        const nodes = await this.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: this.vaultId } });
+        for (const node of nodes) {
+          if (node.status !== "approved" || !node.approval) continue;
+          const [approval] = await roster.verifyByAdmin("node-approval", node.approval);
+          if (approval.statement.nodeId === node.node_id && !approval.statement.revoked) {
+            holders.push([node.node_id, approval.statement.node.recipient]);
+          }
+        }
+        const plaintext = new Writer("quorate/search-key/v1").fixed(uuidBytes(this.vaultId)).fixed(key).finish();
+        const grants = [];
+        for (const [holder, recipient] of holders) {
+          if (view.holders.includes(holder)) continue;
+          grants.push({ holder, sealed: toBase64(await seal(plaintext, recipient)) });
+        }
+        plaintext.fill(0);
+        key.fill(0);
+        if (grants.length) {
+          await this.client.call("post", "/api/v1/vaults/{vault}/search-key", {
+            path: { vault: this.vaultId },
+            body: { commitment: null, grants },
+          });
+          shared += grants.length;
+        }
+      }
+    }
+    const released = await this.client.call("get", "/api/v1/vaults/{vault}/released", { path: { vault: this.vaultId } });
+    for (const view of released) {
+      if (!view.members.includes(this.identity.fingerprintHex)) continue;
+      const missing = roster.active.filter((member) => !view.members.includes(member.fingerprint));
+      if (!missing.length) continue;
+      const manifest = await this.releaseManifest(roster, view);
+      const secret = await this.releaseSecret(manifest);
+      const grants = [];
+      for (const member of missing) {
+        const plaintext = new Writer("quorate/release-key/v1")
+          .fixed(uuidBytes(this.vaultId))
+          .fixed(uuidBytes(manifest.transcriptId))
+          .fixed(secret)
+          .finish();
+        grants.push({ holder: member.fingerprint, sealed: toBase64(await seal(plaintext, member.keys.recipient)) });
+        plaintext.fill(0);
+      }
+      secret.fill(0);
+      await this.client.call("post", "/api/v1/vaults/{vault}/released/{transcript}/grants", {
+        path: { vault: this.vaultId, transcript: manifest.transcriptId },
+        body: grants,
+      });
+      shared += grants.length;
+    }
+    return shared;
+  }
+
+  /** A release manifest: signed by the node it names, as an admin approved it. */
+  async releaseManifest(roster: Roster, view: Schemas["ReleasedView"]): Promise<ReleaseManifest> {
+    const verified = await verify("release-manifest", fromBase64(view.manifest));
+    const manifest = verified.statement;
+    if (manifest.vaultId !== this.vaultId || manifest.transcriptId !== view.transcript_id) {
+      throw new StatementError("the server sent the release of another transcript");
+    }
+    await this.checkNodeSigner(roster, manifest.nodeId, verified.signer);
+    return manifest;
+  }
+
+  private async releaseGrant(manifest: ReleaseManifest): Promise<Uint8Array> {
+    const grant = await this.client.call("get", "/api/v1/vaults/{vault}/released/{transcript}/grant", {
+      path: { vault: this.vaultId, transcript: manifest.transcriptId },
+    });
+    return fromBase64(grant.sealed);
+  }
+
+  /** The raw release key (to re-seal to a member who lacks it). */
+  private async releaseSecret(manifest: ReleaseManifest): Promise<Uint8Array> {
+    const plaintext = await open(await this.releaseGrant(manifest), this.identity.ageSecret, "sealed release key");
+    const secret = plaintext.slice(plaintext.length - 32);
+    plaintext.fill(0);
+    // Checked as a whole (binding and recipient) before use.
+    await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
+    return secret;
+  }
+
+  /** Downloads a released copy, checks it against its verified manifest and opens it in memory. */
+  async openReleased(roster: Roster, view: Schemas["ReleasedView"]): Promise<OpenedRelease> {
+    const manifest = await this.releaseManifest(roster, view);
+    const key = await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
+    const copy = await this.client.bytes("/api/v1/vaults/{vault}/released/{transcript}/ciphertext", {
+      vault: this.vaultId,
+      transcript: manifest.transcriptId,
+    });
+    if (copy.length !== manifest.ciphertextLen || !equalBytes(await sha256(copy), manifest.ciphertextSha256)) {
+      throw new StatementError("the released copy differs from the one its node signed");
+    }
+    const plaintext = await open(copy, key, "released copy");
+    const document = JSON.parse(new TextDecoder().decode(plaintext)) as TranscriptDocument;
+    plaintext.fill(0);
+    if (document.recording_id !== manifest.recordingId) {
+      throw new StatementError("the released transcript names another recording than its manifest");
+    }
+    return { manifest, document };
+  }
+
+  /**
+   * Verifies the whole audit log in the browser: each entry's hash, the chain, and every
+   * statement an entry carries. Returns how many entries and the head hash.
+   */
+  async verifyAudit(progress: (checked: number) => void): Promise<{ entries: Schemas["AuditEntryView"][]; head: string }> {
+    const all: Schemas["AuditEntryView"][] = [];
+    let previous: Uint8Array = new Uint8Array(32);
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.client.call("get", "/api/v1/vaults/{vault}/audit", {
+        path: { vault: this.vaultId },
+        query: { after, limit: 1000 },
+      });
+      for (const entry of page) {
+        const expectedSeq = all.length ? (all[all.length - 1]?.seq ?? 0) + 1 : entry.seq;
+        if (entry.seq !== expectedSeq || hex(previous) !== entry.prev_hash) {
+          throw new StatementError(`audit entry ${entry.seq} does not follow the entry before it (dropped, reordered or inserted entries)`);
+        }
+        const statement = entry.statement ? fromBase64(entry.statement) : null;
+        const hash = await sha256(
+          new Writer("quorate/audit-entry/v1")
+            .fixed(uuidBytes(this.vaultId))
+            .u64(entry.seq)
+            .i64(entry.time)
+            .str(entry.actor)
+            .str(entry.action)
+            .str(entry.subject)
+            .u8(statement ? 1 : 0)
+            .fixed(statement ? await sha256(statement) : new Uint8Array(32))
+            .fixed(previous)
+            .finish(),
+        );
+        if (hex(hash) !== entry.hash) throw new StatementError(`audit entry ${entry.seq} was altered: its hash does not match its contents`);
+        if (statement) {
+          try {
+            await verifyAny(statement);
+          } catch (error) {
+            throw new StatementError(`audit entry ${entry.seq} carries a statement that does not verify: ${(error as Error).message}`);
+          }
+        }
+        previous = hash;
+        all.push(entry);
+      }
+      progress(all.length);
+      if (page.length < 1000) break;
+      after = all[all.length - 1]?.seq;
+    }
+    return { entries: all, head: hex(previous) };
+  }
+}
+
+export { ApiError, recipientText };

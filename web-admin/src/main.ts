@@ -1,0 +1,132 @@
+// The web UI's shell: sign-in with the identity file (opened here; its keys stay in this
+// page's memory as non-extractable WebCrypto keys and are gone when the tab closes), then
+// the pages, one per `#/route`.
+
+import "./style.css";
+
+import { ApiError, type Device, shortFingerprint, signIn } from "./device";
+import { IdentityError, openIdentityFile } from "./identity";
+import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
+import { act, fill, field, h, message, say } from "./ui";
+
+const ROUTES: [string, string, Page][] = [
+  ["requests", "Requests", requests],
+  ["recordings", "Recordings", recordings],
+  ["search", "Search", search],
+  ["members", "Members", members],
+  ["nodes", "Nodes", nodes],
+  ["audit", "Audit log", audit],
+];
+
+const main = document.getElementById("main") as HTMLElement;
+const nav = document.getElementById("nav") as HTMLElement;
+const who = document.getElementById("who") as HTMLElement;
+let device: Device | null = null;
+
+function route(): string {
+  const name = location.hash.replace(/^#\/?/, "").split("?")[0] ?? "";
+  return ROUTES.some(([id]) => id === name) ? name : "requests";
+}
+
+async function show(): Promise<void> {
+  if (!device) return signInPage();
+  const current = route();
+  fill(
+    nav,
+    h(
+      "ul",
+      {},
+      ROUTES.map(([id, label]) =>
+        h("li", {}, h("a", { href: `#/${id}`, "aria-current": id === current ? "page" : undefined }, label)),
+      ),
+    ),
+  );
+  const page = ROUTES.find(([id]) => id === current)?.[2] ?? requests;
+  fill(main, h("p", {}, "Loading and checking signatures…"));
+  const alert = document.getElementById("alert");
+  if (alert) fill(alert);
+  try {
+    await page(device, main);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      device = null;
+      say("Your session ended: sign in again.");
+      return signInPage();
+    }
+    fill(main, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, message(error)));
+  }
+  main.querySelector("h1")?.focus();
+}
+
+function signInPage(): void {
+  fill(nav);
+  fill(who);
+  const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
+  const vault = h("input", {
+    type: "text",
+    required: true,
+    autocomplete: "off",
+    spellcheck: "false",
+    pattern: "[0-9a-fA-F-]{36}",
+    value: params.get("vault") ?? localStorage.getItem("quorate:vault") ?? "",
+  });
+  const file = h("input", { type: "file", required: true, accept: ".age,text/plain" });
+  const passphrase = h("input", { type: "password", required: true, autocomplete: "current-password" });
+  const form = h(
+    "form",
+    { class: "sign-in" },
+    field("Vault ID", vault, "`quorate status` shows it; your admin can send you a link with it"),
+    field("Identity file", file, "identity.age, as `quorate keygen` wrote it; it is opened here and never uploaded"),
+    field("Passphrase", passphrase),
+    h("button", { type: "submit", class: "primary" }, "Sign in"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void act(form.querySelector("button"), "Opening your identity (scrypt takes a few seconds)…", async () => {
+      const text = await file.files?.[0]?.text();
+      if (!text) throw new IdentityError("choose your identity file");
+      const identity = await openIdentityFile(text, passphrase.value);
+      passphrase.value = "";
+      say("Signing the server's challenge…");
+      device = await signIn("", vault.value.trim().toLowerCase(), identity, localStorage).catch((error: unknown) => {
+        if (error instanceof ApiError && (error.code === "unknown_member" || error.status === 404)) {
+          throw new Error(`this identity (${identity.fingerprintShort}) is not a member of that vault: check the vault ID`);
+        }
+        throw error;
+      });
+      localStorage.setItem("quorate:vault", device.vaultId);
+      fill(
+        who,
+        `${device.me.name} (${device.me.role}) · `,
+        h("code", {}, shortFingerprint(device.identity.fingerprintHex)),
+        " ",
+        h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"),
+      );
+      say(`Signed in as ${device.me.name}.`);
+      if (!location.hash.startsWith("#/") || location.hash.startsWith("#/sign-in")) location.hash = "#/requests";
+      else await show();
+    });
+  });
+  fill(
+    main,
+    h("h1", { tabindex: -1 }, "Sign in"),
+    h("p", { class: "intro" }, "Your identity file is opened in this page with your passphrase. Your keys never leave this browser tab; the server only sees your signature on its challenge."),
+    form,
+  );
+}
+
+async function signOut(): Promise<void> {
+  if (device) {
+    await device.client.call("delete", "/api/v1/auth/session").catch(() => undefined);
+  }
+  device = null;
+  say("Signed out; your keys are gone from this page.");
+  signInPage();
+}
+
+window.addEventListener("hashchange", () => {
+  // The skip link moves focus, not the page.
+  if (location.hash === "#main") main.focus();
+  else void show();
+});
+void show();

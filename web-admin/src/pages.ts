@@ -1,0 +1,416 @@
+// The pages. Each loads what it shows, verifies every signature it relies on in this
+// browser (through `Device`), and offers the actions the member's role allows.
+
+import { normalise, importSearchKey, token } from "./blind";
+import type { Schemas } from "./client";
+import { type CheckedRequest, type Device, shortFingerprint } from "./device";
+import type { Roster } from "./roster";
+import { hex } from "./wire";
+import { act, fill, field, h, message, say, when } from "./ui";
+
+export type Page = (device: Device, main: HTMLElement) => Promise<void>;
+
+function heading(main: HTMLElement, title: string, ...intro: (Node | string)[]): void {
+  fill(main, h("h1", { tabindex: -1 }, title), intro.length ? h("p", { class: "intro" }, ...intro) : null);
+}
+
+function table(caption: string, columns: string[], rows: (Node | string)[][]): HTMLElement {
+  if (!rows.length) return h("p", { class: "empty" }, `No ${caption.toLowerCase()} yet.`);
+  return h(
+    "div",
+    { class: "table", role: "region", "aria-label": caption, tabindex: 0 },
+    h(
+      "table",
+      {},
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, columns.map((column) => h("th", { scope: "col" }, column)))),
+      h("tbody", {}, rows.map((row) => h("tr", {}, row.map((cell, i) => h("td", { "data-label": columns[i] }, cell))))),
+    ),
+  );
+}
+
+function fingerprint(hexText: string): HTMLElement {
+  return h("code", { class: "fingerprint", title: hexText }, shortFingerprint(hexText));
+}
+
+function button(label: string, onclick: (event: Event) => void, kind = ""): HTMLButtonElement {
+  return h("button", { type: "button", class: kind, onclick }, label);
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests: what awaits this member's vote
+
+export const requests: Page = async (device, main) => {
+  heading(main, "Requests", "Unlock and release requests of this vault. Each is checked in this browser before you can vote: the request's signature, the recording's manifest and the node's approval by an admin.");
+  const list = h("div", { class: "cards" });
+  main.append(list);
+  const roster = await device.roster();
+  const views = await device.client.call("get", "/api/v1/vaults/{vault}/requests", { path: { vault: device.vaultId } });
+  if (!views.length) fill(list, h("p", { class: "empty" }, "No requests yet. Ask for one from the Recordings page."));
+  for (const view of views) {
+    const card = h("article", { class: "card", "aria-labelledby": `r-${view.request_id}` });
+    list.append(card);
+    try {
+      renderRequest(device, roster, card, await device.checkRequest(roster, view));
+    } catch (error) {
+      fill(
+        card,
+        h("h2", { id: `r-${view.request_id}` }, `Request ${view.request_id.slice(0, 8)}`),
+        h("p", { class: "refused" }, `Refused in this browser: ${message(error)}. Do not vote on it; tell an admin.`),
+      );
+    }
+  }
+};
+
+function renderRequest(device: Device, roster: Roster, card: HTMLElement, checked: CheckedRequest): void {
+  const { view, request, node } = checked;
+  const title = checked.metadata?.title ?? "(details sealed before you joined)";
+  const mine = view.votes.find((vote) => vote.voter === device.identity.fingerprintHex);
+  const own = request.requester === device.identity.fingerprintHex;
+  const comment = h("input", { type: "text", maxlength: 4096, autocomplete: "off" });
+  const verb = request.purpose === "transcribe" ? "transcribe" : "release the transcript of";
+  const actions =
+    view.status !== "open"
+      ? null
+      : mine
+        ? h("p", {}, `You voted: ${mine.decision}.`)
+        : own
+          ? h("p", {}, "You asked for this; others decide (four eyes).")
+          : h(
+              "div",
+              { class: "actions" },
+              field("Comment (optional, signed with your vote)", comment),
+              button("Approve", (event) =>
+                act(event.currentTarget as HTMLButtonElement, "Re-sealing your share to the node and signing your approval…", async () => {
+                  const after = await device.vote(checked, true, comment.value);
+                  say(`Your approval is counted: ${after.approvals} of ${after.threshold}; the request is ${after.status}.`);
+                  renderRequest(device, roster, card, { ...checked, view: after });
+                }), "primary"),
+              button("Deny", (event) =>
+                act(event.currentTarget as HTMLButtonElement, "Signing your denial…", async () => {
+                  const after = await device.vote(checked, false, comment.value);
+                  say(`Your denial is counted; the request is ${after.status}.`);
+                  renderRequest(device, roster, card, { ...checked, view: after });
+                }), "danger"),
+            );
+  fill(
+    card,
+    h("h2", { id: `r-${view.request_id}` }, `${checked.requesterName} asks to ${verb} “${title}”`),
+    h(
+      "dl",
+      {},
+      h("dt", {}, "Status"),
+      h("dd", { class: `status-${view.status}` }, `${view.status}: ${view.approvals} of ${view.threshold} approvals, ${view.denials} denials`),
+      h("dt", {}, "Reason"),
+      h("dd", {}, request.reason),
+      h("dt", {}, "Node"),
+      h("dd", {}, `${node.hardware} — model ${hex(node.modelSha256).slice(0, 16)}…, approved until ${when(node.expiresAt)}`),
+      h("dt", {}, "Closes"),
+      h("dd", {}, when(request.expiresAt)),
+      h("dt", {}, "Verified"),
+      h("dd", { class: "verified" }, "Request, manifest and node approval signatures checked in this browser"),
+    ),
+    actions,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Members
+
+export const members: Page = async (device, main) => {
+  heading(main, "Members", "The roster is a chain of entries signed by admins; this browser replays it from the genesis it pinned.");
+  const roster = await device.roster();
+  const views = await device.client.call("get", "/api/v1/vaults/{vault}/members", { path: { vault: device.vaultId } });
+  const rows = views.map((member) => {
+    const onRoster = roster.member(member.fingerprint);
+    const actions = h("div", { class: "row-actions" });
+    if (device.isAdmin && member.status === "pending") {
+      const compared = h("input", { type: "checkbox" });
+      const role = h("select", {}, h("option", { value: "member" }, "member"), h("option", { value: "admin" }, "admin"));
+      actions.append(
+        h("label", { class: "check" }, compared, ` They read out ${shortFingerprint(member.fingerprint)}`),
+        field("Role", role),
+        button(`Approve ${member.name}`, (event) =>
+          act(event.currentTarget as HTMLButtonElement, `Signing the roster entry for ${member.name}…`, async () => {
+            if (!compared.checked) throw new Error("first compare the fingerprint they read out to you, then tick the box");
+            const shared = await device.approveMember(member, role.value as "admin" | "member");
+            say(`${member.name} is on the roster${shared ? `; ${shared} keys shared with them` : ""}.`);
+            await members(device, main);
+          }), "primary"),
+      );
+    }
+    if (device.isAdmin && onRoster && member.fingerprint !== device.identity.fingerprintHex) {
+      actions.append(
+        button(`Remove ${member.name}`, (event) =>
+          act(event.currentTarget as HTMLButtonElement, `Signing the removal of ${member.name}…`, async () => {
+            if (!window.confirm(`Remove ${member.name} from the vault? They get no new shares.`)) return;
+            await device.removeMember(member);
+            say(`${member.name} was removed.`);
+            await members(device, main);
+          }), "danger"),
+      );
+    }
+    return [member.name, fingerprint(member.fingerprint), onRoster ? onRoster.role : member.role, member.status, actions];
+  });
+  main.append(
+    h("p", {}, `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members. Genesis ${roster.genesis().slice(0, 16)}…`),
+    table("Members", ["Name", "Fingerprint", "Role", "Status", ""], rows),
+  );
+  if (device.isAdmin) {
+    const out = h("p", { role: "status" });
+    main.append(
+      h("h2", {}, "Invite someone"),
+      h("p", {}, "They enrol with the code (`quorate enroll --code …`), then read their fingerprint out to you; you approve them above."),
+      button("Make an invite code", (event) =>
+        act(event.currentTarget as HTMLButtonElement, "Asking for an invite…", async () => {
+          const invite = await device.client.call("post", "/api/v1/vaults/{vault}/invites", {
+            path: { vault: device.vaultId },
+            body: { purpose: "member", ttl_seconds: null },
+          });
+          fill(out, "Invite code: ", h("code", {}, invite.code), ` (works once, until ${when(invite.expires_at)})`);
+        })),
+      out,
+    );
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Nodes and jobs
+
+export const nodes: Page = async (device, main) => {
+  heading(main, "Nodes", "Transcription nodes receive shares only with an admin's signed approval naming their keys and model.");
+  const roster = await device.roster();
+  const views = await device.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: device.vaultId } });
+  const rows = [];
+  for (const node of views) {
+    let approval = "none";
+    if (node.approval) {
+      try {
+        const [verified, admin] = await roster.verifyByAdmin("node-approval", node.approval);
+        approval = `${verified.statement.revoked ? "revoked" : "approved"} by ${admin.name} until ${when(verified.statement.expiresAt)} — ${verified.statement.hardware}`;
+      } catch (error) {
+        approval = `refused: ${message(error)}`;
+      }
+    }
+    const actions = h("div", { class: "row-actions" });
+    if (device.isAdmin && node.status !== "revoked") {
+      const model = h("input", { type: "text", pattern: "[0-9a-fA-F]{64}", value: node.model_sha256 ?? "", autocomplete: "off", spellcheck: "false" });
+      const hardware = h("input", { type: "text", value: "", autocomplete: "off" });
+      const days = h("input", { type: "number", min: 1, max: 3650, value: 365 });
+      actions.append(
+        field("Model SHA-256", model, "printed by `quorate-node models import` on the node"),
+        field("Hardware, as you checked it", hardware),
+        field("Valid for (days)", days),
+        button(`Approve ${node.name}`, (event) =>
+          act(event.currentTarget as HTMLButtonElement, `Signing the approval of ${node.name}…`, async () => {
+            await device.approveNode(node, model.value.trim(), hardware.value.trim(), Number(days.value), false);
+            say(`${node.name} is approved.`);
+            await nodes(device, main);
+          }), "primary"),
+      );
+      if (node.status === "approved" && node.model_sha256) {
+        actions.append(
+          button(`Revoke ${node.name}`, (event) =>
+            act(event.currentTarget as HTMLButtonElement, `Signing the revocation of ${node.name}…`, async () => {
+              if (!window.confirm(`Revoke ${node.name}? This is final.`)) return;
+              await device.approveNode(node, node.model_sha256 ?? "", "revoked", 1, true);
+              say(`${node.name} is revoked.`);
+              await nodes(device, main);
+            }), "danger"),
+        );
+      }
+    }
+    rows.push([node.name, fingerprint(node.fingerprint), node.status, approval, actions]);
+  }
+  main.append(table("Nodes", ["Name", "Fingerprint", "Status", "Approval (verified here)", ""], rows));
+  const jobs = await device.client.call("get", "/api/v1/vaults/{vault}/jobs", { path: { vault: device.vaultId } });
+  main.append(
+    h("h2", {}, "Jobs"),
+    table(
+      "Jobs",
+      ["Request", "Node", "Status", "Progress", "Updated"],
+      jobs.map((job) => [
+        job.request_id.slice(0, 8),
+        views.find((node) => node.node_id === job.node_id)?.name ?? job.node_id.slice(0, 8),
+        job.failure ? `${job.status}: ${job.failure}` : job.status,
+        h("span", {}, h("progress", { max: 1000, value: job.progress_permille, "aria-label": "progress" }), ` ${(job.progress_permille / 10).toFixed(0)} % ${job.stage ?? ""}`),
+        when(job.updated_at),
+      ]),
+    ),
+  );
+  if (device.isAdmin) {
+    const out = h("p", { role: "status" });
+    main.append(
+      button("Make a node invite code", (event) =>
+        act(event.currentTarget as HTMLButtonElement, "Asking for a node invite…", async () => {
+          const invite = await device.client.call("post", "/api/v1/vaults/{vault}/invites", {
+            path: { vault: device.vaultId },
+            body: { purpose: "node", ttl_seconds: null },
+          });
+          fill(out, "Node invite code: ", h("code", {}, invite.code), ` (for \`quorate-node enroll\`, until ${when(invite.expires_at)})`);
+        })),
+      out,
+    );
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Recordings
+
+export const recordings: Page = async (device, main) => {
+  heading(main, "Recordings", "Titles and attendees are sealed to members and opened here; the server sees only sizes and times.");
+  const roster = await device.roster();
+  const path = { path: { vault: device.vaultId } };
+  const [views, transcripts, released, nodeViews] = await Promise.all([
+    device.client.call("get", "/api/v1/vaults/{vault}/recordings", path),
+    device.client.call("get", "/api/v1/vaults/{vault}/transcripts", path),
+    device.client.call("get", "/api/v1/vaults/{vault}/released", path),
+    device.client.call("get", "/api/v1/vaults/{vault}/nodes", path),
+  ]);
+  const approved = nodeViews.filter((node) => node.status === "approved");
+  const rows = [];
+  for (const view of views) {
+    let title = "(refused)";
+    let meeting = "—";
+    try {
+      const manifest = await device.recordingManifest(roster, view);
+      const metadata = await device.metadata(manifest);
+      title = metadata?.title ?? "(details sealed before you joined)";
+      meeting = when(metadata?.startedAt ?? null);
+    } catch (error) {
+      title = `refused: ${message(error)}`;
+    }
+    const transcript = transcripts.find((item) => item.recording_id === view.recording_id);
+    const isReleased = transcript && released.some((item) => item.transcript_id === transcript.transcript_id);
+    const state = isReleased ? "released" : transcript ? "transcribed" : view.status;
+    const actions = h("div", { class: "row-actions" });
+    if (view.status === "complete" && !isReleased && approved.length) {
+      const node = h("select", {}, approved.map((item) => h("option", { value: item.node_id }, item.name)));
+      const reason = h("input", { type: "text", required: true, autocomplete: "off" });
+      const subject = transcript
+        ? ({ kind: "transcript", id: transcript.transcript_id } as const)
+        : ({ kind: "recording", id: view.recording_id } as const);
+      actions.append(
+        field("Node", node),
+        field("Reason (shown to voters)", reason),
+        button(transcript ? "Ask to release the transcript" : "Ask to transcribe", (event) =>
+          act(event.currentTarget as HTMLButtonElement, "Signing the request…", async () => {
+            if (!reason.value.trim()) throw new Error("give a reason: voters see it");
+            const created = await device.createRequest(roster, subject, node.value, reason.value.trim(), 7);
+            say(`Request ${created.request_id.slice(0, 8)} is open: ${created.threshold} approvals needed.`);
+            location.hash = "#/requests";
+          })),
+      );
+    }
+    rows.push([title, meeting, state, `${(view.ciphertext_len / 1024).toFixed(0)} KiB`, `${view.threshold} of ${view.shares}`, when(view.created_at), actions]);
+  }
+  main.append(table("Recordings", ["Title", "Meeting", "Status", "Size", "Unlock", "Uploaded", ""], rows));
+};
+
+// ---------------------------------------------------------------------------------------
+// Audit log
+
+export const audit: Page = async (device, main) => {
+  heading(main, "Audit log", "Every change the server made, in a hash chain this browser recomputes, with every signed statement checked.");
+  const result = h("p", { role: "status", class: "verified" });
+  main.append(result);
+  const { entries, head } = await device.verifyAudit((count) => fill(result, `Verifying… ${count} entries checked`));
+  fill(result, `Verified: ${entries.length} entries, every hash and signature. Head ${head.slice(0, 16)}…`);
+  main.append(
+    table(
+      "Audit entries (newest first)",
+      ["#", "Time", "Actor", "Action", "Subject"],
+      entries
+        .slice(-200)
+        .reverse()
+        .map((entry) => [String(entry.seq), when(entry.time), entry.actor.slice(0, 16), entry.action, entry.subject.slice(0, 36)]),
+    ),
+  );
+};
+
+// ---------------------------------------------------------------------------------------
+// Search
+
+/** `text` with the words whose normal form is in `words` marked. */
+export function highlight(text: string, words: Set<string>): (Node | string)[] {
+  const parts = text.split(/([\p{Alphabetic}\p{N}\p{M}]+)/u);
+  return parts.map((part, i) => (i % 2 === 1 && normalise(part).some((word) => words.has(word)) ? h("mark", {}, part) : part));
+}
+
+function timestamp(seconds: number): string {
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+export const search: Page = async (device, main) => {
+  heading(main, "Search minutes", "Your words are turned into keyed tokens in this browser; the server ranks tokens and never sees a word. Snippets come from the released copies, opened here.");
+  const query = h("input", { type: "search", required: true, autocomplete: "off", name: "q" });
+  const results = h("div", { "aria-live": "polite" });
+  const form = h("form", { role: "search", class: "search" }, field("Words to find", query), h("button", { type: "submit", class: "primary" }, "Search"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void act(form.querySelector("button"), "Blinding your words and searching…", () => runSearch(device, query.value, results));
+  });
+  main.append(form, results);
+  query.focus();
+};
+
+async function runSearch(device: Device, text: string, results: HTMLElement): Promise<void> {
+  const words = [...new Set(normalise(text))];
+  if (!words.length) throw new Error("type at least one word");
+  if (words.length > 32) throw new Error("at most 32 different words");
+  const roster = await device.roster();
+  const secret = await device.searchKey(roster);
+  if (!secret) throw new Error("you have no copy of the vault's search key yet: an admin's device shares it (`quorate share-keys`)");
+  const key = await importSearchKey(secret);
+  secret.fill(0);
+  const tokens = await Promise.all(words.map((word) => token(key, word)));
+  const found = await device.client.call("post", "/api/v1/vaults/{vault}/search", {
+    path: { vault: device.vaultId },
+    body: { tokens, limit: 20, offset: 0 },
+  });
+  if (!found.hits.length) {
+    fill(results, h("p", {}, "No released minutes match."));
+    return;
+  }
+  const released = await device.client.call("get", "/api/v1/vaults/{vault}/released", { path: { vault: device.vaultId } });
+  const recordingViews = await device.client.call("get", "/api/v1/vaults/{vault}/recordings", { path: { vault: device.vaultId } });
+  const wanted = new Set(words);
+  const items = [];
+  for (const hit of found.hits) {
+    const view = released.find((item) => item.transcript_id === hit.transcript_id);
+    const recording = recordingViews.find((item) => item.recording_id === hit.recording_id);
+    let title = "(untitled)";
+    let meeting = "";
+    let snippets: Node[] = [];
+    try {
+      if (!view) throw new Error("the server lists no released copy for this hit");
+      const opened = await device.openReleased(roster, view);
+      if (recording) {
+        const metadata = await device.metadata(await device.recordingManifest(roster, recording));
+        title = metadata?.title ?? title;
+        meeting = when(metadata?.startedAt ?? null);
+      }
+      snippets = hit.segments.map((index: number) => {
+        const segment = opened.document.segments[index];
+        return segment
+          ? h("li", {}, h("span", { class: "time" }, `${timestamp(segment.start)} `), ...highlight(segment.text.trim(), wanted))
+          : h("li", {}, "(a segment the copy does not have)");
+      });
+    } catch (error) {
+      snippets = [h("li", { class: "refused" }, `Could not open this transcript here: ${message(error)}`)];
+    }
+    items.push(
+      h(
+        "li",
+        { class: "hit" },
+        h("h2", {}, title),
+        h("p", { class: "meta" }, `${meeting} · score ${hit.score.toFixed(2)}`),
+        h("ul", { class: "snippets" }, snippets),
+      ),
+    );
+  }
+  fill(results, h("p", {}, `${found.total} released ${found.total === 1 ? "meeting matches" : "meetings match"}.`), h("ol", { class: "hits" }, items));
+}
+
+export type { Schemas };

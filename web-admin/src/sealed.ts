@@ -1,0 +1,202 @@
+// What the browser opens and seals with typage, equal to quorate-crypto: a member's sealed
+// share (checked against the binding the manifest implies), the share re-sealed to a node
+// bound to one request, the vault's search key (checked against an admin's commitment) and
+// a released copy's key (checked against its manifest). Opened secrets stay in memory.
+
+import { Decrypter, Encrypter, identityToRecipient } from "age-encryption";
+import { bech32 } from "@scure/base";
+
+import {
+  type Purpose,
+  type ReleaseManifest,
+  type SearchKeyCommitment,
+  type Subject,
+  type UnlockRequest,
+  StatementError,
+} from "./statements";
+import { Reader, Writer, concat, equalBytes, fromHex, sha256, uuidBytes } from "./wire";
+
+/** An X25519 public key as an age recipient, `age1…`. */
+export function recipientText(bytes: Uint8Array): string {
+  return bech32.encode("age", bech32.toWords(bytes));
+}
+
+/** The 32 bytes of an `age1…` recipient (checksum checked). */
+export function recipientBytes(text: string): Uint8Array {
+  const decoded = bech32.decode(text as `${string}1${string}`);
+  if (decoded.prefix !== "age") throw new StatementError(`${text} is not an age recipient`);
+  return Uint8Array.from(bech32.fromWords(decoded.words));
+}
+
+/** A 32-byte X25519 secret as the identity string typage takes. */
+function secretKeyText(secret: Uint8Array): string {
+  return bech32.encode("age-secret-key-", bech32.toWords(secret)).toUpperCase();
+}
+
+/** Opens an age file (binary or armoured bytes) with an identity, in memory. */
+export async function open(sealed: Uint8Array, identity: string, what: string): Promise<Uint8Array> {
+  const decrypter = new Decrypter();
+  decrypter.addIdentity(identity);
+  try {
+    return await decrypter.decrypt(sealed);
+  } catch {
+    throw new StatementError(`the ${what} does not open with your key (not sealed to you, or damaged)`);
+  }
+}
+
+/** Seals `plaintext` as a binary age file to one recipient (32 bytes). */
+export async function seal(plaintext: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+  const encrypter = new Encrypter();
+  encrypter.addRecipient(recipientText(recipient));
+  return encrypter.encrypt(plaintext);
+}
+
+/** What a share is for and whose it is: `B` of the protocol. */
+export interface ShareBinding {
+  vaultId: string;
+  subject: Subject;
+  recipient: Uint8Array;
+  k: number;
+  n: number;
+  index: number;
+  member: string;
+}
+
+function encodeBinding(writer: Writer, binding: ShareBinding): void {
+  writer
+    .fixed(uuidBytes(binding.vaultId))
+    .u8(binding.subject.kind === "recording" ? 1 : 2)
+    .fixed(uuidBytes(binding.subject.id))
+    .fixed(binding.recipient)
+    .u8(binding.k)
+    .u8(binding.n)
+    .u8(binding.index)
+    .fixed(fromHex(binding.member));
+}
+
+/** The binding of `member`'s share in a split, if they hold one. */
+export function bindingFor(
+  vaultId: string,
+  subject: Subject,
+  split: { recipient: Uint8Array; k: number; n: number; shares: { member: string }[] },
+  member: string,
+): ShareBinding | undefined {
+  const position = split.shares.findIndex((share) => share.member === member);
+  if (position < 0) return undefined;
+  return { vaultId, subject, recipient: split.recipient, k: split.k, n: split.n, index: position + 1, member };
+}
+
+/**
+ * Parses a sealed share's plaintext ("quorate/share/v1" ‖ B ‖ share) and checks every field
+ * of its binding against `expected`; names the first that differs. Returns the share.
+ */
+export function checkSharePlaintext(plaintext: Uint8Array, expected: ShareBinding): Uint8Array {
+  const reader = new Reader(plaintext, "quorate/share/v1", "sealed share");
+  const fields: [string, boolean][] = [["vault ID", equalBytes(reader.fixed(16), uuidBytes(expected.vaultId))]];
+  const [subjectKind, subjectId] = [reader.u8(), reader.fixed(16)];
+  const expectedKind = expected.subject.kind === "recording" ? 1 : 2;
+  fields.push(["subject", subjectKind === expectedKind && equalBytes(subjectId, uuidBytes(expected.subject.id))]);
+  fields.push(["key recipient", equalBytes(reader.fixed(32), expected.recipient)]);
+  const [k, n] = [reader.u8(), reader.u8()];
+  fields.push(["threshold", k === expected.k && n === expected.n]);
+  fields.push(["share index", reader.u8() === expected.index]);
+  fields.push(["member", equalBytes(reader.fixed(32), fromHex(expected.member))]);
+  const share = reader.fixed(32);
+  reader.finish();
+  const wrong = fields.find(([, ok]) => !ok);
+  if (wrong) {
+    share.fill(0);
+    throw new StatementError(`your sealed share does not match its manifest: the ${wrong[0]} differs`);
+  }
+  return share;
+}
+
+/** Opens a member's sealed share and checks its binding. */
+export async function openShare(sealed: Uint8Array, identity: string, expected: ShareBinding): Promise<Uint8Array> {
+  const plaintext = await open(sealed, identity, "sealed share");
+  try {
+    return checkSharePlaintext(plaintext, expected);
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+const PURPOSE_CODES: Record<Purpose, number> = { transcribe: 1, "release-transcript": 2 };
+
+/** The plaintext of a share re-sealed to a node: its request binding R, its binding B, the share. */
+export function encodeNodeShare(
+  request: Pick<UnlockRequest, "requestId" | "nodeId" | "purpose" | "expiresAt">,
+  binding: ShareBinding,
+  share: Uint8Array,
+): Uint8Array {
+  const writer = new Writer("quorate/node-share/v1")
+    .fixed(uuidBytes(request.requestId))
+    .fixed(uuidBytes(request.nodeId))
+    .u8(PURPOSE_CODES[request.purpose])
+    .i64(request.expiresAt);
+  encodeBinding(writer, binding);
+  return writer.fixed(share).finish();
+}
+
+/**
+ * Re-wraps a member's share to a node: opens it (checking its binding), then seals
+ * "quorate/node-share/v1" ‖ request binding ‖ share binding ‖ share to the node's recipient.
+ * Returns the re-sealed share and its SHA-256 (which the vote signs).
+ */
+export async function rewrap(
+  sealed: Uint8Array,
+  identity: string,
+  expected: ShareBinding,
+  request: UnlockRequest,
+  nodeRecipient: Uint8Array,
+): Promise<{ resealed: Uint8Array; digest: Uint8Array }> {
+  if ((request.purpose === "transcribe") !== (expected.subject.kind === "recording")) {
+    throw new StatementError("the request's purpose does not fit what the share opens");
+  }
+  const share = await openShare(sealed, identity, expected);
+  const plaintext = encodeNodeShare(request, expected, share);
+  share.fill(0);
+  const resealed = await seal(plaintext, nodeRecipient);
+  plaintext.fill(0);
+  return { resealed, digest: await sha256(resealed) };
+}
+
+/** Opens the vault's sealed search key and checks it against an admin's commitment. */
+export async function openSearchKey(
+  sealed: Uint8Array,
+  identity: string,
+  vaultId: string,
+  commitment: SearchKeyCommitment,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const plaintext = await open(sealed, identity, "sealed search key");
+  const reader = new Reader(plaintext, "quorate/search-key/v1", "sealed search key");
+  if (!equalBytes(reader.fixed(16), uuidBytes(vaultId))) throw new StatementError("the search key is another vault's");
+  const key = reader.fixed(32) as Uint8Array<ArrayBuffer>;
+  reader.finish();
+  plaintext.fill(0);
+  const check = await sha256(concat(new TextEncoder().encode("quorate/search-key-check/v1"), key));
+  if (!equalBytes(check, commitment.keyCheck)) {
+    key.fill(0);
+    throw new StatementError("the search key is not the one an admin committed to: refused");
+  }
+  return key;
+}
+
+/** Opens a released copy's key with the member's identity and checks it against the manifest. */
+export async function openReleaseKey(sealed: Uint8Array, identity: string, manifest: ReleaseManifest): Promise<string> {
+  const plaintext = await open(sealed, identity, "sealed release key");
+  const reader = new Reader(plaintext, "quorate/release-key/v1", "sealed release key");
+  if (!equalBytes(reader.fixed(16), uuidBytes(manifest.vaultId))) throw new StatementError("the release key is another vault's");
+  if (!equalBytes(reader.fixed(16), uuidBytes(manifest.transcriptId))) {
+    throw new StatementError("the release key is another transcript's");
+  }
+  const secret = reader.fixed(32);
+  reader.finish();
+  plaintext.fill(0);
+  const key = secretKeyText(secret);
+  secret.fill(0);
+  if (!equalBytes(recipientBytes(await identityToRecipient(key)), manifest.releaseRecipient)) {
+    throw new StatementError("the release key does not open this copy");
+  }
+  return key;
+}

@@ -1,0 +1,630 @@
+// Signed statements, equal to quorate-crypto's `statement` module: a body in the canonical
+// encoding signed with Ed25519 over
+// "quorate/statement-signature/v1" ‖ kind code ‖ kind name ‖ body; on the wire
+// "quorate/signed-statement/v1" ‖ kind ‖ signer key ‖ signature ‖ body, whose SHA-256 is
+// the statement's digest. The browser parses and checks every kind and signs the ones a
+// member or an admin makes here: roster entries, node approvals, requests and votes.
+
+import { Reader, Writer, equalBytes, fromBase64, hex, sha256, uuidBytes, uuidText } from "./wire";
+
+export const KINDS = [
+  "roster-entry",
+  "node-approval",
+  "recording-manifest",
+  "unlock-request",
+  "vote",
+  "transcript-manifest",
+  "vault-policy",
+  "search-key-commitment",
+  "release-manifest",
+] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** Why a statement was refused, in words for the member. */
+export class StatementError extends Error {}
+
+const SIGNED_DOMAIN = "quorate/signed-statement/v1";
+const SIGNATURE_DOMAIN = "quorate/statement-signature/v1";
+const MAX_TEXT_LEN = 4096;
+
+function code(kind: Kind): number {
+  return KINDS.indexOf(kind) + 1;
+}
+
+function signatureMessage(kind: Kind, body: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Writer(SIGNATURE_DOMAIN).u8(code(kind)).str(kind).bytes(body).finish();
+}
+
+export interface SignedStatement {
+  kind: Kind;
+  signer: Uint8Array;
+  signature: Uint8Array;
+  body: Uint8Array;
+}
+
+export function encodeSigned(signed: SignedStatement): Uint8Array<ArrayBuffer> {
+  return new Writer(SIGNED_DOMAIN)
+    .u8(code(signed.kind))
+    .fixed(signed.signer)
+    .fixed(signed.signature)
+    .bytes(signed.body)
+    .finish();
+}
+
+export function parseSigned(bytes: Uint8Array): SignedStatement {
+  const reader = new Reader(bytes, SIGNED_DOMAIN, "signed statement");
+  const kind = KINDS[reader.u8() - 1];
+  if (!kind) throw reader.malformed();
+  const signer = reader.fixed(32);
+  const signature = reader.fixed(64);
+  const body = reader.bytes();
+  reader.finish();
+  return { kind, signer, signature, body };
+}
+
+/** Signs `body` (of `kind`) with a member's non-extractable Ed25519 key. */
+export async function sign(
+  kind: Kind,
+  body: Uint8Array,
+  signingKey: CryptoKey,
+  verifyingKey: Uint8Array,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const signature = new Uint8Array(
+    await crypto.subtle.sign("Ed25519", signingKey, signatureMessage(kind, body)),
+  );
+  return encodeSigned({ kind, signer: verifyingKey, signature, body });
+}
+
+/** Whether an Ed25519 signature by `key` over `message` is valid. */
+export async function verifySignature(
+  key: Uint8Array,
+  signature: Uint8Array,
+  message: Uint8Array,
+): Promise<boolean> {
+  try {
+    const imported = await crypto.subtle.importKey(
+      "raw",
+      key as Uint8Array<ArrayBuffer>,
+      { name: "Ed25519" },
+      false,
+      ["verify"],
+    );
+    return await crypto.subtle.verify(
+      "Ed25519",
+      imported,
+      signature as Uint8Array<ArrayBuffer>,
+      message as Uint8Array<ArrayBuffer>,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** A statement whose signature was checked, with its parsed body, signer and digest. */
+export interface Verified<T> {
+  statement: T;
+  signer: Uint8Array;
+  digest: Uint8Array;
+  bytes: Uint8Array;
+}
+
+type Decoders = { [K in Kind]: (body: Uint8Array) => BodyOf<K> };
+export type BodyOf<K extends Kind> = {
+  "roster-entry": RosterEntry;
+  "node-approval": NodeApproval;
+  "recording-manifest": RecordingManifest;
+  "unlock-request": UnlockRequest;
+  vote: Vote;
+  "transcript-manifest": TranscriptManifest;
+  "vault-policy": VaultPolicy;
+  "search-key-commitment": SearchKeyCommitment;
+  "release-manifest": ReleaseManifest;
+}[K];
+
+/** Checks the kind and signature of a wire-form statement, then parses its body. */
+export async function verify<K extends Kind>(
+  kind: K,
+  bytes: Uint8Array,
+): Promise<Verified<BodyOf<K>>> {
+  const signed = parseSigned(bytes);
+  if (signed.kind !== kind) {
+    throw new StatementError(`expected a ${kind} statement, found a ${signed.kind}`);
+  }
+  if (!(await verifySignature(signed.signer, signed.signature, signatureMessage(kind, signed.body)))) {
+    throw new StatementError(`the ${kind}'s signature does not verify`);
+  }
+  const statement = (DECODERS[kind] as (body: Uint8Array) => BodyOf<K>)(signed.body);
+  return { statement, signer: signed.signer, digest: await sha256(bytes), bytes };
+}
+
+/** As `verify`, for a statement the API sent as base64. */
+export async function verifyText<K extends Kind>(kind: K, text: string): Promise<Verified<BodyOf<K>>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(text);
+  } catch {
+    throw new StatementError(`the server sent a ${kind} that is not base64`);
+  }
+  return verify(kind, bytes);
+}
+
+/** Verifies a statement of whatever kind it says it is (the audit log's check). */
+export async function verifyAny(bytes: Uint8Array): Promise<Kind> {
+  const kind = parseSigned(bytes).kind;
+  await verify(kind, bytes);
+  return kind;
+}
+
+function text(field: string, value: string, allowEmpty = false): string {
+  if (!allowEmpty && value.trim() === "") throw new StatementError(`the ${field} must not be empty`);
+  if (new TextEncoder().encode(value).length > MAX_TEXT_LEN) {
+    throw new StatementError(`the ${field} is longer than 4096 bytes`);
+  }
+  // Control characters other than newline and tab (Unicode category Cc).
+  if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(value)) {
+    throw new StatementError(`the ${field} contains control characters`);
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------
+// Public keys and fingerprints
+
+export interface PublicKeys {
+  /** X25519 public key (an age recipient's 32 bytes). */
+  recipient: Uint8Array;
+  /** Ed25519 verifying key. */
+  verifyingKey: Uint8Array;
+}
+
+function encodePublic(writer: Writer, keys: PublicKeys): void {
+  writer.fixed(keys.recipient).fixed(keys.verifyingKey);
+}
+
+function decodePublic(reader: Reader): PublicKeys {
+  return { recipient: reader.fixed(32), verifyingKey: reader.fixed(32) };
+}
+
+/** SHA-256("quorate/fingerprint/v1\0" ‖ recipient ‖ verifying key), hex. */
+export async function fingerprintOf(keys: PublicKeys): Promise<string> {
+  const domain = new TextEncoder().encode("quorate/fingerprint/v1\0");
+  const material = new Uint8Array(domain.length + 64);
+  material.set(domain);
+  material.set(keys.recipient, domain.length);
+  material.set(keys.verifyingKey, domain.length + 32);
+  return hex(await sha256(material));
+}
+
+// ---------------------------------------------------------------------------------------
+// Bodies
+
+export type Role = "admin" | "member";
+
+export interface RosterEntry {
+  vaultId: string;
+  sequence: number;
+  previous: Uint8Array;
+  change: "add" | "remove";
+  role: Role;
+  member: PublicKeys;
+  name: string;
+  issuedAt: number;
+}
+
+export function encodeRosterEntry(entry: RosterEntry): Uint8Array<ArrayBuffer> {
+  const writer = new Writer("quorate/roster-entry/v1")
+    .fixed(uuidBytes(entry.vaultId))
+    .u64(entry.sequence)
+    .fixed(entry.previous)
+    .u8(entry.change === "add" ? 1 : 2)
+    .u8(entry.role === "admin" ? 1 : 2);
+  encodePublic(writer, entry.member);
+  return writer.str(text("name", entry.name)).i64(entry.issuedAt).finish();
+}
+
+function decodeRosterEntry(body: Uint8Array): RosterEntry {
+  const reader = new Reader(body, "quorate/roster-entry/v1", "roster entry");
+  const vaultId = uuidText(reader.fixed(16));
+  const sequence = reader.u64();
+  const previous = reader.fixed(32);
+  const change = ({ 1: "add", 2: "remove" } as const)[reader.u8()];
+  const role = ({ 1: "admin", 2: "member" } as const)[reader.u8()];
+  if (!change || !role) throw reader.malformed();
+  const entry = {
+    vaultId,
+    sequence,
+    previous,
+    change,
+    role,
+    member: decodePublic(reader),
+    name: reader.str(),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  text("name", entry.name);
+  return entry;
+}
+
+export interface NodeApproval {
+  vaultId: string;
+  nodeId: string;
+  node: PublicKeys;
+  hardware: string;
+  modelSha256: Uint8Array;
+  attestation: Uint8Array;
+  issuedAt: number;
+  expiresAt: number;
+  revoked: boolean;
+}
+
+export function encodeNodeApproval(approval: NodeApproval): Uint8Array<ArrayBuffer> {
+  const writer = new Writer("quorate/node-approval/v1")
+    .fixed(uuidBytes(approval.vaultId))
+    .fixed(uuidBytes(approval.nodeId));
+  encodePublic(writer, approval.node);
+  if (approval.expiresAt <= approval.issuedAt) throw new StatementError("the expiry must be after issue");
+  return writer
+    .str(text("hardware description", approval.hardware))
+    .fixed(approval.modelSha256)
+    .bytes(approval.attestation)
+    .i64(approval.issuedAt)
+    .i64(approval.expiresAt)
+    .u8(approval.revoked ? 1 : 0)
+    .finish();
+}
+
+function decodeNodeApproval(body: Uint8Array): NodeApproval {
+  const reader = new Reader(body, "quorate/node-approval/v1", "node approval");
+  const approval = {
+    vaultId: uuidText(reader.fixed(16)),
+    nodeId: uuidText(reader.fixed(16)),
+    node: decodePublic(reader),
+    hardware: reader.str(),
+    modelSha256: reader.fixed(32),
+    attestation: reader.bytes(),
+    issuedAt: reader.i64(),
+    expiresAt: reader.i64(),
+    revoked: [false, true][reader.u8()],
+  };
+  if (approval.revoked === undefined) throw reader.malformed();
+  reader.finish();
+  text("hardware description", approval.hardware);
+  if (approval.expiresAt <= approval.issuedAt) throw reader.malformed();
+  return approval as NodeApproval;
+}
+
+/** Refuses an approval that is revoked or expired at `now`. */
+export function checkActive(approval: NodeApproval, now: number): void {
+  if (approval.revoked) throw new StatementError(`node ${approval.nodeId} was revoked`);
+  if (now > approval.expiresAt) throw new StatementError(`node ${approval.nodeId}'s approval expired`);
+}
+
+export interface ManifestShare {
+  /** Fingerprint, hex. */
+  member: string;
+  commitment: Uint8Array;
+}
+
+export interface SplitKey {
+  recipient: Uint8Array;
+  k: number;
+  n: number;
+  shares: ManifestShare[];
+}
+
+function decodeSplit(reader: Reader): SplitKey {
+  const recipient = reader.fixed(32);
+  const k = reader.u8();
+  const n = reader.u8();
+  if (k < 1 || k > n) throw reader.malformed();
+  const shares = reader.list((r) => ({ member: hex(r.fixed(32)), commitment: r.fixed(32) }));
+  if (shares.length !== n || new Set(shares.map((share) => share.member)).size !== n) {
+    throw reader.malformed();
+  }
+  return { recipient, k, n, shares };
+}
+
+export type Subject = { kind: "recording" | "transcript"; id: string };
+
+function encodeSubject(writer: Writer, subject: Subject): void {
+  writer.u8(subject.kind === "recording" ? 1 : 2).fixed(uuidBytes(subject.id));
+}
+
+function decodeSubject(reader: Reader): Subject {
+  const kind = ({ 1: "recording", 2: "transcript" } as const)[reader.u8()];
+  if (!kind) throw reader.malformed();
+  return { kind, id: uuidText(reader.fixed(16)) };
+}
+
+export interface RecordingManifest {
+  vaultId: string;
+  recordingId: string;
+  uploader: string;
+  rosterHead: Uint8Array;
+  createdAt: number;
+  ciphertextLen: number;
+  ciphertextSha256: Uint8Array;
+  split: SplitKey;
+  sealedMetadata: Uint8Array;
+}
+
+function decodeRecordingManifest(body: Uint8Array): RecordingManifest {
+  const reader = new Reader(body, "quorate/recording-manifest/v1", "recording manifest");
+  const manifest = {
+    vaultId: uuidText(reader.fixed(16)),
+    recordingId: uuidText(reader.fixed(16)),
+    uploader: hex(reader.fixed(32)),
+    rosterHead: reader.fixed(32),
+    createdAt: reader.i64(),
+    ciphertextLen: reader.u64(),
+    ciphertextSha256: reader.fixed(32),
+    split: decodeSplit(reader),
+    sealedMetadata: reader.bytes(),
+  };
+  reader.finish();
+  return manifest;
+}
+
+/** What members see of a recording (sealed to each of them). */
+export interface RecordingMetadata {
+  title: string;
+  startedAt: number | null;
+  endedAt: number | null;
+  mediaType: string;
+  attendees: string[];
+}
+
+export function decodeRecordingMetadata(plaintext: Uint8Array): RecordingMetadata {
+  const reader = new Reader(plaintext, "quorate/recording-metadata/v1", "recording metadata");
+  const metadata = {
+    title: reader.str(),
+    startedAt: reader.optionI64(),
+    endedAt: reader.optionI64(),
+    mediaType: reader.str(),
+    attendees: reader.list((r) => r.str()),
+  };
+  reader.finish();
+  return metadata;
+}
+
+export type Purpose = "transcribe" | "release-transcript";
+
+export interface UnlockRequest {
+  vaultId: string;
+  requestId: string;
+  subject: Subject;
+  purpose: Purpose;
+  nodeId: string;
+  requester: string;
+  reason: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+function purposeFits(purpose: Purpose, subject: Subject): boolean {
+  return (purpose === "transcribe") === (subject.kind === "recording");
+}
+
+export function encodeUnlockRequest(request: UnlockRequest): Uint8Array<ArrayBuffer> {
+  checkRequest(request);
+  const writer = new Writer("quorate/unlock-request/v1")
+    .fixed(uuidBytes(request.vaultId))
+    .fixed(uuidBytes(request.requestId));
+  encodeSubject(writer, request.subject);
+  return writer
+    .u8(request.purpose === "transcribe" ? 1 : 2)
+    .fixed(uuidBytes(request.nodeId))
+    .fixed(fromHexFingerprint(request.requester))
+    .str(request.reason)
+    .i64(request.createdAt)
+    .i64(request.expiresAt)
+    .finish();
+}
+
+function checkRequest(request: UnlockRequest): void {
+  text("reason", request.reason);
+  if (!purposeFits(request.purpose, request.subject)) {
+    throw new StatementError("transcribe takes a recording, release-transcript a transcript");
+  }
+  if (request.expiresAt <= request.createdAt) throw new StatementError("the expiry must be after creation");
+}
+
+function decodeUnlockRequest(body: Uint8Array): UnlockRequest {
+  const reader = new Reader(body, "quorate/unlock-request/v1", "unlock request");
+  const vaultId = uuidText(reader.fixed(16));
+  const requestId = uuidText(reader.fixed(16));
+  const subject = decodeSubject(reader);
+  const purpose = ({ 1: "transcribe", 2: "release-transcript" } as const)[reader.u8()];
+  if (!purpose) throw reader.malformed();
+  const request = {
+    vaultId,
+    requestId,
+    subject,
+    purpose,
+    nodeId: uuidText(reader.fixed(16)),
+    requester: hex(reader.fixed(32)),
+    reason: reader.str(),
+    createdAt: reader.i64(),
+    expiresAt: reader.i64(),
+  };
+  reader.finish();
+  checkRequest(request);
+  return request;
+}
+
+export interface Vote {
+  vaultId: string;
+  requestId: string;
+  requestDigest: Uint8Array;
+  voter: string;
+  /** The SHA-256 of the re-sealed share for an approval; null for a denial. */
+  resealedShareSha256: Uint8Array | null;
+  comment: string;
+  issuedAt: number;
+}
+
+function fromHexFingerprint(fingerprint: string): Uint8Array {
+  const bytes = Uint8Array.from(fingerprint.match(/../g) ?? [], (pair) => parseInt(pair, 16));
+  if (bytes.length !== 32) throw new StatementError(`${fingerprint} is not a fingerprint`);
+  return bytes;
+}
+
+export function encodeVote(vote: Vote): Uint8Array<ArrayBuffer> {
+  const writer = new Writer("quorate/vote/v1")
+    .fixed(uuidBytes(vote.vaultId))
+    .fixed(uuidBytes(vote.requestId))
+    .fixed(vote.requestDigest)
+    .fixed(fromHexFingerprint(vote.voter));
+  if (vote.resealedShareSha256) writer.u8(1).fixed(vote.resealedShareSha256);
+  else writer.u8(2);
+  return writer.str(text("comment", vote.comment, true)).i64(vote.issuedAt).finish();
+}
+
+function decodeVote(body: Uint8Array): Vote {
+  const reader = new Reader(body, "quorate/vote/v1", "vote");
+  const vaultId = uuidText(reader.fixed(16));
+  const requestId = uuidText(reader.fixed(16));
+  const requestDigest = reader.fixed(32);
+  const voter = hex(reader.fixed(32));
+  const decision = reader.u8();
+  if (decision !== 1 && decision !== 2) throw reader.malformed();
+  const vote = {
+    vaultId,
+    requestId,
+    requestDigest,
+    voter,
+    resealedShareSha256: decision === 1 ? reader.fixed(32) : null,
+    comment: reader.str(),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  text("comment", vote.comment, true);
+  return vote;
+}
+
+export interface TranscriptManifest {
+  vaultId: string;
+  transcriptId: string;
+  recordingId: string;
+  recordingManifestDigest: Uint8Array;
+  requestId: string;
+  nodeId: string;
+  modelSha256: Uint8Array;
+  language: string;
+  createdAt: number;
+  ciphertextLen: number;
+  ciphertextSha256: Uint8Array;
+  split: SplitKey;
+}
+
+function decodeTranscriptManifest(body: Uint8Array): TranscriptManifest {
+  const reader = new Reader(body, "quorate/transcript-manifest/v1", "transcript manifest");
+  const manifest = {
+    vaultId: uuidText(reader.fixed(16)),
+    transcriptId: uuidText(reader.fixed(16)),
+    recordingId: uuidText(reader.fixed(16)),
+    recordingManifestDigest: reader.fixed(32),
+    requestId: uuidText(reader.fixed(16)),
+    nodeId: uuidText(reader.fixed(16)),
+    modelSha256: reader.fixed(32),
+    language: reader.str(),
+    createdAt: reader.i64(),
+    ciphertextLen: reader.u64(),
+    ciphertextSha256: reader.fixed(32),
+    split: decodeSplit(reader),
+  };
+  reader.finish();
+  text("language", manifest.language);
+  return manifest;
+}
+
+export interface VaultPolicy {
+  vaultId: string;
+  sequence: number;
+  minThreshold: number;
+  issuedAt: number;
+}
+
+function decodeVaultPolicy(body: Uint8Array): VaultPolicy {
+  const reader = new Reader(body, "quorate/vault-policy/v1", "vault policy");
+  const policy = {
+    vaultId: uuidText(reader.fixed(16)),
+    sequence: reader.u64(),
+    minThreshold: reader.u8(),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  if (policy.minThreshold === 0) throw reader.malformed();
+  return policy;
+}
+
+export interface SearchKeyCommitment {
+  vaultId: string;
+  keyCheck: Uint8Array;
+  issuedAt: number;
+}
+
+function decodeSearchKeyCommitment(body: Uint8Array): SearchKeyCommitment {
+  const reader = new Reader(body, "quorate/search-key-commitment/v1", "search key commitment");
+  const commitment = {
+    vaultId: uuidText(reader.fixed(16)),
+    keyCheck: reader.fixed(32),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  return commitment;
+}
+
+export interface ReleaseManifest {
+  vaultId: string;
+  transcriptId: string;
+  recordingId: string;
+  transcriptManifestDigest: Uint8Array;
+  requestId: string;
+  nodeId: string;
+  releaseRecipient: Uint8Array;
+  members: string[];
+  ciphertextLen: number;
+  ciphertextSha256: Uint8Array;
+  postingsCount: number;
+  postingsSha256: Uint8Array;
+  createdAt: number;
+}
+
+function decodeReleaseManifest(body: Uint8Array): ReleaseManifest {
+  const reader = new Reader(body, "quorate/release-manifest/v1", "release manifest");
+  const manifest = {
+    vaultId: uuidText(reader.fixed(16)),
+    transcriptId: uuidText(reader.fixed(16)),
+    recordingId: uuidText(reader.fixed(16)),
+    transcriptManifestDigest: reader.fixed(32),
+    requestId: uuidText(reader.fixed(16)),
+    nodeId: uuidText(reader.fixed(16)),
+    releaseRecipient: reader.fixed(32),
+    members: reader.list((r) => hex(r.fixed(32))),
+    ciphertextLen: reader.u64(),
+    ciphertextSha256: reader.fixed(32),
+    postingsCount: reader.u64(),
+    postingsSha256: reader.fixed(32),
+    createdAt: reader.i64(),
+  };
+  reader.finish();
+  if (manifest.members.length === 0 || new Set(manifest.members).size !== manifest.members.length) {
+    throw reader.malformed();
+  }
+  return manifest;
+}
+
+const DECODERS: Decoders = {
+  "roster-entry": decodeRosterEntry,
+  "node-approval": decodeNodeApproval,
+  "recording-manifest": decodeRecordingManifest,
+  "unlock-request": decodeUnlockRequest,
+  vote: decodeVote,
+  "transcript-manifest": decodeTranscriptManifest,
+  "vault-policy": decodeVaultPolicy,
+  "search-key-commitment": decodeSearchKeyCommitment,
+  "release-manifest": decodeReleaseManifest,
+};
+
+export { equalBytes };

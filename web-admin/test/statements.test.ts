@@ -1,0 +1,176 @@
+// The browser's statements, shares and roster against the bytes the Rust side pins in its
+// golden wire-format file (services/quorate-crypto/tests/golden/wire-format.txt): every
+// statement verifies here and a flipped bit anywhere is refused; the statements a browser
+// signs re-encode and re-sign (Ed25519 is deterministic) to exactly the Rust bytes.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+
+import { signingKeys } from "../src/identity";
+import { Roster } from "../src/roster";
+import { type ShareBinding, checkSharePlaintext, encodeNodeShare } from "../src/sealed";
+import {
+  type Kind,
+  encodeNodeApproval,
+  encodeRosterEntry,
+  encodeUnlockRequest,
+  encodeVote,
+  fingerprintOf,
+  parseSigned,
+  sign,
+  verify,
+  verifyAny,
+} from "../src/statements";
+import { fromHex, hex, uuidText } from "../src/wire";
+
+const golden = new Map(
+  readFileSync(new URL("../../services/quorate-crypto/tests/golden/wire-format.txt", import.meta.url), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => line.split(" ") as [string, string]),
+);
+
+function bytes(name: string): Uint8Array {
+  const text = golden.get(name);
+  if (!text) throw new Error(`the golden file has no ${name}`);
+  return fromHex(text);
+}
+
+const STATEMENTS: [string, Kind][] = [
+  ["roster-entry", "roster-entry"],
+  ["node-approval", "node-approval"],
+  ["recording-manifest", "recording-manifest"],
+  ["unlock-request", "unlock-request"],
+  ["vote-approve", "vote"],
+  ["vote-deny", "vote"],
+  ["transcript-manifest", "transcript-manifest"],
+  ["vault-policy", "vault-policy"],
+];
+
+/** The fixed signing identities of the golden file: admin seed 2s, member 4s. */
+async function signer(seedByte: number): Promise<[CryptoKey, Uint8Array]> {
+  return signingKeys(new Uint8Array(32).fill(seedByte));
+}
+
+describe("statements from the Rust side", () => {
+  it.each(STATEMENTS)("%s verifies in the browser", async (name, kind) => {
+    const verified = await verify(kind, bytes(name));
+    expect((verified.statement as { vaultId: string }).vaultId).toBe(uuidText(new Uint8Array(16).fill(0x10)));
+    expect(await verifyAny(bytes(name))).toBe(kind);
+  });
+
+  it.each(STATEMENTS)("%s with any one bit flipped is refused", async (name, kind) => {
+    const original = bytes(name);
+    for (let i = 0; i < original.length; i++) {
+      const flipped = original.slice();
+      flipped[i] = (flipped[i] ?? 0) ^ (1 << (i % 8));
+      await expect(verify(kind, flipped), `bit flipped in byte ${i}`).rejects.toThrow();
+    }
+  });
+
+  it("a statement of one kind is not accepted as another", async () => {
+    await expect(verify("vote", bytes("roster-entry"))).rejects.toThrow(/expected a vote/);
+  });
+
+  it("the browser re-encodes and re-signs what it signs to the Rust bytes", async () => {
+    const [admin, adminKey] = await signer(2);
+    const [member, memberKey] = await signer(4);
+    const cases: [string, Kind, (body: never) => Uint8Array, CryptoKey, Uint8Array][] = [
+      ["roster-entry", "roster-entry", encodeRosterEntry, admin, adminKey],
+      ["node-approval", "node-approval", encodeNodeApproval, admin, adminKey],
+      ["unlock-request", "unlock-request", encodeUnlockRequest, member, memberKey],
+      ["vote-approve", "vote", encodeVote, admin, adminKey],
+      ["vote-deny", "vote", encodeVote, admin, adminKey],
+    ];
+    for (const [name, kind, encode, key, verifyingKey] of cases) {
+      const original = bytes(name);
+      const verified = await verify(kind, original);
+      const body = encode(verified.statement as never);
+      expect(hex(body), name).toBe(hex(parseSigned(original).body));
+      expect(hex(await sign(kind, body, key, verifyingKey)), name).toBe(hex(original));
+    }
+  });
+
+  it("the member's fingerprint is the Rust one", async () => {
+    const entry = await verify("roster-entry", bytes("roster-entry"));
+    expect(await fingerprintOf(entry.statement.member)).toBe(hex(bytes("fingerprint")));
+  });
+});
+
+describe("shares", () => {
+  async function binding(): Promise<ShareBinding> {
+    const manifest = await verify("transcript-manifest", bytes("transcript-manifest"));
+    return {
+      vaultId: uuidText(new Uint8Array(16).fill(0x10)),
+      subject: { kind: "recording", id: uuidText(new Uint8Array(16).fill(0x11)) },
+      recipient: manifest.statement.split.recipient,
+      k: 2,
+      n: 2,
+      index: 2,
+      member: hex(bytes("fingerprint")),
+    };
+  }
+
+  it("a sealed share's plaintext opens to its share when its binding matches", async () => {
+    const share = checkSharePlaintext(bytes("share-plaintext"), await binding());
+    expect(hex(share)).toBe("77".repeat(32));
+  });
+
+  it("a binding that differs is named", async () => {
+    const expected = await binding();
+    expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, index: 1 })).toThrow(/share index/);
+    expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, subject: { kind: "transcript", id: expected.subject.id } })).toThrow(/subject/);
+    expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, member: "00".repeat(32) })).toThrow(/member/);
+  });
+
+  it("the share re-sealed to a node carries the Rust plaintext", async () => {
+    const request = await verify("unlock-request", bytes("unlock-request"));
+    const plaintext = encodeNodeShare(request.statement, await binding(), new Uint8Array(32).fill(0x77));
+    expect(hex(plaintext)).toBe(hex(bytes("node-share-plaintext")));
+  });
+});
+
+describe("the roster chain", () => {
+  const vault = "11111111-2222-3333-4444-555555555555";
+
+  async function genesis(): Promise<[Roster, CryptoKey, Uint8Array, Uint8Array]> {
+    const [key, verifyingKey] = await signer(9);
+    const recipient = new Uint8Array(32).fill(9);
+    const entry = encodeRosterEntry({
+      vaultId: vault,
+      sequence: 0,
+      previous: new Uint8Array(32),
+      change: "add",
+      role: "admin",
+      member: { recipient, verifyingKey },
+      name: "Ada",
+      issuedAt: 1_700_000_000,
+    });
+    const signed = await sign("roster-entry", entry, key, verifyingKey);
+    return [await Roster.verify(vault, [signed]), key, verifyingKey, signed];
+  }
+
+  it("replays a genesis and an admin's addition", async () => {
+    const [roster, key, verifyingKey, first] = await genesis();
+    const [, memberKey] = await signer(10);
+    const next = await roster.signChange(key, verifyingKey, "add", { recipient: new Uint8Array(32).fill(10), verifyingKey: memberKey }, "Bo", "member", 1_700_000_001);
+    const replayed = await Roster.verify(vault, [first, next]);
+    expect(replayed.active.map((member) => member.name)).toEqual(["Ada", "Bo"]);
+    expect(replayed.contains(0, roster.genesis())).toBe(true);
+  });
+
+  it("refuses an entry signed by a non-admin, a break in the chain, and removing the last admin", async () => {
+    const [roster, key, verifyingKey, first] = await genesis();
+    const [mallory, malloryKey] = await signer(11);
+    const member = { recipient: new Uint8Array(32).fill(11), verifyingKey: malloryKey };
+    const body = (previous: Uint8Array) =>
+      encodeRosterEntry({ vaultId: vault, sequence: 1, previous, change: "add", role: "admin", member, name: "Mallory", issuedAt: 1 });
+    const selfSigned = await sign("roster-entry", body(roster.head()), mallory, malloryKey);
+    await expect(Roster.verify(vault, [first, selfSigned])).rejects.toThrow(/not signed by an admin/);
+    const broken = await sign("roster-entry", body(new Uint8Array(32)), key, verifyingKey);
+    await expect(Roster.verify(vault, [first, broken])).rejects.toThrow(/does not follow/);
+    await expect(
+      roster.signChange(key, verifyingKey, "remove", roster.active[0]!.keys, "Ada", "admin", 2),
+    ).rejects.toThrow(/last admin/);
+    await expect(Roster.verify("00000000-0000-0000-0000-000000000000", [first])).rejects.toThrow(/another vault/);
+  });
+});
