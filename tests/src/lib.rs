@@ -46,6 +46,11 @@ pub fn quorate_binary() -> PathBuf {
     binary("quorate-cli", "quorate")
 }
 
+/// The web UI's folder in the checkout.
+pub fn web_admin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-admin")
+}
+
 /// A server on port 0.
 #[derive(Debug)]
 pub struct Server {
@@ -68,6 +73,22 @@ pub fn postgres_admin_url() -> String {
 impl Server {
     /// Starts a server on SQLite, or on a fresh PostgreSQL database when `postgres`.
     pub async fn start(postgres: bool) -> Self {
+        Self::start_with(postgres, None).await
+    }
+
+    /// Starts a server on SQLite that also serves the built web UI (`web-admin/dist`, which
+    /// the test command builds) at `/`.
+    pub async fn start_with_web_ui() -> Self {
+        let dist = web_admin().join("dist");
+        assert!(
+            dist.join("index.html").is_file(),
+            "the web UI is not built: run `npm ci && npm run build` in {}",
+            web_admin().display()
+        );
+        Self::start_with(false, Some(dist)).await
+    }
+
+    async fn start_with(postgres: bool, web_dir: Option<PathBuf>) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let (database_url, database) = if postgres {
             let name = format!("quorate_e2e_{}_{}", std::process::id(), rand_suffix());
@@ -86,6 +107,9 @@ impl Server {
             data_dir: Some(folder.path().to_owned()),
             database_url: Some(database_url),
             metrics_listen: Some("off".into()),
+            web_dir: Some(
+                web_dir.map_or_else(|| "off".to_owned(), |dir| dir.display().to_string()),
+            ),
             ..Settings::default()
         };
         let (app, codes) = App::start(settings.resolve(None, None).unwrap())
@@ -536,5 +560,55 @@ impl Staffed {
             .to_owned();
         self.admin.ok(&["approve", &request, "--yes"]).await;
         request
+    }
+
+    /// Uploads `spoken` as a WAV recording from `device`; returns the recording ID.
+    pub async fn upload(&self, device: &Device, spoken: &str, title: &str) -> (String, Vec<u8>) {
+        let audio = speech(spoken);
+        let file = device.folder.path().join(format!("{title}.wav"));
+        std::fs::write(&file, &audio).unwrap();
+        let uploaded = device
+            .ok(&[
+                "--json",
+                "upload",
+                file.to_str().unwrap(),
+                "--title",
+                title,
+                "--meeting-time",
+                "2026-11-24T10:00:00Z",
+                "--attendee",
+                "Ada",
+                "--attendee",
+                "Bo",
+            ])
+            .await
+            .json();
+        (uploaded["recording_id"].as_str().unwrap().to_owned(), audio)
+    }
+
+    /// `asker` requests `purpose` for `recording`; the two others approve; the node works.
+    pub async fn quorum(&self, recording: &str, purpose: &str) {
+        let (ada, bo, cy) = (&self.admin, &self.members[0], &self.members[1]);
+        let asked = cy
+            .ok(&[
+                "--json",
+                "request",
+                recording,
+                "--node",
+                &self.node_id,
+                "--purpose",
+                purpose,
+                "--reason",
+                "the minutes",
+            ])
+            .await
+            .json();
+        let request = asked["request_id"].as_str().unwrap();
+        let awaiting = bo.ok(&["--json", "requests"]).await.json();
+        assert_eq!(awaiting[0]["purpose"], purpose);
+        ada.ok(&["approve", request, "--yes"]).await;
+        let approved = bo.ok(&["--json", "approve", request, "--yes"]).await.json();
+        assert_eq!(approved["status"], "quorate");
+        self.machine.ok(&["run", "--once"]).await;
     }
 }

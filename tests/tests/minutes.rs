@@ -53,56 +53,6 @@ async fn recording_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<u8>>>) {
     (url, log)
 }
 
-/// Uploads `spoken` as a WAV recording from `device`; returns the recording ID.
-async fn upload(device: &Device, spoken: &str, title: &str) -> (String, Vec<u8>) {
-    let audio = speech(spoken);
-    let file = device.folder.path().join(format!("{title}.wav"));
-    std::fs::write(&file, &audio).unwrap();
-    let uploaded = device
-        .ok(&[
-            "--json",
-            "upload",
-            file.to_str().unwrap(),
-            "--title",
-            title,
-            "--meeting-time",
-            "2026-11-24T10:00:00Z",
-            "--attendee",
-            "Ada",
-            "--attendee",
-            "Bo",
-        ])
-        .await
-        .json();
-    (uploaded["recording_id"].as_str().unwrap().to_owned(), audio)
-}
-
-/// `asker` requests `purpose` for `recording`; the two others approve; the node works.
-async fn quorum(staffed: &Staffed, recording: &str, purpose: &str) {
-    let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
-    let asked = cy
-        .ok(&[
-            "--json",
-            "request",
-            recording,
-            "--node",
-            &staffed.node_id,
-            "--purpose",
-            purpose,
-            "--reason",
-            "the minutes",
-        ])
-        .await
-        .json();
-    let request = asked["request_id"].as_str().unwrap();
-    let awaiting = bo.ok(&["--json", "requests"]).await.json();
-    assert_eq!(awaiting[0]["purpose"], purpose);
-    ada.ok(&["approve", request, "--yes"]).await;
-    let approved = bo.ok(&["--json", "approve", request, "--yes"]).await.json();
-    assert_eq!(approved["status"], "quorate");
-    staffed.machine.ok(&["run", "--once"]).await;
-}
-
 /// Every file under `folder`, recursively.
 fn files(folder: &Path) -> Vec<(String, Vec<u8>)> {
     let mut found = Vec::new();
@@ -133,8 +83,10 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
 
     let spoken =
         "The river bridge repairs will cost eleven million pounds and finish before winter.";
-    let (recording, audio) = upload(&staffed.members[1], spoken, "Bridge committee").await;
-    quorum(&staffed, &recording, "transcribe").await;
+    let (recording, audio) = staffed
+        .upload(&staffed.members[1], spoken, "Bridge committee")
+        .await;
+    staffed.quorum(&recording, "transcribe").await;
     // Transcribed but not released: nothing is searchable yet, and there is no export.
     let found = bo.ok(&["--json", "search", "bridge repairs"]).await.json();
     assert_eq!(found["total"], 0, "{found}");
@@ -145,7 +97,7 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         "{refused:?}"
     );
 
-    quorum(&staffed, &recording, "release-transcript").await;
+    staffed.quorum(&recording, "release-transcript").await;
     let again = staffed.members[1]
         .run(&[
             "request",
@@ -162,8 +114,8 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
 
     // A second meeting is transcribed but never released.
     let hidden = "The orchard tenancy was discussed in private.";
-    let (unreleased, _) = upload(&staffed.members[1], hidden, "Orchard").await;
-    quorum(&staffed, &unreleased, "transcribe").await;
+    let (unreleased, _) = staffed.upload(&staffed.members[1], hidden, "Orchard").await;
+    staffed.quorum(&unreleased, "transcribe").await;
 
     // Search, through a proxy that keeps what the device sends.
     let (proxy, sent) = recording_proxy(&server.url).await;

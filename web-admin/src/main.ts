@@ -22,6 +22,7 @@ const main = document.getElementById("main") as HTMLElement;
 const nav = document.getElementById("nav") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 let device: Device | null = null;
+let renders = 0;
 
 function route(): string {
   const name = location.hash.replace(/^#\/?/, "").split("?")[0] ?? "";
@@ -42,20 +43,27 @@ async function show(): Promise<void> {
     ),
   );
   const page = ROUTES.find(([id]) => id === current)?.[2] ?? requests;
-  fill(main, h("p", {}, "Loading and checking signatures…"));
+  // Each visit renders into a view of its own, so a slower earlier page never writes into a
+  // later one; `aria-busy` says when the page is complete.
+  const render = ++renders;
+  const view = h("div", {}, h("p", {}, "Loading and checking signatures…"));
+  fill(main, view);
+  main.setAttribute("aria-busy", "true");
   const alert = document.getElementById("alert");
   if (alert) fill(alert);
   try {
-    await page(device, main);
+    await page(device, view);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       device = null;
       say("Your session ended: sign in again.");
       return signInPage();
     }
-    fill(main, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, message(error)));
+    fill(view, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, message(error)));
   }
-  main.querySelector("h1")?.focus();
+  if (render !== renders) return;
+  main.setAttribute("aria-busy", "false");
+  view.querySelector("h1")?.focus();
 }
 
 function signInPage(): void {

@@ -9,9 +9,9 @@ use axum::{
 };
 use serde_json::{Value, json};
 use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::ServeDir,
     set_header::SetResponseHeaderLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
 
@@ -159,9 +159,7 @@ fn web_ui(dir: Option<&Path>) -> Router {
     let not_found = || async { ApiError::not_found() };
     match dir {
         Some(dir) => Router::new().fallback_service(
-            ServeDir::new(dir)
-                .precompressed_gzip()
-                .not_found_service(not_found.into_service()),
+            ServeDir::new(dir).not_found_service(not_found.into_service()),
         ),
         None => Router::new()
             .route(

@@ -1,0 +1,192 @@
+//! The web UI end to end, in Debian's Chromium driven by playwright-core
+//! (`web-admin/e2e/browser.mjs`), against a real server that serves the built UI, with the
+//! vault, the members, the node and the speech set up by the real CLI and node:
+//! - an admin signs in and approves a pending member after comparing fingerprints (the
+//!   roster entry signed in the browser), and the CLI's devices accept the new roster;
+//! - a member signs in, sees the request with every signature checked, approves it (share
+//!   re-sealed to the node and vote signed in the browser); the server counts it, the node
+//!   transcribes with it, and the CLI's `audit verify` accepts the log;
+//! - the member approved in the browser searches released minutes and finds the meeting,
+//!   using the search key the admin's browser sealed to them.
+//!
+//! Screenshots of every page go to `target/tmp/web-screenshots`.
+
+use std::path::PathBuf;
+
+use quorate_e2e::{Device, PASSPHRASE, Server, Staffed, web_admin};
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots")
+}
+
+/// The vault a device enrolled in (its `config.toml`).
+fn vault_of(device: &Device) -> String {
+    let config = std::fs::read_to_string(device.folder.path().join("config.toml")).unwrap();
+    config
+        .lines()
+        .find_map(|line| line.strip_prefix("vault = "))
+        .map(|value| value.trim_matches('"').to_owned())
+        .expect("the device's config names its vault")
+}
+
+/// Runs one browser story signed in as `device` (called `name`); returns what it printed.
+async fn browser(
+    story: &str,
+    server: &Server,
+    device: &Device,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let output = tokio::process::Command::new("node")
+        .arg("e2e/browser.mjs")
+        .arg(story)
+        .current_dir(web_admin())
+        .env("QUORATE_URL", &server.url)
+        .env("QUORATE_VAULT", vault_of(device))
+        .env(
+            "QUORATE_IDENTITY",
+            device.folder.path().join("identity.age"),
+        )
+        .env("QUORATE_PASSPHRASE", PASSPHRASE)
+        .env("QUORATE_NAME", name)
+        .env("QUORATE_SCREENSHOTS", screenshots())
+        .envs(extra.iter().copied())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (the test command installs web-admin's packages with npm ci)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "browser story {story} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser() {
+    let server = Server::start_with_web_ui().await;
+
+    // The UI is served at / under a strict Content-Security-Policy; unknown paths are still
+    // the API's JSON 404.
+    let index = reqwest::get(&server.url).await.unwrap();
+    assert_eq!(index.status(), 200);
+    let policy = index.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(
+        index
+            .text()
+            .await
+            .unwrap()
+            .contains("<title>Quorate</title>")
+    );
+    let missing = reqwest::get(format!("{}/api/v1/nothing-here", server.url))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<serde_json::Value>().await.unwrap()["code"],
+        "not_found"
+    );
+
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
+
+    // Dee enrols and waits; Ada approves her in the browser after comparing fingerprints.
+    let invite = ada.ok(&["--json", "members", "invite"]).await.json();
+    let dee = Device::new(&server);
+    dee.ok(&["keygen"]).await;
+    let joined = dee
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            invite["code"].as_str().unwrap(),
+            "--name",
+            "Dee",
+        ])
+        .await
+        .json();
+    browser(
+        "admin-approves-member",
+        &server,
+        ada,
+        "Ada",
+        &[
+            ("QUORATE_PENDING", "Dee"),
+            (
+                "QUORATE_PENDING_FINGERPRINT",
+                joined["fingerprint"].as_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    // The CLI replays the roster with the browser's entry in it.
+    let listed = cy.ok(&["--json", "members"]).await.json();
+    let names: Vec<_> = listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"Dee".to_owned()), "{listed}");
+
+    // Cy uploads and asks for a transcription; Ada approves with the CLI, Bo in the browser.
+    let spoken =
+        "The river bridge repairs will cost eleven million pounds and finish before winter.";
+    let (recording, _) = staffed.upload(cy, spoken, "Bridge committee").await;
+    let asked = cy
+        .ok(&[
+            "--json",
+            "request",
+            &recording,
+            "--node",
+            &staffed.node_id,
+            "--reason",
+            "the minutes",
+        ])
+        .await
+        .json();
+    let request = asked["request_id"].as_str().unwrap();
+    ada.ok(&["approve", request, "--yes"]).await;
+    let voted = browser("member-votes", &server, bo, "Bo", &[]).await;
+    assert!(voted.contains("the request is quorate"), "{voted}");
+
+    // The server counted a valid vote: the request is quorate, the audit log verifies with
+    // the CLI, and the node accepts Bo's re-sealed share and transcribes.
+    let requests = cy.ok(&["--json", "requests", "--all"]).await.json();
+    let counted = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|view| view["request_id"] == request)
+        .unwrap();
+    assert_eq!(counted["status"], "quorate", "{requests}");
+    assert_eq!(counted["approvals"], 2);
+    let verified = ada.ok(&["--json", "audit", "verify"]).await.json();
+    assert!(verified["entries"].as_u64().unwrap() > 20, "{verified}");
+    staffed.machine.ok(&["run", "--once"]).await;
+
+    // Released by a second quorum (CLI), then Dee, approved in the browser, searches there.
+    staffed.quorum(&recording, "release-transcript").await;
+    let found = browser(
+        "search",
+        &server,
+        &dee,
+        "Dee",
+        &[
+            ("QUORATE_QUERY", "bridge repairs"),
+            ("QUORATE_EXPECT_TITLE", "Bridge committee"),
+        ],
+    )
+    .await;
+    assert!(found.contains("hit Bridge committee"), "{found}");
+    println!("screenshots in {}", screenshots().display());
+    server.stop().await;
+}

@@ -1,0 +1,152 @@
+// Drives the web UI in Debian's Chromium with playwright-core, one story per run, for the
+// end-to-end test `tests/tests/web.rs` (which sets up the vault, the members and the node
+// with the real CLI and checks the outcome with it). Writes a screenshot of every page it
+// visits. Fails on any page error or console error (a CSP violation is one).
+//
+//   node e2e/browser.mjs admin-approves-member | member-votes | search
+//
+// Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
+// QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
+// QUORATE_PENDING_FINGERPRINT, or QUORATE_QUERY and QUORATE_EXPECT_TITLE.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const story = process.argv[2];
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const shots = env("QUORATE_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+// The flags this closed network needs: no background connections Chromium would make.
+const browser = await chromium.launch({
+  executablePath: process.env.QUORATE_CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const problems = [];
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(60_000);
+page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+page.on("console", (message) => {
+  if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+});
+
+async function shot(name, target = page) {
+  const path = join(shots, `${story}-${name}.png`);
+  await target.screenshot({ path, fullPage: true });
+  console.log(`screenshot ${path}`);
+}
+
+async function signIn() {
+  await page.goto(`${env("QUORATE_URL")}/#/sign-in?vault=${env("QUORATE_VAULT")}`);
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  // Keyboard first: the skip link is the first stop.
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => document.activeElement?.textContent);
+  if (first !== "Skip to content") throw new Error(`the first Tab stop is ${first}, not the skip link`);
+  await shot("sign-in");
+  await page.getByLabel("Identity file").setInputFiles(env("QUORATE_IDENTITY"));
+  await page.getByLabel("Passphrase").fill(env("QUORATE_PASSPHRASE"));
+  await page.getByLabel("Passphrase").press("Enter");
+  await page.locator("#who").getByText(env("QUORATE_NAME")).waitFor();
+}
+
+/** Opens a page from the navigation, keyboard only, and waits until it is complete. */
+async function visit(link, title) {
+  await page.getByRole("navigation").getByRole("link", { name: link, exact: true }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { level: 1, name: title }).waitFor();
+  await page.locator('#main[aria-busy="false"]').waitFor();
+  const alert = (await page.locator("#alert").textContent())?.trim();
+  if (alert) throw new Error(`the ${title} page shows an error: ${alert}`);
+}
+
+const stories = {
+  // An admin signs in, compares the pending member's fingerprint and approves them (the
+  // roster entry is signed in the browser), then looks at every page.
+  async "admin-approves-member"() {
+    const pending = env("QUORATE_PENDING");
+    await visit("Members", "Members");
+    const label = page.getByText(`They read out ${env("QUORATE_PENDING_FINGERPRINT")}`);
+    await label.waitFor();
+    await shot("members-pending");
+    // Approving before ticking the comparison is refused with a message.
+    await page.getByRole("button", { name: `Approve ${pending}` }).click();
+    await page.locator("#alert").getByText("compare the fingerprint").waitFor();
+    await label.click();
+    await page.getByRole("button", { name: `Approve ${pending}` }).click();
+    await page.locator("#status").getByText(`${pending} is on the roster`).waitFor();
+    await page.getByRole("cell", { name: pending, exact: true }).waitFor();
+    await shot("members-approved");
+    await visit("Nodes", "Nodes");
+    await shot("nodes");
+    await visit("Recordings", "Recordings");
+    await shot("recordings");
+    await visit("Audit log", "Audit log");
+    await page.getByText(/^Verified: \d+ entries/).waitFor();
+    await shot("audit");
+    await visit("Requests", "Requests");
+    await shot("requests");
+  },
+
+  // A member sees the open request with every signature checked, approves it: the share is
+  // re-sealed to the node and the vote signed in the browser.
+  async "member-votes"() {
+    await visit("Requests", "Requests");
+    await page.getByText("asks to transcribe").first().waitFor();
+    await page.getByText("Request, manifest and node approval signatures checked in this browser").first().waitFor();
+    await shot("request-open");
+    await page.getByLabel("Comment (optional, signed with your vote)").fill("approved in the browser");
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.locator("#status").getByText("Your approval is counted").waitFor();
+    await shot("request-approved");
+    // The same page on a phone.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot("request-phone");
+    console.log(`status ${(await page.locator("#status").textContent())?.trim()}`);
+  },
+
+  // A member searches released minutes: the query is blinded here, snippets come from the
+  // released copy opened here.
+  async search() {
+    await visit("Search", "Search minutes");
+    await page.getByLabel("Words to find").fill(env("QUORATE_QUERY"));
+    await page.getByLabel("Words to find").press("Enter");
+    const title = page.locator(".hit h2").first();
+    await title.waitFor();
+    const found = (await title.textContent())?.trim();
+    if (found !== env("QUORATE_EXPECT_TITLE")) throw new Error(`the first hit is "${found}"`);
+    const marked = await page.locator(".hit mark").allTextContents();
+    if (!marked.length) throw new Error("no word of the query is highlighted in the snippets");
+    console.log(`hit ${found}; marked ${marked.join(", ")}`);
+    await shot("results");
+  },
+};
+
+try {
+  const run = stories[story];
+  if (!run) throw new Error(`unknown story ${story}: ${Object.keys(stories).join(", ")}`);
+  await signIn();
+  await run();
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(`story ${story} passed`);
+} catch (error) {
+  await shot("failure").catch(() => undefined);
+  console.error(`story ${story} failed: ${error.message}`);
+  if (problems.length) console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
