@@ -13,7 +13,7 @@ use std::{
 };
 
 use quorate_client::Client;
-use quorate_e2e::{Device, Server, Staffed, identity, speech};
+use quorate_e2e::{Device, Server, Staffed, identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TCP proxy in front of `upstream` that keeps every byte clients send through it.

@@ -75,7 +75,7 @@ function signInPage(): void {
     required: true,
     autocomplete: "off",
     spellcheck: "false",
-    pattern: "[0-9a-fA-F-]{36}",
+    pattern: "[0-9a-fA-F\\-]{36}",
     value: params.get("vault") ?? localStorage.getItem("quorate:vault") ?? "",
   });
   const file = h("input", { type: "file", required: true, accept: ".age,text/plain" });
