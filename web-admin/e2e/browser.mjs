@@ -106,7 +106,9 @@ const stories = {
   async "member-votes"() {
     await visit("Requests", "Requests");
     await page.getByText("asks to transcribe").first().waitFor();
-    await page.getByText("Request, manifest and node approval signatures checked in this browser").first().waitFor();
+    await page.getByText("Request, manifest, node approval and vote signatures checked in this browser").first().waitFor();
+    // Ada's vote, made with the CLI, verified here.
+    await page.getByText("Ada approved").waitFor();
     await shot("request-open");
     await page.getByLabel("Comment (optional, signed with your vote)").fill("approved in the browser");
     await page.getByRole("button", { name: "Approve" }).click();

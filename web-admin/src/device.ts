@@ -113,6 +113,8 @@ export interface CheckedRequest {
   metadata: RecordingMetadata | null;
   transcript: TranscriptManifest | null;
   node: NodeApproval;
+  /** The votes so far, each verified here: signed by its voter, bound to this request. */
+  votes: { name: string; approve: boolean; comment: string; problem: string | null }[];
 }
 
 /** A transcript's plaintext (JSON inside the sealed and released copies; never sent to the API). */
@@ -258,7 +260,25 @@ export class Device {
     });
     const manifest = await this.recordingManifest(roster, recording);
     const node = await this.approvedNode(roster, request.nodeId);
+    const votes = await Promise.all(
+      view.votes.map(async (item) => {
+        const name = roster.member(item.voter)?.name ?? `a former member (${shortFingerprint(item.voter)})`;
+        try {
+          const [vote, voter] = await roster.verifyByMember("vote", item.statement);
+          if (voter.fingerprint !== vote.statement.voter || vote.statement.voter !== item.voter) {
+            throw new StatementError("the vote is not signed by its voter");
+          }
+          if (!equalBytes(vote.statement.requestDigest, verified.digest)) {
+            throw new StatementError("the vote was made for another request");
+          }
+          return { name, approve: vote.statement.resealedShareSha256 !== null, comment: vote.statement.comment, problem: null };
+        } catch (error) {
+          return { name, approve: false, comment: "", problem: (error as Error).message };
+        }
+      }),
+    );
     return {
+      votes,
       view,
       request,
       digest: verified.digest,

@@ -84,13 +84,13 @@ function renderRequest(device: Device, roster: Roster, card: HTMLElement, checke
                 act(event.currentTarget as HTMLButtonElement, "Re-sealing your share to the node and signing your approval…", async () => {
                   const after = await device.vote(checked, true, comment.value);
                   say(`Your approval is counted: ${after.approvals} of ${after.threshold}; the request is ${after.status}.`);
-                  renderRequest(device, roster, card, { ...checked, view: after });
+                  renderRequest(device, roster, card, await device.checkRequest(roster, after));
                 }), "primary"),
               button("Deny", (event) =>
                 act(event.currentTarget as HTMLButtonElement, "Signing your denial…", async () => {
                   const after = await device.vote(checked, false, comment.value);
                   say(`Your denial is counted; the request is ${after.status}.`);
-                  renderRequest(device, roster, card, { ...checked, view: after });
+                  renderRequest(device, roster, card, await device.checkRequest(roster, after));
                 }), "danger"),
             );
   fill(
@@ -107,8 +107,24 @@ function renderRequest(device: Device, roster: Roster, card: HTMLElement, checke
       h("dd", {}, `${node.hardware} — model ${hex(node.modelSha256).slice(0, 16)}…, approved until ${when(node.expiresAt)}`),
       h("dt", {}, "Closes"),
       h("dd", {}, when(request.expiresAt)),
+      h("dt", {}, "Votes"),
+      h(
+        "dd",
+        {},
+        checked.votes.length
+          ? h(
+              "ul",
+              { class: "votes" },
+              checked.votes.map((vote) =>
+                vote.problem
+                  ? h("li", { class: "refused" }, `${vote.name}: refused here (${vote.problem})`)
+                  : h("li", {}, `${vote.name} ${vote.approve ? "approved" : "denied"}${vote.comment ? `: “${vote.comment}”` : ""}`),
+              ),
+            )
+          : "none yet",
+      ),
       h("dt", {}, "Verified"),
-      h("dd", { class: "verified" }, "Request, manifest and node approval signatures checked in this browser"),
+      h("dd", { class: "verified" }, "Request, manifest, node approval and vote signatures checked in this browser"),
     ),
     actions,
   );

@@ -204,3 +204,71 @@ async fn metrics_count_requests_by_route_on_their_own_listener() {
     task.await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absence_explained() {
+    let db = TestDb::new(common::Backend::Sqlite).await;
+
+    // No UI folder (none here, and not asked for): `/` says how to get one.
+    let server = TestServer::start(&db).await;
+    let answer = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("scripts/run.sh"));
+    server.stop().await;
+
+    // A built UI: its files at `/`, unknown paths still the API's JSON 404.
+    let web = tempfile::tempdir().unwrap();
+    std::fs::create_dir(web.path().join("assets")).unwrap();
+    std::fs::write(web.path().join("index.html"), "<title>Quorate</title>").unwrap();
+    std::fs::write(web.path().join("assets/app.js"), "console.log(1)").unwrap();
+    let server = TestServer::start_with(quorate_server::config::Settings {
+        web_dir: Some(web.path().display().to_string()),
+        ..db.settings()
+    })
+    .await;
+    let index = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(index.status(), 200);
+    let headers = index.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(index.text().await.unwrap(), "<title>Quorate</title>");
+    let script = reqwest::get(server.url("/assets/app.js")).await.unwrap();
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    for missing in ["/api/v1/nothing", "/assets/missing.js"] {
+        let answer = reqwest::get(server.url(missing)).await.unwrap();
+        assert_eq!(answer.status(), 404, "{missing}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{missing}");
+    }
+    // The API is unchanged beside it.
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+
+    // A folder without index.html is refused at start, with what to do.
+    let empty = tempfile::tempdir().unwrap();
+    let config = quorate_server::config::Settings {
+        web_dir: Some(empty.path().display().to_string()),
+        ..db.settings()
+    }
+    .resolve(None, None)
+    .unwrap();
+    let error = quorate_server::App::start(config).await.unwrap_err();
+    assert!(error.to_string().contains("has no index.html"), "{error}");
+    db.drop_database().await;
+}
