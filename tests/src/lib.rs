@@ -409,6 +409,31 @@ mod tests {
     }
 }
 
+/// Someone makes keys and enrols with an invite `admin` makes; they wait, pending, for an
+/// admin to approve them. Returns their device and what `enroll --json` printed.
+pub async fn pending_member(
+    server: &Server,
+    admin: &Device,
+    name: &str,
+) -> (Device, serde_json::Value) {
+    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+    let device = Device::new(server);
+    device.ok(&["keygen"]).await;
+    let joined = device
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            invite["code"].as_str().unwrap(),
+            "--name",
+            name,
+        ])
+        .await
+        .json();
+    assert_eq!(joined["role"], "pending");
+    (device, joined)
+}
+
 /// The first admin enrols with the server's code and sets policy 2; Bo and Cy enrol with
 /// invites and are approved by the fingerprint each reads out. Returns the admin and them.
 pub async fn board(server: &Server) -> (Device, Vec<Device>) {
@@ -429,21 +454,7 @@ pub async fn board(server: &Server) -> (Device, Vec<Device>) {
     admin.ok(&["policy", "set", "--threshold", "2"]).await;
     let mut members = Vec::new();
     for name in ["Bo", "Cy"] {
-        let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-        let device = Device::new(server);
-        device.ok(&["keygen"]).await;
-        let joined = device
-            .ok(&[
-                "--json",
-                "enroll",
-                "--code",
-                invite["code"].as_str().unwrap(),
-                "--name",
-                name,
-            ])
-            .await
-            .json();
-        assert_eq!(joined["role"], "pending");
+        let (device, joined) = pending_member(server, &admin, name).await;
         // The admin compares the fingerprint the member reads out, then approves it.
         admin
             .ok(&[

@@ -13,7 +13,7 @@ use std::{
 };
 
 use quorate_client::Client;
-use quorate_e2e::{Device, Server, Staffed, identity};
+use quorate_e2e::{Device, Server, Staffed, identity, pending_member};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TCP proxy in front of `upstream` that keeps every byte clients send through it.
@@ -194,20 +194,7 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
     assert_eq!(bad.code, 2, "{bad:?}");
 
     // Dee joins after the release; approving her seals her the search key and the copy.
-    let invite = ada.ok(&["--json", "members", "invite"]).await.json();
-    let dee = Device::new(&server);
-    dee.ok(&["keygen"]).await;
-    let joined = dee
-        .ok(&[
-            "--json",
-            "enroll",
-            "--code",
-            invite["code"].as_str().unwrap(),
-            "--name",
-            "Dee",
-        ])
-        .await
-        .json();
+    let (dee, joined) = pending_member(&server, ada, "Dee").await;
     ada.ok(&[
         "members",
         "approve",

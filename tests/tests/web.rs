@@ -13,7 +13,7 @@
 
 use std::path::PathBuf;
 
-use quorate_e2e::{Device, PASSPHRASE, Server, Staffed, web_admin};
+use quorate_e2e::{Device, PASSPHRASE, Server, Staffed, pending_member, web_admin};
 
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots")
@@ -99,20 +99,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
 
     // Dee enrols and waits; Ada approves her in the browser after comparing fingerprints.
-    let invite = ada.ok(&["--json", "members", "invite"]).await.json();
-    let dee = Device::new(&server);
-    dee.ok(&["keygen"]).await;
-    let joined = dee
-        .ok(&[
-            "--json",
-            "enroll",
-            "--code",
-            invite["code"].as_str().unwrap(),
-            "--name",
-            "Dee",
-        ])
-        .await
-        .json();
+    let (dee, joined) = pending_member(&server, ada, "Dee").await;
     browser(
         "admin-approves-member",
         &server,

@@ -6,6 +6,7 @@ import { ApiError, Client, type Schemas } from "./client";
 import type { MemberIdentity } from "./identity";
 import { Roster } from "./roster";
 import {
+  type BodyOf,
   type NodeApproval,
   type PublicKeys,
   type RecordingManifest,
@@ -226,15 +227,27 @@ export class Device {
     }
   }
 
-  /** A transcript's manifest: signed by the node that made it, as an admin approved it. */
-  async transcriptManifest(roster: Roster, view: Schemas["TranscriptView"]): Promise<TranscriptManifest> {
-    const verified = await verify("transcript-manifest", fromBase64(view.manifest));
+  /**
+   * A node's statement about a transcript (its manifest, or a release manifest): signed by
+   * the node it names, with the key an admin approved for it, and about `view`'s transcript.
+   */
+  private async nodeStatement<K extends "transcript-manifest" | "release-manifest">(
+    roster: Roster,
+    kind: K,
+    view: { manifest: string; transcript_id: string },
+  ): Promise<BodyOf<K>> {
+    const verified = await verify(kind, fromBase64(view.manifest));
     const manifest = verified.statement;
     if (manifest.vaultId !== this.vaultId || manifest.transcriptId !== view.transcript_id) {
-      throw new StatementError("the server sent the manifest of another transcript");
+      throw new StatementError(`the server sent the ${kind} of another transcript`);
     }
     await this.checkNodeSigner(roster, manifest.nodeId, verified.signer);
     return manifest;
+  }
+
+  /** A transcript's manifest: signed by the node that made it, as an admin approved it. */
+  async transcriptManifest(roster: Roster, view: Schemas["TranscriptView"]): Promise<TranscriptManifest> {
+    return this.nodeStatement(roster, "transcript-manifest", view);
   }
 
   /** Verifies a request and everything it names: the checks made before any vote. */
@@ -513,13 +526,7 @@ export class Device {
 
   /** A release manifest: signed by the node it names, as an admin approved it. */
   async releaseManifest(roster: Roster, view: Schemas["ReleasedView"]): Promise<ReleaseManifest> {
-    const verified = await verify("release-manifest", fromBase64(view.manifest));
-    const manifest = verified.statement;
-    if (manifest.vaultId !== this.vaultId || manifest.transcriptId !== view.transcript_id) {
-      throw new StatementError("the server sent the release of another transcript");
-    }
-    await this.checkNodeSigner(roster, manifest.nodeId, verified.signer);
-    return manifest;
+    return this.nodeStatement(roster, "release-manifest", view);
   }
 
   private async releaseGrant(manifest: ReleaseManifest): Promise<Uint8Array> {
