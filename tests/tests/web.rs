@@ -2,7 +2,8 @@
 //! (`web-admin/e2e/browser.mjs`), against a real server that serves the built UI, with the
 //! vault, the members, the node and the speech set up by the real CLI and node:
 //! - an admin signs in and approves a pending member after comparing fingerprints (the
-//!   roster entry signed in the browser), and the CLI's devices accept the new roster;
+//!   roster entry signed in the browser), and the CLI's devices accept the new roster; the
+//!   admin approves the node for its model there too, and the node runs on that approval;
 //! - a member signs in, sees the request with every signature checked, approves it (share
 //!   re-sealed to the node and vote signed in the browser); the server counts it, the node
 //!   transcribes with it, and the CLI's `audit verify` accepts the log;
@@ -95,7 +96,6 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
 
     let staffed = Staffed::new(&server).await;
     let model = staffed.import_model().await;
-    staffed.approve_node(&model).await;
     let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
 
     // Dee enrols and waits; Ada approves her in the browser after comparing fingerprints.
@@ -107,6 +107,8 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         "Ada",
         &[
             ("QUORATE_PENDING", "Dee"),
+            ("QUORATE_NODE", "gpu-1"),
+            ("QUORATE_MODEL", &model),
             (
                 "QUORATE_PENDING_FINGERPRINT",
                 joined["fingerprint"].as_str().unwrap(),

@@ -7,7 +7,8 @@
 //
 // Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
-// QUORATE_PENDING_FINGERPRINT, or QUORATE_QUERY and QUORATE_EXPECT_TITLE.
+// QUORATE_PENDING_FINGERPRINT, QUORATE_NODE and QUORATE_MODEL, or QUORATE_QUERY and
+// QUORATE_EXPECT_TITLE.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -61,6 +62,7 @@ async function signIn() {
   await page.getByLabel("Passphrase").fill(env("QUORATE_PASSPHRASE"));
   await page.getByLabel("Passphrase").press("Enter");
   await page.locator("#who").getByText(env("QUORATE_NAME")).waitFor();
+  await page.locator('#main[aria-busy="false"]').waitFor();
 }
 
 /** Opens a page from the navigation, keyboard only, and waits until it is complete. */
@@ -75,7 +77,7 @@ async function visit(link, title) {
 
 const stories = {
   // An admin signs in, compares the pending member's fingerprint and approves them (the
-  // roster entry is signed in the browser), then looks at every page.
+  // roster entry is signed in the browser), approves the node, then looks at every page.
   async "admin-approves-member"() {
     const pending = env("QUORATE_PENDING");
     await visit("Members", "Members");
@@ -90,7 +92,15 @@ const stories = {
     await page.locator("#status").getByText(`${pending} is on the roster`).waitFor();
     await page.getByRole("cell", { name: pending, exact: true }).waitFor();
     await shot("members-approved");
+    // The node enrolled and waits; the admin approves it for the model it loaded.
+    const node = env("QUORATE_NODE");
     await visit("Nodes", "Nodes");
+    await shot("nodes-pending");
+    await page.getByLabel("Model SHA-256").fill(env("QUORATE_MODEL"));
+    await page.getByLabel("Hardware, as you checked it").fill("test box, checked by Ada");
+    await page.getByRole("button", { name: `Approve ${node}` }).click();
+    await page.locator("#status").getByText(`${node} is approved`).waitFor();
+    await page.getByText("approved by Ada until").waitFor();
     await shot("nodes");
     await visit("Recordings", "Recordings");
     await shot("recordings");

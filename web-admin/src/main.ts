@@ -46,6 +46,7 @@ async function show(): Promise<void> {
   // Each visit renders into a view of its own, so a slower earlier page never writes into a
   // later one; `aria-busy` says when the page is complete.
   const render = ++renders;
+  const focused = document.activeElement;
   const view = h("div", {}, h("p", {}, "Loading and checking signatures…"));
   fill(main, view);
   main.setAttribute("aria-busy", "true");
@@ -63,7 +64,10 @@ async function show(): Promise<void> {
   }
   if (render !== renders) return;
   main.setAttribute("aria-busy", "false");
-  view.querySelector("h1")?.focus();
+  // The new page's heading takes focus, unless the reader moved it while the page loaded.
+  if (document.activeElement === focused || document.activeElement === document.body) {
+    view.querySelector("h1")?.focus();
+  }
 }
 
 function signInPage(): void {

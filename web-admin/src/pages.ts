@@ -150,7 +150,7 @@ export const members: Page = async (device, main) => {
           act(event.currentTarget as HTMLButtonElement, `Signing the roster entry for ${member.name}…`, async () => {
             if (!compared.checked) throw new Error("first compare the fingerprint they read out to you, then tick the box");
             const shared = await device.approveMember(member, role.value as "admin" | "member");
-            say(`${member.name} is on the roster${shared ? `; ${shared} keys shared with them` : ""}.`);
+            say(`${member.name} is on the roster${shared ? `; ${shared} ${shared === 1 ? "key" : "keys"} sealed to them` : ""}.`);
             await members(device, main);
           }), "primary"),
       );
@@ -200,9 +200,11 @@ export const nodes: Page = async (device, main) => {
   const rows = [];
   for (const node of views) {
     let approval = "none";
+    let hardwareNow = "";
     if (node.approval) {
       try {
         const [verified, admin] = await roster.verifyByAdmin("node-approval", node.approval);
+        hardwareNow = verified.statement.hardware;
         approval = `${verified.statement.revoked ? "revoked" : "approved"} by ${admin.name} until ${when(verified.statement.expiresAt)} — ${verified.statement.hardware}`;
       } catch (error) {
         approval = `refused: ${message(error)}`;
@@ -211,13 +213,13 @@ export const nodes: Page = async (device, main) => {
     const actions = h("div", { class: "row-actions" });
     if (device.isAdmin && node.status !== "revoked") {
       const model = h("input", { type: "text", pattern: "[0-9a-fA-F]{64}", value: node.model_sha256 ?? "", autocomplete: "off", spellcheck: "false" });
-      const hardware = h("input", { type: "text", value: "", autocomplete: "off" });
+      const hardware = h("input", { type: "text", value: hardwareNow, autocomplete: "off" });
       const days = h("input", { type: "number", min: 1, max: 3650, value: 365 });
       actions.append(
         field("Model SHA-256", model, "printed by `quorate-node models import` on the node"),
         field("Hardware, as you checked it", hardware),
         field("Valid for (days)", days),
-        button(`Approve ${node.name}`, (event) =>
+        button(`${node.status === "approved" ? "Renew the approval of" : "Approve"} ${node.name}`, (event) =>
           act(event.currentTarget as HTMLButtonElement, `Signing the approval of ${node.name}…`, async () => {
             await device.approveNode(node, model.value.trim(), hardware.value.trim(), Number(days.value), false);
             say(`${node.name} is approved.`);
