@@ -24,7 +24,7 @@ step "fuzz targets compile (stable toolchain, no nightly needed)"
 
 step "web-admin: API types current with docs/openapi.json, type check, unit tests (Vitest), build"
 (cd web-admin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check-api \
-  && npm run --silent typecheck && npm test --silent && npm run --silent build -- --logLevel warn)
+  && npm run --silent typecheck && npm test --silent && npm run --silent build)
 
 step "tests (the browser tests drive Debian's Chromium with playwright-core; screenshots in target/tmp/web-screenshots)"
 cargo test --workspace --locked

@@ -153,13 +153,16 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route, request_id = id)
 }
 
-/// The web UI's files for every path the API does not claim; an unknown path (under `/api`
-/// or not) answers the API's JSON 404. Without a web UI, `/` says how to get one.
+/// The web UI's files for every path the API does not claim (a file's `.gz` copy, which the
+/// build writes, to browsers that accept gzip); an unknown path (under `/api` or not)
+/// answers the API's JSON 404. Without a web UI, `/` says how to get one.
 fn web_ui(dir: Option<&Path>) -> Router {
     let not_found = || async { ApiError::not_found() };
     match dir {
         Some(dir) => Router::new().fallback_service(
-            ServeDir::new(dir).not_found_service(not_found.into_service()),
+            ServeDir::new(dir)
+                .precompressed_gzip()
+                .not_found_service(not_found.into_service()),
         ),
         None => Router::new()
             .route(

@@ -247,6 +247,23 @@ async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absen
             .unwrap()
             .contains("javascript")
     );
+    assert_eq!(script.text().await.unwrap(), "console.log(1)");
+    // The build's gzip copy goes to a browser that accepts gzip, with the file's type.
+    std::fs::write(web.path().join("assets/app.js.gz"), b"gzip bytes").unwrap();
+    let compressed = reqwest::Client::new()
+        .get(server.url("/assets/app.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    assert!(
+        compressed.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert_eq!(compressed.bytes().await.unwrap().as_ref(), b"gzip bytes");
     for missing in ["/api/v1/nothing", "/assets/missing.js"] {
         let answer = reqwest::get(server.url(missing)).await.unwrap();
         assert_eq!(answer.status(), 404, "{missing}");
