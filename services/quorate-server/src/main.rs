@@ -126,6 +126,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             format!("cannot listen on {listen}: {error} (choose another with --listen)")
         })?;
     tracing::info!(%listen, "listening");
+    match &app.config.web_dir {
+        Some(dir) => println!(
+            "Web UI at http://{listen}/ (from {}); members sign in there with their identity file.",
+            dir.display()
+        ),
+        None => println!(
+            "API at http://{listen}/api/v1 (no web UI: scripts/run.sh builds and serves it)."
+        ),
+    }
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(metrics_listen) = app.config.metrics_listen {
         let metrics_listener = tokio::net::TcpListener::bind(metrics_listen).await.map_err(|error| {
