@@ -57,6 +57,7 @@ async fn browser(
         .await
         .expect("node runs (the test command installs web-admin's packages with npm ci)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!("{stdout}");
     assert!(
         output.status.success(),
         "browser story {story} failed:\n{stdout}\n{}",

@@ -9,7 +9,8 @@
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
 // QUORATE_PENDING_FINGERPRINT, QUORATE_NODE and QUORATE_MODEL, or QUORATE_QUERY and
 // QUORATE_EXPECT_TITLE.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -44,7 +45,27 @@ page.on("console", (message) => {
   if (message.type() === "error") problems.push(`console error: ${message.text()}`);
 });
 
+// axe-core checks each page against WCAG 2.1 A and AA. Its source is evaluated through the
+// DevTools protocol, which the page's Content-Security-Policy does not apply to.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+async function accessible(name) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await globalThis.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    });
+    return {
+      passed: result.passes.length,
+      violations: result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+    };
+  });
+  if (violations.violations.length) throw new Error(`accessibility of ${name}:\n${violations.violations.join("\n")}`);
+  console.log(`axe ${name}: ${violations.passed} WCAG 2.1 AA rules pass, none fails`);
+}
+
 async function shot(name, target = page) {
+  if (name !== "failure") await accessible(name);
   const path = join(shots, `${story}-${name}.png`);
   await target.screenshot({ path, fullPage: true });
   console.log(`screenshot ${path}`);
