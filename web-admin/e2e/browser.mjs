@@ -80,6 +80,13 @@ async function signIn() {
   if (first !== "Skip to content") throw new Error(`the first Tab stop is ${first}, not the skip link`);
   await shot("sign-in");
   await page.getByLabel("Identity file").setInputFiles(env("QUORATE_IDENTITY"));
+  if (story === "admin-approves-member") {
+    // A wrong passphrase says what to do, and nothing is signed in.
+    await page.getByLabel("Passphrase").fill("not the passphrase");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("#alert").getByText("the passphrase is wrong").waitFor();
+    await shot("sign-in-wrong-passphrase");
+  }
   await page.getByLabel("Passphrase").fill(env("QUORATE_PASSPHRASE"));
   await page.getByLabel("Passphrase").press("Enter");
   await page.locator("#who").getByText(env("QUORATE_NAME")).waitFor();
