@@ -434,6 +434,60 @@ pub async fn pending_member(
     (device, joined)
 }
 
+/// Uploads `spoken` as a WAV recording from `device`, titled `title`, with a meeting time and
+/// attendees; returns what `upload --json` printed and the audio.
+pub async fn upload_speech(
+    device: &Device,
+    spoken: &str,
+    title: &str,
+) -> (serde_json::Value, Vec<u8>) {
+    let audio = speech(spoken);
+    let file = device.folder.path().join(format!("{title}.wav"));
+    std::fs::write(&file, &audio).unwrap();
+    let uploaded = device
+        .ok(&[
+            "--json",
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            title,
+            "--meeting-time",
+            "2026-11-24T10:00:00Z",
+            "--attendee",
+            "Ada",
+            "--attendee",
+            "Bo",
+        ])
+        .await
+        .json();
+    (uploaded, audio)
+}
+
+/// `device` asks for `purpose` on `recording` by `node`; returns the request ID.
+pub async fn ask(
+    device: &Device,
+    recording: &str,
+    node: &str,
+    purpose: &str,
+    reason: &str,
+) -> String {
+    let asked = device
+        .ok(&[
+            "--json",
+            "request",
+            recording,
+            "--node",
+            node,
+            "--purpose",
+            purpose,
+            "--reason",
+            reason,
+        ])
+        .await
+        .json();
+    asked["request_id"].as_str().unwrap().to_owned()
+}
+
 /// The first admin enrols with the server's code and sets policy 2; Bo and Cy enrol with
 /// invites and are approved by the fingerprint each reads out. Returns the admin and them.
 pub async fn board(server: &Server) -> (Device, Vec<Device>) {
@@ -575,46 +629,14 @@ impl Staffed {
 
     /// Uploads `spoken` as a WAV recording from `device`; returns the recording ID.
     pub async fn upload(&self, device: &Device, spoken: &str, title: &str) -> (String, Vec<u8>) {
-        let audio = speech(spoken);
-        let file = device.folder.path().join(format!("{title}.wav"));
-        std::fs::write(&file, &audio).unwrap();
-        let uploaded = device
-            .ok(&[
-                "--json",
-                "upload",
-                file.to_str().unwrap(),
-                "--title",
-                title,
-                "--meeting-time",
-                "2026-11-24T10:00:00Z",
-                "--attendee",
-                "Ada",
-                "--attendee",
-                "Bo",
-            ])
-            .await
-            .json();
+        let (uploaded, audio) = upload_speech(device, spoken, title).await;
         (uploaded["recording_id"].as_str().unwrap().to_owned(), audio)
     }
 
     /// `asker` requests `purpose` for `recording`; the two others approve; the node works.
     pub async fn quorum(&self, recording: &str, purpose: &str) {
         let (ada, bo, cy) = (&self.admin, &self.members[0], &self.members[1]);
-        let asked = cy
-            .ok(&[
-                "--json",
-                "request",
-                recording,
-                "--node",
-                &self.node_id,
-                "--purpose",
-                purpose,
-                "--reason",
-                "the minutes",
-            ])
-            .await
-            .json();
-        let request = asked["request_id"].as_str().unwrap();
+        let request = &ask(cy, recording, &self.node_id, purpose, "the minutes").await;
         let awaiting = bo.ok(&["--json", "requests"]).await.json();
         assert_eq!(awaiting[0]["purpose"], purpose);
         ada.ok(&["approve", request, "--yes"]).await;

@@ -71,25 +71,7 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
         // Bo uploads a real audio file.
         let spoken =
             "The budget committee approved the new library and the repairs to the town hall roof.";
-        let audio = quorate_e2e::speech(spoken);
-        let file = bo.folder.path().join("budget-meeting.wav");
-        std::fs::write(&file, &audio).unwrap();
-        let uploaded = bo
-            .ok(&[
-                "--json",
-                "upload",
-                file.to_str().unwrap(),
-                "--title",
-                "Budget committee",
-                "--meeting-time",
-                "2026-11-24T10:00:00Z",
-                "--attendee",
-                "Ada",
-                "--attendee",
-                "Bo",
-            ])
-            .await
-            .json();
+        let (uploaded, _) = quorate_e2e::upload_speech(&bo, spoken, "Budget committee").await;
         let recording = uploaded["recording_id"].as_str().unwrap().to_owned();
         assert_eq!(
             (uploaded["threshold"].as_u64(), uploaded["shares"].as_u64()),

@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use quorate_e2e::{Device, PASSPHRASE, Server, Staffed, pending_member, web_admin};
+use quorate_e2e::{Device, PASSPHRASE, Server, Staffed, ask, pending_member, web_admin};
 
 fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots")
@@ -131,19 +131,15 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     let spoken =
         "The river bridge repairs will cost eleven million pounds and finish before winter.";
     let (recording, _) = staffed.upload(cy, spoken, "Bridge committee").await;
-    let asked = cy
-        .ok(&[
-            "--json",
-            "request",
-            &recording,
-            "--node",
-            &staffed.node_id,
-            "--reason",
-            "the minutes",
-        ])
-        .await
-        .json();
-    let request = asked["request_id"].as_str().unwrap();
+    let request = ask(
+        cy,
+        &recording,
+        &staffed.node_id,
+        "transcribe",
+        "the minutes",
+    )
+    .await;
+    let request = request.as_str();
     ada.ok(&["approve", request, "--yes"]).await;
     let voted = browser("member-votes", &server, bo, "Bo", &[]).await;
     assert!(voted.contains("the request is quorate"), "{voted}");
