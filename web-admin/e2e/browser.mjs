@@ -119,6 +119,8 @@ const stories = {
     await page.getByRole("button", { name: `Approve ${pending}` }).click();
     await page.locator("#status").getByText(`${pending} is on the roster`).waitFor();
     await page.getByRole("cell", { name: pending, exact: true }).waitFor();
+    await page.getByRole("button", { name: "Make an invite code" }).click();
+    await page.getByText(/^Invite code: [A-Z0-9-]+ \(works once/).waitFor();
     await shot("members-approved");
     // The node enrolled and waits; the admin approves it for the model it loaded.
     const node = env("QUORATE_NODE");

@@ -127,10 +127,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         })?;
     tracing::info!(%listen, "listening");
     match &app.config.web_dir {
-        Some(dir) => println!(
-            "Web UI at http://{listen}/ (from {}); members sign in there with their identity file.",
-            dir.display()
-        ),
+        Some(dir) => {
+            println!(
+                "Web UI at http://{listen}/ (from {}); members sign in there with their identity file.",
+                dir.display()
+            );
+            for code in &codes {
+                println!(
+                    "Sign-in link for vault {0}: http://{listen}/#/sign-in?vault={0}",
+                    code.vault_id
+                );
+            }
+        }
         None => println!(
             "API at http://{listen}/api/v1 (no web UI: scripts/run.sh builds and serves it)."
         ),

@@ -159,11 +159,13 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
 fn web_ui(dir: Option<&Path>) -> Router {
     let not_found = || async { ApiError::not_found() };
     match dir {
-        Some(dir) => Router::new().fallback_service(
-            ServeDir::new(dir)
-                .precompressed_gzip()
-                .not_found_service(not_found.into_service()),
-        ),
+        Some(dir) => Router::new()
+            .fallback_service(
+                ServeDir::new(dir)
+                    .precompressed_gzip()
+                    .not_found_service(not_found.into_service()),
+            )
+            .layer(axum::middleware::from_fn(cache_policy)),
         None => Router::new()
             .route(
                 "/",
@@ -173,6 +175,28 @@ fn web_ui(dir: Option<&Path>) -> Router {
             )
             .fallback(not_found),
     }
+}
+
+/// The build names its scripts and styles by their content (`/assets/index-HASH.js`), so they
+/// are kept for good; the page that names them is checked again each time, so a new build is
+/// picked up at the next visit.
+async fn cache_policy(
+    request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let hashed = request.uri().path().starts_with("/assets/");
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(if hashed {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            }),
+        );
+    }
+    response
 }
 
 /// Headers for every answer: the web UI loads only its own scripts and styles and talks only

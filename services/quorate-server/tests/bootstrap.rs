@@ -239,6 +239,7 @@ async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absen
     assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-cache");
     assert_eq!(index.text().await.unwrap(), "<title>Quorate</title>");
     let script = reqwest::get(server.url("/assets/app.js")).await.unwrap();
     assert!(
@@ -246,6 +247,10 @@ async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absen
             .to_str()
             .unwrap()
             .contains("javascript")
+    );
+    assert_eq!(
+        script.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
     );
     assert_eq!(script.text().await.unwrap(), "console.log(1)");
     // The build's gzip copy goes to a browser that accepts gzip, with the file's type.
