@@ -8,7 +8,8 @@
 //!   re-sealed to the node and vote signed in the browser); the server counts it, the node
 //!   transcribes with it, and the CLI's `audit verify` accepts the log;
 //! - the member approved in the browser searches released minutes and finds the meeting,
-//!   using the search key the admin's browser sealed to them.
+//!   using the search key the admin's browser sealed to them; a member approved in the
+//!   browser after the release receives the copy's key from it and reads the minutes.
 //!
 //! Screenshots of every page go to `target/tmp/web-screenshots`.
 
@@ -173,6 +174,32 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     )
     .await;
     assert!(found.contains("hit Bridge committee"), "{found}");
+
+    // Eve joins after the release; Ada's browser approves her and seals her the search key
+    // and the released copy's key, so her CLI searches and exports the minutes.
+    let (eve, joined) = pending_member(&server, ada, "Eve").await;
+    let approved = browser(
+        "admin-approves-late-member",
+        &server,
+        ada,
+        "Ada",
+        &[
+            ("QUORATE_PENDING", "Eve"),
+            (
+                "QUORATE_PENDING_FINGERPRINT",
+                joined["fingerprint"].as_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    assert!(approved.contains("2 keys sealed to them"), "{approved}");
+    let searched = eve.ok(&["--json", "search", "bridge repairs"]).await.json();
+    assert_eq!(searched["total"], 1, "{searched}");
+    let minutes = eve.ok(&["transcript", &recording, "--format", "txt"]).await;
+    assert!(
+        minutes.stdout.to_lowercase().contains("bridge"),
+        "{minutes:?}"
+    );
     println!("screenshots in {}", screenshots().display());
     server.stop().await;
 }

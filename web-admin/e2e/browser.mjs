@@ -3,7 +3,7 @@
 // with the real CLI and checks the outcome with it). Writes a screenshot of every page it
 // visits. Fails on any page error or console error (a CSP violation is one).
 //
-//   node e2e/browser.mjs admin-approves-member | member-votes | search
+//   node e2e/browser.mjs admin-approves-member | member-votes | search | admin-approves-late-member
 //
 // Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
@@ -103,22 +103,29 @@ async function visit(link, title) {
   if (alert) throw new Error(`the ${title} page shows an error: ${alert}`);
 }
 
+/** On the Members page: compares the pending member's fingerprint, then approves them. */
+async function approvePending() {
+  const pending = env("QUORATE_PENDING");
+  await visit("Members", "Members");
+  const label = page.getByText(`They read out ${env("QUORATE_PENDING_FINGERPRINT")}`);
+  await label.waitFor();
+  await shot("members-pending");
+  // Approving before ticking the comparison is refused with a message.
+  await page.getByRole("button", { name: `Approve ${pending}` }).click();
+  await page.locator("#alert").getByText("compare the fingerprint").waitFor();
+  await label.click();
+  await page.getByRole("button", { name: `Approve ${pending}` }).click();
+  const approved = page.locator("#status").getByText(`${pending} is on the roster`);
+  await approved.waitFor();
+  console.log(`status ${(await approved.textContent())?.trim()}`);
+  await page.getByRole("cell", { name: pending, exact: true }).waitFor();
+}
+
 const stories = {
   // An admin signs in, compares the pending member's fingerprint and approves them (the
   // roster entry is signed in the browser), approves the node, then looks at every page.
   async "admin-approves-member"() {
-    const pending = env("QUORATE_PENDING");
-    await visit("Members", "Members");
-    const label = page.getByText(`They read out ${env("QUORATE_PENDING_FINGERPRINT")}`);
-    await label.waitFor();
-    await shot("members-pending");
-    // Approving before ticking the comparison is refused with a message.
-    await page.getByRole("button", { name: `Approve ${pending}` }).click();
-    await page.locator("#alert").getByText("compare the fingerprint").waitFor();
-    await label.click();
-    await page.getByRole("button", { name: `Approve ${pending}` }).click();
-    await page.locator("#status").getByText(`${pending} is on the roster`).waitFor();
-    await page.getByRole("cell", { name: pending, exact: true }).waitFor();
+    await approvePending();
     await page.getByRole("button", { name: "Make an invite code" }).click();
     await page.getByText(/^Invite code: [A-Z0-9-]+ \(works once/).waitFor();
     await shot("members-approved");
@@ -139,6 +146,13 @@ const stories = {
     await shot("audit");
     await visit("Requests", "Requests");
     await shot("requests");
+  },
+
+  // After a release, an admin approves a newcomer: the browser seals them the search key and
+  // the released copy's key.
+  async "admin-approves-late-member"() {
+    await approvePending();
+    await shot("members-late-approved");
   },
 
   // A member sees the open request with every signature checked, approves it: the share is

@@ -503,7 +503,7 @@ export class Device {
       const missing = roster.active.filter((member) => !view.members.includes(member.fingerprint));
       if (!missing.length) continue;
       const manifest = await this.releaseManifest(roster, view);
-      const secret = await this.releaseSecret(manifest);
+      const { secret } = await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
       const grants = [];
       for (const member of missing) {
         const plaintext = new Writer("quorate/release-key/v1")
@@ -536,20 +536,11 @@ export class Device {
     return fromBase64(grant.sealed);
   }
 
-  /** The raw release key (to re-seal to a member who lacks it). */
-  private async releaseSecret(manifest: ReleaseManifest): Promise<Uint8Array> {
-    const plaintext = await open(await this.releaseGrant(manifest), this.identity.ageSecret, "sealed release key");
-    const secret = plaintext.slice(plaintext.length - 32);
-    plaintext.fill(0);
-    // Checked as a whole (binding and recipient) before use.
-    await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
-    return secret;
-  }
-
   /** Downloads a released copy, checks it against its verified manifest and opens it in memory. */
   async openReleased(roster: Roster, view: Schemas["ReleasedView"]): Promise<OpenedRelease> {
     const manifest = await this.releaseManifest(roster, view);
-    const key = await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
+    const { key, secret } = await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);
+    secret.fill(0);
     const copy = await this.client.bytes("/api/v1/vaults/{vault}/released/{transcript}/ciphertext", {
       vault: this.vaultId,
       transcript: manifest.transcriptId,

@@ -182,8 +182,16 @@ export async function openSearchKey(
   return key;
 }
 
-/** Opens a released copy's key with the member's identity and checks it against the manifest. */
-export async function openReleaseKey(sealed: Uint8Array, identity: string, manifest: ReleaseManifest): Promise<string> {
+/**
+ * Opens a released copy's key with the member's identity and checks it against the manifest.
+ * Returns it as the identity typage takes, and as bytes (to seal to a member who lacks it;
+ * zero them after use).
+ */
+export async function openReleaseKey(
+  sealed: Uint8Array,
+  identity: string,
+  manifest: ReleaseManifest,
+): Promise<{ key: string; secret: Uint8Array }> {
   const plaintext = await open(sealed, identity, "sealed release key");
   const reader = new Reader(plaintext, "quorate/release-key/v1", "sealed release key");
   if (!equalBytes(reader.fixed(16), uuidBytes(manifest.vaultId))) throw new StatementError("the release key is another vault's");
@@ -194,9 +202,9 @@ export async function openReleaseKey(sealed: Uint8Array, identity: string, manif
   reader.finish();
   plaintext.fill(0);
   const key = secretKeyText(secret);
-  secret.fill(0);
   if (!equalBytes(recipientBytes(await identityToRecipient(key)), manifest.releaseRecipient)) {
+    secret.fill(0);
     throw new StatementError("the release key does not open this copy");
   }
-  return key;
+  return { key, secret };
 }
