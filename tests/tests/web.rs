@@ -1,6 +1,7 @@
 //! The web UI end to end, in Debian's Chromium driven by playwright-core
 //! (`web-admin/e2e/browser.mjs`), against a real server that serves the built UI, with the
 //! vault, the members, the node and the speech set up by the real CLI and node:
+//! - a member enrolled but not approved cannot sign in and is told why;
 //! - an admin signs in and approves a pending member after comparing fingerprints (the
 //!   roster entry signed in the browser), and the CLI's devices accept the new roster; the
 //!   admin approves the node for its model there too, and the node runs on that approval;
@@ -102,6 +103,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
 
     // Dee enrols and waits; Ada approves her in the browser after comparing fingerprints.
     let (dee, joined) = pending_member(&server, ada, "Dee").await;
+    browser("refused-while-pending", &server, &dee, "Dee", &[]).await;
     browser(
         "admin-approves-member",
         &server,

@@ -7,7 +7,7 @@ import "./style.css";
 import { ApiError, type Device, shortFingerprint, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
 import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
-import { act, fill, field, h, message, say } from "./ui";
+import { act, fill, field, h, say, sentence } from "./ui";
 
 const ROUTES: [string, string, Page][] = [
   ["requests", "Requests", requests],
@@ -60,7 +60,7 @@ async function show(): Promise<void> {
       say("Your session ended: sign in again.");
       return signInPage();
     }
-    fill(view, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, message(error)));
+    fill(view, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, sentence(error)));
   }
   if (render !== renders) return;
   main.setAttribute("aria-busy", "false");
@@ -87,7 +87,7 @@ function signInPage(): void {
   const form = h(
     "form",
     { class: "sign-in" },
-    field("Vault ID", vault, "`quorate status` shows it; your admin can send you a link with it"),
+    field("Vault ID", vault, "`quorate enroll` printed it (it is in ~/.config/quorate/config.toml); your admin can send you a link with it"),
     field("Identity file", file, "identity.age, as `quorate keygen` wrote it; it is opened here and never uploaded"),
     field("Passphrase", passphrase),
     h("button", { type: "submit", class: "primary" }, "Sign in"),
@@ -102,7 +102,9 @@ function signInPage(): void {
       say("Signing the server's challenge…");
       device = await signIn("", vault.value.trim().toLowerCase(), identity, localStorage).catch((error: unknown) => {
         if (error instanceof ApiError && (error.code === "unknown_member" || error.status === 404)) {
-          throw new Error(`this identity (${identity.fingerprintShort}) is not a member of that vault: check the vault ID`);
+          throw new Error(
+            `this identity (${identity.fingerprintShort}) is not an active member of that vault: check the vault ID; if you enrolled recently, an admin has yet to approve you (read them your fingerprint, ${identity.fingerprintShort})`,
+          );
         }
         throw error;
       });

@@ -41,10 +41,15 @@ export function when(seconds: number | null | undefined): string {
   return new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** The message of anything thrown, for people. */
+/** The message of anything thrown, for people (to go inside a sentence). */
 export function message(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The message of anything thrown, as a sentence of its own. */
+export function sentence(error: unknown): string {
+  const text = message(error);
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** A labelled form field. */
@@ -71,7 +76,7 @@ export async function act(button: HTMLButtonElement | null, doing: string, actio
     if (status && status.textContent === doing) fill(status);
   } catch (error) {
     if (status) fill(status);
-    if (alert) fill(alert, message(error));
+    if (alert) fill(alert, sentence(error));
   } finally {
     if (button) button.disabled = false;
   }
