@@ -188,17 +188,17 @@ export class Device {
 
   /** A recording's manifest: signed by its uploader, a member of the roster. */
   async recordingManifest(roster: Roster, view: Schemas["RecordingView"]): Promise<RecordingManifest> {
-    const [verified, signer] = await roster.verifyByMember("recording-manifest", view.manifest).catch(async () => {
-      // An uploader removed since still signed it validly: check the signature alone.
-        const checked = await verify("recording-manifest", fromBase64(view.manifest));
-      return [checked, null] as const;
-    });
+    const verified = await verify("recording-manifest", fromBase64(view.manifest));
     const manifest = verified.statement;
     if (manifest.vaultId !== this.vaultId || manifest.recordingId !== view.recording_id) {
       throw new StatementError("the server sent the manifest of another recording");
     }
-    if (signer && signer.fingerprint !== manifest.uploader) {
-      throw new StatementError("the recording manifest is not signed by its uploader");
+    // Its uploader may have left the vault since: a member of the roster at any time.
+    const signer = [...roster.active, ...roster.removed].find((member) =>
+      equalBytes(member.keys.verifyingKey, verified.signer),
+    );
+    if (signer?.fingerprint !== manifest.uploader) {
+      throw new StatementError("the recording manifest is not signed by its uploader, a member of the roster");
     }
     return manifest;
   }
