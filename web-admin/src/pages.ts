@@ -334,6 +334,11 @@ export const audit: Page = async (device, main) => {
   main.append(result);
   const { entries, head } = await device.verifyAudit((count) => fill(result, `Verifying… ${count} entries checked`));
   fill(result, `Verified: ${entries.length} entries, every hash and signature. Head ${head.slice(0, 16)}…`);
+  // Members are named from the verified roster (entries name them by fingerprint).
+  const roster = await device.roster();
+  const people = [...roster.active, ...roster.removed];
+  const named = (text: string) =>
+    (/^[0-9a-f]{16,64}$/.test(text) && people.find((member) => member.fingerprint.startsWith(text))?.name) || text.slice(0, 36);
   main.append(
     table(
       "Audit entries (newest first)",
@@ -341,7 +346,7 @@ export const audit: Page = async (device, main) => {
       entries
         .slice(-200)
         .reverse()
-        .map((entry) => [String(entry.seq), when(entry.time), entry.actor.slice(0, 16), entry.action, entry.subject.slice(0, 36)]),
+        .map((entry) => [String(entry.seq), when(entry.time), named(entry.actor), entry.action, named(entry.subject)]),
     ),
   );
 };
