@@ -30,7 +30,6 @@ import {
   openReleaseKey,
   openSearchKey,
   recipientBytes,
-  recipientText,
   rewrap,
   seal,
 } from "./sealed";
@@ -428,7 +427,7 @@ export class Device {
     if (!/^[0-9a-f]{64}$/i.test(modelSha256)) {
       throw new StatementError("the model's SHA-256 is 64 hex digits: `quorate-node models import` prints it");
     }
-    await this.roster();
+    const roster = await this.roster();
     const issued = now();
     const body = encodeNodeApproval({
       vaultId: this.vaultId,
@@ -446,13 +445,16 @@ export class Device {
       path: { vault: this.vaultId, node: node.node_id },
       body: { approval: toBase64(approval) },
     });
-    if (!revoked) await this.shareKeys(await this.roster());
+    if (!revoked) await this.shareKeys(roster);
     return view;
   }
 
   /** The vault's search key, opened and checked against an admin's commitment (null if none yet). */
-  async searchKey(roster: Roster): Promise<Uint8Array<ArrayBuffer> | null> {
-    const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
+  async searchKey(
+    roster: Roster,
+    view?: Schemas["SearchKeyView"],
+  ): Promise<Uint8Array<ArrayBuffer> | null> {
+    view ??= await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
     if (!view.commitment || !view.sealed) return null;
     const [commitment] = await roster.verifyByAdmin("search-key-commitment", view.commitment);
     return openSearchKey(fromBase64(view.sealed), this.identity.ageSecret, this.vaultId, commitment.statement);
@@ -466,11 +468,11 @@ export class Device {
   async shareKeys(roster: Roster): Promise<number> {
     let shared = 0;
     if (this.isAdmin) {
-      const key = await this.searchKey(roster).catch(() => null);
+      const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", {
+        path: { vault: this.vaultId },
+      });
+      const key = await this.searchKey(roster, view).catch(() => null);
       if (key) {
-        const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", {
-          path: { vault: this.vaultId },
-        });
         const holders: [string, Uint8Array][] = roster.active.map((member) => [member.fingerprint, member.keys.recipient]);
         const nodes = await this.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: this.vaultId } });
         for (const node of nodes) {
@@ -608,4 +610,4 @@ export class Device {
   }
 }
 
-export { ApiError, recipientText };
+export { ApiError };
