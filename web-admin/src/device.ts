@@ -7,6 +7,7 @@ import type { MemberIdentity } from "./identity";
 import { Roster } from "./roster";
 import {
   type BodyOf,
+  type Kind,
   type NodeApproval,
   type PublicKeys,
   type RecordingManifest,
@@ -15,14 +16,18 @@ import {
   type TranscriptManifest,
   type UnlockRequest,
   StatementError,
+  approvalVouchesFor,
   checkActive,
   decodeRecordingMetadata,
-  verify,
   encodeNodeApproval,
   encodeUnlockRequest,
   encodeVote,
+  fingerprintMatches,
+  fingerprintOf,
+  parseSigned,
+  shortFingerprint,
   sign,
-  verifyAny,
+  verify,
 } from "./statements";
 import {
   bindingFor,
@@ -33,7 +38,19 @@ import {
   rewrap,
   seal,
 } from "./sealed";
-import { Writer, concat, equalBytes, fromBase64, fromHex, hex, sha256, toBase64, uuidBytes } from "./wire";
+import {
+  Writer,
+  concat,
+  equalBytes,
+  fromBase64,
+  fromBase64Url,
+  fromHex,
+  hex,
+  sha256,
+  toBase64,
+  uuidBytes,
+  uuidText,
+} from "./wire";
 
 /** Where a device keeps what it pinned (the browser's localStorage; a map in tests). */
 export interface PinStore {
@@ -51,43 +68,42 @@ export function now(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function base64UrlToBytes(text: string): Uint8Array {
-  return fromBase64(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
-}
-
-function bytesToBase64Url(bytes: Uint8Array): string {
-  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 /** The API's public keys as bytes. */
 export function publicKeys(keys: Schemas["PublicKeys"]): PublicKeys {
-  return { recipient: recipientBytes(keys.recipient), verifyingKey: base64UrlToBytes(keys.verifying_key) };
+  return { recipient: recipientBytes(keys.recipient), verifyingKey: fromBase64Url(keys.verifying_key) };
 }
 
-/** The form people compare: the first 15 bytes in base32, six groups of four. */
-export function shortFingerprint(fingerprintHex: string): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let buffer = 0;
-  let bits = 0;
-  let out = "";
-  for (const byte of fromHex(fingerprintHex.slice(0, 30))) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += alphabet[(buffer >> bits) & 31];
-    }
+/**
+ * Refuses unless `typed`, the fingerprint `who` read out over a channel the admin trusts, is
+ * the fingerprint of `keys`, the keys about to be signed. The fingerprint the server lists
+ * beside them is never used: it is a separate column a database writer keeps honest while
+ * swapping the keys. `where` says where `who` finds their fingerprint.
+ */
+async function checkReadOut(typed: string, keys: PublicKeys, who: string, where: string): Promise<void> {
+  if (!typed.trim()) {
+    throw new StatementError(`type the fingerprint ${who} reads out to you (${where}), then approve`);
   }
-  return out.match(/.{4}/g)?.join("-") ?? out;
+  if (!fingerprintMatches(typed, await fingerprintOf(keys))) {
+    throw new StatementError(
+      `the fingerprint you typed is not that of the keys the server sent for ${who}, so nothing was signed. ` +
+        `Compare it again with ${who} (${where}); if it still differs, the server is not sending their keys: do not approve, and tell whoever runs the server`,
+    );
+  }
 }
 
 /** Signs in to `vaultId`: asks a challenge, signs it with Ed25519, returns the session's device. */
 export async function signIn(
   base: string,
-  vaultId: string,
+  chosenVault: string,
   identity: MemberIdentity,
   pins: PinStore,
 ): Promise<Device> {
+  let vaultId: string;
+  try {
+    vaultId = uuidText(uuidBytes(chosenVault.trim()));
+  } catch {
+    throw new StatementError(`${chosenVault} is not a vault ID: it looks like 0d6c2a4e-…, as \`quorate enroll\` printed it`);
+  }
   const client = new Client(base);
   const challenge = await client.call("post", "/api/v1/auth/challenge", {
     body: { vault_id: vaultId, fingerprint: identity.fingerprintHex },
@@ -100,7 +116,40 @@ export async function signIn(
   });
   client.token = session.token;
   const me = await client.call("get", "/api/v1/me");
-  return new Device(client, identity, me, pins);
+  // The device works in the vault the person chose, never in one the server names: its pins
+  // are kept per vault, so a server answering with another vault's ID would get a first
+  // sign-in's trust for a roster (and a search key) of its own making.
+  if (me.vault_id.toLowerCase() !== vaultId) {
+    throw new StatementError(
+      `the server answered for vault ${me.vault_id}, not for the vault you chose (${vaultId}), so this browser refused to go on: check the vault ID and the server's address, and tell whoever runs the server`,
+    );
+  }
+  return new Device(client, identity, vaultId, me, pins);
+}
+
+/**
+ * An audit entry's hash: SHA-256 over its fields, the SHA-256 of the statement it carries
+ * (or zeros) and `previous`, the hash of the entry before it (zeros for entry 0).
+ */
+export async function auditEntryHash(
+  vaultId: string,
+  entry: Omit<Schemas["AuditEntryView"], "hash" | "prev_hash">,
+  previous: Uint8Array,
+): Promise<Uint8Array> {
+  const statement = entry.statement ? fromBase64(entry.statement) : null;
+  return sha256(
+    new Writer("quorate/audit-entry/v1")
+      .fixed(uuidBytes(vaultId))
+      .u64(entry.seq)
+      .i64(entry.time)
+      .str(entry.actor)
+      .str(entry.action)
+      .str(entry.subject)
+      .u8(statement ? 1 : 0)
+      .fixed(statement ? await sha256(statement) : new Uint8Array(32))
+      .fixed(previous)
+      .finish(),
+  );
 }
 
 /** A request with everything it asks verified, as a voter sees it before deciding. */
@@ -136,13 +185,11 @@ export class Device {
   constructor(
     readonly client: Client,
     readonly identity: MemberIdentity,
+    /** The vault chosen at sign-in (checked against the server's `/me`), by which pins are kept. */
+    readonly vaultId: string,
     readonly me: Schemas["Me"],
     private readonly pins: PinStore,
   ) {}
-
-  get vaultId(): string {
-    return this.me.vault_id;
-  }
 
   get isAdmin(): boolean {
     return this.me.role === "admin";
@@ -193,10 +240,7 @@ export class Device {
       throw new StatementError("the server sent the manifest of another recording");
     }
     // Its uploader may have left the vault since: a member of the roster at any time.
-    const signer = [...roster.active, ...roster.removed].find((member) =>
-      equalBytes(member.keys.verifyingKey, verified.signer),
-    );
-    if (signer?.fingerprint !== manifest.uploader) {
+    if (roster.everHeldBy(verified.signer)?.fingerprint !== manifest.uploader) {
       throw new StatementError("the recording manifest is not signed by its uploader, a member of the roster");
     }
     return manifest;
@@ -214,8 +258,12 @@ export class Device {
     return verified.statement;
   }
 
-  /** Refuses a node's statement unless `signer` is the key an admin approved for that node. */
-  private async checkNodeSigner(roster: Roster, nodeId: string, signer: Uint8Array): Promise<void> {
+  /**
+   * Refuses a statement node `nodeId` signed at `madeAt` unless `signer` is the key of its
+   * newest approval by an admin, and that approval still vouches for it (not revoked; made
+   * before it lapsed).
+   */
+  private async checkNodeSigner(roster: Roster, nodeId: string, signer: Uint8Array, madeAt: number): Promise<void> {
     const view = await this.client.call("get", "/api/v1/vaults/{vault}/nodes/{node}", {
       path: { vault: this.vaultId, node: nodeId },
     });
@@ -224,6 +272,7 @@ export class Device {
     if (approval.statement.nodeId !== nodeId || !equalBytes(approval.statement.node.verifyingKey, signer)) {
       throw new StatementError(`a statement is not signed by the key an admin approved for node ${nodeId}`);
     }
+    approvalVouchesFor(approval.statement, madeAt);
   }
 
   /**
@@ -240,7 +289,7 @@ export class Device {
     if (manifest.vaultId !== this.vaultId || manifest.transcriptId !== view.transcript_id) {
       throw new StatementError(`the server sent the ${kind} of another transcript`);
     }
-    await this.checkNodeSigner(roster, manifest.nodeId, verified.signer);
+    await this.checkNodeSigner(roster, manifest.nodeId, verified.signer, manifest.createdAt);
     return manifest;
   }
 
@@ -377,14 +426,19 @@ export class Device {
     });
   }
 
-  /** An admin adds a pending member to the roster (after comparing fingerprints), then shares keys. */
-  async approveMember(member: Schemas["MemberView"], role: "admin" | "member"): Promise<number> {
+  /**
+   * An admin adds a pending member to the roster, then shares keys with them. `typed` is the
+   * fingerprint the member read out: it must be that of the very keys signed here.
+   */
+  async approveMember(member: Schemas["MemberView"], role: "admin" | "member", typed: string): Promise<number> {
+    const keys = publicKeys(member.keys);
+    await checkReadOut(typed, keys, member.name, "`quorate enroll` printed it on their device");
     const roster = await this.roster();
     const entry = await roster.signChange(
       this.identity.signingKey,
       this.identity.verifyingKey,
       "add",
-      publicKeys(member.keys),
+      keys,
       member.name,
       role,
       now(),
@@ -416,37 +470,66 @@ export class Device {
     });
   }
 
-  /** An admin approves (or revokes) a node for a model, signing the approval. */
+  /**
+   * An admin approves (or renews) a node for a model, signing the approval, then shares the
+   * search key with it. `typed` is the node's fingerprint as `quorate-node status` shows it on
+   * the node: it must be that of the very keys signed here.
+   */
   async approveNode(
     node: Schemas["NodeView"],
+    typed: string,
     modelSha256: string,
     hardware: string,
     days: number,
-    revoked: boolean,
   ): Promise<Schemas["NodeView"]> {
     if (!/^[0-9a-f]{64}$/i.test(modelSha256)) {
       throw new StatementError("the model's SHA-256 is 64 hex digits: `quorate-node models import` prints it");
     }
+    const keys = publicKeys(node.keys);
+    await checkReadOut(typed, keys, `node ${node.name}`, "`quorate-node status` prints it on the node");
     const roster = await this.roster();
+    const view = await this.signNodeApproval(node.node_id, keys, fromHex(modelSha256.toLowerCase()), hardware, days, false);
+    await this.shareKeys(roster);
+    return view;
+  }
+
+  /**
+   * An admin revokes a node. The revocation names the keys and model of the approval this
+   * browser verifies, not whatever keys the server lists for the node now.
+   */
+  async revokeNode(node: Schemas["NodeView"]): Promise<Schemas["NodeView"]> {
+    const roster = await this.roster();
+    if (!node.approval) throw new StatementError(`${node.name} was never approved, so there is nothing to revoke`);
+    const [approval] = await roster.verifyByAdmin("node-approval", node.approval);
+    if (approval.statement.nodeId !== node.node_id) throw new StatementError("the server sent another node's approval");
+    return this.signNodeApproval(node.node_id, approval.statement.node, approval.statement.modelSha256, "revoked", 1, true);
+  }
+
+  private async signNodeApproval(
+    nodeId: string,
+    keys: PublicKeys,
+    modelSha256: Uint8Array,
+    hardware: string,
+    days: number,
+    revoked: boolean,
+  ): Promise<Schemas["NodeView"]> {
     const issued = now();
     const body = encodeNodeApproval({
       vaultId: this.vaultId,
-      nodeId: node.node_id,
-      node: publicKeys(node.keys),
+      nodeId,
+      node: keys,
       hardware,
-      modelSha256: fromHex(modelSha256.toLowerCase()),
+      modelSha256,
       attestation: new Uint8Array(),
       issuedAt: issued,
       expiresAt: issued + Math.round(days * 86_400),
       revoked,
     });
     const approval = await sign("node-approval", body, this.identity.signingKey, this.identity.verifyingKey);
-    const view = await this.client.call("post", "/api/v1/vaults/{vault}/nodes/{node}/approval", {
-      path: { vault: this.vaultId, node: node.node_id },
+    return this.client.call("post", "/api/v1/vaults/{vault}/nodes/{node}/approval", {
+      path: { vault: this.vaultId, node: nodeId },
       body: { approval: toBase64(approval) },
     });
-    if (!revoked) await this.shareKeys(roster);
-    return view;
   }
 
   /** The vault's search key, opened and checked against an admin's commitment (null if none yet). */
@@ -560,10 +643,15 @@ export class Device {
   }
 
   /**
-   * Verifies the whole audit log in the browser: each entry's hash, the chain, and every
-   * statement an entry carries. Returns how many entries and the head hash.
+   * Verifies the whole audit log in the browser: each entry's hash and the chain from entry 0,
+   * who signed every statement an entry carries (against the verified roster), and that the
+   * log still holds the head this browser verified last (the server could otherwise delete an
+   * entry and re-hash everything after it). Then pins the new head. Returns the entries, the
+   * head hash, and the roster the statements were checked against.
    */
-  async verifyAudit(progress: (checked: number) => void): Promise<{ entries: Schemas["AuditEntryView"][]; head: string }> {
+  async verifyAudit(
+    progress: (checked: number) => void,
+  ): Promise<{ entries: Schemas["AuditEntryView"][]; head: string; roster: Roster }> {
     const all: Schemas["AuditEntryView"][] = [];
     let previous: Uint8Array = new Uint8Array(32);
     let after: number | undefined;
@@ -573,32 +661,12 @@ export class Device {
         query: { after, limit: 1000 },
       });
       for (const entry of page) {
-        const expectedSeq = all.length ? (all[all.length - 1]?.seq ?? 0) + 1 : entry.seq;
-        if (entry.seq !== expectedSeq || hex(previous) !== entry.prev_hash) {
+        // Entry i has sequence number i: the chain starts at 0 with no predecessor.
+        if (entry.seq !== all.length || hex(previous) !== entry.prev_hash) {
           throw new StatementError(`audit entry ${entry.seq} does not follow the entry before it (dropped, reordered or inserted entries)`);
         }
-        const statement = entry.statement ? fromBase64(entry.statement) : null;
-        const hash = await sha256(
-          new Writer("quorate/audit-entry/v1")
-            .fixed(uuidBytes(this.vaultId))
-            .u64(entry.seq)
-            .i64(entry.time)
-            .str(entry.actor)
-            .str(entry.action)
-            .str(entry.subject)
-            .u8(statement ? 1 : 0)
-            .fixed(statement ? await sha256(statement) : new Uint8Array(32))
-            .fixed(previous)
-            .finish(),
-        );
+        const hash = await auditEntryHash(this.vaultId, entry, previous);
         if (hex(hash) !== entry.hash) throw new StatementError(`audit entry ${entry.seq} was altered: its hash does not match its contents`);
-        if (statement) {
-          try {
-            await verifyAny(statement);
-          } catch (error) {
-            throw new StatementError(`audit entry ${entry.seq} carries a statement that does not verify: ${(error as Error).message}`);
-          }
-        }
         previous = hash;
         all.push(entry);
       }
@@ -606,7 +674,91 @@ export class Device {
       if (page.length < 1000) break;
       after = all[all.length - 1]?.seq;
     }
-    return { entries: all, head: hex(previous) };
+    // Fetched after the log, so every roster entry the log carries is already on it.
+    const roster = await this.roster();
+    const carried = new CarriedStatements(roster);
+    for (const entry of all) {
+      if (!entry.statement) continue;
+      try {
+        await carried.check(fromBase64(entry.statement));
+      } catch (error) {
+        throw new StatementError(`audit entry ${entry.seq} carries a statement that is refused: ${(error as Error).message}`);
+      }
+    }
+    const key = `quorate:audit:${this.vaultId}`;
+    const stored = this.pins.getItem(key);
+    if (stored) {
+      const pin = JSON.parse(stored) as { seq: number; hash: string };
+      if (all[pin.seq]?.hash !== pin.hash) {
+        throw new StatementError(
+          `the audit log no longer holds entry ${pin.seq} as this browser verified it before: it was rewritten or cut, so it is refused. ` +
+            "Tell an admin, and compare with `quorate audit verify` on another device",
+        );
+      }
+    }
+    const head = hex(previous);
+    const last = all[all.length - 1];
+    if (last) this.pins.setItem(key, JSON.stringify({ seq: last.seq, hash: head }));
+    return { entries: all, head, roster };
+  }
+}
+
+/**
+ * Who may have signed each statement the audit log carries, checked in log order: roster
+ * entries must be the verified roster's own; admin statements an admin's; requests, votes
+ * and recording manifests those of the member they name; a node's statements the key an
+ * admin approved for that node earlier in the log. Members are anyone on the roster at any
+ * time (someone removed since signed legitimately before), and a node's later revocation
+ * does not un-sign what it made: a lying server's insertion is what this catches, while the
+ * pages refuse revoked nodes' work where it is used.
+ */
+class CarriedStatements {
+  /** The keys admins approved per node, as the log reached them. */
+  private readonly nodeKeys = new Map<string, Uint8Array[]>();
+
+  constructor(private readonly roster: Roster) {}
+
+  async check(bytes: Uint8Array): Promise<void> {
+    const kind = parseSigned(bytes).kind;
+    const { statement, signer, digest } = await verify(kind, bytes);
+    // The kind was just checked: the body is that kind's.
+    const body = <K extends Kind>(_: K) => statement as BodyOf<K>;
+    if (statement.vaultId !== this.roster.vaultId) throw new StatementError(`the ${kind} belongs to another vault`);
+    const signedBy = (fingerprint: string, who: string) => {
+      if (this.roster.everHeldBy(signer)?.fingerprint !== fingerprint) {
+        throw new StatementError(`the ${kind} is not signed by ${who}, a member of the roster`);
+      }
+    };
+    switch (kind) {
+      case "roster-entry":
+        if (!this.roster.digests.some((known) => equalBytes(known, digest))) {
+          throw new StatementError("the roster entry is not one of the verified roster's");
+        }
+        return;
+      case "node-approval":
+      case "vault-policy":
+      case "search-key-commitment":
+        if (!this.roster.everHeldBy(signer, "admin")) throw new StatementError(`the ${kind} is not signed by an admin`);
+        if (kind === "node-approval") {
+          const approval = body(kind);
+          this.nodeKeys.set(approval.nodeId, [...(this.nodeKeys.get(approval.nodeId) ?? []), approval.node.verifyingKey]);
+        }
+        return;
+      case "recording-manifest":
+        return signedBy(body(kind).uploader, "its uploader");
+      case "unlock-request":
+        return signedBy(body(kind).requester, "its requester");
+      case "vote":
+        return signedBy(body(kind).voter, "its voter");
+      case "transcript-manifest":
+      case "release-manifest": {
+        const { nodeId } = body(kind);
+        if (!this.nodeKeys.get(nodeId)?.some((key) => equalBytes(key, signer))) {
+          throw new StatementError(`the ${kind} is not signed by a key an admin approved for node ${nodeId}`);
+        }
+        return;
+      }
+    }
   }
 }
 

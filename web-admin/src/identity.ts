@@ -4,6 +4,10 @@
 
 import { Decrypter, armor, identityToRecipient } from "age-encryption";
 
+import { recipientBytes } from "./sealed";
+import { fingerprintOf, shortFingerprint } from "./statements";
+import { fromBase64, fromBase64Url } from "./wire";
+
 /** An opened identity: its public keys, fingerprint, and the private keys in WebCrypto. */
 export interface MemberIdentity {
   /** The age recipient, `age1…`. */
@@ -22,57 +26,6 @@ export interface MemberIdentity {
 
 /** Why an identity file could not be opened, in words for the member. */
 export class IdentityError extends Error {}
-
-const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-
-/** The 32 bytes of an `age1…` recipient (Bech32, checksum left to typage). */
-function recipientBytes(recipient: string): Uint8Array {
-  const data = recipient.slice(recipient.lastIndexOf("1") + 1, -6);
-  let buffer = 0;
-  let bits = 0;
-  const out: number[] = [];
-  for (const char of data) {
-    const value = BECH32.indexOf(char);
-    if (value < 0) throw new IdentityError("the recipient is not Bech32");
-    buffer = (buffer << 5) | value;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((buffer >> bits) & 0xff);
-    }
-  }
-  if (out.length !== 32) throw new IdentityError("the recipient is not 32 bytes");
-  return Uint8Array.from(out);
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function base32(bytes: Uint8Array): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let buffer = 0;
-  let bits = 0;
-  let out = "";
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += alphabet[(buffer >> bits) & 31];
-    }
-  }
-  return out;
-}
-
-function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
-}
-
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
-  const padded = text.replace(/-/g, "+").replace(/_/g, "/");
-  return fromBase64(padded + "=".repeat((4 - (padded.length % 4)) % 4));
-}
 
 /** PKCS #8 wrapping of a raw Ed25519 seed (RFC 8410). */
 const ED25519_PKCS8_PREFIX = Uint8Array.from([
@@ -126,18 +79,12 @@ export async function openIdentityFile(file: string, passphrase: string): Promis
   const [signingKey, verifyingKey] = await signingKeys(seed);
   seed.fill(0);
   const recipient = await identityToRecipient(ageSecret);
-  const domain = new TextEncoder().encode("quorate/fingerprint/v1\0");
-  const material = new Uint8Array(domain.length + 64);
-  material.set(domain);
-  material.set(recipientBytes(recipient), domain.length);
-  material.set(verifyingKey, domain.length + 32);
-  const fingerprint = new Uint8Array(await crypto.subtle.digest("SHA-256", material));
-  const short = base32(fingerprint.slice(0, 15));
+  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
   return {
     recipient,
     verifyingKey,
-    fingerprintHex: hex(fingerprint),
-    fingerprintShort: short.match(/.{4}/g)?.join("-") ?? short,
+    fingerprintHex,
+    fingerprintShort: shortFingerprint(fingerprintHex),
     ageSecret,
     signingKey,
   };

@@ -4,9 +4,10 @@
 
 import "./style.css";
 
-import { ApiError, type Device, shortFingerprint, signIn } from "./device";
+import { ApiError, type Device, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
 import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
+import { shortFingerprint } from "./statements";
 import { act, fill, field, h, say, sentence } from "./ui";
 
 const ROUTES: [string, string, Page][] = [

@@ -3,8 +3,9 @@
 
 import { normalise, importSearchKey, token } from "./blind";
 import type { Schemas } from "./client";
-import { type CheckedRequest, type Device, shortFingerprint } from "./device";
+import { type CheckedRequest, type Device } from "./device";
 import type { Roster } from "./roster";
+import { fingerprintOf, shortFingerprint } from "./statements";
 import { hex } from "./wire";
 import { act, fill, field, h, message, say, when } from "./ui";
 
@@ -31,6 +32,18 @@ function table(caption: string, columns: string[], rows: (Node | string)[][]): H
 
 function fingerprint(hexText: string): HTMLElement {
   return h("code", { class: "fingerprint", title: hexText }, shortFingerprint(hexText));
+}
+
+/**
+ * Where a fingerprint not yet vouched for would be: it is not shown, so that the admin
+ * compares what the member or node reads out with the keys signed, not with the page.
+ */
+const READ_OUT = "(read out to you)";
+
+/** A field for the fingerprint someone reads out, to type or paste. */
+function readOutField(label: string, hint: string): [HTMLElement, HTMLInputElement] {
+  const input = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "ABCD-EFGH-…" });
+  return [field(label, input, `${hint}; case, dashes and spaces do not matter`), input];
 }
 
 function button(label: string, onclick: (event: Event) => void, kind = ""): HTMLButtonElement {
@@ -141,15 +154,17 @@ export const members: Page = async (device, main) => {
     const onRoster = roster.member(member.fingerprint);
     const actions = h("div", { class: "row-actions" });
     if (device.isAdmin && member.status === "pending") {
-      const compared = h("input", { type: "checkbox" });
+      const [readOut, typed] = readOutField(
+        `Fingerprint ${member.name} reads out`,
+        "`quorate enroll` printed it on their device; have them read it to you",
+      );
       const role = h("select", {}, h("option", { value: "member" }, "member"), h("option", { value: "admin" }, "admin"));
       actions.append(
-        h("label", { class: "check" }, compared, ` They read out ${shortFingerprint(member.fingerprint)}`),
+        readOut,
         field("Role", role),
         button(`Approve ${member.name}`, (event) =>
-          act(event.currentTarget as HTMLButtonElement, `Signing the roster entry for ${member.name}…`, async () => {
-            if (!compared.checked) throw new Error("first compare the fingerprint they read out to you, then tick the box");
-            const shared = await device.approveMember(member, role.value as "admin" | "member");
+          act(event.currentTarget as HTMLButtonElement, `Checking the fingerprint and signing the roster entry for ${member.name}…`, async () => {
+            const shared = await device.approveMember(member, role.value as "admin" | "member", typed.value);
             say(`${member.name} is on the roster${shared ? `; ${shared} ${shared === 1 ? "key" : "keys"} sealed to them` : ""}.`);
             await members(device, main);
           }), "primary"),
@@ -166,7 +181,10 @@ export const members: Page = async (device, main) => {
           }), "danger"),
       );
     }
-    return [member.name, fingerprint(member.fingerprint), onRoster ? onRoster.role : member.role, member.status, actions];
+    // The roster's fingerprints are computed here from signed keys; a pending member's is
+    // what they read out, so the server's column is not shown.
+    const shown = onRoster ? fingerprint(onRoster.fingerprint) : member.status === "pending" ? READ_OUT : fingerprint(member.fingerprint);
+    return [member.name, shown, onRoster ? onRoster.role : member.role, member.status, actions];
   });
   main.append(
     h("p", {}, `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members. Genesis ${roster.genesis().slice(0, 16)}…`),
@@ -201,10 +219,13 @@ export const nodes: Page = async (device, main) => {
   for (const node of views) {
     let approval = "none";
     let hardwareNow = "";
+    // Shown only as an admin approved it; otherwise the admin reads it on the node.
+    let shown: HTMLElement | string = READ_OUT;
     if (node.approval) {
       try {
         const [verified, admin] = await roster.verifyByAdmin("node-approval", node.approval);
         hardwareNow = verified.statement.hardware;
+        shown = fingerprint(await fingerprintOf(verified.statement.node));
         approval = `${verified.statement.revoked ? "revoked" : "approved"} by ${admin.name} until ${when(verified.statement.expiresAt)} — ${verified.statement.hardware}`;
       } catch (error) {
         approval = `refused: ${message(error)}`;
@@ -215,13 +236,15 @@ export const nodes: Page = async (device, main) => {
       const model = h("input", { type: "text", pattern: "[0-9a-fA-F]{64}", value: node.model_sha256 ?? "", autocomplete: "off", spellcheck: "false" });
       const hardware = h("input", { type: "text", value: hardwareNow, autocomplete: "off" });
       const days = h("input", { type: "number", min: 1, max: 3650, value: 365 });
+      const [readOut, typed] = readOutField(`Fingerprint of ${node.name}`, "`quorate-node status` prints it on the node");
       actions.append(
+        readOut,
         field("Model SHA-256", model, "printed by `quorate-node models import` on the node"),
         field("Hardware, as you checked it", hardware),
         field("Valid for (days)", days),
         button(`${node.status === "approved" ? "Renew the approval of" : "Approve"} ${node.name}`, (event) =>
           act(event.currentTarget as HTMLButtonElement, `Signing the approval of ${node.name}…`, async () => {
-            await device.approveNode(node, model.value.trim(), hardware.value.trim(), Number(days.value), false);
+            await device.approveNode(node, typed.value, model.value.trim(), hardware.value.trim(), Number(days.value));
             say(`${node.name} is approved.`);
             await nodes(device, main);
           }), "primary"),
@@ -231,14 +254,14 @@ export const nodes: Page = async (device, main) => {
           button(`Revoke ${node.name}`, (event) =>
             act(event.currentTarget as HTMLButtonElement, `Signing the revocation of ${node.name}…`, async () => {
               if (!window.confirm(`Revoke ${node.name}? This is final.`)) return;
-              await device.approveNode(node, node.model_sha256 ?? "", "revoked", 1, true);
+              await device.revokeNode(node);
               say(`${node.name} is revoked.`);
               await nodes(device, main);
             }), "danger"),
         );
       }
     }
-    rows.push([node.name, fingerprint(node.fingerprint), node.status, approval, actions]);
+    rows.push([node.name, shown, node.status, approval, actions]);
   }
   main.append(table("Nodes", ["Name", "Fingerprint", "Status", "Approval (verified here)", ""], rows));
   const jobs = await device.client.call("get", "/api/v1/vaults/{vault}/jobs", { path: { vault: device.vaultId } });
@@ -332,10 +355,9 @@ export const audit: Page = async (device, main) => {
   heading(main, "Audit log", "Every change the server made, in a hash chain this browser recomputes, with every signed statement checked.");
   const result = h("p", { role: "status", class: "verified" });
   main.append(result);
-  const { entries, head } = await device.verifyAudit((count) => fill(result, `Verifying… ${count} entries checked`));
-  fill(result, `Verified: ${entries.length} entries, every hash and signature. Head ${head.slice(0, 16)}…`);
+  const { entries, head, roster } = await device.verifyAudit((count) => fill(result, `Verifying… ${count} entries checked`));
+  fill(result, `Verified: ${entries.length} entries, every hash, signature and signer, and the head this browser saw before. Head ${head.slice(0, 16)}…`);
   // Members are named from the verified roster (entries name them by fingerprint).
-  const roster = await device.roster();
   const people = [...roster.active, ...roster.removed];
   const named = (text: string) =>
     (/^[0-9a-f]{16,64}$/.test(text) && people.find((member) => member.fingerprint.startsWith(text))?.name) || text.slice(0, 36);

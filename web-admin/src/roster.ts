@@ -106,6 +106,16 @@ export class Roster {
     return this.active.find((member) => equalBytes(member.keys.verifyingKey, key));
   }
 
+  /**
+   * Who held `key` at any time on this roster (with `role`, if given): the signer of a
+   * statement made before they left. The current membership is looked at first.
+   */
+  everHeldBy(key: Uint8Array, role?: Role): RosterMember | undefined {
+    return [...this.active, ...this.removed].find(
+      (member) => equalBytes(member.keys.verifyingKey, key) && (role === undefined || member.role === role),
+    );
+  }
+
   adminByKey(key: Uint8Array): RosterMember | undefined {
     const member = this.memberByKey(key);
     return member?.role === "admin" ? member : undefined;

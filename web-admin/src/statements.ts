@@ -5,7 +5,7 @@
 // the statement's digest. The browser parses and checks every kind and signs the ones a
 // member or an admin makes here: roster entries, node approvals, requests and votes.
 
-import { Reader, Writer, equalBytes, fromBase64, hex, sha256, uuidBytes, uuidText } from "./wire";
+import { Reader, Writer, equalBytes, fromBase64, fromHex, hex, sha256, uuidBytes, uuidText } from "./wire";
 
 export const KINDS = [
   "roster-entry",
@@ -195,6 +195,33 @@ export async function fingerprintOf(keys: PublicKeys): Promise<string> {
   return hex(await sha256(material));
 }
 
+/** The form people compare: the first 15 bytes in base32, six groups of four (120 bits). */
+export function shortFingerprint(fingerprintHex: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let buffer = 0;
+  let bits = 0;
+  let out = "";
+  for (const byte of fromHex(fingerprintHex.slice(0, 30))) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += alphabet[(buffer >> bits) & 31];
+    }
+  }
+  return out.match(/.{4}/g)?.join("-") ?? out;
+}
+
+/**
+ * Whether what someone typed is the fingerprint `fingerprintHex`: its whole short form or its
+ * whole hex, in any case, with any dashes or spaces (as the CLI's `find_by_fingerprint`
+ * takes it). A prefix is not enough: what is compared is all that is read out.
+ */
+export function fingerprintMatches(typed: string, fingerprintHex: string): boolean {
+  const wanted = typed.replace(/[^0-9A-Za-z]/g, "").toUpperCase();
+  return wanted === shortFingerprint(fingerprintHex).replace(/-/g, "") || wanted === fingerprintHex.toUpperCase();
+}
+
 // ---------------------------------------------------------------------------------------
 // Bodies
 
@@ -297,6 +324,31 @@ function decodeNodeApproval(body: Uint8Array): NodeApproval {
 export function checkActive(approval: NodeApproval, now: number): void {
   if (approval.revoked) throw new StatementError(`node ${approval.nodeId} was revoked`);
   if (now > approval.expiresAt) throw new StatementError(`node ${approval.nodeId}'s approval expired`);
+}
+
+function isoTime(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
+}
+
+/**
+ * Refuses an approval as a voucher for what its node signed at `madeAt` (a transcript or a
+ * release manifest), as the CLI's `approval_vouches_for` does. A revocation vouches for
+ * nothing, whatever time the statement claims: that time is the node's own word, and a
+ * revoked key may be a thief's, who would simply backdate. An approval vouches for what was
+ * made before it lapsed; the start of its window is not checked, because the server keeps
+ * only the newest approval and a renewal starts later than what the node made before it.
+ */
+export function approvalVouchesFor(approval: NodeApproval, madeAt: number): void {
+  if (approval.revoked) {
+    throw new StatementError(
+      `node ${approval.nodeId} was revoked, so nothing it signed is trusted: have another node make it again`,
+    );
+  }
+  if (madeAt > approval.expiresAt) {
+    throw new StatementError(
+      `node ${approval.nodeId} signed it at ${isoTime(madeAt)}, after its approval lapsed at ${isoTime(approval.expiresAt)}: refused; tell an admin`,
+    );
+  }
 }
 
 export interface ManifestShare {

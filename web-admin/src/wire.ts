@@ -188,6 +188,16 @@ export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
 }
 
+/** Unpadded base64url (the API's form of a verifying key). */
+export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+  const padded = text.replace(/-/g, "+").replace(/_/g, "/");
+  return fromBase64(padded + "=".repeat((4 - (padded.length % 4)) % 4));
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 /** A UUID's 16 bytes. */
 export function uuidBytes(uuid: string): Uint8Array<ArrayBuffer> {
   const digits = uuid.replace(/-/g, "");

@@ -2,10 +2,8 @@
 // golden wire-format file (services/quorate-crypto/tests/golden/wire-format.txt): every
 // statement verifies here and a flipped bit anywhere is refused; the statements a browser
 // signs re-encode and re-sign (Ed25519 is deterministic) to exactly the Rust bytes.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
-import { signingKeys } from "../src/identity";
 import { Roster } from "../src/roster";
 import { type ShareBinding, checkSharePlaintext, encodeNodeShare } from "../src/sealed";
 import {
@@ -20,20 +18,8 @@ import {
   verify,
   verifyAny,
 } from "../src/statements";
-import { fromHex, hex, uuidText } from "../src/wire";
-
-const golden = new Map(
-  readFileSync(new URL("../../services/quorate-crypto/tests/golden/wire-format.txt", import.meta.url), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => line.split(" ") as [string, string]),
-);
-
-function bytes(name: string): Uint8Array {
-  const text = golden.get(name);
-  if (!text) throw new Error(`the golden file has no ${name}`);
-  return fromHex(text);
-}
+import { hex, uuidText } from "../src/wire";
+import { golden as bytes, signer } from "./fixtures";
 
 const STATEMENTS: [string, Kind][] = [
   ["roster-entry", "roster-entry"],
@@ -45,11 +31,6 @@ const STATEMENTS: [string, Kind][] = [
   ["transcript-manifest", "transcript-manifest"],
   ["vault-policy", "vault-policy"],
 ];
-
-/** The fixed signing identities of the golden file: admin seed 2s, member 4s. */
-async function signer(seedByte: number): Promise<[CryptoKey, Uint8Array]> {
-  return signingKeys(new Uint8Array(32).fill(seedByte));
-}
 
 describe("statements from the Rust side", () => {
   it.each(STATEMENTS)("%s verifies in the browser", async (name, kind) => {
