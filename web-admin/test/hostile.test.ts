@@ -125,6 +125,25 @@ describe("approving a node (issue 14, item 2)", () => {
   });
 });
 
+describe("revoking a node", () => {
+  it("names the keys of the approval verified here, not the keys the server lists now", async () => {
+    const { admin, server, device } = await vault(GOLDEN_VAULT);
+    const approved = (await verify("node-approval", golden("node-approval"))).statement;
+    let signed = "";
+    server.on("POST", /\/nodes\/[^/]+\/approval$/, (body) => {
+      signed = (body as { approval: string }).approval;
+      return pendingNode(approved.node, "");
+    });
+    // The server lists the node with keys of its own beside the approval an admin signed.
+    const listed = { ...pendingNode(await strangerKeys(), ""), status: "approved", approval: toBase64(golden("node-approval")) };
+    await device.revokeNode(listed);
+    const [revocation, signer] = await (await device.roster()).verifyByAdmin("node-approval", signed);
+    expect(signer.fingerprint).toBe(admin.fingerprintHex);
+    expect(revocation.statement.revoked).toBe(true);
+    expect(hex(revocation.statement.node.verifyingKey)).toBe(hex(approved.node.verifyingKey));
+  });
+});
+
 describe("a node's statements are vouched for only by a live approval (issue 14, item 2)", () => {
   /** The golden transcript manifest (node key 6s, made at 1_700_000_400) as the server lists it. */
   const transcript: Schemas["TranscriptView"] = {
@@ -170,6 +189,52 @@ describe("a node's statements are vouched for only by a live approval (issue 14,
   it("accepts a transcript made before a renewal (the window's start is not the test)", async () => {
     const { device, roster } = await withApproval({ issuedAt: 1_700_000_500, expiresAt: 1_800_000_000 });
     expect((await device.transcriptManifest(roster, transcript)).language).toBe("en");
+  });
+});
+
+describe("a recording's manifest (issue 14, item 4, as the browser mirrors it)", () => {
+  /** The golden vault with the golden member (the golden manifest's uploader) on its roster. */
+  async function withUploader() {
+    const { admin, device, chain } = await vault(GOLDEN_VAULT);
+    const member = (await verify("roster-entry", golden("roster-entry"))).statement.member;
+    const roster = await Roster.verify(GOLDEN_VAULT, chain);
+    chain.push(await roster.signChange(admin.signingKey, admin.verifyingKey, "add", member, "Bo", "member", 1_700_000_050));
+    return { admin, device, roster: await device.roster() };
+  }
+
+  function view(manifest: Uint8Array): Schemas["RecordingView"] {
+    return { recording_id: uuidText(new Uint8Array(16).fill(0x11)), manifest: toBase64(manifest) } as Schemas["RecordingView"];
+  }
+
+  it("accepts the manifest its uploader signed", async () => {
+    const { device, roster } = await withUploader();
+    expect((await device.recordingManifest(roster, view(golden("recording-manifest")))).ciphertextLen).toBe(123_456);
+  });
+
+  it("refuses a manifest re-signed by another member (titles and attendees of the server's choosing)", async () => {
+    const { admin, device, roster } = await withUploader();
+    const forged = await sign("recording-manifest", parseSigned(golden("recording-manifest")).body, admin.signingKey, admin.verifyingKey);
+    await expect(device.recordingManifest(roster, view(forged))).rejects.toThrow(
+      /the recording manifest is not signed by its uploader, a member of the roster/,
+    );
+  });
+});
+
+describe("the roster pin", () => {
+  it("refuses a roster rolled back past the head this browser saw", async () => {
+    const { admin, device, chain } = await vault();
+    const roster = await device.roster();
+    chain.push(await roster.signChange(admin.signingKey, admin.verifyingKey, "add", await strangerKeys(), "Dee", "member", 1_700_000_100));
+    await device.roster();
+    chain.pop();
+    await expect(device.roster()).rejects.toThrow(/no longer holds the entries this browser saw/);
+  });
+
+  it("refuses a roster that starts at another genesis", async () => {
+    const { device, chain } = await vault();
+    await device.roster();
+    chain[0] = await genesis(device.vaultId, await adminIdentity());
+    await expect(device.roster()).rejects.toThrow(/does not start at the genesis this browser pinned/);
   });
 });
 
