@@ -2,9 +2,15 @@
 //! (`web-admin/e2e/browser.mjs`), against a real server that serves the built UI, with the
 //! vault, the members, the node and the speech set up by the real CLI and node:
 //! - a member enrolled but not approved cannot sign in and is told why;
-//! - an admin signs in and approves a pending member after comparing fingerprints (the
-//!   roster entry signed in the browser), and the CLI's devices accept the new roster; the
-//!   admin approves the node for its model there too, and the node runs on that approval;
+//! - an admin signs in and approves a pending member by typing the fingerprint they read out
+//!   (the roster entry signed in the browser), and the CLI's devices accept the new roster;
+//!   the admin approves the node for its model there too, typing the node's fingerprint, and
+//!   the node runs on that approval;
+//! - the server lies (Playwright's `page.route` rewrites its answers in the browser): it lists
+//!   the pending member, then the node, with an attacker's keys beside the honest fingerprint,
+//!   and the browser signs nothing; it answers `/me` for another vault, and sign-in is
+//!   refused; it serves the audit log without the head the browser verified, and the log is
+//!   refused;
 //! - a member signs in, sees the request with every signature checked, approves it (share
 //!   re-sealed to the node and vote signed in the browser); the server counts it, the node
 //!   transcribes with it, and the CLI's `audit verify` accepts the log;
@@ -101,10 +107,13 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     let model = staffed.import_model().await;
     let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
 
-    // Dee enrols and waits; Ada approves her in the browser after comparing fingerprints.
+    // Dee enrols and waits; Ada approves her in the browser with the fingerprint Dee reads
+    // out, and the node with the fingerprint its machine shows, each after refusing the keys
+    // a lying server swapped in.
     let (dee, joined) = pending_member(&server, ada, "Dee").await;
     browser("refused-while-pending", &server, &dee, "Dee", &[]).await;
-    browser(
+    let node_fingerprint = staffed.machine.identity().fingerprint().short();
+    let approved = browser(
         "admin-approves-member",
         &server,
         ada,
@@ -112,6 +121,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         &[
             ("QUORATE_PENDING", "Dee"),
             ("QUORATE_NODE", "gpu-1"),
+            ("QUORATE_NODE_FINGERPRINT", &node_fingerprint),
             ("QUORATE_MODEL", &model),
             (
                 "QUORATE_PENDING_FINGERPRINT",
@@ -120,15 +130,24 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         ],
     )
     .await;
-    // The CLI replays the roster with the browser's entry in it.
+    assert!(
+        approved.contains("refused the keys the server swapped in for Dee; nothing sent"),
+        "{approved}"
+    );
+    assert!(
+        approved.contains("refused the keys the server swapped in for node gpu-1; nothing sent"),
+        "{approved}"
+    );
+    // The CLI replays the roster with the browser's entry in it: Dee's own keys, once.
     let listed = cy.ok(&["--json", "members"]).await.json();
-    let names: Vec<_> = listed["members"]
+    let dees: Vec<_> = listed["members"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|member| member["name"].as_str().unwrap().to_owned())
+        .filter(|member| member["name"] == "Dee")
         .collect();
-    assert!(names.contains(&"Dee".to_owned()), "{listed}");
+    assert_eq!(dees.len(), 1, "{listed}");
+    assert_eq!(dees[0]["fingerprint"], joined["fingerprint"], "{listed}");
 
     // Cy uploads and asks for a transcription; Ada approves with the CLI, Bo in the browser.
     let spoken =

@@ -1,18 +1,24 @@
 // Drives the web UI in Debian's Chromium with playwright-core, one story per run, for the
 // end-to-end test `tests/tests/web.rs` (which sets up the vault, the members and the node
 // with the real CLI and checks the outcome with it). Writes a screenshot of every page it
-// visits. Fails on any page error or console error (a CSP violation is one).
+// visits. Fails on any page error or console error (a CSP violation is one). Where a story
+// plays a lying server, `page.route` rewrites the real server's answers in the browser, as a
+// compromised server or database would forge them (docs/PROTOCOL.md, "what a lying server
+// can try, and what stops it").
 //
 //   node e2e/browser.mjs refused-while-pending | admin-approves-member | member-votes | search
 //                        | admin-approves-late-member
 //
 // Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
-// QUORATE_PENDING_FINGERPRINT, QUORATE_NODE and QUORATE_MODEL, or QUORATE_QUERY and
-// QUORATE_EXPECT_TITLE.
+// QUORATE_PENDING_FINGERPRINT (as `quorate enroll` printed it), QUORATE_NODE,
+// QUORATE_NODE_FINGERPRINT (as `quorate-node status` shows it) and QUORATE_MODEL, or
+// QUORATE_QUERY and QUORATE_EXPECT_TITLE.
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { chromium } from "playwright-core";
 
 const story = process.argv[2];
@@ -75,7 +81,46 @@ async function shot(name, target = page) {
   console.log(`screenshot ${path}`);
 }
 
+/** Keys of the attacker's own, in the API's form (an age recipient and a base64url Ed25519 key). */
+async function attackerKeys() {
+  const verifying = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x;
+  return { recipient: await identityToRecipient(await generateIdentity()), verifying_key: verifying };
+}
+
+/**
+ * While `during` runs, the server's JSON answers to GETs of paths matching `path` are
+ * rewritten by `lie`; every request that would change something is recorded, and returned.
+ */
+async function lying(path, lie, during) {
+  const writes = [];
+  const record = (request) => {
+    if (request.method() !== "GET") writes.push(`${request.method()} ${new URL(request.url()).pathname}`);
+  };
+  const matches = (url) => path.test(url.pathname);
+  const handler = async (route) => {
+    if (route.request().method() !== "GET") return route.fallback();
+    const response = await route.fetch();
+    await route.fulfill({ status: response.status(), json: lie(await response.json()) });
+  };
+  page.on("request", record);
+  await page.route(matches, handler);
+  try {
+    await during();
+  } finally {
+    await page.unroute(matches, handler);
+    page.off("request", record);
+  }
+  return writes;
+}
+
+/** Leaves the current page and comes back, so that it loads again from the server. */
+async function reload(link, title) {
+  await visit("Requests", "Requests");
+  await visit(link, title);
+}
+
 async function signIn() {
+  if (story === "member-votes") await signInToALyingServer();
   await page.goto(`${env("QUORATE_URL")}/#/sign-in?vault=${env("QUORATE_VAULT")}`);
   await page.getByRole("heading", { name: "Sign in" }).waitFor();
   // Keyboard first: the skip link is the first stop.
@@ -108,18 +153,59 @@ async function visit(link, title) {
   if (alert) throw new Error(`the ${title} page shows an error: ${alert}`);
 }
 
-/** On the Members page: compares the pending member's fingerprint, then approves them. */
+/**
+ * A server whose `/me` names another vault than the one chosen (whose roster it would have
+ * this browser pin on first use) is refused at sign-in, and nothing is signed in.
+ */
+async function signInToALyingServer() {
+  const other = "00000000-0000-4000-8000-000000000000";
+  await page.goto(`${env("QUORATE_URL")}/#/sign-in?vault=${env("QUORATE_VAULT")}`);
+  await page.getByLabel("Identity file").setInputFiles(env("QUORATE_IDENTITY"));
+  await lying(/^\/api\/v1\/me$/, (me) => ({ ...me, vault_id: other }), async () => {
+    await page.getByLabel("Passphrase").fill(env("QUORATE_PASSPHRASE"));
+    await page.getByLabel("Passphrase").press("Enter");
+    await page.locator("#alert").getByText(`The server answered for vault ${other}, not for the vault you chose`).waitFor();
+  });
+  if (await page.locator("#who").textContent()) throw new Error("signed in to the vault the server named");
+  await shot("sign-in-refused-other-vault");
+  // The sign-in that follows starts from a fresh page.
+  await page.goto("about:blank");
+}
+
+/**
+ * On the Members page: the admin types the fingerprint the pending member read out and
+ * approves them. First the server lies: it lists the member with the attacker's keys beside
+ * their honest fingerprint; the browser computes the fingerprint of the keys it would sign,
+ * refuses, and signs nothing.
+ */
 async function approvePending() {
   const pending = env("QUORATE_PENDING");
-  await visit("Members", "Members");
-  const label = page.getByText(`They read out ${env("QUORATE_PENDING_FINGERPRINT")}`);
-  await label.waitFor();
-  await shot("members-pending");
-  // Approving before ticking the comparison is refused with a message.
-  await page.getByRole("button", { name: `Approve ${pending}` }).click();
-  await page.locator("#alert").getByText("compare the fingerprint").waitFor();
-  await label.click();
-  await page.getByRole("button", { name: `Approve ${pending}` }).click();
+  const readOut = env("QUORATE_PENDING_FINGERPRINT");
+  const field = page.getByLabel(`Fingerprint ${pending} reads out`);
+  const approve = page.getByRole("button", { name: `Approve ${pending}` });
+  const attacker = await attackerKeys();
+  const swapped = (members) =>
+    members.map((member) => (member.name === pending && member.status === "pending" ? { ...member, keys: attacker } : member));
+  const writes = await lying(/^\/api\/v1\/vaults\/[^/]+\/members$/, swapped, async () => {
+    await visit("Members", "Members");
+    await field.waitFor();
+    if (await page.getByText(readOut).count()) throw new Error("the page shows the pending member's fingerprint to copy");
+    await shot("members-pending");
+    // Approving with nothing typed says what to do.
+    await approve.click();
+    await page.locator("#alert").getByText(`Type the fingerprint ${pending} reads out to you`).waitFor();
+    await field.fill(readOut);
+    await page.getByLabel("Role").selectOption("admin");
+    await approve.click();
+    await page.locator("#alert").getByText(`not that of the keys the server sent for ${pending}, so nothing was signed`).waitFor();
+    await shot("members-refused-swapped-keys");
+  });
+  if (writes.length) throw new Error(`the browser sent ${writes.join(", ")} for keys the server swapped in`);
+  console.log(`refused the keys the server swapped in for ${pending}; nothing sent`);
+  // The honest answer, the fingerprint typed as it is heard: lower case, spaces for dashes.
+  await reload("Members", "Members");
+  await field.fill(readOut.toLowerCase().replaceAll("-", " "));
+  await approve.click();
   const approved = page.locator("#status").getByText(`${pending} is on the roster`);
   await approved.waitFor();
   console.log(`status ${(await approved.textContent())?.trim()}`);
@@ -134,13 +220,28 @@ const stories = {
     await page.getByRole("button", { name: "Make an invite code" }).click();
     await page.getByText(/^Invite code: [A-Z0-9-]+ \(works once/).waitFor();
     await shot("members-approved");
-    // The node enrolled and waits; the admin approves it for the model it loaded.
+    // The node enrolled and waits; the admin approves it for the model it loaded, typing the
+    // fingerprint the node shows. First the server lists the node with the attacker's keys.
     const node = env("QUORATE_NODE");
-    await visit("Nodes", "Nodes");
-    await shot("nodes-pending");
-    await page.getByLabel("Model SHA-256").fill(env("QUORATE_MODEL"));
-    await page.getByLabel("Hardware, as you checked it").fill("test box, checked by Ada");
-    await page.getByRole("button", { name: `Approve ${node}` }).click();
+    const fillApproval = async () => {
+      await page.getByLabel(`Fingerprint of ${node}`).fill(env("QUORATE_NODE_FINGERPRINT"));
+      await page.getByLabel("Model SHA-256").fill(env("QUORATE_MODEL"));
+      await page.getByLabel("Hardware, as you checked it").fill("test box, checked by Ada");
+      await page.getByRole("button", { name: `Approve ${node}` }).click();
+    };
+    const attacker = await attackerKeys();
+    const swapped = (nodes) => nodes.map((view) => (view.name === node ? { ...view, keys: attacker } : view));
+    const writes = await lying(/^\/api\/v1\/vaults\/[^/]+\/nodes$/, swapped, async () => {
+      await visit("Nodes", "Nodes");
+      await shot("nodes-pending");
+      await fillApproval();
+      await page.locator("#alert").getByText(`not that of the keys the server sent for node ${node}, so nothing was signed`).waitFor();
+      await shot("nodes-refused-swapped-keys");
+    });
+    if (writes.length) throw new Error(`the browser sent ${writes.join(", ")} for keys the server swapped in`);
+    console.log(`refused the keys the server swapped in for node ${node}; nothing sent`);
+    await reload("Nodes", "Nodes");
+    await fillApproval();
     await page.locator("#status").getByText(`${node} is approved`).waitFor();
     await page.getByText("approved by Ada until").waitFor();
     await shot("nodes");
@@ -149,6 +250,15 @@ const stories = {
     await visit("Audit log", "Audit log");
     await page.getByText(/^Verified: \d+ entries/).waitFor();
     await shot("audit");
+    // This browser now keeps the head it verified: a server that serves the log without its
+    // newest entry (or rewrites it) is refused.
+    await lying(/^\/api\/v1\/vaults\/[^/]+\/audit$/, (entries) => entries.slice(0, -1), async () => {
+      await visit("Requests", "Requests");
+      await page.getByRole("navigation").getByRole("link", { name: "Audit log", exact: true }).click();
+      await page.getByRole("heading", { level: 1, name: "Refused in this browser" }).waitFor();
+      await page.getByRole("alert").getByText("The audit log no longer holds entry").waitFor();
+      await shot("audit-refused-cut");
+    });
     await visit("Requests", "Requests");
     await shot("requests");
   },

@@ -7,7 +7,7 @@ import "./style.css";
 import { ApiError, type Device, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
 import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
-import { shortFingerprint } from "./statements";
+import { StatementError, shortFingerprint } from "./statements";
 import { act, fill, field, h, say, sentence } from "./ui";
 
 const ROUTES: [string, string, Page][] = [
@@ -61,7 +61,9 @@ async function show(): Promise<void> {
       say("Your session ended: sign in again.");
       return signInPage();
     }
-    fill(view, h("h1", { tabindex: -1 }, "Something went wrong"), h("p", { role: "alert" }, sentence(error)));
+    // A check in this browser refused what the server sent: said as such, not as a failure.
+    const title = error instanceof StatementError ? "Refused in this browser" : "Something went wrong";
+    fill(view, h("h1", { tabindex: -1 }, title), h("p", { role: "alert" }, sentence(error)));
   }
   if (render !== renders) return;
   main.setAttribute("aria-busy", "false");
