@@ -2,6 +2,8 @@
 //! or a fresh PostgreSQL database), and the real `quorate` binary run as a member would run
 //! it, each "device" with a configuration folder of its own.
 
+pub mod hostile;
+
 use std::{
     path::{Path, PathBuf},
     process::Output,
@@ -574,13 +576,15 @@ impl Staffed {
         imported["sha256"].as_str().unwrap().to_owned()
     }
 
-    /// The admin approves the node for `model`.
+    /// The admin approves the node for `model`, typing the fingerprint its machine shows.
     pub async fn approve_node(&self, model: &str) {
         self.admin
             .ok(&[
                 "nodes",
                 "approve",
                 &self.node_id,
+                "--fingerprint",
+                &self.machine.identity().fingerprint().short(),
                 "--model-sha256",
                 model,
                 "--hardware",

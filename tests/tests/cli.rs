@@ -56,6 +56,8 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
                 "nodes",
                 "approve",
                 &node_id,
+                "--fingerprint",
+                &machine.identity().fingerprint().short(),
                 "--model-sha256",
                 &model,
                 "--hardware",

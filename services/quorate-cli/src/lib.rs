@@ -2,6 +2,7 @@
 //! tests. It speaks the `quorate-api` types, and does the device-side checks the protocol
 //! requires (a roster is returned only once verified against the pinned genesis).
 
+pub mod checks;
 pub mod local;
 pub mod minutes;
 
@@ -543,6 +544,11 @@ impl Client {
         R: std::io::Read + std::io::Seek + Send + 'static,
     {
         let (offset, length) = self.upload_offset(recording).await?;
+        if offset > length {
+            return Err(ClientError::Invalid(format!(
+                "the server claims {offset} bytes of an upload of {length}"
+            )));
+        }
         progress(offset, length);
         if offset == length {
             return Ok(());

@@ -20,7 +20,7 @@ use quorate_crypto::{
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{Client, ClientError, statement};
+use crate::{Client, ClientError, checks, statement};
 
 fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
@@ -180,8 +180,14 @@ impl Client {
         if manifest.vault_id != vault || manifest.transcript_id.to_string() != view.transcript_id {
             return Err(invalid("the server sent the release of another transcript"));
         }
-        self.check_node_signer(vault, roster, manifest.node_id, verified.signer.as_bytes())
-            .await?;
+        self.check_node_signer(
+            vault,
+            roster,
+            manifest.node_id,
+            verified.signer.as_bytes(),
+            manifest.created_at,
+        )
+        .await?;
         Ok(manifest)
     }
 
@@ -202,19 +208,27 @@ impl Client {
                 "the server sent the manifest of another transcript",
             ));
         }
-        self.check_node_signer(vault, roster, manifest.node_id, verified.signer.as_bytes())
-            .await?;
+        self.check_node_signer(
+            vault,
+            roster,
+            manifest.node_id,
+            verified.signer.as_bytes(),
+            manifest.created_at,
+        )
+        .await?;
         Ok(manifest)
     }
 
-    /// Refuses a statement unless `signer` is the key of `node`, as an admin approved it
-    /// (approved at the time: a later revocation does not undo what it signed).
+    /// Refuses a statement unless `signer` is the key of `node` as an admin approved it, and
+    /// that approval vouches for a statement made at `made_at` (see
+    /// [`checks::approval_vouches_for`]).
     async fn check_node_signer(
         &self,
         vault: VaultId,
         roster: &Roster,
         node: NodeId,
         signer: &[u8; 32],
+        made_at: i64,
     ) -> Result<(), ClientError> {
         let view = self.node(vault, node).await?;
         let approval = view
@@ -230,7 +244,8 @@ impl Client {
                 "a statement is not signed by the key an admin approved for node {node}"
             )));
         }
-        Ok(())
+        checks::approval_vouches_for(&approval.statement, made_at)
+            .map_err(|error| invalid(error.to_string()))
     }
 
     /// The release key of a released transcript, opened with `own` (checked against its

@@ -24,7 +24,11 @@ fn now() -> i64 {
 pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), CliError> {
     match command {
         Command::Keygen { out, force } => keygen(context, out, force),
-        Command::Enroll { code, name } => enroll(context, &code, name).await,
+        Command::Enroll {
+            code,
+            name,
+            genesis,
+        } => enroll(context, &code, name, genesis.as_deref()).await,
         Command::Members { action } => members(context, action).await,
         Command::Policy { action } => policy(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
@@ -108,8 +112,14 @@ fn keygen(
     Ok(())
 }
 
-async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Result<(), CliError> {
+async fn enroll(
+    context: &mut Context,
+    code: &str,
+    name: Option<String>,
+    expected_genesis: Option<&str>,
+) -> Result<(), CliError> {
     let server = context.server()?;
+    let expected_genesis = expected_genesis.map(parse_genesis).transpose()?;
     let identity = super::state::read_identity(&context.identity_path())?;
     let name = name
         .or_else(|| std::env::var("USER").ok())
@@ -149,6 +159,14 @@ async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Resu
             return Err(CliError::Refused(format!("unknown code purpose {other}")));
         }
     };
+    if let Some(expected) = &expected_genesis
+        && !enrolled.roster_genesis.eq_ignore_ascii_case(expected)
+    {
+        return Err(CliError::Refused(format!(
+            "the server names genesis {} for this vault, not the {expected} you were given: nothing was pinned. The server may be showing you a vault of its own; tell the admin who invited you",
+            quorate_client::checks::printable(&enrolled.roster_genesis)
+        )));
+    }
     context.state.settings.server = Some(server);
     context.state.settings.vault = Some(enrolled.vault_id.clone());
     context.state.settings.identity = Some(context.identity_path());
@@ -167,16 +185,18 @@ async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Resu
     }
     let fingerprint = identity.fingerprint();
     let next = if first_admin {
-        "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`."
+        "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`. Each new member compares the genesis above\nwith the one `quorate members` shows you."
+    } else if expected_genesis.is_some() {
+        "The genesis matches the one you were given. You are pending. Read your fingerprint to an admin\nover a channel you trust (in person, by phone); they approve you with\n`quorate members approve FINGERPRINT` after comparing it."
     } else {
-        "You are pending. Read your fingerprint to an admin over a channel you trust (in person, by\nphone); they approve you with `quorate members approve FINGERPRINT` after comparing it."
+        "You are pending. Over a channel you trust (in person, by phone), with an admin:\n  - read them your fingerprint; they approve you with `quorate members approve FINGERPRINT`;\n  - have them read you the genesis their `quorate members` shows, and compare it with the one\n    above. If it differs, this server is showing you a vault of its own: run\n    `quorate enroll` again with `--genesis` and a new code, and tell the admin."
     };
     context.print(
         &format!(
             "Enrolled in vault {}.\nYour fingerprint: {}\nPinned genesis:   {}\n\n{next}",
             enrolled.vault_id,
             fingerprint.short(),
-            &enrolled.roster_genesis[..16],
+            enrolled.roster_genesis,
         ),
         &json!({
             "vault_id": enrolled.vault_id,
@@ -186,6 +206,22 @@ async fn enroll(context: &mut Context, code: &str, name: Option<String>) -> Resu
         }),
     );
     Ok(())
+}
+
+/// A genesis digest as typed: 64 hex digits, spaces and dashes ignored.
+fn parse_genesis(typed: &str) -> Result<String, CliError> {
+    let digits: String = typed
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | ':'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CliError::Usage(
+            "--genesis takes the 64 hex digits an admin's `quorate members` shows as the genesis"
+                .into(),
+        ));
+    }
+    Ok(digits)
 }
 
 /// Says on standard error how many keys were sealed to newcomers.
@@ -230,7 +266,7 @@ fn member_line(member: &RosterMember) -> String {
         "  {}  {:<6}  {}",
         member.fingerprint.short(),
         role,
-        member.name
+        quorate_client::checks::printable(&member.name)
     )
 }
 
@@ -243,8 +279,9 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 .client
                 .members(session.vault, Some("pending"))
                 .await?;
+            let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
             let mut text = format!(
-                "Vault {} — roster verified against the pinned genesis ({} entries):\n",
+                "Vault {} — roster verified against the pinned genesis ({} entries).\nGenesis: {genesis}\n(a new member compares it with theirs, or enrols with `--genesis` and it)\n",
                 session.vault,
                 roster.len()
             );
@@ -252,31 +289,38 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 text.push_str(&member_line(member));
                 text.push('\n');
             }
-            if !pending.is_empty() {
-                text.push_str("\nPending (not on the roster until an admin approves them):\n");
-                for member in &pending {
-                    let public = quorate_crypto::PublicIdentity::from_text(
+            // The fingerprints shown are computed here from the keys an approval would sign,
+            // never the server's own fingerprint column.
+            let pending = pending
+                .iter()
+                .map(|member| {
+                    quorate_crypto::PublicIdentity::from_text(
                         &member.keys.recipient,
                         &member.keys.verifying_key,
                     )
-                    .map_err(|error| {
-                        CliError::Refused(format!("a pending member's keys: {error}"))
-                    })?;
+                    .map(|public| (public.fingerprint(), member.name.as_str()))
+                    .map_err(|error| CliError::Refused(format!("a pending member's keys: {error}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if !pending.is_empty() {
+                text.push_str("\nPending (not on the roster until an admin approves them):\n");
+                for (fingerprint, name) in &pending {
                     text.push_str(&format!(
                         "  {}  {}\n",
-                        public.fingerprint().short(),
-                        member.name
+                        fingerprint.short(),
+                        quorate_client::checks::printable(name)
                     ));
                 }
             }
             let value = json!({
                 "vault_id": session.vault.to_string(),
+                "genesis": genesis,
                 "members": roster.members().iter().map(|member| json!({
                     "fingerprint": member.fingerprint.short(),
                     "name": member.name,
                     "role": if member.role == Role::Admin { "admin" } else { "member" },
                 })).collect::<Vec<_>>(),
-                "pending": pending.iter().map(|member| json!({ "name": member.name, "fingerprint_hex": member.fingerprint })).collect::<Vec<_>>(),
+                "pending": pending.iter().map(|(fingerprint, name)| json!({ "name": name, "fingerprint": fingerprint.short(), "fingerprint_hex": fingerprint.to_hex() })).collect::<Vec<_>>(),
             });
             context.print(text.trim_end(), &value);
         }
@@ -533,6 +577,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
         }
         Some(NodesAction::Approve {
             node,
+            fingerprint,
             model_sha256,
             hardware,
             days,
@@ -547,12 +592,13 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
             if !(1..=366).contains(&days) {
                 return Err(CliError::Usage("--days is 1 to 366".into()));
             }
-            let approval = node_statement(&session, &node, false, |approval| {
-                approval.model_sha256 = model;
-                approval.hardware = hardware.clone();
-                approval.expires_at = approval.issued_at + days * 86_400;
-            })
-            .await?;
+            let approval =
+                node_statement(&session, &roster, &node, Some(&fingerprint), |approval| {
+                    approval.model_sha256 = model;
+                    approval.hardware = hardware.clone();
+                    approval.expires_at = approval.issued_at + days * 86_400;
+                })
+                .await?;
             let view = session
                 .client
                 .approve_node(session.vault, approval.0, &approval.1)
@@ -569,7 +615,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
             );
         }
         Some(NodesAction::Revoke { node }) => {
-            let approval = node_statement(&session, &node, true, |_| {}).await?;
+            let approval = node_statement(&session, &roster, &node, None, |_| {}).await?;
             let view = session
                 .client
                 .approve_node(session.vault, approval.0, &approval.1)
@@ -586,11 +632,15 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
     Ok(())
 }
 
-/// Signs an approval (or revocation) of `node` for exactly the keys it enrolled with.
+/// Signs an approval of `node` (with the fingerprint its operator read out) or, without one,
+/// a revocation. The server's copy of a node's keys is never signed on its word: an approval
+/// signs them only when they match the fingerprint typed here, and a revocation names the
+/// keys of the node's previous approval, which an admin signed.
 async fn node_statement(
     session: &Session,
+    roster: &Roster,
     node: &str,
-    revoked: bool,
+    read_out: Option<&str>,
     fill: impl FnOnce(&mut NodeApproval),
 ) -> Result<(NodeId, SignedStatement), CliError> {
     let node_id: NodeId = node.parse().map_err(|_| {
@@ -599,14 +649,33 @@ async fn node_statement(
         ))
     })?;
     let view = session.client.node(session.vault, node_id).await?;
-    let public =
+    let listed =
         quorate_crypto::PublicIdentity::from_text(&view.keys.recipient, &view.keys.verifying_key)
             .map_err(|error| CliError::Refused(format!("the node's keys: {error}")))?;
-    if public.fingerprint().to_hex() != view.fingerprint {
-        return Err(CliError::Refused(
-            "the node's keys do not match its fingerprint".into(),
-        ));
-    }
+    let previous = match &view.approval {
+        Some(previous) => Some(
+            roster
+                .verify_by_admin::<NodeApproval>(&decode_statement(previous)?)
+                .map_err(|error| CliError::Refused(format!("the node's approval: {error}")))?
+                .0
+                .statement,
+        ),
+        None => None,
+    };
+    let public = match (read_out, &previous) {
+        (Some(typed), _) => {
+            let fingerprint = listed.fingerprint();
+            find_by_fingerprint(typed, [(&fingerprint, ())]).map_err(|_| {
+                CliError::Refused(format!(
+                    "the fingerprint you typed is not that of the keys the server lists for node {node_id} ({}): nothing was signed. Compare again with `quorate-node status` on the node; if it still differs, the server or its database is lying",
+                    fingerprint.short()
+                ))
+            })?;
+            listed
+        }
+        (None, Some(previous)) => previous.node,
+        (None, None) => listed,
+    };
     let issued_at = now();
     let mut approval = NodeApproval {
         vault_id: session.vault,
@@ -617,13 +686,9 @@ async fn node_statement(
         attestation: Vec::new(),
         issued_at,
         expires_at: issued_at + 86_400,
-        revoked,
+        revoked: read_out.is_none(),
     };
-    if revoked && let Some(previous) = &view.approval {
-        let previous = decode_statement(previous)?
-            .verify::<NodeApproval>()
-            .map_err(|error| CliError::Refused(error.to_string()))?
-            .statement;
+    if let (None, Some(previous)) = (read_out, previous) {
         approval.hardware = previous.hardware;
         approval.model_sha256 = previous.model_sha256;
     }

@@ -48,10 +48,15 @@ pub(super) async fn share_keys_command(context: &mut Context) -> Result<(), CliE
     Ok(())
 }
 
-/// What the member can read of a recording: its metadata, if sealed to them.
-async fn metadata(session: &Session, recording: RecordingId) -> Option<RecordingMetadata> {
-    let (manifest, _) = quorum::recording_manifest(session, recording).await.ok()?;
-    RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).ok()
+/// What the member can read of a recording: its metadata, if sealed to them. A manifest
+/// that fails its checks is refused rather than shown as sealed.
+async fn metadata(
+    session: &Session,
+    roster: &Roster,
+    recording: RecordingId,
+) -> Result<Option<RecordingMetadata>, CliError> {
+    let manifest = quorum::recording_manifest(session, roster, recording).await?;
+    Ok(RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).ok())
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
@@ -188,7 +193,7 @@ pub(super) async fn search(
                 CliError::Refused("a hit names a transcript the server does not list".into())
             })?;
         let opened = open(&session, &roster, view).await?;
-        let metadata = metadata(&session, opened.manifest.recording_id).await;
+        let metadata = metadata(&session, &roster, opened.manifest.recording_id).await?;
         let title = metadata.as_ref().map_or_else(
             || "(title sealed before you joined)".to_owned(),
             |m| m.title.clone(),
@@ -355,7 +360,7 @@ pub(super) async fn transcript(
             ))
         })?;
     let opened = open(&session, &roster, &view).await?;
-    let metadata = metadata(&session, recording).await;
+    let metadata = metadata(&session, &roster, recording).await?;
     let rendered = render(&opened.document, format, metadata.as_ref());
     match out {
         Some(path) => {

@@ -127,6 +127,10 @@ pub enum Command {
         /// Your name, as the admins will see it [default: $USER].
         #[arg(long)]
         name: Option<String>,
+        /// The vault's genesis digest (64 hex digits), as an admin's `quorate members` shows
+        /// it: enrolment is refused, and nothing pinned, when the server's differs.
+        #[arg(long)]
+        genesis: Option<String>,
     },
     /// The roster (verified against the pinned genesis), and its changes.
     Members {
@@ -303,10 +307,15 @@ pub enum NodesAction {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
-    /// Approve a node for one model after checking its hardware (admins).
+    /// Approve a node for one model after checking its hardware and comparing its
+    /// fingerprint with the one the node's operator reads out (admins).
     Approve {
         /// The node ID.
         node: String,
+        /// The node's fingerprint, as `quorate-node status` shows it on the node (read out of
+        /// band: the server's copy of the node's keys is not trusted).
+        #[arg(long)]
+        fingerprint: String,
         /// SHA-256 of the model file it must load (`quorate-node models import` prints it).
         #[arg(long)]
         model_sha256: String,

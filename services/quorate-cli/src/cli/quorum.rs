@@ -4,6 +4,7 @@ use std::io::Write;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{RequestView, TranscriptView};
+use quorate_client::checks;
 use quorate_crypto::{
     NodeId, RecordingId, RequestId,
     audit::verify_chain,
@@ -33,23 +34,18 @@ fn statement(text: &str, what: &str) -> Result<SignedStatement, CliError> {
         .map_err(|error| CliError::Refused(format!("the {what}: {error}")))
 }
 
-/// A recording's manifest, verified: a valid signature by its uploader.
+/// A recording's manifest, verified as every device verifies it
+/// ([`quorate_client::checks::recording_manifest`]): signed by its uploader, a member of the
+/// roster now or before.
 pub(super) async fn recording_manifest(
     session: &Session,
+    roster: &Roster,
     recording: RecordingId,
-) -> Result<(RecordingManifest, SignedStatement), CliError> {
+) -> Result<RecordingManifest, CliError> {
     let view = session.client.recording(session.vault, recording).await?;
     let signed = statement(&view.manifest, "recording manifest")?;
-    let verified = signed
-        .verify::<RecordingManifest>()
-        .map_err(|error| CliError::Refused(format!("the recording manifest: {error}")))?;
-    let manifest = verified.statement;
-    if manifest.recording_id != recording || manifest.vault_id != session.vault {
-        return Err(CliError::Refused(
-            "the server sent the manifest of another recording".into(),
-        ));
-    }
-    Ok((manifest, signed))
+    checks::recording_manifest(roster, Some(recording), &signed)
+        .map_err(|error| CliError::Refused(error.to_string()))
 }
 
 /// What the caller can read of a recording's sealed metadata.
@@ -71,7 +67,7 @@ pub(super) async fn recordings(context: &mut Context) -> Result<(), CliError> {
             .recording_id
             .parse()
             .map_err(|_| CliError::Refused("a malformed recording ID".into()))?;
-        let (manifest, _) = recording_manifest(&session, recording).await?;
+        let manifest = recording_manifest(&session, &roster, recording).await?;
         let uploader = roster
             .members()
             .iter()
@@ -156,7 +152,7 @@ pub(super) async fn request(
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     approved_node(&session, &roster, node).await?;
-    recording_manifest(&session, recording).await?;
+    recording_manifest(&session, &roster, recording).await?;
     let subject = match purpose {
         Purpose::Transcribe => Subject::Recording(recording),
         Purpose::ReleaseTranscript => {
@@ -265,7 +261,7 @@ async fn check_request(
             (manifest.recording_id, Some(manifest))
         }
     };
-    let (manifest, _) = recording_manifest(session, recording).await?;
+    let manifest = recording_manifest(session, roster, recording).await?;
     let node = approved_node(session, roster, request.node_id).await?;
     Ok(Checked {
         request,
@@ -424,10 +420,18 @@ pub(super) async fn vote(
     Ok(())
 }
 
-/// Pages through the whole audit log, verifying the chain and every statement in it.
+/// The most audit entries a device reads: a bound on a server that pages forever.
+const MAX_AUDIT_ENTRIES: usize = 5_000_000;
+
+/// Pages through the whole audit log, verifying the chain, every statement in it and who
+/// signed each, and that it still holds the newest entry this device verified before (a
+/// server that deleted or rewrote entries and re-hashed the rest is caught there); then
+/// pins the new head.
 async fn audit_entries(
+    context: &mut Context,
     session: &Session,
 ) -> Result<Vec<quorate_crypto::audit::AuditEntry>, CliError> {
+    let roster = context.verified_roster(session).await?;
     let (mut after, mut previous, mut entries) = (None, [0u8; 32], Vec::new());
     loop {
         let page = session
@@ -435,18 +439,49 @@ async fn audit_entries(
             .audit_page(session.vault, after, 1000)
             .await?;
         let Some(last) = page.last() else {
-            return Ok(entries);
+            break;
         };
         after = Some(last.seq);
         previous = verify_chain(&page, previous)
             .map_err(|error| CliError::Refused(format!("the audit log: {error}")))?;
         entries.extend(page);
+        if entries.len() > MAX_AUDIT_ENTRIES {
+            return Err(CliError::Refused(format!(
+                "the server's audit log goes on past {MAX_AUDIT_ENTRIES} entries: this device stops reading"
+            )));
+        }
     }
+    checks::audit_signers(&roster, &entries)
+        .map_err(|error| CliError::Refused(error.to_string()))?;
+    let pins = context.state.pins(session.vault)?.clone();
+    if let Some(seq) = pins.audit_seq {
+        let kept = entries
+            .iter()
+            .find(|entry| entry.seq == seq)
+            .is_some_and(|entry| hex::encode(entry.hash) == pins.audit_hash);
+        if !kept {
+            return Err(CliError::Refused(format!(
+                "the audit log no longer holds entry {seq} as this device verified it: entries were deleted or rewritten. Keep the log you exported before, and tell the admins"
+            )));
+        }
+    }
+    if let Some(head) = entries.last() {
+        let pins = context
+            .state
+            .settings
+            .vaults
+            .entry(session.vault.to_string())
+            .or_default();
+        pins.audit_seq = Some(head.seq);
+        pins.audit_hash = hex::encode(head.hash);
+        context.state.save()?;
+    }
+    Ok(entries)
 }
 
 pub(super) async fn audit_verify(context: &mut Context) -> Result<(), CliError> {
     let session = context.session().await?;
-    let entries = audit_entries(&session).await?;
+    let entries = audit_entries(context, &session).await?;
     let head = entries
         .last()
         .map_or_else(String::new, |entry| hex::encode(entry.hash));
@@ -466,7 +501,7 @@ pub(super) async fn audit_export(
     out: Option<std::path::PathBuf>,
 ) -> Result<(), CliError> {
     let session = context.session().await?;
-    let entries = audit_entries(&session).await?;
+    let entries = audit_entries(context, &session).await?;
     let mut text = String::new();
     for entry in &entries {
         text.push_str(

@@ -27,6 +27,12 @@ pub struct Pins {
     /// The newest policy sequence this device verified.
     #[serde(default)]
     pub policy_sequence: Option<u64>,
+    /// The sequence number of the newest audit entry this device verified.
+    #[serde(default)]
+    pub audit_seq: Option<u64>,
+    /// Hex hash of that entry: a log that no longer holds it was rewritten.
+    #[serde(default)]
+    pub audit_hash: String,
 }
 
 /// `config.toml`.

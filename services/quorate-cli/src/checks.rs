@@ -1,0 +1,235 @@
+//! Checks every device makes the same way, whatever it is (the CLI, the node): one function
+//! per statement that a lying server could forge, so that no device forgets a condition.
+//! The browser mirrors these in `web-admin/src/device.ts`.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+use quorate_crypto::{
+    NodeId, RecordingId,
+    audit::AuditEntry,
+    release::{ReleaseManifest, SearchKeyCommitment},
+    roster::{Roster, RosterMember},
+    statement::{
+        NodeApproval, RecordingManifest, Role, RosterEntry, SignedStatement, StatementBody,
+        StatementKind, TranscriptManifest, UnlockRequest, VaultPolicy, Vote,
+    },
+};
+
+/// Why a statement the server sent is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The signature, encoding or vault of the statement is wrong.
+    #[error("the {what}: {reason}")]
+    Invalid {
+        /// What was checked.
+        what: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The statement is signed, but by a key that has no right to sign it.
+    #[error("the {what} is not signed by {expected}")]
+    WrongSigner {
+        /// What was checked.
+        what: &'static str,
+        /// Who should have signed it.
+        expected: &'static str,
+    },
+    /// The statement is about something other than what was asked for.
+    #[error("the server sent the {what} of another {subject}")]
+    OtherSubject {
+        /// What was checked.
+        what: &'static str,
+        /// What it should have been about.
+        subject: &'static str,
+    },
+}
+
+/// A recording manifest, verified: a valid signature for this vault, made by the uploader
+/// the manifest names, who is or was a member on the verified `roster` (an uploader may have
+/// left since). With `recording`, the manifest must be that recording's.
+///
+/// Without the signer check a server could re-sign a real split with sealed metadata of its
+/// own: voters would approve while reading a title the server chose.
+pub fn recording_manifest(
+    roster: &Roster,
+    recording: Option<RecordingId>,
+    signed: &SignedStatement,
+) -> Result<RecordingManifest, CheckError> {
+    const WHAT: &str = "recording manifest";
+    let verified = signed
+        .verify::<RecordingManifest>()
+        .map_err(|error| CheckError::Invalid {
+            what: WHAT,
+            reason: error.to_string(),
+        })?;
+    let manifest = verified.statement;
+    if manifest.vault_id != roster.vault_id()
+        || recording.is_some_and(|recording| recording != manifest.recording_id)
+    {
+        return Err(CheckError::OtherSubject {
+            what: WHAT,
+            subject: "recording",
+        });
+    }
+    let signed_by_uploader = roster
+        .members()
+        .iter()
+        .chain(roster.removed())
+        .any(|member| {
+            member.fingerprint == manifest.uploader
+                && member.public.verifying_key == verified.signer
+        });
+    if !signed_by_uploader {
+        return Err(CheckError::WrongSigner {
+            what: WHAT,
+            expected: "its uploader, a member of the roster",
+        });
+    }
+    Ok(manifest)
+}
+
+/// Whether an admin-signed node approval vouches for a statement its node signed at
+/// `made_at`. A revocation vouches for nothing, whenever the statement claims to have been
+/// made: the time is the node's own word, and a revoked key may be in a thief's hands, who
+/// would simply backdate. An approval vouches for what was made before it lapsed (a renewal
+/// replaces it with a later window, so the start of the window is not checked).
+pub fn approval_vouches_for(approval: &NodeApproval, made_at: i64) -> Result<(), CheckError> {
+    const WHAT: &str = "node approval";
+    if approval.revoked {
+        return Err(CheckError::Invalid {
+            what: WHAT,
+            reason: format!(
+                "node {} was revoked, so nothing it signed is trusted: have another node make it again",
+                approval.node_id
+            ),
+        });
+    }
+    if made_at > approval.expires_at {
+        return Err(CheckError::Invalid {
+            what: WHAT,
+            reason: format!(
+                "node {} made it at {made_at}, after its approval lapsed at {}",
+                approval.node_id, approval.expires_at
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks who signed each statement the audit log carries, in log order: roster entries,
+/// manifests, requests and votes by someone on the verified `roster` (now or before);
+/// node approvals, policies and search-key commitments by an admin of it; transcript and
+/// release manifests by a node whose key an admin's approval earlier in the log names. The
+/// hash chain alone only shows that the server kept its own log consistently: without this
+/// a database writer could insert statements signed by keys of its own.
+pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), CheckError> {
+    let ever: Vec<&RosterMember> = roster.members().iter().chain(roster.removed()).collect();
+    let on_roster = |key: &VerifyingKey, admin: bool| {
+        ever.iter().any(|member| {
+            member.public.verifying_key == *key && (!admin || member.role == Role::Admin)
+        })
+    };
+    let mut nodes: HashMap<NodeId, VerifyingKey> = HashMap::new();
+    for entry in entries {
+        let Some(bytes) = &entry.statement else {
+            continue;
+        };
+        let refuse = |reason: String| CheckError::Invalid {
+            what: "audit log",
+            reason: format!("entry {}: {reason}", entry.seq),
+        };
+        let signed =
+            SignedStatement::from_bytes(bytes).map_err(|error| refuse(error.to_string()))?;
+        let signer = *signed.signer();
+        let allowed = match signed.kind() {
+            StatementKind::RosterEntry => {
+                in_vault::<RosterEntry>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, true)
+            }
+            StatementKind::RecordingManifest => {
+                in_vault::<RecordingManifest>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, false)
+            }
+            StatementKind::UnlockRequest => {
+                in_vault::<UnlockRequest>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, false)
+            }
+            StatementKind::Vote => {
+                in_vault::<Vote>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, false)
+            }
+            StatementKind::VaultPolicy => {
+                in_vault::<VaultPolicy>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, true)
+            }
+            StatementKind::SearchKeyCommitment => {
+                in_vault::<SearchKeyCommitment>(roster, &signed).map_err(refuse)?;
+                on_roster(&signer, true)
+            }
+            StatementKind::NodeApproval => {
+                let approval = in_vault::<NodeApproval>(roster, &signed).map_err(refuse)?;
+                let by_admin = on_roster(&signer, true);
+                if by_admin {
+                    nodes.insert(approval.node_id, approval.node.verifying_key);
+                }
+                by_admin
+            }
+            StatementKind::TranscriptManifest => {
+                let manifest = in_vault::<TranscriptManifest>(roster, &signed).map_err(refuse)?;
+                nodes.get(&manifest.node_id) == Some(&signer)
+            }
+            StatementKind::ReleaseManifest => {
+                let manifest = in_vault::<ReleaseManifest>(roster, &signed).map_err(refuse)?;
+                nodes.get(&manifest.node_id) == Some(&signer)
+            }
+            // A kind this device does not know: it cannot say who may sign it.
+            _ => false,
+        };
+        if !allowed {
+            return Err(refuse(format!(
+                "a {} is signed by a key that has no right to sign it",
+                signed.kind().as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A statement's signature and body, checked, and that it belongs to `roster`'s vault.
+fn in_vault<T: StatementBody>(roster: &Roster, signed: &SignedStatement) -> Result<T, String> {
+    let verified = signed.verify::<T>().map_err(|error| error.to_string())?;
+    if verified.statement.vault_id() != roster.vault_id() {
+        return Err("a statement of another vault".into());
+    }
+    Ok(verified.statement)
+}
+
+/// `text` from the server (a name, a reason, a status) made safe to print on a terminal:
+/// control characters, escape sequences among them, are shown as `\u{…}` instead of being
+/// obeyed. A server could otherwise move the cursor, rewrite earlier lines or retitle the
+/// window to hide what a device prints.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        assert_eq!(printable("Bo"), "Bo");
+        assert_eq!(printable("Bo\u{1b}[2J\n"), "Bo\\u{1b}[2J\\u{a}");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+    }
+}

@@ -1,0 +1,456 @@
+//! The member's device (the `quorate` command) against a server that lies: answers rewritten
+//! by the hostile proxy, rows rewritten in the database. In each test the device must refuse
+//! and say so (exit code 3, "refused"), and nothing the lie asked for may be signed or sent.
+//! docs/PROTOCOL.md ("What a lying server can try, and what stops it") names these tests.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_crypto::{
+    Identity, VaultId,
+    audit::AuditEntry,
+    roster::Roster,
+    statement::{RecordingManifest, SignedStatement},
+};
+use quorate_e2e::{
+    Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, pending_member, wav,
+};
+use sqlx::Row;
+
+/// The device refused, as a device does when a check fails.
+fn assert_refused(run: &Run, says: &str) {
+    assert_eq!(run.code, 3, "expected a refusal: {run:?}");
+    assert!(
+        run.stderr.starts_with("error: refused:") && run.stderr.contains(says),
+        "expected a refusal saying {says:?}: {run:?}"
+    );
+}
+
+fn vault(server: &Server) -> VaultId {
+    server.codes[0].vault_id
+}
+
+/// A copy of `device` (its identity, pins and sessions, so what it verified before counts)
+/// that reaches the server through `proxy`.
+fn through(device: &Device, proxy: &HostileProxy) -> Device {
+    let copy = Device {
+        folder: tempfile::TempDir::new().unwrap(),
+        server: proxy.url.clone(),
+    };
+    copy_folder(device.folder.path(), copy.folder.path());
+    copy
+}
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn count(server: &Server, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap()
+}
+
+/// A database writer swaps a freshly enrolled node's keys for their own (keeping the honest
+/// fingerprint column): the admin types the fingerprint the node's operator read out, and the
+/// CLI, computing the fingerprint from the keys it would sign, refuses.
+#[tokio::test]
+async fn a_node_approval_signs_only_keys_whose_fingerprint_was_read_out() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let (machine, node_id) = enrol_node(&server, &admin).await;
+    let read_out = machine.identity().fingerprint().short();
+    let mallory = Identity::generate().public();
+    sqlx::query("UPDATE nodes SET verifying_key = $1, recipient = $2 WHERE id = $3")
+        .bind(mallory.verifying_key.as_bytes().to_vec())
+        .bind(mallory.recipient.to_string())
+        .bind(&node_id)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let model = "ab".repeat(32);
+    let approve = |fingerprint: String| {
+        let (admin, node_id, model) = (&admin, node_id.clone(), model.clone());
+        async move {
+            admin
+                .run(&[
+                    "nodes",
+                    "approve",
+                    &node_id,
+                    "--fingerprint",
+                    &fingerprint,
+                    "--model-sha256",
+                    &model,
+                    "--hardware",
+                    "test box",
+                ])
+                .await
+        }
+    };
+    let refused = approve(read_out.clone()).await;
+    assert_refused(
+        &refused,
+        "the fingerprint you typed is not that of the keys",
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM nodes WHERE approval IS NOT NULL"
+        )
+        .await,
+        0,
+        "nothing was signed"
+    );
+    // The honest keys back in place: the same fingerprint approves.
+    let honest = machine.identity().public();
+    sqlx::query("UPDATE nodes SET verifying_key = $1, recipient = $2 WHERE id = $3")
+        .bind(honest.verifying_key.as_bytes().to_vec())
+        .bind(honest.recipient.to_string())
+        .bind(&node_id)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let approved = approve(read_out).await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    server.stop().await;
+}
+
+/// A database writer swaps a pending member's keys for their own, keeping the honest
+/// fingerprint column: the admin's CLI matches the typed fingerprint against fingerprints it
+/// computes from the keys, so it finds no one and signs nothing.
+#[tokio::test]
+async fn a_pending_member_whose_keys_were_swapped_is_not_approved() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let (_dee, joined) = pending_member(&server, &admin, "Dee").await;
+    let read_out = joined["fingerprint"].as_str().unwrap().to_owned();
+    let mallory = Identity::generate().public();
+    sqlx::query("UPDATE members SET verifying_key = $1, recipient = $2 WHERE name = 'Dee'")
+        .bind(mallory.verifying_key.as_bytes().to_vec())
+        .bind(mallory.recipient.to_string())
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let refused = admin.run(&["members", "approve", &read_out]).await;
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("no one with fingerprint"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM roster_entries").await,
+        3,
+        "the roster still holds Ada, Bo and Cy only"
+    );
+    server.stop().await;
+}
+
+/// The server re-signs a real recording's manifest with a key of its own (it could then put
+/// sealed metadata of its choosing in it): every device refuses the recording.
+#[tokio::test]
+async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
+    let server = Server::start(false).await;
+    let (_admin, members) = board(&server).await;
+    let (bo, cy) = (&members[0], &members[1]);
+    let file = cy.folder.path().join("meeting.wav");
+    std::fs::write(&file, wav(1)).unwrap();
+    cy.ok(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
+    let proxy = HostileProxy::start(&server.url).await;
+    let mallory = Identity::generate();
+    let resign = move |text: &str| {
+        let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
+        let manifest = signed.verify::<RecordingManifest>().unwrap().statement;
+        STANDARD.encode(SignedStatement::sign(&manifest, &mallory).to_bytes())
+    };
+    let resign_one = resign.clone();
+    let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", move |view| {
+        view["manifest"] = resign_one(view["manifest"].as_str().unwrap()).into();
+    });
+    let bo_via_proxy = through(bo, &proxy);
+    let refused = bo_via_proxy.run(&["recordings"]).await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(&refused, "not signed by its uploader");
+    proxy.clear();
+    bo_via_proxy.ok(&["recordings"]).await;
+    server.stop().await;
+}
+
+/// The audit log as its rows stand in the database, in order.
+async fn audit_rows(server: &Server) -> Vec<AuditEntry> {
+    let rows = sqlx::query(
+        "SELECT seq, time, actor, action, subject, statement, prev_hash, hash FROM audit_log WHERE vault_id = $1 ORDER BY seq",
+    )
+    .bind(vault(server).to_string())
+    .fetch_all(server.app.db.pool())
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|row| AuditEntry {
+            vault_id: vault(server),
+            seq: row.get::<i64, _>("seq") as u64,
+            time: row.get("time"),
+            actor: row.get("actor"),
+            action: row.get("action"),
+            subject: row.get("subject"),
+            statement: row.get("statement"),
+            prev_hash: row.get::<Vec<u8>, _>("prev_hash").try_into().unwrap(),
+            hash: row.get::<Vec<u8>, _>("hash").try_into().unwrap(),
+        })
+        .collect()
+}
+
+async fn insert_audit(server: &Server, entry: &AuditEntry) {
+    sqlx::query(
+        "INSERT INTO audit_log (vault_id, seq, time, actor, action, subject, statement, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(entry.vault_id.to_string())
+    .bind(entry.seq as i64)
+    .bind(entry.time)
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.subject)
+    .bind(entry.statement.clone())
+    .bind(entry.prev_hash.to_vec())
+    .bind(entry.hash.to_vec())
+    .execute(server.app.db.pool())
+    .await
+    .unwrap();
+}
+
+/// A database writer (1) appends a well-chained entry carrying a statement signed by a key of
+/// its own, and (2) deletes an entry from the middle and re-hashes everything after it, so
+/// the chain is whole again. `audit verify` refuses the first because the signer is no one
+/// the roster knows, and the second because the device kept the head it verified before.
+#[tokio::test]
+async fn an_audit_log_rewritten_in_the_database_is_refused() {
+    let server = Server::start(false).await;
+    let (_admin, members) = board(&server).await;
+    let (bo, cy) = (&members[0], &members[1]);
+    bo.ok(&["audit", "verify"]).await;
+
+    // (1) A forged statement, well chained.
+    let entries = audit_rows(&server).await;
+    let last = entries.last().unwrap().clone();
+    let eve = Identity::generate();
+    let forged = Roster::genesis_entry(vault(&server), &eve, "Eve", last.time).unwrap();
+    let mut appended = AuditEntry {
+        seq: last.seq + 1,
+        action: "roster.add".into(),
+        subject: "Eve".into(),
+        statement: Some(forged.to_bytes()),
+        prev_hash: last.hash,
+        ..last.clone()
+    };
+    appended.hash = appended.compute_hash();
+    insert_audit(&server, &appended).await;
+    assert_refused(
+        &cy.run(&["audit", "verify"]).await,
+        "signed by a key that has no right to sign it",
+    );
+    sqlx::query("DELETE FROM audit_log WHERE seq = $1")
+        .bind(appended.seq as i64)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+
+    // (2) An entry deleted from the middle, the rest re-hashed.
+    let mut entries = audit_rows(&server).await;
+    entries.remove(2);
+    let mut previous = entries[1].hash;
+    for (seq, entry) in entries.iter_mut().enumerate().skip(2) {
+        entry.seq = seq as u64;
+        entry.prev_hash = previous;
+        entry.hash = entry.compute_hash();
+        previous = entry.hash;
+    }
+    sqlx::query("DELETE FROM audit_log WHERE seq >= 2")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    for entry in &entries[2..] {
+        insert_audit(&server, entry).await;
+    }
+    assert_refused(&bo.run(&["audit", "verify"]).await, "no longer holds entry");
+    server.stop().await;
+}
+
+/// The server answers an enrolment with a genesis of its own (a vault it controls): a device
+/// given the genesis out of band refuses and pins nothing; given the right one, it enrols.
+#[tokio::test]
+async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let genesis = admin.ok(&["--json", "members"]).await.json()["genesis"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proxy = HostileProxy::start(&server.url).await;
+    let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", |answer| {
+        answer["roster_genesis"] = "00".repeat(32).into();
+    });
+    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+    let dee = Device {
+        folder: tempfile::TempDir::new().unwrap(),
+        server: proxy.url.clone(),
+    };
+    dee.ok(&["keygen"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let refused = dee
+        .run(&[
+            "enroll",
+            "--code",
+            code,
+            "--name",
+            "Dee",
+            "--genesis",
+            &genesis,
+        ])
+        .await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(&refused, "nothing was pinned");
+    assert!(
+        !dee.folder.path().join("config.toml").exists()
+            || !std::fs::read_to_string(dee.folder.path().join("config.toml"))
+                .unwrap()
+                .contains("genesis"),
+        "nothing was pinned"
+    );
+    // Through the honest server, someone else given the same genesis enrols.
+    proxy.clear();
+    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+    let eve = Device::new(&server);
+    eve.ok(&["keygen"]).await;
+    let enrolled = eve
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            invite["code"].as_str().unwrap(),
+            "--name",
+            "Eve",
+            "--genesis",
+            &genesis,
+        ])
+        .await
+        .json();
+    assert_eq!(enrolled["roster_genesis"], genesis);
+    server.stop().await;
+}
+
+/// The server claims more bytes of an upload than the upload has: the CLI says so instead
+/// of computing a negative remainder.
+#[tokio::test]
+async fn an_upload_offset_past_its_length_is_refused() {
+    let server = Server::start(false).await;
+    let (_admin, members) = board(&server).await;
+    let proxy = HostileProxy::start(&server.url).await;
+    let served = proxy.rewrite("HEAD", "/api/v1/uploads/*", |_, answer| {
+        answer
+            .headers
+            .insert("upload-offset", "999999999".parse().unwrap());
+    });
+    let bo = through(&members[0], &proxy);
+    let file = bo.folder.path().join("meeting.wav");
+    std::fs::write(&file, wav(1)).unwrap();
+    let refused = bo
+        .run(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(
+        &refused,
+        "the server claims 999999999 bytes of an upload of",
+    );
+    server.stop().await;
+}
+
+/// Names the server controls (a pending member's) carry terminal escape sequences: the CLI
+/// prints them escaped, never raw.
+#[tokio::test]
+async fn server_text_is_printed_escaped() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    pending_member(&server, &admin, "Dee").await;
+    sqlx::query("UPDATE members SET name = $1 WHERE name = 'Dee'")
+        .bind("Dee\u{1b}]0;owned\u{7}\u{1b}[2J")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let listed = admin.ok(&["members"]).await;
+    assert!(!listed.stdout.contains('\u{1b}'), "{listed:?}");
+    assert!(listed.stdout.contains("Dee\\u{1b}]0;owned"), "{listed:?}");
+    server.stop().await;
+}
+
+/// A node is revoked after it made a transcript. The revocation names the node's keys and is
+/// signed by an admin, but it must vouch for nothing: asking to release that transcript (to
+/// another, approved node) is refused on the device.
+#[tokio::test]
+async fn a_revoked_node_vouches_for_no_transcript() {
+    let server = Server::start(false).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (recording, _) = staffed
+        .upload(
+            &staffed.members[1],
+            "the bridge committee met on tuesday",
+            "Bridge",
+        )
+        .await;
+    staffed.quorum(&recording, "transcribe").await;
+    let (second, second_id) = enrol_node(&server, &staffed.admin).await;
+    staffed
+        .admin
+        .ok(&[
+            "nodes",
+            "approve",
+            &second_id,
+            "--fingerprint",
+            &second.identity().fingerprint().short(),
+            "--model-sha256",
+            &model,
+            "--hardware",
+            "second box",
+        ])
+        .await;
+    let cy = &staffed.members[1];
+    let release = |node: String| {
+        let (cy, recording) = (cy, recording.clone());
+        async move {
+            cy.run(&[
+                "request",
+                &recording,
+                "--node",
+                &node,
+                "--purpose",
+                "release-transcript",
+                "--reason",
+                "publish",
+            ])
+            .await
+        }
+    };
+    staffed
+        .admin
+        .ok(&["nodes", "revoke", &staffed.node_id])
+        .await;
+    assert_refused(&release(second_id).await, "was revoked");
+    assert_eq!(
+        count(
+            &server,
+            "SELECT COUNT(*) FROM unlock_requests WHERE purpose = 'release-transcript'"
+        )
+        .await,
+        0
+    );
+    server.stop().await;
+}
