@@ -454,3 +454,24 @@ async fn a_revoked_node_vouches_for_no_transcript() {
     );
     server.stop().await;
 }
+
+/// The server tells an admin's device that the vault has no search key, hoping it makes a
+/// second one (two valid commitments would split devices between two keys). Only the first
+/// admin makes the key, at enrolment: the device refuses and sends nothing.
+#[tokio::test]
+async fn a_hidden_search_key_is_not_made_again() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let proxy = HostileProxy::start(&server.url).await;
+    let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/search-key", |view| {
+        view["commitment"] = serde_json::Value::Null;
+        view["sealed"] = serde_json::Value::Null;
+        view["holders"] = serde_json::json!([]);
+    });
+    let sent = proxy.rewrite("POST", "/api/v1/vaults/*/search-key", |_, _| {});
+    let refused = through(&admin, &proxy).run(&["share-keys"]).await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(&refused, "the server is hiding it");
+    assert_eq!(sent.count(), 0, "no second key was sent");
+    server.stop().await;
+}

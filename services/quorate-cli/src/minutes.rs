@@ -377,6 +377,15 @@ impl Client {
     ) -> Result<usize, ClientError> {
         let view = self.search_key_view(vault).await?;
         let (key, commitment) = match (&view.commitment, &view.sealed) {
+            // Only the vault's first admin makes the search key, while the roster is still
+            // its genesis alone (at enrolment). Later, "there is no key" can only be a lie
+            // meant to fork it: a second valid commitment would split devices between two
+            // keys, one of them the server's choice of moment.
+            (None, _) if !founds_the_vault(roster, identity) => {
+                return Err(invalid(
+                    "the server says this vault has no search key, but its first admin made one at enrolment: the server is hiding it. Nothing was made; tell the other admins",
+                ));
+            }
             (None, _) => {
                 let key = SearchKey::generate();
                 let commitment = SignedStatement::sign(
@@ -442,6 +451,16 @@ impl Client {
             .await?;
         Ok(count)
     }
+}
+
+/// Whether `identity` is the vault's first admin and the roster is still its genesis alone:
+/// the one moment a device makes the search key.
+fn founds_the_vault(roster: &Roster, identity: &Identity) -> bool {
+    roster.len() == 1
+        && roster
+            .members()
+            .first()
+            .is_some_and(|admin| admin.fingerprint == identity.fingerprint())
 }
 
 /// A search key commitment, verified: signed by an admin of `roster`.
