@@ -1,10 +1,10 @@
 //! Sign-in (challenge-response with Ed25519) and the session extractor.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    http::{HeaderMap, StatusCode, request::Parts},
     response::IntoResponse,
 };
 use base64::{
@@ -18,8 +18,8 @@ use sqlx::Row;
 
 use crate::{
     App,
+    config::Network,
     error::{ApiError, ApiJson},
-    limits::{MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_KEY},
     now,
 };
 
@@ -27,6 +27,44 @@ use crate::{
 const CHALLENGE_TTL: i64 = 60;
 /// How long a session lasts.
 pub const SESSION_TTL: i64 = 12 * 3600;
+/// Unanswered challenges kept per member or node: the newest; older ones give way.
+pub const MAX_OPEN_CHALLENGES: usize = 5;
+
+/// The client's address. It is the peer's, unless the peer is a trusted proxy: then it is the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy. Each proxy
+/// appends the address it was reached from, so the list is read from the right, and only as
+/// far as trusted proxies wrote it: whatever the client put in the header itself is not
+/// believed. A hop that does not parse ends the walk at the proxy that passed it on.
+pub fn client_address(proxies: &[Network], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = |address: IpAddr| proxies.iter().any(|proxy| proxy.contains(address));
+    let mut client = peer.to_canonical();
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|value| value.to_str().unwrap_or_default().split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        if !trusted(client) {
+            break;
+        }
+        let hop = hop.trim();
+        match hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<SocketAddr>().map(|address| address.ip()))
+        {
+            Ok(address) => client = address.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Microseconds since the Unix epoch: orders one member's challenges.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as i64)
+}
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
@@ -47,16 +85,17 @@ fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
         (status = 201, description = "A single-use nonce to sign", body = quorate_api::Challenge),
         (status = 400, description = "Malformed vault ID or fingerprint", body = quorate_api::ErrorBody),
         (status = 401, description = "Not an active member or node of that vault", body = quorate_api::ErrorBody),
-        (status = 429, description = "Too many failed sign-ins for this key or address", body = quorate_api::ErrorBody),
+        (status = 429, description = "Too many failed sign-ins from this client address", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn challenge(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let address = format!("address:{}", peer.ip());
-    app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
+    let address = client_address(&app.config.trusted_proxies, peer.ip(), &headers);
+    app.limits.check(address)?;
     let vault_id = parse_vault(&body.vault_id)?;
     let fingerprint = body.fingerprint.to_ascii_lowercase();
     let party = sqlx::query(
@@ -69,7 +108,7 @@ pub(crate) async fn challenge(
     .fetch_optional(app.db.pool())
     .await?;
     let Some(party) = party else {
-        app.limits.record_failure(&address);
+        app.limits.record_failure(address);
         return Err(ApiError::unauthorized(
             "unknown_member",
             "no active member or node with that fingerprint in this vault",
@@ -78,16 +117,35 @@ pub(crate) async fn challenge(
     let party: String = party.try_get("party")?;
     let id = uuid::Uuid::new_v4().to_string();
     let nonce: [u8; 32] = random_bytes();
-    let expires_at = now() + CHALLENGE_TTL;
-    sqlx::query("INSERT INTO sign_in_challenges (id, vault_id, fingerprint, nonce, expires_at, party) VALUES ($1, $2, $3, $4, $5, $6)")
+    let now = now();
+    let expires_at = now + CHALLENGE_TTL;
+    let mut transaction = app.db.pool().begin().await?;
+    // Anyone who knows a vault ID and a fingerprint may ask for challenges, so only the newest
+    // few per member are kept (and expired ones go): the table stays bounded. The oldest give
+    // way rather than new ones being refused, which would let anyone stop a member from
+    // signing in. Concurrent requests may leave a few more for a moment; the next trims them.
+    sqlx::query(
+        "DELETE FROM sign_in_challenges WHERE vault_id = $1 AND fingerprint = $2 AND id NOT IN (
+             SELECT id FROM sign_in_challenges WHERE vault_id = $1 AND fingerprint = $2 AND expires_at >= $3
+             ORDER BY issued_micros DESC LIMIT $4)",
+    )
+    .bind(vault_id.to_string())
+    .bind(&fingerprint)
+    .bind(now)
+    .bind(MAX_OPEN_CHALLENGES as i64 - 1)
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query("INSERT INTO sign_in_challenges (id, vault_id, fingerprint, nonce, expires_at, party, issued_micros) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(&id)
         .bind(vault_id.to_string())
         .bind(&fingerprint)
         .bind(nonce.to_vec())
         .bind(expires_at)
         .bind(&party)
-        .execute(app.db.pool())
+        .bind(now_micros())
+        .execute(&mut *transaction)
         .await?;
+    transaction.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Challenge {
@@ -100,43 +158,38 @@ pub(crate) async fn challenge(
 
 /// Finishes a sign-in with the signed nonce; returns a session token.
 ///
-/// The challenge is consumed whatever the outcome. Failures count against the client address
-/// and the key (limits in `crate::limits`): too many answer 429.
+/// The challenge is consumed whatever the outcome. A valid signature always signs in; a bad
+/// answer counts against the client address (limits in `crate::limits`), which then gets no
+/// new challenge for a while.
 #[utoipa::path(
     post, path = "/auth/session", tag = "sign-in", operation_id = "sign_in",
     request_body = quorate_api::SessionRequest,
     responses(
         (status = 201, description = "A session token", body = quorate_api::Session),
         (status = 401, description = "Bad signature, or an unknown, used or expired challenge", body = quorate_api::ErrorBody),
-        (status = 429, description = "Too many failed sign-ins for this key or address", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_session(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let address = format!("address:{}", peer.ip());
-    app.limits.check(&address, MAX_FAILURES_PER_ADDRESS)?;
-    let mut key = None;
-    let (vault_id, fingerprint, party) = match verify_answer(&app, &body, &mut key).await {
-        Ok(signed_in) => signed_in,
-        Err(error) => {
-            if matches!(
-                error,
-                ApiError::Client {
-                    code: SIGN_IN_FAILED,
-                    ..
-                }
-            ) {
-                app.limits.record_failure(&address);
-                if let Some(key) = &key {
-                    app.limits.record_failure(key);
-                }
+    let (vault_id, fingerprint, party) = verify_answer(&app, &body).await.inspect_err(|error| {
+        if matches!(
+            error,
+            ApiError::Client {
+                code: SIGN_IN_FAILED,
+                ..
             }
-            return Err(error);
+        ) {
+            app.limits.record_failure(client_address(
+                &app.config.trusted_proxies,
+                peer.ip(),
+                &headers,
+            ));
         }
-    };
+    })?;
     let token: [u8; 32] = random_bytes();
     let token_text = URL_SAFE_NO_PAD.encode(token);
     let expires_at = now() + SESSION_TTL;
@@ -160,13 +213,11 @@ pub(crate) async fn create_session(
 
 const SIGN_IN_FAILED: &str = "sign_in_failed";
 
-/// Consumes the challenge and checks the signature. Sets `key` to the key's limit name once
-/// the challenge names it. Returns the vault, fingerprint and party (`member` or `node`)
-/// signed in.
+/// Consumes the challenge and checks the signature. Returns the vault, fingerprint and party
+/// (`member` or `node`) signed in.
 async fn verify_answer(
     app: &App,
     body: &SessionRequest,
-    key: &mut Option<String>,
 ) -> Result<(String, String, String), ApiError> {
     let refused = || {
         ApiError::unauthorized(
@@ -183,9 +234,6 @@ async fn verify_answer(
     let fingerprint: String = row.try_get("fingerprint")?;
     let nonce: Vec<u8> = row.try_get("nonce")?;
     let party: String = row.try_get("party")?;
-    let name = format!("key:{fingerprint}");
-    app.limits.check(&name, MAX_FAILURES_PER_KEY)?;
-    *key = Some(name);
     if row.try_get::<i64, _>("expires_at")? < now() {
         return Err(refused());
     }
@@ -209,6 +257,25 @@ async fn verify_answer(
         return Err(refused());
     }
     Ok((vault_id, fingerprint, party))
+}
+
+/// Deletes challenges and sessions past their expiry (nothing else ever would); returns how
+/// many.
+pub(crate) async fn sweep(app: &App, now: i64) -> Result<usize, ApiError> {
+    let mut removed = 0;
+    // The same bounds the checks use: a challenge is answered until its expiry second ends, a
+    // session works before its expiry.
+    for sql in [
+        "DELETE FROM sign_in_challenges WHERE expires_at < $1",
+        "DELETE FROM sessions WHERE expires_at <= $1",
+    ] {
+        removed += sqlx::query(sql)
+            .bind(now)
+            .execute(app.db.pool())
+            .await?
+            .rows_affected() as usize;
+    }
+    Ok(removed)
 }
 
 /// A request made with a valid session: of an active member, or of a node that is not

@@ -1,7 +1,12 @@
 //! Configuration in layers: defaults, then a TOML file, then `QUORATE_*` environment
 //! variables, then command-line flags. Nothing is written to disk to configure the server.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+};
 
 use serde::Deserialize;
 
@@ -39,6 +44,10 @@ pub struct Settings {
     /// [default: `web-admin/dist` when that folder exists].
     #[arg(long, global = true)]
     pub web_dir: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: addresses or networks
+    /// (`10.0.0.0/8`), comma-separated [default: none; the peer is the client].
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -76,6 +85,13 @@ impl Settings {
             max_recording_bytes: number("QUORATE_MAX_RECORDING_BYTES")?,
             upload_ttl: number("QUORATE_UPLOAD_TTL")?,
             web_dir: parse("QUORATE_WEB_DIR"),
+            trusted_proxies: parse("QUORATE_TRUSTED_PROXIES").map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|entry| !entry.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
         })
     }
 
@@ -91,6 +107,7 @@ impl Settings {
             max_recording_bytes: over.max_recording_bytes.or(self.max_recording_bytes),
             upload_ttl: over.upload_ttl.or(self.upload_ttl),
             web_dir: over.web_dir.or(self.web_dir),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
         }
     }
 
@@ -137,8 +154,20 @@ impl Settings {
             Some(dir) => Some(PathBuf::from(dir)),
             None => Some(PathBuf::from(DEFAULT_WEB_DIR)).filter(|dir| dir.is_dir()),
         };
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                entry.parse().map_err(|_| ConfigError::Invalid {
+                    name: "trusted-proxies",
+                    value: entry.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Config {
             metrics_listen,
+            trusted_proxies,
             web_dir,
             listen: self
                 .listen
@@ -174,6 +203,62 @@ pub struct Config {
     pub upload_ttl: i64,
     /// The built web UI served at `/`, if any.
     pub web_dir: Option<PathBuf>,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// An IP network (`10.0.0.0/8`, `fd00::/8`), or one address (a network of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `address` is in this network. An IPv4 address written as IPv6
+    /// (`::ffff:10.0.0.1`, as a dual-stack listener reports it) counts as IPv4.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.address, address.to_canonical()) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Network {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address = address
+            .trim()
+            .parse::<IpAddr>()
+            .map_err(drop)?
+            .to_canonical();
+        let longest = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix.trim().parse::<u8>().map_err(drop)?,
+            None => longest,
+        };
+        if prefix > longest {
+            return Err(());
+        }
+        Ok(Self { address, prefix })
+    }
 }
 
 /// Where the web UI is built, relative to a checkout (`scripts/run.sh` builds it there).
@@ -197,21 +282,85 @@ impl SecretUrl {
 
 impl fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // scheme://user:password@host... -> scheme://user:***@host...
-        match (self.0.find("://"), self.0.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                let credentials = &self.0[scheme_end + 3..at];
-                let user = credentials.split(':').next().unwrap_or_default();
-                let masked = if credentials.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_owned()
-                };
-                write!(f, "{}{masked}{}", &self.0[..scheme_end + 3], &self.0[at..])
-            }
-            _ => f.write_str(&self.0),
-        }
+        f.write_str(&masked(&self.0))
     }
+}
+
+/// `url` with its secrets replaced by `***`: the password of `user:password@`, and the value
+/// of every query parameter whose name speaks of one (`password=`, `sslpassword=`, …), the
+/// name percent-decoded first as drivers decode it (`pass%77ord=` is a password too).
+fn masked(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let start = scheme_end + 3;
+    // The authority ends where the path, query or fragment begins (RFC 3986): an `@` after
+    // that (in a query parameter's value, say) does not end the credentials.
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |offset| start + offset);
+    let mut shown = url[..start].to_owned();
+    match url[start..end].rsplit_once('@') {
+        Some((credentials, host)) => {
+            match credentials.split_once(':') {
+                Some((user, _)) => shown.push_str(&format!("{user}:***")),
+                None => shown.push_str(credentials),
+            }
+            shown.push('@');
+            shown.push_str(host);
+        }
+        None => shown.push_str(&url[start..end]),
+    }
+    let rest = &url[end..];
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            shown.push_str(path);
+            shown.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if names_a_secret(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            shown.push_str(&pairs.join("&"));
+        }
+        None => shown.push_str(rest),
+    }
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        shown.push_str(fragment);
+    }
+    shown
+}
+
+/// Whether a query parameter's name (still percent-encoded) names a secret.
+fn names_a_secret(name: &str) -> bool {
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(byte) = bytes.next() {
+        let hex = |digit: Option<u8>| char::from(digit?).to_digit(16);
+        decoded.push(match byte {
+            b'%' => {
+                let (high, low) = (hex(bytes.next()), hex(bytes.next()));
+                match high.zip(low) {
+                    Some((high, low)) => (high * 16 + low) as u8,
+                    // Not an escape: the driver refuses the URL, so nothing is hidden here.
+                    None => b'%',
+                }
+            }
+            b'+' => b' ',
+            other => other,
+        });
+    }
+    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    ["pass", "secret", "token"]
+        .iter()
+        .any(|secret| decoded.contains(secret))
 }
 
 impl fmt::Debug for SecretUrl {
@@ -274,6 +423,14 @@ upload-ttl = 86400
 # The built web UI, served at / ("off" to serve the API only). Default: web-admin/dist
 # when that folder exists (scripts/run.sh builds it there).
 # web-dir = "/usr/share/quorate/web"
+
+# Reverse proxies in front of the server, as addresses or networks. Only for a request
+# whose peer is one of them is the client address taken from X-Forwarded-For (the nearest
+# address there that is not itself a trusted proxy); any other request's client is its
+# peer, whatever the header says. Failed sign-ins are counted per client address, so behind
+# a proxy list it here, or every client shares the proxy's address.
+# QUORATE_TRUSTED_PROXIES and --trusted-proxies take a comma-separated list. Default: none.
+# trusted-proxies = ["127.0.0.1", "10.0.0.0/8"]
 "#;
 
 #[cfg(test)]
@@ -318,5 +475,59 @@ mod tests {
         let shown = format!("{url} {url:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("quorate:***@db"));
+        for (url, expected) in [
+            (
+                "postgres://quorate@db:5432/q?password=hunter2&application_name=x",
+                "postgres://quorate@db:5432/q?password=***&application_name=x",
+            ),
+            (
+                "postgres://db/q?sslmode=require&PASS%77ORD=hunter2#frag",
+                "postgres://db/q?sslmode=require&PASS%77ORD=***#frag",
+            ),
+            (
+                "postgres://quorate@db/q?password=hun@ter2",
+                "postgres://quorate@db/q?password=***",
+            ),
+            (
+                "s3://key:hunter2@bucket?endpoint=http://127.0.0.1:9000&region=x",
+                "s3://key:***@bucket?endpoint=http://127.0.0.1:9000&region=x",
+            ),
+            (
+                "sqlite:///var/lib/quorate.db",
+                "sqlite:///var/lib/quorate.db",
+            ),
+            ("postgres://quorate@db/q", "postgres://quorate@db/q"),
+        ] {
+            assert_eq!(SecretUrl::new(url).to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let network = |text: &str| text.parse::<Network>().unwrap();
+        let address = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(network("10.0.0.0/8").contains(address("10.200.1.2")));
+        assert!(!network("10.0.0.0/8").contains(address("11.0.0.1")));
+        assert!(network("127.0.0.1").contains(address("::ffff:127.0.0.1")));
+        assert!(!network("127.0.0.1").contains(address("127.0.0.2")));
+        assert!(network("fd00::/8").contains(address("fd12::1")));
+        assert!(network("0.0.0.0/0").contains(address("203.0.113.9")));
+        assert!(!network("0.0.0.0/0").contains(address("::1")));
+        for bad in ["10.0.0.0/33", "localhost", "10.0.0.0/x", ""] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+        let env = Settings::from_env(|name| {
+            (name == "QUORATE_TRUSTED_PROXIES").then(|| "127.0.0.1, 10.0.0.0/8".to_owned())
+        })
+        .unwrap();
+        let config = env.resolve(None, Some("/tmp".into())).unwrap();
+        assert_eq!(
+            config.trusted_proxies,
+            [network("127.0.0.1"), network("10.0.0.0/8")]
+        );
+        let refused = Settings::from_toml("trusted-proxies = [\"10.0.0.0/99\"]")
+            .unwrap()
+            .resolve(None, Some("/tmp".into()));
+        assert!(refused.is_err());
     }
 }

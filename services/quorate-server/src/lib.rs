@@ -106,12 +106,14 @@ impl App {
     }
 
     /// Housekeeping that time calls for: discards uploads left alone past their expiry,
-    /// closes requests past theirs, and fails jobs whose request expired or whose lease was
-    /// lost too often. `serve` runs it every few minutes; returns how many things it changed.
+    /// closes requests past theirs, fails jobs whose request expired or whose lease was lost
+    /// too often, and deletes expired sign-in challenges and sessions. `serve` runs it every
+    /// few minutes; returns how many things it changed.
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
         Ok(uploads::sweep(self, now).await?
             + requests::expire(self, now).await?
-            + jobs::sweep(self, now).await?)
+            + jobs::sweep(self, now).await?
+            + auth::sweep(self, now).await?)
     }
 
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.

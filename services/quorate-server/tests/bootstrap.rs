@@ -294,3 +294,39 @@ async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absen
     assert!(error.to_string().contains("has no index.html"), "{error}");
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_database_password_is_never_printed_wherever_the_url_holds_it() {
+    // PostgreSQL takes its password in the URL's user part or as a `password` parameter
+    // (trust authentication here ignores it, so the URL still connects).
+    let db = TestDb::new(common::Backend::Postgres).await;
+    let base = db.url.expose_secret().to_owned();
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (_, host_and_db) = rest.split_once('@').unwrap();
+    for url in [
+        format!("{scheme}://postgres:pw-in-user-part@{host_and_db}"),
+        format!("{base}?password=pw-in-query"),
+        format!("{base}?application_name=quorate&pass%77ord=pw-encoded"),
+        format!("{scheme}://postgres@{host_and_db}?password=pw@with-at"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_quorate-server"))
+            .args(["migrate", "--database-url", &url, "--web-dir", "off"])
+            .args(["--data-dir", db.folder.path().to_str().unwrap()])
+            .env_remove("QUORATE_CONFIG")
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{url}: {shown}");
+        assert!(shown.contains("migrations applied to"), "{shown}");
+        assert!(
+            !shown.contains("pw-") && !shown.contains("with-at"),
+            "{shown}"
+        );
+        assert!(shown.contains("***"), "{shown}");
+    }
+    db.drop_database().await;
+}

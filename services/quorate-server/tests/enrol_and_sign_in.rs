@@ -11,6 +11,7 @@ use common::{BACKENDS, TestDb, TestServer, refused};
 use quorate_api::ErrorBody;
 use quorate_client::Client;
 use quorate_crypto::{Identity, VaultId, roster::Roster, statement::SignedStatement};
+use quorate_server::{config::Settings, limits::MAX_FAILURES_PER_ADDRESS};
 use serde_json::json;
 use sqlx::Row;
 
@@ -27,8 +28,13 @@ struct Fresh {
 
 impl Fresh {
     async fn new(backend: common::Backend) -> Self {
+        Self::with(backend, |settings| settings).await
+    }
+
+    /// A fresh server whose settings `configure` adjusts.
+    async fn with(backend: common::Backend, configure: impl FnOnce(Settings) -> Settings) -> Self {
         let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
+        let server = TestServer::start_with(configure(db.settings())).await;
         let client = Client::new(&server.url(""));
         let code = server.codes[0].code.as_str().to_owned();
         let vault = server.codes[0].vault_id;
@@ -47,7 +53,15 @@ impl Fresh {
 
     /// Enrols the first admin and signs them in.
     async fn enrolled(backend: common::Backend) -> Self {
-        let mut fresh = Self::new(backend).await;
+        Self::enrolled_with(backend, |settings| settings).await
+    }
+
+    /// [`Fresh::enrolled`] on a server whose settings `configure` adjusts.
+    async fn enrolled_with(
+        backend: common::Backend,
+        configure: impl FnOnce(Settings) -> Settings,
+    ) -> Self {
+        let mut fresh = Self::with(backend, configure).await;
         fresh
             .client
             .enrol_first_admin(&fresh.code, &fresh.genesis)
@@ -378,32 +392,207 @@ async fn sign_in_refuses_bad_and_replayed_signatures() {
     }
 }
 
+/// A wrong answer to a fresh challenge for `fingerprint`, from the test's address.
+async fn fail_once(client: &mut Client, vault: VaultId, fingerprint: &str) {
+    let challenge = client.challenge(vault, fingerprint).await.unwrap();
+    let wrong = Identity::generate().sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+    assert_eq!(
+        refused(client.answer(&challenge.challenge_id, &wrong).await),
+        (401, "sign_in_failed".into())
+    );
+}
+
 #[tokio::test]
-async fn repeated_failed_sign_ins_are_refused_for_a_while() {
+async fn bad_answers_never_lock_a_member_out_of_a_valid_sign_in() {
     for backend in BACKENDS {
-        let fresh = Fresh::enrolled(backend).await;
+        let mut fresh = Fresh::enrolled(backend).await;
         let vault = fresh.vault;
         let fingerprint = fresh.admin.fingerprint().to_hex();
-        let mut client = Client::new(&fresh.server.url(""));
-        for _ in 0..quorate_server::limits::MAX_FAILURES_PER_KEY {
-            let challenge = client.challenge(vault, &fingerprint).await.unwrap();
-            let wrong =
-                Identity::generate().sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
-            assert_eq!(
-                refused(client.answer(&challenge.challenge_id, &wrong).await),
-                (401, "sign_in_failed".into())
-            );
+        // Anyone who knows the vault and the admin's fingerprint answers her challenges
+        // wrongly, many times over (from the same address, to be the worst case).
+        let mut attacker = Client::new(&fresh.server.url(""));
+        for _ in 1..MAX_FAILURES_PER_ADDRESS {
+            fail_once(&mut attacker, vault, &fingerprint).await;
         }
-        // Now even the right signature is refused.
-        let challenge = client.challenge(vault, &fingerprint).await.unwrap();
+        // The admin still signs in: only a client's own bad answers count against it.
+        fresh
+            .client
+            .sign_in(vault, &fresh.admin)
+            .await
+            .unwrap_or_else(|error| panic!("{backend:?}: {error}"));
+
+        // Its last allowed failure: this address gets no more challenges for a while, but a
+        // challenge it holds is still answered by a valid signature.
+        let held = attacker.challenge(vault, &fingerprint).await.unwrap();
+        fail_once(&mut attacker, vault, &fingerprint).await;
+        assert_eq!(
+            refused(attacker.challenge(vault, &fingerprint).await),
+            (429, "too_many_attempts".into())
+        );
         let right = fresh
             .admin
-            .sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+            .sign_challenge(&STANDARD.decode(&held.nonce).unwrap());
+        fresh
+            .client
+            .answer(&held.challenge_id, &right)
+            .await
+            .unwrap();
+        fresh.finish().await;
+    }
+}
+
+/// Asks for a challenge for `fingerprint` as a request forwarded for `forwarded_for`;
+/// answers it with `signer`'s signature. Returns both statuses.
+async fn sign_in_via(
+    fresh: &Fresh,
+    forwarded_for: Option<&str>,
+    signer: &Identity,
+) -> (u16, Option<u16>) {
+    let http = reqwest::Client::new();
+    let send = |path: &str, body: serde_json::Value| {
+        let mut request = http.post(fresh.server.url(path)).json(&body);
+        if let Some(address) = forwarded_for {
+            request = request.header("X-Forwarded-For", address);
+        }
+        request.send()
+    };
+    let response = send(
+        "/api/v1/auth/challenge",
+        json!({ "vault_id": fresh.vault.to_string(), "fingerprint": fresh.admin.fingerprint().to_hex() }),
+    )
+    .await
+    .unwrap();
+    let status = response.status().as_u16();
+    if status != 201 {
+        return (status, None);
+    }
+    let challenge: quorate_api::Challenge = response.json().await.unwrap();
+    let signature = signer.sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap());
+    let answered = send(
+        "/api/v1/auth/session",
+        json!({ "challenge_id": challenge.challenge_id, "signature": STANDARD.encode(signature) }),
+    )
+    .await
+    .unwrap();
+    (status, Some(answered.status().as_u16()))
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_has_its_own_limit() {
+    for backend in BACKENDS {
+        let fresh = Fresh::enrolled_with(backend, |settings| Settings {
+            trusted_proxies: Some(vec!["127.0.0.1".into(), "10.0.0.0/8".into()]),
+            ..settings
+        })
+        .await;
+        let attacker = Identity::generate();
+        for _ in 0..MAX_FAILURES_PER_ADDRESS {
+            assert_eq!(
+                sign_in_via(&fresh, Some("203.0.113.7"), &attacker).await,
+                (201, Some(401)),
+                "{backend:?}"
+            );
+        }
+        // The attacker's address is refused, however the hops before its own are forged,
+        // and through a chain of trusted proxies.
+        for forwarded in [
+            "203.0.113.7",
+            "198.51.100.2, 203.0.113.7",
+            "203.0.113.7, 10.1.2.3",
+        ] {
+            assert_eq!(
+                sign_in_via(&fresh, Some(forwarded), &attacker).await,
+                (429, None),
+                "{backend:?}: {forwarded}"
+            );
+        }
+        // Another client behind the same proxy, and the proxy's own address, are not.
         assert_eq!(
-            refused(client.answer(&challenge.challenge_id, &right).await),
-            (429, "too_many_attempts".into()),
+            sign_in_via(&fresh, Some("198.51.100.2"), &fresh.admin).await,
+            (201, Some(201))
+        );
+        assert_eq!(
+            sign_in_via(&fresh, None, &fresh.admin).await,
+            (201, Some(201))
+        );
+        fresh.finish().await;
+
+        // Without trusted proxies the header is the client's to write, so it is ignored:
+        // changing it does not escape the limit.
+        let fresh = Fresh::enrolled(backend).await;
+        for index in 0..MAX_FAILURES_PER_ADDRESS {
+            let forged = format!("198.51.100.{index}");
+            assert_eq!(
+                sign_in_via(&fresh, Some(&forged), &attacker).await,
+                (201, Some(401))
+            );
+        }
+        assert_eq!(
+            sign_in_via(&fresh, Some("192.0.2.1"), &fresh.admin).await,
+            (429, None),
             "{backend:?}"
         );
+        fresh.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn challenges_are_capped_per_member_and_expired_rows_are_swept() {
+    let cap = quorate_server::auth::MAX_OPEN_CHALLENGES;
+    for backend in BACKENDS {
+        let mut fresh = Fresh::enrolled(backend).await;
+        let vault = fresh.vault;
+        let fingerprint = fresh.admin.fingerprint().to_hex();
+        // Anyone who knows the vault and a fingerprint asks for many challenges: only the
+        // newest few are kept, and the newest is answered.
+        let mut challenges = Vec::new();
+        for _ in 0..cap * 3 {
+            challenges.push(fresh.client.challenge(vault, &fingerprint).await.unwrap());
+        }
+        assert_eq!(
+            fresh
+                .scalar("SELECT COUNT(*) FROM sign_in_challenges")
+                .await,
+            cap as i64,
+            "{backend:?}"
+        );
+        let sign = |challenge: &quorate_api::Challenge| {
+            fresh
+                .admin
+                .sign_challenge(&STANDARD.decode(&challenge.nonce).unwrap())
+        };
+        let (oldest, newest) = (&challenges[0], challenges.last().unwrap());
+        assert_eq!(
+            refused(
+                fresh
+                    .client
+                    .answer(&oldest.challenge_id, &sign(oldest))
+                    .await
+            ),
+            (401, "sign_in_failed".into())
+        );
+        let (id, signature) = (newest.challenge_id.clone(), sign(newest));
+        fresh.client.answer(&id, &signature).await.unwrap();
+
+        // Expired challenges and sessions are swept; live ones stay.
+        fresh.client.challenge(vault, &fingerprint).await.unwrap();
+        fresh.expire_all("sign_in_challenges").await;
+        fresh.expire_all("sessions").await;
+        let live = fresh.client.challenge(vault, &fingerprint).await.unwrap();
+        fresh.client.sign_in(vault, &fresh.admin).await.unwrap();
+        fresh.server.app.sweep(quorate_server::now()).await.unwrap();
+        assert_eq!(
+            (
+                fresh
+                    .scalar("SELECT COUNT(*) FROM sign_in_challenges")
+                    .await,
+                fresh.count("sessions").await
+            ),
+            (1, 1),
+            "{backend:?}: the live challenge and the live session"
+        );
+        let (id, signature) = (live.challenge_id.clone(), sign(&live));
+        fresh.client.answer(&id, &signature).await.unwrap();
         fresh.finish().await;
     }
 }

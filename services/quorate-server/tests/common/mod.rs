@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod flow;
+
 use std::net::SocketAddr;
 
 use quorate_server::{
@@ -268,33 +270,12 @@ pub struct Board {
 
 impl Board {
     pub async fn new(server: &TestServer, members: usize, min_threshold: u8) -> Self {
-        use quorate_crypto::statement::{Role, RosterChange, SignedStatement, VaultPolicy};
+        use quorate_crypto::statement::{SignedStatement, VaultPolicy};
         let admin = FirstAdmin::enrol(server, "Ada").await;
         let vault = admin.vault;
         let mut joined = Vec::new();
         for index in 0..members {
-            let name = format!("Member {}", index + 1);
-            let invite = admin.client.invite(vault, "member").await.unwrap();
-            let identity = quorate_crypto::Identity::generate();
-            let mut client = quorate_client::Client::new(&server.url(""));
-            client
-                .enrol_member(&invite.code, &name, &identity.public())
-                .await
-                .unwrap();
-            let roster = admin.client.roster(vault, &admin.pin).await.unwrap();
-            let entry = roster
-                .sign_change(
-                    &admin.identity,
-                    RosterChange::Add,
-                    identity.public(),
-                    &name,
-                    Role::Member,
-                    1_750_000_000,
-                )
-                .unwrap();
-            admin.client.append_roster(vault, &entry).await.unwrap();
-            client.sign_in(vault, &identity).await.unwrap();
-            joined.push((identity, client));
+            joined.push(join(server, &admin, &format!("Member {}", index + 1)).await);
         }
         let policy = VaultPolicy {
             vault_id: vault,
@@ -321,6 +302,38 @@ impl Board {
             .chain(self.members.iter().map(|(identity, _)| identity))
             .collect()
     }
+}
+
+/// A newcomer enrolled with an invite and added to the roster by `admin` as a member, signed
+/// in on a client of their own.
+pub async fn join(
+    server: &TestServer,
+    admin: &FirstAdmin,
+    name: &str,
+) -> (quorate_crypto::Identity, quorate_client::Client) {
+    use quorate_crypto::statement::{Role, RosterChange};
+    let vault = admin.vault;
+    let invite = admin.client.invite(vault, "member").await.unwrap();
+    let identity = quorate_crypto::Identity::generate();
+    let mut client = quorate_client::Client::new(&server.url(""));
+    client
+        .enrol_member(&invite.code, name, &identity.public())
+        .await
+        .unwrap();
+    let roster = admin.client.roster(vault, &admin.pin).await.unwrap();
+    let entry = roster
+        .sign_change(
+            &admin.identity,
+            RosterChange::Add,
+            identity.public(),
+            name,
+            Role::Member,
+            1_750_000_000,
+        )
+        .unwrap();
+    admin.client.append_roster(vault, &entry).await.unwrap();
+    client.sign_in(vault, &identity).await.unwrap();
+    (identity, client)
 }
 
 /// A recording as a meeting client makes it: ciphertext, the key split among every member
