@@ -189,7 +189,7 @@ async fn from_nothing_to_a_quorate_request_with_the_command() {
         .unwrap();
         let mut sealed = Vec::new();
         reader
-            .download_transcript(vault, transcript_id, &mut sealed)
+            .download_transcript(vault, transcript_id, u64::MAX, &mut sealed)
             .await
             .unwrap();
         let mut text = Vec::new();
@@ -373,7 +373,7 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
         );
         if ciphertext.is_empty() {
             client
-                .download_recording(vault, id, None, &mut ciphertext)
+                .download_recording(vault, id, None, u64::MAX, &mut ciphertext)
                 .await
                 .unwrap();
         }

@@ -644,26 +644,32 @@ impl Client {
     }
 
     /// Streams a recording's ciphertext, or one `range` of it, into `sink`; returns the
-    /// number of bytes written.
+    /// number of bytes written. More than `max_len` bytes (the manifest's length) is refused
+    /// as soon as they arrive.
     pub async fn download_recording(
         &self,
         vault: VaultId,
         recording: RecordingId,
         range: Option<std::ops::Range<u64>>,
+        max_len: u64,
         sink: &mut impl std::io::Write,
     ) -> Result<u64, ClientError> {
         self.download(
             &format!("/vaults/{vault}/recordings/{recording}/ciphertext"),
             range,
+            max_len,
             sink,
         )
         .await
     }
 
+    /// Streams `path` into `sink`, refusing more than `max_len` bytes: a server must not be
+    /// able to fill a device's memory or disk with an answer longer than the signed length.
     async fn download(
         &self,
         path: &str,
         range: Option<std::ops::Range<u64>>,
+        max_len: u64,
         sink: &mut impl std::io::Write,
     ) -> Result<u64, ClientError> {
         let mut request = self.authorised(self.http.get(self.url(path)))?;
@@ -678,6 +684,11 @@ impl Client {
         let mut written = 0u64;
         while let Some(bytes) = futures::StreamExt::next(&mut stream).await {
             let bytes = bytes?;
+            if written + bytes.len() as u64 > max_len {
+                return Err(ClientError::Invalid(format!(
+                    "the server sent more than the {max_len} bytes the manifest signs"
+                )));
+            }
             sink.write_all(&bytes)
                 .map_err(|error| ClientError::Invalid(format!("writing the download: {error}")))?;
             written += bytes.len() as u64;
@@ -837,16 +848,19 @@ impl Client {
             .await
     }
 
-    /// Streams a sealed transcript into `sink`.
+    /// Streams a sealed transcript into `sink`, refusing more than `max_len` bytes (the
+    /// manifest's length).
     pub async fn download_transcript(
         &self,
         vault: VaultId,
         transcript: TranscriptId,
+        max_len: u64,
         sink: &mut impl std::io::Write,
     ) -> Result<u64, ClientError> {
         self.download(
             &format!("/vaults/{vault}/transcripts/{transcript}/ciphertext"),
             None,
+            max_len,
             sink,
         )
         .await

@@ -288,6 +288,7 @@ impl Client {
                 manifest.transcript_id
             ),
             None,
+            manifest.ciphertext_len,
             &mut copy,
         )
         .await?;

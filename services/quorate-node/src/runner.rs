@@ -187,7 +187,12 @@ async fn release(
     let mut sealed = Vec::with_capacity(unlocked.manifest.ciphertext_len as usize);
     ready
         .client
-        .download_transcript(ready.vault, unlocked.manifest.transcript_id, &mut sealed)
+        .download_transcript(
+            ready.vault,
+            unlocked.manifest.transcript_id,
+            unlocked.manifest.ciphertext_len,
+            &mut sealed,
+        )
         .await?;
     let release = match job::release(
         &unlocked,
@@ -239,6 +244,7 @@ async fn transcribe(
             ready.vault,
             unlocked.manifest.recording_id,
             None,
+            unlocked.manifest.ciphertext_len,
             &mut ciphertext,
         )
         .await?;

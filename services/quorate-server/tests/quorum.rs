@@ -239,7 +239,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once() {
         let (key, manifest, signed_manifest) = unlock(&claim, &node.identity);
         let mut ciphertext = Vec::new();
         node.client
-            .download_recording(vault, made.id, None, &mut ciphertext)
+            .download_recording(vault, made.id, None, u64::MAX, &mut ciphertext)
             .await
             .unwrap();
         let mut heard = Vec::new();
@@ -372,7 +372,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once() {
         board
             .admin
             .client
-            .download_transcript(vault, transcript_id, &mut sealed_copy)
+            .download_transcript(vault, transcript_id, u64::MAX, &mut sealed_copy)
             .await
             .unwrap();
         let mut read = Vec::new();
@@ -383,7 +383,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once() {
         assert_eq!(
             refused(
                 node.client
-                    .download_recording(vault, made.id, None, &mut Vec::new())
+                    .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
                     .await
             )
             .0,
@@ -746,7 +746,7 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
     let (key, manifest, signed_manifest) = unlock(claim, &node.identity);
     let mut ciphertext = Vec::new();
     node_there
-        .download_recording(vault, made.id, None, &mut ciphertext)
+        .download_recording(vault, made.id, None, u64::MAX, &mut ciphertext)
         .await
         .unwrap();
     let mut heard = Vec::new();
