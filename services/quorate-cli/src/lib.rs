@@ -891,10 +891,11 @@ async fn api_error(response: reqwest::Response) -> ClientError {
         code: "unknown".into(),
         message: format!("the server answered {status} without an error body"),
     });
+    // The server's words reach a terminal: escape sequences in them are shown, not obeyed.
     ClientError::Api {
         status: status.as_u16(),
-        code: body.code,
-        message: body.message,
+        code: checks::printable(&body.code),
+        message: checks::printable(&body.message),
     }
 }
 

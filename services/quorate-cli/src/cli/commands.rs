@@ -1,6 +1,6 @@
 //! The commands of `quorate`.
 
-use quorate_client::Client;
+use quorate_client::{Client, checks::printable};
 use quorate_crypto::{
     Fingerprint, Identity, IdentityFile, NodeId,
     identity::DEFAULT_WORK_FACTOR,
@@ -164,7 +164,7 @@ async fn enroll(
     {
         return Err(CliError::Refused(format!(
             "the server names genesis {} for this vault, not the {expected} you were given: nothing was pinned. The server may be showing you a vault of its own; tell the admin who invited you",
-            quorate_client::checks::printable(&enrolled.roster_genesis)
+            printable(&enrolled.roster_genesis)
         )));
     }
     context.state.settings.server = Some(server);
@@ -266,7 +266,7 @@ fn member_line(member: &RosterMember) -> String {
         "  {}  {:<6}  {}",
         member.fingerprint.short(),
         role,
-        quorate_client::checks::printable(&member.name)
+        printable(&member.name)
     )
 }
 
@@ -305,11 +305,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             if !pending.is_empty() {
                 text.push_str("\nPending (not on the roster until an admin approves them):\n");
                 for (fingerprint, name) in &pending {
-                    text.push_str(&format!(
-                        "  {}  {}\n",
-                        fingerprint.short(),
-                        quorate_client::checks::printable(name)
-                    ));
+                    text.push_str(&format!("  {}  {}\n", fingerprint.short(), printable(name)));
                 }
             }
             let value = json!({
@@ -542,15 +538,25 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                 };
                 let (state, model, hardware) = approval
                     .unwrap_or_else(|| ("pending approval".into(), String::new(), String::new()));
+                // The fingerprint shown is computed from the keys, never the server's column.
+                let fingerprint = quorate_crypto::PublicIdentity::from_text(
+                    &node.keys.recipient,
+                    &node.keys.verifying_key,
+                )
+                .map_err(|error| {
+                    CliError::Refused(format!("node {}'s keys: {error}", node.node_id))
+                })?
+                .fingerprint();
                 text.push_str(&format!(
-                    "  {}  {}  {}\n    {state}{}\n",
-                    node.node_id,
-                    node.name,
-                    node.fingerprint.get(..16).unwrap_or(&node.fingerprint),
+                    "  {}  {}  {}\n    {}{}\n",
+                    printable(&node.node_id),
+                    printable(&node.name),
+                    fingerprint.short(),
+                    printable(&state),
                     if model.is_empty() {
                         String::new()
                     } else {
-                        format!("; model {}…; {hardware}", &model[..16])
+                        format!("; model {}…; {}", &model[..16], printable(&hardware))
                     }
                 ));
                 values.push(json!({ "node_id": node.node_id, "name": node.name, "state": state, "model_sha256": model }));
@@ -607,8 +613,8 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
             context.print(
                 &format!(
                     "Node {} ({}) is approved for model {}… for {days} days.",
-                    view.node_id,
-                    view.name,
+                    printable(&view.node_id),
+                    printable(&view.name),
                     &model_sha256[..16]
                 ),
                 &json!({ "node_id": view.node_id, "status": view.status }),
@@ -623,7 +629,8 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
             context.print(
                 &format!(
                     "Node {} ({}) is revoked for good; its sessions ended.",
-                    view.node_id, view.name
+                    printable(&view.node_id),
+                    printable(&view.name)
                 ),
                 &json!({ "node_id": view.node_id, "status": view.status }),
             );

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{RequestView, TranscriptView};
-use quorate_client::checks;
+use quorate_client::checks::{self, printable};
 use quorate_crypto::{
     NodeId, RecordingId, RequestId,
     audit::verify_chain,
@@ -76,13 +76,14 @@ pub(super) async fn recordings(context: &mut Context) -> Result<(), CliError> {
             .map_or_else(|| manifest.uploader.short(), |member| member.name.clone());
         let title = title(&manifest, &session);
         text.push_str(&format!(
-            "  {}  {}\n    by {uploader}, {}-of-{}, {} bytes, {}\n",
-            view.recording_id,
-            title,
+            "  {}  {}\n    by {}, {}-of-{}, {} bytes, {}\n",
+            printable(&view.recording_id),
+            printable(&title),
+            printable(&uploader),
             manifest.split.threshold.k(),
             manifest.split.threshold.n(),
             manifest.ciphertext_len,
-            view.status
+            printable(&view.status)
         ));
         values.push(json!({ "recording_id": view.recording_id, "title": title, "uploader": uploader, "status": view.status, "threshold": manifest.split.threshold.k(), "shares": manifest.split.threshold.n() }));
     }
@@ -289,15 +290,15 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Cli
             "  {}  {} \"{}\" for node {} ({})\n    asked by {}: {}\n    {} of {} approvals, {} denials; {}, closes at {}\n",
             view.request_id,
             checked.request.purpose.as_str(),
-            title(&checked.manifest, &session),
+            printable(&title(&checked.manifest, &session)),
             checked.node.node_id,
-            checked.node.hardware,
-            checked.requester,
-            checked.request.reason,
+            printable(&checked.node.hardware),
+            printable(&checked.requester),
+            printable(&checked.request.reason),
             view.approvals,
             view.threshold,
             view.denials,
-            view.status,
+            printable(&view.status),
             view.expires_at,
         ));
         values.push(json!({ "request_id": view.request_id, "purpose": checked.request.purpose.as_str(), "reason": checked.request.reason, "requester": checked.requester, "node_id": checked.node.node_id.to_string(), "approvals": view.approvals, "threshold": view.threshold, "denials": view.denials, "status": view.status }));
@@ -337,14 +338,14 @@ pub(super) async fn vote(
     let checked = check_request(&session, &roster, &view).await?;
     eprintln!(
         "{} asks to {} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the manifests, the node's approval by an admin.",
-        checked.requester,
+        printable(&checked.requester),
         checked.request.purpose.as_str(),
-        title(&checked.manifest, &session),
+        printable(&title(&checked.manifest, &session)),
         checked.node.node_id,
-        checked.node.hardware,
+        printable(&checked.node.hardware),
         &hex::encode(checked.node.model_sha256)[..16],
         checked.request.expires_at,
-        checked.request.reason,
+        printable(&checked.request.reason),
     );
     let verb = if approve { "Approve" } else { "Deny" };
     if !yes && !confirm(&format!("{verb} it?"))? {
@@ -413,7 +414,7 @@ pub(super) async fn vote(
             view.approvals,
             view.threshold,
             view.denials,
-            view.status
+            printable(&view.status)
         ),
         &json!({ "request_id": view.request_id, "status": view.status, "approvals": view.approvals, "denials": view.denials }),
     );
