@@ -11,7 +11,8 @@ use quorate_crypto::{
     statement::{RecordingManifest, SignedStatement},
 };
 use quorate_e2e::{
-    Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, pending_member, wav,
+    Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, identity,
+    pending_member, wav,
 };
 use sqlx::Row;
 
@@ -166,19 +167,35 @@ async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
         .await;
     let proxy = HostileProxy::start(&server.url).await;
     let mallory = Identity::generate();
-    let resign = move |text: &str| {
+    let resign = move |text: &str| -> String {
         let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
         let manifest = signed.verify::<RecordingManifest>().unwrap().statement;
         STANDARD.encode(SignedStatement::sign(&manifest, &mallory).to_bytes())
     };
-    let resign_one = resign.clone();
     let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", move |view| {
-        view["manifest"] = resign_one(view["manifest"].as_str().unwrap()).into();
+        view["manifest"] = resign(view["manifest"].as_str().unwrap()).into();
     });
     let bo_via_proxy = through(bo, &proxy);
     let refused = bo_via_proxy.run(&["recordings"]).await;
     assert!(served.count() > 0, "the lie was served");
     assert_refused(&refused, "not signed by its uploader");
+
+    // Signed by the uploader, but for a roster head outside the vault's chain: the uploader's
+    // device was shown a forked roster, so the split may hold keys of the server's choosing.
+    proxy.clear();
+    let uploader = identity(cy);
+    let forked = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", move |view| {
+        let text = view["manifest"].as_str().unwrap();
+        let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
+        let mut manifest = signed.verify::<RecordingManifest>().unwrap().statement;
+        manifest.roster_head = [7; 32];
+        view["manifest"] = STANDARD
+            .encode(SignedStatement::sign(&manifest, &uploader).to_bytes())
+            .into();
+    });
+    let refused = bo_via_proxy.run(&["recordings"]).await;
+    assert!(forked.count() > 0, "the lie was served");
+    assert_refused(&refused, "forked roster");
     proxy.clear();
     bo_via_proxy.ok(&["recordings"]).await;
     server.stop().await;

@@ -87,6 +87,12 @@ pub fn recording_manifest(
             expected: "its uploader, a member of the roster",
         });
     }
+    if !roster.has_entry(&manifest.roster_head) {
+        return Err(CheckError::Invalid {
+            what: WHAT,
+            reason: "its key was split for a roster that is not this vault's chain: the server showed the uploader a forked roster".into(),
+        });
+    }
     Ok(manifest)
 }
 

@@ -235,6 +235,13 @@ impl Roster {
             == Some(digest)
     }
 
+    /// Whether `digest` is the digest of one of this chain's entries: a manifest names the
+    /// head its uploader verified, and a head outside the chain means the uploader was shown
+    /// another (forked) chain.
+    pub fn has_entry(&self, digest: &[u8; 32]) -> bool {
+        self.digests.contains(digest)
+    }
+
     /// Current members, in the order they were added.
     pub fn members(&self) -> &[RosterMember] {
         &self.active
