@@ -53,6 +53,10 @@ fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 async fn count(server: &Server, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(server.app.db.pool())
@@ -310,9 +314,13 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The forger's genesis is well made: its own admin key, named Ada.
+    let mallory = Identity::generate();
+    let forged = Roster::genesis_entry(vault(&server), &mallory, "Ada", 1).unwrap();
     let proxy = HostileProxy::start(&server.url).await;
-    let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", |answer| {
-        answer["roster_genesis"] = "00".repeat(32).into();
+    let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", move |answer| {
+        answer["roster_genesis"] = hex(&forged.digest()).into();
+        answer["genesis_entry"] = STANDARD.encode(forged.to_bytes()).into();
     });
     let invite = admin.ok(&["--json", "members", "invite"]).await.json();
     let dee = Device {
@@ -360,6 +368,11 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
         .await
         .json();
     assert_eq!(enrolled["roster_genesis"], genesis);
+    assert_eq!(
+        enrolled["first_admin"]["fingerprint"].as_str(),
+        Some(identity(&admin).fingerprint().short().as_str()),
+        "the first admin shown is the one whose fingerprint Ada reads out"
+    );
     server.stop().await;
 }
 

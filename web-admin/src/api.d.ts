@@ -32,8 +32,9 @@ export interface paths {
         put?: never;
         /**
          * Finishes a sign-in with the signed nonce; returns a session token.
-         * @description The challenge is consumed whatever the outcome. Failures count against the client address
-         *     and the key (limits in `crate::limits`): too many answer 429.
+         * @description The challenge is consumed whatever the outcome. A valid signature always signs in; a bad
+         *     answer counts against the client address (limits in `crate::limits`), which then gets no
+         *     new challenge for a while.
          */
         post: operations["sign_in"];
         /** Signs out: the session token stops working. */
@@ -470,9 +471,10 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Deletes a recording (admins): its ciphertext, every sealed share (without k shares the key
-         *     is gone: crypto-shredding), its upload, its requests, and its transcripts with their
-         *     shares.
+         * Deletes a recording (admins) and everything grown from it, rows and objects: its
+         *     ciphertext, every sealed share (without k shares the key is gone: crypto-shredding), its
+         *     upload, its transcripts with their shares, their released copies with the sealed release
+         *     keys and the index, and every request on any of them with its votes and job.
          */
         delete: operations["delete_recording"];
         options?: never;
@@ -582,7 +584,8 @@ export interface paths {
         put?: never;
         /**
          * Adds current members to a released copy: its key, sealed to each of them on the device of
-         *     a member who can open it. An existing grant is never replaced.
+         *     a member who can open it. A member's grant is stored only for someone who has none; an
+         *     admin's replaces one.
          */
         post: operations["add_release_grants"];
         delete?: never;
@@ -853,6 +856,12 @@ export interface components {
         Enrolled: {
             /** @description The enrolled party's fingerprint (hex). */
             fingerprint: string;
+            /**
+             * @description The genesis roster entry itself (signed, base64): the device checks it against
+             *     `roster_genesis` and shows the first admin's name and fingerprint to compare out of
+             *     band.
+             */
+            genesis_entry: string;
             /** @description Hex SHA-256 digest of the genesis roster entry: the device pins it. */
             roster_genesis: string;
             /** @description The vault. */
@@ -1061,6 +1070,8 @@ export interface components {
         NodeEnrolled: {
             /** @description The node's fingerprint (hex). */
             fingerprint: string;
+            /** @description The genesis roster entry itself (signed, base64), to show the first admin. */
+            genesis_entry: string;
             /** @description The node's ID, for the admin's approval statement. */
             node_id: string;
             /** @description Hex SHA-256 digest of the vault's genesis roster entry: the node pins it. */
@@ -1526,7 +1537,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many failed sign-ins for this key or address */
+            /** @description Too many failed sign-ins from this client address */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1597,15 +1608,6 @@ export interface operations {
             };
             /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Too many failed sign-ins for this key or address */
-            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2015,7 +2017,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The lease was lost, or another transcript completed the job */
+            /** @description The lease was lost, another transcript completed the job, or a transcript with this ID is stored already */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2310,7 +2312,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The lease was lost, the job is not a release, or another copy completed it */
+            /** @description The lease was lost, the job is not a release, another copy completed it, or the transcript is released already */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3878,7 +3880,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A request with this ID exists */
+            /** @description A request with this ID exists, or the transcript is released or a release of it is pending */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -46,6 +46,10 @@ pub struct Enrolled {
     pub vault_id: String,
     /// Hex SHA-256 digest of the genesis roster entry: the device pins it.
     pub roster_genesis: String,
+    /// The genesis roster entry itself (signed, base64): the device checks it against
+    /// `roster_genesis` and shows the first admin's name and fingerprint to compare out of
+    /// band.
+    pub genesis_entry: String,
     /// The enrolled party's fingerprint (hex).
     pub fingerprint: String,
 }
@@ -268,6 +272,8 @@ pub struct NodeEnrolled {
     pub fingerprint: String,
     /// Hex SHA-256 digest of the vault's genesis roster entry: the node pins it.
     pub roster_genesis: String,
+    /// The genesis roster entry itself (signed, base64), to show the first admin.
+    pub genesis_entry: String,
 }
 
 /// A node as the server lists it (its signed approval is the authority).

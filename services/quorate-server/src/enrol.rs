@@ -118,6 +118,7 @@ pub(crate) async fn first_admin(
         axum::Json(Enrolled {
             vault_id: vault_text,
             roster_genesis: hex::encode(genesis.digest()),
+            genesis_entry: STANDARD.encode(genesis.to_bytes()),
             fingerprint: admin.fingerprint.to_hex(),
         }),
     ))

@@ -166,13 +166,14 @@ pub(crate) async fn enrol_member(
         },
     )
     .await?;
-    let genesis = genesis_digest(&mut transaction, &vault).await?;
+    let genesis = genesis(&mut transaction, &vault).await?;
     transaction.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Enrolled {
             vault_id: vault,
-            roster_genesis: genesis,
+            roster_genesis: genesis.digest,
+            genesis_entry: genesis.entry,
             fingerprint,
         }),
     ))
@@ -217,17 +218,31 @@ pub(crate) async fn redeem_invite(
 }
 
 /// Hex digest of the vault's genesis roster entry, which enrolling devices pin.
-pub(crate) async fn genesis_digest(
+pub(crate) async fn genesis(
     connection: &mut sqlx::AnyConnection,
     vault: &str,
-) -> Result<String, ApiError> {
-    let digest: Vec<u8> =
-        sqlx::query("SELECT digest FROM roster_entries WHERE vault_id = $1 AND sequence = 0")
-            .bind(vault)
-            .fetch_one(&mut *connection)
-            .await?
-            .try_get("digest")?;
-    Ok(hex::encode(digest))
+) -> Result<Genesis, ApiError> {
+    let row = sqlx::query(
+        "SELECT digest, statement FROM roster_entries WHERE vault_id = $1 AND sequence = 0",
+    )
+    .bind(vault)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(Genesis {
+        digest: hex::encode(row.try_get::<Vec<u8>, _>("digest")?),
+        entry: base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            row.try_get::<Vec<u8>, _>("statement")?,
+        ),
+    })
+}
+
+/// A vault's genesis roster entry, as an enrolment answer carries it.
+pub(crate) struct Genesis {
+    /// Hex digest, which the device pins.
+    pub(crate) digest: String,
+    /// The signed entry, base64.
+    pub(crate) entry: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

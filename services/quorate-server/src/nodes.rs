@@ -26,7 +26,7 @@ use crate::{
     auth::{Authenticated, Caller},
     enrol::load_roster,
     error::{ApiError, ApiJson},
-    members::{check_name, genesis_digest, parse_keys, redeem_invite},
+    members::{check_name, genesis, parse_keys, redeem_invite},
     now,
 };
 
@@ -103,7 +103,7 @@ pub(crate) async fn enrol_node(
         },
     )
     .await?;
-    let genesis = genesis_digest(&mut transaction, &vault).await?;
+    let genesis = genesis(&mut transaction, &vault).await?;
     transaction.commit().await?;
     tracing::info!(vault = %vault, node = %node_id, "node enrolled, pending approval");
     Ok((
@@ -112,7 +112,8 @@ pub(crate) async fn enrol_node(
             vault_id: vault,
             node_id: node_id.to_string(),
             fingerprint,
-            roster_genesis: genesis,
+            roster_genesis: genesis.digest,
+            genesis_entry: genesis.entry,
         }),
     ))
 }

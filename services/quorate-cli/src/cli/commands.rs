@@ -159,6 +159,7 @@ async fn enroll(
             return Err(CliError::Refused(format!("unknown code purpose {other}")));
         }
     };
+    let founder = first_admin_of(vault, &enrolled.roster_genesis, &enrolled.genesis_entry)?;
     if let Some(expected) = &expected_genesis
         && !enrolled.roster_genesis.eq_ignore_ascii_case(expected)
     {
@@ -189,23 +190,47 @@ async fn enroll(
     } else if expected_genesis.is_some() {
         "The genesis matches the one you were given. You are pending. Read your fingerprint to an admin\nover a channel you trust (in person, by phone); they approve you with\n`quorate members approve FINGERPRINT` after comparing it."
     } else {
-        "You are pending. Over a channel you trust (in person, by phone), with an admin:\n  - read them your fingerprint; they approve you with `quorate members approve FINGERPRINT`;\n  - have them read you the genesis their `quorate members` shows, and compare it with the one\n    above. If it differs, this server is showing you a vault of its own: run\n    `quorate enroll` again with `--genesis` and a new code, and tell the admin."
+        "You are pending. Over a channel you trust (in person, by phone), with an admin:\n  - read them your fingerprint; they approve you with `quorate members approve FINGERPRINT`;\n  - have them read you the genesis their `quorate members` shows and the first admin's\n    fingerprint, and compare both with the ones above. If either differs, this server is\n    showing you a vault of its own: run `quorate enroll` again with `--genesis` and a new\n    code, and tell the admin."
     };
     context.print(
         &format!(
-            "Enrolled in vault {}.\nYour fingerprint: {}\nPinned genesis:   {}\n\n{next}",
+            "Enrolled in vault {}.\nYour fingerprint: {}\nPinned genesis:   {}\nFirst admin:      {} ({})\n\n{next}",
             enrolled.vault_id,
             fingerprint.short(),
             enrolled.roster_genesis,
+            printable(&founder.name),
+            founder.fingerprint.short(),
         ),
         &json!({
             "vault_id": enrolled.vault_id,
             "fingerprint": fingerprint.short(),
             "roster_genesis": enrolled.roster_genesis,
+            "first_admin": { "name": founder.name, "fingerprint": founder.fingerprint.short() },
             "role": if first_admin { "admin" } else { "pending" },
         }),
     );
     Ok(())
+}
+
+/// The first admin, from the genesis entry the enrolment answer carries: it must be the
+/// entry whose digest is pinned, and a valid genesis of `vault`.
+fn first_admin_of(
+    vault: quorate_crypto::VaultId,
+    digest: &str,
+    entry: &str,
+) -> Result<RosterMember, CliError> {
+    let entry = decode_statement(entry)?;
+    let roster = Roster::verify(vault, &[entry], None)
+        .map_err(|error| CliError::Refused(format!("the vault's genesis entry: {error}")))?;
+    let matches = roster
+        .genesis()
+        .is_some_and(|genesis| hex::encode(genesis).eq_ignore_ascii_case(digest));
+    match roster.members().first() {
+        Some(founder) if matches => Ok(founder.clone()),
+        _ => Err(CliError::Refused(
+            "the server's genesis entry is not the genesis it names: nothing was pinned".into(),
+        )),
+    }
 }
 
 /// A genesis digest as typed: 64 hex digits, spaces and dashes ignored.
