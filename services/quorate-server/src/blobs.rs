@@ -132,6 +132,32 @@ impl Blobs {
         Ok(())
     }
 
+    /// Stores `bytes` as a new object named `{prefix}{fresh}.age`, then runs `record` with
+    /// that name: it stores the row that describes the object. If `record` fails, the object
+    /// is removed again, since no row refers to it.
+    ///
+    /// A fresh name is what keeps an object and the row describing it in step. The store has
+    /// no transaction to join, and its writes replace whole objects, last writer wins: a write
+    /// to a name a row already describes (by a retried or concurrent completion, or by one
+    /// whose lease lapsed while it wrote) would replace the bytes that the row's signed
+    /// manifest commits to, and no row insert failing afterwards could undo it.
+    pub async fn put_fresh<T, E: From<BlobError>>(
+        &self,
+        prefix: &str,
+        bytes: Bytes,
+        record: impl AsyncFnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let name = format!("{prefix}{}.age", uuid::Uuid::new_v4().simple());
+        self.put(&name, bytes).await?;
+        let recorded = record(&name).await;
+        if recorded.is_err()
+            && let Err(error) = self.delete(&name).await
+        {
+            tracing::error!(%error, object = %name, "an object no row refers to could not be removed; remove it by hand");
+        }
+        recorded
+    }
+
     /// Streams `source` into an object (multipart in 5 MiB parts on S3), holding at most a
     /// few parts in memory. The object appears only once complete. Returns its length.
     pub async fn put_stream(

@@ -30,7 +30,7 @@ use crate::{
     error::{ApiError, ApiJson},
     nodes::decode_statement,
     now,
-    recordings::{may_read, stream_object, transcript_object_name},
+    recordings::{may_read, stream_object, transcript_object_prefix},
 };
 
 /// How long a lease lasts unless renewed.
@@ -331,7 +331,7 @@ pub(crate) async fn fail(
         (status = 400, description = "The manifest, transcript or shares fail a check", body = quorate_api::ErrorBody),
         (status = 403, description = "Only nodes complete jobs", body = quorate_api::ErrorBody),
         (status = 404, description = "No job of this node's with this ID", body = quorate_api::ErrorBody),
-        (status = 409, description = "The lease was lost, or another transcript completed the job", body = quorate_api::ErrorBody),
+        (status = 409, description = "The lease was lost, another transcript completed the job, or a transcript with this ID is stored already", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn complete(
@@ -449,35 +449,7 @@ pub(crate) async fn complete(
             "send exactly one sealed share per member the manifest names",
         ));
     }
-    drop(connection);
-
-    let transcript_id = manifest.transcript_id.to_string();
-    let object = transcript_object_name(&vault, &transcript_id);
-    app.blobs
-        .put(&object, transcript.into())
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    let now = now();
-    let mut transaction = app.db.pool().begin().await?;
-    let job = leased(&mut transaction, &node, &request, &body.lease_token).await?;
-    if job.try_get::<String, _>("status")? != "leased" {
-        return Err(lease_lost());
-    }
-    sqlx::query(
-        "INSERT INTO transcripts (id, vault_id, recording_id, request_id, node_id, manifest, manifest_digest, ciphertext_len, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&transcript_id)
-    .bind(&vault)
-    .bind(manifest.recording_id.to_string())
-    .bind(&request)
-    .bind(node.node_id.to_string())
-    .bind(signed.to_bytes())
-    .bind(verified.digest.to_vec())
-    .bind(manifest.ciphertext_len as i64)
-    .bind(now)
-    .execute(&mut *transaction)
-    .await?;
+    let mut shares = std::collections::BTreeMap::new();
     for share in &body.shares {
         let member = share.member.to_ascii_lowercase();
         let index = manifest
@@ -494,57 +466,107 @@ pub(crate) async fn complete(
         let sealed = STANDARD
             .decode(&share.sealed)
             .map_err(|_| ApiError::bad_request("invalid_shares", "a sealed share is not base64"))?;
-        let inserted = sqlx::query(
-            "INSERT INTO transcript_shares (transcript_id, member, share_index, sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(&transcript_id)
-        .bind(&member)
-        .bind(index as i32 + 1)
-        .bind(sealed)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if inserted != 1 {
+        if shares.insert(member.clone(), (index, sealed)).is_some() {
             return Err(ApiError::bad_request(
                 "invalid_shares",
                 format!("two shares are for {member}"),
             ));
         }
     }
-    mark_done(
-        &mut transaction,
-        &app,
-        (&node, &request),
-        (&transcript_id, "transcript.stored"),
-        &signed.to_bytes(),
-        now,
-    )
-    .await?;
-    let view = transcript_view(&mut transaction, &transcript_id).await?;
-    transaction.commit().await?;
+    drop(connection);
+
+    let transcript_id = manifest.transcript_id.to_string();
+    let prefix = transcript_object_prefix(&vault, &transcript_id);
+    let view = app
+        .blobs
+        .put_fresh(&prefix, transcript.into(), async |object| {
+            let now = now();
+            let mut transaction = app.db.pool().begin().await?;
+            finish_job(
+                &mut transaction,
+                &app,
+                (&node, &request, &body.lease_token),
+                (&transcript_id, "transcript.stored"),
+                &signed.to_bytes(),
+                now,
+            )
+            .await?;
+            // The transcript's ID is the node's choice: one already stored is never replaced.
+            let inserted = sqlx::query(
+                "INSERT INTO transcripts (id, vault_id, recording_id, request_id, node_id, manifest, manifest_digest, ciphertext_len, created_at, object)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            )
+            .bind(&transcript_id)
+            .bind(&vault)
+            .bind(manifest.recording_id.to_string())
+            .bind(&request)
+            .bind(node.node_id.to_string())
+            .bind(signed.to_bytes())
+            .bind(verified.digest.to_vec())
+            .bind(manifest.ciphertext_len as i64)
+            .bind(now)
+            .bind(object)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(ApiError::conflict(
+                    "transcript_exists",
+                    "a transcript with this ID is stored already: seal the transcript under a fresh ID",
+                ));
+            }
+            for (member, (index, sealed)) in shares {
+                sqlx::query(
+                    "INSERT INTO transcript_shares (transcript_id, member, share_index, sealed) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&transcript_id)
+                .bind(member)
+                .bind(index as i32 + 1)
+                .bind(sealed)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            let view = transcript_view(&mut transaction, &transcript_id).await?;
+            transaction.commit().await?;
+            Ok::<_, ApiError>(view)
+        })
+        .await?;
     tracing::info!(request = %request, transcript = %transcript_id, "job done, sealed transcript stored");
     Ok(axum::Json(view))
 }
 
-/// Marks `request`'s job done with the transcript it produced, and audits that as `action`
-/// by the node, with its signed manifest.
-pub(crate) async fn mark_done(
+/// Marks the job `node` holds under `lease_token` done with the transcript it produced, and
+/// audits that as `action` by the node, with its signed manifest; 404 / 409 `lease_lost`
+/// when the node does not hold it.
+///
+/// It is the first write of a completion's transaction, so the job's row stays held (a row
+/// lock on PostgreSQL, the write lock on SQLite) until the transaction ends: a concurrent
+/// completion of the same job, or a deletion of its recording, waits and then finds the job
+/// done or gone.
+pub(crate) async fn finish_job(
     connection: &mut sqlx::AnyConnection,
     app: &App,
-    (node, request): (&NodeCaller, &str),
+    (node, request, lease_token): (&NodeCaller, &str, &str),
     (transcript, action): (&str, &str),
     manifest: &[u8],
     now: i64,
 ) -> Result<(), ApiError> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
-         WHERE request_id = $3",
+         WHERE request_id = $3 AND node_id = $4 AND status = 'leased' AND lease_token = $5",
     )
     .bind(transcript)
     .bind(now)
     .bind(request)
+    .bind(node.node_id.to_string())
+    .bind(lease_hash(lease_token))
     .execute(&mut *connection)
-    .await?;
+    .await?
+    .rows_affected();
+    if done != 1 {
+        leased(connection, node, request, lease_token).await?;
+        return Err(lease_lost());
+    }
     crate::audit::append(
         connection,
         app.db.backend(),
@@ -763,9 +785,9 @@ pub(crate) async fn download_transcript(
     may_read(&app, &who, &vault, &transcript).await?;
     stream_object(
         &app,
-        "SELECT ciphertext_len, manifest_digest FROM transcripts WHERE vault_id = $1 AND id = $2",
+        "SELECT ciphertext_len, manifest_digest, object FROM transcripts WHERE vault_id = $1 AND id = $2",
         (&vault, &transcript),
-        &transcript_object_name(&vault, &transcript),
+        |row| row.try_get("object"),
         &headers,
     )
     .await

@@ -34,9 +34,10 @@ pub(crate) fn object_name(vault: &str, recording: &str) -> String {
     format!("recordings/{vault}/{recording}.age")
 }
 
-/// The object holding a sealed transcript.
-pub(crate) fn transcript_object_name(vault: &str, transcript: &str) -> String {
-    format!("transcripts/{vault}/{transcript}.age")
+/// Where a sealed transcript's object is written, under a fresh name (see
+/// [`crate::blobs::Blobs::put_fresh`]); its row names it.
+pub(crate) fn transcript_object_prefix(vault: &str, transcript: &str) -> String {
+    format!("transcripts/{vault}/{transcript}/")
 }
 
 /// Parses a recording ID from a path, or 404 (an unparseable ID names nothing).
@@ -470,20 +471,20 @@ pub(crate) async fn download(
         &app,
         "SELECT ciphertext_len, manifest_digest FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
         (&vault, &recording),
-        &object_name(&vault, &recording),
+        |_| Ok(object_name(&vault, &recording)),
         &headers,
     )
     .await
 }
 
-/// Streams the stored object `name`, or the one range `headers` ask for; `describe` selects
-/// its row by vault (`$1`) and ID (`$2`): its `ciphertext_len`, and its `manifest_digest`,
-/// which is its ETag. 404 when there is no such row.
+/// Streams a stored object, or the one range `headers` ask for; `describe` selects its row by
+/// vault (`$1`) and ID (`$2`): its `ciphertext_len`, and its `manifest_digest`, which is its
+/// ETag; `name` gives the object's name from that row. 404 when there is no such row.
 pub(crate) async fn stream_object(
     app: &App,
     describe: &'static str,
     (vault, id): (&str, &str),
-    name: &str,
+    name: impl FnOnce(&AnyRow) -> Result<String, sqlx::Error>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let row = sqlx::query(describe)
@@ -492,13 +493,14 @@ pub(crate) async fn stream_object(
         .fetch_optional(app.db.pool())
         .await?
         .ok_or_else(ApiError::not_found)?;
+    let name = name(&row)?;
     let size = row.try_get::<i64, _>("ciphertext_len")? as u64;
     let manifest_digest: Vec<u8> = row.try_get("manifest_digest")?;
     let etag = format!("\"{}\"", hex::encode(manifest_digest));
     let range = parse_range(headers, size)?;
     let (stream, _) = app
         .blobs
-        .get_stream(name, range.clone())
+        .get_stream(&name, range.clone())
         .await
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     let mut response = Response::new(Body::from_stream(stream));
@@ -528,9 +530,10 @@ pub(crate) async fn stream_object(
     Ok(response)
 }
 
-/// Deletes a recording (admins): its ciphertext, every sealed share (without k shares the key
-/// is gone: crypto-shredding), its upload, its requests, and its transcripts with their
-/// shares.
+/// Deletes a recording (admins) and everything grown from it, rows and objects: its
+/// ciphertext, every sealed share (without k shares the key is gone: crypto-shredding), its
+/// upload, its transcripts with their shares, their released copies with the sealed release
+/// keys and the index, and every request on any of them with its votes and job.
 #[utoipa::path(
     delete, path = "/vaults/{vault}/recordings/{recording}", tag = "recordings", security(("session" = [])), operation_id = "delete_recording",
     params(RecordingPath),
@@ -547,7 +550,20 @@ pub(crate) async fn delete_recording(
     who.admin_of(&vault)?;
     let recording = parse_recording(&recording)?.to_string();
     let now = now();
+    // The requests on the recording and on its transcripts.
+    const REQUESTS: &str = "SELECT id FROM unlock_requests WHERE subject_id = $1
+         OR subject_id IN (SELECT id FROM transcripts WHERE recording_id = $1)";
     let mut transaction = app.db.pool().begin().await?;
+    // The jobs go first. A completion holds its job's row from its first write to its commit
+    // (`jobs::finish_job`), so this waits for one in flight and makes any later one find its
+    // job gone: no transcript or released copy can be stored for this recording after the
+    // rows below are read. (It is also the first write, which SQLite needs before reads.)
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM jobs WHERE request_id IN ({REQUESTS})"
+    )))
+    .bind(&recording)
+    .execute(&mut *transaction)
+    .await?;
     let exists = sqlx::query("SELECT 1 FROM recordings WHERE vault_id = $1 AND id = $2")
         .bind(&vault)
         .bind(&recording)
@@ -557,24 +573,30 @@ pub(crate) async fn delete_recording(
         return Err(ApiError::not_found());
     }
     let upload = crate::uploads::forget(&mut transaction, &recording).await?;
-    let transcripts: Vec<String> =
-        sqlx::query("SELECT id FROM transcripts WHERE recording_id = $1")
-            .bind(&recording)
-            .fetch_all(&mut *transaction)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<Result<_, _>>()?;
+    let objects: Vec<String> = sqlx::query(
+        "SELECT object FROM transcripts WHERE recording_id = $1
+         UNION ALL SELECT object FROM released_transcripts WHERE recording_id = $1",
+    )
+    .bind(&recording)
+    .fetch_all(&mut *transaction)
+    .await?
+    .iter()
+    .map(|row| row.try_get("object"))
+    .collect::<Result<_, _>>()?;
+    let votes = format!("DELETE FROM votes WHERE request_id IN ({REQUESTS})");
+    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({REQUESTS})");
     for sql in [
+        votes.as_str(),
+        requests.as_str(),
+        "DELETE FROM index_terms WHERE doc IN (SELECT doc FROM released_transcripts WHERE recording_id = $1)",
+        "DELETE FROM release_grants WHERE transcript_id IN (SELECT transcript_id FROM released_transcripts WHERE recording_id = $1)",
+        "DELETE FROM released_transcripts WHERE recording_id = $1",
         "DELETE FROM transcript_shares WHERE transcript_id IN (SELECT id FROM transcripts WHERE recording_id = $1)",
         "DELETE FROM transcripts WHERE recording_id = $1",
-        "DELETE FROM votes WHERE request_id IN (SELECT id FROM unlock_requests WHERE subject_id = $1)",
-        "DELETE FROM jobs WHERE request_id IN (SELECT id FROM unlock_requests WHERE subject_id = $1)",
-        "DELETE FROM unlock_requests WHERE subject_id = $1",
         "DELETE FROM recording_shares WHERE recording_id = $1",
         "DELETE FROM recordings WHERE id = $1",
     ] {
-        sqlx::query(sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&recording)
             .execute(&mut *transaction)
             .await?;
@@ -596,11 +618,8 @@ pub(crate) async fn delete_recording(
     // The rows are gone first: if removing the bytes fails now, nothing refers to them and
     // the operator's log says which object to remove.
     crate::uploads::discard_storage(&app, &vault, &recording, upload).await;
-    let objects = std::iter::once(object_name(&vault, &recording)).chain(
-        transcripts
-            .iter()
-            .map(|transcript| transcript_object_name(&vault, transcript)),
-    );
+    let objects = std::iter::once(object_name(&vault, &recording))
+        .chain(objects.into_iter().filter(|object| !object.is_empty()));
     for object in objects {
         if let Err(error) = app.blobs.delete(&object).await {
             tracing::error!(%error, object = %object, "recording deleted, but this object could not be removed; remove it by hand");

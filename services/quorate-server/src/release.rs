@@ -27,7 +27,7 @@ use crate::{
     auth::{Authenticated, Caller, NodeCaller},
     enrol::load_roster,
     error::{ApiError, ApiJson, ApiQuery},
-    jobs::{MAX_TRANSCRIPT_BYTES, lease_lost, leased, mark_done, signed_by_node},
+    jobs::{MAX_TRANSCRIPT_BYTES, finish_job, leased, signed_by_node},
     nodes::decode_statement,
     now,
     recordings::stream_object,
@@ -43,9 +43,18 @@ pub const MAX_POSTINGS: usize = 500_000;
 pub const MAX_RELEASE_BODY: usize =
     (MAX_TRANSCRIPT_BYTES + MAX_POSTINGS * POSTING_BYTES) * 4 / 3 + (1 << 20);
 
-/// The object holding a released copy.
-pub(crate) fn released_object_name(vault: &str, transcript: &str) -> String {
-    format!("released/{vault}/{transcript}.age")
+/// Where a released copy's object is written, under a fresh name (see
+/// [`crate::blobs::Blobs::put_fresh`]); its row names it.
+fn released_object_prefix(vault: &str, transcript: &str) -> String {
+    format!("released/{vault}/{transcript}/")
+}
+
+/// The refusal of anything that would release a transcript a second time.
+pub(crate) fn already_released() -> ApiError {
+    ApiError::conflict(
+        "already_released",
+        "this transcript is released already: members can read and search it",
+    )
 }
 
 fn decode_sealed(text: &str) -> Result<Vec<u8>, ApiError> {
@@ -237,8 +246,8 @@ pub(crate) async fn share_search_key(
     Ok(axum::Json(view))
 }
 
-/// Stores one sealed key with `insert` (its parameters: scope, holder, sealed, time) unless
-/// the holder has one already (a copy is never replaced), and audits a new one.
+/// Stores one sealed key with `insert` (its parameters: scope, holder, sealed, time; it
+/// decides whether an existing copy is kept or replaced), and audits what it stored.
 async fn store_grant(
     connection: &mut sqlx::AnyConnection,
     (app, who, now): (&App, &Authenticated, i64),
@@ -338,24 +347,22 @@ fn terms(postings: &[Posting]) -> BTreeMap<BlindToken, Term> {
     terms
 }
 
-/// Stores a released transcript's row and its index terms (many rows per statement);
-/// returns its document number.
-#[allow(clippy::too_many_arguments)]
+/// Stores a released transcript's row, naming its copy's `object`, and its index terms (many
+/// rows per statement); returns its document number. 409 `already_released` when the
+/// transcript has a released copy already: it is never replaced.
 async fn insert_released(
     connection: &mut sqlx::AnyConnection,
-    vault: &str,
-    transcript: &str,
-    recording: &str,
-    request: &str,
+    (vault, transcript, recording, request): (&str, &str, &str, &str),
     manifest: (Vec<u8>, Vec<u8>),
     ciphertext_len: u64,
+    object: &str,
     postings: &[Posting],
     now: i64,
 ) -> Result<i64, ApiError> {
     let words: i64 = postings.iter().map(|posting| i64::from(posting.tf)).sum();
     let doc: i64 = sqlx::query(
-        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING doc",
+        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at, object)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING doc",
     )
     .bind(transcript)
     .bind(vault)
@@ -366,8 +373,10 @@ async fn insert_released(
     .bind(ciphertext_len as i64)
     .bind(words)
     .bind(now)
-    .fetch_one(&mut *connection)
+    .bind(object)
+    .fetch_optional(&mut *connection)
     .await?
+    .ok_or_else(already_released)?
     .try_get("doc")?;
     const ROWS: usize = 200;
     let terms: Vec<_> = terms(postings).into_iter().collect();
@@ -410,7 +419,7 @@ async fn insert_released(
         (status = 400, description = "The manifest, copy, keys or postings fail a check", body = quorate_api::ErrorBody),
         (status = 403, description = "Only nodes complete jobs", body = quorate_api::ErrorBody),
         (status = 404, description = "No job of this node's with this ID", body = quorate_api::ErrorBody),
-        (status = 409, description = "The lease was lost, the job is not a release, or another copy completed it", body = quorate_api::ErrorBody),
+        (status = 409, description = "The lease was lost, the job is not a release, another copy completed it, or the transcript is released already", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn complete_release(
@@ -437,7 +446,8 @@ pub(crate) async fn complete_release(
         ));
     }
     let subject = sqlx::query(
-        "SELECT t.id, t.recording_id, t.manifest_digest FROM unlock_requests r JOIN transcripts t ON t.id = r.subject_id
+        "SELECT t.id, t.recording_id, t.manifest_digest, d.transcript_id AS released FROM unlock_requests r
+         JOIN transcripts t ON t.id = r.subject_id LEFT JOIN released_transcripts d ON d.transcript_id = t.id
          WHERE r.id = $1 AND r.purpose = 'release-transcript'",
     )
     .bind(&request)
@@ -449,6 +459,10 @@ pub(crate) async fn complete_release(
             "this job transcribes a recording: complete it with POST /jobs/{request}/complete",
         )
     })?;
+    // Refused before anything is written; the row's insert below refuses a race all the same.
+    if subject.try_get::<Option<String>, _>("released")?.is_some() {
+        return Err(already_released());
+    }
     let (verified, _) =
         signed_by_node::<ReleaseManifest>(&mut connection, &vault, &node, &signed).await?;
     let manifest = verified.statement;
@@ -551,50 +565,52 @@ pub(crate) async fn complete_release(
     drop(connection);
 
     let transcript = manifest.transcript_id.to_string();
-    app.blobs
-        .put(&released_object_name(&vault, &transcript), copy.into())
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    let now = now();
-    let mut transaction = app.db.pool().begin().await?;
-    let job = leased(&mut transaction, &node, &request, &body.lease_token).await?;
-    if job.try_get::<String, _>("status")? != "leased" {
-        return Err(lease_lost());
-    }
-    insert_released(
-        &mut transaction,
-        &vault,
-        &transcript,
-        &manifest.recording_id.to_string(),
-        &request,
-        (signed.to_bytes(), verified.digest.to_vec()),
-        manifest.ciphertext_len,
-        &postings,
-        now,
-    )
-    .await?;
-    for (member, sealed) in grants {
-        sqlx::query(
-            "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&transcript)
-        .bind(member)
-        .bind(sealed)
-        .bind(now)
-        .execute(&mut *transaction)
+    let prefix = released_object_prefix(&vault, &transcript);
+    let view = app
+        .blobs
+        .put_fresh(&prefix, copy.into(), async |object| {
+            let now = now();
+            let mut transaction = app.db.pool().begin().await?;
+            finish_job(
+                &mut transaction,
+                &app,
+                (&node, &request, &body.lease_token),
+                (&transcript, "transcript.released"),
+                &signed.to_bytes(),
+                now,
+            )
+            .await?;
+            insert_released(
+                &mut transaction,
+                (
+                    &vault,
+                    &transcript,
+                    &manifest.recording_id.to_string(),
+                    &request,
+                ),
+                (signed.to_bytes(), verified.digest.to_vec()),
+                manifest.ciphertext_len,
+                object,
+                &postings,
+                now,
+            )
+            .await?;
+            for (member, sealed) in grants {
+                sqlx::query(
+                    "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&transcript)
+                .bind(member)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await?;
+            }
+            let view = released_view(&mut transaction, &vault, &transcript).await?;
+            transaction.commit().await?;
+            Ok::<_, ApiError>(view)
+        })
         .await?;
-    }
-    mark_done(
-        &mut transaction,
-        &app,
-        (&node, &request),
-        (&transcript, "transcript.released"),
-        &signed.to_bytes(),
-        now,
-    )
-    .await?;
-    let view = released_view(&mut transaction, &vault, &transcript).await?;
-    transaction.commit().await?;
     tracing::info!(request = %request, transcript = %transcript, postings = postings.len(), "transcript released");
     Ok(axum::Json(view))
 }
@@ -721,7 +737,8 @@ pub(crate) async fn get_release_grant(
 }
 
 /// Adds current members to a released copy: its key, sealed to each of them on the device of
-/// a member who can open it. An existing grant is never replaced.
+/// a member who can open it. A member's grant is stored only for someone who has none; an
+/// admin's replaces one.
 #[utoipa::path(
     post, path = "/vaults/{vault}/released/{transcript}/grants", tag = "search", security(("session" = [])), operation_id = "add_release_grants",
     params(TranscriptPath),
@@ -743,6 +760,17 @@ pub(crate) async fn add_release_grants(
     let mut transaction = app.db.pool().begin().await?;
     released_view(&mut transaction, &vault, &transcript).await?;
     let roster = load_roster(&mut transaction, who.vault_id).await?;
+    // The server cannot tell a good sealed key from any other, and a member's device refuses
+    // a bad one only when it opens it. So if the first grant always stood, any member could
+    // seal some other key to a newcomer first and the newcomer would never get a good one.
+    // An admin's grant therefore replaces an earlier one (admins approve newcomers, and their
+    // devices seal the keys then); a member's only fills a gap, so it cannot undo an admin's.
+    let insert = if who.role == "admin" {
+        "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (transcript_id, member) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at"
+    } else {
+        "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    };
     for grant in &body {
         let member = grant.holder.to_ascii_lowercase();
         if !roster
@@ -758,7 +786,7 @@ pub(crate) async fn add_release_grants(
         store_grant(
             &mut transaction,
             (&app, &who, now),
-            "INSERT INTO release_grants (transcript_id, member, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            insert,
             (&transcript, &member, decode_sealed(&grant.sealed)?),
             ("release.shared", &format!("{transcript}/{member}")),
         )
@@ -788,9 +816,9 @@ pub(crate) async fn download_released(
     let transcript = transcript.to_ascii_lowercase();
     stream_object(
         &app,
-        "SELECT ciphertext_len, manifest_digest FROM released_transcripts WHERE vault_id = $1 AND transcript_id = $2",
+        "SELECT ciphertext_len, manifest_digest, object FROM released_transcripts WHERE vault_id = $1 AND transcript_id = $2",
         (&vault, &transcript),
-        &released_object_name(&vault, &transcript),
+        |row| row.try_get("object"),
         &headers,
     )
     .await
@@ -830,12 +858,15 @@ pub async fn seed_released(
     .await?;
     insert_released(
         &mut transaction,
-        vault,
-        transcript,
-        recording,
-        &format!("seed-release-{transcript}"),
+        (
+            vault,
+            transcript,
+            recording,
+            &format!("seed-release-{transcript}"),
+        ),
         (Vec::new(), Vec::new()),
         0,
+        "",
         postings,
         0,
     )

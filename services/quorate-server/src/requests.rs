@@ -50,11 +50,12 @@ async fn subject_holders(
     connection: &mut sqlx::AnyConnection,
     vault: &str,
     subject: &Subject,
+    now: i64,
 ) -> Result<(u8, Vec<String>), ApiError> {
     let recording = match subject {
         Subject::Recording(recording) => recording,
         Subject::Transcript(transcript) => {
-            return transcript_holders(connection, vault, *transcript).await;
+            return transcript_holders(connection, vault, *transcript, now).await;
         }
     };
     let row = sqlx::query(
@@ -80,11 +81,15 @@ async fn subject_holders(
     Ok((row.try_get::<i32, _>("threshold_k")? as u8, holders))
 }
 
-/// The threshold and share holders of a sealed transcript that is not released yet.
+/// The threshold and share holders of a sealed transcript that is neither released nor being
+/// released: one release request at a time, open or with its job waiting or running, so
+/// that two jobs never make two released copies of one transcript. (A request that expired,
+/// was rejected, or whose job failed leaves room for another.)
 async fn transcript_holders(
     connection: &mut sqlx::AnyConnection,
     vault: &str,
     transcript: quorate_crypto::TranscriptId,
+    now: i64,
 ) -> Result<(u8, Vec<String>), ApiError> {
     let row = sqlx::query(
         "SELECT t.manifest, r.transcript_id AS released FROM transcripts t
@@ -102,9 +107,21 @@ async fn transcript_holders(
         )
     })?;
     if row.try_get::<Option<String>, _>("released")?.is_some() {
+        return Err(crate::release::already_released());
+    }
+    let pending = sqlx::query(
+        "SELECT 1 FROM unlock_requests r LEFT JOIN jobs j ON j.request_id = r.id
+         WHERE r.subject_id = $1 AND r.purpose = 'release-transcript'
+           AND ((r.status = 'open' AND r.expires_at > $2) OR (r.status = 'quorate' AND j.status IN ('queued', 'leased')))",
+    )
+    .bind(transcript.to_string())
+    .bind(now)
+    .fetch_optional(&mut *connection)
+    .await?;
+    if pending.is_some() {
         return Err(ApiError::conflict(
-            "already_released",
-            "this transcript is released already: members can read and search it",
+            "release_pending",
+            "a request to release this transcript is open or being carried out: vote on it, or wait until it ends",
         ));
     }
     let manifest = crate::release::transcript_manifest(&row.try_get::<Vec<u8>, _>("manifest")?)?;
@@ -188,7 +205,7 @@ async fn request_view(
         (status = 201, description = "Open for votes", body = quorate_api::RequestView),
         (status = 400, description = "The request fails a check (signer, subject, node, expiry, reachable quorum)", body = quorate_api::ErrorBody),
         (status = 403, description = "Nodes cannot ask", body = quorate_api::ErrorBody),
-        (status = 409, description = "A request with this ID exists", body = quorate_api::ErrorBody),
+        (status = 409, description = "A request with this ID exists, or the transcript is released or a release of it is pending", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_request(
@@ -201,6 +218,13 @@ pub(crate) async fn create_request(
     let signed = decode_statement(&body.request, "request")?;
     let now = now();
     let mut transaction = app.db.pool().begin().await?;
+    // Requests in one vault are made one at a time: this write locks the vault's row on
+    // PostgreSQL and takes SQLite's write lock before anything is read, so two requests to
+    // release one transcript cannot both find that none is pending.
+    sqlx::query("UPDATE vaults SET name = name WHERE id = $1")
+        .bind(&vault)
+        .execute(&mut *transaction)
+        .await?;
     let roster = load_roster(&mut transaction, who.vault_id).await?;
     let (verified, signer) = roster
         .verify_by_member::<UnlockRequest>(&signed)
@@ -221,7 +245,8 @@ pub(crate) async fn create_request(
             "a request must expire in the future and within 14 days of being made (check the device's clock)",
         ));
     }
-    let (threshold, holders) = subject_holders(&mut transaction, &vault, &request.subject).await?;
+    let (threshold, holders) =
+        subject_holders(&mut transaction, &vault, &request.subject, now).await?;
     let node = sqlx::query(
         "SELECT status, approval_expires_at FROM nodes WHERE vault_id = $1 AND id = $2",
     )

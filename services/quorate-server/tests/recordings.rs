@@ -125,7 +125,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible()
         assert_eq!(
             refused(
                 admin
-                    .download_recording(vault, made.id, None, &mut Vec::new())
+                    .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
                     .await
             ),
             (404, "not_found".into())
@@ -201,7 +201,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible()
         assert_eq!((listed[0].threshold, listed[0].shares), (2, 3));
         let mut downloaded = Vec::new();
         admin
-            .download_recording(vault, made.id, None, &mut downloaded)
+            .download_recording(vault, made.id, None, u64::MAX, &mut downloaded)
             .await
             .unwrap();
         assert!(
@@ -213,7 +213,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible()
         assert!(opened == plaintext);
         let mut range = Vec::new();
         admin
-            .download_recording(vault, made.id, Some(1000..1100), &mut range)
+            .download_recording(vault, made.id, Some(1000..1100), u64::MAX, &mut range)
             .await
             .unwrap();
         assert_eq!(range, made.ciphertext[1000..1100]);
@@ -221,7 +221,13 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible()
         assert_eq!(
             refused(
                 admin
-                    .download_recording(vault, made.id, Some(too_far..too_far + 5), &mut Vec::new())
+                    .download_recording(
+                        vault,
+                        made.id,
+                        Some(too_far..too_far + 5),
+                        u64::MAX,
+                        &mut Vec::new()
+                    )
                     .await
             ),
             (416, "bad_range".into())
@@ -607,6 +613,89 @@ async fn an_admin_deletes_a_recording_with_every_share() {
         assert_eq!(
             refused(board.admin.client.delete_recording(vault, made.id).await).0,
             404
+        );
+        server.stop().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_recording_leaves_nothing_of_it() {
+    use common::flow::{
+        approve_release, approved_node, member, release_request, released, transcribed,
+    };
+    for (backend, s3) in [(Backend::Sqlite, false), (Backend::Postgres, true)] {
+        let store = Store::start(s3).await;
+        let db = TestDb::new(backend).await;
+        let server = store.server(&db).await;
+        let board = Board::new(&server, 2, 2).await;
+        let vault = board.admin.vault;
+        let node = approved_node(&server.url(""), &board).await;
+        // A released transcript, a second transcript with a release request open and one
+        // vote on it: everything a recording can grow.
+        let minutes = released(&board, &node).await;
+        let second = transcribed(&board, &node, &minutes.made, &[0, 2]).await;
+        let pending = release_request(&board, 1, second.id, node.id);
+        let pending_id = pending
+            .verify::<quorate_crypto::statement::UnlockRequest>()
+            .unwrap()
+            .statement
+            .request_id;
+        member(&board, 1)
+            .1
+            .create_request(vault, &pending)
+            .await
+            .unwrap();
+        let (share, vote) = approve_release(&board, 0, &second, &pending, &node.identity).await;
+        board
+            .admin
+            .client
+            .vote(vault, pending_id, &vote, Some(&share))
+            .await
+            .unwrap();
+
+        board
+            .admin
+            .client
+            .delete_recording(vault, minutes.made.id)
+            .await
+            .unwrap();
+        for table in [
+            "recordings",
+            "recording_shares",
+            "uploads",
+            "upload_parts",
+            "unlock_requests",
+            "votes",
+            "jobs",
+            "transcripts",
+            "transcript_shares",
+            "released_transcripts",
+            "release_grants",
+            "index_terms",
+        ] {
+            let left: i64 =
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(server.app.db.pool())
+                    .await
+                    .unwrap()
+                    .try_get(0)
+                    .unwrap();
+            assert_eq!(left, 0, "{backend:?} s3={s3}: rows left in {table}");
+        }
+        assert_eq!(
+            server.app.blobs.list("").await.unwrap(),
+            Vec::<String>::new(),
+            "{backend:?} s3={s3}: objects left"
+        );
+        assert!(
+            board
+                .admin
+                .client
+                .released(vault, None)
+                .await
+                .unwrap()
+                .is_empty()
         );
         server.stop().await;
         db.drop_database().await;
