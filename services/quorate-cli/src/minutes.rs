@@ -22,6 +22,9 @@ use zeroize::Zeroizing;
 
 use crate::{Client, ClientError, checks, statement};
 
+/// The most a device reserves before a released copy arrives (16 MiB: hours of minutes).
+const INITIAL_COPY_CAPACITY: usize = 16 << 20;
+
 fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
 }
@@ -281,7 +284,13 @@ impl Client {
     ) -> Result<Released, ClientError> {
         let manifest = self.release_manifest(vault, roster, view).await?;
         let key = self.release_key(vault, &manifest, own).await?;
-        let mut copy = Vec::with_capacity(manifest.ciphertext_len as usize);
+        // Reserve no more than a typical copy up front: the length is a node's word, and the
+        // download below stops at it anyway.
+        let mut copy = Vec::with_capacity(
+            usize::try_from(manifest.ciphertext_len)
+                .unwrap_or(usize::MAX)
+                .min(INITIAL_COPY_CAPACITY),
+        );
         self.download(
             &format!(
                 "/vaults/{vault}/released/{}/ciphertext",
