@@ -54,6 +54,9 @@ struct Rule {
     pattern: String,
     edit: Edit,
     served: Arc<AtomicUsize>,
+    /// Whether the request reaches the honest server at all (a server that drops a request
+    /// answers without storing anything).
+    forward: bool,
 }
 
 /// How many answers a rule has rewritten: a test asserts it is not zero, so that a device's
@@ -136,12 +139,37 @@ impl HostileProxy {
         path: &str,
         edit: impl Fn(&Asked, &mut Answer) + Send + Sync + 'static,
     ) -> Served {
+        self.add(method, path, true, Arc::new(edit))
+    }
+
+    /// From now on, requests to `method` `path` never reach the honest server: the proxy
+    /// answers `status` with an error body itself (a server that silently drops what a device
+    /// sends).
+    pub fn drop_requests(&self, method: &str, path: &str, status: u16) -> Served {
+        self.add(
+            method,
+            path,
+            false,
+            Arc::new(move |_, answer: &mut Answer| {
+                answer.status = status;
+                answer.headers.clear();
+                answer.headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/json".parse().unwrap(),
+                );
+                answer.body = br#"{"code":"unavailable","message":"try again later"}"#.to_vec();
+            }),
+        )
+    }
+
+    fn add(&self, method: &str, path: &str, forward: bool, edit: Edit) -> Served {
         let served = Arc::new(AtomicUsize::new(0));
         self.rules.lock().unwrap().push(Rule {
             method: method.to_ascii_uppercase(),
             pattern: path.to_owned(),
-            edit: Arc::new(edit),
+            edit,
             served: Arc::clone(&served),
+            forward,
         });
         Served(served)
     }
@@ -189,29 +217,43 @@ async fn forward(
         query: parts.uri.query().map(str::to_owned),
     };
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let target = match &asked.query {
-        Some(query) => format!("{upstream}{}?{query}", asked.path),
-        None => format!("{upstream}{}", asked.path),
+    let (edits, forward) = {
+        let rules = rules.lock().unwrap();
+        let applying: Vec<&Rule> = rules
+            .iter()
+            .filter(|rule| rule.method == asked.method && matches(&rule.pattern, &asked.path))
+            .collect();
+        let forward = applying.iter().all(|rule| rule.forward);
+        let edits: Vec<(Edit, Arc<AtomicUsize>)> = applying
+            .iter()
+            .map(|rule| (Arc::clone(&rule.edit), Arc::clone(&rule.served)))
+            .collect();
+        (edits, forward)
     };
-    let mut outgoing = http.request(parts.method.clone(), target).body(body);
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
-            outgoing = outgoing.header(name, value);
+    let mut answer = if forward {
+        let target = match &asked.query {
+            Some(query) => format!("{upstream}{}?{query}", asked.path),
+            None => format!("{upstream}{}", asked.path),
+        };
+        let mut outgoing = http.request(parts.method.clone(), target).body(body);
+        for (name, value) in &parts.headers {
+            if !hop_by_hop(name) {
+                outgoing = outgoing.header(name, value);
+            }
         }
-    }
-    let honest = outgoing.send().await.unwrap();
-    let mut answer = Answer {
-        status: honest.status().as_u16(),
-        headers: honest.headers().clone(),
-        body: honest.bytes().await.unwrap().to_vec(),
+        let honest = outgoing.send().await.unwrap();
+        Answer {
+            status: honest.status().as_u16(),
+            headers: honest.headers().clone(),
+            body: honest.bytes().await.unwrap().to_vec(),
+        }
+    } else {
+        Answer {
+            status: 502,
+            headers: reqwest::header::HeaderMap::new(),
+            body: Vec::new(),
+        }
     };
-    let edits: Vec<(Edit, Arc<AtomicUsize>)> = rules
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|rule| rule.method == asked.method && matches(&rule.pattern, &asked.path))
-        .map(|rule| (Arc::clone(&rule.edit), Arc::clone(&rule.served)))
-        .collect();
     for (edit, served) in edits {
         edit(&asked, &mut answer);
         served.fetch_add(1, Ordering::SeqCst);

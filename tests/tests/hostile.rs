@@ -505,3 +505,72 @@ async fn a_hidden_search_key_is_not_made_again() {
     assert_eq!(sent.count(), 0, "no second key was sent");
     server.stop().await;
 }
+
+/// A member seals a bad release key to a newcomer before any admin's good one is stored (the
+/// server dropped the approving admin's grants). The newcomer's device refuses the bad key
+/// and says what to do; an admin's `share-keys --member` replaces it, and the minutes open.
+#[tokio::test]
+async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
+    use quorate_crypto::{AgeSecretKey, release::seal_release_key};
+    let server = Server::start(false).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (recording, _) = staffed
+        .upload(
+            &staffed.members[1],
+            "the bridge committee met on tuesday",
+            "Bridge",
+        )
+        .await;
+    staffed.quorum(&recording, "transcribe").await;
+    staffed.quorum(&recording, "release-transcript").await;
+    let (ada, bo) = (&staffed.admin, &staffed.members[0]);
+    let (dee, joined) = pending_member(&server, ada, "Dee").await;
+    let dee_print = joined["fingerprint"].as_str().unwrap().to_owned();
+
+    // The server drops the admin's grants: Dee is on the roster with no key to the minutes.
+    let proxy = HostileProxy::start(&server.url).await;
+    let dropped = proxy.drop_requests("POST", "/api/v1/vaults/*/released/*/grants", 503);
+    through(ada, &proxy)
+        .run(&["members", "approve", &dee_print])
+        .await;
+    assert!(dropped.count() > 0, "the admin's grant was dropped");
+
+    // Bo seals Dee a key that is not the release key.
+    let vault = vault(&server);
+    let mut client = quorate_client::Client::new(&server.url);
+    client.sign_in(vault, &identity(bo)).await.unwrap();
+    let released = client.released(vault, None).await.unwrap().remove(0);
+    let transcript = released.transcript_id.parse().unwrap();
+    let dee_recipient = identity(&dee).public().recipient;
+    let bad =
+        seal_release_key(vault, transcript, &AgeSecretKey::generate(), &dee_recipient).unwrap();
+    client
+        .add_release_grants(
+            vault,
+            transcript,
+            vec![quorate_api::SealedGrant {
+                holder: identity(&dee).fingerprint().to_hex(),
+                sealed: STANDARD.encode(bad),
+            }],
+        )
+        .await
+        .unwrap();
+    let refused = dee
+        .run(&["transcript", &recording, "--format", "txt"])
+        .await;
+    assert_refused(&refused, "quorate share-keys --member");
+
+    // Plain `share-keys` sees Dee listed and passes her by; `--member` seals her a good key
+    // again, and an admin's grant replaces a member's.
+    ada.ok(&["share-keys"]).await;
+    assert_refused(
+        &dee.run(&["transcript", &recording, "--format", "txt"]).await,
+        "does not open them",
+    );
+    ada.ok(&["share-keys", "--member", &dee_print]).await;
+    let text = dee.ok(&["transcript", &recording, "--format", "txt"]).await;
+    assert!(text.stdout.to_lowercase().contains("bridge"), "{text:?}");
+    server.stop().await;
+}

@@ -270,7 +270,11 @@ impl Client {
             own,
             manifest,
         )
-        .map_err(|error| invalid(format!("your release key: {error}")))
+        .map_err(|error| {
+            invalid(format!(
+                "your key to these minutes does not open them ({error}): ask an admin to seal it to you again with `quorate share-keys --member YOUR-FINGERPRINT`"
+            ))
+        })
     }
 
     /// Downloads a released copy, checks it against its verified manifest and opens it in
@@ -323,14 +327,17 @@ impl Client {
 
     /// Shares what this device can open with those who lack it: the search key with current
     /// members and approved nodes (admins only; the first admin's call creates the key), and
-    /// every released copy with current members (any member who can open it). Returns how
-    /// many keys were sealed.
+    /// every released copy with current members (any member who can open it). With
+    /// `renew_for` (an admin's device), every released key is sealed again to that member even
+    /// when they hold one: another member may have sealed them a bad key first, and an admin's
+    /// grant replaces it. Returns how many keys were sealed.
     pub async fn share_keys(
         &self,
         vault: VaultId,
         roster: &Roster,
         identity: &Identity,
         admin: bool,
+        renew_for: Option<&Fingerprint>,
     ) -> Result<usize, ClientError> {
         let mut shared = 0;
         if admin {
@@ -346,7 +353,10 @@ impl Client {
             let missing: Vec<_> = roster
                 .members()
                 .iter()
-                .filter(|member| !view.members.contains(&member.fingerprint.to_hex()))
+                .filter(|member| {
+                    !view.members.contains(&member.fingerprint.to_hex())
+                        || (admin && renew_for == Some(&member.fingerprint))
+                })
                 .collect();
             if missing.is_empty() {
                 continue;

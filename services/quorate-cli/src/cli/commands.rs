@@ -56,7 +56,9 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), C
             format,
             out,
         } => super::minutes::transcript(context, &recording, &format, out).await,
-        Command::ShareKeys => super::minutes::share_keys_command(context).await,
+        Command::ShareKeys { member } => {
+            super::minutes::share_keys_command(context, member.as_deref()).await
+        }
         Command::Audit { action } => match action {
             AuditAction::Verify => quorum::audit_verify(context).await,
             AuditAction::Export { out } => quorum::audit_export(context, out).await,
@@ -182,7 +184,7 @@ async fn enroll(
     if first_admin {
         // The vault's search key is made on the first admin's device, sealed to them only.
         let session = context.session().await?;
-        super::minutes::share_keys(context, &session).await?;
+        super::minutes::share_keys(context, &session, None).await?;
     }
     let fingerprint = identity.fingerprint();
     let next = if first_admin {
@@ -280,6 +282,20 @@ fn find_by_fingerprint<'a, T>(
                 "no one with fingerprint {typed}: compare it again with `quorate members`"
             ))
         })
+}
+
+/// A current member of `roster` by the fingerprint typed (grouped form or hex).
+pub(super) fn roster_member<'a>(
+    roster: &'a Roster,
+    typed: &str,
+) -> Result<&'a RosterMember, CliError> {
+    find_by_fingerprint(
+        typed,
+        roster
+            .members()
+            .iter()
+            .map(|member| (&member.fingerprint, member)),
+    )
 }
 
 fn member_line(member: &RosterMember) -> String {
@@ -384,7 +400,11 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             let role = if admin { Role::Admin } else { Role::Member };
             let entry = sign(&session, &roster, RosterChange::Add, *public, name, role)?;
             session.client.append_roster(session.vault, &entry).await?;
-            note_shared(super::minutes::share_keys(context, &session).await?);
+            // Every released key is sealed to the newcomer by this admin, replacing any a
+            // member sealed first.
+            note_shared(
+                super::minutes::share_keys(context, &session, Some(&public.fingerprint())).await?,
+            );
             context.print(
                 &format!(
                     "{name} ({}) is now on the roster.",
@@ -394,13 +414,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             );
         }
         Some(MembersAction::Remove { fingerprint }) => {
-            let member = find_by_fingerprint(
-                &fingerprint,
-                roster
-                    .members()
-                    .iter()
-                    .map(|member| (&member.fingerprint, member)),
-            )?;
+            let member = roster_member(&roster, &fingerprint)?;
             let entry = sign(
                 &session,
                 &roster,
@@ -634,7 +648,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                 .client
                 .approve_node(session.vault, approval.0, &approval.1)
                 .await?;
-            note_shared(super::minutes::share_keys(context, &session).await?);
+            note_shared(super::minutes::share_keys(context, &session, None).await?);
             context.print(
                 &format!(
                     "Node {} ({}) is approved for model {}… for {days} days.",

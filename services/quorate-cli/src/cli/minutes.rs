@@ -7,7 +7,7 @@ use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
 use quorate_api::TranscriptDocument;
 use quorate_client::minutes::Released;
 use quorate_crypto::{
-    RecordingId,
+    Fingerprint, RecordingId,
     blind::normalise,
     roster::Roster,
     statement::{RecordingMetadata, Role},
@@ -17,9 +17,12 @@ use serde_json::json;
 use super::{CliError, Context, Session, quorum};
 
 /// Seals the search key and released copies to whoever lacks them; prints how many.
+/// Seals what this device can open to those who lack it; with `renew_for`, every released
+/// key to that member again (see [`quorate_client::Client::share_keys`]).
 pub(super) async fn share_keys(
     context: &mut Context,
     session: &Session,
+    renew_for: Option<&Fingerprint>,
 ) -> Result<usize, CliError> {
     let roster = context.verified_roster(session).await?;
     let me = session.identity.fingerprint();
@@ -29,13 +32,23 @@ pub(super) async fn share_keys(
         .any(|member| member.fingerprint == me && member.role == Role::Admin);
     Ok(session
         .client
-        .share_keys(session.vault, &roster, &session.identity, admin)
+        .share_keys(session.vault, &roster, &session.identity, admin, renew_for)
         .await?)
 }
 
-pub(super) async fn share_keys_command(context: &mut Context) -> Result<(), CliError> {
+pub(super) async fn share_keys_command(
+    context: &mut Context,
+    member: Option<&str>,
+) -> Result<(), CliError> {
     let session = context.session().await?;
-    let shared = share_keys(context, &session).await?;
+    let renew_for = match member {
+        Some(typed) => {
+            let roster = context.verified_roster(&session).await?;
+            Some(super::commands::roster_member(&roster, typed)?.fingerprint)
+        }
+        None => None,
+    };
+    let shared = share_keys(context, &session, renew_for.as_ref()).await?;
     context.print(
         &if shared == 0 {
             "Everyone who may hold the search key and the released minutes you can open holds them already."

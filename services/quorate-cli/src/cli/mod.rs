@@ -220,7 +220,12 @@ pub enum Command {
     },
     /// Seal the search key (admins) and the released minutes you can open to the members and
     /// nodes that lack them (run after approving members or nodes; approving does it too).
-    ShareKeys,
+    ShareKeys {
+        /// Seal every released key to this member again, replacing what they hold (admins):
+        /// for a member whose key does not open (their fingerprint).
+        #[arg(long)]
+        member: Option<String>,
+    },
     /// The audit log: verify it, or export it.
     Audit {
         #[command(subcommand)]
