@@ -88,8 +88,8 @@ async function attackerKeys() {
 }
 
 /**
- * While `during` runs, the server's JSON answers to GETs of paths matching `path` are
- * rewritten by `lie`; every request that would change something is recorded, and returned.
+ * While `during(writes)` runs, the server's JSON answers to GETs of paths matching `path` are
+ * rewritten by `lie`; every request that would change something is recorded in `writes`.
  */
 async function lying(path, lie, during) {
   const writes = [];
@@ -105,12 +105,20 @@ async function lying(path, lie, during) {
   page.on("request", record);
   await page.route(matches, handler);
   try {
-    await during();
+    await during(writes);
   } finally {
     await page.unroute(matches, handler);
     page.off("request", record);
   }
-  return writes;
+}
+
+/**
+ * Waits until the action just started has ended, in an alert or in the status `success`
+ * names, and fails if the browser sent anything meanwhile (`writes`, recorded by `lying`).
+ */
+async function sentNothing(writes, success) {
+  await page.locator(`#alert:not(:empty), #status:has-text("${success}")`).first().waitFor();
+  if (writes.length) throw new Error(`the browser sent ${writes.join(", ")} for keys the server swapped in`);
 }
 
 /** Leaves the current page and comes back, so that it loads again from the server. */
@@ -186,7 +194,7 @@ async function approvePending() {
   const attacker = await attackerKeys();
   const swapped = (members) =>
     members.map((member) => (member.name === pending && member.status === "pending" ? { ...member, keys: attacker } : member));
-  const writes = await lying(/^\/api\/v1\/vaults\/[^/]+\/members$/, swapped, async () => {
+  await lying(/^\/api\/v1\/vaults\/[^/]+\/members$/, swapped, async (writes) => {
     await visit("Members", "Members");
     await field.waitFor();
     if (await page.getByText(readOut).count()) throw new Error("the page shows the pending member's fingerprint to copy");
@@ -197,10 +205,10 @@ async function approvePending() {
     await field.fill(readOut);
     await page.getByLabel("Role").selectOption("admin");
     await approve.click();
+    await sentNothing(writes, `${pending} is on the roster`);
     await page.locator("#alert").getByText(`not that of the keys the server sent for ${pending}, so nothing was signed`).waitFor();
     await shot("members-refused-swapped-keys");
   });
-  if (writes.length) throw new Error(`the browser sent ${writes.join(", ")} for keys the server swapped in`);
   console.log(`refused the keys the server swapped in for ${pending}; nothing sent`);
   // The honest answer, the fingerprint typed as it is heard: lower case, spaces for dashes.
   await reload("Members", "Members");
@@ -231,14 +239,14 @@ const stories = {
     };
     const attacker = await attackerKeys();
     const swapped = (nodes) => nodes.map((view) => (view.name === node ? { ...view, keys: attacker } : view));
-    const writes = await lying(/^\/api\/v1\/vaults\/[^/]+\/nodes$/, swapped, async () => {
+    await lying(/^\/api\/v1\/vaults\/[^/]+\/nodes$/, swapped, async (writes) => {
       await visit("Nodes", "Nodes");
       await shot("nodes-pending");
       await fillApproval();
+      await sentNothing(writes, `${node} is approved`);
       await page.locator("#alert").getByText(`not that of the keys the server sent for node ${node}, so nothing was signed`).waitFor();
       await shot("nodes-refused-swapped-keys");
     });
-    if (writes.length) throw new Error(`the browser sent ${writes.join(", ")} for keys the server swapped in`);
     console.log(`refused the keys the server swapped in for node ${node}; nothing sent`);
     await reload("Nodes", "Nodes");
     await fillApproval();
