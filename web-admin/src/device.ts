@@ -447,7 +447,9 @@ export class Device {
       path: { vault: this.vaultId },
       body: { entry: toBase64(entry) },
     });
-    return this.shareKeys(await this.roster());
+    // Every released key is sealed to the newcomer by this admin, replacing any a member
+    // sealed first (the server keeps an admin's grant over a member's).
+    return this.shareKeys(await this.roster(), await fingerprintOf(keys));
   }
 
   /** An admin removes a member from the roster. */
@@ -546,9 +548,11 @@ export class Device {
   /**
    * Shares what this device can open with those who lack it: the search key with current
    * members and approved nodes (admins), and every released copy's key with current
-   * members. Returns how many keys were sealed.
+   * members. With `renewFor` (an admin), every released key is sealed to that member again
+   * even when they hold one: another member may have sealed them a bad key first. Returns
+   * how many keys were sealed.
    */
-  async shareKeys(roster: Roster): Promise<number> {
+  async shareKeys(roster: Roster, renewFor?: string): Promise<number> {
     let shared = 0;
     if (this.isAdmin) {
       const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", {
@@ -585,7 +589,10 @@ export class Device {
     const released = await this.client.call("get", "/api/v1/vaults/{vault}/released", { path: { vault: this.vaultId } });
     for (const view of released) {
       if (!view.members.includes(this.identity.fingerprintHex)) continue;
-      const missing = roster.active.filter((member) => !view.members.includes(member.fingerprint));
+      const missing = roster.active.filter(
+        (member) =>
+          !view.members.includes(member.fingerprint) || (this.isAdmin && member.fingerprint === renewFor),
+      );
       if (!missing.length) continue;
       const manifest = await this.releaseManifest(roster, view);
       const { secret } = await openReleaseKey(await this.releaseGrant(manifest), this.identity.ageSecret, manifest);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 use quorate_crypto::{
-    NodeId, RecordingId,
+    Fingerprint, NodeId, RecordingId,
     audit::AuditEntry,
     release::{ReleaseManifest, SearchKeyCommitment},
     roster::{Roster, RosterMember},
@@ -124,9 +124,9 @@ pub fn approval_vouches_for(approval: &NodeApproval, made_at: i64) -> Result<(),
     Ok(())
 }
 
-/// Checks who signed each statement the audit log carries, in log order: roster entries,
-/// manifests, requests and votes by someone on the verified `roster` (now or before);
-/// node approvals, policies and search-key commitments by an admin of it; transcript and
+/// Checks who signed each statement the audit log carries, in log order: manifests, requests
+/// and votes by the member they name (on the verified `roster` now or before); roster
+/// entries, node approvals, policies and search-key commitments by an admin of it; transcript and
 /// release manifests by a node whose key an admin's approval earlier in the log names. The
 /// hash chain alone only shows that the server kept its own log consistently: without this
 /// a database writer could insert statements signed by keys of its own.
@@ -136,6 +136,11 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
         ever.iter().any(|member| {
             member.public.verifying_key == *key && (!admin || member.role == Role::Admin)
         })
+    };
+    // A member's statement must be signed by the very member it names.
+    let named = |fingerprint: &Fingerprint, key: &VerifyingKey| {
+        ever.iter()
+            .any(|member| member.fingerprint == *fingerprint && member.public.verifying_key == *key)
     };
     let mut nodes: HashMap<NodeId, VerifyingKey> = HashMap::new();
     for entry in entries {
@@ -155,16 +160,16 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
                 on_roster(&signer, true)
             }
             StatementKind::RecordingManifest => {
-                in_vault::<RecordingManifest>(roster, &signed).map_err(refuse)?;
-                on_roster(&signer, false)
+                let manifest = in_vault::<RecordingManifest>(roster, &signed).map_err(refuse)?;
+                named(&manifest.uploader, &signer)
             }
             StatementKind::UnlockRequest => {
-                in_vault::<UnlockRequest>(roster, &signed).map_err(refuse)?;
-                on_roster(&signer, false)
+                let request = in_vault::<UnlockRequest>(roster, &signed).map_err(refuse)?;
+                named(&request.requester, &signer)
             }
             StatementKind::Vote => {
-                in_vault::<Vote>(roster, &signed).map_err(refuse)?;
-                on_roster(&signer, false)
+                let vote = in_vault::<Vote>(roster, &signed).map_err(refuse)?;
+                named(&vote.voter, &signer)
             }
             StatementKind::VaultPolicy => {
                 in_vault::<VaultPolicy>(roster, &signed).map_err(refuse)?;

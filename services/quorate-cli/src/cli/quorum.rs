@@ -452,6 +452,11 @@ async fn audit_entries(
             )));
         }
     }
+    if entries.first().is_some_and(|first| first.seq != 0) {
+        return Err(CliError::Refused(
+            "the audit log does not start at its first entry: its beginning was cut".into(),
+        ));
+    }
     checks::audit_signers(&roster, &entries)
         .map_err(|error| CliError::Refused(error.to_string()))?;
     let pins = context.state.pins(session.vault)?.clone();
