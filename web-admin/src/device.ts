@@ -243,6 +243,11 @@ export class Device {
     if (roster.everHeldBy(verified.signer)?.fingerprint !== manifest.uploader) {
       throw new StatementError("the recording manifest is not signed by its uploader, a member of the roster");
     }
+    if (!roster.hasEntry(manifest.rosterHead)) {
+      throw new StatementError(
+        "the recording's key was split for a roster that is not this vault's chain: the server showed the uploader a forked roster",
+      );
+    }
     return manifest;
   }
 

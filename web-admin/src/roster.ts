@@ -51,6 +51,14 @@ export class Roster {
     return hex(this.digests[0] ?? new Uint8Array(32));
   }
 
+  /**
+   * Whether `digest` is one of this chain's entries: a manifest names the head its uploader
+   * verified, and a head outside the chain means the uploader was shown a forked roster.
+   */
+  hasEntry(digest: Uint8Array): boolean {
+    return this.digests.some((entry) => equalBytes(entry, digest));
+  }
+
   head(): Uint8Array {
     return this.digests[this.digests.length - 1] ?? new Uint8Array(32);
   }

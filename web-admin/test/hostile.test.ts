@@ -206,9 +206,36 @@ describe("a recording's manifest (issue 14, item 4, as the browser mirrors it)",
     return { recording_id: uuidText(new Uint8Array(16).fill(0x11)), manifest: toBase64(manifest) } as Schemas["RecordingView"];
   }
 
-  it("accepts the manifest its uploader signed", async () => {
+  /** The golden manifest with its roster head set to `head`, signed again by its uploader. */
+  async function manifestFor(head: Uint8Array): Promise<Uint8Array> {
+    const verified = await verify("recording-manifest", golden("recording-manifest"));
+    const body = parseSigned(golden("recording-manifest")).body.slice();
+    const at = findBytes(body, verified.statement.rosterHead);
+    body.set(head, at);
+    for (let seed = 1; seed < 32; seed++) {
+      const [key, public_] = await signer(seed);
+      if (hex(public_) === hex(verified.signer)) return sign("recording-manifest", body, key, public_);
+    }
+    throw new Error("the golden uploader's seed is not a repeated byte below 32");
+  }
+
+  function findBytes(haystack: Uint8Array, needle: Uint8Array): number {
+    for (let at = 0; at + needle.length <= haystack.length; at++) {
+      if (needle.every((byte, i) => haystack[at + i] === byte)) return at;
+    }
+    throw new Error("not found");
+  }
+
+  it("accepts the manifest its uploader signed for a head of the vault's chain", async () => {
     const { device, roster } = await withUploader();
-    expect((await device.recordingManifest(roster, view(golden("recording-manifest")))).ciphertextLen).toBe(123_456);
+    const manifest = await manifestFor(roster.head());
+    expect((await device.recordingManifest(roster, view(manifest))).ciphertextLen).toBe(123_456);
+  });
+
+  it("refuses a manifest its uploader signed for a roster head outside the vault's chain (issue 14, item 15)", async () => {
+    const { device, roster } = await withUploader();
+    const manifest = await manifestFor(new Uint8Array(32).fill(7));
+    await expect(device.recordingManifest(roster, view(manifest))).rejects.toThrow(/forked roster/);
   });
 
   it("refuses a manifest re-signed by another member (titles and attendees of the server's choosing)", async () => {
