@@ -420,13 +420,10 @@ async fn server_text_is_printed_escaped() {
     server.stop().await;
 }
 
-/// A node is revoked after it made a transcript. The revocation names the node's keys and is
-/// signed by an admin, but it must vouch for nothing: asking to release that transcript (to
-/// another, approved node) is refused on the device.
-#[tokio::test]
-async fn a_revoked_node_vouches_for_no_transcript() {
-    let server = Server::start(false).await;
-    let staffed = Staffed::new(&server).await;
+/// A vault with a node approved for the real model, and a recording of speech it
+/// transcribed by quorum; returns the vault, the model's SHA-256 and the recording's ID.
+async fn transcribed(server: &Server) -> (Staffed, String, String) {
+    let staffed = Staffed::new(server).await;
     let model = staffed.import_model().await;
     staffed.approve_node(&model).await;
     let (recording, _) = staffed
@@ -437,6 +434,16 @@ async fn a_revoked_node_vouches_for_no_transcript() {
         )
         .await;
     staffed.quorum(&recording, "transcribe").await;
+    (staffed, model, recording)
+}
+
+/// A node is revoked after it made a transcript. The revocation names the node's keys and is
+/// signed by an admin, but it must vouch for nothing: asking to release that transcript (to
+/// another, approved node) is refused on the device.
+#[tokio::test]
+async fn a_revoked_node_vouches_for_no_transcript() {
+    let server = Server::start(false).await;
+    let (staffed, model, recording) = transcribed(&server).await;
     let (second, second_id) = enrol_node(&server, &staffed.admin).await;
     staffed
         .admin
@@ -513,17 +520,7 @@ async fn a_hidden_search_key_is_not_made_again() {
 async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     use quorate_crypto::{AgeSecretKey, release::seal_release_key};
     let server = Server::start(false).await;
-    let staffed = Staffed::new(&server).await;
-    let model = staffed.import_model().await;
-    staffed.approve_node(&model).await;
-    let (recording, _) = staffed
-        .upload(
-            &staffed.members[1],
-            "the bridge committee met on tuesday",
-            "Bridge",
-        )
-        .await;
-    staffed.quorum(&recording, "transcribe").await;
+    let (staffed, _, recording) = transcribed(&server).await;
     staffed.quorum(&recording, "release-transcript").await;
     let (ada, bo) = (&staffed.admin, &staffed.members[0]);
     let (dee, joined) = pending_member(&server, ada, "Dee").await;
@@ -566,7 +563,8 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     // again, and an admin's grant replaces a member's.
     ada.ok(&["share-keys"]).await;
     assert_refused(
-        &dee.run(&["transcript", &recording, "--format", "txt"]).await,
+        &dee.run(&["transcript", &recording, "--format", "txt"])
+            .await,
         "does not open them",
     );
     ada.ok(&["share-keys", "--member", &dee_print]).await;

@@ -15,12 +15,47 @@ use quorate_crypto::{
     envelope,
     release::{Posting, ReleaseManifest, SearchKeyCommitment, open_release_key, seal_release_key},
     roster::Roster,
-    statement::{NodeApproval, SignedStatement, TranscriptManifest},
+    statement::{NodeApproval, SignedStatement, StatementBody, TranscriptManifest},
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{Client, ClientError, checks, statement};
+
+/// What a node's statement says about itself: for the checks every such statement gets.
+struct NodeMade {
+    vault: VaultId,
+    transcript: TranscriptId,
+    node: NodeId,
+    made_at: i64,
+}
+
+/// A statement a node signs about a transcript.
+trait NodeStatement: StatementBody {
+    fn made(&self) -> NodeMade;
+}
+
+impl NodeStatement for TranscriptManifest {
+    fn made(&self) -> NodeMade {
+        NodeMade {
+            vault: self.vault_id,
+            transcript: self.transcript_id,
+            node: self.node_id,
+            made_at: self.created_at,
+        }
+    }
+}
+
+impl NodeStatement for ReleaseManifest {
+    fn made(&self) -> NodeMade {
+        NodeMade {
+            vault: self.vault_id,
+            transcript: self.transcript_id,
+            node: self.node_id,
+            made_at: self.created_at,
+        }
+    }
+}
 
 /// The most a device reserves before a released copy arrives (16 MiB: hours of minutes).
 const INITIAL_COPY_CAPACITY: usize = 16 << 20;
@@ -175,23 +210,8 @@ impl Client {
         roster: &Roster,
         view: &ReleasedView,
     ) -> Result<ReleaseManifest, ClientError> {
-        let signed = statement(&view.manifest)?;
-        let verified = signed
-            .verify::<ReleaseManifest>()
-            .map_err(|error| invalid(format!("a release manifest: {error}")))?;
-        let manifest = verified.statement;
-        if manifest.vault_id != vault || manifest.transcript_id.to_string() != view.transcript_id {
-            return Err(invalid("the server sent the release of another transcript"));
-        }
-        self.check_node_signer(
-            vault,
-            roster,
-            manifest.node_id,
-            verified.signer.as_bytes(),
-            manifest.created_at,
-        )
-        .await?;
-        Ok(manifest)
+        self.node_statement(vault, roster, &view.manifest, &view.transcript_id)
+            .await
     }
 
     /// A transcript manifest, verified: signed by the node it names, whose approval an admin
@@ -202,24 +222,39 @@ impl Client {
         roster: &Roster,
         view: &TranscriptView,
     ) -> Result<TranscriptManifest, ClientError> {
-        let verified = statement(&view.manifest)?
-            .verify::<TranscriptManifest>()
-            .map_err(|error| invalid(format!("a transcript manifest: {error}")))?;
-        let manifest = verified.statement;
-        if manifest.vault_id != vault || manifest.transcript_id.to_string() != view.transcript_id {
-            return Err(invalid(
-                "the server sent the manifest of another transcript",
-            ));
+        self.node_statement(vault, roster, &view.manifest, &view.transcript_id)
+            .await
+    }
+
+    /// A node's statement about `transcript` (its manifest, or its release manifest),
+    /// verified: for this vault and transcript, signed by the node it names while an admin's
+    /// approval vouched for it.
+    async fn node_statement<T: NodeStatement>(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        text: &str,
+        transcript: &str,
+    ) -> Result<T, ClientError> {
+        let verified = statement(text)?
+            .verify::<T>()
+            .map_err(|error| invalid(format!("a {}: {error}", T::KIND.as_str())))?;
+        let facts = verified.statement.made();
+        if facts.vault != vault || facts.transcript.to_string() != transcript {
+            return Err(invalid(format!(
+                "the server sent the {} of another transcript",
+                T::KIND.as_str()
+            )));
         }
         self.check_node_signer(
             vault,
             roster,
-            manifest.node_id,
+            facts.node,
             verified.signer.as_bytes(),
-            manifest.created_at,
+            facts.made_at,
         )
         .await?;
-        Ok(manifest)
+        Ok(verified.statement)
     }
 
     /// Refuses a statement unless `signer` is the key of `node` as an admin approved it, and
