@@ -57,10 +57,13 @@ struct Rule {
     /// Whether the request reaches the honest server at all (a server that drops a request
     /// answers without storing anything).
     forward: bool,
+    /// Whether every matching request counts, changed or not (see [`HostileProxy::watch`]).
+    count_every: bool,
 }
 
-/// How many answers a rule has rewritten: a test asserts it is not zero, so that a device's
-/// refusal is shown to come from the lie and not from some other route.
+/// How many answers a rule has changed (an answer the rule left as it was does not count): a
+/// test asserts it is not zero, so that a device's refusal is shown to come from the lie and
+/// not from some other route.
 #[derive(Debug, Clone)]
 pub struct Served(Arc<AtomicUsize>);
 
@@ -139,7 +142,13 @@ impl HostileProxy {
         path: &str,
         edit: impl Fn(&Asked, &mut Answer) + Send + Sync + 'static,
     ) -> Served {
-        self.add(method, path, true, Arc::new(edit))
+        self.add(method, path, true, false, Arc::new(edit))
+    }
+
+    /// Counts the requests to `method` `path` without changing anything: to show that a
+    /// device sent nothing there.
+    pub fn watch(&self, method: &str, path: &str) -> Served {
+        self.add(method, path, true, true, Arc::new(|_, _| {}))
     }
 
     /// From now on, requests to `method` `path` never reach the honest server: the proxy
@@ -150,6 +159,7 @@ impl HostileProxy {
             method,
             path,
             false,
+            true,
             Arc::new(move |_, answer: &mut Answer| {
                 answer.status = status;
                 answer.headers.clear();
@@ -162,7 +172,14 @@ impl HostileProxy {
         )
     }
 
-    fn add(&self, method: &str, path: &str, forward: bool, edit: Edit) -> Served {
+    fn add(
+        &self,
+        method: &str,
+        path: &str,
+        forward: bool,
+        count_every: bool,
+        edit: Edit,
+    ) -> Served {
         let served = Arc::new(AtomicUsize::new(0));
         self.rules.lock().unwrap().push(Rule {
             method: method.to_ascii_uppercase(),
@@ -170,6 +187,7 @@ impl HostileProxy {
             edit,
             served: Arc::clone(&served),
             forward,
+            count_every,
         });
         Served(served)
     }
@@ -224,9 +242,15 @@ async fn forward(
             .filter(|rule| rule.method == asked.method && matches(&rule.pattern, &asked.path))
             .collect();
         let forward = applying.iter().all(|rule| rule.forward);
-        let edits: Vec<(Edit, Arc<AtomicUsize>)> = applying
+        let edits: Vec<(Edit, Arc<AtomicUsize>, bool)> = applying
             .iter()
-            .map(|rule| (Arc::clone(&rule.edit), Arc::clone(&rule.served)))
+            .map(|rule| {
+                (
+                    Arc::clone(&rule.edit),
+                    Arc::clone(&rule.served),
+                    rule.count_every,
+                )
+            })
             .collect();
         (edits, forward)
     };
@@ -254,9 +278,15 @@ async fn forward(
             body: Vec::new(),
         }
     };
-    for (edit, served) in edits {
+    for (edit, served, count_every) in edits {
+        let before = answer.clone();
         edit(&asked, &mut answer);
-        served.fetch_add(1, Ordering::SeqCst);
+        let changed = answer.status != before.status
+            || answer.headers != before.headers
+            || answer.body != before.body;
+        if changed || count_every {
+            served.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {

@@ -1,6 +1,7 @@
 //! The member's device (the `quorate` command) against a server that lies: answers rewritten
 //! by the hostile proxy, rows rewritten in the database. In each test the device must refuse
-//! and say so (exit code 3, "refused"), and nothing the lie asked for may be signed or sent.
+//! and say so (exit code 3, "refused"; 2 where what the user typed matches nothing the server
+//! sent), and nothing the lie asked for may be signed or sent.
 //! docs/PROTOCOL.md ("What a lying server can try, and what stops it") names these tests.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -20,7 +21,10 @@ use sqlx::Row;
 fn assert_refused(run: &Run, says: &str) {
     assert_eq!(run.code, 3, "expected a refusal: {run:?}");
     assert!(
-        run.stderr.starts_with("error: refused:") && run.stderr.contains(says),
+        run.stderr
+            .lines()
+            .any(|line| line.starts_with("error: refused:"))
+            && run.stderr.contains(says),
         "expected a refusal saying {says:?}: {run:?}"
     );
 }
@@ -145,7 +149,7 @@ async fn a_pending_member_whose_keys_were_swapped_is_not_approved() {
         .await
         .unwrap();
     let refused = admin.run(&["members", "approve", &read_out]).await;
-    assert_ne!(refused.code, 0, "{refused:?}");
+    assert_eq!(refused.code, 2, "{refused:?}");
     assert!(
         refused.stderr.contains("no one with fingerprint"),
         "{refused:?}"
@@ -158,23 +162,24 @@ async fn a_pending_member_whose_keys_were_swapped_is_not_approved() {
     server.stop().await;
 }
 
-/// The server re-signs a real recording's manifest with a key of its own (it could then put
-/// sealed metadata of its choosing in it): every device refuses the recording.
+/// The server re-signs a real recording's manifest with another member's key (that member
+/// could then put sealed metadata of their choosing in it, or the server with a key of its
+/// own): every device refuses a manifest not signed by the uploader it names.
 #[tokio::test]
 async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
     let server = Server::start(false).await;
-    let (_admin, members) = board(&server).await;
+    let (admin, members) = board(&server).await;
     let (bo, cy) = (&members[0], &members[1]);
     let file = cy.folder.path().join("meeting.wav");
     std::fs::write(&file, wav(1)).unwrap();
     cy.ok(&["upload", file.to_str().unwrap(), "--title", "Board"])
         .await;
     let proxy = HostileProxy::start(&server.url).await;
-    let mallory = Identity::generate();
+    let ada = identity(&admin);
     let resign = move |text: &str| -> String {
         let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
         let manifest = signed.verify::<RecordingManifest>().unwrap().statement;
-        STANDARD.encode(SignedStatement::sign(&manifest, &mallory).to_bytes())
+        STANDARD.encode(SignedStatement::sign(&manifest, &ada).to_bytes())
     };
     let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", move |view| {
         view["manifest"] = resign(view["manifest"].as_str().unwrap()).into();
@@ -317,6 +322,7 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
     // The forger's genesis is well made: its own admin key, named Ada.
     let mallory = Identity::generate();
     let forged = Roster::genesis_entry(vault(&server), &mallory, "Ada", 1).unwrap();
+    let mallory = mallory.public();
     let proxy = HostileProxy::start(&server.url).await;
     let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", move |answer| {
         answer["roster_genesis"] = hex(&forged.digest()).into();
@@ -348,6 +354,33 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
                 .unwrap()
                 .contains("genesis"),
         "nothing was pinned"
+    );
+    // Without `--genesis` the device cannot know, but it shows the forger's first admin,
+    // whose fingerprint is not the one Ada reads out: what it tells its user to compare.
+    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+    let fay = Device {
+        folder: tempfile::TempDir::new().unwrap(),
+        server: proxy.url.clone(),
+    };
+    fay.ok(&["keygen"]).await;
+    let shown = fay
+        .ok(&[
+            "--json",
+            "enroll",
+            "--code",
+            invite["code"].as_str().unwrap(),
+            "--name",
+            "Fay",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        shown["first_admin"]["fingerprint"].as_str(),
+        Some(mallory.fingerprint().short().as_str())
+    );
+    assert_ne!(
+        shown["first_admin"]["fingerprint"].as_str(),
+        Some(identity(&admin).fingerprint().short().as_str())
     );
     // Through the honest server, someone else given the same genesis enrols.
     proxy.clear();
@@ -399,6 +432,24 @@ async fn an_upload_offset_past_its_length_is_refused() {
         &refused,
         "the server claims 999999999 bytes of an upload of",
     );
+
+    // "Nothing of nothing": an upload that would look finished, so the device would drop its
+    // only copy of the ciphertext. The device knows the length it made, and refuses.
+    proxy.clear();
+    let empty = proxy.rewrite("HEAD", "/api/v1/uploads/*", |_, answer| {
+        answer.headers.insert("upload-offset", "0".parse().unwrap());
+        answer.headers.insert("upload-length", "0".parse().unwrap());
+    });
+    let refused = bo
+        .run(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
+    assert!(empty.count() > 0, "the lie was served");
+    assert_refused(&refused, "the server says the upload is 0 bytes");
+
+    // The pending upload is still on the device: through an honest server, it completes.
+    proxy.clear();
+    bo.ok(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
     server.stop().await;
 }
 
@@ -505,7 +556,7 @@ async fn a_hidden_search_key_is_not_made_again() {
         view["sealed"] = serde_json::Value::Null;
         view["holders"] = serde_json::json!([]);
     });
-    let sent = proxy.rewrite("POST", "/api/v1/vaults/*/search-key", |_, _| {});
+    let sent = proxy.watch("POST", "/api/v1/vaults/*/search-key");
     let refused = through(&admin, &proxy).run(&["share-keys"]).await;
     assert!(served.count() > 0, "the lie was served");
     assert_refused(&refused, "the server is hiding it");
@@ -570,5 +621,19 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     ada.ok(&["share-keys", "--member", &dee_print]).await;
     let text = dee.ok(&["transcript", &recording, "--format", "txt"]).await;
     assert!(text.stdout.to_lowercase().contains("bridge"), "{text:?}");
+
+    // A released copy longer than its manifest signs is refused as it arrives.
+    let longer = proxy.rewrite(
+        "GET",
+        "/api/v1/vaults/*/released/*/ciphertext",
+        |_, answer| {
+            answer.body.extend_from_slice(&[0; 4096]);
+        },
+    );
+    let refused = through(bo, &proxy)
+        .run(&["transcript", &recording, "--format", "txt"])
+        .await;
+    assert!(longer.count() > 0, "the lie was served");
+    assert_refused(&refused, "more than the");
     server.stop().await;
 }

@@ -528,16 +528,20 @@ impl Client {
     where
         R: std::io::Read + std::io::Seek + Send + 'static,
     {
-        self.resume_upload_limited(recording, source, None, progress)
+        self.resume_upload_limited(recording, source, None, None, progress)
             .await
     }
 
-    /// [`Client::resume_upload`], sending at most `rate` bytes per second when given.
+    /// [`Client::resume_upload`], sending at most `rate` bytes per second when given. With
+    /// `expected_len` (the ciphertext's length, which the device knows), a server that names
+    /// another length is refused: otherwise one that answered "offset 0 of 0" would pass for a
+    /// finished upload, and the device would drop its only copy.
     pub async fn resume_upload_limited<R>(
         &self,
         recording: RecordingId,
         mut source: R,
         rate: Option<u64>,
+        expected_len: Option<u64>,
         mut progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<(), ClientError>
     where
@@ -547,6 +551,13 @@ impl Client {
         if offset > length {
             return Err(ClientError::Invalid(format!(
                 "the server claims {offset} bytes of an upload of {length}"
+            )));
+        }
+        if let Some(expected) = expected_len
+            && expected != length
+        {
+            return Err(ClientError::Invalid(format!(
+                "the server says the upload is {length} bytes, but this device's ciphertext is {expected}"
             )));
         }
         progress(offset, length);

@@ -161,22 +161,30 @@ async fn enroll(
             return Err(CliError::Refused(format!("unknown code purpose {other}")));
         }
     };
-    let founder = first_admin_of(vault, &enrolled.roster_genesis, &enrolled.genesis_entry)?;
+    if enrolled.vault_id != vault.to_string() {
+        return Err(CliError::Refused(
+            "the server enrolled you in another vault than the code names: nothing was pinned"
+                .into(),
+        ));
+    }
+    // What is pinned and shown is computed here from the checked genesis entry, never the
+    // server's own strings.
+    let (founder, genesis) =
+        first_admin_of(vault, &enrolled.roster_genesis, &enrolled.genesis_entry)?;
     if let Some(expected) = &expected_genesis
-        && !enrolled.roster_genesis.eq_ignore_ascii_case(expected)
+        && genesis != *expected
     {
         return Err(CliError::Refused(format!(
-            "the server names genesis {} for this vault, not the {expected} you were given: nothing was pinned. The server may be showing you a vault of its own; tell the admin who invited you",
-            printable(&enrolled.roster_genesis)
+            "the server names genesis {genesis} for this vault, not the {expected} you were given: nothing was pinned. The server may be showing you a vault of its own; tell the admin who invited you"
         )));
     }
     context.state.settings.server = Some(server);
-    context.state.settings.vault = Some(enrolled.vault_id.clone());
+    context.state.settings.vault = Some(vault.to_string());
     context.state.settings.identity = Some(context.identity_path());
     context.state.settings.vaults.insert(
-        enrolled.vault_id.clone(),
+        vault.to_string(),
         Pins {
-            genesis: enrolled.roster_genesis.clone(),
+            genesis: genesis.clone(),
             ..Pins::default()
         },
     );
@@ -196,17 +204,15 @@ async fn enroll(
     };
     context.print(
         &format!(
-            "Enrolled in vault {}.\nYour fingerprint: {}\nPinned genesis:   {}\nFirst admin:      {} ({})\n\n{next}",
-            enrolled.vault_id,
+            "Enrolled in vault {vault}.\nYour fingerprint: {}\nPinned genesis:   {genesis}\nFirst admin:      {} ({})\n\n{next}",
             fingerprint.short(),
-            enrolled.roster_genesis,
             printable(&founder.name),
             founder.fingerprint.short(),
         ),
         &json!({
-            "vault_id": enrolled.vault_id,
+            "vault_id": vault.to_string(),
             "fingerprint": fingerprint.short(),
-            "roster_genesis": enrolled.roster_genesis,
+            "roster_genesis": genesis,
             "first_admin": { "name": founder.name, "fingerprint": founder.fingerprint.short() },
             "role": if first_admin { "admin" } else { "pending" },
         }),
@@ -214,21 +220,20 @@ async fn enroll(
     Ok(())
 }
 
-/// The first admin, from the genesis entry the enrolment answer carries: it must be the
-/// entry whose digest is pinned, and a valid genesis of `vault`.
+/// The first admin and the genesis digest (lower-case hex), from the genesis entry the
+/// enrolment answer carries: it must be the entry whose digest the server names, and a
+/// valid genesis of `vault`.
 fn first_admin_of(
     vault: quorate_crypto::VaultId,
     digest: &str,
     entry: &str,
-) -> Result<RosterMember, CliError> {
+) -> Result<(RosterMember, String), CliError> {
     let entry = decode_statement(entry)?;
     let roster = Roster::verify(vault, &[entry], None)
         .map_err(|error| CliError::Refused(format!("the vault's genesis entry: {error}")))?;
-    let matches = roster
-        .genesis()
-        .is_some_and(|genesis| hex::encode(genesis).eq_ignore_ascii_case(digest));
+    let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
     match roster.members().first() {
-        Some(founder) if matches => Ok(founder.clone()),
+        Some(founder) if genesis.eq_ignore_ascii_case(digest) => Ok((founder.clone(), genesis)),
         _ => Err(CliError::Refused(
             "the server's genesis entry is not the genesis it names: nothing was pinned".into(),
         )),
@@ -322,7 +327,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 .await?;
             let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
             let mut text = format!(
-                "Vault {} — roster verified against the pinned genesis ({} entries).\nGenesis: {genesis}\n(a new member compares it with theirs, or enrols with `--genesis` and it)\n",
+                "Vault {} — roster verified against the pinned genesis ({} entries).\nGenesis: {genesis}\n(a new member compares it with the one `quorate enroll` showed them, or enrols with\n`--genesis` and this digest)\n",
                 session.vault,
                 roster.len()
             );
@@ -397,6 +402,23 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 .map(|(public, _)| public.fingerprint())
                 .collect();
             let (public, name) = find_by_fingerprint(&fingerprint, prints.iter().zip(keys.iter()))?;
+            // The name goes into the signed entry and is what every device shows for this
+            // member: the server chose it, so it must not pass for someone already there.
+            if roster
+                .members()
+                .iter()
+                .any(|member| member.name.trim().eq_ignore_ascii_case(name.trim()))
+            {
+                return Err(CliError::Refused(format!(
+                    "the pending member calls themself {}, a name already on the roster: nothing was signed. Ask them to enrol again under a name of their own",
+                    printable(name)
+                )));
+            }
+            eprintln!(
+                "Signing {} ({}) onto the roster.",
+                printable(name),
+                public.fingerprint().short()
+            );
             let role = if admin { Role::Admin } else { Role::Member };
             let entry = sign(&session, &roster, RosterChange::Add, *public, name, role)?;
             session.client.append_roster(session.vault, &entry).await?;
@@ -407,7 +429,8 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             );
             context.print(
                 &format!(
-                    "{name} ({}) is now on the roster.",
+                    "{} ({}) is now on the roster.",
+                    printable(name),
                     public.fingerprint().short()
                 ),
                 &json!({ "added": public.fingerprint().short(), "name": name }),
@@ -564,6 +587,12 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                                 CliError::Refused(format!("node {}: {error}", node.node_id))
                             })?;
                         let approval = verified.statement;
+                        if approval.node_id.to_string() != node.node_id {
+                            return Err(CliError::Refused(format!(
+                                "the server lists another node's approval for node {}",
+                                printable(&node.node_id)
+                            )));
+                        }
                         let state = if approval.revoked {
                             "revoked".to_owned()
                         } else if approval.expires_at < now() {
@@ -571,26 +600,31 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                         } else {
                             format!("approved by {} until {}", signer.name, approval.expires_at)
                         };
-                        Some((state, hex::encode(approval.model_sha256), approval.hardware))
+                        Some((
+                            state,
+                            hex::encode(approval.model_sha256),
+                            approval.hardware,
+                            approval.node.fingerprint().short(),
+                        ))
                     }
                     None => None,
                 };
-                let (state, model, hardware) = approval
-                    .unwrap_or_else(|| ("pending approval".into(), String::new(), String::new()));
-                // The fingerprint shown is computed from the keys, never the server's column.
-                let fingerprint = quorate_crypto::PublicIdentity::from_text(
-                    &node.keys.recipient,
-                    &node.keys.verifying_key,
-                )
-                .map_err(|error| {
-                    CliError::Refused(format!("node {}'s keys: {error}", node.node_id))
-                })?
-                .fingerprint();
+                // An approved node is shown with the fingerprint of the keys an admin signed;
+                // a pending one with none, so that an admin compares the one its operator
+                // reads out rather than copying the server's.
+                let (state, model, hardware, fingerprint) = approval.unwrap_or_else(|| {
+                    (
+                        "pending approval".into(),
+                        String::new(),
+                        String::new(),
+                        "(fingerprint: ask its operator)".into(),
+                    )
+                });
                 text.push_str(&format!(
                     "  {}  {}  {}\n    {}{}\n",
                     printable(&node.node_id),
                     printable(&node.name),
-                    fingerprint.short(),
+                    fingerprint,
                     printable(&state),
                     if model.is_empty() {
                         String::new()
@@ -638,7 +672,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                 return Err(CliError::Usage("--days is 1 to 366".into()));
             }
             let approval =
-                node_statement(&session, &roster, &node, Some(&fingerprint), |approval| {
+                sign_node_approval(&session, &roster, &node, Some(&fingerprint), |approval| {
                     approval.model_sha256 = model;
                     approval.hardware = hardware.clone();
                     approval.expires_at = approval.issued_at + days * 86_400;
@@ -654,13 +688,13 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                     "Node {} ({}) is approved for model {}… for {days} days.",
                     printable(&view.node_id),
                     printable(&view.name),
-                    &model_sha256[..16]
+                    &hex::encode(model)[..16]
                 ),
                 &json!({ "node_id": view.node_id, "status": view.status }),
             );
         }
         Some(NodesAction::Revoke { node }) => {
-            let approval = node_statement(&session, &roster, &node, None, |_| {}).await?;
+            let approval = sign_node_approval(&session, &roster, &node, None, |_| {}).await?;
             let view = session
                 .client
                 .approve_node(session.vault, approval.0, &approval.1)
@@ -682,7 +716,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
 /// a revocation. The server's copy of a node's keys is never signed on its word: an approval
 /// signs them only when they match the fingerprint typed here, and a revocation names the
 /// keys of the node's previous approval, which an admin signed.
-async fn node_statement(
+async fn sign_node_approval(
     session: &Session,
     roster: &Roster,
     node: &str,
@@ -698,23 +732,17 @@ async fn node_statement(
     let listed =
         quorate_crypto::PublicIdentity::from_text(&view.keys.recipient, &view.keys.verifying_key)
             .map_err(|error| CliError::Refused(format!("the node's keys: {error}")))?;
-    let previous = match &view.approval {
-        Some(previous) => Some(
-            roster
-                .verify_by_admin::<NodeApproval>(&decode_statement(previous)?)
-                .map_err(|error| CliError::Refused(format!("the node's approval: {error}")))?
-                .0
-                .statement,
-        ),
-        None => None,
-    };
+    let previous = view
+        .approval
+        .as_deref()
+        .and_then(|text| previous_approval(roster, node_id, text));
     let public = match (read_out, &previous) {
         (Some(typed), _) => {
-            let fingerprint = listed.fingerprint();
-            find_by_fingerprint(typed, [(&fingerprint, ())]).map_err(|_| {
+            // The listed keys' fingerprint is not shown on a mismatch: under attack it is the
+            // attacker's, and would be pasted on the next try.
+            find_by_fingerprint(typed, [(&listed.fingerprint(), ())]).map_err(|_| {
                 CliError::Refused(format!(
-                    "the fingerprint you typed is not that of the keys the server lists for node {node_id} ({}): nothing was signed. Compare again with `quorate-node status` on the node; if it still differs, the server or its database is lying",
-                    fingerprint.short()
+                    "the fingerprint you typed is not that of the keys the server lists for node {node_id}: nothing was signed. Compare again with `quorate-node status` on the node; if it still differs, the server or its database is lying"
                 ))
             })?;
             listed
@@ -740,6 +768,20 @@ async fn node_statement(
     }
     fill(&mut approval);
     Ok((node_id, SignedStatement::sign(&approval, &session.identity)))
+}
+
+/// A node's previous approval, if it is one an admin of the vault (now or before) signed for
+/// this node. A revocation names its keys; when there is none such, the revocation names the
+/// listed keys, which is safe: a revocation vouches for nothing. An admin removed since must
+/// not make their node impossible to revoke.
+fn previous_approval(roster: &Roster, node: NodeId, text: &str) -> Option<NodeApproval> {
+    let verified = decode_statement(text).ok()?.verify::<NodeApproval>().ok()?;
+    let by_admin = roster
+        .members()
+        .iter()
+        .chain(roster.removed())
+        .any(|member| member.role == Role::Admin && member.public.verifying_key == verified.signer);
+    (by_admin && verified.statement.node_id == node).then_some(verified.statement)
 }
 
 fn decode_statement(text: &str) -> Result<SignedStatement, CliError> {

@@ -312,6 +312,11 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
             .map_err(|_| CliError::Local("the pending upload's manifest is damaged".into()))?,
     )
     .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?;
+    // This device's own manifest: its length, not the server's, says when the upload is done.
+    let signed = manifest
+        .verify::<RecordingManifest>()
+        .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?
+        .statement;
     let shares = pending
         .shares
         .iter()
@@ -348,30 +353,31 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
             state_path.display()
         ))
     })?;
-    let progress = bar(state.upload_length, "uploading");
+    let progress = bar(signed.ciphertext_len, "uploading");
     progress.set_position(state.upload_offset);
     let shown = progress.clone();
     session
         .client
-        .resume_upload_limited(recording, ciphertext, rate, move |sent, _| {
-            shown.set_position(sent)
-        })
+        .resume_upload_limited(
+            recording,
+            ciphertext,
+            rate,
+            Some(signed.ciphertext_len),
+            move |sent, _| shown.set_position(sent),
+        )
         .await?;
     progress.finish_and_clear();
     let _ = std::fs::remove_file(&ciphertext_path);
     let _ = std::fs::remove_file(&state_path);
-    let k = manifest
-        .verify::<RecordingManifest>()
-        .map(|verified| verified.statement.split.threshold.k())
-        .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?;
+    let k = signed.split.threshold.k();
     context.print(
         &format!(
             "Uploaded {} as recording {recording} ({} bytes of ciphertext).\nIts key is split {k}-of-{} among the members: nobody hears it without {k} approvals.",
             args.file.display(),
-            state.upload_length,
+            signed.ciphertext_len,
             shares.len(),
         ),
-        &json!({ "recording_id": recording.to_string(), "ciphertext_len": state.upload_length, "threshold": k, "shares": shares.len() }),
+        &json!({ "recording_id": recording.to_string(), "ciphertext_len": signed.ciphertext_len, "threshold": k, "shares": shares.len() }),
     );
     Ok(())
 }
