@@ -481,7 +481,10 @@ impl Client {
                 .node_id
                 .parse()
                 .map_err(|_| invalid("a malformed node ID"))?;
-            if approval.statement.node_id == node_id && !approval.statement.revoked {
+            // The search key goes only to a node an admin approves now: not revoked, not lapsed.
+            if approval.statement.node_id == node_id
+                && approval.statement.check_active(crate::unix_now()).is_ok()
+            {
                 holders.push((node_id.to_string(), approval.statement.node.recipient));
             }
         }

@@ -5,7 +5,7 @@
 use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
 
 use quorate_api::TranscriptDocument;
-use quorate_client::minutes::Released;
+use quorate_client::{checks::printable, minutes::Released};
 use quorate_crypto::{
     Fingerprint, RecordingId,
     blind::normalise,
@@ -44,6 +44,15 @@ pub(super) async fn share_keys_command(
     let renew_for = match member {
         Some(typed) => {
             let roster = context.verified_roster(&session).await?;
+            let me = session.identity.fingerprint();
+            if roster
+                .member(&me)
+                .is_none_or(|member| member.role != Role::Admin)
+            {
+                return Err(CliError::Usage(
+                    "only an admin's key replaces a member's: ask an admin to run `quorate share-keys --member`".into(),
+                ));
+            }
             Some(super::commands::roster_member(&roster, typed)?.fingerprint)
         }
         None => None,
@@ -217,17 +226,18 @@ pub(super) async fn search(
             .map_or_else(|| utc(opened.manifest.created_at), utc);
         let _ = writeln!(
             text,
-            "\n{}. {title} — {date} (score {:.2})\n   recording {}",
+            "\n{}. {} — {date} (score {:.2})\n   recording {}",
             (page - 1) * limit + rank as u32 + 1,
+            printable(&title),
             hit.score,
-            hit.recording_id
+            opened.manifest.recording_id
         );
         let mut snippets = Vec::new();
         for segment in &hit.segments {
             let Some(found) = opened.document.segments.get(*segment as usize) else {
                 continue;
             };
-            let snippet = highlight(found.text.trim(), &wanted, terminal);
+            let snippet = highlight(&printable(found.text.trim()), &wanted, terminal);
             let _ = writeln!(
                 text,
                 "   [{}–{}] {snippet}",
@@ -238,7 +248,7 @@ pub(super) async fn search(
         }
         values.push(json!({
             "transcript_id": hit.transcript_id,
-            "recording_id": hit.recording_id,
+            "recording_id": opened.manifest.recording_id.to_string(),
             "title": title,
             "date": date,
             "score": hit.score,

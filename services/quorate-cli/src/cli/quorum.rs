@@ -166,10 +166,12 @@ pub(super) async fn request(
         }
     };
     let created_at = now();
+    // The ID is this device's, and what it prints: never the server's echo of it.
+    let request_id = RequestId::random();
     let signed = SignedStatement::sign(
         &UnlockRequest {
             vault_id: session.vault,
-            request_id: RequestId::random(),
+            request_id,
             subject,
             purpose,
             node_id: node,
@@ -186,10 +188,10 @@ pub(super) async fn request(
         .await?;
     context.print(
         &format!(
-            "Request {} is open for {hours} hours: {} approvals of {} possible are needed.",
-            view.request_id, view.threshold, view.eligible
+            "Request {request_id} is open for {hours} hours: {} approvals of {} possible are needed.",
+            view.threshold, view.eligible
         ),
-        &json!({ "request_id": view.request_id, "threshold": view.threshold, "eligible": view.eligible }),
+        &json!({ "request_id": request_id.to_string(), "threshold": view.threshold, "eligible": view.eligible }),
     );
     Ok(())
 }
@@ -288,7 +290,7 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Cli
         let checked = check_request(&session, &roster, view).await?;
         text.push_str(&format!(
             "  {}  {} \"{}\" for node {} ({})\n    asked by {}: {}\n    {} of {} approvals, {} denials; {}, closes at {}\n",
-            view.request_id,
+            checked.request.request_id,
             checked.request.purpose.as_str(),
             printable(&title(&checked.manifest, &session)),
             checked.node.node_id,
@@ -432,7 +434,6 @@ async fn audit_entries(
     context: &mut Context,
     session: &Session,
 ) -> Result<Vec<quorate_crypto::audit::AuditEntry>, CliError> {
-    let roster = context.verified_roster(session).await?;
     let (mut after, mut previous, mut entries) = (None, [0u8; 32], Vec::new());
     loop {
         let page = session
@@ -457,6 +458,9 @@ async fn audit_entries(
             "the audit log does not start at its first entry: its beginning was cut".into(),
         ));
     }
+    // The roster is fetched after the log: it only grows, so every signer the log names is on
+    // it (fetched before, a member added meanwhile would look like a forger).
+    let roster = context.verified_roster(session).await?;
     checks::audit_signers(&roster, &entries)
         .map_err(|error| CliError::Refused(error.to_string()))?;
     let pins = context.state.pins(session.vault)?.clone();
