@@ -11,6 +11,9 @@ use symphonia::core::{
     io::{MediaSourceStream, MediaSourceStreamOptions},
     meta::MetadataOptions,
 };
+use zeroize::Zeroizing;
+
+use crate::secret::SecretVec;
 
 /// Whisper's sample rate.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -34,11 +37,14 @@ fn codecs() -> CodecRegistry {
 }
 
 /// Decodes `media` (a whole file in memory, e.g. a `Zeroizing<Vec<u8>>` that is wiped when
-/// the decoder drops it; `media_type` a hint only) to mono f32 samples at 16 kHz.
+/// the decoder drops it; `media_type` a hint only) to mono f32 samples at 16 kHz, in a buffer
+/// that is wiped when dropped. The samples are the meeting's words: every buffer of ours that
+/// holds them is a [`SecretVec`], so none is left unwiped in freed memory when it grows.
 pub fn decode(
     media: impl AsRef<[u8]> + Send + Sync + 'static,
     media_type: &str,
-) -> Result<Vec<f32>, AudioError> {
+) -> Result<Zeroizing<Vec<f32>>, AudioError> {
+    let media_len = media.as_ref().len();
     let mut hint = Hint::new();
     hint.mime_type(media_type);
     let source = MediaSourceStream::new(
@@ -57,6 +63,13 @@ pub fn decode(
         .default_track(TrackType::Audio)
         .ok_or_else(|| AudioError::Unsupported("no audio track".into()))?;
     let track_id = track.id;
+    // The container's frame count, when it gives one, reserves the buffer once. It is read
+    // from the file, so it is only a hint, and never more frames than the file has bytes
+    // (uncompressed audio has at least one byte per frame; compressed audio grows past it).
+    let frames_hint = track
+        .num_frames
+        .map_or(0, |frames| usize::try_from(frames).unwrap_or(usize::MAX))
+        .min(media_len);
     let parameters = track
         .codec_params
         .as_ref()
@@ -67,8 +80,8 @@ pub fn decode(
         .make_audio_decoder(&parameters, &AudioDecoderOptions::default())
         .map_err(|error| AudioError::Unsupported(error.to_string()))?;
     let mut rate = parameters.sample_rate.unwrap_or(0);
-    let mut mono = Vec::new();
-    let mut interleaved: Vec<f32> = Vec::new();
+    let mut mono = SecretVec::with_capacity_hint(frames_hint);
+    let mut interleaved = SecretVec::default();
     loop {
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
@@ -93,9 +106,11 @@ pub fn decode(
         let spec = decoded.spec();
         rate = spec.rate();
         let channels = spec.channels().count().max(1);
-        decoded.copy_to_vec_interleaved(&mut interleaved);
+        let samples = decoded.samples_interleaved();
+        interleaved.resize(samples, 0.0);
+        decoded.copy_to_slice_interleaved(&mut interleaved[..samples]);
         mono.extend(
-            interleaved
+            interleaved[..samples]
                 .chunks(channels)
                 .map(|frame| frame.iter().sum::<f32>() / channels as f32),
         );
@@ -103,13 +118,17 @@ pub fn decode(
     if mono.is_empty() {
         return Err(AudioError::Damaged("no audio in the file".into()));
     }
+    if rate == SAMPLE_RATE {
+        return Ok(mono.into_inner());
+    }
     resample(&mono, rate)
 }
 
-/// Resamples mono samples from `rate` to 16 kHz (rubato's synchronous FFT resampler).
-pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
+/// Resamples mono samples from `rate` to 16 kHz (rubato's synchronous FFT resampler), into a
+/// buffer allocated once and wiped when dropped.
+pub fn resample(samples: &[f32], rate: u32) -> Result<Zeroizing<Vec<f32>>, AudioError> {
     if rate == SAMPLE_RATE {
-        return Ok(samples.to_vec());
+        return Ok(Zeroizing::new(samples.to_vec()));
     }
     if rate == 0 {
         return Err(AudioError::Damaged("the sample rate is unknown".into()));
@@ -125,7 +144,10 @@ pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
     )
     .map_err(|error| failed(&error))?;
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|error| failed(&error))?;
-    let mut output = vec![0f32; resampler.process_all_needed_output_len(samples.len())];
+    let mut output = Zeroizing::new(vec![
+        0f32;
+        resampler.process_all_needed_output_len(samples.len())
+    ]);
     let frames = output.len();
     let mut buffer =
         InterleavedSlice::new_mut(&mut output, 1, frames).map_err(|error| failed(&error))?;

@@ -6,6 +6,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::JobClaim;
+use quorate_client::checks;
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId,
     blind::SearchKey,
@@ -21,6 +22,8 @@ use quorate_crypto::{
 };
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::secret::SecretVec;
 
 /// Why a job failed: the reason kept with the job (never plaintext).
 #[derive(Debug, thiserror::Error)]
@@ -95,22 +98,10 @@ pub fn unlock(
 ) -> Result<Unlocked, JobFailure> {
     let (request, request_digest) = verified_request(claim, roster, node_id, Purpose::Transcribe)?;
     let signed_manifest = statement(&claim.subject_manifest, "recording manifest")?;
-    let verified_manifest = signed_manifest
-        .verify::<RecordingManifest>()
-        .map_err(|error| fail(format!("the recording manifest: {error}")))?;
-    let manifest = verified_manifest.statement;
-    let uploader_known = roster
-        .members()
-        .iter()
-        .chain(roster.removed())
-        .any(|member| {
-            member.fingerprint == manifest.uploader
-                && member.public.verifying_key == verified_manifest.signer
-        });
-    if !uploader_known || request.subject != Subject::Recording(manifest.recording_id) {
-        return Err(fail(
-            "the recording manifest is not signed by its uploader, or not the request's subject",
-        ));
+    let manifest = checks::recording_manifest(roster, None, &signed_manifest)
+        .map_err(|error| fail(error.to_string()))?;
+    if request.subject != Subject::Recording(manifest.recording_id) {
+        return Err(fail("the recording manifest is not the request's subject"));
     }
     let key = open_shares(
         claim,
@@ -190,17 +181,141 @@ fn open_shares(
         .map_err(|error| fail(format!("rebuilding the key: {error}")))
 }
 
-/// Decrypts the recording's ciphertext in memory.
-pub fn decrypt(ciphertext: &[u8], key: &AgeSecretKey) -> Result<Zeroizing<Vec<u8>>, JobFailure> {
+/// Where a download goes: memory reserved once at the length its signed manifest gives,
+/// hashed as it arrives. The client refuses the first byte past that length
+/// ([`Client::download_recording`](quorate_client::Client::download_recording)), and nothing
+/// reaches a decrypter or a decoder until [`CheckedDownload::finish`] has compared the length
+/// and SHA-256 with the manifest's: the recording's recipient is public, so a server could
+/// encrypt any audio to it.
+pub struct CheckedDownload {
+    what: &'static str,
+    expected_len: u64,
+    expected_sha256: [u8; 32],
+    bytes: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl std::fmt::Debug for CheckedDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedDownload")
+            .field("what", &self.what)
+            .field("expected_len", &self.expected_len)
+            .field("received", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ciphertext whose length and SHA-256 are those its signed manifest names: the only input
+/// [`decrypt`] and [`release`] take.
+#[derive(Debug)]
+pub struct Ciphertext(Vec<u8>);
+
+/// What a refused download means, and what to do about it.
+const NOT_AS_SIGNED: &str = "the stored object is not the one that was signed (replaced or damaged in the object store, or changed on the way); refused before decrypting. Restore it from a backup, or upload it again";
+
+impl CheckedDownload {
+    /// Ready to receive `what` (e.g. "recording"), which its manifest says is `len` bytes with
+    /// SHA-256 `sha256`; refused when longer than `limit`, the most this node holds in memory.
+    pub fn new(
+        what: &'static str,
+        len: u64,
+        sha256: [u8; 32],
+        limit: u64,
+    ) -> Result<Self, JobFailure> {
+        if len > limit {
+            return Err(fail(format!(
+                "the {what} is {len} bytes, more than this node holds in memory ({limit}): run the node with a larger --max-bytes on a machine with the memory for it"
+            )));
+        }
+        let mut bytes = Vec::new();
+        usize::try_from(len)
+            .ok()
+            .and_then(|len| bytes.try_reserve_exact(len).ok())
+            .ok_or_else(|| {
+                fail(format!(
+                    "this node cannot reserve memory for a {len}-byte {what}: run it on a machine with more, or lower --max-bytes so it refuses such jobs at once"
+                ))
+            })?;
+        Ok(Self {
+            what,
+            expected_len: len,
+            expected_sha256: sha256,
+            bytes,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// The job's failure when the server's answer was refused while it arrived (`reason`:
+    /// why, e.g. more bytes than the manifest's length).
+    pub fn refused(self, reason: &str) -> JobFailure {
+        fail(format!("the {}: {reason}: {NOT_AS_SIGNED}", self.what))
+    }
+
+    /// The ciphertext, once its length and SHA-256 are the manifest's.
+    pub fn finish(self) -> Result<Ciphertext, JobFailure> {
+        let what = self.what;
+        if self.bytes.len() as u64 != self.expected_len {
+            return Err(fail(format!(
+                "the server sent {} bytes of the {what}, not the {} its signed manifest says: {NOT_AS_SIGNED}",
+                self.bytes.len(),
+                self.expected_len
+            )));
+        }
+        let sha256: [u8; 32] = self.hasher.finalize().into();
+        if sha256 != self.expected_sha256 {
+            return Err(fail(format!(
+                "the {what}'s SHA-256 {} is not the one its signed manifest names ({}): {NOT_AS_SIGNED}",
+                hex::encode(sha256),
+                hex::encode(self.expected_sha256)
+            )));
+        }
+        Ok(Ciphertext(self.bytes))
+    }
+}
+
+impl std::io::Write for CheckedDownload {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(bytes);
+        self.bytes.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decrypts the recording's checked ciphertext in memory.
+pub fn decrypt(
+    ciphertext: &Ciphertext,
+    key: &AgeSecretKey,
+) -> Result<Zeroizing<Vec<u8>>, JobFailure> {
     // The plaintext is never longer than the ciphertext: reserving that much up front means
     // the buffer is never moved, so no unzeroized copy is left behind in freed memory.
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    envelope::decrypt(ciphertext, &mut *plaintext, key)
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.0.len()));
+    envelope::decrypt(&ciphertext.0[..], &mut *plaintext, key)
         .map_err(|error| fail(format!("decrypting the recording: {error}")))?;
     Ok(plaintext)
 }
 
 pub use quorate_api::{TranscriptDocument as Transcript, TranscriptSegment as Segment};
+
+/// The transcript as JSON, in a buffer that is wiped when dropped. serde_json grows its output
+/// as it writes, so it writes into a [`SecretVec`], which wipes every allocation it leaves.
+pub fn transcript_json(transcript: &Transcript) -> Result<SecretVec<u8>, JobFailure> {
+    let mut text = SecretVec::default();
+    serde_json::to_writer(&mut text, transcript)
+        .map_err(|error| fail(format!("the transcript: {error}")))?;
+    Ok(text)
+}
+
+/// Wipes a transcript's words before they are freed (the strings are plaintext; the type is
+/// the API's, so it cannot wipe itself on drop).
+pub fn wipe(mut transcript: Transcript) {
+    for segment in &mut transcript.segments {
+        segment.text.zeroize();
+    }
+}
 
 /// The sealed transcript, its signed manifest and the sealed shares of its key.
 #[derive(Debug)]
@@ -224,9 +339,7 @@ pub fn seal(
     model_sha256: [u8; 32],
     now: i64,
 ) -> Result<Sealed, JobFailure> {
-    let text = Zeroizing::new(
-        serde_json::to_vec(transcript).map_err(|error| fail(format!("the transcript: {error}")))?,
-    );
+    let text = transcript_json(transcript)?;
     let key = AgeSecretKey::generate();
     let (writer, _) = envelope::encrypt(
         &text[..],
@@ -301,19 +414,15 @@ pub fn transcript_producer(claim: &JobClaim) -> Result<NodeId, JobFailure> {
     Ok(manifest.statement.node_id)
 }
 
-/// Checks a release claim against the roster and the approval of the node that made the
-/// transcript (`producer_approval`, a signed `NodeApproval`), and rebuilds the transcript key.
-pub fn unlock_transcript(
-    claim: &JobClaim,
+/// A transcript manifest, verified: signed by the node that an admin's approval
+/// (`producer_approval`, a signed `NodeApproval`) names, and made before that approval
+/// lapsed. A revocation names the node's keys too, and a lying server would offer it as the
+/// producer's approval: it vouches for nothing ([`checks::approval_vouches_for`]).
+fn produced_by_approved_node(
     roster: &Roster,
     producer_approval: &str,
-    node: &Identity,
-    node_id: NodeId,
-    now: i64,
-) -> Result<ReleaseUnlocked, JobFailure> {
-    let (request, request_digest) =
-        verified_request(claim, roster, node_id, Purpose::ReleaseTranscript)?;
-    let signed_manifest = statement(&claim.subject_manifest, "transcript manifest")?;
+    signed_manifest: &SignedStatement,
+) -> Result<TranscriptManifest, JobFailure> {
     let verified = signed_manifest
         .verify::<TranscriptManifest>()
         .map_err(|error| fail(format!("the transcript manifest: {error}")))?;
@@ -328,6 +437,25 @@ pub fn unlock_transcript(
             "the transcript manifest is not signed by the approved node it names",
         ));
     }
+    checks::approval_vouches_for(&approval.statement, manifest.created_at)
+        .map_err(|error| fail(format!("the transcript's maker: {error}")))?;
+    Ok(manifest)
+}
+
+/// Checks a release claim against the roster and the approval of the node that made the
+/// transcript (`producer_approval`, a signed `NodeApproval`), and rebuilds the transcript key.
+pub fn unlock_transcript(
+    claim: &JobClaim,
+    roster: &Roster,
+    producer_approval: &str,
+    node: &Identity,
+    node_id: NodeId,
+    now: i64,
+) -> Result<ReleaseUnlocked, JobFailure> {
+    let (request, request_digest) =
+        verified_request(claim, roster, node_id, Purpose::ReleaseTranscript)?;
+    let signed_manifest = statement(&claim.subject_manifest, "transcript manifest")?;
+    let manifest = produced_by_approved_node(roster, producer_approval, &signed_manifest)?;
     if request.subject != Subject::Transcript(manifest.transcript_id) {
         return Err(fail("the transcript manifest is not the request's subject"));
     }
@@ -366,7 +494,7 @@ pub struct Release {
 /// `roster`, with the postings under the vault's search key.
 pub fn release(
     unlocked: &ReleaseUnlocked,
-    sealed: &[u8],
+    sealed: &Ciphertext,
     search_key: &SearchKey,
     roster: &Roster,
     node: &Identity,
@@ -374,17 +502,10 @@ pub fn release(
     now: i64,
 ) -> Result<Release, JobFailure> {
     let manifest = &unlocked.manifest;
-    if sealed.len() as u64 != manifest.ciphertext_len
-        || <[u8; 32]>::from(Sha256::digest(sealed)) != manifest.ciphertext_sha256
-    {
-        return Err(fail(
-            "the sealed transcript differs from the one its manifest describes",
-        ));
-    }
-    let mut text = Zeroizing::new(Vec::with_capacity(sealed.len()));
-    envelope::decrypt(sealed, &mut *text, &unlocked.key)
+    let mut text = Zeroizing::new(Vec::with_capacity(sealed.0.len()));
+    envelope::decrypt(&sealed.0[..], &mut *text, &unlocked.key)
         .map_err(|error| fail(format!("opening the sealed transcript: {error}")))?;
-    let mut transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
+    let transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
         fail(format!(
             "the sealed transcript is not a transcript: {error}"
         ))
@@ -397,11 +518,7 @@ pub fn release(
             .map(|segment| segment.text.as_str()),
     );
     let same_recording = transcript.recording_id == manifest.recording_id.to_string();
-    // The parsed words are plaintext too: wiped before they are freed.
-    for segment in &mut transcript.segments {
-        segment.text.zeroize();
-    }
-    drop(transcript);
+    wipe(transcript);
     if !same_recording {
         return Err(fail("the sealed transcript names another recording"));
     }
@@ -451,4 +568,117 @@ pub fn release(
         grants,
         postings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use quorate_crypto::{RecordingId, RequestId, VaultId, threshold::Threshold};
+
+    use super::*;
+
+    /// A vault of one admin, a node, the admin's approval of it (`revoked`, in force from
+    /// 1000 to 2000) and a transcript manifest the node signed at `made_at`.
+    fn approval_and_manifest(revoked: bool, made_at: i64) -> (Roster, String, SignedStatement) {
+        let vault = VaultId::random();
+        let admin = Identity::generate();
+        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 900).unwrap();
+        let roster = Roster::verify(vault, &[genesis], None).unwrap();
+        let node = Identity::generate();
+        let node_id = NodeId::random();
+        let approval = SignedStatement::sign(
+            &NodeApproval {
+                vault_id: vault,
+                node_id,
+                node: node.public(),
+                hardware: "rack 3".into(),
+                model_sha256: [1; 32],
+                attestation: Vec::new(),
+                issued_at: 1000,
+                expires_at: 2000,
+                revoked,
+            },
+            &admin,
+        );
+        let transcript_id = TranscriptId::random();
+        let (split, _) = SplitKey::split_and_seal(
+            vault,
+            Subject::Transcript(transcript_id),
+            &AgeSecretKey::generate(),
+            Threshold::new(1, 1).unwrap(),
+            &[admin.public()],
+        )
+        .unwrap();
+        let manifest = SignedStatement::sign(
+            &TranscriptManifest {
+                vault_id: vault,
+                transcript_id,
+                recording_id: RecordingId::random(),
+                recording_manifest_digest: [2; 32],
+                request_id: RequestId::random(),
+                node_id,
+                model_sha256: [1; 32],
+                language: "en".into(),
+                created_at: made_at,
+                ciphertext_len: 100,
+                ciphertext_sha256: [3; 32],
+                split,
+            },
+            &node,
+        );
+        (roster, STANDARD.encode(approval.to_bytes()), manifest)
+    }
+
+    #[test]
+    fn a_revocation_or_a_lapsed_approval_never_vouches_for_a_transcript() {
+        let (roster, approval, manifest) = approval_and_manifest(false, 1500);
+        assert!(produced_by_approved_node(&roster, &approval, &manifest).is_ok());
+
+        let (roster, revocation, manifest) = approval_and_manifest(true, 1500);
+        let refused = produced_by_approved_node(&roster, &revocation, &manifest).unwrap_err();
+        assert!(refused.0.contains("was revoked"), "{refused}");
+
+        let (roster, approval, manifest) = approval_and_manifest(false, 2001);
+        let refused = produced_by_approved_node(&roster, &approval, &manifest).unwrap_err();
+        assert!(refused.0.contains("after its approval lapsed"), "{refused}");
+
+        // Made before a renewal's window began: the approval it was made under was replaced.
+        let (roster, approval, manifest) = approval_and_manifest(false, 999);
+        assert!(produced_by_approved_node(&roster, &approval, &manifest).is_ok());
+    }
+
+    #[test]
+    fn a_download_is_cut_at_the_manifest_length_and_checked_before_use() {
+        use std::io::Write;
+        let bytes = b"an age file, as the uploader signed it";
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let len = bytes.len() as u64;
+
+        let mut download = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
+        download.write_all(bytes).unwrap();
+        assert_eq!(download.finish().unwrap().0, bytes);
+
+        let longer = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
+        let refused = longer.refused("the server sent more than the 38 bytes the manifest signs");
+        assert!(refused.0.contains("refused before decrypting"), "{refused}");
+
+        let mut shorter = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
+        shorter.write_all(&bytes[1..]).unwrap();
+        assert!(
+            shorter
+                .finish()
+                .unwrap_err()
+                .0
+                .contains(&format!("not the {len} its signed manifest says"))
+        );
+
+        let mut other = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
+        other.write_all(&vec![b'A'; bytes.len()]).unwrap();
+        assert!(other.finish().unwrap_err().0.contains("SHA-256"));
+
+        let too_big = CheckedDownload::new("recording", 2 << 20, sha256, 1 << 20).unwrap_err();
+        assert!(
+            too_big.0.contains("more than this node holds in memory"),
+            "{too_big}"
+        );
+    }
 }

@@ -1,9 +1,10 @@
 //! `quorate-node`: the transcription worker for admin-approved hardware.
 //!
-//! Built so far (issue 5 needs a node to approve): `init` makes the node's identity on the
-//! machine, `enroll` redeems a node invite and pins the vault's genesis, `status` shows the
-//! node's approval, verified against the roster. Transcription (`models import`, `run`)
-//! comes with issue 6.
+//! `init` makes the node's identity on the machine, `enroll` redeems a node invite and pins
+//! the vault's genesis (showing the admins to compare out of band), `status` shows the node's
+//! approval, verified against the roster, `models import` takes a Whisper model and `run`
+//! carries out jobs. Every roster the node verifies must hold the newest head it verified
+//! before, which it keeps in `node.toml`.
 //!
 //! The node's identity file is not passphrase-protected (the node runs unattended); it is
 //! readable only by the node's user, in a folder only that user can enter.
@@ -15,10 +16,11 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use quorate_client::{Client, ClientError};
+use quorate_client::{Client, ClientError, checks::printable};
 use quorate_crypto::{
     Identity, IdentityFile, NodeId, VaultId,
-    statement::{NodeApproval, SignedStatement},
+    roster::Roster,
+    statement::{NodeApproval, Role, SignedStatement},
 };
 use quorate_node::model;
 
@@ -38,6 +40,10 @@ struct Cli {
     /// ~/.local/share/quorate-node].
     #[arg(long, global = true, env = "QUORATE_NODE_DIR")]
     dir: Option<PathBuf>,
+    /// The server, e.g. http://127.0.0.1:8080 [default: the one the node enrolled with]. It
+    /// is not trusted: the node checks what it serves against the vault it pinned.
+    #[arg(long, global = true, env = "QUORATE_SERVER")]
+    server: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -53,19 +59,24 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Redeem a node invite; pin the vault's genesis.
+    /// Redeem a node invite (with --server); pin the vault's genesis and show its admins to
+    /// compare with what they read out.
     Enroll {
-        /// The server, e.g. http://127.0.0.1:8080.
-        #[arg(long, env = "QUORATE_SERVER")]
-        server: String,
         /// The node invite code an admin made with `quorate nodes invite`.
         #[arg(long)]
         code: String,
         /// A name for the admins [default: the host name].
         #[arg(long)]
         name: Option<String>,
+        /// The vault's genesis digest (64 hex digits, `genesis` in an admin's
+        /// `~/.config/quorate/config.toml`, or on the Members page of the web UI): enrolment is
+        /// refused when the server's differs. For scripts, instead of comparing the admins'
+        /// fingerprints by eye.
+        #[arg(long)]
+        genesis: Option<String>,
     },
-    /// The node's approval (verified against the roster) and model.
+    /// This node's fingerprint, the vault's admins, the node's approval (verified against the
+    /// roster) and model.
     Status,
     /// Claim and carry out jobs, one at a time. Refuses to start unless an admin's approval
     /// names this node's keys and the model it loaded.
@@ -79,6 +90,10 @@ enum Command {
         /// Seconds between looks for a job when none waits.
         #[arg(long, default_value_t = 5)]
         poll_seconds: u64,
+        /// The largest recording or transcript (ciphertext bytes) this node takes: it holds
+        /// one in memory, with its plaintext, while it works.
+        #[arg(long, default_value_t = 4 << 30)]
+        max_bytes: u64,
     },
     /// Whisper models.
     Models {
@@ -132,9 +147,14 @@ impl NodeError {
 impl From<ClientError> for NodeError {
     fn from(error: ClientError) -> Self {
         match error {
-            ClientError::Api { code, message, .. } => Self::Server { code, message },
+            // The server's words are shown escaped: they could carry terminal escape
+            // sequences that rewrite what the node printed before.
+            ClientError::Api { code, message, .. } => Self::Server {
+                code: printable(&code),
+                message: printable(&message),
+            },
             ClientError::Transport(error) => Self::Unreachable(error.to_string()),
-            ClientError::Invalid(message) => Self::Refused(message),
+            ClientError::Invalid(message) => Self::Refused(printable(&message)),
             other => Self::Local(other.to_string()),
         }
     }
@@ -148,6 +168,12 @@ pub(crate) struct Enrolment {
     pub(crate) vault_id: String,
     pub(crate) node_id: String,
     pub(crate) genesis: String,
+    /// Entries in the newest roster chain this node verified (0: none yet).
+    #[serde(default)]
+    pub(crate) roster_len: u64,
+    /// Hex digest of that chain's head.
+    #[serde(default)]
+    pub(crate) roster_head: String,
 }
 
 fn folder(cli: &Cli) -> Result<PathBuf, NodeError> {
@@ -161,6 +187,12 @@ fn folder(cli: &Cli) -> Result<PathBuf, NodeError> {
     var("HOME")
         .map(|home| PathBuf::from(home).join(".local/share/quorate-node"))
         .ok_or_else(|| NodeError::Usage("no folder for the node: set QUORATE_NODE_DIR".into()))
+}
+
+fn write_enrolment(folder: &Path, enrolment: &Enrolment) -> Result<(), NodeError> {
+    let text = toml::to_string(enrolment)
+        .map_err(|error| NodeError::Local(format!("cannot record the enrolment: {error}")))?;
+    write_private(&folder.join("node.toml"), text.as_bytes())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
@@ -200,6 +232,7 @@ pub(crate) fn read_enrolment(folder: &Path) -> Result<Enrolment, NodeError> {
 
 /// The node signed in to its vault, with what it pinned.
 pub(crate) struct SignedIn {
+    pub(crate) folder: PathBuf,
     pub(crate) identity: Identity,
     pub(crate) vault: VaultId,
     pub(crate) node: NodeId,
@@ -207,10 +240,72 @@ pub(crate) struct SignedIn {
     pub(crate) client: Client,
 }
 
+impl SignedIn {
+    /// The vault's roster, verified against the pinned genesis, and refused unless it still
+    /// holds the newest head this node verified before; a longer one becomes the new pin.
+    /// A server that served an older prefix would count a removed admin's signatures again
+    /// and have a removed member sealed the release key.
+    pub(crate) async fn roster(&self) -> Result<Roster, NodeError> {
+        let roster = self.client.roster(self.vault, &self.genesis).await?;
+        pin_roster(&self.folder, &roster)?;
+        Ok(roster)
+    }
+}
+
+/// Checks `roster` against the head pinned in `node.toml`, then pins its own if longer.
+fn pin_roster(folder: &Path, roster: &Roster) -> Result<(), NodeError> {
+    let mut enrolment = read_enrolment(folder)?;
+    if enrolment.roster_len > 0 {
+        let mut head = [0u8; 32];
+        hex::decode_to_slice(&enrolment.roster_head, &mut head)
+            .map_err(|_| NodeError::Local("node.toml's roster pin is damaged".into()))?;
+        if !roster.contains(enrolment.roster_len - 1, &head) {
+            return Err(NodeError::Refused(format!(
+                "the server's roster ({} entries) does not contain the roster this node verified before ({} entries, head {}): a rollback or a forked chain. This node will not work with it; tell an admin",
+                roster.len(),
+                enrolment.roster_len,
+                &enrolment.roster_head[..16]
+            )));
+        }
+    }
+    if roster.len() > enrolment.roster_len {
+        enrolment.roster_len = roster.len();
+        enrolment.roster_head = hex::encode(roster.head());
+        write_enrolment(folder, &enrolment)?;
+    }
+    Ok(())
+}
+
+/// The roster's admins, each with the fingerprint they can read out.
+fn admins(roster: &Roster) -> Vec<(String, String)> {
+    roster
+        .members()
+        .iter()
+        .filter(|member| member.role == Role::Admin)
+        .map(|member| (printable(&member.name), member.fingerprint.short()))
+        .collect()
+}
+
+/// Lines naming the admins and what to compare: the out-of-band check of the genesis.
+fn admins_text(admins: &[(String, String)]) -> String {
+    let width = admins
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let list: String = admins
+        .iter()
+        .map(|(name, fingerprint)| format!("\n    {name:<width$}  {fingerprint}"))
+        .collect();
+    format!(
+        "The vault's admins, from the roster this node verified:{list}\nCompare each fingerprint with the one that admin reads you from their `quorate keygen` or `quorate members` output, over a channel you trust (in person, by phone). If one differs, this server is not serving your vault: do not use this node with it."
+    )
+}
+
 /// The node's approval statement, verified: signed by an admin of the roster, naming this
 /// node and exactly its keys. Returns it with the signer's name.
 pub(crate) fn verified_approval(
-    roster: &quorate_crypto::roster::Roster,
+    roster: &Roster,
     text: &str,
     node: NodeId,
     identity: &Identity,
@@ -231,8 +326,9 @@ pub(crate) fn verified_approval(
     Ok((approval, signer.name.clone()))
 }
 
-/// Reads the node's identity and enrolment and signs in.
-pub(crate) async fn sign_in(folder: &Path) -> Result<SignedIn, NodeError> {
+/// Reads the node's identity and enrolment and signs in (to `server`, else the server the
+/// node enrolled with).
+pub(crate) async fn sign_in(folder: &Path, server: Option<&str>) -> Result<SignedIn, NodeError> {
     let identity = read_identity(folder)?;
     let enrolment = read_enrolment(folder)?;
     let vault: VaultId = enrolment
@@ -246,9 +342,10 @@ pub(crate) async fn sign_in(folder: &Path) -> Result<SignedIn, NodeError> {
     let mut genesis = [0u8; 32];
     hex::decode_to_slice(&enrolment.genesis, &mut genesis)
         .map_err(|_| NodeError::Local("node.toml's genesis pin is damaged".into()))?;
-    let mut client = Client::new(&enrolment.server);
+    let mut client = Client::new(server.unwrap_or(&enrolment.server));
     client.sign_in(vault, &identity).await?;
     Ok(SignedIn {
+        folder: folder.to_owned(),
         identity,
         vault,
         node,
@@ -288,14 +385,27 @@ fn init(folder: &Path, force: bool, json: bool) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The genesis digest given with `--genesis`, as 32 bytes.
+fn expected_genesis(text: &str) -> Result<[u8; 32], NodeError> {
+    let mut genesis = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut genesis).map_err(|_| {
+        NodeError::Usage(
+            "--genesis takes the vault's genesis digest, 64 hex digits (`genesis` in an admin's config.toml)".into(),
+        )
+    })?;
+    Ok(genesis)
+}
+
 async fn enroll(
     folder: &Path,
     server: &str,
     code: &str,
     name: Option<String>,
+    genesis: Option<&str>,
     json: bool,
 ) -> Result<(), NodeError> {
     let identity = read_identity(folder)?;
+    let expected = genesis.map(expected_genesis).transpose()?;
     let name = name
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|name| name.trim().to_owned())
@@ -307,43 +417,89 @@ async fn enroll(
     if info.purpose != "node" {
         return Err(NodeError::Usage(format!(
             "this is a {} code, not a node invite: ask an admin for `quorate nodes invite`",
-            info.purpose
+            printable(&info.purpose)
         )));
     }
     let enrolled = client.enrol_node(code, &name, &identity.public()).await?;
-    let enrolment = Enrolment {
-        server: server.to_owned(),
-        vault_id: enrolled.vault_id.clone(),
-        node_id: enrolled.node_id.clone(),
-        genesis: enrolled.roster_genesis.clone(),
+    let mut pinned = [0u8; 32];
+    hex::decode_to_slice(&enrolled.roster_genesis, &mut pinned)
+        .map_err(|_| NodeError::Refused("the server answered a malformed genesis digest".into()))?;
+    if expected.is_some_and(|expected| expected != pinned) {
+        return Err(NodeError::Refused(format!(
+            "the server's genesis {} is not the genesis given with --genesis: this server is not serving the vault your admins use. Nothing was kept; do not enrol this node with it, and tell an admin (the invite code is spent)",
+            printable(&enrolled.roster_genesis)
+        )));
+    }
+    let vault: VaultId = enrolled
+        .vault_id
+        .parse()
+        .map_err(|_| NodeError::Refused("the server answered a malformed vault ID".into()))?;
+    let node: NodeId = enrolled
+        .node_id
+        .parse()
+        .map_err(|_| NodeError::Refused("the server answered a malformed node ID".into()))?;
+    // The chain is verified from the genesis before anything is kept: the admins shown are
+    // the ones whose keys root this vault, the check a person makes by comparing them.
+    let mut signed_in = client.clone();
+    signed_in.sign_in(vault, &identity).await?;
+    let roster = signed_in.roster(vault, &pinned).await?;
+    write_enrolment(
+        folder,
+        &Enrolment {
+            server: server.to_owned(),
+            vault_id: vault.to_string(),
+            node_id: node.to_string(),
+            genesis: hex::encode(pinned),
+            roster_len: roster.len(),
+            roster_head: hex::encode(roster.head()),
+        },
+    )?;
+    let admins = admins(&roster);
+    let fingerprint = identity.fingerprint().short();
+    let genesis_note = if expected.is_some() {
+        "Its genesis matches the one given with --genesis.".to_owned()
+    } else {
+        format!(
+            "(In scripts, pass --genesis {} to have a mismatch refused.)",
+            hex::encode(pinned)
+        )
     };
-    let text = toml::to_string(&enrolment)
-        .map_err(|error| NodeError::Local(format!("cannot record the enrolment: {error}")))?;
-    write_private(&folder.join("node.toml"), text.as_bytes())?;
     print(
         json,
         &format!(
-            "Enrolled in vault {} as node {}.\nFingerprint: {}\n\nAn admin approves it, after checking this machine, with\n    quorate nodes approve {} --model-sha256 HEX --hardware \"…\"",
-            enrolled.vault_id,
-            enrolled.node_id,
-            identity.fingerprint().short(),
-            enrolled.node_id
+            "Enrolled in vault {vault} as node {node}.\n{}\n{genesis_note}\n\nThis node's fingerprint: {fingerprint}\nRead it to the admin who approves this node, over a channel you trust; after checking this machine they type it in\n    quorate nodes approve {node} --fingerprint {fingerprint} --model-sha256 HEX --hardware \"…\"",
+            admins_text(&admins)
         ),
-        &json!({ "vault_id": enrolled.vault_id, "node_id": enrolled.node_id, "fingerprint": identity.fingerprint().short() }),
+        &json!({
+            "vault_id": vault.to_string(),
+            "node_id": node.to_string(),
+            "fingerprint": fingerprint,
+            "fingerprint_hex": identity.fingerprint().to_hex(),
+            "roster_genesis": hex::encode(pinned),
+            "admins": admins_json(&admins),
+        }),
     );
     Ok(())
 }
 
-async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
+fn admins_json(admins: &[(String, String)]) -> serde_json::Value {
+    admins
+        .iter()
+        .map(|(name, fingerprint)| json!({ "name": name, "fingerprint": fingerprint }))
+        .collect()
+}
+
+async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), NodeError> {
+    let signed_in = sign_in(folder, server).await?;
+    let roster = signed_in.roster().await?;
     let SignedIn {
         identity,
         vault,
         node,
-        genesis,
         client,
-    } = sign_in(folder).await?;
+        ..
+    } = signed_in;
     let view = client.node(vault, node).await?;
-    let roster = client.roster(vault, &genesis).await?;
     let (state, model, expires) = match &view.approval {
         None => ("pending approval".to_owned(), None, None),
         Some(text) => {
@@ -351,7 +507,7 @@ async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
             let state = if approval.revoked {
                 "revoked".to_owned()
             } else {
-                format!("approved by {signer}")
+                format!("approved by {}", printable(&signer))
             };
             (
                 state,
@@ -370,19 +526,30 @@ async fn status(folder: &Path, json: bool) -> Result<(), NodeError> {
         ),
         (Some(local), _) => format!("\nImported model: {local}"),
     };
+    let admins = admins(&roster);
+    let fingerprint = identity.fingerprint().short();
     print(
         json,
         &format!(
-            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}\nCurrent job: none (transcription comes with `quorate-node run`).",
-            view.name,
+            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}\nThis node's fingerprint: {fingerprint} (the admin who approves it types it)\n{}",
+            printable(&view.name),
             model
                 .as_ref()
                 .map_or_else(String::new, |model| format!("\nModel: {model}")),
             expires.map_or_else(String::new, |expires| format!(
                 "\nApproval expires at {expires}"
             )),
+            admins_text(&admins),
         ),
-        &json!({ "node_id": node.to_string(), "state": state, "model_sha256": model, "imported_model_sha256": local_model, "expires_at": expires }),
+        &json!({
+            "node_id": node.to_string(),
+            "state": state,
+            "model_sha256": model,
+            "imported_model_sha256": local_model,
+            "expires_at": expires,
+            "fingerprint": fingerprint,
+            "admins": admins_json(&admins),
+        }),
     );
     Ok(())
 }
@@ -485,10 +652,19 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
     let folder = folder(&cli)?;
     match cli.command {
         Command::Init { force } => init(&folder, force, cli.json),
-        Command::Enroll { server, code, name } => {
-            enroll(&folder, &server, &code, name, cli.json).await
+        Command::Enroll {
+            code,
+            name,
+            genesis,
+        } => {
+            let server = cli.server.as_deref().ok_or_else(|| {
+                NodeError::Usage(
+                    "name the server to enrol with: --server URL (or QUORATE_SERVER)".into(),
+                )
+            })?;
+            enroll(&folder, server, &code, name, genesis.as_deref(), cli.json).await
         }
-        Command::Status => status(&folder, cli.json).await,
+        Command::Status => status(&folder, cli.server.as_deref(), cli.json).await,
         Command::Models {
             action: ModelsAction::Import { path, weights },
         } => import_model(&folder, &path, &weights, cli.json),
@@ -496,7 +672,20 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
             once,
             threads,
             poll_seconds,
-        } => runner::run(&folder, once, threads, poll_seconds).await,
+            max_bytes,
+        } => {
+            runner::run(
+                &folder,
+                cli.server.as_deref(),
+                runner::Options {
+                    once,
+                    threads,
+                    poll_seconds,
+                    max_bytes,
+                },
+            )
+            .await
+        }
     }
 }
 

@@ -12,15 +12,14 @@ use std::{
     time::Duration,
 };
 
-use quorate_client::Client;
+use quorate_client::{Client, ClientError, checks::printable};
 use quorate_crypto::{
-    Identity, NodeId, VaultId,
-    roster::Roster,
+    RecordingId, TranscriptId,
     statement::{SignedStatement, StatementKind},
 };
 use quorate_node::{
     audio,
-    job::{self, JobFailure, Transcript},
+    job::{self, CheckedDownload, Ciphertext, JobFailure, Transcript},
     transcribe::{Transcriber, free_cores},
 };
 use sha2::{Digest, Sha256};
@@ -33,37 +32,34 @@ fn now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
+/// How `run` was asked to work.
+pub(crate) struct Options {
+    pub(crate) once: bool,
+    pub(crate) threads: Option<usize>,
+    pub(crate) poll_seconds: u64,
+    pub(crate) max_bytes: u64,
+}
+
 /// What the node checked before it takes any job.
 struct Ready {
-    client: Client,
-    identity: Identity,
-    vault: VaultId,
-    node: NodeId,
-    genesis: [u8; 32],
+    session: SignedIn,
     model: [u8; 32],
     transcriber: Transcriber,
+    max_bytes: u64,
 }
 
-/// The roster, verified against the genesis this node pinned.
-async fn roster(ready: &Ready) -> Result<Roster, NodeError> {
-    Ok(ready.client.roster(ready.vault, &ready.genesis).await?)
-}
-
-async fn prepare(folder: &Path, threads: Option<usize>) -> Result<Ready, NodeError> {
-    let signed_in: SignedIn = sign_in(folder).await?;
-    let SignedIn {
-        identity,
-        vault,
-        node,
-        genesis,
-        client,
-    } = signed_in;
-    let roster = client.roster(vault, &genesis).await?;
-    let view = client.node(vault, node).await?;
+async fn prepare(
+    folder: &Path,
+    server: Option<&str>,
+    options: &Options,
+) -> Result<Ready, NodeError> {
+    let session = sign_in(folder, server).await?;
+    let roster = session.roster().await?;
+    let view = session.client.node(session.vault, session.node).await?;
     let approval = view.approval.ok_or_else(|| {
         NodeError::Usage("this node is not approved yet: an admin approves it first".into())
     })?;
-    let (approval, _) = verified_approval(&roster, &approval, node, &identity)?;
+    let (approval, _) = verified_approval(&roster, &approval, session.node, &session.identity)?;
     approval
         .check_active(now())
         .map_err(|error| NodeError::Refused(format!("refusing to run: {error}")))?;
@@ -85,17 +81,57 @@ async fn prepare(folder: &Path, threads: Option<usize>) -> Result<Ready, NodeErr
             hex::encode(approval.model_sha256)
         )));
     }
-    let transcriber =
-        Transcriber::load(&path, threads.unwrap_or_else(free_cores)).map_err(NodeError::Local)?;
+    let transcriber = Transcriber::load(&path, options.threads.unwrap_or_else(free_cores))
+        .map_err(NodeError::Local)?;
     Ok(Ready {
-        client,
-        identity,
-        vault,
-        node,
-        genesis,
+        session,
         model,
         transcriber,
+        max_bytes: options.max_bytes,
     })
+}
+
+/// What a job downloads: a recording's or a sealed transcript's ciphertext.
+enum Object {
+    Recording(RecordingId),
+    Transcript(TranscriptId),
+}
+
+/// Downloads `object` checked against the length and SHA-256 of its signed manifest. A server
+/// answer that breaks the protocol (more bytes than that length) or other bytes are the job's
+/// failure; a connection that fails is the node's (the job is taken up again later).
+async fn download(
+    ready: &Ready,
+    object: Object,
+    len: u64,
+    sha256: [u8; 32],
+) -> Result<Result<Ciphertext, JobFailure>, NodeError> {
+    let what = match object {
+        Object::Recording(_) => "recording",
+        Object::Transcript(_) => "sealed transcript",
+    };
+    let mut sink = match CheckedDownload::new(what, len, sha256, ready.max_bytes) {
+        Ok(sink) => sink,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let (client, vault) = (&ready.session.client, ready.session.vault);
+    let fetched = match object {
+        Object::Recording(recording) => {
+            client
+                .download_recording(vault, recording, None, len, &mut sink)
+                .await
+        }
+        Object::Transcript(transcript) => {
+            client
+                .download_transcript(vault, transcript, len, &mut sink)
+                .await
+        }
+    };
+    match fetched {
+        Ok(_) => Ok(sink.finish()),
+        Err(ClientError::Invalid(reason)) => Ok(Err(sink.refused(&reason))),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Renews the lease every 30 seconds with the latest progress until dropped.
@@ -150,12 +186,13 @@ async fn release(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, NodeError> {
-    let roster = roster(ready).await?;
+    let session = &ready.session;
+    let roster = session.roster().await?;
     let producer = match job::transcript_producer(claim) {
         Ok(producer) => producer,
         Err(failure) => return Ok(Err(failure)),
     };
-    let Some(approval) = ready.client.node(ready.vault, producer).await?.approval else {
+    let Some(approval) = session.client.node(session.vault, producer).await?.approval else {
         return Ok(Err(JobFailure(
             "the node that made the transcript was never approved".into(),
         )));
@@ -164,16 +201,16 @@ async fn release(
         claim,
         &roster,
         &approval,
-        &ready.identity,
-        ready.node,
+        &session.identity,
+        session.node,
         now(),
     ) {
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
-    let search_key = match ready
+    let search_key = match session
         .client
-        .open_search_key(ready.vault, &roster, ready.identity.age_key())
+        .open_search_key(session.vault, &roster, session.identity.age_key())
         .await
     {
         Ok(Some(key)) => key,
@@ -184,29 +221,30 @@ async fn release(
         }
         Err(error) => return Ok(Err(JobFailure(error.to_string()))),
     };
-    let mut sealed = Vec::with_capacity(unlocked.manifest.ciphertext_len as usize);
-    ready
-        .client
-        .download_transcript(
-            ready.vault,
-            unlocked.manifest.transcript_id,
-            unlocked.manifest.ciphertext_len,
-            &mut sealed,
-        )
-        .await?;
+    let sealed = match download(
+        ready,
+        Object::Transcript(unlocked.manifest.transcript_id),
+        unlocked.manifest.ciphertext_len,
+        unlocked.manifest.ciphertext_sha256,
+    )
+    .await?
+    {
+        Ok(sealed) => sealed,
+        Err(failure) => return Ok(Err(failure)),
+    };
     let release = match job::release(
         &unlocked,
         &sealed,
         &search_key,
         &roster,
-        &ready.identity,
-        ready.node,
+        &session.identity,
+        session.node,
         now(),
     ) {
         Ok(release) => release,
         Err(failure) => return Ok(Err(failure)),
     };
-    let stored = ready
+    let stored = session
         .client
         .complete_release(
             &claim.request_id,
@@ -219,8 +257,8 @@ async fn release(
         .await?;
     eprintln!(
         "Job {} done: transcript {} released to {} members, {} postings indexed.",
-        claim.request_id,
-        stored.transcript_id,
+        printable(&claim.request_id),
+        printable(&stored.transcript_id),
         release.grants.len(),
         release.postings.len()
     );
@@ -232,22 +270,25 @@ async fn transcribe(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, NodeError> {
-    let roster = roster(ready).await?;
-    let unlocked = match job::unlock(claim, &roster, &ready.identity, ready.node, now()) {
+    let session = &ready.session;
+    let roster = session.roster().await?;
+    let unlocked = match job::unlock(claim, &roster, &session.identity, session.node, now()) {
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
-    let mut ciphertext = Vec::with_capacity(unlocked.manifest.ciphertext_len as usize);
-    ready
-        .client
-        .download_recording(
-            ready.vault,
-            unlocked.manifest.recording_id,
-            None,
-            unlocked.manifest.ciphertext_len,
-            &mut ciphertext,
-        )
-        .await?;
+    // Checked against the manifest before a byte of it reaches the decrypter, and so the
+    // audio decoders: the recipient is public, so a server could encrypt any audio to it.
+    let ciphertext = match download(
+        ready,
+        Object::Recording(unlocked.manifest.recording_id),
+        unlocked.manifest.ciphertext_len,
+        unlocked.manifest.ciphertext_sha256,
+    )
+    .await?
+    {
+        Ok(ciphertext) => ciphertext,
+        Err(failure) => return Ok(Err(failure)),
+    };
     let plaintext = match job::decrypt(&ciphertext, &unlocked.key) {
         Ok(plaintext) => plaintext,
         Err(failure) => return Ok(Err(failure)),
@@ -259,12 +300,12 @@ async fn transcribe(
     .await
     .map_err(|error| NodeError::Local(format!("decoding stopped: {error}")))?
     {
-        Ok(samples) => zeroize::Zeroizing::new(samples),
+        Ok(samples) => samples,
         Err(error) => return Ok(Err(JobFailure(error.to_string()))),
     };
     let progress = Arc::new(AtomicI32::new(0));
     let renewal = renew(
-        ready.client.clone(),
+        session.client.clone(),
         claim.request_id.clone(),
         claim.lease_token.clone(),
         Arc::clone(&progress),
@@ -285,24 +326,25 @@ async fn transcribe(
     let transcript = Transcript {
         language,
         model_sha256: hex::encode(ready.model),
-        node_id: ready.node.to_string(),
+        node_id: session.node.to_string(),
         recording_id: unlocked.manifest.recording_id.to_string(),
         segments,
     };
-    let sealed = match job::seal(
+    let sealed = job::seal(
         &unlocked,
         &transcript,
         &roster,
-        &ready.identity,
-        ready.node,
+        &session.identity,
+        session.node,
         ready.model,
         now(),
-    ) {
+    );
+    job::wipe(transcript);
+    let sealed = match sealed {
         Ok(sealed) => sealed,
         Err(failure) => return Ok(Err(failure)),
     };
-    drop(transcript);
-    let stored = ready
+    let stored = session
         .client
         .complete_job(
             &claim.request_id,
@@ -314,8 +356,8 @@ async fn transcribe(
         .await?;
     eprintln!(
         "Job {} done: transcript {} sealed to the recording's {} share holders.",
-        claim.request_id,
-        stored.transcript_id,
+        printable(&claim.request_id),
+        printable(&stored.transcript_id),
         sealed.shares.len()
     );
     Ok(Ok(()))
@@ -323,9 +365,8 @@ async fn transcribe(
 
 pub(crate) async fn run(
     folder: &Path,
-    once: bool,
-    threads: Option<usize>,
-    poll_seconds: u64,
+    server: Option<&str>,
+    options: Options,
 ) -> Result<(), NodeError> {
     // Before any key or plaintext exists in this process.
     let hardened = quorate_node::hardening::harden().map_err(NodeError::Local)?;
@@ -334,36 +375,35 @@ pub(crate) async fn run(
             "note: memory is not locked (the memory-lock limit is not unlimited); keys and audio may be swapped out. Run with LimitMEMLOCK=infinity to lock it."
         );
     }
-    let ready = prepare(folder, threads).await?;
+    let ready = prepare(folder, server, &options).await?;
     eprintln!(
         "Node {} is approved and loaded model {}; waiting for jobs.",
-        ready.node,
+        ready.session.node,
         hex::encode(ready.model)
     );
+    let client = &ready.session.client;
     loop {
-        let Some(claim) = ready.client.claim_job().await? else {
-            if once {
+        let Some(claim) = client.claim_job().await? else {
+            if options.once {
                 eprintln!("No job waits for this node.");
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_secs(poll_seconds.max(1))).await;
+            tokio::time::sleep(Duration::from_secs(options.poll_seconds.max(1))).await;
             continue;
         };
-        eprintln!(
-            "Claimed job {} (attempt {}).",
-            claim.request_id, claim.attempt
-        );
+        // The server's words are shown escaped (they could carry terminal escape sequences).
+        let job = printable(&claim.request_id);
+        eprintln!("Claimed job {job} (attempt {}).", claim.attempt);
         match process(&ready, &claim).await? {
             Ok(()) => {}
             Err(failure) => {
-                eprintln!("Job {} failed: {failure}", claim.request_id);
-                ready
-                    .client
+                eprintln!("Job {job} failed: {}", printable(&failure.0));
+                client
                     .fail_job(&claim.request_id, &claim.lease_token, &failure.0)
                     .await?;
             }
         }
-        if once {
+        if options.once {
             return Ok(());
         }
     }

@@ -1,6 +1,7 @@
 //! Transcription with whisper-rs on this machine's free cores.
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use zeroize::Zeroize;
 
 use crate::job::Segment;
 
@@ -22,6 +23,17 @@ impl std::fmt::Debug for Transcriber {
 /// than free cores makes it many times slower.
 pub fn free_cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// A segment's text (bytes whisper.cpp holds), trimmed, in a string allocated once at its
+/// length. Invalid UTF-8 is replaced, in a temporary copy that is wiped before it is freed.
+fn owned_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let trimmed = text.trim().to_owned();
+    if let std::borrow::Cow::Owned(mut replaced) = text {
+        replaced.zeroize();
+    }
+    trimmed
 }
 
 impl Transcriber {
@@ -65,10 +77,7 @@ impl Transcriber {
                 // whisper.cpp counts in hundredths of a second.
                 start: segment.start_timestamp() as f64 / 100.0,
                 end: segment.end_timestamp() as f64 / 100.0,
-                text: segment
-                    .to_str_lossy()
-                    .map(|text| text.trim().to_owned())
-                    .unwrap_or_default(),
+                text: segment.to_bytes().map(owned_text).unwrap_or_default(),
             })
             .collect();
         Ok(("en".to_owned(), segments))
