@@ -490,7 +490,8 @@ async fn transcribed(server: &Server) -> (Staffed, String, String) {
 
 /// A node is revoked after it made a transcript. The revocation names the node's keys and is
 /// signed by an admin, but it must vouch for nothing: asking to release that transcript (to
-/// another, approved node) is refused on the device.
+/// another, approved node) is refused on the device. A server that then shows the approval
+/// from before the revocation is refused by a device that saw the revocation.
 #[tokio::test]
 async fn a_revoked_node_vouches_for_no_transcript() {
     let server = Server::start(false).await;
@@ -527,11 +528,40 @@ async fn a_revoked_node_vouches_for_no_transcript() {
             .await
         }
     };
+    let approval: Vec<u8> = sqlx::query_scalar("SELECT approval FROM nodes WHERE id = $1")
+        .bind(&staffed.node_id)
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap();
     staffed
         .admin
         .ok(&["nodes", "revoke", &staffed.node_id])
         .await;
-    assert_refused(&release(second_id).await, "was revoked");
+    assert_refused(&release(second_id.clone()).await, "was revoked");
+
+    // The server then hides the revocation behind the approval from before it: Cy's device
+    // saw the revocation, and refuses the older statement.
+    let proxy = HostileProxy::start(&server.url).await;
+    let old = STANDARD.encode(&approval);
+    let revoked_node = format!("/api/v1/vaults/*/nodes/{}", staffed.node_id);
+    let hidden = proxy.rewrite_json("GET", &revoked_node, move |view| {
+        view["approval"] = old.clone().into();
+        view["status"] = "approved".into();
+    });
+    let refused = through(cy, &proxy)
+        .run(&[
+            "request",
+            &recording,
+            "--node",
+            &second_id,
+            "--purpose",
+            "release-transcript",
+            "--reason",
+            "publish",
+        ])
+        .await;
+    assert!(hidden.count() > 0, "the lie was served");
+    assert_refused(&refused, "older than one this device verified");
     assert_eq!(
         count(
             &server,

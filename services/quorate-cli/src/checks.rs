@@ -124,6 +124,35 @@ pub fn approval_vouches_for(approval: &NodeApproval, made_at: i64) -> Result<(),
     Ok(())
 }
 
+/// The newest node approval (or revocation) a device has verified, per node ID: its
+/// `issued_at`. Shared by a client and whoever keeps it between runs.
+pub type ApprovalsSeen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>;
+
+/// Refuses an approval older than the newest this device has verified for that node, and
+/// remembers it otherwise. A server cannot forge a revocation away, but it can show the
+/// approval from before it; a device that once saw the revocation is not fooled twice.
+pub fn not_older_than_seen(
+    seen: &ApprovalsSeen,
+    approval: &NodeApproval,
+) -> Result<(), CheckError> {
+    let mut seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let node = approval.node_id.to_string();
+    match seen.get(&node) {
+        Some(newest) if *newest > approval.issued_at => Err(CheckError::Invalid {
+            what: "node approval",
+            reason: format!(
+                "the server shows an approval of node {node} older than one this device verified before: it is hiding a newer approval or a revocation"
+            ),
+        }),
+        _ => {
+            seen.insert(node, approval.issued_at);
+            Ok(())
+        }
+    }
+}
+
 /// Checks who signed each statement the audit log carries, in log order: manifests, requests
 /// and votes by the member they name (on the verified `roster` now or before); roster
 /// entries, node approvals, policies and search-key commitments by an admin of it; transcript and

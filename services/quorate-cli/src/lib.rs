@@ -22,7 +22,7 @@ use quorate_crypto::{
     Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, RequestId, TranscriptId, VaultId,
     audit::AuditEntry,
     roster::Roster,
-    statement::{SignedStatement, VaultPolicy},
+    statement::{NodeApproval, SignedStatement, VaultPolicy},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -70,6 +70,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    approvals_seen: checks::ApprovalsSeen,
 }
 
 impl Client {
@@ -79,7 +80,21 @@ impl Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
             token: None,
+            approvals_seen: checks::ApprovalsSeen::default(),
         }
+    }
+
+    /// Uses (and updates) `seen`, the newest node approvals this device verified, so that an
+    /// older one is refused (see [`checks::not_older_than_seen`]).
+    pub fn with_approvals_seen(mut self, seen: checks::ApprovalsSeen) -> Self {
+        self.approvals_seen = seen;
+        self
+    }
+
+    /// Checks a node approval this device just verified against the newest it saw before.
+    pub fn note_approval(&self, approval: &NodeApproval) -> Result<(), ClientError> {
+        checks::not_older_than_seen(&self.approvals_seen, approval)
+            .map_err(|error| ClientError::Invalid(error.to_string()))
     }
 
     /// The session token, if signed in.

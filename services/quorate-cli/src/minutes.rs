@@ -282,6 +282,7 @@ impl Client {
                 "a statement is not signed by the key an admin approved for node {node}"
             )));
         }
+        self.note_approval(&approval.statement)?;
         checks::approval_vouches_for(&approval.statement, made_at)
             .map_err(|error| invalid(error.to_string()))
     }

@@ -593,6 +593,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                                 printable(&node.node_id)
                             )));
                         }
+                        session.client.note_approval(&approval)?;
                         let state = if approval.revoked {
                             "revoked".to_owned()
                         } else if approval.expires_at < now() {

@@ -345,6 +345,9 @@ pub struct Context {
     pub identity_path: Option<PathBuf>,
     pub vault: Option<String>,
     pub json: bool,
+    /// The newest node approvals verified, shared with every session's client and saved to
+    /// the vault's pins when the command ends.
+    pub approvals_seen: quorate_client::checks::ApprovalsSeen,
 }
 
 /// A signed-in client for the current vault, with the identity and the verified roster.
@@ -390,12 +393,24 @@ impl Context {
     /// Signs in (reusing a cached session while it works).
     pub async fn session(&self) -> Result<Session, CliError> {
         let vault = self.vault()?;
-        self.state.pins(vault)?;
+        let pins = self.state.pins(vault)?;
+        {
+            let mut seen = self
+                .approvals_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (node, issued_at) in &pins.node_approvals {
+                let newest = seen.entry(node.clone()).or_insert(*issued_at);
+                *newest = (*newest).max(*issued_at);
+            }
+        }
         let identity = state::read_identity(&self.identity_path())?;
         let fingerprint = identity.fingerprint().to_hex();
         let server = self.server()?;
         if let Some(token) = self.state.session(vault, &fingerprint) {
-            let client = Client::new(&server).with_token(token);
+            let client = Client::new(&server)
+                .with_token(token)
+                .with_approvals_seen(self.approvals_seen.clone());
             match client.me().await {
                 Ok(_) => {
                     return Ok(Session {
@@ -408,7 +423,7 @@ impl Context {
                 Err(other) => return Err(other.into()),
             }
         }
-        let mut client = Client::new(&server);
+        let mut client = Client::new(&server).with_approvals_seen(self.approvals_seen.clone());
         let session = client.sign_in(vault, &identity).await?;
         self.state
             .save_session(vault, &fingerprint, &session.token)?;
@@ -451,6 +466,25 @@ impl Context {
         Ok(roster)
     }
 
+    /// Saves the node approvals verified during this command into the vault's pins.
+    fn save_approvals_seen(&mut self) -> Result<(), CliError> {
+        let seen = self
+            .approvals_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Ok(vault) = self.vault() else {
+            return Ok(());
+        };
+        match self.state.settings.vaults.get_mut(&vault.to_string()) {
+            Some(pins) if !seen.is_empty() && pins.node_approvals != seen => {
+                pins.node_approvals = seen;
+                self.state.save()
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Prints `value` as JSON when `--json`, else `text`.
     pub fn print(&self, text: &str, value: &serde_json::Value) {
         if self.json {
@@ -472,6 +506,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         identity_path: cli.identity,
         vault: cli.vault,
         json: cli.json,
+        approvals_seen: Default::default(),
     };
-    commands::run(&mut context, cli.command).await
+    let result = commands::run(&mut context, cli.command).await;
+    // Kept even when the command was refused: the refusal may be what the pin is for.
+    context.save_approvals_seen()?;
+    result
 }

@@ -116,6 +116,7 @@ async fn approved_node(
             "the server sent another node's approval".into(),
         ));
     }
+    session.client.note_approval(&approval)?;
     approval
         .check_active(now())
         .map_err(|error| CliError::Refused(format!("node {node}: {error}")))?;

@@ -33,6 +33,10 @@ pub struct Pins {
     /// Hex hash of that entry: a log that no longer holds it was rewritten.
     #[serde(default)]
     pub audit_hash: String,
+    /// Per node ID, when the newest approval (or revocation) of it this device verified was
+    /// issued: an older one is refused.
+    #[serde(default)]
+    pub node_approvals: BTreeMap<String, i64>,
 }
 
 /// `config.toml`.
