@@ -539,6 +539,24 @@ pub async fn enrol_node(server: &Server, admin: &Device) -> (NodeMachine, String
     (machine, node_id)
 }
 
+/// `admin` approves `machine` (enrolled as `node_id`) for `model`, typing the fingerprint the
+/// machine shows.
+pub async fn approve_node(admin: &Device, machine: &NodeMachine, node_id: &str, model: &str) {
+    admin
+        .ok(&[
+            "nodes",
+            "approve",
+            node_id,
+            "--fingerprint",
+            &machine.identity().fingerprint().short(),
+            "--model-sha256",
+            model,
+            "--hardware",
+            "test box",
+        ])
+        .await;
+}
+
 /// A vault ready for transcription: an admin and two members (policy 2), and a node that
 /// imported the real model and is approved for it.
 #[derive(Debug)]
@@ -578,19 +596,7 @@ impl Staffed {
 
     /// The admin approves the node for `model`, typing the fingerprint its machine shows.
     pub async fn approve_node(&self, model: &str) {
-        self.admin
-            .ok(&[
-                "nodes",
-                "approve",
-                &self.node_id,
-                "--fingerprint",
-                &self.machine.identity().fingerprint().short(),
-                "--model-sha256",
-                model,
-                "--hardware",
-                "test box",
-            ])
-            .await;
+        approve_node(&self.admin, &self.machine, &self.node_id, model).await;
     }
 
     /// The second member uploads `spoken` as speech and asks for its transcription; the

@@ -385,7 +385,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One node: for the vault's members, and for the node itself (its own status). */
+        /**
+         * One node: for the vault's members and its nodes. A node reads its own status, and the
+         *     approval of the node that made a transcript it is asked to release (approvals are signed
+         *     statements that every device checks; they are no secret).
+         */
         get: operations["get_node"];
         put?: never;
         post?: never;
