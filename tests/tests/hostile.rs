@@ -667,3 +667,45 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     assert_refused(&refused, "more than the");
     server.stop().await;
 }
+
+/// The server drops the search key the first admin's device makes at enrolment: the vault has
+/// none, and that device (which has not seen one yet) makes it later with `share-keys`. It is
+/// the only device that ever makes one.
+#[tokio::test]
+async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
+    let server = Server::start(false).await;
+    let proxy = HostileProxy::start(&server.url).await;
+    let dropped = proxy.drop_requests("POST", "/api/v1/vaults/*/search-key", 503);
+    let ada = Device {
+        folder: tempfile::TempDir::new().unwrap(),
+        server: proxy.url.clone(),
+    };
+    ada.ok(&["keygen"]).await;
+    let enrolled = ada
+        .run(&[
+            "enroll",
+            "--code",
+            server.codes[0].code.as_str(),
+            "--name",
+            "Ada",
+        ])
+        .await;
+    assert_ne!(enrolled.code, 0, "{enrolled:?}");
+    assert!(dropped.count() > 0, "the key was dropped");
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM search_keys").await, 0);
+
+    let ada = Device {
+        folder: ada.folder,
+        server: server.url.clone(),
+    };
+    ada.ok(&["policy", "set", "--threshold", "1"]).await;
+    let (_bo, joined) = pending_member(&server, &ada, "Bo").await;
+    ada.ok(&[
+        "members",
+        "approve",
+        joined["fingerprint"].as_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM search_keys").await, 1);
+    server.stop().await;
+}

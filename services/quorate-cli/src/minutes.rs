@@ -362,23 +362,24 @@ impl Client {
     }
 
     /// Shares what this device can open with those who lack it: the search key with current
-    /// members and approved nodes (admins only; the first admin's call creates the key), and
-    /// every released copy with current members (any member who can open it). With
-    /// `renew_for` (an admin's device), every released key is sealed again to that member even
-    /// when they hold one: another member may have sealed them a bad key first, and an admin's
-    /// grant replaces it. Returns how many keys were sealed.
+    /// members and approved nodes (admins; see [`SearchKeyRole`]), and every released copy
+    /// with current members (any member who can open it). With `renew_for` (an admin's
+    /// device), every released key is sealed again to that member even when they hold one:
+    /// another member may have sealed them a bad key first, and an admin's grant replaces it.
+    /// Returns how many keys were sealed.
     pub async fn share_keys(
         &self,
         vault: VaultId,
         roster: &Roster,
         identity: &Identity,
-        admin: bool,
+        role: SearchKeyRole,
         renew_for: Option<&Fingerprint>,
     ) -> Result<usize, ClientError> {
         let mut shared = 0;
+        let admin = role != SearchKeyRole::Member;
         if admin {
             shared += self
-                .share_search_key_with_all(vault, roster, identity)
+                .share_search_key_with_all(vault, roster, identity, role)
                 .await?;
         }
         let me = identity.fingerprint();
@@ -430,16 +431,17 @@ impl Client {
         vault: VaultId,
         roster: &Roster,
         identity: &Identity,
+        role: SearchKeyRole,
     ) -> Result<usize, ClientError> {
         let view = self.search_key_view(vault).await?;
         let (key, commitment) = match (&view.commitment, &view.sealed) {
-            // Only the vault's first admin makes the search key, while the roster is still
-            // its genesis alone (at enrolment). Later, "there is no key" can only be a lie
-            // meant to fork it: a second valid commitment would split devices between two
-            // keys, one of them the server's choice of moment.
-            (None, _) if !founds_the_vault(roster, identity) => {
+            // Only the first admin's device makes the search key, once. From any other
+            // device, or from that one once it has made or seen it, "there is no key" is a
+            // lie meant to fork it: a second valid commitment would split devices between two
+            // keys, one of them made at the server's choice of moment.
+            (None, _) if role != SearchKeyRole::Make => {
                 return Err(invalid(
-                    "the server says this vault has no search key, but its first admin made one at enrolment: the server is hiding it. Nothing was made; tell the other admins",
+                    "the server says this vault has no search key, but its first admin's device makes one at enrolment: the server is hiding it. Nothing was made; tell the first admin (if their enrolment stopped before the key was made, their `quorate share-keys` makes it)",
                 ));
             }
             (None, _) => {
@@ -512,14 +514,16 @@ impl Client {
     }
 }
 
-/// Whether `identity` is the vault's first admin and the roster is still its genesis alone:
-/// the one moment a device makes the search key.
-fn founds_the_vault(roster: &Roster, identity: &Identity) -> bool {
-    roster.len() == 1
-        && roster
-            .members()
-            .first()
-            .is_some_and(|admin| admin.fingerprint == identity.fingerprint())
+/// What a device may do with the vault's search key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKeyRole {
+    /// A member: shares released copies only.
+    Member,
+    /// An admin: shares the search key it holds with those who lack it.
+    Share,
+    /// The first admin's device, which has neither made nor seen the key yet: makes it when
+    /// there is none. No other device ever makes one.
+    Make,
 }
 
 /// A search key commitment, verified: signed by an admin of `roster`.

@@ -5,7 +5,10 @@
 use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
 
 use quorate_api::TranscriptDocument;
-use quorate_client::{checks::printable, minutes::Released};
+use quorate_client::{
+    checks::printable,
+    minutes::{Released, SearchKeyRole},
+};
 use quorate_crypto::{
     Fingerprint, RecordingId,
     blind::normalise,
@@ -25,15 +28,32 @@ pub(super) async fn share_keys(
     renew_for: Option<&Fingerprint>,
 ) -> Result<usize, CliError> {
     let roster = context.verified_roster(session).await?;
-    let me = session.identity.fingerprint();
-    let admin = roster
-        .members()
-        .iter()
-        .any(|member| member.fingerprint == me && member.role == Role::Admin);
-    Ok(session
+    let me = roster.member(&session.identity.fingerprint());
+    let admin = me.is_some_and(|member| member.role == Role::Admin);
+    // The genesis entry added the first admin; a device records once it has made or seen
+    // the search key, and from then on never makes one.
+    let founder = me.is_some_and(|member| member.added_in == 0);
+    let made = context.state.pins(session.vault)?.search_key_made;
+    let role = match (admin, founder && !made) {
+        (false, _) => SearchKeyRole::Member,
+        (true, false) => SearchKeyRole::Share,
+        (true, true) => SearchKeyRole::Make,
+    };
+    let shared = session
         .client
-        .share_keys(session.vault, &roster, &session.identity, admin, renew_for)
-        .await?)
+        .share_keys(session.vault, &roster, &session.identity, role, renew_for)
+        .await?;
+    if role == SearchKeyRole::Make {
+        let pins = context
+            .state
+            .settings
+            .vaults
+            .entry(session.vault.to_string())
+            .or_default();
+        pins.search_key_made = true;
+        context.state.save()?;
+    }
+    Ok(shared)
 }
 
 pub(super) async fn share_keys_command(

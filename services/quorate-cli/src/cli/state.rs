@@ -37,6 +37,10 @@ pub struct Pins {
     /// issued: an older one is refused.
     #[serde(default)]
     pub node_approvals: BTreeMap<String, i64>,
+    /// Whether this device (the first admin's) has made or seen the vault's search key: from
+    /// then on it never makes one, so a server that hides the key cannot fork it.
+    #[serde(default)]
+    pub search_key_made: bool,
 }
 
 /// `config.toml`.
