@@ -268,7 +268,7 @@ async fn a_node_refuses_a_roster_rolled_back_below_the_head_it_saw() {
         assert!(
             refused
                 .stderr
-                .contains("does not contain the roster this node verified before")
+                .contains("does not contain the roster this device verified before")
                 && refused.stderr.contains("4 entries"),
             "{refused:?}"
         );

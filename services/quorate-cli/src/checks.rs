@@ -124,6 +124,50 @@ pub fn approval_vouches_for(approval: &NodeApproval, made_at: i64) -> Result<(),
     Ok(())
 }
 
+/// Whether a pinned roster head is damaged (the device's own file) or no longer held by
+/// `roster` (what the server sent).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PinError {
+    /// The pin itself is not 64 hex digits: the device's file is damaged.
+    #[error("the pinned roster head is damaged")]
+    Damaged,
+    /// The roster does not hold the pinned head.
+    #[error(
+        "the server's roster ({have} entries) does not contain the roster this device verified before ({pinned} entries): a rollback or a forked chain"
+    )]
+    RolledBack {
+        /// Entries in the roster the server sent.
+        have: u64,
+        /// Entries in the roster the device pinned.
+        pinned: u64,
+    },
+}
+
+/// Refuses a roster that does not hold the head a device verified before (`pinned_len`
+/// entries, head `pinned_head` in hex; nothing is pinned while `pinned_len` is 0): a server
+/// that served an older prefix would count a removed admin's signatures again and have a
+/// removed member sealed keys.
+pub fn holds_pinned_head(
+    roster: &Roster,
+    pinned_len: u64,
+    pinned_head: &str,
+) -> Result<(), PinError> {
+    let Some(last) = pinned_len.checked_sub(1) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 32];
+    hex::decode_to_slice(pinned_head, &mut head).map_err(|_| PinError::Damaged)?;
+    if roster.contains(last, &head) {
+        Ok(())
+    } else {
+        Err(PinError::RolledBack {
+            have: roster.len(),
+            pinned: pinned_len,
+        })
+    }
+}
+
 /// The newest node approval (or revocation) a device has verified, per node ID: its
 /// `issued_at`. Shared by a client and whoever keeps it between runs.
 pub type ApprovalsSeen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>;
@@ -264,7 +308,42 @@ pub fn printable(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{PinError, holds_pinned_head, printable};
+    use quorate_crypto::{
+        Identity, VaultId,
+        roster::Roster,
+        statement::{Role, RosterChange},
+    };
+
+    #[test]
+    fn a_roster_without_the_pinned_head_is_refused() {
+        let (vault, ada) = (VaultId::random(), Identity::generate());
+        let genesis = Roster::genesis_entry(vault, &ada, "Ada", 1).unwrap();
+        let short = Roster::verify(vault, std::slice::from_ref(&genesis), None).unwrap();
+        let added = short
+            .sign_change(
+                &ada,
+                RosterChange::Add,
+                Identity::generate().public(),
+                "Bo",
+                Role::Member,
+                2,
+            )
+            .unwrap();
+        let long = Roster::verify(vault, &[genesis, added], None).unwrap();
+        let head = hex::encode(long.head());
+        assert_eq!(holds_pinned_head(&long, 2, &head), Ok(()));
+        assert_eq!(
+            holds_pinned_head(&short, 0, ""),
+            Ok(()),
+            "nothing pinned yet"
+        );
+        assert_eq!(
+            holds_pinned_head(&short, 2, &head),
+            Err(PinError::RolledBack { have: 1, pinned: 2 })
+        );
+        assert_eq!(holds_pinned_head(&long, 2, "zz"), Err(PinError::Damaged));
+    }
 
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {

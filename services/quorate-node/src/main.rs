@@ -16,7 +16,10 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use quorate_client::{Client, ClientError, checks::printable};
+use quorate_client::{
+    Client, ClientError,
+    checks::{self, printable},
+};
 use quorate_crypto::{
     Identity, IdentityFile, NodeId, VaultId,
     roster::Roster,
@@ -255,19 +258,16 @@ impl SignedIn {
 /// Checks `roster` against the head pinned in `node.toml`, then pins its own if longer.
 fn pin_roster(folder: &Path, roster: &Roster) -> Result<(), NodeError> {
     let mut enrolment = read_enrolment(folder)?;
-    if enrolment.roster_len > 0 {
-        let mut head = [0u8; 32];
-        hex::decode_to_slice(&enrolment.roster_head, &mut head)
-            .map_err(|_| NodeError::Local("node.toml's roster pin is damaged".into()))?;
-        if !roster.contains(enrolment.roster_len - 1, &head) {
-            return Err(NodeError::Refused(format!(
-                "the server's roster ({} entries) does not contain the roster this node verified before ({} entries, head {}): a rollback or a forked chain. This node will not work with it; tell an admin",
-                roster.len(),
-                enrolment.roster_len,
-                &enrolment.roster_head[..16]
-            )));
-        }
-    }
+    checks::holds_pinned_head(roster, enrolment.roster_len, &enrolment.roster_head).map_err(
+        |error| match error {
+            checks::PinError::Damaged => {
+                NodeError::Local("node.toml's roster pin is damaged".into())
+            }
+            refused => NodeError::Refused(format!(
+                "{refused}. This node will not work with it; tell an admin"
+            )),
+        },
+    )?;
     if roster.len() > enrolment.roster_len {
         enrolment.roster_len = roster.len();
         enrolment.roster_head = hex::encode(roster.head());

@@ -442,18 +442,15 @@ impl Context {
         hex::decode_to_slice(&pins.genesis, &mut genesis)
             .map_err(|_| CliError::Local("the pinned genesis in config.toml is damaged".into()))?;
         let roster = session.client.roster(session.vault, &genesis).await?;
-        if pins.roster_len > 0 {
-            let mut head = [0u8; 32];
-            hex::decode_to_slice(&pins.roster_head, &mut head).map_err(|_| {
-                CliError::Local("the pinned roster head in config.toml is damaged".into())
+        quorate_client::checks::holds_pinned_head(&roster, pins.roster_len, &pins.roster_head)
+            .map_err(|error| match error {
+                quorate_client::checks::PinError::Damaged => {
+                    CliError::Local("the pinned roster head in config.toml is damaged".into())
+                }
+                refused => CliError::Refused(format!(
+                    "{refused}; do not upload or vote, and tell an admin"
+                )),
             })?;
-            if !roster.contains(pins.roster_len - 1, &head) {
-                return Err(CliError::Refused(
-                    "the server's roster does not contain the roster this device verified before (a rollback or a forked chain); do not upload or vote, and tell an admin"
-                        .into(),
-                ));
-            }
-        }
         let entry = self
             .state
             .settings
