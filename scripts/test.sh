@@ -27,4 +27,5 @@ step "web-admin: API types current with docs/openapi.json, type check, unit test
   && npm run --silent typecheck && npm test --silent && npm run --silent build)
 
 step "tests (the browser tests drive Debian's Chromium with playwright-core; screenshots in target/tmp/web-screenshots)"
-cargo test --workspace --locked
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --locked --no-fail-fast

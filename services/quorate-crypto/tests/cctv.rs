@@ -50,7 +50,29 @@ fn vectors_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("QUORATE_CCTV_DIR") {
         return dir.into();
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/age-cctv")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/age-cctv")
+}
+
+/// Every vector's SHA-256 must be the one `SHA256SUMS` lists, and every listed file present:
+/// a vector changed by accident would otherwise test something else, silently.
+fn check_sums(dir: &Path, entries: &[PathBuf]) {
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS"))
+        .expect("SHA256SUMS is kept with the vectors");
+    let listed: BTreeMap<&str, &str> = sums
+        .lines()
+        .filter_map(|line| line.split_once("  "))
+        .map(|(hash, name)| (name, hash))
+        .collect();
+    assert_eq!(listed.len(), entries.len(), "SHA256SUMS lists every vector");
+    for path in entries {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let actual = hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
+        assert_eq!(
+            listed.get(name),
+            Some(&actual.as_str()),
+            "{name} differs from SHA256SUMS"
+        );
+    }
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +191,8 @@ fn cctv_age_vectors() {
         "expected the 143 CCTV vectors in {}",
         dir.display()
     );
+
+    check_sums(&dir, &entries);
 
     let deviations: BTreeMap<&str, &str> = DEVIATIONS.iter().copied().collect();
     let mut passed = 0;
