@@ -99,29 +99,28 @@ fn wav_of_length(wav: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-/// A valid age file of `spoken` encrypted to `recipient` (anyone can: it is public), exactly
-/// `len` bytes long when given.
-fn forged_ciphertext(recipient: &Recipient, spoken: &str, len: Option<u64>) -> Vec<u8> {
+/// A valid age file of `spoken` encrypted to `recipient` (anyone can: it is public). With
+/// `like`, the honest ciphertext's length and its plaintext's, the forged plaintext is cut or
+/// padded to that plaintext length, so the age file is exactly as long as the honest one
+/// whenever its header is; age sometimes adds a random "grease" stanza to a header, so
+/// encrypting again until the lengths match takes a few tries.
+fn forged_ciphertext(recipient: &Recipient, spoken: &str, like: Option<(u64, usize)>) -> Vec<u8> {
     let wav = speech(spoken);
     let encrypt = |plaintext: &[u8]| {
         envelope::encrypt(plaintext, Vec::new(), recipient)
             .unwrap()
             .0
     };
-    let Some(len) = len else {
+    let Some((len, plaintext_len)) = like else {
         return encrypt(&wav);
     };
-    // age adds a header (with a random "grease" stanza now and then) and 16 bytes per 64 KiB
-    // chunk: adjusting the plaintext by the difference finds the length within a few tries.
-    let mut plaintext_len = len as usize - 200;
-    for _ in 0..100 {
-        let forged = encrypt(&wav_of_length(&wav, plaintext_len));
-        match forged.len() as i64 - len as i64 {
-            0 => return forged,
-            over => plaintext_len = (plaintext_len as i64 - over) as usize,
-        }
-    }
-    panic!("no plaintext length gives a {len}-byte age file");
+    let plaintext = wav_of_length(&wav, plaintext_len);
+    (0..1000)
+        .map(|_| encrypt(&plaintext))
+        .find(|forged| forged.len() as u64 == len)
+        .unwrap_or_else(|| {
+            panic!("no encryption of {plaintext_len} bytes gives a {len}-byte age file")
+        })
 }
 
 /// A vault with its node approved for the real model, and a recording of `spoken` whose
@@ -138,8 +137,8 @@ async fn quorate_transcription(server: &Server, spoken: &str) -> (Staffed, Strin
 #[tokio::test]
 async fn a_node_refuses_a_recording_replaced_in_the_object_store() {
     let server = Server::start(false).await;
-    let (staffed, request) =
-        quorate_transcription(&server, "The council approved the library budget.").await;
+    const SPOKEN: &str = "The council approved the library budget.";
+    let (staffed, request) = quorate_transcription(&server, SPOKEN).await;
     let (client, vault) = signed_in(&server, &staffed.admin).await;
     let manifest = manifest_of(&client, vault, &request).await;
 
@@ -151,10 +150,12 @@ async fn a_node_refuses_a_recording_replaced_in_the_object_store() {
         .join(vault.to_string())
         .join(format!("{}.age", manifest.recording_id));
     assert!(object.is_file(), "recordings are stored at {object:?}");
+    // The honest plaintext is the speech the member uploaded (espeak-ng is deterministic).
+    let honest_plaintext = speech(SPOKEN).len();
     let forged = forged_ciphertext(
         &manifest.split.recipient,
         FORGED,
-        Some(manifest.ciphertext_len),
+        Some((manifest.ciphertext_len, honest_plaintext)),
     );
     std::fs::write(&object, &forged).unwrap();
 
