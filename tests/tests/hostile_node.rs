@@ -102,8 +102,8 @@ fn wav_of_length(wav: &[u8], len: usize) -> Vec<u8> {
 /// A valid age file of `spoken` encrypted to `recipient` (anyone can: it is public). With
 /// `like`, the honest ciphertext's length and its plaintext's, the forged plaintext is cut or
 /// padded to that plaintext length, so the age file is exactly as long as the honest one
-/// whenever its header is; age sometimes adds a random "grease" stanza to a header, so
-/// encrypting again until the lengths match takes a few tries.
+/// whenever its header is; age adds a "grease" stanza of random length to every header, so
+/// encrypting again until the lengths match takes some tries.
 fn forged_ciphertext(recipient: &Recipient, spoken: &str, like: Option<(u64, usize)>) -> Vec<u8> {
     let wav = speech(spoken);
     let encrypt = |plaintext: &[u8]| {
@@ -115,7 +115,9 @@ fn forged_ciphertext(recipient: &Recipient, spoken: &str, like: Option<(u64, usi
         return encrypt(&wav);
     };
     let plaintext = wav_of_length(&wav, plaintext_len);
-    (0..1000)
+    // The grease stanza's length is spread over a few hundred values: ten thousand tries make
+    // missing the honest header's length vanishingly unlikely.
+    (0..10_000)
         .map(|_| encrypt(&plaintext))
         .find(|forged| forged.len() as u64 == len)
         .unwrap_or_else(|| {
