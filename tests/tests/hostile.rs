@@ -709,3 +709,59 @@ async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
     assert_eq!(count(&server, "SELECT COUNT(*) FROM search_keys").await, 1);
     server.stop().await;
 }
+
+/// The server names a pending member after someone already on the roster, so that every
+/// device would later show "Bo asks to…" for a stranger: the admin's CLI signs nothing.
+#[tokio::test]
+async fn a_pending_member_named_like_a_member_is_not_signed_on() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let (_dee, joined) = pending_member(&server, &admin, "Dee").await;
+    sqlx::query("UPDATE members SET name = 'bo' WHERE name = 'Dee'")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let refused = admin
+        .run(&[
+            "members",
+            "approve",
+            joined["fingerprint"].as_str().unwrap(),
+        ])
+        .await;
+    assert_refused(&refused, "a name already on the roster");
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM roster_entries").await,
+        3
+    );
+    server.stop().await;
+}
+
+/// The server answers an enrolment for another vault than the code named: nothing is pinned.
+#[tokio::test]
+async fn an_enrolment_answered_for_another_vault_is_refused() {
+    let server = Server::start(false).await;
+    let (admin, _) = board(&server).await;
+    let proxy = HostileProxy::start(&server.url).await;
+    let other = VaultId::random().to_string();
+    let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", move |answer| {
+        answer["vault_id"] = other.clone().into();
+    });
+    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
+    let dee = Device {
+        folder: tempfile::TempDir::new().unwrap(),
+        server: proxy.url.clone(),
+    };
+    dee.ok(&["keygen"]).await;
+    let refused = dee
+        .run(&[
+            "enroll",
+            "--code",
+            invite["code"].as_str().unwrap(),
+            "--name",
+            "Dee",
+        ])
+        .await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(&refused, "another vault than the code names");
+    server.stop().await;
+}
