@@ -4,10 +4,12 @@
 
 use quorate_crypto::{VaultId, identity::grouped_base32};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use zeroize::Zeroizing;
 
-use crate::db::{Db, DbError};
+use crate::{
+    db::{Db, DbError},
+    store::{self, Tx},
+};
 
 /// A code to print once for the operator: it is never stored in clear.
 #[derive(Clone)]
@@ -52,26 +54,24 @@ pub(crate) fn new_code() -> Zeroizing<String> {
 
 /// Inserts a vault and audits its creation by `actor`, inside the caller's transaction.
 pub(crate) async fn create_vault(
-    connection: &mut sqlx::AnyConnection,
-    backend: crate::db::Backend,
+    tx: &mut Tx,
     vault_id: VaultId,
     name: &str,
     now: i64,
     actor: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO vaults (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(vault_id.to_string())
-        .bind(name)
-        .bind(now)
-        .execute(&mut *connection)
-        .await?;
-    let event = crate::audit::Event {
-        actor,
-        action: "vault.created",
-        subject: name,
-        statement: None,
-    };
-    crate::audit::append(connection, backend, vault_id, now, event).await
+    store::vaults::insert(tx, &vault_id.to_string(), name, now).await?;
+    tx.audit(
+        vault_id,
+        now,
+        store::Event {
+            actor,
+            action: "vault.created",
+            subject: name,
+            statement: None,
+        },
+    );
+    Ok(())
 }
 
 /// Withdraws the vault's unused first-admin codes and issues a fresh one, inside the
@@ -84,20 +84,9 @@ pub(crate) async fn issue_first_admin_code(
 ) -> Result<EnrolmentCode, sqlx::Error> {
     let code = new_code();
     let expires_at = now + code_ttl;
-    sqlx::query("DELETE FROM enrolment_codes WHERE vault_id = $1 AND purpose = 'first-admin' AND used_at IS NULL")
-        .bind(vault_id.to_string())
-        .execute(&mut *connection)
+    let vault = vault_id.to_string();
+    store::codes::replace_first_admin(connection, &vault, &code_hash(&code), now, expires_at)
         .await?;
-    sqlx::query(
-        "INSERT INTO enrolment_codes (code_hash, vault_id, purpose, created_at, expires_at)
-         VALUES ($1, $2, 'first-admin', $3, $4)",
-    )
-    .bind(code_hash(&code))
-    .bind(vault_id.to_string())
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *connection)
-    .await?;
     Ok(EnrolmentCode {
         vault_id,
         code,
@@ -108,44 +97,21 @@ pub(crate) async fn issue_first_admin_code(
 /// Creates the first vault if there is none (once, even with several servers starting),
 /// then issues a fresh first-admin code for every vault that still has no admin.
 pub async fn run(db: &Db, now: i64, code_ttl: i64) -> Result<Vec<EnrolmentCode>, DbError> {
-    let mut transaction = db.pool().begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO server_once (name, done_at) VALUES ('first-vault', $1) ON CONFLICT DO NOTHING",
-    )
-    .bind(now)
-    .execute(&mut *transaction)
-    .await?
-    .rows_affected();
-    if claimed == 1 {
-        create_vault(
-            &mut transaction,
-            db.backend(),
-            VaultId::random(),
-            "First vault",
-            now,
-            "server",
-        )
-        .await?;
+    let mut tx = db.begin().await?;
+    if store::vaults::claim_once(&mut tx, "first-vault", now).await? {
+        create_vault(&mut tx, VaultId::random(), "First vault", now, "server").await?;
     }
-    transaction.commit().await?;
+    tx.commit().await?;
 
-    let waiting = sqlx::query(
-        "SELECT id FROM vaults v WHERE NOT EXISTS (
-             SELECT 1 FROM enrolment_codes c
-             WHERE c.vault_id = v.id AND c.purpose = 'first-admin' AND c.used_at IS NOT NULL)
-         ORDER BY created_at",
-    )
-    .fetch_all(db.pool())
-    .await?;
+    let waiting = store::vaults::awaiting_first_admin(&mut *db.connection().await?).await?;
     let mut codes = Vec::new();
-    for row in waiting {
-        let id: String = row.try_get("id")?;
+    for id in waiting {
         let vault_id: VaultId = id
             .parse()
             .map_err(|_| sqlx::Error::Decode("vault id is not a UUID".into()))?;
-        let mut transaction = db.pool().begin().await?;
-        codes.push(issue_first_admin_code(&mut transaction, vault_id, now, code_ttl).await?);
-        transaction.commit().await?;
+        let mut tx = db.begin().await?;
+        codes.push(issue_first_admin_code(&mut tx, vault_id, now, code_ttl).await?);
+        tx.commit().await?;
     }
     Ok(codes)
 }

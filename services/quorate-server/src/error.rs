@@ -76,6 +76,28 @@ impl ApiError {
     }
 }
 
+/// An operation's error: which of its variants are the client's doing (a status and a
+/// stable code; the `Display` text is the message) and which are the server's failures
+/// (`None`: logged, answered 500). Each operation's error enum implements it once, and
+/// becomes an [`ApiError`] through the one conversion below.
+pub(crate) trait Refusal: std::error::Error + Send + Sync + 'static {
+    /// The status and code of a refusal, `None` for a server failure.
+    fn refusal(&self) -> Option<(StatusCode, &'static str)>;
+}
+
+impl<E: Refusal> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        match error.refusal() {
+            Some((status, code)) => Self::Client {
+                status,
+                code,
+                message: error.to_string(),
+            },
+            None => Self::Internal(Box::new(error)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         Self::Internal(Box::new(error))

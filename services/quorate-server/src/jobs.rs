@@ -156,20 +156,17 @@ async fn audit_job(
         .parse()
         .map_err(|error: quorate_crypto::Error| ApiError::Internal(Box::new(error)))?;
     let request: String = job.try_get("request_id")?;
-    let mut transaction = app.db.pool().begin().await?;
-    crate::audit::append(
-        &mut transaction,
-        app.db.backend(),
+    let mut transaction = app.db.begin().await?;
+    transaction.audit(
         vault,
         now,
-        crate::audit::Event {
+        crate::store::Event {
             actor,
             action,
             subject: &request,
             statement: None,
         },
-    )
-    .await?;
+    );
     transaction.commit().await?;
     Ok(())
 }
@@ -280,7 +277,7 @@ pub(crate) async fn fail(
         ));
     }
     let now = now();
-    let mut transaction = app.db.pool().begin().await?;
+    let mut transaction = app.db.begin().await?;
     let row = leased(&mut transaction, &node, &request, &body.lease_token).await?;
     if row.try_get::<String, _>("status")? != "leased" {
         return Err(lease_lost());
@@ -297,19 +294,16 @@ pub(crate) async fn fail(
         .try_get::<String, _>("vault_id")?
         .parse()
         .map_err(|error: quorate_crypto::Error| ApiError::Internal(Box::new(error)))?;
-    crate::audit::append(
-        &mut transaction,
-        app.db.backend(),
+    transaction.audit(
         vault,
         now,
-        crate::audit::Event {
+        crate::store::Event {
             actor: &node.fingerprint,
             action: "job.failed",
             subject: &request,
             statement: None,
         },
-    )
-    .await?;
+    );
     transaction.commit().await?;
     tracing::warn!(request = %request, reason, "job failed");
     Ok(StatusCode::NO_CONTENT)
@@ -481,7 +475,7 @@ pub(crate) async fn complete(
         .blobs
         .put_fresh(&prefix, transcript.into(), async |object| {
             let now = now();
-            let mut transaction = app.db.pool().begin().await?;
+            let mut transaction = app.db.begin().await?;
             finish_job(
                 &mut transaction,
                 &app,
@@ -544,7 +538,7 @@ pub(crate) async fn complete(
 /// completion of the same job, or a deletion of its recording, waits and then finds the job
 /// done or gone.
 pub(crate) async fn finish_job(
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut crate::store::Tx,
     app: &App,
     (node, request, lease_token): (&NodeCaller, &str, &str),
     (transcript, action): (&str, &str),
@@ -560,26 +554,23 @@ pub(crate) async fn finish_job(
     .bind(request)
     .bind(node.node_id.to_string())
     .bind(lease_hash(lease_token))
-    .execute(&mut *connection)
+    .execute(&mut **connection)
     .await?
     .rows_affected();
     if done != 1 {
         leased(connection, node, request, lease_token).await?;
         return Err(lease_lost());
     }
-    crate::audit::append(
-        connection,
-        app.db.backend(),
+    connection.audit(
         node.vault_id,
         now,
-        crate::audit::Event {
+        crate::store::Event {
             actor: &node.fingerprint,
             action,
             subject: transcript,
             statement: Some(manifest),
         },
-    )
-    .await?;
+    );
     Ok(())
 }
 

@@ -5,12 +5,11 @@
 //! no key and sees no plaintext; every statement it stores it verifies with
 //! `quorate-crypto`, but no client relies on that.
 
-mod audit;
+mod audit_routes;
 pub mod auth;
 pub mod blobs;
 pub mod bootstrap;
 pub mod config;
-pub mod db;
 mod enrol;
 pub mod error;
 mod jobs;
@@ -19,18 +18,21 @@ mod members;
 pub mod metrics;
 mod nodes;
 mod openapi;
+mod ops;
 mod paths;
 mod recordings;
 pub mod release;
 mod requests;
 mod routes;
 pub mod search;
+pub mod store;
 pub mod uploads;
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
 
+pub use crate::store::db;
 pub use crate::{
     bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError, routes::openapi_document,
 };
@@ -50,6 +52,8 @@ pub struct App {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Running hashes of uploads in progress on this instance.
     pub hashers: std::sync::Arc<uploads::Hashers>,
+    /// Verified rosters, by vault.
+    pub rosters: std::sync::Arc<ops::roster::Rosters>,
 }
 
 /// Why the server could not start or stopped.
@@ -100,6 +104,7 @@ impl App {
                 limits: Default::default(),
                 metrics: Default::default(),
                 hashers: Default::default(),
+                rosters: Default::default(),
             },
             codes,
         ))
@@ -111,7 +116,7 @@ impl App {
     /// few minutes; returns how many things it changed.
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
         Ok(uploads::sweep(self, now).await?
-            + requests::expire(self, now).await?
+            + ops::requests::expire(self, now).await?
             + jobs::sweep(self, now).await?
             + auth::sweep(self, now).await?)
     }

@@ -20,7 +20,6 @@ use crate::paths::{RecordingPath, VaultPath};
 use crate::{
     App,
     auth::{Authenticated, Caller},
-    enrol::load_roster,
     error::{ApiError, ApiJson},
     nodes::decode_statement,
     now,
@@ -98,8 +97,8 @@ pub(crate) async fn create_recording(
     who.member_of(&vault)?;
     let signed = decode_statement(&body.manifest, "manifest")?;
     let now = now();
-    let mut transaction = app.db.pool().begin().await?;
-    let roster = load_roster(&mut transaction, who.vault_id).await?;
+    let mut transaction = app.db.begin().await?;
+    let roster = app.rosters.verified(&mut transaction, who.vault_id).await?;
     let (verified, signer) = roster
         .verify_by_member::<RecordingManifest>(&signed)
         .map_err(ApiError::invalid_statement)?;
@@ -259,19 +258,16 @@ pub(crate) async fn create_recording(
     .bind(expires_at)
     .execute(&mut *transaction)
     .await?;
-    crate::audit::append(
-        &mut transaction,
-        app.db.backend(),
+    transaction.audit(
         who.vault_id,
         now,
-        crate::audit::Event {
+        crate::store::Event {
             actor: &who.fingerprint,
             action: "recording.created",
             subject: &recording,
             statement: Some(&signed.to_bytes()),
         },
-    )
-    .await?;
+    );
     transaction.commit().await?;
     tracing::info!(vault = %vault, recording = %recording, bytes = manifest.ciphertext_len, "recording created, upload open");
     let state = UploadState {
@@ -553,7 +549,7 @@ pub(crate) async fn delete_recording(
     // The requests on the recording and on its transcripts.
     const REQUESTS: &str = "SELECT id FROM unlock_requests WHERE subject_id = $1
          OR subject_id IN (SELECT id FROM transcripts WHERE recording_id = $1)";
-    let mut transaction = app.db.pool().begin().await?;
+    let mut transaction = app.db.begin().await?;
     // The jobs go first. A completion holds its job's row from its first write to its commit
     // (`jobs::finish_job`), so this waits for one in flight and makes any later one find its
     // job gone: no transcript or released copy can be stored for this recording after the
@@ -601,19 +597,16 @@ pub(crate) async fn delete_recording(
             .execute(&mut *transaction)
             .await?;
     }
-    crate::audit::append(
-        &mut transaction,
-        app.db.backend(),
+    transaction.audit(
         who.vault_id,
         now,
-        crate::audit::Event {
+        crate::store::Event {
             actor: &who.fingerprint,
             action: "recording.deleted",
             subject: &recording,
             statement: None,
         },
-    )
-    .await?;
+    );
     transaction.commit().await?;
     // The rows are gone first: if removing the bytes fails now, nothing refers to them and
     // the operator's log says which object to remove.

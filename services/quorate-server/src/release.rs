@@ -25,7 +25,6 @@ use crate::paths::{JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
     auth::{Authenticated, Caller, NodeCaller},
-    enrol::load_roster,
     error::{ApiError, ApiJson, ApiQuery},
     jobs::{MAX_TRANSCRIPT_BYTES, finish_job, leased, signed_by_node},
     nodes::decode_statement,
@@ -151,8 +150,8 @@ pub(crate) async fn share_search_key(
 ) -> Result<axum::Json<SearchKeyView>, ApiError> {
     who.admin_of(&vault)?;
     let now = now();
-    let mut transaction = app.db.pool().begin().await?;
-    let roster = load_roster(&mut transaction, who.vault_id).await?;
+    let mut transaction = app.db.begin().await?;
+    let roster = app.rosters.verified(&mut transaction, who.vault_id).await?;
     let stored = sqlx::query("SELECT commitment FROM search_keys WHERE vault_id = $1")
         .bind(&vault)
         .fetch_optional(&mut *transaction)
@@ -195,19 +194,16 @@ pub(crate) async fn share_search_key(
                 .bind(now)
                 .execute(&mut *transaction)
                 .await?;
-                crate::audit::append(
-                    &mut transaction,
-                    app.db.backend(),
+                transaction.audit(
                     who.vault_id,
                     now,
-                    crate::audit::Event {
+                    crate::store::Event {
                         actor: &who.fingerprint,
                         action: "search_key.created",
                         subject: &vault,
                         statement: Some(&signed.to_bytes()),
                     },
-                )
-                .await?;
+                );
             }
         }
         (None, Some(_)) => {}
@@ -249,7 +245,7 @@ pub(crate) async fn share_search_key(
 /// Stores one sealed key with `insert` (its parameters: scope, holder, sealed, time; it
 /// decides whether an existing copy is kept or replaced), and audits what it stored.
 async fn store_grant(
-    connection: &mut sqlx::AnyConnection,
+    connection: &mut crate::store::Tx,
     (app, who, now): (&App, &Authenticated, i64),
     insert: &'static str,
     (scope, holder, sealed): (&str, &str, Vec<u8>),
@@ -260,23 +256,20 @@ async fn store_grant(
         .bind(holder)
         .bind(sealed)
         .bind(now)
-        .execute(&mut *connection)
+        .execute(&mut **connection)
         .await?
         .rows_affected();
     if inserted == 1 {
-        crate::audit::append(
-            connection,
-            app.db.backend(),
+        connection.audit(
             who.vault_id,
             now,
-            crate::audit::Event {
+            crate::store::Event {
                 actor: &who.fingerprint,
                 action,
                 subject,
                 statement: None,
             },
-        )
-        .await?;
+        );
     }
     Ok(())
 }
@@ -466,7 +459,7 @@ pub(crate) async fn complete_release(
     let (verified, _) =
         signed_by_node::<ReleaseManifest>(&mut connection, &vault, &node, &signed).await?;
     let manifest = verified.statement;
-    let roster = load_roster(&mut connection, node.vault_id).await?;
+    let roster = app.rosters.verified(&mut connection, node.vault_id).await?;
     let mut current: Vec<String> = roster
         .members()
         .iter()
@@ -570,7 +563,7 @@ pub(crate) async fn complete_release(
         .blobs
         .put_fresh(&prefix, copy.into(), async |object| {
             let now = now();
-            let mut transaction = app.db.pool().begin().await?;
+            let mut transaction = app.db.begin().await?;
             finish_job(
                 &mut transaction,
                 &app,
@@ -757,9 +750,9 @@ pub(crate) async fn add_release_grants(
     who.member_of(&vault)?;
     let transcript = transcript.to_ascii_lowercase();
     let now = now();
-    let mut transaction = app.db.pool().begin().await?;
+    let mut transaction = app.db.begin().await?;
     released_view(&mut transaction, &vault, &transcript).await?;
-    let roster = load_roster(&mut transaction, who.vault_id).await?;
+    let roster = app.rosters.verified(&mut transaction, who.vault_id).await?;
     // The server cannot tell a good sealed key from any other, and a member's device refuses
     // a bad one only when it opens it. So if the first grant always stood, any member could
     // seal some other key to a newcomer first and the newcomer would never get a good one.
@@ -825,11 +818,12 @@ pub(crate) async fn download_released(
 }
 
 /// Checks that a transcript manifest is well formed (used where a stored one is read back).
-pub(crate) fn transcript_manifest(bytes: &[u8]) -> Result<TranscriptManifest, ApiError> {
+pub(crate) fn transcript_manifest(
+    bytes: &[u8],
+) -> Result<TranscriptManifest, quorate_crypto::Error> {
     quorate_crypto::statement::SignedStatement::from_bytes(bytes)
         .and_then(|signed| signed.verify::<TranscriptManifest>())
         .map(|verified| verified.statement)
-        .map_err(|error| ApiError::Internal(Box::new(error)))
 }
 
 /// Puts a released transcript straight into the index, without a node, a copy or any key:

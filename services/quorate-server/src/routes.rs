@@ -21,8 +21,8 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    App, audit, auth, enrol, error::ApiError, jobs, members, metrics, nodes, openapi, recordings,
-    release, requests, search, uploads,
+    App, audit_routes, auth, enrol, error::ApiError, jobs, members, metrics, nodes, openapi,
+    recordings, release, requests, search, uploads,
 };
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
@@ -44,7 +44,7 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(enrol::roster, members::append_roster))
             .routes(routes!(members::create_invite))
             .routes(routes!(members::list_members))
-            .routes(routes!(audit::list))
+            .routes(routes!(audit_routes::list))
             .routes(routes!(nodes::get_policy, nodes::set_policy))
             .routes(routes!(nodes::enrol_node))
             .routes(routes!(nodes::list_nodes))

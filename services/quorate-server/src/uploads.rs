@@ -457,7 +457,7 @@ impl Chunk {
         let complete = offset == self.length;
         let tail_len = self.persist(&mut sink, complete).await?;
         let expires_at = now() + self.app.config.upload_ttl;
-        let mut transaction = self.app.db.pool().begin().await?;
+        let mut transaction = self.app.db.begin().await?;
         if let Sink::S3 {
             first_part,
             new_parts,
@@ -806,7 +806,7 @@ impl Chunk {
             .map_err(|error| internal(Box::new(error)))?;
         let matches = size == manifest.ciphertext_len && digest == manifest.ciphertext_sha256;
         let now = now();
-        let mut transaction = self.app.db.pool().begin().await?;
+        let mut transaction = self.app.db.begin().await?;
         forget(&mut transaction, &self.recording).await?;
         let uploader: String = sqlx::query("SELECT uploader FROM recordings WHERE id = $1")
             .bind(&self.recording)
@@ -832,12 +832,10 @@ impl Chunk {
                     .await?;
             }
         }
-        crate::audit::append(
-            &mut transaction,
-            self.app.db.backend(),
+        transaction.audit(
             manifest.vault_id,
             now,
-            crate::audit::Event {
+            crate::store::Event {
                 actor: &uploader,
                 action: if matches {
                     "recording.uploaded"
@@ -847,8 +845,7 @@ impl Chunk {
                 subject: &self.recording,
                 statement: None,
             },
-        )
-        .await?;
+        );
         transaction.commit().await?;
         if !matches {
             let _ = self.app.blobs.delete(&name).await;
@@ -991,7 +988,7 @@ async fn remove(
     actor: &str,
     action: &str,
 ) -> Result<(), ApiError> {
-    let mut transaction = app.db.pool().begin().await?;
+    let mut transaction = app.db.begin().await?;
     let leftover = forget(&mut transaction, recording).await?;
     for sql in [
         "DELETE FROM recording_shares WHERE recording_id = $1",
@@ -1005,19 +1002,16 @@ async fn remove(
     let vault_id = vault
         .parse()
         .map_err(|error: quorate_crypto::Error| ApiError::Internal(Box::new(error)))?;
-    crate::audit::append(
-        &mut transaction,
-        app.db.backend(),
+    transaction.audit(
         vault_id,
         now(),
-        crate::audit::Event {
+        crate::store::Event {
             actor,
             action,
             subject: recording,
             statement: None,
         },
-    )
-    .await?;
+    );
     transaction.commit().await?;
     discard_storage(app, vault, recording, leftover).await;
     Ok(())

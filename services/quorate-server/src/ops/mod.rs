@@ -1,0 +1,10 @@
+//! The operations: what the server does, as plain async functions with typed inputs, each
+//! with its own error enum (mapped to an HTTP answer once, through
+//! [`Refusal`](crate::error::Refusal)). They check the protocol, call the store inside one
+//! transaction, and append the audit entry; they know nothing of HTTP.
+
+pub(crate) mod members;
+pub(crate) mod nodes;
+pub(crate) mod requests;
+pub mod roster;
+pub(crate) mod sign_in;
