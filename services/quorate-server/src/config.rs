@@ -10,44 +10,138 @@ use std::{
 
 use serde::Deserialize;
 
-/// One layer: every setting optional, so layers merge field by field.
-#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Settings {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, global = true)]
-    pub listen: Option<SocketAddr>,
-    /// Folder for the SQLite database and the local object store
-    /// [default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate].
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: SQLite in the data folder].
-    #[arg(long, global = true)]
-    pub database_url: Option<String>,
-    /// `file://PATH` or `s3://BUCKET` [default: the `objects` folder in the data folder].
-    #[arg(long, global = true)]
-    pub object_store: Option<String>,
-    /// How long a first-admin enrolment code stays valid, in seconds [default: 86400].
-    #[arg(long, global = true)]
-    pub enrolment_code_ttl: Option<i64>,
-    /// Address for Prometheus metrics, or `off` [default: 127.0.0.1:9464].
-    #[arg(long, global = true)]
-    pub metrics_listen: Option<String>,
-    /// Largest recording ciphertext accepted, in bytes [default: 68719476736, 64 GiB].
-    #[arg(long, global = true)]
-    pub max_recording_bytes: Option<i64>,
-    /// Seconds after its last stored chunk that an unfinished upload is discarded
-    /// [default: 86400].
-    #[arg(long, global = true)]
-    pub upload_ttl: Option<i64>,
-    /// Folder of the built web UI (`web-admin/dist`), served at `/`, or `off`
-    /// [default: `web-admin/dist` when that folder exists].
-    #[arg(long, global = true)]
-    pub web_dir: Option<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client: addresses or networks
-    /// (`10.0.0.0/8`), comma-separated [default: none; the peer is the client].
-    #[arg(long, global = true, value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<String>>,
+/// Declares every setting once: its documentation (which `--help` and the example file
+/// show), its type, its name in the TOML file and as a flag (`data-dir`, `--data-dir`), its
+/// environment variable, and either its default (a TOML value) or, where the default is
+/// worked out at start-up, an example value. From this one list come the layer type
+/// [`Settings`], the `QUORATE_*` layer, the merging of layers, the defaults layer and the
+/// documented [`EXAMPLE`].
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident: $ty:ty, $name:literal, $env:literal,
+            $(default = $default:literal)? $(example = $example:literal)?;
+    )+) => {
+        /// One layer: every setting optional, so layers merge field by field.
+        #[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct Settings {
+            $(
+                $(#[doc = $doc])+
+                $(#[doc = concat!("[default: ", $default, "]")])?
+                #[arg(long = $name, global = true)]
+                pub $field: Option<$ty>,
+            )+
+        }
+
+        impl Settings {
+            /// Reads the `QUORATE_*` environment layer through `lookup` (the real
+            /// environment in `main`, a map in tests). An empty variable counts as unset.
+            pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+                Ok(Self {
+                    $(
+                        $field: lookup($env)
+                            .filter(|value| !value.is_empty())
+                            .map(|value| FromEnv::from_env($env, value))
+                            .transpose()?,
+                    )+
+                })
+            }
+
+            /// This layer with `over` on top.
+            pub fn merge(self, over: Settings) -> Settings {
+                Settings {
+                    $( $field: over.$field.or(self.$field), )+
+                }
+            }
+
+            /// The layer of fixed defaults (those worked out at start-up are filled in by
+            /// [`Settings::resolve`]).
+            pub fn defaults() -> Settings {
+                const DEFAULTS: &str = concat!($($($name, " = ", $default, "\n",)?)+);
+                toml::from_str(DEFAULTS).expect("the declared defaults are valid TOML")
+            }
+        }
+
+        /// The documented example printed by `quorate-server default-config`.
+        pub const EXAMPLE: &str = concat!(
+            "# Quorate server configuration. Every setting is optional; each can also be set with\n",
+            "# the QUORATE_* environment variable named with it, or the flag of the same name\n",
+            "# (--listen, --data-dir, ...). Flags win over the environment, which wins over this file.\n",
+            $(
+                "\n",
+                $("#", $doc, "\n",)+
+                "# Environment: ", $env, "\n",
+                $($name, " = ", $default, "\n",)?
+                $("# ", $name, " = ", $example, "\n",)?
+            )+
+        );
+    };
+}
+
+/// A setting's value read from its environment variable.
+trait FromEnv: Sized {
+    fn from_env(name: &'static str, value: String) -> Result<Self, ConfigError>;
+}
+
+macro_rules! from_env_by_parsing {
+    ($($ty:ty),+) => {$(
+        impl FromEnv for $ty {
+            fn from_env(name: &'static str, value: String) -> Result<Self, ConfigError> {
+                value.parse().map_err(|_| ConfigError::Invalid { name, value })
+            }
+        }
+    )+};
+}
+
+from_env_by_parsing!(SocketAddr, PathBuf, String, i64);
+
+/// A list: comma-separated, as the flag takes it.
+impl FromEnv for Vec<String> {
+    fn from_env(_: &'static str, value: String) -> Result<Self, ConfigError> {
+        Ok(value
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+settings! {
+    /// Address the API listens on.
+    listen: SocketAddr, "listen", "QUORATE_LISTEN", default = "\"127.0.0.1:8080\"";
+    /// Folder for the default SQLite database and local object store.
+    /// Default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate.
+    data_dir: PathBuf, "data-dir", "QUORATE_DATA_DIR", example = "\"/var/lib/quorate\"";
+    /// Database: sqlite://PATH (default, in the data folder) or
+    /// postgres://USER:PASSWORD@HOST/DB. The password is never logged.
+    database_url: String, "database-url", "QUORATE_DATABASE_URL",
+        example = "\"postgres://quorate:secret@127.0.0.1/quorate\"";
+    /// Object store for recordings and transcripts: file://PATH (default: the `objects`
+    /// folder in the data folder) or s3://BUCKET.
+    object_store: String, "object-store", "QUORATE_OBJECT_STORE",
+        example = "\"file:///var/lib/quorate/objects\"";
+    /// How long the first admin's one-time enrolment code stays valid, in seconds.
+    enrolment_code_ttl: i64, "enrolment-code-ttl", "QUORATE_ENROLMENT_CODE_TTL", default = "86400";
+    /// Prometheus metrics, on their own listener ("off" to disable).
+    metrics_listen: String, "metrics-listen", "QUORATE_METRICS_LISTEN", default = "\"127.0.0.1:9464\"";
+    /// Largest recording (its age ciphertext) accepted, in bytes (64 GiB).
+    max_recording_bytes: i64, "max-recording-bytes", "QUORATE_MAX_RECORDING_BYTES",
+        default = "68719476736";
+    /// An unfinished upload is discarded this many seconds after its last stored chunk.
+    upload_ttl: i64, "upload-ttl", "QUORATE_UPLOAD_TTL", default = "86400";
+    /// The built web UI, served at / ("off" to serve the API only). Default: web-admin/dist
+    /// when that folder exists (scripts/run.sh builds it there).
+    web_dir: String, "web-dir", "QUORATE_WEB_DIR", example = "\"/usr/share/quorate/web\"";
+    /// Reverse proxies in front of the server, as addresses or networks. Only for a request
+    /// whose peer is one of them is the client address taken from X-Forwarded-For (the
+    /// nearest address there that is not itself a trusted proxy); any other request's
+    /// client is its peer, whatever the header says. Failed sign-ins are counted per client
+    /// address, so behind a proxy list it here, or every client shares the proxy's address.
+    /// The environment variable and the flag take a comma-separated list. Default: none.
+    trusted_proxies: Vec<String>, "trusted-proxies", "QUORATE_TRUSTED_PROXIES",
+        example = "[\"127.0.0.1\", \"10.0.0.0/8\"]";
 }
 
 impl Settings {
@@ -56,105 +150,40 @@ impl Settings {
         toml::from_str(text).map_err(|error| ConfigError::File(error.message().to_owned()))
     }
 
-    /// Reads the `QUORATE_*` environment layer through `lookup` (the real environment in
-    /// `main`, a map in tests).
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let parse = |name: &'static str| lookup(name).filter(|value| !value.is_empty());
-        let number = |name: &'static str| {
-            parse(name)
-                .map(|v| {
-                    v.parse::<i64>()
-                        .map_err(|_| ConfigError::Invalid { name, value: v })
-                })
-                .transpose()
-        };
-        Ok(Self {
-            listen: parse("QUORATE_LISTEN")
-                .map(|v| {
-                    v.parse().map_err(|_| ConfigError::Invalid {
-                        name: "QUORATE_LISTEN",
-                        value: v,
-                    })
-                })
-                .transpose()?,
-            data_dir: parse("QUORATE_DATA_DIR").map(PathBuf::from),
-            database_url: parse("QUORATE_DATABASE_URL"),
-            object_store: parse("QUORATE_OBJECT_STORE"),
-            metrics_listen: parse("QUORATE_METRICS_LISTEN"),
-            enrolment_code_ttl: number("QUORATE_ENROLMENT_CODE_TTL")?,
-            max_recording_bytes: number("QUORATE_MAX_RECORDING_BYTES")?,
-            upload_ttl: number("QUORATE_UPLOAD_TTL")?,
-            web_dir: parse("QUORATE_WEB_DIR"),
-            trusted_proxies: parse("QUORATE_TRUSTED_PROXIES").map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|entry| !entry.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }),
-        })
-    }
-
-    /// This layer with `over` on top.
-    pub fn merge(self, over: Settings) -> Settings {
-        Settings {
-            listen: over.listen.or(self.listen),
-            data_dir: over.data_dir.or(self.data_dir),
-            database_url: over.database_url.or(self.database_url),
-            object_store: over.object_store.or(self.object_store),
-            enrolment_code_ttl: over.enrolment_code_ttl.or(self.enrolment_code_ttl),
-            metrics_listen: over.metrics_listen.or(self.metrics_listen),
-            max_recording_bytes: over.max_recording_bytes.or(self.max_recording_bytes),
-            upload_ttl: over.upload_ttl.or(self.upload_ttl),
-            web_dir: over.web_dir.or(self.web_dir),
-            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
-        }
-    }
-
-    /// Fills in defaults and checks the result.
+    /// Fills in defaults (the declared ones, then those worked out from the data folder
+    /// and the checkout) and checks the result.
     pub fn resolve(
         self,
         home: Option<PathBuf>,
         xdg_data_home: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        let data_dir = match self.data_dir {
+        let settings = Settings::defaults().merge(self);
+        let data_dir = match settings.data_dir {
             Some(dir) => dir,
             None => xdg_data_home
                 .or_else(|| home.map(|home| home.join(".local/share")))
                 .ok_or(ConfigError::NoDataDir)?
                 .join("quorate"),
         };
-        let database_url = self
+        let database_url = settings
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("quorate.db").display()));
-        let object_store = self
+        let object_store = settings
             .object_store
             .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
-        let positive = |name: &'static str, value: Option<i64>, default: i64| match value {
-            Some(value) if value <= 0 => Err(ConfigError::Invalid {
-                name,
-                value: value.to_string(),
-            }),
-            other => Ok(other.unwrap_or(default)),
-        };
-        let enrolment_code_ttl = positive("enrolment-code-ttl", self.enrolment_code_ttl, 86_400)?;
-        let max_recording_bytes =
-            positive("max-recording-bytes", self.max_recording_bytes, 64 << 30)? as u64;
-        let upload_ttl = positive("upload-ttl", self.upload_ttl, 86_400)?;
-        let metrics_listen = match self.metrics_listen.as_deref() {
-            Some("off") => None,
-            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+        let metrics_listen = match declared(settings.metrics_listen)?.as_str() {
+            "off" => None,
+            text => Some(text.parse().map_err(|_| ConfigError::Invalid {
                 name: "metrics-listen",
                 value: text.to_owned(),
             })?),
-            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         };
-        let web_dir = match self.web_dir.as_deref() {
+        let web_dir = match settings.web_dir.as_deref() {
             Some("off") => None,
             Some(dir) => Some(PathBuf::from(dir)),
             None => Some(PathBuf::from(DEFAULT_WEB_DIR)).filter(|dir| dir.is_dir()),
         };
-        let trusted_proxies = self
+        let trusted_proxies = settings
             .trusted_proxies
             .unwrap_or_default()
             .iter()
@@ -169,16 +198,33 @@ impl Settings {
             metrics_listen,
             trusted_proxies,
             web_dir,
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: declared(settings.listen)?,
             data_dir,
             database_url: SecretUrl(database_url),
             object_store: SecretUrl(object_store),
-            enrolment_code_ttl,
-            max_recording_bytes,
-            upload_ttl,
+            enrolment_code_ttl: positive("enrolment-code-ttl", settings.enrolment_code_ttl)?,
+            max_recording_bytes: positive("max-recording-bytes", settings.max_recording_bytes)?
+                as u64,
+            upload_ttl: positive("upload-ttl", settings.upload_ttl)?,
         })
+    }
+}
+
+/// A setting with a declared default, which [`Settings::defaults`] always fills in.
+fn declared<T>(value: Option<T>) -> Result<T, ConfigError> {
+    value.ok_or(ConfigError::File(
+        "a setting's declared default is missing".into(),
+    ))
+}
+
+/// A count or duration with a declared default, which must be above zero.
+fn positive(name: &'static str, value: Option<i64>) -> Result<i64, ConfigError> {
+    match declared(value)? {
+        value if value <= 0 => Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+        }),
+        value => Ok(value),
     }
 }
 
@@ -389,50 +435,6 @@ pub enum ConfigError {
     NoDataDir,
 }
 
-/// The documented example printed by `quorate-server default-config`.
-pub const EXAMPLE: &str = r#"# Quorate server configuration. Every setting is optional; each can also be set with a
-# QUORATE_* environment variable (QUORATE_LISTEN, QUORATE_DATA_DIR, ...) or a flag
-# (--listen, --data-dir, ...). Flags win over the environment, which wins over this file.
-
-# Address the API listens on.
-listen = "127.0.0.1:8080"
-
-# Folder for the default SQLite database and local object store.
-# Default: $XDG_DATA_HOME/quorate, else ~/.local/share/quorate.
-# data-dir = "/var/lib/quorate"
-
-# Database: sqlite://PATH (default, in the data folder) or postgres://USER:PASSWORD@HOST/DB.
-# The password is never logged.
-# database-url = "postgres://quorate:secret@127.0.0.1/quorate"
-
-# Object store for recordings and transcripts: file://PATH (default) or s3://BUCKET.
-# object-store = "file:///var/lib/quorate/objects"
-
-# How long the first admin's one-time enrolment code stays valid, in seconds.
-enrolment-code-ttl = 86400
-
-# Prometheus metrics, on their own listener ("off" to disable).
-metrics-listen = "127.0.0.1:9464"
-
-# Largest recording (its age ciphertext) accepted, in bytes.
-max-recording-bytes = 68719476736
-
-# An unfinished upload is discarded this many seconds after its last stored chunk.
-upload-ttl = 86400
-
-# The built web UI, served at / ("off" to serve the API only). Default: web-admin/dist
-# when that folder exists (scripts/run.sh builds it there).
-# web-dir = "/usr/share/quorate/web"
-
-# Reverse proxies in front of the server, as addresses or networks. Only for a request
-# whose peer is one of them is the client address taken from X-Forwarded-For (the nearest
-# address there that is not itself a trusted proxy); any other request's client is its
-# peer, whatever the header says. Failed sign-ins are counted per client address, so behind
-# a proxy list it here, or every client shares the proxy's address.
-# QUORATE_TRUSTED_PROXIES and --trusted-proxies take a comma-separated list. Default: none.
-# trusted-proxies = ["127.0.0.1", "10.0.0.0/8"]
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +469,57 @@ mod tests {
     fn the_example_parses_and_unknown_settings_are_refused() {
         Settings::from_toml(EXAMPLE).unwrap();
         assert!(Settings::from_toml("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn the_example_names_every_setting_and_its_variable() {
+        let commented_out: String = EXAMPLE
+            .lines()
+            .map(|line| line.strip_prefix("# ").unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // Every setting appears (commented out where its default is worked out at start-up),
+        // so the example with its comment marks removed sets every field.
+        let every = Settings::from_toml(
+            &commented_out
+                .lines()
+                .filter(|line| line.contains(" = "))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        let all_set = format!("{every:?}");
+        assert!(!all_set.contains("None"), "{all_set}");
+        for variable in [
+            "QUORATE_LISTEN",
+            "QUORATE_TRUSTED_PROXIES",
+            "QUORATE_UPLOAD_TTL",
+        ] {
+            assert!(EXAMPLE.contains(variable), "{variable}");
+        }
+    }
+
+    #[test]
+    fn declared_defaults_apply_beneath_every_layer() {
+        let config = Settings::default()
+            .resolve(None, Some("/tmp".into()))
+            .unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.enrolment_code_ttl, 86_400);
+        assert_eq!(config.max_recording_bytes, 64 << 30);
+        assert_eq!(
+            config.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        let env =
+            Settings::from_env(|name| (name == "QUORATE_UPLOAD_TTL").then(|| "60".to_owned()))
+                .unwrap();
+        assert_eq!(
+            env.resolve(None, Some("/tmp".into())).unwrap().upload_ttl,
+            60
+        );
+        let refused = Settings::from_env(|name| (name == "QUORATE_UPLOAD_TTL").then(|| "x".into()));
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -121,6 +121,21 @@ impl App {
             + auth::sweep(self, now).await?)
     }
 
+    /// Sweeps every five minutes until `stopped` says to stop; a sweep that has begun runs to
+    /// its end first.
+    async fn sweep_until(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.changed() => return,
+            }
+            if let Err(error) = self.sweep(now()).await {
+                tracing::warn!(%error, "housekeeping failed; it runs again in five minutes");
+            }
+        }
+    }
+
     /// Serves Prometheus metrics (`GET /metrics`) on `listener` until `shutdown` completes.
     pub async fn serve_metrics(
         &self,
@@ -141,25 +156,20 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let db = self.db.clone();
-        let sweeper = {
-            let app = self.clone();
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(std::time::Duration::from_secs(300));
-                loop {
-                    ticks.tick().await;
-                    if let Err(error) = app.sweep(now()).await {
-                        tracing::warn!(%error, "housekeeping failed; it runs again in five minutes");
-                    }
-                }
-            })
-        };
+        let (stop_sweeping, stopped) = tokio::sync::watch::channel(false);
+        let sweeper = tokio::spawn(self.clone().sweep_until(stopped));
         let served = axum::serve(
             listener,
             routes::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        sweeper.abort();
+        // A sweep in progress finishes its step (each of its changes is one transaction)
+        // before the database closes.
+        let _ = stop_sweeping.send(true);
+        if let Err(error) = sweeper.await {
+            tracing::warn!(%error, "housekeeping ended abnormally");
+        }
         db.close().await;
         served?;
         Ok(())

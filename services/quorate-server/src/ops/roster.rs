@@ -124,3 +124,122 @@ fn parse(rows: &[store::roster::EntryRow]) -> Result<Vec<SignedStatement>, Roste
         .map(|row| SignedStatement::from_bytes(&row.statement).map_err(RosterError::from))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use quorate_crypto::{
+        Identity,
+        statement::{Role, RosterChange},
+    };
+
+    use super::*;
+    use crate::{config::SecretUrl, store::db::Db};
+
+    /// A migrated SQLite database in `folder` with one vault.
+    async fn database(folder: &std::path::Path, vault: VaultId) -> Db {
+        let url = format!("sqlite://{}", folder.join("q.db").display());
+        let db = Db::connect(&SecretUrl::new(url)).await.unwrap();
+        db.migrate().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        store::vaults::insert(&mut tx, &vault.to_string(), "v", 0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        db
+    }
+
+    /// Stores `roster`'s next entry adding a member; returns the roster with it.
+    async fn add_member(db: &Db, roster: &Roster, admin: &Identity) -> Roster {
+        let member = Identity::generate();
+        let signed = roster
+            .sign_change(
+                admin,
+                RosterChange::Add,
+                member.public(),
+                "m",
+                Role::Member,
+                0,
+            )
+            .unwrap();
+        let (vault, sequence) = (roster.vault_id().to_string(), roster.len());
+        let mut tx = db.begin().await.unwrap();
+        store::roster::insert(
+            &mut tx,
+            &vault,
+            sequence,
+            &signed.to_bytes(),
+            &signed.digest(),
+            0,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let mut next = roster.clone();
+        next.apply(&signed).unwrap();
+        next
+    }
+
+    async fn genesis(db: &Db, vault: VaultId, admin: &Identity) -> Roster {
+        let signed = Roster::genesis_entry(vault, admin, "admin", 0).unwrap();
+        let mut tx = db.begin().await.unwrap();
+        store::roster::insert(
+            &mut tx,
+            &vault.to_string(),
+            0,
+            &signed.to_bytes(),
+            &signed.digest(),
+            0,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        Roster::verify(vault, &[signed], None).unwrap()
+    }
+
+    async fn load(rosters: &Rosters, db: &Db, vault: VaultId) -> Arc<Roster> {
+        let mut connection = db.connection().await.unwrap();
+        rosters.verified(&mut connection, vault).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cache_follows_the_stored_chain_however_it_changes() {
+        let folder = tempfile::tempdir().unwrap();
+        let vault = VaultId::random();
+        let db = database(folder.path(), vault).await;
+        let admin = Identity::generate();
+        let rosters = Rosters::default();
+
+        let first = genesis(&db, vault, &admin).await;
+        assert_eq!(load(&rosters, &db, vault).await.head(), first.head());
+        // The same head: the very roster kept.
+        let kept = load(&rosters, &db, vault).await;
+        assert!(Arc::ptr_eq(&kept, &load(&rosters, &db, vault).await));
+
+        // A longer chain extends the kept roster.
+        let second = add_member(&db, &first, &admin).await;
+        let third = add_member(&db, &second, &admin).await;
+        let loaded = load(&rosters, &db, vault).await;
+        assert_eq!((loaded.len(), loaded.head()), (3, third.head()));
+
+        // The stored chain rolled back (its last entry deleted): the shorter chain is what
+        // counts, not the longer one kept.
+        sqlx::query("DELETE FROM roster_entries WHERE sequence = 2")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let loaded = load(&rosters, &db, vault).await;
+        assert_eq!((loaded.len(), loaded.head()), (2, second.head()));
+
+        // Rewritten from the genesis on by another admin: replayed in full, not extended.
+        sqlx::query("DELETE FROM roster_entries")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let other = Identity::generate();
+        let rewritten = add_member(&db, &genesis(&db, vault, &other).await, &other).await;
+        let loaded = load(&rosters, &db, vault).await;
+        assert_eq!((loaded.len(), loaded.head()), (2, rewritten.head()));
+        assert!(loaded.admin_by_key(&other.public().verifying_key).is_some());
+        assert!(loaded.admin_by_key(&admin.public().verifying_key).is_none());
+    }
+}
