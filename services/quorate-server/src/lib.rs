@@ -110,7 +110,8 @@ impl App {
         ))
     }
 
-    /// Housekeeping that time calls for: discards uploads left alone past their expiry,
+    /// Housekeeping that time calls for: links audit entries a crash left waiting, discards
+    /// uploads left alone past their expiry,
     /// closes requests past theirs, fails jobs whose request expired or whose lease was lost
     /// too often, and deletes expired sign-in challenges and sessions. `serve` runs it every
     /// few minutes; returns how many things it changed.
@@ -118,7 +119,8 @@ impl App {
         Ok(uploads::sweep(self, now).await?
             + ops::requests::expire(self, now).await?
             + jobs::sweep(self, now).await?
-            + auth::sweep(self, now).await?)
+            + auth::sweep(self, now).await?
+            + store::audit::link_all_waiting(&self.db).await?)
     }
 
     /// Sweeps every five minutes until `stopped` says to stop; a sweep that has begun runs to

@@ -5,6 +5,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::AuditEntryView;
 use quorate_crypto::{VaultId, audit::AuditEntry};
 
+use sqlx::AnyConnection;
+
 use super::db::Backend;
 
 /// What happened, for one audit entry.
@@ -63,24 +65,172 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Appends `entries` (all of `vault`'s chain, in order) within `connection`'s transaction:
-/// links each to the one before and stores them in one statement.
-pub(super) async fn append(
-    connection: &mut sqlx::AnyConnection,
+/// Takes `vault`'s chain for this transaction if no other transaction holds it: `false`
+/// when one does (on PostgreSQL; SQLite's single writer always holds it). The lock on the
+/// vault's row is the kind an update that keeps the key takes, so rows that merely refer to
+/// the vault (a waiting entry, a new request) can still be inserted meanwhile.
+pub(super) async fn try_lock_chain(
+    connection: &mut AnyConnection,
     backend: Backend,
     vault: &str,
-    entries: &mut [AuditEntry],
+) -> Result<bool, sqlx::Error> {
+    if backend == Backend::Sqlite {
+        return Ok(true);
+    }
+    let locked = sqlx::query("SELECT id FROM vaults WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
+        .bind(vault)
+        .fetch_optional(connection)
+        .await?;
+    Ok(locked.is_some())
+}
+
+/// Takes `vault`'s chain for this transaction, waiting for another that holds it (a no-op
+/// write on SQLite takes its write lock before anything is read).
+async fn lock_chain(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    vault: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => "SELECT id FROM vaults WHERE id = $1 FOR NO KEY UPDATE",
+        Backend::Sqlite => "UPDATE vaults SET name = name WHERE id = $1",
+    };
+    sqlx::query(sql).bind(vault).execute(connection).await?;
+    Ok(())
+}
+
+/// Appends `entries` to `vault`'s chain, after the entries recorded earlier and still
+/// waiting, within `connection`'s transaction, which must hold the chain (see
+/// [`try_lock_chain`]).
+pub(super) async fn append(
+    connection: &mut AnyConnection,
+    vault: &str,
+    entries: Vec<AuditEntry>,
+) -> Result<(), sqlx::Error> {
+    let (mut all, linked_ids) = take_pending(connection, vault).await?;
+    all.extend(entries);
+    if all.is_empty() {
+        return Ok(());
+    }
+    link(connection, vault, &mut all).await?;
+    insert_linked(connection, vault, &all).await?;
+    // Exactly the rows read: one that commits meanwhile, even with a lower ID, stays waiting.
+    for ids in linked_ids.chunks(500) {
+        let sql = format!(
+            "DELETE FROM audit_pending WHERE id IN ({})",
+            (1..=ids.len())
+                .map(|place| format!("${place}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut delete = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            delete = delete.bind(*id);
+        }
+        delete.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Records `entries` of `vault`'s chain to be linked once the transaction has committed,
+/// for a transaction that could not take the chain.
+pub(super) async fn defer(
+    connection: &mut AnyConnection,
+    vault: &str,
+    entries: &[AuditEntry],
 ) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
         return Ok(());
     }
-    if backend == Backend::Postgres {
-        // Appends to one vault's chain take turns (SQLite's single writer already does).
-        sqlx::query("SELECT id FROM vaults WHERE id = $1 FOR UPDATE")
+    let sql = format!(
+        "INSERT INTO audit_pending (vault_id, time, actor, action, subject, statement) VALUES {}",
+        placeholders(entries.len(), 6)
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for entry in entries {
+        insert = insert
             .bind(vault)
-            .execute(&mut *connection)
-            .await?;
+            .bind(entry.time)
+            .bind(entry.actor.as_str())
+            .bind(entry.action.as_str())
+            .bind(entry.subject.as_str())
+            .bind(entry.statement.as_deref());
     }
+    insert.execute(connection).await?;
+    Ok(())
+}
+
+/// Links `vault`'s waiting entries into its chain, in a transaction of its own that waits
+/// for the chain: called by a change whose entries waited, after it committed, and by the
+/// sweep (for entries a crash left waiting).
+pub(crate) async fn link_waiting(db: &super::Db, vault: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    lock_chain(&mut tx, db.backend(), vault).await?;
+    append(&mut tx, vault, Vec::new()).await?;
+    tx.commit().await
+}
+
+/// Links the entries waiting in every vault (a crash between a change's commit and the
+/// linking leaves them waiting); returns in how many vaults.
+pub(crate) async fn link_all_waiting(db: &super::Db) -> Result<usize, sqlx::Error> {
+    let vaults: Vec<String> = sqlx::query_scalar("SELECT DISTINCT vault_id FROM audit_pending")
+        .fetch_all(db.pool())
+        .await?;
+    for vault in &vaults {
+        link_waiting(db, vault).await?;
+    }
+    Ok(vaults.len())
+}
+
+/// `vault`'s waiting entries in the order they were recorded, and their IDs.
+async fn take_pending(
+    connection: &mut AnyConnection,
+    vault: &str,
+) -> Result<(Vec<AuditEntry>, Vec<i64>), sqlx::Error> {
+    let rows: Vec<PendingRow> = sqlx::query_as(
+        "SELECT id, time, actor, action, subject, statement FROM audit_pending
+         WHERE vault_id = $1 ORDER BY id",
+    )
+    .bind(vault)
+    .fetch_all(&mut *connection)
+    .await?;
+    let ids = rows.iter().map(|row| row.id).collect();
+    let vault_id = vault
+        .parse()
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    let entries = rows
+        .into_iter()
+        .map(|row| AuditEntry {
+            vault_id,
+            seq: 0,
+            time: row.time,
+            actor: row.actor,
+            action: row.action,
+            subject: row.subject,
+            statement: row.statement,
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        })
+        .collect();
+    Ok((entries, ids))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct PendingRow {
+    id: i64,
+    time: i64,
+    actor: String,
+    action: String,
+    subject: String,
+    statement: Option<Vec<u8>>,
+}
+
+/// Gives `entries` their sequence numbers and hashes, following `vault`'s last entry.
+async fn link(
+    connection: &mut AnyConnection,
+    vault: &str,
+    entries: &mut [AuditEntry],
+) -> Result<(), sqlx::Error> {
     let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, hash FROM audit_log WHERE vault_id = $1 ORDER BY seq DESC LIMIT 1",
     )
@@ -102,22 +252,22 @@ pub(super) async fn append(
         seq += 1;
         prev_hash = entry.hash;
     }
-    let rows = (0..entries.len())
-        .map(|row| {
-            let first = row * 9;
-            let places: Vec<String> = (1..=9)
-                .map(|column| format!("${}", first + column))
-                .collect();
-            format!("({})", places.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    Ok(())
+}
+
+/// Stores linked entries in one statement.
+async fn insert_linked(
+    connection: &mut AnyConnection,
+    vault: &str,
+    entries: &[AuditEntry],
+) -> Result<(), sqlx::Error> {
     let sql = format!(
         "INSERT INTO audit_log (vault_id, seq, time, actor, action, subject, statement, prev_hash, hash)
-         VALUES {rows}"
+         VALUES {}",
+        placeholders(entries.len(), 9)
     );
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for entry in entries.iter() {
+    for entry in entries {
         insert = insert
             .bind(vault)
             .bind(entry.seq as i64)
@@ -129,8 +279,21 @@ pub(super) async fn append(
             .bind(entry.prev_hash.as_slice())
             .bind(entry.hash.as_slice());
     }
-    insert.execute(&mut *connection).await?;
+    insert.execute(connection).await?;
     Ok(())
+}
+
+/// `($1, ..., $columns), ...` for `rows` rows.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let places: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", places.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One stored entry.

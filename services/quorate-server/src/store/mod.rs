@@ -22,7 +22,7 @@ use std::ops::{Deref, DerefMut};
 use quorate_crypto::{VaultId, audit::AuditEntry};
 
 pub(crate) use self::audit::Event;
-use self::db::{Backend, Db};
+use self::db::Db;
 
 /// A database transaction that knows its backend and collects the audit entries of the
 /// changes it makes, so that auditing a change is one call and the entries are committed
@@ -30,35 +30,66 @@ use self::db::{Backend, Db};
 #[derive(Debug)]
 pub(crate) struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
+    db: Db,
     audit: Vec<AuditEntry>,
 }
 
 impl Tx {
-    /// Records `event` for `vault`'s audit chain. The entries are appended when the
-    /// transaction commits, as its last statements: appending locks the vault's chain, and
-    /// the lock is then held for the commit only, not while the change is checked and made.
+    /// Records `event` for `vault`'s audit chain, appended when the transaction commits.
     pub(crate) fn audit(&mut self, vault: VaultId, now: i64, event: Event<'_>) {
         self.audit.push(event.unlinked(vault, now));
     }
 
-    /// Appends the recorded audit entries, then makes the changes durable.
+    /// Appends the recorded audit entries and makes the changes durable.
+    ///
+    /// A vault's chain is appended to one transaction at a time, and a transaction that
+    /// appends holds the chain until its commit is durable. So that changes do not queue
+    /// behind each other's commits while they hold their own locks (a request's, say), a
+    /// transaction that finds the chain taken does not wait: its entries are committed as
+    /// waiting, with the change, and linked right after the commit in one short transaction
+    /// that links every entry waiting by then. Either way an entry exists exactly when its
+    /// change does, and the chain follows the order in which changes took effect: waiting
+    /// entries (whose changes committed) before those of the transaction that links them.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let mut entries = std::mem::take(&mut self.audit);
-        // Grouped by vault in the order they were recorded (a transaction almost always
-        // touches one vault).
-        let mut vaults: Vec<VaultId> = entries.iter().map(|entry| entry.vault_id).collect();
-        vaults.dedup();
-        for vault in vaults {
-            let (mine, rest): (Vec<_>, Vec<_>) = entries
-                .into_iter()
-                .partition(|entry| entry.vault_id == vault);
-            let mut mine = mine;
-            audit::append(&mut self.inner, self.backend, &vault.to_string(), &mut mine).await?;
-            entries = rest;
+        let backend = self.db.backend();
+        let mut waiting = Vec::new();
+        for (vault, entries) in by_vault(std::mem::take(&mut self.audit)) {
+            if audit::try_lock_chain(&mut self.inner, backend, &vault).await? {
+                audit::append(&mut self.inner, &vault, entries).await?;
+            } else {
+                audit::defer(&mut self.inner, &vault, &entries).await?;
+                waiting.push(vault);
+            }
         }
-        self.inner.commit().await
+        self.inner.commit().await?;
+        for vault in waiting {
+            // The change is durable and its entries with it; if linking fails now, the next
+            // append to the chain or the sweep links them.
+            if let Err(error) = audit::link_waiting(&self.db, &vault).await {
+                tracing::warn!(%error, vault, "audit entries wait to be linked");
+            }
+        }
+        Ok(())
     }
+}
+
+/// `entries` grouped by vault, each group in the order recorded (a transaction almost
+/// always touches one vault).
+fn by_vault(entries: Vec<AuditEntry>) -> Vec<(String, Vec<AuditEntry>)> {
+    let mut groups: Vec<(VaultId, Vec<AuditEntry>)> = Vec::new();
+    for entry in entries {
+        match groups
+            .iter_mut()
+            .find(|(vault, _)| *vault == entry.vault_id)
+        {
+            Some((_, group)) => group.push(entry),
+            None => groups.push((entry.vault_id, vec![entry])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(vault, group)| (vault.to_string(), group))
+        .collect()
 }
 
 impl Deref for Tx {
@@ -80,7 +111,7 @@ impl Db {
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx {
             inner: self.pool().begin().await?,
-            backend: self.backend(),
+            db: self.clone(),
             audit: Vec::new(),
         })
     }
@@ -90,5 +121,105 @@ impl Db {
         &self,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
         self.pool().acquire().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quorate_crypto::audit::verify_chain;
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::config::SecretUrl;
+
+    /// A new PostgreSQL database, migrated, with one vault; dropped by the caller.
+    async fn postgres(vault: VaultId) -> (Db, String, String) {
+        let admin = std::env::var("QUORATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("quorate_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let db = Db::connect(&SecretUrl::new(url)).await.unwrap();
+        db.migrate().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        vaults::insert(&mut tx, &vault.to_string(), "v", 0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (db, admin, name)
+    }
+
+    fn event(action: &str) -> Event<'_> {
+        Event::server(action, "subject")
+    }
+
+    #[tokio::test]
+    async fn postgres_a_change_that_finds_the_chain_taken_commits_and_its_entries_follow() {
+        let vault = VaultId::random();
+        let (db, admin, name) = postgres(vault).await;
+        let mut first = db.begin().await.unwrap();
+        first.audit(vault, 1, event("first"));
+        assert!(
+            audit::try_lock_chain(&mut first, db.backend(), &vault.to_string())
+                .await
+                .unwrap()
+        );
+
+        // The second change commits while the first holds the chain; its entry waits and is
+        // linked once the first has committed.
+        let mut second = db.begin().await.unwrap();
+        second.audit(vault, 2, event("second"));
+        let second = tokio::spawn(second.commit());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            waiting, 1,
+            "the second change committed with its entry waiting"
+        );
+        assert!(!second.is_finished(), "linking waits for the chain");
+        first.commit().await.unwrap();
+        second.await.unwrap().unwrap();
+
+        let entries = audit::page(&db, &vault.to_string(), -1, 10).await.unwrap();
+        let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
+        // The second change committed first, so its entry comes first: the chain follows the
+        // order in which changes took effect.
+        assert_eq!(actions, ["second", "first"]);
+        let rows: Vec<AuditEntry> = entries
+            .iter()
+            .map(|entry| AuditEntry {
+                vault_id: vault,
+                seq: entry.seq,
+                time: entry.time,
+                actor: entry.actor.clone(),
+                action: entry.action.clone(),
+                subject: entry.subject.clone(),
+                statement: None,
+                prev_hash: hex::decode(&entry.prev_hash).unwrap().try_into().unwrap(),
+                hash: hex::decode(&entry.hash).unwrap().try_into().unwrap(),
+            })
+            .collect();
+        verify_chain(&rows, [0; 32]).unwrap();
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(waiting, 0);
+
+        db.close().await;
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut connection)
+        .await
+        .unwrap();
     }
 }
