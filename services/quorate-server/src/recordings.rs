@@ -10,7 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use quorate_api::{NewRecording, RecordingView, SealedShare};
-use sqlx::Row;
 
 use crate::paths::{RecordingPath, VaultPath};
 use crate::{
@@ -20,7 +19,7 @@ use crate::{
     nodes::decode_statement,
     now,
     ops::recordings::{self, Created, Download, recording_id},
-    store::{self, recordings::Ciphertext},
+    store,
 };
 
 // For the transcript routes in `jobs`, until they move to the operations.
@@ -192,15 +191,11 @@ pub(crate) async fn stream_object(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut connection = app.db.connection().await?;
-    let row = store::recordings::described_object(&mut connection, describe, vault, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let (name, ciphertext) =
+        store::recordings::described_object(&mut connection, describe, (vault, id), name)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
     drop(connection);
-    let ciphertext = Ciphertext {
-        ciphertext_len: row.try_get("ciphertext_len")?,
-        manifest_digest: row.try_get("manifest_digest")?,
-    };
-    let name = name(&row)?;
     let range = headers.get(header::RANGE);
     let download = recordings::open_download(&app.blobs, &name, &ciphertext, range).await?;
     Ok(download.into_response())

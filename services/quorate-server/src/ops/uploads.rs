@@ -563,21 +563,31 @@ impl Chunk {
                 buffer.extend_from_slice(&bytes);
                 while buffer.len() >= PART_SIZE {
                     let part = buffer.split_to(PART_SIZE).freeze();
-                    let id = self
-                        .s3()?
-                        .put_part(
-                            &self.object(),
-                            multipart,
-                            *first_part + new_parts.len(),
-                            PutPayload::from(part),
-                        )
-                        .await
-                        .map_err(storage)?;
-                    new_parts.push(id.content_id);
+                    self.put_part(multipart, *first_part, new_parts, part)
+                        .await?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Puts `bytes` as the next part of the multipart upload (whose parts before this PATCH's
+    /// number `first_part`) and notes its ID in `new_parts`.
+    async fn put_part(
+        &self,
+        multipart: &MultipartId,
+        first_part: usize,
+        new_parts: &mut Vec<String>,
+        bytes: Bytes,
+    ) -> Result<(), UploadError> {
+        let number = first_part + new_parts.len();
+        let id = self
+            .s3()?
+            .put_part(&self.object(), multipart, number, PutPayload::from(bytes))
+            .await
+            .map_err(storage)?;
+        new_parts.push(id.content_id);
+        Ok(())
     }
 
     /// Makes what arrived durable; returns the tail length to record (S3).
@@ -596,17 +606,9 @@ impl Chunk {
             } => {
                 if complete {
                     if !buffer.is_empty() {
-                        let id = self
-                            .s3()?
-                            .put_part(
-                                &self.object(),
-                                multipart,
-                                *first_part + new_parts.len(),
-                                PutPayload::from(buffer.split().freeze()),
-                            )
-                            .await
-                            .map_err(storage)?;
-                        new_parts.push(id.content_id);
+                        let last = buffer.split().freeze();
+                        self.put_part(multipart, *first_part, new_parts, last)
+                            .await?;
                     }
                     return Ok(0);
                 }

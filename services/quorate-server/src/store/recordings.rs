@@ -3,7 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{RecordingView, SealedShare};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, FromRow, any::AnyRow};
 
 /// The threshold of complete recording `recording` of `vault`, `None` when there is no
 /// such complete recording.
@@ -242,21 +242,27 @@ pub(crate) async fn complete_ciphertext(
     .await
 }
 
-/// The row `describe` selects by vault (`$1`) and ID (`$2`).
+/// The ciphertext whose row `describe` selects by vault (`$1`) and ID (`$2`) (its
+/// `ciphertext_len` and `manifest_digest`), with its object's name as `name` reads it from
+/// that row; `None` when there is no such row.
 ///
 /// A bridge for the transcript downloads in `jobs` and `release` until their queries move
 /// to the store; remove it then.
 pub(crate) async fn described_object(
     connection: &mut AnyConnection,
     describe: &'static str,
-    vault: &str,
-    id: &str,
-) -> Result<Option<sqlx::any::AnyRow>, sqlx::Error> {
-    sqlx::query(describe)
+    (vault, id): (&str, &str),
+    name: impl FnOnce(&AnyRow) -> Result<String, sqlx::Error>,
+) -> Result<Option<(String, Ciphertext)>, sqlx::Error> {
+    let Some(row) = sqlx::query(describe)
         .bind(vault)
         .bind(id)
         .fetch_optional(connection)
-        .await
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((name(&row)?, Ciphertext::from_row(&row)?)))
 }
 
 /// A recording being completed: its signed manifest and uploader.
