@@ -51,7 +51,7 @@ pub struct App {
     /// Prometheus counters.
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Running hashes of uploads in progress on this instance.
-    pub hashers: std::sync::Arc<uploads::Hashers>,
+    pub hashers: std::sync::Arc<ops::uploads::Hashers>,
     /// Verified rosters, by vault.
     pub rosters: std::sync::Arc<ops::roster::Rosters>,
 }
@@ -116,7 +116,7 @@ impl App {
     /// too often, and deletes expired sign-in challenges and sessions. `serve` runs it every
     /// few minutes; returns how many things it changed.
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
-        Ok(uploads::sweep(self, now).await?
+        Ok(ops::uploads::sweep(self, now).await?
             + ops::requests::expire(self, now).await?
             + jobs::sweep(self, now).await?
             + auth::sweep(self, now).await?

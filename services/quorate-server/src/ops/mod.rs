@@ -5,6 +5,8 @@
 
 pub(crate) mod members;
 pub(crate) mod nodes;
+pub(crate) mod recordings;
 pub(crate) mod requests;
 pub mod roster;
 pub(crate) mod sign_in;
+pub mod uploads;

@@ -15,6 +15,7 @@ pub(crate) mod requests;
 pub(crate) mod roster;
 pub(crate) mod sessions;
 pub(crate) mod transcripts;
+pub(crate) mod uploads;
 pub(crate) mod vaults;
 
 use std::ops::{Deref, DerefMut};

@@ -1,6 +1,9 @@
-//! Recordings and their sealed shares: `recordings`, `recording_shares`.
+//! Recordings and their sealed shares: `recordings`, `recording_shares`; the names of their
+//! objects; and a recording's deletion with every row grown from it.
 
-use sqlx::AnyConnection;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::{RecordingView, SealedShare};
+use sqlx::{AnyConnection, FromRow, any::AnyRow};
 
 /// The threshold of complete recording `recording` of `vault`, `None` when there is no
 /// such complete recording.
@@ -28,4 +31,366 @@ pub(crate) async fn share_holders(
         .bind(recording)
         .fetch_all(connection)
         .await
+}
+
+/// The object holding a recording's ciphertext.
+pub(crate) fn object_name(vault: &str, recording: &str) -> String {
+    format!("recordings/{vault}/{recording}.age")
+}
+
+/// Where a sealed transcript's object is written, under a fresh name (see
+/// [`crate::blobs::Blobs::put_fresh`]); its row names it.
+pub(crate) fn transcript_object_prefix(vault: &str, transcript: &str) -> String {
+    format!("transcripts/{vault}/{transcript}/")
+}
+
+/// A recording with this ID, in any vault.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Existing {
+    pub vault_id: String,
+    pub manifest_digest: Vec<u8>,
+}
+
+/// The recording with ID `recording` in any vault (IDs are global), `None` when there is none.
+pub(crate) async fn existing(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<Option<Existing>, sqlx::Error> {
+    sqlx::query_as("SELECT vault_id, manifest_digest FROM recordings WHERE id = $1")
+        .bind(recording)
+        .fetch_optional(connection)
+        .await
+}
+
+/// A recording to store (its status is `uploading`).
+#[derive(Debug)]
+pub(crate) struct NewRecording<'a> {
+    pub id: &'a str,
+    pub vault: &'a str,
+    pub uploader: &'a str,
+    pub manifest: &'a [u8],
+    pub manifest_digest: &'a [u8],
+    pub ciphertext_len: u64,
+    pub threshold_k: u8,
+    pub threshold_n: u8,
+    pub now: i64,
+}
+
+/// Stores a new recording, uploading.
+pub(crate) async fn insert(
+    connection: &mut AnyConnection,
+    recording: &NewRecording<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO recordings (id, vault_id, uploader, manifest, manifest_digest, ciphertext_len, threshold_k, threshold_n, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'uploading', $9)",
+    )
+    .bind(recording.id)
+    .bind(recording.vault)
+    .bind(recording.uploader)
+    .bind(recording.manifest)
+    .bind(recording.manifest_digest)
+    .bind(recording.ciphertext_len as i64)
+    .bind(i32::from(recording.threshold_k))
+    .bind(i32::from(recording.threshold_n))
+    .bind(recording.now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Stores `member`'s sealed share (number `index`, from 1); `false` when they have one.
+pub(crate) async fn insert_share(
+    connection: &mut AnyConnection,
+    recording: &str,
+    member: &str,
+    index: usize,
+    sealed: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO recording_shares (recording_id, member, share_index, sealed)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(recording)
+    .bind(member)
+    .bind(index as i32)
+    .bind(sealed)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct RecordingRow {
+    id: String,
+    uploader: String,
+    status: String,
+    manifest: Vec<u8>,
+    ciphertext_len: i64,
+    threshold_k: i32,
+    threshold_n: i32,
+    created_at: i64,
+    completed_at: Option<i64>,
+}
+
+const RECORDING_COLUMNS: &str = "id, uploader, status, manifest, ciphertext_len, threshold_k, \
+     threshold_n, created_at, completed_at";
+
+impl From<RecordingRow> for RecordingView {
+    fn from(row: RecordingRow) -> Self {
+        Self {
+            recording_id: row.id,
+            uploader: row.uploader,
+            status: row.status,
+            manifest: STANDARD.encode(row.manifest),
+            ciphertext_len: row.ciphertext_len as u64,
+            threshold: row.threshold_k as u8,
+            shares: row.threshold_n as u8,
+            created_at: row.created_at,
+            completed_at: row.completed_at,
+        }
+    }
+}
+
+/// `vault`'s complete recordings, newest first.
+pub(crate) async fn list_complete(
+    connection: &mut AnyConnection,
+    vault: &str,
+) -> Result<Vec<RecordingView>, sqlx::Error> {
+    let rows: Vec<RecordingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings WHERE vault_id = $1 AND status = 'complete'
+         ORDER BY created_at DESC, id"
+    )))
+    .bind(vault)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows.into_iter().map(RecordingView::from).collect())
+}
+
+/// Recording `recording` of `vault` if it is complete or `viewer` is uploading it, else
+/// `None`.
+pub(crate) async fn visible(
+    connection: &mut AnyConnection,
+    vault: &str,
+    recording: &str,
+    viewer: &str,
+) -> Result<Option<RecordingView>, sqlx::Error> {
+    let row: Option<RecordingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings
+         WHERE vault_id = $1 AND id = $2 AND (status = 'complete' OR uploader = $3)"
+    )))
+    .bind(vault)
+    .bind(recording)
+    .bind(viewer)
+    .fetch_optional(connection)
+    .await?;
+    Ok(row.map(RecordingView::from))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct ShareRow {
+    share_index: i32,
+    sealed: Vec<u8>,
+}
+
+/// `member`'s sealed share of complete recording `recording` of `vault`, `None` when they
+/// hold none (or there is no such complete recording).
+pub(crate) async fn complete_share(
+    connection: &mut AnyConnection,
+    vault: &str,
+    recording: &str,
+    member: &str,
+) -> Result<Option<SealedShare>, sqlx::Error> {
+    let row: Option<ShareRow> = sqlx::query_as(
+        "SELECT s.share_index, s.sealed FROM recording_shares s JOIN recordings r ON r.id = s.recording_id
+         WHERE r.vault_id = $1 AND s.recording_id = $2 AND s.member = $3 AND r.status = 'complete'",
+    )
+    .bind(vault)
+    .bind(recording)
+    .bind(member)
+    .fetch_optional(connection)
+    .await?;
+    Ok(row.map(|row| SealedShare {
+        recording_id: recording.to_owned(),
+        member: member.to_owned(),
+        index: row.share_index as u8,
+        sealed: STANDARD.encode(row.sealed),
+    }))
+}
+
+/// A stored ciphertext as a download needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Ciphertext {
+    pub ciphertext_len: i64,
+    /// The digest of its signed manifest: its ETag.
+    pub manifest_digest: Vec<u8>,
+}
+
+/// The ciphertext of complete recording `recording` of `vault`, `None` when there is none.
+pub(crate) async fn complete_ciphertext(
+    connection: &mut AnyConnection,
+    vault: &str,
+    recording: &str,
+) -> Result<Option<Ciphertext>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT ciphertext_len, manifest_digest FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
+    )
+    .bind(vault)
+    .bind(recording)
+    .fetch_optional(connection)
+    .await
+}
+
+/// The ciphertext whose row `describe` selects by vault (`$1`) and ID (`$2`) (its
+/// `ciphertext_len` and `manifest_digest`), with its object's name as `name` reads it from
+/// that row; `None` when there is no such row.
+///
+/// A bridge for the transcript downloads in `jobs` and `release` until their queries move
+/// to the store; remove it then.
+pub(crate) async fn described_object(
+    connection: &mut AnyConnection,
+    describe: &'static str,
+    (vault, id): (&str, &str),
+    name: impl FnOnce(&AnyRow) -> Result<String, sqlx::Error>,
+) -> Result<Option<(String, Ciphertext)>, sqlx::Error> {
+    let Some(row) = sqlx::query(describe)
+        .bind(vault)
+        .bind(id)
+        .fetch_optional(connection)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((name(&row)?, Ciphertext::from_row(&row)?)))
+}
+
+/// A recording being completed: its signed manifest and uploader.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Uploaded {
+    pub manifest: Vec<u8>,
+    pub uploader: String,
+}
+
+/// The manifest and uploader of recording `recording` (which must exist).
+pub(crate) async fn uploaded(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<Uploaded, sqlx::Error> {
+    sqlx::query_as("SELECT manifest, uploader FROM recordings WHERE id = $1")
+        .bind(recording)
+        .fetch_one(connection)
+        .await
+}
+
+/// Marks recording `recording` complete at `now`.
+pub(crate) async fn mark_complete(
+    connection: &mut AnyConnection,
+    recording: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET status = 'complete', completed_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(recording)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Deletes recording `recording` if it is still uploading, with its sealed shares.
+pub(crate) async fn delete_unfinished(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DELETE FROM recording_shares WHERE recording_id = $1",
+        "DELETE FROM recordings WHERE id = $1 AND status = 'uploading'",
+    ] {
+        sqlx::query(sql)
+            .bind(recording)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The requests on a recording (`$1`) and on its transcripts.
+const REQUESTS_ON: &str = "SELECT id FROM unlock_requests WHERE subject_id = $1
+     OR subject_id IN (SELECT id FROM transcripts WHERE recording_id = $1)";
+
+/// Deletes the jobs of every request on `recording` or its transcripts.
+///
+/// A recording's deletion does this first. A completion holds its job's row from its first
+/// write to its commit (`jobs::finish_job`), so this waits for one in flight and makes any
+/// later one find its job gone: no transcript or released copy can be stored for the
+/// recording after this. (It is also the first write, which SQLite needs before reads.)
+pub(crate) async fn delete_jobs(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM jobs WHERE request_id IN ({REQUESTS_ON})"
+    )))
+    .bind(recording)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Whether `vault` has a recording `recording`, in any state.
+pub(crate) async fn exists(
+    connection: &mut AnyConnection,
+    vault: &str,
+    recording: &str,
+) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query("SELECT 1 FROM recordings WHERE vault_id = $1 AND id = $2")
+        .bind(vault)
+        .bind(recording)
+        .fetch_optional(connection)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The objects of `recording`'s sealed transcripts and released copies (an empty name for
+/// a row whose object was never written).
+pub(crate) async fn transcript_objects(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT object FROM transcripts WHERE recording_id = $1
+         UNION ALL SELECT object FROM released_transcripts WHERE recording_id = $1",
+    )
+    .bind(recording)
+    .fetch_all(connection)
+    .await
+}
+
+/// Deletes `recording` and every row grown from it: its sealed shares, its transcripts with
+/// their shares, their released copies with the sealed release keys and the index, and every
+/// request on any of them with its votes. (The jobs go first: [`delete_jobs`]; the upload
+/// with [`super::uploads::delete`].)
+pub(crate) async fn delete_with_descendants(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<(), sqlx::Error> {
+    let votes = format!("DELETE FROM votes WHERE request_id IN ({REQUESTS_ON})");
+    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({REQUESTS_ON})");
+    for sql in [
+        votes.as_str(),
+        requests.as_str(),
+        "DELETE FROM index_terms WHERE doc IN (SELECT doc FROM released_transcripts WHERE recording_id = $1)",
+        "DELETE FROM release_grants WHERE transcript_id IN (SELECT transcript_id FROM released_transcripts WHERE recording_id = $1)",
+        "DELETE FROM released_transcripts WHERE recording_id = $1",
+        "DELETE FROM transcript_shares WHERE transcript_id IN (SELECT id FROM transcripts WHERE recording_id = $1)",
+        "DELETE FROM transcripts WHERE recording_id = $1",
+        "DELETE FROM recording_shares WHERE recording_id = $1",
+        "DELETE FROM recordings WHERE id = $1",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(recording)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }

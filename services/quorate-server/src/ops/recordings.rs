@@ -1,0 +1,457 @@
+//! Recordings: created with the uploader's signed manifest and the members' sealed shares
+//! (which opens the upload, [`super::uploads`]), read by the vault's members and by a node
+//! holding a job on them, downloaded as ciphertext (one HTTP range at most), and deleted by
+//! an admin together with every share (crypto-shredding) and everything grown from them.
+
+use std::ops::Range;
+
+use axum::http::{HeaderValue, StatusCode};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use quorate_api::{SealedShareUpload, UploadState};
+use quorate_crypto::{
+    RecordingId,
+    roster::Roster,
+    statement::{RecordingManifest, SignedStatement, VaultPolicy, Verified},
+};
+
+use crate::{
+    App,
+    auth::Caller,
+    blobs::{BlobError, Blobs},
+    error::Refusal,
+    now,
+    ops::{
+        requests::Member,
+        roster::RosterError,
+        uploads::{self, UploadError},
+    },
+    store::{self, Event, Tx, recordings::Ciphertext},
+};
+
+/// Largest sealed share accepted (a share is a few hundred bytes of age file).
+const MAX_SEALED_SHARE: usize = 4096;
+
+/// Why a recording operation was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordingError {
+    #[error("{0}")]
+    InvalidStatement(#[from] quorate_crypto::Error),
+    #[error("the manifest must name and be signed by the member uploading it")]
+    NotUploader,
+    #[error("a different recording already has this ID: make a new manifest with a fresh ID")]
+    Exists,
+    #[error(
+        "the roster changed since the manifest was made: fetch and verify it, then split the key again"
+    )]
+    RosterChanged,
+    #[error(
+        "this vault has no policy yet: an admin must set the threshold before anything is uploaded"
+    )]
+    NoPolicy,
+    #[error("the ciphertext cannot be empty")]
+    Empty,
+    #[error("this server accepts recordings up to {0} bytes")]
+    TooLarge(u64),
+    #[error("two shares have the same commitment")]
+    SameCommitment,
+    #[error("the manifest names {0}, who is not a current member: fetch the roster again")]
+    NotOnRoster(String),
+    #[error("send exactly one sealed share per member the manifest names")]
+    ShareCount,
+    #[error("a share is for {0}, whom the manifest does not name")]
+    UnnamedHolder(String),
+    #[error("a sealed share is not base64")]
+    ShareNotBase64,
+    #[error("a sealed share must be 1 to {MAX_SEALED_SHARE} bytes")]
+    ShareSize,
+    #[error("two shares are for {0}")]
+    TwoShares(String),
+    #[error("no such resource")]
+    NotFound,
+    #[error("send one range within the {0} bytes, as bytes=START-END")]
+    BadRange(u64),
+    #[error("the stored policy does not verify: {0}")]
+    CorruptPolicy(quorate_crypto::Error),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error("reading the ciphertext failed: {0}")]
+    Storage(#[from] BlobError),
+    #[error(transparent)]
+    Roster(#[from] RosterError),
+    #[error("database error: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+impl Refusal for RecordingError {
+    fn refusal(&self) -> Option<(StatusCode, &'static str)> {
+        use RecordingError::*;
+        Some(match self {
+            InvalidStatement(_) | NotUploader | Empty | SameCommitment => {
+                (StatusCode::BAD_REQUEST, "invalid_statement")
+            }
+            Exists => (StatusCode::CONFLICT, "recording_exists"),
+            RosterChanged => (StatusCode::CONFLICT, "roster_changed"),
+            NoPolicy => (StatusCode::CONFLICT, "no_policy"),
+            TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            NotOnRoster(_) => (StatusCode::BAD_REQUEST, "not_on_roster"),
+            ShareCount | UnnamedHolder(_) | ShareNotBase64 | ShareSize | TwoShares(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_shares")
+            }
+            NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            BadRange(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "bad_range"),
+            Upload(error) => return error.refusal(),
+            CorruptPolicy(_) | Storage(_) | Roster(_) | Store(_) => return None,
+        })
+    }
+}
+
+/// Parses a recording ID from a path; one that does not parse names nothing.
+pub(crate) fn recording_id(text: &str) -> Result<RecordingId, RecordingError> {
+    text.parse().map_err(|_| RecordingError::NotFound)
+}
+
+/// Who may read a recording or what grew from it (`subject`): the vault's members, and a
+/// node holding a live job on it.
+pub(crate) async fn may_read(
+    app: &App,
+    who: &Caller,
+    vault: &str,
+    subject: &str,
+) -> Result<(), RecordingError> {
+    if vault != who.vault_id.to_string() {
+        return Err(RecordingError::NotFound);
+    }
+    let Some(node) = who.node_id else {
+        return Ok(());
+    };
+    let mut connection = app.db.connection().await?;
+    if store::jobs::leased_on(&mut connection, &node.to_string(), subject, now()).await? {
+        Ok(())
+    } else {
+        Err(RecordingError::NotFound)
+    }
+}
+
+/// What creating a recording answers: where its upload stands.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// A new recording; its upload is open at 0.
+    New(UploadState),
+    /// This manifest was created before (the client lost the answer).
+    Again(UploadState),
+}
+
+/// Creates a recording from `uploader`'s signed manifest and the members' sealed `shares`,
+/// and opens its upload.
+///
+/// The manifest must be signed by the uploader, a current member, and made against the
+/// current roster; every member it names must be on the roster and get exactly one sealed
+/// share; the threshold must meet the vault's policy and the length this server's limit.
+/// The same manifest again answers the upload's state, so a client can resume after losing
+/// it.
+pub(crate) async fn create(
+    app: &App,
+    uploader: Member<'_>,
+    signed: &SignedStatement,
+    shares: &[SealedShareUpload],
+    now: i64,
+) -> Result<Created, RecordingError> {
+    let vault = uploader.vault.to_string();
+    let mut tx = app.db.begin().await?;
+    let roster = app.rosters.verified(&mut tx, uploader.vault).await?;
+    let verified = uploaders_manifest(&roster, uploader, signed)?;
+    let manifest = &verified.statement;
+    let recording = manifest.recording_id.to_string();
+    if let Some(existing) = store::recordings::existing(&mut tx, &recording).await? {
+        if existing.vault_id != vault || existing.manifest_digest != verified.digest {
+            return Err(RecordingError::Exists);
+        }
+        drop(tx);
+        return Ok(Created::Again(uploads::state(app, &recording).await?));
+    }
+    check_manifest(app, &mut tx, &roster, &vault, manifest).await?;
+    if shares.len() != manifest.split.shares.len() {
+        return Err(RecordingError::ShareCount);
+    }
+    let expires_at = now + app.config.upload_ttl;
+    let statement = signed.to_bytes();
+    let new = store::recordings::NewRecording {
+        id: &recording,
+        vault: &vault,
+        uploader: uploader.fingerprint,
+        manifest: &statement,
+        manifest_digest: &verified.digest,
+        ciphertext_len: manifest.ciphertext_len,
+        threshold_k: manifest.split.threshold.k(),
+        threshold_n: manifest.split.threshold.n(),
+        now,
+    };
+    store_new(&mut tx, &new, manifest, shares, expires_at).await?;
+    tx.audit(
+        uploader.vault,
+        now,
+        Event::by(
+            uploader.fingerprint,
+            "recording.created",
+            &recording,
+            &statement,
+        ),
+    );
+    tx.commit().await?;
+    tracing::info!(vault = %vault, recording = %recording, bytes = manifest.ciphertext_len, "recording created, upload open");
+    Ok(Created::New(UploadState {
+        upload_url: uploads::upload_url(&recording),
+        recording_id: recording,
+        upload_length: manifest.ciphertext_len,
+        upload_offset: 0,
+        expires_at,
+    }))
+}
+
+/// The manifest `signed`, verified against the roster: signed by `uploader` and naming them
+/// as its uploader.
+fn uploaders_manifest(
+    roster: &Roster,
+    uploader: Member<'_>,
+    signed: &SignedStatement,
+) -> Result<Verified<RecordingManifest>, RecordingError> {
+    let (verified, signer) = roster.verify_by_member::<RecordingManifest>(signed)?;
+    if signer.fingerprint.to_hex() != uploader.fingerprint
+        || verified.statement.uploader != signer.fingerprint
+    {
+        return Err(RecordingError::NotUploader);
+    }
+    Ok(verified)
+}
+
+/// Stores a new recording with its sealed shares, and opens its upload until `expires_at`.
+async fn store_new(
+    tx: &mut Tx,
+    new: &store::recordings::NewRecording<'_>,
+    manifest: &RecordingManifest,
+    shares: &[SealedShareUpload],
+    expires_at: i64,
+) -> Result<(), RecordingError> {
+    store::recordings::insert(tx, new).await?;
+    store_shares(tx, new.id, manifest, shares).await?;
+    store::uploads::open(tx, new.id, new.ciphertext_len, expires_at).await?;
+    Ok(())
+}
+
+/// Checks a new recording's manifest against the vault: made against the current roster,
+/// with a threshold the vault's policy allows, a length this server accepts, and a share for
+/// current members only.
+async fn check_manifest(
+    app: &App,
+    tx: &mut Tx,
+    roster: &Roster,
+    vault: &str,
+    manifest: &RecordingManifest,
+) -> Result<(), RecordingError> {
+    if manifest.roster_head != roster.head() {
+        return Err(RecordingError::RosterChanged);
+    }
+    let policy = newest_policy(tx, vault)
+        .await?
+        .ok_or(RecordingError::NoPolicy)?;
+    policy.allows(manifest.split.threshold)?;
+    if manifest.ciphertext_len == 0 {
+        return Err(RecordingError::Empty);
+    }
+    let limit = app.config.max_recording_bytes;
+    if manifest.ciphertext_len > limit {
+        return Err(RecordingError::TooLarge(limit));
+    }
+    check_split(roster, manifest)
+}
+
+/// The vault's newest policy as stored (the server verified it when it was set).
+async fn newest_policy(tx: &mut Tx, vault: &str) -> Result<Option<VaultPolicy>, RecordingError> {
+    let Some(bytes) = store::policies::newest(tx, vault).await? else {
+        return Ok(None);
+    };
+    SignedStatement::from_bytes(&bytes)
+        .and_then(|signed| signed.verify::<VaultPolicy>())
+        .map(|verified| Some(verified.statement))
+        .map_err(RecordingError::CorruptPolicy)
+}
+
+/// Each share of the split has its own commitment and is for a current member.
+fn check_split(roster: &Roster, manifest: &RecordingManifest) -> Result<(), RecordingError> {
+    let shares = &manifest.split.shares;
+    let mut commitments: Vec<_> = shares.iter().map(|share| share.commitment).collect();
+    commitments.sort();
+    commitments.dedup();
+    if commitments.len() != shares.len() {
+        return Err(RecordingError::SameCommitment);
+    }
+    match shares
+        .iter()
+        .find(|share| roster.member(&share.member).is_none())
+    {
+        Some(stranger) => Err(RecordingError::NotOnRoster(stranger.member.short())),
+        None => Ok(()),
+    }
+}
+
+/// Stores the sealed shares, each for a member the manifest names (its share's number is
+/// their place in the manifest), one per member.
+async fn store_shares(
+    tx: &mut Tx,
+    recording: &str,
+    manifest: &RecordingManifest,
+    shares: &[SealedShareUpload],
+) -> Result<(), RecordingError> {
+    for upload in shares {
+        let member = upload.member.to_ascii_lowercase();
+        let Some(place) = manifest
+            .split
+            .shares
+            .iter()
+            .position(|share| share.member.to_hex() == member)
+        else {
+            return Err(RecordingError::UnnamedHolder(member));
+        };
+        let sealed = decode_sealed(&upload.sealed)?;
+        if !store::recordings::insert_share(tx, recording, &member, place + 1, &sealed).await? {
+            return Err(RecordingError::TwoShares(member));
+        }
+    }
+    Ok(())
+}
+
+fn decode_sealed(text: &str) -> Result<Vec<u8>, RecordingError> {
+    let sealed = STANDARD
+        .decode(text)
+        .map_err(|_| RecordingError::ShareNotBase64)?;
+    if sealed.is_empty() || sealed.len() > MAX_SEALED_SHARE {
+        return Err(RecordingError::ShareSize);
+    }
+    Ok(sealed)
+}
+
+/// Complete recording `recording` of `vault`'s ciphertext, or the one range `range` (a
+/// `Range` header's value) asks for.
+pub(crate) async fn download(
+    app: &App,
+    vault: &str,
+    recording: &str,
+    range: Option<&HeaderValue>,
+) -> Result<Download, RecordingError> {
+    let mut connection = app.db.connection().await?;
+    let ciphertext = store::recordings::complete_ciphertext(&mut connection, vault, recording)
+        .await?
+        .ok_or(RecordingError::NotFound)?;
+    drop(connection);
+    let name = store::recordings::object_name(vault, recording);
+    open_download(&app.blobs, &name, &ciphertext, range).await
+}
+
+/// A stored ciphertext on its way out: the whole of it or one range (the routes answer it,
+/// [`crate::recordings`]).
+pub(crate) struct Download {
+    pub stream: BoxStream<'static, object_store::Result<Bytes>>,
+    /// The whole ciphertext's length.
+    pub size: u64,
+    pub range: Option<Range<u64>>,
+    pub etag: String,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .field("etag", &self.etag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens object `name`, which holds `ciphertext`, to send it whole or the one range `range`
+/// (a `Range` header's value) asks for.
+pub(crate) async fn open_download(
+    blobs: &Blobs,
+    name: &str,
+    ciphertext: &Ciphertext,
+    range: Option<&HeaderValue>,
+) -> Result<Download, RecordingError> {
+    let size = ciphertext.ciphertext_len as u64;
+    let range = range
+        .map(|value| parse_range(value, size).ok_or(RecordingError::BadRange(size)))
+        .transpose()?;
+    let (stream, _) = blobs.get_stream(name, range.clone()).await?;
+    Ok(Download {
+        stream,
+        size,
+        range,
+        etag: format!("\"{}\"", hex::encode(&ciphertext.manifest_digest)),
+    })
+}
+
+/// Parses a single `bytes=` range against `size`; `None` when it is malformed, not one
+/// range, or outside the object.
+fn parse_range(value: &HeaderValue, size: u64) -> Option<Range<u64>> {
+    let spec = value.to_str().ok()?.strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => size.saturating_sub(suffix.parse().ok()?)..size,
+        (start, "") => start.parse().ok()?..size,
+        (start, end) => {
+            let end: u64 = end.parse().ok()?;
+            start.parse().ok()?..end.saturating_add(1).min(size)
+        }
+    };
+    (range.start < range.end && range.start < size).then_some(range)
+}
+
+/// Deletes `admin`'s vault's recording `recording` and everything grown from it, rows and
+/// objects: its ciphertext, every sealed share (without k shares the key is gone:
+/// crypto-shredding), its upload, its transcripts with their shares, their released copies
+/// with the sealed release keys and the index, and every request on any of them with its
+/// votes and job.
+pub(crate) async fn delete(
+    app: &App,
+    admin: Member<'_>,
+    recording: &RecordingId,
+    now: i64,
+) -> Result<(), RecordingError> {
+    let vault = admin.vault.to_string();
+    let recording = recording.to_string();
+    let mut tx = app.db.begin().await?;
+    // First, so that no job can add a transcript once the rows below are read.
+    store::recordings::delete_jobs(&mut tx, &recording).await?;
+    if !store::recordings::exists(&mut tx, &vault, &recording).await? {
+        return Err(RecordingError::NotFound);
+    }
+    let upload = store::uploads::delete(&mut tx, &recording).await?;
+    let transcripts = store::recordings::transcript_objects(&mut tx, &recording).await?;
+    store::recordings::delete_with_descendants(&mut tx, &recording).await?;
+    tx.audit(
+        admin.vault,
+        now,
+        Event {
+            actor: admin.fingerprint,
+            action: "recording.deleted",
+            subject: &recording,
+            statement: None,
+        },
+    );
+    tx.commit().await?;
+    // The rows are gone first: if removing the bytes fails now, nothing refers to them and
+    // the operator's log says which object to remove.
+    uploads::discard_storage(app, &vault, &recording, upload).await;
+    let objects = std::iter::once(store::recordings::object_name(&vault, &recording))
+        .chain(transcripts.into_iter().filter(|object| !object.is_empty()));
+    for object in objects {
+        if let Err(error) = app.blobs.delete(&object).await {
+            tracing::error!(%error, object = %object, "recording deleted, but this object could not be removed; remove it by hand");
+        }
+    }
+    tracing::info!(vault = %vault, recording = %recording, "recording deleted");
+    Ok(())
+}
