@@ -25,6 +25,8 @@ pub mod release;
 mod requests;
 mod routes;
 pub mod search;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod uploads;
 
 use std::future::Future;
