@@ -2,8 +2,8 @@
 //! threat model makes the API server, its database and its object store the attacker, so
 //! every check a device makes is tested by pointing the device (its `server` URL) at this
 //! proxy and rewriting what the honest server answers: a body, a header, a status, per
-//! route. Tampering with the database and the object store directly is done through
-//! [`crate::Server::app`] and [`crate::Server::data_dir`].
+//! route. Tampering with the database and the object store directly is done through the
+//! [`crate::Server`]'s `app` and `data_dir()`.
 
 use std::sync::{
     Arc, Mutex,

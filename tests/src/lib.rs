@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: a real server on port 0 (SQLite in a temporary folder,
-//! or a fresh PostgreSQL database), and the real `quorate` binary run as a member would run
-//! it, each "device" with a configuration folder of its own.
+//! or a fresh PostgreSQL database: `quorate_server::test_support`, shared with the server's
+//! tests), and the real `quorate` binary run as a member would run it, each "device" with a
+//! configuration folder of its own.
 
 pub mod hostile;
 
@@ -10,7 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
-use quorate_server::{App, EnrolmentCode, config::Settings};
+use quorate_server::config::Settings;
 
 /// Where a workspace binary is (`quorate` of quorate-cli, `quorate-node` of quorate-node),
 /// built once per test run.
@@ -53,130 +54,24 @@ pub fn web_admin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-admin")
 }
 
-/// A server on port 0.
-#[derive(Debug)]
-pub struct Server {
-    pub url: String,
-    pub codes: Vec<EnrolmentCode>,
-    pub app: App,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    postgres: Option<String>,
-    _folder: tempfile::TempDir,
-}
+/// A server on port 0 over a fresh database of its own (`Server::start(Backend::Sqlite)`),
+/// from the harness the server's own tests use.
+pub use quorate_server::test_support::{Backend, TestApp as Server};
 
-/// PostgreSQL for the tests (`QUORATE_TEST_POSTGRES_URL` names a database to create others
-/// from).
-pub fn postgres_admin_url() -> String {
-    std::env::var("QUORATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-impl Server {
-    /// Starts a server on SQLite, or on a fresh PostgreSQL database when `postgres`.
-    pub async fn start(postgres: bool) -> Self {
-        Self::start_with(postgres, None).await
-    }
-
-    /// Starts a server on SQLite that also serves the built web UI (`web-admin/dist`, which
-    /// the test command builds) at `/`.
-    pub async fn start_with_web_ui() -> Self {
-        let dist = web_admin().join("dist");
-        assert!(
-            dist.join("index.html").is_file(),
-            "the web UI is not built: run `npm ci && npm run build` in {}",
-            web_admin().display()
-        );
-        Self::start_with(false, Some(dist)).await
-    }
-
-    async fn start_with(postgres: bool, web_dir: Option<PathBuf>) -> Self {
-        let folder = tempfile::tempdir().unwrap();
-        let (database_url, database) = if postgres {
-            let name = format!("quorate_e2e_{}_{}", std::process::id(), rand_suffix());
-            let admin = postgres_admin_url();
-            run_on_postgres(&format!("CREATE DATABASE {name}")).await;
-            let base = admin.rsplit_once('/').unwrap().0.to_owned();
-            (format!("{base}/{name}"), Some(name))
-        } else {
-            (
-                format!("sqlite://{}", folder.path().join("quorate.db").display()),
-                None,
-            )
-        };
-        let settings = Settings {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            data_dir: Some(folder.path().to_owned()),
-            database_url: Some(database_url),
-            metrics_listen: Some("off".into()),
-            web_dir: Some(
-                web_dir.map_or_else(|| "off".to_owned(), |dir| dir.display().to_string()),
-            ),
-            ..Settings::default()
-        };
-        let (app, codes) = App::start(settings.resolve(None, None).unwrap())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = app.clone();
-        let task = tokio::spawn(async move {
-            serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            url,
-            codes,
-            app,
-            stop: Some(stop),
-            task: Some(task),
-            postgres: database,
-            _folder: folder,
-        }
-    }
-
-    /// The server's data folder (its SQLite database and its local object folder).
-    pub fn data_dir(&self) -> &Path {
-        self._folder.path()
-    }
-
-    /// Stops the server and drops its PostgreSQL database.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-        if let Some(name) = self.postgres.take() {
-            run_on_postgres(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-        }
-    }
-}
-
-/// Runs one statement on the administrative PostgreSQL database.
-async fn run_on_postgres(sql: &str) {
-    use sqlx::Connection;
-    let admin = postgres_admin_url();
-    let mut connection = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL at {admin} is needed for these tests: {error}"));
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-}
-
-fn rand_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    format!("{nanos}")
+/// A server on SQLite that also serves the built web UI (`web-admin/dist`, which the test
+/// command builds) at `/`.
+pub async fn server_with_web_ui() -> Server {
+    let dist = web_admin().join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "the web UI is not built: run `npm ci && npm run build` in {}",
+        web_admin().display()
+    );
+    Server::start_with(Backend::Sqlite, |settings| Settings {
+        web_dir: Some(dist.display().to_string()),
+        ..settings
+    })
+    .await
 }
 
 /// A command of ours against `server`, its output captured, killed if dropped.
@@ -231,7 +126,7 @@ impl Device {
     pub fn new(server: &Server) -> Self {
         Self {
             folder: tempfile::tempdir().unwrap(),
-            server: server.url.clone(),
+            server: server.url(""),
         }
     }
 
@@ -297,7 +192,7 @@ impl NodeMachine {
     pub fn new(server: &Server) -> Self {
         Self {
             folder: tempfile::tempdir().unwrap(),
-            server: server.url.clone(),
+            server: server.url(""),
         }
     }
 

@@ -7,7 +7,7 @@
 use quorate_client::Client;
 use quorate_crypto::{Identity, envelope};
 
-use quorate_e2e::{Device, Server, wav};
+use quorate_e2e::{Backend, Device, Server, wav};
 
 /// An enrolled board: the admin and two members, policy 2.
 struct Board {
@@ -23,194 +23,193 @@ async fn board(server: &Server) -> Board {
     Board { admin, bo, cy }
 }
 
-#[tokio::test]
-async fn from_nothing_to_a_quorate_request_with_the_command() {
-    for postgres in [false, true] {
-        let server = Server::start(postgres).await;
-        let Board { admin, bo, cy } = board(&server).await;
-        let listed = admin.ok(&["--json", "members"]).await.json();
-        assert_eq!(
-            listed["members"].as_array().unwrap().len(),
-            3,
-            "postgres={postgres}"
-        );
+quorate_server::per_backend!(from_nothing_to_a_quorate_request_with_the_command);
 
-        // A node makes its keys and enrols; the admin approves it; the node sees it.
-        let (machine, node_id) = quorate_e2e::enrol_node(&server, &admin).await;
-        assert_eq!(
-            machine.ok(&["--json", "status"]).await.json()["state"],
-            "pending approval"
-        );
-        let imported = machine
-            .ok(&[
-                "--json",
-                "models",
-                "import",
-                quorate_e2e::model_wheel().to_str().unwrap(),
-            ])
-            .await
-            .json();
-        let model = imported["sha256"].as_str().unwrap().to_owned();
-        admin
-            .ok(&[
-                "nodes",
-                "approve",
-                &node_id,
-                "--fingerprint",
-                &machine.identity().fingerprint().short(),
-                "--model-sha256",
-                &model,
-                "--hardware",
-                "rack 3, 2-core EPYC",
-            ])
-            .await;
-        let status = machine.ok(&["--json", "status"]).await.json();
-        assert_eq!(
-            (status["state"].as_str(), status["model_sha256"].as_str()),
-            (Some("approved by Ada"), Some(model.as_str()))
-        );
+async fn from_nothing_to_a_quorate_request_with_the_command(backend: Backend) {
+    let server = Server::start(backend).await;
+    let Board { admin, bo, cy } = board(&server).await;
+    let listed = admin.ok(&["--json", "members"]).await.json();
+    assert_eq!(
+        listed["members"].as_array().unwrap().len(),
+        3,
+        "{backend:?}"
+    );
 
-        // Bo uploads a real audio file.
-        let spoken =
-            "The budget committee approved the new library and the repairs to the town hall roof.";
-        let (uploaded, _) = quorate_e2e::upload_speech(&bo, spoken, "Budget committee").await;
-        let recording = uploaded["recording_id"].as_str().unwrap().to_owned();
-        assert_eq!(
-            (uploaded["threshold"].as_u64(), uploaded["shares"].as_u64()),
-            (Some(2), Some(3))
-        );
-        let listed = cy.ok(&["--json", "recordings"]).await.json();
-        assert_eq!(
-            listed[0]["title"], "Budget committee",
-            "members open the sealed title"
-        );
-        assert!(
-            std::fs::read_dir(bo.folder.path().join("uploads"))
-                .unwrap()
-                .next()
-                .is_none(),
-            "nothing of a finished upload stays on the device"
-        );
+    // A node makes its keys and enrols; the admin approves it; the node sees it.
+    let (machine, node_id) = quorate_e2e::enrol_node(&server, &admin).await;
+    assert_eq!(
+        machine.ok(&["--json", "status"]).await.json()["state"],
+        "pending approval"
+    );
+    let imported = machine
+        .ok(&[
+            "--json",
+            "models",
+            "import",
+            quorate_e2e::model_wheel().to_str().unwrap(),
+        ])
+        .await
+        .json();
+    let model = imported["sha256"].as_str().unwrap().to_owned();
+    admin
+        .ok(&[
+            "nodes",
+            "approve",
+            &node_id,
+            "--fingerprint",
+            &machine.identity().fingerprint().short(),
+            "--model-sha256",
+            &model,
+            "--hardware",
+            "rack 3, 2-core EPYC",
+        ])
+        .await;
+    let status = machine.ok(&["--json", "status"]).await.json();
+    assert_eq!(
+        (status["state"].as_str(), status["model_sha256"].as_str()),
+        (Some("approved by Ada"), Some(model.as_str()))
+    );
 
-        // Cy asks; Ada and Bo approve on their devices.
-        let asked = cy
-            .ok(&[
-                "--json",
-                "request",
-                &recording,
-                "--node",
-                &node_id,
-                "--reason",
-                "minutes of the budget meeting",
-            ])
-            .await
-            .json();
-        let request = asked["request_id"].as_str().unwrap().to_owned();
-        let awaiting = admin.ok(&["--json", "requests"]).await.json();
-        assert_eq!(awaiting[0]["reason"], "minutes of the budget meeting");
-        assert!(
-            cy.ok(&["--json", "requests"])
-                .await
-                .json()
-                .as_array()
-                .unwrap()
-                .is_empty()
-        );
-        let own = cy.run(&["approve", &request, "--yes"]).await;
-        assert_eq!(own.code, 4, "the requester's own vote: {own:?}");
-        assert!(own.stderr.contains("own_request"), "{own:?}");
-        let first = admin
-            .ok(&["--json", "approve", &request, "--yes"])
-            .await
-            .json();
-        assert_eq!(
-            (first["status"].as_str(), first["approvals"].as_u64()),
-            (Some("open"), Some(1))
-        );
-        let second = bo
-            .ok(&["--json", "approve", &request, "--yes"])
-            .await
-            .json();
-        assert_eq!(second["status"], "quorate");
-
-        // The node carries out the job: it rebuilds the key from the two re-sealed shares,
-        // decrypts and transcribes in memory, and stores the transcript sealed again.
-        machine.ok(&["run", "--once"]).await;
-        let jobs = admin.ok(&["--json", "requests", "--all"]).await.json();
-        assert_eq!(jobs[0]["status"], "quorate");
-        let vault = server.codes[0].vault_id;
-        let mut reader = Client::new(&server.url);
-        reader
-            .sign_in(vault, &quorate_e2e::identity(&admin))
-            .await
-            .unwrap();
-        let transcripts = reader.transcripts(vault).await.unwrap();
-        assert_eq!(transcripts.len(), 1, "postgres={postgres}: one transcript");
-
-        // Two members open their shares of the transcript key on their devices and read it.
-        let transcript_id = transcripts[0].transcript_id.parse().unwrap();
-        let signed = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
-            &transcripts[0].manifest,
-        ))
-        .unwrap();
-        let manifest = signed
-            .verify::<quorate_crypto::statement::TranscriptManifest>()
+    // Bo uploads a real audio file.
+    let spoken =
+        "The budget committee approved the new library and the repairs to the town hall roof.";
+    let (uploaded, _) = quorate_e2e::upload_speech(&bo, spoken, "Budget committee").await;
+    let recording = uploaded["recording_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (uploaded["threshold"].as_u64(), uploaded["shares"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let listed = cy.ok(&["--json", "recordings"]).await.json();
+    assert_eq!(
+        listed[0]["title"], "Budget committee",
+        "members open the sealed title"
+    );
+    assert!(
+        std::fs::read_dir(bo.folder.path().join("uploads"))
             .unwrap()
-            .statement;
-        assert_eq!(manifest.model_sha256.to_vec(), hex_decode(&model));
-        let mut shares = Vec::new();
-        for device in [&admin, &bo] {
-            let identity = quorate_e2e::identity(device);
-            let mut client = Client::new(&server.url);
-            client.sign_in(vault, &identity).await.unwrap();
-            let share = client.transcript_share(vault, transcript_id).await.unwrap();
-            let binding = manifest
-                .split
-                .binding_for(
-                    vault,
-                    quorate_crypto::threshold::Subject::Transcript(transcript_id),
-                    &identity.fingerprint(),
-                )
-                .unwrap();
-            shares.push(
-                quorate_crypto::threshold::open_share(
-                    &base64_decode(&share.sealed),
-                    identity.age_key(),
-                    &binding,
-                )
-                .unwrap(),
-            );
-        }
-        let key = quorate_crypto::threshold::combine(
-            &shares,
-            manifest.split.threshold,
-            &manifest.split.recipient,
-        )
-        .unwrap();
-        let mut sealed = Vec::new();
-        reader
-            .download_transcript(vault, transcript_id, u64::MAX, &mut sealed)
+            .next()
+            .is_none(),
+        "nothing of a finished upload stays on the device"
+    );
+
+    // Cy asks; Ada and Bo approve on their devices.
+    let asked = cy
+        .ok(&[
+            "--json",
+            "request",
+            &recording,
+            "--node",
+            &node_id,
+            "--reason",
+            "minutes of the budget meeting",
+        ])
+        .await
+        .json();
+    let request = asked["request_id"].as_str().unwrap().to_owned();
+    let awaiting = admin.ok(&["--json", "requests"]).await.json();
+    assert_eq!(awaiting[0]["reason"], "minutes of the budget meeting");
+    assert!(
+        cy.ok(&["--json", "requests"])
             .await
-            .unwrap();
-        let mut text = Vec::new();
-        envelope::decrypt(&sealed[..], &mut text, &key).unwrap();
-        let transcript: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        let heard: Vec<&str> = transcript["segments"]
+            .json()
             .as_array()
             .unwrap()
-            .iter()
-            .map(|segment| segment["text"].as_str().unwrap())
-            .collect();
-        let rate = quorate_e2e::word_error_rate(spoken, &heard.join(" "));
-        assert!(
-            rate < 0.1,
-            "postgres={postgres}: word error rate {rate:.2}: {heard:?}"
-        );
+            .is_empty()
+    );
+    let own = cy.run(&["approve", &request, "--yes"]).await;
+    assert_eq!(own.code, 4, "the requester's own vote: {own:?}");
+    assert!(own.stderr.contains("own_request"), "{own:?}");
+    let first = admin
+        .ok(&["--json", "approve", &request, "--yes"])
+        .await
+        .json();
+    assert_eq!(
+        (first["status"].as_str(), first["approvals"].as_u64()),
+        (Some("open"), Some(1))
+    );
+    let second = bo
+        .ok(&["--json", "approve", &request, "--yes"])
+        .await
+        .json();
+    assert_eq!(second["status"], "quorate");
 
-        let verified = cy.ok(&["--json", "audit", "verify"]).await.json();
-        assert!(verified["entries"].as_u64().unwrap() > 15);
-        server.stop().await;
+    // The node carries out the job: it rebuilds the key from the two re-sealed shares,
+    // decrypts and transcribes in memory, and stores the transcript sealed again.
+    machine.ok(&["run", "--once"]).await;
+    let jobs = admin.ok(&["--json", "requests", "--all"]).await.json();
+    assert_eq!(jobs[0]["status"], "quorate");
+    let vault = server.codes[0].vault_id;
+    let mut reader = Client::new(&server.url(""));
+    reader
+        .sign_in(vault, &quorate_e2e::identity(&admin))
+        .await
+        .unwrap();
+    let transcripts = reader.transcripts(vault).await.unwrap();
+    assert_eq!(transcripts.len(), 1, "{backend:?}: one transcript");
+
+    // Two members open their shares of the transcript key on their devices and read it.
+    let transcript_id = transcripts[0].transcript_id.parse().unwrap();
+    let signed = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
+        &transcripts[0].manifest,
+    ))
+    .unwrap();
+    let manifest = signed
+        .verify::<quorate_crypto::statement::TranscriptManifest>()
+        .unwrap()
+        .statement;
+    assert_eq!(manifest.model_sha256.to_vec(), hex_decode(&model));
+    let mut shares = Vec::new();
+    for device in [&admin, &bo] {
+        let identity = quorate_e2e::identity(device);
+        let mut client = Client::new(&server.url(""));
+        client.sign_in(vault, &identity).await.unwrap();
+        let share = client.transcript_share(vault, transcript_id).await.unwrap();
+        let binding = manifest
+            .split
+            .binding_for(
+                vault,
+                quorate_crypto::threshold::Subject::Transcript(transcript_id),
+                &identity.fingerprint(),
+            )
+            .unwrap();
+        shares.push(
+            quorate_crypto::threshold::open_share(
+                &base64_decode(&share.sealed),
+                identity.age_key(),
+                &binding,
+            )
+            .unwrap(),
+        );
     }
+    let key = quorate_crypto::threshold::combine(
+        &shares,
+        manifest.split.threshold,
+        &manifest.split.recipient,
+    )
+    .unwrap();
+    let mut sealed = Vec::new();
+    reader
+        .download_transcript(vault, transcript_id, u64::MAX, &mut sealed)
+        .await
+        .unwrap();
+    let mut text = Vec::new();
+    envelope::decrypt(&sealed[..], &mut text, &key).unwrap();
+    let transcript: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let heard: Vec<&str> = transcript["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["text"].as_str().unwrap())
+        .collect();
+    let rate = quorate_e2e::word_error_rate(spoken, &heard.join(" "));
+    assert!(
+        rate < 0.1,
+        "{backend:?}: word error rate {rate:.2}: {heard:?}"
+    );
+
+    let verified = cy.ok(&["--json", "audit", "verify"]).await.json();
+    assert!(verified["entries"].as_u64().unwrap() > 15);
+    server.stop().await;
 }
 
 fn hex_decode(text: &str) -> Vec<u8> {
@@ -229,7 +228,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_roster_with_an_injected_member_makes_upload_refuse() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let Board { admin, bo, .. } = board(&server).await;
     // The server (or whoever holds its database) appends an entry adding its own key,
     // signed by a key of its own: every device refuses the chain.
@@ -282,7 +281,7 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
     use quorate_crypto::{
         IdentityFile, secrecy::SecretString, statement::RecordingManifest, threshold,
     };
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let Board { admin, bo, .. } = board(&server).await;
     let audio = wav(60);
     let file = bo.folder.path().join("long-meeting.wav");
@@ -356,7 +355,7 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
             Some(&SecretString::from(quorate_e2e::PASSPHRASE.to_owned())),
         )
         .unwrap();
-        let mut client = Client::new(&server.url);
+        let mut client = Client::new(&server.url(""));
         let vault = server.codes[0].vault_id;
         client.sign_in(vault, &identity).await.unwrap();
         let id = recording.parse().unwrap();
@@ -396,7 +395,7 @@ fn normalise(text: &str, device: &Device) -> String {
 
 #[tokio::test]
 async fn help_and_error_messages_are_stable() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let device = Device::new(&server);
     let mut transcript = String::new();
     let mut record = |title: &str, run: &quorate_e2e::Run| {

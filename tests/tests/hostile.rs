@@ -12,7 +12,7 @@ use quorate_crypto::{
     statement::{RecordingManifest, SignedStatement},
 };
 use quorate_e2e::{
-    Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, identity,
+    Backend, Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, identity,
     pending_member, wav,
 };
 use sqlx::Row;
@@ -73,7 +73,7 @@ async fn count(server: &Server, sql: &str) -> i64 {
 /// CLI, computing the fingerprint from the keys it would sign, refuses.
 #[tokio::test]
 async fn a_node_approval_signs_only_keys_whose_fingerprint_was_read_out() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     let (machine, node_id) = enrol_node(&server, &admin).await;
     let read_out = machine.identity().fingerprint().short();
@@ -137,7 +137,7 @@ async fn a_node_approval_signs_only_keys_whose_fingerprint_was_read_out() {
 /// computes from the keys, so it finds no one and signs nothing.
 #[tokio::test]
 async fn a_pending_member_whose_keys_were_swapped_is_not_approved() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     let (_dee, joined) = pending_member(&server, &admin, "Dee").await;
     let read_out = joined["fingerprint"].as_str().unwrap().to_owned();
@@ -167,14 +167,14 @@ async fn a_pending_member_whose_keys_were_swapped_is_not_approved() {
 /// own): every device refuses a manifest not signed by the uploader it names.
 #[tokio::test]
 async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, members) = board(&server).await;
     let (bo, cy) = (&members[0], &members[1]);
     let file = cy.folder.path().join("meeting.wav");
     std::fs::write(&file, wav(1)).unwrap();
     cy.ok(&["upload", file.to_str().unwrap(), "--title", "Board"])
         .await;
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let ada = identity(&admin);
     let resign = move |text: &str| -> String {
         let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
@@ -258,7 +258,7 @@ async fn insert_audit(server: &Server, entry: &AuditEntry) {
 /// the roster knows, and the second because the device kept the head it verified before.
 #[tokio::test]
 async fn an_audit_log_rewritten_in_the_database_is_refused() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (_admin, members) = board(&server).await;
     let (bo, cy) = (&members[0], &members[1]);
     bo.ok(&["audit", "verify"]).await;
@@ -313,7 +313,7 @@ async fn an_audit_log_rewritten_in_the_database_is_refused() {
 /// given the genesis out of band refuses and pins nothing; given the right one, it enrols.
 #[tokio::test]
 async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     let genesis = admin.ok(&["--json", "members"]).await.json()["genesis"]
         .as_str()
@@ -323,7 +323,7 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
     let mallory = Identity::generate();
     let forged = Roster::genesis_entry(vault(&server), &mallory, "Ada", 1).unwrap();
     let mallory = mallory.public();
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", move |answer| {
         answer["roster_genesis"] = hex(&forged.digest()).into();
         answer["genesis_entry"] = STANDARD.encode(forged.to_bytes()).into();
@@ -413,9 +413,9 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
 /// of computing a negative remainder.
 #[tokio::test]
 async fn an_upload_offset_past_its_length_is_refused() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (_admin, members) = board(&server).await;
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let served = proxy.rewrite("HEAD", "/api/v1/uploads/*", |_, answer| {
         answer
             .headers
@@ -457,7 +457,7 @@ async fn an_upload_offset_past_its_length_is_refused() {
 /// prints them escaped, never raw.
 #[tokio::test]
 async fn server_text_is_printed_escaped() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     pending_member(&server, &admin, "Dee").await;
     sqlx::query("UPDATE members SET name = $1 WHERE name = 'Dee'")
@@ -494,7 +494,7 @@ async fn transcribed(server: &Server) -> (Staffed, String, String) {
 /// from before the revocation is refused by a device that saw the revocation.
 #[tokio::test]
 async fn a_revoked_node_vouches_for_no_transcript() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (staffed, model, recording) = transcribed(&server).await;
     let (second, second_id) = enrol_node(&server, &staffed.admin).await;
     staffed
@@ -541,7 +541,7 @@ async fn a_revoked_node_vouches_for_no_transcript() {
 
     // The server then hides the revocation behind the approval from before it: Cy's device
     // saw the revocation, and refuses the older statement.
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let old = STANDARD.encode(&approval);
     let revoked_node = format!("/api/v1/vaults/*/nodes/{}", staffed.node_id);
     let hidden = proxy.rewrite_json("GET", &revoked_node, move |view| {
@@ -578,9 +578,9 @@ async fn a_revoked_node_vouches_for_no_transcript() {
 /// admin makes the key, at enrolment: the device refuses and sends nothing.
 #[tokio::test]
 async fn a_hidden_search_key_is_not_made_again() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/search-key", |view| {
         view["commitment"] = serde_json::Value::Null;
         view["sealed"] = serde_json::Value::Null;
@@ -600,7 +600,7 @@ async fn a_hidden_search_key_is_not_made_again() {
 #[tokio::test]
 async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     use quorate_crypto::{AgeSecretKey, release::seal_release_key};
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (staffed, _, recording) = transcribed(&server).await;
     staffed.quorum(&recording, "release-transcript").await;
     let (ada, bo) = (&staffed.admin, &staffed.members[0]);
@@ -608,7 +608,7 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
     let dee_print = joined["fingerprint"].as_str().unwrap().to_owned();
 
     // The server drops the admin's grants: Dee is on the roster with no key to the minutes.
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let dropped = proxy.drop_requests("POST", "/api/v1/vaults/*/released/*/grants", 503);
     through(ada, &proxy)
         .run(&["members", "approve", &dee_print])
@@ -617,7 +617,7 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
 
     // Bo seals Dee a key that is not the release key.
     let vault = vault(&server);
-    let mut client = quorate_client::Client::new(&server.url);
+    let mut client = quorate_client::Client::new(&server.url(""));
     client.sign_in(vault, &identity(bo)).await.unwrap();
     let released = client.released(vault, None).await.unwrap().remove(0);
     let transcript = released.transcript_id.parse().unwrap();
@@ -673,8 +673,8 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
 /// the only device that ever makes one.
 #[tokio::test]
 async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
-    let server = Server::start(false).await;
-    let proxy = HostileProxy::start(&server.url).await;
+    let server = Server::start(Backend::Sqlite).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let dropped = proxy.drop_requests("POST", "/api/v1/vaults/*/search-key", 503);
     let ada = Device {
         folder: tempfile::TempDir::new().unwrap(),
@@ -696,7 +696,7 @@ async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
 
     let ada = Device {
         folder: ada.folder,
-        server: server.url.clone(),
+        server: server.url(""),
     };
     ada.ok(&["policy", "set", "--threshold", "1"]).await;
     let (_bo, joined) = pending_member(&server, &ada, "Bo").await;
@@ -714,7 +714,7 @@ async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
 /// device would later show "Bo asks to…" for a stranger: the admin's CLI signs nothing.
 #[tokio::test]
 async fn a_pending_member_named_like_a_member_is_not_signed_on() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     let (_dee, joined) = pending_member(&server, &admin, "Dee").await;
     sqlx::query("UPDATE members SET name = 'bo' WHERE name = 'Dee'")
@@ -739,9 +739,9 @@ async fn a_pending_member_named_like_a_member_is_not_signed_on() {
 /// The server answers an enrolment for another vault than the code named: nothing is pinned.
 #[tokio::test]
 async fn an_enrolment_answered_for_another_vault_is_refused() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let other = VaultId::random().to_string();
     let served = proxy.rewrite_json("POST", "/api/v1/enrol/member", move |answer| {
         answer["vault_id"] = other.clone().into();

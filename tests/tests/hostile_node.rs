@@ -19,7 +19,7 @@ use quorate_crypto::{
     statement::{RecordingManifest, SignedStatement},
 };
 use quorate_e2e::{
-    Device, NodeMachine, Server, Staffed, approve_node, ask, board, enrol_node,
+    Backend, Device, NodeMachine, Server, Staffed, approve_node, ask, board, enrol_node,
     hostile::HostileProxy, identity, speech,
 };
 
@@ -35,7 +35,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// `device`'s client, signed in to the server's first vault.
 async fn signed_in(server: &Server, device: &Device) -> (Client, VaultId) {
     let vault = server.codes[0].vault_id;
-    let mut client = Client::new(&server.url);
+    let mut client = Client::new(&server.url(""));
     client.sign_in(vault, &identity(device)).await.unwrap();
     (client, vault)
 }
@@ -138,7 +138,7 @@ async fn quorate_transcription(server: &Server, spoken: &str) -> (Staffed, Strin
 
 #[tokio::test]
 async fn a_node_refuses_a_recording_replaced_in_the_object_store() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     const SPOKEN: &str = "The council approved the library budget.";
     let (staffed, request) = quorate_transcription(&server, SPOKEN).await;
     let (client, vault) = signed_in(&server, &staffed.admin).await;
@@ -178,7 +178,7 @@ async fn a_node_refuses_a_recording_replaced_in_the_object_store() {
 
 #[tokio::test]
 async fn a_node_stops_downloading_past_the_length_the_manifest_signed() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (mut staffed, request) =
         quorate_transcription(&server, "The meeting closed at nine.").await;
     let (client, vault) = signed_in(&server, &staffed.admin).await;
@@ -187,7 +187,7 @@ async fn a_node_stops_downloading_past_the_length_the_manifest_signed() {
     // The server sends a longer age file of other audio, encrypted to the same recipient.
     let forged = forged_ciphertext(&manifest.split.recipient, FORGED, None);
     assert!(forged.len() as u64 > manifest.ciphertext_len);
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let served = proxy.rewrite(
         "GET",
         "/api/v1/vaults/*/recordings/*/ciphertext",
@@ -213,7 +213,7 @@ async fn a_node_stops_downloading_past_the_length_the_manifest_signed() {
 
 #[tokio::test]
 async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (mut staffed, request) =
         quorate_transcription(&server, "The hall will be repainted in spring.").await;
     let (client, vault) = signed_in(&server, &staffed.admin).await;
@@ -224,7 +224,7 @@ async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
     let forger = Identity::generate();
     let forged = base64::engine::general_purpose::STANDARD
         .encode(SignedStatement::sign(&manifest, &forger).to_bytes());
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", move |claim| {
         claim["subject_manifest"] = forged.clone().into();
     });
@@ -245,7 +245,7 @@ async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
 
 #[tokio::test]
 async fn a_node_refuses_a_roster_rolled_back_below_the_head_it_saw() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let staffed = Staffed::new(&server).await;
     // The node sees the roster grow to four entries (Ada, Bo, Cy, then Dee).
     staffed.machine.ok(&["status"]).await;
@@ -281,7 +281,7 @@ async fn a_node_refuses_a_roster_rolled_back_below_the_head_it_saw() {
 
 #[tokio::test]
 async fn a_node_refuses_to_release_a_transcript_made_by_a_revoked_node() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let staffed = Staffed::new(&server).await;
     let model = staffed.import_model().await;
     staffed.approve_node(&model).await;
@@ -350,7 +350,7 @@ fn pinned_genesis(admin: &Device) -> String {
 
 #[tokio::test]
 async fn node_enrolment_shows_the_admins_and_refuses_a_genesis_other_than_the_one_given() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let (admin, _members) = board(&server).await;
     let genesis = pinned_genesis(&admin);
     let ada = identity(&admin).fingerprint().short();
@@ -392,7 +392,7 @@ async fn node_enrolment_shows_the_admins_and_refuses_a_genesis_other_than_the_on
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let forged_entry = base64::engine::general_purpose::STANDARD.encode(forged.to_bytes());
-    let proxy = HostileProxy::start(&server.url).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
     let enrol_lie = proxy.rewrite_json("POST", "/api/v1/enrol/node", move |answer| {
         answer["roster_genesis"] = forged_digest.clone().into();
     });

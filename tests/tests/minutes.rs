@@ -13,7 +13,7 @@ use std::{
 };
 
 use quorate_client::Client;
-use quorate_e2e::{Device, Server, Staffed, identity, pending_member};
+use quorate_e2e::{Backend, Device, Server, Staffed, identity, pending_member};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TCP proxy in front of `upstream` that keeps every byte clients send through it.
@@ -75,7 +75,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word_of_them() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let staffed = Staffed::new(&server).await;
     let model = staffed.import_model().await;
     staffed.approve_node(&model).await;
@@ -118,7 +118,7 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
     staffed.quorum(&unreleased, "transcribe").await;
 
     // Search, through a proxy that keeps what the device sends.
-    let (proxy, sent) = recording_proxy(&server.url).await;
+    let (proxy, sent) = recording_proxy(&server.url("")).await;
     let found = bo
         .ok(&["--server", &proxy, "--json", "search", "Bridge REPAIRS"])
         .await
@@ -234,7 +234,7 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         }
     }
     let vault = server.codes[0].vault_id;
-    let mut client = Client::new(&server.url);
+    let mut client = Client::new(&server.url(""));
     let bo_identity = identity(bo);
     client.sign_in(vault, &bo_identity).await.unwrap();
     let roster = client.roster(vault, &pinned_genesis(bo)).await.unwrap();
@@ -311,7 +311,7 @@ async fn meeting_keys(
     let mut clients = Vec::new();
     for device in devices {
         let identity = identity(device);
-        let mut client = Client::new(&server.url);
+        let mut client = Client::new(&server.url(""));
         client.sign_in(vault, &identity).await.unwrap();
         clients.push((identity, client));
     }

@@ -9,7 +9,7 @@ use quorate_crypto::{
     statement::{Decision, RecordingManifest, SignedStatement, UnlockRequest, Vote},
     threshold::{Share, open_share},
 };
-use quorate_e2e::{Server, Staffed, identity};
+use quorate_e2e::{Backend, Server, Staffed, identity};
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
@@ -20,7 +20,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tampered_share() {
-    let server = Server::start(false).await;
+    let server = Server::start(Backend::Sqlite).await;
     let staffed = Staffed::new(&server).await;
     let (machine, bo) = (&staffed.machine, &staffed.members[0]);
     let model = staffed.import_model().await;
@@ -50,7 +50,7 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
     let node_id = staffed.node_id.clone();
     let vault = server.codes[0].vault_id;
     let bo_identity = identity(bo);
-    let mut bo_client = Client::new(&server.url);
+    let mut bo_client = Client::new(&server.url(""));
     bo_client.sign_in(vault, &bo_identity).await.unwrap();
     let request_id = request.parse().unwrap();
     let view = bo_client.request(vault, request_id).await.unwrap();
@@ -125,9 +125,14 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
     server.stop().await;
 }
 
-#[tokio::test]
+// PostgreSQL only: the test is named for it, so that `--skip postgres` leaves it out.
+quorate_server::per_backend!(
+    a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript,
+    postgres()
+);
+
 async fn a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript() {
-    let server = Server::start(true).await;
+    let server = Server::start(Backend::Postgres).await;
     let staffed = Staffed::new(&server).await;
     let model = staffed.import_model().await;
     staffed.approve_node(&model).await;
@@ -137,7 +142,7 @@ async fn a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript() {
     staffed.members[0].ok(&["approve", &request, "--yes"]).await;
 
     let vault = server.codes[0].vault_id;
-    let mut watcher = Client::new(&server.url);
+    let mut watcher = Client::new(&server.url(""));
     watcher
         .sign_in(vault, &identity(&staffed.admin))
         .await

@@ -50,7 +50,7 @@ async fn browser(
         .arg("e2e/browser.mjs")
         .arg(story)
         .current_dir(web_admin())
-        .env("QUORATE_URL", &server.url)
+        .env("QUORATE_URL", server.url(""))
         .env("QUORATE_VAULT", vault_of(device))
         .env(
             "QUORATE_IDENTITY",
@@ -76,11 +76,11 @@ async fn browser(
 
 #[tokio::test]
 async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser() {
-    let server = Server::start_with_web_ui().await;
+    let server = quorate_e2e::server_with_web_ui().await;
 
     // The UI is served at / under a strict Content-Security-Policy; unknown paths are still
     // the API's JSON 404.
-    let index = reqwest::get(&server.url).await.unwrap();
+    let index = reqwest::get(server.url("")).await.unwrap();
     assert_eq!(index.status(), 200);
     let policy = index.headers()["content-security-policy"]
         .to_str()
@@ -94,7 +94,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
             .unwrap()
             .contains("<title>Quorate</title>")
     );
-    let missing = reqwest::get(format!("{}/api/v1/nothing-here", server.url))
+    let missing = reqwest::get(server.url("/api/v1/nothing-here"))
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);

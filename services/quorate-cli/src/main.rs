@@ -1,5 +1,5 @@
 //! `quorate`: parses the command line, runs the command, and exits with a code that says
-//! what kind of failure it was (see `cli::exit`).
+//! what kind of failure it was (see `quorate_client::exit`).
 
 mod cli;
 
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(cli::exit::LOCAL);
+            return ExitCode::from(quorate_client::exit::LOCAL);
         }
     };
     match runtime.block_on(cli::run(arguments)) {

@@ -17,7 +17,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use quorate_client::{
-    Client, ClientError,
+    Client, DeviceError,
     checks::{self, printable},
 };
 use quorate_crypto::{
@@ -27,6 +27,7 @@ use quorate_crypto::{
 };
 use quorate_node::model;
 
+mod retry;
 mod runner;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -120,49 +121,6 @@ enum ModelsAction {
     },
 }
 
-/// Why a command failed; each says what to do.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum NodeError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error("the server refused: {message} ({code})")]
-    Server { code: String, message: String },
-    #[error("cannot reach the server: {0}")]
-    Unreachable(String),
-    #[error("{0}")]
-    Local(String),
-}
-
-impl NodeError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Local(_) => 1,
-            Self::Usage(_) => 2,
-            Self::Refused(_) => 3,
-            Self::Server { .. } => 4,
-            Self::Unreachable(_) => 5,
-        }
-    }
-}
-
-impl From<ClientError> for NodeError {
-    fn from(error: ClientError) -> Self {
-        match error {
-            // The server's words are shown escaped: they could carry terminal escape
-            // sequences that rewrite what the node printed before.
-            ClientError::Api { code, message, .. } => Self::Server {
-                code: printable(&code),
-                message: printable(&message),
-            },
-            ClientError::Transport(error) => Self::Unreachable(error.to_string()),
-            ClientError::Invalid(message) => Self::Refused(printable(&message)),
-            other => Self::Local(other.to_string()),
-        }
-    }
-}
-
 /// What the node keeps besides its identity.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +137,7 @@ pub(crate) struct Enrolment {
     pub(crate) roster_head: String,
 }
 
-fn folder(cli: &Cli) -> Result<PathBuf, NodeError> {
+fn folder(cli: &Cli) -> Result<PathBuf, DeviceError> {
     if let Some(dir) = &cli.dir {
         return Ok(dir.clone());
     }
@@ -189,43 +147,43 @@ fn folder(cli: &Cli) -> Result<PathBuf, NodeError> {
     }
     var("HOME")
         .map(|home| PathBuf::from(home).join(".local/share/quorate-node"))
-        .ok_or_else(|| NodeError::Usage("no folder for the node: set QUORATE_NODE_DIR".into()))
+        .ok_or_else(|| DeviceError::Usage("no folder for the node: set QUORATE_NODE_DIR".into()))
 }
 
-fn write_enrolment(folder: &Path, enrolment: &Enrolment) -> Result<(), NodeError> {
+fn write_enrolment(folder: &Path, enrolment: &Enrolment) -> Result<(), DeviceError> {
     let text = toml::to_string(enrolment)
-        .map_err(|error| NodeError::Local(format!("cannot record the enrolment: {error}")))?;
+        .map_err(|error| DeviceError::Local(format!("cannot record the enrolment: {error}")))?;
     write_private(&folder.join("node.toml"), text.as_bytes())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DeviceError> {
     if let Some(parent) = path.parent() {
-        quorate_client::local::private_folder(parent).map_err(NodeError::Local)?;
+        quorate_client::local::private_folder(parent).map_err(DeviceError::Local)?;
     }
-    quorate_client::local::write_private(path, bytes).map_err(NodeError::Local)
+    quorate_client::local::write_private(path, bytes).map_err(DeviceError::Local)
 }
 
-pub(crate) fn read_identity(folder: &Path) -> Result<Identity, NodeError> {
+pub(crate) fn read_identity(folder: &Path) -> Result<Identity, DeviceError> {
     let path = folder.join("identity");
     let bytes = std::fs::read(&path).map_err(|error| {
-        NodeError::Usage(format!(
+        DeviceError::Usage(format!(
             "no node identity at {} ({error}): run `quorate-node init` first",
             path.display()
         ))
     })?;
     IdentityFile::read(&bytes, None)
-        .map_err(|error| NodeError::Refused(format!("{}: {error}", path.display())))
+        .map_err(|error| DeviceError::Refused(format!("{}: {error}", path.display())))
 }
 
-pub(crate) fn read_enrolment(folder: &Path) -> Result<Enrolment, NodeError> {
+pub(crate) fn read_enrolment(folder: &Path) -> Result<Enrolment, DeviceError> {
     let path = folder.join("node.toml");
     let text = std::fs::read_to_string(&path).map_err(|_| {
-        NodeError::Usage(
+        DeviceError::Usage(
             "this node has not enrolled: run `quorate-node enroll --server URL --code CODE`".into(),
         )
     })?;
     toml::from_str(&text).map_err(|error| {
-        NodeError::Local(format!(
+        DeviceError::Local(format!(
             "{} is damaged: {}",
             path.display(),
             error.message()
@@ -248,7 +206,7 @@ impl SignedIn {
     /// holds the newest head this node verified before; a longer one becomes the new pin.
     /// A server that served an older prefix would count a removed admin's signatures again
     /// and have a removed member sealed the release key.
-    pub(crate) async fn roster(&self) -> Result<Roster, NodeError> {
+    pub(crate) async fn roster(&self) -> Result<Roster, DeviceError> {
         let roster = self.client.roster(self.vault, &self.genesis).await?;
         pin_roster(&self.folder, &roster)?;
         Ok(roster)
@@ -256,14 +214,14 @@ impl SignedIn {
 }
 
 /// Checks `roster` against the head pinned in `node.toml`, then pins its own if longer.
-fn pin_roster(folder: &Path, roster: &Roster) -> Result<(), NodeError> {
+fn pin_roster(folder: &Path, roster: &Roster) -> Result<(), DeviceError> {
     let mut enrolment = read_enrolment(folder)?;
     checks::holds_pinned_head(roster, enrolment.roster_len, &enrolment.roster_head).map_err(
         |error| match error {
             checks::PinError::Damaged => {
-                NodeError::Local("node.toml's roster pin is damaged".into())
+                DeviceError::Local("node.toml's roster pin is damaged".into())
             }
-            refused => NodeError::Refused(format!(
+            refused => DeviceError::Refused(format!(
                 "{refused}. This node will not work with it; tell an admin"
             )),
         },
@@ -309,40 +267,45 @@ pub(crate) fn verified_approval(
     text: &str,
     node: NodeId,
     identity: &Identity,
-) -> Result<(NodeApproval, String), NodeError> {
+) -> Result<(NodeApproval, String), DeviceError> {
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
-        .map_err(|_| NodeError::Refused("the approval is not base64".into()))?;
+        .map_err(|_| DeviceError::Refused("the approval is not base64".into()))?;
     let signed = SignedStatement::from_bytes(&bytes)
-        .map_err(|error| NodeError::Refused(error.to_string()))?;
+        .map_err(|error| DeviceError::Refused(error.to_string()))?;
     let (verified, signer) = roster
         .verify_by_admin::<NodeApproval>(&signed)
-        .map_err(|error| NodeError::Refused(format!("the approval: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("the approval: {error}")))?;
     let approval = verified.statement;
     if approval.node_id != node || approval.node != identity.public() {
-        return Err(NodeError::Refused(
+        return Err(DeviceError::Refused(
             "the approval names another node or other keys".into(),
         ));
     }
     Ok((approval, signer.name.clone()))
 }
 
+/// How long the node waits for a server that has gone silent before it calls the attempt
+/// failed (and `run` tries again): a recording downloads in pieces, each well within this.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Reads the node's identity and enrolment and signs in (to `server`, else the server the
 /// node enrolled with).
-pub(crate) async fn sign_in(folder: &Path, server: Option<&str>) -> Result<SignedIn, NodeError> {
+pub(crate) async fn sign_in(folder: &Path, server: Option<&str>) -> Result<SignedIn, DeviceError> {
     let identity = read_identity(folder)?;
     let enrolment = read_enrolment(folder)?;
     let vault: VaultId = enrolment
         .vault_id
         .parse()
-        .map_err(|_| NodeError::Local("node.toml names a malformed vault".into()))?;
+        .map_err(|_| DeviceError::Local("node.toml names a malformed vault".into()))?;
     let node: NodeId = enrolment
         .node_id
         .parse()
-        .map_err(|_| NodeError::Local("node.toml names a malformed node".into()))?;
+        .map_err(|_| DeviceError::Local("node.toml names a malformed node".into()))?;
     let mut genesis = [0u8; 32];
     hex::decode_to_slice(&enrolment.genesis, &mut genesis)
-        .map_err(|_| NodeError::Local("node.toml's genesis pin is damaged".into()))?;
-    let mut client = Client::new(server.unwrap_or(&enrolment.server));
+        .map_err(|_| DeviceError::Local("node.toml's genesis pin is damaged".into()))?;
+    let mut client =
+        Client::new(server.unwrap_or(&enrolment.server)).with_read_timeout(READ_TIMEOUT);
     client.sign_in(vault, &identity).await?;
     Ok(SignedIn {
         folder: folder.to_owned(),
@@ -362,10 +325,10 @@ fn print(json: bool, text: &str, value: &serde_json::Value) {
     }
 }
 
-fn init(folder: &Path, force: bool, json: bool) -> Result<(), NodeError> {
+fn init(folder: &Path, force: bool, json: bool) -> Result<(), DeviceError> {
     let path = folder.join("identity");
     if path.exists() && !force {
-        return Err(NodeError::Usage(format!(
+        return Err(DeviceError::Usage(format!(
             "{} exists already: this node has its identity (pass --force to replace it and enrol again)",
             path.display()
         )));
@@ -386,10 +349,10 @@ fn init(folder: &Path, force: bool, json: bool) -> Result<(), NodeError> {
 }
 
 /// The genesis digest given with `--genesis`, as 32 bytes.
-fn expected_genesis(text: &str) -> Result<[u8; 32], NodeError> {
+fn expected_genesis(text: &str) -> Result<[u8; 32], DeviceError> {
     let mut genesis = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut genesis).map_err(|_| {
-        NodeError::Usage(
+        DeviceError::Usage(
             "--genesis takes the vault's genesis digest, 64 hex digits (`genesis` in an admin's config.toml)".into(),
         )
     })?;
@@ -403,29 +366,30 @@ async fn enroll(
     name: Option<String>,
     genesis: Option<&str>,
     json: bool,
-) -> Result<(), NodeError> {
+) -> Result<(), DeviceError> {
     let identity = read_identity(folder)?;
     let expected = genesis.map(expected_genesis).transpose()?;
     let name = name
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-        .ok_or_else(|| NodeError::Usage("give the node a name with --name".into()))?;
+        .ok_or_else(|| DeviceError::Usage("give the node a name with --name".into()))?;
     let server = server.trim_end_matches('/');
     let client = Client::new(server);
     let info = client.lookup_code(code).await?;
     if info.purpose != "node" {
-        return Err(NodeError::Usage(format!(
+        return Err(DeviceError::Usage(format!(
             "this is a {} code, not a node invite: ask an admin for `quorate nodes invite`",
             printable(&info.purpose)
         )));
     }
     let enrolled = client.enrol_node(code, &name, &identity.public()).await?;
     let mut pinned = [0u8; 32];
-    hex::decode_to_slice(&enrolled.roster_genesis, &mut pinned)
-        .map_err(|_| NodeError::Refused("the server answered a malformed genesis digest".into()))?;
+    hex::decode_to_slice(&enrolled.roster_genesis, &mut pinned).map_err(|_| {
+        DeviceError::Refused("the server answered a malformed genesis digest".into())
+    })?;
     if expected.is_some_and(|expected| expected != pinned) {
-        return Err(NodeError::Refused(format!(
+        return Err(DeviceError::Refused(format!(
             "the server's genesis {} is not the genesis given with --genesis: this server is not serving the vault your admins use. Nothing was kept; do not enrol this node with it, and tell an admin (the invite code is spent)",
             printable(&enrolled.roster_genesis)
         )));
@@ -433,11 +397,11 @@ async fn enroll(
     let vault: VaultId = enrolled
         .vault_id
         .parse()
-        .map_err(|_| NodeError::Refused("the server answered a malformed vault ID".into()))?;
+        .map_err(|_| DeviceError::Refused("the server answered a malformed vault ID".into()))?;
     let node: NodeId = enrolled
         .node_id
         .parse()
-        .map_err(|_| NodeError::Refused("the server answered a malformed node ID".into()))?;
+        .map_err(|_| DeviceError::Refused("the server answered a malformed node ID".into()))?;
     // The chain is verified from the genesis before anything is kept: the admins shown are
     // the ones whose keys root this vault, the check a person makes by comparing them.
     let mut signed_in = client.clone();
@@ -489,7 +453,7 @@ fn admins_json(admins: &[(String, String)]) -> serde_json::Value {
         .collect()
 }
 
-async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), NodeError> {
+async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), DeviceError> {
     let signed_in = sign_in(folder, server).await?;
     let roster = signed_in.roster().await?;
     let SignedIn {
@@ -572,12 +536,17 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn import_model(folder: &Path, source: &Path, weights: &str, json: bool) -> Result<(), NodeError> {
+fn import_model(
+    folder: &Path,
+    source: &Path,
+    weights: &str,
+    json: bool,
+) -> Result<(), DeviceError> {
     let weights = match weights {
         "f16" => model::Weights::F16,
         "q8_0" => model::Weights::Q8_0,
         other => {
-            return Err(NodeError::Usage(format!(
+            return Err(DeviceError::Usage(format!(
                 "--weights {other}: use f16 or q8_0"
             )));
         }
@@ -595,11 +564,12 @@ fn write_model(
     source: &Path,
     weights: model::Weights,
     json: bool,
-) -> Result<(), NodeError> {
+) -> Result<(), DeviceError> {
     let models = folder.join("models");
-    quorate_client::local::private_folder(&models).map_err(NodeError::Local)?;
+    quorate_client::local::private_folder(&models).map_err(DeviceError::Local)?;
     let partial = models.join("import.partial");
-    let local = |error: std::io::Error| NodeError::Local(format!("{}: {error}", partial.display()));
+    let local =
+        |error: std::io::Error| DeviceError::Local(format!("{}: {error}", partial.display()));
     let file = std::fs::File::create(&partial).map_err(local)?;
     let mut out = Hashing {
         inner: std::io::BufWriter::with_capacity(1 << 20, file),
@@ -613,14 +583,15 @@ fn write_model(
         && model::is_ggml(&head);
     let kind = if is_ggml {
         let mut input = std::fs::File::open(source)
-            .map_err(|error| NodeError::Usage(format!("{}: {error}", source.display())))?;
+            .map_err(|error| DeviceError::Usage(format!("{}: {error}", source.display())))?;
         std::io::copy(&mut input, &mut out).map_err(local)?;
         "whisper.cpp ggml file, taken as it is"
     } else {
-        let files = model::read_ct2(source).map_err(|error| NodeError::Usage(error.to_string()))?;
+        let files =
+            model::read_ct2(source).map_err(|error| DeviceError::Usage(error.to_string()))?;
         eprintln!("Converting the faster-whisper model to ggml…");
         model::convert_with(&files, &mut out, weights)
-            .map_err(|error| NodeError::Usage(error.to_string()))?;
+            .map_err(|error| DeviceError::Usage(error.to_string()))?;
         match weights {
             model::Weights::F16 => "faster-whisper (CTranslate2) model, converted to ggml f16",
             model::Weights::Q8_0 => "faster-whisper (CTranslate2) model, converted to ggml q8_0",
@@ -630,7 +601,7 @@ fn write_model(
     let Hashing { inner, hasher } = out;
     let file = inner
         .into_inner()
-        .map_err(|error| NodeError::Local(error.to_string()))?;
+        .map_err(|error| DeviceError::Local(error.to_string()))?;
     file.sync_all().map_err(local)?;
     let sha256 = hex::encode(hasher.finalize());
     let target = models.join(format!("{sha256}.ggml"));
@@ -648,7 +619,7 @@ fn write_model(
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<(), NodeError> {
+async fn run(cli: Cli) -> Result<(), DeviceError> {
     let folder = folder(&cli)?;
     match cli.command {
         Command::Init { force } => init(&folder, force, cli.json),
@@ -658,7 +629,7 @@ async fn run(cli: Cli) -> Result<(), NodeError> {
             genesis,
         } => {
             let server = cli.server.as_deref().ok_or_else(|| {
-                NodeError::Usage(
+                DeviceError::Usage(
                     "name the server to enrol with: --server URL (or QUORATE_SERVER)".into(),
                 )
             })?;
@@ -704,7 +675,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
+            return ExitCode::from(quorate_client::exit::LOCAL);
         }
     };
     match runtime.block_on(run(cli)) {

@@ -2,6 +2,14 @@
 //! out jobs one at a time, renewing each lease while it works. A job that cannot be done
 //! (a bad share, an unsupported format, a decoding error) fails with its reason; the node
 //! goes on to the next.
+//!
+//! Every call to the server is tried again while it fails transiently (see [`retrying`]), so
+//! a server that restarts or a network that drops does not end the node; a refused check or
+//! a refusal by the server does, as before, but for a lost lease (the job is left to the
+//! server) and a lapsed session (signed in again). SIGTERM or ctrl-c stops the node between jobs;
+//! during a job it stops at the job's next step (whisper.cpp checks between its own), leaving
+//! the job unfinished: the server's API has no call to hand a lease back, so the job waits
+//! for its lease to lapse (two minutes, [`LEASE_NOTE`]) and is then given out again.
 
 use std::{
     path::Path,
@@ -12,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use quorate_client::{Client, ClientError, checks::printable};
+use quorate_client::{Client, ClientError, DeviceError, checks::printable};
 use quorate_crypto::{
     RecordingId, TranscriptId,
     statement::{SignedStatement, StatementKind},
@@ -24,7 +32,14 @@ use quorate_node::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{NodeError, SignedIn, sign_in, verified_approval};
+use crate::{
+    SignedIn,
+    retry::{Halt, Stop, retrying},
+    sign_in, verified_approval,
+};
+
+/// What the node says of a job it leaves unfinished.
+const LEASE_NOTE: &str = "the server gives it out again once its lease lapses (two minutes)";
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -46,48 +61,55 @@ struct Ready {
     model: [u8; 32],
     transcriber: Transcriber,
     max_bytes: u64,
+    stop: Stop,
 }
 
 async fn prepare(
     folder: &Path,
     server: Option<&str>,
     options: &Options,
-) -> Result<Ready, NodeError> {
-    let session = sign_in(folder, server).await?;
-    let roster = session.roster().await?;
-    let view = session.client.node(session.vault, session.node).await?;
+    stop: Stop,
+) -> Result<Ready, Halt> {
+    let session = retrying("sign in", &stop, || sign_in(folder, server)).await?;
+    let roster = retrying("fetch the roster", &stop, || session.roster()).await?;
+    let view = retrying("fetch this node's approval", &stop, || {
+        session.client.node(session.vault, session.node)
+    })
+    .await?;
     let approval = view.approval.ok_or_else(|| {
-        NodeError::Usage("this node is not approved yet: an admin approves it first".into())
+        DeviceError::Usage("this node is not approved yet: an admin approves it first".into())
     })?;
     let (approval, _) = verified_approval(&roster, &approval, session.node, &session.identity)?;
     approval
         .check_active(now())
-        .map_err(|error| NodeError::Refused(format!("refusing to run: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("refusing to run: {error}")))?;
     let chosen = std::fs::read_to_string(folder.join("model")).map_err(|_| {
-        NodeError::Usage("no model imported: run `quorate-node models import PATH`".into())
+        DeviceError::Usage("no model imported: run `quorate-node models import PATH`".into())
     })?;
     let path = folder
         .join("models")
         .join(format!("{}.ggml", chosen.trim()));
     let file = std::fs::read(&path).map_err(|error| {
-        NodeError::Usage(format!("cannot read the model {}: {error}", path.display()))
+        DeviceError::Usage(format!("cannot read the model {}: {error}", path.display()))
     })?;
     let model: [u8; 32] = Sha256::digest(&file).into();
     drop(file);
     if model != approval.model_sha256 {
-        return Err(NodeError::Refused(format!(
+        return Err(DeviceError::Refused(format!(
             "the model {} is not the one this node's approval names ({}): refusing to run",
             hex::encode(model),
             hex::encode(approval.model_sha256)
-        )));
+        ))
+        .into());
     }
     let transcriber = Transcriber::load(&path, options.threads.unwrap_or_else(free_cores))
-        .map_err(NodeError::Local)?;
+        .map_err(DeviceError::Local)?;
     Ok(Ready {
         session,
         model,
         transcriber,
         max_bytes: options.max_bytes,
+        stop,
     })
 }
 
@@ -97,15 +119,33 @@ enum Object {
     Transcript(TranscriptId),
 }
 
-/// Downloads `object` checked against the length and SHA-256 of its signed manifest. A server
-/// answer that breaks the protocol (more bytes than that length) or other bytes are the job's
-/// failure; a connection that fails is the node's (the job is taken up again later).
+/// Downloads `object` checked against the length and SHA-256 of its signed manifest, from
+/// the start again after each transient failure. A server answer that breaks the protocol
+/// (more bytes than that length) or other bytes are the job's failure.
 async fn download(
     ready: &Ready,
     object: Object,
     len: u64,
     sha256: [u8; 32],
-) -> Result<Result<Ciphertext, JobFailure>, NodeError> {
+) -> Result<Result<Ciphertext, JobFailure>, Halt> {
+    let step = match object {
+        Object::Recording(_) => "download the recording",
+        Object::Transcript(_) => "download the sealed transcript",
+    };
+    retrying(step, &ready.stop, || {
+        download_once(ready, &object, len, sha256)
+    })
+    .await
+}
+
+/// One try of [`download`]: a connection that fails is the node's failure (tried again), not
+/// the job's.
+async fn download_once(
+    ready: &Ready,
+    object: &Object,
+    len: u64,
+    sha256: [u8; 32],
+) -> Result<Result<Ciphertext, JobFailure>, DeviceError> {
     let what = match object {
         Object::Recording(_) => "recording",
         Object::Transcript(_) => "sealed transcript",
@@ -115,7 +155,7 @@ async fn download(
         Err(failure) => return Ok(Err(failure)),
     };
     let (client, vault) = (&ready.session.client, ready.session.vault);
-    let fetched = match object {
+    let fetched = match *object {
         Object::Recording(recording) => {
             client
                 .download_recording(vault, recording, None, len, &mut sink)
@@ -161,11 +201,12 @@ fn renew(
     }))
 }
 
-/// Carries out one claimed job; a `JobFailure` is the job's fault, a `NodeError` the node's.
+/// Carries out one claimed job; a `JobFailure` is the job's fault, a `Halt` the node's (or a
+/// stop).
 async fn process(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
-) -> Result<Result<(), JobFailure>, NodeError> {
+) -> Result<Result<(), JobFailure>, Halt> {
     let releases = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
         &claim.subject_manifest,
@@ -185,14 +226,18 @@ async fn process(
 async fn release(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
-) -> Result<Result<(), JobFailure>, NodeError> {
-    let session = &ready.session;
-    let roster = session.roster().await?;
+) -> Result<Result<(), JobFailure>, Halt> {
+    let (session, stop) = (&ready.session, &ready.stop);
+    let roster = retrying("fetch the roster", stop, || session.roster()).await?;
     let producer = match job::transcript_producer(claim) {
         Ok(producer) => producer,
         Err(failure) => return Ok(Err(failure)),
     };
-    let Some(approval) = session.client.node(session.vault, producer).await?.approval else {
+    let producer_view = retrying("fetch the transcript's node", stop, || {
+        session.client.node(session.vault, producer)
+    })
+    .await?;
+    let Some(approval) = producer_view.approval else {
         return Ok(Err(JobFailure(
             "the node that made the transcript was never approved".into(),
         )));
@@ -208,10 +253,18 @@ async fn release(
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
-    let search_key = match session
-        .client
-        .open_search_key(session.vault, &roster, session.identity.age_key())
-        .await
+    let search_key = match retrying("fetch the search key", stop, || async {
+        // A key that does not open or check is the job's failure, not the node's.
+        match session
+            .client
+            .open_search_key(session.vault, &roster, session.identity.age_key())
+            .await
+        {
+            Err(ClientError::Invalid(reason)) => Ok(Err(JobFailure(reason))),
+            fetched => fetched.map(Ok),
+        }
+    })
+    .await?
     {
         Ok(Some(key)) => key,
         Ok(None) => {
@@ -219,7 +272,7 @@ async fn release(
                 "this node holds no copy of the vault's search key: an admin shares it (`quorate share-keys`), then ask again".into(),
             )));
         }
-        Err(error) => return Ok(Err(JobFailure(error.to_string()))),
+        Err(failure) => return Ok(Err(failure)),
     };
     let sealed = match download(
         ready,
@@ -244,9 +297,9 @@ async fn release(
         Ok(release) => release,
         Err(failure) => return Ok(Err(failure)),
     };
-    let stored = session
-        .client
-        .complete_release(
+    // A completion tried again after a lost answer is answered the same by the server.
+    let stored = retrying("send the release", stop, || {
+        session.client.complete_release(
             &claim.request_id,
             &claim.lease_token,
             &release.manifest,
@@ -254,7 +307,8 @@ async fn release(
             &release.grants,
             &release.postings,
         )
-        .await?;
+    })
+    .await?;
     eprintln!(
         "Job {} done: transcript {} released to {} members, {} postings indexed.",
         printable(&claim.request_id),
@@ -269,9 +323,9 @@ async fn release(
 async fn transcribe(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
-) -> Result<Result<(), JobFailure>, NodeError> {
-    let session = &ready.session;
-    let roster = session.roster().await?;
+) -> Result<Result<(), JobFailure>, Halt> {
+    let (session, stop) = (&ready.session, &ready.stop);
+    let roster = retrying("fetch the roster", stop, || session.roster()).await?;
     let unlocked = match job::unlock(claim, &roster, &session.identity, session.node, now()) {
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
@@ -298,7 +352,7 @@ async fn transcribe(
         audio::decode(plaintext, "application/octet-stream")
     })
     .await
-    .map_err(|error| NodeError::Local(format!("decoding stopped: {error}")))?
+    .map_err(|error| DeviceError::Local(format!("decoding stopped: {error}")))?
     {
         Ok(samples) => samples,
         Err(error) => return Ok(Err(JobFailure(error.to_string()))),
@@ -312,15 +366,20 @@ async fn transcribe(
         "transcribing",
     );
     let shown = Arc::clone(&progress);
+    let stopping = stop.clone();
     let transcribed = tokio::task::block_in_place(|| {
-        ready.transcriber.transcribe(&samples, move |percent| {
-            shown.store(percent, Ordering::Relaxed)
-        })
+        ready.transcriber.transcribe_until(
+            &samples,
+            move |percent| shown.store(percent, Ordering::Relaxed),
+            move || stopping.requested(),
+        )
     });
     drop(renewal);
     drop(samples);
     let (language, segments) = match transcribed {
         Ok(result) => result,
+        // Given up because the node is stopping: not the job's failure.
+        Err(_) if stop.requested() => return Err(Halt::Stopped),
         Err(error) => return Ok(Err(JobFailure(error))),
     };
     let transcript = Transcript {
@@ -344,16 +403,17 @@ async fn transcribe(
         Ok(sealed) => sealed,
         Err(failure) => return Ok(Err(failure)),
     };
-    let stored = session
-        .client
-        .complete_job(
+    // A completion tried again after a lost answer is answered the same by the server.
+    let stored = retrying("send the transcript", stop, || {
+        session.client.complete_job(
             &claim.request_id,
             &claim.lease_token,
             &sealed.manifest,
             &sealed.ciphertext,
             &sealed.shares,
         )
-        .await?;
+    })
+    .await?;
     eprintln!(
         "Job {} done: transcript {} sealed to the recording's {} share holders.",
         printable(&claim.request_id),
@@ -367,44 +427,110 @@ pub(crate) async fn run(
     folder: &Path,
     server: Option<&str>,
     options: Options,
-) -> Result<(), NodeError> {
+) -> Result<(), DeviceError> {
     // Before any key or plaintext exists in this process.
-    let hardened = quorate_node::hardening::harden().map_err(NodeError::Local)?;
+    let hardened = quorate_node::hardening::harden().map_err(DeviceError::Local)?;
     if !hardened.memory_locked {
         eprintln!(
             "note: memory is not locked (the memory-lock limit is not unlimited); keys and audio may be swapped out. Run with LimitMEMLOCK=infinity to lock it."
         );
     }
-    let ready = prepare(folder, server, &options).await?;
+    match work(folder, server, &options, Stop::on_signals()).await {
+        Ok(()) => Ok(()),
+        Err(Halt::Stopped) => {
+            eprintln!("Stopped.");
+            Ok(())
+        }
+        Err(Halt::Failed(error)) => Err(error),
+    }
+}
+
+/// Prepares, then claims and carries out jobs until told to stop (or after one, `--once`).
+async fn work(
+    folder: &Path,
+    server: Option<&str>,
+    options: &Options,
+    stop: Stop,
+) -> Result<(), Halt> {
+    let mut ready = prepare(folder, server, options, stop).await?;
     eprintln!(
         "Node {} is approved and loaded model {}; waiting for jobs.",
         ready.session.node,
         hex::encode(ready.model)
     );
-    let client = &ready.session.client;
     loop {
-        let Some(claim) = client.claim_job().await? else {
+        if ready.stop.requested() {
+            return Err(Halt::Stopped);
+        }
+        let claimed = retrying("look for a job", &ready.stop, || {
+            ready.session.client.claim_job()
+        })
+        .await;
+        let claim = match claimed {
+            // The session lapsed (they last hours): sign in again, as at the start.
+            Err(Halt::Failed(DeviceError::Server { status: 401, .. })) => {
+                eprintln!("The session ended; signing in again.");
+                ready.session =
+                    retrying("sign in", &ready.stop, || sign_in(folder, server)).await?;
+                continue;
+            }
+            claimed => claimed?,
+        };
+        let Some(claim) = claim else {
             if options.once {
                 eprintln!("No job waits for this node.");
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_secs(options.poll_seconds.max(1))).await;
+            ready
+                .stop
+                .sleep(Duration::from_secs(options.poll_seconds.max(1)))
+                .await?;
             continue;
         };
-        // The server's words are shown escaped (they could carry terminal escape sequences).
-        let job = printable(&claim.request_id);
-        eprintln!("Claimed job {job} (attempt {}).", claim.attempt);
-        match process(&ready, &claim).await? {
-            Ok(()) => {}
-            Err(failure) => {
-                eprintln!("Job {job} failed: {}", printable(&failure.0));
-                client
-                    .fail_job(&claim.request_id, &claim.lease_token, &failure.0)
-                    .await?;
-            }
-        }
+        carry_out(&ready, &claim).await?;
         if options.once {
             return Ok(());
         }
     }
+}
+
+/// Carries out a claimed job and reports its own failure to the server. A job whose lease
+/// was lost (it lapsed while the server was away) is left: the server gives it out again.
+async fn carry_out(ready: &Ready, claim: &quorate_api::JobClaim) -> Result<(), Halt> {
+    // The server's words are shown escaped (they could carry terminal escape sequences).
+    let job = printable(&claim.request_id);
+    eprintln!("Claimed job {job} (attempt {}).", claim.attempt);
+    let done = ready.stop.unless_stopped(process(ready, claim)).await;
+    let outcome = match done {
+        Err(Halt::Stopped) => {
+            eprintln!("Job {job} left unfinished: {LEASE_NOTE}.");
+            return Err(Halt::Stopped);
+        }
+        Err(Halt::Failed(error)) if lease_lost(&error) => {
+            eprintln!("Job {job} left: {error}");
+            return Ok(());
+        }
+        done => done?,
+    };
+    let Err(failure) = outcome else {
+        return Ok(());
+    };
+    eprintln!("Job {job} failed: {}", printable(&failure.0));
+    let client = &ready.session.client;
+    match retrying("report the job's failure", &ready.stop, || {
+        client.fail_job(&claim.request_id, &claim.lease_token, &failure.0)
+    })
+    .await
+    {
+        Err(Halt::Failed(error)) if lease_lost(&error) => {
+            eprintln!("Job {job} left: {error}");
+            Ok(())
+        }
+        reported => reported,
+    }
+}
+
+/// Whether the server says this node no longer holds the job's lease.
+fn lease_lost(error: &DeviceError) -> bool {
+    error.server_code() == Some("lease_lost")
 }

@@ -57,6 +57,18 @@ impl Transcriber {
         samples: &[f32],
         progress: impl FnMut(i32) + 'static,
     ) -> Result<(String, Vec<Segment>), String> {
+        self.transcribe_until(samples, progress, || false)
+    }
+
+    /// [`Transcriber::transcribe`], given up (with an error) as soon as `stop()` says so:
+    /// whisper.cpp asks between its steps, so a node asked to stop need not wait for the end
+    /// of a long recording.
+    pub fn transcribe_until(
+        &self,
+        samples: &[f32],
+        progress: impl FnMut(i32) + 'static,
+        stop: impl FnMut() -> bool + 'static,
+    ) -> Result<(String, Vec<Segment>), String> {
         let mut state = self
             .context
             .create_state()
@@ -68,6 +80,7 @@ impl Transcriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_progress_callback_safe(progress);
+        params.set_abort_callback_safe(stop);
         state
             .full(params, samples)
             .map_err(|error| format!("transcription failed: {error}"))?;

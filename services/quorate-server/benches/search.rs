@@ -10,15 +10,21 @@
 
 use std::time::Instant;
 
-use quorate_client::Client;
 use quorate_crypto::{
-    Identity, RecordingId, TranscriptId,
+    RecordingId, TranscriptId,
     blind::{BlindToken, SearchKey},
     release::postings,
-    roster::Roster,
 };
-use quorate_server::{App, config::Settings, release::seed_released};
-use sqlx::Connection;
+use quorate_server::{
+    release::seed_released,
+    test_support::{Backend, TestApp},
+};
+
+// The server tests' helpers: the first admin of a fresh server.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::FirstAdmin;
 
 const VOCABULARY: usize = 20_000;
 const QUERIES: usize = 300;
@@ -76,55 +82,14 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
 }
 
-async fn bench(postgres: bool, transcripts: usize, words: usize) {
-    let data = tempfile::tempdir().unwrap();
-    let admin_url = std::env::var("QUORATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let database = format!("quorate_bench_search_{}", std::process::id());
-    let database_url = if postgres {
-        let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0)
-    } else {
-        format!("sqlite://{}", data.path().join("quorate.db").display())
-    };
-    let settings = Settings {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        data_dir: Some(data.path().to_owned()),
-        database_url: Some(database_url),
-        metrics_listen: Some("off".into()),
-        ..Settings::default()
-    };
-    let (app, codes) = App::start(settings.resolve(None, None).unwrap())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let serving = app.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        serving
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    let vault = codes[0].vault_id;
-    let admin = Identity::generate();
-    let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1_750_000_000).unwrap();
-    let mut client = Client::new(&url);
-    client
-        .enrol_first_admin(codes[0].code.as_str(), &genesis)
-        .await
-        .unwrap();
-    client.sign_in(vault, &admin).await.unwrap();
-
-    let backend = if postgres { "PostgreSQL" } else { "SQLite" };
-    eprintln!("==> {backend}: indexing {transcripts} transcripts of {words} words");
+async fn bench(backend: Backend, transcripts: usize, words: usize) {
+    let server = TestApp::start(backend).await;
+    let app = &server.app;
+    let admin = FirstAdmin::enrol(&server, "Ada").await;
+    let (client, vault) = (&admin.client, admin.vault);
+    let postgres = backend == Backend::Postgres;
+    let label = if postgres { "PostgreSQL" } else { "SQLite" };
+    eprintln!("==> {label}: indexing {transcripts} transcripts of {words} words");
     let key = SearchKey::generate();
     let zipf = Zipf::new(VOCABULARY);
     let mut random = Random(0x5eed_1234_abcd_ef01);
@@ -186,7 +151,7 @@ async fn bench(postgres: bool, transcripts: usize, words: usize) {
         )
         .fetch_one(app.db.pool())
         .await
-        .unwrap_or((std::fs::metadata(data.path().join("quorate.db")).unwrap().len() as i64,));
+        .unwrap_or((std::fs::metadata(server.data_dir().join("quorate.db")).unwrap().len() as i64,));
         row.0 as u64
     };
 
@@ -212,33 +177,22 @@ async fn bench(postgres: bool, transcripts: usize, words: usize) {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "{backend}: {transcripts} transcripts, {postings_total} postings ({:.0} per transcript), indexed in {indexing:.1} s",
+        "{label}: {transcripts} transcripts, {postings_total} postings ({:.0} per transcript), indexed in {indexing:.1} s",
         postings_total as f64 / transcripts as f64
     );
     println!(
-        "{backend}: index size {:.1} MiB in all, {:.0} KiB per transcript",
+        "{label}: index size {:.1} MiB in all, {:.0} KiB per transcript",
         index_bytes as f64 / f64::from(1 << 20),
         index_bytes as f64 / 1024.0 / transcripts as f64
     );
     println!(
-        "{backend}: two-term searches through the HTTP API: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (goal p95 < 20 ms); {:.0} matching transcripts per query on average",
+        "{label}: two-term searches through the HTTP API: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (goal p95 < 20 ms); {:.0} matching transcripts per query on average",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.95),
         latencies.last().unwrap(),
         hits as f64 / QUERIES as f64
     );
-    let _ = stop.send(());
-    task.await.unwrap();
-    app.db.close().await;
-    if postgres {
-        let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-        )))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    }
+    server.stop().await;
 }
 
 fn main() {
@@ -246,9 +200,9 @@ fn main() {
     let words = env_usize("QUORATE_BENCH_WORDS", 9000);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let backends = std::env::var("QUORATE_BENCH_BACKENDS").unwrap_or_default();
-    for (postgres, name) in [(false, "sqlite"), (true, "postgres")] {
-        if backends.is_empty() || backends.contains(name) {
-            runtime.block_on(bench(postgres, transcripts, words));
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backends.is_empty() || backends.contains(backend.name()) {
+            runtime.block_on(bench(backend, transcripts, words));
         }
     }
 }

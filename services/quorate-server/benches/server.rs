@@ -17,30 +17,28 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quorate_client::Client;
-use quorate_crypto::{
-    AgeSecretKey, Identity, NodeId, RecordingId, RequestId, VaultId, envelope,
-    rewrap::{self, Purpose},
-    roster::Roster,
-    statement::{
-        Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role, RosterChange,
-        SignedStatement, SplitKey, UnlockRequest, VaultPolicy, Vote,
-    },
-    threshold::{Subject, Threshold},
-};
-use sqlx::Connection;
+use quorate_crypto::{AgeSecretKey, VaultId, envelope, statement::UnlockRequest};
+use quorate_server::test_support::{Backend, TestDb};
 
+// The server tests' helpers: a board of members, recordings, nodes, requests and votes made
+// as the devices make them.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Board, FirstAdmin, flow};
+
+/// The real `quorate-server` binary in its own process (so that its memory is its own), on
+/// `db`, listening on a free port, with the first-admin code it printed.
 struct Server {
     child: Child,
     url: String,
     vault: VaultId,
     code: String,
-    _data: tempfile::TempDir,
+    objects: std::path::PathBuf,
 }
 
 impl Server {
-    fn start(database_url: Option<&str>) -> Self {
-        let data = tempfile::tempdir().unwrap();
+    fn start(db: &TestDb) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -56,13 +54,11 @@ impl Server {
                 "off",
             ])
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(db.folder.path())
+            .args(["--database-url", db.url.expose_secret()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if let Some(url) = database_url {
-            command.args(["--database-url", url]);
-        }
         let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut vault, mut code) = (None, None);
@@ -87,7 +83,7 @@ impl Server {
             url,
             vault: vault.unwrap(),
             code: code.unwrap(),
-            _data: data,
+            objects: db.folder.path().join("objects"),
         }
     }
 
@@ -101,8 +97,10 @@ impl Server {
             .unwrap_or(0)
     }
 
-    fn objects(&self) -> std::path::PathBuf {
-        self._data.path().join("objects")
+    /// A vault with its first admin and `members` more (all signed in), and a policy of `k`.
+    async fn board(&self, members: usize, k: u8) -> Board {
+        let admin = FirstAdmin::enrol_at(&self.url, self.vault, &self.code, "Ada").await;
+        Board::around(&self.url, admin, members, k).await
     }
 }
 
@@ -110,67 +108,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A vault with an admin and `members` more (all signed in), and a policy of `k`.
-struct Board {
-    vault: VaultId,
-    people: Vec<(Identity, Client)>,
-    roster: Roster,
-}
-
-async fn board(server: &Server, members: usize, k: u8) -> Board {
-    let vault = server.vault;
-    let admin = Identity::generate();
-    let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1).unwrap();
-    let mut admin_client = Client::new(&server.url);
-    admin_client
-        .enrol_first_admin(&server.code, &genesis)
-        .await
-        .unwrap();
-    admin_client.sign_in(vault, &admin).await.unwrap();
-    let pin = genesis.digest();
-    let mut people = Vec::new();
-    for index in 0..members {
-        let invite = admin_client.invite(vault, "member").await.unwrap();
-        let identity = Identity::generate();
-        let mut client = Client::new(&server.url);
-        client
-            .enrol_member(&invite.code, "M", &identity.public())
-            .await
-            .unwrap();
-        let roster = admin_client.roster(vault, &pin).await.unwrap();
-        let entry = roster
-            .sign_change(
-                &admin,
-                RosterChange::Add,
-                identity.public(),
-                &format!("Member {index}"),
-                Role::Member,
-                2,
-            )
-            .unwrap();
-        admin_client.append_roster(vault, &entry).await.unwrap();
-        client.sign_in(vault, &identity).await.unwrap();
-        people.push((identity, client));
-    }
-    let policy = VaultPolicy {
-        vault_id: vault,
-        sequence: 0,
-        min_threshold: k,
-        issued_at: 3,
-    };
-    admin_client
-        .set_policy(vault, &SignedStatement::sign(&policy, &admin))
-        .await
-        .unwrap();
-    let roster = admin_client.roster(vault, &pin).await.unwrap();
-    people.insert(0, (admin, admin_client));
-    Board {
-        vault,
-        people,
-        roster,
     }
 }
 
@@ -212,77 +149,25 @@ fn encrypt(mib: usize, path: &std::path::Path) -> Encrypted {
     Encrypted { key, len, sha256 }
 }
 
-type Shares = Vec<(quorate_crypto::Fingerprint, Vec<u8>)>;
-
-/// A fresh recording (its own ID and split) for an encrypted file, by the board's admin.
-fn recording(
-    board: &Board,
-    k: u8,
-    encrypted: &Encrypted,
-) -> (RecordingId, SignedStatement, Shares) {
-    let id = RecordingId::random();
-    let publics: Vec<_> = board
-        .roster
-        .members()
-        .iter()
-        .map(|member| member.public)
-        .collect();
-    let (split, sealed) = SplitKey::split_and_seal(
-        board.vault,
-        Subject::Recording(id),
-        &encrypted.key,
-        Threshold::new(k.into(), publics.len()).unwrap(),
-        &publics,
-    )
-    .unwrap();
-    let metadata = RecordingMetadata {
-        title: "Bench".into(),
-        started_at: None,
-        ended_at: None,
-        media_type: "audio/wav".into(),
-        attendees: Vec::new(),
-    };
-    let uploader = &board.people[0].0;
-    let manifest = SignedStatement::sign(
-        &RecordingManifest {
-            vault_id: board.vault,
-            recording_id: id,
-            uploader: uploader.fingerprint(),
-            roster_head: board.roster.head(),
-            created_at: 4,
-            ciphertext_len: encrypted.len,
-            ciphertext_sha256: encrypted.sha256,
-            split,
-            sealed_metadata: metadata.seal(&board.roster.recipients()).unwrap(),
-        },
-        uploader,
-    );
-    let shares = publics
-        .iter()
-        .map(|public| public.fingerprint())
-        .zip(sealed)
-        .collect();
-    (id, manifest, shares)
-}
-
 async fn upload_bench() {
     let mib: usize = std::env::var("QUORATE_BENCH_UPLOAD_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let server = Server::start(None);
-    let board = board(&server, 1, 1).await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db);
+    let board = server.board(1, 1).await;
     let scratch = tempfile::tempdir().unwrap();
     let source = scratch.path().join("ciphertext.age");
     let encrypted = encrypt(mib, &source);
-    let client = &board.people[0].1;
+    let (client, vault) = (&board.admin.client, board.admin.vault);
     let rss_before = server.peak_rss_kib();
 
     // Straight into the same store: read the file in 16 MiB pieces, write them to a new file
     // in the server's object folder, sync at the end (as the server does).
     let straight_copy = || {
-        let target = server.objects().join("straight.bin");
-        std::fs::create_dir_all(server.objects()).unwrap();
+        let target = server.objects.join("straight.bin");
+        std::fs::create_dir_all(&server.objects).unwrap();
         let started = Instant::now();
         let mut input = std::fs::File::open(&source).unwrap();
         let mut output = std::fs::File::create(&target).unwrap();
@@ -304,19 +189,26 @@ async fn upload_bench() {
     let (mut straight, mut through) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         straight.push(straight_copy());
-        let (id, manifest, shares) = recording(&board, 1, &encrypted);
+        let signed = common::sign_recording(
+            &board.roster,
+            &board.admin.identity,
+            1,
+            &encrypted.key,
+            encrypted.len,
+            encrypted.sha256,
+        );
         let started = Instant::now();
         client
-            .create_recording(board.vault, &manifest, &shares)
+            .create_recording(vault, &signed.manifest, &signed.shares)
             .await
             .unwrap();
         client
-            .resume_upload(id, std::fs::File::open(&source).unwrap(), |_, _| {})
+            .resume_upload(signed.id, std::fs::File::open(&source).unwrap(), |_, _| {})
             .await
             .unwrap();
         through.push(started.elapsed());
     }
-    assert_eq!(client.recordings(board.vault).await.unwrap().len(), 3);
+    assert_eq!(client.recordings(vault).await.unwrap().len(), 3);
     straight.sort();
     through.sort();
     let (straight, through) = (straight[1], through[1]);
@@ -347,124 +239,34 @@ async fn upload_bench() {
 }
 
 async fn approvals_bench() {
-    let admin_url = std::env::var("QUORATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let name = format!("quorate_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let db = TestDb::new(Backend::Postgres).await;
     {
-        let server = Server::start(Some(&url));
-        let board = board(&server, 4, 4).await;
-        let scratch = tempfile::tempdir().unwrap();
-        let source = scratch.path().join("small.age");
-        let encrypted = encrypt(1, &source);
-        let (id, manifest, shares) = recording(&board, 4, &encrypted);
-        let uploader = &board.people[0].1;
-        uploader
-            .create_recording(board.vault, &manifest, &shares)
-            .await
-            .unwrap();
-        uploader
-            .resume_upload(id, std::fs::File::open(&source).unwrap(), |_, _| {})
-            .await
-            .unwrap();
-        // A node for the requests.
-        let node = Identity::generate();
-        let invite = uploader.invite(board.vault, "node").await.unwrap();
-        let enrolled = Client::new(&server.url)
-            .enrol_node(&invite.code, "bench", &node.public())
-            .await
-            .unwrap();
-        let node_id: NodeId = enrolled.node_id.parse().unwrap();
-        let approval = NodeApproval {
-            vault_id: board.vault,
-            node_id,
-            node: node.public(),
-            hardware: "bench".into(),
-            model_sha256: [1; 32],
-            attestation: Vec::new(),
-            issued_at: quorate_server::now(),
-            expires_at: quorate_server::now() + 86_400,
-            revoked: false,
-        };
-        uploader
-            .approve_node(
-                board.vault,
-                node_id,
-                &SignedStatement::sign(&approval, &board.people[0].0),
-            )
-            .await
-            .unwrap();
-        let recording = manifest.verify::<RecordingManifest>().unwrap().statement;
+        let server = Server::start(&db);
+        let board = server.board(4, 4).await;
+        let vault = board.admin.vault;
+        let (made, _) = flow::uploaded(&board, 0, 4).await;
+        let node = flow::approved_node(&server.url, &board).await;
 
         for (label, in_flight) in [("one at a time", 1usize), ("eight in flight", 8)] {
             // 100 requests by the admin; each member 1..=4 approves each.
             let mut prepared = Vec::new();
             for _ in 0..100 {
-                let now = quorate_server::now();
-                let request = SignedStatement::sign(
-                    &UnlockRequest {
-                        vault_id: board.vault,
-                        request_id: RequestId::random(),
-                        subject: Subject::Recording(id),
-                        purpose: Purpose::Transcribe,
-                        node_id,
-                        requester: board.people[0].0.fingerprint(),
-                        reason: "bench".into(),
-                        created_at: now,
-                        expires_at: now + 3600,
-                    },
-                    &board.people[0].0,
-                );
-                uploader
-                    .create_request(board.vault, &request)
+                let request = flow::request(&board, 0, &made, node.id, 3600);
+                board
+                    .admin
+                    .client
+                    .create_request(vault, &request)
                     .await
                     .unwrap();
-                let verified = request.verify::<UnlockRequest>().unwrap();
-                for (identity, _) in &board.people[1..] {
-                    let share = board
-                        .people
-                        .iter()
-                        .find(|(i, _)| i.fingerprint() == identity.fingerprint())
-                        .unwrap();
-                    let sealed = share.1.recording_share(board.vault, id).await.unwrap();
-                    let binding = recording.share_binding(&identity.fingerprint()).unwrap();
-                    let resealed = rewrap::rewrap(
-                        &base64::Engine::decode(
-                            &base64::engine::general_purpose::STANDARD,
-                            &sealed.sealed,
-                        )
-                        .unwrap(),
-                        identity.age_key(),
-                        &binding,
-                        &verified.statement.binding(),
-                        &node.public().recipient,
-                    )
-                    .unwrap();
-                    let vote = SignedStatement::sign(
-                        &Vote {
-                            vault_id: board.vault,
-                            request_id: verified.statement.request_id,
-                            request_digest: verified.digest,
-                            voter: identity.fingerprint(),
-                            decision: Decision::Approve {
-                                resealed_share_sha256: rewrap::resealed_digest(&resealed),
-                            },
-                            comment: String::new(),
-                            issued_at: now,
-                        },
-                        identity,
-                    );
-                    prepared.push((
-                        verified.statement.request_id,
-                        share.1.clone(),
-                        vote,
-                        resealed,
-                    ));
+                let request_id = request
+                    .verify::<UnlockRequest>()
+                    .unwrap()
+                    .statement
+                    .request_id;
+                for voter in 1..=4 {
+                    let (resealed, vote) =
+                        flow::approve(&board, voter, &made, &request, &node.identity).await;
+                    prepared.push((request_id, flow::member(&board, voter).1, vote, resealed));
                 }
             }
             let started = Instant::now();
@@ -476,7 +278,7 @@ async fn approvals_bench() {
                     break;
                 }
                 let calls = batch.iter().map(|(request, client, vote, resealed)| {
-                    client.vote(board.vault, *request, vote, Some(resealed))
+                    client.vote(vault, *request, vote, Some(resealed))
                 });
                 for result in futures::future::join_all(calls).await {
                     result.unwrap();
@@ -490,12 +292,7 @@ async fn approvals_bench() {
             );
         }
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut connection)
-    .await
-    .unwrap();
+    db.drop_database().await;
 }
 
 fn main() {

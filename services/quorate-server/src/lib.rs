@@ -26,6 +26,8 @@ mod requests;
 mod routes;
 pub mod search;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod uploads;
 
 use std::future::Future;

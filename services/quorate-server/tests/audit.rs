@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::{BACKENDS, TestDb, TestServer};
 use quorate_client::Client;
 use quorate_crypto::{
     Identity, VaultId,
@@ -12,6 +11,7 @@ use quorate_crypto::{
     roster::Roster,
     statement::{Role, RosterChange},
 };
+use quorate_server::test_support::{Backend, TestApp};
 
 /// Fetches the whole chain two entries a page and verifies it page by page.
 async fn verify_pages(client: &Client, vault: VaultId) -> Result<Vec<String>, AuditError> {
@@ -27,77 +27,74 @@ async fn verify_pages(client: &Client, vault: VaultId) -> Result<Vec<String>, Au
     }
 }
 
-#[tokio::test]
-async fn every_change_is_audited_and_an_edited_row_is_named() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let vault = server.codes[0].vault_id;
-        let admin = Identity::generate();
-        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1).unwrap();
-        let mut client = Client::new(&server.url(""));
-        client
-            .enrol_first_admin(server.codes[0].code.as_str(), &genesis)
-            .await
-            .unwrap();
-        client.sign_in(vault, &admin).await.unwrap();
+quorate_server::per_backend!(every_change_is_audited_and_an_edited_row_is_named);
 
-        let invite = client.invite(vault, "member").await.unwrap();
-        let member = Identity::generate();
-        client
-            .enrol_member(&invite.code, "Bo", &member.public())
-            .await
-            .unwrap();
-        let roster = client.roster(vault, &genesis.digest()).await.unwrap();
-        let add = roster
-            .sign_change(
-                &admin,
-                RosterChange::Add,
-                member.public(),
-                "Bo",
-                Role::Member,
-                2,
-            )
-            .unwrap();
-        assert_eq!(client.append_roster(vault, &add).await.unwrap(), 1);
+async fn every_change_is_audited_and_an_edited_row_is_named(backend: Backend) {
+    let server = TestApp::start(backend).await;
+    let vault = server.codes[0].vault_id;
+    let admin = Identity::generate();
+    let genesis = Roster::genesis_entry(vault, &admin, "Ada", 1).unwrap();
+    let mut client = Client::new(&server.url(""));
+    client
+        .enrol_first_admin(server.codes[0].code.as_str(), &genesis)
+        .await
+        .unwrap();
+    client.sign_in(vault, &admin).await.unwrap();
 
-        let actions = verify_pages(&client, vault).await.unwrap();
-        assert_eq!(
-            actions,
-            [
-                "vault.created",
-                "roster.genesis",
-                "invite.created.member",
-                "member.enrolled",
-                "roster.added"
-            ],
-            "{backend:?}"
-        );
+    let invite = client.invite(vault, "member").await.unwrap();
+    let member = Identity::generate();
+    client
+        .enrol_member(&invite.code, "Bo", &member.public())
+        .await
+        .unwrap();
+    let roster = client.roster(vault, &genesis.digest()).await.unwrap();
+    let add = roster
+        .sign_change(
+            &admin,
+            RosterChange::Add,
+            member.public(),
+            "Bo",
+            Role::Member,
+            2,
+        )
+        .unwrap();
+    assert_eq!(client.append_roster(vault, &add).await.unwrap(), 1);
 
-        // Bad paging parameters are JSON errors too.
-        let error = client.audit_page(vault, None, 0).await.unwrap_err();
-        assert_eq!(error.code(), Some("invalid_limit"));
+    let actions = verify_pages(&client, vault).await.unwrap();
+    assert_eq!(
+        actions,
+        [
+            "vault.created",
+            "roster.genesis",
+            "invite.created.member",
+            "member.enrolled",
+            "roster.added"
+        ],
+        "{backend:?}"
+    );
 
-        // Someone with database access rewrites history: the chain names the row.
-        sqlx::query("UPDATE audit_log SET subject = 'someone else' WHERE seq = 3")
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(
-            verify_pages(&client, vault).await,
-            Err(AuditError::Altered { seq: 3 })
-        );
-        // Deleting a row breaks the chain after it.
-        sqlx::query("DELETE FROM audit_log WHERE seq = 3")
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(
-            verify_pages(&client, vault).await,
-            Err(AuditError::Broken { seq: 4 })
-        );
+    // Bad paging parameters are JSON errors too.
+    let error = client.audit_page(vault, None, 0).await.unwrap_err();
+    assert_eq!(error.code(), Some("invalid_limit"));
 
-        server.stop().await;
-        db.drop_database().await;
-    }
+    // Someone with database access rewrites history: the chain names the row.
+    sqlx::query("UPDATE audit_log SET subject = 'someone else' WHERE seq = 3")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_pages(&client, vault).await,
+        Err(AuditError::Altered { seq: 3 })
+    );
+    // Deleting a row breaks the chain after it.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_pages(&client, vault).await,
+        Err(AuditError::Broken { seq: 4 })
+    );
+
+    server.stop().await;
 }

@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{BACKENDS, TestDb, TestServer};
 use quorate_server::bootstrap::code_hash;
+use quorate_server::test_support::{Backend, TestDb, TestServer};
 use sqlx::Row;
 
 async fn count(server: &TestServer, sql: &'static str) -> i64 {
@@ -15,116 +15,114 @@ async fn count(server: &TestServer, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn first_start_creates_one_vault_and_a_code_that_a_restart_replaces() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        assert_eq!(server.codes.len(), 1, "{backend:?}");
-        let first = server.codes[0].clone();
-        assert_eq!(count(&server, "SELECT COUNT(*) FROM vaults").await, 1);
-        assert!(
-            db.folder.path().join("objects").is_dir(),
-            "the default object store is a local folder"
-        );
+quorate_server::per_backend!(first_start_creates_one_vault_and_a_code_that_a_restart_replaces);
 
-        // Only the hash is stored.
-        let stored = sqlx::query("SELECT code_hash FROM enrolment_codes")
-            .fetch_all(server.app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(stored.len(), 1);
-        assert_eq!(
-            stored[0].try_get::<Vec<u8>, _>(0).unwrap(),
-            code_hash(&first.code)
-        );
+async fn first_start_creates_one_vault_and_a_code_that_a_restart_replaces(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    assert_eq!(server.codes.len(), 1, "{backend:?}");
+    let first = server.codes[0].clone();
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM vaults").await, 1);
+    assert!(
+        db.folder.path().join("objects").is_dir(),
+        "the default object store is a local folder"
+    );
 
-        let client = reqwest::Client::new();
-        let health = client.get(server.url("/healthz")).send().await.unwrap();
-        assert_eq!(health.status(), 200);
-        assert!(
-            health.headers().contains_key("x-request-id"),
-            "every response carries a request ID"
-        );
-        let traced = client
-            .get(server.url("/healthz"))
-            .header("x-request-id", "abc-123")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            traced.headers()["x-request-id"],
-            "abc-123",
-            "a client's request ID is kept"
-        );
-        let ready = client.get(server.url("/readyz")).send().await.unwrap();
-        assert_eq!(ready.status(), 200);
-        let missing = client
-            .get(server.url("/api/v1/nothing"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(missing.status(), 404);
-        let body: serde_json::Value = missing.json().await.unwrap();
-        assert_eq!(body["code"], "not_found");
-        server.stop().await;
+    // Only the hash is stored.
+    let stored = sqlx::query("SELECT code_hash FROM enrolment_codes")
+        .fetch_all(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].try_get::<Vec<u8>, _>(0).unwrap(),
+        code_hash(&first.code)
+    );
 
-        let again = TestServer::start(&db).await;
-        assert_eq!(
-            count(&again, "SELECT COUNT(*) FROM vaults").await,
-            1,
-            "{backend:?}: no second vault"
-        );
-        assert_eq!(again.codes.len(), 1);
-        assert_eq!(again.codes[0].vault_id, first.vault_id);
-        assert_ne!(again.codes[0].code.as_str(), first.code.as_str());
-        assert_eq!(
-            count(&again, "SELECT COUNT(*) FROM enrolment_codes").await,
-            1,
-            "the old code is withdrawn"
-        );
-        again.stop().await;
-        db.drop_database().await;
-    }
+    let client = reqwest::Client::new();
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        health.headers().contains_key("x-request-id"),
+        "every response carries a request ID"
+    );
+    let traced = client
+        .get(server.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        traced.headers()["x-request-id"],
+        "abc-123",
+        "a client's request ID is kept"
+    );
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let missing = client
+        .get(server.url("/api/v1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    server.stop().await;
+
+    let again = TestServer::start(&db).await;
+    assert_eq!(
+        count(&again, "SELECT COUNT(*) FROM vaults").await,
+        1,
+        "{backend:?}: no second vault"
+    );
+    assert_eq!(again.codes.len(), 1);
+    assert_eq!(again.codes[0].vault_id, first.vault_id);
+    assert_ne!(again.codes[0].code.as_str(), first.code.as_str());
+    assert_eq!(
+        count(&again, "SELECT COUNT(*) FROM enrolment_codes").await,
+        1,
+        "the old code is withdrawn"
+    );
+    again.stop().await;
+    db.drop_database().await;
 }
 
-#[tokio::test]
-async fn servers_starting_together_create_exactly_one_vault() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        // The first start migrates; then four servers race their bootstrap on it.
-        let config = || db.settings().resolve(None, None).unwrap();
-        let (app, _) = quorate_server::App::start(config()).await.unwrap();
-        sqlx::query("DELETE FROM enrolment_codes")
-            .execute(app.db.pool())
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM vaults")
-            .execute(app.db.pool())
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM server_once")
-            .execute(app.db.pool())
-            .await
-            .unwrap();
-        let starts = (0..4).map(|_| quorate_server::App::start(config()));
-        let results = futures_join_all(starts).await;
-        for result in &results {
-            assert!(result.is_ok(), "{backend:?}: {:?}", result.as_ref().err());
-        }
-        let vaults: i64 = sqlx::query("SELECT COUNT(*) FROM vaults")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(vaults, 1, "{backend:?}");
-        app.db.close().await;
-        for (started, _) in results.into_iter().flatten() {
-            started.db.close().await;
-        }
-        db.drop_database().await;
+quorate_server::per_backend!(servers_starting_together_create_exactly_one_vault);
+
+async fn servers_starting_together_create_exactly_one_vault(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // The first start migrates; then four servers race their bootstrap on it.
+    let config = || db.settings().resolve(None, None).unwrap();
+    let (app, _) = quorate_server::App::start(config()).await.unwrap();
+    sqlx::query("DELETE FROM enrolment_codes")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM vaults")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM server_once")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let starts = (0..4).map(|_| quorate_server::App::start(config()));
+    let results = futures_join_all(starts).await;
+    for result in &results {
+        assert!(result.is_ok(), "{backend:?}: {:?}", result.as_ref().err());
     }
+    let vaults: i64 = sqlx::query("SELECT COUNT(*) FROM vaults")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(vaults, 1, "{backend:?}");
+    app.db.close().await;
+    for (started, _) in results.into_iter().flatten() {
+        started.db.close().await;
+    }
+    db.drop_database().await;
 }
 
 /// Runs the futures concurrently on the runtime and collects their results in order.
@@ -143,7 +141,7 @@ where
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_on_their_own_listener() {
-    let db = TestDb::new(common::Backend::Sqlite).await;
+    let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(&db).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_address = listener.local_addr().unwrap();
@@ -207,7 +205,7 @@ async fn metrics_count_requests_by_route_on_their_own_listener() {
 
 #[tokio::test]
 async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absence_explained() {
-    let db = TestDb::new(common::Backend::Sqlite).await;
+    let db = TestDb::new(Backend::Sqlite).await;
 
     // No UI folder (none here, and not asked for): `/` says how to get one.
     let server = TestServer::start(&db).await;
@@ -295,11 +293,16 @@ async fn the_web_ui_is_served_from_its_folder_under_a_strict_policy_or_its_absen
     db.drop_database().await;
 }
 
-#[tokio::test]
+// PostgreSQL only: the test is named for it, so that `--skip postgres` leaves it out.
+quorate_server::per_backend!(
+    a_database_password_is_never_printed_wherever_the_url_holds_it,
+    postgres()
+);
+
 async fn a_database_password_is_never_printed_wherever_the_url_holds_it() {
     // PostgreSQL takes its password in the URL's user part or as a `password` parameter
     // (trust authentication here ignores it, so the URL still connects).
-    let db = TestDb::new(common::Backend::Postgres).await;
+    let db = TestDb::new(Backend::Postgres).await;
     let base = db.url.expose_secret().to_owned();
     let (scheme, rest) = base.split_once("://").unwrap();
     let (_, host_and_db) = rest.split_once('@').unwrap();

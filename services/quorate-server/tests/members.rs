@@ -4,240 +4,235 @@
 
 mod common;
 
-use common::{BACKENDS, FirstAdmin, TestDb, TestServer, refused};
+use common::{FirstAdmin, refused};
 use quorate_client::Client;
 use quorate_crypto::{
     Identity, VaultId,
     roster::Roster,
     statement::{Role, RosterChange, RosterEntry, SignedStatement},
 };
+use quorate_server::test_support::{Backend, TestApp};
 
-#[tokio::test]
-async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let FirstAdmin {
-            client: admin_client,
-            vault,
-            identity: admin,
-            pin,
-        } = FirstAdmin::enrol(&server, "Ada").await;
+quorate_server::per_backend!(an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed);
 
-        // Invite; the member redeems it and is pending: not yet able to sign in.
-        let invite = admin_client.invite(vault, "member").await.unwrap();
-        let member = Identity::generate();
-        let mut member_client = Client::new(&server.url(""));
-        let joined = member_client
-            .enrol_member(&invite.code, "Bo", &member.public())
-            .await
-            .unwrap();
-        assert_eq!(
-            joined.roster_genesis,
-            hex::encode(pin),
-            "{backend:?}: the member pins the same genesis"
-        );
-        assert_eq!(
-            refused(member_client.sign_in(vault, &member).await),
-            (401, "unknown_member".into())
-        );
-        assert_eq!(
-            refused(
-                member_client
-                    .enrol_member(&invite.code, "Cy", &Identity::generate().public())
-                    .await
-            ),
-            (400, "invalid_code".into()),
-            "an invite works once"
-        );
+async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(backend: Backend) {
+    let server = TestApp::start(backend).await;
+    let FirstAdmin {
+        client: admin_client,
+        vault,
+        identity: admin,
+        pin,
+    } = FirstAdmin::enrol(&server, "Ada").await;
 
-        // The admin compares fingerprints, then signs the entry on their device.
-        let pending = admin_client.members(vault, Some("pending")).await.unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].fingerprint, member.fingerprint().to_hex());
-        let roster = admin_client.roster(vault, &pin).await.unwrap();
-        let add = roster
-            .sign_change(
-                &admin,
-                RosterChange::Add,
-                member.public(),
-                "Bo",
-                Role::Member,
-                1_750_000_100,
-            )
-            .unwrap();
-        assert_eq!(admin_client.append_roster(vault, &add).await.unwrap(), 1);
-        // The same entry again is a stale sequence: refused.
-        assert_eq!(
-            refused(admin_client.append_roster(vault, &add).await),
-            (400, "invalid_statement".into())
-        );
-
-        member_client.sign_in(vault, &member).await.unwrap();
-        let roster = member_client.roster(vault, &pin).await.unwrap();
-        assert_eq!(roster.members().len(), 2);
-        assert_eq!(
-            admin_client
-                .members(vault, Some("active"))
+    // Invite; the member redeems it and is pending: not yet able to sign in.
+    let invite = admin_client.invite(vault, "member").await.unwrap();
+    let member = Identity::generate();
+    let mut member_client = Client::new(&server.url(""));
+    let joined = member_client
+        .enrol_member(&invite.code, "Bo", &member.public())
+        .await
+        .unwrap();
+    assert_eq!(
+        joined.roster_genesis,
+        hex::encode(pin),
+        "{backend:?}: the member pins the same genesis"
+    );
+    assert_eq!(
+        refused(member_client.sign_in(vault, &member).await),
+        (401, "unknown_member".into())
+    );
+    assert_eq!(
+        refused(
+            member_client
+                .enrol_member(&invite.code, "Cy", &Identity::generate().public())
                 .await
-                .unwrap()
-                .len(),
-            2
-        );
+        ),
+        (400, "invalid_code".into()),
+        "an invite works once"
+    );
 
-        // A member cannot change the roster, and an entry a member signs is refused even
-        // when an admin's session carries it.
-        let intruder = Identity::generate();
-        assert!(
-            roster
-                .sign_change(
-                    &member,
-                    RosterChange::Add,
-                    intruder.public(),
-                    "Eve",
-                    Role::Admin,
-                    1
-                )
-                .is_err(),
-            "the member's own device already refuses"
-        );
-        let forged = SignedStatement::sign(
-            &RosterEntry {
-                vault_id: vault,
-                sequence: roster.len(),
-                previous: roster.head(),
-                change: RosterChange::Add,
-                role: Role::Admin,
-                member: intruder.public(),
-                name: "Eve".into(),
-                issued_at: 1,
-            },
-            &member,
-        );
-        assert_eq!(
-            refused(member_client.append_roster(vault, &forged).await),
-            (403, "admin_only".into())
-        );
-        assert_eq!(
-            refused(admin_client.append_roster(vault, &forged).await),
-            (400, "invalid_statement".into())
-        );
-        assert_eq!(
-            refused(member_client.invite(vault, "member").await),
-            (403, "admin_only".into())
-        );
-        assert_eq!(
-            refused(member_client.create_vault("Shadow board").await),
-            (403, "admin_only".into())
-        );
+    // The admin compares fingerprints, then signs the entry on their device.
+    let pending = admin_client.members(vault, Some("pending")).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].fingerprint, member.fingerprint().to_hex());
+    let roster = admin_client.roster(vault, &pin).await.unwrap();
+    let add = roster
+        .sign_change(
+            &admin,
+            RosterChange::Add,
+            member.public(),
+            "Bo",
+            Role::Member,
+            1_750_000_100,
+        )
+        .unwrap();
+    assert_eq!(admin_client.append_roster(vault, &add).await.unwrap(), 1);
+    // The same entry again is a stale sequence: refused.
+    assert_eq!(
+        refused(admin_client.append_roster(vault, &add).await),
+        (400, "invalid_statement".into())
+    );
 
-        // Removal: the member's session stops working at once, and so does signing in.
-        let remove = roster
+    member_client.sign_in(vault, &member).await.unwrap();
+    let roster = member_client.roster(vault, &pin).await.unwrap();
+    assert_eq!(roster.members().len(), 2);
+    assert_eq!(
+        admin_client
+            .members(vault, Some("active"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A member cannot change the roster, and an entry a member signs is refused even
+    // when an admin's session carries it.
+    let intruder = Identity::generate();
+    assert!(
+        roster
             .sign_change(
-                &admin,
-                RosterChange::Remove,
-                member.public(),
-                "Bo",
-                Role::Member,
-                1_750_000_200,
+                &member,
+                RosterChange::Add,
+                intruder.public(),
+                "Eve",
+                Role::Admin,
+                1
             )
-            .unwrap();
-        assert_eq!(admin_client.append_roster(vault, &remove).await.unwrap(), 2);
-        assert_eq!(
-            refused(member_client.me().await),
-            (401, "unauthenticated".into())
-        );
-        assert_eq!(
-            refused(member_client.sign_in(vault, &member).await),
-            (401, "unknown_member".into())
-        );
-        let roster = admin_client.roster(vault, &pin).await.unwrap();
-        assert_eq!(roster.members().len(), 1);
-        assert_eq!(roster.removed().len(), 1);
-        assert_eq!(
-            admin_client.members(vault, Some("removed")).await.unwrap()[0].fingerprint,
-            member.fingerprint().to_hex()
-        );
+            .is_err(),
+        "the member's own device already refuses"
+    );
+    let forged = SignedStatement::sign(
+        &RosterEntry {
+            vault_id: vault,
+            sequence: roster.len(),
+            previous: roster.head(),
+            change: RosterChange::Add,
+            role: Role::Admin,
+            member: intruder.public(),
+            name: "Eve".into(),
+            issued_at: 1,
+        },
+        &member,
+    );
+    assert_eq!(
+        refused(member_client.append_roster(vault, &forged).await),
+        (403, "admin_only".into())
+    );
+    assert_eq!(
+        refused(admin_client.append_roster(vault, &forged).await),
+        (400, "invalid_statement".into())
+    );
+    assert_eq!(
+        refused(member_client.invite(vault, "member").await),
+        (403, "admin_only".into())
+    );
+    assert_eq!(
+        refused(member_client.create_vault("Shadow board").await),
+        (403, "admin_only".into())
+    );
 
-        server.stop().await;
-        db.drop_database().await;
-    }
+    // Removal: the member's session stops working at once, and so does signing in.
+    let remove = roster
+        .sign_change(
+            &admin,
+            RosterChange::Remove,
+            member.public(),
+            "Bo",
+            Role::Member,
+            1_750_000_200,
+        )
+        .unwrap();
+    assert_eq!(admin_client.append_roster(vault, &remove).await.unwrap(), 2);
+    assert_eq!(
+        refused(member_client.me().await),
+        (401, "unauthenticated".into())
+    );
+    assert_eq!(
+        refused(member_client.sign_in(vault, &member).await),
+        (401, "unknown_member".into())
+    );
+    let roster = admin_client.roster(vault, &pin).await.unwrap();
+    assert_eq!(roster.members().len(), 1);
+    assert_eq!(roster.removed().len(), 1);
+    assert_eq!(
+        admin_client.members(vault, Some("removed")).await.unwrap()[0].fingerprint,
+        member.fingerprint().to_hex()
+    );
+
+    server.stop().await;
 }
 
-#[tokio::test]
-async fn members_of_one_vault_cannot_reach_into_another() {
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let FirstAdmin {
-            client,
-            vault,
-            identity: admin,
-            pin,
-        } = FirstAdmin::enrol(&server, "Ada").await;
-        let elsewhere = VaultId::random();
-        assert_eq!(
-            refused(client.roster(elsewhere, &pin).await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(client.members(elsewhere, None).await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(client.invite(elsewhere, "member").await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(client.audit_page(elsewhere, None, 10).await),
-            (404, "not_found".into())
-        );
+quorate_server::per_backend!(members_of_one_vault_cannot_reach_into_another);
 
-        // An admin creates a second vault; its first admin enrols with the code it returns, and
-        // each vault's sessions see only their own vault.
-        let created = client.create_vault("Audit committee").await.unwrap();
-        let second: VaultId = created.vault_id.parse().unwrap();
-        let chair = Identity::generate();
-        let second_genesis = Roster::genesis_entry(second, &chair, "Chair", 1).unwrap();
-        let mut chair_client = Client::new(&server.url(""));
+async fn members_of_one_vault_cannot_reach_into_another(backend: Backend) {
+    let server = TestApp::start(backend).await;
+    let FirstAdmin {
+        client,
+        vault,
+        identity: admin,
+        pin,
+    } = FirstAdmin::enrol(&server, "Ada").await;
+    let elsewhere = VaultId::random();
+    assert_eq!(
+        refused(client.roster(elsewhere, &pin).await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(client.members(elsewhere, None).await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(client.invite(elsewhere, "member").await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(client.audit_page(elsewhere, None, 10).await),
+        (404, "not_found".into())
+    );
+
+    // An admin creates a second vault; its first admin enrols with the code it returns, and
+    // each vault's sessions see only their own vault.
+    let created = client.create_vault("Audit committee").await.unwrap();
+    let second: VaultId = created.vault_id.parse().unwrap();
+    let chair = Identity::generate();
+    let second_genesis = Roster::genesis_entry(second, &chair, "Chair", 1).unwrap();
+    let mut chair_client = Client::new(&server.url(""));
+    chair_client
+        .enrol_first_admin(&created.first_admin_code, &second_genesis)
+        .await
+        .unwrap();
+    chair_client.sign_in(second, &chair).await.unwrap();
+    let second_pin = second_genesis.digest();
+    assert_eq!(
         chair_client
-            .enrol_first_admin(&created.first_admin_code, &second_genesis)
+            .roster(second, &second_pin)
             .await
-            .unwrap();
-        chair_client.sign_in(second, &chair).await.unwrap();
-        let second_pin = second_genesis.digest();
-        assert_eq!(
-            chair_client
-                .roster(second, &second_pin)
-                .await
-                .unwrap()
-                .members()[0]
-                .fingerprint,
-            chair.fingerprint()
-        );
-        assert_eq!(
-            refused(client.roster(second, &second_pin).await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(chair_client.roster(vault, &pin).await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(Client::new(&server.url("")).sign_in(second, &admin).await),
-            (401, "unknown_member".into())
-        );
-        // The first vault's roster, fetched by a device that pinned the second vault's
-        // genesis, fails the device's check.
-        assert!(matches!(
-            client.roster(vault, &second_pin).await,
-            Err(quorate_client::ClientError::Invalid(_))
-        ));
-        assert_eq!(
-            refused(client.invite(vault, "overlord").await),
-            (400, "invalid_purpose".into())
-        );
-        server.stop().await;
-        db.drop_database().await;
-    }
+            .unwrap()
+            .members()[0]
+            .fingerprint,
+        chair.fingerprint()
+    );
+    assert_eq!(
+        refused(client.roster(second, &second_pin).await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(chair_client.roster(vault, &pin).await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(Client::new(&server.url("")).sign_in(second, &admin).await),
+        (401, "unknown_member".into())
+    );
+    // The first vault's roster, fetched by a device that pinned the second vault's
+    // genesis, fails the device's check.
+    assert!(matches!(
+        client.roster(vault, &second_pin).await,
+        Err(quorate_client::ClientError::Invalid(_))
+    ));
+    assert_eq!(
+        refused(client.invite(vault, "overlord").await),
+        (400, "invalid_purpose".into())
+    );
+    server.stop().await;
 }

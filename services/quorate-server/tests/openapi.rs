@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Backend, TestDb, TestServer};
+use quorate_server::test_support::{Backend, TestApp};
 use serde_json::Value;
 
 fn committed_path() -> std::path::PathBuf {
@@ -29,8 +29,7 @@ fn the_committed_document_is_current() {
 
 #[tokio::test]
 async fn the_served_document_describes_the_server() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let server = TestServer::start(&db).await;
+    let server = TestApp::start(Backend::Sqlite).await;
     let http = reqwest::Client::new();
     let served: Value = http
         .get(server.url("/api/v1/openapi.json"))
@@ -96,5 +95,4 @@ async fn the_served_document_describes_the_server() {
     }
     assert!(operations >= 12, "{operations} operations");
     server.stop().await;
-    db.drop_database().await;
 }

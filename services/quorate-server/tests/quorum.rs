@@ -8,7 +8,7 @@ mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use common::{
-    Backend, Board, S3Server, TestDb, TestServer,
+    Board, S3Server,
     flow::{
         MODEL, approve, approved_node, deny, member, request, seal_transcript, unlock, uploaded,
     },
@@ -20,6 +20,7 @@ use quorate_crypto::{
     statement::{Decision, SignedStatement, TranscriptManifest, UnlockRequest, Vote},
     threshold::{self, Subject},
 };
+use quorate_server::test_support::{Backend, TestDb, TestServer};
 use sqlx::Row;
 
 async fn actions(client: &Client, vault: quorate_crypto::VaultId) -> Vec<String> {
@@ -32,636 +33,638 @@ async fn actions(client: &Client, vault: quorate_crypto::VaultId) -> Vec<String>
         .collect()
 }
 
-#[tokio::test]
-async fn a_request_turns_quorate_and_its_node_transcribes_once() {
-    for (backend, s3) in [(Backend::Sqlite, false), (Backend::Postgres, true)] {
-        let s3_server = if s3 {
-            Some(S3Server::start().await)
-        } else {
-            None
-        };
-        let db = TestDb::new(backend).await;
-        let server = match &s3_server {
-            Some(s3) => TestServer::start_on(&db, &s3.url).await,
-            None => TestServer::start(&db).await,
-        };
-        let board = Board::new(&server, 3, 2).await;
-        let vault = board.admin.vault;
-        let node = approved_node(&server.url(""), &board).await;
-        assert!(
-            node.client.claim_job().await.unwrap().is_none(),
-            "nothing queued yet"
-        );
-        let (made, plaintext) = uploaded(&board, 1, 2).await;
+quorate_server::per_backend!(
+    a_request_turns_quorate_and_its_node_transcribes_once,
+    sqlite_local(Backend::Sqlite, false),
+    postgres_s3(Backend::Postgres, true)
+);
 
-        // Member 2 asks; the others see it awaiting their vote, the requester does not.
-        let signed = request(&board, 2, &made, node.id, 3600);
-        let request_id = signed
-            .verify::<UnlockRequest>()
-            .unwrap()
-            .statement
-            .request_id;
-        let opened = member(&board, 2)
-            .1
-            .create_request(vault, &signed)
-            .await
-            .unwrap();
+async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend, s3: bool) {
+    let s3_server = if s3 {
+        Some(S3Server::start().await)
+    } else {
+        None
+    };
+    let db = TestDb::new(backend).await;
+    let server = match &s3_server {
+        Some(s3) => TestServer::start_on(&db, &s3.url).await,
+        None => TestServer::start(&db).await,
+    };
+    let board = Board::new(&server, 3, 2).await;
+    let vault = board.admin.vault;
+    let node = approved_node(&server.url(""), &board).await;
+    assert!(
+        node.client.claim_job().await.unwrap().is_none(),
+        "nothing queued yet"
+    );
+    let (made, plaintext) = uploaded(&board, 1, 2).await;
+
+    // Member 2 asks; the others see it awaiting their vote, the requester does not.
+    let signed = request(&board, 2, &made, node.id, 3600);
+    let request_id = signed
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    let opened = member(&board, 2)
+        .1
+        .create_request(vault, &signed)
+        .await
+        .unwrap();
+    assert_eq!(
+        (opened.status.as_str(), opened.threshold, opened.eligible),
+        ("open", 2, 3)
+    );
+    for voter in [0, 1, 3] {
         assert_eq!(
-            (opened.status.as_str(), opened.threshold, opened.eligible),
-            ("open", 2, 3)
-        );
-        for voter in [0, 1, 3] {
-            assert_eq!(
-                member(&board, voter)
-                    .1
-                    .requests(vault, true)
-                    .await
-                    .unwrap()
-                    .len(),
-                1,
-                "{backend:?}: member {voter}"
-            );
-        }
-        assert!(
-            member(&board, 2)
+            member(&board, voter)
                 .1
                 .requests(vault, true)
                 .await
                 .unwrap()
-                .is_empty()
+                .len(),
+            1,
+            "{backend:?}: member {voter}"
         );
-        assert_eq!(
-            refused(member(&board, 2).1.create_request(vault, &signed).await),
-            (409, "request_exists".into())
-        );
-
-        // Bad votes change nothing.
-        let (own_share, own_vote) = approve(&board, 2, &made, &signed, &node.identity).await;
-        assert_eq!(
-            refused(
-                member(&board, 2)
-                    .1
-                    .vote(vault, request_id, &own_vote, Some(&own_share))
-                    .await
-            ),
-            (403, "own_request".into()),
-            "the requester's own vote does not count"
-        );
-        let other = request(&board, 2, &made, node.id, 3600);
+    }
+    assert!(
         member(&board, 2)
             .1
-            .create_request(vault, &other)
+            .requests(vault, true)
             .await
-            .unwrap();
-        let (replay_share, replayed) = approve(&board, 3, &made, &other, &node.identity).await;
-        assert_eq!(
-            refused(
-                member(&board, 3)
-                    .1
-                    .vote(vault, request_id, &replayed, Some(&replay_share))
-                    .await
-            ),
-            (400, "invalid_statement".into()),
-            "a vote for another request"
-        );
-        let (share0, vote0) = approve(&board, 0, &made, &signed, &node.identity).await;
-        assert_eq!(
-            refused(
-                member(&board, 3)
-                    .1
-                    .vote(vault, request_id, &vote0, Some(&share0))
-                    .await
-            ),
-            (400, "invalid_statement".into()),
-            "someone else's vote"
-        );
-        assert_eq!(
-            refused(
-                member(&board, 0)
-                    .1
-                    .vote(vault, request_id, &vote0, Some(&replay_share))
-                    .await
-            ),
-            (400, "invalid_share".into()),
-            "a re-sealed share the vote does not name"
-        );
-        assert_eq!(
-            refused(
-                member(&board, 0)
-                    .1
-                    .vote(vault, request_id, &vote0, None)
-                    .await
-            ),
-            (400, "invalid_share".into())
-        );
-        let stranger = Identity::generate();
-        let mut forged = signed.verify::<UnlockRequest>().unwrap();
-        forged.statement.requester = stranger.fingerprint();
-        let by_stranger = SignedStatement::sign(
-            &Vote {
-                vault_id: vault,
-                request_id,
-                request_digest: forged.digest,
-                voter: stranger.fingerprint(),
-                decision: Decision::Deny,
-                comment: String::new(),
-                issued_at: 1,
-            },
-            &stranger,
-        );
-        assert_eq!(
-            refused(
-                member(&board, 0)
-                    .1
-                    .vote(vault, request_id, &by_stranger, None)
-                    .await
-            ),
-            (400, "invalid_statement".into()),
-            "a non-member's vote"
-        );
-        let view = member(&board, 0)
-            .1
-            .request(vault, request_id)
-            .await
-            .unwrap();
-        assert_eq!((view.approvals, view.denials, view.votes.len()), (0, 0, 0));
-
-        // Two valid approvals: quorate, and a job waits for the node.
-        let after_one = member(&board, 0)
-            .1
-            .vote(vault, request_id, &vote0, Some(&share0))
-            .await
-            .unwrap();
-        assert_eq!(
-            (after_one.status.as_str(), after_one.approvals),
-            ("open", 1)
-        );
-        assert_eq!(
-            refused(
-                member(&board, 0)
-                    .1
-                    .vote(vault, request_id, &vote0, Some(&share0))
-                    .await
-            ),
-            (409, "already_voted".into())
-        );
-        let (share3, vote3) = approve(&board, 3, &made, &signed, &node.identity).await;
-        let quorate = member(&board, 3)
-            .1
-            .vote(vault, request_id, &vote3, Some(&share3))
-            .await
-            .unwrap();
-        assert_eq!((quorate.status.as_str(), quorate.approvals), ("quorate", 2));
-        let (share1, vote1) = approve(&board, 1, &made, &signed, &node.identity).await;
-        assert_eq!(
-            refused(
-                member(&board, 1)
-                    .1
-                    .vote(vault, request_id, &vote1, Some(&share1))
-                    .await
-            ),
-            (409, "request_closed".into())
-        );
-        let jobs = board.admin.client.jobs(vault).await.unwrap();
-        assert_eq!((jobs.len(), jobs[0].status.as_str()), (1, "queued"));
-
-        // The node claims it, rebuilds the key from the two re-sealed shares, reads the
-        // recording and decrypts it in memory.
-        let claim = node.client.claim_job().await.unwrap().expect("a job");
-        assert_eq!(
-            (
-                claim.request_id.as_str(),
-                claim.attempt,
-                claim.approvals.len()
-            ),
-            (request_id.to_string().as_str(), 1, 2)
-        );
-        let (key, manifest, signed_manifest) = unlock(&claim, &node.identity);
-        let mut ciphertext = Vec::new();
-        node.client
-            .download_recording(vault, made.id, None, u64::MAX, &mut ciphertext)
-            .await
-            .unwrap();
-        let mut heard = Vec::new();
-        envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
-        assert!(
-            heard == plaintext,
-            "{backend:?}: the node hears the recording"
-        );
-        node.client
-            .job_progress(&claim.request_id, &claim.lease_token, 300, "transcribing")
-            .await
-            .unwrap();
-        assert!(
-            node.client.claim_job().await.unwrap().is_none(),
-            "a leased job is not handed out twice"
-        );
-
-        // The lease lapses (the node died): the next claim gets the job again; the old lease
-        // is dead.
-        sqlx::query("UPDATE jobs SET lease_expires_at = $1")
-            .bind(quorate_server::now() - 1)
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        let again = node.client.claim_job().await.unwrap().expect("re-queued");
-        assert_eq!(again.attempt, 2);
-        assert_eq!(
-            refused(
-                node.client
-                    .job_progress(&claim.request_id, &claim.lease_token, 500, "transcribing")
-                    .await
-            ),
-            (409, "lease_lost".into())
-        );
-
-        // A manifest naming another model is refused; the right one is stored once.
-        let words =
-            b"{\"segments\":[{\"start\":0.0,\"end\":2.5,\"text\":\"The budget is approved.\"}]}";
-        let (wrong_model, sealed, shares, _) = seal_transcript(
-            &again,
-            &node,
-            &manifest,
-            &signed_manifest,
-            &board.roster,
-            words,
-            [7; 32],
-        );
-        assert_eq!(
-            refused(
-                node.client
-                    .complete_job(
-                        &again.request_id,
-                        &again.lease_token,
-                        &wrong_model,
-                        &sealed,
-                        &shares
-                    )
-                    .await
-            ),
-            (400, "invalid_statement".into())
-        );
-        let (transcript_manifest, sealed, shares, transcript_key) = seal_transcript(
-            &again,
-            &node,
-            &manifest,
-            &signed_manifest,
-            &board.roster,
-            words,
-            MODEL,
-        );
-        let stored = node
-            .client
-            .complete_job(
-                &again.request_id,
-                &again.lease_token,
-                &transcript_manifest,
-                &sealed,
-                &shares,
-            )
-            .await
-            .unwrap();
-        let retried = node
-            .client
-            .complete_job(
-                &again.request_id,
-                &again.lease_token,
-                &transcript_manifest,
-                &sealed,
-                &shares,
-            )
-            .await
-            .unwrap();
-        assert_eq!(stored, retried, "completion is idempotent");
-        let transcripts = board.admin.client.transcripts(vault).await.unwrap();
-        assert_eq!(transcripts.len(), 1, "{backend:?}: exactly one transcript");
-        let jobs = board.admin.client.jobs(vault).await.unwrap();
-        assert_eq!(
-            (jobs[0].status.as_str(), jobs[0].transcript_id.as_deref()),
-            ("done", Some(stored.transcript_id.as_str()))
-        );
-        assert!(node.client.claim_job().await.unwrap().is_none());
-
-        // Members fetch their share of the transcript key and the sealed transcript.
-        let transcript_id: TranscriptId = stored.transcript_id.parse().unwrap();
-        let share = board
-            .admin
-            .client
-            .transcript_share(vault, transcript_id)
-            .await
-            .unwrap();
-        let tm = transcript_manifest
-            .verify::<TranscriptManifest>()
             .unwrap()
-            .statement;
-        let binding = tm
-            .split
-            .binding_for(
-                vault,
-                Subject::Transcript(transcript_id),
-                &board.admin.identity.fingerprint(),
-            )
-            .unwrap();
-        threshold::open_share(
-            &STANDARD.decode(&share.sealed).unwrap(),
-            board.admin.identity.age_key(),
-            &binding,
+            .is_empty()
+    );
+    assert_eq!(
+        refused(member(&board, 2).1.create_request(vault, &signed).await),
+        (409, "request_exists".into())
+    );
+
+    // Bad votes change nothing.
+    let (own_share, own_vote) = approve(&board, 2, &made, &signed, &node.identity).await;
+    assert_eq!(
+        refused(
+            member(&board, 2)
+                .1
+                .vote(vault, request_id, &own_vote, Some(&own_share))
+                .await
+        ),
+        (403, "own_request".into()),
+        "the requester's own vote does not count"
+    );
+    let other = request(&board, 2, &made, node.id, 3600);
+    member(&board, 2)
+        .1
+        .create_request(vault, &other)
+        .await
+        .unwrap();
+    let (replay_share, replayed) = approve(&board, 3, &made, &other, &node.identity).await;
+    assert_eq!(
+        refused(
+            member(&board, 3)
+                .1
+                .vote(vault, request_id, &replayed, Some(&replay_share))
+                .await
+        ),
+        (400, "invalid_statement".into()),
+        "a vote for another request"
+    );
+    let (share0, vote0) = approve(&board, 0, &made, &signed, &node.identity).await;
+    assert_eq!(
+        refused(
+            member(&board, 3)
+                .1
+                .vote(vault, request_id, &vote0, Some(&share0))
+                .await
+        ),
+        (400, "invalid_statement".into()),
+        "someone else's vote"
+    );
+    assert_eq!(
+        refused(
+            member(&board, 0)
+                .1
+                .vote(vault, request_id, &vote0, Some(&replay_share))
+                .await
+        ),
+        (400, "invalid_share".into()),
+        "a re-sealed share the vote does not name"
+    );
+    assert_eq!(
+        refused(
+            member(&board, 0)
+                .1
+                .vote(vault, request_id, &vote0, None)
+                .await
+        ),
+        (400, "invalid_share".into())
+    );
+    let stranger = Identity::generate();
+    let mut forged = signed.verify::<UnlockRequest>().unwrap();
+    forged.statement.requester = stranger.fingerprint();
+    let by_stranger = SignedStatement::sign(
+        &Vote {
+            vault_id: vault,
+            request_id,
+            request_digest: forged.digest,
+            voter: stranger.fingerprint(),
+            decision: Decision::Deny,
+            comment: String::new(),
+            issued_at: 1,
+        },
+        &stranger,
+    );
+    assert_eq!(
+        refused(
+            member(&board, 0)
+                .1
+                .vote(vault, request_id, &by_stranger, None)
+                .await
+        ),
+        (400, "invalid_statement".into()),
+        "a non-member's vote"
+    );
+    let view = member(&board, 0)
+        .1
+        .request(vault, request_id)
+        .await
+        .unwrap();
+    assert_eq!((view.approvals, view.denials, view.votes.len()), (0, 0, 0));
+
+    // Two valid approvals: quorate, and a job waits for the node.
+    let after_one = member(&board, 0)
+        .1
+        .vote(vault, request_id, &vote0, Some(&share0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (after_one.status.as_str(), after_one.approvals),
+        ("open", 1)
+    );
+    assert_eq!(
+        refused(
+            member(&board, 0)
+                .1
+                .vote(vault, request_id, &vote0, Some(&share0))
+                .await
+        ),
+        (409, "already_voted".into())
+    );
+    let (share3, vote3) = approve(&board, 3, &made, &signed, &node.identity).await;
+    let quorate = member(&board, 3)
+        .1
+        .vote(vault, request_id, &vote3, Some(&share3))
+        .await
+        .unwrap();
+    assert_eq!((quorate.status.as_str(), quorate.approvals), ("quorate", 2));
+    let (share1, vote1) = approve(&board, 1, &made, &signed, &node.identity).await;
+    assert_eq!(
+        refused(
+            member(&board, 1)
+                .1
+                .vote(vault, request_id, &vote1, Some(&share1))
+                .await
+        ),
+        (409, "request_closed".into())
+    );
+    let jobs = board.admin.client.jobs(vault).await.unwrap();
+    assert_eq!((jobs.len(), jobs[0].status.as_str()), (1, "queued"));
+
+    // The node claims it, rebuilds the key from the two re-sealed shares, reads the
+    // recording and decrypts it in memory.
+    let claim = node.client.claim_job().await.unwrap().expect("a job");
+    assert_eq!(
+        (
+            claim.request_id.as_str(),
+            claim.attempt,
+            claim.approvals.len()
+        ),
+        (request_id.to_string().as_str(), 1, 2)
+    );
+    let (key, manifest, signed_manifest) = unlock(&claim, &node.identity);
+    let mut ciphertext = Vec::new();
+    node.client
+        .download_recording(vault, made.id, None, u64::MAX, &mut ciphertext)
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
+    assert!(
+        heard == plaintext,
+        "{backend:?}: the node hears the recording"
+    );
+    node.client
+        .job_progress(&claim.request_id, &claim.lease_token, 300, "transcribing")
+        .await
+        .unwrap();
+    assert!(
+        node.client.claim_job().await.unwrap().is_none(),
+        "a leased job is not handed out twice"
+    );
+
+    // The lease lapses (the node died): the next claim gets the job again; the old lease
+    // is dead.
+    sqlx::query("UPDATE jobs SET lease_expires_at = $1")
+        .bind(quorate_server::now() - 1)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let again = node.client.claim_job().await.unwrap().expect("re-queued");
+    assert_eq!(again.attempt, 2);
+    assert_eq!(
+        refused(
+            node.client
+                .job_progress(&claim.request_id, &claim.lease_token, 500, "transcribing")
+                .await
+        ),
+        (409, "lease_lost".into())
+    );
+
+    // A manifest naming another model is refused; the right one is stored once.
+    let words =
+        b"{\"segments\":[{\"start\":0.0,\"end\":2.5,\"text\":\"The budget is approved.\"}]}";
+    let (wrong_model, sealed, shares, _) = seal_transcript(
+        &again,
+        &node,
+        &manifest,
+        &signed_manifest,
+        &board.roster,
+        words,
+        [7; 32],
+    );
+    assert_eq!(
+        refused(
+            node.client
+                .complete_job(
+                    &again.request_id,
+                    &again.lease_token,
+                    &wrong_model,
+                    &sealed,
+                    &shares
+                )
+                .await
+        ),
+        (400, "invalid_statement".into())
+    );
+    let (transcript_manifest, sealed, shares, transcript_key) = seal_transcript(
+        &again,
+        &node,
+        &manifest,
+        &signed_manifest,
+        &board.roster,
+        words,
+        MODEL,
+    );
+    let stored = node
+        .client
+        .complete_job(
+            &again.request_id,
+            &again.lease_token,
+            &transcript_manifest,
+            &sealed,
+            &shares,
+        )
+        .await
+        .unwrap();
+    let retried = node
+        .client
+        .complete_job(
+            &again.request_id,
+            &again.lease_token,
+            &transcript_manifest,
+            &sealed,
+            &shares,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, retried, "completion is idempotent");
+    let transcripts = board.admin.client.transcripts(vault).await.unwrap();
+    assert_eq!(transcripts.len(), 1, "{backend:?}: exactly one transcript");
+    let jobs = board.admin.client.jobs(vault).await.unwrap();
+    assert_eq!(
+        (jobs[0].status.as_str(), jobs[0].transcript_id.as_deref()),
+        ("done", Some(stored.transcript_id.as_str()))
+    );
+    assert!(node.client.claim_job().await.unwrap().is_none());
+
+    // Members fetch their share of the transcript key and the sealed transcript.
+    let transcript_id: TranscriptId = stored.transcript_id.parse().unwrap();
+    let share = board
+        .admin
+        .client
+        .transcript_share(vault, transcript_id)
+        .await
+        .unwrap();
+    let tm = transcript_manifest
+        .verify::<TranscriptManifest>()
+        .unwrap()
+        .statement;
+    let binding = tm
+        .split
+        .binding_for(
+            vault,
+            Subject::Transcript(transcript_id),
+            &board.admin.identity.fingerprint(),
         )
         .unwrap();
-        let mut sealed_copy = Vec::new();
-        board
-            .admin
-            .client
-            .download_transcript(vault, transcript_id, u64::MAX, &mut sealed_copy)
-            .await
-            .unwrap();
-        let mut read = Vec::new();
-        envelope::decrypt(&sealed_copy[..], &mut read, &transcript_key).unwrap();
-        assert_eq!(read, words);
+    threshold::open_share(
+        &STANDARD.decode(&share.sealed).unwrap(),
+        board.admin.identity.age_key(),
+        &binding,
+    )
+    .unwrap();
+    let mut sealed_copy = Vec::new();
+    board
+        .admin
+        .client
+        .download_transcript(vault, transcript_id, u64::MAX, &mut sealed_copy)
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    envelope::decrypt(&sealed_copy[..], &mut read, &transcript_key).unwrap();
+    assert_eq!(read, words);
 
-        // The node can no longer read the recording: its job is done.
-        assert_eq!(
-            refused(
-                node.client
-                    .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
-                    .await
-            )
-            .0,
-            404
-        );
-        // A job the node cannot do fails with its reason, once, and is not handed out again.
-        let second = request(&board, 2, &made, node.id, 3600);
-        let second_id = second
-            .verify::<UnlockRequest>()
-            .unwrap()
-            .statement
-            .request_id;
-        member(&board, 2)
-            .1
-            .create_request(vault, &second)
-            .await
-            .unwrap();
-        for voter in [0, 1] {
-            let (share, vote) = approve(&board, voter, &made, &second, &node.identity).await;
-            member(&board, voter)
-                .1
-                .vote(vault, second_id, &vote, Some(&share))
+    // The node can no longer read the recording: its job is done.
+    assert_eq!(
+        refused(
+            node.client
+                .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
                 .await
-                .unwrap();
-        }
-        let doomed = node
-            .client
-            .claim_job()
-            .await
-            .unwrap()
-            .expect("the second job");
-        node.client
-            .fail_job(
-                &doomed.request_id,
-                &doomed.lease_token,
-                "the audio is in a format this node cannot decode",
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            refused(
-                node.client
-                    .fail_job(&doomed.request_id, &doomed.lease_token, "again")
-                    .await
-            ),
-            (409, "lease_lost".into())
-        );
-        let failed = board
-            .admin
-            .client
-            .jobs(vault)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|job| job.request_id == doomed.request_id)
-            .unwrap();
-        assert_eq!(
-            (failed.status.as_str(), failed.failure.as_deref()),
-            (
-                "failed",
-                Some("the audio is in a format this node cannot decode")
-            )
-        );
-        assert!(node.client.claim_job().await.unwrap().is_none());
-
-        let log = actions(&board.admin.client, vault).await;
-        for expected in [
-            "request.created",
-            "vote.approve",
-            "request.quorate",
-            "job.queued",
-            "job.leased",
-            "transcript.stored",
-            "job.failed",
-        ] {
-            assert!(
-                log.iter().any(|action| action == expected),
-                "{backend:?}: no {expected} in {log:?}"
-            );
-        }
-        let entries = board
-            .admin
-            .client
-            .audit_page(vault, None, 1000)
+        )
+        .0,
+        404
+    );
+    // A job the node cannot do fails with its reason, once, and is not handed out again.
+    let second = request(&board, 2, &made, node.id, 3600);
+    let second_id = second
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    member(&board, 2)
+        .1
+        .create_request(vault, &second)
+        .await
+        .unwrap();
+    for voter in [0, 1] {
+        let (share, vote) = approve(&board, voter, &made, &second, &node.identity).await;
+        member(&board, voter)
+            .1
+            .vote(vault, second_id, &vote, Some(&share))
             .await
             .unwrap();
-        quorate_crypto::audit::verify_chain(&entries, [0; 32]).unwrap();
-
-        server.stop().await;
-        db.drop_database().await;
     }
+    let doomed = node
+        .client
+        .claim_job()
+        .await
+        .unwrap()
+        .expect("the second job");
+    node.client
+        .fail_job(
+            &doomed.request_id,
+            &doomed.lease_token,
+            "the audio is in a format this node cannot decode",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            node.client
+                .fail_job(&doomed.request_id, &doomed.lease_token, "again")
+                .await
+        ),
+        (409, "lease_lost".into())
+    );
+    let failed = board
+        .admin
+        .client
+        .jobs(vault)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|job| job.request_id == doomed.request_id)
+        .unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.failure.as_deref()),
+        (
+            "failed",
+            Some("the audio is in a format this node cannot decode")
+        )
+    );
+    assert!(node.client.claim_job().await.unwrap().is_none());
+
+    let log = actions(&board.admin.client, vault).await;
+    for expected in [
+        "request.created",
+        "vote.approve",
+        "request.quorate",
+        "job.queued",
+        "job.leased",
+        "transcript.stored",
+        "job.failed",
+    ] {
+        assert!(
+            log.iter().any(|action| action == expected),
+            "{backend:?}: no {expected} in {log:?}"
+        );
+    }
+    let entries = board
+        .admin
+        .client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap();
+    quorate_crypto::audit::verify_chain(&entries, [0; 32]).unwrap();
+
+    server.stop().await;
+    db.drop_database().await;
 }
 
-#[tokio::test]
-async fn denials_expiry_removal_and_unapproved_nodes_are_refused() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start(&db).await;
-        let board = Board::new(&server, 3, 2).await;
-        let vault = board.admin.vault;
-        let node = approved_node(&server.url(""), &board).await;
-        let (made, _) = uploaded(&board, 1, 3).await;
+quorate_server::per_backend!(denials_expiry_removal_and_unapproved_nodes_are_refused);
 
-        // k = 3 with 3 eligible voters: one denial makes it unreachable.
-        let signed = request(&board, 1, &made, node.id, 3600);
-        let id = signed
-            .verify::<UnlockRequest>()
-            .unwrap()
-            .statement
-            .request_id;
-        member(&board, 1)
-            .1
-            .create_request(vault, &signed)
-            .await
-            .unwrap();
-        let rejected = member(&board, 2)
-            .1
-            .vote(vault, id, &deny(&board, 2, &signed), None)
-            .await
-            .unwrap();
-        assert_eq!(rejected.status, "rejected", "{backend:?}");
-        assert!(board.admin.client.jobs(vault).await.unwrap().is_empty());
+async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    let board = Board::new(&server, 3, 2).await;
+    let vault = board.admin.vault;
+    let node = approved_node(&server.url(""), &board).await;
+    let (made, _) = uploaded(&board, 1, 3).await;
 
-        // A request whose quorum cannot be reached is refused at once: 4-of-4, asked by a
-        // holder, leaves three who can approve.
-        let (everyone, _) = uploaded(&board, 1, 4).await;
-        let unreachable = request(&board, 1, &everyone, node.id, 3600);
-        assert_eq!(
-            refused(
-                member(&board, 1)
-                    .1
-                    .create_request(vault, &unreachable)
-                    .await
-            ),
-            (400, "quorum_unreachable".into())
-        );
+    // k = 3 with 3 eligible voters: one denial makes it unreachable.
+    let signed = request(&board, 1, &made, node.id, 3600);
+    let id = signed
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    member(&board, 1)
+        .1
+        .create_request(vault, &signed)
+        .await
+        .unwrap();
+    let rejected = member(&board, 2)
+        .1
+        .vote(vault, id, &deny(&board, 2, &signed), None)
+        .await
+        .unwrap();
+    assert_eq!(rejected.status, "rejected", "{backend:?}");
+    assert!(board.admin.client.jobs(vault).await.unwrap().is_empty());
 
-        // Expiry closes a request: a vote after it is refused.
-        let short = request(&board, 2, &made, node.id, 3600);
-        let short_id = short
-            .verify::<UnlockRequest>()
-            .unwrap()
-            .statement
-            .request_id;
-        member(&board, 2)
-            .1
-            .create_request(vault, &short)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
-            .bind(quorate_server::now() - 1)
-            .bind(short_id.to_string())
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        let (share, vote) = approve(&board, 3, &made, &short, &node.identity).await;
-        assert_eq!(
-            refused(
-                member(&board, 3)
-                    .1
-                    .vote(vault, short_id, &vote, Some(&share))
-                    .await
-            ),
-            (409, "request_closed".into())
-        );
-        assert_eq!(
-            board
-                .admin
-                .client
-                .request(vault, short_id)
+    // A request whose quorum cannot be reached is refused at once: 4-of-4, asked by a
+    // holder, leaves three who can approve.
+    let (everyone, _) = uploaded(&board, 1, 4).await;
+    let unreachable = request(&board, 1, &everyone, node.id, 3600);
+    assert_eq!(
+        refused(
+            member(&board, 1)
+                .1
+                .create_request(vault, &unreachable)
                 .await
-                .unwrap()
-                .status,
-            "expired"
-        );
+        ),
+        (400, "quorum_unreachable".into())
+    );
 
-        // A removed member's session ends, and a vote they signed is refused through anyone.
-        let open = request(&board, 2, &made, node.id, 3600);
-        let open_id = open.verify::<UnlockRequest>().unwrap().statement.request_id;
-        member(&board, 2)
-            .1
-            .create_request(vault, &open)
-            .await
-            .unwrap();
-        let (share3, vote3) = approve(&board, 3, &made, &open, &node.identity).await;
-        let roster = board
-            .admin
-            .client
-            .roster(vault, &board.admin.pin)
-            .await
-            .unwrap();
-        let removal = roster
-            .sign_change(
-                &board.admin.identity,
-                quorate_crypto::statement::RosterChange::Remove,
-                member(&board, 3).0.public(),
-                "Member 3",
-                quorate_crypto::statement::Role::Member,
-                1_750_000_100,
-            )
-            .unwrap();
+    // Expiry closes a request: a vote after it is refused.
+    let short = request(&board, 2, &made, node.id, 3600);
+    let short_id = short
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    member(&board, 2)
+        .1
+        .create_request(vault, &short)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
+        .bind(quorate_server::now() - 1)
+        .bind(short_id.to_string())
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let (share, vote) = approve(&board, 3, &made, &short, &node.identity).await;
+    assert_eq!(
+        refused(
+            member(&board, 3)
+                .1
+                .vote(vault, short_id, &vote, Some(&share))
+                .await
+        ),
+        (409, "request_closed".into())
+    );
+    assert_eq!(
         board
             .admin
             .client
-            .append_roster(vault, &removal)
+            .request(vault, short_id)
             .await
-            .unwrap();
-        assert_eq!(
-            refused(
-                member(&board, 3)
-                    .1
-                    .vote(vault, open_id, &vote3, Some(&share3))
-                    .await
-            ),
-            (401, "unauthenticated".into())
-        );
-        assert_eq!(
-            refused(
-                board
-                    .admin
-                    .client
-                    .vote(vault, open_id, &vote3, Some(&share3))
-                    .await
-            ),
-            (400, "invalid_statement".into())
-        );
+            .unwrap()
+            .status,
+        "expired"
+    );
 
-        // A node without a current approval cannot be asked for, nor claim.
-        let invite = board.admin.client.invite(vault, "node").await.unwrap();
-        let pending = Identity::generate();
-        let mut pending_client = Client::new(&server.url(""));
-        let enrolled = pending_client
-            .enrol_node(&invite.code, "unapproved", &pending.public())
-            .await
-            .unwrap();
-        pending_client.sign_in(vault, &pending).await.unwrap();
-        let to_pending = request(&board, 2, &made, enrolled.node_id.parse().unwrap(), 3600);
-        assert_eq!(
-            refused(member(&board, 2).1.create_request(vault, &to_pending).await),
-            (400, "node_not_approved".into())
-        );
-        assert_eq!(
-            refused(pending_client.claim_job().await),
-            (403, "node_not_approved".into())
-        );
-        assert_eq!(
-            refused(member(&board, 2).1.claim_job().await),
-            (403, "nodes_only".into())
-        );
-
-        // Sweeping closes what expired and fails nothing else.
-        sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
-            .bind(quorate_server::now() - 1)
-            .bind(open_id.to_string())
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
-        assert_eq!(
+    // A removed member's session ends, and a vote they signed is refused through anyone.
+    let open = request(&board, 2, &made, node.id, 3600);
+    let open_id = open.verify::<UnlockRequest>().unwrap().statement.request_id;
+    member(&board, 2)
+        .1
+        .create_request(vault, &open)
+        .await
+        .unwrap();
+    let (share3, vote3) = approve(&board, 3, &made, &open, &node.identity).await;
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    let removal = roster
+        .sign_change(
+            &board.admin.identity,
+            quorate_crypto::statement::RosterChange::Remove,
+            member(&board, 3).0.public(),
+            "Member 3",
+            quorate_crypto::statement::Role::Member,
+            1_750_000_100,
+        )
+        .unwrap();
+    board
+        .admin
+        .client
+        .append_roster(vault, &removal)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            member(&board, 3)
+                .1
+                .vote(vault, open_id, &vote3, Some(&share3))
+                .await
+        ),
+        (401, "unauthenticated".into())
+    );
+    assert_eq!(
+        refused(
             board
                 .admin
                 .client
-                .request(vault, open_id)
+                .vote(vault, open_id, &vote3, Some(&share3))
                 .await
-                .unwrap()
-                .status,
-            "expired"
-        );
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM votes")
-            .fetch_one(server.app.db.pool())
+        ),
+        (400, "invalid_statement".into())
+    );
+
+    // A node without a current approval cannot be asked for, nor claim.
+    let invite = board.admin.client.invite(vault, "node").await.unwrap();
+    let pending = Identity::generate();
+    let mut pending_client = Client::new(&server.url(""));
+    let enrolled = pending_client
+        .enrol_node(&invite.code, "unapproved", &pending.public())
+        .await
+        .unwrap();
+    pending_client.sign_in(vault, &pending).await.unwrap();
+    let to_pending = request(&board, 2, &made, enrolled.node_id.parse().unwrap(), 3600);
+    assert_eq!(
+        refused(member(&board, 2).1.create_request(vault, &to_pending).await),
+        (400, "node_not_approved".into())
+    );
+    assert_eq!(
+        refused(pending_client.claim_job().await),
+        (403, "node_not_approved".into())
+    );
+    assert_eq!(
+        refused(member(&board, 2).1.claim_job().await),
+        (403, "nodes_only".into())
+    );
+
+    // Sweeping closes what expired and fails nothing else.
+    sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
+        .bind(quorate_server::now() - 1)
+        .bind(open_id.to_string())
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
+    assert_eq!(
+        board
+            .admin
+            .client
+            .request(vault, open_id)
             .await
             .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(count, 1, "only the one valid denial was stored");
-        server.stop().await;
-        db.drop_database().await;
-    }
+            .status,
+        "expired"
+    );
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM votes")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(count, 1, "only the one valid denial was stored");
+    server.stop().await;
+    db.drop_database().await;
 }
 
 /// The same client session, pointed at another server.
@@ -669,7 +672,12 @@ fn via(server: &TestServer, client: &Client) -> Client {
     Client::new(&server.url("")).with_token(client.token().unwrap())
 }
 
-#[tokio::test]
+// PostgreSQL only: the test is named for it, so that `--skip postgres` leaves it out.
+quorate_server::per_backend!(
+    two_servers_on_one_database_and_store_serve_one_flow,
+    postgres()
+);
+
 async fn two_servers_on_one_database_and_store_serve_one_flow() {
     let s3 = S3Server::start().await;
     let db = TestDb::new(Backend::Postgres).await;

@@ -5,10 +5,11 @@
 
 mod common;
 
-use common::{Backend, Board, S3Server, TestDb, TestServer, make_recording, refused};
+use common::{Board, S3Server, make_recording, refused};
 use quorate_client::Client;
 use quorate_crypto::{envelope, threshold};
 use quorate_server::config::Settings;
+use quorate_server::test_support::{Backend, TestDb, TestServer};
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
 
@@ -38,12 +39,6 @@ impl Store {
         }
     }
 }
-
-const COMBINATIONS: [(Backend, bool); 3] = [
-    (Backend::Sqlite, false),
-    (Backend::Postgres, true),
-    (Backend::Sqlite, true),
-];
 
 /// Sends a PATCH that announces `announced` bytes, sends only `body`, then hangs up.
 async fn interrupted_patch(
@@ -80,448 +75,458 @@ async fn offset_when_settled(client: &Client, recording: quorate_crypto::Recordi
     panic!("the interrupted PATCH was never recorded");
 }
 
-#[tokio::test]
-async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible() {
-    for (backend, s3) in COMBINATIONS {
-        let store = Store::start(s3).await;
-        let db = TestDb::new(backend).await;
-        let server = store.server(&db).await;
-        let board = Board::new(&server, 2, 2).await;
-        let vault = board.admin.vault;
-        let (uploader, uploader_client) = &board.members[0];
-        // About 20 MiB: three S3 parts of 8 MiB and a tail.
-        let plaintext = audio(20 << 20);
-        let made = make_recording(&board.roster, uploader, 2, &plaintext);
-        let state = uploader_client
-            .create_recording(vault, &made.manifest, &made.shares)
-            .await
-            .unwrap();
-        assert_eq!(
-            (state.upload_offset, state.upload_length),
-            (0, made.ciphertext.len() as u64)
-        );
-        assert_eq!(state.upload_url, format!("/api/v1/uploads/{}", made.id));
+quorate_server::per_backend!(
+    an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible,
+    sqlite_local(Backend::Sqlite, false),
+    postgres_s3(Backend::Postgres, true),
+    sqlite_s3(Backend::Sqlite, true)
+);
 
-        // The client hangs up 9 MiB into a 12 MiB chunk: what arrived is kept.
-        let sent = 9 << 20;
-        interrupted_patch(
-            &server,
-            uploader_client.token().unwrap(),
-            &made.id.to_string(),
-            &made.ciphertext[..sent],
-            12 << 20,
+async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
+    backend: Backend,
+    s3: bool,
+) {
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = store.server(&db).await;
+    let board = Board::new(&server, 2, 2).await;
+    let vault = board.admin.vault;
+    let (uploader, uploader_client) = &board.members[0];
+    // About 20 MiB: three S3 parts of 8 MiB and a tail.
+    let plaintext = audio(20 << 20);
+    let made = make_recording(&board.roster, uploader, 2, &plaintext);
+    let state = uploader_client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    assert_eq!(
+        (state.upload_offset, state.upload_length),
+        (0, made.ciphertext.len() as u64)
+    );
+    assert_eq!(state.upload_url, format!("/api/v1/uploads/{}", made.id));
+
+    // The client hangs up 9 MiB into a 12 MiB chunk: what arrived is kept.
+    let sent = 9 << 20;
+    interrupted_patch(
+        &server,
+        uploader_client.token().unwrap(),
+        &made.id.to_string(),
+        &made.ciphertext[..sent],
+        12 << 20,
+    )
+    .await;
+    let offset = offset_when_settled(uploader_client, made.id).await;
+    assert!(offset <= sent as u64, "{backend:?} s3={s3}: {offset}");
+
+    // Not visible while incomplete, to anyone.
+    let admin = &board.admin.client;
+    assert!(admin.recordings(vault).await.unwrap().is_empty());
+    assert_eq!(
+        refused(admin.recording(vault, made.id).await),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(
+            admin
+                .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
+                .await
+        ),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        refused(admin.upload_offset(made.id).await).0,
+        404,
+        "only the uploader sees the upload"
+    );
+
+    // A wrong offset changes nothing.
+    assert_eq!(
+        refused(
+            uploader_client
+                .upload_chunk(made.id, offset + 1, made.ciphertext[..10].to_vec().into())
+                .await
+        ),
+        (409, "offset_mismatch".into())
+    );
+    // A chunk that does not match its checksum is not kept.
+    let raw = reqwest::Client::new();
+    let corrupt = raw
+        .patch(server.url(&state.upload_url))
+        .bearer_auth(uploader_client.token().unwrap())
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset)
+        .header(
+            "upload-checksum",
+            format!(
+                "sha256 {}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 32])
+            ),
         )
-        .await;
-        let offset = offset_when_settled(uploader_client, made.id).await;
-        assert!(offset <= sent as u64, "{backend:?} s3={s3}: {offset}");
+        .body(made.ciphertext[offset as usize..offset as usize + 1000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(corrupt.status().as_u16(), 460);
+    assert_eq!(
+        uploader_client.upload_offset(made.id).await.unwrap().0,
+        offset
+    );
 
-        // Not visible while incomplete, to anyone.
-        let admin = &board.admin.client;
-        assert!(admin.recordings(vault).await.unwrap().is_empty());
-        assert_eq!(
-            refused(admin.recording(vault, made.id).await),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(
-                admin
-                    .download_recording(vault, made.id, None, u64::MAX, &mut Vec::new())
-                    .await
-            ),
-            (404, "not_found".into())
-        );
-        assert_eq!(
-            refused(admin.upload_offset(made.id).await).0,
-            404,
-            "only the uploader sees the upload"
-        );
+    // Resume: one 5 MiB chunk with its checksum, then the rest in one streaming PATCH.
+    let next = offset as usize + (5 << 20);
+    let after_chunk = uploader_client
+        .upload_chunk(
+            made.id,
+            offset,
+            made.ciphertext[offset as usize..next].to_vec().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_chunk, next as u64);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress = std::sync::Arc::clone(&seen);
+    uploader_client
+        .resume_upload(
+            made.id,
+            std::io::Cursor::new(made.ciphertext.clone()),
+            move |done, _| progress.lock().unwrap().push(done),
+        )
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.first(), Some(&(next as u64)));
+    assert_eq!(seen.last(), Some(&(made.ciphertext.len() as u64)));
 
-        // A wrong offset changes nothing.
+    // Complete: listed, and byte-identical; it decrypts with the recording key.
+    let listed = admin.recordings(vault).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "complete");
+    assert_eq!((listed[0].threshold, listed[0].shares), (2, 3));
+    let mut downloaded = Vec::new();
+    admin
+        .download_recording(vault, made.id, None, u64::MAX, &mut downloaded)
+        .await
+        .unwrap();
+    assert!(
+        downloaded == made.ciphertext,
+        "{backend:?} s3={s3}: the download differs"
+    );
+    let mut opened = Vec::new();
+    envelope::decrypt(&downloaded[..], &mut opened, &made.key).unwrap();
+    assert!(opened == plaintext);
+    let mut range = Vec::new();
+    admin
+        .download_recording(vault, made.id, Some(1000..1100), u64::MAX, &mut range)
+        .await
+        .unwrap();
+    assert_eq!(range, made.ciphertext[1000..1100]);
+    let too_far = made.ciphertext.len() as u64 + 10;
+    assert_eq!(
+        refused(
+            admin
+                .download_recording(
+                    vault,
+                    made.id,
+                    Some(too_far..too_far + 5),
+                    u64::MAX,
+                    &mut Vec::new()
+                )
+                .await
+        ),
+        (416, "bad_range".into())
+    );
+
+    // Each member fetches their own share, and it opens with their key only.
+    for (identity, client) in [(&board.admin.identity, admin)].into_iter().chain(
+        board
+            .members
+            .iter()
+            .map(|(identity, client)| (identity, client)),
+    ) {
+        let share = client.recording_share(vault, made.id).await.unwrap();
+        let sealed =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &share.sealed)
+                .unwrap();
+        let manifest = made
+            .manifest
+            .verify::<quorate_crypto::statement::RecordingManifest>()
+            .unwrap()
+            .statement;
+        let binding = manifest.share_binding(&identity.fingerprint()).unwrap();
+        let opened = threshold::open_share(&sealed, identity.age_key(), &binding).unwrap();
+        manifest.split.check_share(&binding, &opened).unwrap();
+    }
+
+    // The upload is closed; the same manifest again answers the finished state.
+    assert_eq!(refused(uploader_client.upload_offset(made.id).await).0, 404);
+    let again = uploader_client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    assert_eq!(again.upload_offset, again.upload_length);
+    let actions: Vec<String> = admin
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    assert!(
+        actions.ends_with(&["recording.created".into(), "recording.uploaded".into()]),
+        "{actions:?}"
+    );
+
+    server.stop().await;
+    db.drop_database().await;
+}
+
+quorate_server::per_backend!(
+    a_ciphertext_that_differs_from_its_manifest_is_discarded,
+    sqlite_local(Backend::Sqlite, false),
+    postgres_s3(Backend::Postgres, true),
+    sqlite_s3(Backend::Sqlite, true)
+);
+
+async fn a_ciphertext_that_differs_from_its_manifest_is_discarded(backend: Backend, s3: bool) {
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = store.server(&db).await;
+    let board = Board::new(&server, 1, 2).await;
+    let vault = board.admin.vault;
+    let client = &board.admin.client;
+    let made = make_recording(&board.roster, &board.admin.identity, 2, &audio(100_000));
+    client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    let mut tampered = made.ciphertext.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let half = tampered.len() / 2;
+    client
+        .upload_chunk(made.id, 0, tampered[..half].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            client
+                .upload_chunk(made.id, half as u64, tampered[half..].to_vec().into())
+                .await
+        ),
+        (422, "ciphertext_mismatch".into()),
+        "{backend:?} s3={s3}"
+    );
+    assert!(client.recordings(vault).await.unwrap().is_empty());
+    assert_eq!(refused(client.recording(vault, made.id).await).0, 404);
+    assert_eq!(refused(client.recording_share(vault, made.id).await).0, 404);
+    let names = server.app.blobs.list("recordings").await.unwrap();
+    assert!(names.is_empty(), "{names:?}");
+    let last_action = client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .action;
+    assert_eq!(last_action, "recording.rejected");
+    server.stop().await;
+    db.drop_database().await;
+}
+
+quorate_server::per_backend!(bad_manifests_and_chunks_are_refused_and_store_nothing);
+
+async fn bad_manifests_and_chunks_are_refused_and_store_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(Settings {
+        max_recording_bytes: Some(1 << 20),
+        ..db.settings()
+    })
+    .await;
+    let board = Board::new(&server, 2, 2).await;
+    let vault = board.admin.vault;
+    let (member, member_client) = &board.members[0];
+    let admin = &board.admin.client;
+    let small = audio(10_000);
+
+    let mut refusals = Vec::new();
+    // Another member's manifest, sent by this one.
+    let theirs = make_recording(&board.roster, &board.admin.identity, 2, &small);
+    refusals.push((
+        member_client
+            .create_recording(vault, &theirs.manifest, &theirs.shares)
+            .await,
+        400,
+        "invalid_statement",
+    ));
+    // Below the vault's policy.
+    let weak = make_recording(&board.roster, member, 1, &small);
+    refusals.push((
+        member_client
+            .create_recording(vault, &weak.manifest, &weak.shares)
+            .await,
+        400,
+        "invalid_statement",
+    ));
+    // A share missing, and a share for someone the manifest does not name.
+    let good = make_recording(&board.roster, member, 2, &small);
+    refusals.push((
+        member_client
+            .create_recording(vault, &good.manifest, &good.shares[..2])
+            .await,
+        400,
+        "invalid_shares",
+    ));
+    let mut stranger_share = good.shares.clone();
+    stranger_share[2].0 = quorate_crypto::Identity::generate().fingerprint();
+    refusals.push((
+        member_client
+            .create_recording(vault, &good.manifest, &stranger_share)
+            .await,
+        400,
+        "invalid_shares",
+    ));
+    // Larger than this server accepts.
+    let large = make_recording(&board.roster, member, 2, &audio(2 << 20));
+    refusals.push((
+        member_client
+            .create_recording(vault, &large.manifest, &large.shares)
+            .await,
+        413,
+        "too_large",
+    ));
+    // A key split for a roster with a stranger in it (a server injecting a member).
+    let mut injected = board.roster.clone();
+    let eve = quorate_crypto::Identity::generate();
+    let entry = injected
+        .sign_change(
+            &board.admin.identity,
+            quorate_crypto::statement::RosterChange::Add,
+            eve.public(),
+            "Eve",
+            quorate_crypto::statement::Role::Member,
+            5,
+        )
+        .unwrap();
+    injected.apply(&entry).unwrap();
+    let overshared = make_recording(&injected, member, 2, &small);
+    refusals.push((
+        member_client
+            .create_recording(vault, &overshared.manifest, &overshared.shares)
+            .await,
+        409,
+        "roster_changed",
+    ));
+    for (index, (result, status, code)) in refusals.into_iter().enumerate() {
         assert_eq!(
-            refused(
-                uploader_client
-                    .upload_chunk(made.id, offset + 1, made.ciphertext[..10].to_vec().into())
-                    .await
-            ),
-            (409, "offset_mismatch".into())
+            refused(result),
+            (status, code.to_owned()),
+            "{backend:?}: refusal {index}"
         );
-        // A chunk that does not match its checksum is not kept.
-        let raw = reqwest::Client::new();
-        let corrupt = raw
-            .patch(server.url(&state.upload_url))
-            .bearer_auth(uploader_client.token().unwrap())
-            .header("content-type", "application/offset+octet-stream")
+    }
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM recordings")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(count, 0, "{backend:?}: nothing stored");
+
+    // The good one, then chunks that are refused.
+    member_client
+        .create_recording(vault, &good.manifest, &good.shares)
+        .await
+        .unwrap();
+    let url = server.url(&format!("/api/v1/uploads/{}", good.id));
+    let raw = reqwest::Client::new();
+    let patch = |content_type: &'static str, offset: &'static str, body: Vec<u8>| {
+        raw.patch(&url)
+            .bearer_auth(member_client.token().unwrap())
+            .header("content-type", content_type)
             .header("upload-offset", offset)
-            .header(
-                "upload-checksum",
-                format!(
-                    "sha256 {}",
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 32])
-                ),
-            )
-            .body(made.ciphertext[offset as usize..offset as usize + 1000].to_vec())
+            .body(body)
             .send()
-            .await
-            .unwrap();
-        assert_eq!(corrupt.status().as_u16(), 460);
-        assert_eq!(
-            uploader_client.upload_offset(made.id).await.unwrap().0,
-            offset
-        );
-
-        // Resume: one 5 MiB chunk with its checksum, then the rest in one streaming PATCH.
-        let next = offset as usize + (5 << 20);
-        let after_chunk = uploader_client
-            .upload_chunk(
-                made.id,
-                offset,
-                made.ciphertext[offset as usize..next].to_vec().into(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(after_chunk, next as u64);
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let progress = std::sync::Arc::clone(&seen);
-        uploader_client
-            .resume_upload(
-                made.id,
-                std::io::Cursor::new(made.ciphertext.clone()),
-                move |done, _| progress.lock().unwrap().push(done),
-            )
-            .await
-            .unwrap();
-        let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.first(), Some(&(next as u64)));
-        assert_eq!(seen.last(), Some(&(made.ciphertext.len() as u64)));
-
-        // Complete: listed, and byte-identical; it decrypts with the recording key.
-        let listed = admin.recordings(vault).await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].status, "complete");
-        assert_eq!((listed[0].threshold, listed[0].shares), (2, 3));
-        let mut downloaded = Vec::new();
-        admin
-            .download_recording(vault, made.id, None, u64::MAX, &mut downloaded)
-            .await
-            .unwrap();
-        assert!(
-            downloaded == made.ciphertext,
-            "{backend:?} s3={s3}: the download differs"
-        );
-        let mut opened = Vec::new();
-        envelope::decrypt(&downloaded[..], &mut opened, &made.key).unwrap();
-        assert!(opened == plaintext);
-        let mut range = Vec::new();
-        admin
-            .download_recording(vault, made.id, Some(1000..1100), u64::MAX, &mut range)
-            .await
-            .unwrap();
-        assert_eq!(range, made.ciphertext[1000..1100]);
-        let too_far = made.ciphertext.len() as u64 + 10;
-        assert_eq!(
-            refused(
-                admin
-                    .download_recording(
-                        vault,
-                        made.id,
-                        Some(too_far..too_far + 5),
-                        u64::MAX,
-                        &mut Vec::new()
-                    )
-                    .await
-            ),
-            (416, "bad_range".into())
-        );
-
-        // Each member fetches their own share, and it opens with their key only.
-        for (identity, client) in [(&board.admin.identity, admin)].into_iter().chain(
-            board
-                .members
-                .iter()
-                .map(|(identity, client)| (identity, client)),
-        ) {
-            let share = client.recording_share(vault, made.id).await.unwrap();
-            let sealed =
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &share.sealed)
-                    .unwrap();
-            let manifest = made
-                .manifest
-                .verify::<quorate_crypto::statement::RecordingManifest>()
-                .unwrap()
-                .statement;
-            let binding = manifest.share_binding(&identity.fingerprint()).unwrap();
-            let opened = threshold::open_share(&sealed, identity.age_key(), &binding).unwrap();
-            manifest.split.check_share(&binding, &opened).unwrap();
-        }
-
-        // The upload is closed; the same manifest again answers the finished state.
-        assert_eq!(refused(uploader_client.upload_offset(made.id).await).0, 404);
-        let again = uploader_client
-            .create_recording(vault, &made.manifest, &made.shares)
-            .await
-            .unwrap();
-        assert_eq!(again.upload_offset, again.upload_length);
-        let actions: Vec<String> = admin
-            .audit_page(vault, None, 1000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|entry| entry.action)
-            .collect();
-        assert!(
-            actions.ends_with(&["recording.created".into(), "recording.uploaded".into()]),
-            "{actions:?}"
-        );
-
-        server.stop().await;
-        db.drop_database().await;
-    }
-}
-
-#[tokio::test]
-async fn a_ciphertext_that_differs_from_its_manifest_is_discarded() {
-    for (backend, s3) in COMBINATIONS {
-        let store = Store::start(s3).await;
-        let db = TestDb::new(backend).await;
-        let server = store.server(&db).await;
-        let board = Board::new(&server, 1, 2).await;
-        let vault = board.admin.vault;
-        let client = &board.admin.client;
-        let made = make_recording(&board.roster, &board.admin.identity, 2, &audio(100_000));
-        client
-            .create_recording(vault, &made.manifest, &made.shares)
-            .await
-            .unwrap();
-        let mut tampered = made.ciphertext.clone();
-        let last = tampered.len() - 1;
-        tampered[last] ^= 1;
-        let half = tampered.len() / 2;
-        client
-            .upload_chunk(made.id, 0, tampered[..half].to_vec().into())
-            .await
-            .unwrap();
-        assert_eq!(
-            refused(
-                client
-                    .upload_chunk(made.id, half as u64, tampered[half..].to_vec().into())
-                    .await
-            ),
-            (422, "ciphertext_mismatch".into()),
-            "{backend:?} s3={s3}"
-        );
-        assert!(client.recordings(vault).await.unwrap().is_empty());
-        assert_eq!(refused(client.recording(vault, made.id).await).0, 404);
-        assert_eq!(refused(client.recording_share(vault, made.id).await).0, 404);
-        let names = server.app.blobs.list("recordings").await.unwrap();
-        assert!(names.is_empty(), "{names:?}");
-        let last_action = client
-            .audit_page(vault, None, 1000)
-            .await
-            .unwrap()
-            .pop()
-            .unwrap()
-            .action;
-        assert_eq!(last_action, "recording.rejected");
-        server.stop().await;
-        db.drop_database().await;
-    }
-}
-
-#[tokio::test]
-async fn bad_manifests_and_chunks_are_refused_and_store_nothing() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let db = TestDb::new(backend).await;
-        let server = TestServer::start_with(Settings {
-            max_recording_bytes: Some(1 << 20),
-            ..db.settings()
-        })
-        .await;
-        let board = Board::new(&server, 2, 2).await;
-        let vault = board.admin.vault;
-        let (member, member_client) = &board.members[0];
-        let admin = &board.admin.client;
-        let small = audio(10_000);
-
-        let mut refusals = Vec::new();
-        // Another member's manifest, sent by this one.
-        let theirs = make_recording(&board.roster, &board.admin.identity, 2, &small);
-        refusals.push((
+    };
+    let wrong_type = patch("application/octet-stream", "0", vec![1; 10])
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status().as_u16(), 415);
+    let no_offset = patch("application/offset+octet-stream", "soon", vec![1; 10])
+        .await
+        .unwrap();
+    assert_eq!(no_offset.status().as_u16(), 400);
+    let mut past_the_end = good.ciphertext.clone();
+    past_the_end.extend_from_slice(&[0; 100]);
+    assert_eq!(
+        refused(
             member_client
-                .create_recording(vault, &theirs.manifest, &theirs.shares)
-                .await,
-            400,
-            "invalid_statement",
-        ));
-        // Below the vault's policy.
-        let weak = make_recording(&board.roster, member, 1, &small);
-        refusals.push((
-            member_client
-                .create_recording(vault, &weak.manifest, &weak.shares)
-                .await,
-            400,
-            "invalid_statement",
-        ));
-        // A share missing, and a share for someone the manifest does not name.
-        let good = make_recording(&board.roster, member, 2, &small);
-        refusals.push((
-            member_client
-                .create_recording(vault, &good.manifest, &good.shares[..2])
-                .await,
-            400,
-            "invalid_shares",
-        ));
-        let mut stranger_share = good.shares.clone();
-        stranger_share[2].0 = quorate_crypto::Identity::generate().fingerprint();
-        refusals.push((
-            member_client
-                .create_recording(vault, &good.manifest, &stranger_share)
-                .await,
-            400,
-            "invalid_shares",
-        ));
-        // Larger than this server accepts.
-        let large = make_recording(&board.roster, member, 2, &audio(2 << 20));
-        refusals.push((
-            member_client
-                .create_recording(vault, &large.manifest, &large.shares)
-                .await,
-            413,
-            "too_large",
-        ));
-        // A key split for a roster with a stranger in it (a server injecting a member).
-        let mut injected = board.roster.clone();
-        let eve = quorate_crypto::Identity::generate();
-        let entry = injected
-            .sign_change(
-                &board.admin.identity,
-                quorate_crypto::statement::RosterChange::Add,
-                eve.public(),
-                "Eve",
-                quorate_crypto::statement::Role::Member,
-                5,
-            )
-            .unwrap();
-        injected.apply(&entry).unwrap();
-        let overshared = make_recording(&injected, member, 2, &small);
-        refusals.push((
-            member_client
-                .create_recording(vault, &overshared.manifest, &overshared.shares)
-                .await,
-            409,
-            "roster_changed",
-        ));
-        for (index, (result, status, code)) in refusals.into_iter().enumerate() {
-            assert_eq!(
-                refused(result),
-                (status, code.to_owned()),
-                "{backend:?}: refusal {index}"
-            );
-        }
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM recordings")
-            .fetch_one(server.app.db.pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(count, 0, "{backend:?}: nothing stored");
+                .upload_chunk(good.id, 0, past_the_end.into())
+                .await
+        ),
+        (413, "beyond_length".into())
+    );
+    assert_eq!(
+        refused(
+            admin
+                .upload_chunk(good.id, 0, good.ciphertext.clone().into())
+                .await
+        )
+        .0,
+        404,
+        "not the uploader"
+    );
+    assert_eq!(member_client.upload_offset(good.id).await.unwrap().0, 0);
 
-        // The good one, then chunks that are refused.
-        member_client
-            .create_recording(vault, &good.manifest, &good.shares)
-            .await
-            .unwrap();
-        let url = server.url(&format!("/api/v1/uploads/{}", good.id));
-        let raw = reqwest::Client::new();
-        let patch = |content_type: &'static str, offset: &'static str, body: Vec<u8>| {
-            raw.patch(&url)
-                .bearer_auth(member_client.token().unwrap())
-                .header("content-type", content_type)
-                .header("upload-offset", offset)
-                .body(body)
-                .send()
-        };
-        let wrong_type = patch("application/octet-stream", "0", vec![1; 10])
-            .await
-            .unwrap();
-        assert_eq!(wrong_type.status().as_u16(), 415);
-        let no_offset = patch("application/offset+octet-stream", "soon", vec![1; 10])
-            .await
-            .unwrap();
-        assert_eq!(no_offset.status().as_u16(), 400);
-        let mut past_the_end = good.ciphertext.clone();
-        past_the_end.extend_from_slice(&[0; 100]);
-        assert_eq!(
-            refused(
-                member_client
-                    .upload_chunk(good.id, 0, past_the_end.into())
-                    .await
-            ),
-            (413, "beyond_length".into())
-        );
-        assert_eq!(
-            refused(
-                admin
-                    .upload_chunk(good.id, 0, good.ciphertext.clone().into())
-                    .await
-            )
-            .0,
-            404,
-            "not the uploader"
-        );
-        assert_eq!(member_client.upload_offset(good.id).await.unwrap().0, 0);
+    // Abandoned by the uploader, it is gone.
+    member_client
+        .upload_chunk(good.id, 0, good.ciphertext[..500].to_vec().into())
+        .await
+        .unwrap();
+    member_client.abandon_upload(good.id).await.unwrap();
+    assert_eq!(refused(member_client.upload_offset(good.id).await).0, 404);
 
-        // Abandoned by the uploader, it is gone.
-        member_client
-            .upload_chunk(good.id, 0, good.ciphertext[..500].to_vec().into())
-            .await
-            .unwrap();
-        member_client.abandon_upload(good.id).await.unwrap();
-        assert_eq!(refused(member_client.upload_offset(good.id).await).0, 404);
+    // Left alone past its expiry, an upload is swept away with its part file.
+    let left = make_recording(&board.roster, member, 2, &small);
+    member_client
+        .create_recording(vault, &left.manifest, &left.shares)
+        .await
+        .unwrap();
+    member_client
+        .upload_chunk(left.id, 0, left.ciphertext[..500].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        server.app.sweep(quorate_server::now()).await.unwrap(),
+        0,
+        "not yet"
+    );
+    sqlx::query("UPDATE uploads SET expires_at = 0")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
+    assert_eq!(refused(member_client.upload_offset(left.id).await).0, 404);
+    assert!(server.app.blobs.list("uploads").await.unwrap().is_empty());
+    let actions: Vec<String> = admin
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    assert!(
+        actions.ends_with(&["recording.created".into(), "recording.expired".into()]),
+        "{actions:?}"
+    );
+    let count: i64 = sqlx::query("SELECT COUNT(*) FROM recording_shares")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(count, 0, "no share outlives its recording");
 
-        // Left alone past its expiry, an upload is swept away with its part file.
-        let left = make_recording(&board.roster, member, 2, &small);
-        member_client
-            .create_recording(vault, &left.manifest, &left.shares)
-            .await
-            .unwrap();
-        member_client
-            .upload_chunk(left.id, 0, left.ciphertext[..500].to_vec().into())
-            .await
-            .unwrap();
-        assert_eq!(
-            server.app.sweep(quorate_server::now()).await.unwrap(),
-            0,
-            "not yet"
-        );
-        sqlx::query("UPDATE uploads SET expires_at = 0")
-            .execute(server.app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
-        assert_eq!(refused(member_client.upload_offset(left.id).await).0, 404);
-        assert!(server.app.blobs.list("uploads").await.unwrap().is_empty());
-        let actions: Vec<String> = admin
-            .audit_page(vault, None, 1000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|entry| entry.action)
-            .collect();
-        assert!(
-            actions.ends_with(&["recording.created".into(), "recording.expired".into()]),
-            "{actions:?}"
-        );
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM recording_shares")
-            .fetch_one(server.app.db.pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(count, 0, "no share outlives its recording");
-
-        server.stop().await;
-        db.drop_database().await;
-    }
+    server.stop().await;
+    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -543,161 +548,166 @@ async fn a_vault_without_a_policy_takes_no_recording() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn an_admin_deletes_a_recording_with_every_share() {
-    for (backend, s3) in [(Backend::Sqlite, true), (Backend::Postgres, false)] {
-        let store = Store::start(s3).await;
-        let db = TestDb::new(backend).await;
-        let server = store.server(&db).await;
-        let board = Board::new(&server, 1, 1).await;
-        let vault = board.admin.vault;
-        let (member, member_client) = &board.members[0];
-        let made = make_recording(&board.roster, member, 1, &audio(50_000));
-        member_client
-            .create_recording(vault, &made.manifest, &made.shares)
-            .await
-            .unwrap();
-        member_client
-            .resume_upload(
-                made.id,
-                std::io::Cursor::new(made.ciphertext.clone()),
-                |_, _| {},
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            refused(member_client.delete_recording(vault, made.id).await),
-            (403, "admin_only".into())
-        );
+quorate_server::per_backend!(
+    an_admin_deletes_a_recording_with_every_share,
+    sqlite_s3(Backend::Sqlite, true),
+    postgres_local(Backend::Postgres, false)
+);
+
+async fn an_admin_deletes_a_recording_with_every_share(backend: Backend, s3: bool) {
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = store.server(&db).await;
+    let board = Board::new(&server, 1, 1).await;
+    let vault = board.admin.vault;
+    let (member, member_client) = &board.members[0];
+    let made = make_recording(&board.roster, member, 1, &audio(50_000));
+    member_client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    member_client
+        .resume_upload(
+            made.id,
+            std::io::Cursor::new(made.ciphertext.clone()),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(member_client.delete_recording(vault, made.id).await),
+        (403, "admin_only".into())
+    );
+    board
+        .admin
+        .client
+        .delete_recording(vault, made.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(member_client.recording_share(vault, made.id).await).0,
+        404
+    );
+    assert!(
         board
             .admin
             .client
-            .delete_recording(vault, made.id)
-            .await
-            .unwrap();
-        assert_eq!(
-            refused(member_client.recording_share(vault, made.id).await).0,
-            404
-        );
-        assert!(
-            board
-                .admin
-                .client
-                .recordings(vault)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            server
-                .app
-                .blobs
-                .list("recordings")
-                .await
-                .unwrap()
-                .is_empty(),
-            "{backend:?} s3={s3}"
-        );
-        let last = board
-            .admin
-            .client
-            .audit_page(vault, None, 1000)
+            .recordings(vault)
             .await
             .unwrap()
-            .pop()
-            .unwrap();
-        assert_eq!(
-            (last.action.as_str(), last.subject.as_str()),
-            ("recording.deleted", made.id.to_string().as_str())
-        );
-        assert_eq!(
-            refused(board.admin.client.delete_recording(vault, made.id).await).0,
-            404
-        );
-        server.stop().await;
-        db.drop_database().await;
-    }
+            .is_empty()
+    );
+    assert!(
+        server
+            .app
+            .blobs
+            .list("recordings")
+            .await
+            .unwrap()
+            .is_empty(),
+        "{backend:?} s3={s3}"
+    );
+    let last = board
+        .admin
+        .client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.subject.as_str()),
+        ("recording.deleted", made.id.to_string().as_str())
+    );
+    assert_eq!(
+        refused(board.admin.client.delete_recording(vault, made.id).await).0,
+        404
+    );
+    server.stop().await;
+    db.drop_database().await;
 }
 
-#[tokio::test]
-async fn deleting_a_recording_leaves_nothing_of_it() {
+quorate_server::per_backend!(
+    deleting_a_recording_leaves_nothing_of_it,
+    sqlite_local(Backend::Sqlite, false),
+    postgres_s3(Backend::Postgres, true)
+);
+
+async fn deleting_a_recording_leaves_nothing_of_it(backend: Backend, s3: bool) {
     use common::flow::{
         approve_release, approved_node, member, release_request, released, transcribed,
     };
-    for (backend, s3) in [(Backend::Sqlite, false), (Backend::Postgres, true)] {
-        let store = Store::start(s3).await;
-        let db = TestDb::new(backend).await;
-        let server = store.server(&db).await;
-        let board = Board::new(&server, 2, 2).await;
-        let vault = board.admin.vault;
-        let node = approved_node(&server.url(""), &board).await;
-        // A released transcript, a second transcript with a release request open and one
-        // vote on it: everything a recording can grow.
-        let minutes = released(&board, &node).await;
-        let second = transcribed(&board, &node, &minutes.made, &[0, 2]).await;
-        let pending = release_request(&board, 1, second.id, node.id);
-        let pending_id = pending
-            .verify::<quorate_crypto::statement::UnlockRequest>()
-            .unwrap()
-            .statement
-            .request_id;
-        member(&board, 1)
-            .1
-            .create_request(vault, &pending)
-            .await
-            .unwrap();
-        let (share, vote) = approve_release(&board, 0, &second, &pending, &node.identity).await;
-        board
-            .admin
-            .client
-            .vote(vault, pending_id, &vote, Some(&share))
-            .await
-            .unwrap();
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = store.server(&db).await;
+    let board = Board::new(&server, 2, 2).await;
+    let vault = board.admin.vault;
+    let node = approved_node(&server.url(""), &board).await;
+    // A released transcript, a second transcript with a release request open and one
+    // vote on it: everything a recording can grow.
+    let minutes = released(&board, &node).await;
+    let second = transcribed(&board, &node, &minutes.made, &[0, 2]).await;
+    let pending = release_request(&board, 1, second.id, node.id);
+    let pending_id = pending
+        .verify::<quorate_crypto::statement::UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    member(&board, 1)
+        .1
+        .create_request(vault, &pending)
+        .await
+        .unwrap();
+    let (share, vote) = approve_release(&board, 0, &second, &pending, &node.identity).await;
+    board
+        .admin
+        .client
+        .vote(vault, pending_id, &vote, Some(&share))
+        .await
+        .unwrap();
 
+    board
+        .admin
+        .client
+        .delete_recording(vault, minutes.made.id)
+        .await
+        .unwrap();
+    for table in [
+        "recordings",
+        "recording_shares",
+        "uploads",
+        "upload_parts",
+        "unlock_requests",
+        "votes",
+        "jobs",
+        "transcripts",
+        "transcript_shares",
+        "released_transcripts",
+        "release_grants",
+        "index_terms",
+    ] {
+        let left: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(server.app.db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(left, 0, "{backend:?} s3={s3}: rows left in {table}");
+    }
+    assert_eq!(
+        server.app.blobs.list("").await.unwrap(),
+        Vec::<String>::new(),
+        "{backend:?} s3={s3}: objects left"
+    );
+    assert!(
         board
             .admin
             .client
-            .delete_recording(vault, minutes.made.id)
+            .released(vault, None)
             .await
-            .unwrap();
-        for table in [
-            "recordings",
-            "recording_shares",
-            "uploads",
-            "upload_parts",
-            "unlock_requests",
-            "votes",
-            "jobs",
-            "transcripts",
-            "transcript_shares",
-            "released_transcripts",
-            "release_grants",
-            "index_terms",
-        ] {
-            let left: i64 =
-                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                    .fetch_one(server.app.db.pool())
-                    .await
-                    .unwrap()
-                    .try_get(0)
-                    .unwrap();
-            assert_eq!(left, 0, "{backend:?} s3={s3}: rows left in {table}");
-        }
-        assert_eq!(
-            server.app.blobs.list("").await.unwrap(),
-            Vec::<String>::new(),
-            "{backend:?} s3={s3}: objects left"
-        );
-        assert!(
-            board
-                .admin
-                .client
-                .released(vault, None)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        server.stop().await;
-        db.drop_database().await;
-    }
+            .unwrap()
+            .is_empty()
+    );
+    server.stop().await;
+    db.drop_database().await;
 }

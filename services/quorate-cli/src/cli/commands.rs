@@ -10,7 +10,7 @@ use quorate_crypto::{
 use serde_json::json;
 
 use super::{
-    AuditAction, CliError, Command, Context, MembersAction, NodesAction, PolicyAction, Session,
+    AuditAction, Command, Context, DeviceError, MembersAction, NodesAction, PolicyAction, Session,
     quorum,
     state::{Pins, passphrase, private_folder, write_private},
 };
@@ -21,7 +21,7 @@ fn now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
-pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), CliError> {
+pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), DeviceError> {
     match command {
         Command::Keygen { out, force } => keygen(context, out, force),
         Command::Enroll {
@@ -70,10 +70,10 @@ fn keygen(
     context: &mut Context,
     out: Option<std::path::PathBuf>,
     force: bool,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let path = out.unwrap_or_else(|| context.state.default_identity_path());
     if path.exists() && !force {
-        return Err(CliError::Usage(format!(
+        return Err(DeviceError::Usage(format!(
             "{} exists already: keep it (it is your identity), or pass --force to replace it",
             path.display()
         )));
@@ -81,7 +81,7 @@ fn keygen(
     let passphrase = passphrase("Passphrase for the new identity: ", true)?;
     let identity = Identity::generate();
     let file = IdentityFile::to_protected(&identity, &passphrase, DEFAULT_WORK_FACTOR)
-        .map_err(|error| CliError::Local(format!("cannot protect the identity: {error}")))?;
+        .map_err(|error| DeviceError::Local(format!("cannot protect the identity: {error}")))?;
     if let Some(parent) = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
@@ -119,29 +119,29 @@ async fn enroll(
     code: &str,
     name: Option<String>,
     expected_genesis: Option<&str>,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let server = context.server()?;
     let expected_genesis = expected_genesis.map(parse_genesis).transpose()?;
     let identity = super::state::read_identity(&context.identity_path())?;
     let name = name
         .or_else(|| std::env::var("USER").ok())
         .filter(|name| !name.trim().is_empty())
-        .ok_or_else(|| CliError::Usage("give your name with --name".into()))?;
+        .ok_or_else(|| DeviceError::Usage("give your name with --name".into()))?;
     let client = Client::new(&server);
     let info = client.lookup_code(code).await?;
     let vault: quorate_crypto::VaultId = info
         .vault_id
         .parse()
-        .map_err(|_| CliError::Refused("the server named a malformed vault ID".into()))?;
+        .map_err(|_| DeviceError::Refused("the server named a malformed vault ID".into()))?;
     let (enrolled, first_admin) = match info.purpose.as_str() {
         "first-admin" => {
             let genesis =
                 Roster::genesis_entry(vault, &identity, &name, now()).map_err(|error| {
-                    CliError::Usage(format!("cannot sign your genesis entry: {error}"))
+                    DeviceError::Usage(format!("cannot sign your genesis entry: {error}"))
                 })?;
             let enrolled = client.enrol_first_admin(code, &genesis).await?;
             if enrolled.roster_genesis != hex::encode(genesis.digest()) {
-                return Err(CliError::Refused(
+                return Err(DeviceError::Refused(
                     "the server answered with a genesis other than the one this device signed"
                         .into(),
                 ));
@@ -153,16 +153,18 @@ async fn enroll(
             false,
         ),
         "node" => {
-            return Err(CliError::Usage(
+            return Err(DeviceError::Usage(
                 "this is a node invite: run `quorate-node enroll` on the node".into(),
             ));
         }
         other => {
-            return Err(CliError::Refused(format!("unknown code purpose {other}")));
+            return Err(DeviceError::Refused(format!(
+                "unknown code purpose {other}"
+            )));
         }
     };
     if enrolled.vault_id != vault.to_string() {
-        return Err(CliError::Refused(
+        return Err(DeviceError::Refused(
             "the server enrolled you in another vault than the code names: nothing was pinned"
                 .into(),
         ));
@@ -174,7 +176,7 @@ async fn enroll(
     if let Some(expected) = &expected_genesis
         && genesis != *expected
     {
-        return Err(CliError::Refused(format!(
+        return Err(DeviceError::Refused(format!(
             "the server names genesis {genesis} for this vault, not the {expected} you were given: nothing was pinned. The server may be showing you a vault of its own; tell the admin who invited you"
         )));
     }
@@ -227,28 +229,28 @@ fn first_admin_of(
     vault: quorate_crypto::VaultId,
     digest: &str,
     entry: &str,
-) -> Result<(RosterMember, String), CliError> {
+) -> Result<(RosterMember, String), DeviceError> {
     let entry = decode_statement(entry)?;
     let roster = Roster::verify(vault, &[entry], None)
-        .map_err(|error| CliError::Refused(format!("the vault's genesis entry: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("the vault's genesis entry: {error}")))?;
     let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
     match roster.members().first() {
         Some(founder) if genesis.eq_ignore_ascii_case(digest) => Ok((founder.clone(), genesis)),
-        _ => Err(CliError::Refused(
+        _ => Err(DeviceError::Refused(
             "the server's genesis entry is not the genesis it names: nothing was pinned".into(),
         )),
     }
 }
 
 /// A genesis digest as typed: 64 hex digits, spaces and dashes ignored.
-fn parse_genesis(typed: &str) -> Result<String, CliError> {
+fn parse_genesis(typed: &str) -> Result<String, DeviceError> {
     let digits: String = typed
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | ':'))
         .collect::<String>()
         .to_ascii_lowercase();
     if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(CliError::Usage(
+        return Err(DeviceError::Usage(
             "--genesis takes the 64 hex digits an admin's `quorate members` shows as the genesis"
                 .into(),
         ));
@@ -269,7 +271,7 @@ fn note_shared(count: usize) {
 fn find_by_fingerprint<'a, T>(
     typed: &str,
     known: impl IntoIterator<Item = (&'a Fingerprint, T)>,
-) -> Result<T, CliError> {
+) -> Result<T, DeviceError> {
     let wanted: String = typed
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -283,7 +285,7 @@ fn find_by_fingerprint<'a, T>(
         })
         .map(|(_, value)| value)
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            DeviceError::Usage(format!(
                 "no one with fingerprint {typed}: compare it again with `quorate members`"
             ))
         })
@@ -293,7 +295,7 @@ fn find_by_fingerprint<'a, T>(
 pub(super) fn roster_member<'a>(
     roster: &'a Roster,
     typed: &str,
-) -> Result<&'a RosterMember, CliError> {
+) -> Result<&'a RosterMember, DeviceError> {
     find_by_fingerprint(
         typed,
         roster
@@ -316,7 +318,7 @@ fn member_line(member: &RosterMember) -> String {
     )
 }
 
-async fn members(context: &mut Context, action: Option<MembersAction>) -> Result<(), CliError> {
+async fn members(context: &mut Context, action: Option<MembersAction>) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     match action {
@@ -345,7 +347,9 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                         &member.keys.verifying_key,
                     )
                     .map(|public| (public.fingerprint(), member.name.as_str()))
-                    .map_err(|error| CliError::Refused(format!("a pending member's keys: {error}")))
+                    .map_err(|error| {
+                        DeviceError::Refused(format!("a pending member's keys: {error}"))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if !pending.is_empty() {
@@ -394,7 +398,9 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                         &member.keys.verifying_key,
                     )
                     .map(|public| (public, member.name.clone()))
-                    .map_err(|error| CliError::Refused(format!("a pending member's keys: {error}")))
+                    .map_err(|error| {
+                        DeviceError::Refused(format!("a pending member's keys: {error}"))
+                    })
                 })
                 .collect::<Result<_, _>>()?;
             let prints: Vec<_> = keys
@@ -409,7 +415,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 .iter()
                 .any(|member| member.name.trim().eq_ignore_ascii_case(name.trim()))
             {
-                return Err(CliError::Refused(format!(
+                return Err(DeviceError::Refused(format!(
                     "the pending member calls themself {}, a name already on the roster: nothing was signed. Ask them to enrol again under a name of their own",
                     printable(name)
                 )));
@@ -468,14 +474,14 @@ fn sign(
     member: quorate_crypto::PublicIdentity,
     name: &str,
     role: Role,
-) -> Result<SignedStatement, CliError> {
+) -> Result<SignedStatement, DeviceError> {
     roster
         .sign_change(&session.identity, change, member, name, role, now())
         .map_err(|error| match error {
             quorate_crypto::Error::NotAuthorised { .. } => {
-                CliError::Usage("only an admin of this vault can change the roster".into())
+                DeviceError::Usage("only an admin of this vault can change the roster".into())
             }
-            other => CliError::Refused(other.to_string()),
+            other => DeviceError::Refused(other.to_string()),
         })
 }
 
@@ -485,7 +491,7 @@ pub(super) async fn verified_policy(
     context: &mut Context,
     session: &Session,
     roster: &Roster,
-) -> Result<Option<VaultPolicy>, CliError> {
+) -> Result<Option<VaultPolicy>, DeviceError> {
     let current = match session.client.policy(roster).await {
         Ok(policy) => policy,
         Err(quorate_client::ClientError::Api { code, .. }) if code == "no_policy" => {
@@ -495,7 +501,7 @@ pub(super) async fn verified_policy(
     };
     let seen = context.state.pins(session.vault)?.policy_sequence;
     if let Some(seen) = seen.filter(|seen| current.sequence < *seen) {
-        return Err(CliError::Refused(format!(
+        return Err(DeviceError::Refused(format!(
             "the server shows policy {} but this device verified policy {seen} before (a rollback); tell an admin",
             current.sequence
         )));
@@ -512,7 +518,7 @@ pub(super) async fn verified_policy(
     Ok(Some(current))
 }
 
-async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(), CliError> {
+async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     let current = verified_policy(context, &session, &roster).await?;
@@ -532,10 +538,10 @@ async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(
         },
         Some(PolicyAction::Set { threshold }) => {
             if threshold == 0 {
-                return Err(CliError::Usage("the threshold is at least 1".into()));
+                return Err(DeviceError::Usage("the threshold is at least 1".into()));
             }
             if roster.admin_by_key(&session.identity.public().verifying_key).is_none() {
-                return Err(CliError::Usage("only an admin of this vault sets the policy".into()));
+                return Err(DeviceError::Usage("only an admin of this vault sets the policy".into()));
             }
             let policy = VaultPolicy {
                 vault_id: session.vault,
@@ -569,7 +575,7 @@ async fn policy(context: &mut Context, action: Option<PolicyAction>) -> Result<(
     Ok(())
 }
 
-async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(), CliError> {
+async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     match action {
@@ -584,11 +590,11 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
                         let (verified, signer) = roster
                             .verify_by_admin::<NodeApproval>(&signed)
                             .map_err(|error| {
-                                CliError::Refused(format!("node {}: {error}", node.node_id))
+                                DeviceError::Refused(format!("node {}: {error}", node.node_id))
                             })?;
                         let approval = verified.statement;
                         if approval.node_id.to_string() != node.node_id {
-                            return Err(CliError::Refused(format!(
+                            return Err(DeviceError::Refused(format!(
                                 "the server lists another node's approval for node {}",
                                 printable(&node.node_id)
                             )));
@@ -664,13 +670,13 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
         }) => {
             let mut model = [0u8; 32];
             hex::decode_to_slice(model_sha256.trim(), &mut model).map_err(|_| {
-                CliError::Usage(
+                DeviceError::Usage(
                     "--model-sha256 takes the 64 hex digits `quorate-node models import` printed"
                         .into(),
                 )
             })?;
             if !(1..=366).contains(&days) {
-                return Err(CliError::Usage("--days is 1 to 366".into()));
+                return Err(DeviceError::Usage("--days is 1 to 366".into()));
             }
             let approval =
                 sign_node_approval(&session, &roster, &node, Some(&fingerprint), |approval| {
@@ -723,16 +729,16 @@ async fn sign_node_approval(
     node: &str,
     read_out: Option<&str>,
     fill: impl FnOnce(&mut NodeApproval),
-) -> Result<(NodeId, SignedStatement), CliError> {
+) -> Result<(NodeId, SignedStatement), DeviceError> {
     let node_id: NodeId = node.parse().map_err(|_| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "{node} is not a node ID (a UUID): see `quorate nodes`"
         ))
     })?;
     let view = session.client.node(session.vault, node_id).await?;
     let listed =
         quorate_crypto::PublicIdentity::from_text(&view.keys.recipient, &view.keys.verifying_key)
-            .map_err(|error| CliError::Refused(format!("the node's keys: {error}")))?;
+            .map_err(|error| DeviceError::Refused(format!("the node's keys: {error}")))?;
     let previous = view
         .approval
         .as_deref()
@@ -742,7 +748,7 @@ async fn sign_node_approval(
             // The listed keys' fingerprint is not shown on a mismatch: under attack it is the
             // attacker's, and would be pasted on the next try.
             find_by_fingerprint(typed, [(&listed.fingerprint(), ())]).map_err(|_| {
-                CliError::Refused(format!(
+                DeviceError::Refused(format!(
                     "the fingerprint you typed is not that of the keys the server lists for node {node_id}: nothing was signed. Compare again with `quorate-node status` on the node; if it still differs, the server or its database is lying"
                 ))
             })?;
@@ -785,8 +791,10 @@ fn previous_approval(roster: &Roster, node: NodeId, text: &str) -> Option<NodeAp
     (by_admin && verified.statement.node_id == node).then_some(verified.statement)
 }
 
-fn decode_statement(text: &str) -> Result<SignedStatement, CliError> {
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
-        .map_err(|_| CliError::Refused("the server sent a statement that is not base64".into()))?;
-    SignedStatement::from_bytes(&bytes).map_err(|error| CliError::Refused(error.to_string()))
+fn decode_statement(text: &str) -> Result<SignedStatement, DeviceError> {
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).map_err(|_| {
+            DeviceError::Refused("the server sent a statement that is not base64".into())
+        })?;
+    SignedStatement::from_bytes(&bytes).map_err(|error| DeviceError::Refused(error.to_string()))
 }

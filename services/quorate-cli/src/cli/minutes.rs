@@ -17,7 +17,7 @@ use quorate_crypto::{
 };
 use serde_json::json;
 
-use super::{CliError, Context, Session, quorum};
+use super::{Context, DeviceError, Session, quorum};
 
 /// Seals the search key and released copies to whoever lacks them; prints how many.
 /// Seals what this device can open to those who lack it; with `renew_for`, every released
@@ -26,7 +26,7 @@ pub(super) async fn share_keys(
     context: &mut Context,
     session: &Session,
     renew_for: Option<&Fingerprint>,
-) -> Result<usize, CliError> {
+) -> Result<usize, DeviceError> {
     let roster = context.verified_roster(session).await?;
     let me = roster.member(&session.identity.fingerprint());
     let admin = me.is_some_and(|member| member.role == Role::Admin);
@@ -59,7 +59,7 @@ pub(super) async fn share_keys(
 pub(super) async fn share_keys_command(
     context: &mut Context,
     member: Option<&str>,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let renew_for = match member {
         Some(typed) => {
@@ -69,7 +69,7 @@ pub(super) async fn share_keys_command(
                 .member(&me)
                 .is_none_or(|member| member.role != Role::Admin)
             {
-                return Err(CliError::Usage(
+                return Err(DeviceError::Usage(
                     "only an admin's key replaces a member's: ask an admin to run `quorate share-keys --member`".into(),
                 ));
             }
@@ -96,7 +96,7 @@ async fn metadata(
     session: &Session,
     roster: &Roster,
     recording: RecordingId,
-) -> Result<Option<RecordingMetadata>, CliError> {
+) -> Result<Option<RecordingMetadata>, DeviceError> {
     let manifest = quorum::recording_manifest(session, roster, recording).await?;
     Ok(RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key()).ok())
 }
@@ -182,15 +182,15 @@ pub(super) async fn search(
     query: &str,
     limit: u32,
     page: u32,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     if !(1..=100).contains(&limit) || page == 0 {
-        return Err(CliError::Usage(
+        return Err(DeviceError::Usage(
             "--limit is 1 to 100 and --page counts from 1".into(),
         ));
     }
     let words = normalise(query);
     if words.is_empty() {
-        return Err(CliError::Usage(
+        return Err(DeviceError::Usage(
             "the query has no words: search for words said in a meeting".into(),
         ));
     }
@@ -201,7 +201,7 @@ pub(super) async fn search(
         .open_search_key(session.vault, &roster, session.identity.age_key())
         .await?
         .ok_or_else(|| {
-            CliError::Usage(
+            DeviceError::Usage(
                 "the vault's search key is not sealed to you yet: ask an admin to run `quorate share-keys`"
                     .into(),
             )
@@ -232,7 +232,7 @@ pub(super) async fn search(
             .iter()
             .find(|view| view.transcript_id == hit.transcript_id)
             .ok_or_else(|| {
-                CliError::Refused("a hit names a transcript the server does not list".into())
+                DeviceError::Refused("a hit names a transcript the server does not list".into())
             })?;
         let opened = open(&session, &roster, view).await?;
         let metadata = metadata(&session, &roster, opened.manifest.recording_id).await?;
@@ -289,7 +289,7 @@ async fn open(
     session: &Session,
     roster: &Roster,
     view: &quorate_api::ReleasedView,
-) -> Result<Released, CliError> {
+) -> Result<Released, DeviceError> {
     Ok(session
         .client
         .open_released(session.vault, roster, view, session.identity.age_key())
@@ -377,15 +377,15 @@ pub(super) async fn transcript(
     recording: &str,
     format: &str,
     out: Option<PathBuf>,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     if !FORMATS.contains(&format) {
-        return Err(CliError::Usage(format!(
+        return Err(DeviceError::Usage(format!(
             "--format {format}: use one of {}",
             FORMATS.join(", ")
         )));
     }
     let recording: RecordingId = recording.parse().map_err(|_| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "{recording} is not a recording ID: see `quorate recordings`"
         ))
     })?;
@@ -398,7 +398,7 @@ pub(super) async fn transcript(
         .into_iter()
         .next()
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            DeviceError::Usage(format!(
                 "recording {recording} has no released transcript: ask for its release (`quorate request {recording} --node NODE --purpose release-transcript`)"
             ))
         })?;
@@ -408,7 +408,7 @@ pub(super) async fn transcript(
     match out {
         Some(path) => {
             std::fs::write(&path, &rendered).map_err(|error| {
-                CliError::Local(format!("cannot write {}: {error}", path.display()))
+                DeviceError::Local(format!("cannot write {}: {error}", path.display()))
             })?;
             eprintln!(
                 "The released transcript ({} segments) is written to {} as {format}.",

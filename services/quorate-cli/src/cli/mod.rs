@@ -11,74 +11,10 @@ mod upload;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use quorate_client::{Client, ClientError};
+use quorate_client::{Client, ClientError, DeviceError};
 use quorate_crypto::{Identity, VaultId, roster::Roster};
 
 pub use state::State;
-
-/// Exit codes: distinct for usage errors, refused checks and the server's refusals.
-pub mod exit {
-    /// Something local failed (a file could not be written, ...).
-    pub const LOCAL: u8 = 1;
-    /// The command was used wrongly, or needs something first (enrolment, an identity).
-    pub const USAGE: u8 = 2;
-    /// A check on this device refused what the server sent (a signature, a pin, a binding).
-    pub const REFUSED: u8 = 3;
-    /// The server refused the request.
-    pub const SERVER: u8 = 4;
-    /// The server could not be reached.
-    pub const UNREACHABLE: u8 = 5;
-}
-
-/// Why a command failed; each says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Misuse, or a missing step.
-    #[error("{0}")]
-    Usage(String),
-    /// A check on this device failed.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The server said no.
-    #[error("the server refused: {message} ({code})")]
-    Server {
-        /// Its machine-readable code.
-        code: String,
-        /// Its message.
-        message: String,
-    },
-    /// The server could not be reached.
-    #[error("cannot reach the server: {0}; check --server and that it runs")]
-    Unreachable(String),
-    /// A local failure.
-    #[error("{0}")]
-    Local(String),
-}
-
-impl CliError {
-    /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Usage(_) => exit::USAGE,
-            Self::Refused(_) => exit::REFUSED,
-            Self::Server { .. } => exit::SERVER,
-            Self::Unreachable(_) => exit::UNREACHABLE,
-            Self::Local(_) => exit::LOCAL,
-        }
-    }
-}
-
-impl From<ClientError> for CliError {
-    fn from(error: ClientError) -> Self {
-        match error {
-            ClientError::Api { code, message, .. } => Self::Server { code, message },
-            ClientError::Transport(error) => Self::Unreachable(error.to_string()),
-            ClientError::Invalid(message) => Self::Refused(message),
-            ClientError::NotSignedIn => Self::Usage("sign in first".into()),
-            other => Self::Local(other.to_string()),
-        }
-    }
-}
 
 /// The `quorate` command line.
 #[derive(Debug, Parser)]
@@ -359,11 +295,13 @@ pub struct Session {
 
 impl Context {
     /// The server URL, or a message saying how to name one.
-    pub fn server(&self) -> Result<String, CliError> {
+    pub fn server(&self) -> Result<String, DeviceError> {
         self.server
             .clone()
             .or_else(|| self.state.settings.server.clone())
-            .ok_or_else(|| CliError::Usage("no server: give --server URL (or enroll first)".into()))
+            .ok_or_else(|| {
+                DeviceError::Usage("no server: give --server URL (or enroll first)".into())
+            })
     }
 
     /// The identity file's path.
@@ -375,23 +313,23 @@ impl Context {
     }
 
     /// The vault commands act on.
-    pub fn vault(&self) -> Result<VaultId, CliError> {
+    pub fn vault(&self) -> Result<VaultId, DeviceError> {
         let text = self
             .vault
             .clone()
             .or_else(|| self.state.settings.vault.clone())
             .ok_or_else(|| {
-                CliError::Usage(
+                DeviceError::Usage(
                     "no vault: enroll first (`quorate enroll --server URL --code CODE`) or give --vault"
                         .into(),
                 )
             })?;
         text.parse()
-            .map_err(|_| CliError::Usage(format!("{text} is not a vault ID (a UUID)")))
+            .map_err(|_| DeviceError::Usage(format!("{text} is not a vault ID (a UUID)")))
     }
 
     /// Signs in (reusing a cached session while it works).
-    pub async fn session(&self) -> Result<Session, CliError> {
+    pub async fn session(&self) -> Result<Session, DeviceError> {
         let vault = self.vault()?;
         let pins = self.state.pins(vault)?;
         {
@@ -436,18 +374,19 @@ impl Context {
 
     /// Fetches the roster and verifies it against the pinned genesis and the newest head this
     /// device has seen (a shorter or different chain is a rollback); remembers the new head.
-    pub async fn verified_roster(&mut self, session: &Session) -> Result<Roster, CliError> {
+    pub async fn verified_roster(&mut self, session: &Session) -> Result<Roster, DeviceError> {
         let pins = self.state.pins(session.vault)?.clone();
         let mut genesis = [0u8; 32];
-        hex::decode_to_slice(&pins.genesis, &mut genesis)
-            .map_err(|_| CliError::Local("the pinned genesis in config.toml is damaged".into()))?;
+        hex::decode_to_slice(&pins.genesis, &mut genesis).map_err(|_| {
+            DeviceError::Local("the pinned genesis in config.toml is damaged".into())
+        })?;
         let roster = session.client.roster(session.vault, &genesis).await?;
         quorate_client::checks::holds_pinned_head(&roster, pins.roster_len, &pins.roster_head)
             .map_err(|error| match error {
                 quorate_client::checks::PinError::Damaged => {
-                    CliError::Local("the pinned roster head in config.toml is damaged".into())
+                    DeviceError::Local("the pinned roster head in config.toml is damaged".into())
                 }
-                refused => CliError::Refused(format!(
+                refused => DeviceError::Refused(format!(
                     "{refused}; do not upload or vote, and tell an admin"
                 )),
             })?;
@@ -464,7 +403,7 @@ impl Context {
     }
 
     /// Saves the node approvals verified during this command into the vault's pins.
-    fn save_approvals_seen(&mut self) -> Result<(), CliError> {
+    fn save_approvals_seen(&mut self) -> Result<(), DeviceError> {
         let seen = self
             .approvals_seen
             .lock()
@@ -493,7 +432,7 @@ impl Context {
 }
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+pub async fn run(cli: Cli) -> Result<(), DeviceError> {
     let state = State::load(State::default_folder()?)?;
     let mut context = Context {
         state,

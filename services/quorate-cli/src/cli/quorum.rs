@@ -18,7 +18,7 @@ use quorate_crypto::{
 };
 use serde_json::json;
 
-use super::{CliError, Context, Session};
+use super::{Context, DeviceError, Session};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -26,12 +26,12 @@ fn now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
-fn statement(text: &str, what: &str) -> Result<SignedStatement, CliError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|_| CliError::Refused(format!("the server sent a {what} that is not base64")))?;
+fn statement(text: &str, what: &str) -> Result<SignedStatement, DeviceError> {
+    let bytes = STANDARD.decode(text).map_err(|_| {
+        DeviceError::Refused(format!("the server sent a {what} that is not base64"))
+    })?;
     SignedStatement::from_bytes(&bytes)
-        .map_err(|error| CliError::Refused(format!("the {what}: {error}")))
+        .map_err(|error| DeviceError::Refused(format!("the {what}: {error}")))
 }
 
 /// A recording's manifest, verified as every device verifies it
@@ -41,11 +41,11 @@ pub(super) async fn recording_manifest(
     session: &Session,
     roster: &Roster,
     recording: RecordingId,
-) -> Result<RecordingManifest, CliError> {
+) -> Result<RecordingManifest, DeviceError> {
     let view = session.client.recording(session.vault, recording).await?;
     let signed = statement(&view.manifest, "recording manifest")?;
     checks::recording_manifest(roster, Some(recording), &signed)
-        .map_err(|error| CliError::Refused(error.to_string()))
+        .map_err(|error| DeviceError::Refused(error.to_string()))
 }
 
 /// What the caller can read of a recording's sealed metadata.
@@ -56,7 +56,7 @@ pub(super) fn title(manifest: &RecordingManifest, session: &Session) -> String {
     )
 }
 
-pub(super) async fn recordings(context: &mut Context) -> Result<(), CliError> {
+pub(super) async fn recordings(context: &mut Context) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     let views = session.client.recordings(session.vault).await?;
@@ -66,7 +66,7 @@ pub(super) async fn recordings(context: &mut Context) -> Result<(), CliError> {
         let recording: RecordingId = view
             .recording_id
             .parse()
-            .map_err(|_| CliError::Refused("a malformed recording ID".into()))?;
+            .map_err(|_| DeviceError::Refused("a malformed recording ID".into()))?;
         let manifest = recording_manifest(&session, &roster, recording).await?;
         let uploader = roster
             .members()
@@ -100,26 +100,26 @@ async fn approved_node(
     session: &Session,
     roster: &Roster,
     node: NodeId,
-) -> Result<NodeApproval, CliError> {
+) -> Result<NodeApproval, DeviceError> {
     let view = session.client.node(session.vault, node).await?;
     let approval = view.approval.ok_or_else(|| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "node {node} has no approval yet: an admin approves it first"
         ))
     })?;
     let (verified, _) = roster
         .verify_by_admin::<NodeApproval>(&statement(&approval, "node approval")?)
-        .map_err(|error| CliError::Refused(format!("node {node}'s approval: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("node {node}'s approval: {error}")))?;
     let approval = verified.statement;
     if approval.node_id != node {
-        return Err(CliError::Refused(
+        return Err(DeviceError::Refused(
             "the server sent another node's approval".into(),
         ));
     }
     session.client.note_approval(&approval)?;
     approval
         .check_active(now())
-        .map_err(|error| CliError::Refused(format!("node {node}: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("node {node}: {error}")))?;
     Ok(approval)
 }
 
@@ -130,26 +130,26 @@ pub(super) async fn request(
     purpose: &str,
     reason: &str,
     hours: i64,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let recording: RecordingId = recording.parse().map_err(|_| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "{recording} is not a recording ID: see `quorate recordings`"
         ))
     })?;
     let node: NodeId = node
         .parse()
-        .map_err(|_| CliError::Usage(format!("{node} is not a node ID: see `quorate nodes`")))?;
+        .map_err(|_| DeviceError::Usage(format!("{node} is not a node ID: see `quorate nodes`")))?;
     let purpose = match purpose {
         "transcribe" => Purpose::Transcribe,
         "release-transcript" => Purpose::ReleaseTranscript,
         other => {
-            return Err(CliError::Usage(format!(
+            return Err(DeviceError::Usage(format!(
                 "--purpose {other}: use transcribe or release-transcript"
             )));
         }
     };
     if !(1..=14 * 24).contains(&hours) {
-        return Err(CliError::Usage("--hours is 1 to 336".into()));
+        return Err(DeviceError::Usage("--hours is 1 to 336".into()));
     }
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
@@ -201,7 +201,7 @@ pub(super) async fn request(
 pub(super) async fn transcript_of(
     session: &Session,
     recording: RecordingId,
-) -> Result<TranscriptView, CliError> {
+) -> Result<TranscriptView, DeviceError> {
     session
         .client
         .transcripts(session.vault)
@@ -209,7 +209,7 @@ pub(super) async fn transcript_of(
         .into_iter()
         .find(|view| view.recording_id == recording.to_string())
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            DeviceError::Usage(format!(
                 "recording {recording} has no transcript yet: ask for one first (`quorate request {recording} --purpose transcribe`)"
             ))
         })
@@ -231,16 +231,16 @@ async fn check_request(
     session: &Session,
     roster: &Roster,
     view: &RequestView,
-) -> Result<Checked, CliError> {
+) -> Result<Checked, DeviceError> {
     let signed = statement(&view.statement, "request")?;
     let (verified, requester) = roster
         .verify_by_member::<UnlockRequest>(&signed)
-        .map_err(|error| CliError::Refused(format!("the request: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("the request: {error}")))?;
     let request = verified.statement;
     if request.requester != requester.fingerprint
         || request.request_id.to_string() != view.request_id
     {
-        return Err(CliError::Refused(
+        return Err(DeviceError::Refused(
             "the request's signer, requester or ID do not match".into(),
         ));
     }
@@ -254,7 +254,7 @@ async fn check_request(
                 .into_iter()
                 .find(|view| view.transcript_id == transcript.to_string())
                 .ok_or_else(|| {
-                    CliError::Refused(
+                    DeviceError::Refused(
                         "the request names a transcript the server does not list".into(),
                     )
                 })?;
@@ -277,7 +277,7 @@ async fn check_request(
     })
 }
 
-pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), CliError> {
+pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     let views = session.client.requests(session.vault, !all).await?;
@@ -313,12 +313,12 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Cli
     Ok(())
 }
 
-fn confirm(question: &str) -> Result<bool, CliError> {
+fn confirm(question: &str) -> Result<bool, DeviceError> {
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).map_err(|error| {
-        CliError::Usage(format!("cannot read the answer ({error}): pass --yes"))
+        DeviceError::Usage(format!("cannot read the answer ({error}): pass --yes"))
     })?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
@@ -329,9 +329,9 @@ pub(super) async fn vote(
     approve: bool,
     yes: bool,
     comment: &str,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let request_id: RequestId = request.parse().map_err(|_| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "{request} is not a request ID: see `quorate requests`"
         ))
     })?;
@@ -352,7 +352,7 @@ pub(super) async fn vote(
     );
     let verb = if approve { "Approve" } else { "Deny" };
     if !yes && !confirm(&format!("{verb} it?"))? {
-        return Err(CliError::Usage("nothing was sent".into()));
+        return Err(DeviceError::Usage("nothing was sent".into()));
     }
     let (decision, resealed) = if approve {
         let me = session.identity.fingerprint();
@@ -373,10 +373,10 @@ pub(super) async fn vote(
             ),
         };
         let binding =
-            binding.ok_or_else(|| CliError::Usage("you hold no share of this key".into()))?;
+            binding.ok_or_else(|| DeviceError::Usage("you hold no share of this key".into()))?;
         let sealed = STANDARD
             .decode(&share.sealed)
-            .map_err(|_| CliError::Refused("your sealed share is not base64".into()))?;
+            .map_err(|_| DeviceError::Refused("your sealed share is not base64".into()))?;
         let resealed = rewrap::rewrap(
             &sealed,
             session.identity.age_key(),
@@ -384,7 +384,7 @@ pub(super) async fn vote(
             &checked.request.binding(),
             &checked.node.node.recipient,
         )
-        .map_err(|error| CliError::Refused(format!("your share: {error}")))?;
+        .map_err(|error| DeviceError::Refused(format!("your share: {error}")))?;
         (
             Decision::Approve {
                 resealed_share_sha256: rewrap::resealed_digest(&resealed),
@@ -434,7 +434,7 @@ const MAX_AUDIT_ENTRIES: usize = 5_000_000;
 async fn audit_entries(
     context: &mut Context,
     session: &Session,
-) -> Result<Vec<quorate_crypto::audit::AuditEntry>, CliError> {
+) -> Result<Vec<quorate_crypto::audit::AuditEntry>, DeviceError> {
     let (mut after, mut previous, mut entries) = (None, [0u8; 32], Vec::new());
     loop {
         let page = session
@@ -446,16 +446,16 @@ async fn audit_entries(
         };
         after = Some(last.seq);
         previous = verify_chain(&page, previous)
-            .map_err(|error| CliError::Refused(format!("the audit log: {error}")))?;
+            .map_err(|error| DeviceError::Refused(format!("the audit log: {error}")))?;
         entries.extend(page);
         if entries.len() > MAX_AUDIT_ENTRIES {
-            return Err(CliError::Refused(format!(
+            return Err(DeviceError::Refused(format!(
                 "the server's audit log goes on past {MAX_AUDIT_ENTRIES} entries: this device stops reading"
             )));
         }
     }
     if entries.first().is_some_and(|first| first.seq != 0) {
-        return Err(CliError::Refused(
+        return Err(DeviceError::Refused(
             "the audit log does not start at its first entry: its beginning was cut".into(),
         ));
     }
@@ -463,7 +463,7 @@ async fn audit_entries(
     // it (fetched before, a member added meanwhile would look like a forger).
     let roster = context.verified_roster(session).await?;
     checks::audit_signers(&roster, &entries)
-        .map_err(|error| CliError::Refused(error.to_string()))?;
+        .map_err(|error| DeviceError::Refused(error.to_string()))?;
     let pins = context.state.pins(session.vault)?.clone();
     if let Some(seq) = pins.audit_seq {
         let kept = entries
@@ -471,7 +471,7 @@ async fn audit_entries(
             .find(|entry| entry.seq == seq)
             .is_some_and(|entry| hex::encode(entry.hash) == pins.audit_hash);
         if !kept {
-            return Err(CliError::Refused(format!(
+            return Err(DeviceError::Refused(format!(
                 "the audit log no longer holds entry {seq} as this device verified it: entries were deleted or rewritten. Keep the log you exported before, and tell the admins"
             )));
         }
@@ -490,7 +490,7 @@ async fn audit_entries(
     Ok(entries)
 }
 
-pub(super) async fn audit_verify(context: &mut Context) -> Result<(), CliError> {
+pub(super) async fn audit_verify(context: &mut Context) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let entries = audit_entries(context, &session).await?;
     let head = entries
@@ -510,7 +510,7 @@ pub(super) async fn audit_verify(context: &mut Context) -> Result<(), CliError> 
 pub(super) async fn audit_export(
     context: &mut Context,
     out: Option<std::path::PathBuf>,
-) -> Result<(), CliError> {
+) -> Result<(), DeviceError> {
     let session = context.session().await?;
     let entries = audit_entries(context, &session).await?;
     let mut text = String::new();
@@ -533,7 +533,7 @@ pub(super) async fn audit_export(
     match out {
         Some(path) => {
             std::fs::write(&path, &text).map_err(|error| {
-                CliError::Local(format!("cannot write {}: {error}", path.display()))
+                DeviceError::Local(format!("cannot write {}: {error}", path.display()))
             })?;
             eprintln!(
                 "{} verified entries written to {} (JSON lines).",

@@ -11,7 +11,7 @@ use std::{
 use quorate_crypto::{Identity, IdentityFile, VaultId, secrecy::SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::CliError;
+use super::DeviceError;
 
 /// What a device pinned for one vault at enrolment, and the newest it has verified since.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,18 +66,18 @@ pub struct State {
 }
 
 /// Creates `folder` (and parents) readable only by the user.
-pub fn private_folder(folder: &Path) -> Result<(), CliError> {
-    quorate_client::local::private_folder(folder).map_err(CliError::Local)
+pub fn private_folder(folder: &Path) -> Result<(), DeviceError> {
+    quorate_client::local::private_folder(folder).map_err(DeviceError::Local)
 }
 
 /// Writes `bytes` to `path` readable only by the user, replacing it atomically.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    quorate_client::local::write_private(path, bytes).map_err(CliError::Local)
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DeviceError> {
+    quorate_client::local::write_private(path, bytes).map_err(DeviceError::Local)
 }
 
 impl State {
     /// The configuration folder the environment names.
-    pub fn default_folder() -> Result<PathBuf, CliError> {
+    pub fn default_folder() -> Result<PathBuf, DeviceError> {
         let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
         if let Some(folder) = var("QUORATE_CONFIG_DIR") {
             return Ok(PathBuf::from(folder));
@@ -88,16 +88,16 @@ impl State {
         var("HOME")
             .map(|home| PathBuf::from(home).join(".config/quorate"))
             .ok_or_else(|| {
-                CliError::Local("no configuration folder: set QUORATE_CONFIG_DIR or HOME".into())
+                DeviceError::Local("no configuration folder: set QUORATE_CONFIG_DIR or HOME".into())
             })
     }
 
     /// Loads `config.toml` from `folder` (empty settings when there is none yet).
-    pub fn load(folder: PathBuf) -> Result<Self, CliError> {
+    pub fn load(folder: PathBuf) -> Result<Self, DeviceError> {
         let path = folder.join("config.toml");
         let settings = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|error| {
-                CliError::Local(format!(
+                DeviceError::Local(format!(
                     "{} is not a valid configuration: {}; fix or remove it",
                     path.display(),
                     error.message()
@@ -105,7 +105,7 @@ impl State {
             })?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Settings::default(),
             Err(error) => {
-                return Err(CliError::Local(format!(
+                return Err(DeviceError::Local(format!(
                     "cannot read {}: {error}",
                     path.display()
                 )));
@@ -115,10 +115,10 @@ impl State {
     }
 
     /// Saves `config.toml`.
-    pub fn save(&self) -> Result<(), CliError> {
+    pub fn save(&self) -> Result<(), DeviceError> {
         private_folder(&self.folder)?;
         let text = toml::to_string_pretty(&self.settings)
-            .map_err(|error| CliError::Local(format!("cannot encode the settings: {error}")))?;
+            .map_err(|error| DeviceError::Local(format!("cannot encode the settings: {error}")))?;
         write_private(&self.folder.join("config.toml"), text.as_bytes())
     }
 
@@ -128,9 +128,9 @@ impl State {
     }
 
     /// The pins of `vault`, or a message saying to enrol first.
-    pub fn pins(&self, vault: VaultId) -> Result<&Pins, CliError> {
+    pub fn pins(&self, vault: VaultId) -> Result<&Pins, DeviceError> {
         self.settings.vaults.get(&vault.to_string()).ok_or_else(|| {
-            CliError::Usage(format!(
+            DeviceError::Usage(format!(
                 "this device has not enrolled in vault {vault}: run `quorate enroll --server URL --code CODE` first"
             ))
         })
@@ -156,7 +156,7 @@ impl State {
         vault: VaultId,
         fingerprint: &str,
         token: &str,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), DeviceError> {
         let path = self.session_path(vault, fingerprint);
         if let Some(parent) = path.parent() {
             private_folder(parent)?;
@@ -166,26 +166,27 @@ impl State {
 }
 
 /// The passphrase: `QUORATE_PASSPHRASE`, else asked for on the terminal.
-pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, CliError> {
+pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, DeviceError> {
     if let Ok(value) = std::env::var("QUORATE_PASSPHRASE") {
         return Ok(SecretString::from(value));
     }
     let first = rpassword::prompt_password(prompt).map_err(|error| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "cannot ask for the passphrase ({error}): run in a terminal or set QUORATE_PASSPHRASE"
         ))
     })?;
     if confirm {
-        let again = rpassword::prompt_password("The same passphrase again: ")
-            .map_err(|error| CliError::Usage(format!("cannot ask for the passphrase: {error}")))?;
+        let again = rpassword::prompt_password("The same passphrase again: ").map_err(|error| {
+            DeviceError::Usage(format!("cannot ask for the passphrase: {error}"))
+        })?;
         if again != first {
-            return Err(CliError::Usage(
+            return Err(DeviceError::Usage(
                 "the two passphrases differ: run the command again".into(),
             ));
         }
     }
     if first.is_empty() {
-        return Err(CliError::Usage(
+        return Err(DeviceError::Usage(
             "an empty passphrase protects nothing: choose one".into(),
         ));
     }
@@ -193,9 +194,9 @@ pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, CliError>
 }
 
 /// Reads the identity file at `path`, asking for its passphrase when it has one.
-pub fn read_identity(path: &Path) -> Result<Identity, CliError> {
+pub fn read_identity(path: &Path) -> Result<Identity, DeviceError> {
     let bytes = std::fs::read(path).map_err(|error| {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "cannot read the identity file {}: {error}; make one with `quorate keygen` or name it with --identity",
             path.display()
         ))
@@ -209,10 +210,10 @@ pub fn read_identity(path: &Path) -> Result<Identity, CliError> {
         None
     };
     IdentityFile::read(&bytes, passphrase.as_ref()).map_err(|error| match error {
-        quorate_crypto::Error::WrongPassphrase => CliError::Usage(format!(
+        quorate_crypto::Error::WrongPassphrase => DeviceError::Usage(format!(
             "the passphrase does not open {}: try again",
             path.display()
         )),
-        other => CliError::Refused(format!("{}: {other}", path.display())),
+        other => DeviceError::Refused(format!("{}: {other}", path.display())),
     })
 }

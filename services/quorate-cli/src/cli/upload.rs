@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    CliError, Context, UploadArgs,
+    Context, DeviceError, UploadArgs,
     commands::verified_policy,
     state::{private_folder, write_private},
 };
@@ -39,11 +39,14 @@ struct Pending {
     shares: Vec<(String, String)>,
 }
 
-fn modified(path: &Path) -> Result<(u64, i64), CliError> {
+fn modified(path: &Path) -> Result<(u64, i64), DeviceError> {
     let meta = std::fs::metadata(path)
-        .map_err(|error| CliError::Usage(format!("cannot read {}: {error}", path.display())))?;
+        .map_err(|error| DeviceError::Usage(format!("cannot read {}: {error}", path.display())))?;
     if !meta.is_file() {
-        return Err(CliError::Usage(format!("{} is not a file", path.display())));
+        return Err(DeviceError::Usage(format!(
+            "{} is not a file",
+            path.display()
+        )));
     }
     let modified = meta
         .modified()
@@ -72,18 +75,18 @@ fn media_type(path: &Path) -> &'static str {
 }
 
 /// Unix seconds, or `YYYY-MM-DDTHH:MM[:SS][Z]` in UTC.
-fn parse_time(text: &str) -> Result<i64, CliError> {
+fn parse_time(text: &str) -> Result<i64, DeviceError> {
     if let Ok(seconds) = text.parse::<i64>() {
         return Ok(seconds);
     }
     let bad = || {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "--meeting-time {text}: give 2026-11-24T10:00:00Z (UTC) or Unix seconds"
         ))
     };
     let text = text.trim_end_matches('Z');
     let (date, time) = text.split_once(['T', ' ']).ok_or_else(bad)?;
-    let numbers = |part: &str, count: usize| -> Result<Vec<i64>, CliError> {
+    let numbers = |part: &str, count: usize| -> Result<Vec<i64>, DeviceError> {
         let values: Vec<i64> = part
             .split([':', '-'])
             .map(|value| value.parse().map_err(|_| bad()))
@@ -111,9 +114,9 @@ fn parse_time(text: &str) -> Result<i64, CliError> {
 }
 
 /// `4M`, `512K`, `1000000`: bytes per second.
-fn parse_rate(text: &str) -> Result<u64, CliError> {
+fn parse_rate(text: &str) -> Result<u64, DeviceError> {
     let bad = || {
-        CliError::Usage(format!(
+        DeviceError::Usage(format!(
             "--limit-rate {text}: give bytes per second, e.g. 4M"
         ))
     };
@@ -149,10 +152,10 @@ async fn prepare(
     folder: &Path,
     source_len: u64,
     source_modified: i64,
-) -> Result<Pending, CliError> {
+) -> Result<Pending, DeviceError> {
     let roster = context.verified_roster(session).await?;
     let policy = verified_policy(context, session, &roster).await?.ok_or_else(|| {
-        CliError::Usage(
+        DeviceError::Usage(
             "this vault has no policy yet: an admin must set one (`quorate policy set --threshold K`)"
                 .into(),
         )
@@ -164,14 +167,14 @@ async fn prepare(
         .collect();
     let k = args.threshold.unwrap_or(policy.min_threshold);
     if k < policy.min_threshold || usize::from(k) > members.len() {
-        return Err(CliError::Usage(format!(
+        return Err(DeviceError::Usage(format!(
             "--threshold must be between the policy's {} and the {} members",
             policy.min_threshold,
             members.len()
         )));
     }
     let threshold = Threshold::new(k.into(), members.len())
-        .map_err(|error| CliError::Usage(error.to_string()))?;
+        .map_err(|error| DeviceError::Usage(error.to_string()))?;
     let started_at = args.meeting_time.as_deref().map(parse_time).transpose()?;
     let metadata = RecordingMetadata {
         title: args.title.clone(),
@@ -182,17 +185,17 @@ async fn prepare(
     };
     let sealed_metadata = metadata
         .seal(&roster.recipients())
-        .map_err(|error| CliError::Usage(format!("the meeting details: {error}")))?;
+        .map_err(|error| DeviceError::Usage(format!("the meeting details: {error}")))?;
 
     let recording = RecordingId::random();
     let key = AgeSecretKey::generate();
     let ciphertext_path = folder.join(format!("{recording}.age"));
     let encrypted = {
         let input = std::fs::File::open(&args.file).map_err(|error| {
-            CliError::Usage(format!("cannot read {}: {error}", args.file.display()))
+            DeviceError::Usage(format!("cannot read {}: {error}", args.file.display()))
         })?;
         let output = std::fs::File::create(&ciphertext_path).map_err(|error| {
-            CliError::Local(format!(
+            DeviceError::Local(format!(
                 "cannot write {}: {error}",
                 ciphertext_path.display()
             ))
@@ -211,8 +214,8 @@ async fn prepare(
             })
         })
         .await
-        .map_err(|error| CliError::Local(format!("encryption stopped: {error}")))?
-        .map_err(|error| CliError::Local(format!("encryption failed: {error}")))?;
+        .map_err(|error| DeviceError::Local(format!("encryption stopped: {error}")))?
+        .map_err(|error| DeviceError::Local(format!("encryption failed: {error}")))?;
         progress.finish_and_clear();
         written
     };
@@ -223,7 +226,7 @@ async fn prepare(
         threshold,
         &members,
     )
-    .map_err(|error| CliError::Refused(format!("splitting the key: {error}")))?;
+    .map_err(|error| DeviceError::Refused(format!("splitting the key: {error}")))?;
     drop(key);
     let manifest = SignedStatement::sign(
         &RecordingManifest {
@@ -256,11 +259,11 @@ async fn prepare(
     })
 }
 
-pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), CliError> {
+pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), DeviceError> {
     let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
     let (source_len, source_modified) = modified(&args.file)?;
     let source = std::fs::canonicalize(&args.file)
-        .map_err(|error| CliError::Usage(format!("{}: {error}", args.file.display())))?;
+        .map_err(|error| DeviceError::Usage(format!("{}: {error}", args.file.display())))?;
     let session = context.session().await?;
     let folder = context.state.folder.join("uploads");
     private_folder(&folder)?;
@@ -271,7 +274,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     let pending = match std::fs::read_to_string(&state_path) {
         Ok(text) => {
             let pending: Pending = toml::from_str(&text).map_err(|error| {
-                CliError::Local(format!(
+                DeviceError::Local(format!(
                     "{} is damaged ({}); remove it to start the upload again",
                     state_path.display(),
                     error.message()
@@ -281,7 +284,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
                 || pending.source_modified != source_modified
                 || pending.vault != session.vault.to_string()
             {
-                return Err(CliError::Usage(format!(
+                return Err(DeviceError::Usage(format!(
                     "an unfinished upload of {} exists, but the file changed since; remove {} to upload the new file",
                     args.file.display(),
                     state_path.display()
@@ -300,8 +303,9 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
                 source_modified,
             )
             .await?;
-            let text = toml::to_string(&pending)
-                .map_err(|error| CliError::Local(format!("cannot record the upload: {error}")))?;
+            let text = toml::to_string(&pending).map_err(|error| {
+                DeviceError::Local(format!("cannot record the upload: {error}"))
+            })?;
             write_private(&state_path, text.as_bytes())?;
             pending
         }
@@ -309,37 +313,38 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     let manifest = SignedStatement::from_bytes(
         &STANDARD
             .decode(&pending.manifest)
-            .map_err(|_| CliError::Local("the pending upload's manifest is damaged".into()))?,
+            .map_err(|_| DeviceError::Local("the pending upload's manifest is damaged".into()))?,
     )
-    .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?;
+    .map_err(|error| DeviceError::Local(format!("the pending upload's manifest: {error}")))?;
     // This device's own manifest: its length, not the server's, says when the upload is done.
     let signed = manifest
         .verify::<RecordingManifest>()
-        .map_err(|error| CliError::Local(format!("the pending upload's manifest: {error}")))?
+        .map_err(|error| DeviceError::Local(format!("the pending upload's manifest: {error}")))?
         .statement;
     let shares = pending
         .shares
         .iter()
         .map(|(member, sealed)| {
             let mut bytes = [0u8; 32];
-            hex::decode_to_slice(member, &mut bytes)
-                .map_err(|_| CliError::Local("the pending upload's shares are damaged".into()))?;
-            let sealed = STANDARD
-                .decode(sealed)
-                .map_err(|_| CliError::Local("the pending upload's shares are damaged".into()))?;
+            hex::decode_to_slice(member, &mut bytes).map_err(|_| {
+                DeviceError::Local("the pending upload's shares are damaged".into())
+            })?;
+            let sealed = STANDARD.decode(sealed).map_err(|_| {
+                DeviceError::Local("the pending upload's shares are damaged".into())
+            })?;
             Ok((Fingerprint::from_bytes(bytes), sealed))
         })
-        .collect::<Result<Vec<_>, CliError>>()?;
+        .collect::<Result<Vec<_>, DeviceError>>()?;
     let recording: RecordingId = pending
         .recording
         .parse()
-        .map_err(|_| CliError::Local("the pending upload's recording ID is damaged".into()))?;
+        .map_err(|_| DeviceError::Local("the pending upload's recording ID is damaged".into()))?;
     let state = session
         .client
         .create_recording(session.vault, &manifest, &shares)
         .await
-        .map_err(|error| match CliError::from(error) {
-            CliError::Server { code, .. } if code == "roster_changed" => CliError::Usage(format!(
+        .map_err(|error| match DeviceError::from(error) {
+            DeviceError::Server { code, .. } if code == "roster_changed" => DeviceError::Usage(format!(
                 "the roster changed before the upload began: remove {} and run the command again to split the key for the new roster",
                 state_path.display()
             )),
@@ -347,7 +352,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
         })?;
     let ciphertext_path = folder.join(format!("{recording}.age"));
     let ciphertext = std::fs::File::open(&ciphertext_path).map_err(|error| {
-        CliError::Local(format!(
+        DeviceError::Local(format!(
             "the pending ciphertext {} is missing ({error}); remove {} and upload again",
             ciphertext_path.display(),
             state_path.display()

@@ -133,12 +133,14 @@ mod tests {
     };
 
     use super::*;
-    use crate::{config::SecretUrl, store::db::Db};
+    use crate::{
+        store::db::Db,
+        test_support::{Backend, TestDb},
+    };
 
-    /// A migrated SQLite database in `folder` with one vault.
-    async fn database(folder: &std::path::Path, vault: VaultId) -> Db {
-        let url = format!("sqlite://{}", folder.join("q.db").display());
-        let db = Db::connect(&SecretUrl::new(url)).await.unwrap();
+    /// A migrated SQLite database with one vault.
+    async fn database(test_db: &TestDb, vault: VaultId) -> Db {
+        let db = Db::connect(&test_db.url).await.unwrap();
         db.migrate().await.unwrap();
         let mut tx = db.begin().await.unwrap();
         store::vaults::insert(&mut tx, &vault.to_string(), "v", 0)
@@ -202,10 +204,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_cache_follows_the_stored_chain_however_it_changes() {
-        let folder = tempfile::tempdir().unwrap();
+    async fn sqlite_the_cache_follows_the_stored_chain_however_it_changes() {
+        let test_db = TestDb::new(Backend::Sqlite).await;
         let vault = VaultId::random();
-        let db = database(folder.path(), vault).await;
+        let db = database(&test_db, vault).await;
         let admin = Identity::generate();
         let rosters = Rosters::default();
 

@@ -128,30 +128,19 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use quorate_crypto::audit::verify_chain;
-    use sqlx::Connection;
 
     use super::*;
-    use crate::config::SecretUrl;
+    use crate::test_support::{Backend, TestDb};
 
-    /// A new PostgreSQL database, migrated, with one vault; dropped by the caller.
-    async fn postgres(vault: VaultId) -> (Db, String, String) {
-        let admin = std::env::var("QUORATE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("quorate_unit_{}", uuid::Uuid::new_v4().simple());
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        let db = Db::connect(&SecretUrl::new(url)).await.unwrap();
+    /// A migrated database on `backend` with one vault.
+    async fn database(backend: Backend, vault: VaultId) -> (Db, TestDb) {
+        let test_db = TestDb::new(backend).await;
+        let db = Db::connect(&test_db.url).await.unwrap();
         db.migrate().await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        vaults::insert(&mut tx, &vault.to_string(), "v", 0)
-            .await
-            .unwrap();
+        vaults::insert(&mut tx, &vault.to_string(), "v", 0).await.unwrap();
         tx.commit().await.unwrap();
-        (db, admin, name)
+        (db, test_db)
     }
 
     fn event(action: &str) -> Event<'_> {
@@ -161,7 +150,7 @@ mod tests {
     #[tokio::test]
     async fn postgres_a_change_that_finds_the_chain_taken_commits_and_its_entries_follow() {
         let vault = VaultId::random();
-        let (db, admin, name) = postgres(vault).await;
+        let (db, test_db) = database(Backend::Postgres, vault).await;
         let mut first = db.begin().await.unwrap();
         first.audit(vault, 1, event("first"));
         assert!(
@@ -215,12 +204,6 @@ mod tests {
         assert_eq!(waiting, 0);
 
         db.close().await;
-        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut connection)
-        .await
-        .unwrap();
+        test_db.drop_database().await;
     }
 }

@@ -1,157 +1,13 @@
-//! Test harness: a real server on port 0 over a fresh database — a SQLite file in a
-//! temporary folder, or a new PostgreSQL database on 127.0.0.1:5432 (override with
-//! `QUORATE_TEST_POSTGRES_URL`, which must name a database the tests may create others from).
+//! What the server's tests share beyond `quorate_server::test_support` (the fresh database
+//! and the server on port 0): a real S3-compatible server, a first admin, a board of members
+//! and a recording made as a meeting client makes it.
 
 #![allow(dead_code)]
 
 pub mod flow;
 
-use std::net::SocketAddr;
-
-use quorate_server::{
-    App, EnrolmentCode,
-    config::{SecretUrl, Settings},
-};
-use sqlx::Connection;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-fn postgres_admin_url() -> String {
-    std::env::var("QUORATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A database of its own for one test; [`TestDb::drop_database`] removes a PostgreSQL one.
-pub struct TestDb {
-    pub backend: Backend,
-    pub url: SecretUrl,
-    pub folder: tempfile::TempDir,
-    postgres_name: Option<String>,
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> Self {
-        let folder = tempfile::tempdir().unwrap();
-        match backend {
-            Backend::Sqlite => {
-                let url = format!("sqlite://{}", folder.path().join("quorate.db").display());
-                Self {
-                    backend,
-                    url: SecretUrl::new(url),
-                    folder,
-                    postgres_name: None,
-                }
-            }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("quorate_test_{}", uuid::Uuid::new_v4().simple());
-                let mut connection =
-                    sqlx::PgConnection::connect(&admin)
-                        .await
-                        .unwrap_or_else(|error| {
-                            panic!("PostgreSQL at {admin} is needed for these tests: {error}")
-                        });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-                let base = admin.rsplit_once('/').unwrap().0;
-                Self {
-                    backend,
-                    url: SecretUrl::new(format!("{base}/{name}")),
-                    folder,
-                    postgres_name: Some(name),
-                }
-            }
-        }
-    }
-
-    pub fn settings(&self) -> Settings {
-        Settings {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            data_dir: Some(self.folder.path().to_owned()),
-            database_url: Some(self.url.expose_secret().to_owned()),
-            ..Settings::default()
-        }
-    }
-
-    pub async fn drop_database(self) {
-        if let Some(name) = &self.postgres_name {
-            let mut connection = sqlx::PgConnection::connect(&postgres_admin_url())
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        }
-    }
-}
-
-/// A running server.
-pub struct TestServer {
-    pub address: SocketAddr,
-    pub codes: Vec<EnrolmentCode>,
-    pub app: App,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestServer {
-    pub async fn start(db: &TestDb) -> Self {
-        Self::start_with(db.settings()).await
-    }
-
-    /// A server on `db` with its objects on `store` (a `file://` or `s3://` URL).
-    pub async fn start_on(db: &TestDb, store: &SecretUrl) -> Self {
-        Self::start_with(Settings {
-            object_store: Some(store.expose_secret().to_owned()),
-            ..db.settings()
-        })
-        .await
-    }
-
-    pub async fn start_with(settings: Settings) -> Self {
-        let config = settings.resolve(None, None).unwrap();
-        let (app, codes) = App::start(config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = app.clone();
-        let task = tokio::spawn(async move {
-            serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            address,
-            codes,
-            app,
-            stop,
-            task,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap();
-    }
-}
+use quorate_server::config::SecretUrl;
+use quorate_server::test_support::TestServer;
 
 /// A real S3-compatible server (s3s-fs, installed by the test command) on a free loopback
 /// port, serving one bucket from a temporary folder; stopped when dropped.
@@ -240,16 +96,24 @@ pub struct FirstAdmin {
 
 impl FirstAdmin {
     pub async fn enrol(server: &TestServer, name: &str) -> Self {
-        let vault = server.codes[0].vault_id;
+        let code = &server.codes[0];
+        Self::enrol_at(&server.url(""), code.vault_id, code.code.as_str(), name).await
+    }
+
+    /// Enrols with the first-admin `code` for `vault` that the server at `url` printed (a
+    /// server in another process, as the benches run it).
+    pub async fn enrol_at(
+        url: &str,
+        vault: quorate_crypto::VaultId,
+        code: &str,
+        name: &str,
+    ) -> Self {
         let identity = quorate_crypto::Identity::generate();
         let genesis =
             quorate_crypto::roster::Roster::genesis_entry(vault, &identity, name, 1_750_000_000)
                 .unwrap();
-        let mut client = quorate_client::Client::new(&server.url(""));
-        client
-            .enrol_first_admin(server.codes[0].code.as_str(), &genesis)
-            .await
-            .unwrap();
+        let mut client = quorate_client::Client::new(url);
+        client.enrol_first_admin(code, &genesis).await.unwrap();
         client.sign_in(vault, &identity).await.unwrap();
         Self {
             client,
@@ -270,12 +134,17 @@ pub struct Board {
 
 impl Board {
     pub async fn new(server: &TestServer, members: usize, min_threshold: u8) -> Self {
-        use quorate_crypto::statement::{SignedStatement, VaultPolicy};
         let admin = FirstAdmin::enrol(server, "Ada").await;
+        Self::around(&server.url(""), admin, members, min_threshold).await
+    }
+
+    /// A board around `admin`, already enrolled on the server at `url`.
+    pub async fn around(url: &str, admin: FirstAdmin, members: usize, min_threshold: u8) -> Self {
+        use quorate_crypto::statement::{SignedStatement, VaultPolicy};
         let vault = admin.vault;
         let mut joined = Vec::new();
         for index in 0..members {
-            joined.push(join(server, &admin, &format!("Member {}", index + 1)).await);
+            joined.push(join(url, &admin, &format!("Member {}", index + 1)).await);
         }
         let policy = VaultPolicy {
             vault_id: vault,
@@ -305,9 +174,9 @@ impl Board {
 }
 
 /// A newcomer enrolled with an invite and added to the roster by `admin` as a member, signed
-/// in on a client of their own.
+/// in on a client of their own, on the server at `url`.
 pub async fn join(
-    server: &TestServer,
+    url: &str,
     admin: &FirstAdmin,
     name: &str,
 ) -> (quorate_crypto::Identity, quorate_client::Client) {
@@ -315,7 +184,7 @@ pub async fn join(
     let vault = admin.vault;
     let invite = admin.client.invite(vault, "member").await.unwrap();
     let identity = quorate_crypto::Identity::generate();
-    let mut client = quorate_client::Client::new(&server.url(""));
+    let mut client = quorate_client::Client::new(url);
     client
         .enrol_member(&invite.code, name, &identity.public())
         .await
@@ -352,11 +221,7 @@ pub fn make_recording(
     k: u8,
     plaintext: &[u8],
 ) -> MadeRecording {
-    use quorate_crypto::{
-        envelope,
-        statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
-        threshold::{Subject, Threshold},
-    };
+    use quorate_crypto::envelope;
     let key = quorate_crypto::AgeSecretKey::generate();
     let (writer, _) = envelope::encrypt(
         plaintext,
@@ -365,6 +230,39 @@ pub fn make_recording(
     )
     .unwrap();
     let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
+    let signed = sign_recording(roster, uploader, k, &key, ciphertext_len, ciphertext_sha256);
+    MadeRecording {
+        id: signed.id,
+        key,
+        manifest: signed.manifest,
+        shares: signed.shares,
+        ciphertext,
+    }
+}
+
+/// What a meeting client sends before the ciphertext: a recording's manifest and its sealed
+/// shares.
+pub struct SignedRecording {
+    pub id: quorate_crypto::RecordingId,
+    pub manifest: quorate_crypto::statement::SignedStatement,
+    pub shares: Vec<(quorate_crypto::Fingerprint, Vec<u8>)>,
+}
+
+/// A fresh recording (its own ID and split) of a ciphertext encrypted to `key`, of
+/// `ciphertext_len` bytes with SHA-256 `ciphertext_sha256`: the key split among every member
+/// of `roster` under `k`, the shares sealed, the manifest signed by `uploader`.
+pub fn sign_recording(
+    roster: &quorate_crypto::roster::Roster,
+    uploader: &quorate_crypto::Identity,
+    k: u8,
+    key: &quorate_crypto::AgeSecretKey,
+    ciphertext_len: u64,
+    ciphertext_sha256: [u8; 32],
+) -> SignedRecording {
+    use quorate_crypto::{
+        statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
+        threshold::{Subject, Threshold},
+    };
     let id = quorate_crypto::RecordingId::random();
     let publics: Vec<_> = roster
         .members()
@@ -375,7 +273,7 @@ pub fn make_recording(
     let (split, sealed) = SplitKey::split_and_seal(
         roster.vault_id(),
         Subject::Recording(id),
-        &key,
+        key,
         Threshold::new(k.into(), n.into()).unwrap(),
         &publics,
     )
@@ -406,11 +304,9 @@ pub fn make_recording(
         .map(|public| public.fingerprint())
         .zip(sealed)
         .collect();
-    MadeRecording {
+    SignedRecording {
         id,
-        key,
         manifest,
         shares,
-        ciphertext,
     }
 }

@@ -1,10 +1,18 @@
 //! The typed client of the Quorate HTTP API, shared by the `quorate` CLI, the node and the
 //! tests. It speaks the `quorate-api` types, and does the device-side checks the protocol
 //! requires (a roster is returned only once verified against the pinned genesis).
+//!
+//! - [`checks`]: the checks every device makes the same way;
+//! - [`minutes`]: released minutes, the search key and blind search from a member's device;
+//! - [`local`]: files a device keeps private;
+//! - [`error`]: [`DeviceError`], why a device's command failed, with its exit code.
 
 pub mod checks;
+pub mod error;
 pub mod local;
 pub mod minutes;
+
+pub use error::{DeviceError, exit};
 
 use base64::{
     Engine,
@@ -64,6 +72,19 @@ impl ClientError {
     }
 }
 
+/// A connection that cannot be made within this time will not be made: fail, so that the
+/// user (or the node's retries) hears of it.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn http_client(read_timeout: Option<std::time::Duration>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+    if let Some(timeout) = read_timeout {
+        builder = builder.read_timeout(timeout);
+    }
+    // As `reqwest::Client::new`: building fails only when the TLS backend cannot start.
+    builder.build().expect("the HTTP client starts")
+}
+
 /// A client of one server, optionally signed in.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -77,11 +98,20 @@ impl Client {
     /// A client for the server at `base` (`http://host:port`).
     pub fn new(base: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: http_client(None),
             base: base.trim_end_matches('/').to_owned(),
             token: None,
             approvals_seen: checks::ApprovalsSeen::default(),
         }
+    }
+
+    /// Gives up on a server that sends nothing for `timeout` (a hung server or a dead link
+    /// that no reset ends), as an error that [`DeviceError::is_transient`] calls transient.
+    /// For unattended devices that try again; a member's command waits as long as it takes,
+    /// since a large upload may be answered only after minutes.
+    pub fn with_read_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.http = http_client(Some(timeout));
+        self
     }
 
     /// Uses (and updates) `seen`, the newest node approvals this device verified, so that an
