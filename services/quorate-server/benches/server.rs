@@ -247,7 +247,11 @@ async fn approvals_bench() {
         let (made, _) = flow::uploaded(&board, 0, 4).await;
         let node = flow::approved_node(&server.url, &board).await;
 
-        for (label, in_flight) in [("one at a time", 1usize), ("eight in flight", 8)] {
+        for (label, in_flight, interleaved) in [
+            ("one at a time", 1usize, false),
+            ("eight in flight", 8, false),
+            ("eight in flight, on eight requests", 8, true),
+        ] {
             // 100 requests by the admin; each member 1..=4 approves each.
             let mut prepared = Vec::new();
             for _ in 0..100 {
@@ -268,6 +272,13 @@ async fn approvals_bench() {
                         flow::approve(&board, voter, &made, &request, &node.identity).await;
                     prepared.push((request_id, flow::member(&board, voter).1, vote, resealed));
                 }
+            }
+            if interleaved {
+                // Ordered by voter, eight consecutive votes are on eight different requests,
+                // which do not take turns on one request's row as four votes on one do.
+                prepared = (0..4)
+                    .flat_map(|voter| prepared.iter().skip(voter).step_by(4).cloned())
+                    .collect();
             }
             let started = Instant::now();
             let total = prepared.len();
