@@ -393,20 +393,17 @@ pub(crate) async fn open_download(
 /// Parses a single `bytes=` range against `size`; `None` when it is malformed, not one
 /// range, or outside the object.
 fn parse_range(value: &HeaderValue, size: u64) -> Option<Range<u64>> {
-    let spec = value.to_str().ok()?.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (start, end) = spec.split_once('-')?;
-    let range = match (start.trim(), end.trim()) {
-        ("", suffix) => size.saturating_sub(suffix.parse().ok()?)..size,
-        (start, "") => start.parse().ok()?..size,
-        (start, end) => {
-            let end: u64 = end.parse().ok()?;
-            start.parse().ok()?..end.saturating_add(1).min(size)
+    let ranges = http_range_header::parse_range_header(value.to_str().ok()?)
+        .ok()?
+        .validate(size)
+        .ok()?;
+    match ranges.as_slice() {
+        // The crate clamps an end past the object to its last byte, even for an empty one.
+        [range] if range.start() <= range.end() && *range.end() < size => {
+            Some(*range.start()..range.end() + 1)
         }
-    };
-    (range.start < range.end && range.start < size).then_some(range)
+        _ => None,
+    }
 }
 
 /// Deletes `admin`'s vault's recording `recording` and everything grown from it, rows and

@@ -138,7 +138,9 @@ mod tests {
         let db = Db::connect(&test_db.url).await.unwrap();
         db.migrate().await.unwrap();
         let mut tx = db.begin().await.unwrap();
-        vaults::insert(&mut tx, &vault.to_string(), "v", 0).await.unwrap();
+        vaults::insert(&mut tx, &vault.to_string(), "v", 0)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         (db, test_db)
     }
