@@ -103,6 +103,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// What `command` did, run to its end.
+    async fn of(mut command: tokio::process::Command) -> Self {
+        command.output().await.unwrap().into()
+    }
+
+    /// This run, after checking that `program ARGUMENTS` succeeded.
+    fn succeeded(self, program: &str, arguments: &[&str]) -> Self {
+        assert_eq!(self.code, 0, "{program} {arguments:?} failed: {self:?}");
+        self
+    }
+
     /// The JSON the command printed with `--json`.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim())
@@ -124,9 +135,14 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 
 impl Device {
     pub fn new(server: &Server) -> Self {
+        Self::at(&server.url(""))
+    }
+
+    /// A new device that reaches the server at `url` (a hostile proxy's, say).
+    pub fn at(url: &str) -> Self {
         Self {
             folder: tempfile::tempdir().unwrap(),
-            server: server.url(""),
+            server: url.to_owned(),
         }
     }
 
@@ -143,14 +159,12 @@ impl Device {
 
     /// Runs `quorate ARGUMENTS` on this device.
     pub async fn run(&self, arguments: &[&str]) -> Run {
-        self.command(arguments).output().await.unwrap().into()
+        Run::of(self.command(arguments)).await
     }
 
     /// Runs and expects success.
     pub async fn ok(&self, arguments: &[&str]) -> Run {
-        let run = self.run(arguments).await;
-        assert_eq!(run.code, 0, "quorate {arguments:?} failed: {run:?}");
-        run
+        self.run(arguments).await.succeeded("quorate", arguments)
     }
 }
 
@@ -209,14 +223,14 @@ impl NodeMachine {
 
     /// Runs `quorate-node ARGUMENTS`.
     pub async fn run(&self, arguments: &[&str]) -> Run {
-        self.command(arguments).output().await.unwrap().into()
+        Run::of(self.command(arguments)).await
     }
 
     /// Runs `quorate-node ARGUMENTS` and expects success.
     pub async fn ok(&self, arguments: &[&str]) -> Run {
-        let run = self.run(arguments).await;
-        assert_eq!(run.code, 0, "quorate-node {arguments:?} failed: {run:?}");
-        run
+        self.run(arguments)
+            .await
+            .succeeded("quorate-node", arguments)
     }
 
     /// The node's identity, as `quorate-node init` wrote it.

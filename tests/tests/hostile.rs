@@ -36,10 +36,7 @@ fn vault(server: &Server) -> VaultId {
 /// A copy of `device` (its identity, pins and sessions, so what it verified before counts)
 /// that reaches the server through `proxy`.
 fn through(device: &Device, proxy: &HostileProxy) -> Device {
-    let copy = Device {
-        folder: tempfile::TempDir::new().unwrap(),
-        server: proxy.url.clone(),
-    };
+    let copy = Device::at(&proxy.url);
     copy_folder(device.folder.path(), copy.folder.path());
     copy
 }
@@ -329,10 +326,7 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
         answer["genesis_entry"] = STANDARD.encode(forged.to_bytes()).into();
     });
     let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-    let dee = Device {
-        folder: tempfile::TempDir::new().unwrap(),
-        server: proxy.url.clone(),
-    };
+    let dee = Device::at(&proxy.url);
     dee.ok(&["keygen"]).await;
     let code = invite["code"].as_str().unwrap();
     let refused = dee
@@ -358,10 +352,7 @@ async fn enrolment_refuses_a_genesis_other_than_the_one_read_out() {
     // Without `--genesis` the device cannot know, but it shows the forger's first admin,
     // whose fingerprint is not the one Ada reads out: what it tells its user to compare.
     let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-    let fay = Device {
-        folder: tempfile::TempDir::new().unwrap(),
-        server: proxy.url.clone(),
-    };
+    let fay = Device::at(&proxy.url);
     fay.ok(&["keygen"]).await;
     let shown = fay
         .ok(&[
@@ -676,10 +667,7 @@ async fn a_search_key_lost_at_enrolment_is_made_by_the_first_admin_only() {
     let server = Server::start(Backend::Sqlite).await;
     let proxy = HostileProxy::start(&server.url("")).await;
     let dropped = proxy.drop_requests("POST", "/api/v1/vaults/*/search-key", 503);
-    let ada = Device {
-        folder: tempfile::TempDir::new().unwrap(),
-        server: proxy.url.clone(),
-    };
+    let ada = Device::at(&proxy.url);
     ada.ok(&["keygen"]).await;
     let enrolled = ada
         .run(&[
@@ -747,10 +735,7 @@ async fn an_enrolment_answered_for_another_vault_is_refused() {
         answer["vault_id"] = other.clone().into();
     });
     let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-    let dee = Device {
-        folder: tempfile::TempDir::new().unwrap(),
-        server: proxy.url.clone(),
-    };
+    let dee = Device::at(&proxy.url);
     dee.ok(&["keygen"]).await;
     let refused = dee
         .run(&[

@@ -80,6 +80,11 @@ impl Transcriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_progress_callback_safe(progress);
+        // whisper-rs 0.16 stores the closure as a `Box<dyn FnMut() -> bool>` but calls it
+        // through a pointer cast to the closure's own type: a closure of another type is
+        // read as the wrong thing (the encoder then fails at once). Given exactly that boxed
+        // type, the two agree.
+        let stop: Box<dyn FnMut() -> bool> = Box::new(stop);
         params.set_abort_callback_safe(stop);
         state
             .full(params, samples)

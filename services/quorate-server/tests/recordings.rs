@@ -562,18 +562,7 @@ async fn an_admin_deletes_a_recording_with_every_share(backend: Backend, s3: boo
     let vault = board.admin.vault;
     let (member, member_client) = &board.members[0];
     let made = make_recording(&board.roster, member, 1, &audio(50_000));
-    member_client
-        .create_recording(vault, &made.manifest, &made.shares)
-        .await
-        .unwrap();
-    member_client
-        .resume_upload(
-            made.id,
-            std::io::Cursor::new(made.ciphertext.clone()),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+    common::flow::upload(member_client, vault, &made).await;
     assert_eq!(
         refused(member_client.delete_recording(vault, made.id).await),
         (403, "admin_only".into())

@@ -5,7 +5,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_client::Client;
 use quorate_crypto::{
-    AgeSecretKey, Fingerprint, Identity, NodeId, RequestId, TranscriptId,
+    AgeSecretKey, Fingerprint, Identity, NodeId, RequestId, TranscriptId, VaultId,
     blind::SearchKey,
     envelope,
     release::{Posting, ReleaseManifest, postings, postings_digest, seal_release_key},
@@ -74,8 +74,14 @@ pub async fn uploaded(board: &Board, uploader: usize, k: u8) -> (MadeRecording, 
     let plaintext: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
     let (identity, client) = member(board, uploader);
     let made = make_recording(&board.roster, identity, k, &plaintext);
+    upload(client, board.admin.vault, &made).await;
+    (made, plaintext)
+}
+
+/// Creates `made` in `vault` and uploads its whole ciphertext, as `client`.
+pub async fn upload(client: &Client, vault: VaultId, made: &MadeRecording) {
     client
-        .create_recording(board.admin.vault, &made.manifest, &made.shares)
+        .create_recording(vault, &made.manifest, &made.shares)
         .await
         .unwrap();
     client
@@ -86,7 +92,6 @@ pub async fn uploaded(board: &Board, uploader: usize, k: u8) -> (MadeRecording, 
         )
         .await
         .unwrap();
-    (made, plaintext)
 }
 
 /// A member's identity and signed-in client: 0 is the admin, 1… the other members.
