@@ -492,11 +492,23 @@ pub(crate) async fn stream_object(
     let name = name(&row)?;
     let size = row.try_get::<i64, _>("ciphertext_len")? as u64;
     let manifest_digest: Vec<u8> = row.try_get("manifest_digest")?;
+    stream_stored(app, &name, size, &manifest_digest, headers).await
+}
+
+/// Streams object `name` of `size` bytes, or the one range `headers` ask for; the digest of
+/// the manifest that describes it is its ETag.
+pub(crate) async fn stream_stored(
+    app: &App,
+    name: &str,
+    size: u64,
+    manifest_digest: &[u8],
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let etag = format!("\"{}\"", hex::encode(manifest_digest));
     let range = parse_range(headers, size)?;
     let (stream, _) = app
         .blobs
-        .get_stream(&name, range.clone())
+        .get_stream(name, range.clone())
         .await
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
     let mut response = Response::new(Body::from_stream(stream));

@@ -29,3 +29,27 @@ pub(crate) async fn share_holders(
         .fetch_all(connection)
         .await
 }
+
+// Used by jobs and release.
+
+/// The recording a transcription job transcribes.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TranscriptionSubject {
+    pub id: String,
+    /// The digest of its signed manifest.
+    pub manifest_digest: Vec<u8>,
+    pub threshold_k: i32,
+}
+
+/// The recording request `request` unlocks, `None` when its subject is no recording.
+pub(crate) async fn transcription_subject(
+    connection: &mut AnyConnection,
+    request: &str,
+) -> Result<Option<TranscriptionSubject>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.id, m.manifest_digest, m.threshold_k FROM unlock_requests r JOIN recordings m ON m.id = r.subject_id WHERE r.id = $1",
+    )
+    .bind(request)
+    .fetch_optional(connection)
+    .await
+}
