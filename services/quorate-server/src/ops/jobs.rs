@@ -30,7 +30,7 @@ use crate::{
         self, Event, Tx,
         jobs::{LeaseHolder, NewLease, NodeJob},
         recordings::TranscriptionSubject,
-        transcripts::NewTranscript,
+        transcripts::{Described, NewTranscript},
     },
 };
 
@@ -78,6 +78,25 @@ impl Upload {
         match self {
             Self::SealedTranscript => "transcript manifest",
             Self::ReleasedCopy => "release manifest",
+        }
+    }
+
+    /// Where its object is written, under a fresh name (see
+    /// [`crate::blobs::Blobs::put_fresh`]); its row names it.
+    fn object_prefix(self, vault: &str, transcript: &str) -> String {
+        match self {
+            Self::SealedTranscript => {
+                crate::recordings::transcript_object_prefix(vault, transcript)
+            }
+            Self::ReleasedCopy => format!("released/{vault}/{transcript}/"),
+        }
+    }
+
+    /// The audit action of a completion with it.
+    fn action(self) -> &'static str {
+        match self {
+            Self::SealedTranscript => "transcript.stored",
+            Self::ReleasedCopy => "transcript.released",
         }
     }
 
@@ -270,7 +289,7 @@ pub(crate) async fn claim(
 
 /// The job `lease` names, when its node holds that lease: 404 when the node has no such
 /// job, `lease_lost` when the token is not the job's current one.
-pub(crate) async fn leased(
+async fn leased(
     connection: &mut sqlx::AnyConnection,
     lease: Lease<'_>,
 ) -> Result<NodeJob, JobError> {
@@ -378,6 +397,7 @@ pub(crate) async fn sweep(app: &App, now: i64) -> Result<usize, JobError> {
 }
 
 /// Where a completion's job stands.
+#[derive(Debug)]
 pub(crate) enum Completing {
     /// Leased to the node: the completion goes ahead, for the job's vault.
     Leased { vault: String },
@@ -476,19 +496,24 @@ pub(crate) fn described_ciphertext(
     Ok(bytes)
 }
 
-/// What a completion made of its job: the transcript (sealed or released) it stored, the
-/// audit action, and the node's signed manifest of it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Outcome<'a> {
+/// What a completion stores: the ciphertext the node uploaded, of `upload`'s kind, as the
+/// node's verified manifest describes it.
+#[derive(Debug)]
+pub(crate) struct Completion<'a> {
+    pub upload: Upload,
+    pub vault: &'a str,
     pub transcript: &'a str,
-    pub action: &'a str,
+    pub recording: &'a str,
+    /// The node's signed manifest, and its digest.
     pub manifest: &'a [u8],
+    pub manifest_digest: &'a [u8],
+    pub ciphertext: Vec<u8>,
 }
 
-/// Writes `bytes` under a fresh name beneath `prefix`, then in one transaction marks the job
-/// done with `outcome` (audited) and lets `record` store the rows that name the object. When
-/// anything fails the object is removed again, so no row ever names a missing object and no
-/// object outlives a failed completion.
+/// Writes the completion's ciphertext under a fresh name, then in one transaction marks the
+/// job done (audited, with the node's manifest) and lets `record` store the rows that
+/// describe the object. When anything fails the object is removed again, so no row ever
+/// names a missing object and no object outlives a failed completion.
 ///
 /// Marking the job done is the transaction's first write, so the job's row stays held (a row
 /// lock on PostgreSQL, the write lock on SQLite) until it ends: a concurrent completion of
@@ -496,33 +521,60 @@ pub(crate) struct Outcome<'a> {
 pub(crate) async fn store_completion<V, E>(
     app: &App,
     lease: Lease<'_>,
-    outcome: Outcome<'_>,
-    (prefix, bytes): (&str, Vec<u8>),
-    record: impl AsyncFnOnce(&mut Tx, &str, i64) -> Result<V, E>,
+    completion: Completion<'_>,
+    record: impl AsyncFnOnce(&mut Tx, Described<'_>) -> Result<V, E>,
 ) -> Result<V, E>
 where
     E: From<JobError> + From<BlobError> + From<sqlx::Error>,
 {
+    let Completion {
+        upload,
+        vault,
+        transcript,
+        ..
+    } = completion;
+    let prefix = upload.object_prefix(vault, transcript);
+    let ciphertext_len = completion.ciphertext.len() as u64;
     app.blobs
-        .put_fresh(prefix, bytes.into(), async move |object| {
+        .put_fresh(&prefix, completion.ciphertext.into(), async move |object| {
             let now = crate::now();
             let mut tx = app.db.begin().await?;
-            finish(&mut tx, lease, outcome, now).await?;
-            let stored = record(&mut tx, object, now).await?;
+            finish(
+                &mut tx,
+                lease,
+                upload,
+                (transcript, completion.manifest),
+                now,
+            )
+            .await?;
+            let described = Described {
+                transcript,
+                vault,
+                recording: completion.recording,
+                request: lease.request,
+                manifest: completion.manifest,
+                manifest_digest: completion.manifest_digest,
+                ciphertext_len,
+                object,
+                now,
+            };
+            let stored = record(&mut tx, described).await?;
             tx.commit().await?;
             Ok(stored)
         })
         .await
 }
 
-/// Marks the job done with `outcome` and audits it as the node's.
+/// Marks the job done with `transcript` and audits that as the node's, with its signed
+/// `manifest`.
 async fn finish(
     tx: &mut Tx,
     lease: Lease<'_>,
-    outcome: Outcome<'_>,
+    upload: Upload,
+    (transcript, manifest): (&str, &[u8]),
     now: i64,
 ) -> Result<(), JobError> {
-    if !store::jobs::finish(tx, &lease.holder(), outcome.transcript, now).await? {
+    if !store::jobs::finish(tx, &lease.holder(), transcript, now).await? {
         return Err(explain_lost_lease(tx, lease).await);
     }
     tx.audit(
@@ -530,9 +582,9 @@ async fn finish(
         now,
         Event::by(
             lease.node.fingerprint,
-            outcome.action,
-            outcome.transcript,
-            outcome.manifest,
+            upload.action(),
+            transcript,
+            manifest,
         ),
     );
     Ok(())
@@ -571,34 +623,23 @@ pub(crate) async fn complete(
     )?;
     let shares = sealed_shares(manifest, &upload.shares)?;
     let id = manifest.transcript_id.to_string();
-    let statement = signed.to_bytes();
-    let outcome = Outcome {
+    let completion = Completion {
+        upload: Upload::SealedTranscript,
+        vault: &vault,
         transcript: &id,
-        action: "transcript.stored",
-        manifest: &statement,
+        recording: &manifest.recording_id.to_string(),
+        manifest: &signed.to_bytes(),
+        manifest_digest: &verified.digest,
+        ciphertext: transcript,
     };
-    let prefix = crate::recordings::transcript_object_prefix(&vault, &id);
-    let view = store_completion(
-        app,
-        lease,
-        outcome,
-        (&prefix, transcript),
-        async |tx: &mut Tx, object: &str, now| {
-            let stored = NewTranscript {
-                id: &id,
-                vault: &vault,
-                recording: &manifest.recording_id.to_string(),
-                request: lease.request,
-                node: &lease.node.id.to_string(),
-                manifest: &statement,
-                manifest_digest: &verified.digest,
-                ciphertext_len: manifest.ciphertext_len,
-                object,
-                now,
-            };
-            store_transcript(tx, &stored, shares).await
-        },
-    )
+    let node = lease.node.id.to_string();
+    let view = store_completion(app, lease, completion, async |tx: &mut Tx, described| {
+        let transcript = NewTranscript {
+            described,
+            node: &node,
+        };
+        store_transcript(tx, &transcript, shares).await
+    })
     .await?;
     tracing::info!(request = %lease.request, transcript = %id, "job done, sealed transcript stored");
     Ok(view)
@@ -731,13 +772,14 @@ async fn store_transcript(
     shares: BTreeMap<String, (usize, Vec<u8>)>,
 ) -> Result<TranscriptView, JobError> {
     // The transcript's ID is the node's choice: one already stored is never replaced.
+    let id = transcript.described.transcript;
     if !store::transcripts::insert(tx, transcript).await? {
         return Err(JobError::TranscriptExists);
     }
     for (member, (index, sealed)) in shares {
-        store::transcripts::insert_share(tx, transcript.id, &member, index, &sealed).await?;
+        store::transcripts::insert_share(tx, id, &member, index, &sealed).await?;
     }
-    store::transcripts::get(tx, transcript.id)
+    store::transcripts::get(tx, id)
         .await?
         .ok_or(JobError::NotFound)
 }

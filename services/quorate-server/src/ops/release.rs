@@ -17,7 +17,7 @@ use quorate_crypto::{
 };
 
 use super::jobs::{
-    self, Checked, Completing, JobError, Lease, MAX_TRANSCRIPT_BYTES, Outcome, Upload,
+    self, Checked, Completing, Completion, JobError, Lease, MAX_TRANSCRIPT_BYTES, Upload,
     require_match, same_members,
 };
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
     store::{
         self, Event, Tx,
         release::{GrantMode, NewRelease},
-        transcripts::{NewTranscript, ReleaseTarget},
+        transcripts::{Described, NewTranscript, ReleaseTarget},
     },
 };
 
@@ -87,12 +87,6 @@ impl Refusal for ReleaseError {
             Roster(_) | Store(_) | Blob(_) => return None,
         })
     }
-}
-
-/// Where a released copy's object is written, under a fresh name (see
-/// [`crate::blobs::Blobs::put_fresh`]); its row names it.
-fn released_object_prefix(vault: &str, transcript: &str) -> String {
-    format!("released/{vault}/{transcript}/")
 }
 
 /// Checks that a transcript manifest is well formed (used where a stored one is read back).
@@ -322,34 +316,20 @@ pub(crate) async fn complete(
     let postings = described_postings(manifest, &upload.postings)?;
     let grants = release_keys(manifest, &upload.grants)?;
     let transcript = manifest.transcript_id.to_string();
-    let statement = signed.to_bytes();
-    let outcome = Outcome {
+    let completion = Completion {
+        upload: Upload::ReleasedCopy,
+        vault: &vault,
         transcript: &transcript,
-        action: "transcript.released",
-        manifest: &statement,
+        recording: &manifest.recording_id.to_string(),
+        manifest: &signed.to_bytes(),
+        manifest_digest: &verified.digest,
+        ciphertext: copy,
     };
-    let prefix = released_object_prefix(&vault, &transcript);
-    let view = jobs::store_completion(
-        app,
-        lease,
-        outcome,
-        (&prefix, copy),
-        async |tx: &mut Tx, object: &str, now| {
-            let release = NewRelease {
-                transcript: &transcript,
-                vault: &vault,
-                recording: &manifest.recording_id.to_string(),
-                request: lease.request,
-                manifest: &statement,
-                manifest_digest: &verified.digest,
-                ciphertext_len: manifest.ciphertext_len,
-                words: words(&postings),
-                object,
-                now,
-            };
-            store_release(tx, &release, &postings, grants).await
-        },
-    )
+    let words = words(&postings);
+    let view = jobs::store_completion(app, lease, completion, async |tx: &mut Tx, described| {
+        let release = NewRelease { described, words };
+        store_release(tx, &release, &postings, grants).await
+    })
     .await?;
     tracing::info!(request = %lease.request, transcript = %transcript, postings = postings.len(), "transcript released");
     Ok(view)
@@ -504,10 +484,11 @@ async fn store_release(
 ) -> Result<ReleasedView, ReleaseError> {
     index_release(tx, release, postings).await?;
     for (member, sealed) in grants {
-        let key = (release.transcript, member.as_str());
-        store::release::insert_grant(tx, key, &sealed, GrantMode::FillGap, release.now).await?;
+        let key = (release.described.transcript, member.as_str());
+        let now = release.described.now;
+        store::release::insert_grant(tx, key, &sealed, GrantMode::FillGap, now).await?;
     }
-    store::release::view(tx, release.vault, release.transcript)
+    store::release::view(tx, release.described.vault, release.described.transcript)
         .await?
         .ok_or(ReleaseError::NotFound)
 }
@@ -537,31 +518,30 @@ pub async fn seed_released(
     transcript: &str,
     postings: &[Posting],
 ) -> Result<(), ApiError> {
-    let mut tx = db.begin().await?;
-    let sealed = NewTranscript {
-        id: transcript,
+    let (transcribe, release) = (
+        format!("seed-transcribe-{transcript}"),
+        format!("seed-release-{transcript}"),
+    );
+    let placeholder = |request| Described {
+        transcript,
         vault,
         recording,
-        request: &format!("seed-transcribe-{transcript}"),
-        node: "seed",
+        request,
         manifest: &[],
         manifest_digest: &[],
         ciphertext_len: 0,
         object: "",
         now: 0,
     };
+    let mut tx = db.begin().await?;
+    let sealed = NewTranscript {
+        described: placeholder(&transcribe),
+        node: "seed",
+    };
     store::transcripts::insert(&mut tx, &sealed).await?;
     let released = NewRelease {
-        transcript,
-        vault,
-        recording,
-        request: &format!("seed-release-{transcript}"),
-        manifest: &[],
-        manifest_digest: &[],
-        ciphertext_len: 0,
+        described: placeholder(&release),
         words: words(postings),
-        object: "",
-        now: 0,
     };
     index_release(&mut tx, &released, postings).await?;
     tx.commit().await?;

@@ -5,7 +5,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::ReleasedView;
 use sqlx::AnyConnection;
 
-use super::transcripts::StoredObject;
+use super::transcripts::{Described, StoredObject};
 
 #[derive(Debug, sqlx::FromRow)]
 struct ReleasedRow {
@@ -38,18 +38,9 @@ impl ReleasedRow {
 /// A released transcript to store.
 #[derive(Debug)]
 pub(crate) struct NewRelease<'a> {
-    pub transcript: &'a str,
-    pub vault: &'a str,
-    pub recording: &'a str,
-    pub request: &'a str,
-    pub manifest: &'a [u8],
-    pub manifest_digest: &'a [u8],
-    pub ciphertext_len: u64,
+    pub described: Described<'a>,
     /// Its length in words (the sum of its postings' term frequencies).
     pub words: i64,
-    /// The object holding the released copy.
-    pub object: &'a str,
-    pub now: i64,
 }
 
 /// Stores a released transcript; returns its document number, `None` when the transcript
@@ -58,20 +49,21 @@ pub(crate) async fn insert(
     connection: &mut AnyConnection,
     release: &NewRelease<'_>,
 ) -> Result<Option<i64>, sqlx::Error> {
+    let described = &release.described;
     sqlx::query_scalar(
         "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at, object)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING doc",
     )
-    .bind(release.transcript)
-    .bind(release.vault)
-    .bind(release.recording)
-    .bind(release.request)
-    .bind(release.manifest)
-    .bind(release.manifest_digest)
-    .bind(release.ciphertext_len as i64)
+    .bind(described.transcript)
+    .bind(described.vault)
+    .bind(described.recording)
+    .bind(described.request)
+    .bind(described.manifest)
+    .bind(described.manifest_digest)
+    .bind(described.ciphertext_len as i64)
     .bind(release.words)
-    .bind(release.now)
-    .bind(release.object)
+    .bind(described.now)
+    .bind(described.object)
     .fetch_optional(connection)
     .await
 }

@@ -113,20 +113,26 @@ pub(crate) async fn list(
     Ok(rows.into_iter().map(TranscriptView::from).collect())
 }
 
-/// A sealed transcript to store.
+/// What a sealed transcript and a released copy both store: which transcript it is, where
+/// it comes from, the node's signed manifest that describes it, and the object holding it.
 #[derive(Debug)]
-pub(crate) struct NewTranscript<'a> {
-    pub id: &'a str,
+pub(crate) struct Described<'a> {
+    pub transcript: &'a str,
     pub vault: &'a str,
     pub recording: &'a str,
     pub request: &'a str,
-    pub node: &'a str,
     pub manifest: &'a [u8],
     pub manifest_digest: &'a [u8],
     pub ciphertext_len: u64,
-    /// The object holding the sealed transcript.
     pub object: &'a str,
     pub now: i64,
+}
+
+/// A sealed transcript to store, made by `node`.
+#[derive(Debug)]
+pub(crate) struct NewTranscript<'a> {
+    pub described: Described<'a>,
+    pub node: &'a str,
 }
 
 /// Stores a sealed transcript; `false` when one with its ID exists (it is never replaced).
@@ -134,20 +140,21 @@ pub(crate) async fn insert(
     connection: &mut AnyConnection,
     transcript: &NewTranscript<'_>,
 ) -> Result<bool, sqlx::Error> {
+    let described = &transcript.described;
     let inserted = sqlx::query(
         "INSERT INTO transcripts (id, vault_id, recording_id, request_id, node_id, manifest, manifest_digest, ciphertext_len, created_at, object)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
-    .bind(transcript.id)
-    .bind(transcript.vault)
-    .bind(transcript.recording)
-    .bind(transcript.request)
+    .bind(described.transcript)
+    .bind(described.vault)
+    .bind(described.recording)
+    .bind(described.request)
     .bind(transcript.node)
-    .bind(transcript.manifest)
-    .bind(transcript.manifest_digest)
-    .bind(transcript.ciphertext_len as i64)
-    .bind(transcript.now)
-    .bind(transcript.object)
+    .bind(described.manifest)
+    .bind(described.manifest_digest)
+    .bind(described.ciphertext_len as i64)
+    .bind(described.now)
+    .bind(described.object)
     .execute(connection)
     .await?
     .rows_affected();
