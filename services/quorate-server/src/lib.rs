@@ -120,7 +120,7 @@ impl App {
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
         Ok(ops::uploads::sweep(self, now).await?
             + ops::requests::expire(self, now).await?
-            + jobs::sweep(self, now).await?
+            + ops::jobs::sweep(self, now).await?
             + auth::sweep(self, now).await?
             + store::audit::link_all_waiting(&self.db).await?)
     }

@@ -177,27 +177,16 @@ pub(crate) async fn delete_recording(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Streams a stored object, or the one range `headers` ask for; `describe` selects its row by
-/// vault (`$1`) and ID (`$2`): its `ciphertext_len`, and its `manifest_digest`, which is its
-/// ETag; `name` gives the object's name from that row. 404 when there is no such row.
-///
-/// A bridge for the transcript downloads in `jobs` and `release`, which pass their SQL, until
-/// those move to the store and call [`recordings::open_download`]; remove it then.
-pub(crate) async fn stream_object(
+/// Streams object `name`, whose ciphertext `ciphertext` describes, or the one range
+/// `headers` ask for (recordings, sealed transcripts and released copies alike).
+pub(crate) async fn stream_stored(
     app: &App,
-    describe: &'static str,
-    (vault, id): (&str, &str),
-    name: impl FnOnce(&sqlx::any::AnyRow) -> Result<String, sqlx::Error>,
+    name: &str,
+    ciphertext: &store::recordings::Ciphertext,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut connection = app.db.connection().await?;
-    let (name, ciphertext) =
-        store::recordings::described_object(&mut connection, describe, (vault, id), name)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-    drop(connection);
     let range = headers.get(header::RANGE);
-    let download = recordings::open_download(&app.blobs, &name, &ciphertext, range).await?;
+    let download = recordings::open_download(&app.blobs, name, ciphertext, range).await?;
     Ok(download.into_response())
 }
 

@@ -3,10 +3,13 @@
 //! [`Refusal`](crate::error::Refusal)). They check the protocol, call the store inside one
 //! transaction, and append the audit entry; they know nothing of HTTP.
 
+pub(crate) mod jobs;
 pub(crate) mod members;
 pub(crate) mod nodes;
 pub(crate) mod recordings;
+pub(crate) mod release;
 pub(crate) mod requests;
 pub mod roster;
+pub(crate) mod search;
 pub(crate) mod sign_in;
 pub mod uploads;

@@ -249,7 +249,7 @@ async fn transcript_holders(
     if store::requests::release_pending(tx, transcript, now).await? {
         return Err(RequestError::ReleasePending);
     }
-    let manifest = crate::release::transcript_manifest(&subject.manifest)
+    let manifest = crate::ops::release::transcript_manifest(&subject.manifest)
         .map_err(RequestError::CorruptManifest)?;
     let holders = manifest
         .split

@@ -126,23 +126,6 @@ impl Db {
         &self.pool
     }
 
-    /// The rows a listing of one vault returns: `sql` takes the vault ID as `$1`; `view`
-    /// turns each row into what the API answers.
-    pub(crate) async fn vault_rows<T>(
-        &self,
-        sql: String,
-        vault: &str,
-        view: impl Fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
-    ) -> Result<Vec<T>, sqlx::Error> {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(vault)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(view)
-            .collect()
-    }
-
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -3,7 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{RecordingView, SealedShare};
-use sqlx::{AnyConnection, FromRow, any::AnyRow};
+use sqlx::AnyConnection;
 
 /// The threshold of complete recording `recording` of `vault`, `None` when there is no
 /// such complete recording.
@@ -242,29 +242,6 @@ pub(crate) async fn complete_ciphertext(
     .await
 }
 
-/// The ciphertext whose row `describe` selects by vault (`$1`) and ID (`$2`) (its
-/// `ciphertext_len` and `manifest_digest`), with its object's name as `name` reads it from
-/// that row; `None` when there is no such row.
-///
-/// A bridge for the transcript downloads in `jobs` and `release` until their queries move
-/// to the store; remove it then.
-pub(crate) async fn described_object(
-    connection: &mut AnyConnection,
-    describe: &'static str,
-    (vault, id): (&str, &str),
-    name: impl FnOnce(&AnyRow) -> Result<String, sqlx::Error>,
-) -> Result<Option<(String, Ciphertext)>, sqlx::Error> {
-    let Some(row) = sqlx::query(describe)
-        .bind(vault)
-        .bind(id)
-        .fetch_optional(connection)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some((name(&row)?, Ciphertext::from_row(&row)?)))
-}
-
 /// A recording being completed: its signed manifest and uploader.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Uploaded {
@@ -393,4 +370,28 @@ pub(crate) async fn delete_with_descendants(
             .await?;
     }
     Ok(())
+}
+
+// Used by jobs and release.
+
+/// The recording a transcription job transcribes.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TranscriptionSubject {
+    pub id: String,
+    /// The digest of its signed manifest.
+    pub manifest_digest: Vec<u8>,
+    pub threshold_k: i32,
+}
+
+/// The recording request `request` unlocks, `None` when its subject is no recording.
+pub(crate) async fn transcription_subject(
+    connection: &mut AnyConnection,
+    request: &str,
+) -> Result<Option<TranscriptionSubject>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.id, m.manifest_digest, m.threshold_k FROM unlock_requests r JOIN recordings m ON m.id = r.subject_id WHERE r.id = $1",
+    )
+    .bind(request)
+    .fetch_optional(connection)
+    .await
 }
