@@ -5,30 +5,17 @@
 //! no key and sees no plaintext; every statement it stores it verifies with
 //! `quorate-crypto`, but no client relies on that.
 
-mod audit_routes;
-pub mod auth;
 pub mod blobs;
 pub mod bootstrap;
 pub mod config;
-mod enrol;
 pub mod error;
-mod jobs;
+mod http;
 pub mod limits;
-mod members;
 pub mod metrics;
-mod nodes;
-mod openapi;
 mod ops;
-mod paths;
-mod recordings;
-pub mod release;
-mod requests;
-mod routes;
-pub mod search;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
-pub mod uploads;
 
 use std::future::Future;
 
@@ -36,8 +23,10 @@ use tokio::net::TcpListener;
 
 pub use crate::store::db;
 pub use crate::{
-    bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError, routes::openapi_document,
+    bootstrap::EnrolmentCode, config::Config, db::Db, error::ApiError, http::openapi_document,
 };
+// Paths the tests and benches name.
+pub use crate::http::{auth, release, search};
 
 /// Shared state of a running server.
 #[derive(Debug, Clone)]
@@ -164,7 +153,7 @@ impl App {
         let sweeper = tokio::spawn(self.clone().sweep_until(stopped));
         let served = axum::serve(
             listener,
-            routes::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            http::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;

@@ -86,7 +86,7 @@ impl Upload {
     fn object_prefix(self, vault: &str, transcript: &str) -> String {
         match self {
             Self::SealedTranscript => {
-                crate::recordings::transcript_object_prefix(vault, transcript)
+                crate::store::recordings::transcript_object_prefix(vault, transcript)
             }
             Self::ReleasedCopy => format!("released/{vault}/{transcript}/"),
         }

@@ -11,15 +11,16 @@ use quorate_api::{
     JobCompletion, JobFailure, JobProgress, JobView, Lease, SealedShare, TranscriptView,
 };
 
-use crate::paths::{JobPath, TranscriptPath, VaultPath};
+use crate::http::paths::{JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
-    auth::{Authenticated, Caller, NodeCaller},
     error::{ApiError, ApiJson},
-    nodes::decode_statement,
+    http::auth::{Authenticated, Caller, NodeCaller},
+    http::decode_statement,
+    http::recordings::stream_stored,
     now,
     ops::jobs::{self, Node},
-    recordings::{may_read, stream_stored},
+    ops::recordings::may_read,
     store,
 };
 

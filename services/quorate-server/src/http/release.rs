@@ -10,15 +10,15 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView};
 use serde::Deserialize;
 
-use crate::paths::{JobPath, TranscriptPath, VaultPath};
+use crate::http::paths::{JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
-    auth::{Authenticated, Caller, NodeCaller},
     error::{ApiError, ApiJson, ApiQuery},
-    nodes::decode_statement,
+    http::auth::{Authenticated, Caller, NodeCaller},
+    http::decode_statement,
+    http::recordings::stream_stored,
     now,
     ops::release,
-    recordings::stream_stored,
     store,
 };
 

@@ -11,12 +11,12 @@ use quorate_api::{
 use quorate_crypto::PublicIdentity;
 use serde::Deserialize;
 
-use crate::paths::VaultPath;
+use crate::http::paths::VaultPath;
 use crate::{
     App,
-    auth::Authenticated,
     error::{ApiError, ApiJson, ApiQuery},
-    nodes::decode_statement,
+    http::auth::Authenticated,
+    http::decode_statement,
     now,
     ops::members,
     store,

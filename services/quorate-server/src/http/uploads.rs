@@ -14,7 +14,7 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::paths::UploadPath;
+use crate::http::paths::UploadPath;
 use crate::{
     App,
     auth::Authenticated,

@@ -1,4 +1,20 @@
-//! The HTTP routes.
+//! The HTTP layer: each route extracts its inputs, checks who may call it, calls one
+//! operation (or, for a plain read, one store query) and answers its view. Every route is
+//! listed once below with its OpenAPI description.
+
+mod audit;
+pub mod auth;
+mod enrol;
+mod jobs;
+mod members;
+mod nodes;
+mod openapi;
+pub(crate) mod paths;
+mod recordings;
+pub mod release;
+mod requests;
+pub mod search;
+mod uploads;
 
 use axum::{
     Json, Router,
@@ -20,10 +36,18 @@ use std::{path::Path, sync::Arc};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    App, audit_routes, auth, enrol, error::ApiError, jobs, members, metrics, nodes, openapi,
-    recordings, release, requests, search, uploads,
-};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_crypto::statement::SignedStatement;
+
+use crate::{App, error::ApiError, metrics};
+
+/// Decodes a base64 signed statement from a request body, or 400 `invalid_statement`.
+pub(crate) fn decode_statement(text: &str, field: &str) -> Result<SignedStatement, ApiError> {
+    let bytes = STANDARD.decode(text).map_err(|_| {
+        ApiError::bad_request("invalid_statement", format!("{field} must be base64"))
+    })?;
+    SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)
+}
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).
 const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -44,7 +68,7 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(enrol::roster, members::append_roster))
             .routes(routes!(members::create_invite))
             .routes(routes!(members::list_members))
-            .routes(routes!(audit_routes::list))
+            .routes(routes!(audit::list))
             .routes(routes!(nodes::get_policy, nodes::set_policy))
             .routes(routes!(nodes::enrol_node))
             .routes(routes!(nodes::list_nodes))

@@ -9,12 +9,12 @@ use quorate_api::{NewUnlockRequest, RequestView, VoteUpload};
 use quorate_crypto::RequestId;
 use serde::Deserialize;
 
-use crate::paths::{RequestPath, VaultPath};
+use crate::http::paths::{RequestPath, VaultPath};
 use crate::{
     App,
-    auth::Authenticated,
     error::{ApiError, ApiJson, ApiQuery},
-    nodes::decode_statement,
+    http::auth::Authenticated,
+    http::decode_statement,
     now,
     ops::requests::{self, Ballot, Member},
     store,

@@ -8,13 +8,13 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{FirstAdminEnrolment, RosterChain};
 
-use crate::paths::VaultPath;
+use crate::http::paths::VaultPath;
 use crate::{
     App,
-    auth::Caller,
     bootstrap::code_hash,
     error::{ApiError, ApiJson},
-    nodes::decode_statement,
+    http::auth::Caller,
+    http::decode_statement,
     now,
     ops::members,
     store,

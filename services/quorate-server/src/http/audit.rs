@@ -4,11 +4,11 @@ use axum::extract::{Path, State};
 use quorate_api::AuditEntryView;
 use serde::Deserialize;
 
-use crate::paths::VaultPath;
+use crate::http::paths::VaultPath;
 use crate::{
     App,
-    auth::Authenticated,
     error::{ApiError, ApiQuery},
+    http::auth::Authenticated,
     store,
 };
 

@@ -11,19 +11,18 @@ use axum::{
 };
 use quorate_api::{NewRecording, RecordingView, SealedShare};
 
-use crate::paths::{RecordingPath, VaultPath};
+use crate::http::paths::{RecordingPath, VaultPath};
 use crate::{
     App,
-    auth::{Authenticated, Caller},
     error::{ApiError, ApiJson},
-    nodes::decode_statement,
+    http::auth::{Authenticated, Caller},
+    http::decode_statement,
     now,
     ops::recordings::{self, Created, Download, recording_id},
     store,
 };
 
 // For the transcript routes in `jobs`, until they move to the operations.
-pub(crate) use crate::{ops::recordings::may_read, store::recordings::transcript_object_prefix};
 
 /// Creates a recording from its signed manifest and sealed shares, and opens its upload.
 ///

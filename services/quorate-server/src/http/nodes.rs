@@ -8,26 +8,18 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{NodeApprovalUpload, NodeEnrolment, NodeView, PolicyStatement};
-use quorate_crypto::statement::SignedStatement;
 
-use crate::paths::{NodePath, VaultPath};
+use super::decode_statement;
+use crate::http::paths::{NodePath, VaultPath};
 use crate::{
     App,
-    auth::{Authenticated, Caller},
     error::{ApiError, ApiJson},
-    members::{check_name, parse_keys},
+    http::auth::{Authenticated, Caller},
+    http::members::{check_name, parse_keys},
     now,
     ops::nodes,
     store,
 };
-
-/// Decodes a base64 signed statement from a request body, or 400 `invalid_statement`.
-pub(crate) fn decode_statement(text: &str, field: &str) -> Result<SignedStatement, ApiError> {
-    let bytes = STANDARD.decode(text).map_err(|_| {
-        ApiError::bad_request("invalid_statement", format!("{field} must be base64"))
-    })?;
-    SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)
-}
 
 /// A node redeems a node invite with the keys it generated; it stays pending until an admin
 /// signs its approval.
