@@ -214,8 +214,10 @@ async fn upload_bench() {
     let (straight, through) = (straight[1], through[1]);
     let rate = |elapsed: Duration| encrypted.len as f64 / elapsed.as_secs_f64() / (1 << 20) as f64;
     println!(
-        "upload of {} bytes ({mib} MiB of audio), local folder, median of 3:",
-        encrypted.len
+        "upload of {} bytes ({mib} MiB of audio), local folder {} (TMPDIR chooses it: \
+         /dev/shm measures the server's own cost without the disk), median of 3:",
+        encrypted.len,
+        db.folder.path().display()
     );
     println!(
         "  straight to the store: {:>8.2} s  {:>8.1} MiB/s",
