@@ -101,16 +101,16 @@ async fn lock_chain(
 
 /// Appends `entries` to `vault`'s chain, after the entries recorded earlier and still
 /// waiting, within `connection`'s transaction, which must hold the chain (see
-/// [`try_lock_chain`]).
+/// [`try_lock_chain`]). Returns whether it appended any.
 pub(super) async fn append(
     connection: &mut AnyConnection,
     vault: &str,
     entries: Vec<AuditEntry>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let (mut all, linked_ids) = take_pending(connection, vault).await?;
     all.extend(entries);
     if all.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     link(connection, vault, &mut all).await?;
     insert_linked(connection, vault, &all).await?;
@@ -129,7 +129,7 @@ pub(super) async fn append(
         }
         delete.execute(&mut *connection).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Records `entries` of `vault`'s chain to be linked once the transaction has committed,
@@ -163,11 +163,25 @@ pub(super) async fn defer(
 /// Links `vault`'s waiting entries into its chain, in a transaction of its own that waits
 /// for the chain: called by a change whose entries waited, after it committed, and by the
 /// sweep (for entries a crash left waiting).
+///
+/// Several changes that committed at once each come here; the first to take the chain links
+/// the entries of all, and the others find nothing left and let go of the chain without a
+/// commit to wait for.
 pub(crate) async fn link_waiting(db: &super::Db, vault: &str) -> Result<(), sqlx::Error> {
+    let waiting = sqlx::query("SELECT 1 AS waiting FROM audit_pending WHERE vault_id = $1 LIMIT 1")
+        .bind(vault)
+        .fetch_optional(db.pool())
+        .await?;
+    if waiting.is_none() {
+        return Ok(());
+    }
     let mut tx = db.pool().begin().await?;
     lock_chain(&mut tx, db.backend(), vault).await?;
-    append(&mut tx, vault, Vec::new()).await?;
-    tx.commit().await
+    if append(&mut tx, vault, Vec::new()).await? {
+        tx.commit().await
+    } else {
+        tx.rollback().await
+    }
 }
 
 /// Links the entries waiting in every vault (a crash between a change's commit and the
