@@ -206,16 +206,26 @@ pub(crate) async fn enrol_member(
         return Err(MemberError::AlreadyEnrolled);
     }
     let fingerprint = public.fingerprint().to_hex();
-    tx.audit(
-        vault_id,
-        now,
-        Event {
-            actor: &fingerprint,
-            action: "member.enrolled",
-            subject: &fingerprint,
-            statement: None,
-        },
-    );
+    finish_enrolment(tx, vault_id, public, ("member.enrolled", &fingerprint), now).await
+}
+
+/// Ends an enrolment's transaction: audits `event` (an action and its subject) by the
+/// enrolled keys, commits, and answers with the genesis entry the device pins.
+pub(crate) async fn finish_enrolment(
+    mut tx: Tx,
+    vault_id: VaultId,
+    public: &PublicIdentity,
+    (action, subject): (&str, &str),
+    now: i64,
+) -> Result<Enrolled, MemberError> {
+    let fingerprint = public.fingerprint().to_hex();
+    let event = Event {
+        actor: &fingerprint,
+        action,
+        subject,
+        statement: None,
+    };
+    tx.audit(vault_id, now, event);
     let enrolled = enrolled(&mut tx, vault_id, fingerprint).await?;
     tx.commit().await?;
     Ok(enrolled)

@@ -14,7 +14,7 @@ use crate::{
     App,
     error::Refusal,
     ops::{
-        members::{MemberError, enrolled, redeem_invite},
+        members::{MemberError, finish_enrolment, redeem_invite},
         requests::Member,
         roster::RosterError,
     },
@@ -87,19 +87,8 @@ pub(crate) async fn enrol(
     if !store::nodes::insert(&mut tx, &node).await? {
         return Err(NodeError::AlreadyEnrolled);
     }
-    let fingerprint = public.fingerprint().to_hex();
-    tx.audit(
-        vault_id,
-        now,
-        Event {
-            actor: &fingerprint,
-            action: "node.enrolled",
-            subject: &node_id,
-            statement: None,
-        },
-    );
-    let enrolled = enrolled(&mut tx, vault_id, fingerprint).await?;
-    tx.commit().await?;
+    let event = ("node.enrolled", node_id.as_str());
+    let enrolled = finish_enrolment(tx, vault_id, public, event, now).await?;
     tracing::info!(vault = %vault, node = %node_id, "node enrolled, pending approval");
     Ok(NodeEnrolled {
         vault_id: enrolled.vault_id,
