@@ -163,7 +163,7 @@ async fn a_node_refuses_a_recording_replaced_in_the_object_store() {
 
     staffed.machine.ok(&["run", "--once"]).await;
     let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     let reason = job.failure.unwrap();
     assert!(
         reason.contains("SHA-256") && reason.contains("not the one its signed manifest names"),
@@ -198,7 +198,7 @@ async fn a_node_stops_downloading_past_the_length_the_manifest_signed() {
     staffed.machine.ok(&["run", "--once"]).await;
     assert_eq!(served.count(), 1, "the node downloaded through the proxy");
     let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     let reason = job.failure.unwrap();
     assert!(
         reason.contains(&format!(
@@ -233,7 +233,7 @@ async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
     staffed.machine.ok(&["run", "--once"]).await;
     assert_eq!(served.count(), 1);
     let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     let reason = job.failure.unwrap();
     assert!(
         reason.contains("not signed by its uploader"),
@@ -318,7 +318,7 @@ async fn a_node_refuses_to_release_a_transcript_made_by_a_revoked_node() {
     let (client, vault) = signed_in(&server, ada).await;
     second.ok(&["run", "--once"]).await;
     let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, "failed", "{job:?}");
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     let reason = job.failure.unwrap();
     assert!(
         reason.contains("was revoked") && reason.contains(&staffed.node_id),

@@ -108,14 +108,15 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
         .await
         .unwrap();
     assert_eq!(
-        counted.status, "quorate",
+        counted.status,
+        quorate_api::RequestStatus::Quorate,
         "the server cannot see inside a share"
     );
 
     // The node checks the share against the signed commitment and fails the job, naming Bo.
     machine.ok(&["run", "--once"]).await;
     let jobs = bo_client.jobs(vault).await.unwrap();
-    assert_eq!(jobs[0].status, "failed");
+    assert_eq!(jobs[0].status, quorate_api::JobStatus::Failed);
     let reason = jobs[0].failure.clone().unwrap();
     assert!(
         reason.contains(&bo_identity.fingerprint().short()),
@@ -149,7 +150,7 @@ async fn a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript() {
         .unwrap();
     let mut first = staffed.machine.command(&["run", "--once"]).spawn().unwrap();
     let mut waited = 0;
-    while watcher.jobs(vault).await.unwrap()[0].status != "leased" {
+    while watcher.jobs(vault).await.unwrap()[0].status != quorate_api::JobStatus::Leased {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         waited += 1;
         assert!(waited < 1500, "the node never claimed the job");
@@ -169,7 +170,10 @@ async fn a_node_killed_mid_job_leaves_it_to_the_next_run_and_one_transcript() {
         .unwrap();
     staffed.machine.ok(&["run", "--once"]).await;
     let jobs = watcher.jobs(vault).await.unwrap();
-    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 2));
+    assert_eq!(
+        (jobs[0].status, jobs[0].attempts),
+        (quorate_api::JobStatus::Done, 2)
+    );
     assert_eq!(
         watcher.transcripts(vault).await.unwrap().len(),
         1,

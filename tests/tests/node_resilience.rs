@@ -225,7 +225,12 @@ async fn a_node_stopped_mid_job_leaves_the_job_to_its_next_run() {
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("left unfinished"), "{said}");
     let jobs = watcher.jobs(vault).await.unwrap();
-    assert_eq!(jobs[0].status, "leased", "not failed: {:?}", jobs[0]);
+    assert_eq!(
+        jobs[0].status,
+        quorate_api::JobStatus::Leased,
+        "not failed: {:?}",
+        jobs[0]
+    );
     assert!(watcher.transcripts(vault).await.unwrap().is_empty());
 
     // The server has no call to hand a lease back: once it lapses, the next run does the job.
@@ -236,6 +241,9 @@ async fn a_node_stopped_mid_job_leaves_the_job_to_its_next_run() {
         .unwrap();
     staffed.machine.ok(&["run", "--once"]).await;
     let jobs = watcher.jobs(vault).await.unwrap();
-    assert_eq!((jobs[0].status.as_str(), jobs[0].attempts), ("done", 2));
+    assert_eq!(
+        (jobs[0].status, jobs[0].attempts),
+        (quorate_api::JobStatus::Done, 2)
+    );
     app.stop().await;
 }

@@ -834,8 +834,8 @@ export interface components {
              * @description When it stops working, Unix seconds.
              */
             expires_at: number;
-            /** @description `first-admin`, `member` or `node`. */
-            purpose: string;
+            /** @description Whom it enrols. */
+            purpose: components["schemas"]["CodePurpose"];
             /** @description The vault it enrols into. */
             vault_id: string;
         };
@@ -844,6 +844,11 @@ export interface components {
             /** @description The code. */
             code: string;
         };
+        /**
+         * @description What a one-time code enrols.
+         * @enum {string}
+         */
+        CodePurpose: "first-admin" | "member" | "node";
         /** @description A created vault with the one-time code for its first admin. */
         CreatedVault: {
             /**
@@ -898,10 +903,15 @@ export interface components {
              */
             expires_at: number;
         };
+        /**
+         * @description What a one-time invite enrols.
+         * @enum {string}
+         */
+        InvitePurpose: "member" | "node";
         /** @description `POST /api/v1/vaults/{vault}/invites` (admins): a one-time code for a member or a node. */
         InviteRequest: {
-            /** @description `member` or `node`. */
-            purpose: string;
+            /** @description Whom it enrols. */
+            purpose: components["schemas"]["InvitePurpose"];
             /**
              * Format: int64
              * @description Lifetime in seconds (default one day, at most a week).
@@ -966,6 +976,11 @@ export interface components {
             /** @description What the node is doing (`decrypting`, `transcribing`, ...). */
             stage: string;
         };
+        /**
+         * @description Where a node's job is.
+         * @enum {string}
+         */
+        JobStatus: "queued" | "leased" | "done" | "failed";
         /** @description A job as members see it. */
         JobView: {
             /**
@@ -986,8 +1001,8 @@ export interface components {
             request_id: string;
             /** @description The node's last stage. */
             stage?: string | null;
-            /** @description `queued`, `leased`, `done` or `failed`. */
-            status: string;
+            /** @description Where it is. */
+            status: components["schemas"]["JobStatus"];
             /** @description The transcript it produced. */
             transcript_id?: string | null;
             /**
@@ -1012,8 +1027,8 @@ export interface components {
             name: string;
             /** @description For a node, its ID. */
             node_id?: string | null;
-            /** @description `admin`, `member` or `node`. */
-            role: string;
+            /** @description What they are. */
+            role: components["schemas"]["PartyRole"];
             /** @description The vault. */
             vault_id: string;
         };
@@ -1029,6 +1044,16 @@ export interface components {
             /** @description The name to show to the admins. */
             name: string;
         };
+        /**
+         * @description A member's role on the roster.
+         * @enum {string}
+         */
+        MemberRole: "admin" | "member";
+        /**
+         * @description Where a member is in their life on the vault.
+         * @enum {string}
+         */
+        MemberStatus: "pending" | "active" | "removed";
         /** @description A member as the server lists them (the roster chain is the authority; this is a view). */
         MemberView: {
             /** @description Fingerprint (hex). */
@@ -1037,10 +1062,10 @@ export interface components {
             keys: components["schemas"]["PublicKeys"];
             /** @description Name. */
             name: string;
-            /** @description `admin` or `member`. */
-            role: string;
-            /** @description `pending`, `active` or `removed`. */
-            status: string;
+            /** @description Their role. */
+            role: components["schemas"]["MemberRole"];
+            /** @description Where they are. */
+            status: components["schemas"]["MemberStatus"];
         };
         /**
          * @description `POST /api/v1/vaults/{vault}/recordings`: a recording's signed manifest and the sealed
@@ -1101,6 +1126,11 @@ export interface components {
             /** @description The voter's fingerprint (hex). */
             voter: string;
         };
+        /**
+         * @description Where a node is in its life on the vault.
+         * @enum {string}
+         */
+        NodeStatus: "pending" | "approved" | "revoked";
         /** @description A node as the server lists it (its signed approval is the authority). */
         NodeView: {
             /** @description The newest signed `NodeApproval` (or revocation), base64. */
@@ -1121,11 +1151,16 @@ export interface components {
             /** @description The node's ID. */
             node_id: string;
             /**
-             * @description `pending`, `approved` or `revoked` (an approval past its expiry is `approved` here;
-             *     devices check the expiry in the statement).
+             * @description Where it is (an approval past its expiry is `approved` here; devices check the
+             *     expiry in the statement).
              */
-            status: string;
+            status: components["schemas"]["NodeStatus"];
         };
+        /**
+         * @description What a signed-in party is.
+         * @enum {string}
+         */
+        PartyRole: "admin" | "member" | "node";
         /** @description `GET`/`PUT /api/v1/vaults/{vault}/policy`: the vault's newest signed policy. */
         PolicyStatement: {
             /**
@@ -1141,6 +1176,11 @@ export interface components {
             /** @description The Ed25519 verifying key, unpadded base64url. */
             verifying_key: string;
         };
+        /**
+         * @description How far a recording's ciphertext has arrived.
+         * @enum {string}
+         */
+        RecordingStatus: "uploading" | "complete";
         /** @description A recording as the server lists it: the signed manifest is the authority. */
         RecordingView: {
             /**
@@ -1167,8 +1207,8 @@ export interface components {
              * @description The number of shares n.
              */
             shares: number;
-            /** @description `uploading` or `complete`. */
-            status: string;
+            /** @description How far its upload is. */
+            status: components["schemas"]["RecordingStatus"];
             /**
              * Format: int32
              * @description The threshold k.
@@ -1217,6 +1257,16 @@ export interface components {
             transcript_id: string;
         };
         /**
+         * @description What an unlock request lets its node do.
+         * @enum {string}
+         */
+        RequestPurpose: "transcribe" | "release-transcript";
+        /**
+         * @description Where an unlock request is.
+         * @enum {string}
+         */
+        RequestStatus: "open" | "quorate" | "rejected" | "expired";
+        /**
          * @description An unlock request with its votes so far. The signed statements are the authority:
          *     devices verify them (and the subject's manifest and the node's approval) themselves.
          */
@@ -1248,20 +1298,20 @@ export interface components {
             expires_at: number;
             /** @description The node that would receive the shares. */
             node_id: string;
-            /** @description `transcribe` or `release-transcript`. */
-            purpose: string;
+            /** @description What its node may do. */
+            purpose: components["schemas"]["RequestPurpose"];
             /** @description The request. */
             request_id: string;
             /** @description The requester's fingerprint (hex). */
             requester: string;
             /** @description The signed `UnlockRequest`, base64. */
             statement: string;
-            /** @description `open`, `quorate`, `rejected` or `expired`. */
-            status: string;
+            /** @description Where it is. */
+            status: components["schemas"]["RequestStatus"];
             /** @description The recording or transcript ID. */
             subject_id: string;
-            /** @description `recording` or `transcript`. */
-            subject_kind: string;
+            /** @description What it would open. */
+            subject_kind: components["schemas"]["SubjectKind"];
             /**
              * Format: int32
              * @description Approvals needed (k of the subject's split).
@@ -1396,6 +1446,11 @@ export interface components {
             /** @description Ed25519 signature over the sign-in message for the nonce, base64. */
             signature: string;
         };
+        /**
+         * @description What an unlock request would open.
+         * @enum {string}
+         */
+        SubjectKind: "recording" | "transcript";
         /** @description A sealed transcript. */
         TranscriptView: {
             /**
@@ -1442,6 +1497,11 @@ export interface components {
             upload_url: string;
         };
         /**
+         * @description A member's vote.
+         * @enum {string}
+         */
+        VoteDecision: "approve" | "deny";
+        /**
          * @description `POST /api/v1/vaults/{vault}/requests/{request}/votes`: a signed vote; an approval
          *     carries the voter's share re-sealed to the request's node.
          */
@@ -1458,8 +1518,8 @@ export interface components {
              * @description When received, Unix seconds.
              */
             created_at: number;
-            /** @description `approve` or `deny`. */
-            decision: string;
+            /** @description For or against. */
+            decision: components["schemas"]["VoteDecision"];
             /** @description The signed `Vote`, base64. */
             statement: string;
             /** @description The voter's fingerprint (hex). */
@@ -2725,7 +2785,7 @@ export interface operations {
                     "application/json": components["schemas"]["Invite"];
                 };
             };
-            /** @description Unknown purpose or lifetime out of range */
+            /** @description Lifetime out of range */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2834,8 +2894,8 @@ export interface operations {
     list_members: {
         parameters: {
             query?: {
-                /** @description Only members of this status: `pending`, `active` or `removed`. */
-                status?: string;
+                /** @description Only members of this status. */
+                status?: components["schemas"]["MemberStatus"];
             };
             header?: never;
             path: {
@@ -3771,10 +3831,10 @@ export interface operations {
     list_requests: {
         parameters: {
             query?: {
-                /** @description Only requests of this status (`open`, `quorate`, `rejected`, `expired`). */
-                status?: string;
+                /** @description Only requests of this status. */
+                status?: components["schemas"]["RequestStatus"];
                 /** @description `me`: only open requests the caller can still vote on. */
-                awaiting?: string;
+                awaiting?: "me";
             };
             header?: never;
             path: {

@@ -135,7 +135,7 @@ describe("revoking a node", () => {
       return pendingNode(approved.node, "");
     });
     // The server lists the node with keys of its own beside the approval an admin signed.
-    const listed = { ...pendingNode(await strangerKeys(), ""), status: "approved", approval: toBase64(golden("node-approval")) };
+    const listed = { ...pendingNode(await strangerKeys(), ""), status: "approved" as const, approval: toBase64(golden("node-approval")) };
     await device.revokeNode(listed);
     const [revocation, signer] = await (await device.roster()).verifyByAdmin("node-approval", signed);
     expect(signer.fingerprint).toBe(admin.fingerprintHex);

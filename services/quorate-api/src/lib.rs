@@ -3,7 +3,281 @@
 //! sealed data) travel as standard base64; Ed25519 public keys as unpadded base64url;
 //! age recipients as `age1…`; IDs as UUIDs; times as Unix seconds.
 
+use std::{fmt, str::FromStr};
+
 use serde::{Deserialize, Serialize};
+
+/// A value outside one of the API's closed sets (from a database row or a command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// What kind of value was expected, such as "request status".
+    pub kind: &'static str,
+    /// What was found.
+    pub value: String,
+    /// The values that would have been accepted.
+    pub expected: &'static [&'static str],
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a {}: expected one of {}",
+            self.value,
+            self.kind,
+            self.expected.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// Declares a closed set of wire strings once: the enum, its serde and OpenAPI names, its
+/// text form and its parser all come from the one list of `Variant = "wire"` pairs (each
+/// wire string the variant's name in kebab-case).
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $kind:literal {
+            $($(#[$variant_meta:meta])* $variant:ident = $wire:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        // The derives read kebab-case here rather than `$wire` (a macro fragment they do not
+        // see as a string); the unit tests hold the two to the same text.
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+            const WIRE: &'static [&'static str] = &[$($wire),+];
+
+            /// The wire string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                match text {
+                    $($wire => Ok(Self::$variant),)+
+                    _ => Err(UnknownValue {
+                        kind: $kind,
+                        value: text.to_owned(),
+                        expected: Self::WIRE,
+                    }),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+
+            fn try_from(text: String) -> Result<Self, UnknownValue> {
+                text.parse()
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// What a signed-in party is.
+    PartyRole, "role" {
+        /// A member who can also sign roster entries, node approvals and invites.
+        Admin = "admin",
+        /// A member: holds shares, requests and votes.
+        Member = "member",
+        /// A transcription node.
+        Node = "node",
+    }
+}
+
+wire_enum! {
+    /// A member's role on the roster.
+    MemberRole, "member role" {
+        /// Signs roster entries and node approvals, creates invites.
+        Admin = "admin",
+        /// Holds shares, requests and votes.
+        Member = "member",
+    }
+}
+
+impl From<quorate_crypto::statement::Role> for MemberRole {
+    fn from(role: quorate_crypto::statement::Role) -> Self {
+        use quorate_crypto::statement::Role;
+        match role {
+            Role::Admin => Self::Admin,
+            Role::Member => Self::Member,
+        }
+    }
+}
+
+impl From<MemberRole> for quorate_crypto::statement::Role {
+    fn from(role: MemberRole) -> Self {
+        match role {
+            MemberRole::Admin => Self::Admin,
+            MemberRole::Member => Self::Member,
+        }
+    }
+}
+
+wire_enum! {
+    /// Where a member is in their life on the vault.
+    MemberStatus, "member status" {
+        /// Enrolled, waiting for an admin to sign their roster entry.
+        Pending = "pending",
+        /// On the roster.
+        Active = "active",
+        /// Taken off the roster.
+        Removed = "removed",
+    }
+}
+
+wire_enum! {
+    /// Where a node is in its life on the vault.
+    NodeStatus, "node status" {
+        /// Enrolled, waiting for an admin's approval.
+        Pending = "pending",
+        /// Approved (devices check the approval's expiry themselves).
+        Approved = "approved",
+        /// Revoked for good.
+        Revoked = "revoked",
+    }
+}
+
+wire_enum! {
+    /// What a one-time invite enrols.
+    InvitePurpose, "invite purpose" {
+        /// A member.
+        Member = "member",
+        /// A transcription node.
+        Node = "node",
+    }
+}
+
+wire_enum! {
+    /// What a one-time code enrols.
+    CodePurpose, "code purpose" {
+        /// The vault's first admin.
+        FirstAdmin = "first-admin",
+        /// A member.
+        Member = "member",
+        /// A transcription node.
+        Node = "node",
+    }
+}
+
+impl From<InvitePurpose> for CodePurpose {
+    fn from(purpose: InvitePurpose) -> Self {
+        match purpose {
+            InvitePurpose::Member => Self::Member,
+            InvitePurpose::Node => Self::Node,
+        }
+    }
+}
+
+wire_enum! {
+    /// How far a recording's ciphertext has arrived.
+    RecordingStatus, "recording status" {
+        /// The upload is open.
+        Uploading = "uploading",
+        /// Every byte is stored and its SHA-256 matched the manifest.
+        Complete = "complete",
+    }
+}
+
+wire_enum! {
+    /// What an unlock request would open.
+    SubjectKind, "subject kind" {
+        /// A recording.
+        Recording = "recording",
+        /// A sealed transcript.
+        Transcript = "transcript",
+    }
+}
+
+wire_enum! {
+    /// What an unlock request lets its node do.
+    RequestPurpose, "request purpose" {
+        /// Open a recording and transcribe it.
+        Transcribe = "transcribe",
+        /// Open a sealed transcript and publish a released copy to the members.
+        ReleaseTranscript = "release-transcript",
+    }
+}
+
+impl From<quorate_crypto::rewrap::Purpose> for RequestPurpose {
+    fn from(purpose: quorate_crypto::rewrap::Purpose) -> Self {
+        use quorate_crypto::rewrap::Purpose;
+        match purpose {
+            Purpose::Transcribe => Self::Transcribe,
+            Purpose::ReleaseTranscript => Self::ReleaseTranscript,
+        }
+    }
+}
+
+impl From<RequestPurpose> for quorate_crypto::rewrap::Purpose {
+    fn from(purpose: RequestPurpose) -> Self {
+        match purpose {
+            RequestPurpose::Transcribe => Self::Transcribe,
+            RequestPurpose::ReleaseTranscript => Self::ReleaseTranscript,
+        }
+    }
+}
+
+wire_enum! {
+    /// Where an unlock request is.
+    RequestStatus, "request status" {
+        /// Taking votes.
+        Open = "open",
+        /// Enough approvals: the node may carry it out.
+        Quorate = "quorate",
+        /// Enough denials that it can never be quorate.
+        Rejected = "rejected",
+        /// Closed by time before it was quorate.
+        Expired = "expired",
+    }
+}
+
+wire_enum! {
+    /// A member's vote.
+    VoteDecision, "decision" {
+        /// For, with the share re-sealed to the node.
+        Approve = "approve",
+        /// Against.
+        Deny = "deny",
+    }
+}
+
+wire_enum! {
+    /// Where a node's job is.
+    JobStatus, "job status" {
+        /// Waiting for its node.
+        Queued = "queued",
+        /// Claimed by its node, under a lease.
+        Leased = "leased",
+        /// Finished: the transcript or released copy is stored.
+        Done = "done",
+        /// The node gave up (or ran out of attempts).
+        Failed = "failed",
+    }
+}
 
 /// Every error: a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +392,8 @@ pub struct Me {
     pub fingerprint: String,
     /// Their name.
     pub name: String,
-    /// `admin`, `member` or `node`.
-    pub role: String,
+    /// What they are.
+    pub role: PartyRole,
     /// For a node, its ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
@@ -130,8 +404,8 @@ pub struct Me {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
-    /// `member` or `node`.
-    pub purpose: String,
+    /// Whom it enrols.
+    pub purpose: InvitePurpose,
     /// Lifetime in seconds (default one day, at most a week).
     #[serde(default)]
     pub ttl_seconds: Option<i64>,
@@ -169,10 +443,10 @@ pub struct MemberView {
     pub fingerprint: String,
     /// Name.
     pub name: String,
-    /// `admin` or `member`.
-    pub role: String,
-    /// `pending`, `active` or `removed`.
-    pub status: String,
+    /// Their role.
+    pub role: MemberRole,
+    /// Where they are.
+    pub status: MemberStatus,
     /// Public keys.
     pub keys: PublicKeys,
 }
@@ -288,9 +562,9 @@ pub struct NodeView {
     pub fingerprint: String,
     /// Its public keys.
     pub keys: PublicKeys,
-    /// `pending`, `approved` or `revoked` (an approval past its expiry is `approved` here;
-    /// devices check the expiry in the statement).
-    pub status: String,
+    /// Where it is (an approval past its expiry is `approved` here; devices check the
+    /// expiry in the statement).
+    pub status: NodeStatus,
     /// The newest signed `NodeApproval` (or revocation), base64.
     pub approval: Option<String>,
     /// When the approval lapses, Unix seconds.
@@ -356,8 +630,8 @@ pub struct RecordingView {
     pub recording_id: String,
     /// The uploader's fingerprint (hex).
     pub uploader: String,
-    /// `uploading` or `complete`.
-    pub status: String,
+    /// How far its upload is.
+    pub status: RecordingStatus,
     /// The signed `RecordingManifest`, base64.
     pub manifest: String,
     /// Exact ciphertext length.
@@ -401,8 +675,8 @@ pub struct NewUnlockRequest {
 pub struct VoteView {
     /// The voter's fingerprint (hex).
     pub voter: String,
-    /// `approve` or `deny`.
-    pub decision: String,
+    /// For or against.
+    pub decision: VoteDecision,
     /// The signed `Vote`, base64.
     pub statement: String,
     /// When received, Unix seconds.
@@ -416,18 +690,18 @@ pub struct VoteView {
 pub struct RequestView {
     /// The request.
     pub request_id: String,
-    /// `recording` or `transcript`.
-    pub subject_kind: String,
+    /// What it would open.
+    pub subject_kind: SubjectKind,
     /// The recording or transcript ID.
     pub subject_id: String,
-    /// `transcribe` or `release-transcript`.
-    pub purpose: String,
+    /// What its node may do.
+    pub purpose: RequestPurpose,
     /// The node that would receive the shares.
     pub node_id: String,
     /// The requester's fingerprint (hex).
     pub requester: String,
-    /// `open`, `quorate`, `rejected` or `expired`.
-    pub status: String,
+    /// Where it is.
+    pub status: RequestStatus,
     /// Approvals needed (k of the subject's split).
     pub threshold: u8,
     /// Members whose approval can count (share holders other than the requester).
@@ -549,8 +823,8 @@ pub struct JobView {
     pub request_id: String,
     /// The node.
     pub node_id: String,
-    /// `queued`, `leased`, `done` or `failed`.
-    pub status: String,
+    /// Where it is.
+    pub status: JobStatus,
     /// Claims so far.
     pub attempts: u32,
     /// Progress in thousandths.
@@ -600,8 +874,8 @@ pub struct CodeLookup {
 pub struct CodeInfo {
     /// The vault it enrols into.
     pub vault_id: String,
-    /// `first-admin`, `member` or `node`.
-    pub purpose: String,
+    /// Whom it enrols.
+    pub purpose: CodePurpose,
     /// When it stops working, Unix seconds.
     pub expires_at: i64,
 }
@@ -744,4 +1018,55 @@ pub struct TranscriptSegment {
     pub end: f64,
     /// The words.
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON form, the text form and the parser agree for every value of every set, so a
+    /// status written to the database reads back as the same value the API sends.
+    #[test]
+    fn every_closed_set_reads_back_what_it_writes() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + PartialEq + fmt::Debug + fmt::Display + FromStr + Serialize,
+            T: for<'de> Deserialize<'de>,
+            <T as FromStr>::Err: fmt::Debug,
+        {
+            for &value in all {
+                let json = serde_json::to_string(&value).unwrap();
+                assert_eq!(json, format!("\"{value}\""));
+                assert_eq!(serde_json::from_str::<T>(&json).unwrap(), value);
+                assert_eq!(value.to_string().parse::<T>().unwrap(), value);
+            }
+        }
+        check(PartyRole::ALL);
+        check(MemberRole::ALL);
+        check(MemberStatus::ALL);
+        check(NodeStatus::ALL);
+        check(InvitePurpose::ALL);
+        check(CodePurpose::ALL);
+        check(RecordingStatus::ALL);
+        check(SubjectKind::ALL);
+        check(RequestPurpose::ALL);
+        check(RequestStatus::ALL);
+        check(VoteDecision::ALL);
+        check(JobStatus::ALL);
+        assert_eq!(CodePurpose::FirstAdmin.as_str(), "first-admin");
+        assert_eq!(
+            RequestPurpose::ReleaseTranscript.as_str(),
+            "release-transcript"
+        );
+    }
+
+    #[test]
+    fn an_unknown_value_says_what_was_expected() {
+        let error = "maybe".parse::<VoteDecision>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "\"maybe\" is not a decision: expected one of approve, deny"
+        );
+        assert!(serde_json::from_str::<JobStatus>("\"Done\"").is_err());
+    }
 }

@@ -20,11 +20,12 @@ use base64::{
 };
 use quorate_api::{
     AuditEntryView, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault, Enrolled,
-    ErrorBody, FirstAdminEnrolment, Invite, InviteRequest, JobClaim, JobCompletion, JobFailure,
-    JobProgress, JobView, Lease, Me, MemberEnrolment, MemberView, NewRecording, NewUnlockRequest,
-    NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement,
-    PublicKeys, RecordingView, RequestView, RosterAppend, RosterAppended, RosterChain, SealedShare,
-    SealedShareUpload, Session, SessionRequest, TranscriptView, UploadState, VoteUpload,
+    ErrorBody, FirstAdminEnrolment, Invite, InvitePurpose, InviteRequest, JobClaim, JobCompletion,
+    JobFailure, JobProgress, JobView, Lease, Me, MemberEnrolment, MemberStatus, MemberView,
+    NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment,
+    NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView, RosterAppend,
+    RosterAppended, RosterChain, SealedShare, SealedShareUpload, Session, SessionRequest,
+    TranscriptView, UploadState, VoteUpload,
 };
 use quorate_crypto::{
     Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, RequestId, TranscriptId, VaultId,
@@ -335,40 +336,44 @@ impl Client {
         Ok(answer.sequence)
     }
 
-    /// Creates an invite (`member` or `node`) lasting `ttl_seconds` (admins).
+    /// Creates an invite lasting `ttl_seconds` (admins).
     pub async fn invite_for(
         &self,
         vault: VaultId,
-        purpose: &str,
+        purpose: InvitePurpose,
         ttl_seconds: i64,
     ) -> Result<Invite, ClientError> {
         self.post(
             &format!("/vaults/{vault}/invites"),
             &InviteRequest {
-                purpose: purpose.to_owned(),
+                purpose,
                 ttl_seconds: Some(ttl_seconds),
             },
         )
         .await
     }
 
-    /// Creates an invite (`member` or `node`) (admins).
-    pub async fn invite(&self, vault: VaultId, purpose: &str) -> Result<Invite, ClientError> {
+    /// Creates an invite with the server's default lifetime (admins).
+    pub async fn invite(
+        &self,
+        vault: VaultId,
+        purpose: InvitePurpose,
+    ) -> Result<Invite, ClientError> {
         self.post(
             &format!("/vaults/{vault}/invites"),
             &InviteRequest {
-                purpose: purpose.to_owned(),
+                purpose,
                 ttl_seconds: None,
             },
         )
         .await
     }
 
-    /// Members, optionally of one status (`pending`, `active`, `removed`).
+    /// Members, optionally of one status.
     pub async fn members(
         &self,
         vault: VaultId,
-        status: Option<&str>,
+        status: Option<MemberStatus>,
     ) -> Result<Vec<MemberView>, ClientError> {
         let query = status
             .map(|status| format!("?status={status}"))

@@ -471,7 +471,7 @@ impl Client {
             .map(|member| (member.fingerprint.to_hex(), member.public.recipient))
             .collect();
         for node in self.nodes(vault).await? {
-            if node.status != "approved" {
+            if node.status != quorate_api::NodeStatus::Approved {
                 continue;
             }
             let Some(approval) = &node.approval else {

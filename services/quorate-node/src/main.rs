@@ -116,8 +116,8 @@ enum ModelsAction {
         path: PathBuf,
         /// How a converted model stores its weights: `f16` (as faster-whisper ships them) or
         /// `q8_0` (smaller and about a quarter faster, with the same words in our tests).
-        #[arg(long, default_value = "f16")]
-        weights: String,
+        #[arg(long, value_enum, default_value_t = model::Weights::F16)]
+        weights: model::Weights,
     },
 }
 
@@ -377,10 +377,10 @@ async fn enroll(
     let server = server.trim_end_matches('/');
     let client = Client::new(server);
     let info = client.lookup_code(code).await?;
-    if info.purpose != "node" {
+    if info.purpose != quorate_api::CodePurpose::Node {
         return Err(DeviceError::Usage(format!(
             "this is a {} code, not a node invite: ask an admin for `quorate nodes invite`",
-            printable(&info.purpose)
+            info.purpose
         )));
     }
     let enrolled = client.enrol_node(code, &name, &identity.public()).await?;
@@ -539,18 +539,9 @@ impl<W: Write> Write for Hashing<W> {
 fn import_model(
     folder: &Path,
     source: &Path,
-    weights: &str,
+    weights: model::Weights,
     json: bool,
 ) -> Result<(), DeviceError> {
-    let weights = match weights {
-        "f16" => model::Weights::F16,
-        "q8_0" => model::Weights::Q8_0,
-        other => {
-            return Err(DeviceError::Usage(format!(
-                "--weights {other}: use f16 or q8_0"
-            )));
-        }
-    };
     let partial = folder.join("models").join("import.partial");
     let imported = write_model(folder, source, weights, json);
     if imported.is_err() {
@@ -638,7 +629,7 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
         Command::Status => status(&folder, cli.server.as_deref(), cli.json).await,
         Command::Models {
             action: ModelsAction::Import { path, weights },
-        } => import_model(&folder, &path, &weights, cli.json),
+        } => import_model(&folder, &path, weights, cli.json),
         Command::Run {
             once,
             threads,

@@ -366,11 +366,12 @@ impl Stored {
 
 /// The precision of the converted model's weight matrices (biases, norms and positional
 /// embeddings are f32, convolution kernels f16, as whisper.cpp expects).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Weights {
     /// Half precision, as CTranslate2 stores them.
     F16,
     /// 8-bit blocks of 32 with an f16 scale (whisper.cpp's q8_0): smaller and faster.
+    #[value(name = "q8_0")]
     Q8_0,
 }
 

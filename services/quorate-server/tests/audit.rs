@@ -41,7 +41,10 @@ async fn every_change_is_audited_and_an_edited_row_is_named(backend: Backend) {
         .unwrap();
     client.sign_in(vault, &admin).await.unwrap();
 
-    let invite = client.invite(vault, "member").await.unwrap();
+    let invite = client
+        .invite(vault, quorate_api::InvitePurpose::Member)
+        .await
+        .unwrap();
     let member = Identity::generate();
     client
         .enrol_member(&invite.code, "Bo", &member.public())

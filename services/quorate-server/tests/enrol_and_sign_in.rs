@@ -278,7 +278,11 @@ async fn expired_codes_invites_challenges_and_sessions_are_refused(backend: Back
     let (vault, fingerprint) = (fresh.vault, fresh.admin.fingerprint().to_hex());
 
     // An expired invite.
-    let invite = fresh.client.invite(vault, "member").await.unwrap();
+    let invite = fresh
+        .client
+        .invite(vault, quorate_api::InvitePurpose::Member)
+        .await
+        .unwrap();
     fresh.expire_all("enrolment_codes").await;
     let newcomer = Identity::generate();
     assert_eq!(

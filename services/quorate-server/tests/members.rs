@@ -25,7 +25,10 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(bac
     } = FirstAdmin::enrol(&server, "Ada").await;
 
     // Invite; the member redeems it and is pending: not yet able to sign in.
-    let invite = admin_client.invite(vault, "member").await.unwrap();
+    let invite = admin_client
+        .invite(vault, quorate_api::InvitePurpose::Member)
+        .await
+        .unwrap();
     let member = Identity::generate();
     let mut member_client = Client::new(&server.url(""));
     let joined = member_client
@@ -52,7 +55,10 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(bac
     );
 
     // The admin compares fingerprints, then signs the entry on their device.
-    let pending = admin_client.members(vault, Some("pending")).await.unwrap();
+    let pending = admin_client
+        .members(vault, Some(quorate_api::MemberStatus::Pending))
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].fingerprint, member.fingerprint().to_hex());
     let roster = admin_client.roster(vault, &pin).await.unwrap();
@@ -78,7 +84,7 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(bac
     assert_eq!(roster.members().len(), 2);
     assert_eq!(
         admin_client
-            .members(vault, Some("active"))
+            .members(vault, Some(quorate_api::MemberStatus::Active))
             .await
             .unwrap()
             .len(),
@@ -123,7 +129,11 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(bac
         (400, "invalid_statement".into())
     );
     assert_eq!(
-        refused(member_client.invite(vault, "member").await),
+        refused(
+            member_client
+                .invite(vault, quorate_api::InvitePurpose::Member)
+                .await
+        ),
         (403, "admin_only".into())
     );
     assert_eq!(
@@ -155,7 +165,11 @@ async fn an_invited_member_joins_when_an_admin_signs_and_leaves_when_removed(bac
     assert_eq!(roster.members().len(), 1);
     assert_eq!(roster.removed().len(), 1);
     assert_eq!(
-        admin_client.members(vault, Some("removed")).await.unwrap()[0].fingerprint,
+        admin_client
+            .members(vault, Some(quorate_api::MemberStatus::Removed))
+            .await
+            .unwrap()[0]
+            .fingerprint,
         member.fingerprint().to_hex()
     );
 
@@ -182,7 +196,11 @@ async fn members_of_one_vault_cannot_reach_into_another(backend: Backend) {
         (404, "not_found".into())
     );
     assert_eq!(
-        refused(client.invite(elsewhere, "member").await),
+        refused(
+            client
+                .invite(elsewhere, quorate_api::InvitePurpose::Member)
+                .await
+        ),
         (404, "not_found".into())
     );
     assert_eq!(
@@ -230,9 +248,38 @@ async fn members_of_one_vault_cannot_reach_into_another(backend: Backend) {
         client.roster(vault, &second_pin).await,
         Err(quorate_client::ClientError::Invalid(_))
     ));
-    assert_eq!(
-        refused(client.invite(vault, "overlord").await),
-        (400, "invalid_purpose".into())
+    // Closed sets and IDs are typed at the edge: a purpose outside the set is refused while
+    // the body is decoded, and a path whose ID is not a UUID names nothing.
+    let http = reqwest::Client::new();
+    let token = client.token().unwrap();
+    let answer = http
+        .post(server.url(&format!("/api/v1/vaults/{vault}/invites")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "purpose": "overlord" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_fields");
+    assert!(
+        body["message"].as_str().unwrap().contains("overlord"),
+        "{body}"
     );
+    for path in [
+        "/api/v1/vaults/not-a-uuid/members".to_owned(),
+        format!("/api/v1/vaults/{vault}/recordings/42"),
+        format!("/api/v1/vaults/{vault}/requests/x"),
+    ] {
+        let answer = http
+            .get(server.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}");
+    }
     server.stop().await;
 }

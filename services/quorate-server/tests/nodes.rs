@@ -45,7 +45,10 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
     let now = quorate_server::now();
 
     // A member invite does not enrol a node, and a node invite works once.
-    let member_invite = admin_client.invite(vault, "member").await.unwrap();
+    let member_invite = admin_client
+        .invite(vault, quorate_api::InvitePurpose::Member)
+        .await
+        .unwrap();
     let node = Identity::generate();
     let mut node_client = Client::new(&server.url(""));
     assert_eq!(
@@ -57,7 +60,10 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
         (400, "invalid_code".into()),
         "{backend:?}"
     );
-    let invite = admin_client.invite(vault, "node").await.unwrap();
+    let invite = admin_client
+        .invite(vault, quorate_api::InvitePurpose::Node)
+        .await
+        .unwrap();
     let enrolled = node_client
         .enrol_node(&invite.code, "gpu-1", &node.public())
         .await
@@ -83,7 +89,7 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
     );
     assert_eq!(
         node_client.node(vault, node_id).await.unwrap().status,
-        "pending"
+        quorate_api::NodeStatus::Pending
     );
     assert_eq!(
         refused(node_client.members(vault, None).await),
@@ -128,7 +134,7 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
     );
     assert_eq!(
         admin_client.node(vault, node_id).await.unwrap().status,
-        "pending"
+        quorate_api::NodeStatus::Pending
     );
 
     // The admin's approval: every member sees it with its statement.
@@ -137,7 +143,7 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
         .approve_node(vault, node_id, &approved)
         .await
         .unwrap();
-    assert_eq!(view.status, "approved");
+    assert_eq!(view.status, quorate_api::NodeStatus::Approved);
     assert_eq!(
         view.model_sha256.as_deref(),
         Some(hex::encode([0x42; 32]).as_str())
@@ -167,7 +173,7 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
             .await
             .unwrap()
             .status,
-        "revoked"
+        quorate_api::NodeStatus::Revoked
     );
     assert_eq!(
         refused(node_client.me().await),

@@ -508,7 +508,11 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
         .vote(vault, id, &deny(&board, 2, &signed), None)
         .await
         .unwrap();
-    assert_eq!(rejected.status, "rejected", "{backend:?}");
+    assert_eq!(
+        rejected.status,
+        quorate_api::RequestStatus::Rejected,
+        "{backend:?}"
+    );
     assert!(board.admin.client.jobs(vault).await.unwrap().is_empty());
 
     // A request whose quorum cannot be reached is refused at once: 4-of-4, asked by a
@@ -561,7 +565,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
             .await
             .unwrap()
             .status,
-        "expired"
+        quorate_api::RequestStatus::Expired
     );
 
     // A removed member's session ends, and a vote they signed is refused through anyone.
@@ -616,7 +620,12 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     );
 
     // A node without a current approval cannot be asked for, nor claim.
-    let invite = board.admin.client.invite(vault, "node").await.unwrap();
+    let invite = board
+        .admin
+        .client
+        .invite(vault, quorate_api::InvitePurpose::Node)
+        .await
+        .unwrap();
     let pending = Identity::generate();
     let mut pending_client = Client::new(&server.url(""));
     let enrolled = pending_client
@@ -654,7 +663,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
             .await
             .unwrap()
             .status,
-        "expired"
+        quorate_api::RequestStatus::Expired
     );
     let count: i64 = sqlx::query("SELECT COUNT(*) FROM votes")
         .fetch_one(server.app.db.pool())
@@ -743,7 +752,7 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
             .await
             .unwrap()
             .status,
-        "quorate"
+        quorate_api::RequestStatus::Quorate
     );
     let node_there = via(&second, &node.client);
     // Both servers are asked at once: one hands the job out, the other finds none.

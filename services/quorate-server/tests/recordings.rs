@@ -200,7 +200,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
     // Complete: listed, and byte-identical; it decrypts with the recording key.
     let listed = admin.recordings(vault).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].status, "complete");
+    assert_eq!(listed[0].status, quorate_api::RecordingStatus::Complete);
     assert_eq!((listed[0].threshold, listed[0].shares), (2, 3));
     let mut downloaded = Vec::new();
     admin

@@ -108,7 +108,7 @@ async fn a_transcript_has_one_release_request_open_at_a_time(backend: Backend) {
         .vote(vault, id, &vote, Some(&share))
         .await
         .unwrap();
-    assert_eq!(view.status, "quorate");
+    assert_eq!(view.status, quorate_api::RequestStatus::Quorate);
     assert_eq!(
         refused(board.admin.client.create_request(vault, &again).await),
         (409, "release_pending".into()),

@@ -1,5 +1,6 @@
 //! The commands of `quorate`.
 
+use quorate_api::{CodePurpose, InvitePurpose, MemberStatus};
 use quorate_client::{Client, checks::printable};
 use quorate_crypto::{
     Fingerprint, Identity, IdentityFile, NodeId,
@@ -40,7 +41,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
             purpose,
             reason,
             hours,
-        } => quorum::request(context, &recording, &node, &purpose, &reason, hours).await,
+        } => quorum::request(context, &recording, &node, purpose.into(), &reason, hours).await,
         Command::Requests { all } => quorum::requests(context, all).await,
         Command::Approve { request, yes } => quorum::vote(context, &request, true, yes, "").await,
         Command::Deny {
@@ -133,8 +134,8 @@ async fn enroll(
         .vault_id
         .parse()
         .map_err(|_| DeviceError::Refused("the server named a malformed vault ID".into()))?;
-    let (enrolled, first_admin) = match info.purpose.as_str() {
-        "first-admin" => {
+    let (enrolled, first_admin) = match info.purpose {
+        CodePurpose::FirstAdmin => {
             let genesis =
                 Roster::genesis_entry(vault, &identity, &name, now()).map_err(|error| {
                     DeviceError::Usage(format!("cannot sign your genesis entry: {error}"))
@@ -148,19 +149,14 @@ async fn enroll(
             }
             (enrolled, true)
         }
-        "member" => (
+        CodePurpose::Member => (
             client.enrol_member(code, &name, &identity.public()).await?,
             false,
         ),
-        "node" => {
+        CodePurpose::Node => {
             return Err(DeviceError::Usage(
                 "this is a node invite: run `quorate-node enroll` on the node".into(),
             ));
-        }
-        other => {
-            return Err(DeviceError::Refused(format!(
-                "unknown code purpose {other}"
-            )));
         }
     };
     if enrolled.vault_id != vault.to_string() {
@@ -325,7 +321,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
         None => {
             let pending = session
                 .client
-                .members(session.vault, Some("pending"))
+                .members(session.vault, Some(MemberStatus::Pending))
                 .await?;
             let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
             let mut text = format!(
@@ -373,7 +369,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
         Some(MembersAction::Invite { hours }) => {
             let invite = session
                 .client
-                .invite_for(session.vault, "member", hours * 3600)
+                .invite_for(session.vault, InvitePurpose::Member, hours * 3600)
                 .await?;
             context.print(
                 &format!(
@@ -388,7 +384,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
         Some(MembersAction::Approve { fingerprint, admin }) => {
             let pending = session
                 .client
-                .members(session.vault, Some("pending"))
+                .members(session.vault, Some(MemberStatus::Pending))
                 .await?;
             let keys: Vec<(quorate_crypto::PublicIdentity, String)> = pending
                 .iter()
@@ -649,7 +645,7 @@ async fn nodes(context: &mut Context, action: Option<NodesAction>) -> Result<(),
         Some(NodesAction::Invite { hours }) => {
             let invite = session
                 .client
-                .invite_for(session.vault, "node", hours * 3600)
+                .invite_for(session.vault, InvitePurpose::Node, hours * 3600)
                 .await?;
             context.print(
                 &format!(

@@ -96,9 +96,9 @@ pub enum Command {
         /// The approved node that would receive the key.
         #[arg(long)]
         node: String,
-        /// `transcribe` (the recording) or `release-transcript` (its sealed transcript).
-        #[arg(long, default_value = "transcribe")]
-        purpose: String,
+        /// What the node may do with the key.
+        #[arg(long, value_enum, default_value_t = RequestPurpose::Transcribe)]
+        purpose: RequestPurpose,
         /// Why, for the voters (the server sees it: keep it general).
         #[arg(long)]
         reason: String,
@@ -448,4 +448,22 @@ pub async fn run(cli: Cli) -> Result<(), DeviceError> {
     // Kept even when the command was refused: the refusal may be what the pin is for.
     context.save_approvals_seen()?;
     result
+}
+
+/// What an unlock request lets its node do, as `quorate request --purpose` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RequestPurpose {
+    /// Transcribe the recording.
+    Transcribe,
+    /// Release the recording's sealed transcript to the members.
+    ReleaseTranscript,
+}
+
+impl From<RequestPurpose> for quorate_crypto::rewrap::Purpose {
+    fn from(purpose: RequestPurpose) -> Self {
+        match purpose {
+            RequestPurpose::Transcribe => Self::Transcribe,
+            RequestPurpose::ReleaseTranscript => Self::ReleaseTranscript,
+        }
+    }
 }

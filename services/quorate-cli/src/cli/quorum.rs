@@ -83,7 +83,7 @@ pub(super) async fn recordings(context: &mut Context) -> Result<(), DeviceError>
             manifest.split.threshold.k(),
             manifest.split.threshold.n(),
             manifest.ciphertext_len,
-            printable(&view.status)
+            view.status
         ));
         values.push(json!({ "recording_id": view.recording_id, "title": title, "uploader": uploader, "status": view.status, "threshold": manifest.split.threshold.k(), "shares": manifest.split.threshold.n() }));
     }
@@ -127,7 +127,7 @@ pub(super) async fn request(
     context: &mut Context,
     recording: &str,
     node: &str,
-    purpose: &str,
+    purpose: Purpose,
     reason: &str,
     hours: i64,
 ) -> Result<(), DeviceError> {
@@ -139,15 +139,6 @@ pub(super) async fn request(
     let node: NodeId = node
         .parse()
         .map_err(|_| DeviceError::Usage(format!("{node} is not a node ID: see `quorate nodes`")))?;
-    let purpose = match purpose {
-        "transcribe" => Purpose::Transcribe,
-        "release-transcript" => Purpose::ReleaseTranscript,
-        other => {
-            return Err(DeviceError::Usage(format!(
-                "--purpose {other}: use transcribe or release-transcript"
-            )));
-        }
-    };
     if !(1..=14 * 24).contains(&hours) {
         return Err(DeviceError::Usage("--hours is 1 to 336".into()));
     }
@@ -301,7 +292,7 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Dev
             view.approvals,
             view.threshold,
             view.denials,
-            printable(&view.status),
+            view.status,
             view.expires_at,
         ));
         values.push(json!({ "request_id": view.request_id, "purpose": checked.request.purpose.as_str(), "reason": checked.request.reason, "requester": checked.requester, "node_id": checked.node.node_id.to_string(), "approvals": view.approvals, "threshold": view.threshold, "denials": view.denials, "status": view.status }));
@@ -417,7 +408,7 @@ pub(super) async fn vote(
             view.approvals,
             view.threshold,
             view.denials,
-            printable(&view.status)
+            view.status
         ),
         &json!({ "request_id": view.request_id, "status": view.status, "approvals": view.approvals, "denials": view.denials }),
     );

@@ -1,10 +1,10 @@
 //! The audit log route.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use quorate_api::AuditEntryView;
 use serde::Deserialize;
 
-use crate::http::paths::VaultPath;
+use crate::http::paths::{ApiPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiQuery},
@@ -36,10 +36,10 @@ pub(crate) struct Page {
 pub(crate) async fn list(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<axum::Json<Vec<AuditEntryView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -49,6 +49,6 @@ pub(crate) async fn list(
     }
     let after = page.after.unwrap_or(-1);
     Ok(axum::Json(
-        store::audit::page(&app.db, &vault, after, limit).await?,
+        store::audit::page(&app.db, &vault.to_string(), after, limit).await?,
     ))
 }

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderMap, StatusCode, request::Parts},
     response::IntoResponse,
 };
-use quorate_api::{ChallengeRequest, Me, SessionRequest};
+use quorate_api::{ChallengeRequest, Me, MemberRole, PartyRole, SessionRequest};
 use quorate_crypto::{NodeId, VaultId};
 
 pub use crate::ops::sign_in::{MAX_OPEN_CHALLENGES, SESSION_TTL};
@@ -132,8 +132,8 @@ pub struct Caller {
     pub fingerprint: String,
     /// The member's or node's name.
     pub name: String,
-    /// `admin`, `member` or `node`.
-    pub role: String,
+    /// What they are.
+    pub role: PartyRole,
     /// The node's ID, for a node.
     pub node_id: Option<NodeId>,
     token_hash: Vec<u8>,
@@ -186,8 +186,8 @@ pub struct Authenticated {
     pub fingerprint: String,
     /// Their name.
     pub name: String,
-    /// `admin` or `member`.
-    pub role: String,
+    /// Their role.
+    pub role: MemberRole,
 }
 
 impl FromRequestParts<App> for Authenticated {
@@ -195,26 +195,30 @@ impl FromRequestParts<App> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, app).await?;
-        if caller.node_id.is_some() {
-            return Err(ApiError::Client {
-                status: StatusCode::FORBIDDEN,
-                code: "members_only",
-                message: "only members can do that, not nodes".into(),
-            });
-        }
+        let role = match caller.role {
+            PartyRole::Admin => MemberRole::Admin,
+            PartyRole::Member => MemberRole::Member,
+            PartyRole::Node => {
+                return Err(ApiError::Client {
+                    status: StatusCode::FORBIDDEN,
+                    code: "members_only",
+                    message: "only members can do that, not nodes".into(),
+                });
+            }
+        };
         Ok(Self {
             vault_id: caller.vault_id,
             fingerprint: caller.fingerprint,
             name: caller.name,
-            role: caller.role,
+            role,
         })
     }
 }
 
 impl Authenticated {
     /// Refuses a member of another vault (404: another vault's resources are not found).
-    pub fn member_of(&self, vault: &str) -> Result<(), ApiError> {
-        if vault == self.vault_id.to_string() {
+    pub fn member_of(&self, vault: VaultId) -> Result<(), ApiError> {
+        if vault == self.vault_id {
             Ok(())
         } else {
             Err(ApiError::not_found())
@@ -222,9 +226,9 @@ impl Authenticated {
     }
 
     /// Refuses anyone but an admin of `vault` (another vault's path is 404).
-    pub fn admin_of(&self, vault: &str) -> Result<(), ApiError> {
+    pub fn admin_of(&self, vault: VaultId) -> Result<(), ApiError> {
         self.member_of(vault)?;
-        if self.role != "admin" {
+        if self.role != MemberRole::Admin {
             return Err(ApiError::Client {
                 status: StatusCode::FORBIDDEN,
                 code: "admin_only",

@@ -1,14 +1,10 @@
 //! Routes for the first admin's enrolment, code lookup, and the roster chain.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{FirstAdminEnrolment, RosterChain};
 
-use crate::http::paths::VaultPath;
+use crate::http::paths::{ApiPath, VaultPath};
 use crate::{
     App,
     bootstrap::code_hash,
@@ -53,20 +49,20 @@ pub(crate) async fn first_admin(
 pub(crate) async fn roster(
     State(app): State<App>,
     who: Caller,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<RosterChain>, ApiError> {
     // Members and nodes alike: a node checks the admins' signatures on what it is given.
-    if vault != who.vault_id.to_string() {
+    if vault != who.vault_id {
         return Err(ApiError::not_found());
     }
     let mut connection = app.db.connection().await?;
-    let entries = store::roster::entries_from(&mut connection, &vault, 0)
+    let entries = store::roster::entries_from(&mut connection, &vault.to_string(), 0)
         .await?
         .into_iter()
         .map(|entry| STANDARD.encode(entry.statement))
         .collect();
     Ok(axum::Json(RosterChain {
-        vault_id: vault,
+        vault_id: vault.to_string(),
         entries,
     }))
 }

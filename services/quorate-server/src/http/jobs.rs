@@ -2,7 +2,7 @@
 //! [`crate::ops::jobs`]); members list jobs and sealed transcripts, and read their shares.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -11,7 +11,7 @@ use quorate_api::{
     JobCompletion, JobFailure, JobProgress, JobView, Lease, SealedShare, TranscriptView,
 };
 
-use crate::http::paths::{JobPath, TranscriptPath, VaultPath};
+use crate::http::paths::{ApiPath, JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson},
@@ -75,9 +75,10 @@ pub(crate) async fn claim(State(app): State<App>, node: NodeCaller) -> Result<Re
 pub(crate) async fn progress(
     State(app): State<App>,
     node: NodeCaller,
-    Path(JobPath { request }): Path<JobPath>,
+    ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<JobProgress>,
 ) -> Result<axum::Json<Lease>, ApiError> {
+    let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     let lease_expires_at =
         jobs::report_progress(&app, lease, body.progress_permille, &body.stage, now()).await?;
@@ -99,9 +100,10 @@ pub(crate) async fn progress(
 pub(crate) async fn fail(
     State(app): State<App>,
     node: NodeCaller,
-    Path(JobPath { request }): Path<JobPath>,
+    ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<JobFailure>,
 ) -> Result<StatusCode, ApiError> {
+    let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     jobs::fail(&app, lease, &body.reason, now()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -129,10 +131,11 @@ pub(crate) async fn fail(
 pub(crate) async fn complete(
     State(app): State<App>,
     node: NodeCaller,
-    Path(JobPath { request }): Path<JobPath>,
+    ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<JobCompletion>,
 ) -> Result<axum::Json<TranscriptView>, ApiError> {
     let signed = decode_statement(&body.manifest, "manifest")?;
+    let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     Ok(axum::Json(
         jobs::complete(&app, lease, &signed, &body).await?,
@@ -150,12 +153,12 @@ pub(crate) async fn complete(
 pub(crate) async fn list_jobs(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<Vec<JobView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::jobs::list(&mut connection, &vault).await?,
+        store::jobs::list(&mut connection, &vault.to_string()).await?,
     ))
 }
 
@@ -170,12 +173,12 @@ pub(crate) async fn list_jobs(
 pub(crate) async fn list_transcripts(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<Vec<TranscriptView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::transcripts::list(&mut connection, &vault).await?,
+        store::transcripts::list(&mut connection, &vault.to_string()).await?,
     ))
 }
 
@@ -190,10 +193,10 @@ pub(crate) async fn list_transcripts(
 pub(crate) async fn transcript_share(
     State(app): State<App>,
     who: Authenticated,
-    Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
 ) -> Result<axum::Json<SealedShare>, ApiError> {
-    who.member_of(&vault)?;
-    let transcript = transcript.to_ascii_lowercase();
+    who.member_of(vault)?;
+    let (vault, transcript) = (vault.to_string(), transcript.to_string());
     let mut connection = app.db.connection().await?;
     let share = store::transcripts::share(&mut connection, &vault, &transcript, &who.fingerprint)
         .await?
@@ -219,11 +222,12 @@ pub(crate) async fn transcript_share(
 pub(crate) async fn download_transcript(
     State(app): State<App>,
     who: Caller,
-    Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let transcript = transcript.to_ascii_lowercase();
-    may_read(&app, &who, &vault, &transcript).await?;
+    let transcript = transcript.to_string();
+    may_read(&app, &who, vault, &transcript).await?;
+    let vault = vault.to_string();
     let mut connection = app.db.connection().await?;
     let stored = store::transcripts::object(&mut connection, &vault, &transcript)
         .await?

@@ -1,17 +1,14 @@
 //! Routes for invites, member enrolment, the member list and roster changes.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use quorate_api::{
-    InviteRequest, MemberEnrolment, MemberView, NewVault, PublicKeys, RosterAppend, RosterAppended,
+    InviteRequest, MemberEnrolment, MemberStatus, MemberView, NewVault, PublicKeys, RosterAppend,
+    RosterAppended,
 };
 use quorate_crypto::PublicIdentity;
 use serde::Deserialize;
 
-use crate::http::paths::VaultPath;
+use crate::http::paths::{ApiPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson, ApiQuery},
@@ -47,19 +44,18 @@ pub(crate) fn parse_keys(keys: &PublicKeys) -> Result<PublicIdentity, ApiError> 
     request_body = quorate_api::InviteRequest,
     responses(
         (status = 201, description = "A one-time invite code", body = quorate_api::Invite),
-        (status = 400, description = "Unknown purpose or lifetime out of range", body = quorate_api::ErrorBody),
+        (status = 400, description = "Lifetime out of range", body = quorate_api::ErrorBody),
         (status = 403, description = "Only admins invite", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_invite(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.admin_of(&vault)?;
-    let invite =
-        members::invite(&app, who.member(), &body.purpose, body.ttl_seconds, now()).await?;
+    who.admin_of(vault)?;
+    let invite = members::invite(&app, who.member(), body.purpose, body.ttl_seconds, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(invite)))
 }
 
@@ -89,8 +85,8 @@ pub(crate) async fn enrol_member(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct MemberFilter {
-    /// Only members of this status: `pending`, `active` or `removed`.
-    status: Option<String>,
+    /// Only members of this status.
+    status: Option<MemberStatus>,
 }
 
 /// Lists the vault's members, optionally of one status.
@@ -106,12 +102,12 @@ pub(crate) struct MemberFilter {
 pub(crate) async fn list_members(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiQuery(filter): ApiQuery<MemberFilter>,
 ) -> Result<axum::Json<Vec<MemberView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let mut connection = app.db.connection().await?;
-    let members = store::members::list(&mut connection, &vault, filter.status.as_deref()).await?;
+    let members = store::members::list(&mut connection, &vault.to_string(), filter.status).await?;
     Ok(axum::Json(members))
 }
 
@@ -133,10 +129,10 @@ pub(crate) async fn list_members(
 pub(crate) async fn append_roster(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<RosterAppend>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.admin_of(&vault)?;
+    who.admin_of(vault)?;
     let signed = decode_statement(&body.entry, "entry")?;
     let sequence = members::append_roster(&app, who.member(), &signed, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(RosterAppended { sequence })))
@@ -160,7 +156,7 @@ pub(crate) async fn create_vault(
     who: Authenticated,
     ApiJson(body): ApiJson<NewVault>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.admin_of(&who.vault_id.to_string())?;
+    who.admin_of(who.vault_id)?;
     let name = check_name(&body.name)?;
     let created = members::create_vault(&app, who.member(), name, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))

@@ -1,16 +1,12 @@
 //! Routes for transcription nodes (enrolment, listing, approval) and the vault's signed
 //! policy.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{NodeApprovalUpload, NodeEnrolment, NodeView, PolicyStatement};
 
 use super::decode_statement;
-use crate::http::paths::{NodePath, VaultPath};
+use crate::http::paths::{ApiPath, NodePath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson},
@@ -52,12 +48,12 @@ pub(crate) async fn enrol_node(
 pub(crate) async fn list_nodes(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<Vec<NodeView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::nodes::list(&mut connection, &vault).await?,
+        store::nodes::list(&mut connection, &vault.to_string()).await?,
     ))
 }
 
@@ -74,13 +70,13 @@ pub(crate) async fn list_nodes(
 pub(crate) async fn get_node(
     State(app): State<App>,
     who: Caller,
-    Path(NodePath { vault, node }): Path<NodePath>,
+    ApiPath(NodePath { vault, node }): ApiPath<NodePath>,
 ) -> Result<axum::Json<NodeView>, ApiError> {
-    if vault != who.vault_id.to_string() {
+    if vault != who.vault_id {
         return Err(ApiError::not_found());
     }
     let mut connection = app.db.connection().await?;
-    store::nodes::get(&mut connection, &vault, &node.to_ascii_lowercase())
+    store::nodes::get(&mut connection, &vault.to_string(), &node.to_string())
         .await?
         .map(axum::Json)
         .ok_or_else(ApiError::not_found)
@@ -105,12 +101,12 @@ pub(crate) async fn get_node(
 pub(crate) async fn approve_node(
     State(app): State<App>,
     who: Authenticated,
-    Path(NodePath { vault, node }): Path<NodePath>,
+    ApiPath(NodePath { vault, node }): ApiPath<NodePath>,
     ApiJson(body): ApiJson<NodeApprovalUpload>,
 ) -> Result<axum::Json<NodeView>, ApiError> {
-    who.admin_of(&vault)?;
+    who.admin_of(vault)?;
     let signed = decode_statement(&body.approval, "approval")?;
-    let node = node.to_ascii_lowercase();
+    let node = node.to_string();
     let view = nodes::approve(&app, who.member(), &node, &signed, now()).await?;
     Ok(axum::Json(view))
 }
@@ -126,13 +122,13 @@ pub(crate) async fn approve_node(
 pub(crate) async fn get_policy(
     State(app): State<App>,
     who: Caller,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<PolicyStatement>, ApiError> {
-    if vault != who.vault_id.to_string() {
+    if vault != who.vault_id {
         return Err(ApiError::not_found());
     }
     let mut connection = app.db.connection().await?;
-    let statement = store::policies::newest(&mut connection, &vault)
+    let statement = store::policies::newest(&mut connection, &vault.to_string())
         .await?
         .ok_or_else(|| ApiError::Client {
             status: StatusCode::NOT_FOUND,
@@ -159,10 +155,10 @@ pub(crate) async fn get_policy(
 pub(crate) async fn set_policy(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<PolicyStatement>,
 ) -> Result<axum::Json<PolicyStatement>, ApiError> {
-    who.admin_of(&vault)?;
+    who.admin_of(vault)?;
     let signed = decode_statement(&body.statement, "statement")?;
     nodes::set_policy(&app, who.member(), &signed, now()).await?;
     Ok(axum::Json(body))

@@ -5,20 +5,20 @@
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use quorate_api::{NewRecording, RecordingView, SealedShare};
 
-use crate::http::paths::{RecordingPath, VaultPath};
+use crate::http::paths::{ApiPath, RecordingPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson},
     http::auth::{Authenticated, Caller},
     http::decode_statement,
     now,
-    ops::recordings::{self, Created, Download, recording_id},
+    ops::recordings::{self, Created, Download},
     store,
 };
 
@@ -46,10 +46,10 @@ use crate::{
 pub(crate) async fn create_recording(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<NewRecording>,
 ) -> Result<Response, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let signed = decode_statement(&body.manifest, "manifest")?;
     match recordings::create(&app, who.member(), &signed, &body.shares, now()).await? {
         Created::Again(state) => Ok((StatusCode::OK, axum::Json(state)).into_response()),
@@ -75,12 +75,12 @@ pub(crate) async fn create_recording(
 pub(crate) async fn list_recordings(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<Vec<RecordingView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::recordings::list_complete(&mut connection, &vault).await?,
+        store::recordings::list_complete(&mut connection, &vault.to_string()).await?,
     ))
 }
 
@@ -95,10 +95,11 @@ pub(crate) async fn list_recordings(
 pub(crate) async fn get_recording(
     State(app): State<App>,
     who: Caller,
-    Path(RecordingPath { vault, recording }): Path<RecordingPath>,
+    ApiPath(RecordingPath { vault, recording }): ApiPath<RecordingPath>,
 ) -> Result<axum::Json<RecordingView>, ApiError> {
-    let recording = recording_id(&recording)?.to_string();
-    recordings::may_read(&app, &who, &vault, &recording).await?;
+    let recording = recording.to_string();
+    recordings::may_read(&app, &who, vault, &recording).await?;
+    let vault = vault.to_string();
     let mut connection = app.db.connection().await?;
     store::recordings::visible(&mut connection, &vault, &recording, &who.fingerprint)
         .await?
@@ -118,10 +119,10 @@ pub(crate) async fn get_recording(
 pub(crate) async fn get_share(
     State(app): State<App>,
     who: Authenticated,
-    Path(RecordingPath { vault, recording }): Path<RecordingPath>,
+    ApiPath(RecordingPath { vault, recording }): ApiPath<RecordingPath>,
 ) -> Result<axum::Json<SealedShare>, ApiError> {
-    who.member_of(&vault)?;
-    let recording = recording_id(&recording)?.to_string();
+    who.member_of(vault)?;
+    let (vault, recording) = (vault.to_string(), recording.to_string());
     let mut connection = app.db.connection().await?;
     store::recordings::complete_share(&mut connection, &vault, &recording, &who.fingerprint)
         .await?
@@ -143,11 +144,12 @@ pub(crate) async fn get_share(
 pub(crate) async fn download(
     State(app): State<App>,
     who: Caller,
-    Path(RecordingPath { vault, recording }): Path<RecordingPath>,
+    ApiPath(RecordingPath { vault, recording }): ApiPath<RecordingPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let recording = recording_id(&recording)?.to_string();
-    recordings::may_read(&app, &who, &vault, &recording).await?;
+    let recording = recording.to_string();
+    recordings::may_read(&app, &who, vault, &recording).await?;
+    let vault = vault.to_string();
     let range = headers.get(header::RANGE);
     let ciphertext = recordings::download(&app, &vault, &recording, range).await?;
     Ok(ciphertext.into_response())
@@ -168,10 +170,9 @@ pub(crate) async fn download(
 pub(crate) async fn delete_recording(
     State(app): State<App>,
     who: Authenticated,
-    Path(RecordingPath { vault, recording }): Path<RecordingPath>,
+    ApiPath(RecordingPath { vault, recording }): ApiPath<RecordingPath>,
 ) -> Result<StatusCode, ApiError> {
-    who.admin_of(&vault)?;
-    let recording = recording_id(&recording)?;
+    who.admin_of(vault)?;
     recordings::delete(&app, who.member(), &recording, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! and what members read of released transcripts (see [`crate::ops::release`]).
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
@@ -10,7 +10,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView};
 use serde::Deserialize;
 
-use crate::http::paths::{JobPath, TranscriptPath, VaultPath};
+use crate::http::paths::{ApiPath, JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson, ApiQuery},
@@ -36,9 +36,9 @@ pub use crate::ops::release::{MAX_POSTINGS, MAX_RELEASE_BODY, seed_released};
 pub(crate) async fn get_search_key(
     State(app): State<App>,
     who: Caller,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
 ) -> Result<axum::Json<SearchKeyView>, ApiError> {
-    if vault != who.vault_id.to_string() {
+    if vault != who.vault_id {
         return Err(ApiError::not_found());
     }
     let holder = who
@@ -46,7 +46,7 @@ pub(crate) async fn get_search_key(
         .map_or_else(|| who.fingerprint.clone(), |node| node.to_string());
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::search::key_view(&mut connection, &vault, &holder).await?,
+        store::search::key_view(&mut connection, &vault.to_string(), &holder).await?,
     ))
 }
 
@@ -67,10 +67,10 @@ pub(crate) async fn get_search_key(
 pub(crate) async fn share_search_key(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<SearchKeyShares>,
 ) -> Result<axum::Json<SearchKeyView>, ApiError> {
-    who.admin_of(&vault)?;
+    who.admin_of(vault)?;
     let commitment = body
         .commitment
         .as_deref()
@@ -104,10 +104,11 @@ pub(crate) async fn share_search_key(
 pub(crate) async fn complete_release(
     State(app): State<App>,
     node: NodeCaller,
-    Path(JobPath { request }): Path<JobPath>,
+    ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<ReleaseCompletion>,
 ) -> Result<axum::Json<ReleasedView>, ApiError> {
     let signed = decode_statement(&body.manifest, "manifest")?;
+    let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     Ok(axum::Json(
         release::complete(&app, lease, &signed, &body).await?,
@@ -132,14 +133,14 @@ pub(crate) struct ReleasedFilter {
 pub(crate) async fn list_released(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiQuery(filter): ApiQuery<ReleasedFilter>,
 ) -> Result<axum::Json<Vec<ReleasedView>>, ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let recording = filter.recording.map(|id| id.to_ascii_lowercase());
     let mut connection = app.db.connection().await?;
     Ok(axum::Json(
-        store::release::list(&mut connection, &vault, recording.as_deref()).await?,
+        store::release::list(&mut connection, &vault.to_string(), recording.as_deref()).await?,
     ))
 }
 
@@ -154,10 +155,10 @@ pub(crate) async fn list_released(
 pub(crate) async fn get_release_grant(
     State(app): State<App>,
     who: Authenticated,
-    Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
 ) -> Result<axum::Json<SealedGrant>, ApiError> {
-    who.member_of(&vault)?;
-    let transcript = transcript.to_ascii_lowercase();
+    who.member_of(vault)?;
+    let (vault, transcript) = (vault.to_string(), transcript.to_string());
     let mut connection = app.db.connection().await?;
     let sealed = store::release::grant(&mut connection, &vault, &transcript, &who.fingerprint)
         .await?
@@ -187,12 +188,12 @@ pub(crate) async fn get_release_grant(
 pub(crate) async fn add_release_grants(
     State(app): State<App>,
     who: Authenticated,
-    Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
     ApiJson(body): ApiJson<Vec<SealedGrant>>,
 ) -> Result<axum::Json<ReleasedView>, ApiError> {
-    who.member_of(&vault)?;
-    let transcript = transcript.to_ascii_lowercase();
-    let is_admin = who.role == "admin";
+    who.member_of(vault)?;
+    let transcript = transcript.to_string();
+    let is_admin = who.role == quorate_api::MemberRole::Admin;
     let view = release::add_grants(&app, who.member(), is_admin, &transcript, &body, now()).await?;
     Ok(axum::Json(view))
 }
@@ -209,11 +210,11 @@ pub(crate) async fn add_release_grants(
 pub(crate) async fn download_released(
     State(app): State<App>,
     who: Authenticated,
-    Path(TranscriptPath { vault, transcript }): Path<TranscriptPath>,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    who.member_of(&vault)?;
-    let transcript = transcript.to_ascii_lowercase();
+    who.member_of(vault)?;
+    let (vault, transcript) = (vault.to_string(), transcript.to_string());
     let mut connection = app.db.connection().await?;
     let stored = store::release::object(&mut connection, &vault, &transcript)
         .await?

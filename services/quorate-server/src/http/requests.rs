@@ -1,15 +1,11 @@
 //! The unlock request routes: extract, check who may, call the operation, answer its view.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::{NewUnlockRequest, RequestView, VoteUpload};
-use quorate_crypto::RequestId;
+use quorate_api::{NewUnlockRequest, RequestStatus, RequestView, VoteUpload};
 use serde::Deserialize;
 
-use crate::http::paths::{RequestPath, VaultPath};
+use crate::http::paths::{ApiPath, RequestPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson, ApiQuery},
@@ -49,10 +45,10 @@ impl Authenticated {
 pub(crate) async fn create_request(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<NewUnlockRequest>,
 ) -> Result<(StatusCode, axum::Json<RequestView>), ApiError> {
-    who.member_of(&vault)?;
+    who.member_of(vault)?;
     let signed = decode_statement(&body.request, "request")?;
     let view = requests::create(&app, who.member(), &signed, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
@@ -61,10 +57,19 @@ pub(crate) async fn create_request(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RequestFilter {
-    /// Only requests of this status (`open`, `quorate`, `rejected`, `expired`).
-    status: Option<String>,
+    /// Only requests of this status.
+    status: Option<RequestStatus>,
     /// `me`: only open requests the caller can still vote on.
-    awaiting: Option<String>,
+    #[param(inline)]
+    awaiting: Option<Awaiting>,
+}
+
+/// Whose vote a listed request awaits.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Awaiting {
+    /// The caller's.
+    Me,
 }
 
 /// The vault's requests, newest first; `?awaiting=me` lists what awaits the caller's vote.
@@ -79,32 +84,19 @@ pub(crate) struct RequestFilter {
 pub(crate) async fn list_requests(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiQuery(filter): ApiQuery<RequestFilter>,
 ) -> Result<axum::Json<Vec<RequestView>>, ApiError> {
-    who.member_of(&vault)?;
-    let awaiting = match filter.awaiting.as_deref() {
-        None => None,
-        Some("me") => Some(who.fingerprint.as_str()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "awaiting takes only \"me\"",
-            ));
-        }
-    };
+    who.member_of(vault)?;
+    let awaiting = filter.awaiting.map(|Awaiting::Me| who.fingerprint.as_str());
     let filter = store::requests::Filter {
-        status: filter.status.as_deref(),
+        status: filter.status,
         awaiting,
         now: now(),
     };
     Ok(axum::Json(
-        store::requests::list(&app.db, &vault, &filter).await?,
+        store::requests::list(&app.db, &vault.to_string(), &filter).await?,
     ))
-}
-
-fn parse_request(text: &str) -> Result<RequestId, ApiError> {
-    text.parse().map_err(|_| ApiError::not_found())
 }
 
 /// One request with its votes.
@@ -118,10 +110,10 @@ fn parse_request(text: &str) -> Result<RequestId, ApiError> {
 pub(crate) async fn get_request(
     State(app): State<App>,
     who: Authenticated,
-    Path(RequestPath { vault, request }): Path<RequestPath>,
+    ApiPath(RequestPath { vault, request }): ApiPath<RequestPath>,
 ) -> Result<axum::Json<RequestView>, ApiError> {
-    who.member_of(&vault)?;
-    let request = parse_request(&request)?.to_string();
+    who.member_of(vault)?;
+    let (vault, request) = (vault.to_string(), request.to_string());
     let mut connection = app.db.connection().await?;
     store::requests::view(&mut connection, &vault, &request)
         .await?
@@ -148,11 +140,10 @@ pub(crate) async fn get_request(
 pub(crate) async fn vote(
     State(app): State<App>,
     who: Authenticated,
-    Path(RequestPath { vault, request }): Path<RequestPath>,
+    ApiPath(RequestPath { vault, request }): ApiPath<RequestPath>,
     ApiJson(body): ApiJson<VoteUpload>,
 ) -> Result<axum::Json<RequestView>, ApiError> {
-    who.member_of(&vault)?;
-    let request = parse_request(&request)?;
+    who.member_of(vault)?;
     let signed = decode_statement(&body.vote, "vote")?;
     let resealed_share = body
         .resealed_share

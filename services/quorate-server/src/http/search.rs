@@ -1,10 +1,10 @@
 //! The search route: ranks the caller's vault's released transcripts for blind tokens (see
 //! [`crate::ops::search`]).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use quorate_api::{SearchQuery, SearchResults};
 
-use crate::http::paths::VaultPath;
+use crate::http::paths::{ApiPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson},
@@ -29,9 +29,11 @@ pub use crate::ops::search::{MAX_QUERY_TOKENS, bm25};
 pub(crate) async fn search(
     State(app): State<App>,
     who: Authenticated,
-    Path(VaultPath { vault }): Path<VaultPath>,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<SearchQuery>,
 ) -> Result<axum::Json<SearchResults>, ApiError> {
-    who.member_of(&vault)?;
-    Ok(axum::Json(ops::search::search(&app, &vault, &body).await?))
+    who.member_of(vault)?;
+    Ok(axum::Json(
+        ops::search::search(&app, &vault.to_string(), &body).await?,
+    ))
 }

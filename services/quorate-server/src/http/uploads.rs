@@ -8,22 +8,19 @@
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::http::paths::UploadPath;
+use crate::http::paths::{ApiPath, UploadPath};
 use crate::{
     App,
     auth::Authenticated,
     error::ApiError,
     now,
-    ops::{
-        recordings::recording_id,
-        uploads::{self, Patch},
-    },
+    ops::uploads::{self, Patch},
 };
 
 static UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
@@ -64,9 +61,8 @@ fn http_date(unix: i64) -> Option<HeaderValue> {
 pub(crate) async fn head_upload(
     State(app): State<App>,
     who: Authenticated,
-    Path(UploadPath { recording }): Path<UploadPath>,
+    ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
 ) -> Result<Response, ApiError> {
-    let recording = recording_id(&recording)?;
     let upload = uploads::find(&app, who.member(), &recording).await?;
     Ok(tus_response(
         StatusCode::OK,
@@ -149,11 +145,10 @@ fn parse_checksum(value: &HeaderValue) -> Result<[u8; 32], ApiError> {
 pub(crate) async fn patch_upload(
     State(app): State<App>,
     who: Authenticated,
-    Path(UploadPath { recording }): Path<UploadPath>,
+    ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let recording = recording_id(&recording)?;
     let patch = patch_headers(&headers)?;
     let body = body.into_data_stream();
     let appended = uploads::append(&app, who.member(), &recording, patch, body, now()).await?;
@@ -178,9 +173,8 @@ pub(crate) async fn patch_upload(
 pub(crate) async fn abandon_upload(
     State(app): State<App>,
     who: Authenticated,
-    Path(UploadPath { recording }): Path<UploadPath>,
+    ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
 ) -> Result<StatusCode, ApiError> {
-    let recording = recording_id(&recording)?;
     uploads::abandon(&app, who.member(), &recording, now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,7 +15,9 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use quorate_api::{JobClaim, JobCompletion, SealedShareUpload, TranscriptView};
+use quorate_api::{
+    JobClaim, JobCompletion, JobStatus, NodeStatus, SealedShareUpload, TranscriptView,
+};
 use quorate_crypto::{
     NodeId, PublicIdentity, VaultId,
     statement::{SignedStatement, StatementBody, TranscriptManifest, Verified},
@@ -234,7 +236,7 @@ async fn require_approved(app: &App, node: Node<'_>, now: i64) -> Result<(), Job
     )
     .await?
     .ok_or(JobError::NodeNotApproved)?;
-    if state.status == "approved" && state.approval_expires_at.unwrap_or(0) > now {
+    if state.status == NodeStatus::Approved && state.approval_expires_at.unwrap_or(0) > now {
         Ok(())
     } else {
         Err(JobError::NodeNotApproved)
@@ -348,7 +350,9 @@ pub(crate) async fn fail(
     }
     let mut tx = app.db.begin().await?;
     let job = leased(&mut tx, lease).await?;
-    if job.status != "leased" || !store::jobs::fail(&mut tx, lease.request, reason, now).await? {
+    if job.status != JobStatus::Leased
+        || !store::jobs::fail(&mut tx, lease.request, reason, now).await?
+    {
         return Err(JobError::LeaseLost);
     }
     tx.audit(
@@ -412,7 +416,7 @@ pub(crate) async fn completing(
     lease: Lease<'_>,
 ) -> Result<Completing, JobError> {
     let job = leased(connection, lease).await?;
-    Ok(if job.status == "done" {
+    Ok(if job.status == JobStatus::Done {
         Completing::Done {
             vault: job.vault_id,
             transcript: job.transcript_id.unwrap_or_default(),

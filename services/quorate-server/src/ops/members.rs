@@ -2,7 +2,9 @@
 
 use axum::http::StatusCode;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::{CreatedVault, Enrolled, Invite};
+use quorate_api::{
+    CodePurpose, CreatedVault, Enrolled, Invite, InvitePurpose, MemberRole, MemberStatus,
+};
 use quorate_crypto::{
     PublicIdentity, VaultId,
     roster::Roster,
@@ -25,12 +27,10 @@ const MAX_INVITE_TTL: i64 = 7 * 86_400;
 pub(crate) enum MemberError {
     #[error("{0}")]
     InvalidStatement(#[from] quorate_crypto::Error),
-    #[error("purpose must be \"member\" or \"node\"")]
-    InvalidPurpose,
     #[error("ttl_seconds must be between 60 and {MAX_INVITE_TTL}")]
     InvalidTtl,
     #[error("{}", invalid_code_message(.0))]
-    InvalidCode(&'static str),
+    InvalidCode(CodePurpose),
     #[error("these keys are already enrolled in this vault")]
     AlreadyEnrolled,
     #[error("this vault already has its first admin")]
@@ -49,8 +49,8 @@ pub(crate) enum MemberError {
     Store(#[from] sqlx::Error),
 }
 
-fn invalid_code_message(purpose: &str) -> String {
-    if purpose == "first-admin" {
+fn invalid_code_message(purpose: &CodePurpose) -> String {
+    if *purpose == CodePurpose::FirstAdmin {
         "the enrolment code is unknown, used or expired: ask the operator to restart the server for a new one".into()
     } else {
         format!("the {purpose} invite code is unknown, used or expired: ask an admin for a new one")
@@ -62,7 +62,6 @@ impl Refusal for MemberError {
         use MemberError::*;
         Some(match self {
             InvalidStatement(_) => (StatusCode::BAD_REQUEST, "invalid_statement"),
-            InvalidPurpose => (StatusCode::BAD_REQUEST, "invalid_purpose"),
             InvalidTtl => (StatusCode::BAD_REQUEST, "invalid_ttl"),
             InvalidCode(_) => (StatusCode::BAD_REQUEST, "invalid_code"),
             AlreadyEnrolled | AlreadyHasAdmin => (StatusCode::CONFLICT, "already_enrolled"),
@@ -78,7 +77,7 @@ impl Refusal for MemberError {
 pub(crate) async fn redeem_invite(
     tx: &mut Tx,
     code: &str,
-    purpose: &'static str,
+    purpose: CodePurpose,
     now: i64,
 ) -> Result<VaultId, MemberError> {
     let vault = store::codes::redeem(tx, &code_hash(code), purpose, now)
@@ -115,7 +114,7 @@ pub(crate) async fn enrol_first_admin(
     now: i64,
 ) -> Result<Enrolled, MemberError> {
     let mut tx = app.db.begin().await?;
-    let vault_id = redeem_invite(&mut tx, code, "first-admin", now).await?;
+    let vault_id = redeem_invite(&mut tx, code, CodePurpose::FirstAdmin, now).await?;
     let vault = vault_id.to_string();
     let roster = Roster::verify(vault_id, std::slice::from_ref(genesis), None)?;
     let admin = &roster.members()[0];
@@ -128,8 +127,8 @@ pub(crate) async fn enrol_first_admin(
         vault: &vault,
         public: &admin.public,
         name: &admin.name,
-        role: "admin",
-        status: "active",
+        role: MemberRole::Admin,
+        status: MemberStatus::Active,
         now,
     };
     store::members::insert(&mut tx, &member).await?;
@@ -149,13 +148,10 @@ pub(crate) async fn enrol_first_admin(
 pub(crate) async fn invite(
     app: &App,
     admin: Member<'_>,
-    purpose: &str,
+    purpose: InvitePurpose,
     ttl: Option<i64>,
     now: i64,
 ) -> Result<Invite, MemberError> {
-    if !matches!(purpose, "member" | "node") {
-        return Err(MemberError::InvalidPurpose);
-    }
     let ttl = ttl.unwrap_or(DEFAULT_INVITE_TTL);
     if !(60..=MAX_INVITE_TTL).contains(&ttl) {
         return Err(MemberError::InvalidTtl);
@@ -163,7 +159,15 @@ pub(crate) async fn invite(
     let code = new_code();
     let vault = admin.vault.to_string();
     let mut tx = app.db.begin().await?;
-    store::codes::insert(&mut tx, &code_hash(&code), &vault, purpose, now, now + ttl).await?;
+    store::codes::insert(
+        &mut tx,
+        &code_hash(&code),
+        &vault,
+        purpose.into(),
+        now,
+        now + ttl,
+    )
+    .await?;
     let action = format!("invite.created.{purpose}");
     tx.audit(
         admin.vault,
@@ -192,14 +196,14 @@ pub(crate) async fn enrol_member(
     now: i64,
 ) -> Result<Enrolled, MemberError> {
     let mut tx = app.db.begin().await?;
-    let vault_id = redeem_invite(&mut tx, code, "member", now).await?;
+    let vault_id = redeem_invite(&mut tx, code, CodePurpose::Member, now).await?;
     let vault = vault_id.to_string();
     let member = store::members::NewMember {
         vault: &vault,
         public,
         name,
-        role: "member",
-        status: "pending",
+        role: MemberRole::Member,
+        status: MemberStatus::Pending,
         now,
     };
     if !store::members::insert(&mut tx, &member).await? {
@@ -250,10 +254,7 @@ pub(crate) async fn append_roster(
     match entry.change {
         RosterChange::Add => {
             // Only someone who enrolled with exactly these keys can be added.
-            let role = match entry.role {
-                Role::Admin => "admin",
-                Role::Member => "member",
-            };
+            let role = entry.role.into();
             if !store::members::activate(&mut tx, &vault, &fingerprint, role, &entry.name).await? {
                 return Err(MemberError::NotEnrolled);
             }

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use quorate_api::{NodeEnrolled, NodeView};
+use quorate_api::{CodePurpose, NodeEnrolled, NodeStatus, NodeView};
 use quorate_crypto::{
     NodeId, PublicIdentity,
     statement::{NodeApproval, SignedStatement, VaultPolicy},
@@ -74,7 +74,7 @@ pub(crate) async fn enrol(
     now: i64,
 ) -> Result<NodeEnrolled, NodeError> {
     let mut tx = app.db.begin().await?;
-    let vault_id = redeem_invite(&mut tx, code, "node", now).await?;
+    let vault_id = redeem_invite(&mut tx, code, CodePurpose::Node, now).await?;
     let vault = vault_id.to_string();
     let node_id = NodeId::random().to_string();
     let node = store::nodes::NewNode {
@@ -128,7 +128,7 @@ pub(crate) async fn approve(
     if approval.node != keys {
         return Err(NodeError::Mismatch("keys"));
     }
-    if enrolment.status == "revoked" {
+    if enrolment.status == NodeStatus::Revoked {
         return Err(NodeError::Revoked);
     }
     if let Some(previous) = &enrolment.approval {
@@ -143,9 +143,9 @@ pub(crate) async fn approve(
         approval.check_active(now)?;
     }
     let (status, action) = if approval.revoked {
-        ("revoked", "node.revoked")
+        (NodeStatus::Revoked, "node.revoked")
     } else {
-        ("approved", "node.approved")
+        (NodeStatus::Approved, "node.approved")
     };
     let statement = signed.to_bytes();
     let stored = store::nodes::Approval {
@@ -165,7 +165,7 @@ pub(crate) async fn approve(
         .await?
         .ok_or(NodeError::NotFound)?;
     tx.commit().await?;
-    tracing::info!(vault = %vault, node = %node, status, "node approval stored");
+    tracing::info!(vault = %vault, node = %node, %status, "node approval stored");
     Ok(view)
 }
 

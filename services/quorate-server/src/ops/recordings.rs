@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use quorate_api::{SealedShareUpload, UploadState};
 use quorate_crypto::{
-    RecordingId,
+    RecordingId, VaultId,
     roster::Roster,
     statement::{RecordingManifest, SignedStatement, VaultPolicy, Verified},
 };
@@ -107,20 +107,15 @@ impl Refusal for RecordingError {
     }
 }
 
-/// Parses a recording ID from a path; one that does not parse names nothing.
-pub(crate) fn recording_id(text: &str) -> Result<RecordingId, RecordingError> {
-    text.parse().map_err(|_| RecordingError::NotFound)
-}
-
 /// Who may read a recording or what grew from it (`subject`): the vault's members, and a
 /// node holding a live job on it.
 pub(crate) async fn may_read(
     app: &App,
     who: &Caller,
-    vault: &str,
+    vault: VaultId,
     subject: &str,
 ) -> Result<(), RecordingError> {
-    if vault != who.vault_id.to_string() {
+    if vault != who.vault_id {
         return Err(RecordingError::NotFound);
     }
     let Some(node) = who.node_id else {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::{ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyView};
+use quorate_api::{NodeStatus, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyView};
 use quorate_crypto::{
     blind::BlindToken,
     release::{Posting, ReleaseManifest, SearchKeyCommitment, postings_digest},
@@ -207,7 +207,7 @@ async fn create_search_key(
 
 async fn is_approved_node(tx: &mut Tx, vault: &str, node: &str) -> Result<bool, sqlx::Error> {
     let state = store::nodes::approval_state(tx, vault, node).await?;
-    Ok(state.is_some_and(|state| state.status == "approved"))
+    Ok(state.is_some_and(|state| state.status == NodeStatus::Approved))
 }
 
 /// An unsigned audit event by a member.

@@ -6,7 +6,7 @@
 //! transition is audited.
 
 use axum::http::StatusCode;
-use quorate_api::RequestView;
+use quorate_api::{RequestStatus, RequestView, SubjectKind, VoteDecision};
 use quorate_crypto::{
     RequestId, VaultId,
     rewrap::resealed_digest,
@@ -62,7 +62,7 @@ pub(crate) enum RequestError {
     #[error("this request has expired: ask for a new one")]
     Expired,
     #[error("this request is {0}: votes are no longer taken")]
-    Closed(String),
+    Closed(RequestStatus),
     #[error("the vote's {0} does not match this request")]
     VoteMismatch(&'static str),
     #[error("the requester's own vote does not count: other members decide")]
@@ -154,8 +154,8 @@ pub(crate) async fn create(
         });
     }
     let (subject_kind, subject_id) = match request.subject {
-        Subject::Recording(id) => ("recording", id.to_string()),
-        Subject::Transcript(id) => ("transcript", id.to_string()),
+        Subject::Recording(id) => (SubjectKind::Recording, id.to_string()),
+        Subject::Transcript(id) => (SubjectKind::Transcript, id.to_string()),
     };
     let id = request.request_id.to_string();
     let statement = signed.to_bytes();
@@ -164,7 +164,7 @@ pub(crate) async fn create(
         vault: &vault,
         subject_kind,
         subject_id: &subject_id,
-        purpose: request.purpose.as_str(),
+        purpose: request.purpose.into(),
         node_id: &request.node_id.to_string(),
         requester: member.fingerprint,
         statement: &statement,
@@ -200,7 +200,7 @@ async fn check_node(
     let node = store::nodes::approval_state(tx, vault, &request.node_id.to_string())
         .await?
         .ok_or(RequestError::UnknownNode)?;
-    if node.status != "approved"
+    if node.status != quorate_api::NodeStatus::Approved
         || node.approval_expires_at.unwrap_or(0) <= request.expires_at.min(now)
     {
         return Err(RequestError::NodeNotApproved);
@@ -283,12 +283,12 @@ pub(crate) async fn vote(
     let mut request = store::requests::lock(&mut tx, &vault, &id)
         .await?
         .ok_or(RequestError::NotFound)?;
-    if request.status == "open" && request.expires_at <= now {
-        close(&mut tx, member.vault, &id, "expired", now).await?;
+    if request.status == RequestStatus::Open && request.expires_at <= now {
+        close(&mut tx, member.vault, &id, RequestStatus::Expired, now).await?;
         tx.commit().await?;
         return Err(RequestError::Expired);
     }
-    if request.status != "open" {
+    if request.status != RequestStatus::Open {
         return Err(RequestError::Closed(request.status));
     }
     let roster = app.rosters.verified(&mut tx, member.vault).await?;
@@ -311,10 +311,9 @@ pub(crate) async fn vote(
     if !store::requests::insert_vote(&mut tx, &stored).await? {
         return Err(RequestError::AlreadyVoted);
     }
-    let action = if decision == "approve" {
-        "vote.approve"
-    } else {
-        "vote.deny"
+    let action = match decision {
+        VoteDecision::Approve => "vote.approve",
+        VoteDecision::Deny => "vote.deny",
     };
     tx.audit(
         member.vault,
@@ -322,20 +321,20 @@ pub(crate) async fn vote(
         Event::by(member.fingerprint, action, &id, &statement),
     );
     let votes = store::requests::votes(&mut tx, &id).await?;
-    let approvals = votes.iter().filter(|v| v.decision == "approve").count();
-    let denials = votes.iter().filter(|v| v.decision == "deny").count();
+    let count = |decision| votes.iter().filter(|v| v.decision == decision).count();
+    let (approvals, denials) = (count(VoteDecision::Approve), count(VoteDecision::Deny));
     let (threshold, eligible) = (request.threshold_k as usize, request.eligible as usize);
     if approvals >= threshold {
-        close(&mut tx, member.vault, &id, "quorate", now).await?;
+        close(&mut tx, member.vault, &id, RequestStatus::Quorate, now).await?;
         store::jobs::queue(&mut tx, &id, &vault, &request.node_id, now).await?;
         tx.audit(member.vault, now, Event::server("job.queued", &id));
-        request.status = "quorate".into();
+        request.status = RequestStatus::Quorate;
     } else if eligible.saturating_sub(denials) < threshold {
-        close(&mut tx, member.vault, &id, "rejected", now).await?;
-        request.status = "rejected".into();
+        close(&mut tx, member.vault, &id, RequestStatus::Rejected, now).await?;
+        request.status = RequestStatus::Rejected;
     }
     tx.commit().await?;
-    tracing::info!(request = %id, decision, status = %request.status, "vote counted");
+    tracing::info!(request = %id, %decision, status = %request.status, "vote counted");
     Ok(request.view(votes))
 }
 
@@ -364,7 +363,7 @@ fn check_vote_binding(
 
 /// The stored decision: an approval carries the re-sealed share its signed vote names, a
 /// denial carries none.
-fn decision(decision: &Decision, resealed: Option<&[u8]>) -> Result<&'static str, RequestError> {
+fn decision(decision: &Decision, resealed: Option<&[u8]>) -> Result<VoteDecision, RequestError> {
     match (decision, resealed) {
         (
             Decision::Approve {
@@ -382,12 +381,12 @@ fn decision(decision: &Decision, resealed: Option<&[u8]>) -> Result<&'static str
                     "the re-sealed share is not the one the signed vote names".into(),
                 ));
             }
-            Ok("approve")
+            Ok(VoteDecision::Approve)
         }
         (Decision::Approve { .. }, None) => Err(RequestError::InvalidShare(
             "an approval must carry the share re-sealed to the node".into(),
         )),
-        (Decision::Deny, None) => Ok("deny"),
+        (Decision::Deny, None) => Ok(VoteDecision::Deny),
         (Decision::Deny, Some(_)) => Err(RequestError::InvalidShare(
             "a denial carries no share".into(),
         )),
@@ -400,14 +399,14 @@ async fn close(
     tx: &mut Tx,
     vault: VaultId,
     request: &str,
-    status: &'static str,
+    status: RequestStatus,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if store::requests::close(tx, request, status, now).await? {
         let action = match status {
-            "quorate" => "request.quorate",
-            "rejected" => "request.rejected",
-            _ => "request.expired",
+            RequestStatus::Quorate => "request.quorate",
+            RequestStatus::Rejected => "request.rejected",
+            RequestStatus::Open | RequestStatus::Expired => "request.expired",
         };
         tx.audit(vault, now, Event::server(action, request));
     }
@@ -422,7 +421,7 @@ pub(crate) async fn expire(app: &App, now: i64) -> Result<usize, RequestError> {
             .parse()
             .map_err(|error| RequestError::Store(sqlx::Error::Decode(Box::new(error))))?;
         let mut tx = app.db.begin().await?;
-        close(&mut tx, vault, request, "expired", now).await?;
+        close(&mut tx, vault, request, RequestStatus::Expired, now).await?;
         tx.commit().await?;
     }
     Ok(expired.len())

@@ -1,5 +1,6 @@
 //! One-time enrolment codes, stored as hashes: `enrolment_codes`.
 
+use quorate_api::CodePurpose;
 use sqlx::AnyConnection;
 
 /// Withdraws `vault`'s unused first-admin codes and stores the hash of a fresh one.
@@ -29,12 +30,12 @@ pub(crate) async fn replace_first_admin(
     Ok(())
 }
 
-/// Stores the hash of a one-time code for `purpose` (`member` or `node`).
+/// Stores the hash of a one-time code for `purpose`.
 pub(crate) async fn insert(
     connection: &mut AnyConnection,
     hash: &[u8],
     vault: &str,
-    purpose: &str,
+    purpose: CodePurpose,
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
@@ -44,7 +45,7 @@ pub(crate) async fn insert(
     )
     .bind(hash)
     .bind(vault)
-    .bind(purpose)
+    .bind(purpose.as_str())
     .bind(now)
     .bind(expires_at)
     .execute(connection)
@@ -58,7 +59,7 @@ pub(crate) async fn insert(
 pub(crate) async fn redeem(
     connection: &mut AnyConnection,
     hash: &[u8],
-    purpose: &str,
+    purpose: CodePurpose,
     now: i64,
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
@@ -68,7 +69,7 @@ pub(crate) async fn redeem(
     )
     .bind(now)
     .bind(hash)
-    .bind(purpose)
+    .bind(purpose.as_str())
     .fetch_optional(connection)
     .await
 }
@@ -77,7 +78,8 @@ pub(crate) async fn redeem(
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct CodeRow {
     pub vault_id: String,
-    pub purpose: String,
+    #[sqlx(try_from = "String")]
+    pub purpose: CodePurpose,
     pub expires_at: i64,
 }
 

@@ -1,7 +1,7 @@
 //! The job queue: `jobs`, one per quorate request, and what a node receives with one.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::{JobView, NodeShare};
+use quorate_api::{JobStatus, JobView, NodeShare};
 use sqlx::AnyConnection;
 
 use super::{Tx, db::Backend};
@@ -153,7 +153,8 @@ pub(crate) async fn work_order(
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct NodeJob {
     pub vault_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub lease_token: Option<Vec<u8>>,
     pub transcript_id: Option<String>,
 }
@@ -287,7 +288,8 @@ pub(crate) async fn overdue(
 struct JobRow {
     request_id: String,
     node_id: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: JobStatus,
     attempts: i32,
     progress_permille: i32,
     stage: Option<String>,

@@ -2,7 +2,7 @@
 //! are removed.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use quorate_api::{MemberView, PublicKeys};
+use quorate_api::{MemberRole, MemberStatus, MemberView, PublicKeys};
 use quorate_crypto::PublicIdentity;
 use sqlx::AnyConnection;
 
@@ -12,10 +12,9 @@ pub(crate) struct NewMember<'a> {
     pub vault: &'a str,
     pub public: &'a PublicIdentity,
     pub name: &'a str,
-    /// `admin` or `member`.
-    pub role: &'a str,
-    /// `pending` or `active`.
-    pub status: &'a str,
+    pub role: MemberRole,
+    /// `Pending` or `Active`.
+    pub status: MemberStatus,
     pub now: i64,
 }
 
@@ -33,8 +32,8 @@ pub(crate) async fn insert(
     .bind(member.public.verifying_key.as_bytes().as_slice())
     .bind(member.public.recipient.to_string())
     .bind(member.name)
-    .bind(member.role)
-    .bind(member.status)
+    .bind(member.role.as_str())
+    .bind(member.status.as_str())
     .bind(member.now)
     .execute(connection)
     .await?
@@ -48,14 +47,14 @@ pub(crate) async fn activate(
     connection: &mut AnyConnection,
     vault: &str,
     fingerprint: &str,
-    role: &str,
+    role: MemberRole,
     name: &str,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE members SET status = 'active', role = $1, name = $2
          WHERE vault_id = $3 AND fingerprint = $4 AND status IN ('pending', 'removed')",
     )
-    .bind(role)
+    .bind(role.as_str())
     .bind(name)
     .bind(vault)
     .bind(fingerprint)
@@ -88,8 +87,10 @@ pub(crate) async fn remove(
 struct MemberRow {
     fingerprint: String,
     name: String,
-    role: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    role: MemberRole,
+    #[sqlx(try_from = "String")]
+    status: MemberStatus,
     recipient: String,
     verifying_key: Vec<u8>,
 }
@@ -113,14 +114,14 @@ impl From<MemberRow> for MemberView {
 pub(crate) async fn list(
     connection: &mut AnyConnection,
     vault: &str,
-    status: Option<&str>,
+    status: Option<MemberStatus>,
 ) -> Result<Vec<MemberView>, sqlx::Error> {
     let rows: Vec<MemberRow> = sqlx::query_as(
         "SELECT fingerprint, name, role, status, recipient, verifying_key FROM members
          WHERE vault_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at, fingerprint",
     )
     .bind(vault)
-    .bind(status.unwrap_or_default())
+    .bind(status.map(MemberStatus::as_str).unwrap_or_default())
     .fetch_all(connection)
     .await?;
     Ok(rows.into_iter().map(MemberView::from).collect())

@@ -4,14 +4,15 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use quorate_api::{NodeView, PublicKeys};
+use quorate_api::{NodeStatus, NodeView, PublicKeys};
 use quorate_crypto::PublicIdentity;
 use sqlx::AnyConnection;
 
 /// A node's approval state.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct ApprovalState {
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: NodeStatus,
     pub approval_expires_at: Option<i64>,
 }
 
@@ -70,7 +71,8 @@ struct NodeRow {
     fingerprint: String,
     verifying_key: Vec<u8>,
     recipient: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: NodeStatus,
     approval: Option<Vec<u8>>,
     approval_expires_at: Option<i64>,
     model_sha256: Option<Vec<u8>>,
@@ -132,7 +134,8 @@ pub(crate) async fn get(
 pub(crate) struct Enrolment {
     pub verifying_key: Vec<u8>,
     pub recipient: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: NodeStatus,
     pub approval: Option<Vec<u8>>,
 }
 
@@ -154,8 +157,8 @@ pub(crate) async fn enrolment(
 /// A node's new approval (or revocation).
 #[derive(Debug)]
 pub(crate) struct Approval<'a> {
-    /// `approved` or `revoked`.
-    pub status: &'a str,
+    /// `Approved` or `Revoked`.
+    pub status: NodeStatus,
     pub statement: &'a [u8],
     pub expires_at: i64,
     pub model_sha256: &'a [u8; 32],
@@ -173,7 +176,7 @@ pub(crate) async fn set_approval(
         "UPDATE nodes SET status = $1, approval = $2, approval_expires_at = $3, model_sha256 = $4
          WHERE vault_id = $5 AND id = $6",
     )
-    .bind(approval.status)
+    .bind(approval.status.as_str())
     .bind(approval.statement)
     .bind(approval.expires_at)
     .bind(approval.model_sha256.as_slice())
@@ -181,7 +184,7 @@ pub(crate) async fn set_approval(
     .bind(node)
     .execute(&mut *connection)
     .await?;
-    if approval.status == "revoked" {
+    if approval.status == NodeStatus::Revoked {
         sqlx::query(
             "DELETE FROM sessions WHERE vault_id = $1 AND party = 'node' AND fingerprint = $2",
         )

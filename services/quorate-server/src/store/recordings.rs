@@ -125,7 +125,8 @@ pub(crate) async fn insert_share(
 struct RecordingRow {
     id: String,
     uploader: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: quorate_api::RecordingStatus,
     manifest: Vec<u8>,
     ciphertext_len: i64,
     threshold_k: i32,

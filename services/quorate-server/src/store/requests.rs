@@ -1,19 +1,24 @@
 //! Unlock requests and their votes: `unlock_requests` and `votes`.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use quorate_api::{RequestView, VoteView};
+use quorate_api::{
+    RequestPurpose, RequestStatus, RequestView, SubjectKind, VoteDecision, VoteView,
+};
 use sqlx::AnyConnection;
 
 /// A stored request.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct RequestRow {
     pub id: String,
-    pub subject_kind: String,
+    #[sqlx(try_from = "String")]
+    pub subject_kind: SubjectKind,
     pub subject_id: String,
-    pub purpose: String,
+    #[sqlx(try_from = "String")]
+    pub purpose: RequestPurpose,
     pub node_id: String,
     pub requester: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RequestStatus,
     pub threshold_k: i32,
     pub eligible: i32,
     pub statement: Vec<u8>,
@@ -29,7 +34,8 @@ const REQUEST_COLUMNS: &str = "id, subject_kind, subject_id, purpose, node_id, r
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct VoteRow {
     pub voter: String,
-    pub decision: String,
+    #[sqlx(try_from = "String")]
+    pub decision: VoteDecision,
     pub statement: Vec<u8>,
     pub created_at: i64,
 }
@@ -37,8 +43,8 @@ pub(crate) struct VoteRow {
 impl RequestRow {
     /// The request as the API shows it, with `votes` (oldest first).
     pub(crate) fn view(self, votes: Vec<VoteRow>) -> RequestView {
-        let count = |decision: &str| votes.iter().filter(|v| v.decision == decision).count() as u8;
-        let (approvals, denials) = (count("approve"), count("deny"));
+        let count = |decision| votes.iter().filter(|v| v.decision == decision).count() as u8;
+        let (approvals, denials) = (count(VoteDecision::Approve), count(VoteDecision::Deny));
         RequestView {
             request_id: self.id,
             subject_kind: self.subject_kind,
@@ -72,9 +78,9 @@ impl RequestRow {
 pub(crate) struct NewRequest<'a> {
     pub id: &'a str,
     pub vault: &'a str,
-    pub subject_kind: &'a str,
+    pub subject_kind: SubjectKind,
     pub subject_id: &'a str,
-    pub purpose: &'a str,
+    pub purpose: RequestPurpose,
     pub node_id: &'a str,
     pub requester: &'a str,
     pub statement: &'a [u8],
@@ -97,9 +103,9 @@ pub(crate) async fn insert(
     )
     .bind(request.id)
     .bind(request.vault)
-    .bind(request.subject_kind)
+    .bind(request.subject_kind.as_str())
     .bind(request.subject_id)
-    .bind(request.purpose)
+    .bind(request.purpose.as_str())
     .bind(request.node_id)
     .bind(request.requester)
     .bind(request.statement)
@@ -204,7 +210,7 @@ pub(crate) async fn holds_share_of(
 #[derive(Debug)]
 pub(crate) struct Filter<'a> {
     /// Only this status (any when `None`).
-    pub status: Option<&'a str>,
+    pub status: Option<RequestStatus>,
     /// Only open requests this member can still vote on.
     pub awaiting: Option<&'a str>,
     /// The time, for what is still open.
@@ -227,7 +233,7 @@ async fn ids(
          ORDER BY r.created_at DESC, r.id"
     )))
     .bind(vault)
-    .bind(filter.status.unwrap_or_default())
+    .bind(filter.status.map(RequestStatus::as_str).unwrap_or_default())
     .bind(i32::from(filter.awaiting.is_some()))
     .bind(filter.now)
     .bind(filter.awaiting.unwrap_or_default())
@@ -240,7 +246,7 @@ async fn ids(
 pub(crate) struct NewVote<'a> {
     pub request: &'a str,
     pub voter: &'a str,
-    pub decision: &'a str,
+    pub decision: VoteDecision,
     pub statement: &'a [u8],
     pub resealed_share: Option<&'a [u8]>,
     pub created_at: i64,
@@ -257,7 +263,7 @@ pub(crate) async fn insert_vote(
     )
     .bind(vote.request)
     .bind(vote.voter)
-    .bind(vote.decision)
+    .bind(vote.decision.as_str())
     .bind(vote.statement)
     .bind(vote.resealed_share)
     .bind(vote.created_at)
@@ -271,13 +277,13 @@ pub(crate) async fn insert_vote(
 pub(crate) async fn close(
     connection: &mut AnyConnection,
     id: &str,
-    status: &str,
+    status: RequestStatus,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let closed = sqlx::query(
         "UPDATE unlock_requests SET status = $1, closed_at = $2 WHERE id = $3 AND status = 'open'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(now)
     .bind(id)
     .execute(connection)

@@ -159,8 +159,8 @@ pub(crate) struct SessionRow {
     pub vault_id: String,
     pub fingerprint: String,
     pub name: String,
-    /// `admin`, `member` or `node`.
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: quorate_api::PartyRole,
     pub node_id: Option<String>,
 }
 

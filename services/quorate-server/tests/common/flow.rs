@@ -32,7 +32,12 @@ pub struct Node {
 /// Enrols a node with a node invite and has the admin approve it for `MODEL`.
 pub async fn approved_node(server_url: &str, board: &Board) -> Node {
     let vault = board.admin.vault;
-    let invite = board.admin.client.invite(vault, "node").await.unwrap();
+    let invite = board
+        .admin
+        .client
+        .invite(vault, quorate_api::InvitePurpose::Node)
+        .await
+        .unwrap();
     let identity = Identity::generate();
     let mut client = Client::new(server_url);
     let enrolled = client

@@ -182,7 +182,11 @@ pub async fn join(
 ) -> (quorate_crypto::Identity, quorate_client::Client) {
     use quorate_crypto::statement::{Role, RosterChange};
     let vault = admin.vault;
-    let invite = admin.client.invite(vault, "member").await.unwrap();
+    let invite = admin
+        .client
+        .invite(vault, quorate_api::InvitePurpose::Member)
+        .await
+        .unwrap();
     let identity = quorate_crypto::Identity::generate();
     let mut client = quorate_client::Client::new(url);
     client
