@@ -149,10 +149,8 @@ async fn from_nothing_to_a_quorate_request_with_the_command(backend: Backend) {
 
     // Two members open their shares of the transcript key on their devices and read it.
     let transcript_id = transcripts[0].transcript_id.parse().unwrap();
-    let signed = quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(
-        &transcripts[0].manifest,
-    ))
-    .unwrap();
+    let signed =
+        quorate_crypto::statement::SignedStatement::from_bytes(&transcripts[0].manifest).unwrap();
     let manifest = signed
         .verify::<quorate_crypto::statement::TranscriptManifest>()
         .unwrap()
@@ -173,12 +171,8 @@ async fn from_nothing_to_a_quorate_request_with_the_command(backend: Backend) {
             )
             .unwrap();
         shares.push(
-            quorate_crypto::threshold::open_share(
-                &base64_decode(&share.sealed),
-                identity.age_key(),
-                &binding,
-            )
-            .unwrap(),
+            quorate_crypto::threshold::open_share(&share.sealed, identity.age_key(), &binding)
+                .unwrap(),
         );
     }
     let key = quorate_crypto::threshold::combine(
@@ -217,13 +211,6 @@ fn hex_decode(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
 }
 
 #[tokio::test]
@@ -361,15 +348,11 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
         let id = recording.parse().unwrap();
         let view = client.recording(vault, id).await.unwrap();
         let signed =
-            quorate_crypto::statement::SignedStatement::from_bytes(&base64_decode(&view.manifest))
-                .unwrap();
+            quorate_crypto::statement::SignedStatement::from_bytes(&view.manifest).unwrap();
         let parsed = signed.verify::<RecordingManifest>().unwrap().statement;
         let share = client.recording_share(vault, id).await.unwrap();
         let binding = parsed.share_binding(&identity.fingerprint()).unwrap();
-        shares.push(
-            threshold::open_share(&base64_decode(&share.sealed), identity.age_key(), &binding)
-                .unwrap(),
-        );
+        shares.push(threshold::open_share(&share.sealed, identity.age_key(), &binding).unwrap());
         if ciphertext.is_empty() {
             client
                 .download_recording(vault, id, None, u64::MAX, &mut ciphertext)

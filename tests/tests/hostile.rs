@@ -621,7 +621,7 @@ async fn a_release_key_squatted_by_a_member_is_replaced_by_an_admin() {
             transcript,
             vec![quorate_api::SealedGrant {
                 holder: identity(&dee).fingerprint().to_hex(),
-                sealed: STANDARD.encode(bad),
+                sealed: bad.into(),
             }],
         )
         .await

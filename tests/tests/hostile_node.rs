@@ -26,12 +26,6 @@ use quorate_e2e::{
 /// Words nobody said in the meeting: what a forger would have the node transcribe.
 const FORGED: &str = "The board agreed to move the whole reserve to the treasurer's own account.";
 
-fn base64_decode(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
-}
-
 /// `device`'s client, signed in to the server's first vault.
 async fn signed_in(server: &Server, device: &Device) -> (Client, VaultId) {
     let vault = server.codes[0].vault_id;
@@ -48,7 +42,7 @@ async fn manifest_of(client: &Client, vault: VaultId, request: &str) -> Recordin
         .unwrap();
     let recording: RecordingId = view.subject_id.parse().unwrap();
     let recording = client.recording(vault, recording).await.unwrap();
-    SignedStatement::from_bytes(&base64_decode(&recording.manifest))
+    SignedStatement::from_bytes(&recording.manifest)
         .unwrap()
         .verify::<RecordingManifest>()
         .unwrap()

@@ -296,15 +296,9 @@ async fn meeting_keys(
     recording: &str,
     roster: &quorate_crypto::roster::Roster,
 ) -> Vec<(&'static str, quorate_crypto::AgeSecretKey)> {
-    use base64::Engine;
     use quorate_crypto::{
         statement::{RecordingManifest, SignedStatement, TranscriptManifest},
         threshold::{combine, open_share},
-    };
-    let decode = |text: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .unwrap()
     };
     let vault = server.codes[0].vault_id;
     let recording: quorate_crypto::RecordingId = recording.parse().unwrap();
@@ -316,7 +310,7 @@ async fn meeting_keys(
         clients.push((identity, client));
     }
     let view = clients[0].1.recording(vault, recording).await.unwrap();
-    let manifest = SignedStatement::from_bytes(&decode(&view.manifest))
+    let manifest = SignedStatement::from_bytes(&view.manifest)
         .unwrap()
         .verify::<RecordingManifest>()
         .unwrap()
@@ -330,7 +324,7 @@ async fn meeting_keys(
         .into_iter()
         .find(|view| view.transcript_id == released[0].transcript_id)
         .unwrap();
-    let transcript = SignedStatement::from_bytes(&decode(&transcript_view.manifest))
+    let transcript = SignedStatement::from_bytes(&transcript_view.manifest)
         .unwrap()
         .verify::<TranscriptManifest>()
         .unwrap()
@@ -340,15 +334,13 @@ async fn meeting_keys(
         let me = identity.fingerprint();
         let sealed = client.recording_share(vault, recording).await.unwrap();
         let binding = manifest.share_binding(&me).unwrap();
-        recording_shares
-            .push(open_share(&decode(&sealed.sealed), identity.age_key(), &binding).unwrap());
+        recording_shares.push(open_share(&sealed.sealed, identity.age_key(), &binding).unwrap());
         let sealed = client
             .transcript_share(vault, transcript.transcript_id)
             .await
             .unwrap();
         let binding = transcript.share_binding(&me).unwrap();
-        transcript_shares
-            .push(open_share(&decode(&sealed.sealed), identity.age_key(), &binding).unwrap());
+        transcript_shares.push(open_share(&sealed.sealed, identity.age_key(), &binding).unwrap());
     }
     let x = combine(
         &recording_shares,

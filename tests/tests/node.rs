@@ -11,13 +11,6 @@ use quorate_crypto::{
 };
 use quorate_e2e::{Backend, Server, Staffed, identity};
 
-fn base64_decode(text: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tampered_share() {
     let server = Server::start(Backend::Sqlite).await;
@@ -54,13 +47,13 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
     bo_client.sign_in(vault, &bo_identity).await.unwrap();
     let request_id = request.parse().unwrap();
     let view = bo_client.request(vault, request_id).await.unwrap();
-    let signed_request = SignedStatement::from_bytes(&base64_decode(&view.statement)).unwrap();
+    let signed_request = SignedStatement::from_bytes(&view.statement).unwrap();
     let verified = signed_request.verify::<UnlockRequest>().unwrap();
     let recording_view = bo_client
         .recording(vault, view.subject_id.parse().unwrap())
         .await
         .unwrap();
-    let manifest = SignedStatement::from_bytes(&base64_decode(&recording_view.manifest))
+    let manifest = SignedStatement::from_bytes(&recording_view.manifest)
         .unwrap()
         .verify::<RecordingManifest>()
         .unwrap()
@@ -70,12 +63,7 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
         .recording_share(vault, manifest.recording_id)
         .await
         .unwrap();
-    let share = open_share(
-        &base64_decode(&sealed.sealed),
-        bo_identity.age_key(),
-        &binding,
-    )
-    .unwrap();
+    let share = open_share(&sealed.sealed, bo_identity.age_key(), &binding).unwrap();
     let mut altered = *share.expose_secret();
     altered[0] ^= 1;
     let altered = Share::new(share.index(), SecretBytes::new(altered)).unwrap();

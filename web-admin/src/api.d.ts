@@ -798,8 +798,7 @@ export interface components {
              * @description Position in the vault's chain.
              */
             seq: number;
-            /** @description The signed statement behind it, base64, if any. */
-            statement?: string | null;
+            statement?: components["schemas"]["Base64"] | null;
             /** @description To what. */
             subject: string;
             /**
@@ -808,6 +807,8 @@ export interface components {
              */
             time: number;
         };
+        /** @description Bytes, standard base64 (RFC 4648, padded). */
+        Base64: string;
         /** @description A single-use sign-in challenge. */
         Challenge: {
             /** @description Which challenge. */
@@ -818,7 +819,7 @@ export interface components {
              */
             expires_at: number;
             /** @description The nonce to sign, base64. */
-            nonce: string;
+            nonce: components["schemas"]["Base64"];
         };
         /** @description `POST /api/v1/auth/challenge`. */
         ChallengeRequest: {
@@ -870,7 +871,7 @@ export interface components {
              *     `roster_genesis` and shows the first admin's name and fingerprint to compare out of
              *     band.
              */
-            genesis_entry: string;
+            genesis_entry: components["schemas"]["Base64"];
             /** @description Hex SHA-256 digest of the genesis roster entry: the device pins it. */
             roster_genesis: string;
             /** @description The vault. */
@@ -891,7 +892,7 @@ export interface components {
             /** @description The one-time code the server printed. */
             code: string;
             /** @description The genesis roster entry (a signed statement), base64. */
-            genesis: string;
+            genesis: components["schemas"]["Base64"];
         };
         /** @description A new invite: give the code to the invitee over a channel you trust. */
         Invite: {
@@ -935,11 +936,11 @@ export interface components {
             /** @description Proof of the lease: send it with progress, failure and completion. */
             lease_token: string;
             /** @description The signed `UnlockRequest`, base64. */
-            request: string;
+            request: components["schemas"]["Base64"];
             /** @description The quorate request the job carries out. */
             request_id: string;
             /** @description The signed manifest of the subject (`RecordingManifest` for `transcribe`), base64. */
-            subject_manifest: string;
+            subject_manifest: components["schemas"]["Base64"];
             /** @description The vault. */
             vault_id: string;
         };
@@ -951,11 +952,11 @@ export interface components {
             /** @description The lease token from the claim. */
             lease_token: string;
             /** @description The node's signed `TranscriptManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /** @description One sealed share of the transcript key per member the manifest names. */
             shares: components["schemas"]["SealedShareUpload"][];
             /** @description The sealed transcript (an age file), base64. */
-            transcript: string;
+            transcript: components["schemas"]["Base64"];
         };
         /** @description `POST /api/v1/jobs/{request}/fail`: the node gives up on a job, saying why. */
         JobFailure: {
@@ -1073,14 +1074,14 @@ export interface components {
          */
         NewRecording: {
             /** @description The uploader's signed `RecordingManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /** @description One sealed share per member the manifest names. */
             shares: components["schemas"]["SealedShareUpload"][];
         };
         /** @description `POST /api/v1/vaults/{vault}/requests`: a member's signed unlock request. */
         NewUnlockRequest: {
             /** @description The signed `UnlockRequest`, base64. */
-            request: string;
+            request: components["schemas"]["Base64"];
         };
         /** @description `POST /api/v1/vaults` (admins): a new vault for another board or committee. */
         NewVault: {
@@ -1093,14 +1094,14 @@ export interface components {
          */
         NodeApprovalUpload: {
             /** @description The signed `NodeApproval`, base64. */
-            approval: string;
+            approval: components["schemas"]["Base64"];
         };
         /** @description The answer to a node's enrolment. */
         NodeEnrolled: {
             /** @description The node's fingerprint (hex). */
             fingerprint: string;
             /** @description The genesis roster entry itself (signed, base64), to show the first admin. */
-            genesis_entry: string;
+            genesis_entry: components["schemas"]["Base64"];
             /** @description The node's ID, for the admin's approval statement. */
             node_id: string;
             /** @description Hex SHA-256 digest of the vault's genesis roster entry: the node pins it. */
@@ -1120,9 +1121,9 @@ export interface components {
         /** @description One approval as a node receives it. */
         NodeShare: {
             /** @description The share re-sealed to the node, base64. */
-            resealed_share: string;
+            resealed_share: components["schemas"]["Base64"];
             /** @description The signed `Vote`, base64. */
-            vote: string;
+            vote: components["schemas"]["Base64"];
             /** @description The voter's fingerprint (hex). */
             voter: string;
         };
@@ -1133,8 +1134,7 @@ export interface components {
         NodeStatus: "pending" | "approved" | "revoked";
         /** @description A node as the server lists it (its signed approval is the authority). */
         NodeView: {
-            /** @description The newest signed `NodeApproval` (or revocation), base64. */
-            approval?: string | null;
+            approval?: components["schemas"]["Base64"] | null;
             /**
              * Format: int64
              * @description When the approval lapses, Unix seconds.
@@ -1167,7 +1167,7 @@ export interface components {
              * @description The signed `VaultPolicy`, base64. Verify it against the roster: an admin must have
              *     signed it, and its sequence must not be older than the newest the device has seen.
              */
-            statement: string;
+            statement: components["schemas"]["Base64"];
         };
         /** @description A party's public keys. */
         PublicKeys: {
@@ -1199,7 +1199,7 @@ export interface components {
              */
             created_at: number;
             /** @description The signed `RecordingManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /** @description The recording. */
             recording_id: string;
             /**
@@ -1220,18 +1220,18 @@ export interface components {
         /** @description `POST /api/v1/jobs/{request}/release`: a node completes a release job. */
         ReleaseCompletion: {
             /** @description The released copy (an age file to the release key), base64. */
-            copy: string;
+            copy: components["schemas"]["Base64"];
             /** @description The release key sealed to each member the manifest names. */
             grants: components["schemas"]["SealedGrant"][];
             /** @description The lease token from the claim. */
             lease_token: string;
             /** @description The node's signed `ReleaseManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /**
              * @description The blind-index postings, base64 of 24-byte records (token 16 bytes, segment and term
              *     frequency as big-endian u32), in the order the manifest's digest covers.
              */
-            postings: string;
+            postings: components["schemas"]["Base64"];
         };
         /** @description A released transcript: the copy members read and search. */
         ReleasedView: {
@@ -1246,7 +1246,7 @@ export interface components {
              */
             created_at: number;
             /** @description The node's signed `ReleaseManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /** @description Members who hold a sealed copy of the release key (hex fingerprints). */
             members: string[];
             /** @description Its recording. */
@@ -1305,7 +1305,7 @@ export interface components {
             /** @description The requester's fingerprint (hex). */
             requester: string;
             /** @description The signed `UnlockRequest`, base64. */
-            statement: string;
+            statement: components["schemas"]["Base64"];
             /** @description Where it is. */
             status: components["schemas"]["RequestStatus"];
             /** @description The recording or transcript ID. */
@@ -1323,7 +1323,7 @@ export interface components {
         /** @description `POST /api/v1/vaults/{vault}/roster` (admins): append a signed roster entry. */
         RosterAppend: {
             /** @description The signed entry, base64. */
-            entry: string;
+            entry: components["schemas"]["Base64"];
         };
         /** @description The answer to a roster append: the entry's position in the chain. */
         RosterAppended: {
@@ -1336,7 +1336,7 @@ export interface components {
         /** @description `GET /api/v1/vaults/{vault}/roster`: the signed chain, in order. */
         RosterChain: {
             /** @description Signed roster entries, base64, sequence 0 first. */
-            entries: string[];
+            entries: components["schemas"]["Base64"][];
             /** @description The vault. */
             vault_id: string;
         };
@@ -1345,7 +1345,7 @@ export interface components {
             /** @description A member's fingerprint (hex) or a node's ID. */
             holder: string;
             /** @description The sealed key, base64. */
-            sealed: string;
+            sealed: components["schemas"]["Base64"];
         };
         /** @description `GET /api/v1/vaults/{vault}/recordings/{recording}/share`: the caller's own sealed share. */
         SealedShare: {
@@ -1359,14 +1359,14 @@ export interface components {
             /** @description The recording. */
             recording_id: string;
             /** @description The sealed share (an age file), base64. */
-            sealed: string;
+            sealed: components["schemas"]["Base64"];
         };
         /** @description One member's sealed share of a new recording's key. */
         SealedShareUpload: {
             /** @description The member's fingerprint (hex), as the manifest names them. */
             member: string;
             /** @description The share sealed to the member's recipient (an age file), base64. */
-            sealed: string;
+            sealed: components["schemas"]["Base64"];
         };
         /** @description One released transcript that matches. */
         SearchHit: {
@@ -1387,22 +1387,16 @@ export interface components {
          *     its commitment) or share it with more holders.
          */
         SearchKeyShares: {
-            /**
-             * @description The signed `SearchKeyCommitment`, base64: required when the vault has no key yet, and
-             *     otherwise absent or equal to the stored one.
-             */
-            commitment?: string | null;
+            commitment?: components["schemas"]["Base64"] | null;
             /** @description One sealed copy per new holder. */
             grants: components["schemas"]["SealedGrant"][];
         };
         /** @description `GET /api/v1/vaults/{vault}/search-key`: the vault's search key as the caller may see it. */
         SearchKeyView: {
-            /** @description The admin's signed `SearchKeyCommitment`, base64; absent until the vault has a key. */
-            commitment?: string | null;
+            commitment?: components["schemas"]["Base64"] | null;
             /** @description Who holds a sealed copy: member fingerprints (hex) and node IDs. */
             holders: string[];
-            /** @description The caller's sealed copy of the key, base64; absent until someone shares it. */
-            sealed?: string | null;
+            sealed?: components["schemas"]["Base64"] | null;
         };
         /** @description `POST /api/v1/vaults/{vault}/search`: blind tokens in, ranked transcripts out. */
         SearchQuery: {
@@ -1444,7 +1438,7 @@ export interface components {
             /** @description The challenge answered. */
             challenge_id: string;
             /** @description Ed25519 signature over the sign-in message for the nonce, base64. */
-            signature: string;
+            signature: components["schemas"]["Base64"];
         };
         /**
          * @description What an unlock request would open.
@@ -1464,7 +1458,7 @@ export interface components {
              */
             created_at: number;
             /** @description The node's signed `TranscriptManifest`, base64. */
-            manifest: string;
+            manifest: components["schemas"]["Base64"];
             /** @description The node that made it. */
             node_id: string;
             /** @description The recording it transcribes. */
@@ -1506,10 +1500,9 @@ export interface components {
          *     carries the voter's share re-sealed to the request's node.
          */
         VoteUpload: {
-            /** @description For an approval: the share re-sealed to the node (an age file), base64. */
-            resealed_share?: string | null;
+            resealed_share?: components["schemas"]["Base64"] | null;
             /** @description The signed `Vote`, base64. */
-            vote: string;
+            vote: components["schemas"]["Base64"];
         };
         /** @description One vote on a request, as stored. */
         VoteView: {
@@ -1521,7 +1514,7 @@ export interface components {
             /** @description For or against. */
             decision: components["schemas"]["VoteDecision"];
             /** @description The signed `Vote`, base64. */
-            statement: string;
+            statement: components["schemas"]["Base64"];
             /** @description The voter's fingerprint (hex). */
             voter: string;
         };

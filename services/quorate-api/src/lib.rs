@@ -5,7 +5,86 @@
 
 use std::{fmt, str::FromStr};
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::{Deserialize, Serialize};
+
+/// Bytes that travel as standard base64: signed statements, sealed shares and files. They
+/// are decoded once, when the JSON is read (a field that is not base64 refuses the whole
+/// body), so no code behind the API handles the text.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Base64(pub Vec<u8>);
+
+impl Base64 {
+    /// The bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl From<Vec<u8>> for Base64 {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Base64 {
+    fn from(bytes: [u8; N]) -> Self {
+        Self(bytes.to_vec())
+    }
+}
+
+impl From<&[u8]> for Base64 {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+}
+
+// No `AsRef<[u8]>`: a base64 engine takes `impl AsRef<[u8]>`, and decoding these (already
+// decoded) bytes again must not compile.
+impl std::ops::Deref for Base64 {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Only the length: the bytes may be sealed key material, and are long.
+impl fmt::Debug for Base64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Base64({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Base64 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Base64 {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map(Self)
+            .map_err(|_| serde::de::Error::custom("expected standard base64 (RFC 4648, padded)"))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Base64 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_encoding("base64")
+            .description(Some("Bytes, standard base64 (RFC 4648, padded)."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Base64 {}
 
 /// A value outside one of the API's closed sets (from a database row or a command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,7 +388,7 @@ pub struct FirstAdminEnrolment {
     /// The one-time code the server printed.
     pub code: String,
     /// The genesis roster entry (a signed statement), base64.
-    pub genesis: String,
+    pub genesis: Base64,
 }
 
 /// The answer to an enrolment: what the device pins.
@@ -323,7 +402,7 @@ pub struct Enrolled {
     /// The genesis roster entry itself (signed, base64): the device checks it against
     /// `roster_genesis` and shows the first admin's name and fingerprint to compare out of
     /// band.
-    pub genesis_entry: String,
+    pub genesis_entry: Base64,
     /// The enrolled party's fingerprint (hex).
     pub fingerprint: String,
 }
@@ -335,7 +414,7 @@ pub struct RosterChain {
     /// The vault.
     pub vault_id: String,
     /// Signed roster entries, base64, sequence 0 first.
-    pub entries: Vec<String>,
+    pub entries: Vec<Base64>,
 }
 
 /// `POST /api/v1/auth/challenge`.
@@ -356,7 +435,7 @@ pub struct Challenge {
     /// Which challenge.
     pub challenge_id: String,
     /// The nonce to sign, base64.
-    pub nonce: String,
+    pub nonce: Base64,
     /// When it stops working.
     pub expires_at: i64,
 }
@@ -369,7 +448,7 @@ pub struct SessionRequest {
     /// The challenge answered.
     pub challenge_id: String,
     /// Ed25519 signature over the sign-in message for the nonce, base64.
-    pub signature: String,
+    pub signature: Base64,
 }
 
 /// A session: send the token as `Authorization: Bearer …`.
@@ -457,7 +536,7 @@ pub struct MemberView {
 #[serde(deny_unknown_fields)]
 pub struct RosterAppend {
     /// The signed entry, base64.
-    pub entry: String,
+    pub entry: Base64,
 }
 
 /// The answer to a roster append: the entry's position in the chain.
@@ -483,7 +562,7 @@ pub struct AuditEntryView {
     /// To what.
     pub subject: String,
     /// The signed statement behind it, base64, if any.
-    pub statement: Option<String>,
+    pub statement: Option<Base64>,
     /// Previous entry's hash, hex.
     pub prev_hash: String,
     /// This entry's hash, hex.
@@ -518,7 +597,7 @@ pub struct CreatedVault {
 pub struct PolicyStatement {
     /// The signed `VaultPolicy`, base64. Verify it against the roster: an admin must have
     /// signed it, and its sequence must not be older than the newest the device has seen.
-    pub statement: String,
+    pub statement: Base64,
 }
 
 /// `POST /api/v1/enrol/node`: a node redeems a node invite with the keys it generated.
@@ -547,7 +626,7 @@ pub struct NodeEnrolled {
     /// Hex SHA-256 digest of the vault's genesis roster entry: the node pins it.
     pub roster_genesis: String,
     /// The genesis roster entry itself (signed, base64), to show the first admin.
-    pub genesis_entry: String,
+    pub genesis_entry: Base64,
 }
 
 /// A node as the server lists it (its signed approval is the authority).
@@ -566,7 +645,7 @@ pub struct NodeView {
     /// expiry in the statement).
     pub status: NodeStatus,
     /// The newest signed `NodeApproval` (or revocation), base64.
-    pub approval: Option<String>,
+    pub approval: Option<Base64>,
     /// When the approval lapses, Unix seconds.
     pub approval_expires_at: Option<i64>,
     /// The approved model's SHA-256, hex.
@@ -580,7 +659,7 @@ pub struct NodeView {
 #[serde(deny_unknown_fields)]
 pub struct NodeApprovalUpload {
     /// The signed `NodeApproval`, base64.
-    pub approval: String,
+    pub approval: Base64,
 }
 
 /// One member's sealed share of a new recording's key.
@@ -591,7 +670,7 @@ pub struct SealedShareUpload {
     /// The member's fingerprint (hex), as the manifest names them.
     pub member: String,
     /// The share sealed to the member's recipient (an age file), base64.
-    pub sealed: String,
+    pub sealed: Base64,
 }
 
 /// `POST /api/v1/vaults/{vault}/recordings`: a recording's signed manifest and the sealed
@@ -601,7 +680,7 @@ pub struct SealedShareUpload {
 #[serde(deny_unknown_fields)]
 pub struct NewRecording {
     /// The uploader's signed `RecordingManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// One sealed share per member the manifest names.
     pub shares: Vec<SealedShareUpload>,
 }
@@ -633,7 +712,7 @@ pub struct RecordingView {
     /// How far its upload is.
     pub status: RecordingStatus,
     /// The signed `RecordingManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// Exact ciphertext length.
     pub ciphertext_len: u64,
     /// The threshold k.
@@ -657,7 +736,7 @@ pub struct SealedShare {
     /// The share's index (1-based), as in the manifest.
     pub index: u8,
     /// The sealed share (an age file), base64.
-    pub sealed: String,
+    pub sealed: Base64,
 }
 
 /// `POST /api/v1/vaults/{vault}/requests`: a member's signed unlock request.
@@ -666,7 +745,7 @@ pub struct SealedShare {
 #[serde(deny_unknown_fields)]
 pub struct NewUnlockRequest {
     /// The signed `UnlockRequest`, base64.
-    pub request: String,
+    pub request: Base64,
 }
 
 /// One vote on a request, as stored.
@@ -678,7 +757,7 @@ pub struct VoteView {
     /// For or against.
     pub decision: VoteDecision,
     /// The signed `Vote`, base64.
-    pub statement: String,
+    pub statement: Base64,
     /// When received, Unix seconds.
     pub created_at: i64,
 }
@@ -711,7 +790,7 @@ pub struct RequestView {
     /// Denials so far.
     pub denials: u8,
     /// The signed `UnlockRequest`, base64.
-    pub statement: String,
+    pub statement: Base64,
     /// The votes, oldest first.
     pub votes: Vec<VoteView>,
     /// When made, Unix seconds.
@@ -727,10 +806,10 @@ pub struct RequestView {
 #[serde(deny_unknown_fields)]
 pub struct VoteUpload {
     /// The signed `Vote`, base64.
-    pub vote: String,
+    pub vote: Base64,
     /// For an approval: the share re-sealed to the node (an age file), base64.
     #[serde(default)]
-    pub resealed_share: Option<String>,
+    pub resealed_share: Option<Base64>,
 }
 
 /// A job a node has claimed: everything it needs, all of it signed or sealed.
@@ -748,9 +827,9 @@ pub struct JobClaim {
     /// How many times the job has been claimed (this claim included).
     pub attempt: u32,
     /// The signed `UnlockRequest`, base64.
-    pub request: String,
+    pub request: Base64,
     /// The signed manifest of the subject (`RecordingManifest` for `transcribe`), base64.
-    pub subject_manifest: String,
+    pub subject_manifest: Base64,
     /// The approvals: each vote with the share it re-sealed to this node.
     pub approvals: Vec<NodeShare>,
 }
@@ -762,9 +841,9 @@ pub struct NodeShare {
     /// The voter's fingerprint (hex).
     pub voter: String,
     /// The signed `Vote`, base64.
-    pub vote: String,
+    pub vote: Base64,
     /// The share re-sealed to the node, base64.
-    pub resealed_share: String,
+    pub resealed_share: Base64,
 }
 
 /// `POST /api/v1/jobs/{request}/progress`: renews the lease and says how far the job is.
@@ -808,9 +887,9 @@ pub struct JobCompletion {
     /// The lease token from the claim.
     pub lease_token: String,
     /// The node's signed `TranscriptManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// The sealed transcript (an age file), base64.
-    pub transcript: String,
+    pub transcript: Base64,
     /// One sealed share of the transcript key per member the manifest names.
     pub shares: Vec<SealedShareUpload>,
 }
@@ -852,7 +931,7 @@ pub struct TranscriptView {
     /// The node that made it.
     pub node_id: String,
     /// The node's signed `TranscriptManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// Length of the sealed transcript.
     pub ciphertext_len: u64,
     /// When stored, Unix seconds.
@@ -885,9 +964,9 @@ pub struct CodeInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchKeyView {
     /// The admin's signed `SearchKeyCommitment`, base64; absent until the vault has a key.
-    pub commitment: Option<String>,
+    pub commitment: Option<Base64>,
     /// The caller's sealed copy of the key, base64; absent until someone shares it.
-    pub sealed: Option<String>,
+    pub sealed: Option<Base64>,
     /// Who holds a sealed copy: member fingerprints (hex) and node IDs.
     pub holders: Vec<String>,
 }
@@ -900,7 +979,7 @@ pub struct SearchKeyView {
 pub struct SearchKeyShares {
     /// The signed `SearchKeyCommitment`, base64: required when the vault has no key yet, and
     /// otherwise absent or equal to the stored one.
-    pub commitment: Option<String>,
+    pub commitment: Option<Base64>,
     /// One sealed copy per new holder.
     pub grants: Vec<SealedGrant>,
 }
@@ -913,7 +992,7 @@ pub struct SealedGrant {
     /// A member's fingerprint (hex) or a node's ID.
     pub holder: String,
     /// The sealed key, base64.
-    pub sealed: String,
+    pub sealed: Base64,
 }
 
 /// `POST /api/v1/jobs/{request}/release`: a node completes a release job.
@@ -924,14 +1003,14 @@ pub struct ReleaseCompletion {
     /// The lease token from the claim.
     pub lease_token: String,
     /// The node's signed `ReleaseManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// The released copy (an age file to the release key), base64.
-    pub copy: String,
+    pub copy: Base64,
     /// The release key sealed to each member the manifest names.
     pub grants: Vec<SealedGrant>,
     /// The blind-index postings, base64 of 24-byte records (token 16 bytes, segment and term
     /// frequency as big-endian u32), in the order the manifest's digest covers.
-    pub postings: String,
+    pub postings: Base64,
 }
 
 /// A released transcript: the copy members read and search.
@@ -945,7 +1024,7 @@ pub struct ReleasedView {
     /// The quorate release request.
     pub request_id: String,
     /// The node's signed `ReleaseManifest`, base64.
-    pub manifest: String,
+    pub manifest: Base64,
     /// Length of the released copy in bytes.
     pub ciphertext_len: u64,
     /// Members who hold a sealed copy of the release key (hex fingerprints).
@@ -1058,6 +1137,22 @@ mod tests {
             RequestPurpose::ReleaseTranscript.as_str(),
             "release-transcript"
         );
+    }
+
+    #[test]
+    fn base64_fields_decode_once_and_refuse_what_is_not_base64() {
+        let grant: SealedGrant =
+            serde_json::from_str(r#"{"holder":"ab","sealed":"AAEC"}"#).unwrap();
+        assert_eq!(&*grant.sealed, &[0, 1, 2]);
+        assert_eq!(serde_json::to_value(&grant).unwrap()["sealed"], "AAEC");
+        // Sealed bytes never reach a log whole.
+        assert_eq!(format!("{:?}", grant.sealed), "Base64(3 bytes)");
+        let error = serde_json::from_str::<SealedGrant>(r#"{"holder":"ab","sealed":"no!"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("standard base64"), "{error}");
+        // URL-safe base64 is another alphabet: refused rather than guessed.
+        assert!(serde_json::from_str::<SealedGrant>(r#"{"holder":"ab","sealed":"-_8="}"#).is_err());
     }
 
     #[test]

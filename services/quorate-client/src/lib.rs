@@ -19,11 +19,11 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use quorate_api::{
-    AuditEntryView, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault, Enrolled,
-    ErrorBody, FirstAdminEnrolment, Invite, InvitePurpose, InviteRequest, JobClaim, JobCompletion,
-    JobFailure, JobProgress, JobView, Lease, Me, MemberEnrolment, MemberStatus, MemberView,
-    NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload, NodeEnrolled, NodeEnrolment,
-    NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView, RosterAppend,
+    AuditEntryView, Base64, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault,
+    Enrolled, ErrorBody, FirstAdminEnrolment, Invite, InvitePurpose, InviteRequest, JobClaim,
+    JobCompletion, JobFailure, JobProgress, JobView, Lease, Me, MemberEnrolment, MemberStatus,
+    MemberView, NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload, NodeEnrolled,
+    NodeEnrolment, NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView, RosterAppend,
     RosterAppended, RosterChain, SealedShare, SealedShareUpload, Session, SessionRequest,
     TranscriptView, UploadState, VoteUpload,
 };
@@ -211,7 +211,7 @@ impl Client {
             "/enrol/first-admin",
             &FirstAdminEnrolment {
                 code: code.to_owned(),
-                genesis: STANDARD.encode(genesis.to_bytes()),
+                genesis: Base64::from(genesis.to_bytes()),
             },
         )
         .await
@@ -244,10 +244,7 @@ impl Client {
         let challenge = self
             .challenge(vault, &identity.fingerprint().to_hex())
             .await?;
-        let nonce = STANDARD
-            .decode(&challenge.nonce)
-            .map_err(|error| ClientError::Invalid(error.to_string()))?;
-        let signature = identity.sign_challenge(&nonce);
+        let signature = identity.sign_challenge(&challenge.nonce);
         self.answer(&challenge.challenge_id, &signature).await
     }
 
@@ -279,7 +276,7 @@ impl Client {
                 "/auth/session",
                 &SessionRequest {
                     challenge_id: challenge_id.to_owned(),
-                    signature: STANDARD.encode(signature),
+                    signature: Base64::from(*signature),
                 },
             )
             .await?;
@@ -329,7 +326,7 @@ impl Client {
             .post(
                 &format!("/vaults/{vault}/roster"),
                 &RosterAppend {
-                    entry: STANDARD.encode(entry.to_bytes()),
+                    entry: Base64::from(entry.to_bytes()),
                 },
             )
             .await?;
@@ -416,7 +413,7 @@ impl Client {
             .put(
                 &format!("/vaults/{vault}/policy"),
                 &PolicyStatement {
-                    statement: STANDARD.encode(policy.to_bytes()),
+                    statement: Base64::from(policy.to_bytes()),
                 },
             )
             .await?;
@@ -473,7 +470,7 @@ impl Client {
         self.post(
             &format!("/vaults/{vault}/nodes/{node}/approval"),
             &NodeApprovalUpload {
-                approval: STANDARD.encode(approval.to_bytes()),
+                approval: Base64::from(approval.to_bytes()),
             },
         )
         .await
@@ -498,7 +495,7 @@ impl Client {
         self.post(
             &format!("/vaults/{vault}/recordings"),
             &NewRecording {
-                manifest: STANDARD.encode(manifest.to_bytes()),
+                manifest: Base64::from(manifest.to_bytes()),
                 shares: sealed_uploads(shares),
             },
         )
@@ -781,7 +778,7 @@ impl Client {
         self.post(
             &format!("/vaults/{vault}/requests"),
             &NewUnlockRequest {
-                request: STANDARD.encode(request.to_bytes()),
+                request: Base64::from(request.to_bytes()),
             },
         )
         .await
@@ -818,8 +815,8 @@ impl Client {
         self.post(
             &format!("/vaults/{vault}/requests/{request}/votes"),
             &VoteUpload {
-                vote: STANDARD.encode(vote.to_bytes()),
-                resealed_share: resealed_share.map(|share| STANDARD.encode(share)),
+                vote: Base64::from(vote.to_bytes()),
+                resealed_share: resealed_share.map(Base64::from),
             },
         )
         .await
@@ -881,8 +878,8 @@ impl Client {
             &format!("/jobs/{request}/complete"),
             &JobCompletion {
                 lease_token: lease_token.to_owned(),
-                manifest: STANDARD.encode(manifest.to_bytes()),
-                transcript: STANDARD.encode(transcript),
+                manifest: Base64::from(manifest.to_bytes()),
+                transcript: Base64::from(transcript),
                 shares: sealed_uploads(shares),
             },
         )
@@ -933,7 +930,7 @@ fn sealed_uploads(shares: &[(Fingerprint, Vec<u8>)]) -> Vec<SealedShareUpload> {
         .iter()
         .map(|(member, sealed)| SealedShareUpload {
             member: member.to_hex(),
-            sealed: STANDARD.encode(sealed),
+            sealed: Base64::from(sealed.as_slice()),
         })
         .collect()
 }
@@ -967,12 +964,9 @@ fn public_keys(public: &PublicIdentity) -> PublicKeys {
     }
 }
 
-/// A base64 signed statement from an answer.
-fn statement(text: &str) -> Result<SignedStatement, ClientError> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|error| ClientError::Invalid(format!("a statement is not base64: {error}")))?;
-    SignedStatement::from_bytes(&bytes).map_err(|error| ClientError::Invalid(error.to_string()))
+/// A signed statement from an answer's (already base64-decoded) field.
+fn statement(bytes: &[u8]) -> Result<SignedStatement, ClientError> {
+    SignedStatement::from_bytes(bytes).map_err(|error| ClientError::Invalid(error.to_string()))
 }
 
 fn audit_entry(vault_id: VaultId, view: &AuditEntryView) -> Result<AuditEntry, ClientError> {
@@ -990,11 +984,7 @@ fn audit_entry(vault_id: VaultId, view: &AuditEntryView) -> Result<AuditEntry, C
         actor: view.actor.clone(),
         action: view.action.clone(),
         subject: view.subject.clone(),
-        statement: view
-            .statement
-            .as_ref()
-            .map(|text| STANDARD.decode(text).map_err(|_| invalid("statement")))
-            .transpose()?,
+        statement: view.statement.as_ref().map(|bytes| bytes.to_vec()),
         prev_hash: hash(&view.prev_hash, "previous hash")?,
         hash: hash(&view.hash, "hash")?,
     })

@@ -4,7 +4,7 @@
 //! later. Every check a member's device owes the protocol happens here, so the CLI, the
 //! node and the tests share it.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{
     ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView, SearchQuery,
     SearchResults, TranscriptDocument, TranscriptView,
@@ -64,12 +64,6 @@ fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
 }
 
-fn sealed_bytes(text: &str, what: &str) -> Result<Vec<u8>, ClientError> {
-    STANDARD
-        .decode(text)
-        .map_err(|_| invalid(format!("the {what} is not base64")))
-}
-
 /// A released transcript, its node's signature and every binding checked, opened.
 #[derive(Debug)]
 pub struct Released {
@@ -95,7 +89,7 @@ impl Client {
         self.post(
             &format!("/vaults/{vault}/search-key"),
             &SearchKeyShares {
-                commitment: commitment.map(|signed| STANDARD.encode(signed.to_bytes())),
+                commitment: commitment.map(|signed| Base64::from(signed.to_bytes())),
                 grants,
             },
         )
@@ -116,7 +110,7 @@ impl Client {
             return Ok(None);
         };
         let commitment = committed(roster, &commitment)?;
-        let key = SearchKey::open(&sealed_bytes(&sealed, "sealed search key")?, own, vault)
+        let key = SearchKey::open(&sealed, own, vault)
             .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
         commitment
             .check_key(&key)
@@ -144,16 +138,16 @@ impl Client {
             &format!("/jobs/{request}/release"),
             &ReleaseCompletion {
                 lease_token: lease_token.to_owned(),
-                manifest: STANDARD.encode(manifest.to_bytes()),
-                copy: STANDARD.encode(copy),
+                manifest: Base64::from(manifest.to_bytes()),
+                copy: Base64::from(copy),
                 grants: grants
                     .iter()
                     .map(|(member, sealed)| SealedGrant {
                         holder: member.to_hex(),
-                        sealed: STANDARD.encode(sealed),
+                        sealed: Base64::from(sealed.as_slice()),
                     })
                     .collect(),
-                postings: STANDARD.encode(packed),
+                postings: Base64::from(packed),
             },
         )
         .await
@@ -233,10 +227,10 @@ impl Client {
         &self,
         vault: VaultId,
         roster: &Roster,
-        text: &str,
+        bytes: &[u8],
         transcript: &str,
     ) -> Result<T, ClientError> {
-        let verified = statement(text)?
+        let verified = statement(bytes)?
             .verify::<T>()
             .map_err(|error| invalid(format!("a {}: {error}", T::KIND.as_str())))?;
         let facts = verified.statement.made();
@@ -302,7 +296,7 @@ impl Client {
             ))
             .await?;
         open_release_key(
-            &sealed_bytes(&grant.sealed, "sealed release key")?,
+            &grant.sealed,
             own,
             manifest,
         )
@@ -407,7 +401,7 @@ impl Client {
                 .map(|member| {
                     Ok(SealedGrant {
                         holder: member.fingerprint.to_hex(),
-                        sealed: STANDARD.encode(
+                        sealed: Base64::from(
                             seal_release_key(
                                 vault,
                                 manifest.transcript_id,
@@ -497,7 +491,7 @@ impl Client {
             .map(|(holder, recipient)| {
                 Ok(SealedGrant {
                     holder,
-                    sealed: STANDARD.encode(
+                    sealed: Base64::from(
                         key.seal(vault, &[recipient])
                             .map_err(|error| invalid(error.to_string()))?,
                     ),
@@ -527,9 +521,9 @@ pub enum SearchKeyRole {
 }
 
 /// A search key commitment, verified: signed by an admin of `roster`.
-fn committed(roster: &Roster, text: &str) -> Result<SearchKeyCommitment, ClientError> {
+fn committed(roster: &Roster, bytes: &[u8]) -> Result<SearchKeyCommitment, ClientError> {
     let (verified, _) = roster
-        .verify_by_admin::<SearchKeyCommitment>(&statement(text)?)
+        .verify_by_admin::<SearchKeyCommitment>(&statement(bytes)?)
         .map_err(|error| invalid(format!("the search key commitment: {error}")))?;
     Ok(verified.statement)
 }

@@ -4,7 +4,6 @@
 //! sign its manifest. Plaintext audio, the transcript and keys live only in zeroizing
 //! memory; nothing is written to disk.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::JobClaim;
 use quorate_client::checks;
 use quorate_crypto::{
@@ -34,11 +33,8 @@ fn fail(message: impl Into<String>) -> JobFailure {
     JobFailure(message.into())
 }
 
-fn statement(text: &str, what: &str) -> Result<SignedStatement, JobFailure> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|_| fail(format!("the {what} is not base64")))?;
-    SignedStatement::from_bytes(&bytes).map_err(|error| fail(format!("the {what}: {error}")))
+fn statement(bytes: &[u8], what: &str) -> Result<SignedStatement, JobFailure> {
+    SignedStatement::from_bytes(bytes).map_err(|error| fail(format!("the {what}: {error}")))
 }
 
 /// A job whose every signature, binding and commitment checked out, with its key rebuilt:
@@ -137,12 +133,10 @@ fn open_shares(
             .verify_by_member::<Vote>(&statement(&approval.vote, "vote")?)
             .map_err(|error| fail(format!("a vote: {error}")))?;
         let vote = verified_vote.statement;
-        let resealed = STANDARD
-            .decode(&approval.resealed_share)
-            .map_err(|_| fail("a re-sealed share is not base64"))?;
+        let resealed = &approval.resealed_share;
         let digest_matches = matches!(
             vote.decision,
-            Decision::Approve { resealed_share_sha256 } if resealed_share_sha256 == rewrap::resealed_digest(&resealed)
+            Decision::Approve { resealed_share_sha256 } if resealed_share_sha256 == rewrap::resealed_digest(resealed)
         );
         if vote.voter != voter.fingerprint
             || vote.request_digest != request_digest
@@ -155,7 +149,7 @@ fn open_shares(
             )));
         }
         let (binding, share) =
-            rewrap::open_node_share(&resealed, node.age_key(), &request.binding(), now).map_err(
+            rewrap::open_node_share(resealed, node.age_key(), &request.binding(), now).map_err(
                 |error| {
                     fail(format!(
                         "the share of {}: {error}",
@@ -420,7 +414,7 @@ pub fn transcript_producer(claim: &JobClaim) -> Result<NodeId, JobFailure> {
 /// producer's approval: it vouches for nothing ([`checks::approval_vouches_for`]).
 fn produced_by_approved_node(
     roster: &Roster,
-    producer_approval: &str,
+    producer_approval: &[u8],
     signed_manifest: &SignedStatement,
 ) -> Result<TranscriptManifest, JobFailure> {
     let verified = signed_manifest
@@ -447,7 +441,7 @@ fn produced_by_approved_node(
 pub fn unlock_transcript(
     claim: &JobClaim,
     roster: &Roster,
-    producer_approval: &str,
+    producer_approval: &[u8],
     node: &Identity,
     node_id: NodeId,
     now: i64,
@@ -578,7 +572,7 @@ mod tests {
 
     /// A vault of one admin, a node, the admin's approval of it (`revoked`, in force from
     /// 1000 to 2000) and a transcript manifest the node signed at `made_at`.
-    fn approval_and_manifest(revoked: bool, made_at: i64) -> (Roster, String, SignedStatement) {
+    fn approval_and_manifest(revoked: bool, made_at: i64) -> (Roster, Vec<u8>, SignedStatement) {
         let vault = VaultId::random();
         let admin = Identity::generate();
         let genesis = Roster::genesis_entry(vault, &admin, "Ada", 900).unwrap();
@@ -625,7 +619,7 @@ mod tests {
             },
             &node,
         );
-        (roster, STANDARD.encode(approval.to_bytes()), manifest)
+        (roster, approval.to_bytes(), manifest)
     }
 
     #[test]

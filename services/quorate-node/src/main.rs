@@ -31,7 +31,6 @@ mod retry;
 mod runner;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -264,13 +263,11 @@ fn admins_text(admins: &[(String, String)]) -> String {
 /// node and exactly its keys. Returns it with the signer's name.
 pub(crate) fn verified_approval(
     roster: &Roster,
-    text: &str,
+    bytes: &[u8],
     node: NodeId,
     identity: &Identity,
 ) -> Result<(NodeApproval, String), DeviceError> {
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
-        .map_err(|_| DeviceError::Refused("the approval is not base64".into()))?;
-    let signed = SignedStatement::from_bytes(&bytes)
+    let signed = SignedStatement::from_bytes(bytes)
         .map_err(|error| DeviceError::Refused(error.to_string()))?;
     let (verified, signer) = roster
         .verify_by_admin::<NodeApproval>(&signed)
@@ -518,24 +515,6 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
     Ok(())
 }
 
-/// A writer that hashes what passes through.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn import_model(
     folder: &Path,
     source: &Path,
@@ -562,10 +541,10 @@ fn write_model(
     let local =
         |error: std::io::Error| DeviceError::Local(format!("{}: {error}", partial.display()));
     let file = std::fs::File::create(&partial).map_err(local)?;
-    let mut out = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-    };
+    let mut out = quorate_crypto::envelope::HashingWriter::new(std::io::BufWriter::with_capacity(
+        1 << 20,
+        file,
+    ));
     let mut head = [0u8; 4];
     let is_ggml = source.is_file()
         && std::fs::File::open(source)
@@ -589,12 +568,12 @@ fn write_model(
         }
     };
     out.flush().map_err(local)?;
-    let Hashing { inner, hasher } = out;
+    let (inner, _, sha256) = out.finish();
     let file = inner
         .into_inner()
         .map_err(|error| DeviceError::Local(error.to_string()))?;
     file.sync_all().map_err(local)?;
-    let sha256 = hex::encode(hasher.finalize());
+    let sha256 = hex::encode(sha256);
     let target = models.join(format!("{sha256}.ggml"));
     std::fs::rename(&partial, &target).map_err(local)?;
     write_private(&folder.join("model"), sha256.as_bytes())?;

@@ -207,13 +207,9 @@ async fn process(
     ready: &Ready,
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, Halt> {
-    let releases = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        &claim.subject_manifest,
-    )
-    .ok()
-    .and_then(|bytes| SignedStatement::from_bytes(&bytes).ok())
-    .is_some_and(|signed| signed.kind() == StatementKind::TranscriptManifest);
+    let releases = SignedStatement::from_bytes(&claim.subject_manifest)
+        .ok()
+        .is_some_and(|signed| signed.kind() == StatementKind::TranscriptManifest);
     if releases {
         release(ready, claim).await
     } else {

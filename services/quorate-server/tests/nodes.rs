@@ -151,13 +151,7 @@ async fn a_node_is_approved_and_revoked_by_admin_signed_statements(backend: Back
     let listed = admin_client.nodes(vault).await.unwrap();
     assert_eq!(listed.len(), 1);
     let statement = listed[0].approval.as_deref().unwrap();
-    assert_eq!(
-        statement,
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            approved.to_bytes()
-        )
-    );
+    assert_eq!(statement, approved.to_bytes());
     // An older approval does not replace a newer one.
     let older = SignedStatement::sign(&approval(vault, node_id, &node, now - 10, false), &admin);
     assert_eq!(

@@ -6,7 +6,6 @@
 
 mod common;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use common::{
     Board, S3Server,
     flow::{
@@ -367,12 +366,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
             &board.admin.identity.fingerprint(),
         )
         .unwrap();
-    threshold::open_share(
-        &STANDARD.decode(&share.sealed).unwrap(),
-        board.admin.identity.age_key(),
-        &binding,
-    )
-    .unwrap();
+    threshold::open_share(&share.sealed, board.admin.identity.age_key(), &binding).unwrap();
     let mut sealed_copy = Vec::new();
     board
         .admin

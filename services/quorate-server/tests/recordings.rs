@@ -244,9 +244,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
             .map(|(identity, client)| (identity, client)),
     ) {
         let share = client.recording_share(vault, made.id).await.unwrap();
-        let sealed =
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &share.sealed)
-                .unwrap();
+        let sealed = share.sealed.to_vec();
         let manifest = made
             .manifest
             .verify::<quorate_crypto::statement::RecordingManifest>()

@@ -5,7 +5,6 @@
 
 mod common;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use common::{
     Board,
     flow::{
@@ -304,15 +303,14 @@ async fn a_release_key_a_member_sealed_to_a_newcomer_is_replaced_only_by_an_admi
     let grant_for_newcomer = |key: &AgeSecretKey| {
         vec![SealedGrant {
             holder: newcomer.fingerprint().to_hex(),
-            sealed: STANDARD.encode(
-                seal_release_key(
-                    vault,
-                    minutes.transcript.id,
-                    key,
-                    &newcomer.public().recipient,
-                )
-                .unwrap(),
-            ),
+            sealed: seal_release_key(
+                vault,
+                minutes.transcript.id,
+                key,
+                &newcomer.public().recipient,
+            )
+            .unwrap()
+            .into(),
         }]
     };
 

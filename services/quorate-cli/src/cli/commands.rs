@@ -224,7 +224,7 @@ async fn enroll(
 fn first_admin_of(
     vault: quorate_crypto::VaultId,
     digest: &str,
-    entry: &str,
+    entry: &[u8],
 ) -> Result<(RosterMember, String), DeviceError> {
     let entry = decode_statement(entry)?;
     let roster = Roster::verify(vault, &[entry], None)
@@ -777,8 +777,11 @@ async fn sign_node_approval(
 /// this node. A revocation names its keys; when there is none such, the revocation names the
 /// listed keys, which is safe: a revocation vouches for nothing. An admin removed since must
 /// not make their node impossible to revoke.
-fn previous_approval(roster: &Roster, node: NodeId, text: &str) -> Option<NodeApproval> {
-    let verified = decode_statement(text).ok()?.verify::<NodeApproval>().ok()?;
+fn previous_approval(roster: &Roster, node: NodeId, bytes: &[u8]) -> Option<NodeApproval> {
+    let verified = decode_statement(bytes)
+        .ok()?
+        .verify::<NodeApproval>()
+        .ok()?;
     let by_admin = roster
         .members()
         .iter()
@@ -787,10 +790,6 @@ fn previous_approval(roster: &Roster, node: NodeId, text: &str) -> Option<NodeAp
     (by_admin && verified.statement.node_id == node).then_some(verified.statement)
 }
 
-fn decode_statement(text: &str) -> Result<SignedStatement, DeviceError> {
-    let bytes =
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).map_err(|_| {
-            DeviceError::Refused("the server sent a statement that is not base64".into())
-        })?;
-    SignedStatement::from_bytes(&bytes).map_err(|error| DeviceError::Refused(error.to_string()))
+fn decode_statement(bytes: &[u8]) -> Result<SignedStatement, DeviceError> {
+    SignedStatement::from_bytes(bytes).map_err(|error| DeviceError::Refused(error.to_string()))
 }

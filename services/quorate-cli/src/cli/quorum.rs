@@ -26,11 +26,8 @@ fn now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
-fn statement(text: &str, what: &str) -> Result<SignedStatement, DeviceError> {
-    let bytes = STANDARD.decode(text).map_err(|_| {
-        DeviceError::Refused(format!("the server sent a {what} that is not base64"))
-    })?;
-    SignedStatement::from_bytes(&bytes)
+fn statement(bytes: &[u8], what: &str) -> Result<SignedStatement, DeviceError> {
+    SignedStatement::from_bytes(bytes)
         .map_err(|error| DeviceError::Refused(format!("the {what}: {error}")))
 }
 
@@ -365,11 +362,9 @@ pub(super) async fn vote(
         };
         let binding =
             binding.ok_or_else(|| DeviceError::Usage("you hold no share of this key".into()))?;
-        let sealed = STANDARD
-            .decode(&share.sealed)
-            .map_err(|_| DeviceError::Refused("your sealed share is not base64".into()))?;
+        let sealed = &share.sealed;
         let resealed = rewrap::rewrap(
-            &sealed,
+            sealed,
             session.identity.age_key(),
             &binding,
             &checked.request.binding(),

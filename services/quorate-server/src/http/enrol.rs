@@ -1,7 +1,7 @@
 //! Routes for the first admin's enrolment, code lookup, and the roster chain.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{FirstAdminEnrolment, RosterChain};
 
 use crate::http::paths::{ApiPath, VaultPath};
@@ -33,7 +33,7 @@ pub(crate) async fn first_admin(
     State(app): State<App>,
     ApiJson(body): ApiJson<FirstAdminEnrolment>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let genesis = decode_statement(&body.genesis, "genesis")?;
+    let genesis = decode_statement(&body.genesis)?;
     let enrolled = members::enrol_first_admin(&app, &body.code, &genesis, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(enrolled)))
 }
@@ -59,7 +59,7 @@ pub(crate) async fn roster(
     let entries = store::roster::entries_from(&mut connection, &vault.to_string(), 0)
         .await?
         .into_iter()
-        .map(|entry| STANDARD.encode(entry.statement))
+        .map(|entry| Base64::from(entry.statement))
         .collect();
     Ok(axum::Json(RosterChain {
         vault_id: vault.to_string(),

@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{
     JobCompletion, JobFailure, JobProgress, JobView, Lease, SealedShare, TranscriptView,
 };
@@ -134,7 +134,7 @@ pub(crate) async fn complete(
     ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<JobCompletion>,
 ) -> Result<axum::Json<TranscriptView>, ApiError> {
-    let signed = decode_statement(&body.manifest, "manifest")?;
+    let signed = decode_statement(&body.manifest)?;
     let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     Ok(axum::Json(
@@ -205,7 +205,7 @@ pub(crate) async fn transcript_share(
         recording_id: transcript,
         member: who.fingerprint,
         index: share.share_index as u8,
-        sealed: STANDARD.encode(share.sealed),
+        sealed: Base64::from(share.sealed),
     }))
 }
 

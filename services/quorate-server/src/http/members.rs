@@ -133,7 +133,7 @@ pub(crate) async fn append_roster(
     ApiJson(body): ApiJson<RosterAppend>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.admin_of(vault)?;
-    let signed = decode_statement(&body.entry, "entry")?;
+    let signed = decode_statement(&body.entry)?;
     let sequence = members::append_roster(&app, who.member(), &signed, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(RosterAppended { sequence })))
 }

@@ -36,17 +36,14 @@ use std::{path::Path, sync::Arc};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_crypto::statement::SignedStatement;
 
 use crate::{App, error::ApiError, metrics};
 
-/// Decodes a base64 signed statement from a request body, or 400 `invalid_statement`.
-pub(crate) fn decode_statement(text: &str, field: &str) -> Result<SignedStatement, ApiError> {
-    let bytes = STANDARD.decode(text).map_err(|_| {
-        ApiError::bad_request("invalid_statement", format!("{field} must be base64"))
-    })?;
-    SignedStatement::from_bytes(&bytes).map_err(ApiError::invalid_statement)
+/// Parses a signed statement from a request body's (already base64-decoded) field, or 400
+/// `invalid_statement`.
+pub(crate) fn decode_statement(bytes: &[u8]) -> Result<SignedStatement, ApiError> {
+    SignedStatement::from_bytes(bytes).map_err(ApiError::invalid_statement)
 }
 
 /// Largest JSON body accepted by the API (uploads of recordings are streamed elsewhere).

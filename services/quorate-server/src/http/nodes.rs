@@ -2,7 +2,7 @@
 //! policy.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{NodeApprovalUpload, NodeEnrolment, NodeView, PolicyStatement};
 
 use super::decode_statement;
@@ -105,7 +105,7 @@ pub(crate) async fn approve_node(
     ApiJson(body): ApiJson<NodeApprovalUpload>,
 ) -> Result<axum::Json<NodeView>, ApiError> {
     who.admin_of(vault)?;
-    let signed = decode_statement(&body.approval, "approval")?;
+    let signed = decode_statement(&body.approval)?;
     let node = node.to_string();
     let view = nodes::approve(&app, who.member(), &node, &signed, now()).await?;
     Ok(axum::Json(view))
@@ -136,7 +136,7 @@ pub(crate) async fn get_policy(
             message: "this vault has no policy yet: an admin must set the threshold first".into(),
         })?;
     Ok(axum::Json(PolicyStatement {
-        statement: STANDARD.encode(statement),
+        statement: Base64::from(statement),
     }))
 }
 
@@ -159,7 +159,7 @@ pub(crate) async fn set_policy(
     ApiJson(body): ApiJson<PolicyStatement>,
 ) -> Result<axum::Json<PolicyStatement>, ApiError> {
     who.admin_of(vault)?;
-    let signed = decode_statement(&body.statement, "statement")?;
+    let signed = decode_statement(&body.statement)?;
     nodes::set_policy(&app, who.member(), &signed, now()).await?;
     Ok(axum::Json(body))
 }

@@ -50,7 +50,7 @@ pub(crate) async fn create_recording(
     ApiJson(body): ApiJson<NewRecording>,
 ) -> Result<Response, ApiError> {
     who.member_of(vault)?;
-    let signed = decode_statement(&body.manifest, "manifest")?;
+    let signed = decode_statement(&body.manifest)?;
     match recordings::create(&app, who.member(), &signed, &body.shares, now()).await? {
         Created::Again(state) => Ok((StatusCode::OK, axum::Json(state)).into_response()),
         Created::New(state) => {

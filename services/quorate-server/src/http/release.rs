@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView};
 use serde::Deserialize;
 
@@ -74,7 +74,7 @@ pub(crate) async fn share_search_key(
     let commitment = body
         .commitment
         .as_deref()
-        .map(|text| decode_statement(text, "commitment"))
+        .map(decode_statement)
         .transpose()?;
     let view =
         release::share_search_key(&app, who.member(), commitment.as_ref(), &body.grants, now())
@@ -107,7 +107,7 @@ pub(crate) async fn complete_release(
     ApiPath(JobPath { request }): ApiPath<JobPath>,
     ApiJson(body): ApiJson<ReleaseCompletion>,
 ) -> Result<axum::Json<ReleasedView>, ApiError> {
-    let signed = decode_statement(&body.manifest, "manifest")?;
+    let signed = decode_statement(&body.manifest)?;
     let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     Ok(axum::Json(
@@ -169,7 +169,7 @@ pub(crate) async fn get_release_grant(
         })?;
     Ok(axum::Json(SealedGrant {
         holder: who.fingerprint,
-        sealed: STANDARD.encode(sealed),
+        sealed: Base64::from(sealed),
     }))
 }
 

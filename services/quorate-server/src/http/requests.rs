@@ -1,7 +1,6 @@
 //! The unlock request routes: extract, check who may, call the operation, answer its view.
 
 use axum::{extract::State, http::StatusCode};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{NewUnlockRequest, RequestStatus, RequestView, VoteUpload};
 use serde::Deserialize;
 
@@ -49,7 +48,7 @@ pub(crate) async fn create_request(
     ApiJson(body): ApiJson<NewUnlockRequest>,
 ) -> Result<(StatusCode, axum::Json<RequestView>), ApiError> {
     who.member_of(vault)?;
-    let signed = decode_statement(&body.request, "request")?;
+    let signed = decode_statement(&body.request)?;
     let view = requests::create(&app, who.member(), &signed, now()).await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
@@ -144,16 +143,11 @@ pub(crate) async fn vote(
     ApiJson(body): ApiJson<VoteUpload>,
 ) -> Result<axum::Json<RequestView>, ApiError> {
     who.member_of(vault)?;
-    let signed = decode_statement(&body.vote, "vote")?;
-    let resealed_share = body
-        .resealed_share
-        .map(|text| STANDARD.decode(text))
-        .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_share", "resealed_share must be base64"))?;
+    let signed = decode_statement(&body.vote)?;
     let ballot = Ballot {
         request,
         signed: &signed,
-        resealed_share: resealed_share.as_deref(),
+        resealed_share: body.resealed_share.as_deref(),
     };
     Ok(axum::Json(
         requests::vote(&app, who.member(), ballot, now()).await?,

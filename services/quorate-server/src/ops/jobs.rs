@@ -11,10 +11,8 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use quorate_api::Base64;
 use quorate_api::{
     JobClaim, JobCompletion, JobStatus, NodeStatus, SealedShareUpload, TranscriptView,
 };
@@ -142,8 +140,6 @@ pub(crate) enum JobError {
     Mismatch { upload: Upload, what: &'static str },
     #[error("the transcript key must be split among exactly the recording's share holders")]
     NotTheHolders,
-    #[error("the {} must be base64", .0.short_name())]
-    NotBase64(Upload),
     #[error("a {} may be at most {MAX_TRANSCRIPT_BYTES} bytes", .0.name())]
     TooLarge(Upload),
     #[error("the {}'s length or SHA-256 differs from its manifest's", .0.name())]
@@ -179,7 +175,6 @@ impl Refusal for JobError {
             | NotSignedByNode
             | Mismatch { .. }
             | NotTheHolders
-            | NotBase64(_)
             | NotAsDescribed(_) => (StatusCode::BAD_REQUEST, "invalid_statement"),
             TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             InvalidShares(_) => (StatusCode::BAD_REQUEST, "invalid_shares"),
@@ -282,8 +277,8 @@ pub(crate) async fn claim(
         attempt: claimed.attempts as u32,
         lease_token: token,
         lease_expires_at: lease.expires_at,
-        request: STANDARD.encode(order.request),
-        subject_manifest: STANDARD.encode(order.subject_manifest),
+        request: Base64::from(order.request),
+        subject_manifest: Base64::from(order.subject_manifest),
         approvals: order.approvals,
         request_id: claimed.request_id,
     }))
@@ -432,11 +427,11 @@ pub(crate) async fn completing(
 /// signed manifest (`stored_manifest`, base64); another manifest is refused.
 pub(crate) fn retried<V>(
     stored: V,
-    stored_manifest: &str,
+    stored_manifest: &[u8],
     signed: &SignedStatement,
     upload: Upload,
 ) -> Result<V, JobError> {
-    if stored_manifest == STANDARD.encode(signed.to_bytes()) {
+    if stored_manifest == signed.to_bytes() {
         Ok(stored)
     } else {
         Err(JobError::AlreadyDone(upload))
@@ -484,20 +479,17 @@ pub(crate) fn same_members(mut some: Vec<String>, mut others: Vec<String>) -> bo
 /// Decodes an uploaded ciphertext and checks it is the one its manifest describes.
 pub(crate) fn described_ciphertext(
     upload: Upload,
-    base64: &str,
+    bytes: &[u8],
     length: u64,
     sha256: &[u8; 32],
 ) -> Result<Vec<u8>, JobError> {
-    let bytes = STANDARD
-        .decode(base64)
-        .map_err(|_| JobError::NotBase64(upload))?;
     if bytes.len() > MAX_TRANSCRIPT_BYTES {
         return Err(JobError::TooLarge(upload));
     }
-    if bytes.len() as u64 != length || <[u8; 32]>::from(Sha256::digest(&bytes)) != *sha256 {
+    if bytes.len() as u64 != length || <[u8; 32]>::from(Sha256::digest(bytes)) != *sha256 {
         return Err(JobError::NotAsDescribed(upload));
     }
-    Ok(bytes)
+    Ok(bytes.to_vec())
 }
 
 /// What a completion stores: the ciphertext the node uploaded, of `upload`'s kind, as the
@@ -757,10 +749,10 @@ fn sealed_shares(
                     "a share is for {member}, whom the manifest does not name"
                 ))
             })?;
-        let sealed = STANDARD
-            .decode(&share.sealed)
-            .map_err(|_| JobError::InvalidShares("a sealed share is not base64".into()))?;
-        if shares.insert(member.clone(), (index, sealed)).is_some() {
+        if shares
+            .insert(member.clone(), (index, share.sealed.to_vec()))
+            .is_some()
+        {
             return Err(JobError::InvalidShares(format!(
                 "two shares are for {member}"
             )));

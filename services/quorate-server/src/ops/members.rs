@@ -1,7 +1,7 @@
 //! Vaults, invites, member enrolment (pending until an admin signs) and roster changes.
 
 use axum::http::StatusCode;
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{
     CodePurpose, CreatedVault, Enrolled, Invite, InvitePurpose, MemberRole, MemberStatus,
 };
@@ -100,7 +100,7 @@ pub(crate) async fn enrolled(
     Ok(Enrolled {
         vault_id: vault,
         roster_genesis: hex::encode(genesis.digest),
-        genesis_entry: STANDARD.encode(genesis.statement),
+        genesis_entry: Base64::from(genesis.statement),
         fingerprint,
     })
 }

@@ -6,7 +6,6 @@
 use std::ops::Range;
 
 use axum::http::{HeaderValue, StatusCode};
-use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use quorate_api::{SealedShareUpload, UploadState};
@@ -62,8 +61,6 @@ pub(crate) enum RecordingError {
     ShareCount,
     #[error("a share is for {0}, whom the manifest does not name")]
     UnnamedHolder(String),
-    #[error("a sealed share is not base64")]
-    ShareNotBase64,
     #[error("a sealed share must be 1 to {MAX_SEALED_SHARE} bytes")]
     ShareSize,
     #[error("two shares are for {0}")]
@@ -96,7 +93,7 @@ impl Refusal for RecordingError {
             NoPolicy => (StatusCode::CONFLICT, "no_policy"),
             TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             NotOnRoster(_) => (StatusCode::BAD_REQUEST, "not_on_roster"),
-            ShareCount | UnnamedHolder(_) | ShareNotBase64 | ShareSize | TwoShares(_) => {
+            ShareCount | UnnamedHolder(_) | ShareSize | TwoShares(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_shares")
             }
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -309,18 +306,15 @@ async fn store_shares(
         else {
             return Err(RecordingError::UnnamedHolder(member));
         };
-        let sealed = decode_sealed(&upload.sealed)?;
-        if !store::recordings::insert_share(tx, recording, &member, place + 1, &sealed).await? {
+        let sealed = checked_sealed(&upload.sealed)?;
+        if !store::recordings::insert_share(tx, recording, &member, place + 1, sealed).await? {
             return Err(RecordingError::TwoShares(member));
         }
     }
     Ok(())
 }
 
-fn decode_sealed(text: &str) -> Result<Vec<u8>, RecordingError> {
-    let sealed = STANDARD
-        .decode(text)
-        .map_err(|_| RecordingError::ShareNotBase64)?;
+fn checked_sealed(sealed: &[u8]) -> Result<&[u8], RecordingError> {
     if sealed.is_empty() || sealed.len() > MAX_SEALED_SHARE {
         return Err(RecordingError::ShareSize);
     }

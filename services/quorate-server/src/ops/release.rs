@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::{NodeStatus, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyView};
 use quorate_crypto::{
     blind::BlindToken,
@@ -99,10 +98,7 @@ pub(crate) fn transcript_manifest(
 }
 
 /// Decodes an uploaded sealed key (base64, 1 to [`MAX_SEALED_KEY`] bytes).
-fn decode_sealed(text: &str) -> Result<Vec<u8>, ReleaseError> {
-    let sealed = STANDARD
-        .decode(text)
-        .map_err(|_| ReleaseError::InvalidGrant("a sealed key must be base64".into()))?;
+fn checked_sealed(sealed: &[u8]) -> Result<&[u8], ReleaseError> {
     if sealed.is_empty() || sealed.len() > MAX_SEALED_KEY {
         return Err(ReleaseError::InvalidGrant(format!(
             "a sealed key is 1 to {MAX_SEALED_KEY} bytes"
@@ -169,8 +165,8 @@ async fn share_search_key_with(
             "{holder} is neither a current member nor an approved node"
         )));
     }
-    let sealed = decode_sealed(&grant.sealed)?;
-    if store::search::insert_grant(tx, &vault, &holder, &sealed, now).await? {
+    let sealed = checked_sealed(&grant.sealed)?;
+    if store::search::insert_grant(tx, &vault, &holder, sealed, now).await? {
         tx.audit(
             admin.vault,
             now,
@@ -255,9 +251,9 @@ pub(crate) async fn add_grants(
                 "{holder} is not a current member"
             )));
         }
-        let sealed = decode_sealed(&grant.sealed)?;
+        let sealed = checked_sealed(&grant.sealed)?;
         let key = (transcript, holder.as_str());
-        if store::release::insert_grant(&mut tx, key, &sealed, mode, now).await? {
+        if store::release::insert_grant(&mut tx, key, sealed, mode, now).await? {
             let subject = format!("{transcript}/{holder}");
             tx.audit(
                 member.vault,
@@ -274,10 +270,7 @@ pub(crate) async fn add_grants(
 }
 
 /// Parses uploaded postings (base64 of 24-byte records: token, segment, tf).
-fn parse_postings(base64: &str) -> Result<Vec<Posting>, ReleaseError> {
-    let bytes = STANDARD
-        .decode(base64)
-        .map_err(|_| ReleaseError::InvalidPostings("the postings must be base64".into()))?;
+fn parse_postings(bytes: &[u8]) -> Result<Vec<Posting>, ReleaseError> {
     if !bytes.len().is_multiple_of(POSTING_BYTES) || bytes.len() / POSTING_BYTES > MAX_POSTINGS {
         return Err(ReleaseError::InvalidPostings(format!(
             "postings are 24-byte records (token, segment, tf), at most {MAX_POSTINGS} of them"
@@ -420,9 +413,9 @@ fn check_release_manifest(
 /// The uploaded postings, checked against the count and digest the manifest names.
 fn described_postings(
     manifest: &ReleaseManifest,
-    base64: &str,
+    bytes: &[u8],
 ) -> Result<Vec<Posting>, ReleaseError> {
-    let postings = parse_postings(base64)?;
+    let postings = parse_postings(bytes)?;
     if postings.len() as u64 != manifest.postings_count
         || postings_digest(&postings) != manifest.postings_sha256
     {
@@ -453,7 +446,7 @@ fn release_keys(
             )));
         }
         if grants
-            .insert(member.clone(), decode_sealed(&grant.sealed)?)
+            .insert(member.clone(), checked_sealed(&grant.sealed)?.to_vec())
             .is_some()
         {
             return Err(ReleaseError::InvalidGrant(format!(

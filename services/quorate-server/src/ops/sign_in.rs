@@ -1,10 +1,8 @@
 //! Sign-in: challenge and response with Ed25519, then a session token.
 
 use axum::http::StatusCode;
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use quorate_api::Base64;
 use quorate_api::{Challenge, Session, SessionRequest};
 use quorate_crypto::{PublicIdentity, VaultId, identity::verify_challenge};
 use sha2::{Digest, Sha256};
@@ -93,7 +91,7 @@ pub(crate) async fn challenge(
     tx.commit().await?;
     Ok(Challenge {
         challenge_id: id,
-        nonce: STANDARD.encode(nonce),
+        nonce: Base64::from(nonce.to_vec()),
         expires_at,
     })
 }
@@ -125,10 +123,7 @@ pub(crate) async fn answer(
         &URL_SAFE_NO_PAD.encode(&keys.verifying_key),
     )
     .map_err(SignInError::CorruptKeys)?;
-    let signature = STANDARD
-        .decode(&answer.signature)
-        .map_err(|_| SignInError::Failed)?;
-    if !verify_challenge(&public, &challenge.nonce, &signature) {
+    if !verify_challenge(&public, &challenge.nonce, &answer.signature) {
         return Err(SignInError::Failed);
     }
     let token: [u8; 32] = random_bytes();

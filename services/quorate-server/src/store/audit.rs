@@ -1,8 +1,8 @@
 //! Appending to and reading the hash-chained audit log. Every state change appends its entry
 //! inside the transaction that makes the change, so the log and the state never disagree.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_api::AuditEntryView;
+use quorate_api::Base64;
 use quorate_crypto::{VaultId, audit::AuditEntry};
 
 use sqlx::AnyConnection;
@@ -331,7 +331,7 @@ impl From<AuditRow> for AuditEntryView {
             actor: row.actor,
             action: row.action,
             subject: row.subject,
-            statement: row.statement.map(|bytes| STANDARD.encode(bytes)),
+            statement: row.statement.map(Base64::from),
             prev_hash: hex::encode(row.prev_hash),
             hash: hex::encode(row.hash),
         }

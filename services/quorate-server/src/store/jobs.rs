@@ -1,6 +1,6 @@
 //! The job queue: `jobs`, one per quorate request, and what a node receives with one.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{JobStatus, JobView, NodeShare};
 use sqlx::AnyConnection;
 
@@ -142,8 +142,8 @@ pub(crate) async fn work_order(
             .into_iter()
             .map(|approval| NodeShare {
                 voter: approval.voter,
-                vote: STANDARD.encode(approval.statement),
-                resealed_share: STANDARD.encode(approval.resealed_share),
+                vote: Base64::from(approval.statement),
+                resealed_share: Base64::from(approval.resealed_share),
             })
             .collect(),
     })

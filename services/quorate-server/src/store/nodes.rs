@@ -1,9 +1,7 @@
 //! Transcription nodes: `nodes`.
 
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use quorate_api::Base64;
 use quorate_api::{NodeStatus, NodeView, PublicKeys};
 use quorate_crypto::PublicIdentity;
 use sqlx::AnyConnection;
@@ -92,7 +90,7 @@ impl From<NodeRow> for NodeView {
                 verifying_key: URL_SAFE_NO_PAD.encode(row.verifying_key),
             },
             status: row.status,
-            approval: row.approval.map(|bytes| STANDARD.encode(bytes)),
+            approval: row.approval.map(Base64::from),
             approval_expires_at: row.approval_expires_at,
             model_sha256: row.model_sha256.map(hex::encode),
         }

@@ -1,7 +1,7 @@
 //! Recordings and their sealed shares: `recordings`, `recording_shares`; the names of their
 //! objects; and a recording's deletion with every row grown from it.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{RecordingView, SealedShare};
 use sqlx::AnyConnection;
 
@@ -144,7 +144,7 @@ impl From<RecordingRow> for RecordingView {
             recording_id: row.id,
             uploader: row.uploader,
             status: row.status,
-            manifest: STANDARD.encode(row.manifest),
+            manifest: Base64::from(row.manifest),
             ciphertext_len: row.ciphertext_len as u64,
             threshold: row.threshold_k as u8,
             shares: row.threshold_n as u8,
@@ -216,7 +216,7 @@ pub(crate) async fn complete_share(
         recording_id: recording.to_owned(),
         member: member.to_owned(),
         index: row.share_index as u8,
-        sealed: STANDARD.encode(row.sealed),
+        sealed: Base64::from(row.sealed),
     }))
 }
 

@@ -1,7 +1,7 @@
 //! Released transcripts and the sealed copies of their release keys:
 //! `released_transcripts`, `release_grants`.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::ReleasedView;
 use sqlx::AnyConnection;
 
@@ -27,7 +27,7 @@ impl ReleasedRow {
             transcript_id: self.transcript_id,
             recording_id: self.recording_id,
             request_id: self.request_id,
-            manifest: STANDARD.encode(self.manifest),
+            manifest: Base64::from(self.manifest),
             ciphertext_len: self.ciphertext_len as u64,
             members,
             created_at: self.created_at,

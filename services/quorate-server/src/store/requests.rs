@@ -1,6 +1,6 @@
 //! Unlock requests and their votes: `unlock_requests` and `votes`.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::{
     RequestPurpose, RequestStatus, RequestView, SubjectKind, VoteDecision, VoteView,
 };
@@ -57,7 +57,7 @@ impl RequestRow {
             eligible: self.eligible as u8,
             approvals,
             denials,
-            statement: STANDARD.encode(self.statement),
+            statement: Base64::from(self.statement),
             created_at: self.created_at,
             expires_at: self.expires_at,
             votes: votes
@@ -65,7 +65,7 @@ impl RequestRow {
                 .map(|vote| VoteView {
                     voter: vote.voter,
                     decision: vote.decision,
-                    statement: STANDARD.encode(vote.statement),
+                    statement: Base64::from(vote.statement),
                     created_at: vote.created_at,
                 })
                 .collect(),

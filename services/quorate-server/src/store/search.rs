@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::SearchKeyView;
 use quorate_crypto::{blind::BlindToken, release::Posting};
 use sqlx::AnyConnection;
@@ -273,9 +273,9 @@ pub(crate) async fn key_view(
     let sealed = grants
         .iter()
         .find(|grant| grant.holder == holder)
-        .map(|grant| STANDARD.encode(&grant.sealed));
+        .map(|grant| Base64::from(grant.sealed.as_slice()));
     Ok(SearchKeyView {
-        commitment: commitment.map(|bytes| STANDARD.encode(bytes)),
+        commitment: commitment.map(Base64::from),
         sealed,
         holders: grants.into_iter().map(|grant| grant.holder).collect(),
     })

@@ -1,6 +1,6 @@
 //! Sealed transcripts and their shares: `transcripts`, `transcript_shares`.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use quorate_api::Base64;
 use quorate_api::TranscriptView;
 use sqlx::AnyConnection;
 
@@ -78,7 +78,7 @@ impl From<TranscriptRow> for TranscriptView {
             recording_id: row.recording_id,
             request_id: row.request_id,
             node_id: row.node_id,
-            manifest: STANDARD.encode(row.manifest),
+            manifest: Base64::from(row.manifest),
             ciphertext_len: row.ciphertext_len as u64,
             created_at: row.created_at,
         }

@@ -2,7 +2,6 @@
 //! sealed transcript or a released copy: every statement signed and every share re-sealed as
 //! the real devices do, so the server sees exactly what it sees in production.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_client::Client;
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, NodeId, RequestId, TranscriptId, VaultId,
@@ -177,14 +176,14 @@ fn resealed_vote(
     board: &Board,
     voter: usize,
     signed: &SignedStatement,
-    sealed: &str,
+    sealed: &[u8],
     binding: &ShareBinding,
     node: &Identity,
 ) -> (Vec<u8>, SignedStatement) {
     let (identity, _) = member(board, voter);
     let verified = signed.verify::<UnlockRequest>().unwrap();
     let resealed = rewrap::rewrap(
-        &STANDARD.decode(sealed).unwrap(),
+        sealed,
         identity.age_key(),
         binding,
         &verified.statement.binding(),
@@ -276,11 +275,9 @@ pub fn unlock(
     claim: &quorate_api::JobClaim,
     node: &Identity,
 ) -> (AgeSecretKey, RecordingManifest, SignedStatement) {
-    let signed_request =
-        SignedStatement::from_bytes(&STANDARD.decode(&claim.request).unwrap()).unwrap();
+    let signed_request = SignedStatement::from_bytes(&claim.request).unwrap();
     let request = signed_request.verify::<UnlockRequest>().unwrap().statement;
-    let signed_manifest =
-        SignedStatement::from_bytes(&STANDARD.decode(&claim.subject_manifest).unwrap()).unwrap();
+    let signed_manifest = SignedStatement::from_bytes(&claim.subject_manifest).unwrap();
     let manifest = signed_manifest
         .verify::<RecordingManifest>()
         .unwrap()
@@ -290,7 +287,7 @@ pub fn unlock(
         .iter()
         .map(|approval| {
             let (binding, share) = rewrap::open_node_share(
-                &STANDARD.decode(&approval.resealed_share).unwrap(),
+                &approval.resealed_share,
                 node.age_key(),
                 &request.binding(),
                 quorate_server::now(),
