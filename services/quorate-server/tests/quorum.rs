@@ -15,7 +15,7 @@ use common::{
 };
 use quorate_client::Client;
 use quorate_crypto::{
-    Identity, TranscriptId, envelope,
+    Identity, RequestId, TranscriptId, envelope,
     statement::{Decision, SignedStatement, TranscriptManifest, UnlockRequest, Vote},
     threshold::{self, Subject},
 };
@@ -102,12 +102,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
     // Bad votes change nothing.
     let (own_share, own_vote) = approve(&board, 2, &made, &signed, &node.identity).await;
     assert_eq!(
-        refused(
-            member(&board, 2)
-                .1
-                .vote(vault, request_id, &own_vote, Some(&own_share))
-                .await
-        ),
+        vote_refused(&board, 2, request_id, &own_vote, Some(&own_share)).await,
         (403, "own_request".into()),
         "the requester's own vote does not count"
     );
@@ -119,43 +114,23 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         .unwrap();
     let (replay_share, replayed) = approve(&board, 3, &made, &other, &node.identity).await;
     assert_eq!(
-        refused(
-            member(&board, 3)
-                .1
-                .vote(vault, request_id, &replayed, Some(&replay_share))
-                .await
-        ),
+        vote_refused(&board, 3, request_id, &replayed, Some(&replay_share)).await,
         (400, "invalid_statement".into()),
         "a vote for another request"
     );
     let (share0, vote0) = approve(&board, 0, &made, &signed, &node.identity).await;
     assert_eq!(
-        refused(
-            member(&board, 3)
-                .1
-                .vote(vault, request_id, &vote0, Some(&share0))
-                .await
-        ),
+        vote_refused(&board, 3, request_id, &vote0, Some(&share0)).await,
         (400, "invalid_statement".into()),
         "someone else's vote"
     );
     assert_eq!(
-        refused(
-            member(&board, 0)
-                .1
-                .vote(vault, request_id, &vote0, Some(&replay_share))
-                .await
-        ),
+        vote_refused(&board, 0, request_id, &vote0, Some(&replay_share)).await,
         (400, "invalid_share".into()),
         "a re-sealed share the vote does not name"
     );
     assert_eq!(
-        refused(
-            member(&board, 0)
-                .1
-                .vote(vault, request_id, &vote0, None)
-                .await
-        ),
+        vote_refused(&board, 0, request_id, &vote0, None).await,
         (400, "invalid_share".into())
     );
     let stranger = Identity::generate();
@@ -174,12 +149,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         &stranger,
     );
     assert_eq!(
-        refused(
-            member(&board, 0)
-                .1
-                .vote(vault, request_id, &by_stranger, None)
-                .await
-        ),
+        vote_refused(&board, 0, request_id, &by_stranger, None).await,
         (400, "invalid_statement".into()),
         "a non-member's vote"
     );
@@ -201,12 +171,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         ("open", 1)
     );
     assert_eq!(
-        refused(
-            member(&board, 0)
-                .1
-                .vote(vault, request_id, &vote0, Some(&share0))
-                .await
-        ),
+        vote_refused(&board, 0, request_id, &vote0, Some(&share0)).await,
         (409, "already_voted".into())
     );
     let (share3, vote3) = approve(&board, 3, &made, &signed, &node.identity).await;
@@ -218,12 +183,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
     assert_eq!((quorate.status.as_str(), quorate.approvals), ("quorate", 2));
     let (share1, vote1) = approve(&board, 1, &made, &signed, &node.identity).await;
     assert_eq!(
-        refused(
-            member(&board, 1)
-                .1
-                .vote(vault, request_id, &vote1, Some(&share1))
-                .await
-        ),
+        vote_refused(&board, 1, request_id, &vote1, Some(&share1)).await,
         (409, "request_closed".into())
     );
     let jobs = board.admin.client.jobs(vault).await.unwrap();
@@ -543,12 +503,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
         .unwrap();
     let (share, vote) = approve(&board, 3, &made, &short, &node.identity).await;
     assert_eq!(
-        refused(
-            member(&board, 3)
-                .1
-                .vote(vault, short_id, &vote, Some(&share))
-                .await
-        ),
+        vote_refused(&board, 3, short_id, &vote, Some(&share)).await,
         (409, "request_closed".into())
     );
     assert_eq!(
@@ -594,12 +549,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
         .await
         .unwrap();
     assert_eq!(
-        refused(
-            member(&board, 3)
-                .1
-                .vote(vault, open_id, &vote3, Some(&share3))
-                .await
-        ),
+        vote_refused(&board, 3, open_id, &vote3, Some(&share3)).await,
         (401, "unauthenticated".into())
     );
     assert_eq!(
@@ -797,4 +747,21 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
     second.stop().await;
     first.stop().await;
     db.drop_database().await;
+}
+
+/// What the server answers member `voter` of `board` who sends `vote` (with `share`) on
+/// `request`: the refusal's status and code.
+async fn vote_refused(
+    board: &Board,
+    voter: usize,
+    request: RequestId,
+    vote: &SignedStatement,
+    share: Option<&[u8]>,
+) -> (u16, String) {
+    refused(
+        member(board, voter)
+            .1
+            .vote(board.admin.vault, request, vote, share)
+            .await,
+    )
 }
