@@ -9,7 +9,8 @@ mod common;
 use common::{
     Board, S3Server,
     flow::{
-        MODEL, approve, approved_node, deny, member, request, seal_transcript, unlock, uploaded,
+        MODEL, approve, approved_node, deny, member, open_request, request, seal_transcript,
+        unlock, uploaded,
     },
     make_recording, refused,
 };
@@ -349,17 +350,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         404
     );
     // A job the node cannot do fails with its reason, once, and is not handed out again.
-    let second = request(&board, 2, &made, node.id, 3600);
-    let second_id = second
-        .verify::<UnlockRequest>()
-        .unwrap()
-        .statement
-        .request_id;
-    member(&board, 2)
-        .1
-        .create_request(vault, &second)
-        .await
-        .unwrap();
+    let (second, second_id) = open_request(&board, 2, &made, node.id, 3600).await;
     for voter in [0, 1] {
         let (share, vote) = approve(&board, voter, &made, &second, &node.identity).await;
         member(&board, voter)
@@ -446,17 +437,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     let (made, _) = uploaded(&board, 1, 3).await;
 
     // k = 3 with 3 eligible voters: one denial makes it unreachable.
-    let signed = request(&board, 1, &made, node.id, 3600);
-    let id = signed
-        .verify::<UnlockRequest>()
-        .unwrap()
-        .statement
-        .request_id;
-    member(&board, 1)
-        .1
-        .create_request(vault, &signed)
-        .await
-        .unwrap();
+    let (signed, id) = open_request(&board, 1, &made, node.id, 3600).await;
     let rejected = member(&board, 2)
         .1
         .vote(vault, id, &deny(&board, 2, &signed), None)
@@ -484,17 +465,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     );
 
     // Expiry closes a request: a vote after it is refused.
-    let short = request(&board, 2, &made, node.id, 3600);
-    let short_id = short
-        .verify::<UnlockRequest>()
-        .unwrap()
-        .statement
-        .request_id;
-    member(&board, 2)
-        .1
-        .create_request(vault, &short)
-        .await
-        .unwrap();
+    let (short, short_id) = open_request(&board, 2, &made, node.id, 3600).await;
     sqlx::query("UPDATE unlock_requests SET expires_at = $1 WHERE id = $2")
         .bind(quorate_server::now() - 1)
         .bind(short_id.to_string())
@@ -518,13 +489,7 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     );
 
     // A removed member's session ends, and a vote they signed is refused through anyone.
-    let open = request(&board, 2, &made, node.id, 3600);
-    let open_id = open.verify::<UnlockRequest>().unwrap().statement.request_id;
-    member(&board, 2)
-        .1
-        .create_request(vault, &open)
-        .await
-        .unwrap();
+    let (open, open_id) = open_request(&board, 2, &made, node.id, 3600).await;
     let (share3, vote3) = approve(&board, 3, &made, &open, &node.identity).await;
     let roster = board
         .admin

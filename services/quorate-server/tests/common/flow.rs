@@ -135,6 +135,29 @@ pub fn unlock_request(
     )
 }
 
+/// Member `requester` asks for `made` to be transcribed by `node` and sends the request:
+/// the signed request and its ID.
+pub async fn open_request(
+    board: &Board,
+    requester: usize,
+    made: &MadeRecording,
+    node: NodeId,
+    expires_in: i64,
+) -> (SignedStatement, RequestId) {
+    let signed = request(board, requester, made, node, expires_in);
+    let id = signed
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement
+        .request_id;
+    member(board, requester)
+        .1
+        .create_request(board.admin.vault, &signed)
+        .await
+        .unwrap();
+    (signed, id)
+}
+
 /// A request to transcribe `made` on `node`.
 pub fn request(
     board: &Board,
