@@ -173,6 +173,12 @@ impl TestServer {
 
     /// A server with `settings`, whatever they say, listening on a free loopback port.
     pub async fn start_with(settings: Settings) -> Self {
+        // A failing test then shows the server's warnings and errors, such as the cause
+        // behind a 500 (libtest keeps them to itself while tests pass).
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init();
         let config = settings.resolve(None, None).unwrap();
         let (app, codes) = App::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
