@@ -145,6 +145,12 @@ pub async fn open_request(
     expires_in: i64,
 ) -> (SignedStatement, RequestId) {
     let signed = request(board, requester, made, node, expires_in);
+    let id = send_request(board, requester, &signed).await;
+    (signed, id)
+}
+
+/// Member `requester` sends the signed request `signed`; returns its ID.
+pub async fn send_request(board: &Board, requester: usize, signed: &SignedStatement) -> RequestId {
     let id = signed
         .verify::<UnlockRequest>()
         .unwrap()
@@ -152,10 +158,10 @@ pub async fn open_request(
         .request_id;
     member(board, requester)
         .1
-        .create_request(board.admin.vault, &signed)
+        .create_request(board.admin.vault, signed)
         .await
         .unwrap();
-    (signed, id)
+    id
 }
 
 /// A request to transcribe `made` on `node`.
@@ -421,16 +427,7 @@ pub async fn ask_and_approve(
     mut approval: impl AsyncFnMut(usize) -> (Vec<u8>, SignedStatement),
 ) -> RequestId {
     let vault = board.admin.vault;
-    let id = signed
-        .verify::<UnlockRequest>()
-        .unwrap()
-        .statement
-        .request_id;
-    member(board, requester)
-        .1
-        .create_request(vault, signed)
-        .await
-        .unwrap();
+    let id = send_request(board, requester, signed).await;
     for &voter in voters {
         let (share, vote) = approval(voter).await;
         member(board, voter)
