@@ -207,15 +207,6 @@ impl From<quorate_crypto::statement::Role> for MemberRole {
     }
 }
 
-impl From<MemberRole> for quorate_crypto::statement::Role {
-    fn from(role: MemberRole) -> Self {
-        match role {
-            MemberRole::Admin => Self::Admin,
-            MemberRole::Member => Self::Member,
-        }
-    }
-}
-
 wire_enum! {
     /// Where a member is in their life on the vault.
     MemberStatus, "member status" {
@@ -307,15 +298,6 @@ impl From<quorate_crypto::rewrap::Purpose> for RequestPurpose {
         match purpose {
             Purpose::Transcribe => Self::Transcribe,
             Purpose::ReleaseTranscript => Self::ReleaseTranscript,
-        }
-    }
-}
-
-impl From<RequestPurpose> for quorate_crypto::rewrap::Purpose {
-    fn from(purpose: RequestPurpose) -> Self {
-        match purpose {
-            RequestPurpose::Transcribe => Self::Transcribe,
-            RequestPurpose::ReleaseTranscript => Self::ReleaseTranscript,
         }
     }
 }
