@@ -202,6 +202,23 @@ async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
     let refused = bo_via_proxy.run(&["recordings"]).await;
     assert!(forked.count() > 0, "the lie was served");
     assert_refused(&refused, "forked roster");
+
+    // A manifest that is not base64, and a status outside its set: the answer does not
+    // decode, and the device refuses it whole rather than acting on part of it.
+    proxy.clear();
+    let garbled = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", |view| {
+        view["manifest"] = "not base64!".into();
+    });
+    let refused = bo_via_proxy.run(&["recordings"]).await;
+    assert!(garbled.count() > 0, "the lie was served");
+    assert_refused(&refused, "decoding response body");
+    proxy.clear();
+    let unknown = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", |view| {
+        view["status"] = "half-deleted".into();
+    });
+    let refused = bo_via_proxy.run(&["recordings"]).await;
+    assert!(unknown.count() > 0, "the lie was served");
+    assert_refused(&refused, "decoding response body");
     proxy.clear();
     bo_via_proxy.ok(&["recordings"]).await;
     server.stop().await;
