@@ -346,52 +346,16 @@ async fn bad_manifests_and_chunks_are_refused_and_store_nothing(backend: Backend
     let admin = &board.admin.client;
     let small = audio(10_000);
 
-    let mut refusals = Vec::new();
     // Another member's manifest, sent by this one.
     let theirs = make_recording(&board.roster, &board.admin.identity, 2, &small);
-    refusals.push((
-        member_client
-            .create_recording(vault, &theirs.manifest, &theirs.shares)
-            .await,
-        400,
-        "invalid_statement",
-    ));
     // Below the vault's policy.
     let weak = make_recording(&board.roster, member, 1, &small);
-    refusals.push((
-        member_client
-            .create_recording(vault, &weak.manifest, &weak.shares)
-            .await,
-        400,
-        "invalid_statement",
-    ));
     // A share missing, and a share for someone the manifest does not name.
     let good = make_recording(&board.roster, member, 2, &small);
-    refusals.push((
-        member_client
-            .create_recording(vault, &good.manifest, &good.shares[..2])
-            .await,
-        400,
-        "invalid_shares",
-    ));
     let mut stranger_share = good.shares.clone();
     stranger_share[2].0 = quorate_crypto::Identity::generate().fingerprint();
-    refusals.push((
-        member_client
-            .create_recording(vault, &good.manifest, &stranger_share)
-            .await,
-        400,
-        "invalid_shares",
-    ));
     // Larger than this server accepts.
     let large = make_recording(&board.roster, member, 2, &audio(2 << 20));
-    refusals.push((
-        member_client
-            .create_recording(vault, &large.manifest, &large.shares)
-            .await,
-        413,
-        "too_large",
-    ));
     // A key split for a roster with a stranger in it (a server injecting a member).
     let mut injected = board.roster.clone();
     let eve = quorate_crypto::Identity::generate();
@@ -407,16 +371,31 @@ async fn bad_manifests_and_chunks_are_refused_and_store_nothing(backend: Backend
         .unwrap();
     injected.apply(&entry).unwrap();
     let overshared = make_recording(&injected, member, 2, &small);
-    refusals.push((
-        member_client
-            .create_recording(vault, &overshared.manifest, &overshared.shares)
-            .await,
-        409,
-        "roster_changed",
-    ));
-    for (index, (result, status, code)) in refusals.into_iter().enumerate() {
+    let refusals = [
+        (
+            &theirs.manifest,
+            &theirs.shares[..],
+            400,
+            "invalid_statement",
+        ),
+        (&weak.manifest, &weak.shares[..], 400, "invalid_statement"),
+        (&good.manifest, &good.shares[..2], 400, "invalid_shares"),
+        (&good.manifest, &stranger_share[..], 400, "invalid_shares"),
+        (&large.manifest, &large.shares[..], 413, "too_large"),
+        (
+            &overshared.manifest,
+            &overshared.shares[..],
+            409,
+            "roster_changed",
+        ),
+    ];
+    for (index, (manifest, shares, status, code)) in refusals.into_iter().enumerate() {
         assert_eq!(
-            refused(result),
+            refused(
+                member_client
+                    .create_recording(vault, manifest, shares)
+                    .await
+            ),
             (status, code.to_owned()),
             "{backend:?}: refusal {index}"
         );

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{
     AuditAction, Command, Context, DeviceError, MembersAction, NodesAction, PolicyAction, Session,
-    quorum,
+    parse_id, quorum,
     state::{Pins, passphrase, private_folder, write_private},
 };
 
@@ -726,11 +726,7 @@ async fn sign_node_approval(
     read_out: Option<&str>,
     fill: impl FnOnce(&mut NodeApproval),
 ) -> Result<(NodeId, SignedStatement), DeviceError> {
-    let node_id: NodeId = node.parse().map_err(|_| {
-        DeviceError::Usage(format!(
-            "{node} is not a node ID (a UUID): see `quorate nodes`"
-        ))
-    })?;
+    let node_id: NodeId = parse_id(node, "node", "quorate nodes")?;
     let view = session.client.node(session.vault, node_id).await?;
     let listed =
         quorate_crypto::PublicIdentity::from_text(&view.keys.recipient, &view.keys.verifying_key)

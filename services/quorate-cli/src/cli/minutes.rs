@@ -17,7 +17,7 @@ use quorate_crypto::{
 };
 use serde_json::json;
 
-use super::{Context, DeviceError, Session, quorum};
+use super::{Context, DeviceError, Session, parse_id, quorum};
 
 /// Seals the search key and released copies to whoever lacks them; prints how many.
 /// Seals what this device can open to those who lack it; with `renew_for`, every released
@@ -384,11 +384,7 @@ pub(super) async fn transcript(
             FORMATS.join(", ")
         )));
     }
-    let recording: RecordingId = recording.parse().map_err(|_| {
-        DeviceError::Usage(format!(
-            "{recording} is not a recording ID: see `quorate recordings`"
-        ))
-    })?;
+    let recording: RecordingId = parse_id(recording, "recording", "quorate recordings")?;
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     let view = session

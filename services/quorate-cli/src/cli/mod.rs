@@ -467,3 +467,17 @@ impl From<RequestPurpose> for quorate_crypto::rewrap::Purpose {
         }
     }
 }
+
+/// Parses the ID of a `what` (a recording, a node, ...) given on the command line; when it
+/// is not one, says where the IDs are listed (`listed_by`).
+pub(crate) fn parse_id<T: std::str::FromStr>(
+    text: &str,
+    what: &str,
+    listed_by: &str,
+) -> Result<T, DeviceError> {
+    text.parse().map_err(|_| {
+        DeviceError::Usage(format!(
+            "{text} is not a {what} ID (a UUID): see `{listed_by}`"
+        ))
+    })
+}

@@ -18,7 +18,7 @@ use quorate_crypto::{
 };
 use serde_json::json;
 
-use super::{Context, DeviceError, Session};
+use super::{Context, DeviceError, Session, parse_id};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -128,14 +128,8 @@ pub(super) async fn request(
     reason: &str,
     hours: i64,
 ) -> Result<(), DeviceError> {
-    let recording: RecordingId = recording.parse().map_err(|_| {
-        DeviceError::Usage(format!(
-            "{recording} is not a recording ID: see `quorate recordings`"
-        ))
-    })?;
-    let node: NodeId = node
-        .parse()
-        .map_err(|_| DeviceError::Usage(format!("{node} is not a node ID: see `quorate nodes`")))?;
+    let recording: RecordingId = parse_id(recording, "recording", "quorate recordings")?;
+    let node: NodeId = parse_id(node, "node", "quorate nodes")?;
     if !(1..=14 * 24).contains(&hours) {
         return Err(DeviceError::Usage("--hours is 1 to 336".into()));
     }
@@ -318,11 +312,7 @@ pub(super) async fn vote(
     yes: bool,
     comment: &str,
 ) -> Result<(), DeviceError> {
-    let request_id: RequestId = request.parse().map_err(|_| {
-        DeviceError::Usage(format!(
-            "{request} is not a request ID: see `quorate requests`"
-        ))
-    })?;
+    let request_id: RequestId = parse_id(request, "request", "quorate requests")?;
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     let view = session.client.request(session.vault, request_id).await?;
