@@ -211,14 +211,20 @@ async fn a_recording_manifest_not_signed_by_its_uploader_is_refused() {
     });
     let refused = bo_via_proxy.run(&["recordings"]).await;
     assert!(garbled.count() > 0, "the lie was served");
-    assert_refused(&refused, "decoding response body");
+    assert_refused(
+        &refused,
+        "the server's answer does not decode at `manifest`",
+    );
     proxy.clear();
     let unknown = proxy.rewrite_json("GET", "/api/v1/vaults/*/recordings/*", |view| {
         view["status"] = "half-deleted".into();
     });
     let refused = bo_via_proxy.run(&["recordings"]).await;
     assert!(unknown.count() > 0, "the lie was served");
-    assert_refused(&refused, "decoding response body");
+    assert_refused(
+        &refused,
+        "the server's answer does not decode at `status`: unknown variant `half-deleted`",
+    );
     proxy.clear();
     bo_via_proxy.ok(&["recordings"]).await;
     server.stop().await;

@@ -21,11 +21,11 @@ use base64::{
 use quorate_api::{
     AuditEntryView, Base64, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault,
     Enrolled, ErrorBody, FirstAdminEnrolment, Invite, InvitePurpose, InviteRequest, JobClaim,
-    JobCompletion, JobFailure, JobProgress, JobView, Lease, Me, MemberEnrolment, MemberStatus,
-    MemberView, NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload, NodeEnrolled,
-    NodeEnrolment, NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView, RosterAppend,
-    RosterAppended, RosterChain, SealedShare, SealedShareUpload, Session, SessionRequest,
-    TranscriptView, UploadState, VoteUpload,
+    JobCompletion, JobFailure, JobProgress, JobReturn, JobView, Lease, Me, MemberEnrolment,
+    MemberStatus, MemberView, NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload,
+    NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView,
+    RosterAppend, RosterAppended, RosterChain, SealedShare, SealedShareUpload, Session,
+    SessionRequest, TranscriptView, UploadState, VoteUpload,
 };
 use quorate_crypto::{
     Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, RequestId, TranscriptId, VaultId,
@@ -150,10 +150,7 @@ impl Client {
                 return serde_json::from_value(Value::Null)
                     .map_err(|error| ClientError::Invalid(error.to_string()));
             }
-            return response
-                .json()
-                .await
-                .map_err(|error| ClientError::Invalid(error.to_string()));
+            return decode_answer(&response.bytes().await?);
         }
         Err(api_error(response).await)
     }
@@ -864,6 +861,17 @@ impl Client {
         .await
     }
 
+    /// Hands a job back to the queue because the node is stopping (nodes).
+    pub async fn return_job(&self, request: &str, lease_token: &str) -> Result<(), ClientError> {
+        self.post(
+            &format!("/jobs/{request}/return"),
+            &JobReturn {
+                lease_token: lease_token.to_owned(),
+            },
+        )
+        .await
+    }
+
     /// Completes a job with the sealed transcript, its signed manifest and the sealed shares
     /// of its key (nodes).
     pub async fn complete_job(
@@ -940,6 +948,21 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// A successful answer's JSON as `T`. When it does not decode, the error names the field
+/// (`recordings[2].status`) and what was wrong with it, so that a refusal of a server's answer
+/// says where the server went wrong.
+fn decode_answer<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(
+        |error| {
+            ClientError::Invalid(format!(
+                "the server's answer does not decode at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        },
+    )
 }
 
 /// The error a refusing answer carries.
