@@ -1,7 +1,7 @@
 //! `quorate-node run` as a long-running service: the server stops and starts again (between
 //! jobs and in the middle of one) and the node goes on and finishes its job under the lease
-//! it holds; SIGTERM stops it cleanly, between jobs or in the middle of one, without failing
-//! the job.
+//! it holds; SIGTERM stops it cleanly, between jobs, or in the middle of one by handing the
+//! job back (not failed, the attempt not counted) for its next run.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -210,7 +210,7 @@ async fn a_node_finishes_its_job_through_server_restarts_and_stops_on_sigterm() 
 }
 
 #[tokio::test]
-async fn a_node_stopped_mid_job_leaves_the_job_to_its_next_run() {
+async fn a_node_stopped_mid_job_hands_the_job_back_to_its_next_run() {
     let app = Server::start(Backend::Sqlite).await;
     let vault = app.codes[0].vault_id;
     let (staffed, _door, watcher) = staffed_behind_a_door(&app).await;
@@ -223,27 +223,24 @@ async fn a_node_stopped_mid_job_leaves_the_job_to_its_next_run() {
     node.wait_for("Claimed job").await;
     let (code, said) = node.terminate().await;
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("left unfinished"), "{said}");
+    assert!(said.contains("handed back unfinished"), "{said}");
     let jobs = watcher.jobs(vault).await.unwrap();
     assert_eq!(
-        jobs[0].status,
-        quorate_api::JobStatus::Leased,
-        "not failed: {:?}",
+        (jobs[0].status, jobs[0].attempts),
+        (quorate_api::JobStatus::Queued, 0),
+        "back in the queue, not failed, the attempt not counted: {:?}",
         jobs[0]
     );
     assert!(watcher.transcripts(vault).await.unwrap().is_empty());
+    let audit = watcher.audit_page(vault, None, 1000).await.unwrap();
+    assert!(audit.iter().any(|entry| entry.action == "job.returned"));
 
-    // The server has no call to hand a lease back: once it lapses, the next run does the job.
-    sqlx::query("UPDATE jobs SET lease_expires_at = $1")
-        .bind(quorate_server::now() - 1)
-        .execute(app.app.db.pool())
-        .await
-        .unwrap();
+    // The next run takes the job at once, without waiting for a lease to lapse.
     staffed.machine.ok(&["run", "--once"]).await;
     let jobs = watcher.jobs(vault).await.unwrap();
     assert_eq!(
         (jobs[0].status, jobs[0].attempts),
-        (quorate_api::JobStatus::Done, 2)
+        (quorate_api::JobStatus::Done, 1)
     );
     app.stop().await;
 }

@@ -225,6 +225,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{request}/return": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hands the job back to the queue: the node is stopping before it could finish. Its next
+         *     claim takes the job again, and the attempt does not count.
+         */
+        post: operations["return_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me": {
         parameters: {
             query?: never;
@@ -976,6 +996,11 @@ export interface components {
             progress_permille: number;
             /** @description What the node is doing (`decrypting`, `transcribing`, ...). */
             stage: string;
+        };
+        /** @description `POST /api/v1/jobs/{request}/return`: the node is stopping and hands the job back. */
+        JobReturn: {
+            /** @description The lease token from the claim. */
+            lease_token: string;
         };
         /**
          * @description Where a node's job is.
@@ -2370,6 +2395,103 @@ export interface operations {
                 };
             };
             /** @description The lease was lost, the job is not a release, another copy completed it, or the transcript is released already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    return_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The request ID (UUID) the job carries out. */
+                request: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobReturn"];
+            };
+        };
+        responses: {
+            /** @description Back in the queue */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON (`invalid_json`), or a field's value fails the checks */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only nodes hand jobs back */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No job of this node's with this ID */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The lease was lost */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -849,6 +849,15 @@ pub struct Lease {
     pub lease_expires_at: i64,
 }
 
+/// `POST /api/v1/jobs/{request}/return`: the node is stopping and hands the job back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobReturn {
+    /// The lease token from the claim.
+    pub lease_token: String,
+}
+
 /// `POST /api/v1/jobs/{request}/fail`: the node gives up on a job, saying why.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -7,9 +7,9 @@
 //! a server that restarts or a network that drops does not end the node; a refused check or
 //! a refusal by the server does, as before, but for a lost lease (the job is left to the
 //! server) and a lapsed session (signed in again). SIGTERM or ctrl-c stops the node between jobs;
-//! during a job it stops at the job's next step (whisper.cpp checks between its own), leaving
-//! the job unfinished: the server's API has no call to hand a lease back, so the job waits
-//! for its lease to lapse (two minutes, [`LEASE_NOTE`]) and is then given out again.
+//! during a job it stops at the job's next step (whisper.cpp checks between its own) and
+//! hands the job back, so the next run takes it at once; if the server cannot be reached
+//! then, the job waits for its lease to lapse (two minutes, [`LEASE_NOTE`]).
 
 use std::{
     path::Path,
@@ -37,6 +37,9 @@ use crate::{
     retry::{Halt, Stop, retrying},
     sign_in, verified_approval,
 };
+
+/// How long a stopping node waits for the server to take a job back.
+const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the node says of a job it leaves unfinished.
 const LEASE_NOTE: &str = "the server gives it out again once its lease lapses (two minutes)";
@@ -499,7 +502,7 @@ async fn carry_out(ready: &Ready, claim: &quorate_api::JobClaim) -> Result<(), H
     let done = ready.stop.unless_stopped(process(ready, claim)).await;
     let outcome = match done {
         Err(Halt::Stopped) => {
-            eprintln!("Job {job} left unfinished: {LEASE_NOTE}.");
+            give_back(ready, claim, &job).await;
             return Err(Halt::Stopped);
         }
         Err(Halt::Failed(error)) if lease_lost(&error) => {
@@ -523,6 +526,27 @@ async fn carry_out(ready: &Ready, claim: &quorate_api::JobClaim) -> Result<(), H
             Ok(())
         }
         reported => reported,
+    }
+}
+
+/// Hands a job the node is stopping in the middle of back to the server, so that the next
+/// run takes it at once; tried once, briefly, since the operator asked the node to stop.
+async fn give_back(ready: &Ready, claim: &quorate_api::JobClaim, job: &str) {
+    let handed = tokio::time::timeout(
+        GIVE_BACK_TIMEOUT,
+        ready
+            .session
+            .client
+            .return_job(&claim.request_id, &claim.lease_token),
+    )
+    .await;
+    match handed {
+        Ok(Ok(())) => eprintln!("Job {job} handed back unfinished: the next run takes it."),
+        Ok(Err(error)) => eprintln!(
+            "Job {job} left unfinished ({}): {LEASE_NOTE}.",
+            printable(&error.to_string())
+        ),
+        Err(_) => eprintln!("Job {job} left unfinished (the server did not answer): {LEASE_NOTE}."),
     }
 }
 

@@ -14,6 +14,7 @@ use common::{
     },
     make_recording, refused,
 };
+use quorate_api::JobStatus;
 use quorate_client::Client;
 use quorate_crypto::{
     Identity, RequestId, TranscriptId, envelope,
@@ -22,6 +23,21 @@ use quorate_crypto::{
 };
 use quorate_server::test_support::{Backend, TestDb, TestServer};
 use sqlx::Row;
+
+/// Request `request`'s job, as the vault's jobs list shows it.
+async fn job(
+    client: &Client,
+    vault: quorate_crypto::VaultId,
+    request: &str,
+) -> quorate_api::JobView {
+    client
+        .jobs(vault)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|job| job.request_id == request)
+        .expect("the request's job")
+}
 
 async fn actions(client: &Client, vault: quorate_crypto::VaultId) -> Vec<String> {
     client
@@ -359,12 +375,46 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
             .await
             .unwrap();
     }
-    let doomed = node
+    // A node that stops mid-job hands it back: queued again, the attempt not counted, and
+    // the next claim takes it at once. Only the lease's holder can hand it back, once.
+    let stopped = node
         .client
         .claim_job()
         .await
         .unwrap()
         .expect("the second job");
+    assert_eq!(
+        refused(
+            node.client
+                .return_job(&stopped.request_id, "not-the-token")
+                .await
+        ),
+        (409, "lease_lost".into())
+    );
+    node.client
+        .return_job(&stopped.request_id, &stopped.lease_token)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            node.client
+                .return_job(&stopped.request_id, &stopped.lease_token)
+                .await
+        ),
+        (409, "lease_lost".into())
+    );
+    let returned = job(&board.admin.client, vault, &stopped.request_id).await;
+    assert_eq!((returned.status, returned.attempts), (JobStatus::Queued, 0));
+    let doomed = node
+        .client
+        .claim_job()
+        .await
+        .unwrap()
+        .expect("the second job, handed back");
+    assert_eq!(
+        (doomed.request_id.as_str(), doomed.attempt),
+        (stopped.request_id.as_str(), 1)
+    );
     node.client
         .fail_job(
             &doomed.request_id,
@@ -381,15 +431,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         ),
         (409, "lease_lost".into())
     );
-    let failed = board
-        .admin
-        .client
-        .jobs(vault)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|job| job.request_id == doomed.request_id)
-        .unwrap();
+    let failed = job(&board.admin.client, vault, &doomed.request_id).await;
     assert_eq!(
         (failed.status.as_str(), failed.failure.as_deref()),
         (
@@ -407,6 +449,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
         "job.queued",
         "job.leased",
         "transcript.stored",
+        "job.returned",
         "job.failed",
     ] {
         assert!(

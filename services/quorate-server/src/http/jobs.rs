@@ -8,7 +8,7 @@ use axum::{
 };
 use quorate_api::Base64;
 use quorate_api::{
-    JobCompletion, JobFailure, JobProgress, JobView, Lease, SealedShare, TranscriptView,
+    JobCompletion, JobFailure, JobProgress, JobReturn, JobView, Lease, SealedShare, TranscriptView,
 };
 
 use crate::http::paths::{ApiPath, JobPath, TranscriptPath, VaultPath};
@@ -106,6 +106,30 @@ pub(crate) async fn fail(
     let request = request.to_string();
     let lease = node.lease(&request, &body.lease_token);
     jobs::fail(&app, lease, &body.reason, now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hands the job back to the queue: the node is stopping before it could finish. Its next
+/// claim takes the job again, and the attempt does not count.
+#[utoipa::path(
+    post, path = "/jobs/{request}/return", tag = "jobs", security(("session" = [])), operation_id = "return_job",
+    params(JobPath),
+    request_body = quorate_api::JobReturn,
+    responses(
+        (status = 204, description = "Back in the queue"),
+        (status = 403, description = "Only nodes hand jobs back", body = quorate_api::ErrorBody),
+        (status = 404, description = "No job of this node's with this ID", body = quorate_api::ErrorBody),
+        (status = 409, description = "The lease was lost", body = quorate_api::ErrorBody),
+    )
+)]
+pub(crate) async fn give_back(
+    State(app): State<App>,
+    node: NodeCaller,
+    ApiPath(JobPath { request }): ApiPath<JobPath>,
+    ApiJson(body): ApiJson<JobReturn>,
+) -> Result<StatusCode, ApiError> {
+    let request = request.to_string();
+    jobs::give_back(&app, node.lease(&request, &body.lease_token), now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

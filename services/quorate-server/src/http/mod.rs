@@ -92,6 +92,7 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(jobs::claim))
             .routes(routes!(jobs::progress))
             .routes(routes!(jobs::fail))
+            .routes(routes!(jobs::give_back))
             .routes(routes!(jobs::list_jobs))
             .routes(routes!(jobs::list_transcripts))
             .routes(routes!(jobs::transcript_share))

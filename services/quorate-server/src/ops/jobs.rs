@@ -332,6 +332,14 @@ pub(crate) async fn report_progress(
     Ok(progress.lease_expires_at)
 }
 
+/// Hands the job `lease` holds back to the queue (its node is stopping): the next claim by
+/// the node takes it at once, and the attempt does not count towards [`MAX_ATTEMPTS`].
+pub(crate) async fn give_back(app: &App, lease: Lease<'_>, now: i64) -> Result<(), JobError> {
+    end_lease(app, lease, LeaseEnd::GivenBack, now).await?;
+    tracing::info!(request = %lease.request, "job handed back by its node");
+    Ok(())
+}
+
 /// Fails the job `lease` holds with the node's reason; it is not retried.
 pub(crate) async fn fail(
     app: &App,
@@ -343,11 +351,44 @@ pub(crate) async fn fail(
     if reason.is_empty() || reason.len() > MAX_REASON {
         return Err(JobError::InvalidReason);
     }
+    end_lease(app, lease, LeaseEnd::Failed { reason }, now).await?;
+    tracing::warn!(request = %lease.request, reason, "job failed");
+    Ok(())
+}
+
+/// How a node ends its lease short of completing the job.
+#[derive(Debug, Clone, Copy)]
+enum LeaseEnd<'a> {
+    /// The job cannot be done, for this reason.
+    Failed { reason: &'a str },
+    /// The node stops; the job goes back to the queue.
+    GivenBack,
+}
+
+/// Ends the lease as `end` says, with the node's audit entry; `lease_lost` when the node no
+/// longer holds it.
+async fn end_lease(
+    app: &App,
+    lease: Lease<'_>,
+    end: LeaseEnd<'_>,
+    now: i64,
+) -> Result<(), JobError> {
     let mut tx = app.db.begin().await?;
     let job = leased(&mut tx, lease).await?;
-    if job.status != JobStatus::Leased
-        || !store::jobs::fail(&mut tx, lease.request, reason, now).await?
-    {
+    if job.status != JobStatus::Leased {
+        return Err(JobError::LeaseLost);
+    }
+    let (ended, action) = match end {
+        LeaseEnd::Failed { reason } => (
+            store::jobs::fail(&mut tx, lease.request, reason, now).await?,
+            "job.failed",
+        ),
+        LeaseEnd::GivenBack => (
+            store::jobs::give_back(&mut tx, &lease.holder(), now).await?,
+            "job.returned",
+        ),
+    };
+    if !ended {
         return Err(JobError::LeaseLost);
     }
     tx.audit(
@@ -355,13 +396,12 @@ pub(crate) async fn fail(
         now,
         Event {
             actor: lease.node.fingerprint,
-            action: "job.failed",
+            action,
             subject: lease.request,
             statement: None,
         },
     );
     tx.commit().await?;
-    tracing::warn!(request = %lease.request, reason, "job failed");
     Ok(())
 }
 

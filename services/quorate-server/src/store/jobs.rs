@@ -192,27 +192,57 @@ pub(crate) struct Progress<'a> {
     pub now: i64,
 }
 
+/// Runs `UPDATE jobs SET {set}` on the job `holder` holds a live lease on (its placeholders
+/// start at `$4`, bound by `bind`); whether there was such a job.
+async fn update_leased<'q>(
+    connection: &mut AnyConnection,
+    holder: &'q LeaseHolder<'_>,
+    set: &str,
+    bind: impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE jobs SET {set}
+         WHERE request_id = $1 AND node_id = $2 AND status = 'leased' AND lease_token = $3"
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(holder.request)
+        .bind(&holder.node)
+        .bind(&holder.token_hash);
+    let updated = bind(query).execute(connection).await?.rows_affected();
+    Ok(updated == 1)
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// Records progress and renews the lease; `false` when `holder` holds no live lease on it.
 pub(crate) async fn renew(
     connection: &mut AnyConnection,
     holder: &LeaseHolder<'_>,
     progress: &Progress<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let renewed = sqlx::query(
-        "UPDATE jobs SET lease_expires_at = $1, progress_permille = $2, stage = $3, updated_at = $4
-         WHERE request_id = $5 AND node_id = $6 AND status = 'leased' AND lease_token = $7",
-    )
-    .bind(progress.lease_expires_at)
-    .bind(i32::from(progress.permille))
-    .bind(progress.stage)
-    .bind(progress.now)
-    .bind(holder.request)
-    .bind(&holder.node)
-    .bind(&holder.token_hash)
-    .execute(connection)
-    .await?
-    .rows_affected();
-    Ok(renewed == 1)
+    let set = "lease_expires_at = $4, progress_permille = $5, stage = $6, updated_at = $7";
+    update_leased(connection, holder, set, |query| {
+        query
+            .bind(progress.lease_expires_at)
+            .bind(i32::from(progress.permille))
+            .bind(progress.stage)
+            .bind(progress.now)
+    })
+    .await
+}
+
+/// Puts the job `holder` leases back in the queue, as if this claim had not been made (the
+/// attempt is not counted: the node stopped, the job did not fail); `false` when `holder`
+/// holds no live lease on it.
+pub(crate) async fn give_back(
+    connection: &mut AnyConnection,
+    holder: &LeaseHolder<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let set =
+        "status = 'queued', lease_token = NULL, lease_expires_at = NULL, attempts = attempts - 1,
+               progress_permille = 0, stage = NULL, updated_at = $4";
+    update_leased(connection, holder, set, |query| query.bind(now)).await
 }
 
 /// Marks the job `holder` leases done with `transcript`; `false` when `holder` holds no live
@@ -223,19 +253,11 @@ pub(crate) async fn finish(
     transcript: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = 'done', transcript_id = $1, progress_permille = 1000, stage = 'done', updated_at = $2
-         WHERE request_id = $3 AND node_id = $4 AND status = 'leased' AND lease_token = $5",
-    )
-    .bind(transcript)
-    .bind(now)
-    .bind(holder.request)
-    .bind(&holder.node)
-    .bind(&holder.token_hash)
-    .execute(connection)
-    .await?
-    .rows_affected();
-    Ok(done == 1)
+    let set = "status = 'done', transcript_id = $4, progress_permille = 1000, stage = 'done', updated_at = $5";
+    update_leased(connection, holder, set, |query| {
+        query.bind(transcript).bind(now)
+    })
+    .await
 }
 
 /// Fails request `request`'s job with `reason` if it is still queued or leased; `false` when
