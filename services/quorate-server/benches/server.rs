@@ -17,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use quorate_crypto::{AgeSecretKey, VaultId, envelope, statement::UnlockRequest};
 use quorate_server::test_support::{Backend, TestDb};
 
@@ -284,18 +285,14 @@ async fn approvals_bench() {
             }
             let started = Instant::now();
             let total = prepared.len();
-            let mut pending = prepared.into_iter();
-            loop {
-                let batch: Vec<_> = pending.by_ref().take(in_flight).collect();
-                if batch.is_empty() {
-                    break;
-                }
-                let calls = batch.iter().map(|(request, client, vote, resealed)| {
+            // A vote is sent as soon as one of the `in_flight` before it is answered.
+            let mut answers =
+                futures::stream::iter(prepared.iter().map(|(request, client, vote, resealed)| {
                     client.vote(vault, *request, vote, Some(resealed))
-                });
-                for result in futures::future::join_all(calls).await {
-                    result.unwrap();
-                }
+                }))
+                .buffer_unordered(in_flight);
+            while let Some(answer) = answers.next().await {
+                answer.unwrap();
             }
             let elapsed = started.elapsed();
             println!(

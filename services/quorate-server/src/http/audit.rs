@@ -48,7 +48,11 @@ pub(crate) async fn list(
         ));
     }
     let after = page.after.unwrap_or(-1);
+    let vault = vault.to_string();
+    // Entries of changes that committed while the chain was taken may still wait for the
+    // background task: the reader links them first, so it sees every change answered.
+    store::audit::link_waiting(&app.db, &vault).await?;
     Ok(axum::Json(
-        store::audit::page(&app.db, &vault.to_string(), after, limit).await?,
+        store::audit::page(&app.db, &vault, after, limit).await?,
     ))
 }

@@ -280,9 +280,11 @@ pub(crate) async fn vote(
     let vault = member.vault.to_string();
     let id = ballot.request.to_string();
     let mut tx = app.db.begin().await?;
-    let mut request = store::requests::lock(&mut tx, &vault, &id)
+    let locked = store::requests::lock(&mut tx, &vault, &id, member.fingerprint)
         .await?
         .ok_or(RequestError::NotFound)?;
+    let holds_share = locked.voter_holds_share();
+    let mut request = locked.request;
     if request.status == RequestStatus::Open && request.expires_at <= now {
         close(&mut tx, member.vault, &id, RequestStatus::Expired, now).await?;
         tx.commit().await?;
@@ -295,7 +297,7 @@ pub(crate) async fn vote(
     let (verified, signer) = roster.verify_by_member::<Vote>(ballot.signed)?;
     let vote = verified.statement;
     check_vote_binding(&request, &vote, signer.fingerprint.to_hex(), member)?;
-    if !store::requests::holds_share_of(&mut tx, &request.subject_id, member.fingerprint).await? {
+    if !holds_share {
         return Err(RequestError::NotAHolder);
     }
     let decision = decision(&vote.decision, ballot.resealed_share)?;

@@ -1,10 +1,13 @@
 //! Appending to and reading the hash-chained audit log. Every state change appends its entry
 //! inside the transaction that makes the change, so the log and the state never disagree.
 
-use quorate_api::AuditEntryView;
-use quorate_api::Base64;
-use quorate_crypto::{VaultId, audit::AuditEntry};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
 
+use quorate_api::{AuditEntryView, Base64};
+use quorate_crypto::{VaultId, audit::AuditEntry};
 use sqlx::AnyConnection;
 
 use super::db::Backend;
@@ -65,23 +68,44 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Takes `vault`'s chain for this transaction if no other transaction holds it: `false`
-/// when one does (on PostgreSQL; SQLite's single writer always holds it). The lock on the
+/// A vault's chain, held by a transaction.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HeldChain {
+    /// Whether entries of committed changes wait to be linked into it.
+    waiting: bool,
+}
+
+/// Takes `vault`'s chain for this transaction if no other transaction holds it: `None` when
+/// one does (on PostgreSQL; SQLite's single writer always holds it). The lock on the
 /// vault's row is the kind an update that keeps the key takes, so rows that merely refer to
 /// the vault (a waiting entry, a new request) can still be inserted meanwhile.
+///
+/// The same statement says whether entries wait, saving a round trip when none do. An
+/// entry whose change committed after this statement began is not seen: that change ran
+/// alongside this transaction (had this one read anything of it, it would have committed
+/// before), so linking it after this transaction's entries keeps the chain in an order the
+/// changes could have taken effect in, and its own commit has it linked.
 pub(super) async fn try_lock_chain(
     connection: &mut AnyConnection,
     backend: Backend,
     vault: &str,
-) -> Result<bool, sqlx::Error> {
-    if backend == Backend::Sqlite {
-        return Ok(true);
-    }
-    let locked = sqlx::query("SELECT id FROM vaults WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
+) -> Result<Option<HeldChain>, sqlx::Error> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT (SELECT MIN(id) FROM audit_pending WHERE vault_id = $1) AS first_waiting
+             FROM vaults WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED"
+        }
+        Backend::Sqlite => {
+            "SELECT (SELECT MIN(id) FROM audit_pending WHERE vault_id = $1) AS first_waiting"
+        }
+    };
+    let first_waiting: Option<Option<i64>> = sqlx::query_scalar(sql)
         .bind(vault)
         .fetch_optional(connection)
         .await?;
-    Ok(locked.is_some())
+    Ok(first_waiting.map(|first| HeldChain {
+        waiting: first.is_some(),
+    }))
 }
 
 /// Takes `vault`'s chain for this transaction, waiting for another that holds it (a no-op
@@ -105,9 +129,14 @@ async fn lock_chain(
 pub(super) async fn append(
     connection: &mut AnyConnection,
     vault: &str,
+    chain: HeldChain,
     entries: Vec<AuditEntry>,
 ) -> Result<bool, sqlx::Error> {
-    let (mut all, linked_ids) = take_pending(connection, vault).await?;
+    let (mut all, linked_ids) = if chain.waiting {
+        take_pending(connection, vault).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     all.extend(entries);
     if all.is_empty() {
         return Ok(false);
@@ -177,11 +206,79 @@ pub(crate) async fn link_waiting(db: &super::Db, vault: &str) -> Result<(), sqlx
     }
     let mut tx = db.pool().begin().await?;
     lock_chain(&mut tx, db.backend(), vault).await?;
-    if append(&mut tx, vault, Vec::new()).await? {
+    if append(&mut tx, vault, HeldChain { waiting: true }, Vec::new()).await? {
         tx.commit().await
     } else {
         tx.rollback().await
     }
+}
+
+/// The vaults whose waiting entries a background task is linking, each with whether more
+/// were committed since that task last looked, so that a burst of waiting changes costs one
+/// task per vault rather than one per change.
+#[derive(Debug, Default)]
+pub(crate) struct Linking {
+    vaults: Mutex<HashMap<String, bool>>,
+}
+
+impl Linking {
+    fn vaults(&self) -> MutexGuard<'_, HashMap<String, bool>> {
+        self.vaults
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Whether a task must be started for `vault` (none is linking it); otherwise the
+    /// running one is told to look again.
+    fn start(&self, vault: &str) -> bool {
+        let mut vaults = self.vaults();
+        match vaults.get_mut(vault) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                vaults.insert(vault.to_owned(), false);
+                true
+            }
+        }
+    }
+
+    /// Whether the task linking `vault` must look again; if not, it is done.
+    fn again(&self, vault: &str) -> bool {
+        let mut vaults = self.vaults();
+        match vaults.get_mut(vault) {
+            Some(again @ true) => {
+                *again = false;
+                true
+            }
+            _ => {
+                vaults.remove(vault);
+                false
+            }
+        }
+    }
+}
+
+/// Links `vault`'s waiting entries in a background task, after a change whose entries
+/// waited has committed, so the change is answered without waiting for the chain.
+/// A failure, or a shutdown in the middle, leaves the entries waiting, linked by the next
+/// append to the chain, the next read of it, or the sweep.
+pub(crate) fn link_in_background(db: &super::Db, vault: String) {
+    if !db.linking().start(&vault) {
+        return;
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = link_waiting(&db, &vault).await {
+                tracing::warn!(%error, vault, "audit entries wait to be linked");
+            }
+            if !db.linking().again(&vault) {
+                break;
+            }
+        }
+    });
 }
 
 /// Links the entries waiting in every vault (a crash between a change's commit and the

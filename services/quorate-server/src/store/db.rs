@@ -2,7 +2,7 @@
 //! sqlx's `Any` driver so each query is written once (with `$N` placeholders, which both
 //! accept). Migrations live per backend under `migrations/`, with the same version numbers.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -11,6 +11,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode},
 };
 
+use super::audit::Linking;
 use crate::config::SecretUrl;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -30,6 +31,7 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    linking: Arc<Linking>,
 }
 
 /// Storage failures.
@@ -103,7 +105,11 @@ impl Db {
             }
             Backend::Postgres => options.max_connections(16).connect(text).await?,
         };
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            linking: Arc::default(),
+        })
     }
 
     /// Applies every migration not yet applied.
@@ -129,6 +135,11 @@ impl Db {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Which vaults' waiting audit entries are being linked in the background.
+    pub(super) fn linking(&self) -> &Arc<Linking> {
+        &self.linking
     }
 
     /// Closes every connection.

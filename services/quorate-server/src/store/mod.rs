@@ -25,7 +25,7 @@ use std::ops::{Deref, DerefMut};
 use quorate_crypto::{VaultId, audit::AuditEntry};
 
 pub(crate) use self::audit::Event;
-use self::db::Db;
+use self::db::{Backend, Db};
 
 /// A database transaction that knows its backend and collects the audit entries of the
 /// changes it makes, so that auditing a change is one call and the entries are committed
@@ -49,16 +49,17 @@ impl Tx {
     /// appends holds the chain until its commit is durable. So that changes do not queue
     /// behind each other's commits while they hold their own locks (a request's, say), a
     /// transaction that finds the chain taken does not wait: its entries are committed as
-    /// waiting, with the change, and linked right after the commit in one short transaction
-    /// that links every entry waiting by then. Either way an entry exists exactly when its
-    /// change does, and the chain follows the order in which changes took effect: waiting
-    /// entries (whose changes committed) before those of the transaction that links them.
+    /// waiting, with the change, and linked after the commit by a background task that links
+    /// every entry waiting by then (readers of the chain link what waits first). Either way
+    /// an entry exists exactly when its change does, and the chain follows the order in
+    /// which changes took effect: waiting entries (whose changes committed) before those of
+    /// the transaction that links them.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         let backend = self.db.backend();
         let mut waiting = Vec::new();
         for (vault, entries) in by_vault(std::mem::take(&mut self.audit)) {
-            if audit::try_lock_chain(&mut self.inner, backend, &vault).await? {
-                audit::append(&mut self.inner, &vault, entries).await?;
+            if let Some(chain) = audit::try_lock_chain(&mut self.inner, backend, &vault).await? {
+                audit::append(&mut self.inner, &vault, chain, entries).await?;
             } else {
                 audit::defer(&mut self.inner, &vault, &entries).await?;
                 waiting.push(vault);
@@ -66,11 +67,7 @@ impl Tx {
         }
         self.inner.commit().await?;
         for vault in waiting {
-            // The change is durable and its entries with it; if linking fails now, the next
-            // append to the chain or the sweep links them.
-            if let Err(error) = audit::link_waiting(&self.db, &vault).await {
-                tracing::warn!(%error, vault, "audit entries wait to be linked");
-            }
+            audit::link_in_background(&self.db, vault);
         }
         Ok(())
     }
@@ -111,9 +108,18 @@ impl DerefMut for Tx {
 
 impl Db {
     /// Starts a transaction.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a transaction that
+    /// read first would otherwise fail outright ("database is locked", with no wait) when it
+    /// came to write after another connection had committed, as when the sweep deletes
+    /// expired rows between a sign-in's read and its write.
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        let inner = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        };
         Ok(Tx {
-            inner: self.pool().begin().await?,
+            inner,
             db: self.clone(),
             audit: Vec::new(),
         })
@@ -161,14 +167,17 @@ mod tests {
             audit::try_lock_chain(&mut first, db.backend(), &vault.to_string())
                 .await
                 .unwrap()
+                .is_some()
         );
 
-        // The second change commits while the first holds the chain; its entry waits and is
-        // linked once the first has committed.
+        // The second change commits while the first holds the chain, without waiting for
+        // it: its entry waits, and is linked once the first has committed.
         let mut second = db.begin().await.unwrap();
         second.audit(vault, 2, event("second"));
-        let second = tokio::spawn(second.commit());
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), second.commit())
+            .await
+            .expect("a change does not wait for the chain another holds")
+            .unwrap();
         let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
             .fetch_one(db.pool())
             .await
@@ -177,9 +186,7 @@ mod tests {
             waiting, 1,
             "the second change committed with its entry waiting"
         );
-        assert!(!second.is_finished(), "linking waits for the chain");
         first.commit().await.unwrap();
-        second.await.unwrap().unwrap();
 
         let entries = audit::page(&db, &vault.to_string(), -1, 10).await.unwrap();
         let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
@@ -207,6 +214,78 @@ mod tests {
             .unwrap();
         assert_eq!(waiting, 0);
 
+        db.close().await;
+        test_db.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_entries_that_waited_are_linked_in_the_background_once_the_chain_is_free() {
+        let vault = VaultId::random();
+        let (db, test_db) = database(Backend::Postgres, vault).await;
+        let mut holder = db.begin().await.unwrap();
+        assert!(
+            audit::try_lock_chain(&mut holder, db.backend(), &vault.to_string())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let mut change = db.begin().await.unwrap();
+        change.audit(vault, 2, event("change"));
+        change.commit().await.unwrap();
+
+        // The holder appends nothing: only the background task can link the waiting entry.
+        holder.commit().await.unwrap();
+        let mut waiting = 1;
+        for _ in 0..100 {
+            waiting = sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            if waiting == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(waiting, 0, "the waiting entry was linked");
+        let entries = audit::page(&db, &vault.to_string(), -1, 10).await.unwrap();
+        let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
+        assert_eq!(actions, ["change"]);
+
+        db.close().await;
+        test_db.drop_database().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_a_transaction_that_read_first_still_writes_after_another_commits() {
+        let vault = VaultId::random();
+        let (db, test_db) = database(Backend::Sqlite, vault).await;
+        let mut reads_first = db.begin().await.unwrap();
+        let vaults: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vaults")
+            .fetch_one(&mut *reads_first)
+            .await
+            .unwrap();
+        assert_eq!(vaults, 1);
+
+        // Another connection writes meanwhile (the sweep, say): it waits for this
+        // transaction rather than committing under it.
+        let other = db.clone();
+        let writes = tokio::spawn(async move {
+            let mut tx = other.begin().await?;
+            vaults::insert(&mut tx, &VaultId::random().to_string(), "other", 0).await?;
+            tx.commit().await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        vaults::insert(&mut reads_first, &VaultId::random().to_string(), "mine", 0)
+            .await
+            .expect("the write of a transaction that read first is not refused");
+        reads_first.commit().await.unwrap();
+        writes.await.unwrap().unwrap();
+
+        let vaults: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vaults")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(vaults, 3);
         db.close().await;
         test_db.drop_database().await;
     }

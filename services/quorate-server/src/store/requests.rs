@@ -135,20 +135,39 @@ pub(crate) async fn get(
     .await
 }
 
+/// A request locked for a vote, and whether the voter holds a share of its subject.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LockedRequest {
+    #[sqlx(flatten)]
+    pub request: RequestRow,
+    voter_holds_share: i64,
+}
+
+impl LockedRequest {
+    /// Whether the voter holds a share of the request's subject.
+    pub(crate) fn voter_holds_share(&self) -> bool {
+        self.voter_holds_share != 0
+    }
+}
+
 /// Request `id` of `vault`, locked until the transaction ends so that votes on one request
 /// take turns (the no-op write takes the row lock on PostgreSQL and SQLite's write lock
-/// before anything is read).
+/// before anything is read), with whether `voter` holds a share of its subject, in the same
+/// round trip.
 pub(crate) async fn lock(
     connection: &mut AnyConnection,
     vault: &str,
     id: &str,
-) -> Result<Option<RequestRow>, sqlx::Error> {
+    voter: &str,
+) -> Result<Option<LockedRequest>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE unlock_requests SET status = status WHERE id = $1 AND vault_id = $2
-         RETURNING {REQUEST_COLUMNS}"
+         RETURNING {REQUEST_COLUMNS}, CAST(CASE WHEN {} THEN 1 ELSE 0 END AS BIGINT) AS voter_holds_share",
+        holds_share("unlock_requests.subject_id", "$3")
     )))
     .bind(id)
     .bind(vault)
+    .bind(voter)
     .fetch_optional(connection)
     .await
 }
@@ -187,23 +206,6 @@ fn holds_share(subject: &str, member: &str) -> String {
         "(EXISTS (SELECT 1 FROM recording_shares s WHERE s.recording_id = {subject} AND s.member = {member})
           OR EXISTS (SELECT 1 FROM transcript_shares s WHERE s.transcript_id = {subject} AND s.member = {member}))"
     )
-}
-
-/// Whether `member` holds a share of the recording or transcript `subject`.
-pub(crate) async fn holds_share_of(
-    connection: &mut AnyConnection,
-    subject: &str,
-    member: &str,
-) -> Result<bool, sqlx::Error> {
-    let holds = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT 1 AS holds WHERE {}",
-        holds_share("$1", "$2")
-    )))
-    .bind(subject)
-    .bind(member)
-    .fetch_optional(connection)
-    .await?;
-    Ok(holds.is_some())
 }
 
 /// Which of a vault's requests a listing shows.
