@@ -869,7 +869,7 @@ export interface components {
          * @description What a one-time code enrols.
          * @enum {string}
          */
-        CodePurpose: "first-admin" | "member" | "node";
+        CodePurpose: "first-admin" | "member" | "recorder" | "node";
         /** @description A created vault with the one-time code for its first admin. */
         CreatedVault: {
             /**
@@ -928,7 +928,7 @@ export interface components {
          * @description What a one-time invite enrols.
          * @enum {string}
          */
-        InvitePurpose: "member" | "node";
+        InvitePurpose: "member" | "recorder" | "node";
         /** @description `POST /api/v1/vaults/{vault}/invites` (admins): a one-time code for a member or a node. */
         InviteRequest: {
             /** @description Whom it enrols. */
@@ -1074,7 +1074,7 @@ export interface components {
          * @description A member's role on the roster.
          * @enum {string}
          */
-        MemberRole: "admin" | "member";
+        MemberRole: "admin" | "member" | "recorder";
         /**
          * @description Where a member is in their life on the vault.
          * @enum {string}
@@ -1185,7 +1185,7 @@ export interface components {
          * @description What a signed-in party is.
          * @enum {string}
          */
-        PartyRole: "admin" | "member" | "node";
+        PartyRole: "admin" | "member" | "recorder" | "node";
         /** @description `GET`/`PUT /api/v1/vaults/{vault}/policy`: the vault's newest signed policy. */
         PolicyStatement: {
             /**
@@ -3468,7 +3468,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Nodes cannot upload */
+            /** @description Only members and recorders upload */
             403: {
                 headers: {
                     [name: string]: unknown;

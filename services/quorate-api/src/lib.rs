@@ -182,6 +182,8 @@ wire_enum! {
         Admin = "admin",
         /// A member: holds shares, requests and votes.
         Member = "member",
+        /// A recording machine: signs in and uploads, nothing else.
+        Recorder = "recorder",
         /// A transcription node.
         Node = "node",
     }
@@ -194,6 +196,9 @@ wire_enum! {
         Admin = "admin",
         /// Holds shares, requests and votes.
         Member = "member",
+        /// Records meetings unattended: signs in and uploads; holds no share, cannot
+        /// request, vote or read.
+        Recorder = "recorder",
     }
 }
 
@@ -203,6 +208,7 @@ impl From<quorate_crypto::statement::Role> for MemberRole {
         match role {
             Role::Admin => Self::Admin,
             Role::Member => Self::Member,
+            Role::Recorder => Self::Recorder,
         }
     }
 }
@@ -236,6 +242,8 @@ wire_enum! {
     InvitePurpose, "invite purpose" {
         /// A member.
         Member = "member",
+        /// A recorder (a machine that records meetings and uploads them).
+        Recorder = "recorder",
         /// A transcription node.
         Node = "node",
     }
@@ -248,6 +256,8 @@ wire_enum! {
         FirstAdmin = "first-admin",
         /// A member.
         Member = "member",
+        /// A recorder.
+        Recorder = "recorder",
         /// A transcription node.
         Node = "node",
     }
@@ -257,6 +267,7 @@ impl From<InvitePurpose> for CodePurpose {
     fn from(purpose: InvitePurpose) -> Self {
         match purpose {
             InvitePurpose::Member => Self::Member,
+            InvitePurpose::Recorder => Self::Recorder,
             InvitePurpose::Node => Self::Node,
         }
     }

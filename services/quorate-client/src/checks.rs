@@ -47,8 +47,8 @@ pub enum CheckError {
 }
 
 /// A recording manifest, verified: a valid signature for this vault, made by the uploader
-/// the manifest names, who is or was a member on the verified `roster` (an uploader may have
-/// left since). With `recording`, the manifest must be that recording's.
+/// the manifest names, who is or was a member or recorder on the verified `roster` (an
+/// uploader may have left since). With `recording`, the manifest must be that recording's.
 ///
 /// Without the signer check a server could re-sign a real split with sealed metadata of its
 /// own: voters would approve while reading a title the server chose.
@@ -76,6 +76,7 @@ pub fn recording_manifest(
     let signed_by_uploader = roster
         .members()
         .iter()
+        .chain(roster.recorders())
         .chain(roster.removed())
         .any(|member| {
             member.fingerprint == manifest.uploader
@@ -84,7 +85,7 @@ pub fn recording_manifest(
     if !signed_by_uploader {
         return Err(CheckError::WrongSigner {
             what: WHAT,
-            expected: "its uploader, a member of the roster",
+            expected: "its uploader, a member or recorder of the roster",
         });
     }
     if !roster.has_entry(&manifest.roster_head) {
@@ -197,23 +198,33 @@ pub fn not_older_than_seen(
     }
 }
 
-/// Checks who signed each statement the audit log carries, in log order: manifests, requests
-/// and votes by the member they name (on the verified `roster` now or before); roster
+/// Checks who signed each statement the audit log carries, in log order: manifests by the
+/// member or recorder they name, requests and votes by the member they name (never a
+/// recorder), each on the verified `roster` now or before; roster
 /// entries, node approvals, policies and search-key commitments by an admin of it; transcript and
 /// release manifests by a node whose key an admin's approval earlier in the log names. The
 /// hash chain alone only shows that the server kept its own log consistently: without this
 /// a database writer could insert statements signed by keys of its own.
 pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), CheckError> {
-    let ever: Vec<&RosterMember> = roster.members().iter().chain(roster.removed()).collect();
+    let ever: Vec<&RosterMember> = roster
+        .members()
+        .iter()
+        .chain(roster.recorders())
+        .chain(roster.removed())
+        .collect();
     let on_roster = |key: &VerifyingKey, admin: bool| {
         ever.iter().any(|member| {
             member.public.verifying_key == *key && (!admin || member.role == Role::Admin)
         })
     };
-    // A member's statement must be signed by the very member it names.
-    let named = |fingerprint: &Fingerprint, key: &VerifyingKey| {
-        ever.iter()
-            .any(|member| member.fingerprint == *fingerprint && member.public.verifying_key == *key)
+    // A member's statement must be signed by the very member it names; only a manifest may
+    // be a recorder's.
+    let named = |fingerprint: &Fingerprint, key: &VerifyingKey, recorder_may: bool| {
+        ever.iter().any(|member| {
+            member.fingerprint == *fingerprint
+                && member.public.verifying_key == *key
+                && (recorder_may || member.role.holds_shares())
+        })
     };
     let mut nodes: HashMap<NodeId, VerifyingKey> = HashMap::new();
     for entry in entries {
@@ -234,15 +245,15 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
             }
             StatementKind::RecordingManifest => {
                 let manifest = in_vault::<RecordingManifest>(roster, &signed).map_err(refuse)?;
-                named(&manifest.uploader, &signer)
+                named(&manifest.uploader, &signer, true)
             }
             StatementKind::UnlockRequest => {
                 let request = in_vault::<UnlockRequest>(roster, &signed).map_err(refuse)?;
-                named(&request.requester, &signer)
+                named(&request.requester, &signer, false)
             }
             StatementKind::Vote => {
                 let vote = in_vault::<Vote>(roster, &signed).map_err(refuse)?;
-                named(&vote.voter, &signer)
+                named(&vote.voter, &signer, false)
             }
             StatementKind::VaultPolicy => {
                 in_vault::<VaultPolicy>(roster, &signed).map_err(refuse)?;

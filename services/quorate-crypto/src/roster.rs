@@ -27,11 +27,16 @@ pub struct RosterMember {
 }
 
 /// A verified roster: who is a member now, and the chain it was built from.
+///
+/// Members (admins and members) hold shares; recorders are kept apart, so that everything
+/// that seals to, splits among or accepts a vote from "the members" leaves them out unless
+/// it asks for them.
 #[derive(Debug, Clone)]
 pub struct Roster {
     vault_id: VaultId,
     digests: Vec<[u8; 32]>,
     active: Vec<RosterMember>,
+    recorders: Vec<RosterMember>,
     removed: Vec<RosterMember>,
 }
 
@@ -42,6 +47,7 @@ impl Roster {
             vault_id,
             digests: Vec::new(),
             active: Vec::new(),
+            recorders: Vec::new(),
             removed: Vec::new(),
         }
     }
@@ -137,7 +143,7 @@ impl Roster {
         let fingerprint = entry.member.fingerprint();
         match entry.change {
             RosterChange::Add => {
-                let clash = self.active.iter().any(|member| {
+                let clash = self.active.iter().chain(&self.recorders).any(|member| {
                     member.fingerprint == fingerprint
                         || member.public.recipient == entry.member.recipient
                         || member.public.verifying_key == entry.member.verifying_key
@@ -148,39 +154,59 @@ impl Roster {
                         reason: "already on the roster",
                     });
                 }
-                self.active.push(RosterMember {
+                let added = RosterMember {
                     public: entry.member,
                     fingerprint,
                     name: entry.name,
                     role: entry.role,
                     added_in: entry.sequence,
-                });
+                };
+                if entry.role.holds_shares() {
+                    self.active.push(added);
+                } else {
+                    self.recorders.push(added);
+                }
             }
             RosterChange::Remove => {
-                let position = self
-                    .active
-                    .iter()
-                    .position(|member| member.fingerprint == fingerprint)
-                    .ok_or(Error::InvalidField {
-                        field: "member",
-                        reason: "is not on the roster",
-                    })?;
-                let admins = self
-                    .active
-                    .iter()
-                    .filter(|member| member.role == Role::Admin)
-                    .count();
-                if self.active[position].role == Role::Admin && admins == 1 {
-                    return Err(Error::InvalidField {
-                        field: "member",
-                        reason: "is the last admin",
-                    });
-                }
-                self.removed.push(self.active.remove(position));
+                let removed = self.take_out(&fingerprint)?;
+                self.removed.push(removed);
             }
         }
         self.digests.push(verified.digest);
         Ok(())
+    }
+
+    /// Takes the member or recorder `fingerprint` off the current roster, unless they are
+    /// not on it or are its last admin.
+    fn take_out(&mut self, fingerprint: &Fingerprint) -> Result<RosterMember, Error> {
+        let not_on_roster = Error::InvalidField {
+            field: "member",
+            reason: "is not on the roster",
+        };
+        if let Some(position) = self
+            .recorders
+            .iter()
+            .position(|recorder| recorder.fingerprint == *fingerprint)
+        {
+            return Ok(self.recorders.remove(position));
+        }
+        let position = self
+            .active
+            .iter()
+            .position(|member| member.fingerprint == *fingerprint)
+            .ok_or(not_on_roster)?;
+        let admins = self
+            .active
+            .iter()
+            .filter(|member| member.role == Role::Admin)
+            .count();
+        if self.active[position].role == Role::Admin && admins == 1 {
+            return Err(Error::InvalidField {
+                field: "member",
+                reason: "is the last admin",
+            });
+        }
+        Ok(self.active.remove(position))
     }
 
     fn check_signer(&self, entry: &RosterEntry, signer: &VerifyingKey) -> Result<(), Error> {
@@ -242,24 +268,30 @@ impl Roster {
         self.digests.contains(digest)
     }
 
-    /// Current members, in the order they were added.
+    /// Current members (admins and members: those who hold shares), in the order they were
+    /// added. Recorders are not among them.
     pub fn members(&self) -> &[RosterMember] {
         &self.active
     }
 
-    /// Members who were removed.
+    /// Current recorders, in the order they were added.
+    pub fn recorders(&self) -> &[RosterMember] {
+        &self.recorders
+    }
+
+    /// Members and recorders who were removed.
     pub fn removed(&self) -> &[RosterMember] {
         &self.removed
     }
 
-    /// A current member by fingerprint.
+    /// A current member (not a recorder) by fingerprint.
     pub fn member(&self, fingerprint: &Fingerprint) -> Option<&RosterMember> {
         self.active
             .iter()
             .find(|member| member.fingerprint == *fingerprint)
     }
 
-    /// A current member by their signing key.
+    /// A current member (not a recorder) by their signing key.
     pub fn member_by_key(&self, key: &VerifyingKey) -> Option<&RosterMember> {
         self.active
             .iter()
@@ -286,23 +318,45 @@ impl Roster {
     }
 
     /// Verifies a statement that a current member of this vault must have signed (a
-    /// manifest, a request, a vote): its signature, that its signer is on the roster, and
-    /// its vault.
+    /// request, a vote): its signature, that its signer is a member on the roster (a
+    /// recorder is refused), and its vault.
     pub fn verify_by_member<T: StatementBody>(
         &self,
         signed: &SignedStatement,
     ) -> Result<(Verified<T>, &RosterMember), Error> {
+        self.verify_signed_by(signed, &[])
+    }
+
+    /// Verifies a recording manifest's signature, that its signer is a current member or
+    /// recorder, and its vault.
+    pub fn verify_by_uploader<T: StatementBody>(
+        &self,
+        signed: &SignedStatement,
+    ) -> Result<(Verified<T>, &RosterMember), Error> {
+        self.verify_signed_by(signed, &self.recorders)
+    }
+
+    /// Verifies `signed` as signed by a current member or one of `also`.
+    fn verify_signed_by<'a, T: StatementBody>(
+        &'a self,
+        signed: &SignedStatement,
+        also: &'a [RosterMember],
+    ) -> Result<(Verified<T>, &'a RosterMember), Error> {
         let verified = signed.verify::<T>()?;
         if verified.statement.vault_id() != self.vault_id {
             return Err(Error::BindingMismatch { field: "vault" });
         }
         let signer = self
-            .member_by_key(&verified.signer)
+            .active
+            .iter()
+            .chain(also)
+            .find(|member| member.public.verifying_key == verified.signer)
             .ok_or_else(|| not_authorised(signed))?;
         Ok((verified, signer))
     }
 
-    /// Every current member's recipient (for sealing metadata and released copies).
+    /// Every current member's recipient (for sealing metadata and released copies); no
+    /// recorder's.
     pub fn recipients(&self) -> Vec<Recipient> {
         self.active
             .iter()
@@ -464,5 +518,85 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_recorder_uploads_but_holds_nothing_and_signs_no_member_statement() {
+        use crate::statement::VaultPolicy;
+        let (vault, admin, _member, mut entries) = chain();
+        let recorder = Identity::generate();
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        entries.push(
+            roster
+                .sign_change(
+                    &admin,
+                    RosterChange::Add,
+                    recorder.public(),
+                    "Jibri",
+                    Role::Recorder,
+                    3,
+                )
+                .unwrap(),
+        );
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        assert_eq!(
+            roster.members().len(),
+            2,
+            "a recorder is not a share holder"
+        );
+        assert_eq!(roster.recorders()[0].fingerprint, recorder.fingerprint());
+        assert!(roster.member(&recorder.fingerprint()).is_none());
+        assert!(!roster.recipients().contains(&recorder.public().recipient));
+
+        let statement = VaultPolicy {
+            vault_id: vault,
+            sequence: 0,
+            min_threshold: 2,
+            issued_at: 3,
+        };
+        let by_recorder = SignedStatement::sign(&statement, &recorder);
+        let (_, signer) = roster
+            .verify_by_uploader::<VaultPolicy>(&by_recorder)
+            .unwrap();
+        assert_eq!(signer.role, Role::Recorder);
+        assert!(matches!(
+            roster.verify_by_member::<VaultPolicy>(&by_recorder),
+            Err(Error::NotAuthorised { .. })
+        ));
+        let stranger = SignedStatement::sign(&statement, &Identity::generate());
+        assert!(roster.verify_by_uploader::<VaultPolicy>(&stranger).is_err());
+        assert!(
+            roster
+                .sign_change(
+                    &recorder,
+                    RosterChange::Add,
+                    Identity::generate().public(),
+                    "Eve",
+                    Role::Member,
+                    4
+                )
+                .is_err(),
+            "a recorder signs no roster entry"
+        );
+
+        let removal = roster
+            .sign_change(
+                &admin,
+                RosterChange::Remove,
+                recorder.public(),
+                "Jibri",
+                Role::Recorder,
+                4,
+            )
+            .unwrap();
+        entries.push(removal);
+        let roster = Roster::verify(vault, &entries, None).unwrap();
+        assert!(roster.recorders().is_empty());
+        assert_eq!(roster.removed()[0].role, Role::Recorder);
+        assert!(
+            roster
+                .verify_by_uploader::<VaultPolicy>(&by_recorder)
+                .is_err()
+        );
     }
 }

@@ -302,6 +302,10 @@ pub enum Role {
     Admin,
     /// Holds shares, requests and votes.
     Member,
+    /// A machine that records meetings unattended: signs in and uploads recordings (its
+    /// manifests are valid), but holds no share, cannot request or vote, and nothing is
+    /// sealed to it, so taking the machine yields only what it has not yet uploaded.
+    Recorder,
 }
 
 impl Role {
@@ -310,7 +314,14 @@ impl Role {
         match self {
             Self::Admin => "admin",
             Self::Member => "member",
+            Self::Recorder => "recorder",
         }
+    }
+
+    /// Whether this role holds shares of keys, requests, votes and reads what is sealed to
+    /// the members (titles, released minutes): every role but a recorder.
+    pub fn holds_shares(self) -> bool {
+        !matches!(self, Self::Recorder)
     }
 }
 
@@ -365,6 +376,7 @@ impl StatementBody for RosterEntry {
         writer.u8(match self.role {
             Role::Admin => 1,
             Role::Member => 2,
+            Role::Recorder => 3,
         });
         encode_public(&mut writer, &self.member);
         writer.str(&self.name).i64(self.issued_at);
@@ -388,6 +400,7 @@ impl StatementBody for RosterEntry {
                 let role = match reader.u8()? {
                     1 => Role::Admin,
                     2 => Role::Member,
+                    3 => Role::Recorder,
                     _ => return Err(reader.malformed()),
                 };
                 Ok(Self {

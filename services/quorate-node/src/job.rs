@@ -352,7 +352,7 @@ pub fn seal(
                 .members()
                 .iter()
                 .chain(roster.removed())
-                .find(|member| member.fingerprint == share.member)
+                .find(|member| member.fingerprint == share.member && member.role.holds_shares())
                 .map(|member| member.public)
                 .ok_or_else(|| fail("a share holder of the recording is not on the roster"))
         })

@@ -1,6 +1,6 @@
 //! The commands of `quorate`.
 
-use quorate_api::{CodePurpose, InvitePurpose, MemberStatus};
+use quorate_api::{CodePurpose, InvitePurpose, MemberRole, MemberStatus};
 use quorate_client::{Client, checks::printable};
 use quorate_crypto::{
     Fingerprint, Identity, IdentityFile, NodeId,
@@ -31,6 +31,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
             genesis,
         } => enroll(context, &code, name, genesis.as_deref()).await,
         Command::Members { action } => members(context, action).await,
+        Command::Recorders { action } => super::recorders::recorders(context, action).await,
         Command::Policy { action } => policy(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
         Command::Upload(upload) => super::upload::upload(context, upload).await,
@@ -134,6 +135,7 @@ async fn enroll(
         .vault_id
         .parse()
         .map_err(|_| DeviceError::Refused("the server named a malformed vault ID".into()))?;
+    let recorder = info.purpose == CodePurpose::Recorder;
     let (enrolled, first_admin) = match info.purpose {
         CodePurpose::FirstAdmin => {
             let genesis =
@@ -149,7 +151,7 @@ async fn enroll(
             }
             (enrolled, true)
         }
-        CodePurpose::Member => (
+        CodePurpose::Member | CodePurpose::Recorder => (
             client.enrol_member(code, &name, &identity.public()).await?,
             false,
         ),
@@ -193,12 +195,21 @@ async fn enroll(
         super::minutes::share_keys(context, &session, None).await?;
     }
     let fingerprint = identity.fingerprint();
-    let next = if first_admin {
-        "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`. Each new member compares the genesis above\nwith the one `quorate members` shows you."
-    } else if expected_genesis.is_some() {
-        "The genesis matches the one you were given. You are pending. Read your fingerprint to an admin\nover a channel you trust (in person, by phone); they approve you with\n`quorate members approve FINGERPRINT` after comparing it."
+    let approve = if recorder {
+        "quorate recorders approve"
     } else {
-        "You are pending. Over a channel you trust (in person, by phone), with an admin:\n  - read them your fingerprint; they approve you with `quorate members approve FINGERPRINT`;\n  - have them read you the genesis their `quorate members` shows and the first admin's\n    fingerprint, and compare both with the ones above. If either differs, this server is\n    showing you a vault of its own: run `quorate enroll` again with `--genesis` and a new\n    code, and tell the admin."
+        "quorate members approve"
+    };
+    let next = if first_admin {
+        "You are the vault's first admin. Set the vault's policy next: `quorate policy set --threshold K`,\nthen invite members: `quorate members invite`. Each new member compares the genesis above\nwith the one `quorate members` shows you.".to_owned()
+    } else if expected_genesis.is_some() {
+        format!(
+            "The genesis matches the one you were given. You are pending. Read your fingerprint to an admin\nover a channel you trust (in person, by phone); they approve you with\n`{approve} FINGERPRINT` after comparing it."
+        )
+    } else {
+        format!(
+            "You are pending. Over a channel you trust (in person, by phone), with an admin:\n  - read them your fingerprint; they approve you with `{approve} FINGERPRINT`;\n  - have them read you the genesis their `quorate members` shows and the first admin's\n    fingerprint, and compare both with the ones above. If either differs, this server is\n    showing you a vault of its own: run `quorate enroll` again with `--genesis` and a new\n    code, and tell the admin."
+        )
     };
     context.print(
         &format!(
@@ -264,7 +275,7 @@ fn note_shared(count: usize) {
 }
 
 /// A fingerprint as people type it: the grouped base32 form or hex, matched against `known`.
-fn find_by_fingerprint<'a, T>(
+pub(super) fn find_by_fingerprint<'a, T>(
     typed: &str,
     known: impl IntoIterator<Item = (&'a Fingerprint, T)>,
 ) -> Result<T, DeviceError> {
@@ -301,17 +312,100 @@ pub(super) fn roster_member<'a>(
     )
 }
 
-fn member_line(member: &RosterMember) -> String {
-    let role = match member.role {
-        Role::Admin => "admin",
-        Role::Member => "member",
-    };
+pub(super) fn member_line(member: &RosterMember) -> String {
     format!(
         "  {}  {:<6}  {}",
         member.fingerprint.short(),
-        role,
+        member.role.as_str(),
         printable(&member.name)
     )
+}
+
+/// The pending enrolments of `role` (member or recorder) with their keys and names. The
+/// fingerprints shown and signed are computed here from the keys, never the server's own
+/// fingerprint column; the role only sorts the list (an entry's role is the admin's
+/// command, and the server refuses one of the other kind).
+pub(super) async fn pending_enrolments(
+    session: &Session,
+    role: MemberRole,
+) -> Result<Vec<(quorate_crypto::PublicIdentity, String)>, DeviceError> {
+    let pending = session
+        .client
+        .members(session.vault, Some(MemberStatus::Pending))
+        .await?;
+    pending
+        .iter()
+        .filter(|member| member.role == role)
+        .map(|member| {
+            quorate_crypto::PublicIdentity::from_text(
+                &member.keys.recipient,
+                &member.keys.verifying_key,
+            )
+            .map(|public| (public, member.name.clone()))
+            .map_err(|error| DeviceError::Refused(format!("a pending enrolment's keys: {error}")))
+        })
+        .collect()
+}
+
+/// Signs the pending enrolment `fingerprint` (typed) onto the roster with `role`, after
+/// refusing a name already on it; returns its keys and name.
+pub(super) async fn approve_pending(
+    session: &Session,
+    roster: &Roster,
+    fingerprint: &str,
+    role: Role,
+) -> Result<(quorate_crypto::PublicIdentity, String), DeviceError> {
+    let enrolled_as = if role.holds_shares() {
+        MemberRole::Member
+    } else {
+        MemberRole::Recorder
+    };
+    let keys = pending_enrolments(session, enrolled_as).await?;
+    let prints: Vec<_> = keys
+        .iter()
+        .map(|(public, _)| public.fingerprint())
+        .collect();
+    let (public, name) = find_by_fingerprint(fingerprint, prints.iter().zip(keys.iter()))?;
+    // The name goes into the signed entry and is what every device shows for this member:
+    // the server chose it, so it must not pass for someone already there.
+    if roster
+        .members()
+        .iter()
+        .chain(roster.recorders())
+        .any(|member| member.name.trim().eq_ignore_ascii_case(name.trim()))
+    {
+        return Err(DeviceError::Refused(format!(
+            "the pending enrolment calls itself {}, a name already on the roster: nothing was signed. Ask for it to enrol again under a name of its own",
+            printable(name)
+        )));
+    }
+    eprintln!(
+        "Signing {} ({}) onto the roster as {}.",
+        printable(name),
+        public.fingerprint().short(),
+        role.as_str()
+    );
+    let entry = sign(session, roster, RosterChange::Add, *public, name, role)?;
+    session.client.append_roster(session.vault, &entry).await?;
+    Ok((*public, name.clone()))
+}
+
+/// Signs `member` (a member or a recorder) off the roster.
+pub(super) async fn remove_from_roster(
+    session: &Session,
+    roster: &Roster,
+    member: &RosterMember,
+) -> Result<(), DeviceError> {
+    let entry = sign(
+        session,
+        roster,
+        RosterChange::Remove,
+        member.public,
+        &member.name,
+        member.role,
+    )?;
+    session.client.append_roster(session.vault, &entry).await?;
+    Ok(())
 }
 
 async fn members(context: &mut Context, action: Option<MembersAction>) -> Result<(), DeviceError> {
@@ -319,10 +413,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
     let roster = context.verified_roster(&session).await?;
     match action {
         None => {
-            let pending = session
-                .client
-                .members(session.vault, Some(MemberStatus::Pending))
-                .await?;
+            let pending = pending_enrolments(&session, MemberRole::Member).await?;
             let genesis = roster.genesis().map(hex::encode).unwrap_or_default();
             let mut text = format!(
                 "Vault {} — roster verified against the pinned genesis ({} entries).\nGenesis: {genesis}\n(a new member compares it with the one `quorate enroll` showed them, or enrols with\n`--genesis` and this digest)\n",
@@ -333,21 +424,10 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 text.push_str(&member_line(member));
                 text.push('\n');
             }
-            // The fingerprints shown are computed here from the keys an approval would sign,
-            // never the server's own fingerprint column.
-            let pending = pending
+            let pending: Vec<_> = pending
                 .iter()
-                .map(|member| {
-                    quorate_crypto::PublicIdentity::from_text(
-                        &member.keys.recipient,
-                        &member.keys.verifying_key,
-                    )
-                    .map(|public| (public.fingerprint(), member.name.as_str()))
-                    .map_err(|error| {
-                        DeviceError::Refused(format!("a pending member's keys: {error}"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(public, name)| (public.fingerprint(), name.as_str()))
+                .collect();
             if !pending.is_empty() {
                 text.push_str("\nPending (not on the roster until an admin approves them):\n");
                 for (fingerprint, name) in &pending {
@@ -360,7 +440,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 "members": roster.members().iter().map(|member| json!({
                     "fingerprint": member.fingerprint.short(),
                     "name": member.name,
-                    "role": if member.role == Role::Admin { "admin" } else { "member" },
+                    "role": member.role.as_str(),
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(fingerprint, name)| json!({ "name": name, "fingerprint": fingerprint.short(), "fingerprint_hex": fingerprint.to_hex() })).collect::<Vec<_>>(),
             });
@@ -382,48 +462,8 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             );
         }
         Some(MembersAction::Approve { fingerprint, admin }) => {
-            let pending = session
-                .client
-                .members(session.vault, Some(MemberStatus::Pending))
-                .await?;
-            let keys: Vec<(quorate_crypto::PublicIdentity, String)> = pending
-                .iter()
-                .map(|member| {
-                    quorate_crypto::PublicIdentity::from_text(
-                        &member.keys.recipient,
-                        &member.keys.verifying_key,
-                    )
-                    .map(|public| (public, member.name.clone()))
-                    .map_err(|error| {
-                        DeviceError::Refused(format!("a pending member's keys: {error}"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let prints: Vec<_> = keys
-                .iter()
-                .map(|(public, _)| public.fingerprint())
-                .collect();
-            let (public, name) = find_by_fingerprint(&fingerprint, prints.iter().zip(keys.iter()))?;
-            // The name goes into the signed entry and is what every device shows for this
-            // member: the server chose it, so it must not pass for someone already there.
-            if roster
-                .members()
-                .iter()
-                .any(|member| member.name.trim().eq_ignore_ascii_case(name.trim()))
-            {
-                return Err(DeviceError::Refused(format!(
-                    "the pending member calls themself {}, a name already on the roster: nothing was signed. Ask them to enrol again under a name of their own",
-                    printable(name)
-                )));
-            }
-            eprintln!(
-                "Signing {} ({}) onto the roster.",
-                printable(name),
-                public.fingerprint().short()
-            );
             let role = if admin { Role::Admin } else { Role::Member };
-            let entry = sign(&session, &roster, RosterChange::Add, *public, name, role)?;
-            session.client.append_roster(session.vault, &entry).await?;
+            let (public, name) = approve_pending(&session, &roster, &fingerprint, role).await?;
             // Every released key is sealed to the newcomer by this admin, replacing any a
             // member sealed first.
             note_shared(
@@ -432,7 +472,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             context.print(
                 &format!(
                     "{} ({}) is now on the roster.",
-                    printable(name),
+                    printable(&name),
                     public.fingerprint().short()
                 ),
                 &json!({ "added": public.fingerprint().short(), "name": name }),
@@ -440,15 +480,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
         }
         Some(MembersAction::Remove { fingerprint }) => {
             let member = roster_member(&roster, &fingerprint)?;
-            let entry = sign(
-                &session,
-                &roster,
-                RosterChange::Remove,
-                member.public,
-                &member.name,
-                member.role,
-            )?;
-            session.client.append_roster(session.vault, &entry).await?;
+            remove_from_roster(&session, &roster, member).await?;
             context.verified_roster(&session).await?;
             context.print(
                 &format!(

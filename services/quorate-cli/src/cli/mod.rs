@@ -5,6 +5,7 @@
 mod commands;
 mod minutes;
 mod quorum;
+mod recorders;
 mod state;
 mod upload;
 
@@ -72,6 +73,12 @@ pub enum Command {
     Members {
         #[command(subcommand)]
         action: Option<MembersAction>,
+    },
+    /// Recorders: machines that record meetings and upload them unattended, holding no
+    /// share and reading nothing.
+    Recorders {
+        #[command(subcommand)]
+        action: Option<RecordersAction>,
     },
     /// The vault's policy: the least number of approvals that unlock a recording.
     Policy {
@@ -224,6 +231,28 @@ pub enum MembersAction {
     /// Remove a member (admins).
     Remove {
         /// Their fingerprint (the grouped form, or hex).
+        fingerprint: String,
+    },
+}
+
+/// `quorate recorders …`
+#[derive(Debug, Subcommand)]
+pub enum RecordersAction {
+    /// Create a one-time recorder invite (admins).
+    Invite {
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// Add a pending recorder after comparing its fingerprint with the one its machine
+    /// showed (admins).
+    Approve {
+        /// Its fingerprint (the grouped form, or hex).
+        fingerprint: String,
+    },
+    /// Remove a recorder (admins): its sessions end and its new uploads are refused.
+    Remove {
+        /// Its fingerprint (the grouped form, or hex).
         fingerprint: String,
     },
 }

@@ -8,7 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use quorate_crypto::{Identity, IdentityFile, VaultId, secrecy::SecretString};
+use quorate_crypto::{
+    Identity, IdentityFile, VaultId,
+    secrecy::{ExposeSecret, SecretString},
+};
 use serde::{Deserialize, Serialize};
 
 use super::DeviceError;
@@ -165,8 +168,24 @@ impl State {
     }
 }
 
-/// The passphrase: `QUORATE_PASSPHRASE`, else asked for on the terminal.
+/// The name of the systemd credential (`LoadCredential=quorate-passphrase:…`) that holds an
+/// unattended device's passphrase.
+pub const PASSPHRASE_CREDENTIAL: &str = "quorate-passphrase";
+
+/// The passphrase, for a person or an unattended machine (a recorder), never from the
+/// command line (which other users can read in the process list): the file
+/// `QUORATE_PASSPHRASE_FILE` names, else systemd's credential [`PASSPHRASE_CREDENTIAL`],
+/// else `QUORATE_PASSPHRASE`, else asked for on the terminal.
 pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, DeviceError> {
+    if let Some(path) = std::env::var_os("QUORATE_PASSPHRASE_FILE") {
+        return passphrase_from_file(Path::new(&path));
+    }
+    if let Some(folder) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(&folder).join(PASSPHRASE_CREDENTIAL);
+        if path.exists() {
+            return passphrase_from_file(&path);
+        }
+    }
     if let Ok(value) = std::env::var("QUORATE_PASSPHRASE") {
         return Ok(SecretString::from(value));
     }
@@ -191,6 +210,44 @@ pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, DeviceErr
         ));
     }
     Ok(SecretString::from(first))
+}
+
+/// A passphrase kept in a file: its first line, which must not be empty. The file must be
+/// readable by its owner only, as systemd's credentials are.
+fn passphrase_from_file(path: &Path) -> Result<SecretString, DeviceError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|error| {
+                DeviceError::Usage(format!(
+                    "cannot read the passphrase file {}: {error}",
+                    path.display()
+                ))
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(DeviceError::Usage(format!(
+                "the passphrase file {} can be read by other users: `chmod 600` it (or use systemd's LoadCredential=) and run again",
+                path.display()
+            )));
+        }
+    }
+    let text = SecretString::from(std::fs::read_to_string(path).map_err(|error| {
+        DeviceError::Usage(format!(
+            "cannot read the passphrase file {}: {error}",
+            path.display()
+        ))
+    })?);
+    let line = text.expose_secret().lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(DeviceError::Usage(format!(
+            "the passphrase file {} is empty: write the passphrase on its first line",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(line.to_owned()))
 }
 
 /// Reads the identity file at `path`, asking for its passphrase when it has one.

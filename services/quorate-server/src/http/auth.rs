@@ -177,7 +177,8 @@ impl FromRequestParts<App> for Caller {
     }
 }
 
-/// A request made with a valid session of an active member.
+/// A request made with a valid session of an active member or admin (not a recorder, not a
+/// node): the default for every member's route.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     /// The vault.
@@ -195,16 +196,47 @@ impl FromRequestParts<App> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, app).await?;
+        Self::from_caller(caller, false)
+    }
+}
+
+/// A request made with a valid session of a member, an admin or a recorder: who may upload
+/// recordings. Only the routes an upload needs take this; every other member's route takes
+/// [`Authenticated`], which refuses recorders.
+#[derive(Debug, Clone)]
+pub struct Uploader(pub Authenticated);
+
+impl FromRequestParts<App> for Uploader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        Authenticated::from_caller(caller, true).map(Self)
+    }
+}
+
+/// 403 for a party that may not use a member's route.
+fn members_only(message: &str) -> ApiError {
+    ApiError::Client {
+        status: StatusCode::FORBIDDEN,
+        code: "members_only",
+        message: message.into(),
+    }
+}
+
+impl Authenticated {
+    /// The member `caller` is; a recorder only if `recorders` allows one; never a node.
+    fn from_caller(caller: Caller, recorders: bool) -> Result<Self, ApiError> {
         let role = match caller.role {
             PartyRole::Admin => MemberRole::Admin,
             PartyRole::Member => MemberRole::Member,
-            PartyRole::Node => {
-                return Err(ApiError::Client {
-                    status: StatusCode::FORBIDDEN,
-                    code: "members_only",
-                    message: "only members can do that, not nodes".into(),
-                });
+            PartyRole::Recorder if recorders => MemberRole::Recorder,
+            PartyRole::Recorder => {
+                return Err(members_only(
+                    "a recorder can only upload recordings: a member's device does the rest",
+                ));
             }
+            PartyRole::Node => return Err(members_only("only members can do that, not nodes")),
         };
         Ok(Self {
             vault_id: caller.vault_id,
@@ -213,9 +245,7 @@ impl FromRequestParts<App> for Authenticated {
             role,
         })
     }
-}
 
-impl Authenticated {
     /// Refuses a member of another vault (404: another vault's resources are not found).
     pub fn member_of(&self, vault: VaultId) -> Result<(), ApiError> {
         if vault == self.vault_id {

@@ -15,7 +15,7 @@ use crate::http::paths::{ApiPath, RecordingPath, VaultPath};
 use crate::{
     App,
     error::{ApiError, ApiJson},
-    http::auth::{Authenticated, Caller},
+    http::auth::{Authenticated, Caller, Uploader},
     http::decode_statement,
     now,
     ops::recordings::{self, Created, Download},
@@ -38,14 +38,14 @@ use crate::{
         (status = 201, description = "Created; upload the ciphertext to `upload_url` (tus 1.0)", body = quorate_api::UploadState),
         (status = 200, description = "This manifest was already created; the upload's state", body = quorate_api::UploadState),
         (status = 400, description = "The manifest or the shares fail a check", body = quorate_api::ErrorBody),
-        (status = 403, description = "Nodes cannot upload", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only members and recorders upload", body = quorate_api::ErrorBody),
         (status = 409, description = "The roster or policy changed, there is no policy yet, or the ID is taken", body = quorate_api::ErrorBody),
         (status = 413, description = "Larger than the server accepts", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_recording(
     State(app): State<App>,
-    who: Authenticated,
+    Uploader(who): Uploader,
     ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
     ApiJson(body): ApiJson<NewRecording>,
 ) -> Result<Response, ApiError> {

@@ -17,7 +17,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use crate::http::paths::{ApiPath, UploadPath};
 use crate::{
     App,
-    auth::Authenticated,
+    auth::Uploader,
     error::ApiError,
     now,
     ops::uploads::{self, Patch},
@@ -60,7 +60,7 @@ fn http_date(unix: i64) -> Option<HeaderValue> {
 )]
 pub(crate) async fn head_upload(
     State(app): State<App>,
-    who: Authenticated,
+    Uploader(who): Uploader,
     ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
 ) -> Result<Response, ApiError> {
     let upload = uploads::find(&app, who.member(), &recording).await?;
@@ -144,7 +144,7 @@ fn parse_checksum(value: &HeaderValue) -> Result<[u8; 32], ApiError> {
 )]
 pub(crate) async fn patch_upload(
     State(app): State<App>,
-    who: Authenticated,
+    Uploader(who): Uploader,
     ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
     headers: HeaderMap,
     body: Body,
@@ -172,7 +172,7 @@ pub(crate) async fn patch_upload(
 )]
 pub(crate) async fn abandon_upload(
     State(app): State<App>,
-    who: Authenticated,
+    Uploader(who): Uploader,
     ApiPath(UploadPath { recording }): ApiPath<UploadPath>,
 ) -> Result<StatusCode, ApiError> {
     uploads::abandon(&app, who.member(), &recording, now()).await?;

@@ -37,6 +37,15 @@ pub(crate) enum MemberError {
     AlreadyHasAdmin,
     #[error("nobody enrolled with those keys: the member must redeem an invite first")]
     NotEnrolled,
+    #[error(
+        "these keys enrolled as a {enrolled} and cannot be signed on as a {role}: a recorder is approved with `quorate recorders approve`, a member with `quorate members approve`"
+    )]
+    RoleMismatch {
+        /// The role the invite was for.
+        enrolled: MemberRole,
+        /// The role the entry grants.
+        role: MemberRole,
+    },
     #[error("the roster changed meanwhile: fetch it, verify it and sign again")]
     RosterChanged,
     #[error("the vault has no genesis entry")]
@@ -66,6 +75,7 @@ impl Refusal for MemberError {
             InvalidCode(_) => (StatusCode::BAD_REQUEST, "invalid_code"),
             AlreadyEnrolled | AlreadyHasAdmin => (StatusCode::CONFLICT, "already_enrolled"),
             NotEnrolled => (StatusCode::BAD_REQUEST, "not_enrolled"),
+            RoleMismatch { .. } => (StatusCode::CONFLICT, "role_mismatch"),
             RosterChanged => (StatusCode::CONFLICT, "roster_changed"),
             NoGenesis | CorruptVaultId(_) | Roster(_) | Store(_) => return None,
         })
@@ -186,8 +196,9 @@ pub(crate) async fn invite(
     })
 }
 
-/// Redeems a member invite with the member's public keys; they stay pending until an admin
-/// signs their roster entry after comparing fingerprints.
+/// Redeems a member or recorder invite with the enrolling device's public keys; it stays
+/// pending until an admin signs its roster entry after comparing fingerprints, with the
+/// role the invite was for.
 pub(crate) async fn enrol_member(
     app: &App,
     code: &str,
@@ -196,13 +207,22 @@ pub(crate) async fn enrol_member(
     now: i64,
 ) -> Result<Enrolled, MemberError> {
     let mut tx = app.db.begin().await?;
-    let vault_id = redeem_invite(&mut tx, code, CodePurpose::Member, now).await?;
+    let hash = code_hash(code);
+    let (purpose, role, action) = match store::codes::lookup(&mut tx, &hash, now).await? {
+        Some(code) if code.purpose == CodePurpose::Recorder => (
+            CodePurpose::Recorder,
+            MemberRole::Recorder,
+            "recorder.enrolled",
+        ),
+        _ => (CodePurpose::Member, MemberRole::Member, "member.enrolled"),
+    };
+    let vault_id = redeem_invite(&mut tx, code, purpose, now).await?;
     let vault = vault_id.to_string();
     let member = store::members::NewMember {
         vault: &vault,
         public,
         name,
-        role: MemberRole::Member,
+        role,
         status: MemberStatus::Pending,
         now,
     };
@@ -210,7 +230,7 @@ pub(crate) async fn enrol_member(
         return Err(MemberError::AlreadyEnrolled);
     }
     let fingerprint = public.fingerprint().to_hex();
-    finish_enrolment(tx, vault_id, public, ("member.enrolled", &fingerprint), now).await
+    finish_enrolment(tx, vault_id, public, (action, &fingerprint), now).await
 }
 
 /// Ends an enrolment's transaction: audits `event` (an action and its subject) by the
@@ -253,8 +273,17 @@ pub(crate) async fn append_roster(
     let fingerprint = entry.member.fingerprint().to_hex();
     match entry.change {
         RosterChange::Add => {
-            // Only someone who enrolled with exactly these keys can be added.
+            // Only someone who enrolled with exactly these keys can be added, and with a
+            // role of the kind they were invited for: a recording machine never becomes a
+            // share holder by an admin's slip, nor a member a recorder.
             let role = entry.role.into();
+            match store::members::enrolled_role(&mut tx, &vault, &fingerprint).await? {
+                None => return Err(MemberError::NotEnrolled),
+                Some(enrolled) if is_recorder(enrolled) != is_recorder(role) => {
+                    return Err(MemberError::RoleMismatch { enrolled, role });
+                }
+                Some(_) => {}
+            }
             if !store::members::activate(&mut tx, &vault, &fingerprint, role, &entry.name).await? {
                 return Err(MemberError::NotEnrolled);
             }
@@ -277,6 +306,10 @@ pub(crate) async fn append_roster(
     tx.commit().await?;
     tracing::info!(vault = %vault, sequence, "roster entry appended");
     Ok(sequence)
+}
+
+fn is_recorder(role: MemberRole) -> bool {
+    role == MemberRole::Recorder
 }
 
 /// Creates another vault named `name` (by an admin of any vault), with the one-time code

@@ -8,7 +8,7 @@ use std::ops::Range;
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use quorate_api::{SealedShareUpload, UploadState};
+use quorate_api::{PartyRole, SealedShareUpload, UploadState};
 use quorate_crypto::{
     RecordingId, VaultId,
     roster::Roster,
@@ -67,6 +67,8 @@ pub(crate) enum RecordingError {
     TwoShares(String),
     #[error("no such resource")]
     NotFound,
+    #[error("a recorder uploads recordings but reads none: use a member's device")]
+    RecorderCannotRead,
     #[error("send one range within the {0} bytes, as bytes=START-END")]
     BadRange(u64),
     #[error("the stored policy does not verify: {0}")]
@@ -97,6 +99,7 @@ impl Refusal for RecordingError {
                 (StatusCode::BAD_REQUEST, "invalid_shares")
             }
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            RecorderCannotRead => (StatusCode::FORBIDDEN, "members_only"),
             BadRange(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "bad_range"),
             Upload(error) => return error.refusal(),
             CorruptPolicy(_) | Storage(_) | Roster(_) | Store(_) => return None,
@@ -105,7 +108,7 @@ impl Refusal for RecordingError {
 }
 
 /// Who may read a recording or what grew from it (`subject`): the vault's members, and a
-/// node holding a live job on it.
+/// node holding a live job on it; never a recorder, which only uploads.
 pub(crate) async fn may_read(
     app: &App,
     who: &Caller,
@@ -114,6 +117,9 @@ pub(crate) async fn may_read(
 ) -> Result<(), RecordingError> {
     if vault != who.vault_id {
         return Err(RecordingError::NotFound);
+    }
+    if who.role == PartyRole::Recorder {
+        return Err(RecordingError::RecorderCannotRead);
     }
     let Some(node) = who.node_id else {
         return Ok(());
@@ -138,9 +144,9 @@ pub(crate) enum Created {
 /// Creates a recording from `uploader`'s signed manifest and the members' sealed `shares`,
 /// and opens its upload.
 ///
-/// The manifest must be signed by the uploader, a current member, and made against the
-/// current roster; every member it names must be on the roster and get exactly one sealed
-/// share; the threshold must meet the vault's policy and the length this server's limit.
+/// The manifest must be signed by the uploader, a current member or recorder, and made
+/// against the current roster; every holder it names must be a current member (never a
+/// recorder) and get exactly one sealed share; the threshold must meet the vault's policy and the length this server's limit.
 /// The same manifest again answers the upload's state, so a client can resume after losing
 /// it.
 pub(crate) async fn create(
@@ -202,14 +208,14 @@ pub(crate) async fn create(
     }))
 }
 
-/// The manifest `signed`, verified against the roster: signed by `uploader` and naming them
-/// as its uploader.
+/// The manifest `signed`, verified against the roster: signed by `uploader` (a member or a
+/// recorder) and naming them as its uploader.
 fn uploaders_manifest(
     roster: &Roster,
     uploader: Member<'_>,
     signed: &SignedStatement,
 ) -> Result<Verified<RecordingManifest>, RecordingError> {
-    let (verified, signer) = roster.verify_by_member::<RecordingManifest>(signed)?;
+    let (verified, signer) = roster.verify_by_uploader::<RecordingManifest>(signed)?;
     if signer.fingerprint.to_hex() != uploader.fingerprint
         || verified.statement.uploader != signer.fingerprint
     {

@@ -41,6 +41,25 @@ pub(crate) async fn insert(
     Ok(inserted == 1)
 }
 
+/// The role `fingerprint` enrolled or was signed on with in `vault` (`None`: never enrolled).
+pub(crate) async fn enrolled_role(
+    connection: &mut AnyConnection,
+    vault: &str,
+    fingerprint: &str,
+) -> Result<Option<MemberRole>, sqlx::Error> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM members WHERE vault_id = $1 AND fingerprint = $2")
+            .bind(vault)
+            .bind(fingerprint)
+            .fetch_optional(connection)
+            .await?;
+    role.map(|role| {
+        role.parse()
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))
+    })
+    .transpose()
+}
+
 /// Makes the pending or removed member `fingerprint` active with `role` and `name`; `false`
 /// when nobody enrolled with those keys.
 pub(crate) async fn activate(

@@ -180,13 +180,25 @@ pub async fn join(
     admin: &FirstAdmin,
     name: &str,
 ) -> (quorate_crypto::Identity, quorate_client::Client) {
-    use quorate_crypto::statement::{Role, RosterChange};
+    join_as(url, admin, name, quorate_crypto::statement::Role::Member).await
+}
+
+/// A newcomer enrolled with an invite for `role` (a member's or a recorder's) and added to
+/// the roster by `admin` with `role`, signed in on a client of its own.
+pub async fn join_as(
+    url: &str,
+    admin: &FirstAdmin,
+    name: &str,
+    role: quorate_crypto::statement::Role,
+) -> (quorate_crypto::Identity, quorate_client::Client) {
+    use quorate_crypto::statement::RosterChange;
     let vault = admin.vault;
-    let invite = admin
-        .client
-        .invite(vault, quorate_api::InvitePurpose::Member)
-        .await
-        .unwrap();
+    let purpose = if role.holds_shares() {
+        quorate_api::InvitePurpose::Member
+    } else {
+        quorate_api::InvitePurpose::Recorder
+    };
+    let invite = admin.client.invite(vault, purpose).await.unwrap();
     let identity = quorate_crypto::Identity::generate();
     let mut client = quorate_client::Client::new(url);
     client
@@ -200,7 +212,7 @@ pub async fn join(
             RosterChange::Add,
             identity.public(),
             name,
-            Role::Member,
+            role,
             1_750_000_000,
         )
         .unwrap();
@@ -263,23 +275,36 @@ pub fn sign_recording(
     ciphertext_len: u64,
     ciphertext_sha256: [u8; 32],
 ) -> SignedRecording {
+    let holders: Vec<_> = roster
+        .members()
+        .iter()
+        .map(|member| member.public)
+        .collect();
+    let ciphertext = (ciphertext_len, ciphertext_sha256);
+    sign_recording_for(roster, &holders, uploader, k, key, ciphertext)
+}
+
+/// As [`sign_recording`], with the key split among `publics` rather than the members.
+pub fn sign_recording_for(
+    roster: &quorate_crypto::roster::Roster,
+    publics: &[quorate_crypto::PublicIdentity],
+    uploader: &quorate_crypto::Identity,
+    k: u8,
+    key: &quorate_crypto::AgeSecretKey,
+    (ciphertext_len, ciphertext_sha256): (u64, [u8; 32]),
+) -> SignedRecording {
     use quorate_crypto::{
         statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
         threshold::{Subject, Threshold},
     };
     let id = quorate_crypto::RecordingId::random();
-    let publics: Vec<_> = roster
-        .members()
-        .iter()
-        .map(|member| member.public)
-        .collect();
     let n = u8::try_from(publics.len()).unwrap();
     let (split, sealed) = SplitKey::split_and_seal(
         roster.vault_id(),
         Subject::Recording(id),
         key,
         Threshold::new(k.into(), n.into()).unwrap(),
-        &publics,
+        publics,
     )
     .unwrap();
     let metadata = RecordingMetadata {
