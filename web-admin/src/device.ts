@@ -13,6 +13,7 @@ import {
   type RecordingManifest,
   type RecordingMetadata,
   type ReleaseManifest,
+  type Role,
   type TranscriptManifest,
   type UnlockRequest,
   StatementError,
@@ -24,6 +25,7 @@ import {
   encodeVote,
   fingerprintMatches,
   fingerprintOf,
+  holdsShares,
   parseSigned,
   shortFingerprint,
   sign,
@@ -232,7 +234,7 @@ export class Device {
     }
   }
 
-  /** A recording's manifest: signed by its uploader, a member of the roster. */
+  /** A recording's manifest: signed by its uploader, a member or recorder of the roster. */
   async recordingManifest(roster: Roster, view: Schemas["RecordingView"]): Promise<RecordingManifest> {
     const verified = await verify("recording-manifest", fromBase64(view.manifest));
     const manifest = verified.statement;
@@ -435,7 +437,7 @@ export class Device {
    * An admin adds a pending member to the roster, then shares keys with them. `typed` is the
    * fingerprint the member read out: it must be that of the very keys signed here.
    */
-  async approveMember(member: Schemas["MemberView"], role: "admin" | "member", typed: string): Promise<number> {
+  async approveMember(member: Schemas["MemberView"], role: Role, typed: string): Promise<number> {
     const keys = publicKeys(member.keys);
     await checkReadOut(typed, keys, member.name, "`quorate enroll` printed it on their device");
     const roster = await this.roster();
@@ -452,15 +454,16 @@ export class Device {
       path: { vault: this.vaultId },
       body: { entry: toBase64(entry) },
     });
-    // Every released key is sealed to the newcomer by this admin, replacing any a member
-    // sealed first (the server keeps an admin's grant over a member's).
+    // Nothing is sealed to a recorder. Every released key is sealed to a new member by
+    // this admin, replacing any a member sealed first (the server keeps an admin's grant).
+    if (!holdsShares(role)) return 0;
     return this.shareKeys(await this.roster(), await fingerprintOf(keys));
   }
 
-  /** An admin removes a member from the roster. */
+  /** An admin removes a member or a recorder from the roster. */
   async removeMember(member: Schemas["MemberView"]): Promise<void> {
     const roster = await this.roster();
-    const current = roster.member(member.fingerprint);
+    const current = roster.member(member.fingerprint) ?? roster.recorder(member.fingerprint);
     if (!current) throw new StatementError(`${member.name} is not on the verified roster`);
     const entry = await roster.signChange(
       this.identity.signingKey,
@@ -736,8 +739,10 @@ class CarriedStatements {
     // The kind was just checked: the body is that kind's.
     const body = <K extends Kind>(_: K) => statement as BodyOf<K>;
     if (statement.vaultId !== this.roster.vaultId) throw new StatementError(`the ${kind} belongs to another vault`);
-    const signedBy = (fingerprint: string, who: string) => {
-      if (this.roster.everHeldBy(signer)?.fingerprint !== fingerprint) {
+    // Only a manifest may be a recorder's: requests and votes are members' alone.
+    const signedBy = (fingerprint: string, who: string, recorderMay = false) => {
+      const held = this.roster.everHeldBy(signer);
+      if (held?.fingerprint !== fingerprint || !(recorderMay || holdsShares(held.role))) {
         throw new StatementError(`the ${kind} is not signed by ${who}, a member of the roster`);
       }
     };
@@ -757,7 +762,7 @@ class CarriedStatements {
         }
         return;
       case "recording-manifest":
-        return signedBy(body(kind).uploader, "its uploader");
+        return signedBy(body(kind).uploader, "its uploader", true);
       case "unlock-request":
         return signedBy(body(kind).requester, "its requester");
       case "vote":

@@ -5,7 +5,7 @@ import { normalise, importSearchKey, token } from "./blind";
 import type { Schemas } from "./client";
 import { type CheckedRequest, type Device } from "./device";
 import type { Roster } from "./roster";
-import { fingerprintOf, shortFingerprint } from "./statements";
+import { type Role, fingerprintOf, shortFingerprint } from "./statements";
 import { hex } from "./wire";
 import { act, fill, field, h, message, say, when } from "./ui";
 
@@ -151,20 +151,23 @@ export const members: Page = async (device, main) => {
   const roster = await device.roster();
   const views = await device.client.call("get", "/api/v1/vaults/{vault}/members", { path: { vault: device.vaultId } });
   const rows = views.map((member) => {
-    const onRoster = roster.member(member.fingerprint);
+    const onRoster = roster.member(member.fingerprint) ?? roster.recorder(member.fingerprint);
     const actions = h("div", { class: "row-actions" });
     if (device.isAdmin && member.status === "pending") {
       const [readOut, typed] = readOutField(
         `Fingerprint ${member.name} reads out`,
         "`quorate enroll` printed it on their device; have them read it to you",
       );
-      const role = h("select", {}, h("option", { value: "member" }, "member"), h("option", { value: "admin" }, "admin"));
+      // A recorder invite makes a recorder only (the server refuses any other role for it);
+      // a member's invite a member or an admin.
+      const roles: Role[] = member.role === "recorder" ? ["recorder"] : ["member", "admin"];
+      const role = h("select", {}, ...roles.map((name) => h("option", { value: name }, name)));
       actions.append(
         readOut,
         field("Role", role),
         button(`Approve ${member.name}`, (event) =>
           act(event.currentTarget as HTMLButtonElement, `Checking the fingerprint and signing the roster entry for ${member.name}…`, async () => {
-            const shared = await device.approveMember(member, role.value as "admin" | "member", typed.value);
+            const shared = await device.approveMember(member, role.value as Role, typed.value);
             say(`${member.name} is on the roster${shared ? `; ${shared} ${shared === 1 ? "key" : "keys"} sealed to them` : ""}.`);
             await members(device, main);
           }), "primary"),
@@ -187,22 +190,32 @@ export const members: Page = async (device, main) => {
     return [member.name, shown, onRoster ? onRoster.role : member.role, member.status, actions];
   });
   main.append(
-    h("p", {}, `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members. Genesis ${roster.genesis().slice(0, 16)}…`),
+    h(
+      "p",
+      {},
+      `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members, ${roster.recorders.length} recorders. Genesis ${roster.genesis().slice(0, 16)}…`,
+    ),
     table("Members", ["Name", "Fingerprint", "Role", "Status", ""], rows),
   );
   if (device.isAdmin) {
     const out = h("p", { role: "status" });
     main.append(
       h("h2", {}, "Invite someone"),
-      h("p", {}, "They enrol with the code (`quorate enroll --code …`), then read their fingerprint out to you; you approve them above."),
-      button("Make an invite code", (event) =>
-        act(event.currentTarget as HTMLButtonElement, "Asking for an invite…", async () => {
-          const invite = await device.client.call("post", "/api/v1/vaults/{vault}/invites", {
-            path: { vault: device.vaultId },
-            body: { purpose: "member", ttl_seconds: null },
-          });
-          fill(out, "Invite code: ", h("code", {}, invite.code), ` (works once, until ${when(invite.expires_at)})`);
-        })),
+      h(
+        "p",
+        {},
+        "They enrol with the code (`quorate enroll --code …`), then read their fingerprint out to you; you approve them above. A recorder (a machine that records meetings, see docs/RECORDERS.md) uploads and holds nothing: no share, no vote, no title.",
+      ),
+      ...(["member", "recorder"] as const).map((purpose) =>
+        button(`Make a ${purpose} invite code`, (event) =>
+          act(event.currentTarget as HTMLButtonElement, `Asking for a ${purpose} invite…`, async () => {
+            const invite = await device.client.call("post", "/api/v1/vaults/{vault}/invites", {
+              path: { vault: device.vaultId },
+              body: { purpose, ttl_seconds: null },
+            });
+            fill(out, `${purpose === "member" ? "Member" : "Recorder"} invite code: `, h("code", {}, invite.code), ` (works once, until ${when(invite.expires_at)})`);
+          })),
+      ),
       out,
     );
   }
@@ -358,7 +371,7 @@ export const audit: Page = async (device, main) => {
   const { entries, head, roster } = await device.verifyAudit((count) => fill(result, `Verifying… ${count} entries checked`));
   fill(result, `Verified: ${entries.length} entries, every hash, signature and signer, and the head this browser saw before. Head ${head.slice(0, 16)}…`);
   // Members are named from the verified roster (entries name them by fingerprint).
-  const people = [...roster.active, ...roster.removed];
+  const people = [...roster.active, ...roster.recorders, ...roster.removed];
   const named = (text: string) =>
     (/^[0-9a-f]{16,64}$/.test(text) && people.find((member) => member.fingerprint.startsWith(text))?.name) || text.slice(0, 36);
   main.append(

@@ -1,7 +1,8 @@
 // The roster in the browser, equal to quorate-crypto's `Roster`: a hash chain of
 // admin-signed entries replayed from its genesis. Each entry must be signed by an admin
 // active at that point (the genesis by the first admin, for themself); no member is added
-// twice, nobody absent is removed, the last admin is never removed.
+// twice, nobody absent is removed, the last admin is never removed. Recorders are kept
+// apart from the members, so that what seals to or splits among the members leaves them out.
 
 import {
   type BodyOf,
@@ -11,6 +12,7 @@ import {
   type Verified,
   StatementError,
   encodeRosterEntry,
+  holdsShares,
   fingerprintOf,
   sign,
   verify,
@@ -27,7 +29,11 @@ export interface RosterMember {
 
 export class Roster {
   readonly digests: Uint8Array[] = [];
+  /** Current members (admins and members: the share holders). */
   readonly active: RosterMember[] = [];
+  /** Current recorders. */
+  readonly recorders: RosterMember[] = [];
+  /** Members and recorders who were removed. */
   readonly removed: RosterMember[] = [];
   /** The entries' wire form, to re-check a change before it is sent. */
   private readonly wire: Uint8Array[] = [];
@@ -85,14 +91,17 @@ export class Roster {
     if (!authorised) throw new StatementError(`roster entry ${sequence} is not signed by an admin`);
     const fingerprint = await fingerprintOf(entry.member);
     if (entry.change === "add") {
-      const clash = this.active.some(
+      const clash = [...this.active, ...this.recorders].some(
         (member) =>
           member.fingerprint === fingerprint ||
           equalBytes(member.keys.recipient, entry.member.recipient) ||
           equalBytes(member.keys.verifyingKey, entry.member.verifyingKey),
       );
       if (clash) throw new StatementError(`roster entry ${sequence} adds someone already on the roster`);
-      this.active.push({ keys: entry.member, fingerprint, name: entry.name, role: entry.role, addedIn: sequence });
+      const added = { keys: entry.member, fingerprint, name: entry.name, role: entry.role, addedIn: sequence };
+      (holdsShares(entry.role) ? this.active : this.recorders).push(added);
+    } else if (this.recorders.some((recorder) => recorder.fingerprint === fingerprint)) {
+      this.removed.push(...this.recorders.splice(this.recorders.findIndex((recorder) => recorder.fingerprint === fingerprint), 1));
     } else {
       const position = this.active.findIndex((member) => member.fingerprint === fingerprint);
       if (position < 0) throw new StatementError(`roster entry ${sequence} removes someone not on the roster`);
@@ -106,8 +115,14 @@ export class Roster {
     this.wire.push(bytes);
   }
 
+  /** A current member (not a recorder). */
   member(fingerprint: string): RosterMember | undefined {
     return this.active.find((member) => member.fingerprint === fingerprint);
+  }
+
+  /** A current recorder. */
+  recorder(fingerprint: string): RosterMember | undefined {
+    return this.recorders.find((recorder) => recorder.fingerprint === fingerprint);
   }
 
   memberByKey(key: Uint8Array): RosterMember | undefined {
@@ -115,11 +130,11 @@ export class Roster {
   }
 
   /**
-   * Who held `key` at any time on this roster (with `role`, if given): the signer of a
-   * statement made before they left. The current membership is looked at first.
+   * Who held `key` at any time on this roster, member or recorder (with `role`, if given):
+   * the signer of a statement made before they left. The current roster is looked at first.
    */
   everHeldBy(key: Uint8Array, role?: Role): RosterMember | undefined {
-    return [...this.active, ...this.removed].find(
+    return [...this.active, ...this.recorders, ...this.removed].find(
       (member) => equalBytes(member.keys.verifyingKey, key) && (role === undefined || member.role === role),
     );
   }
@@ -129,7 +144,7 @@ export class Roster {
     return member?.role === "admin" ? member : undefined;
   }
 
-  /** Verifies a statement and that a current member of this vault signed it. */
+  /** Verifies a statement and that a current member (not a recorder) of this vault signed it. */
   async verifyByMember<K extends Kind>(
     kind: K,
     text: string,

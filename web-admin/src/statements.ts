@@ -225,7 +225,15 @@ export function fingerprintMatches(typed: string, fingerprintHex: string): boole
 // ---------------------------------------------------------------------------------------
 // Bodies
 
-export type Role = "admin" | "member";
+/** A recorder uploads and holds nothing: no share, no vote, nothing sealed to it. */
+export type Role = "admin" | "member" | "recorder";
+
+const ROLE_CODES = { admin: 1, member: 2, recorder: 3 } as const;
+
+/** Whether `role` holds shares, requests, votes and reads what is sealed to the members. */
+export function holdsShares(role: Role): boolean {
+  return role !== "recorder";
+}
 
 export interface RosterEntry {
   vaultId: string;
@@ -244,7 +252,7 @@ export function encodeRosterEntry(entry: RosterEntry): Uint8Array<ArrayBuffer> {
     .u64(entry.sequence)
     .fixed(entry.previous)
     .u8(entry.change === "add" ? 1 : 2)
-    .u8(entry.role === "admin" ? 1 : 2);
+    .u8(ROLE_CODES[entry.role]);
   encodePublic(writer, entry.member);
   return writer.str(text("name", entry.name)).i64(entry.issuedAt).finish();
 }
@@ -255,7 +263,7 @@ function decodeRosterEntry(body: Uint8Array): RosterEntry {
   const sequence = reader.u64();
   const previous = reader.fixed(32);
   const change = ({ 1: "add", 2: "remove" } as const)[reader.u8()];
-  const role = ({ 1: "admin", 2: "member" } as const)[reader.u8()];
+  const role = ({ 1: "admin", 2: "member", 3: "recorder" } as const)[reader.u8()];
   if (!change || !role) throw reader.malformed();
   const entry = {
     vaultId,

@@ -23,6 +23,7 @@ import { golden as bytes, signer } from "./fixtures";
 
 const STATEMENTS: [string, Kind][] = [
   ["roster-entry", "roster-entry"],
+  ["roster-entry-recorder", "roster-entry"],
   ["node-approval", "node-approval"],
   ["recording-manifest", "recording-manifest"],
   ["unlock-request", "unlock-request"],
@@ -57,6 +58,7 @@ describe("statements from the Rust side", () => {
     const [member, memberKey] = await signer(4);
     const cases: [string, Kind, (body: never) => Uint8Array, CryptoKey, Uint8Array][] = [
       ["roster-entry", "roster-entry", encodeRosterEntry, admin, adminKey],
+      ["roster-entry-recorder", "roster-entry", encodeRosterEntry, admin, adminKey],
       ["node-approval", "node-approval", encodeNodeApproval, admin, adminKey],
       ["unlock-request", "unlock-request", encodeUnlockRequest, member, memberKey],
       ["vote-approve", "vote", encodeVote, admin, adminKey],
@@ -153,5 +155,24 @@ describe("the roster chain", () => {
       roster.signChange(key, verifyingKey, "remove", roster.active[0]!.keys, "Ada", "admin", 2),
     ).rejects.toThrow(/last admin/);
     await expect(Roster.verify("00000000-0000-0000-0000-000000000000", [first])).rejects.toThrow(/another vault/);
+  });
+
+  it("keeps a recorder apart from the members, and removes it like one", async () => {
+    const [roster, key, verifyingKey, first] = await genesis();
+    const [, recorderKey] = await signer(12);
+    const keys = { recipient: new Uint8Array(32).fill(12), verifyingKey: recorderKey };
+    const added = await roster.signChange(key, verifyingKey, "add", keys, "Jibri", "recorder", 1_700_000_001);
+    const withRecorder = await Roster.verify(vault, [first, added]);
+    expect(withRecorder.active.map((member) => member.name)).toEqual(["Ada"]);
+    expect(withRecorder.recorders.map((recorder) => recorder.name)).toEqual(["Jibri"]);
+    expect(withRecorder.memberByKey(recorderKey)).toBeUndefined();
+    expect(withRecorder.everHeldBy(recorderKey)?.role).toBe("recorder");
+    await expect(
+      withRecorder.signChange(key, verifyingKey, "add", keys, "Jibri again", "member", 1_700_000_002),
+    ).rejects.toThrow(/already on the roster/);
+    const removed = await withRecorder.signChange(key, verifyingKey, "remove", keys, "Jibri", "recorder", 1_700_000_002);
+    const after = await Roster.verify(vault, [first, added, removed]);
+    expect(after.recorders).toEqual([]);
+    expect(after.removed.map((member) => member.role)).toEqual(["recorder"]);
   });
 });

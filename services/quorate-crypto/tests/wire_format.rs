@@ -73,6 +73,16 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         "roster-entry",
         SignedStatement::sign(&roster, &admin).to_bytes(),
     );
+    let recorder = RosterEntry {
+        sequence: 2,
+        role: Role::Recorder,
+        name: "Jibri".into(),
+        ..roster.clone()
+    };
+    out.insert(
+        "roster-entry-recorder",
+        SignedStatement::sign(&recorder, &admin).to_bytes(),
+    );
     let approval = NodeApproval {
         vault_id: vault,
         node_id,
