@@ -27,7 +27,6 @@ use quorate_crypto::{
 };
 use quorate_node::model;
 
-mod retry;
 mod runner;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

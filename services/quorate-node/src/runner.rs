@@ -32,11 +32,9 @@ use quorate_node::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{
-    SignedIn,
-    retry::{Halt, Stop, retrying},
-    sign_in, verified_approval,
-};
+use quorate_client::retry::{Halt, Stop, retrying};
+
+use crate::{SignedIn, sign_in, verified_approval};
 
 /// How long a stopping node waits for the server to take a job back.
 const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,10 +1,11 @@
-//! What keeps `quorate-node run` going through a server that restarts or a network that
-//! drops, and stops it cleanly when asked: transient failures are tried again with a capped
-//! exponential backoff and a log line each time; SIGTERM or ctrl-c ends every wait at once.
+//! What keeps a long-running device (`quorate-node run`, `quorate watch`) going through a
+//! server that restarts or a network that drops, and stops it cleanly when asked: transient
+//! failures are tried again with a capped exponential backoff and a log line each time;
+//! SIGTERM or ctrl-c ends every wait at once.
 
 use std::{future::Future, time::Duration};
 
-use quorate_client::{ClientError, DeviceError};
+use crate::{ClientError, DeviceError};
 use tokio::sync::watch;
 
 /// The first wait after a transient failure.
@@ -14,7 +15,7 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// Why the run ends before its work is done.
 #[derive(Debug)]
-pub(crate) enum Halt {
+pub enum Halt {
     /// SIGTERM or ctrl-c: what the operator asked for, not a failure.
     Stopped,
     /// A failure that trying again will not mend: the node stops with it.
@@ -35,7 +36,7 @@ impl From<ClientError> for Halt {
 
 /// Waits that double from [`FIRST_DELAY`] up to [`MAX_DELAY`].
 #[derive(Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     next: Duration,
 }
 
@@ -47,21 +48,21 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The wait before the next try.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(MAX_DELAY);
         delay
     }
 }
 
-/// Whether the node was asked to stop: set once by SIGTERM or ctrl-c, and looked at between
+/// Whether the device was asked to stop: set once by SIGTERM or ctrl-c, and looked at between
 /// jobs, during every wait and by a transcription in progress.
 #[derive(Debug, Clone)]
-pub(crate) struct Stop(watch::Receiver<bool>);
+pub struct Stop(watch::Receiver<bool>);
 
 impl Stop {
     /// Listens for SIGTERM and ctrl-c from now on.
-    pub(crate) fn on_signals() -> Self {
+    pub fn on_signals() -> Self {
         let (asked, stop) = watch::channel(false);
         tokio::spawn(async move {
             signalled().await;
@@ -79,12 +80,12 @@ impl Stop {
     }
 
     /// Whether a stop was asked for.
-    pub(crate) fn requested(&self) -> bool {
+    pub fn requested(&self) -> bool {
         *self.0.borrow()
     }
 
     /// Completes once a stop is asked for.
-    pub(crate) async fn asked(&self) {
+    pub async fn asked(&self) {
         let mut stop = self.0.clone();
         // The sender goes only after it said stop (or when the runtime ends): the value
         // read then is `true`, so an error here is a stop too.
@@ -92,7 +93,7 @@ impl Stop {
     }
 
     /// Sleeps for `delay`, or less when a stop comes first.
-    pub(crate) async fn sleep(&self, delay: Duration) -> Result<(), Halt> {
+    pub async fn sleep(&self, delay: Duration) -> Result<(), Halt> {
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(()),
             () = self.asked() => Err(Halt::Stopped),
@@ -100,7 +101,7 @@ impl Stop {
     }
 
     /// Runs `work` unless a stop comes first: then it is dropped where it waits.
-    pub(crate) async fn unless_stopped<T>(
+    pub async fn unless_stopped<T>(
         &self,
         work: impl Future<Output = Result<T, Halt>>,
     ) -> Result<T, Halt> {
@@ -117,7 +118,7 @@ impl Stop {
 async fn signalled() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            eprintln!("warning: cannot listen for ctrl-c ({error}); stop the node with SIGTERM");
+            eprintln!("warning: cannot listen for ctrl-c ({error}); stop it with SIGTERM");
             std::future::pending::<()>().await;
         }
     };
@@ -129,9 +130,7 @@ async fn signalled() {
                 terminate.recv().await;
             }
             Err(error) => {
-                eprintln!(
-                    "warning: cannot listen for SIGTERM ({error}); stop the node with ctrl-c"
-                );
+                eprintln!("warning: cannot listen for SIGTERM ({error}); stop it with ctrl-c");
                 std::future::pending::<()>().await;
             }
         }
@@ -145,10 +144,10 @@ async fn signalled() {
 }
 
 /// Calls `call` until it succeeds, fails in a way that trying again will not mend (a refused
-/// check, a 4xx), or the node is asked to stop. Each transient failure (the server down or
+/// check, a 4xx), or the device is asked to stop. Each transient failure (the server down or
 /// restarting, the network, a timeout, a 5xx) is logged and tried again after a backoff.
 /// `what` names the step for the log, as in "could not {what}".
-pub(crate) async fn retrying<T, E, F, Fut>(what: &str, stop: &Stop, mut call: F) -> Result<T, Halt>
+pub async fn retrying<T, E, F, Fut>(what: &str, stop: &Stop, mut call: F) -> Result<T, Halt>
 where
     E: Into<DeviceError>,
     F: FnMut() -> Fut,
