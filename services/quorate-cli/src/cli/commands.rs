@@ -35,6 +35,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
         Command::Policy { action } => policy(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
         Command::Upload(upload) => super::upload::upload(context, upload).await,
+        Command::Watch(args) => super::watch::watch(context, args).await,
         Command::Recordings => quorum::recordings(context).await,
         Command::Request {
             recording,

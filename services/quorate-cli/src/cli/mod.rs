@@ -6,8 +6,10 @@ mod commands;
 mod minutes;
 mod quorum;
 mod recorders;
+mod sources;
 mod state;
 mod upload;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -93,6 +95,9 @@ pub enum Command {
     /// Encrypt a recording on this device, split its key among the members, and upload it
     /// (resumable: run it again after an interruption).
     Upload(UploadArgs),
+    /// Run as a recorder: watch the folders meeting software records into, and upload each
+    /// finished recording (resumably, through restarts and network loss).
+    Watch(watch::WatchArgs),
     /// The vault's recordings, manifests verified.
     Recordings,
     /// Ask for a recording to be transcribed, or its transcript released to the members, by

@@ -259,18 +259,86 @@ async fn prepare(
     })
 }
 
-pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), DeviceError> {
-    let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
-    let (source_len, source_modified) = modified(&args.file)?;
-    let source = std::fs::canonicalize(&args.file)
-        .map_err(|error| DeviceError::Usage(format!("{}: {error}", args.file.display())))?;
-    let session = context.session().await?;
+/// A recording the server now holds whole.
+pub(super) struct Uploaded {
+    pub recording: RecordingId,
+    pub ciphertext_len: u64,
+    pub threshold: u8,
+    pub shares: usize,
+}
+
+/// Where the pending upload of `file` is kept: the folder and its state file, named by the
+/// file's canonical path.
+fn pending_paths(context: &Context, file: &Path) -> Result<(PathBuf, PathBuf), DeviceError> {
+    let source = std::fs::canonicalize(file)
+        .map_err(|error| DeviceError::Usage(format!("{}: {error}", file.display())))?;
     let folder = context.state.folder.join("uploads");
-    private_folder(&folder)?;
     let state_path = folder.join(format!(
         "{}.toml",
         hex::encode(&sha2_digest(source.to_string_lossy().as_bytes())[..12])
     ));
+    Ok((folder, state_path))
+}
+
+/// Forgets the pending upload of `file` (its state and ciphertext), so the next upload
+/// splits the key again: after the roster changed, say. The server drops the abandoned
+/// upload when it expires.
+pub(super) fn discard_pending(context: &Context, file: &Path) -> Result<(), DeviceError> {
+    let (folder, state_path) = pending_paths(context, file)?;
+    if let Ok(text) = std::fs::read_to_string(&state_path)
+        && let Ok(pending) = toml::from_str::<Pending>(&text)
+    {
+        let _ = std::fs::remove_file(folder.join(format!("{}.age", pending.recording)));
+    }
+    match std::fs::remove_file(&state_path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(DeviceError::Local(
+            format!("cannot remove {}: {error}", state_path.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `quorate upload`.
+pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), DeviceError> {
+    let sent = send(context, &args).await.map_err(|error| {
+        if error.server_code() == Some("roster_changed") {
+            let state = pending_paths(context, &args.file)
+                .map_or_else(|_| "its pending state".into(), |(_, path)| path.display().to_string());
+            DeviceError::Usage(format!(
+                "the roster changed before the upload began: remove {state} and run the command again to split the key for the new roster"
+            ))
+        } else {
+            error
+        }
+    })?;
+    let Uploaded {
+        recording,
+        ciphertext_len,
+        threshold: k,
+        shares,
+    } = sent;
+    context.print(
+        &format!(
+            "Uploaded {} as recording {recording} ({ciphertext_len} bytes of ciphertext).\nIts key is split {k}-of-{shares} among the members: nobody hears it without {k} approvals.",
+            args.file.display(),
+        ),
+        &json!({ "recording_id": recording.to_string(), "ciphertext_len": ciphertext_len, "threshold": k, "shares": shares }),
+    );
+    Ok(())
+}
+
+/// Encrypts, splits and uploads `args.file`, or resumes its pending upload; the server's
+/// refusals come back as they are (a `roster_changed` means: discard the pending upload
+/// and send again).
+pub(super) async fn send(
+    context: &mut Context,
+    args: &UploadArgs,
+) -> Result<Uploaded, DeviceError> {
+    let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
+    let (source_len, source_modified) = modified(&args.file)?;
+    let (folder, state_path) = pending_paths(context, &args.file)?;
+    let session = context.session().await?;
+    private_folder(&folder)?;
     let pending = match std::fs::read_to_string(&state_path) {
         Ok(text) => {
             let pending: Pending = toml::from_str(&text).map_err(|error| {
@@ -297,7 +365,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
             let pending = prepare(
                 context,
                 &session,
-                &args,
+                args,
                 &folder,
                 source_len,
                 source_modified,
@@ -342,14 +410,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     let state = session
         .client
         .create_recording(session.vault, &manifest, &shares)
-        .await
-        .map_err(|error| match DeviceError::from(error) {
-            DeviceError::Server { code, .. } if code == "roster_changed" => DeviceError::Usage(format!(
-                "the roster changed before the upload began: remove {} and run the command again to split the key for the new roster",
-                state_path.display()
-            )),
-            other => other,
-        })?;
+        .await?;
     let ciphertext_path = folder.join(format!("{recording}.age"));
     let ciphertext = std::fs::File::open(&ciphertext_path).map_err(|error| {
         DeviceError::Local(format!(
@@ -374,17 +435,12 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     progress.finish_and_clear();
     let _ = std::fs::remove_file(&ciphertext_path);
     let _ = std::fs::remove_file(&state_path);
-    let k = signed.split.threshold.k();
-    context.print(
-        &format!(
-            "Uploaded {} as recording {recording} ({} bytes of ciphertext).\nIts key is split {k}-of-{} among the members: nobody hears it without {k} approvals.",
-            args.file.display(),
-            signed.ciphertext_len,
-            shares.len(),
-        ),
-        &json!({ "recording_id": recording.to_string(), "ciphertext_len": signed.ciphertext_len, "threshold": k, "shares": shares.len() }),
-    );
-    Ok(())
+    Ok(Uploaded {
+        recording,
+        ciphertext_len: signed.ciphertext_len,
+        threshold: signed.split.threshold.k(),
+        shares: shares.len(),
+    })
 }
 
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
