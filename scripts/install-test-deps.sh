@@ -11,6 +11,7 @@ needed=(
   "espeak-ng espeak-ng"  # real speech for the node's transcription tests
   "ffmpeg ffmpeg"        # encodes that speech into every format a recording may come in
   "chromium chromium"    # the web UI's browser tests (driven by playwright-core)
+  "ruby ruby"            # BigBlueButton runs its post-archive hooks with Ruby; the test does too
 )
 
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"

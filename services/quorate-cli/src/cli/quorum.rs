@@ -68,6 +68,7 @@ pub(super) async fn recordings(context: &mut Context) -> Result<(), DeviceError>
         let uploader = roster
             .members()
             .iter()
+            .chain(roster.recorders())
             .chain(roster.removed())
             .find(|member| member.fingerprint == manifest.uploader)
             .map_or_else(|| manifest.uploader.short(), |member| member.name.clone());

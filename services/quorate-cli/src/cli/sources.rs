@@ -55,7 +55,7 @@ pub struct Found {
 
 /// Media files, by extension: what the node can decode.
 const MEDIA: &[&str] = &[
-    "wav", "flac", "mp3", "m4a", "mp4", "aac", "ogg", "oga", "opus", "webm", "mkv", "mov",
+    "wav", "flac", "mp3", "m4a", "mp4", "aac", "ogg", "oga", "opus", "webm", "mkv",
 ];
 
 /// Whether `path` names a media file that is not a hidden or partial one.

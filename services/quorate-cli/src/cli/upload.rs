@@ -70,6 +70,7 @@ fn media_type(path: &Path) -> &'static str {
         Some("ogg" | "oga") => "audio/ogg",
         Some("opus") => "audio/opus",
         Some("webm") => "audio/webm",
+        Some("mkv") => "video/x-matroska",
         _ => "application/octet-stream",
     }
 }
