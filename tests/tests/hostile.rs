@@ -9,7 +9,7 @@ use quorate_crypto::{
     Identity, VaultId,
     audit::AuditEntry,
     roster::Roster,
-    statement::{RecordingManifest, SignedStatement},
+    statement::{RecordingManifest, SignedStatement, UnlockRequest},
 };
 use quorate_e2e::{
     Backend, Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, identity,
@@ -771,5 +771,62 @@ async fn an_enrolment_answered_for_another_vault_is_refused() {
         .await;
     assert!(served.count() > 0, "the lie was served");
     assert_refused(&refused, "another vault than the code names");
+    server.stop().await;
+}
+
+/// A recorder's key (a recording machine, taken) signs a request, and the server passes it
+/// off as a member's: the voter's device refuses it, for a recorder may only upload.
+#[tokio::test]
+async fn a_request_signed_by_a_recorder_is_refused_by_the_voter() {
+    let server = Server::start(Backend::Sqlite).await;
+    let staffed = Staffed::new(&server).await;
+    staffed.approve_node(&"ab".repeat(32)).await;
+    let (admin, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
+    let invite = admin.ok(&["--json", "recorders", "invite"]).await.json();
+    let recorder = Device::new(&server);
+    recorder.ok(&["keygen"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let enrolled = recorder
+        .ok(&["--json", "enroll", "--code", code, "--name", "obs-1"])
+        .await
+        .json();
+    admin
+        .ok(&[
+            "recorders",
+            "approve",
+            enrolled["fingerprint"].as_str().unwrap(),
+        ])
+        .await;
+    let file = cy.folder.path().join("meeting.wav");
+    std::fs::write(&file, wav(1)).unwrap();
+    let uploaded = cy
+        .ok(&[
+            "--json",
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            "Board",
+        ])
+        .await
+        .json();
+    let recording = uploaded["recording_id"].as_str().unwrap();
+    let request = quorate_e2e::ask(cy, recording, &staffed.node_id, "transcribe", "minutes").await;
+
+    let proxy = HostileProxy::start(&server.url("")).await;
+    let taken = identity(&recorder);
+    let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/requests/*", move |view| {
+        let text = view["statement"].as_str().unwrap();
+        let signed = SignedStatement::from_bytes(&STANDARD.decode(text).unwrap()).unwrap();
+        let mut request = signed.verify::<UnlockRequest>().unwrap().statement;
+        request.requester = taken.fingerprint();
+        view["statement"] = STANDARD
+            .encode(SignedStatement::sign(&request, &taken).to_bytes())
+            .into();
+    });
+    let refused = through(bo, &proxy)
+        .run(&["approve", &request, "--yes"])
+        .await;
+    assert!(served.count() > 0, "the lie was served");
+    assert_refused(&refused, "who may not sign it");
     server.stop().await;
 }
