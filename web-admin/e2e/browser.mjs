@@ -225,8 +225,10 @@ const stories = {
   // roster entry is signed in the browser), approves the node, then looks at every page.
   async "admin-approves-member"() {
     await approvePending();
-    await page.getByRole("button", { name: "Make an invite code" }).click();
-    await page.getByText(/^Invite code: [A-Z0-9-]+ \(works once/).waitFor();
+    await page.getByRole("button", { name: "Make a member invite code" }).click();
+    await page.getByText(/^Member invite code: [A-Z0-9-]+ \(works once/).waitFor();
+    await page.getByRole("button", { name: "Make a recorder invite code" }).click();
+    await page.getByText(/^Recorder invite code: [A-Z0-9-]+ \(works once/).waitFor();
     await shot("members-approved");
     // The node enrolled and waits; the admin approves it for the model it loaded, typing the
     // fingerprint the node shows. First the server lists the node with the attacker's keys.
