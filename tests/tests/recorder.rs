@@ -210,6 +210,53 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
         "nothing is sent twice: {again:?}"
     );
 
+    // Kept plaintext is never sent twice; a refused recording is logged and left alone.
+    let kept = drop.join("Kept.wav");
+    std::fs::write(&kept, quorate_e2e::wav(1)).unwrap();
+    let drop_folder = format!("drop={}", drop.display());
+    let keep = [
+        "watch",
+        "--once",
+        "--settle",
+        "0",
+        "--folder",
+        drop_folder.as_str(),
+    ];
+    let first = unattended(&recorder, &secret, &keep).await;
+    assert!(first.stderr.contains("Uploaded"), "{first:?}");
+    let second = unattended(&recorder, &secret, &keep).await;
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        !second.stderr.contains("Uploading"),
+        "sent twice: {second:?}"
+    );
+    assert!(kept.exists(), "kept without --remove-plaintext");
+    let refused = drop.join("Refused.wav");
+    std::fs::write(&refused, quorate_e2e::wav(1)).unwrap();
+    let too_many = [&keep[..], &["--threshold", "9"]].concat();
+    let failed = unattended(&recorder, &secret, &too_many).await;
+    assert_eq!(
+        failed.code, 0,
+        "one refusal does not stop the watcher: {failed:?}"
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("Refused.wav was not uploaded: --threshold must be between"),
+        "{failed:?}"
+    );
+    assert!(refused.exists(), "a refused recording is left as it is");
+    let status = unattended(&recorder, &secret, &["--json", "watch", "--status"]).await;
+    let failed_items: Vec<_> = status.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["stage"] == "failed")
+        .map(|item| item["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(failed_items, ["Refused"], "{status:?}");
+    std::fs::remove_file(&refused).unwrap();
+
     // The recorder reads nothing, not even the titles of what it uploaded.
     let refused = unattended(&recorder, &secret, &["recordings"]).await;
     assert_eq!(refused.code, 4, "{refused:?}");
@@ -219,7 +266,7 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
     // split among the three members only; the node transcribes each.
     let recordings = bo.ok(&["--json", "recordings"]).await.json();
     let recordings = recordings.as_array().unwrap();
-    assert_eq!(recordings.len(), 4, "{recordings:?}");
+    assert_eq!(recordings.len(), 5, "{recordings:?}");
     for (title, spoken) in said {
         let recording = recordings
             .iter()
