@@ -3,6 +3,7 @@
 //! tests), and the real `quorate` binary run as a member would run it, each "device" with a
 //! configuration folder of its own.
 
+pub mod background;
 pub mod hostile;
 
 use std::{

@@ -3,140 +3,13 @@
 //! it holds; SIGTERM stops it cleanly, between jobs, or in the middle of one by handing the
 //! job back (not failed, the attempt not counted) for its next run.
 
-use std::{net::SocketAddr, time::Duration};
-
 use quorate_client::Client;
-use quorate_e2e::{Backend, NodeMachine, Server, Staffed, identity};
-use quorate_server::test_support::{TestDb, TestServer};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    net::{TcpListener, TcpStream},
-    process::Child,
-    sync::mpsc,
-    task::JoinHandle,
+use quorate_e2e::{
+    Backend, Server, Staffed,
+    background::{Door, Running},
+    identity,
 };
-
-/// The one address the node and the devices know, in front of whichever server runs. Shut,
-/// it refuses connections and cuts those open, as the port of a stopped server does.
-struct Door {
-    address: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Door {
-    async fn open(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        Self {
-            address,
-            task: Some(forward(listener, upstream)),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    /// Closes the port and every connection through it.
-    async fn shut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// Opens the same port again, in front of `upstream`.
-    async fn reopen(&mut self, upstream: SocketAddr) {
-        let listener = TcpListener::bind(self.address).await.unwrap();
-        self.task = Some(forward(listener, upstream));
-    }
-}
-
-/// Passes every connection to `listener` on to `upstream`, until aborted (which drops the
-/// listener and, with the set, every connection).
-fn forward(listener: TcpListener, upstream: SocketAddr) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else {
-                continue;
-            };
-            while connections.try_join_next().is_some() {}
-            connections.spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    })
-}
-
-/// `quorate-node run` in the background, its standard error read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    said: Vec<String>,
-}
-
-impl Running {
-    fn start(machine: &NodeMachine) -> Self {
-        let mut child = machine
-            .command(&["run", "--poll-seconds", "1"])
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                let _ = sender.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            said: Vec::new(),
-        }
-    }
-
-    /// Waits until the node says something containing `words`.
-    async fn wait_for(&mut self, words: &str) {
-        let said = async {
-            while let Some(line) = self.lines.recv().await {
-                self.said.push(line);
-                if self.said.last().unwrap().contains(words) {
-                    return true;
-                }
-            }
-            false
-        };
-        let heard = tokio::time::timeout(Duration::from_secs(180), said).await;
-        assert!(
-            heard == Ok(true),
-            "the node never said {words:?} (it {}); it said:\n{}",
-            if heard.is_ok() { "ended" } else { "went quiet" },
-            self.said.join("\n")
-        );
-    }
-
-    /// Sends SIGTERM and waits for the node to end; returns its exit code and all it said.
-    async fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().unwrap().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("the node stops within a minute of SIGTERM")
-            .unwrap();
-        while let Some(line) = self.lines.recv().await {
-            self.said.push(line);
-        }
-        (status.code(), self.said.join("\n"))
-    }
-}
+use quorate_server::test_support::{TestDb, TestServer};
 
 /// Stops `server` and starts another on the same database behind the shut `door`, which
 /// opens again once the node has said it is trying again.
@@ -179,7 +52,7 @@ async fn a_node_finishes_its_job_through_server_restarts_and_stops_on_sigterm() 
     let vault = app.codes[0].vault_id;
     let (staffed, mut door, watcher) = staffed_behind_a_door(&app).await;
     let Server { mut server, db } = app;
-    let mut node = Running::start(&staffed.machine);
+    let mut node = Running::start(staffed.machine.command(&["run", "--poll-seconds", "1"]));
     node.wait_for("waiting for jobs").await;
 
     // Between jobs: the server goes away; the node says so, tries again, and is back.
@@ -219,7 +92,7 @@ async fn a_node_stopped_mid_job_hands_the_job_back_to_its_next_run() {
     let request = staffed.half_approved_request(spoken).await;
     staffed.members[0].ok(&["approve", &request, "--yes"]).await;
 
-    let mut node = Running::start(&staffed.machine);
+    let mut node = Running::start(staffed.machine.command(&["run", "--poll-seconds", "1"]));
     node.wait_for("Claimed job").await;
     let (code, said) = node.terminate().await;
     assert_eq!(code, Some(0), "{said}");

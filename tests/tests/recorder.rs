@@ -8,7 +8,11 @@
 
 use std::path::Path;
 
-use quorate_e2e::{Backend, Device, Run, Server, Staffed, speech, word_error_rate};
+use quorate_e2e::{
+    Backend, Device, Run, Server, Staffed,
+    background::{Door, Running},
+    board, speech, word_error_rate,
+};
 
 /// Runs `quorate ARGUMENTS` on the recording machine, its passphrase read from `secret`.
 async fn unattended(recorder: &Device, secret: &Path, arguments: &[&str]) -> Run {
@@ -61,17 +65,14 @@ fn hook(program: &str, arguments: &[&str], environment: &[(&str, &Path)]) {
     );
 }
 
-#[tokio::test]
-async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_the_node_transcribes_each()
- {
-    let server = Server::start(Backend::Sqlite).await;
-    let staffed = Staffed::new(&server).await;
-    let model = staffed.import_model().await;
-    staffed.approve_node(&model).await;
-    let (admin, bo) = (&staffed.admin, &staffed.members[0]);
-
-    // The recording machine's passphrase is in a file that only its user may read.
-    let recorder = Device::new(&server);
+/// A recording machine enrolled as the recorder `name` and approved by `admin`: its
+/// passphrase in a file only its user may read (a looser file is refused first).
+async fn unattended_recorder(
+    server: &str,
+    admin: &Device,
+    name: &str,
+) -> (Device, std::path::PathBuf) {
+    let recorder = Device::at(server);
     let secret = recorder.folder.path().join("passphrase");
     std::fs::write(&secret, "an unattended passphrase for the recorder\n").unwrap();
     let mode = |mode| {
@@ -92,7 +93,7 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
     // An admin invites it; it enrols; the admin compares its fingerprint and approves it.
     let invite = admin.ok(&["--json", "recorders", "invite"]).await.json();
     let code = invite["code"].as_str().unwrap();
-    let enrol = ["--json", "enroll", "--code", code, "--name", "jibri-1"];
+    let enrol = ["--json", "enroll", "--code", code, "--name", name];
     let enrolled = unattended(&recorder, &secret, &enrol).await;
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     let fingerprint = enrolled.json()["fingerprint"].as_str().unwrap().to_owned();
@@ -100,7 +101,20 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
     assert_eq!(pending["pending"][0]["fingerprint"], fingerprint.as_str());
     admin.ok(&["recorders", "approve", &fingerprint]).await;
     let listed = admin.ok(&["--json", "recorders"]).await.json();
-    assert_eq!(listed["recorders"][0]["name"], "jibri-1");
+    assert_eq!(listed["recorders"][0]["name"], name);
+    (recorder, secret)
+}
+
+#[tokio::test]
+async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_the_node_transcribes_each()
+ {
+    let server = Server::start(Backend::Sqlite).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (admin, bo) = (&staffed.admin, &staffed.members[0]);
+
+    let (recorder, secret) = unattended_recorder(&server.url(""), admin, "jibri-1").await;
 
     // Each source's folder, as it leaves it, with its hook run.
     let spool = tempfile::tempdir().unwrap();
@@ -291,4 +305,42 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
             "{title}: word error rate {rate:.2}: heard {heard:?}"
         );
     }
+}
+
+/// Started while the server cannot be reached, the watcher says so and tries again with a
+/// backoff; once the server is back it uploads what waited, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn the_watcher_rides_out_a_server_that_is_down_and_stops_on_sigterm() {
+    let server = Server::start(Backend::Sqlite).await;
+    let (admin, _) = board(&server).await;
+    let mut door = Door::open(server.address).await;
+    let (recorder, secret) = unattended_recorder(&door.url(), &admin, "obs-1").await;
+    let drop = tempfile::tempdir().unwrap();
+    std::fs::write(drop.path().join("Standup.wav"), quorate_e2e::wav(1)).unwrap();
+
+    door.shut().await;
+    let folder = format!("drop={}", drop.path().display());
+    let mut command = recorder.command(&[
+        "watch",
+        "--settle",
+        "0",
+        "--poll",
+        "1",
+        "--remove-plaintext",
+        "--folder",
+        &folder,
+    ]);
+    command
+        .env_remove("QUORATE_PASSPHRASE")
+        .env("QUORATE_PASSPHRASE_FILE", &secret);
+    let mut watcher = Running::start(command);
+    watcher.wait_for("Trying again in").await;
+    door.reopen(server.address).await;
+    watcher.wait_for("Uploaded").await;
+    let (code, said) = watcher.terminate().await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!drop.path().join("Standup.wav").exists(), "{said}");
+    let recordings = admin.ok(&["--json", "recordings"]).await.json();
+    assert_eq!(recordings[0]["title"], "Standup");
+    assert_eq!(recordings[0]["uploader"], "obs-1");
 }
