@@ -112,6 +112,15 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     // a lying server swapped in.
     let (dee, joined) = pending_member(&server, ada, "Dee").await;
     browser("refused-while-pending", &server, &dee, "Dee", &[]).await;
+    // A recording machine enrols with a recorder invite and waits too.
+    let invite = ada.ok(&["--json", "recorders", "invite"]).await.json();
+    let machine = Device::new(&server);
+    machine.ok(&["keygen"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let recorder = machine
+        .ok(&["--json", "enroll", "--code", code, "--name", "jibri-1"])
+        .await
+        .json();
     let node_fingerprint = staffed.machine.identity().fingerprint().short();
     let approved = browser(
         "admin-approves-member",
@@ -120,6 +129,11 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         "Ada",
         &[
             ("QUORATE_PENDING", "Dee"),
+            ("QUORATE_PENDING_RECORDER", "jibri-1"),
+            (
+                "QUORATE_PENDING_RECORDER_FINGERPRINT",
+                recorder["fingerprint"].as_str().unwrap(),
+            ),
             ("QUORATE_NODE", "gpu-1"),
             ("QUORATE_NODE_FINGERPRINT", &node_fingerprint),
             ("QUORATE_MODEL", &model),
@@ -138,6 +152,12 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         approved.contains("refused the keys the server swapped in for node gpu-1; nothing sent"),
         "{approved}"
     );
+    assert!(
+        approved.contains("recorder jibri-1 approved as a recorder"),
+        "{approved}"
+    );
+    let recorders = ada.ok(&["--json", "recorders"]).await.json();
+    assert_eq!(recorders["recorders"][0]["name"], "jibri-1");
     // The CLI replays the roster with the browser's entry in it: Dee's own keys, once.
     let listed = cy.ok(&["--json", "members"]).await.json();
     let dees: Vec<_> = listed["members"]

@@ -203,7 +203,7 @@ async function approvePending() {
     await approve.click();
     await page.locator("#alert").getByText(`Type the fingerprint ${pending} reads out to you`).waitFor();
     await field.fill(readOut);
-    await page.getByLabel("Role").selectOption("admin");
+    await page.getByRole("row", { name: new RegExp(`^${pending} `) }).getByLabel("Role").selectOption("admin");
     await approve.click();
     await sentNothing(writes, `${pending} is on the roster`);
     await page.locator("#alert").getByText(`not that of the keys the server sent for ${pending}, so nothing was signed`).waitFor();
@@ -225,6 +225,18 @@ const stories = {
   // roster entry is signed in the browser), approves the node, then looks at every page.
   async "admin-approves-member"() {
     await approvePending();
+    // A recorder (a recording machine) is approved as a recorder only: no share, no vote.
+    const recorder = env("QUORATE_PENDING_RECORDER");
+    await page.getByLabel(`Fingerprint ${recorder} reads out`).fill(env("QUORATE_PENDING_RECORDER_FINGERPRINT"));
+    const row = page.getByRole("row", { name: new RegExp(`^${recorder} `) });
+    const roles = await row.getByLabel("Role").locator("option").allTextContents();
+    if (roles.join() !== "recorder") throw new Error(`a pending recorder may be signed on as ${roles.join(" or ")}`);
+    await page.getByRole("button", { name: `Approve ${recorder}` }).click();
+    await page.locator("#status").getByText(`${recorder} is on the roster.`).waitFor();
+    await row.getByRole("cell", { name: "recorder", exact: true }).waitFor();
+    await row.getByRole("cell", { name: "active", exact: true }).waitFor();
+    await page.getByText(/members, 1 recorders\./).waitFor();
+    console.log(`recorder ${recorder} approved as a recorder`);
     await page.getByRole("button", { name: "Make a member invite code" }).click();
     await page.getByText(/^Member invite code: [A-Z0-9-]+ \(works once/).waitFor();
     await page.getByRole("button", { name: "Make a recorder invite code" }).click();
