@@ -9,6 +9,7 @@ import { Roster } from "../src/roster";
 import {
   type PublicKeys,
   encodeNodeApproval,
+  encodeUnlockRequest,
   fingerprintOf,
   parseSigned,
   shortFingerprint,
@@ -337,7 +338,7 @@ describe("the audit log (issue 14, item 8)", () => {
     ];
     const served = { log: await chain(items) };
     server.on("GET", /\/audit$/, () => served.log);
-    return { admin, device, items, served };
+    return { admin, chain: roster, device, items, served };
   }
 
   /** `statement`'s body signed again by a key of no one in the vault: a valid signature. */
@@ -409,5 +410,26 @@ describe("the audit log (issue 14, item 8)", () => {
     const signed = await sign("unlock-request", request.body, admin, adminKey);
     served.log = await chain([...items, { action: "request.created", statement: signed }]);
     await expect(device.verifyAudit(() => {})).rejects.toThrow(/the unlock-request is not signed by its requester/);
+  });
+
+  it("refuses a request a recorder signed in its own name: a recorder only uploads", async () => {
+    const { admin, chain: roster, device, items, served } = await auditVault();
+    const [recorderKey, verifyingKey] = await signer(0x52);
+    const keys = { recipient: new Uint8Array(32).fill(0x52), verifyingKey };
+    const added = await (
+      await Roster.verify(GOLDEN_VAULT, roster)
+    ).signChange(admin.signingKey, admin.verifyingKey, "add", keys, "jibri-1", "recorder", 1_700_000_100);
+    roster.push(added);
+    const goldenRequest = (await verify("unlock-request", golden("unlock-request"))).statement;
+    const body = encodeUnlockRequest({ ...goldenRequest, requester: await fingerprintOf(keys) });
+    const signed = await sign("unlock-request", body, recorderKey, verifyingKey);
+    served.log = await chain([
+      ...items,
+      { action: "roster.added", statement: added },
+      { action: "request.created", statement: signed },
+    ]);
+    await expect(device.verifyAudit(() => {})).rejects.toThrow(
+      /audit entry 7 carries a statement that is refused: the unlock-request is not signed by its requester/,
+    );
   });
 });
