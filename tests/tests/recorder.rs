@@ -312,14 +312,26 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
 #[tokio::test]
 async fn the_watcher_rides_out_a_server_that_is_down_and_stops_on_sigterm() {
     let server = Server::start(Backend::Sqlite).await;
-    let (admin, _) = board(&server).await;
+    let (admin, members) = board(&server).await;
     let mut door = Door::open(server.address).await;
     let (recorder, secret) = unattended_recorder(&door.url(), &admin, "obs-1").await;
     let drop = tempfile::tempdir().unwrap();
     std::fs::write(drop.path().join("Standup.wav"), quorate_e2e::wav(1)).unwrap();
+    let folder = format!("drop={}", drop.path().display());
+
+    // A machine signed on as a member (a lying server's listing can get an admin to do
+    // that) holds shares: it refuses to run unattended, and uploads nothing.
+    let as_member = members[0]
+        .run(&["watch", "--once", "--settle", "0", "--folder", &folder])
+        .await;
+    assert_eq!(as_member.code, 2, "{as_member:?}");
+    assert!(
+        as_member.stderr.contains("is not a recorder"),
+        "{as_member:?}"
+    );
+    assert!(drop.path().join("Standup.wav").exists());
 
     door.shut().await;
-    let folder = format!("drop={}", drop.path().display());
     let mut command = recorder.command(&[
         "watch",
         "--settle",

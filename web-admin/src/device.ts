@@ -440,6 +440,9 @@ export class Device {
   async approveMember(member: Schemas["MemberView"], role: Role, typed: string): Promise<number> {
     const keys = publicKeys(member.keys);
     await checkReadOut(typed, keys, member.name, "`quorate enroll` printed it on their device");
+    if (!["admin", "member", "recorder"].includes(role)) {
+      throw new Error(`Choose ${member.name}'s role: member or admin for a person, recorder for a recording machine`);
+    }
     const roster = await this.roster();
     const entry = await roster.signChange(
       this.identity.signingKey,

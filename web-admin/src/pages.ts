@@ -158,10 +158,15 @@ export const members: Page = async (device, main) => {
         `Fingerprint ${member.name} reads out`,
         "`quorate enroll` printed it on their device; have them read it to you",
       );
-      // A recorder invite makes a recorder only (the server refuses any other role for it);
-      // a member's invite a member or an admin.
-      const roles: Role[] = member.role === "recorder" ? ["recorder"] : ["member", "admin"];
-      const role = h("select", {}, ...roles.map((name) => h("option", { value: name }, name)));
+      // Every role is offered and none chosen: the admin says what the fingerprint they
+      // compared belongs to (a person, or a recording machine), not the server's listing.
+      const roles: Role[] = ["member", "admin", "recorder"];
+      const role = h(
+        "select",
+        {},
+        h("option", { value: "", disabled: true, selected: true }, "choose…"),
+        ...roles.map((name) => h("option", { value: name }, name)),
+      );
       actions.append(
         readOut,
         field("Role", role),

@@ -97,7 +97,7 @@ pub fn scan(kind: SourceKind, folder: &Path) -> Vec<Found> {
             .map(|file| dropped(&file))
             .collect(),
         SourceKind::Jibri => marked_folders(folder)
-            .filter_map(|folder| jibri(&folder))
+            .flat_map(|folder| jibri(&folder))
             .collect(),
         SourceKind::Bbb => marked_folders(folder)
             .flat_map(|folder| bigbluebutton(&folder))
@@ -134,13 +134,15 @@ fn stem(file: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A Jibri recording folder: its largest media file, titled by the room of the meeting URL
-/// in `metadata.json`, with the participants' display names.
-fn jibri(folder: &Path) -> Option<Found> {
-    let file = entries(folder)
+/// A Jibri recording folder: its media file, titled by the room of the meeting URL in
+/// `metadata.json`, with the participants' display names; the whole folder is its
+/// plaintext. A folder with several media files gives one recording each, and each file
+/// alone is removed, so nothing not uploaded goes with the folder.
+fn jibri(folder: &Path) -> Vec<Found> {
+    let media: Vec<PathBuf> = entries(folder)
         .into_iter()
         .filter(|path| path.is_file() && is_media(path))
-        .max_by_key(|path| signature(path).map_or(0, |(len, _)| len))?;
+        .collect();
     let metadata: serde_json::Value = std::fs::read(folder.join("metadata.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -151,7 +153,7 @@ fn jibri(folder: &Path) -> Option<Found> {
         .and_then(|url| url.trim_end_matches('/').rsplit('/').next())
         .map(percent_decoded)
         .filter(|room| !room.is_empty());
-    let attendees = metadata["participants"]
+    let attendees: Vec<String> = metadata["participants"]
         .as_array()
         .map(|participants| {
             participants
@@ -165,13 +167,29 @@ fn jibri(folder: &Path) -> Option<Found> {
                 .collect()
         })
         .unwrap_or_default();
-    Some(Found {
-        title: room.unwrap_or_else(|| stem(&file)),
-        file,
-        started_at: None,
-        attendees,
-        plaintext: vec![folder.to_owned()],
-    })
+    let parts = media.len();
+    media
+        .into_iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let name = room.clone().unwrap_or_else(|| stem(&file));
+            Found {
+                title: if parts > 1 {
+                    format!("{name} (part {} of {parts})", index + 1)
+                } else {
+                    name
+                },
+                plaintext: if parts > 1 {
+                    vec![file.clone()]
+                } else {
+                    vec![folder.to_owned()]
+                },
+                file,
+                started_at: None,
+                attendees: attendees.clone(),
+            }
+        })
+        .collect()
 }
 
 /// `text` with its `%XX` escapes decoded (a room name from a URL).

@@ -215,18 +215,19 @@ pub fn passphrase(prompt: &str, confirm: bool) -> Result<SecretString, DeviceErr
 /// A passphrase kept in a file: its first line, which must not be empty. The file must be
 /// readable by its owner only, as systemd's credentials are.
 fn passphrase_from_file(path: &Path) -> Result<SecretString, DeviceError> {
+    use std::io::Read;
+    let unreadable = |error: std::io::Error| {
+        DeviceError::Usage(format!(
+            "cannot read the passphrase file {}: {error}",
+            path.display()
+        ))
+    };
+    // The mode is checked on the file opened, so that the file read is the file checked.
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|error| {
-                DeviceError::Usage(format!(
-                    "cannot read the passphrase file {}: {error}",
-                    path.display()
-                ))
-            })?
-            .permissions()
-            .mode();
+        let mode = file.metadata().map_err(unreadable)?.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(DeviceError::Usage(format!(
                 "the passphrase file {} can be read by other users: `chmod 600` it (or use systemd's LoadCredential=) and run again",
@@ -234,12 +235,10 @@ fn passphrase_from_file(path: &Path) -> Result<SecretString, DeviceError> {
             )));
         }
     }
-    let text = SecretString::from(std::fs::read_to_string(path).map_err(|error| {
-        DeviceError::Usage(format!(
-            "cannot read the passphrase file {}: {error}",
-            path.display()
-        ))
-    })?);
+    let mut buffer = String::new();
+    file.read_to_string(&mut buffer).map_err(unreadable)?;
+    // Moved, not copied, into a type that wipes it.
+    let text = SecretString::from(buffer);
     let line = text.expose_secret().lines().next().unwrap_or_default();
     if line.is_empty() {
         return Err(DeviceError::Usage(format!(

@@ -260,7 +260,9 @@ async fn prepare(
     })
 }
 
-/// A recording the server now holds whole.
+/// A recording the server now holds whole. Its pending state stays until
+/// [`forget_pending`]: a recorder first notes the upload in its ledger, so that a crash in
+/// between resumes (and finds it done) rather than uploading it again.
 pub(super) struct Uploaded {
     pub recording: RecordingId,
     pub ciphertext_len: u64,
@@ -281,10 +283,10 @@ fn pending_paths(context: &Context, file: &Path) -> Result<(PathBuf, PathBuf), D
     Ok((folder, state_path))
 }
 
-/// Forgets the pending upload of `file` (its state and ciphertext), so the next upload
-/// splits the key again: after the roster changed, say. The server drops the abandoned
-/// upload when it expires.
-pub(super) fn discard_pending(context: &Context, file: &Path) -> Result<(), DeviceError> {
+/// Forgets the pending upload of `file` (its state and ciphertext): once the server holds
+/// it whole, or so that the next upload splits the key again (after the roster changed,
+/// say; the server drops the abandoned upload when it expires).
+pub(super) fn forget_pending(context: &Context, file: &Path) -> Result<(), DeviceError> {
     let (folder, state_path) = pending_paths(context, file)?;
     if let Ok(text) = std::fs::read_to_string(&state_path)
         && let Ok(pending) = toml::from_str::<Pending>(&text)
@@ -312,6 +314,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
             error
         }
     })?;
+    forget_pending(context, &args.file)?;
     let Uploaded {
         recording,
         ciphertext_len,
@@ -420,22 +423,25 @@ pub(super) async fn send(
             state_path.display()
         ))
     })?;
-    let progress = bar(signed.ciphertext_len, "uploading");
-    progress.set_position(state.upload_offset);
-    let shown = progress.clone();
-    session
-        .client
-        .resume_upload_limited(
-            recording,
-            ciphertext,
-            rate,
-            Some(signed.ciphertext_len),
-            move |sent, _| shown.set_position(sent),
-        )
-        .await?;
-    progress.finish_and_clear();
-    let _ = std::fs::remove_file(&ciphertext_path);
-    let _ = std::fs::remove_file(&state_path);
+    // The server answers the same manifest again with where its upload stands: all of this
+    // device's own length means the last answer was lost after the upload completed (the
+    // server then holds no open upload to ask about).
+    if state.upload_offset != signed.ciphertext_len {
+        let progress = bar(signed.ciphertext_len, "uploading");
+        progress.set_position(state.upload_offset);
+        let shown = progress.clone();
+        session
+            .client
+            .resume_upload_limited(
+                recording,
+                ciphertext,
+                rate,
+                Some(signed.ciphertext_len),
+                move |sent, _| shown.set_position(sent),
+            )
+            .await?;
+        progress.finish_and_clear();
+    }
     Ok(Uploaded {
         recording,
         ciphertext_len: signed.ciphertext_len,

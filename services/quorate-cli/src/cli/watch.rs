@@ -107,14 +107,22 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn open(folder: &Path) -> Self {
+    /// The ledger in `folder`; empty only when there is none yet (a ledger that cannot be
+    /// read would have every kept file uploaded again).
+    fn open(folder: &Path) -> Result<Self, DeviceError> {
         let path = folder.join("uploaded");
-        let keys = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        Self { path, keys }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => {
+                return Err(DeviceError::Local(format!(
+                    "cannot read the ledger {}: {error}",
+                    path.display()
+                )));
+            }
+        };
+        let keys = text.lines().map(str::to_owned).collect();
+        Ok(Self { path, keys })
     }
 
     fn has(&self, key: &str) -> bool {
@@ -139,14 +147,15 @@ impl Ledger {
     }
 }
 
-/// Names a file as it is now (path, size, modification time): the same file changed is
-/// another recording.
+/// Names a file as it is now (its canonical path, size, modification time): the same file
+/// changed is another recording.
 fn ledger_key(file: &Path, (len, modified): (u64, SystemTime)) -> String {
     let nanos = modified
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());
+    let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     let mut hasher = Sha256::new();
-    hasher.update(file.to_string_lossy().as_bytes());
+    hasher.update(path.as_os_str().as_encoded_bytes());
     hasher.update(len.to_be_bytes());
     hasher.update(nanos.to_be_bytes());
     hex::encode(&hasher.finalize()[..16])
@@ -184,7 +193,7 @@ pub(super) async fn watch(context: &mut Context, args: WatchArgs) -> Result<(), 
         }
     }
     let mut watcher = Watcher {
-        ledger: Ledger::open(&folder),
+        ledger: Ledger::open(&folder)?,
         folder,
         args,
         refused: HashMap::new(),
@@ -283,11 +292,12 @@ impl Watcher {
     ) -> Result<(), Halt> {
         self.note(&recording, Stage::Uploading, "encrypting and uploading");
         self.save_queue();
+        is_recorder(context).await?;
+        // The title is not logged: the journal outlives the plaintext.
         eprintln!(
-            "Uploading {} ({} bytes) as \"{}\".",
+            "Uploading {} ({} bytes).",
             recording.file.display(),
-            signature.0,
-            recording.title
+            signature.0
         );
         let sent = match self.send(context, stop, &recording).await {
             Ok(sent) => sent,
@@ -307,17 +317,30 @@ impl Watcher {
             }
             Err(stopped) => return Err(stopped),
         };
-        self.ledger.add(key)?;
         let mut detail = format!(
             "recording {} ({} bytes of ciphertext, {}-of-{})",
             sent.recording, sent.ciphertext_len, sent.threshold, sent.shares
         );
-        if self.args.remove_plaintext {
+        // Noted in the ledger before the pending upload is forgotten: a crash in between
+        // resumes it, finds it done, and uploads nothing twice. A ledger that cannot be
+        // written leaves the pending upload for the next pass to find done.
+        if let Err(error) = self.ledger.add(key) {
+            eprintln!("warning: {error}; the next pass notes it again");
+            return Ok(());
+        }
+        upload::forget_pending(context, &recording.file)?;
+        let unchanged = sources::signature(&recording.file) == Some(signature);
+        if self.args.remove_plaintext && unchanged {
             remove_plaintext(&recording.plaintext);
             detail.push_str("; plaintext removed");
+        } else if self.args.remove_plaintext {
+            detail.push_str("; the file changed while it was uploaded, so it is kept");
         }
         eprintln!("Uploaded {}: {detail}.", recording.file.display());
-        self.note(&recording, Stage::Uploaded, &detail);
+        let mut uploaded = recording;
+        // What the meeting was called is the members' to know, not the machine's.
+        uploaded.title.clear();
+        self.note(&uploaded, Stage::Uploaded, &detail);
         Ok(())
     }
 
@@ -346,7 +369,7 @@ impl Watcher {
                     "The roster changed: splitting the key of {} again.",
                     args.file.display()
                 );
-                upload::discard_pending(context, &args.file)?;
+                upload::forget_pending(context, &args.file)?;
                 let again = stop
                     .unless_stopped(async { Ok(upload::send(context, &args).await) })
                     .await?;
@@ -382,6 +405,26 @@ impl Watcher {
             eprintln!("warning: the queue for --status was not written: {error}");
         }
     }
+}
+
+/// Refuses to upload unless this identity is a recorder on the verified roster: a machine
+/// that records unattended keeps its passphrase beside its identity, so it must hold no
+/// share (a lying server could have had it signed on as a member).
+async fn is_recorder(context: &mut Context) -> Result<(), DeviceError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let me = session.identity.fingerprint();
+    if roster
+        .recorders()
+        .iter()
+        .any(|recorder| recorder.fingerprint == me)
+    {
+        return Ok(());
+    }
+    Err(DeviceError::Usage(format!(
+        "this identity ({}) is not a recorder on the vault's roster: a machine that records unattended must be one, holding no share. Have an admin remove it if it was signed on as a member, and approve its enrolment with `quorate recorders approve`",
+        me.short()
+    )))
 }
 
 /// Removes each path (a file, or a folder with everything in it), saying what it removed.
