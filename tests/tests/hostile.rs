@@ -797,20 +797,8 @@ async fn a_request_signed_by_a_recorder_is_refused_by_the_voter() {
             enrolled["fingerprint"].as_str().unwrap(),
         ])
         .await;
-    let file = cy.folder.path().join("meeting.wav");
-    std::fs::write(&file, wav(1)).unwrap();
-    let uploaded = cy
-        .ok(&[
-            "--json",
-            "upload",
-            file.to_str().unwrap(),
-            "--title",
-            "Board",
-        ])
-        .await
-        .json();
-    let recording = uploaded["recording_id"].as_str().unwrap();
-    let request = quorate_e2e::ask(cy, recording, &staffed.node_id, "transcribe", "minutes").await;
+    let (recording, _) = staffed.upload(cy, "The board met.", "Board").await;
+    let request = quorate_e2e::ask(cy, &recording, &staffed.node_id, "transcribe", "minutes").await;
 
     let proxy = HostileProxy::start(&server.url("")).await;
     let taken = identity(&recorder);
