@@ -16,7 +16,7 @@ use quorate_client::Client;
 use quorate_crypto::{
     Identity, Recipient, RecordingId, VaultId, envelope,
     roster::Roster,
-    statement::{RecordingManifest, SignedStatement},
+    statement::{RecordingManifest, SignedStatement, UnlockRequest},
 };
 use quorate_e2e::{
     Backend, Device, NodeMachine, Server, Staffed, approve_node, ask, board, enrol_node,
@@ -233,6 +233,56 @@ async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
         reason.contains("not signed by its uploader"),
         "the reason says what is wrong: {reason}"
     );
+    assert!(client.transcripts(vault).await.unwrap().is_empty());
+    server.stop().await;
+}
+
+/// A recorder's key (its machine taken) signs the request the server hands the node: the
+/// node refuses it, for a recorder may only upload, and no key is rebuilt.
+#[tokio::test]
+async fn a_node_refuses_a_request_signed_by_a_recorder() {
+    let server = Server::start(Backend::Sqlite).await;
+    let (mut staffed, request) =
+        quorate_transcription(&server, "The library opens on Sunday.").await;
+    let (client, vault) = signed_in(&server, &staffed.admin).await;
+    let invite = staffed
+        .admin
+        .ok(&["--json", "recorders", "invite"])
+        .await
+        .json();
+    let recorder = Device::new(&server);
+    recorder.ok(&["keygen"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let enrolled = recorder
+        .ok(&["--json", "enroll", "--code", code, "--name", "obs-1"])
+        .await
+        .json();
+    let fingerprint = enrolled["fingerprint"].as_str().unwrap();
+    staffed
+        .admin
+        .ok(&["recorders", "approve", fingerprint])
+        .await;
+
+    let taken = identity(&recorder);
+    let proxy = HostileProxy::start(&server.url("")).await;
+    let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", move |claim| {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bytes = engine.decode(claim["request"].as_str().unwrap()).unwrap();
+        let signed = SignedStatement::from_bytes(&bytes).unwrap();
+        let mut request = signed.verify::<UnlockRequest>().unwrap().statement;
+        request.requester = taken.fingerprint();
+        claim["request"] = engine
+            .encode(SignedStatement::sign(&request, &taken).to_bytes())
+            .into();
+    });
+    staffed.machine.server = proxy.url.clone();
+
+    staffed.machine.ok(&["run", "--once"]).await;
+    assert_eq!(served.count(), 1);
+    let job = job_of(&client, vault, &request).await;
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
+    let reason = job.failure.unwrap();
+    assert!(reason.contains("who may not sign it"), "{reason}");
     assert!(client.transcripts(vault).await.unwrap().is_empty());
     server.stop().await;
 }
