@@ -346,6 +346,32 @@ pub async fn pending_member(
     (device, joined)
 }
 
+/// A recording machine makes keys and enrols with a recorder invite `admin` makes; it waits,
+/// pending, for an admin to approve it. Returns its device and what `enroll --json` printed.
+pub async fn pending_recorder(
+    server: &Server,
+    admin: &Device,
+    name: &str,
+) -> (Device, serde_json::Value) {
+    let invite = admin.ok(&["--json", "recorders", "invite"]).await.json();
+    let device = Device::new(server);
+    device.ok(&["keygen"]).await;
+    let code = invite["code"].as_str().unwrap();
+    let enrolled = device
+        .ok(&["--json", "enroll", "--code", code, "--name", name])
+        .await
+        .json();
+    (device, enrolled)
+}
+
+/// A recorder enrolled and approved by `admin`, who compared its fingerprint.
+pub async fn recorder(server: &Server, admin: &Device, name: &str) -> Device {
+    let (device, enrolled) = pending_recorder(server, admin, name).await;
+    let fingerprint = enrolled["fingerprint"].as_str().unwrap();
+    admin.ok(&["recorders", "approve", fingerprint]).await;
+    device
+}
+
 /// Uploads `spoken` as a WAV recording from `device`, titled `title`, with a meeting time and
 /// attendees; returns what `upload --json` printed and the audio.
 pub async fn upload_speech(

@@ -782,21 +782,7 @@ async fn a_request_signed_by_a_recorder_is_refused_by_the_voter() {
     let staffed = Staffed::new(&server).await;
     staffed.approve_node(&"ab".repeat(32)).await;
     let (admin, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
-    let invite = admin.ok(&["--json", "recorders", "invite"]).await.json();
-    let recorder = Device::new(&server);
-    recorder.ok(&["keygen"]).await;
-    let code = invite["code"].as_str().unwrap();
-    let enrolled = recorder
-        .ok(&["--json", "enroll", "--code", code, "--name", "obs-1"])
-        .await
-        .json();
-    admin
-        .ok(&[
-            "recorders",
-            "approve",
-            enrolled["fingerprint"].as_str().unwrap(),
-        ])
-        .await;
+    let recorder = quorate_e2e::recorder(&server, admin, "obs-1").await;
     let (recording, _) = staffed.upload(cy, "The board met.", "Board").await;
     let request = quorate_e2e::ask(cy, &recording, &staffed.node_id, "transcribe", "minutes").await;
 

@@ -245,23 +245,7 @@ async fn a_node_refuses_a_request_signed_by_a_recorder() {
     let (mut staffed, request) =
         quorate_transcription(&server, "The library opens on Sunday.").await;
     let (client, vault) = signed_in(&server, &staffed.admin).await;
-    let invite = staffed
-        .admin
-        .ok(&["--json", "recorders", "invite"])
-        .await
-        .json();
-    let recorder = Device::new(&server);
-    recorder.ok(&["keygen"]).await;
-    let code = invite["code"].as_str().unwrap();
-    let enrolled = recorder
-        .ok(&["--json", "enroll", "--code", code, "--name", "obs-1"])
-        .await
-        .json();
-    let fingerprint = enrolled["fingerprint"].as_str().unwrap();
-    staffed
-        .admin
-        .ok(&["recorders", "approve", fingerprint])
-        .await;
+    let recorder = quorate_e2e::recorder(&server, &staffed.admin, "obs-1").await;
 
     let taken = identity(&recorder);
     let proxy = HostileProxy::start(&server.url("")).await;

@@ -113,14 +113,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     let (dee, joined) = pending_member(&server, ada, "Dee").await;
     browser("refused-while-pending", &server, &dee, "Dee", &[]).await;
     // A recording machine enrols with a recorder invite and waits too.
-    let invite = ada.ok(&["--json", "recorders", "invite"]).await.json();
-    let machine = Device::new(&server);
-    machine.ok(&["keygen"]).await;
-    let code = invite["code"].as_str().unwrap();
-    let recorder = machine
-        .ok(&["--json", "enroll", "--code", code, "--name", "jibri-1"])
-        .await
-        .json();
+    let (_machine, recorder) = quorate_e2e::pending_recorder(&server, ada, "jibri-1").await;
     let node_fingerprint = staffed.machine.identity().fingerprint().short();
     let approved = browser(
         "admin-approves-member",
