@@ -361,6 +361,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vaults/{vault}/live-uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Opens a live upload: the ciphertext of a recording being made (the browser's Record page,
+         *     a recorder streaming a meeting) is uploaded while it grows, its length deferred (tus
+         *     `Upload-Defer-Length`). Sending the signed manifest and the sealed shares to
+         *     `POST /vaults/{vault}/recordings` when recording stops completes it, after the same checks
+         *     as a new recording's and a comparison of the stored bytes with the manifest.
+         */
+        post: operations["open_live_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vaults/{vault}/members": {
         parameters: {
             query?: never;
@@ -470,7 +493,9 @@ export interface paths {
         get: operations["list_recordings"];
         put?: never;
         /**
-         * Creates a recording from its signed manifest and sealed shares, and opens its upload.
+         * Creates a recording from its signed manifest and sealed shares, and opens its upload; for
+         *     the caller's live upload with the manifest's ID, completes it instead (201 with the
+         *     upload's offset at its length).
          * @description The server checks the manifest's signature (by the caller, a current member), that it was
          *     made against the current roster, that every member it names is on the roster and gets
          *     exactly one sealed share, the vault's policy, and the size limit. Sending the same
@@ -1094,6 +1119,16 @@ export interface components {
             status: components["schemas"]["MemberStatus"];
         };
         /**
+         * @description `POST /api/v1/vaults/{vault}/live-uploads`: opens the upload of a recording whose
+         *     ciphertext's length and SHA-256 are known only when recording stops. Its ciphertext is
+         *     uploaded while it is made; the signed manifest and the sealed shares, sent then to
+         *     `POST /api/v1/vaults/{vault}/recordings`, complete it.
+         */
+        NewLiveUpload: {
+            /** @description The recording's ID, chosen by the device (a UUID), as its manifest will name it. */
+            recording_id: string;
+        };
+        /**
          * @description `POST /api/v1/vaults/{vault}/recordings`: a recording's signed manifest and the sealed
          *     shares; the ciphertext follows through the upload it opens.
          */
@@ -1504,9 +1539,10 @@ export interface components {
             recording_id: string;
             /**
              * Format: int64
-             * @description The ciphertext's length, from the manifest.
+             * @description The ciphertext's length, from the manifest; absent while a live upload's length is
+             *     deferred (tus `Upload-Defer-Length`: the manifest sent when recording stops sets it).
              */
-            upload_length: number;
+            upload_length?: number | null;
             /**
              * Format: int64
              * @description Bytes the server has stored.
@@ -2618,7 +2654,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `Upload-Offset` is the number of bytes stored */
+            /** @description `Upload-Offset` is the number of bytes stored; `Upload-Length` the whole, or `Upload-Defer-Length: 1` for a live upload without its manifest */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2704,7 +2740,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description More bytes than the manifest's length; nothing of this chunk was kept */
+            /** @description More bytes than the manifest's length (a live upload: than the server accepts); nothing of this chunk was kept */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2997,6 +3033,114 @@ export interface operations {
             };
             /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    open_live_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewLiveUpload"];
+            };
+        };
+        responses: {
+            /** @description This live upload was open already; its state */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadState"];
+                };
+            };
+            /** @description Open at 0, its length deferred; upload to `upload_url` (tus 1.0) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadState"];
+                };
+            };
+            /** @description The recording ID is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only members and recorders upload */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description There is no policy yet, or the ID is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3486,7 +3630,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The roster or policy changed, there is no policy yet, or the ID is taken */
+            /** @description The roster or policy changed, there is no policy yet, or the ID is taken; for a live upload, the server stores another length than the manifest names (`offset_mismatch`), or a PATCH is in progress */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3513,7 +3657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            /** @description A live upload's stored bytes differ from the manifest's SHA-256; the recording was discarded */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -3,6 +3,7 @@
 // when it is out of date). Errors carry the API's machine-readable code and its message.
 
 import type { components, paths } from "./api";
+import { toBase64 } from "./wire";
 
 export type Schemas = components["schemas"];
 
@@ -81,6 +82,53 @@ export class Client {
     return new Uint8Array(await response.arrayBuffer());
   }
 
+  /**
+   * Appends `bytes` at `offset` of the upload at `uploadUrl` (tus `PATCH`, with the chunk's
+   * SHA-256 as `Upload-Checksum`); returns the server's new offset.
+   */
+  async appendUpload(uploadUrl: string, offset: number, bytes: Uint8Array<ArrayBuffer>): Promise<number> {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    const response = await this.fetchUpload(uploadUrl, {
+      method: "PATCH",
+      headers: {
+        "tus-resumable": "1.0.0",
+        "content-type": "application/offset+octet-stream",
+        "upload-offset": String(offset),
+        "upload-checksum": `sha256 ${toBase64(digest)}`,
+      },
+      body: bytes,
+    });
+    return uploadOffset(response);
+  }
+
+  /** How many bytes of the upload at `uploadUrl` the server has (tus `HEAD`). */
+  async uploadOffset(uploadUrl: string): Promise<number> {
+    return uploadOffset(await this.fetchUpload(uploadUrl, { method: "HEAD", headers: { "tus-resumable": "1.0.0" } }));
+  }
+
+  /** Abandons the upload at `uploadUrl` (tus termination): the server keeps nothing of it. */
+  async abandonUpload(uploadUrl: string): Promise<void> {
+    await this.fetchUpload(uploadUrl, { method: "DELETE", headers: { "tus-resumable": "1.0.0" } });
+  }
+
+  private async fetchUpload(uploadUrl: string, init: RequestInit): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.token) headers.set("authorization", `Bearer ${this.token}`);
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}${uploadUrl}`, { ...init, headers });
+    } catch {
+      throw new ApiError(0, "unreachable", "the server did not answer: check your connection");
+    }
+    if (!response.ok) {
+      // A HEAD answer has no body to explain itself.
+      throw init.method === "HEAD"
+        ? new ApiError(response.status, "http_error", `the server answered ${response.status} about the upload`)
+        : await this.error(response);
+    }
+    return response;
+  }
+
   private url(path: string, params?: Record<string, string>, query?: unknown): string {
     const filled = path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
     const search = new URLSearchParams();
@@ -99,4 +147,14 @@ export class Client {
       return new ApiError(response.status, "http_error", `the server answered ${response.status}`);
     }
   }
+}
+
+/** The `Upload-Offset` of a tus answer. */
+function uploadOffset(response: Response): number {
+  const header = response.headers.get("upload-offset");
+  const offset = header === null || header.trim() === "" ? Number.NaN : Number(header);
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new ApiError(response.status, "bad_answer", "the server's answer has no valid Upload-Offset");
+  }
+  return offset;
 }

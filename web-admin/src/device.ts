@@ -16,6 +16,7 @@ import {
   type Role,
   type TranscriptManifest,
   type UnlockRequest,
+  type VaultPolicy,
   StatementError,
   approvalVouchesFor,
   checkActive,
@@ -223,6 +224,25 @@ export class Device {
       JSON.stringify({ genesis: roster.genesis(), length: roster.digests.length, head: hex(roster.head()) }),
     );
     return roster;
+  }
+
+  /**
+   * The vault's newest policy: signed by a current admin of `roster`, and not older than one
+   * this browser verified before (a server rolling the threshold back is refused).
+   */
+  async policy(roster: Roster): Promise<VaultPolicy> {
+    const answer = await this.client.call("get", "/api/v1/vaults/{vault}/policy", { path: { vault: this.vaultId } });
+    const [verified] = await roster.verifyByAdmin("vault-policy", answer.statement);
+    const policy = verified.statement;
+    const key = `quorate:policy:${this.vaultId}`;
+    const seen = Number(this.pins.getItem(key) ?? -1);
+    if (policy.sequence < seen) {
+      throw new StatementError(
+        `the server shows policy ${policy.sequence}, but this browser verified policy ${seen} before (a rollback): refused; tell an admin`,
+      );
+    }
+    this.pins.setItem(key, String(policy.sequence));
+    return policy;
   }
 
   /** Opens sealed recording metadata with this member's key (null when sealed before they joined). */

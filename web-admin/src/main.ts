@@ -7,12 +7,14 @@ import "./style.css";
 import { ApiError, type Device, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
 import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
+import { record } from "./record";
 import { StatementError, shortFingerprint } from "./statements";
 import { act, fill, field, h, say, sentence } from "./ui";
 
 const ROUTES: [string, string, Page][] = [
   ["requests", "Requests", requests],
   ["recordings", "Recordings", recordings],
+  ["record", "Record", record],
   ["search", "Search", search],
   ["members", "Members", members],
   ["nodes", "Nodes", nodes],

@@ -13,6 +13,7 @@ import {
   type Subject,
   type UnlockRequest,
   StatementError,
+  encodeSubject,
 } from "./statements";
 import { Reader, Writer, concat, equalBytes, fromHex, sha256, uuidBytes } from "./wire";
 
@@ -29,7 +30,7 @@ export function recipientBytes(text: string): Uint8Array {
 }
 
 /** A 32-byte X25519 secret as the identity string typage takes. */
-function secretKeyText(secret: Uint8Array): string {
+export function secretKeyText(secret: Uint8Array): string {
   return bech32.encode("age-secret-key-", bech32.toWords(secret)).toUpperCase();
 }
 
@@ -46,8 +47,13 @@ export async function open(sealed: Uint8Array, identity: string, what: string): 
 
 /** Seals `plaintext` as a binary age file to one recipient (32 bytes). */
 export async function seal(plaintext: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+  return sealToAll(plaintext, [recipient]);
+}
+
+/** Seals `plaintext` as one binary age file that each of `recipients` (32 bytes) opens. */
+export async function sealToAll(plaintext: Uint8Array, recipients: Uint8Array[]): Promise<Uint8Array> {
   const encrypter = new Encrypter();
-  encrypter.addRecipient(recipientText(recipient));
+  for (const recipient of recipients) encrypter.addRecipient(recipientText(recipient));
   return encrypter.encrypt(plaintext);
 }
 
@@ -63,15 +69,37 @@ export interface ShareBinding {
 }
 
 function encodeBinding(writer: Writer, binding: ShareBinding): void {
+  writer.fixed(uuidBytes(binding.vaultId));
+  encodeSubject(writer, binding.subject);
   writer
-    .fixed(uuidBytes(binding.vaultId))
-    .u8(binding.subject.kind === "recording" ? 1 : 2)
-    .fixed(uuidBytes(binding.subject.id))
     .fixed(binding.recipient)
     .u8(binding.k)
     .u8(binding.n)
     .u8(binding.index)
     .fixed(fromHex(binding.member));
+}
+
+/** The plaintext of a sealed share: "quorate/share/v1" ‖ B ‖ share. */
+export function encodeSharePlaintext(binding: ShareBinding, share: Uint8Array): Uint8Array<ArrayBuffer> {
+  const writer = new Writer("quorate/share/v1");
+  encodeBinding(writer, binding);
+  return writer.fixed(share).finish();
+}
+
+/** The manifest's commitment to a share: SHA-256 of subject, member, index and share. */
+export async function shareCommitment(binding: ShareBinding, share: Uint8Array): Promise<Uint8Array> {
+  const writer = new Writer("quorate/share-commitment/v1");
+  encodeSubject(writer, binding.subject);
+  const encoded = writer
+    .fixed(fromHex(binding.member))
+    .u8(binding.index)
+    .fixed(share)
+    .finish();
+  try {
+    return await sha256(encoded);
+  } finally {
+    encoded.fill(0);
+  }
 }
 
 /** The binding of `member`'s share in a split, if they hold one. */

@@ -372,6 +372,14 @@ export interface SplitKey {
   shares: ManifestShare[];
 }
 
+function encodeSplit(writer: Writer, split: SplitKey): void {
+  writer
+    .fixed(split.recipient)
+    .u8(split.k)
+    .u8(split.n)
+    .list(split.shares, (w, share) => w.fixed(fromHex(share.member)).fixed(share.commitment));
+}
+
 function decodeSplit(reader: Reader): SplitKey {
   const recipient = reader.fixed(32);
   const k = reader.u8();
@@ -386,7 +394,7 @@ function decodeSplit(reader: Reader): SplitKey {
 
 export type Subject = { kind: "recording" | "transcript"; id: string };
 
-function encodeSubject(writer: Writer, subject: Subject): void {
+export function encodeSubject(writer: Writer, subject: Subject): void {
   writer.u8(subject.kind === "recording" ? 1 : 2).fixed(uuidBytes(subject.id));
 }
 
@@ -406,6 +414,24 @@ export interface RecordingManifest {
   ciphertextSha256: Uint8Array;
   split: SplitKey;
   sealedMetadata: Uint8Array;
+}
+
+/** The body of a recording manifest, which the uploader signs. */
+export function encodeRecordingManifest(manifest: RecordingManifest): Uint8Array<ArrayBuffer> {
+  const { split } = manifest;
+  if (split.k < 1 || split.k > split.n || split.shares.length !== split.n) {
+    throw new StatementError("a split lists exactly n members and needs 1 ≤ k ≤ n");
+  }
+  const writer = new Writer("quorate/recording-manifest/v1")
+    .fixed(uuidBytes(manifest.vaultId))
+    .fixed(uuidBytes(manifest.recordingId))
+    .fixed(fromHex(manifest.uploader))
+    .fixed(manifest.rosterHead)
+    .i64(manifest.createdAt)
+    .u64(manifest.ciphertextLen)
+    .fixed(manifest.ciphertextSha256);
+  encodeSplit(writer, split);
+  return writer.bytes(manifest.sealedMetadata).finish();
 }
 
 function decodeRecordingManifest(body: Uint8Array): RecordingManifest {
@@ -432,6 +458,27 @@ export interface RecordingMetadata {
   endedAt: number | null;
   mediaType: string;
   attendees: string[];
+}
+
+/** The plaintext of recording metadata, checked as the Rust side checks it. */
+export function encodeRecordingMetadata(metadata: RecordingMetadata): Uint8Array<ArrayBuffer> {
+  checkRecordingMetadata(metadata);
+  return new Writer("quorate/recording-metadata/v1")
+    .str(metadata.title)
+    .optionI64(metadata.startedAt)
+    .optionI64(metadata.endedAt)
+    .str(metadata.mediaType)
+    .list(metadata.attendees, (w, attendee) => w.str(attendee))
+    .finish();
+}
+
+function checkRecordingMetadata(metadata: RecordingMetadata): void {
+  text("title", metadata.title);
+  text("media type", metadata.mediaType);
+  metadata.attendees.forEach((attendee) => text("attendee", attendee));
+  if (metadata.startedAt !== null && metadata.endedAt !== null && metadata.endedAt < metadata.startedAt) {
+    throw new StatementError("the meeting ends before it starts");
+  }
 }
 
 export function decodeRecordingMetadata(plaintext: Uint8Array): RecordingMetadata {
@@ -603,6 +650,17 @@ export interface VaultPolicy {
   sequence: number;
   minThreshold: number;
   issuedAt: number;
+}
+
+/** The body of a vault policy, which an admin signs. */
+export function encodeVaultPolicy(policy: VaultPolicy): Uint8Array<ArrayBuffer> {
+  if (policy.minThreshold < 1) throw new StatementError("the least threshold is at least 1");
+  return new Writer("quorate/vault-policy/v1")
+    .fixed(uuidBytes(policy.vaultId))
+    .u64(policy.sequence)
+    .u8(policy.minThreshold)
+    .i64(policy.issuedAt)
+    .finish();
 }
 
 function decodeVaultPolicy(body: Uint8Array): VaultPolicy {

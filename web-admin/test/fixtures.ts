@@ -88,7 +88,8 @@ export class Pins implements PinStore {
   }
 }
 
-type Answer = (body: unknown, path: string) => unknown;
+/** What a route answers (or a promise of it): JSON, nothing (204), or a whole `Response`. */
+type Answer = (body: unknown, path: string, headers: Headers) => unknown;
 
 /**
  * A server that answers what a test programs: per method and path pattern, the JSON it
@@ -116,13 +117,15 @@ export class LyingServer {
   private async fetch(url: string, init?: RequestInit): Promise<Response> {
     const path = new URL(url, "http://server.test").pathname;
     const method = init?.method ?? "GET";
-    const body = typeof init?.body === "string" ? JSON.parse(init.body) : undefined;
+    const body =
+      typeof init?.body === "string" ? JSON.parse(init.body) : init?.body instanceof Uint8Array ? init.body : undefined;
     this.requests.push({ method, path, body });
     const route = this.routes.find((candidate) => candidate.method === method && candidate.pattern.test(path));
     if (!route) {
       return Response.json({ code: "not_found", message: `nothing at ${method} ${path}` }, { status: 404 });
     }
-    const answer = route.answer(body, path);
+    const answer = await route.answer(body, path, new Headers(init?.headers));
+    if (answer instanceof Response) return answer;
     return answer === undefined ? new Response(null, { status: 204 }) : Response.json(answer);
   }
 }

@@ -5,13 +5,23 @@
 import { describe, expect, it } from "vitest";
 
 import { Roster } from "../src/roster";
-import { type ShareBinding, checkSharePlaintext, encodeNodeShare } from "../src/sealed";
+import {
+  type ShareBinding,
+  checkSharePlaintext,
+  encodeNodeShare,
+  encodeSharePlaintext,
+  shareCommitment,
+} from "../src/sealed";
 import {
   type Kind,
   encodeNodeApproval,
   encodeRosterEntry,
   encodeUnlockRequest,
   encodeVote,
+  decodeRecordingMetadata,
+  encodeRecordingMetadata,
+  encodeRecordingManifest,
+  encodeVaultPolicy,
   fingerprintOf,
   parseSigned,
   sign,
@@ -63,6 +73,8 @@ describe("statements from the Rust side", () => {
       ["unlock-request", "unlock-request", encodeUnlockRequest, member, memberKey],
       ["vote-approve", "vote", encodeVote, admin, adminKey],
       ["vote-deny", "vote", encodeVote, admin, adminKey],
+      ["recording-manifest", "recording-manifest", encodeRecordingManifest, member, memberKey],
+      ["vault-policy", "vault-policy", encodeVaultPolicy, admin, adminKey],
     ];
     for (const [name, kind, encode, key, verifyingKey] of cases) {
       const original = bytes(name);
@@ -103,6 +115,18 @@ describe("shares", () => {
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, index: 1 })).toThrow(/share index/);
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, subject: { kind: "transcript", id: expected.subject.id } })).toThrow(/subject/);
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, member: "00".repeat(32) })).toThrow(/member/);
+  });
+
+  it("the browser seals and commits to a share as the Rust side does", async () => {
+    const share = new Uint8Array(32).fill(0x77);
+    expect(hex(encodeSharePlaintext(await binding(), share))).toBe(hex(bytes("share-plaintext")));
+    expect(hex(await shareCommitment(await binding(), share))).toBe(hex(bytes("share-commitment")));
+  });
+
+  it("recording metadata encodes to the Rust bytes", () => {
+    const metadata = decodeRecordingMetadata(bytes("recording-metadata"));
+    expect(hex(encodeRecordingMetadata(metadata))).toBe(hex(bytes("recording-metadata")));
+    expect(() => encodeRecordingMetadata({ ...metadata, title: " " })).toThrow(/title/);
   });
 
   it("the share re-sealed to a node carries the Rust plaintext", async () => {

@@ -678,6 +678,18 @@ pub struct NewRecording {
     pub shares: Vec<SealedShareUpload>,
 }
 
+/// `POST /api/v1/vaults/{vault}/live-uploads`: opens the upload of a recording whose
+/// ciphertext's length and SHA-256 are known only when recording stops. Its ciphertext is
+/// uploaded while it is made; the signed manifest and the sealed shares, sent then to
+/// `POST /api/v1/vaults/{vault}/recordings`, complete it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewLiveUpload {
+    /// The recording's ID, chosen by the device (a UUID), as its manifest will name it.
+    pub recording_id: String,
+}
+
 /// Where and how far a recording's upload is (tus 1.0: `PATCH` the upload URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -686,8 +698,10 @@ pub struct UploadState {
     pub recording_id: String,
     /// The upload URL, relative to the server (`/api/v1/uploads/{recording}`).
     pub upload_url: String,
-    /// The ciphertext's length, from the manifest.
-    pub upload_length: u64,
+    /// The ciphertext's length, from the manifest; absent while a live upload's length is
+    /// deferred (tus `Upload-Defer-Length`: the manifest sent when recording stops sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_length: Option<u64>,
     /// Bytes the server has stored.
     pub upload_offset: u64,
     /// When an upload left alone is discarded, Unix seconds (each stored chunk extends it).

@@ -500,8 +500,28 @@ impl Client {
         .await
     }
 
-    /// How many bytes of an upload the server has, and the upload's length (tus `HEAD`).
-    pub async fn upload_offset(&self, recording: RecordingId) -> Result<(u64, u64), ClientError> {
+    /// Opens a live upload (its length deferred until its manifest, sent with
+    /// [`Client::create_recording`] when recording stops, completes it).
+    pub async fn open_live_upload(
+        &self,
+        vault: VaultId,
+        recording: RecordingId,
+    ) -> Result<UploadState, ClientError> {
+        self.post(
+            &format!("/vaults/{vault}/live-uploads"),
+            &quorate_api::NewLiveUpload {
+                recording_id: recording.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// How many bytes of an upload the server has, and the upload's length (tus `HEAD`;
+    /// `None` for a live upload whose length is deferred).
+    pub async fn upload_offset(
+        &self,
+        recording: RecordingId,
+    ) -> Result<(u64, Option<u64>), ClientError> {
         let response = self
             .authorised(self.http.head(self.url(&format!("/uploads/{recording}"))))?
             .send()
@@ -526,7 +546,16 @@ impl Client {
                 .and_then(|value| value.parse::<u64>().ok())
                 .ok_or_else(|| ClientError::Invalid(format!("no {name} in the answer")))
         };
-        Ok((number("upload-offset")?, number("upload-length")?))
+        let deferred = response
+            .headers()
+            .get("upload-defer-length")
+            .is_some_and(|value| value == "1");
+        let length = if deferred {
+            None
+        } else {
+            Some(number("upload-length")?)
+        };
+        Ok((number("upload-offset")?, length))
     }
 
     /// Sends one chunk at `offset` (tus `PATCH`), with its SHA-256 as `Upload-Checksum`;
@@ -593,6 +622,12 @@ impl Client {
         R: std::io::Read + std::io::Seek + Send + 'static,
     {
         let (offset, length) = self.upload_offset(recording).await?;
+        let length = length.ok_or_else(|| {
+            ClientError::Invalid(
+                "the server says this upload's length is deferred, but its manifest names it"
+                    .into(),
+            )
+        })?;
         if offset > length {
             return Err(ClientError::Invalid(format!(
                 "the server claims {offset} bytes of an upload of {length}"

@@ -208,7 +208,69 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     };
     out.insert("recording-metadata", metadata.encode().unwrap().to_vec());
     out.insert("fingerprint", member.fingerprint().as_bytes().to_vec());
+    let (key, shares) = counted_split();
+    out.insert("split-key", key.to_vec());
+    out.insert("split-shares-3-of-4", shares.concat());
     out
+}
+
+/// A "random" source that counts from 0x30: vsss-rs draws each coefficient as the low byte
+/// of one `next_u32`, so the browser's split (`web-admin/src/shamir.ts`) can be given the
+/// same coefficients and must then make the same shares.
+struct Counter(u32);
+
+impl rand_core::TryRng for Counter {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.0 += 1;
+        Ok(self.0 - 1)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(u64::from(self.try_next_u32()?))
+    }
+
+    fn try_fill_bytes(&mut self, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        for byte in bytes {
+            *byte = self.try_next_u32()? as u8;
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for Counter {}
+
+/// A clamped key and its 3-of-4 split by vsss-rs with counted coefficients: each share is
+/// its index and 32 bytes.
+fn counted_split() -> ([u8; 32], Vec<Vec<u8>>) {
+    let mut key: [u8; 32] = std::array::from_fn(|i| 0x40 + i as u8);
+    key[0] &= 248;
+    key[31] = (key[31] & 127) | 64;
+    let shares = vsss_rs::Gf256::split_bytes(3, 4, key, Counter(0x30)).unwrap();
+    (key, shares)
+}
+
+#[test]
+fn golden_shares_rebuild_their_key() {
+    let (key, shares) = counted_split();
+    let key = AgeSecretKey::from_secret(SecretBytes::new(key));
+    let shares: Vec<Share> = shares
+        .iter()
+        .map(|bytes| {
+            Share::new(bytes[0], SecretBytes::new(bytes[1..].try_into().unwrap())).unwrap()
+        })
+        .collect();
+    let threshold = Threshold::new(3, 4).unwrap();
+    for left_out in 0..4 {
+        let three: Vec<Share> = (0..4)
+            .filter(|&index| index != left_out)
+            .map(|index| shares[index].clone())
+            .collect();
+        let rebuilt =
+            quorate_crypto::threshold::combine(&three, threshold, &key.recipient()).unwrap();
+        assert_eq!(rebuilt.expose_secret(), key.expose_secret());
+    }
 }
 
 #[test]

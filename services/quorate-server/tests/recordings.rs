@@ -101,7 +101,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
         .unwrap();
     assert_eq!(
         (state.upload_offset, state.upload_length),
-        (0, made.ciphertext.len() as u64)
+        (0, Some(made.ciphertext.len() as u64))
     );
     assert_eq!(state.upload_url, format!("/api/v1/uploads/{}", made.id));
 
@@ -261,7 +261,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
         .create_recording(vault, &made.manifest, &made.shares)
         .await
         .unwrap();
-    assert_eq!(again.upload_offset, again.upload_length);
+    assert_eq!(Some(again.upload_offset), again.upload_length);
     let actions: Vec<String> = admin
         .audit_page(vault, None, 1000)
         .await
@@ -506,6 +506,196 @@ async fn bad_manifests_and_chunks_are_refused_and_store_nothing(backend: Backend
     db.drop_database().await;
 }
 
+quorate_server::per_backend!(
+    a_live_upload_is_completed_by_the_manifest_signed_when_recording_stops,
+    sqlite_local(Backend::Sqlite, false),
+    postgres_s3(Backend::Postgres, true)
+);
+
+/// A recording uploaded while it is made: its length deferred, its bytes invisible until the
+/// manifest names exactly them, a refused manifest leaving the upload as it was.
+async fn a_live_upload_is_completed_by_the_manifest_signed_when_recording_stops(
+    backend: Backend,
+    s3: bool,
+) {
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = store.server(&db).await;
+    let board = Board::new(&server, 2, 2).await;
+    let vault = board.admin.vault;
+    let (uploader, client) = &board.members[0];
+    let (_, other_client) = &board.members[1];
+    // About 10 MiB: one S3 part of 8 MiB and a tail.
+    let made = make_recording(&board.roster, uploader, 2, &audio(10 << 20));
+    let length = made.ciphertext.len() as u64;
+
+    let opened = client.open_live_upload(vault, made.id).await.unwrap();
+    assert_eq!((opened.upload_offset, opened.upload_length), (0, None));
+    let again = client.open_live_upload(vault, made.id).await.unwrap();
+    assert_eq!(again.upload_url, opened.upload_url);
+    // The ID is the uploader's: nobody else opens or continues it.
+    assert_eq!(
+        refused(other_client.open_live_upload(vault, made.id).await),
+        (409, "recording_exists".into())
+    );
+    assert_eq!(refused(other_client.upload_offset(made.id).await).0, 404);
+
+    let half = made.ciphertext.len() / 2;
+    client
+        .upload_chunk(made.id, 0, made.ciphertext[..half].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.upload_offset(made.id).await.unwrap(),
+        (half as u64, None)
+    );
+    // Nothing is visible without the manifest, not even to the uploader.
+    assert_eq!(refused(client.recording(vault, made.id).await).0, 404);
+    assert!(client.recordings(vault).await.unwrap().is_empty());
+    // The manifest names bytes the server does not have yet: refused, nothing changes.
+    assert_eq!(
+        refused(
+            client
+                .create_recording(vault, &made.manifest, &made.shares)
+                .await
+        ),
+        (409, "offset_mismatch".into())
+    );
+    client
+        .upload_chunk(
+            made.id,
+            half as u64,
+            made.ciphertext[half..].to_vec().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.upload_offset(made.id).await.unwrap(),
+        (length, None),
+        "all the bytes are there, but only the manifest ends a live upload"
+    );
+    // A manifest whose shares are not one per member named: refused, the upload kept.
+    assert_eq!(
+        refused(
+            client
+                .create_recording(vault, &made.manifest, &made.shares[1..])
+                .await
+        ),
+        (400, "invalid_shares".into())
+    );
+    assert_eq!(client.upload_offset(made.id).await.unwrap(), (length, None));
+
+    let completed = client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    assert_eq!(
+        (completed.upload_offset, completed.upload_length),
+        (length, Some(length))
+    );
+    let listed = other_client.recordings(vault).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].ciphertext_len, length);
+    let mut downloaded = Vec::new();
+    other_client
+        .download_recording(vault, made.id, None, length, &mut downloaded)
+        .await
+        .unwrap();
+    assert!(
+        downloaded == made.ciphertext,
+        "the stored bytes are the uploader's"
+    );
+    assert_eq!(refused(client.upload_offset(made.id).await).0, 404);
+    // The same manifest again answers the finished state.
+    let again = client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    assert_eq!(again.upload_offset, length);
+    let actions: Vec<String> = board
+        .admin
+        .client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .filter(|action| action.starts_with("recording."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "recording.opened",
+            "recording.created",
+            "recording.uploaded"
+        ]
+    );
+    server.stop().await;
+    db.drop_database().await;
+}
+
+quorate_server::per_backend!(
+    a_live_upload_that_differs_from_its_manifest_is_discarded,
+    sqlite_s3(Backend::Sqlite, true),
+    postgres_local(Backend::Postgres, false)
+);
+
+async fn a_live_upload_that_differs_from_its_manifest_is_discarded(backend: Backend, s3: bool) {
+    let store = Store::start(s3).await;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start_with(Settings {
+        max_recording_bytes: Some(200_000),
+        object_store: match &store {
+            Store::Local => None,
+            Store::S3(s3) => Some(s3.url.expose_secret().to_owned()),
+        },
+        ..db.settings()
+    })
+    .await;
+    let board = Board::new(&server, 1, 2).await;
+    let vault = board.admin.vault;
+    let client = &board.admin.client;
+    let made = make_recording(&board.roster, &board.admin.identity, 2, &audio(100_000));
+    client.open_live_upload(vault, made.id).await.unwrap();
+    let mut tampered = made.ciphertext.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    client
+        .upload_chunk(made.id, 0, tampered.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            client
+                .create_recording(vault, &made.manifest, &made.shares)
+                .await
+        ),
+        (422, "ciphertext_mismatch".into())
+    );
+    assert!(client.recordings(vault).await.unwrap().is_empty());
+    assert_eq!(refused(client.upload_offset(made.id).await).0, 404);
+    assert!(
+        server
+            .app
+            .blobs
+            .list("recordings")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A live upload grows no further than the server accepts.
+    let long = quorate_crypto::RecordingId::random();
+    client.open_live_upload(vault, long).await.unwrap();
+    assert_eq!(
+        refused(client.upload_chunk(long, 0, audio(200_001).into()).await),
+        (413, "too_large".into())
+    );
+    assert_eq!(client.upload_offset(long).await.unwrap(), (0, None));
+    server.stop().await;
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn a_vault_without_a_policy_takes_no_recording() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -521,6 +711,11 @@ async fn a_vault_without_a_policy_takes_no_recording() {
                 .await
         ),
         (409, "no_policy".into())
+    );
+    assert_eq!(
+        refused(admin.client.open_live_upload(admin.vault, made.id).await),
+        (409, "no_policy".into()),
+        "refused before the meeting is recorded, not after"
     );
     server.stop().await;
 }

@@ -86,6 +86,7 @@ fn api() -> OpenApiRouter<App> {
                 uploads::patch_upload,
                 uploads::abandon_upload
             ))
+            .routes(routes!(uploads::open_live_upload))
             .routes(routes!(requests::create_request, requests::list_requests))
             .routes(routes!(requests::get_request))
             .routes(routes!(requests::vote))

@@ -24,7 +24,9 @@ use crate::{
 
 // For the transcript routes in `jobs`, until they move to the operations.
 
-/// Creates a recording from its signed manifest and sealed shares, and opens its upload.
+/// Creates a recording from its signed manifest and sealed shares, and opens its upload; for
+/// the caller's live upload with the manifest's ID, completes it instead (201 with the
+/// upload's offset at its length).
 ///
 /// The server checks the manifest's signature (by the caller, a current member), that it was
 /// made against the current roster, that every member it names is on the roster and gets
@@ -39,8 +41,9 @@ use crate::{
         (status = 200, description = "This manifest was already created; the upload's state", body = quorate_api::UploadState),
         (status = 400, description = "The manifest or the shares fail a check", body = quorate_api::ErrorBody),
         (status = 403, description = "Only members and recorders upload", body = quorate_api::ErrorBody),
-        (status = 409, description = "The roster or policy changed, there is no policy yet, or the ID is taken", body = quorate_api::ErrorBody),
+        (status = 409, description = "The roster or policy changed, there is no policy yet, or the ID is taken; for a live upload, the server stores another length than the manifest names (`offset_mismatch`), or a PATCH is in progress", body = quorate_api::ErrorBody),
         (status = 413, description = "Larger than the server accepts", body = quorate_api::ErrorBody),
+        (status = 422, description = "A live upload's stored bytes differ from the manifest's SHA-256; the recording was discarded", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_recording(
@@ -51,15 +54,21 @@ pub(crate) async fn create_recording(
 ) -> Result<Response, ApiError> {
     who.member_of(vault)?;
     let signed = decode_statement(&body.manifest)?;
-    match recordings::create(&app, who.member(), &signed, &body.shares, now()).await? {
-        Created::Again(state) => Ok((StatusCode::OK, axum::Json(state)).into_response()),
+    let created = recordings::create(&app, who.member(), &signed, &body.shares, now()).await?;
+    Ok(created_response(created))
+}
+
+/// 201 with the upload's state and its URL as `Location`, or 200 for one created before.
+pub(crate) fn created_response(created: Created) -> Response {
+    match created {
+        Created::Again(state) => (StatusCode::OK, axum::Json(state)).into_response(),
         Created::New(state) => {
             let location = HeaderValue::from_str(&state.upload_url).ok();
             let mut response = (StatusCode::CREATED, axum::Json(state)).into_response();
             if let Some(location) = location {
                 response.headers_mut().insert(header::LOCATION, location);
             }
-            Ok(response)
+            response
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! `HEAD` answers the stored offset; `PATCH` with `Upload-Offset` and
 //! `application/offset+octet-stream` appends, and a mismatched offset is 409 with nothing
-//! changed; `DELETE` abandons the upload.
+//! changed; `DELETE` abandons the upload. A live upload (opened here, before its length is
+//! known) answers `Upload-Defer-Length: 1` until its manifest sets the length.
 
 use axum::{
     body::Body,
@@ -14,28 +15,42 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::http::paths::{ApiPath, UploadPath};
+use crate::http::paths::{ApiPath, UploadPath, VaultPath};
 use crate::{
     App,
     auth::Uploader,
-    error::ApiError,
+    error::{ApiError, ApiJson},
+    http::recordings::created_response,
     now,
-    ops::uploads::{self, Patch},
+    ops::{
+        recordings,
+        uploads::{self, Patch},
+    },
 };
 
 static UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
 static UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+static UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
 static UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
 static UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
 static TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
 
-/// An empty answer with the tus headers of an upload at `offset` of `length`.
-fn tus_response(status: StatusCode, offset: u64, length: u64, expires_at: Option<i64>) -> Response {
+/// An empty answer with the tus headers of an upload at `offset` of `length` (deferred when
+/// `None`).
+fn tus_response(
+    status: StatusCode,
+    offset: u64,
+    length: Option<u64>,
+    expires_at: Option<i64>,
+) -> Response {
     let mut response = status.into_response();
     let headers = response.headers_mut();
     headers.insert(TUS_RESUMABLE.clone(), HeaderValue::from_static("1.0.0"));
     headers.insert(UPLOAD_OFFSET.clone(), HeaderValue::from(offset));
-    headers.insert(UPLOAD_LENGTH.clone(), HeaderValue::from(length));
+    match length {
+        Some(length) => headers.insert(UPLOAD_LENGTH.clone(), HeaderValue::from(length)),
+        None => headers.insert(UPLOAD_DEFER_LENGTH.clone(), HeaderValue::from_static("1")),
+    };
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(expires) = expires_at.and_then(http_date) {
         headers.insert(UPLOAD_EXPIRES.clone(), expires);
@@ -54,7 +69,7 @@ fn http_date(unix: i64) -> Option<HeaderValue> {
     head, path = "/uploads/{recording}", tag = "recordings", security(("session" = [])), operation_id = "upload_offset",
     params(UploadPath),
     responses(
-        (status = 200, description = "`Upload-Offset` is the number of bytes stored"),
+        (status = 200, description = "`Upload-Offset` is the number of bytes stored; `Upload-Length` the whole, or `Upload-Defer-Length: 1` for a live upload without its manifest"),
         (status = 404, description = "No open upload of the caller's with this ID", body = quorate_api::ErrorBody),
     )
 )]
@@ -136,7 +151,7 @@ fn parse_checksum(value: &HeaderValue) -> Result<[u8; 32], ApiError> {
         (status = 400, description = "Missing or malformed `Upload-Offset` or `Upload-Checksum`", body = quorate_api::ErrorBody),
         (status = 404, description = "No open upload of the caller's with this ID", body = quorate_api::ErrorBody),
         (status = 409, description = "`Upload-Offset` is not the stored offset, or another PATCH is in progress; nothing changed", body = quorate_api::ErrorBody),
-        (status = 413, description = "More bytes than the manifest's length; nothing of this chunk was kept", body = quorate_api::ErrorBody),
+        (status = 413, description = "More bytes than the manifest's length (a live upload: than the server accepts); nothing of this chunk was kept", body = quorate_api::ErrorBody),
         (status = 415, description = "Not `application/offset+octet-stream`", body = quorate_api::ErrorBody),
         (status = 422, description = "The complete ciphertext's SHA-256 differs from the manifest's; the recording was discarded", body = quorate_api::ErrorBody),
         (status = 460, description = "The chunk does not match `Upload-Checksum`; nothing of it was kept", body = quorate_api::ErrorBody),
@@ -177,4 +192,38 @@ pub(crate) async fn abandon_upload(
 ) -> Result<StatusCode, ApiError> {
     uploads::abandon(&app, who.member(), &recording, now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Opens a live upload: the ciphertext of a recording being made (the browser's Record page,
+/// a recorder streaming a meeting) is uploaded while it grows, its length deferred (tus
+/// `Upload-Defer-Length`). Sending the signed manifest and the sealed shares to
+/// `POST /vaults/{vault}/recordings` when recording stops completes it, after the same checks
+/// as a new recording's and a comparison of the stored bytes with the manifest.
+#[utoipa::path(
+    post, path = "/vaults/{vault}/live-uploads", tag = "recordings", security(("session" = [])), operation_id = "open_live_upload",
+    params(VaultPath),
+    request_body = quorate_api::NewLiveUpload,
+    responses(
+        (status = 201, description = "Open at 0, its length deferred; upload to `upload_url` (tus 1.0)", body = quorate_api::UploadState),
+        (status = 200, description = "This live upload was open already; its state", body = quorate_api::UploadState),
+        (status = 400, description = "The recording ID is not a UUID", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only members and recorders upload", body = quorate_api::ErrorBody),
+        (status = 409, description = "There is no policy yet, or the ID is taken", body = quorate_api::ErrorBody),
+    )
+)]
+pub(crate) async fn open_live_upload(
+    State(app): State<App>,
+    Uploader(who): Uploader,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
+    ApiJson(body): ApiJson<quorate_api::NewLiveUpload>,
+) -> Result<Response, ApiError> {
+    who.member_of(vault)?;
+    let recording = body.recording_id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_recording_id",
+            "recording_id must be a UUID, the one the manifest will name",
+        )
+    })?;
+    let opened = recordings::open_live(&app, who.member(), recording, now()).await?;
+    Ok(created_response(opened))
 }

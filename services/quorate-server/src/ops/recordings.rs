@@ -142,13 +142,13 @@ pub(crate) enum Created {
 }
 
 /// Creates a recording from `uploader`'s signed manifest and the members' sealed `shares`,
-/// and opens its upload.
+/// and opens its upload; or, for the uploader's live upload with this ID, completes it.
 ///
 /// The manifest must be signed by the uploader, a current member or recorder, and made
 /// against the current roster; every holder it names must be a current member (never a
-/// recorder) and get exactly one sealed share; the threshold must meet the vault's policy and the length this server's limit.
-/// The same manifest again answers the upload's state, so a client can resume after losing
-/// it.
+/// recorder) and get exactly one sealed share; the threshold must meet the vault's policy
+/// and the length this server's limit. The same manifest again answers the upload's state,
+/// so a client can resume after losing it.
 pub(crate) async fn create(
     app: &App,
     uploader: Member<'_>,
@@ -160,52 +160,194 @@ pub(crate) async fn create(
     let mut tx = app.db.begin().await?;
     let roster = app.rosters.verified(&mut tx, uploader.vault).await?;
     let verified = uploaders_manifest(&roster, uploader, signed)?;
-    let manifest = &verified.statement;
-    let recording = manifest.recording_id.to_string();
+    let recording = verified.statement.recording_id.to_string();
     if let Some(existing) = store::recordings::existing(&mut tx, &recording).await? {
-        if existing.vault_id != vault || existing.manifest_digest != verified.digest {
-            return Err(RecordingError::Exists);
-        }
         drop(tx);
-        return Ok(Created::Again(uploads::state(app, &recording).await?));
-    }
-    check_manifest(app, &mut tx, &roster, &vault, manifest).await?;
-    if shares.len() != manifest.split.shares.len() {
-        return Err(RecordingError::ShareCount);
+        return match existing.manifest_digest {
+            Some(digest) if existing.vault_id == vault && digest == verified.digest => {
+                Ok(Created::Again(uploads::state(app, &recording).await?))
+            }
+            None if existing.vault_id == vault && existing.uploader == uploader.fingerprint => {
+                complete_live(app, uploader, signed, shares, now).await
+            }
+            _ => Err(RecordingError::Exists),
+        };
     }
     let expires_at = now + app.config.upload_ttl;
     let statement = signed.to_bytes();
-    let new = store::recordings::NewRecording {
-        id: &recording,
-        vault: &vault,
+    let new = recording_row(uploader, &vault, &recording, &statement, &verified, now);
+    check_new(app, &mut tx, &roster, &new, &verified.statement, shares).await?;
+    store::recordings::insert(&mut tx, &new).await?;
+    store_shares(&mut tx, &recording, &verified.statement, shares).await?;
+    store::uploads::open(&mut tx, &recording, Some(new.ciphertext_len), expires_at).await?;
+    audit_created(&mut tx, uploader, &new);
+    tx.commit().await?;
+    let length = new.ciphertext_len;
+    tracing::info!(vault = %vault, recording = %recording, bytes = length, "recording created, upload open");
+    Ok(Created::New(UploadState {
+        upload_url: uploads::upload_url(&recording),
+        recording_id: recording,
+        upload_length: Some(length),
+        upload_offset: 0,
+        expires_at,
+    }))
+}
+
+/// Opens `uploader`'s live upload of `recording`: its ciphertext is uploaded as it is made,
+/// and its manifest, sent to [`create`] when recording stops, completes it. Opening the same
+/// live upload again answers its state.
+pub(crate) async fn open_live(
+    app: &App,
+    uploader: Member<'_>,
+    recording: RecordingId,
+    now: i64,
+) -> Result<Created, RecordingError> {
+    let vault = uploader.vault.to_string();
+    let recording = recording.to_string();
+    let mut tx = app.db.begin().await?;
+    if let Some(existing) = store::recordings::existing(&mut tx, &recording).await? {
+        drop(tx);
+        let live = existing.vault_id == vault
+            && existing.uploader == uploader.fingerprint
+            && existing.manifest_digest.is_none();
+        if !live {
+            return Err(RecordingError::Exists);
+        }
+        return Ok(Created::Again(uploads::state(app, &recording).await?));
+    }
+    // Refused now rather than when recording stops, with the meeting over.
+    newest_policy(&mut tx, &vault)
+        .await?
+        .ok_or(RecordingError::NoPolicy)?;
+    let expires_at = now + app.config.upload_ttl;
+    store::recordings::insert_live(&mut tx, &recording, &vault, uploader.fingerprint, now).await?;
+    store::uploads::open(&mut tx, &recording, None, expires_at).await?;
+    tx.audit(
+        uploader.vault,
+        now,
+        Event {
+            actor: uploader.fingerprint,
+            action: "recording.opened",
+            subject: &recording,
+            statement: None,
+        },
+    );
+    tx.commit().await?;
+    tracing::info!(vault = %vault, recording = %recording, "live upload open");
+    Ok(Created::New(UploadState {
+        upload_url: uploads::upload_url(&recording),
+        recording_id: recording,
+        upload_length: None,
+        upload_offset: 0,
+        expires_at,
+    }))
+}
+
+/// Completes `uploader`'s live upload with its manifest and sealed shares, checked as a new
+/// recording's are: the manifest must name exactly the bytes stored, and the ciphertext's
+/// SHA-256 must be the manifest's (else the recording is discarded, as after a last PATCH).
+/// No PATCH runs meanwhile; a refused manifest leaves the upload as it was.
+async fn complete_live(
+    app: &App,
+    uploader: Member<'_>,
+    signed: &SignedStatement,
+    shares: &[SealedShareUpload],
+    now: i64,
+) -> Result<Created, RecordingError> {
+    let vault = uploader.vault.to_string();
+    let statement = signed.to_bytes();
+    let claimed = signed.verify::<RecordingManifest>()?.statement;
+    let recording = claimed.recording_id.to_string();
+    let held = uploads::hold_live(app, uploader, &recording, claimed.ciphertext_len, now).await?;
+    let stored = async {
+        let mut tx = app.db.begin().await?;
+        let roster = app.rosters.verified(&mut tx, uploader.vault).await?;
+        let verified = uploaders_manifest(&roster, uploader, signed)?;
+        let new = recording_row(uploader, &vault, &recording, &statement, &verified, now);
+        check_new(app, &mut tx, &roster, &new, &verified.statement, shares).await?;
+        if !store::recordings::set_manifest(&mut tx, &new).await? {
+            return Err(RecordingError::Exists);
+        }
+        store_shares(&mut tx, &recording, &verified.statement, shares).await?;
+        if !store::uploads::set_length(&mut tx, &recording, held.token(), new.ciphertext_len)
+            .await?
+        {
+            return Err(UploadError::LostHold.into());
+        }
+        audit_created(&mut tx, uploader, &new);
+        tx.commit().await?;
+        Ok(new.ciphertext_len)
+    }
+    .await;
+    let length = match stored {
+        Ok(length) => length,
+        Err(refused) => {
+            held.release(app).await;
+            return Err(refused);
+        }
+    };
+    uploads::finish_live(app, held).await?;
+    tracing::info!(vault = %vault, recording = %recording, bytes = length, "live recording complete");
+    Ok(Created::New(UploadState {
+        upload_url: uploads::upload_url(&recording),
+        recording_id: recording,
+        upload_length: Some(length),
+        upload_offset: length,
+        expires_at: 0,
+    }))
+}
+
+/// The row a verified manifest makes.
+fn recording_row<'a>(
+    uploader: Member<'a>,
+    vault: &'a str,
+    id: &'a str,
+    statement: &'a [u8],
+    verified: &'a Verified<RecordingManifest>,
+    now: i64,
+) -> store::recordings::NewRecording<'a> {
+    let manifest = &verified.statement;
+    store::recordings::NewRecording {
+        id,
+        vault,
         uploader: uploader.fingerprint,
-        manifest: &statement,
+        manifest: statement,
         manifest_digest: &verified.digest,
         ciphertext_len: manifest.ciphertext_len,
         threshold_k: manifest.split.threshold.k(),
         threshold_n: manifest.split.threshold.n(),
         now,
-    };
-    store_new(&mut tx, &new, manifest, shares, expires_at).await?;
+    }
+}
+
+/// Checks a new recording against the vault ([`check_manifest`]) and its sealed shares'
+/// count.
+async fn check_new(
+    app: &App,
+    tx: &mut Tx,
+    roster: &Roster,
+    new: &store::recordings::NewRecording<'_>,
+    manifest: &RecordingManifest,
+    shares: &[SealedShareUpload],
+) -> Result<(), RecordingError> {
+    check_manifest(app, tx, roster, new.vault, manifest).await?;
+    if shares.len() != manifest.split.shares.len() {
+        return Err(RecordingError::ShareCount);
+    }
+    Ok(())
+}
+
+fn audit_created(tx: &mut Tx, uploader: Member<'_>, new: &store::recordings::NewRecording<'_>) {
     tx.audit(
         uploader.vault,
-        now,
+        new.now,
         Event::by(
             uploader.fingerprint,
             "recording.created",
-            &recording,
-            &statement,
+            new.id,
+            new.manifest,
         ),
     );
-    tx.commit().await?;
-    tracing::info!(vault = %vault, recording = %recording, bytes = manifest.ciphertext_len, "recording created, upload open");
-    Ok(Created::New(UploadState {
-        upload_url: uploads::upload_url(&recording),
-        recording_id: recording,
-        upload_length: manifest.ciphertext_len,
-        upload_offset: 0,
-        expires_at,
-    }))
 }
 
 /// The manifest `signed`, verified against the roster: signed by `uploader` (a member or a
@@ -222,20 +364,6 @@ fn uploaders_manifest(
         return Err(RecordingError::NotUploader);
     }
     Ok(verified)
-}
-
-/// Stores a new recording with its sealed shares, and opens its upload until `expires_at`.
-async fn store_new(
-    tx: &mut Tx,
-    new: &store::recordings::NewRecording<'_>,
-    manifest: &RecordingManifest,
-    shares: &[SealedShareUpload],
-    expires_at: i64,
-) -> Result<(), RecordingError> {
-    store::recordings::insert(tx, new).await?;
-    store_shares(tx, new.id, manifest, shares).await?;
-    store::uploads::open(tx, new.id, new.ciphertext_len, expires_at).await?;
-    Ok(())
 }
 
 /// Checks a new recording's manifest against the vault: made against the current roster,

@@ -69,6 +69,10 @@ pub(crate) enum UploadError {
     #[error("the upload is {0} bytes long; this chunk went past it and was not kept")]
     BeyondLength(u64),
     #[error(
+        "this server accepts recordings up to {0} bytes; this chunk went past it and was not kept"
+    )]
+    BeyondLimit(u64),
+    #[error(
         "the chunk does not match its Upload-Checksum (or arrived incomplete); nothing of it was kept: send it again"
     )]
     ChecksumMismatch,
@@ -96,6 +100,7 @@ impl Refusal for UploadError {
             OffsetMismatch { .. } | MovedOn => (StatusCode::CONFLICT, "offset_mismatch"),
             Busy | PatchInProgress | LostHold => (StatusCode::CONFLICT, "upload_busy"),
             BeyondLength(_) => (StatusCode::PAYLOAD_TOO_LARGE, "beyond_length"),
+            BeyondLimit(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             // tus's status for a failed checksum; not a registered one, but within range.
             ChecksumMismatch => (
                 StatusCode::from_u16(460).expect("460 is a valid status code"),
@@ -159,14 +164,15 @@ pub(crate) fn upload_url(recording: &str) -> String {
 pub(crate) async fn state(app: &App, recording: &str) -> Result<UploadState, UploadError> {
     let mut connection = app.db.connection().await?;
     let progress = store::uploads::progress(&mut connection, recording).await?;
-    let length = progress.ciphertext_len as u64;
+    let length = progress.ciphertext_len.map(|length| length as u64);
     Ok(UploadState {
         recording_id: recording.to_owned(),
         upload_url: upload_url(recording),
         upload_length: length,
+        // No upload row: it is complete.
         upload_offset: progress
             .upload_offset
-            .map_or(length, |offset| offset as u64),
+            .map_or(length.unwrap_or(0), |offset| offset as u64),
         expires_at: progress.expires_at.unwrap_or(0),
     })
 }
@@ -176,7 +182,8 @@ pub(crate) async fn state(app: &App, recording: &str) -> Result<UploadState, Upl
 pub(crate) struct OpenUpload {
     pub vault: String,
     pub offset: u64,
-    pub length: u64,
+    /// `None` while a live upload waits for its manifest.
+    pub length: Option<u64>,
     pub expires_at: i64,
     locked_until: i64,
 }
@@ -203,7 +210,7 @@ async fn open_upload(
     Ok(OpenUpload {
         vault: row.vault_id,
         offset: row.upload_offset as u64,
-        length: row.upload_length as u64,
+        length: row.upload_length.map(|length| length as u64),
         expires_at: row.expires_at,
         locked_until: row.locked_until,
     })
@@ -222,7 +229,8 @@ pub(crate) struct Patch {
 #[derive(Debug)]
 pub(crate) struct Appended {
     pub offset: u64,
-    pub length: u64,
+    /// `None` while a live upload waits for its manifest.
+    pub length: Option<u64>,
     /// When the upload expires unless continued; `None` once it is complete.
     pub expires_at: Option<i64>,
 }
@@ -252,6 +260,70 @@ pub(crate) async fn append<E: Send + 'static>(
     // Run to the end even if the client goes away, so what arrived is recorded and the lock
     // released at once rather than when it lapses.
     tokio::spawn(chunk.receive(body)).await?
+}
+
+/// A live upload held (no PATCH can run) while its manifest is stored.
+#[derive(Debug)]
+pub(crate) struct HeldLive {
+    vault: String,
+    recording: String,
+    token: String,
+    /// The bytes stored, which the manifest must name as the ciphertext's length.
+    length: u64,
+}
+
+impl HeldLive {
+    /// The lock's token, for the statement that sets the upload's length.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Lets the upload go on unchanged (its manifest was refused).
+    pub(crate) async fn release(self, app: &App) {
+        if let Ok(mut connection) = app.db.connection().await {
+            let _ = store::uploads::unlock(&mut connection, &self.recording, &self.token).await;
+        }
+    }
+}
+
+/// Holds `uploader`'s live upload of `recording` for its manifest, which names `length`
+/// bytes: refused unless the server stores exactly that many and no PATCH is running.
+pub(crate) async fn hold_live(
+    app: &App,
+    uploader: Member<'_>,
+    recording: &str,
+    length: u64,
+    now: i64,
+) -> Result<HeldLive, UploadError> {
+    let (upload, token) = hold(app, uploader, recording, length, now).await?;
+    let held = HeldLive {
+        vault: upload.vault,
+        recording: recording.to_owned(),
+        token,
+        length,
+    };
+    if upload.length.is_some() {
+        held.release(app).await;
+        return Err(UploadError::NotFound);
+    }
+    Ok(held)
+}
+
+/// Completes a live upload whose length has just been set from its manifest: the whole
+/// ciphertext is put in place and compared with the manifest, as after a last PATCH.
+pub(crate) async fn finish_live(app: &App, held: HeldLive) -> Result<(), UploadError> {
+    let chunk = Chunk {
+        app: app.clone(),
+        vault: held.vault,
+        recording: held.recording,
+        token: held.token,
+        start: held.length,
+        length: Some(held.length),
+        checksum: None,
+    };
+    let nothing_more = futures::stream::empty::<Result<Bytes, std::convert::Infallible>>();
+    tokio::spawn(chunk.receive(nothing_more)).await??;
+    Ok(())
 }
 
 /// Locks `uploader`'s upload of `recording` for one PATCH at `offset`; returns it with the
@@ -289,7 +361,8 @@ struct Chunk {
     recording: String,
     token: String,
     start: u64,
-    length: u64,
+    /// `None` for a live upload, whose manifest will say.
+    length: Option<u64>,
     checksum: Option<[u8; 32]>,
 }
 
@@ -347,7 +420,7 @@ impl Chunk {
             return Err(refusal);
         }
         let offset = self.start + received.bytes;
-        let complete = offset == self.length;
+        let complete = self.length == Some(offset);
         let tail_len = self.persist(&mut sink, complete).await?;
         let expires_at = now() + self.app.config.upload_ttl;
         let advance = Advance {
@@ -379,7 +452,7 @@ impl Chunk {
         mut hasher: Option<&mut Sha256>,
     ) -> Result<Received, UploadError> {
         let mut chunk_hasher = self.checksum.map(|_| Sha256::new());
-        let remaining = self.length - self.start;
+        let remaining = self.bound() - self.start;
         let (mut received, mut interrupted, mut too_long) = (0u64, false, false);
         let mut renewed = Instant::now();
         while let Some(next) = body.next().await {
@@ -412,11 +485,19 @@ impl Chunk {
         })
     }
 
-    /// Refuses a chunk that went past the upload's length, or that does not match its
-    /// checksum (a chunk that broke off cannot).
+    /// How long the upload may grow: its length, or for a live upload the server's limit.
+    fn bound(&self) -> u64 {
+        self.length.unwrap_or(self.app.config.max_recording_bytes)
+    }
+
+    /// Refuses a chunk that went past the upload's length (or a live upload's limit), or that
+    /// does not match its checksum (a chunk that broke off cannot).
     fn check(&self, received: &Received) -> Result<(), UploadError> {
         if received.too_long {
-            return Err(UploadError::BeyondLength(self.length));
+            return Err(match self.length {
+                Some(length) => UploadError::BeyondLength(length),
+                None => UploadError::BeyondLimit(self.bound()),
+            });
         }
         if self.checksum.is_some() && (received.interrupted || received.digest != self.checksum) {
             return Err(UploadError::ChecksumMismatch);
@@ -658,7 +739,7 @@ impl Chunk {
     async fn complete(&self, sink: Sink) -> Result<(), UploadError> {
         let name = object_name(&self.vault, &self.recording);
         self.assemble(sink, &name).await?;
-        let digest = match self.app.hashers.take(&self.recording, self.length) {
+        let digest = match self.app.hashers.take(&self.recording, self.bound()) {
             Some(hasher) => <[u8; 32]>::from(hasher.finalize()),
             None => self.read_back(&name).await?,
         };

@@ -147,3 +147,63 @@ impl Db {
         self.pool.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 0011 rebuilds `recordings` and `uploads` on SQLite; with foreign keys on,
+    /// dropping the old tables would have deleted every share and upload part with them.
+    #[tokio::test]
+    async fn rebuilding_the_recording_tables_keeps_what_refers_to_them() {
+        let folder = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/quorate.db", folder.path().display());
+        let db = Db::connect(&SecretUrl::new(url)).await.unwrap();
+        let before_live_uploads = Migrator {
+            migrations: SQLITE_MIGRATIONS
+                .migrations
+                .iter()
+                .filter(|migration| migration.version < 11)
+                .cloned()
+                .collect(),
+            ..Migrator::DEFAULT
+        };
+        before_live_uploads.run(db.pool()).await.unwrap();
+        for sql in [
+            "INSERT INTO vaults (id, name, created_at) VALUES ('v', 'Board', 1)",
+            "INSERT INTO recordings (id, vault_id, uploader, manifest, manifest_digest, ciphertext_len,
+             threshold_k, threshold_n, status, created_at) VALUES ('r', 'v', 'u', x'01', x'02', 10, 1, 1, 'uploading', 1)",
+            "INSERT INTO recording_shares (recording_id, member, share_index, sealed) VALUES ('r', 'm', 1, x'03')",
+            "INSERT INTO uploads (recording_id, upload_offset, upload_length, expires_at) VALUES ('r', 0, 10, 5)",
+            "INSERT INTO upload_parts (recording_id, part_number, part_id) VALUES ('r', 1, 'p')",
+        ] {
+            sqlx::query(sql).execute(db.pool()).await.unwrap();
+        }
+        db.migrate().await.unwrap();
+        for table in ["recordings", "recording_shares", "uploads", "upload_parts"] {
+            let count: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap();
+            assert_eq!(count, 1, "{table} lost its row");
+        }
+        let violations: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(db.pool())
+                .await
+                .unwrap_or_default();
+        assert!(violations.is_empty(), "{violations:?}");
+        // The rebuilt tables keep their cascade: deleting the recording removes the rest.
+        sqlx::query("DELETE FROM recordings WHERE id = 'r'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let parts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM upload_parts")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(parts, 0);
+        db.close().await;
+    }
+}

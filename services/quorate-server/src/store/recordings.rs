@@ -48,7 +48,9 @@ pub(crate) fn transcript_object_prefix(vault: &str, transcript: &str) -> String 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Existing {
     pub vault_id: String,
-    pub manifest_digest: Vec<u8>,
+    pub uploader: String,
+    /// `None` while a live upload waits for its manifest.
+    pub manifest_digest: Option<Vec<u8>>,
 }
 
 /// The recording with ID `recording` in any vault (IDs are global), `None` when there is none.
@@ -56,7 +58,7 @@ pub(crate) async fn existing(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<Option<Existing>, sqlx::Error> {
-    sqlx::query_as("SELECT vault_id, manifest_digest FROM recordings WHERE id = $1")
+    sqlx::query_as("SELECT vault_id, uploader, manifest_digest FROM recordings WHERE id = $1")
         .bind(recording)
         .fetch_optional(connection)
         .await
@@ -97,6 +99,51 @@ pub(crate) async fn insert(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Stores a live recording, uploading without a manifest until recording stops.
+pub(crate) async fn insert_live(
+    connection: &mut AnyConnection,
+    recording: &str,
+    vault: &str,
+    uploader: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO recordings (id, vault_id, uploader, status, created_at)
+         VALUES ($1, $2, $3, 'uploading', $4)",
+    )
+    .bind(recording)
+    .bind(vault)
+    .bind(uploader)
+    .bind(now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Gives live recording `recording.id` its manifest; `false` when it has one already.
+pub(crate) async fn set_manifest(
+    connection: &mut AnyConnection,
+    recording: &NewRecording<'_>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE recordings SET manifest = $1, manifest_digest = $2, ciphertext_len = $3,
+         threshold_k = $4, threshold_n = $5
+         WHERE id = $6 AND vault_id = $7 AND uploader = $8 AND manifest IS NULL",
+    )
+    .bind(recording.manifest)
+    .bind(recording.manifest_digest)
+    .bind(recording.ciphertext_len as i64)
+    .bind(i32::from(recording.threshold_k))
+    .bind(i32::from(recording.threshold_n))
+    .bind(recording.id)
+    .bind(recording.vault)
+    .bind(recording.uploader)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 /// Stores `member`'s sealed share (number `index`, from 1); `false` when they have one.
@@ -169,8 +216,8 @@ pub(crate) async fn list_complete(
     Ok(rows.into_iter().map(RecordingView::from).collect())
 }
 
-/// Recording `recording` of `vault` if it is complete or `viewer` is uploading it, else
-/// `None`.
+/// Recording `recording` of `vault` if it is complete or `viewer` is uploading it (once it
+/// has its manifest), else `None`.
 pub(crate) async fn visible(
     connection: &mut AnyConnection,
     vault: &str,
@@ -179,7 +226,8 @@ pub(crate) async fn visible(
 ) -> Result<Option<RecordingView>, sqlx::Error> {
     let row: Option<RecordingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORDING_COLUMNS} FROM recordings
-         WHERE vault_id = $1 AND id = $2 AND (status = 'complete' OR uploader = $3)"
+         WHERE vault_id = $1 AND id = $2 AND manifest IS NOT NULL
+           AND (status = 'complete' OR uploader = $3)"
     )))
     .bind(vault)
     .bind(recording)

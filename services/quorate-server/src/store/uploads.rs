@@ -3,28 +3,51 @@
 
 use sqlx::AnyConnection;
 
-/// Opens the upload of a new recording of `length` bytes, at offset 0.
+/// Opens the upload of a new recording of `length` bytes (`None`: deferred until its
+/// manifest comes), at offset 0.
 pub(crate) async fn open(
     connection: &mut AnyConnection,
     recording: &str,
-    length: u64,
+    length: Option<u64>,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO uploads (recording_id, upload_offset, upload_length, expires_at) VALUES ($1, 0, $2, $3)",
     )
     .bind(recording)
-    .bind(length as i64)
+    .bind(length.map(|length| length as i64))
     .bind(expires_at)
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// Where a recording's upload stands; the upload columns are `None` once it is complete.
+/// Sets the length of a live upload that has not got one, held with `token`; `false` when
+/// the hold was lost or the length is set.
+pub(crate) async fn set_length(
+    connection: &mut AnyConnection,
+    recording: &str,
+    token: &str,
+    length: u64,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE uploads SET upload_length = $1
+         WHERE recording_id = $2 AND lock_token = $3 AND upload_length IS NULL",
+    )
+    .bind(length as i64)
+    .bind(recording)
+    .bind(token)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Where a recording's upload stands; the upload columns are `None` once it is complete, and
+/// the length while a live upload waits for its manifest.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Progress {
-    pub ciphertext_len: i64,
+    pub ciphertext_len: Option<i64>,
     pub upload_offset: Option<i64>,
     pub expires_at: Option<i64>,
 }
@@ -48,7 +71,8 @@ pub(crate) async fn progress(
 pub(crate) struct OpenUpload {
     pub vault_id: String,
     pub upload_offset: i64,
-    pub upload_length: i64,
+    /// `None` while a live upload waits for its manifest.
+    pub upload_length: Option<i64>,
     pub expires_at: i64,
     pub locked_until: i64,
 }

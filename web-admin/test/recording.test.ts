@@ -1,0 +1,250 @@
+// A recording made in the browser (issue 16, item 5): the split is vsss-rs's, so the node
+// rebuilds the key; a recording streamed through a live upload comes out as a real age file
+// that the members' shares open; and a lying server (a forged or rolled-back policy, an
+// upload it did not open fresh, bytes it claims it never got, an answer that does not
+// complete) is refused with nothing signed.
+import { Decrypter, identityToRecipient } from "age-encryption";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+import { recordToVault } from "../src/recording";
+import { openShare, recipientBytes, secretKeyText } from "../src/sealed";
+import { split, splitWith } from "../src/shamir";
+import {
+  type RecordingMetadata,
+  decodeRecordingMetadata,
+  encodeVaultPolicy,
+  sign,
+  verify,
+} from "../src/statements";
+import { concat, fromBase64, hex, sha256, toBase64 } from "../src/wire";
+import { LyingServer, Pins, adminDevice, adminIdentity, genesis, golden, signer } from "./fixtures";
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+/** a · b in GF(2^8), bit by bit: the test's own, to interpolate with. */
+function multiply(a: number, b: number): number {
+  let product = 0;
+  for (; b; b >>= 1, a = a & 0x80 ? ((a << 1) ^ 0x11b) & 0xff : a << 1) if (b & 1) product ^= a;
+  return product;
+}
+
+function inverse(a: number): number {
+  for (let candidate = 1; candidate < 256; candidate++) if (multiply(a, candidate) === 1) return candidate;
+  throw new Error("zero has no inverse");
+}
+
+/** Lagrange interpolation at 0 of shares given as [x, bytes]. */
+function combine(shares: [number, Uint8Array][]): Uint8Array {
+  const secret = new Uint8Array(32);
+  for (const [x, bytes] of shares) {
+    let weight = 1;
+    for (const [other] of shares) if (other !== x) weight = multiply(weight, multiply(other, inverse(other ^ x)));
+    bytes.forEach((byte, b) => (secret[b] = secret[b]! ^ multiply(byte, weight)));
+  }
+  return secret;
+}
+
+describe("the browser's split", () => {
+  it("makes vsss-rs's shares from the same coefficients", () => {
+    const key = golden("split-key");
+    const expected = golden("split-shares-3-of-4");
+    // vsss-rs drew coefficient j of byte b as the (b·2 + j − 1)-th count from 0x30.
+    const coefficients = new Uint8Array(64);
+    for (let b = 0; b < 32; b++) for (let j = 1; j <= 2; j++) coefficients[(j - 1) * 32 + b] = (0x30 + b * 2 + j - 1) & 0xff;
+    const shares = splitWith(key, 3, 4, coefficients);
+    shares.forEach((share, i) => {
+      expect(expected[i * 33], `index of share ${i + 1}`).toBe(i + 1);
+      expect(hex(share), `share ${i + 1}`).toBe(hex(expected.subarray(i * 33 + 1, (i + 1) * 33)));
+    });
+  });
+
+  it("any k shares rebuild the key, and k = 1 hands everyone the key", () => {
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const shares = split(key, 3, 5);
+    for (const chosen of [[1, 2, 3], [1, 3, 5], [2, 4, 5]]) {
+      expect(hex(combine(chosen.map((x) => [x, shares[x - 1]!])))).toBe(hex(key));
+    }
+    expect(hex(combine([[1, shares[0]!], [2, shares[1]!]]))).not.toBe(hex(key));
+    expect(split(key, 1, 3).map(hex)).toEqual([hex(key), hex(key), hex(key)]);
+    expect(() => split(key, 4, 3)).toThrow(/1 ≤ k ≤ n/);
+  });
+});
+
+/** A vault of one admin with a policy of k = 1, served honestly unless a test says otherwise. */
+async function vault() {
+  const vaultId = crypto.randomUUID();
+  const admin = await adminIdentity();
+  const server = new LyingServer();
+  const chain = [await genesis(vaultId, admin)];
+  server.on("GET", /\/roster$/, () => ({ entries: chain.map(toBase64) }));
+  const policy = async (sequence: number, key = admin.signingKey, verifyingKey = admin.verifyingKey) => {
+    const body = encodeVaultPolicy({ vaultId, sequence, minThreshold: 1, issuedAt: 1_750_000_000 });
+    return { statement: toBase64(await sign("vault-policy", body, key, verifyingKey)) };
+  };
+  const served = await policy(0);
+  server.on("GET", /\/policy$/, () => served);
+  // The live upload: what it received, PATCH by PATCH.
+  const received: Uint8Array[] = [];
+  const stored = () => concat(...received);
+  server
+    .on("POST", /\/live-uploads$/, (body) => {
+      const id = (body as { recording_id: string }).recording_id;
+      return { recording_id: id, upload_url: `/api/v1/uploads/${id}`, upload_offset: 0, expires_at: 0 };
+    })
+    .on("PATCH", /^\/api\/v1\/uploads\//, (body, _path, headers) => {
+      if (Number(headers.get("upload-offset")) !== stored().length) return new Response(null, { status: 409 });
+      received.push(body as Uint8Array);
+      return new Response(null, { status: 204, headers: { "upload-offset": String(stored().length) } });
+    })
+    .on("POST", /\/recordings$/, (body) => {
+      const manifest = verify("recording-manifest", fromBase64((body as { manifest: string }).manifest));
+      return manifest.then(({ statement }) => ({
+        recording_id: statement.recordingId,
+        upload_url: "",
+        upload_offset: stored().length,
+        upload_length: stored().length,
+        expires_at: 0,
+      }));
+    });
+  return { vaultId, admin, server, chain, policy, stored, device: adminDevice(vaultId, admin) };
+}
+
+const MEETING: RecordingMetadata = {
+  title: "Harbour committee",
+  startedAt: 1_750_000_000,
+  endedAt: 1_750_003_600,
+  mediaType: "audio/webm;codecs=opus",
+  attendees: ["Ada", "Bo"],
+};
+
+/** A "recording" arriving in pieces, as MediaRecorder hands them over. */
+function pieces(plaintext: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= plaintext.length) return controller.close();
+      controller.enqueue(plaintext.slice(at, (at += size)));
+    },
+  });
+}
+
+function audio(length: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => (i * 31) % 251);
+}
+
+describe("recording in the page", () => {
+  it("streams a real age file whose manifest, share and metadata the members open", async () => {
+    const { server, admin, device, stored } = await vault();
+    const plaintext = audio(300_000);
+    const id = await recordToVault(device, pieces(plaintext, 7_000), () => MEETING, () => undefined);
+
+    const completed = server.requests.find((request) => request.method === "POST" && request.path.endsWith("/recordings"));
+    const body = completed?.body as { manifest: string; shares: { member: string; sealed: string }[] };
+    const { statement: manifest } = await verify("recording-manifest", fromBase64(body.manifest));
+    const ciphertext = stored();
+    expect(manifest.recordingId).toBe(id);
+    expect(manifest.uploader).toBe(admin.fingerprintHex);
+    expect(manifest.ciphertextLen).toBe(ciphertext.length);
+    expect(hex(manifest.ciphertextSha256)).toBe(hex(await sha256(ciphertext)));
+    expect([manifest.split.k, manifest.split.n]).toEqual([1, 1]);
+    expect(body.shares.map((share) => share.member)).toEqual([admin.fingerprintHex]);
+    // More than one PATCH: the upload went on while the source was read.
+    expect(server.requests.filter((request) => request.method === "PATCH").length).toBeGreaterThan(1);
+
+    // The admin's sealed share opens with its binding, and (k = 1) is the key itself.
+    const binding = {
+      vaultId: manifest.vaultId,
+      subject: { kind: "recording", id } as const,
+      recipient: manifest.split.recipient,
+      k: 1,
+      n: 1,
+      index: 1,
+      member: admin.fingerprintHex,
+    };
+    const share = await openShare(fromBase64(body.shares[0]!.sealed), admin.ageSecret, binding);
+    const key = secretKeyText(share);
+    expect(hex(recipientBytes(await identityToRecipient(key)))).toBe(hex(manifest.split.recipient));
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(key);
+    expect(hex(await decrypter.decrypt(ciphertext))).toBe(hex(plaintext));
+
+    const metadata = new Decrypter();
+    metadata.addIdentity(admin.ageSecret);
+    expect(decodeRecordingMetadata(await metadata.decrypt(manifest.sealedMetadata))).toEqual(MEETING);
+  });
+});
+
+/** No manifest was sent (nothing signed reached the server). */
+function noManifest(server: LyingServer): void {
+  expect(server.requests.filter((request) => request.method === "POST" && request.path.endsWith("/recordings"))).toEqual([]);
+}
+
+describe("recording against a lying server", () => {
+  it("refuses a policy that is not an admin's, before anything is opened", async () => {
+    const { server, policy, device } = await vault();
+    const [memberKey, memberVerifying] = await signer(7);
+    const forged = await policy(5, memberKey, memberVerifying);
+    server.on("GET", /\/policy$/, () => forged);
+    await expect(recordToVault(device, pieces(audio(10), 10), () => MEETING, () => undefined)).rejects.toThrow(
+      /not signed by a member of the roster/,
+    );
+    expect(server.writes()).toEqual([]);
+  });
+
+  it("refuses a policy older than one this browser verified (a rollback)", async () => {
+    const { server, policy, vaultId, admin } = await vault();
+    const pins = new Pins();
+    pins.setItem(`quorate:policy:${vaultId}`, "3");
+    const older = await policy(1);
+    server.on("GET", /\/policy$/, () => older);
+    const device = adminDevice(vaultId, admin, pins);
+    await expect(recordToVault(device, pieces(audio(10), 10), () => MEETING, () => undefined)).rejects.toThrow(
+      /rollback/,
+    );
+    expect(server.writes()).toEqual([]);
+  });
+
+  it("refuses an upload the server did not open fresh, and sends it nothing", async () => {
+    const { server, device } = await vault();
+    server.on("POST", /\/live-uploads$/, (body) => ({
+      recording_id: (body as { recording_id: string }).recording_id,
+      upload_url: "/api/v1/uploads/x",
+      upload_offset: 4096,
+      expires_at: 0,
+    }));
+    await expect(recordToVault(device, pieces(audio(10), 10), () => MEETING, () => undefined)).rejects.toThrow(
+      /fresh live upload/,
+    );
+    expect(server.requests.filter((request) => request.method === "PATCH")).toEqual([]);
+  });
+
+  it("refuses a server that claims bytes it was never sent, and signs no manifest", async () => {
+    const { server, device } = await vault();
+    server.on("PATCH", /^\/api\/v1\/uploads\//, (body) =>
+      new Response(null, { status: 204, headers: { "upload-offset": String((body as Uint8Array).length + 100) } }),
+    );
+    await expect(recordToVault(device, pieces(audio(50_000), 5_000), () => MEETING, () => undefined)).rejects.toThrow(
+      /was sent/,
+    );
+    noManifest(server);
+  });
+
+  it("refuses an answer that does not complete the recording", async () => {
+    const { server, device } = await vault();
+    server.on("POST", /\/recordings$/, () => ({ recording_id: "x", upload_url: "", upload_offset: 0, expires_at: 0 }));
+    await expect(recordToVault(device, pieces(audio(1_000), 500), () => MEETING, () => undefined)).rejects.toThrow(
+      /does not say that this recording is complete/,
+    );
+  });
+
+  it("refuses a roster with an entry no admin signed, before anything is opened", async () => {
+    const { server, chain, device } = await vault();
+    const [strangerKey, strangerVerifying] = await signer(8);
+    const planted = await sign("roster-entry", new Uint8Array(40), strangerKey, strangerVerifying);
+    server.on("GET", /\/roster$/, () => ({ entries: [...chain, planted].map(toBase64) }));
+    await expect(recordToVault(device, pieces(audio(10), 10), () => MEETING, () => undefined)).rejects.toThrow();
+    expect(server.writes()).toEqual([]);
+  });
+});
