@@ -237,3 +237,119 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     println!("screenshots in {}", screenshots().display());
     server.stop().await;
 }
+
+/// `spoken` as espeak-ng says it, after `lead` seconds of silence (the fake microphone plays
+/// from when the page asks for it, a moment before recording starts), written to `path`;
+/// returns how long it plays, in seconds.
+fn padded_speech(spoken: &str, lead: f64, path: &std::path::Path) -> f64 {
+    let raw = path.with_extension("raw.wav");
+    std::fs::write(&raw, quorate_e2e::speech(spoken)).unwrap();
+    let delay = format!("adelay={}:all=1", (lead * 1000.0) as u64);
+    let padded = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&raw)
+        .args(["-af", &delay])
+        .arg(path)
+        .status()
+        .expect("ffmpeg is installed by scripts/install-test-deps.sh");
+    assert!(padded.success());
+    let probed = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&probed.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The words the node heard in `recording`, once a quorum has transcribed and released it.
+async fn transcribed(staffed: &Staffed, reader: &Device, recording: &str) -> String {
+    staffed.quorum(recording, "transcribe").await;
+    staffed.quorum(recording, "release-transcript").await;
+    let exported = reader
+        .ok(&["transcript", recording, "--format", "json"])
+        .await
+        .json();
+    let heard: Vec<&str> = exported["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["text"].as_str().unwrap())
+        .collect();
+    heard.join(" ")
+}
+
+/// Bo records a meeting in Chromium from a fake microphone that plays espeak-ng's speech
+/// once: the audio is encrypted in the page and uploaded while recording, the key split
+/// among the three members and the manifest signed there when he stops. He then uploads a
+/// WAV file from the page. The CLI accepts both manifests and opens their sealed titles; the
+/// node, given the members' shares, transcribes each (word error rate under 10 %).
+#[tokio::test]
+async fn a_member_records_in_the_browser_and_the_node_transcribes_it() {
+    let server = quorate_e2e::server_with_web_ui().await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (bo, cy) = (&staffed.members[0], &staffed.members[1]);
+    let folder = tempfile::tempdir().unwrap();
+    let spoken = "The council voted to repair the bridge over the river.";
+    let microphone = folder.path().join("microphone.wav");
+    let playing = padded_speech(spoken, 1.5, &microphone);
+    let filed = "The planning board agreed to build more houses.";
+    let file = folder.path().join("Library hours.wav");
+    std::fs::write(&file, quorate_e2e::speech(filed)).unwrap();
+
+    let seconds = format!("{:.1}", playing + 1.0);
+    let recorded = browser(
+        "member-records",
+        &server,
+        bo,
+        "Bo",
+        &[
+            ("QUORATE_FAKE_MIC", microphone.to_str().unwrap()),
+            ("QUORATE_RECORD_SECONDS", &seconds),
+            ("QUORATE_RECORD_TITLE", "Harbour committee"),
+            ("QUORATE_UPLOAD_FILE", file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let id_after = |prefix: &str| {
+        recorded
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {recorded}"))
+            .trim()
+            .to_owned()
+    };
+    let (live, uploaded) = (id_after("recorded "), id_after("uploaded "));
+
+    // The CLI verifies both manifests (signed by Bo, split among the three members) and
+    // opens their sealed titles.
+    let listed = cy.ok(&["--json", "recordings"]).await.json();
+    for (id, title) in [(&live, "Harbour committee"), (&uploaded, "Library hours")] {
+        let recording = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|recording| recording["recording_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} is not listed: {listed}"));
+        assert_eq!(recording["title"], title, "{recording}");
+        assert_eq!(recording["uploader"], "Bo", "{recording}");
+        assert_eq!(recording["shares"], 3, "{recording}");
+    }
+    for (id, said) in [(&live, spoken), (&uploaded, filed)] {
+        let heard = transcribed(&staffed, cy, id).await;
+        let rate = quorate_e2e::word_error_rate(said, &heard);
+        assert!(rate < 0.1, "word error rate {rate:.2}: heard {heard:?}");
+    }
+    server.stop().await;
+}

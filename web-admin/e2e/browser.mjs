@@ -7,13 +7,14 @@
 // can try, and what stops it").
 //
 //   node e2e/browser.mjs refused-while-pending | admin-approves-member | member-votes | search
-//                        | admin-approves-late-member
+//                        | admin-approves-late-member | member-records
 //
 // Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
 // QUORATE_PENDING_FINGERPRINT (as `quorate enroll` printed it), QUORATE_NODE,
 // QUORATE_NODE_FINGERPRINT (as `quorate-node status` shows it) and QUORATE_MODEL, or
-// QUORATE_QUERY and QUORATE_EXPECT_TITLE.
+// QUORATE_QUERY and QUORATE_EXPECT_TITLE, or QUORATE_FAKE_MIC (a WAV file the fake microphone
+// plays once), QUORATE_RECORD_SECONDS, QUORATE_RECORD_TITLE and QUORATE_UPLOAD_FILE.
 import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -30,6 +31,14 @@ const env = (name) => {
 const shots = env("QUORATE_SCREENSHOTS");
 mkdirSync(shots, { recursive: true });
 
+// A microphone that plays a file once (`%noloop`), granted without a prompt.
+const fakeMicrophone = process.env.QUORATE_FAKE_MIC
+  ? [
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+      `--use-file-for-fake-audio-capture=${process.env.QUORATE_FAKE_MIC}%noloop`,
+    ]
+  : [];
 // The flags this closed network needs: no background connections Chromium would make.
 const browser = await chromium.launch({
   executablePath: process.env.QUORATE_CHROMIUM ?? "/usr/bin/chromium",
@@ -41,6 +50,7 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    ...fakeMicrophone,
   ],
 });
 const problems = [];
@@ -319,6 +329,39 @@ const stories = {
     await page.setViewportSize({ width: 390, height: 844 });
     await shot("request-phone");
     console.log(`status ${(await page.locator("#status").textContent())?.trim()}`);
+  },
+
+  // A member records a meeting from the (fake) microphone: encrypted in the page and uploaded
+  // while recording; then uploads a recording file picked from disk, with progress.
+  async "member-records"() {
+    await visit("Record", "Record");
+    await shot("record");
+    const live = page.getByRole("region", { name: "Record a meeting" });
+    await live.getByLabel("Title").fill(env("QUORATE_RECORD_TITLE"));
+    await live.getByLabel("Attendees").fill("Ada, Bo, Cy");
+    await live.getByRole("button", { name: "Start recording" }).click();
+    await page.locator("#status").getByText("Recording. The audio is encrypted in this tab").waitFor();
+    await page.waitForTimeout(Number(env("QUORATE_RECORD_SECONDS")) * 1000);
+    await live.getByText(/encrypted · .* on the server/).waitFor();
+    await shot("recording");
+    await live.getByRole("button", { name: "Stop and seal" }).click();
+    const sealed = live.getByText(/^Sealed and uploaded: recording [0-9a-f-]{36}\.$/);
+    await sealed.waitFor();
+    console.log(`recorded ${(await sealed.textContent()).match(/[0-9a-f-]{36}/)[0]}`);
+    await shot("recorded");
+
+    const upload = page.getByRole("region", { name: "Upload a recording file" });
+    await upload.getByLabel("Recording file").setInputFiles(env("QUORATE_UPLOAD_FILE"));
+    await upload.getByRole("button", { name: "Encrypt and upload" }).click();
+    const uploaded = upload.getByText(/^Sealed and uploaded: recording [0-9a-f-]{36}\.$/);
+    await uploaded.waitFor();
+    if ((await upload.locator("progress").getAttribute("value")) !== "1") throw new Error("the progress bar is not full");
+    console.log(`uploaded ${(await uploaded.textContent()).match(/[0-9a-f-]{36}/)[0]}`);
+    await shot("uploaded");
+    // Nothing secret was kept: the page stores its pins and nothing else.
+    const stored = await page.evaluate(() => Object.keys(localStorage));
+    const unexpected = stored.filter((key) => !/^quorate:(vault$|pin:|policy:|audit:)/.test(key));
+    if (unexpected.length) throw new Error(`the page stored ${unexpected.join(", ")}`);
   },
 
   // A member searches released minutes: the query is blinded here, snippets come from the

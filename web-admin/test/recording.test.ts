@@ -176,6 +176,28 @@ describe("recording in the page", () => {
   });
 });
 
+describe("discarding a recording", () => {
+  it("abandons the upload and signs no manifest", async () => {
+    const { server, device } = await vault();
+    server.on("DELETE", /^\/api\/v1\/uploads\//, () => undefined);
+    const discard = new AbortController();
+    let sent = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // The person presses Discard once the first pieces are on their way.
+        if (++sent === 20) discard.abort();
+        controller.enqueue(audio(10_000));
+        if (sent === 40) controller.close();
+      },
+    });
+    await expect(recordToVault(device, source, () => MEETING, () => undefined, discard.signal)).rejects.toThrow(
+      /discarded/,
+    );
+    expect(server.requests.filter((request) => request.method === "DELETE")).toHaveLength(1);
+    noManifest(server);
+  });
+});
+
 /** No manifest was sent (nothing signed reached the server). */
 function noManifest(server: LyingServer): void {
   expect(server.requests.filter((request) => request.method === "POST" && request.path.endsWith("/recordings"))).toEqual([]);
