@@ -579,6 +579,24 @@ impl Staffed {
         (uploaded["recording_id"].as_str().unwrap().to_owned(), audio)
     }
 
+    /// The words the node heard in `recording`, as `reader` exports them once a quorum has
+    /// transcribed it and a second released the transcript.
+    pub async fn transcribed(&self, reader: &Device, recording: &str) -> String {
+        self.quorum(recording, "transcribe").await;
+        self.quorum(recording, "release-transcript").await;
+        let exported = reader
+            .ok(&["transcript", recording, "--format", "json"])
+            .await
+            .json();
+        let heard: Vec<&str> = exported["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|segment| segment["text"].as_str().unwrap())
+            .collect();
+        heard.join(" ")
+    }
+
     /// `asker` requests `purpose` for `recording`; the two others approve; the node works.
     pub async fn quorum(&self, recording: &str, purpose: &str) {
         let (ada, bo, cy) = (&self.admin, &self.members[0], &self.members[1]);

@@ -289,16 +289,7 @@ async fn a_recorder_uploads_from_jibri_bigbluebutton_zoom_and_a_drop_folder_and_
         assert_eq!(recording["uploader"], "jibri-1");
         assert_eq!(recording["shares"], 3, "no share for the recorder");
         let id = recording["recording_id"].as_str().unwrap();
-        staffed.quorum(id, "transcribe").await;
-        staffed.quorum(id, "release-transcript").await;
-        let exported = bo.ok(&["transcript", id, "--format", "json"]).await.json();
-        let heard: Vec<&str> = exported["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|segment| segment["text"].as_str().unwrap())
-            .collect();
-        let heard = heard.join(" ");
+        let heard = staffed.transcribed(bo, id).await;
         let rate = word_error_rate(spoken, &heard);
         assert!(
             rate < 0.1,

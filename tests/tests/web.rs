@@ -271,23 +271,6 @@ fn padded_speech(spoken: &str, lead: f64, path: &std::path::Path) -> f64 {
         .unwrap()
 }
 
-/// The words the node heard in `recording`, once a quorum has transcribed and released it.
-async fn transcribed(staffed: &Staffed, reader: &Device, recording: &str) -> String {
-    staffed.quorum(recording, "transcribe").await;
-    staffed.quorum(recording, "release-transcript").await;
-    let exported = reader
-        .ok(&["transcript", recording, "--format", "json"])
-        .await
-        .json();
-    let heard: Vec<&str> = exported["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|segment| segment["text"].as_str().unwrap())
-        .collect();
-    heard.join(" ")
-}
-
 /// Bo records a meeting in Chromium from a fake microphone that plays espeak-ng's speech
 /// once: the audio is encrypted in the page and uploaded while recording, the key split
 /// among the three members and the manifest signed there when he stops. He then uploads a
@@ -347,7 +330,7 @@ async fn a_member_records_in_the_browser_and_the_node_transcribes_it() {
         assert_eq!(recording["shares"], 3, "{recording}");
     }
     for (id, said) in [(&live, spoken), (&uploaded, filed)] {
-        let heard = transcribed(&staffed, cy, id).await;
+        let heard = staffed.transcribed(cy, id).await;
         let rate = quorate_e2e::word_error_rate(said, &heard);
         assert!(rate < 0.1, "word error rate {rate:.2}: heard {heard:?}");
     }

@@ -39,16 +39,6 @@ async fn job(
         .expect("the request's job")
 }
 
-async fn actions(client: &Client, vault: quorate_crypto::VaultId) -> Vec<String> {
-    client
-        .audit_page(vault, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|entry| entry.action)
-        .collect()
-}
-
 quorate_server::per_backend!(
     a_request_turns_quorate_and_its_node_transcribes_once,
     sqlite_local(Backend::Sqlite, false),
@@ -441,7 +431,7 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
     );
     assert!(node.client.claim_job().await.unwrap().is_none());
 
-    let log = actions(&board.admin.client, vault).await;
+    let log = common::audit_actions(&board.admin.client, vault).await;
     for expected in [
         "request.created",
         "vote.approve",

@@ -262,13 +262,7 @@ async fn an_interrupted_upload_resumes_and_only_the_whole_recording_is_visible(
         .await
         .unwrap();
     assert_eq!(Some(again.upload_offset), again.upload_length);
-    let actions: Vec<String> = admin
-        .audit_page(vault, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|entry| entry.action)
-        .collect();
+    let actions = common::audit_actions(admin, vault).await;
     assert!(
         actions.ends_with(&["recording.created".into(), "recording.uploaded".into()]),
         "{actions:?}"
@@ -483,13 +477,7 @@ async fn bad_manifests_and_chunks_are_refused_and_store_nothing(backend: Backend
     assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
     assert_eq!(refused(member_client.upload_offset(left.id).await).0, 404);
     assert!(server.app.blobs.list("uploads").await.unwrap().is_empty());
-    let actions: Vec<String> = admin
-        .audit_page(vault, None, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|entry| entry.action)
-        .collect();
+    let actions = common::audit_actions(admin, vault).await;
     assert!(
         actions.ends_with(&["recording.created".into(), "recording.expired".into()]),
         "{actions:?}"
@@ -612,14 +600,9 @@ async fn a_live_upload_is_completed_by_the_manifest_signed_when_recording_stops(
         .await
         .unwrap();
     assert_eq!(again.upload_offset, length);
-    let actions: Vec<String> = board
-        .admin
-        .client
-        .audit_page(vault, None, 1000)
+    let actions: Vec<String> = common::audit_actions(&board.admin.client, vault)
         .await
-        .unwrap()
         .into_iter()
-        .map(|entry| entry.action)
         .filter(|action| action.starts_with("recording."))
         .collect();
     assert_eq!(

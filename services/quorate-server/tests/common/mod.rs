@@ -339,3 +339,17 @@ pub fn sign_recording_for(
         shares,
     }
 }
+
+/// The actions of `vault`'s audit log, oldest first.
+pub async fn audit_actions(
+    client: &quorate_client::Client,
+    vault: quorate_crypto::VaultId,
+) -> Vec<String> {
+    client
+        .audit_page(vault, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect()
+}
