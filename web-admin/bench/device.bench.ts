@@ -3,13 +3,19 @@
 //   npx vitest bench --run
 // - opening an identity file at the default scrypt work factor (18): the sign-in wait;
 // - verifying a statement (Ed25519 + parse + SHA-256), which every page does many times;
-// - replaying a roster of 50 entries; re-wrapping a share to a node (open, check, seal).
+// - replaying a roster of 50 entries; re-wrapping a share to a node (open, check, seal);
+// - what the Record page does: encrypting and hashing a recording as a stream (per 8 MiB,
+//   the speed a file upload can reach at most), and splitting a key among 10 members with
+//   each share sealed and committed to (the wait after Stop).
 import { Encrypter, armor, generateIdentity, identityToRecipient } from "age-encryption";
 import { bench, describe } from "vitest";
 
 import { openIdentityFile, signingKeys } from "../src/identity";
 import { Roster } from "../src/roster";
-import { bindingFor, rewrap, seal } from "../src/sealed";
+import { sha256 as sha256Stream } from "@noble/hashes/sha2.js";
+
+import { bindingFor, encodeSharePlaintext, rewrap, seal, shareCommitment } from "../src/sealed";
+import { split as splitKey } from "../src/shamir";
 import { encodeRosterEntry, sign, verify } from "../src/statements";
 import { Writer, uuidBytes } from "../src/wire";
 import { bech32 } from "@scure/base";
@@ -107,5 +113,45 @@ describe("the browser's device", () => {
 
   bench("re-wrap a share to a node (open, check binding, seal)", async () => {
     await rewrap(sealedShare, member, binding, request, memberRecipient);
+  });
+});
+
+// Eight MiB of "audio" in MediaRecorder-sized pieces, and ten members' recipients.
+const recording = crypto.getRandomValues(new Uint8Array(1 << 16));
+const members = await Promise.all(
+  Array.from({ length: 10 }, async () => {
+    const text = await identityToRecipient(await generateIdentity());
+    return Uint8Array.from(bech32.fromWords(bech32.decode(text as `${string}1${string}`).words));
+  }),
+);
+
+describe("the Record page", () => {
+  bench("encrypt and hash 8 MiB as a stream (typage STREAM, SHA-256)", async () => {
+    let pieces = 128;
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pieces-- === 0) return controller.close();
+        controller.enqueue(recording);
+      },
+    });
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(member));
+    const hasher = sha256Stream.create();
+    const reader = (await encrypter.encrypt(source)).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      hasher.update(value);
+    }
+    hasher.digest();
+  });
+
+  bench("split a key 3-of-10, seal and commit to each share", async () => {
+    const shares = splitKey(new Uint8Array(32).fill(0x42), 3, 10);
+    for (const [index, share] of shares.entries()) {
+      const shareBinding = { vaultId: VAULT, subject, recipient: split.recipient, k: 3, n: 10, index: index + 1, member: "aa".repeat(32) };
+      await seal(encodeSharePlaintext(shareBinding, share), members[index] as Uint8Array);
+      await shareCommitment(shareBinding, share);
+    }
   });
 });
