@@ -3,7 +3,7 @@
 // uploaded while it is read (`recording.ts`). The plaintext never leaves the tab.
 
 import type { Device } from "./device";
-import { type UploadProgress, recordToVault } from "./recording";
+import { type UploadProgress, VaultRecording, recordToVault } from "./recording";
 import type { RecordingMetadata } from "./statements";
 import { act, field, fill, h, say } from "./ui";
 
@@ -120,37 +120,49 @@ function recorderSection(device: Device): HTMLElement {
   start.addEventListener("click", () =>
     act(start, "Checking the roster and the policy…", async () => {
       details.check();
-      const stream = await captureAudio(source.value);
-      const mimeType = FORMATS.find((format) => MediaRecorder.isTypeSupported(format));
-      recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
-      aborter = new AbortController();
-      const startedAt = Date.now();
-      const chunks = chunksOf(recorder);
-      recorder.addEventListener("stop", () => stream.getTracks().forEach((track) => track.stop()));
-      const active = recorder;
       let latest: UploadProgress = { encrypted: 0, uploaded: 0, waiting: null };
-      const clock = setInterval(() => report(`Recording ${elapsed(Date.now() - startedAt)}`, latest), 1000);
-      const done = recordToVault(
+      let startedAt = Date.now();
+      const clock = () => `Recording ${elapsed(Date.now() - startedAt)}`;
+      // Nothing is captured until the roster and the policy verify and the upload is open.
+      const session = await VaultRecording.open(
         device,
-        chunks,
-        () => details.read(active.mimeType || "audio/webm", Math.floor(startedAt / 1000), Math.floor(Date.now() / 1000)),
         (progress) => {
           latest = progress;
-          report(active.state === "recording" ? `Recording ${elapsed(Date.now() - startedAt)}` : "Sealing", progress);
+          report(recorder?.state === "recording" ? clock() : "Sealing", progress);
         },
-        aborter.signal,
+        true,
       );
-      // The roster and policy were checked before anything was opened; now capture.
-      recorder.start(TIMESLICE_MS);
+      let stream: MediaStream;
+      try {
+        stream = await captureAudio(source.value);
+      } catch (error) {
+        await session.discard().catch(() => undefined);
+        throw error;
+      }
+      const mimeType = FORMATS.find((format) => MediaRecorder.isTypeSupported(format));
+      const active = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+      active.addEventListener("stop", () => stream.getTracks().forEach((track) => track.stop()));
+      recorder = active;
+      aborter = new AbortController();
+      const chunks = chunksOf(active);
+      startedAt = Date.now();
+      active.start(TIMESLICE_MS);
+      const ticking = setInterval(() => report(clock(), latest), 1000);
       guardTab(true);
       [start.hidden, stop.disabled, discard.disabled, source.disabled] = [true, false, false, true];
       say("Recording. The audio is encrypted in this tab and uploaded as you speak.");
       try {
-        const recordingId = await done;
+        const recordingId = await session.record(
+          chunks,
+          () => details.read(active.mimeType || "audio/webm", Math.floor(startedAt / 1000), Math.floor(Date.now() / 1000)),
+          aborter.signal,
+        );
         fill(line, `Sealed and uploaded: recording ${recordingId}.`);
         say(`Recording ${recordingId.slice(0, 8)} is in the vault. Ask for its transcription on the Recordings page.`);
       } finally {
-        clearInterval(clock);
+        // A failure mid-meeting must not leave the microphone on.
+        if (active.state !== "inactive") active.stop();
+        clearInterval(ticking);
         guardTab(false);
         recorder = null;
         [start.hidden, stop.disabled, discard.disabled, source.disabled] = [false, true, true, false];
@@ -165,7 +177,7 @@ function recorderSection(device: Device): HTMLElement {
   discard.addEventListener("click", () => {
     aborter?.abort();
     recorder?.stop();
-    say("Discarded: the server removes what it received.");
+    say("Discarding: the server removes what it received.");
   });
   return h(
     "section",

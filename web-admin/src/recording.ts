@@ -46,10 +46,19 @@ export interface UploadProgress {
 
 /** Most bytes sent in one PATCH. */
 const MOST_PER_PATCH = 8 << 20;
+/**
+ * A live recording waits for this much before a PATCH, or for `LONGEST_HOLD_MS`: on S3 each
+ * PATCH rewrites the upload's unfinished part, so a PATCH a second would cost far more than
+ * the audio.
+ */
+const LEAST_PER_PATCH = 1 << 20;
+const LONGEST_HOLD_MS = 20_000;
+/** Most bytes kept in the page for the server; reading the source waits beyond it. */
+const MOST_WAITING = 32 << 20;
 /** Longest wait between attempts while the server does not answer. */
 const LONGEST_WAIT_MS = 15_000;
-/** How often a manifest is split again when the roster changed meanwhile. */
-const ROSTER_RETRIES = 3;
+/** How often a manifest is sent again (split again when the roster changed meanwhile). */
+const MANIFEST_ATTEMPTS = 5;
 
 /** A recording key in clamped X25519 form, as quorate-crypto makes split keys. */
 class RecordingKey {
@@ -74,7 +83,7 @@ class RecordingKey {
 /**
  * The upload of a ciphertext as it is made: appends in order, several pieces to a PATCH when
  * they wait, and resumes from the server's offset after a failure. Keeps only what the server
- * has not acknowledged.
+ * has not acknowledged, and makes the reader wait when too much is kept.
  */
 class LiveUpload {
   private pending: Uint8Array[] = [];
@@ -83,40 +92,74 @@ class LiveUpload {
   private encrypted = 0;
   private waiting: string | null = null;
   private running: Promise<void> | null = null;
+  private holding: ReturnType<typeof setTimeout> | null = null;
   private failure: Error | null = null;
   private stopped = false;
+  /** Everything is encrypted: send what waits without holding it back. */
+  private flushing = false;
 
   constructor(
     private readonly device: Device,
     readonly url: string,
     private readonly progress: (progress: UploadProgress) => void,
+    /** Hold small pieces back for a bigger PATCH (a live recording). */
+    private readonly batched: boolean,
   ) {}
 
-  push(bytes: Uint8Array): void {
+  /** Adds encrypted bytes; resolves once there is room for more. */
+  async push(bytes: Uint8Array): Promise<void> {
     if (this.failure) throw this.failure;
     this.pending.push(bytes);
     this.pendingBytes += bytes.length;
     this.encrypted += bytes.length;
     this.report();
-    this.running ??= this.send().finally(() => {
-      this.running = null;
-    });
+    this.kick();
+    while (this.pendingBytes > MOST_WAITING && this.running && !this.failure) await this.running;
+    if (this.failure) throw this.failure;
   }
 
-  /** Waits until the server has every byte; returns how many. */
+  /** Sends what waits and waits until the server has every byte; returns how many. */
   async drain(): Promise<number> {
+    this.flushing = true;
+    this.kick();
     while (this.running) await this.running;
     if (this.failure) throw this.failure;
-    return this.acknowledged;
+    if (this.acknowledged !== this.encrypted) {
+      throw new Error(`the server has ${this.acknowledged} of the ${this.encrypted} bytes encrypted: try again`);
+    }
+    return this.encrypted;
   }
 
-  /** Gives up: nothing more is sent. */
-  stop(): void {
+  /** Gives up: nothing more is sent; resolves when no PATCH is under way. */
+  async stop(): Promise<void> {
     this.stopped = true;
+    if (this.holding) clearTimeout(this.holding);
+    while (this.running) await this.running;
   }
 
   private report(): void {
     this.progress({ encrypted: this.encrypted, uploaded: this.acknowledged, waiting: this.waiting });
+  }
+
+  /** Starts sending unless a send runs, the upload ended, or a live recording holds back. */
+  private kick(): void {
+    if (this.running || this.failure || this.stopped || this.pendingBytes === 0) return;
+    if (this.batched && !this.flushing && this.pendingBytes < LEAST_PER_PATCH) {
+      this.holding ??= setTimeout(() => {
+        this.holding = null;
+        this.flushing = true;
+        this.kick();
+        this.flushing = false;
+      }, LONGEST_HOLD_MS);
+      return;
+    }
+    if (this.holding) clearTimeout(this.holding);
+    this.holding = null;
+    // Pieces pushed while the last PATCH ended are sent by the next round.
+    this.running = this.send().finally(() => {
+      this.running = null;
+      this.kick();
+    });
   }
 
   private async send(): Promise<void> {
@@ -130,11 +173,11 @@ class LiveUpload {
         this.waiting = null;
       } catch (error) {
         if (!retryable(error)) {
-          this.failure = new Error(`the upload stopped: ${error instanceof Error ? error.message : String(error)}`);
+          this.failure = new Error(`the upload stopped: ${message(error)}`);
           return;
         }
         failures += 1;
-        this.waiting = `the server did not take the last piece (${error instanceof Error ? error.message : String(error)}); trying again`;
+        this.waiting = `the server did not take the last piece (${message(error)}); trying again`;
         this.report();
         await new Promise((resolve) => setTimeout(resolve, Math.min(LONGEST_WAIT_MS, 500 * 2 ** failures)));
         try {
@@ -190,6 +233,10 @@ class LiveUpload {
   }
 }
 
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** A failure worth another attempt: no answer, a server error, or a PATCH that crossed. */
 function retryable(error: unknown): boolean {
   if (!(error instanceof ApiError)) return false;
@@ -209,13 +256,95 @@ async function holders(device: Device, roster: Roster): Promise<{ k: number; n: 
 }
 
 /**
- * Encrypts `source` in this tab and uploads it while it flows; when it ends, signs the
- * manifest for the roster verified then and completes the recording. `describe` gives the
- * metadata at that moment (a title typed while recording counts). Returns the recording's ID.
- *
- * Before anything is opened on the server the roster and the policy are verified, so a
- * recording is refused before the meeting rather than after it.
+ * A recording opened on the server, its key made in this tab, waiting for its source. It is
+ * opened only after the roster and the policy verify, so a recording is refused before the
+ * meeting rather than after it.
  */
+export class VaultRecording {
+  private constructor(
+    private readonly device: Device,
+    readonly id: string,
+    private readonly key: RecordingKey,
+    private readonly upload: LiveUpload,
+  ) {}
+
+  /**
+   * Verifies the roster and the policy, makes a fresh key and opens a live upload. A `live`
+   * recording (a meeting under way) holds small pieces back for fewer, bigger PATCHes.
+   */
+  static async open(
+    device: Device,
+    progress: (progress: UploadProgress) => void,
+    live: boolean,
+  ): Promise<VaultRecording> {
+    await holders(device, await device.roster());
+    const id = crypto.randomUUID();
+    const state = await device.client.call("post", "/api/v1/vaults/{vault}/live-uploads", {
+      path: { vault: device.vaultId },
+      body: { recording_id: id },
+    });
+    if (state.recording_id !== id || state.upload_offset !== 0 || state.upload_length != null) {
+      throw new StatementError("the server did not open a fresh live upload for this recording: refused");
+    }
+    const upload = new LiveUpload(device, state.upload_url, progress, live);
+    return new VaultRecording(device, id, await RecordingKey.generate(), upload);
+  }
+
+  /**
+   * Encrypts `source` in this tab and uploads it while it flows; when it ends, signs the
+   * manifest for the roster verified then and completes the recording. `describe` gives the
+   * metadata at that moment (a title typed while recording counts). Aborting `signal`
+   * discards it. The key is wiped whatever happens.
+   */
+  async record(
+    source: ReadableStream<Uint8Array>,
+    describe: () => RecordingMetadata,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    try {
+      const encrypter = new Encrypter();
+      encrypter.addRecipient(recipientText(this.key.recipient));
+      const hasher = sha256Stream.create();
+      const reader = (await encrypter.encrypt(source)).getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (signal?.aborted) throw await this.discarded(reader);
+        if (done) break;
+        hasher.update(value);
+        await this.upload.push(value);
+      }
+      const length = await this.upload.drain();
+      if (signal?.aborted) throw await this.discarded(reader);
+      await completeRecording(this.device, this.id, this.key, { length, digest: hasher.digest() }, describe());
+      return this.id;
+    } finally {
+      this.key.wipe();
+    }
+  }
+
+  /** Abandons the recording: nothing more is sent and the server removes what it has. */
+  async discard(): Promise<void> {
+    this.key.wipe();
+    await this.upload.stop();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.device.client.abandonUpload(this.upload.url);
+      } catch (error) {
+        // A PATCH the server still counts as running ends within its lock's minute.
+        if (!(error instanceof ApiError && error.status === 409 && attempt < 30)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
+  }
+
+  private async discarded(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Error> {
+    await reader.cancel().catch(() => undefined);
+    await this.discard().catch(() => undefined);
+    return new DOMException("the recording was discarded; nothing of it is kept", "AbortError");
+  }
+}
+
+/** Opens a recording and records `source` into it ([`VaultRecording`]); returns its ID. */
 export async function recordToVault(
   device: Device,
   source: ReadableStream<Uint8Array>,
@@ -223,55 +352,15 @@ export async function recordToVault(
   progress: (progress: UploadProgress) => void,
   signal?: AbortSignal,
 ): Promise<string> {
-  await holders(device, await device.roster());
-  const key = await RecordingKey.generate();
-  const recordingId = crypto.randomUUID();
-  try {
-    const upload = await openLiveUpload(device, recordingId, progress);
-    signal?.addEventListener("abort", () => upload.stop());
-    const discarded = async () => {
-      await device.client.abandonUpload(upload.url).catch(() => undefined);
-      return new DOMException("the recording was discarded; nothing of it is kept", "AbortError");
-    };
-    const encrypter = new Encrypter();
-    encrypter.addRecipient(recipientText(key.recipient));
-    const hasher = sha256Stream.create();
-    const reader = (await encrypter.encrypt(source)).getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (signal?.aborted) throw await discarded();
-      hasher.update(value);
-      upload.push(value);
-    }
-    const length = await upload.drain();
-    if (signal?.aborted) throw await discarded();
-    const digest = hasher.digest();
-    await completeRecording(device, recordingId, key, { length, digest }, describe());
-    return recordingId;
-  } finally {
-    key.wipe();
-  }
-}
-
-async function openLiveUpload(
-  device: Device,
-  recordingId: string,
-  progress: (progress: UploadProgress) => void,
-): Promise<LiveUpload> {
-  const state = await device.client.call("post", "/api/v1/vaults/{vault}/live-uploads", {
-    path: { vault: device.vaultId },
-    body: { recording_id: recordingId },
-  });
-  if (state.recording_id !== recordingId || state.upload_offset !== 0 || state.upload_length != null) {
-    throw new StatementError("the server did not open a fresh live upload for this recording: refused");
-  }
-  return new LiveUpload(device, state.upload_url, progress);
+  const recording = await VaultRecording.open(device, progress, false);
+  return recording.record(source, describe, signal);
 }
 
 /**
  * Splits the key among the roster's members, seals each share and the metadata, signs the
- * manifest and sends it; when the roster changed meanwhile, does so again for the new one.
+ * manifest and sends it, then checks that the server lists the recording complete with that
+ * manifest. The same manifest is sent again while the server cannot answer; when the roster
+ * changed meanwhile the key is split and signed again for the new one.
  */
 async function completeRecording(
   device: Device,
@@ -280,9 +369,9 @@ async function completeRecording(
   ciphertext: { length: number; digest: Uint8Array },
   metadata: RecordingMetadata,
 ): Promise<void> {
+  let body: Schemas["NewRecording"] | null = null;
   for (let attempt = 1; ; attempt++) {
-    const roster = await device.roster();
-    const body = await signedManifest(device, roster, recordingId, key, ciphertext, metadata);
+    body ??= await signedManifest(device, await device.roster(), recordingId, key, ciphertext, metadata);
     try {
       const state = await device.client.call("post", "/api/v1/vaults/{vault}/recordings", {
         path: { vault: device.vaultId },
@@ -291,10 +380,23 @@ async function completeRecording(
       if (state.recording_id !== recordingId || state.upload_offset !== ciphertext.length) {
         throw new StatementError("the server's answer does not say that this recording is complete");
       }
-      return;
+      break;
     } catch (error) {
-      if (!(error instanceof ApiError && error.code === "roster_changed" && attempt < ROSTER_RETRIES)) throw error;
+      if (attempt >= MANIFEST_ATTEMPTS || !(error instanceof ApiError)) throw error;
+      if (error.code === "roster_changed") {
+        body = null;
+      } else if (error.status === 0 || error.status >= 500 || error.code === "upload_busy") {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(LONGEST_WAIT_MS, 1000 * 2 ** attempt)));
+      } else {
+        throw error;
+      }
     }
+  }
+  const view = await device.client.call("get", "/api/v1/vaults/{vault}/recordings/{recording}", {
+    path: { vault: device.vaultId, recording: recordingId },
+  });
+  if (view.status !== "complete" || view.manifest !== body.manifest) {
+    throw new StatementError("the server does not list this recording as complete with the manifest signed here");
   }
 }
 

@@ -73,8 +73,11 @@ export class Writer {
     return this;
   }
 
+  /** The encoding; the writer's own copy is zeroed (it may hold a share or a key). */
   finish(): Uint8Array<ArrayBuffer> {
-    return Uint8Array.from(this.parts);
+    const encoded = Uint8Array.from(this.parts);
+    this.parts.fill(0);
+    return encoded;
   }
 }
 

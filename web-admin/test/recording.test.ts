@@ -87,6 +87,20 @@ async function vault() {
   server.on("GET", /\/policy$/, () => served);
   // The live upload: what it received, PATCH by PATCH.
   const received: Uint8Array[] = [];
+  // The manifests the server completed recordings with.
+  const completed = new Map<string, string>();
+  const complete = async (body: unknown) => {
+    const manifest = (body as { manifest: string }).manifest;
+    const { statement } = await verify("recording-manifest", fromBase64(manifest));
+    completed.set(statement.recordingId, manifest);
+    return {
+      recording_id: statement.recordingId,
+      upload_url: "",
+      upload_offset: stored().length,
+      upload_length: stored().length,
+      expires_at: 0,
+    };
+  };
   const stored = () => concat(...received);
   server
     .on("POST", /\/live-uploads$/, (body) => {
@@ -98,17 +112,12 @@ async function vault() {
       received.push(body as Uint8Array);
       return new Response(null, { status: 204, headers: { "upload-offset": String(stored().length) } });
     })
-    .on("POST", /\/recordings$/, (body) => {
-      const manifest = verify("recording-manifest", fromBase64((body as { manifest: string }).manifest));
-      return manifest.then(({ statement }) => ({
-        recording_id: statement.recordingId,
-        upload_url: "",
-        upload_offset: stored().length,
-        upload_length: stored().length,
-        expires_at: 0,
-      }));
+    .on("POST", /\/recordings$/, (body) => complete(body))
+    .on("GET", /\/recordings\/[^/]+$/, (_body, path) => {
+      const id = path.split("/").pop() as string;
+      return { recording_id: id, status: "complete", manifest: completed.get(id) };
     });
-  return { vaultId, admin, server, chain, policy, stored, device: adminDevice(vaultId, admin) };
+  return { vaultId, admin, server, chain, policy, stored, complete, device: adminDevice(vaultId, admin) };
 }
 
 const MEETING: RecordingMetadata = {
@@ -173,6 +182,22 @@ describe("recording in the page", () => {
     const metadata = new Decrypter();
     metadata.addIdentity(admin.ageSecret);
     expect(decodeRecordingMetadata(await metadata.decrypt(manifest.sealedMetadata))).toEqual(MEETING);
+  });
+});
+
+describe("a server that cannot answer", () => {
+  it("gets the same signed manifest again, not a second one", async () => {
+    const { server, device, complete } = await vault();
+    let refusals = 1;
+    server.on("POST", /\/recordings$/, (body) =>
+      refusals-- > 0 ? Response.json({ code: "internal", message: "down" }, { status: 503 }) : complete(body),
+    );
+    await recordToVault(device, pieces(audio(2_000), 1_000), () => MEETING, () => undefined);
+    const manifests = server.requests
+      .filter((request) => request.method === "POST" && request.path.endsWith("/recordings"))
+      .map((request) => (request.body as { manifest: string }).manifest);
+    expect(manifests).toHaveLength(2);
+    expect(manifests[1]).toBe(manifests[0]);
   });
 });
 
@@ -258,6 +283,14 @@ describe("recording against a lying server", () => {
     server.on("POST", /\/recordings$/, () => ({ recording_id: "x", upload_url: "", upload_offset: 0, expires_at: 0 }));
     await expect(recordToVault(device, pieces(audio(1_000), 500), () => MEETING, () => undefined)).rejects.toThrow(
       /does not say that this recording is complete/,
+    );
+  });
+
+  it("refuses a recording the server does not list as complete with the manifest signed here", async () => {
+    const { server, device } = await vault();
+    server.on("GET", /\/recordings\/[^/]+$/, (_body, path) => ({ recording_id: path.split("/").pop(), status: "uploading" }));
+    await expect(recordToVault(device, pieces(audio(1_000), 500), () => MEETING, () => undefined)).rejects.toThrow(
+      /does not list this recording as complete/,
     );
   });
 

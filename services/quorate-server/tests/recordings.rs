@@ -675,8 +675,62 @@ async fn a_live_upload_that_differs_from_its_manifest_is_discarded(backend: Back
         (413, "too_large".into())
     );
     assert_eq!(client.upload_offset(long).await.unwrap(), (0, None));
+
+    // A live upload left alone expires like any other, with what it stored.
+    client
+        .upload_chunk(long, 0, audio(150_000).into())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE uploads SET expires_at = 0")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(server.app.sweep(quorate_server::now()).await.unwrap(), 1);
+    assert_eq!(refused(client.upload_offset(long).await).0, 404);
+    assert!(server.app.blobs.list("uploads").await.unwrap().is_empty());
+    let actions = common::audit_actions(client, vault).await;
+    assert!(
+        actions.ends_with(&["recording.opened".into(), "recording.expired".into()]),
+        "{actions:?}"
+    );
     server.stop().await;
     db.drop_database().await;
+}
+
+/// The server stores the last byte of a live upload but fails to put the ciphertext in place
+/// (here: a file stands where its folder should be). The recording is not complete; sending
+/// the same manifest again, once the store works, completes it.
+#[tokio::test]
+async fn a_live_recording_left_unfinished_by_a_failure_is_completed_by_its_manifest_again() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start(&db).await;
+    let board = Board::new(&server, 1, 2).await;
+    let vault = board.admin.vault;
+    let client = &board.admin.client;
+    let made = make_recording(&board.roster, &board.admin.identity, 2, &audio(50_000));
+    client.open_live_upload(vault, made.id).await.unwrap();
+    client
+        .upload_chunk(made.id, 0, made.ciphertext.clone().into())
+        .await
+        .unwrap();
+    let folder = db.folder.path().join(format!("objects/recordings/{vault}"));
+    std::fs::create_dir_all(folder.parent().unwrap()).unwrap();
+    std::fs::write(&folder, b"in the way").unwrap();
+    let failed = client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await;
+    assert_eq!(refused(failed).0, 500);
+    assert!(client.recordings(vault).await.unwrap().is_empty());
+
+    std::fs::remove_file(&folder).unwrap();
+    let again = client
+        .create_recording(vault, &made.manifest, &made.shares)
+        .await
+        .unwrap();
+    assert_eq!(again.upload_offset, made.ciphertext.len() as u64);
+    assert_eq!(client.recordings(vault).await.unwrap().len(), 1);
+    assert_eq!(refused(client.upload_offset(made.id).await).0, 404);
+    server.stop().await;
 }
 
 #[tokio::test]

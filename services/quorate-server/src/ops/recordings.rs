@@ -165,6 +165,10 @@ pub(crate) async fn create(
         drop(tx);
         return match existing.manifest_digest {
             Some(digest) if existing.vault_id == vault && digest == verified.digest => {
+                // Every byte stored but never completed (the server failed on the way): now.
+                if let Some(held) = uploads::hold_stored(app, uploader, &recording, now).await? {
+                    uploads::finish(app, held).await?;
+                }
                 Ok(Created::Again(uploads::state(app, &recording).await?))
             }
             None if existing.vault_id == vault && existing.uploader == uploader.fingerprint => {
@@ -205,22 +209,17 @@ pub(crate) async fn open_live(
     let vault = uploader.vault.to_string();
     let recording = recording.to_string();
     let mut tx = app.db.begin().await?;
-    if let Some(existing) = store::recordings::existing(&mut tx, &recording).await? {
-        drop(tx);
-        let live = existing.vault_id == vault
-            && existing.uploader == uploader.fingerprint
-            && existing.manifest_digest.is_none();
-        if !live {
-            return Err(RecordingError::Exists);
-        }
-        return Ok(Created::Again(uploads::state(app, &recording).await?));
-    }
     // Refused now rather than when recording stops, with the meeting over.
     newest_policy(&mut tx, &vault)
         .await?
         .ok_or(RecordingError::NoPolicy)?;
     let expires_at = now + app.config.upload_ttl;
-    store::recordings::insert_live(&mut tx, &recording, &vault, uploader.fingerprint, now).await?;
+    if !store::recordings::insert_live(&mut tx, &recording, &vault, uploader.fingerprint, now)
+        .await?
+    {
+        drop(tx);
+        return live_again(app, uploader, &recording).await;
+    }
     store::uploads::open(&mut tx, &recording, None, expires_at).await?;
     tx.audit(
         uploader.vault,
@@ -241,6 +240,27 @@ pub(crate) async fn open_live(
         upload_offset: 0,
         expires_at,
     }))
+}
+
+/// Opening a live upload whose ID is taken: its state when it is the caller's live upload
+/// (opened before, the answer lost), else refused.
+async fn live_again(
+    app: &App,
+    uploader: Member<'_>,
+    recording: &str,
+) -> Result<Created, RecordingError> {
+    let mut connection = app.db.connection().await?;
+    let existing = store::recordings::existing(&mut connection, recording).await?;
+    drop(connection);
+    let live = existing.is_some_and(|existing| {
+        existing.vault_id == uploader.vault.to_string()
+            && existing.uploader == uploader.fingerprint
+            && existing.manifest_digest.is_none()
+    });
+    if !live {
+        return Err(RecordingError::Exists);
+    }
+    Ok(Created::Again(uploads::state(app, recording).await?))
 }
 
 /// Completes `uploader`'s live upload with its manifest and sealed shares, checked as a new
@@ -286,7 +306,7 @@ async fn complete_live(
             return Err(refused);
         }
     };
-    uploads::finish_live(app, held).await?;
+    uploads::finish(app, held).await?;
     tracing::info!(vault = %vault, recording = %recording, bytes = length, "live recording complete");
     Ok(Created::New(UploadState {
         upload_url: uploads::upload_url(&recording),

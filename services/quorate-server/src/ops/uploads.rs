@@ -262,9 +262,10 @@ pub(crate) async fn append<E: Send + 'static>(
     tokio::spawn(chunk.receive(body)).await?
 }
 
-/// A live upload held (no PATCH can run) while its manifest is stored.
+/// An upload held at its end (no PATCH can run): a live upload while its manifest is stored,
+/// or one whose bytes are all stored and wait to be completed.
 #[derive(Debug)]
-pub(crate) struct HeldLive {
+pub(crate) struct HeldAtEnd {
     vault: String,
     recording: String,
     token: String,
@@ -272,7 +273,7 @@ pub(crate) struct HeldLive {
     length: u64,
 }
 
-impl HeldLive {
+impl HeldAtEnd {
     /// The lock's token, for the statement that sets the upload's length.
     pub(crate) fn token(&self) -> &str {
         &self.token
@@ -294,9 +295,9 @@ pub(crate) async fn hold_live(
     recording: &str,
     length: u64,
     now: i64,
-) -> Result<HeldLive, UploadError> {
+) -> Result<HeldAtEnd, UploadError> {
     let (upload, token) = hold(app, uploader, recording, length, now).await?;
-    let held = HeldLive {
+    let held = HeldAtEnd {
         vault: upload.vault,
         recording: recording.to_owned(),
         token,
@@ -309,9 +310,47 @@ pub(crate) async fn hold_live(
     Ok(held)
 }
 
-/// Completes a live upload whose length has just been set from its manifest: the whole
-/// ciphertext is put in place and compared with the manifest, as after a last PATCH.
-pub(crate) async fn finish_live(app: &App, held: HeldLive) -> Result<(), UploadError> {
+/// `uploader`'s upload of `recording` held for completion, if every byte of its length is
+/// stored but it was not completed (the server failed after storing the last byte, or
+/// after a live upload's manifest); `None` otherwise.
+pub(crate) async fn hold_stored(
+    app: &App,
+    uploader: Member<'_>,
+    recording: &str,
+    now: i64,
+) -> Result<Option<HeldAtEnd>, UploadError> {
+    let upload = find_open(app, uploader, recording).await?;
+    let Some(length) =
+        upload.and_then(|upload| upload.length.filter(|&length| length == upload.offset))
+    else {
+        return Ok(None);
+    };
+    let (upload, token) = hold(app, uploader, recording, length, now).await?;
+    Ok(Some(HeldAtEnd {
+        vault: upload.vault,
+        recording: recording.to_owned(),
+        token,
+        length,
+    }))
+}
+
+/// `uploader`'s open upload of `recording`, `None` when there is none.
+async fn find_open(
+    app: &App,
+    uploader: Member<'_>,
+    recording: &str,
+) -> Result<Option<OpenUpload>, UploadError> {
+    let mut connection = app.db.connection().await?;
+    match open_upload(&mut connection, uploader, recording).await {
+        Ok(upload) => Ok(Some(upload)),
+        Err(UploadError::NotFound) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// Completes an upload held at its end, whose length is set: the whole ciphertext is put in
+/// place and compared with the manifest, as after a last PATCH.
+pub(crate) async fn finish(app: &App, held: HeldAtEnd) -> Result<(), UploadError> {
     let chunk = Chunk {
         app: app.clone(),
         vault: held.vault,
@@ -340,7 +379,9 @@ async fn hold(
     let token = uuid::Uuid::new_v4().to_string();
     let until = now + LOCK_SECONDS;
     if store::uploads::lock(&mut connection, recording, offset, &token, until, now).await? {
-        return Ok((upload, token));
+        // Read again under the lock: a live upload's length may have been set meanwhile.
+        let held = open_upload(&mut connection, uploader, recording).await?;
+        return Ok((held, token));
     }
     Err(if upload.offset != offset {
         UploadError::OffsetMismatch {
@@ -452,7 +493,8 @@ impl Chunk {
         mut hasher: Option<&mut Sha256>,
     ) -> Result<Received, UploadError> {
         let mut chunk_hasher = self.checksum.map(|_| Sha256::new());
-        let remaining = self.bound() - self.start;
+        // A limit lowered below a live upload's offset leaves no room, rather than wrapping.
+        let remaining = self.bound().saturating_sub(self.start);
         let (mut received, mut interrupted, mut too_long) = (0u64, false, false);
         let mut renewed = Instant::now();
         while let Some(next) = body.next().await {

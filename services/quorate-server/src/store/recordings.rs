@@ -101,25 +101,27 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// Stores a live recording, uploading without a manifest until recording stops.
+/// Stores a live recording, uploading without a manifest until recording stops; `false`
+/// when a recording with this ID exists (one opened at the same moment, too).
 pub(crate) async fn insert_live(
     connection: &mut AnyConnection,
     recording: &str,
     vault: &str,
     uploader: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
         "INSERT INTO recordings (id, vault_id, uploader, status, created_at)
-         VALUES ($1, $2, $3, 'uploading', $4)",
+         VALUES ($1, $2, $3, 'uploading', $4) ON CONFLICT DO NOTHING",
     )
     .bind(recording)
     .bind(vault)
     .bind(uploader)
     .bind(now)
     .execute(connection)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// Gives live recording `recording.id` its manifest; `false` when it has one already.
