@@ -12,6 +12,7 @@ needed=(
   "ffmpeg ffmpeg"        # encodes that speech into every format a recording may come in
   "chromium chromium"    # the web UI's browser tests (driven by playwright-core)
   "ruby ruby"            # BigBlueButton runs its post-archive hooks with Ruby; the test does too
+  "systemd-analyze systemd"  # verifies infra/systemd's units and scores their hardening
 )
 
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"

@@ -1,0 +1,74 @@
+//! The deployment files in `infra/`, checked with the tools that read them. Each systemd
+//! unit verifies with `systemd-analyze verify` (its `/usr/local/bin` commands pointed at this
+//! build, which must exist and be executable) and scores an exposure of at most 2.0 ("OK")
+//! in `systemd-analyze security --offline`: the hardening the units promise, measured.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the repository")
+        .to_owned()
+}
+
+/// `unit` with its commands in the folder the workspace's binaries are built to.
+fn with_built_commands(unit: &Path, folder: &Path) -> PathBuf {
+    let built = quorate_e2e::binary("quorate-cli", "quorate");
+    quorate_e2e::binary("quorate-server", "quorate-server");
+    quorate_e2e::binary("quorate-node", "quorate-node");
+    let bin = built.parent().unwrap().display().to_string();
+    let text = std::fs::read_to_string(unit).unwrap();
+    let copy = folder.join(unit.file_name().unwrap());
+    std::fs::write(&copy, text.replace("/usr/local/bin", &bin)).unwrap();
+    copy
+}
+
+fn systemd_analyze(args: &[&str], unit: &Path) -> std::process::Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze is installed by scripts/install-test-deps.sh")
+}
+
+#[test]
+fn every_systemd_unit_verifies_and_is_hardened() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut units: Vec<PathBuf> = std::fs::read_dir(repository().join("infra/systemd"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "service"))
+        .collect();
+    units.sort();
+    let names: Vec<_> = units
+        .iter()
+        .map(|unit| unit.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "quorate-node.service",
+            "quorate-recorder.service",
+            "quorate-server.service"
+        ]
+    );
+    for unit in &units {
+        let copy = with_built_commands(unit, folder.path());
+        let verified = systemd_analyze(&["verify", "--man=no"], &copy);
+        let complaints = String::from_utf8_lossy(&verified.stderr);
+        assert!(
+            verified.status.success() && complaints.trim().is_empty(),
+            "{}: {complaints}",
+            unit.display()
+        );
+        let scored = systemd_analyze(&["security", "--offline=yes", "--threshold=20"], &copy);
+        let report = String::from_utf8_lossy(&scored.stdout);
+        assert!(
+            scored.status.success(),
+            "{} is exposed more than 2.0:\n{report}",
+            unit.display()
+        );
+    }
+}
