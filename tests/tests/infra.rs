@@ -39,7 +39,10 @@ fn every_systemd_unit_verifies_and_is_hardened() {
     let mut units: Vec<PathBuf> = std::fs::read_dir(repository().join("infra/systemd"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "service"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "service")
+        })
         .collect();
     units.sort();
     let names: Vec<_> = units
@@ -71,4 +74,34 @@ fn every_systemd_unit_verifies_and_is_hardened() {
             unit.display()
         );
     }
+}
+
+/// The health check the container images run, with no curl in them: `quorate-server probe`
+/// exits 0 when the server answers `/readyz`, and says why not otherwise.
+#[tokio::test]
+async fn the_probe_says_whether_the_server_is_ready() {
+    let server = quorate_e2e::Server::start(quorate_e2e::Backend::Sqlite).await;
+    let binary = quorate_e2e::binary("quorate-server", "quorate-server");
+    let probe = |address: String| {
+        let binary = binary.clone();
+        async move {
+            tokio::process::Command::new(binary)
+                .args(["probe", "--listen", &address])
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let ready = probe(server.address.to_string()).await;
+    assert!(ready.status.success(), "{ready:?}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let refused = probe(nobody).await;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cannot reach the server"),
+        "{refused:?}"
+    );
+    server.stop().await;
 }

@@ -34,6 +34,10 @@ enum Command {
     DefaultConfig,
     /// Print the OpenAPI document of the HTTP API (JSON).
     Openapi,
+    /// Ask the server this configuration describes whether it is ready (`GET /readyz` on its
+    /// listen address, loopback when it listens on every address); exit 0 when it is. For
+    /// container health checks, in images that have no curl.
+    Probe,
 }
 
 fn load(cli: &Cli) -> Result<config::Config, String> {
@@ -84,6 +88,43 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// `GET /readyz` on the server listening at `listen`: `Ok` when it answers 200 within five
+/// seconds.
+async fn probe(listen: std::net::SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let asked = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let request =
+            format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), asked)
+        .await
+        .map_err(|_| format!("the server at {address} did not answer within 5 s"))?
+        .map_err(|error| format!("cannot reach the server at {address}: {error}"))?;
+    let status = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("ready: {address}");
+        Ok(())
+    } else {
+        Err(format!("the server at {address} is not ready: {status}"))
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     if matches!(cli.command, Some(Command::DefaultConfig)) {
         print!("{}", config::EXAMPLE);
@@ -104,6 +145,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         db.migrate().await.map_err(|error| error.to_string())?;
         println!("migrations applied to {}", config.database_url);
         return Ok(());
+    }
+    if matches!(cli.command, Some(Command::Probe)) {
+        return probe(config.listen).await;
     }
     let listen = config.listen;
     tracing::info!(database = %config.database_url, objects = %config.object_store, "starting");
