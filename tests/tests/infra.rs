@@ -1,7 +1,10 @@
-//! The deployment files in `infra/`, checked with the tools that read them. Each systemd
-//! unit verifies with `systemd-analyze verify` (its `/usr/local/bin` commands pointed at this
-//! build, which must exist and be executable) and scores an exposure of at most 2.0 ("OK")
-//! in `systemd-analyze security --offline`: the hardening the units promise, measured.
+//! The deployment files in `infra/`, checked with the tools that read them:
+//! - each systemd unit verifies with `systemd-analyze verify` (its `/usr/local/bin` commands
+//!   pointed at this build, which must exist and be executable) and scores an exposure of at
+//!   most 2.0 ("OK") in `systemd-analyze security --offline`: the hardening promised, measured;
+//! - each container file passes hadolint (no engine runs on this machine to build them; the
+//!   README says so);
+//! - the server's health check, `quorate-server probe`, tells a ready server from none.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,4 +107,78 @@ async fn the_probe_says_whether_the_server_is_ready() {
         "{refused:?}"
     );
     server.stop().await;
+}
+
+/// A linter the test command installs into its tools folder (`scripts/install-test-deps.sh`).
+fn linter(name: &str) -> PathBuf {
+    let tools = std::env::var("QUORATE_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/quorate")
+        });
+    let path = tools.join("venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-deps.sh",
+        path.display()
+    );
+    path
+}
+
+fn container_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repository().join("infra/containers"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "Containerfile")
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    files
+}
+
+#[test]
+fn every_container_file_passes_hadolint() {
+    for file in container_files() {
+        let linted = Command::new(linter("hadolint"))
+            .arg("--no-color")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            linted.status.success(),
+            "{}:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&linted.stdout)
+        );
+    }
+}
+
+/// Where a container engine answers, each image builds from the repository. This machine has
+/// the docker client only, so here the images are linted and not built (the README says so).
+#[test]
+fn every_image_builds_where_a_container_engine_runs() {
+    let engine = Command::new("docker").arg("info").output();
+    if !engine.is_ok_and(|answer| answer.status.success()) {
+        eprintln!(
+            "no container engine answers `docker info` here: the images are linted, not built"
+        );
+        return;
+    }
+    for file in container_files() {
+        let built = Command::new("docker")
+            .args(["build", "--quiet", "-f"])
+            .arg(&file)
+            .arg(repository())
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
 }
