@@ -4,6 +4,8 @@
 //!   most 2.0 ("OK") in `systemd-analyze security --offline`: the hardening promised, measured;
 //! - each container file passes hadolint (no engine runs on this machine to build them; the
 //!   README says so);
+//! - each Kubernetes overlay renders with kustomize (`kubectl kustomize`) and validates
+//!   strictly against the Kubernetes schemas (`kubernetes-validate`, offline);
 //! - the server's health check, `quorate-server probe`, tells a ready server from none.
 
 use std::path::{Path, PathBuf};
@@ -181,4 +183,68 @@ fn every_image_builds_where_a_container_engine_runs() {
             String::from_utf8_lossy(&built.stderr)
         );
     }
+}
+
+/// `overlay` of infra/kubernetes rendered by kustomize and validated strictly; returns the
+/// rendered manifests.
+fn rendered_and_valid(overlay: &str) -> String {
+    let folder = repository().join("infra/kubernetes/overlays").join(overlay);
+    let rendered = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&folder)
+        .output()
+        .expect("kubectl (with kustomize) is on this machine");
+    assert!(
+        rendered.status.success(),
+        "{overlay}: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let manifests = String::from_utf8(rendered.stdout).unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &manifests).unwrap();
+    let validated = Command::new(linter("kubernetes-validate"))
+        .args(["--strict", "--quiet"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&validated.stdout);
+    assert!(
+        validated.status.success() && !report.contains("ERROR"),
+        "{overlay}:\n{report}{}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    manifests
+}
+
+#[test]
+fn the_kubernetes_overlays_render_and_validate() {
+    let production = rendered_and_valid("production");
+    for kind in [
+        "kind: Deployment",
+        "kind: StatefulSet",
+        "kind: PodDisruptionBudget",
+        "kind: HorizontalPodAutoscaler",
+        "kind: ServiceMonitor",
+        "readinessProbe:",
+        "pod-security.kubernetes.io/enforce: restricted",
+    ] {
+        assert!(production.contains(kind), "production lacks {kind}");
+    }
+    // Every container runs as non-root on a read-only root, with no capabilities.
+    let containers =
+        production.matches("- image: ").count() + production.matches("  image: ").count();
+    assert!(containers >= 2);
+    assert_eq!(
+        production.matches("readOnlyRootFilesystem: true").count(),
+        2,
+        "{production}"
+    );
+    assert_eq!(production.matches("runAsNonRoot: true").count(), 2);
+    assert!(!production.contains("nvidia.com/gpu"));
+    let gpu = rendered_and_valid("gpu");
+    assert!(gpu.contains("nvidia.com/gpu: 1"), "{gpu}");
+    assert!(
+        gpu.contains("registry.example.org/quorate/node:0.1.0-cuda"),
+        "{gpu}"
+    );
 }
