@@ -4,6 +4,9 @@
 //!   most 2.0 ("OK") in `systemd-analyze security --offline`: the hardening promised, measured;
 //! - each container file passes hadolint (no engine runs on this machine to build them; the
 //!   README says so);
+//! - each compose file validates against the Compose Specification's schema with its
+//!   variables filled in from `env.example`, which documents every one
+//!   (`tests/scripts/check_compose.py`; no compose plugin runs here);
 //! - each Kubernetes overlay renders with kustomize (`kubectl kustomize`) and validates
 //!   strictly against the Kubernetes schemas (`kubernetes-validate`, offline);
 //! - the server's health check, `quorate-server probe`, tells a ready server from none.
@@ -246,5 +249,24 @@ fn the_kubernetes_overlays_render_and_validate() {
     assert!(
         gpu.contains("registry.example.org/quorate/node:0.1.0-cuda"),
         "{gpu}"
+    );
+}
+
+#[test]
+fn the_compose_files_validate_and_every_setting_is_documented() {
+    let checked = Command::new(linter("python"))
+        .arg(repository().join("tests/scripts/check_compose.py"))
+        .arg(repository().join("infra/compose"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        report.contains("checked compose.gpu.yaml, compose.scale.yaml, compose.yaml"),
+        "{report}"
     );
 }
