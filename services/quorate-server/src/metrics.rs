@@ -1,6 +1,8 @@
 //! Prometheus metrics, served on their own listener so they never share the API's port:
-//! request counts by route template and status class, and failed sign-ins. Labels carry
-//! route templates only, never IDs or arguments.
+//! this process's request counts by route template and status class and its failed sign-ins,
+//! and the state all replicas share, read from the database at each scrape (uploads open,
+//! jobs by status, the queue's age, lapsed leases: take their `max` over replicas, not their
+//! sum). Labels carry route templates and fixed words only, never IDs or arguments.
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +21,7 @@ use axum::{
     routing::get,
 };
 
-use crate::App;
+use crate::{App, now, store};
 
 /// The counters.
 #[derive(Debug, Default)]
@@ -90,6 +92,62 @@ impl Metrics {
     }
 }
 
+/// The shared state in the exposition format; `quorate_database_up 0` when the database
+/// does not answer.
+async fn render_shared(app: &App) -> String {
+    let snapshot = match app.db.connection().await {
+        Ok(mut connection) => store::metrics::snapshot(&mut connection, now()).await.ok(),
+        Err(_) => None,
+    };
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, values: &[(&str, i64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in values {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    gauge(
+        "quorate_database_up",
+        "Whether the database answered this scrape.",
+        &[("", i64::from(snapshot.is_some()))],
+    );
+    let Some(shared) = snapshot else {
+        return out;
+    };
+    gauge(
+        "quorate_uploads_open",
+        "Uploads not yet complete (all replicas): with a length, and live ones without one yet.",
+        &[
+            ("{kind=\"sized\"}", shared.uploads_sized),
+            ("{kind=\"live\"}", shared.uploads_live),
+        ],
+    );
+    gauge(
+        "quorate_jobs",
+        "Transcription and release jobs by status (all replicas).",
+        &[
+            ("{status=\"queued\"}", shared.jobs_queued),
+            ("{status=\"leased\"}", shared.jobs_leased),
+            ("{status=\"done\"}", shared.jobs_done),
+            ("{status=\"failed\"}", shared.jobs_failed),
+        ],
+    );
+    gauge(
+        "quorate_job_queue_oldest_seconds",
+        "How long the oldest queued job has waited for a node (0 when none waits).",
+        &[(
+            "",
+            shared.oldest_queued_at.map_or(0, |at| (now() - at).max(0)),
+        )],
+    );
+    gauge(
+        "quorate_job_leases_lapsed",
+        "Leased jobs whose node stopped renewing the lease; the next claim takes them back.",
+        &[("", shared.leases_lapsed)],
+    );
+    out
+}
+
 /// Middleware counting every API response.
 pub(crate) async fn count(State(app): State<App>, request: Request, next: Next) -> Response {
     let route = request
@@ -107,7 +165,9 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(app): State<App>| async move { app.metrics.render() }),
+            get(|State(app): State<App>| async move {
+                app.metrics.render() + &render_shared(&app).await
+            }),
         )
         .with_state(app)
 }

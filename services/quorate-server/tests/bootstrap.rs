@@ -139,9 +139,10 @@ where
     results
 }
 
-#[tokio::test]
-async fn metrics_count_requests_by_route_on_their_own_listener() {
-    let db = TestDb::new(Backend::Sqlite).await;
+quorate_server::per_backend!(metrics_count_requests_by_route_on_their_own_listener);
+
+async fn metrics_count_requests_by_route_on_their_own_listener(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let server = TestServer::start(&db).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_address = listener.local_addr().unwrap();
@@ -197,10 +198,76 @@ async fn metrics_count_requests_by_route_on_their_own_listener() {
         "labels carry route templates, never IDs"
     );
     assert!(text.contains("quorate_sign_in_failures_total 0"));
+    // The state every replica shares, from the database: a member's live upload counts.
+    let board = common::Board::new(&server, 1, 1).await;
+    board.members[0]
+        .1
+        .open_live_upload(board.admin.vault, quorate_crypto::RecordingId::random())
+        .await
+        .unwrap();
+    let text = client
+        .get(format!("http://{metrics_address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains(&board.admin.vault.to_string()),
+        "no IDs in labels"
+    );
+    for line in [
+        "quorate_database_up 1",
+        "quorate_uploads_open{kind=\"sized\"} 0",
+        "quorate_uploads_open{kind=\"live\"} 1",
+        "quorate_jobs{status=\"queued\"} 0",
+        "quorate_job_queue_oldest_seconds 0",
+        "quorate_job_leases_lapsed 0",
+    ] {
+        assert!(
+            text.lines().any(|shown| shown == line),
+            "no {line} in {text}"
+        );
+    }
+
+    // Every metric the Grafana dashboard (infra/grafana) queries is one the server exposes.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../infra/grafana/quorate-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exposed: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 9);
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let queried: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("quorate_"))
+                .collect();
+            assert!(!queried.is_empty(), "{expr}");
+            for metric in queried {
+                assert!(
+                    exposed.contains(metric),
+                    "the dashboard queries {metric}, which the server does not expose"
+                );
+            }
+        }
+    }
 
     let _ = stop.send(());
     task.await.unwrap();
     server.stop().await;
+    db.drop_database().await;
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ pub(crate) mod codes;
 pub mod db;
 pub(crate) mod jobs;
 pub(crate) mod members;
+pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod policies;
 pub(crate) mod recordings;
