@@ -9,7 +9,8 @@
 //!   (`tests/scripts/check_compose.py`; no compose plugin runs here);
 //! - each Kubernetes overlay renders with kustomize (`kubectl kustomize`) and validates
 //!   strictly against the Kubernetes schemas (`kubernetes-validate`, offline);
-//! - the server's health check, `quorate-server probe`, tells a ready server from none.
+//! - the server's health check, `quorate-server probe`, tells a ready server from none;
+//! - the newcomer's demo, `scripts/demo.sh`, runs from start to searched minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -269,4 +270,44 @@ fn the_compose_files_validate_and_every_setting_is_documented() {
         report.contains("checked compose.gpu.yaml, compose.scale.yaml, compose.yaml"),
         "{report}"
     );
+}
+
+/// The one-command demo: server, vault, three members, a node, an upload, two quorums, a
+/// search; stopped at the end (`QUORATE_DEMO_EXIT`) rather than left running.
+#[tokio::test]
+async fn the_demo_runs_from_start_to_searched_minutes() {
+    let folder = tempfile::tempdir().unwrap();
+    let port = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().port()
+    };
+    let demo = tokio::process::Command::new("bash")
+        .arg(repository().join("scripts/demo.sh"))
+        .env("QUORATE_DEMO_EXIT", "1")
+        .env("QUORATE_DEMO_PORT", port.to_string())
+        .env("QUORATE_DEMO_DIR", folder.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for step in [
+        "Ada makes her keys",
+        "the node transcribes",
+        "1 approved meeting match \"bridge repairs\"",
+        "The council voted to repair the bridge over the river.",
+        "In a browser: http://127.0.0.1:",
+    ] {
+        assert!(
+            said.contains(step),
+            "the demo did not say {step:?}:\n{said}"
+        );
+    }
+    // What a person would type is shown beside each step.
+    assert!(String::from_utf8_lossy(&demo.stderr).contains("cy$ quorate search bridge repairs"));
 }
