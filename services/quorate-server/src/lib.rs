@@ -37,8 +37,6 @@ pub struct App {
     pub blobs: blobs::Blobs,
     /// The configuration.
     pub config: Config,
-    /// Failed sign-in counters.
-    pub limits: std::sync::Arc<limits::FailureLimits>,
     /// Prometheus counters.
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// Running hashes of uploads in progress on this instance.
@@ -92,7 +90,6 @@ impl App {
                 db,
                 blobs,
                 config,
-                limits: Default::default(),
                 metrics: Default::default(),
                 hashers: Default::default(),
                 rosters: Default::default(),

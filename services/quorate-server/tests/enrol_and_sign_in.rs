@@ -11,7 +11,7 @@ use common::refused;
 use quorate_api::ErrorBody;
 use quorate_client::Client;
 use quorate_crypto::{Identity, VaultId, roster::Roster, statement::SignedStatement};
-use quorate_server::test_support::{Backend, TestApp};
+use quorate_server::test_support::{Backend, TestApp, TestServer};
 use quorate_server::{config::Settings, limits::MAX_FAILURES_PER_ADDRESS};
 use serde_json::json;
 use sqlx::Row;
@@ -423,6 +423,39 @@ async fn bad_answers_never_lock_a_member_out_of_a_valid_sign_in(backend: Backend
         .answer(&held.challenge_id, &right)
         .await
         .unwrap();
+    fresh.finish().await;
+}
+
+quorate_server::per_backend!(the_limit_holds_across_replicas_on_one_database);
+
+/// Two replicas on one database, as behind a balancer: failures counted by either count
+/// for both, and the sweep forgets them once their window has passed.
+async fn the_limit_holds_across_replicas_on_one_database(backend: Backend) {
+    let fresh = Fresh::enrolled(backend).await;
+    let other = TestServer::start(&fresh.server.db).await;
+    let vault = fresh.vault;
+    let fingerprint = fresh.admin.fingerprint().to_hex();
+    let mut at_first = Client::new(&fresh.server.url(""));
+    let mut at_second = Client::new(&other.url(""));
+    for attempt in 0..MAX_FAILURES_PER_ADDRESS {
+        let replica = if attempt % 2 == 0 {
+            &mut at_first
+        } else {
+            &mut at_second
+        };
+        fail_once(replica, vault, &fingerprint).await;
+    }
+    for replica in [&at_first, &at_second] {
+        assert_eq!(
+            refused(replica.challenge(vault, &fingerprint).await),
+            (429, "too_many_attempts".into()),
+            "{backend:?}"
+        );
+    }
+    let later = quorate_server::now() + quorate_server::limits::WINDOW_SECONDS + 1;
+    other.app.sweep(later).await.unwrap();
+    at_first.challenge(vault, &fingerprint).await.unwrap();
+    other.stop().await;
     fresh.finish().await;
 }
 

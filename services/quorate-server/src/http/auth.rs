@@ -15,7 +15,7 @@ use crate::{
     App,
     config::Network,
     error::{ApiError, ApiJson},
-    now,
+    limits, now,
     ops::sign_in::{self, SignInError},
     store,
 };
@@ -55,10 +55,13 @@ fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
 }
 
 /// Counts a refused sign-in against the client's address.
-fn count_failure(app: &App, peer: SocketAddr, headers: &HeaderMap, error: &SignInError) {
+async fn count_failure(app: &App, peer: SocketAddr, headers: &HeaderMap, error: &SignInError) {
     if error.is_failed_attempt() {
         let address = client_address(&app.config.trusted_proxies, peer.ip(), headers);
-        app.limits.record_failure(address);
+        if let Err(failed) = limits::record_failure(app, address).await {
+            // The refusal stands; only this failure goes uncounted.
+            tracing::warn!(error = %failed, "could not count a failed sign-in");
+        }
     }
 }
 
@@ -79,15 +82,19 @@ pub(crate) async fn challenge(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.limits.check(client_address(
-        &app.config.trusted_proxies,
-        peer.ip(),
-        &headers,
-    ))?;
+    limits::check(
+        &app,
+        client_address(&app.config.trusted_proxies, peer.ip(), &headers),
+    )
+    .await?;
     let vault_id = parse_vault(&body.vault_id)?;
-    let challenge = sign_in::challenge(&app, vault_id, &body.fingerprint, now())
-        .await
-        .inspect_err(|error| count_failure(&app, peer, &headers, error))?;
+    let challenge = match sign_in::challenge(&app, vault_id, &body.fingerprint, now()).await {
+        Ok(challenge) => challenge,
+        Err(error) => {
+            count_failure(&app, peer, &headers, &error).await;
+            return Err(error.into());
+        }
+    };
     Ok((StatusCode::CREATED, axum::Json(challenge)))
 }
 
@@ -110,16 +117,22 @@ pub(crate) async fn create_session(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = sign_in::answer(&app, &body, now())
-        .await
-        .inspect_err(|error| count_failure(&app, peer, &headers, error))?;
+    let session = match sign_in::answer(&app, &body, now()).await {
+        Ok(session) => session,
+        Err(error) => {
+            count_failure(&app, peer, &headers, &error).await;
+            return Err(error.into());
+        }
+    };
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
 /// Deletes challenges and sessions past their expiry; returns how many.
 pub(crate) async fn sweep(app: &App, now: i64) -> Result<usize, ApiError> {
     let mut connection = app.db.connection().await?;
-    Ok(store::sessions::sweep(&mut connection, now).await?)
+    let sessions = store::sessions::sweep(&mut connection, now).await?;
+    drop(connection);
+    Ok(sessions + limits::sweep(app, now).await?)
 }
 
 /// A request made with a valid session: of an active member, or of a node that is not

@@ -7,6 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod codes;
 pub mod db;
 pub(crate) mod jobs;
+pub(crate) mod limits;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
