@@ -13,6 +13,10 @@ needed=(
   "chromium chromium"    # the web UI's browser tests (driven by playwright-core)
   "ruby ruby"            # BigBlueButton runs its post-archive hooks with Ruby; the test does too
   "systemd-analyze systemd"  # verifies infra/systemd's units and scores their hardening
+  "caddy caddy"          # a real TLS terminator and balancer in front of the server
+  "jq jq"                # scripts/demo.sh reads the commands' JSON with it
+  "pg_dump postgresql-client"  # the backup test dumps and restores PostgreSQL
+  "openssl openssl"      # the TLS test makes a private authority and a certificate
 )
 
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"

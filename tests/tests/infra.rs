@@ -228,7 +228,6 @@ fn the_kubernetes_overlays_render_and_validate() {
         "kind: StatefulSet",
         "kind: PodDisruptionBudget",
         "kind: HorizontalPodAutoscaler",
-        "kind: ServiceMonitor",
         "readinessProbe:",
         "pod-security.kubernetes.io/enforce: restricted",
     ] {
@@ -245,6 +244,9 @@ fn the_kubernetes_overlays_render_and_validate() {
     );
     assert_eq!(production.matches("runAsNonRoot: true").count(), 2);
     assert!(!production.contains("nvidia.com/gpu"));
+    // The ServiceMonitor needs the Prometheus Operator's CRD: only the monitored overlay has it.
+    assert!(!production.contains("kind: ServiceMonitor"));
+    assert!(rendered_and_valid("monitored").contains("kind: ServiceMonitor"));
     let gpu = rendered_and_valid("gpu");
     assert!(gpu.contains("nvidia.com/gpu: 1"), "{gpu}");
     assert!(

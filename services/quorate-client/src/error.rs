@@ -91,11 +91,27 @@ impl From<ClientError> for DeviceError {
                 code: printable(&code),
                 message: printable(&message),
             },
-            ClientError::Transport(error) => Self::Unreachable(error.to_string()),
+            ClientError::Transport(error) => Self::Unreachable(with_causes(&error)),
             ClientError::Invalid(message) => Self::Refused(printable(&message)),
             ClientError::NotSignedIn => Self::Usage("sign in first".into()),
         }
     }
+}
+
+/// An error with the causes under it ("error sending request: … : invalid peer certificate:
+/// UnknownIssuer"), which say what to do where the outer message does not.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -78,8 +78,37 @@ impl ClientError {
 /// user (or the node's retries) hears of it.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Certificate authorities trusted beside the system's ([`trust_ca_file`]).
+static EXTRA_ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+
+/// Trusts the certificate authorities in the PEM file at `path` (`QUORATE_CA_FILE`), beside
+/// the system's, for every client made after: for a server whose certificate a private
+/// authority signed. Called once, at the start of a command.
+pub fn trust_ca_file(path: &std::path::Path) -> Result<(), DeviceError> {
+    let pem = std::fs::read(path).map_err(|error| {
+        DeviceError::Usage(format!(
+            "cannot read the CA file {}: {error}",
+            path.display()
+        ))
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|certificates| !certificates.is_empty())
+        .ok_or_else(|| {
+            DeviceError::Usage(format!(
+                "{} holds no PEM certificate: give the CA's certificate (BEGIN CERTIFICATE)",
+                path.display()
+            ))
+        })?;
+    let _ = EXTRA_ROOTS.set(certificates);
+    Ok(())
+}
+
 fn http_client(read_timeout: Option<std::time::Duration>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+    for certificate in EXTRA_ROOTS.get().into_iter().flatten() {
+        builder = builder.add_root_certificate(certificate.clone());
+    }
     if let Some(timeout) = read_timeout {
         builder = builder.read_timeout(timeout);
     }

@@ -46,6 +46,10 @@ struct Cli {
     /// is not trusted: the node checks what it serves against the vault it pinned.
     #[arg(long, global = true, env = "QUORATE_SERVER")]
     server: Option<String>,
+    /// A PEM file of certificate authorities to trust beside the system's, for a server
+    /// whose certificate a private authority signed.
+    #[arg(long, global = true, env = "QUORATE_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -589,6 +593,9 @@ fn write_model(
 }
 
 async fn run(cli: Cli) -> Result<(), DeviceError> {
+    if let Some(authorities) = &cli.ca_file {
+        quorate_client::trust_ca_file(authorities)?;
+    }
     let folder = folder(&cli)?;
     match cli.command {
         Command::Init { force } => init(&folder, force, cli.json),

@@ -92,12 +92,21 @@ impl Metrics {
     }
 }
 
-/// The shared state in the exposition format; `quorate_database_up 0` when the database
-/// does not answer.
+/// The shared state in the exposition format; `quorate_database_up 0` when no connection to
+/// the database could be had.
 async fn render_shared(app: &App) -> String {
-    let snapshot = match app.db.connection().await {
-        Ok(mut connection) => store::metrics::snapshot(&mut connection, now()).await.ok(),
-        Err(_) => None,
+    let (up, snapshot) = match app.db.connection().await {
+        Ok(mut connection) => {
+            let snapshot = store::metrics::snapshot(&mut connection, now()).await;
+            if let Err(error) = &snapshot {
+                tracing::warn!(%error, "the metrics' shared state could not be read");
+            }
+            (true, snapshot.ok())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no database connection for the metrics");
+            (false, None)
+        }
     };
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, values: &[(&str, i64)]| {
@@ -109,7 +118,7 @@ async fn render_shared(app: &App) -> String {
     gauge(
         "quorate_database_up",
         "Whether the database answered this scrape.",
-        &[("", i64::from(snapshot.is_some()))],
+        &[("", i64::from(up))],
     );
     let Some(shared) = snapshot else {
         return out;

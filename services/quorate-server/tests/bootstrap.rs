@@ -205,6 +205,20 @@ async fn metrics_count_requests_by_route_on_their_own_listener(backend: Backend)
         .open_live_upload(board.admin.vault, quorate_crypto::RecordingId::random())
         .await
         .unwrap();
+    // One wrong answer to a sign-in challenge.
+    let mut stranger = quorate_client::Client::new(&server.url(""));
+    let fingerprint = board.admin.identity.fingerprint().to_hex();
+    let challenge = stranger
+        .challenge(board.admin.vault, &fingerprint)
+        .await
+        .unwrap();
+    let wrong = quorate_crypto::Identity::generate().sign_challenge(&challenge.nonce);
+    assert!(
+        stranger
+            .answer(&challenge.challenge_id, &wrong)
+            .await
+            .is_err()
+    );
     let text = client
         .get(format!("http://{metrics_address}/metrics"))
         .send()
@@ -219,6 +233,7 @@ async fn metrics_count_requests_by_route_on_their_own_listener(backend: Backend)
     );
     for line in [
         "quorate_database_up 1",
+        "quorate_sign_in_failures_total 1",
         "quorate_uploads_open{kind=\"sized\"} 0",
         "quorate_uploads_open{kind=\"live\"} 1",
         "quorate_jobs{status=\"queued\"} 0",

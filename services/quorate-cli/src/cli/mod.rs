@@ -39,6 +39,10 @@ pub struct Cli {
     /// The vault (UUID) [default: the one you enrolled in last].
     #[arg(long, global = true, env = "QUORATE_VAULT")]
     pub vault: Option<String>,
+    /// A PEM file of certificate authorities to trust beside the system's, for a server
+    /// whose certificate a private authority signed.
+    #[arg(long, global = true, env = "QUORATE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -467,6 +471,9 @@ impl Context {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), DeviceError> {
+    if let Some(authorities) = &cli.ca_file {
+        quorate_client::trust_ca_file(authorities)?;
+    }
     let state = State::load(State::default_folder()?)?;
     let mut context = Context {
         state,

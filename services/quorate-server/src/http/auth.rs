@@ -57,6 +57,7 @@ fn parse_vault(text: &str) -> Result<VaultId, ApiError> {
 /// Counts a refused sign-in against the client's address.
 async fn count_failure(app: &App, peer: SocketAddr, headers: &HeaderMap, error: &SignInError) {
     if error.is_failed_attempt() {
+        app.metrics.sign_in_failed();
         let address = client_address(&app.config.trusted_proxies, peer.ip(), headers);
         if let Err(failed) = limits::record_failure(app, address).await {
             // The refusal stands; only this failure goes uncounted.
