@@ -92,8 +92,18 @@ fn private_authority(folder: &Path) {
     );
 }
 
+/// Caddy, killed and reaped when dropped.
+struct Terminator(std::process::Child);
+
+impl Drop for Terminator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Caddy terminating TLS on `port` with the certificate in `folder`, in front of `upstream`.
-fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> std::process::Child {
+fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> Terminator {
     let config = format!(
         "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {storage}\n}}\n\
          https://127.0.0.1:{port} {{\n\ttls {folder}/server.pem {folder}/server.key\n\
@@ -102,19 +112,21 @@ fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> std::proce
         folder = folder.display(),
     );
     std::fs::write(folder.join("Caddyfile"), config).unwrap();
-    let child = Command::new("caddy")
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(folder.join("Caddyfile"))
-        .env("HOME", folder)
-        .env("XDG_DATA_HOME", folder.join("data"))
-        .env("XDG_CONFIG_HOME", folder.join("config"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("caddy is installed by scripts/install-test-deps.sh");
+    let terminator = Terminator(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(folder.join("Caddyfile"))
+            .env("HOME", folder)
+            .env("XDG_DATA_HOME", folder.join("data"))
+            .env("XDG_CONFIG_HOME", folder.join("config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("caddy is installed by scripts/install-test-deps.sh"),
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
+            return terminator;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -131,7 +143,7 @@ async fn a_member_enrols_over_tls_with_the_authority_it_was_given_and_refuses_wi
         .local_addr()
         .unwrap()
         .port();
-    let mut terminator = caddy(folder.path(), port, server.address);
+    let terminator = caddy(folder.path(), port, server.address);
     let authority = folder.path().join("ca.pem");
     let authority = authority.to_str().unwrap();
     let code = server.codes[0].code.as_str();
@@ -186,7 +198,6 @@ async fn a_member_enrols_over_tls_with_the_authority_it_was_given_and_refuses_wi
         .json();
     assert_eq!(members["members"][0]["name"], "Ada", "{members}");
 
-    terminator.kill().unwrap();
-    let _ = terminator.wait();
+    drop(terminator);
     server.stop().await;
 }
