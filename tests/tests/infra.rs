@@ -313,3 +313,44 @@ async fn the_demo_runs_from_start_to_searched_minutes() {
     // What a person would type is shown beside each step.
     assert!(String::from_utf8_lossy(&demo.stderr).contains("cy$ quorate search bridge repairs"));
 }
+
+/// Beyond loopback with no TLS terminator named (no trusted proxy), the server says it serves
+/// plain HTTP and what to do; on loopback, or behind a named terminator, it does not.
+#[tokio::test]
+async fn the_server_warns_when_it_serves_plain_http_beyond_loopback() {
+    let binary = quorate_e2e::binary("quorate-server", "quorate-server");
+    let warning = |listen: &'static str, proxies: &'static str| {
+        let binary = binary.clone();
+        async move {
+            let folder = tempfile::tempdir().unwrap();
+            let mut server = tokio::process::Command::new(binary)
+                .arg("serve")
+                .env("QUORATE_LISTEN", listen)
+                .env("QUORATE_TRUSTED_PROXIES", proxies)
+                .env("QUORATE_DATA_DIR", folder.path())
+                .env("QUORATE_METRICS_LISTEN", "off")
+                .env("QUORATE_WEB_DIR", "off")
+                .env("RUST_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            // The warning, if any, comes before the line that says it listens.
+            let stderr = tokio::io::BufReader::new(server.stderr.take().unwrap());
+            let mut lines = tokio::io::AsyncBufReadExt::lines(stderr);
+            let mut warned = false;
+            while let Some(line) = lines.next_line().await.unwrap() {
+                warned |= line.contains("serving plain HTTP beyond loopback");
+                if line.contains("listening") {
+                    break;
+                }
+            }
+            server.kill().await.unwrap();
+            warned
+        }
+    };
+    assert!(warning("0.0.0.0:0", "").await);
+    assert!(!warning("127.0.0.1:0", "").await);
+    assert!(!warning("0.0.0.0:0", "10.0.0.0/8").await);
+}

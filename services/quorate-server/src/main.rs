@@ -169,6 +169,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|error| {
             format!("cannot listen on {listen}: {error} (choose another with --listen)")
         })?;
+    if !listen.ip().is_loopback() && app.config.trusted_proxies.is_empty() {
+        // Sessions and enrolment codes would cross the network in the clear.
+        tracing::warn!(
+            %listen,
+            "serving plain HTTP beyond loopback with no trusted proxy: put a TLS terminator in front (docs/OPERATIONS.md, TLS) and name it in trusted-proxies"
+        );
+    }
     tracing::info!(%listen, "listening");
     match &app.config.web_dir {
         Some(dir) => {
