@@ -259,3 +259,72 @@ impl Deref for TestApp {
         &self.server
     }
 }
+
+/// A real S3-compatible server (s3s-fs, installed by the test command) on a free loopback
+/// port, serving one bucket from a temporary folder; stopped when dropped.
+#[derive(Debug)]
+pub struct S3Server {
+    /// Its URL as the server takes it (`s3://KEY:SECRET@quorate?endpoint=…`).
+    pub url: SecretUrl,
+    child: std::process::Child,
+    _folder: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts one, waiting until it answers.
+    pub async fn start() -> Self {
+        let binary = std::env::var("QUORATE_S3S_FS").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/quorate/bin/s3s-fs")
+        });
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("quorate")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&binary)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                "test-key",
+                "--secret-key",
+                "test-secret",
+            ])
+            .arg(folder.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("s3s-fs is needed at {binary} (the test command installs it): {error}")
+            });
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let url = format!(
+            "s3://test-key:test-secret@quorate?endpoint=http://127.0.0.1:{port}&region=us-east-1"
+        );
+        Self {
+            url: SecretUrl::new(url),
+            child,
+            _folder: folder,
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

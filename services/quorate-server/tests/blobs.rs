@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::S3Server;
+use quorate_server::test_support::S3Server;
 use quorate_server::{
     blobs::{BlobBackend, BlobError, Blobs},
     config::SecretUrl,

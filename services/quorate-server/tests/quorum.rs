@@ -6,8 +6,10 @@
 
 mod common;
 
+use quorate_server::test_support::S3Server;
+
 use common::{
-    Board, S3Server,
+    Board,
     flow::{
         MODEL, approve, approved_node, deny, member, open_request, request, seal_transcript,
         unlock, uploaded,

@@ -5,10 +5,11 @@
 
 mod common;
 
-use common::{Board, S3Server, make_recording, refused};
+use common::{Board, make_recording, refused};
 use quorate_client::Client;
 use quorate_crypto::{envelope, threshold};
 use quorate_server::config::Settings;
+use quorate_server::test_support::S3Server;
 use quorate_server::test_support::{Backend, TestDb, TestServer};
 use sqlx::Row;
 use tokio::io::AsyncWriteExt;
