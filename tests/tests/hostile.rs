@@ -460,6 +460,21 @@ async fn an_upload_offset_past_its_length_is_refused() {
     assert!(empty.count() > 0, "the lie was served");
     assert_refused(&refused, "the server says the upload is 0 bytes");
 
+    // A length "deferred", as for a live upload, where the device's own manifest names it:
+    // with no length to hold the server to, the device refuses rather than guess.
+    proxy.clear();
+    let deferred = proxy.rewrite("HEAD", "/api/v1/uploads/*", |_, answer| {
+        answer.headers.remove("upload-length");
+        answer
+            .headers
+            .insert("upload-defer-length", "1".parse().unwrap());
+    });
+    let refused = bo
+        .run(&["upload", file.to_str().unwrap(), "--title", "Board"])
+        .await;
+    assert!(deferred.count() > 0, "the lie was served");
+    assert_refused(&refused, "the server says this upload's length is deferred");
+
     // The pending upload is still on the device: through an honest server, it completes.
     proxy.clear();
     bo.ok(&["upload", file.to_str().unwrap(), "--title", "Board"])
