@@ -4,6 +4,7 @@
 //! configuration folder of its own.
 
 pub mod background;
+pub mod caddy;
 pub mod hostile;
 
 use std::{
@@ -328,8 +329,17 @@ pub async fn pending_member(
     admin: &Device,
     name: &str,
 ) -> (Device, serde_json::Value) {
+    pending_member_at(&server.url(""), admin, name).await
+}
+
+/// As [`pending_member`], for a device that reaches the server at `url` (a balancer's).
+pub async fn pending_member_at(
+    url: &str,
+    admin: &Device,
+    name: &str,
+) -> (Device, serde_json::Value) {
     let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-    let device = Device::new(server);
+    let device = Device::at(url);
     device.ok(&["keygen"]).await;
     let joined = device
         .ok(&[

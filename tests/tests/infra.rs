@@ -279,10 +279,7 @@ fn the_compose_files_validate_and_every_setting_is_documented() {
 #[tokio::test]
 async fn the_demo_runs_from_start_to_searched_minutes() {
     let folder = tempfile::tempdir().unwrap();
-    let port = {
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        free.local_addr().unwrap().port()
-    };
+    let port = quorate_e2e::caddy::free_port();
     let demo = tokio::process::Command::new("bash")
         .arg(repository().join("scripts/demo.sh"))
         .env("QUORATE_DEMO_EXIT", "1")

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use quorate_e2e::Device;
+use quorate_e2e::caddy::{Caddy, free_port};
 use quorate_server::test_support::{Backend, S3Server, TestDb};
 use sqlx::Connection;
 use tokio::io::AsyncBufReadExt;
@@ -20,14 +21,6 @@ struct Replica {
     process: tokio::process::Child,
     address: SocketAddr,
     _folder: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts a replica on `db` and `s3`; returns it with the first-admin code it printed, if
@@ -84,20 +77,10 @@ async fn replica(db: &TestDb, s3: &S3Server) -> (Replica, Option<String>) {
     panic!("the replica at {address} never became ready");
 }
 
-/// Caddy, killed and reaped when dropped.
-struct Balancer(std::process::Child);
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Caddy on `port`, sending every request to the first replica while it answers and to the
 /// next when it does not (so the test knows which replica an upload runs on): each replica's
 /// `/readyz` checked every second, and a request that fails tried on another.
-fn balancer(folder: &Path, port: u16, replicas: &[SocketAddr]) -> Balancer {
+fn balancer(folder: &Path, port: u16, replicas: &[SocketAddr]) -> Caddy {
     let upstreams: Vec<String> = replicas.iter().map(ToString::to_string).collect();
     let config = format!(
         "{{\n\tadmin off\n\tauto_https off\n}}\n:{port} {{\n\treverse_proxy {} {{\n\
@@ -105,44 +88,12 @@ fn balancer(folder: &Path, port: u16, replicas: &[SocketAddr]) -> Balancer {
          \t\thealth_uri /readyz\n\t\thealth_interval 1s\n\t}}\n}}\n",
         upstreams.join(" ")
     );
-    std::fs::write(folder.join("Caddyfile"), config).unwrap();
-    let balancer = Balancer(
-        std::process::Command::new("caddy")
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(folder.join("Caddyfile"))
-            .env("HOME", folder)
-            .env("XDG_DATA_HOME", folder.join("data"))
-            .env("XDG_CONFIG_HOME", folder.join("config"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("caddy is installed by scripts/install-test-deps.sh"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return balancer;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("caddy did not listen on {port}");
+    Caddy::start(folder, &config, port)
 }
 
 /// A member invited by `admin`, enrolled and approved through the balancer at `url`.
 async fn member(url: &str, admin: &Device, name: &str) -> Device {
-    let invite = admin.ok(&["--json", "members", "invite"]).await.json();
-    let device = Device::at(url);
-    device.ok(&["keygen"]).await;
-    let joined = device
-        .ok(&[
-            "--json",
-            "enroll",
-            "--code",
-            invite["code"].as_str().unwrap(),
-            "--name",
-            name,
-        ])
-        .await
-        .json();
+    let (device, joined) = quorate_e2e::pending_member_at(url, admin, name).await;
     admin
         .ok(&[
             "members",

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use quorate_e2e::caddy::{Caddy, free_port};
 use quorate_e2e::{Backend, Device, Server};
 
 fn openssl(folder: &Path, arguments: &[&str]) {
@@ -92,18 +93,8 @@ fn private_authority(folder: &Path) {
     );
 }
 
-/// Caddy, killed and reaped when dropped.
-struct Terminator(std::process::Child);
-
-impl Drop for Terminator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Caddy terminating TLS on `port` with the certificate in `folder`, in front of `upstream`.
-fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> Terminator {
+fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> Caddy {
     let config = format!(
         "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {storage}\n}}\n\
          https://127.0.0.1:{port} {{\n\ttls {folder}/server.pem {folder}/server.key\n\
@@ -111,26 +102,7 @@ fn caddy(folder: &Path, port: u16, upstream: std::net::SocketAddr) -> Terminator
         storage = folder.join("caddy").display(),
         folder = folder.display(),
     );
-    std::fs::write(folder.join("Caddyfile"), config).unwrap();
-    let terminator = Terminator(
-        Command::new("caddy")
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(folder.join("Caddyfile"))
-            .env("HOME", folder)
-            .env("XDG_DATA_HOME", folder.join("data"))
-            .env("XDG_CONFIG_HOME", folder.join("config"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("caddy is installed by scripts/install-test-deps.sh"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return terminator;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("caddy did not listen on {port}");
+    Caddy::start(folder, &config, port)
 }
 
 #[tokio::test]
@@ -138,11 +110,7 @@ async fn a_member_enrols_over_tls_with_the_authority_it_was_given_and_refuses_wi
     let server = Server::start(Backend::Sqlite).await;
     let folder = tempfile::tempdir().unwrap();
     private_authority(folder.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let terminator = caddy(folder.path(), port, server.address);
     let authority = folder.path().join("ca.pem");
     let authority = authority.to_str().unwrap();
