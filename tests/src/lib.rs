@@ -6,6 +6,7 @@
 pub mod background;
 pub mod caddy;
 pub mod hostile;
+pub mod server_process;
 
 use std::{
     path::{Path, PathBuf},
@@ -168,6 +169,14 @@ impl Device {
     pub async fn ok(&self, arguments: &[&str]) -> Run {
         self.run(arguments).await.succeeded("quorate", arguments)
     }
+
+    /// Runs `quorate ARGUMENTS` against the server at `url` instead of the one it enrolled
+    /// with (a restored server, one replica of several), and expects success.
+    pub async fn ok_at(&self, url: &str, arguments: &[&str]) -> Run {
+        let mut all = vec!["--server", url];
+        all.extend_from_slice(arguments);
+        self.ok(&all).await
+    }
 }
 
 /// A 16 kHz mono 16-bit WAV of a few tones: a real audio file, `seconds` long.
@@ -206,9 +215,14 @@ pub struct NodeMachine {
 
 impl NodeMachine {
     pub fn new(server: &Server) -> Self {
+        Self::at(&server.url(""))
+    }
+
+    /// A machine whose node reaches the server at `url` (a balancer's).
+    pub fn at(url: &str) -> Self {
         Self {
             folder: tempfile::tempdir().unwrap(),
-            server: server.url(""),
+            server: url.to_owned(),
         }
     }
 
@@ -473,8 +487,13 @@ pub async fn board(server: &Server) -> (Device, Vec<Device>) {
 /// A node machine makes its keys (`quorate-node init`) and enrols with an invite the admin
 /// makes; returns it with its node ID.
 pub async fn enrol_node(server: &Server, admin: &Device) -> (NodeMachine, String) {
+    enrol_node_at(&server.url(""), admin).await
+}
+
+/// As [`enrol_node`], for a machine that reaches the server at `url` (a balancer's).
+pub async fn enrol_node_at(url: &str, admin: &Device) -> (NodeMachine, String) {
     let invite = admin.ok(&["--json", "nodes", "invite"]).await.json();
-    let machine = NodeMachine::new(server);
+    let machine = NodeMachine::at(url);
     machine.ok(&["init"]).await;
     let code = invite["code"].as_str().unwrap();
     let enrolled = machine
@@ -503,6 +522,20 @@ pub async fn approve_node(admin: &Device, machine: &NodeMachine, node_id: &str, 
         .await;
 }
 
+/// Imports the real model on `machine`; returns its SHA-256.
+pub async fn import_model(machine: &NodeMachine) -> String {
+    let imported = machine
+        .ok(&[
+            "--json",
+            "models",
+            "import",
+            model_wheel().to_str().unwrap(),
+        ])
+        .await
+        .json();
+    imported["sha256"].as_str().unwrap().to_owned()
+}
+
 /// A vault ready for transcription: an admin and two members (policy 2), and a node that
 /// imported the real model and is approved for it.
 #[derive(Debug)]
@@ -527,17 +560,7 @@ impl Staffed {
 
     /// Imports the real model on the node; returns its SHA-256.
     pub async fn import_model(&self) -> String {
-        let imported = self
-            .machine
-            .ok(&[
-                "--json",
-                "models",
-                "import",
-                model_wheel().to_str().unwrap(),
-            ])
-            .await
-            .json();
-        imported["sha256"].as_str().unwrap().to_owned()
+        import_model(&self.machine).await
     }
 
     /// The admin approves the node for `model`, typing the fingerprint its machine shows.

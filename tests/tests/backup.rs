@@ -57,13 +57,6 @@ async fn back_up_database(server: &Server, into: &TestDb) {
     }
 }
 
-/// `device` runs `quorate` against the server at `url` instead of the one it enrolled with.
-async fn at(device: &quorate_e2e::Device, url: &str, arguments: &[&str]) -> quorate_e2e::Run {
-    let mut all = vec!["--server", url];
-    all.extend_from_slice(arguments);
-    device.ok(&all).await
-}
-
 quorate_server::per_backend!(a_vault_restored_from_its_backup_reads_and_searches_as_before);
 
 async fn a_vault_restored_from_its_backup_reads_and_searches_as_before(backend: Backend) {
@@ -95,16 +88,18 @@ async fn a_vault_restored_from_its_backup_reads_and_searches_as_before(backend: 
     })
     .await;
     let url = replacement.url("");
-    let minutes = at(bo, &url, &["transcript", &recording, "--format", "txt"]).await;
+    let minutes = bo
+        .ok_at(&url, &["transcript", &recording, "--format", "txt"])
+        .await;
     assert!(
         minutes.stdout.to_lowercase().contains("bridge") && heard.to_lowercase().contains("bridge"),
         "{minutes:?}"
     );
-    let searched = at(cy, &url, &["--json", "search", "bridge"]).await.json();
+    let searched = cy.ok_at(&url, &["--json", "search", "bridge"]).await.json();
     assert_eq!(searched["total"], 1, "{searched}");
-    let after = at(bo, &url, &["--json", "audit", "verify"]).await.json();
+    let after = bo.ok_at(&url, &["--json", "audit", "verify"]).await.json();
     assert_eq!(after["entries"], verified["entries"], "{after}");
-    let listed = at(cy, &url, &["--json", "recordings"]).await.json();
+    let listed = cy.ok_at(&url, &["--json", "recordings"]).await.json();
     assert_eq!(listed[0]["title"], "Bridge committee", "{listed}");
     replacement.stop().await;
     restored.drop_database().await;

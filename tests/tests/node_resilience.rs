@@ -52,7 +52,7 @@ async fn a_node_finishes_its_job_through_server_restarts_and_stops_on_sigterm() 
     let vault = app.codes[0].vault_id;
     let (staffed, mut door, watcher) = staffed_behind_a_door(&app).await;
     let Server { mut server, db } = app;
-    let mut node = Running::start(staffed.machine.command(&["run", "--poll-seconds", "1"]));
+    let mut node = Running::start(staffed.machine.command(&["run"]));
     node.wait_for("waiting for jobs").await;
 
     // Between jobs: the server goes away; the node says so, tries again, and is back.
@@ -92,7 +92,7 @@ async fn a_node_stopped_mid_job_hands_the_job_back_to_its_next_run() {
     let request = staffed.half_approved_request(spoken).await;
     staffed.members[0].ok(&["approve", &request, "--yes"]).await;
 
-    let mut node = Running::start(staffed.machine.command(&["run", "--poll-seconds", "1"]));
+    let mut node = Running::start(staffed.machine.command(&["run"]));
     node.wait_for("Claimed job").await;
     let (code, said) = node.terminate().await;
     assert_eq!(code, Some(0), "{said}");

@@ -3,78 +3,40 @@
 //! `infra/compose/compose.scale.yaml` runs them. The members enrol, are approved and sign in
 //! through the balancer; a recording is being uploaded through it when the replica serving
 //! the upload is killed (SIGKILL), and the member's command, run again, resumes through the
-//! balancer on the other replica until the recording is complete.
+//! balancer on the other replica until the recording is complete. Then a node transcribes
+//! and releases it: its claim waits on one replica and is woken by a quorum reached on the
+//! other (PostgreSQL's NOTIFY), and the votes of the release race across the replicas.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use quorate_e2e::Device;
+use quorate_e2e::background::Running;
 use quorate_e2e::caddy::{Caddy, free_port};
+use quorate_e2e::server_process::ServerProcess;
 use quorate_server::test_support::{Backend, S3Server, TestDb};
 use sqlx::Connection;
-use tokio::io::AsyncBufReadExt;
 
-/// A server replica as an operator runs it: its own process and data folder, the shared
-/// database and bucket.
-struct Replica {
-    process: tokio::process::Child,
-    address: SocketAddr,
-    _folder: tempfile::TempDir,
+/// A replica as `infra/compose/compose.scale.yaml` runs it: its own process and data
+/// folder, the shared database and bucket, the balancer trusted to name clients.
+async fn replica(db: &TestDb, s3: &S3Server) -> ServerProcess {
+    replica_at(
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        db,
+        s3,
+    )
+    .await
 }
 
-/// Starts a replica on `db` and `s3`; returns it with the first-admin code it printed, if
-/// any (each start replaces the code of a vault that has no admin yet).
-async fn replica(db: &TestDb, s3: &S3Server) -> (Replica, Option<String>) {
-    let folder = tempfile::tempdir().unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut process =
-        tokio::process::Command::new(quorate_e2e::binary("quorate-server", "quorate-server"))
-            .arg("serve")
-            .env("QUORATE_LISTEN", address.to_string())
-            .env("QUORATE_DATA_DIR", folder.path())
-            .env("QUORATE_DATABASE_URL", db.url.expose_secret())
-            .env("QUORATE_OBJECT_STORE", s3.url.expose_secret())
-            .env("QUORATE_TRUSTED_PROXIES", "127.0.0.1")
-            .env("QUORATE_METRICS_LISTEN", "off")
-            .env("QUORATE_WEB_DIR", "off")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-    // It prints its code (when it makes one), then where its API is once it listens.
-    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
-    let mut code = None;
-    let mut after_header = false;
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the replica says where it listens within 30 s")
-        .unwrap()
-    {
-        if line.starts_with("First-admin enrolment code") {
-            after_header = true;
-        } else if after_header && code.is_none() && line.starts_with("    ") {
-            code = Some(line.trim().to_owned());
-        } else if line.starts_with("API at") || line.starts_with("Web UI at") {
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    for _ in 0..200 {
-        if let Ok(answer) = reqwest::get(format!("http://{address}/readyz")).await
-            && answer.status() == 200
-        {
-            let replica = Replica {
-                process,
-                address,
-                _folder: folder,
-            };
-            return (replica, code);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the replica at {address} never became ready");
+/// As [`replica`], listening at `address`.
+async fn replica_at(address: SocketAddr, db: &TestDb, s3: &S3Server) -> ServerProcess {
+    let settings = [
+        ("QUORATE_DATABASE_URL", db.url.expose_secret()),
+        ("QUORATE_OBJECT_STORE", s3.url.expose_secret()),
+        ("QUORATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    ServerProcess::start_at(address, &settings).await
 }
 
 /// Caddy on `port`, sending every request to the first replica while it answers and to the
@@ -122,9 +84,12 @@ async fn patch_under_way(db: &TestDb) -> bool {
 async fn postgres_replicas_behind_a_balancer_survive_one_killed_mid_upload() {
     let db = TestDb::new(Backend::Postgres).await;
     let s3 = S3Server::start().await;
-    let (mut first, _) = replica(&db, &s3).await;
-    let (second, code) = replica(&db, &s3).await;
-    let code = code.expect("the last replica to start printed the first admin's code");
+    let mut first = replica(&db, &s3).await;
+    let second = replica(&db, &s3).await;
+    let code = second
+        .code
+        .clone()
+        .expect("the last replica to start printed the first admin's code");
     let folder = tempfile::tempdir().unwrap();
     let port = free_port();
     let _balancer = balancer(folder.path(), port, &[first.address, second.address]);
@@ -188,8 +153,71 @@ async fn postgres_replicas_behind_a_balancer_survive_one_killed_mid_upload() {
     assert_eq!(listed.len(), 1, "{recordings}");
     assert_eq!(listed[0]["title"], "Long meeting");
     assert_eq!(listed[0]["status"], "complete", "{recordings}");
+
+    // The killed replica is restarted where it was, and the rest of the flow runs.
+    let first = replica_at(first.address, &db, &s3).await;
+    minutes_across_replicas(&url, [&first, &second], [&ada, &bo, &cy]).await;
     // The audit log, written by both replicas, is one chain.
     ada.ok(&["audit", "verify"]).await;
-    drop(second);
+    drop((first, second));
     db.drop_database().await;
+}
+
+/// The rest of the flow, with a node: a spoken recording through the balancer at `url`; the
+/// node waits for jobs on the first replica while the approvals go through the second, so
+/// that only the second's NOTIFY can wake it before its minute's wait is up; then the two
+/// approvals of the release race, one through each replica; the minutes are read and
+/// searched through the balancer.
+async fn minutes_across_replicas(
+    url: &str,
+    [first, second]: [&ServerProcess; 2],
+    [ada, bo, cy]: [&Device; 3],
+) {
+    let (machine, node_id) = quorate_e2e::enrol_node_at(url, ada).await;
+    let model = quorate_e2e::import_model(&machine).await;
+    quorate_e2e::approve_node(ada, &machine, &node_id, &model).await;
+    let spoken = "The council voted to repair the bridge over the river.";
+    let (uploaded, _) = quorate_e2e::upload_speech(cy, spoken, "Bridge committee").await;
+    let recording = uploaded["recording_id"].as_str().unwrap();
+    let (at_first, at_second) = (
+        format!("http://{}", first.address),
+        format!("http://{}", second.address),
+    );
+    let mut node =
+        Running::start(machine.command(&["--server", &at_first, "run", "--wait-seconds", "60"]));
+    node.wait_for("waiting for jobs").await;
+
+    let asked = quorate_e2e::ask(cy, recording, &node_id, "transcribe", "the minutes").await;
+    ada.ok_at(&at_second, &["approve", &asked, "--yes"]).await;
+    bo.ok_at(&at_second, &["approve", &asked, "--yes"]).await;
+    tokio::time::timeout(Duration::from_secs(30), node.wait_for("Claimed job"))
+        .await
+        .expect("the node's waiting claim is woken by the other replica");
+    node.wait_for("done: transcript").await;
+
+    let asked = quorate_e2e::ask(cy, recording, &node_id, "release-transcript", "publish").await;
+    let approve = ["--json", "approve", &asked, "--yes"];
+    let (by_ada, by_bo) = tokio::join!(
+        ada.ok_at(&at_first, &approve),
+        bo.ok_at(&at_second, &approve)
+    );
+    let statuses = [
+        by_ada.json()["status"].clone(),
+        by_bo.json()["status"].clone(),
+    ];
+    assert!(
+        statuses.contains(&"open".into()) && statuses.contains(&"quorate".into()),
+        "the later of the racing votes saw both: {statuses:?}"
+    );
+    node.wait_for("released to").await;
+    let minutes = cy
+        .ok(&["transcript", recording, "--format", "txt"])
+        .await
+        .stdout
+        .to_lowercase();
+    assert!(minutes.contains("bridge"), "{minutes}");
+    let searched = bo.ok(&["--json", "search", "bridge"]).await.json();
+    assert_eq!(searched["total"], 1, "{searched}");
+    let (code, said) = node.terminate().await;
+    assert_eq!(code, Some(0), "{said}");
 }

@@ -135,7 +135,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Claims the oldest job waiting for this node, with a lease; 204 when there is none. */
+        /**
+         * Claims the oldest job waiting for this node, with a lease; 204 when there is none.
+         * @description With `wait`, a claim that finds no job waits up to that many seconds for one (long
+         *     polling), so that a node starts on a job as soon as its quorum is reached.
+         */
         post: operations["claim_job"];
         delete?: never;
         options?: never;
@@ -2031,7 +2035,14 @@ export interface operations {
     };
     claim_job: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Seconds to wait for a job when none waits now (0 to 60, default 0): the claim answers
+                 *     as soon as one is queued for this node, on whichever server replica, or 204 when the
+                 *     time is up.
+                 */
+                wait?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2047,12 +2058,21 @@ export interface operations {
                     "application/json": components["schemas"]["JobClaim"];
                 };
             };
-            /** @description No job waits for this node */
+            /** @description No job waits for this node (after the wait, if one was asked for) */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The wait is out of range */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description No valid session (`unauthenticated`) */
             401: {

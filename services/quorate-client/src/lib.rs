@@ -886,8 +886,21 @@ impl Client {
 
     /// Claims the oldest job waiting for this node (nodes); `None` when there is none.
     pub async fn claim_job(&self) -> Result<Option<JobClaim>, ClientError> {
-        self.send(self.authorised(self.http.post(self.url("/jobs/claim")))?)
-            .await
+        self.claim_job_waiting(std::time::Duration::ZERO).await
+    }
+
+    /// As [`Client::claim_job`], but when no job waits the server holds the claim up to
+    /// `wait` (whole seconds, at most a minute) and answers as soon as one is queued for
+    /// this node; `None` when none came.
+    pub async fn claim_job_waiting(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<JobClaim>, ClientError> {
+        let request = self
+            .http
+            .post(self.url("/jobs/claim"))
+            .query(&[("wait", wait.as_secs())]);
+        self.send(self.authorised(request)?).await
     }
 
     /// Reports a job's progress and renews its lease (nodes).

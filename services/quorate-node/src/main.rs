@@ -93,9 +93,10 @@ enum Command {
         /// Whisper threads [default: the cores free to this process].
         #[arg(long)]
         threads: Option<usize>,
-        /// Seconds between looks for a job when none waits.
-        #[arg(long, default_value_t = 5)]
-        poll_seconds: u64,
+        /// Seconds each look for a job waits on the server for one to be queued (1 to 60);
+        /// the server answers as soon as one is.
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=60))]
+        wait_seconds: u64,
         /// The largest recording or transcript (ciphertext bytes) this node takes: it holds
         /// one in memory, with its plaintext, while it works.
         #[arg(long, default_value_t = 4 << 30)]
@@ -618,7 +619,7 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
         Command::Run {
             once,
             threads,
-            poll_seconds,
+            wait_seconds,
             max_bytes,
         } => {
             runner::run(
@@ -627,7 +628,7 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
                 runner::Options {
                     once,
                     threads,
-                    poll_seconds,
+                    wait_seconds,
                     max_bytes,
                 },
             )

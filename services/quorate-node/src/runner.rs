@@ -52,7 +52,7 @@ fn now() -> i64 {
 pub(crate) struct Options {
     pub(crate) once: bool,
     pub(crate) threads: Option<usize>,
-    pub(crate) poll_seconds: u64,
+    pub(crate) wait_seconds: u64,
     pub(crate) max_bytes: u64,
 }
 
@@ -459,8 +459,14 @@ async fn work(
         if ready.stop.requested() {
             return Err(Halt::Stopped);
         }
+        // `--once` looks once; a running node waits on the server for its next job.
+        let wait = Duration::from_secs(if options.once {
+            0
+        } else {
+            options.wait_seconds
+        });
         let claimed = retrying("look for a job", &ready.stop, || {
-            ready.session.client.claim_job()
+            ready.session.client.claim_job_waiting(wait)
         })
         .await;
         let claim = match claimed {
@@ -478,10 +484,6 @@ async fn work(
                 eprintln!("No job waits for this node.");
                 return Ok(());
             }
-            ready
-                .stop
-                .sleep(Duration::from_secs(options.poll_seconds.max(1)))
-                .await?;
             continue;
         };
         carry_out(&ready, &claim).await?;

@@ -10,6 +10,8 @@ use std::{
 
 use serde::Deserialize;
 
+pub use crate::tls::TlsFiles;
+
 /// Declares every setting once: its documentation (which `--help` and the example file
 /// show), its type, its name in the TOML file and as a flag (`data-dir`, `--data-dir`), its
 /// environment variable, and either its default (a TOML value) or, where the default is
@@ -142,6 +144,14 @@ settings! {
     /// The environment variable and the flag take a comma-separated list. Default: none.
     trusted_proxies: Vec<String>, "trusted-proxies", "QUORATE_TRUSTED_PROXIES",
         example = "[\"127.0.0.1\", \"10.0.0.0/8\"]";
+    /// Serve HTTPS with this certificate chain (PEM: the certificate, then its
+    /// intermediates), for an install with no TLS terminator in front. Set with tls-key; both
+    /// files are read again when they change, so a renewal needs no restart. Default: plain
+    /// HTTP, for loopback or behind a terminator.
+    tls_certificate: PathBuf, "tls-certificate", "QUORATE_TLS_CERTIFICATE",
+        example = "\"/etc/quorate/tls/fullchain.pem\"";
+    /// The private key of tls-certificate (PEM).
+    tls_key: PathBuf, "tls-key", "QUORATE_TLS_KEY", example = "\"/etc/quorate/tls/privkey.pem\"";
 }
 
 impl Settings {
@@ -194,7 +204,13 @@ impl Settings {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let tls = match (settings.tls_certificate, settings.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::HalfTls),
+        };
         Ok(Config {
+            tls,
             metrics_listen,
             trusted_proxies,
             web_dir,
@@ -251,6 +267,8 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`.
     pub trusted_proxies: Vec<Network>,
+    /// The certificate and key to serve HTTPS with, if the server serves it itself.
+    pub tls: Option<TlsFiles>,
 }
 
 /// An IP network (`10.0.0.0/8`, `fd00::/8`), or one address (a network of one).
@@ -433,6 +451,9 @@ pub enum ConfigError {
     /// No data folder given and no home folder to put one in.
     #[error("no data folder: set --data-dir or QUORATE_DATA_DIR")]
     NoDataDir,
+    /// One of the TLS certificate and key without the other.
+    #[error("HTTPS needs both tls-certificate and tls-key: set both, or neither for plain HTTP")]
+    HalfTls,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod ops;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod tls;
 
 use std::future::Future;
 
@@ -63,6 +64,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Seconds since the Unix epoch.
@@ -80,6 +84,10 @@ impl App {
             && !dir.join("index.html").is_file()
         {
             return Err(StartError::NoWebUi(dir.clone()));
+        }
+        if let Some(files) = &config.tls {
+            // Refused before anything else starts, rather than once the codes are shown.
+            tls::check(files)?;
         }
         let blobs = blobs::Blobs::open(&config.object_store)?;
         let db = Db::connect(&config.database_url).await?;
@@ -139,7 +147,7 @@ impl App {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-    /// in flight and closes the database.
+    /// in flight and closes the database. With [`Config::tls`] it serves HTTPS.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -148,12 +156,19 @@ impl App {
         let db = self.db.clone();
         let (stop_sweeping, stopped) = tokio::sync::watch::channel(false);
         let sweeper = tokio::spawn(self.clone().sweep_until(stopped));
-        let served = axum::serve(
-            listener,
-            http::router(self).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        // Claims waiting for a job end at once, so that they do not hold the shutdown back.
+        let bell = db.job_bell().clone();
+        let shutdown = async move {
+            shutdown.await;
+            bell.stop_waits();
+        };
+        let served = match self.config.tls.clone() {
+            Some(files) => match tls::TlsListener::new(listener, files) {
+                Ok(listener) => serve_on(listener, self, shutdown).await,
+                Err(error) => Err(StartError::Tls(error)),
+            },
+            None => serve_on(listener, self, shutdown).await,
+        };
         // A sweep in progress finishes its step (each of its changes is one transaction)
         // before the database closes.
         let _ = stop_sweeping.send(true);
@@ -161,7 +176,28 @@ impl App {
             tracing::warn!(%error, "housekeeping ended abnormally");
         }
         db.close().await;
-        served?;
-        Ok(())
+        served
     }
+}
+
+/// Serves `app`'s API on `listener` (plain TCP or TLS) until `shutdown` completes.
+async fn serve_on<L>(
+    listener: L,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    // Tapped (to do nothing) because axum gives the peer's address, which the sign-in
+    // limits need, for any tapped listener but for no untapped one besides `TcpListener`.
+    let listener = listener.tap_io(|_| {});
+    axum::serve(
+        listener,
+        http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
 }

@@ -88,10 +88,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// `GET /readyz` on the server listening at `listen`: `Ok` when it answers 200 within five
-/// seconds.
-async fn probe(listen: std::net::SocketAddr) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// `GET /readyz` on the server listening at `listen` (over TLS when it serves `tls`, trusting
+/// exactly its own certificate): `Ok` when it answers 200 within five seconds.
+async fn probe(
+    listen: std::net::SocketAddr,
+    tls: Option<&quorate_server::tls::TlsFiles>,
+) -> Result<(), String> {
     let mut address = listen;
     if address.ip().is_unspecified() {
         address.set_ip(match address {
@@ -99,14 +101,22 @@ async fn probe(listen: std::net::SocketAddr) -> Result<(), String> {
             std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
+    let connector = match tls {
+        Some(files) => Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            quorate_server::tls::OwnCertificate::client_config(&files.certificate)
+                .map_err(|error| error.to_string())?,
+        ))),
+        None => None,
+    };
     let asked = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        let request =
-            format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        match connector {
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+                ask_ready(connector.connect(name, stream).await?, address).await
+            }
+            None => ask_ready(stream, address).await,
+        }
     };
     let answer = tokio::time::timeout(std::time::Duration::from_secs(5), asked)
         .await
@@ -122,6 +132,24 @@ async fn probe(listen: std::net::SocketAddr) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("the server at {address} is not ready: {status}"))
+    }
+}
+
+/// Sends `GET /readyz` on `stream` and reads the whole answer.
+async fn ask_ready(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    address: std::net::SocketAddr,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer).await {
+        // A TLS peer that closes without a close_notify has still said all it had to.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {
+            Ok(answer)
+        }
+        read => read.map(|_| answer),
     }
 }
 
@@ -147,17 +175,22 @@ async fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     if matches!(cli.command, Some(Command::Probe)) {
-        return probe(config.listen).await;
+        return probe(config.listen, config.tls.as_ref()).await;
     }
     let listen = config.listen;
     tracing::info!(database = %config.database_url, objects = %config.object_store, "starting");
     let (app, codes) = App::start(config)
         .await
         .map_err(|error| error.to_string())?;
+    let scheme = if app.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let hours = app.config.enrolment_code_ttl as f64 / 3600.0;
     for code in &codes {
         println!(
-            "\nFirst-admin enrolment code for vault {}:\n\n    {}\n\nIt works once, within {hours:.1} hours (until Unix time {}); restarting the server\nreplaces it. Enrol with:\n    quorate enroll --server http://{listen} --code {}\n",
+            "\nFirst-admin enrolment code for vault {}:\n\n    {}\n\nIt works once, within {hours:.1} hours (until Unix time {}); restarting the server\nreplaces it. Enrol with:\n    quorate enroll --server {scheme}://{listen} --code {}\n",
             code.vault_id,
             code.code.as_str(),
             code.expires_at,
@@ -169,29 +202,32 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|error| {
             format!("cannot listen on {listen}: {error} (choose another with --listen)")
         })?;
-    if !listen.ip().is_loopback() && app.config.trusted_proxies.is_empty() {
+    if !listen.ip().is_loopback()
+        && app.config.trusted_proxies.is_empty()
+        && app.config.tls.is_none()
+    {
         // Sessions and enrolment codes would cross the network in the clear.
         tracing::warn!(
             %listen,
-            "serving plain HTTP beyond loopback with no trusted proxy: put a TLS terminator in front (docs/OPERATIONS.md, TLS) and name it in trusted-proxies"
+            "serving plain HTTP beyond loopback with no trusted proxy: serve HTTPS (tls-certificate and tls-key), or put a TLS terminator in front and name it in trusted-proxies (docs/OPERATIONS.md, TLS)"
         );
     }
     tracing::info!(%listen, "listening");
     match &app.config.web_dir {
         Some(dir) => {
             println!(
-                "Web UI at http://{listen}/ (from {}); members sign in there with their identity file.",
+                "Web UI at {scheme}://{listen}/ (from {}); members sign in there with their identity file.",
                 dir.display()
             );
             for code in &codes {
                 println!(
-                    "Sign-in link for vault {0}: http://{listen}/#/sign-in?vault={0}",
+                    "Sign-in link for vault {0}: {scheme}://{listen}/#/sign-in?vault={0}",
                     code.vault_id
                 );
             }
         }
         None => println!(
-            "API at http://{listen}/api/v1 (no web UI: scripts/run.sh builds and serves it)."
+            "API at {scheme}://{listen}/api/v1 (no web UI: scripts/run.sh builds and serves it)."
         ),
     }
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();

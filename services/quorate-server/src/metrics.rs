@@ -51,8 +51,8 @@ impl Metrics {
         *requests.entry((route.to_owned(), class)).or_default() += 1;
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with what this process's job bell tells.
+    pub fn render(&self, bell: &crate::store::bell::JobBell) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -87,6 +87,18 @@ impl Metrics {
             out,
             "quorate_sign_in_failures_total {}",
             self.sign_in_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quorate_job_claims_waiting Nodes' claims waiting on this replica for a job.\n\
+             # TYPE quorate_job_claims_waiting gauge\nquorate_job_claims_waiting {}",
+            bell.waiting()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quorate_job_bell_rings_total Times this replica heard of a job queued or handed back (on any replica).\n\
+             # TYPE quorate_job_bell_rings_total counter\nquorate_job_bell_rings_total {}",
+            bell.rings()
         );
         out
     }
@@ -175,7 +187,7 @@ pub(crate) fn router(app: App) -> Router {
         .route(
             "/metrics",
             get(|State(app): State<App>| async move {
-                app.metrics.render() + &render_shared(&app).await
+                app.metrics.render(app.db.job_bell()) + &render_shared(&app).await
             }),
         )
         .with_state(app)

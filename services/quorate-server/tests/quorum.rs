@@ -620,6 +620,14 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     db.drop_database().await;
 }
 
+/// What a claim that may wait up to a minute for a job answers.
+async fn wait_for_job(
+    node: Client,
+) -> Result<Option<quorate_api::JobClaim>, quorate_client::ClientError> {
+    node.claim_job_waiting(std::time::Duration::from_secs(60))
+        .await
+}
+
 /// The same client session, pointed at another server.
 fn via(server: &TestServer, client: &Client) -> Client {
     Client::new(&server.url("")).with_token(client.token().unwrap())
@@ -670,7 +678,7 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
         .unwrap();
     assert_eq!(board.admin.client.recordings(vault).await.unwrap().len(), 1);
 
-    // Request and votes through the second server, the job too.
+    // The request through the second server.
     let signed = request(&board, 2, &made, node.id, 3600);
     let request_id = signed
         .verify::<UnlockRequest>()
@@ -681,29 +689,76 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
         .create_request(vault, &signed)
         .await
         .unwrap();
-    for voter in [0, 3] {
-        let (share, vote) = approve(&board, voter, &made, &signed, &node.identity).await;
-        via(&second, member(&board, voter).1)
-            .vote(vault, request_id, &vote, Some(&share))
-            .await
-            .unwrap();
-    }
-    assert_eq!(
-        board
-            .admin
-            .client
-            .request(vault, request_id)
-            .await
-            .unwrap()
-            .status,
-        quorate_api::RequestStatus::Quorate
-    );
+
+    // The node waits for its job on both servers at once (long polling) while the two
+    // approvals race, one through each server.
     let node_there = via(&second, &node.client);
-    // Both servers are asked at once: one hands the job out, the other finds none.
+    let mut waiting_here = tokio::spawn(wait_for_job(node.client.clone()));
+    let mut waiting_there = tokio::spawn(wait_for_job(node_there.clone()));
+    for server in [&first, &second] {
+        while server.app.db.job_bell().waiting() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let (here, there) = (
+        approve(&board, 0, &made, &signed, &node.identity).await,
+        approve(&board, 3, &made, &signed, &node.identity).await,
+    );
+    let voter_there = via(&second, member(&board, 3).1);
+    let (voted_here, voted_there) = tokio::join!(
+        member(&board, 0)
+            .1
+            .vote(vault, request_id, &here.1, Some(&here.0)),
+        voter_there.vote(vault, request_id, &there.1, Some(&there.0)),
+    );
+    // Each vote counted under the request's lock: the later one saw both and made it quorate.
+    let statuses = [voted_here.unwrap().status, voted_there.unwrap().status];
+    assert!(
+        statuses.contains(&quorate_api::RequestStatus::Open)
+            && statuses.contains(&quorate_api::RequestStatus::Quorate),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        board.admin.client.jobs(vault).await.unwrap().len(),
+        1,
+        "one job queued"
+    );
+    // The job's NOTIFY reaches both servers, the one that did not count the quorum too.
+    let heard = async {
+        for server in [&first, &second] {
+            while server.app.db.job_bell().rings() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), heard)
+        .await
+        .expect("both servers hear of the job");
+    // The claims wake: the first hands the job out long before the minute its node asked to
+    // wait, the other finds none and waits on.
+    let (woken, still_waiting) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        tokio::select! {
+            claimed = &mut waiting_here => (claimed, waiting_there),
+            claimed = &mut waiting_there => (claimed, waiting_here),
+        }
+    })
+    .await
+    .expect("a waiting claim is woken by the job's queueing");
+    let claim = &woken
+        .unwrap()
+        .unwrap()
+        .expect("the woken claim holds the job");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !still_waiting.is_finished(),
+        "the other claim found no job and waits on"
+    );
+    still_waiting.abort();
     let (a, b) = tokio::join!(node.client.claim_job(), node_there.claim_job());
-    let claims: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
-    assert_eq!(claims.len(), 1, "one lease, whichever server gave it");
-    let claim = &claims[0];
+    assert!(
+        a.unwrap().is_none() && b.unwrap().is_none(),
+        "one lease, whichever server gave it"
+    );
     let (key, manifest, signed_manifest) = unlock(claim, &node.identity);
     let mut ciphertext = Vec::new();
     node_there

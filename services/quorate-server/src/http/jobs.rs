@@ -14,7 +14,7 @@ use quorate_api::{
 use crate::http::paths::{ApiPath, JobPath, TranscriptPath, VaultPath};
 use crate::{
     App,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ApiQuery},
     http::auth::{Authenticated, Caller, NodeCaller},
     http::decode_statement,
     http::recordings::stream_stored,
@@ -44,17 +44,51 @@ impl NodeCaller {
     }
 }
 
+/// How long a claim may wait for a job.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ClaimWait {
+    /// Seconds to wait for a job when none waits now (0 to 60, default 0): the claim answers
+    /// as soon as one is queued for this node, on whichever server replica, or 204 when the
+    /// time is up.
+    wait: Option<u64>,
+}
+
+/// Longest wait a claim may ask for: below the read timeouts of common balancers (60 s).
+const MAX_CLAIM_WAIT_SECONDS: u64 = 60;
+
 /// Claims the oldest job waiting for this node, with a lease; 204 when there is none.
+///
+/// With `wait`, a claim that finds no job waits up to that many seconds for one (long
+/// polling), so that a node starts on a job as soon as its quorum is reached.
 #[utoipa::path(
     post, path = "/jobs/claim", tag = "jobs", security(("session" = [])), operation_id = "claim_job",
+    params(ClaimWait),
     responses(
         (status = 200, description = "A job, with everything the node needs", body = quorate_api::JobClaim),
-        (status = 204, description = "No job waits for this node"),
+        (status = 204, description = "No job waits for this node (after the wait, if one was asked for)"),
+        (status = 400, description = "The wait is out of range", body = quorate_api::ErrorBody),
         (status = 403, description = "Only an approved node claims jobs", body = quorate_api::ErrorBody),
     )
 )]
-pub(crate) async fn claim(State(app): State<App>, node: NodeCaller) -> Result<Response, ApiError> {
-    Ok(match jobs::claim(&app, node.node(), now()).await? {
+pub(crate) async fn claim(
+    State(app): State<App>,
+    node: NodeCaller,
+    ApiQuery(ClaimWait { wait }): ApiQuery<ClaimWait>,
+) -> Result<Response, ApiError> {
+    let wait = wait.unwrap_or(0);
+    if wait > MAX_CLAIM_WAIT_SECONDS {
+        return Err(ApiError::bad_request(
+            "invalid_wait",
+            format!("wait is 0 to {MAX_CLAIM_WAIT_SECONDS} seconds: ask again after each wait"),
+        ));
+    }
+    let claimed = if wait == 0 {
+        jobs::claim(&app, node.node(), now()).await?
+    } else {
+        jobs::claim_waiting(&app, node.node(), std::time::Duration::from_secs(wait)).await?
+    };
+    Ok(match claimed {
         Some(claim) => axum::Json(claim).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })

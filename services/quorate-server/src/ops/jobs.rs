@@ -284,6 +284,41 @@ pub(crate) async fn claim(
     }))
 }
 
+/// As [`claim`], but when no job waits, waits up to `wait` for one: a job queued for this
+/// node or handed back rings the job bell (on any replica), and a lapsing lease of the
+/// node's is waited for too. `None` when the wait ends without a job, or the server is
+/// shutting down.
+pub(crate) async fn claim_waiting(
+    app: &App,
+    node: Node<'_>,
+    wait: std::time::Duration,
+) -> Result<Option<JobClaim>, JobError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let bell = app.db.job_bell();
+    let _counted = bell.wait_here().await?;
+    loop {
+        let ring = bell.next_ring();
+        if let Some(claim) = claim(app, node, crate::now()).await? {
+            return Ok(Some(claim));
+        }
+        if bell.stopped() || tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        let lapse = {
+            let mut connection = app.db.connection().await?;
+            store::jobs::next_lapse(&mut connection, &node.id.to_string(), MAX_ATTEMPTS).await?
+        };
+        let look_again = lapse.map_or(deadline, |lapse| {
+            let after = u64::try_from(lapse + 1 - crate::now()).unwrap_or(0);
+            deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(after))
+        });
+        tokio::select! {
+            () = ring => {}
+            () = tokio::time::sleep_until(look_again) => {}
+        }
+    }
+}
+
 /// The job `lease` names, when its node holds that lease: 404 when the node has no such
 /// job, `lease_lost` when the token is not the job's current one.
 async fn leased(
@@ -383,10 +418,14 @@ async fn end_lease(
             store::jobs::fail(&mut tx, lease.request, reason, now).await?,
             "job.failed",
         ),
-        LeaseEnd::GivenBack => (
-            store::jobs::give_back(&mut tx, &lease.holder(), now).await?,
-            "job.returned",
-        ),
+        LeaseEnd::GivenBack => {
+            // Back in the queue: the node may already wait for its next job.
+            tx.ring_job_bell();
+            (
+                store::jobs::give_back(&mut tx, &lease.holder(), now).await?,
+                "job.returned",
+            )
+        }
     };
     if !ended {
         return Err(JobError::LeaseLost);

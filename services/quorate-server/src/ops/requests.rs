@@ -330,6 +330,7 @@ pub(crate) async fn vote(
         close(&mut tx, member.vault, &id, RequestStatus::Quorate, now).await?;
         store::jobs::queue(&mut tx, &id, &vault, &request.node_id, now).await?;
         tx.audit(member.vault, now, Event::server("job.queued", &id));
+        tx.ring_job_bell();
         request.status = RequestStatus::Quorate;
     } else if eligible.saturating_sub(denials) < threshold {
         close(&mut tx, member.vault, &id, RequestStatus::Rejected, now).await?;

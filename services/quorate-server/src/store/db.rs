@@ -11,7 +11,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode},
 };
 
-use super::audit::Linking;
+use super::{audit::Linking, bell::JobBell};
 use crate::config::SecretUrl;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -32,6 +32,7 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     linking: Arc<Linking>,
+    bell: JobBell,
 }
 
 /// Storage failures.
@@ -105,10 +106,12 @@ impl Db {
             }
             Backend::Postgres => options.max_connections(16).connect(text).await?,
         };
+        let bell = JobBell::new((backend == Backend::Postgres).then(|| url.clone()));
         Ok(Self {
             pool,
             backend,
             linking: Arc::default(),
+            bell,
         })
     }
 
@@ -142,8 +145,14 @@ impl Db {
         &self.linking
     }
 
-    /// Closes every connection.
+    /// Word of new jobs for claims that wait (see [`super::bell`]).
+    pub fn job_bell(&self) -> &JobBell {
+        &self.bell
+    }
+
+    /// Closes every connection, ending the claims that wait.
     pub async fn close(&self) {
+        self.bell.close();
         self.pool.close().await;
     }
 }

@@ -94,6 +94,23 @@ pub(crate) async fn claim(
     .await
 }
 
+/// When the first lease `node` holds on a job it may claim again lapses (the claim's
+/// `lease_expires_at < now` holds from the second after); `None` when it holds none.
+pub(crate) async fn next_lapse(
+    connection: &mut AnyConnection,
+    node: &str,
+    max_attempts: i32,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(lease_expires_at) FROM jobs
+         WHERE node_id = $1 AND status = 'leased' AND attempts < $2",
+    )
+    .bind(node)
+    .bind(max_attempts)
+    .fetch_one(connection)
+    .await
+}
+
 /// What a node needs to carry out a job: the signed request, the signed manifest of its
 /// subject (a recording or a sealed transcript), and the approvals with their re-sealed shares.
 #[derive(Debug)]

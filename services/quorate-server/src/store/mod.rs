@@ -4,6 +4,7 @@
 //! values. Nothing here decides whether something is allowed: that is the operations'.
 
 pub(crate) mod audit;
+pub mod bell;
 pub(crate) mod codes;
 pub mod db;
 pub(crate) mod jobs;
@@ -37,12 +38,20 @@ pub(crate) struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
     db: Db,
     audit: Vec<AuditEntry>,
+    /// Whether the commit tells waiting claims that a job may be there for them.
+    rings_job_bell: bool,
 }
 
 impl Tx {
     /// Records `event` for `vault`'s audit chain, appended when the transaction commits.
     pub(crate) fn audit(&mut self, vault: VaultId, now: i64, event: Event<'_>) {
         self.audit.push(event.unlinked(vault, now));
+    }
+
+    /// Rings the job bell when (and if) this transaction commits: it queued a job or handed
+    /// one back, which a node's claim may be waiting for (see [`bell`]).
+    pub(crate) fn ring_job_bell(&mut self) {
+        self.rings_job_bell = true;
     }
 
     /// Appends the recorded audit entries and makes the changes durable.
@@ -67,7 +76,18 @@ impl Tx {
                 waiting.push(vault);
             }
         }
+        let rings_job_bell = self.rings_job_bell;
+        if rings_job_bell && backend == Backend::Postgres {
+            // Delivered to every listening replica when, and only if, the commit succeeds.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(bell::CHANNEL)
+                .execute(&mut *self.inner)
+                .await?;
+        }
         self.inner.commit().await?;
+        if rings_job_bell {
+            self.db.job_bell().ring();
+        }
         for vault in waiting {
             audit::link_in_background(&self.db, vault);
         }
@@ -124,6 +144,7 @@ impl Db {
             inner,
             db: self.clone(),
             audit: Vec::new(),
+            rings_job_bell: false,
         })
     }
 
