@@ -240,6 +240,7 @@ async fn metrics_count_requests_by_route_on_their_own_listener(backend: Backend)
         "quorate_job_queue_oldest_seconds 0",
         "quorate_job_leases_lapsed 0",
         "quorate_job_claims_waiting 0",
+        "quorate_job_bell_rings_total 0",
     ] {
         assert!(
             text.lines().any(|shown| shown == line),
