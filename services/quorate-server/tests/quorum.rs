@@ -12,7 +12,7 @@ use common::{
     Board,
     flow::{
         MODEL, approve, approved_node, deny, member, open_request, request, seal_transcript,
-        unlock, uploaded,
+        unlock, uploaded, voting,
     },
     make_recording, refused,
 };
@@ -464,11 +464,8 @@ async fn a_request_turns_quorate_and_its_node_transcribes_once(backend: Backend,
 quorate_server::per_backend!(denials_expiry_removal_and_unapproved_nodes_are_refused);
 
 async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let board = Board::new(&server, 3, 2).await;
+    let (db, server, board, node) = voting(backend).await;
     let vault = board.admin.vault;
-    let node = approved_node(&server.url(""), &board).await;
     let (made, _) = uploaded(&board, 1, 3).await;
 
     // k = 3 with 3 eligible voters: one denial makes it unreachable.

@@ -9,14 +9,12 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Board,
-    flow::{approve, approved_node, member, request, uploaded},
+    flow::{approve, member, open_request, uploaded, voting},
     refused,
 };
 use quorate_api::JobClaim;
 use quorate_client::{Client, ClientError};
-use quorate_crypto::statement::UnlockRequest;
-use quorate_server::test_support::{Backend, TestDb, TestServer};
+use quorate_server::test_support::{Backend, TestServer};
 
 /// Longer than any test here waits for an answer: a claim answered is one that was woken.
 const WAIT: Duration = Duration::from_secs(60);
@@ -49,27 +47,14 @@ async fn answered(
 quorate_server::per_backend!(a_waiting_claim_is_answered_as_soon_as_a_job_is_there);
 
 async fn a_waiting_claim_is_answered_as_soon_as_a_job_is_there(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db).await;
-    let board = Board::new(&server, 3, 2).await;
+    let (db, server, board, node) = voting(backend).await;
     let vault = board.admin.vault;
-    let node = approved_node(&server.url(""), &board).await;
     assert_eq!(
         refused(node.client.claim_job_waiting(Duration::from_secs(61)).await),
         (400, "invalid_wait".into())
     );
     let (made, _) = uploaded(&board, 1, 2).await;
-    let signed = request(&board, 2, &made, node.id, 3600);
-    let request_id = signed
-        .verify::<UnlockRequest>()
-        .unwrap()
-        .statement
-        .request_id;
-    member(&board, 2)
-        .1
-        .create_request(vault, &signed)
-        .await
-        .unwrap();
+    let (signed, request_id) = open_request(&board, 2, &made, node.id, 3600).await;
     let vote = |voter: usize| {
         let (board, made, signed, node) = (&board, &made, &signed, &node.identity);
         async move {

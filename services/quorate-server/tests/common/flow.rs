@@ -28,6 +28,23 @@ pub struct Node {
     pub client: Client,
 }
 
+/// A server on a fresh `backend` database, a board of an admin and three members (policy 2)
+/// and a node approved for [`MODEL`]: where a story about requests and jobs starts.
+pub async fn voting(
+    backend: quorate_server::test_support::Backend,
+) -> (
+    quorate_server::test_support::TestDb,
+    quorate_server::test_support::TestServer,
+    Board,
+    Node,
+) {
+    let db = quorate_server::test_support::TestDb::new(backend).await;
+    let server = quorate_server::test_support::TestServer::start(&db).await;
+    let board = Board::new(&server, 3, 2).await;
+    let node = approved_node(&server.url(""), &board).await;
+    (db, server, board, node)
+}
+
 /// Enrols a node with a node invite and has the admin approve it for `MODEL`.
 pub async fn approved_node(server_url: &str, board: &Board) -> Node {
     let vault = board.admin.vault;
