@@ -165,7 +165,7 @@ async fn postgres_replicas_behind_a_balancer_survive_one_killed_mid_upload() {
 
 /// The rest of the flow, with a node: a spoken recording through the balancer at `url`; the
 /// node waits for jobs on the first replica while the approvals go through the second, so
-/// that only the second's NOTIFY can wake it before its minute's wait is up; then the two
+/// that only the second's NOTIFY can wake it before its 50 s wait is up; then the two
 /// approvals of the release race, one through each replica; the minutes are read and
 /// searched through the balancer.
 async fn minutes_across_replicas(
@@ -184,7 +184,7 @@ async fn minutes_across_replicas(
         format!("http://{}", second.address),
     );
     let mut node =
-        Running::start(machine.command(&["--server", &at_first, "run", "--wait-seconds", "60"]));
+        Running::start(machine.command(&["--server", &at_first, "run", "--wait-seconds", "50"]));
     node.wait_for("waiting for jobs").await;
 
     let asked = quorate_e2e::ask(cy, recording, &node_id, "transcribe", "the minutes").await;

@@ -93,9 +93,9 @@ enum Command {
         /// Whisper threads [default: the cores free to this process].
         #[arg(long)]
         threads: Option<usize>,
-        /// Seconds each look for a job waits on the server for one to be queued (1 to 60);
+        /// Seconds each look for a job waits on the server for one to be queued (1 to 50);
         /// the server answers as soon as one is.
-        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=60))]
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=50))]
         wait_seconds: u64,
         /// The largest recording or transcript (ciphertext bytes) this node takes: it holds
         /// one in memory, with its plaintext, while it works.

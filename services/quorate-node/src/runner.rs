@@ -38,6 +38,8 @@ use crate::{SignedIn, sign_in, verified_approval};
 
 /// How long a stopping node waits for the server to take a job back.
 const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest time between two looks for a job that found none.
+const MIN_LOOK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What the node says of a job it leaves unfinished.
 const LEASE_NOTE: &str = "the server gives it out again once its lease lapses (two minutes)";
@@ -465,6 +467,7 @@ async fn work(
         } else {
             options.wait_seconds
         });
+        let asked = tokio::time::Instant::now();
         let claimed = retrying("look for a job", &ready.stop, || {
             ready.session.client.claim_job_waiting(wait)
         })
@@ -483,6 +486,12 @@ async fn work(
             if options.once {
                 eprintln!("No job waits for this node.");
                 return Ok(());
+            }
+            // A server that answers at once (one shutting down, or one that does not wait)
+            // is asked again after a pause, not in a tight loop.
+            let since = asked.elapsed();
+            if since < MIN_LOOK_INTERVAL {
+                ready.stop.sleep(MIN_LOOK_INTERVAL - since).await?;
             }
             continue;
         };

@@ -617,11 +617,11 @@ async fn denials_expiry_removal_and_unapproved_nodes_are_refused(backend: Backen
     db.drop_database().await;
 }
 
-/// What a claim that may wait up to a minute for a job answers.
+/// What a claim that may wait up to 50 s for a job answers.
 async fn wait_for_job(
     node: Client,
 ) -> Result<Option<quorate_api::JobClaim>, quorate_client::ClientError> {
-    node.claim_job_waiting(std::time::Duration::from_secs(60))
+    node.claim_job_waiting(std::time::Duration::from_secs(50))
         .await
 }
 
@@ -731,7 +731,7 @@ async fn two_servers_on_one_database_and_store_serve_one_flow() {
     tokio::time::timeout(std::time::Duration::from_secs(30), heard)
         .await
         .expect("both servers hear of the job");
-    // The claims wake: the first hands the job out long before the minute its node asked to
+    // The claims wake: the first hands the job out long before the 50 s its node asked to
     // wait, the other finds none and waits on.
     let (woken, still_waiting) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         tokio::select! {

@@ -17,7 +17,7 @@ use quorate_client::{Client, ClientError};
 use quorate_server::test_support::{Backend, TestServer};
 
 /// Longer than any test here waits for an answer: a claim answered is one that was woken.
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(50);
 
 /// A claim by `node` that waits up to [`WAIT`], running on its own.
 fn waiting_claim(node: &Client) -> tokio::task::JoinHandle<Result<Option<JobClaim>, ClientError>> {
@@ -50,7 +50,7 @@ async fn a_waiting_claim_is_answered_as_soon_as_a_job_is_there(backend: Backend)
     let (db, server, board, node) = voting(backend).await;
     let vault = board.admin.vault;
     assert_eq!(
-        refused(node.client.claim_job_waiting(Duration::from_secs(61)).await),
+        refused(node.client.claim_job_waiting(Duration::from_secs(51)).await),
         (400, "invalid_wait".into())
     );
     let (made, _) = uploaded(&board, 1, 2).await;

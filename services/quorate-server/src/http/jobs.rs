@@ -48,14 +48,15 @@ impl NodeCaller {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ClaimWait {
-    /// Seconds to wait for a job when none waits now (0 to 60, default 0): the claim answers
+    /// Seconds to wait for a job when none waits now (0 to 50, default 0): the claim answers
     /// as soon as one is queued for this node, on whichever server replica, or 204 when the
     /// time is up.
     wait: Option<u64>,
 }
 
-/// Longest wait a claim may ask for: below the read timeouts of common balancers (60 s).
-const MAX_CLAIM_WAIT_SECONDS: u64 = 60;
+/// Longest wait a claim may ask for: well below the read timeouts of common balancers (60 s),
+/// so that no balancer cuts a claim that is answered at the end of its wait.
+const MAX_CLAIM_WAIT_SECONDS: u64 = 50;
 
 /// Claims the oldest job waiting for this node, with a lease; 204 when there is none.
 ///

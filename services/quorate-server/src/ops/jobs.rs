@@ -301,20 +301,24 @@ pub(crate) async fn claim_waiting(
         if let Some(claim) = claim(app, node, crate::now()).await? {
             return Ok(Some(claim));
         }
-        if bell.stopped() || tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
         let lapse = {
             let mut connection = app.db.connection().await?;
             store::jobs::next_lapse(&mut connection, &node.id.to_string(), MAX_ATTEMPTS).await?
         };
+        // A lease lapsed already whose job another claim holds locked: look again in a
+        // second, not at once.
         let look_again = lapse.map_or(deadline, |lapse| {
-            let after = u64::try_from(lapse + 1 - crate::now()).unwrap_or(0);
+            let after = u64::try_from(lapse + 1 - crate::now()).unwrap_or(0).max(1);
             deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(after))
         });
         tokio::select! {
             () = ring => {}
             () = tokio::time::sleep_until(look_again) => {}
+        }
+        // No claim once the wait is over: its answer would come after the time the node
+        // (and any balancer in between) was told to wait.
+        if bell.stopped() || tokio::time::Instant::now() >= deadline {
+            return Ok(None);
         }
     }
 }

@@ -18,6 +18,9 @@ use tokio::sync::{Notify, OnceCell};
 
 use crate::config::SecretUrl;
 
+/// Longest a claim waits for this replica's `LISTEN` connection to be made.
+const LISTEN_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The PostgreSQL channel the bell rings on.
 pub(super) const CHANNEL: &str = "quorate_jobs";
 
@@ -83,11 +86,19 @@ impl JobBell {
     /// makes sure this process hears the other replicas' rings (so that no ring sent from now
     /// on is missed).
     pub(crate) async fn wait_here(&self) -> Result<Waiting, sqlx::Error> {
-        if let Some(url) = &self.0.postgres {
-            self.0
-                .listening
-                .get_or_try_init(|| listen(url, Arc::downgrade(&self.0)))
-                .await?;
+        if let Some(url) = &self.0.postgres
+            && !self.stopped()
+        {
+            // Bounded, so that a database that does not answer holds neither the claim nor
+            // a shutdown for long.
+            tokio::time::timeout(
+                LISTEN_CONNECT_TIMEOUT,
+                self.0
+                    .listening
+                    .get_or_try_init(|| listen(url, Arc::downgrade(&self.0))),
+            )
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
         }
         self.0.waiting.fetch_add(1, Ordering::Relaxed);
         Ok(Waiting(self.clone()))
