@@ -115,6 +115,26 @@ pub enum Error {
         need: usize,
     },
 
+    /// In a redistribution, a current holder dealt something other than their own share
+    /// (the constant term of their commitments is not their share's public image), or to
+    /// another threshold than the others.
+    #[error(
+        "holder {dealer} dealt something other than their own share: ask them to reshare again, and tell an admin if it happens twice"
+    )]
+    BadDealer {
+        /// The dealer's share index.
+        dealer: u8,
+    },
+
+    /// In a redistribution, the sub-share a dealer sent does not match their commitments.
+    #[error(
+        "the sub-share from holder {dealer} does not match what they committed to: ask them to reshare again"
+    )]
+    BadSubShare {
+        /// The dealer's share index.
+        dealer: u8,
+    },
+
     /// Two shares carry the same index.
     #[error("share {index} was given twice")]
     DuplicateShare {

@@ -19,6 +19,7 @@ pub mod roster;
 mod secret;
 pub mod statement;
 pub mod threshold;
+pub mod vss;
 mod wire;
 
 pub use age::secrecy;
