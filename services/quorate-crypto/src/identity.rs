@@ -78,14 +78,19 @@ impl AgeSecretKey {
     /// A fresh key from the operating system's random number generator, in clamped X25519
     /// form (see [`AgeSecretKey::is_clamped`]).
     pub fn generate() -> Self {
-        let mut bytes = SecretBytes::<32>::random();
+        Self::clamping(SecretBytes::<32>::random())
+    }
+
+    /// `bytes` in clamped X25519 form (see [`AgeSecretKey::is_clamped`]): for keys derived
+    /// from other secrets, which must be clamped as generated ones are.
+    pub fn clamping(bytes: SecretBytes<32>) -> Self {
         let mut clamped = *bytes.expose_secret();
         clamped[0] &= 0b1111_1000;
         clamped[31] &= 0b0111_1111;
         clamped[31] |= 0b0100_0000;
-        bytes = SecretBytes::new(clamped);
+        let key = Self(SecretBytes::new(clamped));
         zeroize::Zeroize::zeroize(&mut clamped);
-        Self(bytes)
+        key
     }
 
     /// Whether the bytes are already in clamped X25519 form (low three bits clear, top bit

@@ -31,7 +31,13 @@ use curve25519_dalek::{
 };
 use zeroize::Zeroizing;
 
-use crate::{Error, threshold::Threshold};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    AgeSecretKey, Error, SecretBytes,
+    threshold::{Subject, Threshold},
+    wire::Writer,
+};
 
 /// One holder's share: its 1-based index (the x-coordinate) and its value.
 #[derive(Clone)]
@@ -174,6 +180,21 @@ impl Polynomial {
 pub fn random_scalar() -> Scalar {
     let wide = crate::SecretBytes::<64>::random();
     Scalar::from_bytes_mod_order_wide(wide.expose_secret())
+}
+
+/// The age key that the secret shared for `subject` opens: SHA-256 over a domain string,
+/// the subject and the secret, in clamped form. The secret itself is never the key, since
+/// its commitment `s·G` is public; the subject keeps one secret from opening two things.
+pub fn age_key(secret: &Scalar, subject: &Subject) -> AgeSecretKey {
+    let mut context = Writer::new("quorate/vss-key/v1");
+    subject.encode(&mut context);
+    let mut hash = Sha256::new();
+    hash.update(context.finish());
+    hash.update(secret.as_bytes());
+    let mut digest: [u8; 32] = hash.finalize().into();
+    let key = AgeSecretKey::clamping(SecretBytes::new(digest));
+    zeroize::Zeroize::zeroize(&mut digest);
+    key
 }
 
 /// Splits `secret` into `threshold.n()` shares (indices 1..=n) with their commitments.
@@ -494,6 +515,23 @@ mod tests {
             .collect();
         assert!(redistributed_commitments(&commitments, &dealt[..2]).is_err());
         assert!(redistributed_commitments(&commitments, &dealt).is_err());
+    }
+
+    #[test]
+    fn the_key_is_rebuilt_after_a_redistribution_and_opens_what_was_sealed_to_it() {
+        let subject = Subject::Recording(crate::RecordingId::random());
+        let secret = random_scalar();
+        let key = age_key(&secret, &subject);
+        assert!(key.is_clamped());
+        let sealed = crate::envelope::seal(b"minutes", &[key.recipient()]).unwrap();
+        let (old, commitments) = split(&secret, policy(2, 3));
+        let (new, new_commitments) = redistribute(&old, &commitments, &[1, 2], policy(2, 4));
+        let rebuilt = recover(&new[2..4], &new_commitments).unwrap();
+        let opened = crate::envelope::open(&sealed, &age_key(&rebuilt, &subject), "test").unwrap();
+        assert_eq!(&opened[..], b"minutes");
+        // Another subject's key from the same secret opens nothing of this one.
+        let other = Subject::Transcript(crate::TranscriptId::random());
+        assert_ne!(age_key(&secret, &other).recipient(), key.recipient());
     }
 
     #[test]
