@@ -14,6 +14,7 @@ mod error;
 pub mod identity;
 mod ids;
 pub mod release;
+pub mod reshare;
 pub mod rewrap;
 pub mod roster;
 mod secret;

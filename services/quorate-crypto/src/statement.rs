@@ -50,10 +50,12 @@ pub enum StatementKind {
     SearchKeyCommitment,
     /// A node describes a released transcript ([`crate::release::ReleaseManifest`]).
     ReleaseManifest,
+    /// A share holder deals their share to a changed board ([`crate::reshare::ReshareDeal`]).
+    ReshareDeal,
 }
 
 impl StatementKind {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::RosterEntry,
         Self::NodeApproval,
         Self::RecordingManifest,
@@ -63,6 +65,7 @@ impl StatementKind {
         Self::VaultPolicy,
         Self::SearchKeyCommitment,
         Self::ReleaseManifest,
+        Self::ReshareDeal,
     ];
 
     fn code(self) -> u8 {
@@ -89,6 +92,7 @@ impl StatementKind {
             Self::VaultPolicy => "vault-policy",
             Self::SearchKeyCommitment => "search-key-commitment",
             Self::ReleaseManifest => "release-manifest",
+            Self::ReshareDeal => "reshare-deal",
         }
     }
 }
@@ -1239,6 +1243,7 @@ pub fn verify_any(bytes: &[u8]) -> Result<StatementKind, Error> {
         StatementKind::ReleaseManifest => {
             signed.verify::<crate::release::ReleaseManifest>().map(drop)
         }
+        StatementKind::ReshareDeal => signed.verify::<crate::reshare::ReshareDeal>().map(drop),
     }?;
     Ok(signed.kind())
 }

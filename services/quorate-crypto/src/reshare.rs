@@ -1,0 +1,454 @@
+//! The signed half of a redistribution ([`crate::vss`]): each dealing holder signs what they
+//! dealt, bound to the sharing it replaces and the roster it moves to, and a new holder
+//! accepts a new share only from k such statements that agree.
+//!
+//! What the binding stops: a server that replays a redistribution onto another roster (the
+//! new roster head and holders are signed), that mixes dealers of two redistributions (all
+//! must name the same dealers, current commitments and new holders), that passes a holder's
+//! deal off as another's (each dealer is checked against the current holder at their
+//! index), or that swaps sealed sub-shares to frame an honest dealer (each sealed sub-share's
+//! SHA-256 is signed, so a swap is the server's fault and is said to be).
+
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Error, Fingerprint, VaultId,
+    statement::{StatementBody, StatementKind, Verified, decode_checked},
+    threshold::Subject,
+    vss::Commitments,
+    wire::Writer,
+};
+
+const DOMAIN: &str = "quorate/reshare-deal/v1";
+
+/// One current holder's signed deal of their share to the new holders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReshareDeal {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// What the shared secret opens.
+    pub subject: Subject,
+    /// SHA-256 of the current commitments (their bytes), which this deal replaces.
+    pub current_commitments_sha256: [u8; 32],
+    /// The dealer's index among the current holders.
+    pub dealer: u8,
+    /// Every dealer's index, ascending: exactly the current threshold's k of them.
+    pub dealers: Vec<u8>,
+    /// The roster head the new holders belong to.
+    pub roster_head: [u8; 32],
+    /// The new holders: new share `i` is `holders[i - 1]`'s.
+    pub holders: Vec<Fingerprint>,
+    /// The dealer's commitments (their length is the new k).
+    pub commitments: Vec<u8>,
+    /// SHA-256 of the sealed sub-share for each new holder, in holder order.
+    pub sealed_subshares_sha256: Vec<[u8; 32]>,
+    /// When signed, Unix seconds.
+    pub issued_at: i64,
+}
+
+impl StatementBody for ReshareDeal {
+    const KIND: StatementKind = StatementKind::ReshareDeal;
+
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::new(DOMAIN);
+        writer.fixed(self.vault_id.as_bytes());
+        self.subject.encode(&mut writer);
+        writer
+            .fixed(&self.current_commitments_sha256)
+            .u8(self.dealer)
+            .list(&self.dealers, |writer, dealer| {
+                writer.u8(*dealer);
+            })
+            .fixed(&self.roster_head)
+            .list(&self.holders, |writer, holder| {
+                writer.fixed(holder.as_bytes());
+            })
+            .bytes(&self.commitments)
+            .list(&self.sealed_subshares_sha256, |writer, digest| {
+                writer.fixed(digest);
+            })
+            .i64(self.issued_at);
+        writer.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        decode_checked(
+            bytes,
+            DOMAIN,
+            "reshare deal",
+            |reader| {
+                Ok(Self {
+                    vault_id: VaultId::from_bytes(reader.array()?),
+                    subject: Subject::decode(reader)?,
+                    current_commitments_sha256: reader.array()?,
+                    dealer: reader.u8()?,
+                    dealers: reader.list(|reader| reader.u8())?,
+                    roster_head: reader.array()?,
+                    holders: reader.list(|reader| Ok(Fingerprint::from_bytes(reader.array()?)))?,
+                    commitments: reader.bytes()?.to_vec(),
+                    sealed_subshares_sha256: reader.list(|reader| reader.array())?,
+                    issued_at: reader.i64()?,
+                })
+            },
+            ReshareDeal::check,
+        )
+    }
+}
+
+impl ReshareDeal {
+    /// The shape every deal must have: the dealer among the dealers, dealers ascending and
+    /// distinct, one sealed sub-share per new holder, commitments that parse and no more
+    /// of them than holders.
+    fn check(&self) -> Result<(), Error> {
+        let invalid = |reason| {
+            Err(Error::InvalidField {
+                field: "reshare deal",
+                reason,
+            })
+        };
+        if !self.dealers.windows(2).all(|pair| pair[0] < pair[1]) || self.dealers.contains(&0) {
+            return invalid("the dealers must be distinct share indices, ascending");
+        }
+        if !self.dealers.contains(&self.dealer) {
+            return invalid("the dealer must be one of the dealers");
+        }
+        if self.holders.is_empty()
+            || self.holders.len() > 255
+            || self.sealed_subshares_sha256.len() != self.holders.len()
+        {
+            return invalid("one sealed sub-share for each of 1 to 255 new holders");
+        }
+        let unique: std::collections::BTreeSet<_> = self.holders.iter().collect();
+        if unique.len() != self.holders.len() {
+            return invalid("each new holder once");
+        }
+        if self.dealt_commitments()?.k() > self.holders.len() {
+            return invalid("the new threshold cannot exceed the new holders");
+        }
+        Ok(())
+    }
+
+    /// The dealer's commitments, parsed.
+    pub fn dealt_commitments(&self) -> Result<Commitments, Error> {
+        Commitments::from_bytes(&self.commitments)
+    }
+}
+
+/// SHA-256 of a sharing's commitments, as deals name the sharing they replace.
+pub fn commitments_sha256(commitments: &Commitments) -> [u8; 32] {
+    Sha256::digest(commitments.to_bytes()).into()
+}
+
+/// What a new holder expects of a redistribution: the sharing it replaces, who holds that
+/// sharing's shares now (the key of the holder at each index), and the roster head and new
+/// holders its own device verified.
+pub struct Expected<'a> {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// What the secret opens.
+    pub subject: Subject,
+    /// The current commitments.
+    pub current: &'a Commitments,
+    /// The key of the current holder of share `index`, if there is one.
+    pub current_holder: &'a dyn Fn(u8) -> Option<VerifyingKey>,
+    /// The roster head the device verified and pinned.
+    pub roster_head: [u8; 32],
+    /// The new holders, in order, as the device derives them from that roster.
+    pub holders: &'a [Fingerprint],
+}
+
+impl std::fmt::Debug for Expected<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expected")
+            .field("vault_id", &self.vault_id)
+            .field("subject", &self.subject)
+            .field("roster_head", &hex::encode(self.roster_head))
+            .field("holders", &self.holders.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks that `deals` (verified statements) are one redistribution of `expected.current`
+/// onto exactly the expected roster and holders: each signed by the current holder at its
+/// dealer index, all naming the same dealers (exactly them, k of them), the same subject,
+/// sharing, roster head and holders, and each dealing its own share. Returns the new
+/// commitments, which every party computes alike.
+pub fn check_deals(
+    expected: &Expected<'_>,
+    deals: &[Verified<ReshareDeal>],
+) -> Result<Commitments, Error> {
+    let mismatch = |field| Err(Error::BindingMismatch { field });
+    let Some(first) = deals.first() else {
+        return Err(Error::NotEnoughShares {
+            have: 0,
+            need: expected.current.k(),
+        });
+    };
+    let current_sha256 = commitments_sha256(expected.current);
+    for verified in deals {
+        let deal = &verified.statement;
+        if deal.vault_id != expected.vault_id {
+            return mismatch("vault");
+        }
+        if deal.subject != expected.subject {
+            return mismatch("subject");
+        }
+        if deal.current_commitments_sha256 != current_sha256 {
+            return mismatch("current commitments");
+        }
+        if deal.roster_head != expected.roster_head {
+            return mismatch("roster head");
+        }
+        if deal.holders != expected.holders {
+            return mismatch("new holders");
+        }
+        if deal.dealers != first.statement.dealers {
+            return mismatch("dealers");
+        }
+        if (expected.current_holder)(deal.dealer) != Some(verified.signer) {
+            return Err(Error::BadDealer {
+                dealer: deal.dealer,
+            });
+        }
+    }
+    let mut dealt_by: Vec<u8> = deals
+        .iter()
+        .map(|verified| verified.statement.dealer)
+        .collect();
+    dealt_by.sort_unstable();
+    if dealt_by != first.statement.dealers {
+        return mismatch("dealers");
+    }
+    let parsed = deals
+        .iter()
+        .map(|verified| {
+            Ok((
+                verified.statement.dealer,
+                verified.statement.dealt_commitments()?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let dealt: Vec<(u8, &Commitments)> = parsed
+        .iter()
+        .map(|(dealer, commitments)| (*dealer, commitments))
+        .collect();
+    crate::vss::redistributed_commitments(expected.current, &dealt)
+}
+
+/// Checks that `sealed` is the sub-share `deal` signed for new holder `position` (0-based)
+/// before it is opened: a mismatch is the server's doing (it stores and serves the sealed
+/// files), not the dealer's.
+pub fn check_sealed_subshare(
+    deal: &ReshareDeal,
+    position: usize,
+    sealed: &[u8],
+) -> Result<(), Error> {
+    let digest: [u8; 32] = Sha256::digest(sealed).into();
+    if deal.sealed_subshares_sha256.get(position) == Some(&digest) {
+        Ok(())
+    } else {
+        Err(Error::BindingMismatch {
+            field: "sealed sub-share signed by its dealer (the server altered or swapped it)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Identity, RecordingId,
+        statement::SignedStatement,
+        threshold::Threshold,
+        vss::{self, ScalarShare},
+    };
+
+    struct Board {
+        vault: VaultId,
+        subject: Subject,
+        identities: Vec<Identity>,
+        shares: Vec<ScalarShare>,
+        commitments: Commitments,
+    }
+
+    fn board(k: usize, n: usize) -> Board {
+        let (shares, commitments) =
+            vss::split(&vss::random_scalar(), Threshold::new(k, n).unwrap());
+        Board {
+            vault: VaultId::random(),
+            subject: Subject::Recording(RecordingId::random()),
+            identities: (0..n).map(|_| Identity::generate()).collect(),
+            shares,
+            commitments,
+        }
+    }
+
+    /// Holder at `position` deals to `holders` under k = `new_k`, among `dealers`.
+    fn signed_deal(
+        board: &Board,
+        position: usize,
+        dealers: &[u8],
+        holders: &[Fingerprint],
+        new_k: usize,
+        roster_head: [u8; 32],
+    ) -> Verified<ReshareDeal> {
+        let new = Threshold::new(new_k, holders.len()).unwrap();
+        let dealt = vss::deal(&board.shares[position], &board.commitments, new).unwrap();
+        let deal = ReshareDeal {
+            vault_id: board.vault,
+            subject: board.subject,
+            current_commitments_sha256: commitments_sha256(&board.commitments),
+            dealer: dealt.dealer,
+            dealers: dealers.to_vec(),
+            roster_head,
+            holders: holders.to_vec(),
+            commitments: dealt.commitments.to_bytes(),
+            sealed_subshares_sha256: holders.iter().map(|_| [7; 32]).collect(),
+            issued_at: 1_800_000_000,
+        };
+        let signed = SignedStatement::sign(&deal, &board.identities[position]);
+        let back = SignedStatement::from_bytes(&signed.to_bytes()).unwrap();
+        back.verify::<ReshareDeal>().unwrap()
+    }
+
+    fn check(
+        board: &Board,
+        deals: &[Verified<ReshareDeal>],
+        head: [u8; 32],
+        holders: &[Fingerprint],
+    ) -> Result<Commitments, Error> {
+        let keys: Vec<VerifyingKey> = board
+            .identities
+            .iter()
+            .map(|identity| identity.public().verifying_key)
+            .collect();
+        let current_holder = |index: u8| keys.get(usize::from(index).checked_sub(1)?).copied();
+        let expected = Expected {
+            vault_id: board.vault,
+            subject: board.subject,
+            current: &board.commitments,
+            current_holder: &current_holder,
+            roster_head: head,
+            holders,
+        };
+        check_deals(&expected, deals)
+    }
+
+    #[test]
+    fn agreeing_deals_give_the_new_commitments_to_the_same_secret() {
+        let board = board(2, 3);
+        let holders: Vec<Fingerprint> =
+            (0..4).map(|_| Identity::generate().fingerprint()).collect();
+        let deals = [
+            signed_deal(&board, 0, &[1, 3], &holders, 3, [1; 32]),
+            signed_deal(&board, 2, &[1, 3], &holders, 3, [1; 32]),
+        ];
+        let new = check(&board, &deals, [1; 32], &holders).unwrap();
+        assert_eq!(new.k(), 3);
+        assert_eq!(new.secret(), board.commitments.secret());
+    }
+
+    #[test]
+    fn a_replay_onto_another_roster_or_a_mix_of_redistributions_is_refused() {
+        let board = board(2, 3);
+        let holders: Vec<Fingerprint> =
+            (0..3).map(|_| Identity::generate().fingerprint()).collect();
+        let deals = [
+            signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]),
+            signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]),
+        ];
+        // Another roster head than the device pinned.
+        assert!(matches!(
+            check(&board, &deals, [2; 32], &holders),
+            Err(Error::BindingMismatch {
+                field: "roster head"
+            })
+        ));
+        // Other holders.
+        let mut others = holders.clone();
+        others.swap(0, 1);
+        assert!(matches!(
+            check(&board, &deals, [1; 32], &others),
+            Err(Error::BindingMismatch {
+                field: "new holders"
+            })
+        ));
+        // A deal of another redistribution (other dealers) mixed in.
+        let stray = signed_deal(&board, 1, &[2, 3], &holders, 2, [1; 32]);
+        assert!(matches!(
+            check(&board, &[deals[0].clone(), stray], [1; 32], &holders),
+            Err(Error::BindingMismatch { field: "dealers" })
+        ));
+        // Too few deals for the dealers they name.
+        assert!(matches!(
+            check(&board, &deals[..1], [1; 32], &holders),
+            Err(Error::BindingMismatch { field: "dealers" })
+        ));
+    }
+
+    #[test]
+    fn a_deal_signed_by_anyone_but_the_holder_at_its_index_names_that_index() {
+        let board = board(2, 3);
+        let holders: Vec<Fingerprint> =
+            (0..3).map(|_| Identity::generate().fingerprint()).collect();
+        let honest = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]);
+        // Holder 3 signs a deal that claims to be holder 2's.
+        let mut stolen = signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]);
+        stolen.signer = board.identities[2].public().verifying_key;
+        assert!(matches!(
+            check(&board, &[honest, stolen], [1; 32], &holders),
+            Err(Error::BadDealer { dealer: 2 })
+        ));
+    }
+
+    #[test]
+    fn a_sealed_sub_share_swapped_by_the_server_is_its_fault() {
+        let board = board(2, 3);
+        let holders: Vec<Fingerprint> =
+            (0..2).map(|_| Identity::generate().fingerprint()).collect();
+        let mut deal = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]).statement;
+        deal.sealed_subshares_sha256[1] = Sha256::digest(b"sealed for the second").into();
+        check_sealed_subshare(&deal, 1, b"sealed for the second").unwrap();
+        let refused = check_sealed_subshare(&deal, 1, b"sealed for someone else").unwrap_err();
+        assert!(refused.to_string().contains("server"), "{refused}");
+    }
+
+    #[test]
+    fn malformed_deals_do_not_decode() {
+        let board = board(2, 3);
+        let holders: Vec<Fingerprint> =
+            (0..2).map(|_| Identity::generate().fingerprint()).collect();
+        let good = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]).statement;
+        assert_eq!(ReshareDeal::decode(&good.encode()).unwrap(), good);
+        let broken = [
+            ReshareDeal {
+                dealers: vec![2, 1],
+                ..good.clone()
+            },
+            ReshareDeal {
+                dealer: 3,
+                ..good.clone()
+            },
+            ReshareDeal {
+                sealed_subshares_sha256: vec![[0; 32]],
+                ..good.clone()
+            },
+            ReshareDeal {
+                holders: vec![holders[0], holders[0]],
+                ..good.clone()
+            },
+            ReshareDeal {
+                commitments: vec![0xff; 32],
+                ..good.clone()
+            },
+        ];
+        for deal in broken {
+            assert!(ReshareDeal::decode(&deal.encode()).is_err(), "{deal:?}");
+        }
+    }
+}
