@@ -16,7 +16,7 @@ use crate::{
     Error, Fingerprint, VaultId,
     statement::{StatementBody, StatementKind, Verified, decode_checked},
     threshold::Subject,
-    vss::Commitments,
+    vss::{Commitments, ScalarShare},
     wire::Writer,
 };
 
@@ -258,15 +258,95 @@ pub fn check_sealed_subshare(
     }
 }
 
+const SUBSHARE_DOMAIN: &str = "quorate/reshare-subshare/v1";
+
+/// Where a sealed sub-share belongs: sealed inside it, and checked by the new holder who
+/// opens it, so that one dealt for another subject, roster, dealer or holder is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubShareBinding {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// What the shared secret opens.
+    pub subject: Subject,
+    /// The roster head the new holders belong to.
+    pub roster_head: [u8; 32],
+    /// Who dealt it (their current share index).
+    pub dealer: u8,
+    /// The new holder's share index.
+    pub index: u8,
+    /// The new holder.
+    pub holder: Fingerprint,
+}
+
+impl SubShareBinding {
+    fn encode(&self, writer: &mut Writer) {
+        writer.fixed(self.vault_id.as_bytes());
+        self.subject.encode(writer);
+        writer
+            .fixed(&self.roster_head)
+            .u8(self.dealer)
+            .u8(self.index)
+            .fixed(self.holder.as_bytes());
+    }
+
+    fn decode(reader: &mut crate::wire::Reader<'_>) -> Result<Self, Error> {
+        Ok(Self {
+            vault_id: VaultId::from_bytes(reader.array()?),
+            subject: Subject::decode(reader)?,
+            roster_head: reader.array()?,
+            dealer: reader.u8()?,
+            index: reader.u8()?,
+            holder: Fingerprint::from_bytes(reader.array()?),
+        })
+    }
+}
+
+/// Seals `subshare` (whose index must be the binding's) with its binding to the new
+/// holder's recipient.
+pub fn seal_subshare(
+    binding: &SubShareBinding,
+    subshare: &ScalarShare,
+    holder: &crate::Recipient,
+) -> Result<Vec<u8>, Error> {
+    if binding.index != subshare.index() {
+        return Err(Error::BindingMismatch {
+            field: "sub-share index",
+        });
+    }
+    let mut writer = Writer::new(SUBSHARE_DOMAIN);
+    binding.encode(&mut writer);
+    writer.fixed(&*subshare.to_bytes());
+    let plaintext = zeroize::Zeroizing::new(writer.finish());
+    crate::envelope::seal(&plaintext, std::slice::from_ref(holder))
+}
+
+/// Opens a sealed sub-share with the new holder's key and checks its binding against
+/// `expected`, field by field.
+pub fn open_subshare(
+    sealed: &[u8],
+    key: &crate::AgeSecretKey,
+    expected: &SubShareBinding,
+) -> Result<ScalarShare, Error> {
+    let plaintext = crate::envelope::open(sealed, key, "sealed sub-share")?;
+    let mut reader = crate::wire::Reader::new(&plaintext, SUBSHARE_DOMAIN, "sealed sub-share")?;
+    let binding = SubShareBinding::decode(&mut reader)?;
+    let value = zeroize::Zeroizing::new(reader.array::<32>()?);
+    reader.finish()?;
+    Error::first_mismatch(&[
+        ("vault", binding.vault_id == expected.vault_id),
+        ("subject", binding.subject == expected.subject),
+        ("roster head", binding.roster_head == expected.roster_head),
+        ("dealer", binding.dealer == expected.dealer),
+        ("share index", binding.index == expected.index),
+        ("holder", binding.holder == expected.holder),
+    ])?;
+    ScalarShare::from_bytes(binding.index, &value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        Identity, RecordingId,
-        statement::SignedStatement,
-        threshold::Threshold,
-        vss::{self, ScalarShare},
-    };
+    use crate::{Identity, RecordingId, statement::SignedStatement, threshold::Threshold, vss};
 
     struct Board {
         vault: VaultId,
@@ -416,6 +496,125 @@ mod tests {
         check_sealed_subshare(&deal, 1, b"sealed for the second").unwrap();
         let refused = check_sealed_subshare(&deal, 1, b"sealed for someone else").unwrap_err();
         assert!(refused.to_string().contains("server"), "{refused}");
+    }
+
+    #[test]
+    fn a_changed_board_rebuilds_the_key_from_sealed_sub_shares_and_the_old_one_cannot() {
+        // 2-of-3; holders 1 and 3 deal to a new 2-of-3 board: holder 3 stays, two join.
+        let secret = vss::random_scalar();
+        let (shares, commitments) = vss::split(&secret, Threshold::new(2, 3).unwrap());
+        let mut board = board(2, 3);
+        board.shares = shares;
+        board.commitments = commitments;
+        let key = vss::age_key(&secret, &board.subject);
+        let sealed_recording = crate::envelope::seal(b"the meeting", &[key.recipient()]).unwrap();
+        let new_board = [
+            board.identities[2].clone(),
+            Identity::generate(),
+            Identity::generate(),
+        ];
+        let holders: Vec<Fingerprint> = new_board.iter().map(Identity::fingerprint).collect();
+        let head = [9; 32];
+        let new = Threshold::new(2, 3).unwrap();
+        let mut deals = Vec::new();
+        let mut sealed = Vec::new();
+        for position in [0, 2] {
+            let dealt = vss::deal(&board.shares[position], &board.commitments, new).unwrap();
+            let files: Vec<Vec<u8>> = dealt
+                .subshares
+                .iter()
+                .zip(&new_board)
+                .map(|(subshare, holder)| {
+                    let binding = SubShareBinding {
+                        vault_id: board.vault,
+                        subject: board.subject,
+                        roster_head: head,
+                        dealer: dealt.dealer,
+                        index: subshare.index(),
+                        holder: holder.fingerprint(),
+                    };
+                    seal_subshare(&binding, subshare, &holder.public().recipient).unwrap()
+                })
+                .collect();
+            let deal = ReshareDeal {
+                vault_id: board.vault,
+                subject: board.subject,
+                current_commitments_sha256: commitments_sha256(&board.commitments),
+                dealer: dealt.dealer,
+                dealers: vec![1, 3],
+                roster_head: head,
+                holders: holders.clone(),
+                commitments: dealt.commitments.to_bytes(),
+                sealed_subshares_sha256: files
+                    .iter()
+                    .map(|file| Sha256::digest(file).into())
+                    .collect(),
+                issued_at: 1_800_000_000,
+            };
+            let signed = SignedStatement::sign(&deal, &board.identities[position]);
+            deals.push(signed.verify::<ReshareDeal>().unwrap());
+            sealed.push(files);
+        }
+        let new_commitments = check(&board, &deals, head, &holders).unwrap();
+
+        // Each new holder opens what was sealed to them, checks it, and combines.
+        let mut new_shares = Vec::new();
+        for (position, holder) in new_board.iter().enumerate() {
+            let mut received = Vec::new();
+            for (deal, files) in deals.iter().zip(&sealed) {
+                check_sealed_subshare(&deal.statement, position, &files[position]).unwrap();
+                let expected = SubShareBinding {
+                    vault_id: board.vault,
+                    subject: board.subject,
+                    roster_head: head,
+                    dealer: deal.statement.dealer,
+                    index: position as u8 + 1,
+                    holder: holder.fingerprint(),
+                };
+                received
+                    .push(open_subshare(&files[position], holder.age_key(), &expected).unwrap());
+            }
+            let parsed: Vec<Commitments> = deals
+                .iter()
+                .map(|deal| deal.statement.dealt_commitments().unwrap())
+                .collect();
+            let inputs: Vec<(u8, &Commitments, &ScalarShare)> = deals
+                .iter()
+                .zip(&parsed)
+                .zip(&received)
+                .map(|((deal, commitments), subshare)| {
+                    (deal.statement.dealer, commitments, subshare)
+                })
+                .collect();
+            let (share, commitments) = vss::receive(&board.commitments, &inputs).unwrap();
+            assert_eq!(commitments, new_commitments);
+            new_shares.push(share);
+        }
+        // The two who joined rebuild the key and open the recording made before they came.
+        let rebuilt = vss::recover(&new_shares[1..], &new_commitments).unwrap();
+        let heard = crate::envelope::open(
+            &sealed_recording,
+            &vss::age_key(&rebuilt, &board.subject),
+            "recording",
+        )
+        .unwrap();
+        assert_eq!(&heard[..], b"the meeting");
+        // The leaver's old share with one new share rebuilds nothing.
+        let mixed = [board.shares[0].clone(), new_shares[1].clone()];
+        assert!(vss::recover(&mixed, &new_commitments).is_err());
+        // A sub-share opened as if from another dealer is refused by its binding.
+        let wrong = SubShareBinding {
+            vault_id: board.vault,
+            subject: board.subject,
+            roster_head: head,
+            dealer: 2,
+            index: 1,
+            holder: holders[0],
+        };
+        assert!(matches!(
+            open_subshare(&sealed[0][0], new_board[0].age_key(), &wrong),
+            Err(Error::BindingMismatch { field: "dealer" })
+        ));
     }
 
     #[test]
