@@ -1,5 +1,7 @@
 //! `cargo bench -p quorate-crypto`: envelope throughput against raw ChaCha20-Poly1305 over
-//! the same 64 MiB, and k-of-n split and combine. Figures go in docs/BENCHMARKS.md.
+//! the same 64 MiB; k-of-n split and combine, byte-wise over GF(256) beside the verifiable
+//! sharing over ristretto255 meant to replace it; and what one recording costs each party
+//! when a board re-shares. Figures go in docs/BENCHMARKS.md.
 
 use std::{hint::black_box, io, time::Duration};
 
@@ -8,6 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use quorate_crypto::{
     AgeSecretKey, envelope,
     threshold::{self, Threshold},
+    vss::{self, Commitments, ScalarShare},
 };
 
 const SIZE: usize = 64 << 20;
@@ -85,5 +88,48 @@ fn split_and_combine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, envelope_against_raw_aead, split_and_combine);
+/// Per recording: the verifiable split and rebuild beside the GF(256) ones above, and in a
+/// re-share the dealer's work (one deal), a new holder's (checking the k deals' commitments
+/// and combining its k sub-shares).
+fn verifiable_sharing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vss");
+    for (k, n) in [(3usize, 5usize), (7, 12)] {
+        let policy = Threshold::new(k, n).unwrap();
+        let label = format!("{k}-of-{n}");
+        let secret = vss::random_scalar();
+        group.bench_with_input(BenchmarkId::new("split", &label), &policy, |b, policy| {
+            b.iter(|| vss::split(&secret, *policy))
+        });
+        let (shares, commitments) = vss::split(&secret, policy);
+        group.bench_with_input(
+            BenchmarkId::new("recover", &label),
+            &shares[..k],
+            |b, shares| b.iter(|| vss::recover(shares, &commitments).unwrap()),
+        );
+        group.bench_with_input(BenchmarkId::new("deal", &label), &shares[0], |b, share| {
+            b.iter(|| vss::deal(share, &commitments, policy).unwrap())
+        });
+        let deals: Vec<vss::Deal> = shares[..k]
+            .iter()
+            .map(|share| vss::deal(share, &commitments, policy).unwrap())
+            .collect();
+        let received: Vec<(u8, &Commitments, &ScalarShare)> = deals
+            .iter()
+            .map(|deal| (deal.dealer, &deal.commitments, &deal.subshares[0]))
+            .collect();
+        group.bench_with_input(
+            BenchmarkId::new("receive", &label),
+            &received,
+            |b, received| b.iter(|| vss::receive(&commitments, received).unwrap()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    envelope_against_raw_aead,
+    split_and_combine,
+    verifiable_sharing
+);
 criterion_main!(benches);
