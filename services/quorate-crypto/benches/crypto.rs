@@ -120,7 +120,7 @@ fn verifiable_sharing(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("receive", &label),
             &received,
-            |b, received| b.iter(|| vss::receive(&commitments, received).unwrap()),
+            |b, received| b.iter(|| vss::receive(&commitments, k, received).unwrap()),
         );
     }
     group.finish();

@@ -29,12 +29,17 @@ pub struct ReshareDeal {
     pub vault_id: VaultId,
     /// What the shared secret opens.
     pub subject: Subject,
+    /// This re-share, chosen by whoever starts it: every deal of one re-share names it, so
+    /// deals of a retried re-share cannot be mixed with the first's.
+    pub reshare_id: [u8; 16],
     /// SHA-256 of the current commitments (their bytes), which this deal replaces.
     pub current_commitments_sha256: [u8; 32],
     /// The dealer's index among the current holders.
     pub dealer: u8,
     /// Every dealer's index, ascending: exactly the current threshold's k of them.
     pub dealers: Vec<u8>,
+    /// Shares needed after the re-share (the vault policy the dealer verified).
+    pub new_k: u8,
     /// The roster head the new holders belong to.
     pub roster_head: [u8; 32],
     /// The new holders: new share `i` is `holders[i - 1]`'s.
@@ -59,11 +64,13 @@ impl StatementBody for ReshareDeal {
         writer.fixed(self.vault_id.as_bytes());
         self.subject.encode(&mut writer);
         writer
+            .fixed(&self.reshare_id)
             .fixed(&self.current_commitments_sha256)
             .u8(self.dealer)
             .list(&self.dealers, |writer, dealer| {
                 writer.u8(*dealer);
             })
+            .u8(self.new_k)
             .fixed(&self.roster_head)
             .list(&self.holders, |writer, holder| {
                 writer.fixed(holder.as_bytes());
@@ -85,9 +92,11 @@ impl StatementBody for ReshareDeal {
                 Ok(Self {
                     vault_id: VaultId::from_bytes(reader.array()?),
                     subject: Subject::decode(reader)?,
+                    reshare_id: reader.array()?,
                     current_commitments_sha256: reader.array()?,
                     dealer: reader.u8()?,
                     dealers: reader.list(|reader| reader.u8())?,
+                    new_k: reader.u8()?,
                     roster_head: reader.array()?,
                     holders: reader.list(|reader| Ok(Fingerprint::from_bytes(reader.array()?)))?,
                     commitments: reader.bytes()?.to_vec(),
@@ -127,8 +136,11 @@ impl ReshareDeal {
         if unique.len() != self.holders.len() {
             return invalid("each new holder once");
         }
-        if self.dealt_commitments()?.k() > self.holders.len() {
-            return invalid("the new threshold cannot exceed the new holders");
+        if self.new_k == 0 || usize::from(self.new_k) > self.holders.len() {
+            return invalid("the new threshold must be 1 to the number of new holders");
+        }
+        if self.dealt_commitments()?.k() != usize::from(self.new_k) {
+            return invalid("one commitment per coefficient of the new threshold");
         }
         Ok(())
     }
@@ -152,8 +164,16 @@ pub struct Expected<'a> {
     pub vault_id: VaultId,
     /// What the secret opens.
     pub subject: Subject,
-    /// The current commitments.
+    /// The current commitments, as the server gives them.
     pub current: &'a Commitments,
+    /// The commitment to the secret in the subject's signed manifest, which no re-share
+    /// changes: with `current_k` it pins `current` to the true sharing.
+    pub secret_commitment: curve25519_dalek::ristretto::RistrettoPoint,
+    /// Shares needed now: the signed manifest's k, or the signed `new_k` of the re-share
+    /// that made the current sharing.
+    pub current_k: usize,
+    /// Shares needed after the re-share: the vault policy the device verified.
+    pub new_k: usize,
     /// The key of the current holder of share `index`, if there is one.
     pub current_holder: &'a dyn Fn(u8) -> Option<VerifyingKey>,
     /// The roster head the device verified and pinned.
@@ -173,6 +193,21 @@ impl std::fmt::Debug for Expected<'_> {
     }
 }
 
+/// Checks that the current commitments the server gave are the subject's true sharing: the
+/// signed commitment to the secret and the signed k. A dealer checks this before dealing
+/// and a new holder before accepting: against made-up commitments that only the dealers'
+/// shares satisfy, a re-share would share another secret and lose the key.
+pub fn check_current(expected: &Expected<'_>) -> Result<(), Error> {
+    if expected.current.secret() != expected.secret_commitment
+        || expected.current.k() != expected.current_k
+    {
+        return Err(Error::BindingMismatch {
+            field: "current commitments (not the sharing the signed manifest and re-shares describe)",
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `deals` (verified statements) are one redistribution of `expected.current`
 /// onto exactly the expected roster and holders: each signed by the current holder at its
 /// dealer index, all naming the same dealers (exactly them, k of them), the same subject,
@@ -189,6 +224,10 @@ pub fn check_deals(
             need: expected.current.k(),
         });
     };
+    check_current(expected)?;
+    if first.statement.dealers.len() != expected.current_k {
+        return mismatch("dealers (exactly the current k of them)");
+    }
     let current_sha256 = commitments_sha256(expected.current);
     for verified in deals {
         let deal = &verified.statement;
@@ -207,13 +246,18 @@ pub fn check_deals(
         if deal.holders != expected.holders {
             return mismatch("new holders");
         }
+        if deal.reshare_id != first.statement.reshare_id {
+            return mismatch("re-share");
+        }
         if deal.dealers != first.statement.dealers {
             return mismatch("dealers");
         }
+        if usize::from(deal.new_k) != expected.new_k {
+            return mismatch("new threshold");
+        }
+        // Not the holder's fault: anyone (the server too) can sign a deal in their name.
         if (expected.current_holder)(deal.dealer) != Some(verified.signer) {
-            return Err(Error::BadDealer {
-                dealer: deal.dealer,
-            });
+            return mismatch("signer of a deal (not the current holder at its index)");
         }
     }
     let mut dealt_by: Vec<u8> = deals
@@ -237,7 +281,7 @@ pub fn check_deals(
         .iter()
         .map(|(dealer, commitments)| (*dealer, commitments))
         .collect();
-    crate::vss::redistributed_commitments(expected.current, &dealt)
+    crate::vss::redistributed_commitments(expected.current, expected.new_k, &dealt)
 }
 
 /// Checks that `sealed` is the sub-share `deal` signed for new holder `position` (0-based)
@@ -268,10 +312,14 @@ pub struct SubShareBinding {
     pub vault_id: VaultId,
     /// What the shared secret opens.
     pub subject: Subject,
+    /// The re-share.
+    pub reshare_id: [u8; 16],
     /// The roster head the new holders belong to.
     pub roster_head: [u8; 32],
     /// Who dealt it (their current share index).
     pub dealer: u8,
+    /// SHA-256 of the dealer's commitments, which the sub-share must satisfy.
+    pub dealt_commitments_sha256: [u8; 32],
     /// The new holder's share index.
     pub index: u8,
     /// The new holder.
@@ -283,8 +331,10 @@ impl SubShareBinding {
         writer.fixed(self.vault_id.as_bytes());
         self.subject.encode(writer);
         writer
+            .fixed(&self.reshare_id)
             .fixed(&self.roster_head)
             .u8(self.dealer)
+            .fixed(&self.dealt_commitments_sha256)
             .u8(self.index)
             .fixed(self.holder.as_bytes());
     }
@@ -293,8 +343,10 @@ impl SubShareBinding {
         Ok(Self {
             vault_id: VaultId::from_bytes(reader.array()?),
             subject: Subject::decode(reader)?,
+            reshare_id: reader.array()?,
             roster_head: reader.array()?,
             dealer: reader.u8()?,
+            dealt_commitments_sha256: reader.array()?,
             index: reader.u8()?,
             holder: Fingerprint::from_bytes(reader.array()?),
         })
@@ -335,8 +387,13 @@ pub fn open_subshare(
     Error::first_mismatch(&[
         ("vault", binding.vault_id == expected.vault_id),
         ("subject", binding.subject == expected.subject),
+        ("re-share", binding.reshare_id == expected.reshare_id),
         ("roster head", binding.roster_head == expected.roster_head),
         ("dealer", binding.dealer == expected.dealer),
+        (
+            "dealer's commitments",
+            binding.dealt_commitments_sha256 == expected.dealt_commitments_sha256,
+        ),
         ("share index", binding.index == expected.index),
         ("holder", binding.holder == expected.holder),
     ])?;
@@ -382,9 +439,11 @@ mod tests {
         let deal = ReshareDeal {
             vault_id: board.vault,
             subject: board.subject,
+            reshare_id: [5; 16],
             current_commitments_sha256: commitments_sha256(&board.commitments),
             dealer: dealt.dealer,
             dealers: dealers.to_vec(),
+            new_k: new.k(),
             roster_head,
             holders: holders.to_vec(),
             commitments: dealt.commitments.to_bytes(),
@@ -402,16 +461,33 @@ mod tests {
         head: [u8; 32],
         holders: &[Fingerprint],
     ) -> Result<Commitments, Error> {
+        check_against(board, &board.commitments, deals, head, holders)
+    }
+
+    /// As [`check`], with `current` as the commitments the server gave.
+    fn check_against(
+        board: &Board,
+        current: &Commitments,
+        deals: &[Verified<ReshareDeal>],
+        head: [u8; 32],
+        holders: &[Fingerprint],
+    ) -> Result<Commitments, Error> {
         let keys: Vec<VerifyingKey> = board
             .identities
             .iter()
             .map(|identity| identity.public().verifying_key)
             .collect();
         let current_holder = |index: u8| keys.get(usize::from(index).checked_sub(1)?).copied();
+        let new_k = deals
+            .first()
+            .map_or(1, |deal| usize::from(deal.statement.new_k));
         let expected = Expected {
             vault_id: board.vault,
             subject: board.subject,
-            current: &board.commitments,
+            current,
+            secret_commitment: board.commitments.secret(),
+            current_k: board.commitments.k(),
+            new_k,
             current_holder: &current_holder,
             roster_head: head,
             holders,
@@ -464,6 +540,13 @@ mod tests {
             check(&board, &[deals[0].clone(), stray], [1; 32], &holders),
             Err(Error::BindingMismatch { field: "dealers" })
         ));
+        // A deal of a retried re-share (another ID) mixed in.
+        let mut retried = signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]);
+        retried.statement.reshare_id = [6; 16];
+        assert!(matches!(
+            check(&board, &[deals[0].clone(), retried], [1; 32], &holders),
+            Err(Error::BindingMismatch { field: "re-share" })
+        ));
         // Too few deals for the dealers they name.
         assert!(matches!(
             check(&board, &deals[..1], [1; 32], &holders),
@@ -472,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deal_signed_by_anyone_but_the_holder_at_its_index_names_that_index() {
+    fn a_deal_signed_by_anyone_but_the_holder_at_its_index_is_refused_without_blaming_them() {
         let board = board(2, 3);
         let holders: Vec<Fingerprint> =
             (0..3).map(|_| Identity::generate().fingerprint()).collect();
@@ -480,9 +563,30 @@ mod tests {
         // Holder 3 signs a deal that claims to be holder 2's.
         let mut stolen = signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]);
         stolen.signer = board.identities[2].public().verifying_key;
+        // Not holder 2's fault (anyone can sign in their name): the signature is refused.
         assert!(matches!(
             check(&board, &[honest, stolen], [1; 32], &holders),
-            Err(Error::BadDealer { dealer: 2 })
+            Err(Error::BindingMismatch { field }) if field.starts_with("signer of a deal")
+        ));
+    }
+
+    #[test]
+    fn current_commitments_the_server_made_up_are_refused() {
+        // k = 3, but the server offers another sharing: a re-share of it would share
+        // another secret, and the key would be lost once the old shares are deleted.
+        let board = board(3, 3);
+        let holders: Vec<Fingerprint> =
+            (0..3).map(|_| Identity::generate().fingerprint()).collect();
+        let deals = [
+            signed_deal(&board, 0, &[1, 2, 3], &holders, 2, [1; 32]),
+            signed_deal(&board, 1, &[1, 2, 3], &holders, 2, [1; 32]),
+            signed_deal(&board, 2, &[1, 2, 3], &holders, 2, [1; 32]),
+        ];
+        check(&board, &deals, [1; 32], &holders).unwrap();
+        let (_, made_up) = vss::split(&vss::random_scalar(), Threshold::new(2, 3).unwrap());
+        assert!(matches!(
+            check_against(&board, &made_up, &deals, [1; 32], &holders),
+            Err(Error::BindingMismatch { field }) if field.starts_with("current commitments")
         ));
     }
 
@@ -528,8 +632,10 @@ mod tests {
                     let binding = SubShareBinding {
                         vault_id: board.vault,
                         subject: board.subject,
+                        reshare_id: [5; 16],
                         roster_head: head,
                         dealer: dealt.dealer,
+                        dealt_commitments_sha256: commitments_sha256(&dealt.commitments),
                         index: subshare.index(),
                         holder: holder.fingerprint(),
                     };
@@ -539,9 +645,11 @@ mod tests {
             let deal = ReshareDeal {
                 vault_id: board.vault,
                 subject: board.subject,
+                reshare_id: [5; 16],
                 current_commitments_sha256: commitments_sha256(&board.commitments),
                 dealer: dealt.dealer,
                 dealers: vec![1, 3],
+                new_k: 2,
                 roster_head: head,
                 holders: holders.clone(),
                 commitments: dealt.commitments.to_bytes(),
@@ -566,8 +674,10 @@ mod tests {
                 let expected = SubShareBinding {
                     vault_id: board.vault,
                     subject: board.subject,
+                    reshare_id: deal.statement.reshare_id,
                     roster_head: head,
                     dealer: deal.statement.dealer,
+                    dealt_commitments_sha256: Sha256::digest(&deal.statement.commitments).into(),
                     index: position as u8 + 1,
                     holder: holder.fingerprint(),
                 };
@@ -586,7 +696,7 @@ mod tests {
                     (deal.statement.dealer, commitments, subshare)
                 })
                 .collect();
-            let (share, commitments) = vss::receive(&board.commitments, &inputs).unwrap();
+            let (share, commitments) = vss::receive(&board.commitments, 2, &inputs).unwrap();
             assert_eq!(commitments, new_commitments);
             new_shares.push(share);
         }
@@ -606,8 +716,10 @@ mod tests {
         let wrong = SubShareBinding {
             vault_id: board.vault,
             subject: board.subject,
+            reshare_id: [5; 16],
             roster_head: head,
             dealer: 2,
+            dealt_commitments_sha256: Sha256::digest(&deals[0].statement.commitments).into(),
             index: 1,
             holder: holders[0],
         };
@@ -643,6 +755,14 @@ mod tests {
             },
             ReshareDeal {
                 commitments: vec![0xff; 32],
+                ..good.clone()
+            },
+            ReshareDeal {
+                new_k: 1,
+                ..good.clone()
+            },
+            ReshareDeal {
+                new_k: 3,
                 ..good.clone()
             },
         ];

@@ -142,6 +142,8 @@ impl Commitments {
                     .and_then(|compressed| compressed.decompress())
             })
             .collect::<Option<Vec<_>>>()
+            // The identity commits to zero: as the secret it would make the key public.
+            .filter(|points| !points.contains(&RistrettoPoint::identity()))
             .map(Self)
             .ok_or(malformed)
     }
@@ -290,7 +292,7 @@ pub fn check_dealt(
     dealt: &Commitments,
     new_k: usize,
 ) -> Result<(), Error> {
-    if dealt.k() != new_k || dealt.secret() != current.public_share(dealer) {
+    if dealer == 0 || dealt.k() != new_k || dealt.secret() != current.public_share(dealer) {
         return Err(Error::BadDealer { dealer });
     }
     Ok(())
@@ -298,14 +300,15 @@ pub fn check_dealt(
 
 /// The commitments of the new sharing, from the current ones and what each dealer in the
 /// set published (dealer index, commitments): the same for every party that computes them.
-/// Refused unless the dealers are `current.k()` distinct holders, each dealt their own
-/// share, all to the same new threshold.
+/// Refused unless the dealers are at least `current.k()` distinct holders, each of whom
+/// dealt their own share under the expected new threshold `new_k` (a dealer who did not
+/// is named).
 pub fn redistributed_commitments(
     current: &Commitments,
+    new_k: usize,
     dealt: &[(u8, &Commitments)],
 ) -> Result<Commitments, Error> {
     let dealers = distinct_indices(dealt.iter().map(|(dealer, _)| *dealer), current.k())?;
-    let new_k = dealt[0].1.k();
     for (dealer, commitments) in dealt {
         check_dealt(current, *dealer, commitments, new_k)?;
     }
@@ -328,13 +331,14 @@ pub fn redistributed_commitments(
 /// against which it verifies.
 pub fn receive(
     current: &Commitments,
+    new_k: usize,
     received: &[(u8, &Commitments, &ScalarShare)],
 ) -> Result<(ScalarShare, Commitments), Error> {
     let dealt: Vec<(u8, &Commitments)> = received
         .iter()
         .map(|(dealer, commitments, _)| (*dealer, *commitments))
         .collect();
-    let new_commitments = redistributed_commitments(current, &dealt)?;
+    let new_commitments = redistributed_commitments(current, new_k, &dealt)?;
     let index = received[0].2.index;
     for (dealer, commitments, subshare) in received {
         if subshare.index != index || commitments.verify(subshare).is_err() {
@@ -378,7 +382,8 @@ mod tests {
                 .iter()
                 .map(|deal| (deal.dealer, &deal.commitments, &deal.subshares[j]))
                 .collect();
-            let (share, commitments) = receive(commitments, &received).unwrap();
+            let (share, commitments) =
+                receive(commitments, usize::from(new.k()), &received).unwrap();
             new_shares.push(share);
             new_commitments = Some(commitments);
         }
@@ -474,7 +479,7 @@ mod tests {
             (3, &forged_deal.commitments, &forged_deal.subshares[0]),
         ];
         assert!(matches!(
-            receive(&commitments, &received),
+            receive(&commitments, 2, &received),
             Err(Error::BadDealer { dealer: 3 })
         ));
         // And an honest device refuses to deal a share that is not its own.
@@ -496,7 +501,7 @@ mod tests {
             (2, &second.commitments, &second.subshares[1]),
         ];
         assert!(matches!(
-            receive(&commitments, &received),
+            receive(&commitments, 2, &received),
             Err(Error::BadSubShare { dealer: 2 })
         ));
     }
@@ -513,8 +518,17 @@ mod tests {
             .iter()
             .map(|deal| (deal.dealer, &deal.commitments))
             .collect();
-        assert!(redistributed_commitments(&commitments, &dealt[..2]).is_err());
-        assert!(redistributed_commitments(&commitments, &dealt).is_err());
+        assert!(redistributed_commitments(&commitments, 2, &dealt[..2]).is_err());
+        assert!(redistributed_commitments(&commitments, 2, &dealt).is_err());
+        // Three distinct dealers, each under k = 2: refused (the first named) when the
+        // signed policy says 3, accepted when it says 2.
+        let third = deal(&old[2], &commitments, new).unwrap();
+        let three = [dealt[0], dealt[1], (third.dealer, &third.commitments)];
+        assert!(matches!(
+            redistributed_commitments(&commitments, 3, &three),
+            Err(Error::BadDealer { dealer: 1 })
+        ));
+        assert!(redistributed_commitments(&commitments, 2, &three).is_ok());
     }
 
     #[test]
@@ -545,6 +559,8 @@ mod tests {
         let back = ScalarShare::from_bytes(shares[0].index(), &bytes).unwrap();
         commitments.verify(&back).unwrap();
         assert!(Commitments::from_bytes(&[0xff; 32]).is_err());
+        // The identity point commits to zero.
+        assert!(Commitments::from_bytes(&[0; 32]).is_err());
         assert!(Commitments::from_bytes(&[]).is_err());
         assert!(ScalarShare::from_bytes(1, &[0xff; 32]).is_err());
         assert!(ScalarShare::from_bytes(0, &bytes).is_err());
