@@ -301,6 +301,10 @@ pub(crate) async fn claim_waiting(
         if let Some(claim) = claim(app, node, crate::now()).await? {
             return Ok(Some(claim));
         }
+        // A claim that came in while the server was stopping heard the last ring already.
+        if bell.stopped() {
+            return Ok(None);
+        }
         let lapse = {
             let mut connection = app.db.connection().await?;
             store::jobs::next_lapse(&mut connection, &node.id.to_string(), MAX_ATTEMPTS).await?
