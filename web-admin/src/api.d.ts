@@ -2037,7 +2037,7 @@ export interface operations {
         parameters: {
             query?: {
                 /**
-                 * @description Seconds to wait for a job when none waits now (0 to 60, default 0): the claim answers
+                 * @description Seconds to wait for a job when none waits now (0 to 50, default 0): the claim answers
                  *     as soon as one is queued for this node, on whichever server replica, or 204 when the
                  *     time is up.
                  */
