@@ -43,6 +43,8 @@ id_kinds! {
     Node => NodeId, "node ID";
     /// A sealed transcript.
     Transcript => TranscriptId, "transcript ID";
+    /// A legal hold: the votes that place it and those that lift it name it.
+    Hold => HoldId, "hold ID";
 }
 
 impl<K> Id<K> {

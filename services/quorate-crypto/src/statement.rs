@@ -52,10 +52,15 @@ pub enum StatementKind {
     ReleaseManifest,
     /// A share holder deals their share to a changed board ([`crate::reshare::ReshareDeal`]).
     ReshareDeal,
+    /// An admin says how long recordings and minutes are kept
+    /// ([`crate::retention::RetentionRule`]).
+    RetentionRule,
+    /// A member votes to place or lift a legal hold ([`crate::retention::LegalHold`]).
+    LegalHold,
 }
 
 impl StatementKind {
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 12] = [
         Self::RosterEntry,
         Self::NodeApproval,
         Self::RecordingManifest,
@@ -66,6 +71,8 @@ impl StatementKind {
         Self::SearchKeyCommitment,
         Self::ReleaseManifest,
         Self::ReshareDeal,
+        Self::RetentionRule,
+        Self::LegalHold,
     ];
 
     fn code(self) -> u8 {
@@ -93,6 +100,8 @@ impl StatementKind {
             Self::SearchKeyCommitment => "search-key-commitment",
             Self::ReleaseManifest => "release-manifest",
             Self::ReshareDeal => "reshare-deal",
+            Self::RetentionRule => "retention-rule",
+            Self::LegalHold => "legal-hold",
         }
     }
 }
@@ -1244,6 +1253,10 @@ pub fn verify_any(bytes: &[u8]) -> Result<StatementKind, Error> {
             signed.verify::<crate::release::ReleaseManifest>().map(drop)
         }
         StatementKind::ReshareDeal => signed.verify::<crate::reshare::ReshareDeal>().map(drop),
+        StatementKind::RetentionRule => {
+            signed.verify::<crate::retention::RetentionRule>().map(drop)
+        }
+        StatementKind::LegalHold => signed.verify::<crate::retention::LegalHold>().map(drop),
     }?;
     Ok(signed.kind())
 }
