@@ -46,16 +46,24 @@ async fn browser(
     name: &str,
     extra: &[(&str, &str)],
 ) -> String {
+    let identity = device.folder.path().join("identity.age");
+    let identity = identity.to_str().unwrap();
+    let vault = vault_of(device);
+    let mut all = vec![
+        ("QUORATE_VAULT", vault.as_str()),
+        ("QUORATE_IDENTITY", identity),
+    ];
+    all.extend_from_slice(extra);
+    story_run(story, server, name, &all).await
+}
+
+/// Runs one browser story as `name` with the settings `extra`; returns what it printed.
+async fn story_run(story: &str, server: &Server, name: &str, extra: &[(&str, &str)]) -> String {
     let output = tokio::process::Command::new("node")
         .arg("e2e/browser.mjs")
         .arg(story)
         .current_dir(web_admin())
         .env("QUORATE_URL", server.url(""))
-        .env("QUORATE_VAULT", vault_of(device))
-        .env(
-            "QUORATE_IDENTITY",
-            device.folder.path().join("identity.age"),
-        )
         .env("QUORATE_PASSPHRASE", PASSPHRASE)
         .env("QUORATE_NAME", name)
         .env("QUORATE_SCREENSHOTS", screenshots())
@@ -235,6 +243,109 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         "{minutes:?}"
     );
     println!("screenshots in {}", screenshots().display());
+    server.stop().await;
+}
+
+/// The value a story printed on a line `key value`.
+fn reported<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("the story printed no {key}:\n{output}"))
+}
+
+/// A CLI device that holds `file`, an identity the browser made and downloaded.
+fn device_with(server: &Server, file: &std::path::Path) -> Device {
+    let device = Device::new(server);
+    std::fs::copy(file, device.folder.path().join("identity.age")).unwrap();
+    device
+}
+
+/// Issue 18, item 5: someone who ran the server starts the vault in the browser alone, a
+/// member joins from the invite link there, and both downloaded identity files work in the
+/// CLI. The server lies to each enrolment once (the genesis swapped, then forged), and the
+/// page refuses and pins nothing.
+#[tokio::test]
+async fn a_newcomer_starts_a_vault_in_the_browser_and_a_member_joins_there() {
+    let server = quorate_e2e::server_with_web_ui().await;
+    let files = tempfile::tempdir().unwrap();
+    let (ada_file, dee_file) = (files.path().join("ada.age"), files.path().join("dee.age"));
+
+    let started = story_run(
+        "first-admin-joins",
+        &server,
+        "Ada",
+        &[
+            ("QUORATE_CODE", server.codes[0].code.as_str()),
+            ("QUORATE_IDENTITY_OUT", ada_file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(
+        started.contains("refused a genesis the server swapped; nothing pinned"),
+        "{started}"
+    );
+    let (vault, genesis) = (reported(&started, "vault"), reported(&started, "genesis"));
+
+    // The file the page made opens in the CLI (the age crate, with the passphrase) to the
+    // vault's first admin. A genesis other than the one the page showed is refused first,
+    // and nothing is kept.
+    let ada = device_with(&server, &ada_file);
+    let wrong = ada
+        .run(&["--vault", vault, "connect", "--genesis", &"ab".repeat(32)])
+        .await;
+    assert_ne!(wrong.code, 0, "{wrong:?}");
+    assert!(wrong.stderr.contains("genesis"), "{wrong:?}");
+    assert!(!ada.folder.path().join("config.toml").exists(), "{wrong:?}");
+    let connected = ada
+        .ok(&["--json", "--vault", vault, "connect", "--genesis", genesis])
+        .await
+        .json();
+    assert_eq!(connected["roster_genesis"], genesis);
+    assert_eq!(connected["fingerprint"], reported(&started, "fingerprint"));
+    let policy = ada.ok(&["--json", "policy"]).await.json();
+    assert_eq!(policy["min_threshold"], 1, "{policy}");
+    // The browser made the search key, so this device never makes one: a server that later
+    // says there is none is lying to it.
+    let config = std::fs::read_to_string(ada.folder.path().join("config.toml")).unwrap();
+    assert!(config.contains("search_key_made = true"), "{config}");
+
+    // Dee joins from the invite link the browser made, with the genesis Ada reads to her.
+    let joined = story_run(
+        "member-joins",
+        &server,
+        "Dee",
+        &[
+            ("QUORATE_CODE", reported(&started, "invite")),
+            ("QUORATE_GENESIS", genesis),
+            ("QUORATE_VAULT", vault),
+            ("QUORATE_IDENTITY_OUT", dee_file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(
+        joined.contains("refused a genesis entry the server forged; nothing pinned"),
+        "{joined}"
+    );
+    assert_eq!(reported(&joined, "genesis"), genesis);
+    let dee = device_with(&server, &dee_file);
+    let pending = dee
+        .ok(&["--vault", vault, "connect", "--genesis", genesis])
+        .await;
+    assert!(
+        pending.stdout.contains("not active in this vault yet"),
+        "{pending:?}"
+    );
+
+    // Ada's CLI approves Dee by the fingerprint she reads out, and seals her the search key
+    // that Ada's browser made: Dee's CLI opens it and checks it against the commitment the
+    // browser signed.
+    ada.ok(&["members", "approve", reported(&joined, "fingerprint")])
+        .await;
+    let members = dee.ok(&["--json", "members"]).await.json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+    let searched = dee.ok(&["--json", "search", "anything"]).await.json();
+    assert_eq!(searched["total"], 0, "{searched}");
     server.stop().await;
 }
 

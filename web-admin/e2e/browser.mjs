@@ -8,6 +8,11 @@
 //
 //   node e2e/browser.mjs refused-while-pending | admin-approves-member | member-votes | search
 //                        | admin-approves-late-member | member-records
+//                        | first-admin-joins | member-joins
+//
+// The two `-joins` stories start signed out, with QUORATE_CODE (the code), QUORATE_NAME (who
+// joins), QUORATE_IDENTITY_OUT (where the downloaded identity file is saved) and, for
+// member-joins, QUORATE_GENESIS (the genesis an admin read out).
 //
 // Environment: QUORATE_URL, QUORATE_VAULT, QUORATE_IDENTITY (identity.age), QUORATE_PASSPHRASE,
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
@@ -58,10 +63,13 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 900 
 const page = await context.newPage();
 page.setDefaultTimeout(60_000);
 page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-// Chromium reports every failed HTTP answer on the console; the refusal story expects one.
+// Chromium reports every failed HTTP answer on the console; the refusal story expects one,
+// and a vault without a policy yet answers its policy with 404 `no_policy`.
 const expected = story === "refused-while-pending" ? /status of 401/ : null;
+const noPolicyYet = (message) =>
+  story === "first-admin-joins" && /status of 404/.test(message.text()) && message.location().url.endsWith("/policy");
 page.on("console", (message) => {
-  if (message.type() !== "error" || expected?.test(message.text())) return;
+  if (message.type() !== "error" || expected?.test(message.text()) || noPolicyYet(message)) return;
   problems.push(`console error: ${message.text()}`);
 });
 
@@ -234,7 +242,121 @@ async function approvePending() {
   await page.getByRole("cell", { name: pending, exact: true }).waitFor();
 }
 
+/** Fills the Join page's form (the code already there) and makes the identity. */
+async function makeIdentity() {
+  await page.getByLabel("Your name").fill(env("QUORATE_NAME"));
+  await page.getByLabel("Passphrase for your identity file").fill(env("QUORATE_PASSPHRASE"));
+  // Two passphrases that differ say what to do, and make nothing.
+  await page.getByLabel("The same passphrase again").fill(`${env("QUORATE_PASSPHRASE")}!`);
+  await page.getByRole("button", { name: "Make my identity" }).click();
+  await page.locator("#alert").getByText("The two passphrases differ").waitFor();
+  await page.getByLabel("The same passphrase again").fill(env("QUORATE_PASSPHRASE"));
+  await page.getByRole("button", { name: "Make my identity" }).click();
+  await page.getByRole("heading", { name: "Your new identity" }).waitFor();
+  const fingerprint = (await page.locator("code.fingerprint").textContent())?.trim();
+  await shot("join-identity");
+  // Enrolling before the file is downloaded is refused: without it nobody signs in again.
+  await page.getByRole("button", { name: "Enrol with this identity" }).click();
+  await page.locator("#alert").getByText("Download your identity file first").waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download identity.age" }).click()]);
+  if (download.suggestedFilename() !== "identity.age") throw new Error(`the file is offered as ${download.suggestedFilename()}`);
+  await download.saveAs(env("QUORATE_IDENTITY_OUT"));
+  return fingerprint;
+}
+
+/**
+ * The server answers an enrolment (at `path`) with `lie(the request's JSON)`, without the real
+ * server seeing it; the page must refuse with `refusal` and pin nothing.
+ */
+async function refusesEnrolment(path, lie, refusal) {
+  const handler = (route) => route.fulfill({ json: lie(route.request().postDataJSON()) });
+  await page.route(path, handler);
+  await page.getByRole("button", { name: "Enrol with this identity" }).click();
+  await page.locator("#alert").getByText(refusal).waitFor();
+  await page.unroute(path, handler);
+  const pinned = await page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith("quorate:pin:")));
+  if (pinned.length) throw new Error(`pinned ${pinned.join(", ")} after refusing the enrolment`);
+}
+
+/** What the enrolled page shows, as `key value` lines for the test to read. */
+async function report(fingerprint) {
+  const facts = await page.locator("dl dd").allTextContents();
+  const [vault, shown, genesis] = facts.map((fact) => fact.trim());
+  if (shown !== fingerprint) throw new Error(`the page shows fingerprint ${shown}, made ${fingerprint}`);
+  console.log(`vault ${vault}`);
+  console.log(`fingerprint ${fingerprint}`);
+  console.log(`genesis ${genesis.replaceAll(" ", "")}`);
+  const cli = (await page.locator("pre code").textContent())?.trim();
+  if (!cli?.includes(`--genesis ${genesis.replaceAll(" ", "")}`)) throw new Error(`the CLI line is ${cli}`);
+}
+
 const stories = {
+  // Someone who ran the server starts in the browser: the page makes their identity, signs
+  // the genesis, makes the search key, and they set the policy and invite a member there.
+  async "first-admin-joins"() {
+    await page.goto(`${env("QUORATE_URL")}/#/sign-in`);
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await page.getByRole("link", { name: "Join a vault" }).click();
+    await page.getByRole("heading", { name: "Join a vault" }).waitFor();
+    await shot("join");
+    await page.getByLabel("Code").fill(env("QUORATE_CODE"));
+    const fingerprint = await makeIdentity();
+    // The server answers the genesis with another one of its own: refused, nothing pinned.
+    await refusesEnrolment(
+      /\/api\/v1\/enrol\/first-admin$/,
+      (body) => ({ vault_id: "00000000-0000-4000-8000-000000000000", roster_genesis: "ab".repeat(32), genesis_entry: body.genesis, fingerprint: "" }),
+      "a genesis other than the one this browser signed",
+    );
+    console.log("refused a genesis the server swapped; nothing pinned");
+    await page.getByRole("button", { name: "Enrol with this identity" }).click();
+    await page.getByRole("heading", { name: "Your vault is started" }).waitFor();
+    await report(fingerprint);
+    await shot("joined-first-admin");
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.locator("#who").getByText(env("QUORATE_NAME")).waitFor();
+    await page.locator('#main[aria-busy="false"]').waitFor();
+    await visit("Members", "Members");
+    await page.getByText("No policy yet").waitFor();
+    await page.getByLabel("Approvals needed").fill("1");
+    await page.getByRole("button", { name: "Sign the policy" }).click();
+    await page.locator("#status").getByText("Policy 0: at least 1 approval unlocks a recording.").waitFor();
+    await page.getByText("Policy 0: a recording unlocks with at least 1 approval").waitFor();
+    await page.getByRole("button", { name: "Make a member invite code" }).click();
+    const invite = page.getByText(/^Member invite code: [A-Z0-9-]+ \(works once/);
+    await invite.waitFor();
+    const code = (await invite.locator("code").first().textContent())?.trim();
+    const link = (await invite.locator("code").nth(1).textContent())?.trim();
+    if (!link?.endsWith(`#/join?code=${encodeURIComponent(code)}`)) throw new Error(`the join link is ${link}`);
+    console.log(`invite ${code}`);
+    await shot("members-first-admin");
+  },
+
+  // A member joins from the invite link, with the genesis their admin read out.
+  async "member-joins"() {
+    await page.goto(`${env("QUORATE_URL")}/#/join?code=${encodeURIComponent(env("QUORATE_CODE"))}`);
+    await page.getByRole("heading", { name: "Join a vault" }).waitFor();
+    if ((await page.getByLabel("Code").inputValue()) !== env("QUORATE_CODE")) throw new Error("the link's code is not filled in");
+    const genesis = env("QUORATE_GENESIS");
+    await page.getByLabel("Genesis your admin read to you (optional)").fill(genesis.toUpperCase().match(/.{8}/g).join(" "));
+    const fingerprint = await makeIdentity();
+    // The server names a genesis the entry it sends is not: refused, nothing pinned.
+    await refusesEnrolment(
+      /\/api\/v1\/enrol\/member$/,
+      () => ({ vault_id: env("QUORATE_VAULT"), roster_genesis: genesis, genesis_entry: "AAAA", fingerprint: "" }),
+      "The vault's genesis entry",
+    );
+    console.log("refused a genesis entry the server forged; nothing pinned");
+    await page.getByRole("button", { name: "Enrol with this identity" }).click();
+    await page.getByRole("heading", { name: "You are enrolled" }).waitFor();
+    await report(fingerprint);
+    await page.getByText("You are pending.").waitFor();
+    await shot("joined-member");
+    const stored = await page.evaluate(() => Object.keys(localStorage));
+    const unexpected = stored.filter((key) => !/^quorate:(vault$|pin:)/.test(key));
+    if (unexpected.length) throw new Error(`the page stored ${unexpected.join(", ")}`);
+  },
+
+
   // An admin signs in, compares the pending member's fingerprint and approves them (the
   // roster entry is signed in the browser), approves the node, then looks at every page.
   async "admin-approves-member"() {
@@ -384,7 +506,7 @@ const stories = {
 try {
   const run = stories[story];
   if (!run) throw new Error(`unknown story ${story}: ${Object.keys(stories).join(", ")}`);
-  await signIn();
+  if (!story.endsWith("-joins")) await signIn();
   await run();
   if (problems.length) throw new Error(problems.join("\n"));
   console.log(`story ${story} passed`);

@@ -21,8 +21,10 @@ import {
   approvalVouchesFor,
   checkActive,
   decodeRecordingMetadata,
+  encodeSearchKeyCommitment,
   encodeNodeApproval,
   encodeUnlockRequest,
+  encodeVaultPolicy,
   encodeVote,
   fingerprintMatches,
   fingerprintOf,
@@ -40,6 +42,8 @@ import {
   recipientBytes,
   rewrap,
   seal,
+  searchKeyCheck,
+  searchKeyPlaintext,
 } from "./sealed";
 import {
   Writer,
@@ -242,6 +246,46 @@ export class Device {
       );
     }
     this.pins.setItem(key, String(policy.sequence));
+    return policy;
+  }
+
+  /**
+   * As `policy`, but `null` for a vault that has none yet. "None" is believed only if this
+   * browser never verified a policy of the vault: after one, it is a rollback, and refused.
+   */
+  async policyIfAny(roster: Roster): Promise<VaultPolicy | null> {
+    try {
+      return await this.policy(roster);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === "no_policy")) throw error;
+      const seen = this.pins.getItem(`quorate:policy:${this.vaultId}`);
+      if (seen !== null) {
+        throw new StatementError(
+          `the server says this vault has no policy, but this browser verified policy ${seen} before (a rollback): refused; tell an admin`,
+        );
+      }
+      return null;
+    }
+  }
+
+  /**
+   * Signs and sets the vault's policy: recordings unlock with at least `threshold` approvals.
+   * The sequence follows the newest policy verified here, so the server cannot have an old
+   * one replace it.
+   */
+  async setPolicy(roster: Roster, threshold: number): Promise<VaultPolicy> {
+    if (!Number.isInteger(threshold) || threshold < 1 || threshold > 255) {
+      throw new StatementError("the threshold is a whole number of approvals, 1 to 255");
+    }
+    if (roster.member(this.identity.fingerprintHex)?.role !== "admin") throw new StatementError("only an admin of this vault sets the policy");
+    const current = await this.policyIfAny(roster);
+    const policy = { vaultId: this.vaultId, sequence: current ? current.sequence + 1 : 0, minThreshold: threshold, issuedAt: now() };
+    const statement = await sign("vault-policy", encodeVaultPolicy(policy), this.identity.signingKey, this.identity.verifyingKey);
+    await this.client.call("put", "/api/v1/vaults/{vault}/policy", {
+      path: { vault: this.vaultId },
+      body: { statement: toBase64(statement) },
+    });
+    this.pins.setItem(`quorate:policy:${this.vaultId}`, String(policy.sequence));
     return policy;
   }
 
@@ -577,6 +621,30 @@ export class Device {
   }
 
   /**
+   * Makes the vault's search key, as the first admin's device does once at enrolment: a
+   * random 32-byte key, a commitment to it signed here, and the key sealed to this member
+   * only (they share it as members are approved). Refuses if the vault has a key already.
+   */
+  async makeSearchKey(): Promise<void> {
+    const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
+    if (view.commitment) throw new StatementError("this vault has a search key already: nothing was made");
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const plaintext = searchKeyPlaintext(this.vaultId, key);
+    try {
+      const body = encodeSearchKeyCommitment({ vaultId: this.vaultId, keyCheck: await searchKeyCheck(key), issuedAt: now() });
+      const commitment = await sign("search-key-commitment", body, this.identity.signingKey, this.identity.verifyingKey);
+      const sealed = await seal(plaintext, recipientBytes(this.identity.recipient));
+      await this.client.call("post", "/api/v1/vaults/{vault}/search-key", {
+        path: { vault: this.vaultId },
+        body: { commitment: toBase64(commitment), grants: [{ holder: this.identity.fingerprintHex, sealed: toBase64(sealed) }] },
+      });
+    } finally {
+      plaintext.fill(0);
+      key.fill(0);
+    }
+  }
+
+  /**
    * Shares what this device can open with those who lack it: the search key with current
    * members and approved nodes (admins), and every released copy's key with current
    * members. With `renewFor` (an admin), every released key is sealed to that member again
@@ -600,7 +668,7 @@ export class Device {
             holders.push([node.node_id, approval.statement.node.recipient]);
           }
         }
-        const plaintext = new Writer("quorate/search-key/v1").fixed(uuidBytes(this.vaultId)).fixed(key).finish();
+        const plaintext = searchKeyPlaintext(this.vaultId, key);
         const grants = [];
         for (const [holder, recipient] of holders) {
           if (view.holders.includes(holder)) continue;

@@ -2,11 +2,11 @@
 // protected by a passphrase, opened with typage), kept as non-extractable WebCrypto keys.
 // Nothing of it is ever sent anywhere; the page holds it in memory only.
 
-import { Decrypter, armor, identityToRecipient } from "age-encryption";
+import { Decrypter, Encrypter, armor, generateIdentity, identityToRecipient } from "age-encryption";
 
 import { recipientBytes } from "./sealed";
 import { fingerprintOf, shortFingerprint } from "./statements";
-import { fromBase64, fromBase64Url } from "./wire";
+import { fromBase64, fromBase64Url, toBase64 } from "./wire";
 
 /** An opened identity: its public keys, fingerprint, and the private keys in WebCrypto. */
 export interface MemberIdentity {
@@ -49,6 +49,56 @@ export async function signingKeys(seed: Uint8Array): Promise<[CryptoKey, Uint8Ar
   pkcs8.fill(0);
   if (!jwk.x) throw new IdentityError("the signing key has no public part");
   return [signing, fromBase64Url(jwk.x)];
+}
+
+/** scrypt's work factor (log2 N) for new identity files: `quorate keygen`'s default. */
+export const IDENTITY_WORK_FACTOR = 18;
+
+/**
+ * A passphrase shorter than this is refused. The file may be downloaded to shared or synced
+ * folders, where scrypt alone must hold off guessing.
+ */
+export const MIN_PASSPHRASE_LENGTH = 12;
+
+/** A new identity: the member's keys, and the passphrase-protected file that holds them. */
+export interface NewIdentity {
+  identity: MemberIdentity;
+  /** The armoured age file, byte for byte what `quorate keygen` would write for these keys. */
+  file: string;
+}
+
+/** The identity file's plaintext, line for line as quorate-crypto's `IdentityFile` writes it. */
+function identityText(ageSecret: string, seed: Uint8Array, fingerprintShort: string): string {
+  return `# Quorate identity. Keep it secret. Fingerprint: ${fingerprintShort}\nquorate-identity-v1\nage: ${ageSecret}\ned25519: ${toBase64(seed)}\n`;
+}
+
+/**
+ * Makes a member's identity in this page: a fresh age X25519 key and Ed25519 seed from the
+ * browser's CSPRNG, written as the passphrase-protected file `quorate keygen` writes (age
+ * scrypt, armoured), so the same file works in the CLI. Nothing of it is sent anywhere.
+ * `workFactor` is lowered only by tests.
+ */
+export async function createIdentity(passphrase: string, workFactor = IDENTITY_WORK_FACTOR): Promise<NewIdentity> {
+  if (passphrase.length < MIN_PASSPHRASE_LENGTH) {
+    throw new IdentityError(
+      `choose a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters (a few unrelated words are easy to remember): it is all that protects your identity file`,
+    );
+  }
+  const ageSecret = await generateIdentity();
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const [signingKey, verifyingKey] = await signingKeys(seed);
+  const recipient = await identityToRecipient(ageSecret);
+  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
+  const fingerprintShort = shortFingerprint(fingerprintHex);
+  const encrypter = new Encrypter();
+  encrypter.setPassphrase(passphrase);
+  encrypter.setScryptWorkFactor(workFactor);
+  const file = armor.encode(await encrypter.encrypt(identityText(ageSecret, seed, fingerprintShort)));
+  seed.fill(0);
+  return {
+    identity: { recipient, verifyingKey, fingerprintHex, fingerprintShort, ageSecret, signingKey },
+    file,
+  };
 }
 
 /**

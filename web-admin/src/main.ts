@@ -6,6 +6,7 @@ import "./style.css";
 
 import { ApiError, type Device, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
+import { joinPage } from "./join-page";
 import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
 import { record } from "./record";
 import { StatementError, shortFingerprint } from "./statements";
@@ -33,7 +34,7 @@ function route(): string {
 }
 
 async function show(): Promise<void> {
-  if (!device) return signInPage();
+  if (!device) return signedOut(location.hash.startsWith("#/join") ? () => joinPage(main, enter) : signInPage);
   const current = route();
   fill(
     nav,
@@ -61,7 +62,7 @@ async function show(): Promise<void> {
     if (error instanceof ApiError && error.status === 401) {
       device = null;
       say("Your session ended: sign in again.");
-      return signInPage();
+      return signedOut(signInPage);
     }
     // A check in this browser refused what the server sent: said as such, not as a failure.
     const title = error instanceof StatementError ? "Refused in this browser" : "Something went wrong";
@@ -75,9 +76,30 @@ async function show(): Promise<void> {
   }
 }
 
-function signInPage(): void {
+/** Clears the signed-in parts of the shell, then draws a page for someone signed out. */
+function signedOut(draw: () => void): void {
   fill(nav);
   fill(who);
+  draw();
+}
+
+/** Shows `signedIn` as the page's device: who is signed in, then the page asked for. */
+async function enter(signedIn: Device): Promise<void> {
+  device = signedIn;
+  localStorage.setItem("quorate:vault", signedIn.vaultId);
+  fill(
+    who,
+    `${signedIn.me.name} (${signedIn.me.role}) · `,
+    h("code", {}, shortFingerprint(signedIn.identity.fingerprintHex)),
+    " ",
+    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"),
+  );
+  say(`Signed in as ${signedIn.me.name}.`);
+  if (!location.hash.startsWith("#/") || /^#\/(sign-in|join)/.test(location.hash)) location.hash = "#/requests";
+  else await show();
+}
+
+function signInPage(): void {
   const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
   const vault = h("input", {
     type: "text",
@@ -105,7 +127,7 @@ function signInPage(): void {
       const identity = await openIdentityFile(text, passphrase.value);
       passphrase.value = "";
       say("Signing the server's challenge…");
-      device = await signIn("", vault.value.trim().toLowerCase(), identity, localStorage).catch((error: unknown) => {
+      const signedIn = await signIn("", vault.value.trim().toLowerCase(), identity, localStorage).catch((error: unknown) => {
         if (error instanceof ApiError && (error.code === "unknown_member" || error.status === 404)) {
           throw new Error(
             `this identity (${identity.fingerprintShort}) is not an active member of that vault: check the vault ID; if you enrolled recently, an admin has yet to approve you (read them your fingerprint, ${identity.fingerprintShort})`,
@@ -113,17 +135,7 @@ function signInPage(): void {
         }
         throw error;
       });
-      localStorage.setItem("quorate:vault", device.vaultId);
-      fill(
-        who,
-        `${device.me.name} (${device.me.role}) · `,
-        h("code", {}, shortFingerprint(device.identity.fingerprintHex)),
-        " ",
-        h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"),
-      );
-      say(`Signed in as ${device.me.name}.`);
-      if (!location.hash.startsWith("#/") || location.hash.startsWith("#/sign-in")) location.hash = "#/requests";
-      else await show();
+      await enter(signedIn);
     });
   });
   fill(
@@ -131,6 +143,7 @@ function signInPage(): void {
     h("h1", { tabindex: -1 }, "Sign in"),
     h("p", { class: "intro" }, "Your identity file is opened in this page with your passphrase. Your keys never leave this browser tab; the server only sees your signature on its challenge."),
     form,
+    h("p", {}, "New here, with an invite code or the code the server printed? ", h("a", { href: "#/join" }, "Join a vault")),
   );
 }
 
@@ -140,7 +153,7 @@ async function signOut(): Promise<void> {
   }
   device = null;
   say("Signed out; your keys are gone from this page.");
-  signInPage();
+  signedOut(signInPage);
 }
 
 window.addEventListener("hashchange", () => {

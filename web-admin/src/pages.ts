@@ -7,7 +7,7 @@ import { type CheckedRequest, type Device } from "./device";
 import type { Roster } from "./roster";
 import { type Role, fingerprintOf, shortFingerprint } from "./statements";
 import { hex } from "./wire";
-import { act, fill, field, h, message, say, when } from "./ui";
+import { act, fill, field, grouped, h, message, say, when } from "./ui";
 
 export type Page = (device: Device, main: HTMLElement) => Promise<void>;
 
@@ -198,10 +198,12 @@ export const members: Page = async (device, main) => {
     h(
       "p",
       {},
-      `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members, ${roster.recorders.length} recorders. Genesis ${roster.genesis().slice(0, 16)}…`,
+      `Roster verified: ${roster.digests.length} entries, ${roster.active.length} members, ${roster.recorders.length} recorders.`,
     ),
+    h("p", {}, "Genesis (read it to each new member, who compares it): ", h("code", { class: "genesis" }, grouped(roster.genesis()))),
     table("Members", ["Name", "Fingerprint", "Role", "Status", ""], rows),
   );
+  await policySection(device, roster, main);
   if (device.isAdmin) {
     const out = h("p", { role: "status" });
     main.append(
@@ -209,7 +211,7 @@ export const members: Page = async (device, main) => {
       h(
         "p",
         {},
-        "They enrol with the code (`quorate enroll --code …`), then read their fingerprint out to you; you approve them above. A recorder (a machine that records meetings, see docs/RECORDERS.md) uploads and holds nothing: no share, no vote, no title.",
+        "They join with the code in this web UI (its Join page, or the link shown with the code) or with `quorate enroll --code …`, then read their fingerprint out to you; you approve them above. A recorder (a machine that records meetings, see docs/RECORDERS.md) uploads and holds nothing: no share, no vote, no title.",
       ),
       ...(["member", "recorder"] as const).map((purpose) =>
         button(`Make a ${purpose} invite code`, (event) =>
@@ -218,13 +220,49 @@ export const members: Page = async (device, main) => {
               path: { vault: device.vaultId },
               body: { purpose, ttl_seconds: null },
             });
-            fill(out, `${purpose === "member" ? "Member" : "Recorder"} invite code: `, h("code", {}, invite.code), ` (works once, until ${when(invite.expires_at)})`);
+            const link = `${location.origin}${location.pathname}#/join?code=${encodeURIComponent(invite.code)}`;
+            fill(
+              out,
+              `${purpose === "member" ? "Member" : "Recorder"} invite code: `,
+              h("code", {}, invite.code),
+              ` (works once, until ${when(invite.expires_at)}). Link to join in the browser: `,
+              h("code", {}, link),
+            );
           })),
       ),
       out,
     );
   }
 };
+
+/** The vault's policy (verified here), and for an admin the form that signs a new one. */
+async function policySection(device: Device, roster: Roster, main: HTMLElement): Promise<void> {
+  const policy = await device.policyIfAny(roster);
+  main.append(
+    h("h2", {}, "Policy"),
+    h(
+      "p",
+      {},
+      policy
+        ? `Policy ${policy.sequence}: a recording unlocks with at least ${policy.minThreshold} ${policy.minThreshold === 1 ? "approval" : "approvals"} (signed by an admin, verified here).`
+        : "No policy yet: nothing can be uploaded until an admin sets how many approvals unlock a recording.",
+    ),
+  );
+  if (!device.isAdmin) return;
+  const threshold = h("input", { type: "number", min: "1", max: "255", required: true, value: String(policy?.minThreshold ?? 2) });
+  const form = h("form", { class: "actions" }, field("Approvals needed", threshold), h("button", { type: "submit" }, "Sign the policy"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void act(form.querySelector("button"), "Signing the policy…", async () => {
+      const set = await device.setPolicy(roster, Number(threshold.value));
+      const holders = roster.active.length;
+      const note = set.minThreshold > holders ? ` The vault has ${holders} ${holders === 1 ? "member" : "members"}: invite more before anything is uploaded.` : "";
+      say(`Policy ${set.sequence}: at least ${set.minThreshold} ${set.minThreshold === 1 ? "approval unlocks" : "approvals unlock"} a recording.${note}`);
+      await members(device, main);
+    });
+  });
+  main.append(form);
+}
 
 // ---------------------------------------------------------------------------------------
 // Nodes and jobs

@@ -189,6 +189,16 @@ export async function rewrap(
   return { resealed, digest: await sha256(resealed) };
 }
 
+/** What an admin's commitment names of a search key: a hash that does not reveal it. */
+export async function searchKeyCheck(key: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  return sha256(concat(new TextEncoder().encode("quorate/search-key-check/v1"), key));
+}
+
+/** The sealed search key's plaintext (zero it after sealing). */
+export function searchKeyPlaintext(vaultId: string, key: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Writer("quorate/search-key/v1").fixed(uuidBytes(vaultId)).fixed(key).finish();
+}
+
 /** Opens the vault's sealed search key and checks it against an admin's commitment. */
 export async function openSearchKey(
   sealed: Uint8Array,
@@ -202,8 +212,7 @@ export async function openSearchKey(
   const key = reader.fixed(32) as Uint8Array<ArrayBuffer>;
   reader.finish();
   plaintext.fill(0);
-  const check = await sha256(concat(new TextEncoder().encode("quorate/search-key-check/v1"), key));
-  if (!equalBytes(check, commitment.keyCheck)) {
+  if (!equalBytes(await searchKeyCheck(key), commitment.keyCheck)) {
     key.fill(0);
     throw new StatementError("the search key is not the one an admin committed to: refused");
   }

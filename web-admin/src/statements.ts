@@ -682,6 +682,14 @@ export interface SearchKeyCommitment {
   issuedAt: number;
 }
 
+export function encodeSearchKeyCommitment(commitment: SearchKeyCommitment): Uint8Array<ArrayBuffer> {
+  return new Writer("quorate/search-key-commitment/v1")
+    .fixed(uuidBytes(commitment.vaultId))
+    .fixed(commitment.keyCheck)
+    .i64(commitment.issuedAt)
+    .finish();
+}
+
 function decodeSearchKeyCommitment(body: Uint8Array): SearchKeyCommitment {
   const reader = new Reader(body, "quorate/search-key-commitment/v1", "search key commitment");
   const commitment = {

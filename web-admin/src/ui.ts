@@ -87,3 +87,8 @@ export function say(text: string): void {
   const status = document.getElementById("status");
   if (status) fill(status, text);
 }
+
+/** A genesis digest (hex) in groups of eight, the way it is read out. */
+export function grouped(genesis: string): string {
+  return genesis.match(/.{8}/g)?.join(" ") ?? genesis;
+}

@@ -188,8 +188,17 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let hours = app.config.enrolment_code_ttl as f64 / 3600.0;
     for code in &codes {
+        // The web UI's Join page does the same in a browser, with no command installed.
+        let in_browser = if app.config.web_dir.is_some() {
+            format!(
+                "or in a browser:\n    {scheme}://{listen}/#/join?code={}\n",
+                code.code.as_str()
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "\nFirst-admin enrolment code for vault {}:\n\n    {}\n\nIt works once, within {hours:.1} hours (until Unix time {}); restarting the server\nreplaces it. Enrol with:\n    quorate enroll --server {scheme}://{listen} --code {}\n",
+            "\nFirst-admin enrolment code for vault {}:\n\n    {}\n\nIt works once, within {hours:.1} hours (until Unix time {}); restarting the server\nreplaces it. Enrol with:\n    quorate enroll --server {scheme}://{listen} --code {}\n{in_browser}",
             code.vault_id,
             code.code.as_str(),
             code.expires_at,

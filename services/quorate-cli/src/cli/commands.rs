@@ -30,6 +30,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
             name,
             genesis,
         } => enroll(context, &code, name, genesis.as_deref()).await,
+        Command::Connect { genesis } => connect(context, &genesis).await,
         Command::Members { action } => members(context, action).await,
         Command::Recorders { action } => super::recorders::recorders(context, action).await,
         Command::Policy { action } => policy(context, action).await,
@@ -226,6 +227,79 @@ async fn enroll(
             "first_admin": { "name": founder.name, "fingerprint": founder.fingerprint.short() },
             "role": if first_admin { "admin" } else { "pending" },
         }),
+    );
+    Ok(())
+}
+
+async fn connect(context: &mut Context, typed_genesis: &str) -> Result<(), DeviceError> {
+    let genesis = parse_genesis(typed_genesis)?;
+    let server = context.server()?;
+    let vault = context.vault()?;
+    let identity_path = std::path::absolute(context.identity_path()).map_err(|error| {
+        DeviceError::Local(format!("cannot resolve the identity path: {error}"))
+    })?;
+    if let Some(pinned) = context.state.settings.vaults.get(&vault.to_string())
+        && pinned.genesis != genesis
+    {
+        return Err(DeviceError::Refused(format!(
+            "this device pinned genesis {} for vault {vault}, not {genesis}: nothing was changed. If the vault really was started again, remove its entry from config.toml first",
+            pinned.genesis
+        )));
+    }
+    context.state.settings.server = Some(server);
+    context.state.settings.vault = Some(vault.to_string());
+    context.state.settings.identity = Some(identity_path);
+    context
+        .state
+        .settings
+        .vaults
+        .entry(vault.to_string())
+        .or_insert_with(|| Pins {
+            genesis: genesis.clone(),
+            ..Pins::default()
+        });
+    // Checked against the roster at once where the identity may sign in; a pending member's
+    // first command after approval does the same check.
+    let (fingerprint, status, may_make_search_key) = match context.session().await {
+        Ok(session) => {
+            let roster = context.verified_roster(&session).await?;
+            let fingerprint = session.identity.fingerprint();
+            let me = roster.member(&fingerprint);
+            let role = me.map_or("recorder", |member| member.role.as_str());
+            let status = format!(
+                "Roster verified from the pinned genesis ({} entries); you are {role}.",
+                roster.len()
+            );
+            // Only the vault's first admin makes its search key, and only while there is
+            // none: one who enrolled in the browser and left before it was made, makes it
+            // with `quorate share-keys`. Once a key is seen, "there is none" is a lie.
+            let founder = me.is_some_and(|member| member.added_in == 0);
+            let no_key_yet = founder
+                && session
+                    .client
+                    .search_key_view(vault)
+                    .await?
+                    .commitment
+                    .is_none();
+            (fingerprint, status, no_key_yet)
+        }
+        Err(error) if error.server_code() == Some("unknown_member") => (
+            super::state::read_identity(&context.identity_path())?.fingerprint(),
+            "You are not active in this vault yet: once an admin approves you, `quorate members` verifies the roster from this genesis.".to_owned(),
+            false,
+        ),
+        Err(error) => return Err(error),
+    };
+    if let Some(pins) = context.state.settings.vaults.get_mut(&vault.to_string()) {
+        pins.search_key_made = !may_make_search_key;
+    }
+    context.state.save()?;
+    context.print(
+        &format!(
+            "Connected to vault {vault} as {}.\nPinned genesis: {genesis}\n{status}",
+            fingerprint.short()
+        ),
+        &json!({ "vault_id": vault.to_string(), "fingerprint": fingerprint.short(), "roster_genesis": genesis }),
     );
     Ok(())
 }

@@ -75,6 +75,16 @@ pub enum Command {
         #[arg(long)]
         genesis: Option<String>,
     },
+    /// Use an identity made elsewhere (the web UI's Join page) on this device.
+    ///
+    /// Pins the vault's genesis as it was shown to you; give --server, --vault and
+    /// --identity too.
+    Connect {
+        /// The vault's genesis digest (64 hex digits), as the Join page or an admin's
+        /// `quorate members` shows it: refused, and nothing kept, when the server's differs.
+        #[arg(long)]
+        genesis: String,
+    },
     /// The roster (verified against the pinned genesis), and its changes.
     Members {
         #[command(subcommand)]
