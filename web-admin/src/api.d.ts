@@ -331,6 +331,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vaults/{vault}/holds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every signed vote on every legal hold of the vault, oldest first. */
+        get: operations["list_hold_votes"];
+        put?: never;
+        /**
+         * Casts the caller's signed vote to place or lift a legal hold. A hold is placed, or
+         *     lifted, once k distinct current members (k the policy's) voted for the same hold,
+         *     action, scope and reason; while placed, no deletion (by rule or by an admin) touches
+         *     what it covers.
+         */
+        post: operations["vote_hold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vaults/{vault}/invites": {
         parameters: {
             query?: never;
@@ -709,6 +732,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vaults/{vault}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every signed retention rule of the vault: for a recording, its newest override is in
+         *     force, else the vault's newest rule.
+         */
+        get: operations["list_retention_rules"];
+        /**
+         * Stores an admin-signed retention rule, for the vault or one recording, whose sequence
+         *     follows the newest of its scope. From then on the server shreds by it: the recording's
+         *     ciphertext with every share of its key, and its minutes, each when its period ends,
+         *     unless a legal hold covers it; each with a receipt in the audit log.
+         */
+        put: operations["set_retention_rule"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vaults/{vault}/roster": {
         parameters: {
             query?: never;
@@ -942,6 +991,22 @@ export interface components {
             code: string;
             /** @description The genesis roster entry (a signed statement), base64. */
             genesis: components["schemas"]["Base64"];
+        };
+        /** @description `POST /api/v1/vaults/{vault}/holds`: the vote was counted. */
+        HoldVoteCounted: {
+            /**
+             * @description Whether this vote decided the hold: k distinct current members have now voted to
+             *     place (or lift) it, and the server has placed (or lifted) it.
+             */
+            decided: boolean;
+        };
+        /** @description `GET /api/v1/vaults/{vault}/holds`: every signed vote on every legal hold. */
+        HoldVotes: {
+            /**
+             * @description Signed `LegalHold` votes, base64, oldest first. A hold is placed (or lifted) once k
+             *     distinct current members voted for the same hold, action, scope and reason.
+             */
+            votes: components["schemas"]["Base64"][];
         };
         /** @description A new invite: give the code to the invitee over a channel you trust. */
         Invite: {
@@ -1384,6 +1449,17 @@ export interface components {
             /** @description The votes, oldest first. */
             votes: components["schemas"]["VoteView"][];
         };
+        /**
+         * @description `GET /api/v1/vaults/{vault}/retention`: every signed retention rule, each scope's history
+         *     in order.
+         */
+        RetentionRules: {
+            /**
+             * @description Signed `RetentionRule`s, base64. Verify each against the roster (an admin signed it);
+             *     for a recording, its newest override is in force, else the vault's newest rule.
+             */
+            rules: components["schemas"]["Base64"][];
+        };
         /** @description `POST /api/v1/vaults/{vault}/roster` (admins): append a signed roster entry. */
         RosterAppend: {
             /** @description The signed entry, base64. */
@@ -1503,6 +1579,14 @@ export interface components {
             challenge_id: string;
             /** @description Ed25519 signature over the sign-in message for the nonce, base64. */
             signature: components["schemas"]["Base64"];
+        };
+        /**
+         * @description `PUT /api/v1/vaults/{vault}/retention` (an admin's signed `RetentionRule`) and
+         *     `POST /api/v1/vaults/{vault}/holds` (a member's signed `LegalHold` vote).
+         */
+        StatementUpload: {
+            /** @description The signed statement, base64. */
+            statement: components["schemas"]["Base64"];
         };
         /**
          * @description What an unlock request would open.
@@ -2922,6 +3006,137 @@ export interface operations {
             };
             /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_hold_votes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The votes; count them against the roster and the policy's k */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldVotes"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    vote_hold: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StatementUpload"];
+            };
+        };
+        responses: {
+            /** @description Counted; whether this vote decided the hold (placed or lifted) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldVoteCounted"];
+                };
+            };
+            /** @description Not signed by the member sending it, or malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Already voted; the hold is already placed (or not placed, for a lift); or the vote disagrees with the first on scope or reason */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4368,6 +4583,144 @@ export interface operations {
                 };
             };
             /** @description Already voted, or the request is closed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_retention_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rules; verify each against the roster */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionRules"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_retention_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StatementUpload"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed by the admin sending it, or malformed (a period under a day) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only admins set rules */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The rule names a recording this vault does not have */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The sequence does not follow the newest rule of its scope: fetch them and sign again */
             409: {
                 headers: {
                     [name: string]: unknown;

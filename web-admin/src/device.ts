@@ -858,6 +858,18 @@ class CarriedStatements {
         return signedBy(body(kind).requester, "its requester");
       case "vote":
         return signedBy(body(kind).voter, "its voter");
+      case "retention-rule":
+        // A rule stays in force when the admin who signed it leaves.
+        if (!this.roster.everHeldBy(signer, "admin")) throw new StatementError("the retention rule is not signed by an admin");
+        return;
+      case "legal-hold": {
+        const voter = this.roster.everHeldBy(signer);
+        if (!voter || !holdsShares(voter.role)) throw new StatementError("the legal hold vote is not signed by a member of the roster");
+        return;
+      }
+      case "reshare-deal":
+        // `verify` refuses it before this: the browser does not read re-share deals yet.
+        return;
       case "transcript-manifest":
       case "release-manifest": {
         const { nodeId } = body(kind);

@@ -17,6 +17,9 @@ export const KINDS = [
   "vault-policy",
   "search-key-commitment",
   "release-manifest",
+  "reshare-deal",
+  "retention-rule",
+  "legal-hold",
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -119,6 +122,9 @@ export type BodyOf<K extends Kind> = {
   "vault-policy": VaultPolicy;
   "search-key-commitment": SearchKeyCommitment;
   "release-manifest": ReleaseManifest;
+  "reshare-deal": never;
+  "retention-rule": RetentionRule;
+  "legal-hold": LegalHold;
 }[K];
 
 /** Checks the kind and signature of a wire-form statement, then parses its body. */
@@ -741,6 +747,98 @@ function decodeReleaseManifest(body: Uint8Array): ReleaseManifest {
   return manifest;
 }
 
+/** What a retention rule or a legal hold applies to: the vault, or one recording. */
+export type Scope = { vault: true } | { recordingId: string };
+
+function decodeScope(reader: Reader): Scope {
+  switch (reader.u8()) {
+    case 1:
+      return { vault: true };
+    case 2:
+      return { recordingId: uuidText(reader.fixed(16)) };
+    default:
+      throw reader.malformed();
+  }
+}
+
+/** How long something is kept: `seconds` after the upload or the release of its minutes. */
+export interface Period {
+  anchor: "uploaded" | "released";
+  seconds: number;
+}
+
+/** Shortest period a rule may set (as `quorate_crypto::retention::MIN_PERIOD_SECONDS`). */
+const MIN_PERIOD_SECONDS = 86_400;
+
+function decodePeriod(reader: Reader): Period | null {
+  const anchor = reader.u8();
+  if (anchor === 0) return null;
+  if (anchor !== 1 && anchor !== 2) throw reader.malformed();
+  const seconds = reader.u64();
+  if (seconds < MIN_PERIOD_SECONDS) throw new StatementError("a retention period must be at least one day");
+  return { anchor: anchor === 1 ? "uploaded" : "released", seconds };
+}
+
+/** An admin's signed retention rule (kind 11): read from the audit log, not made here. */
+export interface RetentionRule {
+  vaultId: string;
+  scope: Scope;
+  sequence: number;
+  recordings: Period | null;
+  minutes: Period | null;
+  issuedAt: number;
+}
+
+function decodeRetentionRule(body: Uint8Array): RetentionRule {
+  const reader = new Reader(body, "quorate/retention-rule/v1", "retention rule");
+  const rule = {
+    vaultId: uuidText(reader.fixed(16)),
+    scope: decodeScope(reader),
+    sequence: reader.u64(),
+    recordings: decodePeriod(reader),
+    minutes: decodePeriod(reader),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  return rule;
+}
+
+/** A member's signed vote to place or lift a legal hold (kind 12). */
+export interface LegalHold {
+  vaultId: string;
+  holdId: string;
+  action: "place" | "lift";
+  scope: Scope;
+  reason: string;
+  rosterHead: Uint8Array;
+  issuedAt: number;
+}
+
+function decodeLegalHold(body: Uint8Array): LegalHold {
+  const reader = new Reader(body, "quorate/legal-hold/v1", "legal hold");
+  const vaultId = uuidText(reader.fixed(16));
+  const holdId = uuidText(reader.fixed(16));
+  const action = reader.u8();
+  if (action !== 1 && action !== 2) throw reader.malformed();
+  const hold = {
+    vaultId,
+    holdId,
+    action: action === 1 ? ("place" as const) : ("lift" as const),
+    scope: decodeScope(reader),
+    reason: reader.str(),
+    rosterHead: reader.fixed(32),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  text("reason", hold.reason);
+  return hold;
+}
+
+/** Re-share deals are made and read by the CLI alone; the browser names them and stops. */
+function refuseReshareDeal(): never {
+  throw new StatementError("a re-share deal is read by the quorate CLI, not by the browser yet");
+}
+
 const DECODERS: Decoders = {
   "roster-entry": decodeRosterEntry,
   "node-approval": decodeNodeApproval,
@@ -751,6 +849,9 @@ const DECODERS: Decoders = {
   "vault-policy": decodeVaultPolicy,
   "search-key-commitment": decodeSearchKeyCommitment,
   "release-manifest": decodeReleaseManifest,
+  "reshare-deal": refuseReshareDeal,
+  "retention-rule": decodeRetentionRule,
+  "legal-hold": decodeLegalHold,
 };
 
 export { equalBytes };

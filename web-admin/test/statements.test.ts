@@ -41,6 +41,8 @@ const STATEMENTS: [string, Kind][] = [
   ["vote-deny", "vote"],
   ["transcript-manifest", "transcript-manifest"],
   ["vault-policy", "vault-policy"],
+  ["retention-rule", "retention-rule"],
+  ["legal-hold", "legal-hold"],
 ];
 
 describe("statements from the Rust side", () => {
@@ -57,6 +59,15 @@ describe("statements from the Rust side", () => {
       flipped[i] = (flipped[i] ?? 0) ^ (1 << (i % 8));
       await expect(verify(kind, flipped), `bit flipped in byte ${i}`).rejects.toThrow();
     }
+  });
+
+  it("reads a retention rule and a hold vote as the Rust side wrote them", async () => {
+    const rule = (await verify("retention-rule", bytes("retention-rule"))).statement;
+    expect(rule.scope).toEqual({ recordingId: uuidText(new Uint8Array(16).fill(0x11)) });
+    expect(rule.recordings).toEqual({ anchor: "released", seconds: 90 * 86_400 });
+    expect(rule.minutes).toBeNull();
+    const hold = (await verify("legal-hold", bytes("legal-hold"))).statement;
+    expect([hold.action, hold.reason, hold.scope]).toEqual(["place", "Case 12-345", { vault: true }]);
   });
 
   it("a statement of one kind is not accepted as another", async () => {

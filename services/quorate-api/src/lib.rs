@@ -583,6 +583,44 @@ pub struct CreatedVault {
     pub expires_at: i64,
 }
 
+/// `PUT /api/v1/vaults/{vault}/retention` (an admin's signed `RetentionRule`) and
+/// `POST /api/v1/vaults/{vault}/holds` (a member's signed `LegalHold` vote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StatementUpload {
+    /// The signed statement, base64.
+    pub statement: Base64,
+}
+
+/// `GET /api/v1/vaults/{vault}/retention`: every signed retention rule, each scope's history
+/// in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionRules {
+    /// Signed `RetentionRule`s, base64. Verify each against the roster (an admin signed it);
+    /// for a recording, its newest override is in force, else the vault's newest rule.
+    pub rules: Vec<Base64>,
+}
+
+/// `GET /api/v1/vaults/{vault}/holds`: every signed vote on every legal hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldVotes {
+    /// Signed `LegalHold` votes, base64, oldest first. A hold is placed (or lifted) once k
+    /// distinct current members voted for the same hold, action, scope and reason.
+    pub votes: Vec<Base64>,
+}
+
+/// `POST /api/v1/vaults/{vault}/holds`: the vote was counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldVoteCounted {
+    /// Whether this vote decided the hold: k distinct current members have now voted to
+    /// place (or lift) it, and the server has placed (or lifted) it.
+    pub decided: bool,
+}
+
 /// `GET`/`PUT /api/v1/vaults/{vault}/policy`: the vault's newest signed policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

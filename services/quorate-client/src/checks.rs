@@ -9,10 +9,11 @@ use quorate_crypto::{
     Fingerprint, NodeId, RecordingId,
     audit::AuditEntry,
     release::{ReleaseManifest, SearchKeyCommitment},
+    retention::{LegalHold, RetentionRule, held, rule_for, tally},
     roster::{Roster, RosterMember},
     statement::{
         NodeApproval, RecordingManifest, Role, RosterEntry, SignedStatement, StatementBody,
-        StatementKind, TranscriptManifest, UnlockRequest, VaultPolicy, Vote,
+        StatementKind, TranscriptManifest, UnlockRequest, VaultPolicy, Verified, Vote,
     },
 };
 
@@ -279,6 +280,13 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
                 let manifest = in_vault::<ReleaseManifest>(roster, &signed).map_err(refuse)?;
                 nodes.get(&manifest.node_id) == Some(&signer)
             }
+            StatementKind::RetentionRule => by_admin_ever::<RetentionRule>(roster, &signed).is_ok(),
+            StatementKind::LegalHold => {
+                in_vault::<LegalHold>(roster, &signed).map_err(refuse)?;
+                ever.iter().any(|member| {
+                    member.public.verifying_key == signer && member.role.holds_shares()
+                })
+            }
             // A kind this device does not know: it cannot say who may sign it.
             _ => false,
         };
@@ -290,6 +298,200 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
         }
     }
     Ok(())
+}
+
+/// A statement an admin must have signed, verified: a valid signature for `roster`'s
+/// vault, by a key that is or was an admin on it (what an admin signed stays in force when
+/// they leave: a retention rule, say).
+pub fn by_admin_ever<T: StatementBody>(
+    roster: &Roster,
+    signed: &SignedStatement,
+) -> Result<Verified<T>, String> {
+    let verified = signed.verify::<T>().map_err(|error| error.to_string())?;
+    if verified.statement.vault_id() != roster.vault_id() {
+        return Err("a statement of another vault".into());
+    }
+    let admin = roster
+        .members()
+        .iter()
+        .chain(roster.removed())
+        .any(|member| member.public.verifying_key == verified.signer && member.role == Role::Admin);
+    if !admin {
+        return Err("not signed by an admin of this vault".into());
+    }
+    Ok(verified)
+}
+
+/// Slack for a server clock a little ahead of this device's.
+const CLOCK_SLACK_SECONDS: i64 = 300;
+
+/// Checks every shredding the audit log records against the signed statements before it,
+/// in log order: a receipt (`recording.shredded`, `minutes.shredded`) must carry the
+/// retention rule in force for its recording at that point (its newest override, else the
+/// vault's newest rule), that rule must set a period for what was shredded, the period must
+/// have ended by the receipt's time (counted from the uploader's signed manifest, or from
+/// the first release of its minutes in the log), and the receipt must not be dated after
+/// `now`. No deletion, by rule or by an admin (`recording.deleted`), may touch a recording
+/// that a hold placed by k members' votes (k the policy's at the time), and not yet lifted
+/// by k votes, covers. Signers are [`audit_signers`]'s to check; votes by members since
+/// removed are not counted here (they are not on the roster's current list).
+///
+/// Without this, a server could shred a recording early, under a forged or superseded rule,
+/// or under a hold, and the log would only say that it did.
+pub fn audit_records(roster: &Roster, entries: &[AuditEntry], now: i64) -> Result<(), CheckError> {
+    let mut records = Records::default();
+    for entry in entries {
+        records
+            .follow(roster, entry, now)
+            .map_err(|reason| CheckError::Invalid {
+                what: "audit log",
+                reason: format!("entry {}: {reason}", entry.seq),
+            })?;
+    }
+    Ok(())
+}
+
+/// What the log has said so far that a shredding is checked against.
+#[derive(Default)]
+struct Records {
+    rules: Vec<Verified<RetentionRule>>,
+    uploaded: HashMap<RecordingId, i64>,
+    released: HashMap<RecordingId, i64>,
+    k: u8,
+    votes: Vec<Verified<LegalHold>>,
+    decided: Vec<LegalHold>,
+}
+
+impl Records {
+    fn follow(&mut self, roster: &Roster, entry: &AuditEntry, now: i64) -> Result<(), String> {
+        if let Some(bytes) = &entry.statement {
+            let signed = SignedStatement::from_bytes(bytes).map_err(|error| error.to_string())?;
+            match signed.kind() {
+                StatementKind::RecordingManifest => {
+                    let manifest = in_vault::<RecordingManifest>(roster, &signed)?;
+                    self.uploaded
+                        .entry(manifest.recording_id)
+                        .or_insert(manifest.created_at);
+                }
+                StatementKind::ReleaseManifest => {
+                    let manifest = in_vault::<ReleaseManifest>(roster, &signed)?;
+                    self.released
+                        .entry(manifest.recording_id)
+                        .or_insert(entry.time);
+                }
+                StatementKind::VaultPolicy => {
+                    self.k = in_vault::<VaultPolicy>(roster, &signed)?.min_threshold;
+                }
+                StatementKind::RetentionRule if entry.action == "retention.set" => {
+                    self.rules.push(by_admin_ever(roster, &signed)?);
+                }
+                StatementKind::LegalHold => self.count_vote(roster, &signed)?,
+                _ => {}
+            }
+        }
+        let shredded = match entry.action.as_str() {
+            "recording.shredded" => Some(false),
+            "minutes.shredded" => Some(true),
+            _ => None,
+        };
+        if let Some(minutes) = shredded {
+            self.check_receipt(roster, entry, minutes, now)?;
+        }
+        if matches!(
+            entry.action.as_str(),
+            "recording.shredded" | "minutes.shredded" | "recording.deleted"
+        ) {
+            let recording: RecordingId = entry
+                .subject
+                .parse()
+                .map_err(|_| "a deletion that names no recording".to_owned())?;
+            let decided: Vec<&LegalHold> = self.decided.iter().collect();
+            if let Some(hold) = held(&decided, recording) {
+                return Err(format!(
+                    "recording {recording} was deleted while legal hold {hold} covered it"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a hold vote; once k current members agree, the hold is placed (or lifted).
+    fn count_vote(&mut self, roster: &Roster, signed: &SignedStatement) -> Result<(), String> {
+        in_vault::<LegalHold>(roster, signed)?;
+        let vote = signed
+            .verify::<LegalHold>()
+            .map_err(|error| error.to_string())?;
+        let question = |hold: &LegalHold| (hold.hold_id, hold.action);
+        let asked = question(&vote.statement);
+        self.votes.push(vote);
+        if self.decided.iter().any(|hold| question(hold) == asked) {
+            return Ok(());
+        }
+        let on_it: Vec<Verified<LegalHold>> = self
+            .votes
+            .iter()
+            .filter(|vote| {
+                question(&vote.statement) == asked && roster.member_by_key(&vote.signer).is_some()
+            })
+            .cloned()
+            .collect();
+        if let Ok(decided) = tally(&on_it, roster, self.k) {
+            self.decided.push(decided.clone());
+        }
+        Ok(())
+    }
+
+    fn check_receipt(
+        &self,
+        roster: &Roster,
+        entry: &AuditEntry,
+        minutes: bool,
+        now: i64,
+    ) -> Result<(), String> {
+        if entry.actor != "server" {
+            return Err("a shredding receipt not written by the server's sweep".into());
+        }
+        let bytes = entry
+            .statement
+            .as_ref()
+            .ok_or("a shredding receipt that names no signed rule")?;
+        let signed = SignedStatement::from_bytes(bytes).map_err(|error| error.to_string())?;
+        let rule = by_admin_ever::<RetentionRule>(roster, &signed)
+            .map_err(|error| format!("a shredding receipt's rule: {error}"))?;
+        let recording: RecordingId = entry
+            .subject
+            .parse()
+            .map_err(|_| "a shredding receipt that names no recording".to_owned())?;
+        let in_force =
+            rule_for(&self.rules, recording).is_some_and(|current| current.digest == rule.digest);
+        if !in_force {
+            return Err(format!(
+                "recording {recording} was shredded under a rule that was not the one in force for it"
+            ));
+        }
+        let period = if minutes {
+            rule.statement.minutes
+        } else {
+            rule.statement.recordings
+        }
+        .ok_or_else(|| format!("recording {recording} was shredded under a rule that keeps it"))?;
+        let uploaded = *self
+            .uploaded
+            .get(&recording)
+            .ok_or_else(|| format!("recording {recording} was shredded before it was made"))?;
+        let due = period
+            .due_at(uploaded, self.released.get(&recording).copied())
+            .filter(|due| *due <= entry.time)
+            .ok_or_else(|| {
+                format!("recording {recording} was shredded before its rule's period ended")
+            })?;
+        if entry.time > now + CLOCK_SLACK_SECONDS {
+            return Err(format!(
+                "the receipt for recording {recording} is dated after now (due {due})"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A statement's signature and body, checked, and that it belongs to `roster`'s vault.

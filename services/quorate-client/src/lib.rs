@@ -21,18 +21,20 @@ use base64::{
 };
 use quorate_api::{
     AuditEntryView, Base64, Challenge, ChallengeRequest, CodeInfo, CodeLookup, CreatedVault,
-    Enrolled, ErrorBody, FirstAdminEnrolment, Invite, InvitePurpose, InviteRequest, JobClaim,
-    JobCompletion, JobFailure, JobProgress, JobReturn, JobView, Lease, Me, MemberEnrolment,
-    MemberStatus, MemberView, NewRecording, NewUnlockRequest, NewVault, NodeApprovalUpload,
-    NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys, RecordingView, RequestView,
-    RosterAppend, RosterAppended, RosterChain, SealedShare, SealedShareUpload, Session,
-    SessionRequest, TranscriptView, UploadState, VoteUpload,
+    Enrolled, ErrorBody, FirstAdminEnrolment, HoldVoteCounted, HoldVotes, Invite, InvitePurpose,
+    InviteRequest, JobClaim, JobCompletion, JobFailure, JobProgress, JobReturn, JobView, Lease, Me,
+    MemberEnrolment, MemberStatus, MemberView, NewRecording, NewUnlockRequest, NewVault,
+    NodeApprovalUpload, NodeEnrolled, NodeEnrolment, NodeView, PolicyStatement, PublicKeys,
+    RecordingView, RequestView, RetentionRules, RosterAppend, RosterAppended, RosterChain,
+    SealedShare, SealedShareUpload, Session, SessionRequest, StatementUpload, TranscriptView,
+    UploadState, VoteUpload,
 };
 use quorate_crypto::{
     Fingerprint, Identity, NodeId, PublicIdentity, RecordingId, RequestId, TranscriptId, VaultId,
     audit::AuditEntry,
+    retention::{LegalHold, RetentionRule},
     roster::Roster,
-    statement::{NodeApproval, SignedStatement, VaultPolicy},
+    statement::{NodeApproval, SignedStatement, VaultPolicy, Verified},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -457,6 +459,81 @@ impl Client {
             .verify_by_admin::<VaultPolicy>(&signed)
             .map_err(|error| ClientError::Invalid(format!("the vault policy: {error}")))?;
         Ok(verified.statement)
+    }
+
+    /// Stores an admin-signed retention rule (admins).
+    pub async fn set_retention_rule(
+        &self,
+        vault: VaultId,
+        rule: &SignedStatement,
+    ) -> Result<(), ClientError> {
+        self.put(
+            &format!("/vaults/{vault}/retention"),
+            &StatementUpload {
+                statement: Base64::from(rule.to_bytes()),
+            },
+        )
+        .await
+    }
+
+    /// The vault's retention rules, each verified as signed by an admin of `roster` (one
+    /// since removed included: a rule stays in force when its signer leaves).
+    pub async fn retention_rules(
+        &self,
+        roster: &Roster,
+    ) -> Result<Vec<Verified<RetentionRule>>, ClientError> {
+        let answer: RetentionRules = self
+            .get(&format!("/vaults/{}/retention", roster.vault_id()))
+            .await?;
+        answer
+            .rules
+            .iter()
+            .map(|bytes| {
+                checks::by_admin_ever::<RetentionRule>(roster, &statement(bytes)?)
+                    .map_err(|error| ClientError::Invalid(format!("a retention rule: {error}")))
+            })
+            .collect()
+    }
+
+    /// Sends this member's signed vote on a legal hold; answers whether it decided the hold.
+    pub async fn vote_hold(
+        &self,
+        vault: VaultId,
+        vote: &SignedStatement,
+    ) -> Result<bool, ClientError> {
+        let counted: HoldVoteCounted = self
+            .post(
+                &format!("/vaults/{vault}/holds"),
+                &StatementUpload {
+                    statement: Base64::from(vote.to_bytes()),
+                },
+            )
+            .await?;
+        Ok(counted.decided)
+    }
+
+    /// Every vote on every legal hold of the vault, each with a valid signature and for this
+    /// vault (who may vote is for [`quorate_crypto::retention::tally`] to say).
+    pub async fn hold_votes(
+        &self,
+        vault: VaultId,
+    ) -> Result<Vec<Verified<LegalHold>>, ClientError> {
+        let answer: HoldVotes = self.get(&format!("/vaults/{vault}/holds")).await?;
+        answer
+            .votes
+            .iter()
+            .map(|bytes| {
+                let verified = statement(bytes)?
+                    .verify::<LegalHold>()
+                    .map_err(|error| ClientError::Invalid(format!("a hold vote: {error}")))?;
+                if verified.statement.vault_id != vault {
+                    return Err(ClientError::Invalid(
+                        "a hold vote is for another vault".into(),
+                    ));
+                }
+                Ok(verified)
+            })
+            .collect()
     }
 
     /// Redeems a node invite with the node's public keys.

@@ -9,8 +9,9 @@
 //!   lifted, only by the votes of k distinct current members (k the vault policy's), all for
 //!   the same hold, scope and reason ([`tally`]).
 //!
-//! These are the statements and the rules devices apply to them. The server's deletions and
-//! the receipts it writes, which devices check against them, are not built yet.
+//! These are the statements and the rules devices apply to them; the server's shredding and
+//! its receipts are `quorate-server`'s `ops::retention`, checked on devices by
+//! `quorate_client::checks::audit_records`.
 
 use crate::{
     Error, HoldId, RecordingId, VaultId,
@@ -288,13 +289,8 @@ impl StatementBody for LegalHold {
 impl LegalHold {
     /// Field rules that hold for every vote.
     pub fn check(&self) -> Result<(), Error> {
-        if self.reason.trim().is_empty() {
-            return Err(Error::InvalidField {
-                field: "reason",
-                reason: "a hold says why it is placed or lifted",
-            });
-        }
-        Ok(())
+        // A hold says why it is placed or lifted, in printable text the audit log shows.
+        crate::statement::text_field("reason", &self.reason, false)
     }
 
     /// What the vote is on: all fields but the voter's own time and roster head. Votes

@@ -248,7 +248,7 @@ impl fmt::Debug for SignedStatement {
     }
 }
 
-fn text_field(field: &'static str, text: &str, allow_empty: bool) -> Result<(), Error> {
+pub(crate) fn text_field(field: &'static str, text: &str, allow_empty: bool) -> Result<(), Error> {
     if !allow_empty && text.trim().is_empty() {
         return Err(Error::InvalidField {
             field,

@@ -8,6 +8,7 @@ use base64::Engine;
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, IdentityFile, NodeId, RecordingId, RequestId, SecretBytes,
     TranscriptId, VaultId,
+    retention::{Anchor, HoldAction, LegalHold, Period, RetentionRule, Scope},
     rewrap::{Purpose, RequestBinding, encode_node_share},
     statement::{
         Decision, ManifestShare, NodeApproval, RecordingManifest, RecordingMetadata, Role,
@@ -176,6 +177,34 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     out.insert(
         "vault-policy",
         SignedStatement::sign(&policy, &admin).to_bytes(),
+    );
+    let rule = RetentionRule {
+        vault_id: vault,
+        scope: Scope::Recording(recording),
+        sequence: 1,
+        recordings: Some(Period {
+            anchor: Anchor::Released,
+            seconds: 90 * 86_400,
+        }),
+        minutes: None,
+        issued_at: 1_700_000_600,
+    };
+    out.insert(
+        "retention-rule",
+        SignedStatement::sign(&rule, &admin).to_bytes(),
+    );
+    let hold = LegalHold {
+        vault_id: vault,
+        hold_id: id(0x14),
+        action: HoldAction::Place,
+        scope: Scope::Vault,
+        reason: "Case 12-345".into(),
+        roster_head: [0x62; 32],
+        issued_at: 1_700_000_700,
+    };
+    out.insert(
+        "legal-hold",
+        SignedStatement::sign(&hold, &member).to_bytes(),
     );
 
     let binding = ShareBinding {

@@ -109,14 +109,23 @@ impl App {
     /// Housekeeping that time calls for: links audit entries a crash left waiting, discards
     /// uploads left alone past their expiry,
     /// closes requests past theirs, fails jobs whose request expired or whose lease was lost
-    /// too often, and deletes expired sign-in challenges and sessions. `serve` runs it every
+    /// too often, deletes expired sign-in challenges and sessions, and shreds what retention
+    /// rules say is due. `serve` runs it every
     /// few minutes; returns how many things it changed.
     pub async fn sweep(&self, now: i64) -> Result<usize, ApiError> {
         Ok(ops::uploads::sweep(self, now).await?
             + ops::requests::expire(self, now).await?
             + ops::jobs::sweep(self, now).await?
             + auth::sweep(self, now).await?
-            + store::audit::link_all_waiting(&self.db).await?)
+            + store::audit::link_all_waiting(&self.db).await?
+            + self.shred_due(now).await?)
+    }
+
+    /// Shreds what the vaults' retention rules say is due at `now` and no legal hold
+    /// covers, each with its receipt in the audit log (the sweep runs it); returns how many
+    /// parts (a recording's key, or its minutes) it shredded.
+    pub async fn shred_due(&self, now: i64) -> Result<usize, ApiError> {
+        Ok(ops::retention::shred_due(self, now).await?)
     }
 
     /// Sweeps every five minutes until `stopped` says to stop; a sweep that has begun runs to

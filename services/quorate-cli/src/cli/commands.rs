@@ -34,6 +34,8 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
         Command::Members { action } => members(context, action).await,
         Command::Recorders { action } => super::recorders::recorders(context, action).await,
         Command::Policy { action } => policy(context, action).await,
+        Command::Retention { action } => super::records::retention(context, action).await,
+        Command::Holds { action } => super::records::holds(context, action).await,
         Command::Nodes { action } => nodes(context, action).await,
         Command::Upload(upload) => super::upload::upload(context, upload).await,
         Command::Watch(args) => super::watch::watch(context, args).await,

@@ -6,6 +6,7 @@ mod commands;
 mod minutes;
 mod quorum;
 mod recorders;
+mod records;
 mod sources;
 mod state;
 mod upload;
@@ -100,6 +101,17 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         action: Option<PolicyAction>,
+    },
+    /// How long the vault keeps recordings and minutes; an admin signs the rule.
+    Retention {
+        #[command(subcommand)]
+        action: Option<records::RetentionAction>,
+    },
+    /// Legal holds: placed and lifted by k members' votes; while one is in force, nothing
+    /// it covers is deleted.
+    Holds {
+        #[command(subcommand)]
+        action: Option<records::HoldsAction>,
     },
     /// Transcription nodes and their approvals.
     Nodes {

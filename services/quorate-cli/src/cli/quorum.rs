@@ -440,6 +440,7 @@ async fn audit_entries(
     // it (fetched before, a member added meanwhile would look like a forger).
     let roster = context.verified_roster(session).await?;
     checks::audit_signers(&roster, &entries)
+        .and_then(|()| checks::audit_records(&roster, &entries, now()))
         .map_err(|error| DeviceError::Refused(error.to_string()))?;
     let pins = context.state.pins(session.vault)?.clone();
     if let Some(seq) = pins.audit_seq {

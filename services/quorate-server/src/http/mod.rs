@@ -13,6 +13,7 @@ pub(crate) mod paths;
 mod recordings;
 pub mod release;
 mod requests;
+mod retention;
 pub mod search;
 mod uploads;
 
@@ -104,6 +105,8 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(release::add_release_grants))
             .routes(routes!(release::download_released))
             .routes(routes!(search::search))
+            .routes(routes!(retention::list_rules, retention::set_rule))
+            .routes(routes!(retention::list_hold_votes, retention::vote_hold))
             .merge(
                 // A sealed transcript travels inside the completion's JSON; a released copy
                 // with its postings too.

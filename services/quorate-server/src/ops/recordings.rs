@@ -23,6 +23,7 @@ use crate::{
     now,
     ops::{
         requests::Member,
+        retention,
         roster::RosterError,
         uploads::{self, UploadError},
     },
@@ -67,6 +68,10 @@ pub(crate) enum RecordingError {
     TwoShares(String),
     #[error("no such resource")]
     NotFound,
+    #[error(
+        "legal hold {0} covers this recording: nothing it covers is deleted until a quorum lifts it"
+    )]
+    Held(String),
     #[error("a recorder uploads recordings but reads none: use a member's device")]
     RecorderCannotRead,
     #[error("send one range within the {0} bytes, as bytes=START-END")]
@@ -99,6 +104,7 @@ impl Refusal for RecordingError {
                 (StatusCode::BAD_REQUEST, "invalid_shares")
             }
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Held(_) => (StatusCode::CONFLICT, "held"),
             RecorderCannotRead => (StatusCode::FORBIDDEN, "members_only"),
             BadRange(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "bad_range"),
             Upload(error) => return error.refusal(),
@@ -414,7 +420,10 @@ async fn check_manifest(
 }
 
 /// The vault's newest policy as stored (the server verified it when it was set).
-async fn newest_policy(tx: &mut Tx, vault: &str) -> Result<Option<VaultPolicy>, RecordingError> {
+pub(crate) async fn newest_policy(
+    tx: &mut Tx,
+    vault: &str,
+) -> Result<Option<VaultPolicy>, RecordingError> {
     let Some(bytes) = store::policies::newest(tx, vault).await? else {
         return Ok(None);
     };
@@ -568,6 +577,9 @@ pub(crate) async fn delete(
     if !store::recordings::exists(&mut tx, &vault, &recording).await? {
         return Err(RecordingError::NotFound);
     }
+    if let Some(hold) = retention::hold_on(&mut tx, &vault, &recording).await? {
+        return Err(RecordingError::Held(hold));
+    }
     let upload = store::uploads::delete(&mut tx, &recording).await?;
     let transcripts = store::recordings::transcript_objects(&mut tx, &recording).await?;
     store::recordings::delete_with_descendants(&mut tx, &recording).await?;
@@ -586,12 +598,20 @@ pub(crate) async fn delete(
     // the operator's log says which object to remove.
     uploads::discard_storage(app, &vault, &recording, upload).await;
     let objects = std::iter::once(store::recordings::object_name(&vault, &recording))
-        .chain(transcripts.into_iter().filter(|object| !object.is_empty()));
-    for object in objects {
-        if let Err(error) = app.blobs.delete(&object).await {
-            tracing::error!(%error, object = %object, "recording deleted, but this object could not be removed; remove it by hand");
-        }
-    }
+        .chain(transcripts)
+        .collect();
+    remove_objects(app, objects).await;
     tracing::info!(vault = %vault, recording = %recording, "recording deleted");
     Ok(())
+}
+
+/// Removes the objects of rows already deleted (an empty name is a row whose object was
+/// never written). A failure is logged: nothing refers to the object any more, and the
+/// operator's log says which to remove.
+pub(crate) async fn remove_objects(app: &App, objects: Vec<String>) {
+    for object in objects.into_iter().filter(|object| !object.is_empty()) {
+        if let Err(error) = app.blobs.delete(&object).await {
+            tracing::error!(%error, object = %object, "deleted, but this object could not be removed; remove it by hand");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! Recordings and their sealed shares: `recordings`, `recording_shares`; the names of their
-//! objects; and a recording's deletion with every row grown from it.
+//! objects; a recording's deletion with every row grown from it, and its shredding by a
+//! retention rule in two parts (the key's shares, then the minutes). A shredded recording is
+//! neither listed nor read.
 
 use quorate_api::Base64;
 use quorate_api::{RecordingView, SealedShare};
@@ -13,7 +15,8 @@ pub(crate) async fn complete_threshold(
     recording: &str,
 ) -> Result<Option<u8>, sqlx::Error> {
     let threshold: Option<i32> = sqlx::query_scalar(
-        "SELECT threshold_k FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
+        "SELECT threshold_k FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'
+           AND shredded_at IS NULL",
     )
     .bind(vault)
     .bind(recording)
@@ -210,7 +213,7 @@ pub(crate) async fn list_complete(
 ) -> Result<Vec<RecordingView>, sqlx::Error> {
     let rows: Vec<RecordingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORDING_COLUMNS} FROM recordings WHERE vault_id = $1 AND status = 'complete'
-         ORDER BY created_at DESC, id"
+           AND shredded_at IS NULL ORDER BY created_at DESC, id"
     )))
     .bind(vault)
     .fetch_all(connection)
@@ -229,7 +232,7 @@ pub(crate) async fn visible(
     let row: Option<RecordingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORDING_COLUMNS} FROM recordings
          WHERE vault_id = $1 AND id = $2 AND manifest IS NOT NULL
-           AND (status = 'complete' OR uploader = $3)"
+           AND (status = 'complete' OR uploader = $3) AND shredded_at IS NULL"
     )))
     .bind(vault)
     .bind(recording)
@@ -255,7 +258,8 @@ pub(crate) async fn complete_share(
 ) -> Result<Option<SealedShare>, sqlx::Error> {
     let row: Option<ShareRow> = sqlx::query_as(
         "SELECT s.share_index, s.sealed FROM recording_shares s JOIN recordings r ON r.id = s.recording_id
-         WHERE r.vault_id = $1 AND s.recording_id = $2 AND s.member = $3 AND r.status = 'complete'",
+         WHERE r.vault_id = $1 AND s.recording_id = $2 AND s.member = $3 AND r.status = 'complete'
+           AND r.shredded_at IS NULL",
     )
     .bind(vault)
     .bind(recording)
@@ -285,7 +289,8 @@ pub(crate) async fn complete_ciphertext(
     recording: &str,
 ) -> Result<Option<Ciphertext>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT ciphertext_len, manifest_digest FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'",
+        "SELECT ciphertext_len, manifest_digest FROM recordings
+         WHERE vault_id = $1 AND id = $2 AND status = 'complete' AND shredded_at IS NULL",
     )
     .bind(vault)
     .bind(recording)
@@ -402,20 +407,76 @@ pub(crate) async fn delete_with_descendants(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<(), sqlx::Error> {
-    let votes = format!("DELETE FROM votes WHERE request_id IN ({REQUESTS_ON})");
-    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({REQUESTS_ON})");
-    for sql in [
-        votes.as_str(),
-        requests.as_str(),
-        "DELETE FROM index_terms WHERE doc IN (SELECT doc FROM released_transcripts WHERE recording_id = $1)",
-        "DELETE FROM release_grants WHERE transcript_id IN (SELECT transcript_id FROM released_transcripts WHERE recording_id = $1)",
-        "DELETE FROM released_transcripts WHERE recording_id = $1",
-        "DELETE FROM transcript_shares WHERE transcript_id IN (SELECT id FROM transcripts WHERE recording_id = $1)",
-        "DELETE FROM transcripts WHERE recording_id = $1",
-        "DELETE FROM recording_shares WHERE recording_id = $1",
-        "DELETE FROM recordings WHERE id = $1",
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+    shred_minutes(connection, recording).await?;
+    shred_key(connection, recording).await?;
+    run_each(
+        connection,
+        recording,
+        &["DELETE FROM recordings WHERE id = $1"],
+    )
+    .await
+}
+
+/// Deletes every sealed share of `recording`'s key and every request on the recording
+/// itself, with its votes and job. Its transcripts and released copies stay.
+pub(crate) async fn shred_key(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<(), sqlx::Error> {
+    const ON_RECORDING: &str = "SELECT id FROM unlock_requests WHERE subject_id = $1";
+    let jobs = format!("DELETE FROM jobs WHERE request_id IN ({ON_RECORDING})");
+    let votes = format!("DELETE FROM votes WHERE request_id IN ({ON_RECORDING})");
+    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({ON_RECORDING})");
+    run_each(
+        connection,
+        recording,
+        &[
+            jobs.as_str(),
+            votes.as_str(),
+            requests.as_str(),
+            "DELETE FROM recording_shares WHERE recording_id = $1",
+        ],
+    )
+    .await
+}
+
+/// Deletes `recording`'s minutes: its transcripts with their shares, their released copies
+/// with the sealed release keys and their postings, and every request on a transcript with
+/// its votes and job.
+pub(crate) async fn shred_minutes(
+    connection: &mut AnyConnection,
+    recording: &str,
+) -> Result<(), sqlx::Error> {
+    const ON_TRANSCRIPTS: &str = "SELECT id FROM unlock_requests WHERE subject_id IN \
+         (SELECT id FROM transcripts WHERE recording_id = $1)";
+    let jobs = format!("DELETE FROM jobs WHERE request_id IN ({ON_TRANSCRIPTS})");
+    let votes = format!("DELETE FROM votes WHERE request_id IN ({ON_TRANSCRIPTS})");
+    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({ON_TRANSCRIPTS})");
+    run_each(
+        connection,
+        recording,
+        &[
+            jobs.as_str(),
+            votes.as_str(),
+            requests.as_str(),
+            "DELETE FROM index_terms WHERE doc IN (SELECT doc FROM released_transcripts WHERE recording_id = $1)",
+            "DELETE FROM release_grants WHERE transcript_id IN (SELECT transcript_id FROM released_transcripts WHERE recording_id = $1)",
+            "DELETE FROM released_transcripts WHERE recording_id = $1",
+            "DELETE FROM transcript_shares WHERE transcript_id IN (SELECT id FROM transcripts WHERE recording_id = $1)",
+            "DELETE FROM transcripts WHERE recording_id = $1",
+        ],
+    )
+    .await
+}
+
+/// Runs each of `statements`, in order, with `recording` as `$1`.
+async fn run_each(
+    connection: &mut AnyConnection,
+    recording: &str,
+    statements: &[&str],
+) -> Result<(), sqlx::Error> {
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(*sql))
             .bind(recording)
             .execute(&mut *connection)
             .await?;
