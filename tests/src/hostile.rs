@@ -297,6 +297,27 @@ async fn forward(
     response.body(Body::from(answer.body)).unwrap()
 }
 
+/// A copy of `device` (its identity, pins and sessions, so what it verified before counts)
+/// that reaches the server through `proxy`.
+pub fn through(device: &crate::Device, proxy: &HostileProxy) -> crate::Device {
+    let copy = crate::Device::at(&proxy.url);
+    copy_folder(device.folder.path(), copy.folder.path());
+    copy
+}
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

@@ -12,8 +12,9 @@ use quorate_crypto::{
     statement::{RecordingManifest, SignedStatement, UnlockRequest},
 };
 use quorate_e2e::{
-    Backend, Device, Run, Server, Staffed, board, enrol_node, hostile::HostileProxy, identity,
-    pending_member, wav,
+    Backend, Device, Run, Server, Staffed, board, enrol_node,
+    hostile::{HostileProxy, through},
+    identity, pending_member, wav,
 };
 use sqlx::Row;
 
@@ -31,27 +32,6 @@ fn assert_refused(run: &Run, says: &str) {
 
 fn vault(server: &Server) -> VaultId {
     server.codes[0].vault_id
-}
-
-/// A copy of `device` (its identity, pins and sessions, so what it verified before counts)
-/// that reaches the server through `proxy`.
-fn through(device: &Device, proxy: &HostileProxy) -> Device {
-    let copy = Device::at(&proxy.url);
-    copy_folder(device.folder.path(), copy.folder.path());
-    copy
-}
-
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -8,7 +8,11 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use quorate_crypto::audit::AuditEntry;
-use quorate_e2e::{Backend, Device, Server, hostile::HostileProxy, wav};
+use quorate_e2e::{
+    Backend, Device, Server,
+    hostile::{HostileProxy, through},
+    wav,
+};
 
 const DAY: i64 = 86_400;
 
@@ -47,16 +51,10 @@ fn rehash(page: &mut serde_json::Value, vault: quorate_crypto::VaultId, from: us
     }
 }
 
-/// A copy of `device` that reaches the server through `proxy`.
-fn through(device: &Device, proxy: &HostileProxy) -> Device {
-    let copy = Device::at(&proxy.url);
-    for entry in std::fs::read_dir(device.folder.path()).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), copy.folder.path().join(entry.file_name())).unwrap();
-        }
-    }
-    copy
+/// How many recordings `device` lists.
+async fn listed(device: &Device) -> usize {
+    let listed = device.ok(&["--json", "recordings"]).await.json();
+    listed.as_array().unwrap().len()
 }
 
 quorate_server::per_backend!(a_hold_stops_a_rule_until_lifted_and_the_receipt_is_checked);
@@ -115,8 +113,36 @@ async fn a_hold_stops_a_rule_until_lifted_and_the_receipt_is_checked(backend: Ba
             "keep",
         ])
         .await;
+
+    // A recording may carry a rule of its own from its upload: an admin's; a member's try is
+    // refused before anything is sent.
+    let keep = [
+        "--keep-recording",
+        "uploaded+400d",
+        "--keep-minutes",
+        "keep",
+    ];
+    let path = file.to_str().unwrap();
+    let by_member = bo
+        .run(&[&["upload", path, "--title", "Own"][..], &keep].concat())
+        .await;
+    assert!(by_member.stderr.contains("only an admin"), "{by_member:?}");
+    let own = admin
+        .ok(&[&["--json", "upload", path, "--title", "Own"][..], &keep].concat())
+        .await
+        .json();
+    let own = own["recording_id"].as_str().unwrap().to_owned();
     let shown = cy.ok(&["--json", "retention"]).await.json();
-    assert_eq!(shown["rules"][0]["recordings_seconds"], 30 * DAY, "{shown}");
+    let rules = shown["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{shown}");
+    let seconds = |scope: &str| {
+        rules
+            .iter()
+            .find(|rule| rule["scope"] == scope)
+            .map(|rule| rule["recordings_seconds"].clone())
+    };
+    assert_eq!(seconds("vault"), Some((30 * DAY).into()), "{shown}");
+    assert_eq!(seconds(&own), Some((400 * DAY).into()), "{shown}");
 
     // Bo proposes a hold on the recording; Cy seconds it: k = 2 places it.
     let placed = bo
@@ -135,21 +161,13 @@ async fn a_hold_stops_a_rule_until_lifted_and_the_receipt_is_checked(backend: Ba
     let hold = placed["hold_id"].as_str().unwrap().to_owned();
     let seconded = cy.ok(&["--json", "holds", "second", &hold]).await.json();
     assert_eq!(seconded["decided"], true, "{seconded}");
-    let listed = admin.ok(&["--json", "holds"]).await.json();
-    assert_eq!(listed["holds"][0]["state"], "in force", "{listed}");
+    let holds = admin.ok(&["--json", "holds"]).await.json();
+    assert_eq!(holds["holds"][0]["state"], "in force", "{holds}");
 
     // Held: the rule, due, shreds nothing.
     let due = made_at + 31 * DAY;
     assert_eq!(server.app.shred_due(due).await.unwrap(), 0, "{backend:?}");
-    assert_eq!(
-        bo.ok(&["--json", "recordings"])
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(listed(&bo).await, 2);
 
     // Lifted by two votes; then the rule shreds it, with a receipt every device checks.
     admin
@@ -160,13 +178,10 @@ async fn a_hold_stops_a_rule_until_lifted_and_the_receipt_is_checked(backend: Ba
     let lifted = bo.ok(&["--json", "holds", "second", &hold]).await.json();
     assert_eq!(lifted["decided"], true, "{lifted}");
     assert_eq!(server.app.shred_due(due).await.unwrap(), 1);
-    assert!(
-        bo.ok(&["--json", "recordings"])
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        listed(&bo).await,
+        1,
+        "the recording with a rule of its own is kept"
     );
 
     // This server's sweep ran with a clock 31 days fast: to every device, it shredded a

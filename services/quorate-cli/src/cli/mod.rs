@@ -240,6 +240,14 @@ pub struct UploadArgs {
     /// Send at most this many bytes per second (suffixes K, M: 4M).
     #[arg(long)]
     pub limit_rate: Option<String>,
+    /// Give this recording a retention rule of its own (admins), overriding the vault's:
+    /// when its ciphertext and key shares are deleted (`uploaded+90d`, `released+90d`,
+    /// `keep`). Needs --keep-minutes.
+    #[arg(long, requires = "keep_minutes")]
+    pub keep_recording: Option<String>,
+    /// With --keep-recording: when its minutes are deleted (`released+7y`, `keep`, ...).
+    #[arg(long, requires = "keep_recording")]
+    pub keep_minutes: Option<String>,
 }
 
 /// `quorate members …`

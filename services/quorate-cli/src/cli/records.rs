@@ -201,13 +201,13 @@ fn show_rules(context: &Context, rules: &[Verified<RetentionRule>]) -> Result<()
     Ok(())
 }
 
-async fn set_rule(
-    context: &mut Context,
+/// The periods of a rule, as typed, checked; and that this device's identity is an admin's.
+fn rule_terms(
     session: &Session,
     roster: &Roster,
-    rules: &[Verified<RetentionRule>],
-    (recordings, minutes, recording): (&str, &str, Option<&str>),
-) -> Result<(), DeviceError> {
+    recordings: &str,
+    minutes: &str,
+) -> Result<(Option<Period>, Option<Period>), DeviceError> {
     if roster
         .admin_by_key(&session.identity.public().verifying_key)
         .is_none()
@@ -216,10 +216,19 @@ async fn set_rule(
             "only an admin of this vault sets retention rules".into(),
         ));
     }
-    let scope = match recording {
-        Some(text) => Scope::Recording(parse_id(text, "recording", "quorate recordings")?),
-        None => Scope::Vault,
-    };
+    Ok((
+        parse_period(recordings, "recordings")?,
+        parse_period(minutes, "minutes")?,
+    ))
+}
+
+/// Signs and stores the next rule of `scope` with `periods`; returns it.
+async fn sign_rule(
+    session: &Session,
+    rules: &[Verified<RetentionRule>],
+    scope: Scope,
+    (recordings, minutes): (Option<Period>, Option<Period>),
+) -> Result<RetentionRule, DeviceError> {
     let sequence = rules
         .iter()
         .filter(|rule| rule.statement.scope == scope)
@@ -230,8 +239,8 @@ async fn set_rule(
         vault_id: session.vault,
         scope,
         sequence,
-        recordings: parse_period(recordings, "recordings")?,
-        minutes: parse_period(minutes, "minutes")?,
+        recordings,
+        minutes,
         issued_at: now(),
     };
     rule.check()
@@ -243,6 +252,60 @@ async fn set_rule(
             &SignedStatement::sign(&rule, &session.identity),
         )
         .await?;
+    Ok(rule)
+}
+
+/// For `quorate upload --keep-recording … --keep-minutes …`: the periods, checked before
+/// anything is uploaded.
+pub(super) async fn own_rule_terms(
+    context: &mut Context,
+    recordings: &str,
+    minutes: &str,
+) -> Result<(Option<Period>, Option<Period>), DeviceError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    rule_terms(&session, &roster, recordings, minutes)
+}
+
+/// Signs `recording`'s own rule once it is uploaded, unless its newest already says the
+/// same (an upload resumed after the rule was set); returns a line for the upload's report.
+pub(super) async fn set_own_rule(
+    context: &mut Context,
+    recording: RecordingId,
+    periods: (Option<Period>, Option<Period>),
+) -> Result<String, DeviceError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let rules = session.client.retention_rules(&roster).await?;
+    let scope = Scope::Recording(recording);
+    let newest = in_force(&rules)
+        .into_iter()
+        .find(|rule| rule.scope == scope)
+        .map(|rule| (rule.recordings, rule.minutes));
+    if newest != Some(periods) {
+        sign_rule(&session, &rules, scope, periods).await?;
+    }
+    Ok(format!(
+        "\nIts own retention rule: recording {}; minutes {}.",
+        describe(periods.0),
+        describe(periods.1)
+    ))
+}
+
+async fn set_rule(
+    context: &mut Context,
+    session: &Session,
+    roster: &Roster,
+    rules: &[Verified<RetentionRule>],
+    (recordings, minutes, recording): (&str, &str, Option<&str>),
+) -> Result<(), DeviceError> {
+    let periods = rule_terms(session, roster, recordings, minutes)?;
+    let scope = match recording {
+        Some(text) => Scope::Recording(parse_id(text, "recording", "quorate recordings")?),
+        None => Scope::Vault,
+    };
+    let rule = sign_rule(session, rules, scope, periods).await?;
+    let sequence = rule.sequence;
     context.print(
         &format!(
             "Rule {sequence} for {} signed: recordings {}; minutes {}. Each deletion by it is written to the audit log with this rule; `quorate audit verify` checks them.",

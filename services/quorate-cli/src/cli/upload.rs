@@ -303,6 +303,13 @@ pub(super) fn forget_pending(context: &Context, file: &Path) -> Result<(), Devic
 
 /// `quorate upload`.
 pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), DeviceError> {
+    // Checked before anything is sent, so that a typo or a member's try uploads nothing.
+    let keep = match (&args.keep_recording, &args.keep_minutes) {
+        (Some(recordings), Some(minutes)) => {
+            Some(super::records::own_rule_terms(context, recordings, minutes).await?)
+        }
+        _ => None,
+    };
     let sent = send(context, &args).await.map_err(|error| {
         if error.server_code() == Some("roster_changed") {
             let state = pending_paths(context, &args.file)
@@ -321,9 +328,13 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
         threshold: k,
         shares,
     } = sent;
+    let kept = match keep {
+        Some(terms) => super::records::set_own_rule(context, recording, terms).await?,
+        None => String::new(),
+    };
     context.print(
         &format!(
-            "Uploaded {} as recording {recording} ({ciphertext_len} bytes of ciphertext).\nIts key is split {k}-of-{shares} among the members: nobody hears it without {k} approvals.",
+            "Uploaded {} as recording {recording} ({ciphertext_len} bytes of ciphertext).\nIts key is split {k}-of-{shares} among the members: nobody hears it without {k} approvals.{kept}",
             args.file.display(),
         ),
         &json!({ "recording_id": recording.to_string(), "ciphertext_len": ciphertext_len, "threshold": k, "shares": shares }),

@@ -359,6 +359,9 @@ impl Watcher {
             attendees: recording.attendees.clone(),
             threshold: self.args.threshold,
             limit_rate: self.args.limit_rate.clone(),
+            // A recorder signs no rule: the vault's applies, or an admin sets one later.
+            keep_recording: None,
+            keep_minutes: None,
         };
         let first = stop
             .unless_stopped(async { Ok(upload::send(context, &args).await) })

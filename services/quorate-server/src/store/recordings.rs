@@ -423,10 +423,8 @@ pub(crate) async fn shred_key(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<(), sqlx::Error> {
-    const ON_RECORDING: &str = "SELECT id FROM unlock_requests WHERE subject_id = $1";
-    let jobs = format!("DELETE FROM jobs WHERE request_id IN ({ON_RECORDING})");
-    let votes = format!("DELETE FROM votes WHERE request_id IN ({ON_RECORDING})");
-    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({ON_RECORDING})");
+    let [jobs, votes, requests] =
+        requests_and_grown("SELECT id FROM unlock_requests WHERE subject_id = $1");
     run_each(
         connection,
         recording,
@@ -447,11 +445,10 @@ pub(crate) async fn shred_minutes(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<(), sqlx::Error> {
-    const ON_TRANSCRIPTS: &str = "SELECT id FROM unlock_requests WHERE subject_id IN \
-         (SELECT id FROM transcripts WHERE recording_id = $1)";
-    let jobs = format!("DELETE FROM jobs WHERE request_id IN ({ON_TRANSCRIPTS})");
-    let votes = format!("DELETE FROM votes WHERE request_id IN ({ON_TRANSCRIPTS})");
-    let requests = format!("DELETE FROM unlock_requests WHERE id IN ({ON_TRANSCRIPTS})");
+    let [jobs, votes, requests] = requests_and_grown(
+        "SELECT id FROM unlock_requests WHERE subject_id IN \
+         (SELECT id FROM transcripts WHERE recording_id = $1)",
+    );
     run_each(
         connection,
         recording,
@@ -467,6 +464,16 @@ pub(crate) async fn shred_minutes(
         ],
     )
     .await
+}
+
+/// The deletions of the requests `requests` selects (by ID, with `recording` as `$1`) with
+/// their jobs and votes, in the order they must run.
+fn requests_and_grown(requests: &str) -> [String; 3] {
+    [
+        format!("DELETE FROM jobs WHERE request_id IN ({requests})"),
+        format!("DELETE FROM votes WHERE request_id IN ({requests})"),
+        format!("DELETE FROM unlock_requests WHERE id IN ({requests})"),
+    ]
 }
 
 /// Runs each of `statements`, in order, with `recording` as `$1`.
