@@ -34,3 +34,6 @@ CREATE TABLE holds (
 
 ALTER TABLE recordings ADD COLUMN shredded_at BIGINT;
 ALTER TABLE recordings ADD COLUMN minutes_shredded_at BIGINT;
+-- When its first minutes were released: a release-anchored period counts from it, also
+-- once the minutes themselves are shredded.
+ALTER TABLE recordings ADD COLUMN first_released_at BIGINT;

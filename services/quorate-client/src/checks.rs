@@ -9,7 +9,7 @@ use quorate_crypto::{
     Fingerprint, NodeId, RecordingId,
     audit::AuditEntry,
     release::{ReleaseManifest, SearchKeyCommitment},
-    retention::{LegalHold, RetentionRule, held, rule_for, tally},
+    retention::{LegalHold, RetentionRule, held, rule_for},
     roster::{Roster, RosterMember},
     statement::{
         NodeApproval, RecordingManifest, Role, RosterEntry, SignedStatement, StatementBody,
@@ -283,9 +283,7 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
             StatementKind::RetentionRule => by_admin_ever::<RetentionRule>(roster, &signed).is_ok(),
             StatementKind::LegalHold => {
                 in_vault::<LegalHold>(roster, &signed).map_err(refuse)?;
-                ever.iter().any(|member| {
-                    member.public.verifying_key == signer && member.role.holds_shares()
-                })
+                held_shares(roster, &signer)
             }
             // A kind this device does not know: it cannot say who may sign it.
             _ => false,
@@ -322,6 +320,15 @@ pub fn by_admin_ever<T: StatementBody>(
     Ok(verified)
 }
 
+/// Whether `key` is or was a share-holding member's on `roster`.
+fn held_shares(roster: &Roster, key: &VerifyingKey) -> bool {
+    roster
+        .members()
+        .iter()
+        .chain(roster.removed())
+        .any(|member| member.public.verifying_key == *key && member.role.holds_shares())
+}
+
 /// Slack for a server clock a little ahead of this device's.
 const CLOCK_SLACK_SECONDS: i64 = 300;
 
@@ -333,8 +340,8 @@ const CLOCK_SLACK_SECONDS: i64 = 300;
 /// the first release of its minutes in the log), and the receipt must not be dated after
 /// `now`. No deletion, by rule or by an admin (`recording.deleted`), may touch a recording
 /// that a hold placed by k members' votes (k the policy's at the time), and not yet lifted
-/// by k votes, covers. Signers are [`audit_signers`]'s to check; votes by members since
-/// removed are not counted here (they are not on the roster's current list).
+/// by k votes, covers. Signers are [`audit_signers`]'s to check; a vote counts if its
+/// signer held shares at any time (see `Records::count_vote`).
 ///
 /// Without this, a server could shred a recording early, under a forged or superseded rule,
 /// or under a hold, and the log would only say that it did.
@@ -415,28 +422,47 @@ impl Records {
         Ok(())
     }
 
-    /// Adds a hold vote; once k current members agree, the hold is placed (or lifted).
+    /// Adds a hold vote; once k distinct members agree with the first vote on its hold and
+    /// action (same scope and reason, each made on a roster head of this chain), the hold is
+    /// placed (or lifted). A member counts if they held shares at any time: removing a
+    /// voter later neither hides a hold nor undoes a lift. A vote that disagrees with the
+    /// first is not counted, and cancels nothing.
     fn count_vote(&mut self, roster: &Roster, signed: &SignedStatement) -> Result<(), String> {
         in_vault::<LegalHold>(roster, signed)?;
         let vote = signed
             .verify::<LegalHold>()
             .map_err(|error| error.to_string())?;
-        let question = |hold: &LegalHold| (hold.hold_id, hold.action);
-        let asked = question(&vote.statement);
+        let asked = (vote.statement.hold_id, vote.statement.action);
         self.votes.push(vote);
-        if self.decided.iter().any(|hold| question(hold) == asked) {
+        let question = |hold: &LegalHold| (hold.hold_id, hold.action);
+        if self.k == 0 || self.decided.iter().any(|hold| question(hold) == asked) {
             return Ok(());
         }
-        let on_it: Vec<Verified<LegalHold>> = self
+        let Some(first) = self
+            .votes
+            .iter()
+            .find(|vote| question(&vote.statement) == asked)
+        else {
+            return Ok(());
+        };
+        let agrees = |other: &LegalHold| {
+            (other.scope, &other.reason) == (first.statement.scope, &first.statement.reason)
+        };
+        let mut voters: Vec<&VerifyingKey> = self
             .votes
             .iter()
             .filter(|vote| {
-                question(&vote.statement) == asked && roster.member_by_key(&vote.signer).is_some()
+                question(&vote.statement) == asked
+                    && agrees(&vote.statement)
+                    && roster.has_entry(&vote.statement.roster_head)
+                    && held_shares(roster, &vote.signer)
             })
-            .cloned()
+            .map(|vote| &vote.signer)
             .collect();
-        if let Ok(decided) = tally(&on_it, roster, self.k) {
-            self.decided.push(decided.clone());
+        voters.sort_by_key(|key| key.to_bytes());
+        voters.dedup();
+        if voters.len() >= usize::from(self.k) {
+            self.decided.push(first.statement.clone());
         }
         Ok(())
     }

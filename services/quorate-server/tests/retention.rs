@@ -131,6 +131,7 @@ async fn a_rule_shreds_the_key_then_the_minutes_with_receipts_devices_check(back
     let vault = board.admin.vault;
     let minutes = flow::released(&board, &node).await;
     let recording = minutes.made.id;
+    let short = flow::released(&board, &node).await.made.id;
     let (unreleased, _) = flow::uploaded(&board, 1, 2).await;
     let released_at = quorate_server::now();
 
@@ -185,14 +186,37 @@ async fn a_rule_shreds_the_key_then_the_minutes_with_receipts_devices_check(back
     );
     assert!(is_listed(&board, recording).await);
 
-    // Due: the key of the released recording goes (the unreleased one is kept, its period
+    // One recording's own rule keeps its minutes a month and its key 90 days: the minutes go
+    // first, and the key's period still counts from their release once they are gone.
+    set_rule(
+        &board,
+        Scope::Recording(short),
+        0,
+        (period(Anchor::Released, 90), period(Anchor::Released, 30)),
+    )
+    .await;
+    assert_eq!(
+        server.app.shred_due(released_at + 31 * DAY).await.unwrap(),
+        1
+    );
+    let kept = board
+        .admin
+        .client
+        .released(vault, Some(short))
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+    assert!(is_listed(&board, short).await);
+
+    // Due: the key of each released recording goes (the unreleased one is kept, its period
     // never started); its minutes stay, readable and searchable.
     let key_day = released_at + 91 * DAY;
     assert_eq!(
         server.app.shred_due(key_day).await.unwrap(),
-        1,
+        2,
         "{backend:?}"
     );
+    assert!(!is_listed(&board, short).await);
     assert_eq!(server.app.shred_due(key_day).await.unwrap(), 0, "done once");
     assert!(!is_listed(&board, recording).await);
     assert!(is_listed(&board, unreleased.id).await);
@@ -216,7 +240,9 @@ async fn a_rule_shreds_the_key_then_the_minutes_with_receipts_devices_check(back
     let log = whole_log(&board).await;
     let receipt = log
         .iter()
-        .find(|entry| entry.action == "recording.shredded")
+        .find(|entry| {
+            entry.action == "recording.shredded" && entry.subject == recording.to_string()
+        })
         .expect("a receipt");
     assert_eq!(receipt.subject, recording.to_string());
     assert_eq!(receipt.actor, "server");
@@ -230,7 +256,9 @@ async fn a_rule_shreds_the_key_then_the_minutes_with_receipts_devices_check(back
     // log, or names a rule an admin never signed, is caught by the device.
     let receipt_at = log
         .iter()
-        .position(|entry| entry.action == "recording.shredded")
+        .position(|entry| {
+            entry.action == "recording.shredded" && entry.subject == recording.to_string()
+        })
         .unwrap();
     let mut early = log.clone();
     early[receipt_at].time = released_at + 10 * DAY;

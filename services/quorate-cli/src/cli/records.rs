@@ -113,6 +113,13 @@ fn describe(period: Option<Period>) -> String {
     }
 }
 
+fn anchor_name(anchor: Anchor) -> &'static str {
+    match anchor {
+        Anchor::Uploaded => "uploaded",
+        Anchor::Released => "released",
+    }
+}
+
 fn scope_text(scope: Scope) -> String {
     match scope {
         Scope::Vault => "vault".to_owned(),
@@ -187,7 +194,9 @@ fn show_rules(context: &Context, rules: &[Verified<RetentionRule>]) -> Result<()
                 "scope": scope_text(rule.scope),
                 "sequence": rule.sequence,
                 "recordings_seconds": rule.recordings.map(|period| period.seconds),
+                "recordings_after": rule.recordings.map(|period| anchor_name(period.anchor)),
                 "minutes_seconds": rule.minutes.map(|period| period.seconds),
+                "minutes_after": rule.minutes.map(|period| anchor_name(period.anchor)),
             })
         })
         .collect();
@@ -466,12 +475,19 @@ pub(super) async fn holds(
         ),
         HoldAction::Lift => ("lift", "lifted: deletions go on by rule"),
     };
+    // What this member signed, in full: the scope and reason came from the first vote.
+    let signed_for = format!(
+        "You signed: {verb} hold {} on {} ({}).",
+        vote.hold_id,
+        scope_text(vote.scope),
+        quorate_client::checks::printable(&vote.reason)
+    );
     let text = if decided {
-        format!("Hold {} is {done}.", vote.hold_id)
+        format!("{signed_for}\nHold {} is {done}.", vote.hold_id)
     } else {
         format!(
-            "Your vote to {verb} hold {} is counted; {k} member(s) must vote: ask them to run `quorate holds second {}`.",
-            vote.hold_id, vote.hold_id
+            "{signed_for}\nYour vote is counted; {k} votes in all decide it: ask the other members to run `quorate holds second {}`.",
+            vote.hold_id
         )
     };
     context.print(

@@ -329,7 +329,13 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
         shares,
     } = sent;
     let kept = match keep {
-        Some(terms) => super::records::set_own_rule(context, recording, terms).await?,
+        Some(terms) => super::records::set_own_rule(context, recording, terms)
+            .await
+            .map_err(|error| {
+                DeviceError::Local(format!(
+                    "uploaded as recording {recording}, but its own retention rule was not set ({error}): set it with `quorate retention set --recording {recording} …`"
+                ))
+            })?,
         None => String::new(),
     };
     context.print(

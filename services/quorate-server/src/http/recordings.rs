@@ -174,6 +174,7 @@ pub(crate) async fn download(
     responses(
         (status = 204, description = "Deleted, with an audit entry"),
         (status = 403, description = "Only admins delete recordings", body = quorate_api::ErrorBody),
+        (status = 409, description = "A legal hold covers the recording (`held`): nothing it covers is deleted until a quorum lifts it", body = quorate_api::ErrorBody),
     )
 )]
 pub(crate) async fn delete_recording(

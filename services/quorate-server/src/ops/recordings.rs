@@ -572,7 +572,9 @@ pub(crate) async fn delete(
     let vault = admin.vault.to_string();
     let recording = recording.to_string();
     let mut tx = app.db.begin().await?;
-    // First, so that no job can add a transcript once the rows below are read.
+    // So that a hold placed meanwhile is seen (`retention::vote_hold` takes it too).
+    store::vaults::lock(&mut tx, &vault).await?;
+    // Then, so that no job can add a transcript once the rows below are read.
     store::recordings::delete_jobs(&mut tx, &recording).await?;
     if !store::recordings::exists(&mut tx, &vault, &recording).await? {
         return Err(RecordingError::NotFound);

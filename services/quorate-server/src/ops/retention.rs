@@ -9,7 +9,7 @@
 use axum::http::StatusCode;
 use quorate_crypto::{
     RecordingId,
-    retention::{HoldAction, LegalHold, RetentionRule, Scope, rule_for, tally},
+    retention::{HoldAction, LegalHold, Period, RetentionRule, Scope, rule_for, tally},
     statement::{RecordingManifest, SignedStatement, Verified},
 };
 
@@ -41,6 +41,8 @@ pub(crate) enum RetentionError {
     NoSuchRecording,
     #[error("a vote must be signed by the member sending it")]
     NotVoter,
+    #[error("a rule must be signed by the admin sending it")]
+    NotSigner,
     #[error("you already voted so on this hold")]
     AlreadyVoted,
     #[error("this hold is already placed: vote to lift it, or place a new hold")]
@@ -67,7 +69,9 @@ impl Refusal for RetentionError {
     fn refusal(&self) -> Option<(StatusCode, &'static str)> {
         use RetentionError::*;
         Some(match self {
-            InvalidStatement(_) | NotVoter => (StatusCode::BAD_REQUEST, "invalid_statement"),
+            InvalidStatement(_) | NotVoter | NotSigner => {
+                (StatusCode::BAD_REQUEST, "invalid_statement")
+            }
             RuleChanged(_) => (StatusCode::CONFLICT, "rule_changed"),
             NoSuchRecording => (StatusCode::NOT_FOUND, "not_found"),
             AlreadyVoted => (StatusCode::CONFLICT, "already_voted"),
@@ -99,10 +103,12 @@ pub(crate) async fn set_rule(
 ) -> Result<(), RetentionError> {
     let vault = admin.vault.to_string();
     let mut tx = app.db.begin().await?;
+    // Rules, holds, shredding and deletions of a vault take turns (see `shred_if_due`).
+    store::vaults::lock(&mut tx, &vault).await?;
     let roster = app.rosters.verified(&mut tx, admin.vault).await?;
     let (verified, signer) = roster.verify_by_admin::<RetentionRule>(signed)?;
     if signer.fingerprint.to_hex() != admin.fingerprint {
-        return Err(RetentionError::NotVoter);
+        return Err(RetentionError::NotSigner);
     }
     let rule = verified.statement;
     let scope = scope_name(rule.scope);
@@ -157,6 +163,8 @@ pub(crate) async fn vote_hold(
 ) -> Result<bool, RetentionError> {
     let vault = member.vault.to_string();
     let mut tx = app.db.begin().await?;
+    // Two k-th votes at once must see each other, and a shredding must see the hold.
+    store::vaults::lock(&mut tx, &vault).await?;
     let roster = app.rosters.verified(&mut tx, member.vault).await?;
     let (verified, signer) = roster.verify_by_member::<LegalHold>(signed)?;
     if signer.fingerprint.to_hex() != member.fingerprint {
@@ -249,7 +257,8 @@ pub(crate) async fn hold_on(
 }
 
 /// Shreds what every rule in force says is due at `now` and no hold covers; returns how
-/// many parts (a recording's key, or its minutes) it shredded.
+/// many parts (a recording's key, or its minutes) it shredded. A recording whose stored
+/// statements no longer verify is logged and passed over, so that it stops no other.
 pub(crate) async fn shred_due(app: &App, now: i64) -> Result<usize, RetentionError> {
     const BATCH: i64 = 200;
     let (mut after, mut shredded) = (String::new(), 0);
@@ -263,8 +272,12 @@ pub(crate) async fn shred_due(app: &App, now: i64) -> Result<usize, RetentionErr
         };
         after = last.id.clone();
         for kept in batch {
-            for part in due_parts(app, &kept, now).await? {
-                shredded += usize::from(shred(app, &kept, part, now).await?);
+            match shred_if_due(app, &kept, now).await {
+                Ok(parts) => shredded += parts,
+                Err(RetentionError::InvalidStatement(error)) => {
+                    tracing::error!(vault = %kept.vault_id, recording = %kept.id, %error, "a stored manifest or rule does not verify: this recording is not shredded; restore the database from a backup");
+                }
+                Err(error) => return Err(error),
             }
         }
     }
@@ -288,20 +301,80 @@ impl Part {
     }
 }
 
-/// The parts of `kept` due at `now` under the rule in force, with that rule.
+/// Shreds the parts of `kept` that the rule in force says are due at `now`, unless a hold
+/// covers it, in one transaction that holds the vault's lock (so that no hold, rule or
+/// deletion comes in between) and writes a receipt per part. Returns how many it shredded.
+async fn shred_if_due(app: &App, kept: &Kept, now: i64) -> Result<usize, RetentionError> {
+    let (vault, recording) = (kept.vault_id.as_str(), kept.id.as_str());
+    let vault_id = vault.parse()?;
+    // A first look without the lock, so that a sweep over recordings with nothing due
+    // writes nothing; what is due is read again under the lock.
+    {
+        let mut connection = app.db.connection().await?;
+        if due_parts(&mut connection, kept, now).await?.is_empty() {
+            return Ok(0);
+        }
+    }
+    let mut tx = app.db.begin().await?;
+    store::vaults::lock(&mut tx, vault).await?;
+    let parts = due_parts(&mut tx, kept, now).await?;
+    if parts.is_empty() {
+        return Ok(0);
+    }
+    if let Some(hold) = hold_on(&mut tx, vault, recording).await? {
+        tracing::info!(vault, recording, hold, "due for shredding, but held");
+        return Ok(0);
+    }
+    if parts.iter().any(|(part, _)| *part == Part::Minutes) {
+        // First, so that no job can add a transcript once the rows below are read.
+        store::recordings::delete_jobs(&mut tx, recording).await?;
+    }
+    let (mut leftover, mut objects) = (None, Vec::new());
+    for (part, rule) in &parts {
+        if !store::retention::mark_shredded(&mut tx, recording, *part == Part::Minutes, now).await?
+        {
+            // Another replica's sweep got there first.
+            return Ok(0);
+        }
+        match part {
+            Part::Key => {
+                leftover = store::uploads::delete(&mut tx, recording).await?;
+                store::recordings::shred_key(&mut tx, recording).await?;
+                objects.push(store::recordings::object_name(vault, recording));
+            }
+            Part::Minutes => {
+                objects.extend(store::recordings::transcript_objects(&mut tx, recording).await?);
+                store::recordings::shred_minutes(&mut tx, recording).await?;
+            }
+        }
+        tx.audit(
+            vault_id,
+            now,
+            Event {
+                actor: "server",
+                action: part.action(),
+                subject: recording,
+                statement: Some(rule),
+            },
+        );
+    }
+    tx.commit().await?;
+    uploads::discard_storage(app, vault, recording, leftover).await;
+    recordings::remove_objects(app, objects).await;
+    tracing::info!(vault, recording, parts = parts.len(), "shredded by rule");
+    Ok(parts.len())
+}
+
+/// The parts of `kept` due at `now` under the rule in force, each with that rule as signed.
 async fn due_parts(
-    app: &App,
+    tx: &mut sqlx::AnyConnection,
     kept: &Kept,
     now: i64,
 ) -> Result<Vec<(Part, Vec<u8>)>, RetentionError> {
     let manifest = SignedStatement::from_bytes(&kept.manifest)?.verify::<RecordingManifest>()?;
     let recording: RecordingId = manifest.statement.recording_id;
-    let stored = {
-        let mut connection = app.db.connection().await?;
-        store::retention::newest_rules(&mut connection, &kept.vault_id, &kept.id).await?
-    };
     let mut rules: Vec<(Verified<RetentionRule>, Vec<u8>)> = Vec::new();
-    for bytes in stored {
+    for bytes in store::retention::newest_rules(tx, &kept.vault_id, &kept.id).await? {
         let verified = SignedStatement::from_bytes(&bytes)?.verify::<RetentionRule>()?;
         rules.push((verified, bytes));
     }
@@ -310,13 +383,14 @@ async fn due_parts(
     let Some(rule) = rule_for(&verified, recording) else {
         return Ok(Vec::new());
     };
-    let bytes = rules
+    let Some((_, bytes)) = rules
         .iter()
-        .find(|(stored, _)| stored.statement == rule.statement)
-        .map(|(_, bytes)| bytes.clone())
-        .unwrap_or_default();
+        .find(|(stored, _)| stored.digest == rule.digest)
+    else {
+        return Ok(Vec::new());
+    };
     let uploaded = manifest.statement.created_at;
-    let due = |period: Option<quorate_crypto::retention::Period>, done: Option<i64>| {
+    let due = |period: Option<Period>, done: Option<i64>| {
         done.is_none()
             && period
                 .and_then(|period| period.due_at(uploaded, kept.released_at))
@@ -327,59 +401,7 @@ async fn due_parts(
         parts.push((Part::Key, bytes.clone()));
     }
     if due(rule.statement.minutes, kept.minutes_shredded_at) {
-        parts.push((Part::Minutes, bytes));
+        parts.push((Part::Minutes, bytes.clone()));
     }
     Ok(parts)
-}
-
-/// Shreds one part of `kept` under `rule` (its signed bytes), unless a hold covers it;
-/// writes the receipt to the audit log in the same transaction. Returns whether it did.
-async fn shred(
-    app: &App,
-    kept: &Kept,
-    (part, rule): (Part, Vec<u8>),
-    now: i64,
-) -> Result<bool, RetentionError> {
-    let (vault, recording) = (kept.vault_id.as_str(), kept.id.as_str());
-    let mut tx = app.db.begin().await?;
-    // The first statement writes, so that SQLite takes its lock before the reads below; and
-    // it marks the part, so that a second replica's sweep finds nothing to do.
-    if !store::retention::mark_shredded(&mut tx, recording, part == Part::Minutes, now).await? {
-        return Ok(false);
-    }
-    if let Some(hold) = hold_on(&mut tx, vault, recording).await? {
-        tracing::info!(vault, recording, hold, "due for shredding, but held");
-        return Ok(false);
-    }
-    let (leftover, objects) = match part {
-        Part::Key => {
-            let leftover = store::uploads::delete(&mut tx, recording).await?;
-            store::recordings::shred_key(&mut tx, recording).await?;
-            (
-                leftover,
-                vec![store::recordings::object_name(vault, recording)],
-            )
-        }
-        Part::Minutes => {
-            let objects = store::recordings::transcript_objects(&mut tx, recording).await?;
-            store::recordings::shred_minutes(&mut tx, recording).await?;
-            (None, objects)
-        }
-    };
-    let vault_id = vault.parse().map_err(RetentionError::InvalidStatement)?;
-    tx.audit(
-        vault_id,
-        now,
-        Event {
-            actor: "server",
-            action: part.action(),
-            subject: recording,
-            statement: Some(&rule),
-        },
-    );
-    tx.commit().await?;
-    uploads::discard_storage(app, vault, recording, leftover).await;
-    recordings::remove_objects(app, objects).await;
-    tracing::info!(vault, recording, part = part.action(), "shredded by rule");
-    Ok(true)
 }

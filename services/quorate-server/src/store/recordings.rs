@@ -8,7 +8,8 @@ use quorate_api::{RecordingView, SealedShare};
 use sqlx::AnyConnection;
 
 /// The threshold of complete recording `recording` of `vault`, `None` when there is no
-/// such complete recording.
+/// such complete recording, or a rule shredded its key or its minutes (a new transcript
+/// would bring back what the rule deleted).
 pub(crate) async fn complete_threshold(
     connection: &mut AnyConnection,
     vault: &str,
@@ -16,7 +17,7 @@ pub(crate) async fn complete_threshold(
 ) -> Result<Option<u8>, sqlx::Error> {
     let threshold: Option<i32> = sqlx::query_scalar(
         "SELECT threshold_k FROM recordings WHERE vault_id = $1 AND id = $2 AND status = 'complete'
-           AND shredded_at IS NULL",
+           AND shredded_at IS NULL AND minutes_shredded_at IS NULL",
     )
     .bind(vault)
     .bind(recording)

@@ -50,7 +50,7 @@ pub(crate) async fn insert(
     release: &NewRelease<'_>,
 ) -> Result<Option<i64>, sqlx::Error> {
     let described = &release.described;
-    sqlx::query_scalar(
+    let doc = sqlx::query_scalar(
         "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at, object)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING doc",
     )
@@ -64,8 +64,18 @@ pub(crate) async fn insert(
     .bind(release.words)
     .bind(described.now)
     .bind(described.object)
-    .fetch_optional(connection)
-    .await
+    .fetch_optional(&mut *connection)
+    .await?;
+    // A release-anchored retention period counts from the first release, which outlives
+    // the released copies it counts for.
+    sqlx::query(
+        "UPDATE recordings SET first_released_at = COALESCE(first_released_at, $2) WHERE id = $1",
+    )
+    .bind(described.recording)
+    .bind(described.now)
+    .execute(connection)
+    .await?;
+    Ok(doc)
 }
 
 /// Whether a member's sealed release key replaces one they hold.

@@ -60,7 +60,7 @@ pub(crate) async fn rules(
     .await
 }
 
-/// The newest rule of `vault` for each of `scopes` there is one for.
+/// The newest rule of `vault` for the vault and for `recording`, those there are.
 pub(crate) async fn newest_rules(
     connection: &mut AnyConnection,
     vault: &str,
@@ -239,8 +239,7 @@ pub(crate) async fn kept(
 ) -> Result<Vec<Kept>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.id, r.vault_id, r.manifest, r.shredded_at, r.minutes_shredded_at,
-                (SELECT MIN(created_at) FROM released_transcripts t WHERE t.recording_id = r.id)
-                    AS released_at
+                r.first_released_at AS released_at
          FROM recordings r
          WHERE r.status = 'complete' AND r.id > $1
            AND (r.shredded_at IS NULL OR r.minutes_shredded_at IS NULL)
