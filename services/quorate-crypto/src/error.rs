@@ -84,26 +84,16 @@ pub enum Error {
         field: &'static str,
     },
 
-    /// A share does not match the commitment in the signed manifest.
-    #[error("share {index} does not match its commitment in the signed manifest")]
-    ShareCommitmentMismatch {
-        /// The share's index (1-based).
-        index: u8,
-    },
-
-    /// The shares combine to a key that is not the recording's, and the faulty share could
-    /// be located.
-    #[error("share {index} is corrupt: without it the others rebuild the right key")]
+    /// A share is not a point of the sharing its commitments describe.
+    #[error("share {index} is corrupt: it does not match the commitments of its sharing")]
     BadShare {
         /// The share's index (1-based).
         index: u8,
     },
 
-    /// The shares combine to a key that is not the recording's, and there were too few
-    /// shares (exactly k) or too many bad ones to say which.
-    #[error(
-        "the shares rebuild a key that is not the recording's; give more than k shares to locate the bad one"
-    )]
+    /// The shares rebuild a key that is not the one the signed manifest names: they are
+    /// points of commitments other than the recording's (made up by whoever sent them).
+    #[error("the shares rebuild a key that is not the recording's: their commitments were not its own")]
     RecipientMismatch,
 
     /// Fewer distinct shares than the threshold.

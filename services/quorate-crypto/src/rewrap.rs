@@ -9,7 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::{
     AgeSecretKey, Error, NodeId, Recipient, RequestId, envelope,
-    threshold::{Share, ShareBinding, Subject, open_share},
+    threshold::{ShareBinding, Subject, open_share},
+    vss::ScalarShare,
     wire::{Reader, Writer},
 };
 
@@ -119,7 +120,7 @@ impl RequestBinding {
     }
 }
 
-const NODE_SHARE_DOMAIN: &str = "quorate/node-share/v1";
+const NODE_SHARE_DOMAIN: &str = "quorate/node-share/v2";
 
 /// Opens the member's own sealed share (checking it against `expected`, from the signed
 /// manifest) and seals it again to `node_recipient`, bound to `request`. Returns the
@@ -150,22 +151,25 @@ pub fn resealed_digest(resealed: &[u8]) -> [u8; 32] {
 pub fn encode_node_share(
     request: &RequestBinding,
     binding: &ShareBinding,
-    share: &Share,
+    share: &ScalarShare,
 ) -> Zeroizing<Vec<u8>> {
     let mut writer = Writer::new(NODE_SHARE_DOMAIN);
     request.encode(&mut writer);
     binding.encode(&mut writer);
-    writer.fixed(share.expose_secret());
+    writer.fixed(&*share.to_bytes());
     Zeroizing::new(writer.finish())
 }
 
 /// Parses the plaintext of a re-sealed share (exposed for fuzzing).
-pub fn decode_node_share(plaintext: &[u8]) -> Result<(RequestBinding, ShareBinding, Share), Error> {
+pub fn decode_node_share(
+    plaintext: &[u8],
+) -> Result<(RequestBinding, ShareBinding, ScalarShare), Error> {
     let mut reader = Reader::new(plaintext, NODE_SHARE_DOMAIN, "re-sealed share")?;
     let request = RequestBinding::decode(&mut reader)?;
     let binding = ShareBinding::decode(&mut reader)?;
-    let share = Share::new(binding.index, crate::SecretBytes::new(reader.array()?))?;
+    let value = Zeroizing::new(reader.array::<32>()?);
     reader.finish()?;
+    let share = ScalarShare::from_bytes(binding.index, &value)?;
     Ok((request, binding, share))
 }
 
@@ -177,7 +181,7 @@ pub fn open_node_share(
     node_key: &AgeSecretKey,
     expected: &RequestBinding,
     now: i64,
-) -> Result<(ShareBinding, Share), Error> {
+) -> Result<(ShareBinding, ScalarShare), Error> {
     let plaintext = envelope::open(resealed, node_key, "re-sealed share")?;
     let (request, binding, share) = decode_node_share(&plaintext)?;
     request.check(expected)?;

@@ -19,7 +19,8 @@ use crate::{
     RequestId, TranscriptId, VaultId, envelope,
     identity::verifying_key_from_bytes,
     rewrap::{Purpose, RequestBinding},
-    threshold::{Share, ShareBinding, Subject, Threshold},
+    threshold::{ShareBinding, Subject, Threshold},
+    vss::{Commitments, ScalarShare, Secret},
     wire::{Reader, Writer},
 };
 
@@ -625,33 +626,28 @@ impl NodeApproval {
 // ---------------------------------------------------------------------------------------
 // Split-key commitments, shared by recording and transcript manifests
 
-/// One member's place in a split: who holds share `position + 1`, and its commitment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ManifestShare {
-    /// The member's fingerprint.
-    pub member: Fingerprint,
-    /// SHA-256 commitment to their share ([`ShareBinding::commitment`]).
-    pub commitment: [u8; 32],
-}
-
-/// How a key was split and to whom: the part common to both manifests.
+/// How a key was split and to whom: the part common to both manifests. The key is derived
+/// from a secret scalar ([`crate::vss`]) shared k-of-n with Feldman commitments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitKey {
     /// The split key's public key.
     pub recipient: Recipient,
     /// The policy.
     pub threshold: Threshold,
-    /// Share `i` (1-based) is `shares[i - 1]`. Exactly n entries, distinct members.
-    pub shares: Vec<ManifestShare>,
+    /// Share `i` (1-based) is `holders[i - 1]`'s. Exactly n entries, distinct members.
+    pub holders: Vec<Fingerprint>,
+    /// The commitments to the sharing polynomial (k of them), against which each share is
+    /// checked and whose first commits to the secret for as long as the recording lives.
+    pub commitments: Commitments,
 }
 
 impl SplitKey {
-    /// Splits `key` among `members` (in that order) under `threshold`, seals each share,
+    /// Splits `secret` among `members` (in that order) under `threshold`, seals each share,
     /// and returns the split description with the sealed shares in member order.
     pub fn split_and_seal(
         vault_id: VaultId,
         subject: Subject,
-        key: &AgeSecretKey,
+        secret: &Secret,
         threshold: Threshold,
         members: &[PublicIdentity],
     ) -> Result<(Self, Vec<Vec<u8>>), Error> {
@@ -661,33 +657,24 @@ impl SplitKey {
                 reason: "must number exactly n",
             });
         }
-        let shares = crate::threshold::split(key, threshold)?;
-        let mut split = SplitKey {
-            recipient: key.recipient(),
+        let (shares, commitments) = secret.split(threshold);
+        let split = SplitKey {
+            recipient: secret.age_key(&subject).recipient(),
             threshold,
-            shares: Vec::new(),
+            holders: members.iter().map(PublicIdentity::fingerprint).collect(),
+            commitments,
         };
-        let mut sealed = Vec::with_capacity(members.len());
-        for (share, member) in shares.iter().zip(members) {
-            let binding = ShareBinding {
-                vault_id,
-                subject,
-                recipient: split.recipient,
-                threshold,
-                index: share.index(),
-                member: member.fingerprint(),
-            };
-            sealed.push(crate::threshold::seal_share(
-                &binding,
-                share,
-                &member.recipient,
-            )?);
-            split.shares.push(ManifestShare {
-                member: binding.member,
-                commitment: binding.commitment(share),
-            });
-        }
         split.check()?;
+        let sealed = shares
+            .iter()
+            .zip(members)
+            .map(|(share, member)| {
+                let binding = split
+                    .binding_for(vault_id, subject, &member.fingerprint())
+                    .expect("every member holds a share");
+                crate::threshold::seal_share(&binding, share, &member.recipient)
+            })
+            .collect::<Result<_, _>>()?;
         Ok((split, sealed))
     }
 
@@ -695,42 +682,42 @@ impl SplitKey {
         writer
             .fixed(self.recipient.as_bytes())
             .u8(self.threshold.k())
-            .u8(self.threshold.n());
-        writer.list(&self.shares, |writer, share| {
-            writer
-                .fixed(share.member.as_bytes())
-                .fixed(&share.commitment);
-        });
+            .u8(self.threshold.n())
+            .list(&self.holders, |writer, holder| {
+                writer.fixed(holder.as_bytes());
+            })
+            .bytes(&self.commitments.to_bytes());
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Self, Error> {
         let recipient = Recipient::from_bytes(reader.array()?);
         let (k, n) = (reader.u8()?, reader.u8()?);
         let threshold = Threshold::new(k.into(), n.into()).map_err(|_| reader.malformed())?;
-        let shares = reader.list(|reader| {
-            Ok(ManifestShare {
-                member: Fingerprint::from_bytes(reader.array()?),
-                commitment: reader.array()?,
-            })
-        })?;
+        let holders = reader.list(|reader| Ok(Fingerprint::from_bytes(reader.array()?)))?;
+        let commitments = Commitments::from_bytes(reader.bytes()?)?;
         Ok(Self {
             recipient,
             threshold,
-            shares,
+            holders,
+            commitments,
         })
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.shares.len() != usize::from(self.threshold.n()) {
+        if self.holders.len() != usize::from(self.threshold.n()) {
             return Err(Error::InvalidField {
                 field: "shares",
                 reason: "must number exactly n",
             });
         }
-        let mut members: Vec<_> = self.shares.iter().map(|share| share.member).collect();
-        members.sort();
-        members.dedup();
-        if members.len() != self.shares.len() {
+        if self.commitments.k() != usize::from(self.threshold.k()) {
+            return Err(Error::InvalidField {
+                field: "commitments",
+                reason: "must number exactly k",
+            });
+        }
+        let distinct: std::collections::BTreeSet<_> = self.holders.iter().collect();
+        if distinct.len() != self.holders.len() {
             return Err(Error::InvalidField {
                 field: "shares",
                 reason: "a member appears twice",
@@ -746,10 +733,7 @@ impl SplitKey {
         subject: Subject,
         member: &Fingerprint,
     ) -> Option<ShareBinding> {
-        let position = self
-            .shares
-            .iter()
-            .position(|share| share.member == *member)?;
+        let position = self.holders.iter().position(|holder| holder == member)?;
         Some(ShareBinding {
             vault_id,
             subject,
@@ -757,25 +741,24 @@ impl SplitKey {
             threshold: self.threshold,
             index: u8::try_from(position + 1).ok()?,
             member: *member,
+            commitments: self.commitments.clone(),
         })
     }
 
-    /// Checks that an opened share is the one committed to for its binding's member.
-    pub fn check_share(&self, binding: &ShareBinding, share: &Share) -> Result<(), Error> {
-        let index = share.index();
-        let committed = self
-            .shares
-            .get(usize::from(index).wrapping_sub(1))
-            .ok_or(Error::ShareCommitmentMismatch { index })?;
-        if committed.member != binding.member || binding.index != index {
-            return Err(Error::BindingMismatch { field: "member" });
+    /// Checks that a share opened with `binding` (not necessarily of this first sharing: a
+    /// re-share moves shares to new commitments) is a share of this key: same recipient,
+    /// commitments to the same secret, and the share a point of them. Rebuilding the key
+    /// then checks the rest.
+    pub fn check_share(&self, binding: &ShareBinding, share: &ScalarShare) -> Result<(), Error> {
+        if binding.recipient != self.recipient {
+            return Err(Error::BindingMismatch { field: "recipient" });
         }
-        use subtle::ConstantTimeEq;
-        if bool::from(binding.commitment(share).ct_eq(&committed.commitment)) {
-            Ok(())
-        } else {
-            Err(Error::ShareCommitmentMismatch { index })
+        if binding.commitments.secret() != self.commitments.secret() {
+            return Err(Error::BindingMismatch {
+                field: "commitment to the secret",
+            });
         }
+        binding.commitments.verify(share)
     }
 }
 
@@ -901,7 +884,7 @@ impl StatementBody for RecordingManifest {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::new("quorate/recording-manifest/v1");
+        let mut writer = Writer::new("quorate/recording-manifest/v2");
         writer
             .fixed(self.vault_id.as_bytes())
             .fixed(self.recording_id.as_bytes())
@@ -918,7 +901,7 @@ impl StatementBody for RecordingManifest {
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
         decode_checked(
             bytes,
-            "quorate/recording-manifest/v1",
+            "quorate/recording-manifest/v2",
             "recording manifest",
             |reader| {
                 Ok(Self {
@@ -1175,7 +1158,7 @@ impl StatementBody for TranscriptManifest {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::new("quorate/transcript-manifest/v1");
+        let mut writer = Writer::new("quorate/transcript-manifest/v2");
         writer
             .fixed(self.vault_id.as_bytes())
             .fixed(self.transcript_id.as_bytes())
@@ -1195,7 +1178,7 @@ impl StatementBody for TranscriptManifest {
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
         decode_checked(
             bytes,
-            "quorate/transcript-manifest/v1",
+            "quorate/transcript-manifest/v2",
             "transcript manifest",
             |reader| {
                 Ok(Self {

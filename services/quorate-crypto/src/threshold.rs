@@ -1,18 +1,19 @@
 //! k-of-n sharing of a recording's (or transcript's) age key among the vault's members.
 //!
-//! The 32 secret bytes are split byte-wise over GF(256) with vsss-rs (`Gf256`); share `i`
-//! has identifier `i` (1-based). Each share is sealed, as an age file, to one member, and
-//! its plaintext binds where it belongs (see [`ShareBinding`]). The uploader's signed
-//! manifest carries a commitment per share, so a bad share is named, not just noticed.
+//! What is shared is a secret scalar ([`crate::vss`]), from which the age key is derived;
+//! share `i` (1-based) is the sharing polynomial's value at `i`. Each share is sealed, as
+//! an age file, to one holder, and its plaintext binds where it belongs, including the
+//! Feldman commitments of the sharing it is a point of (see [`ShareBinding`]), so every
+//! device that opens a share checks it, and a bad share is named, not just noticed. The
+//! uploader's signed manifest carries the first sharing's commitments; a re-share
+//! ([`crate::reshare`]) moves the shares to new holders under new commitments to the same
+//! secret.
 
-use std::collections::BTreeSet;
-
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{
-    AgeSecretKey, Error, Fingerprint, Recipient, RecordingId, SecretBytes, TranscriptId, VaultId,
-    envelope,
+    AgeSecretKey, Error, Fingerprint, Recipient, RecordingId, TranscriptId, VaultId, envelope,
+    vss::{Commitments, ScalarShare},
     wire::{Reader, Writer},
 };
 
@@ -73,159 +74,29 @@ impl Subject {
     }
 }
 
-/// One member's share: its 1-based index and 32 secret bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Share {
-    index: u8,
-    value: SecretBytes<32>,
-}
-
-impl Share {
-    /// Rebuilds a share from its parts (index 1..=255).
-    pub fn new(index: u8, value: SecretBytes<32>) -> Result<Self, Error> {
-        if index == 0 {
-            return Err(Error::InvalidField {
-                field: "share index",
-                reason: "must be 1 to 255",
-            });
-        }
-        Ok(Self { index, value })
-    }
-
-    /// The 1-based index, which is also the Shamir x-coordinate.
-    pub fn index(&self) -> u8 {
-        self.index
-    }
-
-    /// The 32 secret bytes.
-    pub fn expose_secret(&self) -> &[u8; 32] {
-        self.value.expose_secret()
-    }
-
-    /// The 33-byte form vsss-rs (identifier first) and the npm package
-    /// `shamir-secret-sharing` (identifier last) both build on.
-    fn to_vsss(&self) -> Zeroizing<Vec<u8>> {
-        let mut bytes = Zeroizing::new(Vec::with_capacity(33));
-        bytes.push(self.index);
-        bytes.extend_from_slice(self.value.expose_secret());
-        bytes
-    }
-}
-
-impl std::fmt::Debug for Share {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Share({}, [REDACTED])", self.index)
-    }
-}
-
-/// Splits `key` into `threshold.n()` shares, any `threshold.k()` of which rebuild it.
-pub fn split(key: &AgeSecretKey, threshold: Threshold) -> Result<Vec<Share>, Error> {
-    if !key.is_clamped() {
-        return Err(Error::InvalidField {
-            field: "split key",
-            reason: "must be in clamped X25519 form (make it with AgeSecretKey::generate)",
-        });
-    }
-    let n = threshold.n as usize;
-    if threshold.k == 1 {
-        // A constant polynomial: vsss-rs refuses k = 1, and every share is the key itself.
-        return (1..=threshold.n)
-            .map(|index| Share::new(index, SecretBytes::new(*key.expose_secret())))
-            .collect();
-    }
-    let mut raw = vsss_rs::Gf256::split_bytes(
-        threshold.k as usize,
-        n,
-        key.expose_secret(),
-        crate::secret::system_rng(),
-    )
-    .map_err(|_| Error::InvalidThreshold {
-        k: threshold.k as usize,
-        n,
-    })?;
-    let shares = raw
-        .iter()
-        .map(|bytes| {
-            let value: [u8; 32] = bytes[1..].try_into().expect("vsss-rs returns 1 + 32 bytes");
-            Share::new(bytes[0], SecretBytes::new(value))
-        })
-        .collect();
-    zeroize::Zeroize::zeroize(&mut raw);
-    shares
-}
-
-/// Rebuilds the key from at least k shares and checks it against `expected`, the
-/// recipient in the signed manifest, and that it is in clamped form (as every split key
-/// is: a share tampered only in bits X25519 ignores would otherwise rebuild a different key
-/// with the same recipient). Given more than k shares of which one is bad, names
-/// that share ([`Error::BadShare`]).
+/// Rebuilds the key for `subject` from at least k shares of one sharing, each checked
+/// against that sharing's `commitments` first (a bad one is named, [`Error::BadShare`]),
+/// and checks the result against `expected`, the recipient in the signed manifest: shares
+/// that verify against commitments the server made up rebuild some other key, never this
+/// one.
 pub fn combine(
-    shares: &[Share],
-    threshold: Threshold,
+    shares: &[ScalarShare],
+    commitments: &Commitments,
+    subject: &Subject,
     expected: &Recipient,
 ) -> Result<AgeSecretKey, Error> {
-    let mut seen = BTreeSet::new();
-    for share in shares {
-        if share.index > threshold.n {
-            return Err(Error::InvalidField {
-                field: "share index",
-                reason: "greater than n",
-            });
-        }
-        if !seen.insert(share.index) {
-            return Err(Error::DuplicateShare { index: share.index });
-        }
+    let secret = crate::vss::recover(shares, commitments)?;
+    let key = crate::vss::age_key(&secret, subject);
+    if key.recipient() == *expected {
+        Ok(key)
+    } else {
+        Err(Error::RecipientMismatch)
     }
-    if shares.len() < threshold.k as usize {
-        return Err(Error::NotEnoughShares {
-            have: shares.len(),
-            need: threshold.k as usize,
-        });
-    }
-    let is_right = |key: &AgeSecretKey| key.is_clamped() && key.recipient() == *expected;
-    let rebuilt = interpolate(shares)?;
-    if is_right(&rebuilt) {
-        return Ok(rebuilt);
-    }
-    if shares.len() > threshold.k as usize {
-        // Points on a degree k-1 polynomial: leaving out the one bad point rebuilds the key.
-        for (left_out, share) in shares.iter().enumerate() {
-            let others: Vec<Share> = shares
-                .iter()
-                .enumerate()
-                .filter(|(position, _)| *position != left_out)
-                .map(|(_, share)| share.clone())
-                .collect();
-            if is_right(&interpolate(&others)?) {
-                return Err(Error::BadShare { index: share.index });
-            }
-        }
-    }
-    Err(Error::RecipientMismatch)
-}
-
-fn interpolate(shares: &[Share]) -> Result<AgeSecretKey, Error> {
-    if let [single] = shares {
-        // Only reachable with k = 1, where a share is the key.
-        return Ok(AgeSecretKey::from_secret(SecretBytes::new(
-            *single.expose_secret(),
-        )));
-    }
-    let raw: Vec<Zeroizing<Vec<u8>>> = shares.iter().map(Share::to_vsss).collect();
-    let mut plain: Vec<Vec<u8>> = raw.iter().map(|bytes| bytes.to_vec()).collect();
-    let combined = vsss_rs::Gf256::combine_bytes(&plain).map(Zeroizing::new);
-    zeroize::Zeroize::zeroize(&mut plain);
-    let combined = combined.map_err(|_| Error::Malformed { what: "share set" })?;
-    let secret: [u8; 32] = combined
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::Malformed { what: "share set" })?;
-    Ok(AgeSecretKey::from_secret(SecretBytes::new(secret)))
 }
 
 /// Where a share belongs. Sealed inside the share, checked by every device that opens it,
 /// and re-sealed with the share when it goes to a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareBinding {
     /// The vault.
     pub vault_id: VaultId,
@@ -239,9 +110,12 @@ pub struct ShareBinding {
     pub index: u8,
     /// The member the share was sealed to.
     pub member: Fingerprint,
+    /// The Feldman commitments of the sharing the share is a point of: as many as
+    /// `threshold.k()`, the first committing to the secret as the manifest does.
+    pub commitments: Commitments,
 }
 
-const SHARE_DOMAIN: &str = "quorate/share/v1";
+const SHARE_DOMAIN: &str = "quorate/share/v2";
 
 impl ShareBinding {
     pub(crate) fn encode(&self, writer: &mut Writer) {
@@ -252,7 +126,8 @@ impl ShareBinding {
             .u8(self.threshold.k)
             .u8(self.threshold.n)
             .u8(self.index)
-            .fixed(self.member.as_bytes());
+            .fixed(self.member.as_bytes())
+            .bytes(&self.commitments.to_bytes());
     }
 
     pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<Self, Error> {
@@ -266,6 +141,10 @@ impl ShareBinding {
             return Err(reader.malformed());
         }
         let member = Fingerprint::from_bytes(reader.array()?);
+        let commitments = Commitments::from_bytes(reader.bytes()?)?;
+        if commitments.k() != usize::from(k) {
+            return Err(reader.malformed());
+        }
         Ok(Self {
             vault_id,
             subject,
@@ -273,6 +152,7 @@ impl ShareBinding {
             threshold,
             index,
             member,
+            commitments,
         })
     }
 
@@ -285,37 +165,27 @@ impl ShareBinding {
             ("threshold", self.threshold == expected.threshold),
             ("share index", self.index == expected.index),
             ("member", self.member == expected.member),
+            ("commitments", self.commitments == expected.commitments),
         ];
         Error::first_mismatch(&fields)
-    }
-
-    /// The commitment to `share` that the manifest carries for this binding's member.
-    pub fn commitment(&self, share: &Share) -> [u8; 32] {
-        let mut writer = Writer::new("quorate/share-commitment/v1");
-        self.subject.encode(&mut writer);
-        writer
-            .fixed(self.member.as_bytes())
-            .u8(share.index)
-            .fixed(share.expose_secret());
-        let encoded = Zeroizing::new(writer.finish());
-        Sha256::digest(&*encoded).into()
     }
 }
 
 /// The plaintext of a sealed share: the binding, then the share's bytes.
-pub fn encode_share(binding: &ShareBinding, share: &Share) -> Zeroizing<Vec<u8>> {
+pub fn encode_share(binding: &ShareBinding, share: &ScalarShare) -> Zeroizing<Vec<u8>> {
     let mut writer = Writer::new(SHARE_DOMAIN);
     binding.encode(&mut writer);
-    writer.fixed(share.expose_secret());
+    writer.fixed(&*share.to_bytes());
     Zeroizing::new(writer.finish())
 }
 
 /// Parses the plaintext of a sealed share (exposed for fuzzing).
-pub fn decode_share(plaintext: &[u8]) -> Result<(ShareBinding, Share), Error> {
+pub fn decode_share(plaintext: &[u8]) -> Result<(ShareBinding, ScalarShare), Error> {
     let mut reader = Reader::new(plaintext, SHARE_DOMAIN, "sealed share")?;
     let binding = ShareBinding::decode(&mut reader)?;
-    let share = Share::new(binding.index, SecretBytes::new(reader.array()?))?;
+    let value = Zeroizing::new(reader.array::<32>()?);
     reader.finish()?;
+    let share = ScalarShare::from_bytes(binding.index, &value)?;
     Ok((binding, share))
 }
 
@@ -323,10 +193,10 @@ pub fn decode_share(plaintext: &[u8]) -> Result<(ShareBinding, Share), Error> {
 /// binding's.
 pub fn seal_share(
     binding: &ShareBinding,
-    share: &Share,
+    share: &ScalarShare,
     member_recipient: &Recipient,
 ) -> Result<Vec<u8>, Error> {
-    if binding.index != share.index {
+    if binding.index != share.index() {
         return Err(Error::BindingMismatch {
             field: "share index",
         });
@@ -337,22 +207,25 @@ pub fn seal_share(
     )
 }
 
-/// Opens a sealed share with the member's key and checks its binding against `expected`
-/// (built from the signed manifest).
+/// Opens a sealed share with the member's key, checks its binding against `expected`
+/// (built from the signed manifest, or the re-shares since), and the share against the
+/// binding's commitments.
 pub fn open_share(
     sealed: &[u8],
     key: &AgeSecretKey,
     expected: &ShareBinding,
-) -> Result<Share, Error> {
+) -> Result<ScalarShare, Error> {
     let plaintext = envelope::open(sealed, key, "sealed share")?;
     let (binding, share) = decode_share(&plaintext)?;
     binding.check(expected)?;
+    binding.commitments.verify(&share)?;
     Ok(share)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vss::Secret;
 
     #[test]
     fn threshold_bounds() {
@@ -363,84 +236,79 @@ mod tests {
         assert!(Threshold::new(2, 256).is_err());
     }
 
-    #[test]
-    fn only_clamped_keys_are_split() {
-        let unclamped = AgeSecretKey::from_secret(SecretBytes::new([0xFF; 32]));
-        assert!(!unclamped.is_clamped());
-        assert!(split(&unclamped, Threshold::new(2, 3).unwrap()).is_err());
-        assert!(AgeSecretKey::generate().is_clamped());
-    }
-
-    #[test]
-    fn a_change_in_ignored_bits_is_still_caught() {
-        let key = AgeSecretKey::generate();
-        let threshold = Threshold::new(1, 3).unwrap();
-        let mut shares = split(&key, threshold).unwrap();
-        let mut bytes = *shares[0].expose_secret();
-        bytes[0] ^= 1; // a bit X25519 clamps away: same recipient
-        shares[0] = Share::new(1, SecretBytes::new(bytes)).unwrap();
-        assert!(matches!(
-            combine(&shares, threshold, &key.recipient()),
-            Err(Error::BadShare { index: 1 })
-        ));
+    fn shared(k: usize, n: usize) -> (Subject, AgeSecretKey, Vec<ScalarShare>, Commitments) {
+        let subject = Subject::Recording(RecordingId::random());
+        let secret = Secret::random();
+        let (shares, commitments) = secret.split(Threshold::new(k, n).unwrap());
+        (subject, secret.age_key(&subject), shares, commitments)
     }
 
     #[test]
     fn one_of_n_each_share_is_enough() {
-        let key = AgeSecretKey::generate();
-        let threshold = Threshold::new(1, 3).unwrap();
-        let shares = split(&key, threshold).unwrap();
+        let (subject, key, shares, commitments) = shared(1, 3);
         for share in &shares {
-            assert_eq!(
-                combine(std::slice::from_ref(share), threshold, &key.recipient()).unwrap(),
-                key
+            let rebuilt = combine(
+                std::slice::from_ref(share),
+                &commitments,
+                &subject,
+                &key.recipient(),
             );
+            assert_eq!(rebuilt.unwrap(), key);
         }
-        assert_eq!(combine(&shares, threshold, &key.recipient()).unwrap(), key);
     }
 
     #[test]
-    fn duplicates_and_too_few_are_refused() {
-        let key = AgeSecretKey::generate();
-        let threshold = Threshold::new(2, 3).unwrap();
-        let shares = split(&key, threshold).unwrap();
+    fn duplicates_too_few_and_another_subject_are_refused() {
+        let (subject, key, shares, commitments) = shared(2, 3);
+        let recipient = key.recipient();
         assert!(matches!(
             combine(
                 &[shares[0].clone(), shares[0].clone()],
-                threshold,
-                &key.recipient()
+                &commitments,
+                &subject,
+                &recipient
             ),
             Err(Error::DuplicateShare { index: 1 })
         ));
         assert!(matches!(
-            combine(&shares[..1], threshold, &key.recipient()),
+            combine(&shares[..1], &commitments, &subject, &recipient),
             Err(Error::NotEnoughShares { have: 1, need: 2 })
         ));
+        let other = Subject::Recording(RecordingId::random());
+        assert!(matches!(
+            combine(&shares, &commitments, &other, &recipient),
+            Err(Error::RecipientMismatch)
+        ));
+        assert_eq!(
+            combine(&shares[1..], &commitments, &subject, &recipient).unwrap(),
+            key
+        );
     }
 
     #[test]
     fn sealed_share_opens_only_for_its_binding() {
         let member = crate::Identity::generate();
-        let key = AgeSecretKey::generate();
-        let threshold = Threshold::new(2, 3).unwrap();
-        let shares = split(&key, threshold).unwrap();
+        let (subject, key, shares, commitments) = shared(2, 3);
         let binding = ShareBinding {
             vault_id: VaultId::random(),
-            subject: Subject::Recording(RecordingId::random()),
+            subject,
             recipient: key.recipient(),
-            threshold,
+            threshold: Threshold::new(2, 3).unwrap(),
             index: 2,
             member: member.fingerprint(),
+            commitments: commitments.clone(),
         };
         let sealed = seal_share(&binding, &shares[1], &member.public().recipient).unwrap();
         assert_eq!(
-            open_share(&sealed, member.age_key(), &binding).unwrap(),
-            shares[1]
+            open_share(&sealed, member.age_key(), &binding)
+                .unwrap()
+                .to_bytes(),
+            shares[1].to_bytes()
         );
 
         let other_recording = ShareBinding {
             subject: Subject::Recording(RecordingId::random()),
-            ..binding
+            ..binding.clone()
         };
         assert!(matches!(
             open_share(&sealed, member.age_key(), &other_recording),
@@ -449,6 +317,14 @@ mod tests {
         assert!(matches!(
             seal_share(&binding, &shares[0], &member.public().recipient),
             Err(Error::BindingMismatch { .. })
+        ));
+
+        // A share sealed under its binding but off the binding's polynomial is named.
+        let off = ScalarShare::from_bytes(2, &*shares[0].to_bytes()).unwrap();
+        let sealed = seal_share(&binding, &off, &member.public().recipient).unwrap();
+        assert!(matches!(
+            open_share(&sealed, member.age_key(), &binding),
+            Err(Error::BadShare { index: 2 })
         ));
     }
 }

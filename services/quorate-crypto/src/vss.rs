@@ -24,9 +24,9 @@
 //! is why the secret is never used as a key directly: the key is derived from it by a hash,
 //! and finding `s` from `s·G` is the discrete logarithm problem in ristretto255.
 
+pub use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::{
     ristretto::{CompressedRistretto, RistrettoPoint},
-    scalar::Scalar,
     traits::{Identity, VartimeMultiscalarMul},
 };
 use zeroize::Zeroizing;
@@ -168,6 +168,10 @@ impl Polynomial {
         ScalarShare { index: x, value }
     }
 
+    fn shares(&self, n: u8) -> (Vec<ScalarShare>, Commitments) {
+        ((1..=n).map(|x| self.at(x)).collect(), self.commitments())
+    }
+
     fn commitments(&self) -> Commitments {
         Commitments(
             self.0
@@ -182,6 +186,33 @@ impl Polynomial {
 pub fn random_scalar() -> Scalar {
     let wide = crate::SecretBytes::<64>::random();
     Scalar::from_bytes_mod_order_wide(wide.expose_secret())
+}
+
+/// A fresh secret to be shared: what an uploader makes in place of a bare age key, since the
+/// key is derived from it ([`age_key`]).
+pub struct Secret(Zeroizing<Scalar>);
+
+impl Secret {
+    /// A uniformly random secret.
+    pub fn random() -> Self {
+        Self(Zeroizing::new(random_scalar()))
+    }
+
+    /// The age key this secret opens for `subject`.
+    pub fn age_key(&self, subject: &Subject) -> AgeSecretKey {
+        age_key(&self.0, subject)
+    }
+
+    /// Splits it into `threshold.n()` shares with their commitments.
+    pub fn split(&self, threshold: Threshold) -> (Vec<ScalarShare>, Commitments) {
+        split(&self.0, threshold)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
 }
 
 /// The age key that the secret shared for `subject` opens: SHA-256 over a domain string,
@@ -201,9 +232,20 @@ pub fn age_key(secret: &Scalar, subject: &Subject) -> AgeSecretKey {
 
 /// Splits `secret` into `threshold.n()` shares (indices 1..=n) with their commitments.
 pub fn split(secret: &Scalar, threshold: Threshold) -> (Vec<ScalarShare>, Commitments) {
-    let polynomial = Polynomial::random(secret, threshold.k());
-    let shares = (1..=threshold.n()).map(|x| polynomial.at(x)).collect();
-    (shares, polynomial.commitments())
+    Polynomial::random(secret, threshold.k()).shares(threshold.n())
+}
+
+/// [`split`] with the coefficients after the constant term given (k − 1 of them, lowest
+/// first): only for golden vectors that another implementation must reproduce.
+#[doc(hidden)]
+pub fn split_with_coefficients(
+    secret: &Scalar,
+    coefficients: &[Scalar],
+    n: u8,
+) -> (Vec<ScalarShare>, Commitments) {
+    let mut all = vec![Zeroizing::new(*secret)];
+    all.extend(coefficients.iter().copied().map(Zeroizing::new));
+    Polynomial(all).shares(n)
 }
 
 /// The Lagrange coefficient at 0 of index `i` among the distinct `indices`.

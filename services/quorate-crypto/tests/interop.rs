@@ -10,6 +10,7 @@ use quorate_crypto::{
     AgeSecretKey, Identity, RecordingId, VaultId, envelope,
     statement::SplitKey,
     threshold::{self, Subject, Threshold},
+    vss::Secret,
 };
 
 fn age_binary() -> String {
@@ -58,15 +59,23 @@ fn sample(len: usize) -> Vec<u8> {
 
 #[test]
 fn envelope_decrypts_with_go_age_given_the_recombined_identity() {
-    let recording_key = AgeSecretKey::generate();
+    let subject = Subject::Recording(RecordingId::random());
+    let secret = Secret::random();
+    let recording_key = secret.age_key(&subject);
     let plaintext = sample(300_000); // several 64 KiB STREAM chunks
     let (ciphertext, read) =
         envelope::encrypt(&plaintext[..], Vec::new(), &recording_key.recipient()).unwrap();
     assert_eq!(read, plaintext.len() as u64);
 
     let threshold = Threshold::new(2, 3).unwrap();
-    let shares = threshold::split(&recording_key, threshold).unwrap();
-    let rebuilt = threshold::combine(&shares[1..], threshold, &recording_key.recipient()).unwrap();
+    let (shares, commitments) = secret.split(threshold);
+    let rebuilt = threshold::combine(
+        &shares[1..],
+        &commitments,
+        &subject,
+        &recording_key.recipient(),
+    )
+    .unwrap();
 
     let (_dir, path) = key_file(&rebuilt);
     assert_eq!(run_age(&["-d", "-i", &path], &ciphertext), plaintext);
@@ -93,13 +102,13 @@ fn go_age_output_decrypts_in_the_crate() {
 #[test]
 fn sealed_shares_and_metadata_are_standard_age_files() {
     let member = Identity::generate();
-    let recording_key = AgeSecretKey::generate();
+    let secret = Secret::random();
     let vault = VaultId::random();
     let subject = Subject::Recording(RecordingId::random());
     let (split, sealed) = SplitKey::split_and_seal(
         vault,
         subject,
-        &recording_key,
+        &secret,
         Threshold::new(1, 1).unwrap(),
         &[member.public()],
     )

@@ -3,9 +3,10 @@
 
 use proptest::prelude::*;
 use quorate_crypto::{
-    AgeSecretKey, Error, Identity, PublicIdentity, RecordingId, SecretBytes, VaultId, envelope,
+    AgeSecretKey, Error, Identity, PublicIdentity, RecordingId, VaultId, envelope,
     statement::SplitKey,
-    threshold::{self, Share, Subject, Threshold},
+    threshold::{self, Subject, Threshold},
+    vss::{Commitments, ScalarShare, Secret},
 };
 
 const CHUNK: usize = 64 * 1024;
@@ -18,7 +19,7 @@ fn subsets(n: usize, size: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-fn pick(shares: &[Share], positions: &[usize]) -> Vec<Share> {
+fn pick(shares: &[ScalarShare], positions: &[usize]) -> Vec<ScalarShare> {
     positions.iter().map(|&p| shares[p].clone()).collect()
 }
 
@@ -47,26 +48,30 @@ proptest! {
 
     #[test]
     fn every_k_subset_rebuilds_and_no_smaller_one_does((k, n) in k_of_n()) {
-        let key = AgeSecretKey::generate();
+        let subject = Subject::Recording(RecordingId::random());
+        let secret = Secret::random();
+        let key = secret.age_key(&subject);
         let threshold = Threshold::new(k, n).unwrap();
-        let shares = threshold::split(&key, threshold).unwrap();
+        let (shares, commitments) = secret.split(threshold);
         prop_assert_eq!(shares.len(), n);
         for subset in subsets(n, k) {
-            let rebuilt = threshold::combine(&pick(&shares, &subset), threshold, &key.recipient()).unwrap();
+            let rebuilt = threshold::combine(&pick(&shares, &subset), &commitments, &subject, &key.recipient()).unwrap();
             prop_assert_eq!(&rebuilt, &key);
         }
         if k > 1 {
-            let fewer = Threshold::new(k - 1, n).unwrap();
+            // Commitments to a polynomial of one degree less, as a lying server might send.
+            let bytes = commitments.to_bytes();
+            let fewer = Commitments::from_bytes(&bytes[..bytes.len() - 32]).unwrap();
             for subset in subsets(n, k - 1) {
                 let picked = pick(&shares, &subset);
-                // Refused by count under the real policy...
+                // Refused by count under the real commitments...
                 let refused = matches!(
-                    threshold::combine(&picked, threshold, &key.recipient()),
+                    threshold::combine(&picked, &commitments, &subject, &key.recipient()),
                     Err(Error::NotEnoughShares { .. })
                 );
                 prop_assert!(refused);
-                // ...and interpolating them anyway does not give the key.
-                let wrong = threshold::combine(&picked, fewer, &key.recipient());
+                // ...and under fewer commitments the shares do not verify.
+                let wrong = threshold::combine(&picked, &fewer, &subject, &key.recipient());
                 prop_assert!(matches!(wrong, Err(Error::RecipientMismatch | Error::BadShare { .. })), "{:?}", wrong);
             }
         }
@@ -81,13 +86,13 @@ proptest! {
     ) {
         let identities: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
         let members: Vec<PublicIdentity> = identities.iter().map(Identity::public).collect();
-        let key = AgeSecretKey::generate();
+        let secret = Secret::random();
         let threshold = Threshold::new(k, n).unwrap();
         let vault = VaultId::random();
         let subject = Subject::Recording(RecordingId::random());
-        let (split, sealed) = SplitKey::split_and_seal(vault, subject, &key, threshold, &members).unwrap();
+        let (split, sealed) = SplitKey::split_and_seal(vault, subject, &secret, threshold, &members).unwrap();
         // Each member's device opens its own share, as it would to approve.
-        let shares: Vec<Share> = identities
+        let shares: Vec<ScalarShare> = identities
             .iter()
             .zip(&sealed)
             .map(|(identity, sealed)| {
@@ -97,27 +102,27 @@ proptest! {
             .collect();
 
         let victim = victim.index(n);
-        let mut tampered = shares.clone();
-        let mut bytes = *tampered[victim].expose_secret();
+        let index = shares[victim].index();
+        let mut bytes = *shares[victim].to_bytes();
         bytes[byte] ^= 1 << bit;
-        tampered[victim] = Share::new(tampered[victim].index(), SecretBytes::new(bytes)).unwrap();
-        let index = tampered[victim].index();
+        // A value out of the scalar range is refused as it is read...
+        let Ok(flipped) = ScalarShare::from_bytes(index, &bytes) else {
+            return Ok(());
+        };
+        let mut tampered = shares.clone();
+        tampered[victim] = flipped;
 
-        // The commitment in the signed manifest names the share...
+        // ...any other is named by the commitments in the signed manifest...
         let binding = split.binding_for(vault, subject, &members[victim].fingerprint()).unwrap();
         let detected = matches!(
             split.check_share(&binding, &tampered[victim]),
-            Err(Error::ShareCommitmentMismatch { index: named }) if named == index
+            Err(Error::BadShare { index: named }) if named == index
         );
         prop_assert!(detected);
         prop_assert!(split.check_share(&binding, &shares[victim]).is_ok());
 
-        // ...and so does the recipient check, given more than k shares.
-        let result = threshold::combine(&tampered, threshold, &key.recipient());
-        if n > k {
-            prop_assert!(matches!(result, Err(Error::BadShare { index: named }) if named == index), "{:?}", result);
-        } else {
-            prop_assert!(matches!(result, Err(Error::RecipientMismatch)), "{:?}", result);
-        }
+        // ...and by the rebuild, before any interpolation.
+        let result = threshold::combine(&tampered, &split.commitments, &subject, &split.recipient);
+        prop_assert!(matches!(result, Err(Error::BadShare { index: named }) if named == index), "{:?}", result);
     }
 }

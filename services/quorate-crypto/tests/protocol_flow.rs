@@ -10,7 +10,8 @@ use quorate_crypto::{
         Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role, RosterChange,
         SignedStatement, SplitKey, UnlockRequest, Vote,
     },
-    threshold::{self, Share, Threshold},
+    threshold::{self, Threshold},
+    vss::{ScalarShare, Secret},
 };
 
 const NOW: i64 = 1_750_000_000;
@@ -70,12 +71,13 @@ fn world() -> World {
 
     // The uploader (member 1) encrypts, splits among the roster, seals metadata, signs.
     let plaintext: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
-    let recording_key = AgeSecretKey::generate();
+    let recording_id = RecordingId::random();
+    let secret = Secret::random();
+    let recording_key = secret.age_key(&threshold::Subject::Recording(recording_id));
     let writer = envelope::HashingWriter::new(Vec::new());
     let (writer, _) =
         envelope::encrypt(&plaintext[..], writer, &recording_key.recipient()).unwrap();
     let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
-    let recording_id = RecordingId::random();
     let publics: Vec<_> = roster
         .members()
         .iter()
@@ -84,7 +86,7 @@ fn world() -> World {
     let (split, sealed_shares) = SplitKey::split_and_seal(
         vault,
         threshold::Subject::Recording(recording_id),
-        &recording_key,
+        &secret,
         Threshold::new(2, 3).unwrap(),
         &publics,
     )
@@ -208,7 +210,7 @@ fn node_opens(
 ) -> Result<AgeSecretKey, Error> {
     let request = signed_request.verify::<UnlockRequest>()?.statement;
     let manifest = world.manifest.verify::<RecordingManifest>()?.statement;
-    let mut shares: Vec<Share> = Vec::new();
+    let mut shares: Vec<ScalarShare> = Vec::new();
     for sealed in resealed {
         let (binding, share) =
             rewrap::open_node_share(sealed, world.node.age_key(), &request.binding(), now)?;
@@ -219,7 +221,12 @@ fn node_opens(
         manifest.split.check_share(&binding, &share)?;
         shares.push(share);
     }
-    threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient)
+    threshold::combine(
+        &shares,
+        &manifest.split.commitments,
+        &manifest.subject(),
+        &manifest.split.recipient,
+    )
 }
 
 #[test]

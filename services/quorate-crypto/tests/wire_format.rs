@@ -11,12 +11,13 @@ use quorate_crypto::{
     retention::{Anchor, HoldAction, LegalHold, Period, RetentionRule, Scope},
     rewrap::{Purpose, RequestBinding, encode_node_share},
     statement::{
-        Decision, ManifestShare, NodeApproval, RecordingManifest, RecordingMetadata, Role,
+        Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role,
         RosterChange, RosterEntry, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest,
         VaultPolicy, Vote,
     },
-    threshold::{Share, ShareBinding, Subject, Threshold, encode_share},
+    threshold::{ShareBinding, Subject, Threshold, encode_share},
     verify_any,
+    vss::{self, ScalarShare, Scalar},
 };
 
 fn fixed_identity(age_byte: u8, seed_byte: u8) -> Identity {
@@ -44,19 +45,12 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     let transcript: TranscriptId = id(0x14);
     let split_key = AgeSecretKey::from_secret(SecretBytes::new([7; 32]));
     let threshold = Threshold::new(2, 2).unwrap();
+    let (_, commitments) = vss::split_with_coefficients(&scalar(0x50), &[scalar(0x51)], 2);
     let split = SplitKey {
         recipient: split_key.recipient(),
         threshold,
-        shares: vec![
-            ManifestShare {
-                member: admin.fingerprint(),
-                commitment: [0xA1; 32],
-            },
-            ManifestShare {
-                member: member.fingerprint(),
-                commitment: [0xA2; 32],
-            },
-        ],
+        holders: vec![admin.fingerprint(), member.fingerprint()],
+        commitments: commitments.clone(),
     };
 
     let mut out = BTreeMap::new();
@@ -214,10 +208,10 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         threshold,
         index: 2,
         member: member.fingerprint(),
+        commitments,
     };
-    let share = Share::new(2, SecretBytes::new([0x77; 32])).unwrap();
+    let share = ScalarShare::from_bytes(2, &scalar(0x77).to_bytes()).unwrap();
     out.insert("share-plaintext", encode_share(&binding, &share).to_vec());
-    out.insert("share-commitment", binding.commitment(&share).to_vec());
     let request_binding = RequestBinding {
         request_id: request,
         node_id,
@@ -237,67 +231,50 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     };
     out.insert("recording-metadata", metadata.encode().unwrap().to_vec());
     out.insert("fingerprint", member.fingerprint().as_bytes().to_vec());
-    let (key, shares) = counted_split();
-    out.insert("split-key", key.to_vec());
-    out.insert("split-shares-3-of-4", shares.concat());
+    let (shares, commitments) = counted_split();
+    out.insert("vss-secret", scalar(0x40).to_bytes().to_vec());
+    out.insert(
+        "vss-coefficients",
+        [scalar(0x41).to_bytes(), scalar(0x42).to_bytes()].concat(),
+    );
+    out.insert(
+        "vss-shares-3-of-4",
+        shares.iter().flat_map(|share| *share.to_bytes()).collect(),
+    );
+    out.insert("vss-commitments-3-of-4", commitments.to_bytes());
+    out.insert(
+        "vss-age-key",
+        vss::age_key(&scalar(0x40), &Subject::Recording(recording))
+            .expose_secret()
+            .to_vec(),
+    );
     out
 }
 
-/// A "random" source that counts from 0x30: vsss-rs draws each coefficient as the low byte
-/// of one `next_u32`, so the browser's split (`web-admin/src/shamir.ts`) can be given the
-/// same coefficients and must then make the same shares.
-struct Counter(u32);
-
-impl rand_core::TryRng for Counter {
-    type Error = std::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.0 += 1;
-        Ok(self.0 - 1)
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(u64::from(self.try_next_u32()?))
-    }
-
-    fn try_fill_bytes(&mut self, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        for byte in bytes {
-            *byte = self.try_next_u32()? as u8;
-        }
-        Ok(())
-    }
+/// A fixed scalar: 32 bytes counting up from `first`, reduced.
+fn scalar(first: u8) -> Scalar {
+    Scalar::from_bytes_mod_order(std::array::from_fn(|i| first.wrapping_add(i as u8)))
 }
 
-impl rand_core::TryCryptoRng for Counter {}
-
-/// A clamped key and its 3-of-4 split by vsss-rs with counted coefficients: each share is
-/// its index and 32 bytes.
-fn counted_split() -> ([u8; 32], Vec<Vec<u8>>) {
-    let mut key: [u8; 32] = std::array::from_fn(|i| 0x40 + i as u8);
-    key[0] &= 248;
-    key[31] = (key[31] & 127) | 64;
-    let shares = vsss_rs::Gf256::split_bytes(3, 4, key, Counter(0x30)).unwrap();
-    (key, shares)
+/// A 3-of-4 sharing of `scalar(0x40)` with fixed coefficients, which the browser's
+/// `web-admin/src/vss.ts` must reproduce exactly.
+fn counted_split() -> (Vec<ScalarShare>, vss::Commitments) {
+    vss::split_with_coefficients(&scalar(0x40), &[scalar(0x41), scalar(0x42)], 4)
 }
 
 #[test]
 fn golden_shares_rebuild_their_key() {
-    let (key, shares) = counted_split();
-    let key = AgeSecretKey::from_secret(SecretBytes::new(key));
-    let shares: Vec<Share> = shares
-        .iter()
-        .map(|bytes| {
-            Share::new(bytes[0], SecretBytes::new(bytes[1..].try_into().unwrap())).unwrap()
-        })
-        .collect();
-    let threshold = Threshold::new(3, 4).unwrap();
+    let (shares, commitments) = counted_split();
+    let subject = Subject::Recording(id(0x11));
+    let key = vss::age_key(&scalar(0x40), &subject);
     for left_out in 0..4 {
-        let three: Vec<Share> = (0..4)
+        let three: Vec<ScalarShare> = (0..4)
             .filter(|&index| index != left_out)
             .map(|index| shares[index].clone())
             .collect();
         let rebuilt =
-            quorate_crypto::threshold::combine(&three, threshold, &key.recipient()).unwrap();
+            quorate_crypto::threshold::combine(&three, &commitments, &subject, &key.recipient())
+                .unwrap();
         assert_eq!(rebuilt.expose_secret(), key.expose_secret());
     }
 }
