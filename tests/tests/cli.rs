@@ -177,7 +177,8 @@ async fn from_nothing_to_a_quorate_request_with_the_command(backend: Backend) {
     }
     let key = quorate_crypto::threshold::combine(
         &shares,
-        manifest.split.threshold,
+        &manifest.split.commitments,
+        &manifest.subject(),
         &manifest.split.recipient,
     )
     .unwrap();
@@ -362,8 +363,13 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
         manifest = Some(parsed);
     }
     let manifest = manifest.unwrap();
-    let key =
-        threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient).unwrap();
+    let key = threshold::combine(
+        &shares,
+        &manifest.split.commitments,
+        &manifest.subject(),
+        &manifest.split.recipient,
+    )
+    .unwrap();
     let mut heard = Vec::new();
     envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
     assert!(heard == audio, "byte-identical to the file");

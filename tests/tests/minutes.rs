@@ -344,13 +344,15 @@ async fn meeting_keys(
     }
     let x = combine(
         &recording_shares,
-        manifest.split.threshold,
+        &manifest.split.commitments,
+        &manifest.subject(),
         &manifest.split.recipient,
     )
     .unwrap();
     let t = combine(
         &transcript_shares,
-        transcript.split.threshold,
+        &transcript.split.commitments,
+        &transcript.subject(),
         &transcript.split.recipient,
     )
     .unwrap();

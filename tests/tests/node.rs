@@ -4,10 +4,11 @@
 
 use quorate_client::Client;
 use quorate_crypto::{
-    SecretBytes, envelope,
+    envelope,
     rewrap::{self, encode_node_share},
     statement::{Decision, RecordingManifest, SignedStatement, UnlockRequest, Vote},
-    threshold::{Share, open_share},
+    threshold::open_share,
+    vss::ScalarShare,
 };
 use quorate_e2e::{Backend, Server, Staffed, identity};
 
@@ -64,9 +65,9 @@ async fn a_node_refuses_to_run_unapproved_or_with_another_model_and_names_a_tamp
         .await
         .unwrap();
     let share = open_share(&sealed.sealed, bo_identity.age_key(), &binding).unwrap();
-    let mut altered = *share.expose_secret();
+    let mut altered = *share.to_bytes();
     altered[0] ^= 1;
-    let altered = Share::new(share.index(), SecretBytes::new(altered)).unwrap();
+    let altered = ScalarShare::from_bytes(share.index(), &altered).unwrap();
     let node_view = bo_client
         .node(vault, node_id.parse().unwrap())
         .await

@@ -5,8 +5,8 @@
 // - verifying a statement (Ed25519 + parse + SHA-256), which every page does many times;
 // - replaying a roster of 50 entries; re-wrapping a share to a node (open, check, seal);
 // - what the Record page does: encrypting and hashing a recording as a stream (per 8 MiB,
-//   the speed a file upload can reach at most), and splitting a key among 10 members with
-//   each share sealed and committed to (the wait after Stop).
+//   the speed a file upload can reach at most), and splitting a secret among 10 members with
+//   its Feldman commitments and each share sealed (the wait after Stop).
 import { Encrypter, armor, generateIdentity, identityToRecipient } from "age-encryption";
 import { bench, describe } from "vitest";
 
@@ -14,8 +14,8 @@ import { openIdentityFile, signingKeys } from "../src/identity";
 import { Roster } from "../src/roster";
 import { sha256 as sha256Stream } from "@noble/hashes/sha2.js";
 
-import { bindingFor, encodeSharePlaintext, rewrap, seal, shareCommitment } from "../src/sealed";
-import { split as splitKey } from "../src/shamir";
+import { bindingFor, encodeSharePlaintext, rewrap, seal } from "../src/sealed";
+import { randomScalar, split as splitKey } from "../src/vss";
 import { encodeRosterEntry, sign, verify } from "../src/statements";
 import { Writer, uuidBytes } from "../src/wire";
 import { bech32 } from "@scure/base";
@@ -70,11 +70,18 @@ const statement = chain[chain.length - 1] as Uint8Array;
 // A member's sealed share, and what re-wrapping it needs.
 const member = await generateIdentity();
 const memberRecipient = Uint8Array.from(bech32.fromWords(bech32.decode((await identityToRecipient(member)) as `${string}1${string}`).words));
-const split = { recipient: new Uint8Array(32).fill(9), k: 2, n: 2, shares: [{ member: "aa".repeat(32) }, { member: "bb".repeat(32) }] };
+const sharing = splitKey(randomScalar(), 2, 2);
+const split = {
+  recipient: new Uint8Array(32).fill(9),
+  k: 2,
+  n: 2,
+  holders: ["aa".repeat(32), "bb".repeat(32)],
+  commitments: sharing.commitments,
+};
 const subject = { kind: "recording", id: VAULT } as const;
 const binding = bindingFor(VAULT, subject, split, "bb".repeat(32));
 if (!binding) throw new Error("no binding");
-const plaintext = new Writer("quorate/share/v1")
+const plaintext = new Writer("quorate/share/v2")
   .fixed(uuidBytes(VAULT))
   .u8(1)
   .fixed(uuidBytes(VAULT))
@@ -83,7 +90,8 @@ const plaintext = new Writer("quorate/share/v1")
   .u8(2)
   .u8(2)
   .fixed(new Uint8Array(32).fill(0xbb))
-  .fixed(new Uint8Array(32).fill(0x77))
+  .bytes(sharing.commitments)
+  .fixed(sharing.shares[1]!.value)
   .finish();
 const sealedShare = await seal(plaintext, memberRecipient);
 const request = {
@@ -146,12 +154,20 @@ describe("the Record page", () => {
     hasher.digest();
   });
 
-  bench("split a key 3-of-10, seal and commit to each share", async () => {
-    const shares = splitKey(new Uint8Array(32).fill(0x42), 3, 10);
-    for (const [index, share] of shares.entries()) {
-      const shareBinding = { vaultId: VAULT, subject, recipient: split.recipient, k: 3, n: 10, index: index + 1, member: "aa".repeat(32) };
-      await seal(encodeSharePlaintext(shareBinding, share), members[index] as Uint8Array);
-      await shareCommitment(shareBinding, share);
+  bench("split a secret 3-of-10 with its commitments, seal each share", async () => {
+    const { shares, commitments } = splitKey(randomScalar(), 3, 10);
+    for (const [position, share] of shares.entries()) {
+      const shareBinding = {
+        vaultId: VAULT,
+        subject,
+        recipient: split.recipient,
+        k: 3,
+        n: 10,
+        index: share.index,
+        member: "aa".repeat(32),
+        commitments,
+      };
+      await seal(encodeSharePlaintext(shareBinding, share.value), members[position] as Uint8Array);
     }
   });
 });

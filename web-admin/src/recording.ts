@@ -21,17 +21,15 @@ import {
   seal,
   sealToAll,
   secretKeyText,
-  shareCommitment,
 } from "./sealed";
-import { split } from "./shamir";
 import {
-  type ManifestShare,
   type RecordingMetadata,
   StatementError,
   encodeRecordingManifest,
   encodeRecordingMetadata,
   sign,
 } from "./statements";
+import { ageKeyBytes, randomScalar, split } from "./vss";
 import { concat, toBase64 } from "./wire";
 
 /** What the page reports while a recording is made and uploaded. */
@@ -60,23 +58,28 @@ const LONGEST_WAIT_MS = 15_000;
 /** How often a manifest is sent again (split again when the roster changed meanwhile). */
 const MANIFEST_ATTEMPTS = 5;
 
-/** A recording key in clamped X25519 form, as quorate-crypto makes split keys. */
+/**
+ * A recording's shared secret and the age key derived from it for this recording, as
+ * quorate-crypto's `vss::Secret` makes them.
+ */
 class RecordingKey {
   private constructor(
-    readonly secret: Uint8Array,
+    /** The scalar that is split (a bigint cannot be wiped; dropped with this object). */
+    readonly secret: bigint,
+    /** The age key, clamped X25519. */
+    readonly key: Uint8Array,
     readonly recipient: Uint8Array,
   ) {}
 
-  static async generate(): Promise<RecordingKey> {
-    const secret = crypto.getRandomValues(new Uint8Array(32));
-    secret[0] = secret[0]! & 248;
-    secret[31] = (secret[31]! & 127) | 64;
-    const recipient = recipientBytes(await identityToRecipient(secretKeyText(secret)));
-    return new RecordingKey(secret, recipient);
+  static async generate(recordingId: string): Promise<RecordingKey> {
+    const secret = randomScalar();
+    const key = await ageKeyBytes(secret, { kind: "recording", id: recordingId });
+    const recipient = recipientBytes(await identityToRecipient(secretKeyText(key)));
+    return new RecordingKey(secret, key, recipient);
   }
 
   wipe(): void {
-    this.secret.fill(0);
+    this.key.fill(0);
   }
 }
 
@@ -287,7 +290,7 @@ export class VaultRecording {
       throw new StatementError("the server did not open a fresh live upload for this recording: refused");
     }
     const upload = new LiveUpload(device, state.upload_url, progress, live);
-    return new VaultRecording(device, id, await RecordingKey.generate(), upload);
+    return new VaultRecording(device, id, await RecordingKey.generate(id), upload);
   }
 
   /**
@@ -412,8 +415,7 @@ async function signedManifest(
   const { k, n } = await holders(device, roster);
   const members = roster.active;
   const subject = { kind: "recording", id: recordingId } as const;
-  const shares = split(key.secret, k, n);
-  const manifestShares: ManifestShare[] = [];
+  const { shares, commitments } = split(key.secret, k, n);
   const sealed: Schemas["SealedShareUpload"][] = [];
   try {
     for (const [position, member] of members.entries()) {
@@ -424,17 +426,17 @@ async function signedManifest(
         recipient: key.recipient,
         k,
         n,
-        index: position + 1,
+        index: share.index,
         member: member.fingerprint,
+        commitments,
       };
-      const plaintext = encodeSharePlaintext(binding, share);
+      const plaintext = encodeSharePlaintext(binding, share.value);
       const box = await seal(plaintext, member.keys.recipient);
       plaintext.fill(0);
-      manifestShares.push({ member: member.fingerprint, commitment: await shareCommitment(binding, share) });
       sealed.push({ member: member.fingerprint, sealed: toBase64(box) });
     }
   } finally {
-    shares.forEach((share) => share.fill(0));
+    shares.forEach((share) => share.value.fill(0));
   }
   const plaintext = encodeRecordingMetadata(metadata);
   const sealedMetadata = await sealToAll(
@@ -450,7 +452,7 @@ async function signedManifest(
     createdAt: now(),
     ciphertextLen: ciphertext.length,
     ciphertextSha256: ciphertext.digest,
-    split: { recipient: key.recipient, k, n, shares: manifestShares },
+    split: { recipient: key.recipient, k, n, holders: members.map((member) => member.fingerprint), commitments },
     sealedMetadata,
   });
   const signed = await sign("recording-manifest", body, device.identity.signingKey, device.identity.verifyingKey);

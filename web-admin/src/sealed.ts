@@ -10,11 +10,13 @@ import {
   type Purpose,
   type ReleaseManifest,
   type SearchKeyCommitment,
+  type SplitKey,
   type Subject,
   type UnlockRequest,
   StatementError,
   encodeSubject,
 } from "./statements";
+import { verifyShare } from "./vss";
 import { Reader, Writer, concat, equalBytes, fromHex, sha256, uuidBytes } from "./wire";
 
 /** An X25519 public key as an age recipient, `age1…`. */
@@ -66,6 +68,8 @@ export interface ShareBinding {
   n: number;
   index: number;
   member: string;
+  /** The Feldman commitments of the sharing the share is a point of (k × 32 bytes). */
+  commitments: Uint8Array;
 }
 
 function encodeBinding(writer: Writer, binding: ShareBinding): void {
@@ -76,50 +80,37 @@ function encodeBinding(writer: Writer, binding: ShareBinding): void {
     .u8(binding.k)
     .u8(binding.n)
     .u8(binding.index)
-    .fixed(fromHex(binding.member));
+    .fixed(fromHex(binding.member))
+    .bytes(binding.commitments);
 }
 
-/** The plaintext of a sealed share: "quorate/share/v1" ‖ B ‖ share. */
+/** The plaintext of a sealed share: "quorate/share/v2" ‖ B ‖ share. */
 export function encodeSharePlaintext(binding: ShareBinding, share: Uint8Array): Uint8Array<ArrayBuffer> {
-  const writer = new Writer("quorate/share/v1");
+  const writer = new Writer("quorate/share/v2");
   encodeBinding(writer, binding);
   return writer.fixed(share).finish();
-}
-
-/** The manifest's commitment to a share: SHA-256 of subject, member, index and share. */
-export async function shareCommitment(binding: ShareBinding, share: Uint8Array): Promise<Uint8Array> {
-  const writer = new Writer("quorate/share-commitment/v1");
-  encodeSubject(writer, binding.subject);
-  const encoded = writer
-    .fixed(fromHex(binding.member))
-    .u8(binding.index)
-    .fixed(share)
-    .finish();
-  try {
-    return await sha256(encoded);
-  } finally {
-    encoded.fill(0);
-  }
 }
 
 /** The binding of `member`'s share in a split, if they hold one. */
 export function bindingFor(
   vaultId: string,
   subject: Subject,
-  split: { recipient: Uint8Array; k: number; n: number; shares: { member: string }[] },
+  split: SplitKey,
   member: string,
 ): ShareBinding | undefined {
-  const position = split.shares.findIndex((share) => share.member === member);
+  const position = split.holders.indexOf(member);
   if (position < 0) return undefined;
-  return { vaultId, subject, recipient: split.recipient, k: split.k, n: split.n, index: position + 1, member };
+  const { recipient, k, n, commitments } = split;
+  return { vaultId, subject, recipient, k, n, index: position + 1, member, commitments };
 }
 
 /**
- * Parses a sealed share's plaintext ("quorate/share/v1" ‖ B ‖ share) and checks every field
- * of its binding against `expected`; names the first that differs. Returns the share.
+ * Parses a sealed share's plaintext ("quorate/share/v2" ‖ B ‖ share), checks every field of
+ * its binding against `expected` (naming the first that differs) and the share against the
+ * binding's commitments. Returns the share.
  */
 export function checkSharePlaintext(plaintext: Uint8Array, expected: ShareBinding): Uint8Array {
-  const reader = new Reader(plaintext, "quorate/share/v1", "sealed share");
+  const reader = new Reader(plaintext, "quorate/share/v2", "sealed share");
   const fields: [string, boolean][] = [["vault ID", equalBytes(reader.fixed(16), uuidBytes(expected.vaultId))]];
   const [subjectKind, subjectId] = [reader.u8(), reader.fixed(16)];
   const expectedKind = expected.subject.kind === "recording" ? 1 : 2;
@@ -129,12 +120,19 @@ export function checkSharePlaintext(plaintext: Uint8Array, expected: ShareBindin
   fields.push(["threshold", k === expected.k && n === expected.n]);
   fields.push(["share index", reader.u8() === expected.index]);
   fields.push(["member", equalBytes(reader.fixed(32), fromHex(expected.member))]);
+  fields.push(["commitments", equalBytes(reader.bytes(), expected.commitments)]);
   const share = reader.fixed(32);
   reader.finish();
   const wrong = fields.find(([, ok]) => !ok);
   if (wrong) {
     share.fill(0);
     throw new StatementError(`your sealed share does not match its manifest: the ${wrong[0]} differs`);
+  }
+  if (!verifyShare(expected.commitments, { index: expected.index, value: share })) {
+    share.fill(0);
+    throw new StatementError(
+      `your sealed share (number ${expected.index}) is not a point of the sharing its manifest commits to: it is damaged or forged; tell an admin`,
+    );
   }
   return share;
 }
@@ -157,7 +155,7 @@ export function encodeNodeShare(
   binding: ShareBinding,
   share: Uint8Array,
 ): Uint8Array {
-  const writer = new Writer("quorate/node-share/v1")
+  const writer = new Writer("quorate/node-share/v2")
     .fixed(uuidBytes(request.requestId))
     .fixed(uuidBytes(request.nodeId))
     .u8(PURPOSE_CODES[request.purpose])
@@ -168,7 +166,7 @@ export function encodeNodeShare(
 
 /**
  * Re-wraps a member's share to a node: opens it (checking its binding), then seals
- * "quorate/node-share/v1" ‖ request binding ‖ share binding ‖ share to the node's recipient.
+ * "quorate/node-share/v2" ‖ request binding ‖ share binding ‖ share to the node's recipient.
  * Returns the re-sealed share and its SHA-256 (which the vote signs).
  */
 export async function rewrap(

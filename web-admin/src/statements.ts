@@ -365,17 +365,14 @@ export function approvalVouchesFor(approval: NodeApproval, madeAt: number): void
   }
 }
 
-export interface ManifestShare {
-  /** Fingerprint, hex. */
-  member: string;
-  commitment: Uint8Array;
-}
-
 export interface SplitKey {
   recipient: Uint8Array;
   k: number;
   n: number;
-  shares: ManifestShare[];
+  /** Share i (1-based) is `holders[i − 1]`'s (fingerprints, hex). */
+  holders: string[];
+  /** The Feldman commitments to the sharing polynomial, k × 32 bytes. */
+  commitments: Uint8Array;
 }
 
 function encodeSplit(writer: Writer, split: SplitKey): void {
@@ -383,7 +380,8 @@ function encodeSplit(writer: Writer, split: SplitKey): void {
     .fixed(split.recipient)
     .u8(split.k)
     .u8(split.n)
-    .list(split.shares, (w, share) => w.fixed(fromHex(share.member)).fixed(share.commitment));
+    .list(split.holders, (w, holder) => w.fixed(fromHex(holder)))
+    .bytes(split.commitments);
 }
 
 function decodeSplit(reader: Reader): SplitKey {
@@ -391,11 +389,12 @@ function decodeSplit(reader: Reader): SplitKey {
   const k = reader.u8();
   const n = reader.u8();
   if (k < 1 || k > n) throw reader.malformed();
-  const shares = reader.list((r) => ({ member: hex(r.fixed(32)), commitment: r.fixed(32) }));
-  if (shares.length !== n || new Set(shares.map((share) => share.member)).size !== n) {
+  const holders = reader.list((r) => hex(r.fixed(32)));
+  const commitments = reader.bytes();
+  if (holders.length !== n || new Set(holders).size !== n || commitments.length !== 32 * k) {
     throw reader.malformed();
   }
-  return { recipient, k, n, shares };
+  return { recipient, k, n, holders, commitments };
 }
 
 export type Subject = { kind: "recording" | "transcript"; id: string };
@@ -425,10 +424,10 @@ export interface RecordingManifest {
 /** The body of a recording manifest, which the uploader signs. */
 export function encodeRecordingManifest(manifest: RecordingManifest): Uint8Array<ArrayBuffer> {
   const { split } = manifest;
-  if (split.k < 1 || split.k > split.n || split.shares.length !== split.n) {
+  if (split.k < 1 || split.k > split.n || split.holders.length !== split.n || split.commitments.length !== 32 * split.k) {
     throw new StatementError("a split lists exactly n members and needs 1 ≤ k ≤ n");
   }
-  const writer = new Writer("quorate/recording-manifest/v1")
+  const writer = new Writer("quorate/recording-manifest/v2")
     .fixed(uuidBytes(manifest.vaultId))
     .fixed(uuidBytes(manifest.recordingId))
     .fixed(fromHex(manifest.uploader))
@@ -441,7 +440,7 @@ export function encodeRecordingManifest(manifest: RecordingManifest): Uint8Array
 }
 
 function decodeRecordingManifest(body: Uint8Array): RecordingManifest {
-  const reader = new Reader(body, "quorate/recording-manifest/v1", "recording manifest");
+  const reader = new Reader(body, "quorate/recording-manifest/v2", "recording manifest");
   const manifest = {
     vaultId: uuidText(reader.fixed(16)),
     recordingId: uuidText(reader.fixed(16)),
@@ -631,7 +630,7 @@ export interface TranscriptManifest {
 }
 
 function decodeTranscriptManifest(body: Uint8Array): TranscriptManifest {
-  const reader = new Reader(body, "quorate/transcript-manifest/v1", "transcript manifest");
+  const reader = new Reader(body, "quorate/transcript-manifest/v2", "transcript manifest");
   const manifest = {
     vaultId: uuidText(reader.fixed(16)),
     transcriptId: uuidText(reader.fixed(16)),

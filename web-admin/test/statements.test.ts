@@ -10,8 +10,8 @@ import {
   checkSharePlaintext,
   encodeNodeShare,
   encodeSharePlaintext,
-  shareCommitment,
 } from "../src/sealed";
+import { scalarFromBytes, splitWith } from "../src/vss";
 import {
   type Kind,
   encodeNodeApproval,
@@ -102,7 +102,21 @@ describe("statements from the Rust side", () => {
   });
 });
 
+/** ℓ, the order of ristretto255. */
+const GROUP_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+
 describe("shares", () => {
+  /** The Rust side's `scalar(first)`: the bytes first, first + 1, … reduced modulo ℓ. */
+  function scalar(first: number): bigint {
+    const counted = Uint8Array.from({ length: 32 }, (_, i) => (first + i) & 0xff);
+    let value = 0n;
+    for (let i = 31; i >= 0; i--) value = (value << 8n) | BigInt(counted[i]!);
+    return value % GROUP_ORDER;
+  }
+
+  /** The golden sharing, 2-of-2, whose second share the golden member holds. */
+  const sharing = splitWith(scalar(0x50), [scalar(0x51)], 2);
+
   async function binding(): Promise<ShareBinding> {
     const manifest = await verify("transcript-manifest", bytes("transcript-manifest"));
     return {
@@ -113,12 +127,14 @@ describe("shares", () => {
       n: 2,
       index: 2,
       member: hex(bytes("fingerprint")),
+      commitments: manifest.statement.split.commitments,
     };
   }
 
   it("a sealed share's plaintext opens to its share when its binding matches", async () => {
     const share = checkSharePlaintext(bytes("share-plaintext"), await binding());
-    expect(hex(share)).toBe("77".repeat(32));
+    expect(hex(share)).toBe(hex(sharing.shares[1]!.value));
+    expect(scalarFromBytes(share)).toBeTypeOf("bigint");
   });
 
   it("a binding that differs is named", async () => {
@@ -126,12 +142,19 @@ describe("shares", () => {
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, index: 1 })).toThrow(/share index/);
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, subject: { kind: "transcript", id: expected.subject.id } })).toThrow(/subject/);
     expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, member: "00".repeat(32) })).toThrow(/member/);
+    const other = splitWith(scalar(0x50), [scalar(0x52)], 2).commitments;
+    expect(() => checkSharePlaintext(bytes("share-plaintext"), { ...expected, commitments: other })).toThrow(/commitments/);
   });
 
-  it("the browser seals and commits to a share as the Rust side does", async () => {
-    const share = new Uint8Array(32).fill(0x77);
-    expect(hex(encodeSharePlaintext(await binding(), share))).toBe(hex(bytes("share-plaintext")));
-    expect(hex(await shareCommitment(await binding(), share))).toBe(hex(bytes("share-commitment")));
+  it("a share off the polynomial its binding commits to is refused", async () => {
+    const expected = await binding();
+    const forged = encodeSharePlaintext(expected, sharing.shares[0]!.value);
+    expect(() => checkSharePlaintext(forged, expected)).toThrow(/not a point of the sharing/);
+  });
+
+  it("the browser seals a share as the Rust side does", async () => {
+    expect(hex(sharing.commitments)).toBe(hex((await binding()).commitments));
+    expect(hex(encodeSharePlaintext(await binding(), sharing.shares[1]!.value))).toBe(hex(bytes("share-plaintext")));
   });
 
   it("recording metadata encodes to the Rust bytes", () => {
@@ -142,7 +165,7 @@ describe("shares", () => {
 
   it("the share re-sealed to a node carries the Rust plaintext", async () => {
     const request = await verify("unlock-request", bytes("unlock-request"));
-    const plaintext = encodeNodeShare(request.statement, await binding(), new Uint8Array(32).fill(0x77));
+    const plaintext = encodeNodeShare(request.statement, await binding(), sharing.shares[1]!.value);
     expect(hex(plaintext)).toBe(hex(bytes("node-share-plaintext")));
   });
 });

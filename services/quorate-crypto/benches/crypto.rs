@@ -1,16 +1,16 @@
 //! `cargo bench -p quorate-crypto`: envelope throughput against raw ChaCha20-Poly1305 over
-//! the same 64 MiB; k-of-n split and combine, byte-wise over GF(256) beside the verifiable
-//! sharing over ristretto255 meant to replace it; and what one recording costs each party
-//! when a board re-shares. Figures go in docs/BENCHMARKS.md.
+//! the same 64 MiB; the k-of-n split and rebuild of a key (share format v2: Feldman over
+//! ristretto255, with the key derived from the secret); and what one recording costs each
+//! party when a board re-shares. Figures go in docs/BENCHMARKS.md.
 
 use std::{hint::black_box, io, time::Duration};
 
 use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quorate_crypto::{
-    AgeSecretKey, envelope,
-    threshold::{self, Threshold},
-    vss::{self, Commitments, ScalarShare},
+    AgeSecretKey, RecordingId, envelope,
+    threshold::{self, Subject, Threshold},
+    vss::{self, Commitments, ScalarShare, Secret},
 };
 
 const SIZE: usize = 64 << 20;
@@ -68,27 +68,32 @@ fn envelope_against_raw_aead(c: &mut Criterion) {
     group.finish();
 }
 
+/// What an uploader and a node pay per key: the split with its commitments, and the rebuild
+/// from k shares with every share checked, the key derived and its recipient compared.
 fn split_and_combine(c: &mut Criterion) {
     let mut group = c.benchmark_group("threshold");
     for (k, n) in [(3usize, 5usize), (100, 200)] {
-        let key = AgeSecretKey::generate();
+        let secret = Secret::random();
+        let subject = Subject::Recording(RecordingId::random());
         let policy = Threshold::new(k, n).unwrap();
         let label = format!("{k}-of-{n}");
         group.bench_with_input(BenchmarkId::new("split", &label), &policy, |b, policy| {
-            b.iter(|| threshold::split(&key, *policy).unwrap())
+            b.iter(|| secret.split(*policy))
         });
-        let shares = threshold::split(&key, policy).unwrap();
-        let recipient = key.recipient();
+        let (shares, commitments) = secret.split(policy);
+        let recipient = secret.age_key(&subject).recipient();
         group.bench_with_input(
             BenchmarkId::new("combine", &label),
             &shares[..k],
-            |b, shares| b.iter(|| threshold::combine(shares, policy, &recipient).unwrap()),
+            |b, shares| {
+                b.iter(|| threshold::combine(shares, &commitments, &subject, &recipient).unwrap())
+            },
         );
     }
     group.finish();
 }
 
-/// Per recording: the verifiable split and rebuild beside the GF(256) ones above, and in a
+/// Per recording, the arithmetic alone (split, recover), and in a
 /// re-share the dealer's work (one deal), a new holder's (checking the k deals' commitments
 /// and combining its k sub-shares).
 fn verifiable_sharing(c: &mut Criterion) {

@@ -93,7 +93,9 @@ pub enum Error {
 
     /// The shares rebuild a key that is not the one the signed manifest names: they are
     /// points of commitments other than the recording's (made up by whoever sent them).
-    #[error("the shares rebuild a key that is not the recording's: their commitments were not its own")]
+    #[error(
+        "the shares rebuild a key that is not the recording's: their commitments were not its own"
+    )]
     RecipientMismatch,
 
     /// Fewer distinct shares than the threshold.

@@ -11,13 +11,13 @@ use quorate_crypto::{
     retention::{Anchor, HoldAction, LegalHold, Period, RetentionRule, Scope},
     rewrap::{Purpose, RequestBinding, encode_node_share},
     statement::{
-        Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role,
-        RosterChange, RosterEntry, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest,
-        VaultPolicy, Vote,
+        Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role, RosterChange,
+        RosterEntry, SignedStatement, SplitKey, TranscriptManifest, UnlockRequest, VaultPolicy,
+        Vote,
     },
     threshold::{ShareBinding, Subject, Threshold, encode_share},
     verify_any,
-    vss::{self, ScalarShare, Scalar},
+    vss::{self, Scalar, ScalarShare},
 };
 
 fn fixed_identity(age_byte: u8, seed_byte: u8) -> Identity {
@@ -45,7 +45,8 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     let transcript: TranscriptId = id(0x14);
     let split_key = AgeSecretKey::from_secret(SecretBytes::new([7; 32]));
     let threshold = Threshold::new(2, 2).unwrap();
-    let (_, commitments) = vss::split_with_coefficients(&scalar(0x50), &[scalar(0x51)], 2);
+    // The sharing a member's golden share is a point of (share 2 of 2).
+    let (shares, commitments) = vss::split_with_coefficients(&scalar(0x50), &[scalar(0x51)], 2);
     let split = SplitKey {
         recipient: split_key.recipient(),
         threshold,
@@ -210,7 +211,7 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         member: member.fingerprint(),
         commitments,
     };
-    let share = ScalarShare::from_bytes(2, &scalar(0x77).to_bytes()).unwrap();
+    let share = shares[1].clone();
     out.insert("share-plaintext", encode_share(&binding, &share).to_vec());
     let request_binding = RequestBinding {
         request_id: request,

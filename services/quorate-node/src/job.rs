@@ -18,6 +18,7 @@ use quorate_crypto::{
         UnlockRequest, Vote,
     },
     threshold::{self, Subject},
+    vss::{Commitments, Secret},
 };
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
@@ -128,6 +129,7 @@ fn open_shares(
     now: i64,
 ) -> Result<AgeSecretKey, JobFailure> {
     let mut shares = Vec::new();
+    let mut sharing: Option<Commitments> = None;
     for approval in &claim.approvals {
         let (verified_vote, voter) = roster
             .verify_by_member::<Vote>(&statement(&approval.vote, "vote")?)
@@ -169,9 +171,19 @@ fn open_shares(
                 voter.fingerprint.short()
             ))
         })?;
+        // Shares rebuild the key only with others of the same sharing: a re-share moves
+        // every holder to new commitments at once.
+        let commitments = sharing.get_or_insert_with(|| binding.commitments.clone());
+        if *commitments != binding.commitments {
+            return Err(fail(format!(
+                "the share of {} is of another sharing than the first share's: ask the members to vote again",
+                voter.fingerprint.short()
+            )));
+        }
         shares.push(share);
     }
-    threshold::combine(&shares, split.threshold, &split.recipient)
+    let commitments = sharing.ok_or_else(|| fail("the job carries no approvals"))?;
+    threshold::combine(&shares, &commitments, &request.subject, &split.recipient)
         .map_err(|error| fail(format!("rebuilding the key: {error}")))
 }
 
@@ -334,7 +346,9 @@ pub fn seal(
     now: i64,
 ) -> Result<Sealed, JobFailure> {
     let text = transcript_json(transcript)?;
-    let key = AgeSecretKey::generate();
+    let transcript_id = TranscriptId::random();
+    let secret = Secret::random();
+    let key = secret.age_key(&Subject::Transcript(transcript_id));
     let (writer, _) = envelope::encrypt(
         &text[..],
         envelope::HashingWriter::new(Vec::new()),
@@ -345,23 +359,22 @@ pub fn seal(
     let holders: Vec<PublicIdentity> = unlocked
         .manifest
         .split
-        .shares
+        .holders
         .iter()
-        .map(|share| {
+        .map(|holder| {
             roster
                 .members()
                 .iter()
                 .chain(roster.removed())
-                .find(|member| member.fingerprint == share.member && member.role.holds_shares())
+                .find(|member| member.fingerprint == *holder && member.role.holds_shares())
                 .map(|member| member.public)
                 .ok_or_else(|| fail("a share holder of the recording is not on the roster"))
         })
         .collect::<Result<_, _>>()?;
-    let transcript_id = TranscriptId::random();
     let (split, sealed) = SplitKey::split_and_seal(
         unlocked.manifest.vault_id,
         Subject::Transcript(transcript_id),
-        &key,
+        &secret,
         unlocked.manifest.split.threshold,
         &holders,
     )
@@ -597,7 +610,7 @@ mod tests {
         let (split, _) = SplitKey::split_and_seal(
             vault,
             Subject::Transcript(transcript_id),
-            &AgeSecretKey::generate(),
+            &Secret::random(),
             Threshold::new(1, 1).unwrap(),
             &[admin.public()],
         )

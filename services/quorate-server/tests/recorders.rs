@@ -9,8 +9,9 @@ use common::{Board, flow, make_recording, refused, sign_recording_for};
 use quorate_api::{InvitePurpose, MemberRole, MemberStatus, RecordingStatus};
 use quorate_client::Client;
 use quorate_crypto::{
-    Identity,
+    Identity, RecordingId,
     statement::{Role, RosterChange},
+    vss::Secret,
 };
 use quorate_server::test_support::{Backend, TestApp};
 
@@ -92,7 +93,8 @@ async fn a_recorder_uploads_for_the_members_and_can_do_nothing_else(backend: Bac
         .map(|member| member.public)
         .collect();
     holders.push(recorder.public());
-    let greedy = sign_recording_for(&roster, &holders, &recorder, 2, &made.key, (10, [0; 32]));
+    let another = (RecordingId::random(), &Secret::random());
+    let greedy = sign_recording_for(&roster, &holders, &recorder, 2, another, (10, [0; 32]));
     assert_eq!(
         refused(
             machine

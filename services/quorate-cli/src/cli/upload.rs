@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use indicatif::{ProgressBar, ProgressStyle};
 use quorate_crypto::{
-    AgeSecretKey, Fingerprint, RecordingId, envelope,
+    Fingerprint, RecordingId, envelope,
     statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
     threshold::{Subject, Threshold},
+    vss::Secret,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -189,7 +190,8 @@ async fn prepare(
         .map_err(|error| DeviceError::Usage(format!("the meeting details: {error}")))?;
 
     let recording = RecordingId::random();
-    let key = AgeSecretKey::generate();
+    let secret = Secret::random();
+    let key = secret.age_key(&Subject::Recording(recording));
     let ciphertext_path = folder.join(format!("{recording}.age"));
     let encrypted = {
         let input = std::fs::File::open(&args.file).map_err(|error| {
@@ -223,12 +225,12 @@ async fn prepare(
     let (split, sealed) = SplitKey::split_and_seal(
         session.vault,
         Subject::Recording(recording),
-        &key,
+        &secret,
         threshold,
         &members,
     )
     .map_err(|error| DeviceError::Refused(format!("splitting the key: {error}")))?;
-    drop(key);
+    drop((secret, key));
     let manifest = SignedStatement::sign(
         &RecordingManifest {
             vault_id: session.vault,

@@ -807,9 +807,9 @@ fn check_transcript_manifest(
 fn split_members(manifest: &TranscriptManifest) -> Vec<String> {
     manifest
         .split
-        .shares
+        .holders
         .iter()
-        .map(|share| share.member.to_hex())
+        .map(|holder| holder.to_hex())
         .collect()
 }
 
@@ -819,7 +819,7 @@ fn sealed_shares(
     manifest: &TranscriptManifest,
     uploaded: &[SealedShareUpload],
 ) -> Result<BTreeMap<String, (usize, Vec<u8>)>, JobError> {
-    if uploaded.len() != manifest.split.shares.len() {
+    if uploaded.len() != manifest.split.holders.len() {
         return Err(JobError::InvalidShares(
             "send exactly one sealed share per member the manifest names".into(),
         ));

@@ -54,8 +54,6 @@ pub(crate) enum RecordingError {
     Empty,
     #[error("this server accepts recordings up to {0} bytes")]
     TooLarge(u64),
-    #[error("two shares have the same commitment")]
-    SameCommitment,
     #[error("the manifest names {0}, who is not a current member: fetch the roster again")]
     NotOnRoster(String),
     #[error("send exactly one sealed share per member the manifest names")]
@@ -92,7 +90,7 @@ impl Refusal for RecordingError {
     fn refusal(&self) -> Option<(StatusCode, &'static str)> {
         use RecordingError::*;
         Some(match self {
-            InvalidStatement(_) | NotUploader | Empty | SameCommitment => {
+            InvalidStatement(_) | NotUploader | Empty => {
                 (StatusCode::BAD_REQUEST, "invalid_statement")
             }
             Exists => (StatusCode::CONFLICT, "recording_exists"),
@@ -357,7 +355,7 @@ async fn check_new(
     shares: &[SealedShareUpload],
 ) -> Result<(), RecordingError> {
     check_manifest(app, tx, roster, new.vault, manifest).await?;
-    if shares.len() != manifest.split.shares.len() {
+    if shares.len() != manifest.split.holders.len() {
         return Err(RecordingError::ShareCount);
     }
     Ok(())
@@ -433,20 +431,16 @@ pub(crate) async fn newest_policy(
         .map_err(RecordingError::CorruptPolicy)
 }
 
-/// Each share of the split has its own commitment and is for a current member.
+/// Every holder of a share is a current member (the crypto crate has checked they are
+/// distinct and number n).
 fn check_split(roster: &Roster, manifest: &RecordingManifest) -> Result<(), RecordingError> {
-    let shares = &manifest.split.shares;
-    let mut commitments: Vec<_> = shares.iter().map(|share| share.commitment).collect();
-    commitments.sort();
-    commitments.dedup();
-    if commitments.len() != shares.len() {
-        return Err(RecordingError::SameCommitment);
-    }
-    match shares
+    match manifest
+        .split
+        .holders
         .iter()
-        .find(|share| roster.member(&share.member).is_none())
+        .find(|holder| roster.member(holder).is_none())
     {
-        Some(stranger) => Err(RecordingError::NotOnRoster(stranger.member.short())),
+        Some(stranger) => Err(RecordingError::NotOnRoster(stranger.short())),
         None => Ok(()),
     }
 }
@@ -463,9 +457,9 @@ async fn store_shares(
         let member = upload.member.to_ascii_lowercase();
         let Some(place) = manifest
             .split
-            .shares
+            .holders
             .iter()
-            .position(|share| share.member.to_hex() == member)
+            .position(|holder| holder.to_hex() == member)
         else {
             return Err(RecordingError::UnnamedHolder(member));
         };

@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use quorate_api::{RequestStatus, RequestView, SubjectKind, VoteDecision};
 use quorate_crypto::{
-    RequestId, VaultId,
+    Fingerprint, RequestId, VaultId,
     rewrap::resealed_digest,
     statement::{Decision, SignedStatement, UnlockRequest, Vote},
     threshold::Subject,
@@ -253,9 +253,9 @@ async fn transcript_holders(
         .map_err(RequestError::CorruptManifest)?;
     let holders = manifest
         .split
-        .shares
+        .holders
         .iter()
-        .map(|share| share.member.to_hex())
+        .map(Fingerprint::to_hex)
         .collect();
     Ok((manifest.split.threshold.k(), holders))
 }

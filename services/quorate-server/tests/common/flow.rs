@@ -15,6 +15,7 @@ use quorate_crypto::{
         UnlockRequest, Vote,
     },
     threshold::{self, ShareBinding, Subject},
+    vss::Secret,
 };
 
 use super::{Board, MadeRecording, make_recording};
@@ -343,8 +344,13 @@ pub fn unlock(
             share
         })
         .collect();
-    let key =
-        threshold::combine(&shares, manifest.split.threshold, &manifest.split.recipient).unwrap();
+    let key = threshold::combine(
+        &shares,
+        &manifest.split.commitments,
+        &manifest.subject(),
+        &manifest.split.recipient,
+    )
+    .unwrap();
     (key, manifest, signed_manifest)
 }
 
@@ -387,7 +393,8 @@ pub fn seal_transcript_as(
     text: &[u8],
     model: [u8; 32],
 ) -> SealedTranscript {
-    let key = AgeSecretKey::generate();
+    let secret = Secret::random();
+    let key = secret.age_key(&Subject::Transcript(transcript_id));
     let (writer, _) = envelope::encrypt(
         text,
         envelope::HashingWriter::new(Vec::new()),
@@ -397,14 +404,14 @@ pub fn seal_transcript_as(
     let (sealed, len, sha256) = writer.finish();
     let holders: Vec<_> = manifest
         .split
-        .shares
+        .holders
         .iter()
-        .map(|share| roster.member(&share.member).unwrap().public)
+        .map(|holder| roster.member(holder).unwrap().public)
         .collect();
     let (split, shares) = SplitKey::split_and_seal(
         manifest.vault_id,
         Subject::Transcript(transcript_id),
-        &key,
+        &secret,
         manifest.split.threshold,
         &holders,
     )

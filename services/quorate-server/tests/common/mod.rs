@@ -158,6 +158,7 @@ pub async fn join_as(
 /// of `roster` under `k`, the shares sealed, the manifest signed by `uploader`.
 pub struct MadeRecording {
     pub id: quorate_crypto::RecordingId,
+    pub secret: quorate_crypto::vss::Secret,
     pub key: quorate_crypto::AgeSecretKey,
     pub manifest: quorate_crypto::statement::SignedStatement,
     pub shares: Vec<(quorate_crypto::Fingerprint, Vec<u8>)>,
@@ -170,8 +171,10 @@ pub fn make_recording(
     k: u8,
     plaintext: &[u8],
 ) -> MadeRecording {
-    use quorate_crypto::envelope;
-    let key = quorate_crypto::AgeSecretKey::generate();
+    use quorate_crypto::{envelope, threshold::Subject, vss::Secret};
+    let id = quorate_crypto::RecordingId::random();
+    let secret = Secret::random();
+    let key = secret.age_key(&Subject::Recording(id));
     let (writer, _) = envelope::encrypt(
         plaintext,
         envelope::HashingWriter::new(Vec::new()),
@@ -179,9 +182,11 @@ pub fn make_recording(
     )
     .unwrap();
     let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
-    let signed = sign_recording(roster, uploader, k, &key, ciphertext_len, ciphertext_sha256);
+    let ciphertext_sums = (ciphertext_len, ciphertext_sha256);
+    let signed = sign_recording(roster, uploader, k, (id, &secret), ciphertext_sums);
     MadeRecording {
-        id: signed.id,
+        id,
+        secret,
         key,
         manifest: signed.manifest,
         shares: signed.shares,
@@ -197,24 +202,22 @@ pub struct SignedRecording {
     pub shares: Vec<(quorate_crypto::Fingerprint, Vec<u8>)>,
 }
 
-/// A fresh recording (its own ID and split) of a ciphertext encrypted to `key`, of
-/// `ciphertext_len` bytes with SHA-256 `ciphertext_sha256`: the key split among every member
-/// of `roster` under `k`, the shares sealed, the manifest signed by `uploader`.
+/// Recording `id` of a ciphertext encrypted to the key `secret` gives it, of the length and
+/// SHA-256 given: the secret split among every member of `roster` under `k`, the shares
+/// sealed, the manifest signed by `uploader`.
 pub fn sign_recording(
     roster: &quorate_crypto::roster::Roster,
     uploader: &quorate_crypto::Identity,
     k: u8,
-    key: &quorate_crypto::AgeSecretKey,
-    ciphertext_len: u64,
-    ciphertext_sha256: [u8; 32],
+    recording: (quorate_crypto::RecordingId, &quorate_crypto::vss::Secret),
+    ciphertext: (u64, [u8; 32]),
 ) -> SignedRecording {
     let holders: Vec<_> = roster
         .members()
         .iter()
         .map(|member| member.public)
         .collect();
-    let ciphertext = (ciphertext_len, ciphertext_sha256);
-    sign_recording_for(roster, &holders, uploader, k, key, ciphertext)
+    sign_recording_for(roster, &holders, uploader, k, recording, ciphertext)
 }
 
 /// As [`sign_recording`], with the key split among `publics` rather than the members.
@@ -223,19 +226,18 @@ pub fn sign_recording_for(
     publics: &[quorate_crypto::PublicIdentity],
     uploader: &quorate_crypto::Identity,
     k: u8,
-    key: &quorate_crypto::AgeSecretKey,
+    (id, secret): (quorate_crypto::RecordingId, &quorate_crypto::vss::Secret),
     (ciphertext_len, ciphertext_sha256): (u64, [u8; 32]),
 ) -> SignedRecording {
     use quorate_crypto::{
         statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
         threshold::{Subject, Threshold},
     };
-    let id = quorate_crypto::RecordingId::random();
     let n = u8::try_from(publics.len()).unwrap();
     let (split, sealed) = SplitKey::split_and_seal(
         roster.vault_id(),
         Subject::Recording(id),
-        key,
+        secret,
         Threshold::new(k.into(), n.into()).unwrap(),
         publics,
     )
