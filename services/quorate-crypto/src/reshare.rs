@@ -2,9 +2,13 @@
 //! dealt, bound to the sharing it replaces and the roster it moves to, and a new holder
 //! accepts a new share only from k such statements that agree.
 //!
+//! Any k current holders may deal: the first k deals the server collected make the
+//! redistribution, and every new holder is handed the same k (their acceptances must agree
+//! on the new commitments before the old shares go).
+//!
 //! What the binding stops: a server that replays a redistribution onto another roster (the
 //! new roster head and holders are signed), that mixes dealers of two redistributions (all
-//! must name the same dealers, current commitments and new holders), that passes a holder's
+//! must name the same re-share, current commitments and new holders), that passes a holder's
 //! deal off as another's (each dealer is checked against the current holder at their
 //! index), or that swaps sealed sub-shares to frame an honest dealer (each sealed sub-share's
 //! SHA-256 is signed, so a swap is the server's fault and is said to be).
@@ -36,8 +40,6 @@ pub struct ReshareDeal {
     pub current_commitments_sha256: [u8; 32],
     /// The dealer's index among the current holders.
     pub dealer: u8,
-    /// Every dealer's index, ascending: exactly the current threshold's k of them.
-    pub dealers: Vec<u8>,
     /// Shares needed after the re-share (the vault policy the dealer verified).
     pub new_k: u8,
     /// The roster head the new holders belong to.
@@ -67,9 +69,6 @@ impl StatementBody for ReshareDeal {
             .fixed(&self.reshare_id)
             .fixed(&self.current_commitments_sha256)
             .u8(self.dealer)
-            .list(&self.dealers, |writer, dealer| {
-                writer.u8(*dealer);
-            })
             .u8(self.new_k)
             .fixed(&self.roster_head)
             .list(&self.holders, |writer, holder| {
@@ -95,7 +94,6 @@ impl StatementBody for ReshareDeal {
                     reshare_id: reader.array()?,
                     current_commitments_sha256: reader.array()?,
                     dealer: reader.u8()?,
-                    dealers: reader.list(|reader| reader.u8())?,
                     new_k: reader.u8()?,
                     roster_head: reader.array()?,
                     holders: reader.list(|reader| Ok(Fingerprint::from_bytes(reader.array()?)))?,
@@ -110,9 +108,8 @@ impl StatementBody for ReshareDeal {
 }
 
 impl ReshareDeal {
-    /// The shape every deal must have: the dealer among the dealers, dealers ascending and
-    /// distinct, one sealed sub-share per new holder, commitments that parse and no more
-    /// of them than holders.
+    /// The shape every deal must have: a dealer index, one sealed sub-share per new
+    /// holder, commitments that parse and no more of them than holders.
     fn check(&self) -> Result<(), Error> {
         let invalid = |reason| {
             Err(Error::InvalidField {
@@ -120,11 +117,8 @@ impl ReshareDeal {
                 reason,
             })
         };
-        if !self.dealers.windows(2).all(|pair| pair[0] < pair[1]) || self.dealers.contains(&0) {
-            return invalid("the dealers must be distinct share indices, ascending");
-        }
-        if !self.dealers.contains(&self.dealer) {
-            return invalid("the dealer must be one of the dealers");
+        if self.dealer == 0 {
+            return invalid("the dealer must be a share index (1 to 255)");
         }
         if self.holders.is_empty()
             || self.holders.len() > 255
@@ -209,10 +203,10 @@ pub fn check_current(expected: &Expected<'_>) -> Result<(), Error> {
 }
 
 /// Checks that `deals` (verified statements) are one redistribution of `expected.current`
-/// onto exactly the expected roster and holders: each signed by the current holder at its
-/// dealer index, all naming the same dealers (exactly them, k of them), the same subject,
-/// sharing, roster head and holders, and each dealing its own share. Returns the new
-/// commitments, which every party computes alike.
+/// onto exactly the expected roster and holders: exactly the current k of them, by distinct
+/// dealers, each signed by the current holder at its dealer index, all naming the same
+/// re-share, subject, sharing, roster head and holders, and each dealing its own share.
+/// Returns the new commitments, which every party given the same deals computes alike.
 pub fn check_deals(
     expected: &Expected<'_>,
     deals: &[Verified<ReshareDeal>],
@@ -225,7 +219,7 @@ pub fn check_deals(
         });
     };
     check_current(expected)?;
-    if first.statement.dealers.len() != expected.current_k {
+    if deals.len() != expected.current_k {
         return mismatch("dealers (exactly the current k of them)");
     }
     let current_sha256 = commitments_sha256(expected.current);
@@ -249,9 +243,6 @@ pub fn check_deals(
         if deal.reshare_id != first.statement.reshare_id {
             return mismatch("re-share");
         }
-        if deal.dealers != first.statement.dealers {
-            return mismatch("dealers");
-        }
         if usize::from(deal.new_k) != expected.new_k {
             return mismatch("new threshold");
         }
@@ -259,14 +250,6 @@ pub fn check_deals(
         if (expected.current_holder)(deal.dealer) != Some(verified.signer) {
             return mismatch("signer of a deal (not the current holder at its index)");
         }
-    }
-    let mut dealt_by: Vec<u8> = deals
-        .iter()
-        .map(|verified| verified.statement.dealer)
-        .collect();
-    dealt_by.sort_unstable();
-    if dealt_by != first.statement.dealers {
-        return mismatch("dealers");
     }
     let parsed = deals
         .iter()
@@ -282,6 +265,84 @@ pub fn check_deals(
         .map(|(dealer, commitments)| (*dealer, commitments))
         .collect();
     crate::vss::redistributed_commitments(expected.current, expected.new_k, &dealt)
+}
+
+/// A sharing of one subject's secret as devices follow it: its commitments and who holds
+/// share `i` (`holders[i - 1]`). The first is the signed manifest's; each completed re-share
+/// makes the next, and any device replays them from public data alone ([`Sharing::after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharing {
+    /// The Feldman commitments; their number is the sharing's k.
+    pub commitments: Commitments,
+    /// The holders in share order.
+    pub holders: Vec<Fingerprint>,
+}
+
+impl Sharing {
+    /// The sharing a signed manifest made.
+    pub fn first(split: &crate::statement::SplitKey) -> Self {
+        Self {
+            commitments: split.commitments.clone(),
+            holders: split.holders.clone(),
+        }
+    }
+
+    /// Shares needed.
+    pub fn k(&self) -> usize {
+        self.commitments.k()
+    }
+
+    /// The 1-based share index of `member` in this sharing, if they hold one.
+    pub fn index_of(&self, member: &Fingerprint) -> Option<u8> {
+        let position = self.holders.iter().position(|holder| holder == member)?;
+        u8::try_from(position + 1).ok()
+    }
+
+    /// The sharing that the completed re-share `deals` made of this one, every deal checked
+    /// as a new holder checks it ([`check_deals`]): signed by the holder of this sharing at
+    /// its index (`key_of` gives a member's signing key from the verified roster, removed
+    /// members included), onto a roster head `known_head` accepts and the holders and
+    /// threshold the deals name. `secret_commitment` is the manifest's.
+    pub fn after(
+        &self,
+        vault_id: VaultId,
+        subject: Subject,
+        secret_commitment: curve25519_dalek::ristretto::RistrettoPoint,
+        deals: &[Verified<ReshareDeal>],
+        key_of: &dyn Fn(&Fingerprint) -> Option<VerifyingKey>,
+        known_head: &dyn Fn(&[u8; 32]) -> bool,
+    ) -> Result<Self, Error> {
+        let Some(first) = deals.first() else {
+            return Err(Error::NotEnoughShares {
+                have: 0,
+                need: self.k(),
+            });
+        };
+        if !known_head(&first.statement.roster_head) {
+            return Err(Error::BindingMismatch {
+                field: "roster head of a re-share (not in the verified roster chain)",
+            });
+        }
+        let current_holder = |index: u8| {
+            let holder = self.holders.get(usize::from(index).checked_sub(1)?)?;
+            key_of(holder)
+        };
+        let expected = Expected {
+            vault_id,
+            subject,
+            current: &self.commitments,
+            secret_commitment,
+            current_k: self.k(),
+            new_k: usize::from(first.statement.new_k),
+            current_holder: &current_holder,
+            roster_head: first.statement.roster_head,
+            holders: &first.statement.holders,
+        };
+        Ok(Self {
+            commitments: check_deals(&expected, deals)?,
+            holders: first.statement.holders.clone(),
+        })
+    }
 }
 
 /// Checks that `sealed` is the sub-share `deal` signed for new holder `position` (0-based)
@@ -425,11 +486,10 @@ mod tests {
         }
     }
 
-    /// Holder at `position` deals to `holders` under k = `new_k`, among `dealers`.
+    /// Holder at `position` deals to `holders` under k = `new_k`.
     fn signed_deal(
         board: &Board,
         position: usize,
-        dealers: &[u8],
         holders: &[Fingerprint],
         new_k: usize,
         roster_head: [u8; 32],
@@ -442,7 +502,6 @@ mod tests {
             reshare_id: [5; 16],
             current_commitments_sha256: commitments_sha256(&board.commitments),
             dealer: dealt.dealer,
-            dealers: dealers.to_vec(),
             new_k: new.k(),
             roster_head,
             holders: holders.to_vec(),
@@ -501,8 +560,8 @@ mod tests {
         let holders: Vec<Fingerprint> =
             (0..4).map(|_| Identity::generate().fingerprint()).collect();
         let deals = [
-            signed_deal(&board, 0, &[1, 3], &holders, 3, [1; 32]),
-            signed_deal(&board, 2, &[1, 3], &holders, 3, [1; 32]),
+            signed_deal(&board, 0, &holders, 3, [1; 32]),
+            signed_deal(&board, 2, &holders, 3, [1; 32]),
         ];
         let new = check(&board, &deals, [1; 32], &holders).unwrap();
         assert_eq!(new.k(), 3);
@@ -515,8 +574,8 @@ mod tests {
         let holders: Vec<Fingerprint> =
             (0..3).map(|_| Identity::generate().fingerprint()).collect();
         let deals = [
-            signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]),
-            signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]),
+            signed_deal(&board, 0, &holders, 2, [1; 32]),
+            signed_deal(&board, 1, &holders, 2, [1; 32]),
         ];
         // Another roster head than the device pinned.
         assert!(matches!(
@@ -534,23 +593,27 @@ mod tests {
                 field: "new holders"
             })
         ));
-        // A deal of another redistribution (other dealers) mixed in.
-        let stray = signed_deal(&board, 1, &[2, 3], &holders, 2, [1; 32]);
+        // One dealer's deal twice in place of two dealers'.
         assert!(matches!(
-            check(&board, &[deals[0].clone(), stray], [1; 32], &holders),
-            Err(Error::BindingMismatch { field: "dealers" })
+            check(
+                &board,
+                &[deals[0].clone(), deals[0].clone()],
+                [1; 32],
+                &holders
+            ),
+            Err(Error::DuplicateShare { index: 1 })
         ));
         // A deal of a retried re-share (another ID) mixed in.
-        let mut retried = signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]);
+        let mut retried = signed_deal(&board, 1, &holders, 2, [1; 32]);
         retried.statement.reshare_id = [6; 16];
         assert!(matches!(
             check(&board, &[deals[0].clone(), retried], [1; 32], &holders),
             Err(Error::BindingMismatch { field: "re-share" })
         ));
-        // Too few deals for the dealers they name.
+        // Too few deals for the current k.
         assert!(matches!(
             check(&board, &deals[..1], [1; 32], &holders),
-            Err(Error::BindingMismatch { field: "dealers" })
+            Err(Error::BindingMismatch { field }) if field.starts_with("dealers")
         ));
     }
 
@@ -559,9 +622,9 @@ mod tests {
         let board = board(2, 3);
         let holders: Vec<Fingerprint> =
             (0..3).map(|_| Identity::generate().fingerprint()).collect();
-        let honest = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]);
+        let honest = signed_deal(&board, 0, &holders, 2, [1; 32]);
         // Holder 3 signs a deal that claims to be holder 2's.
-        let mut stolen = signed_deal(&board, 1, &[1, 2], &holders, 2, [1; 32]);
+        let mut stolen = signed_deal(&board, 1, &holders, 2, [1; 32]);
         stolen.signer = board.identities[2].public().verifying_key;
         // Not holder 2's fault (anyone can sign in their name): the signature is refused.
         assert!(matches!(
@@ -578,9 +641,9 @@ mod tests {
         let holders: Vec<Fingerprint> =
             (0..3).map(|_| Identity::generate().fingerprint()).collect();
         let deals = [
-            signed_deal(&board, 0, &[1, 2, 3], &holders, 2, [1; 32]),
-            signed_deal(&board, 1, &[1, 2, 3], &holders, 2, [1; 32]),
-            signed_deal(&board, 2, &[1, 2, 3], &holders, 2, [1; 32]),
+            signed_deal(&board, 0, &holders, 2, [1; 32]),
+            signed_deal(&board, 1, &holders, 2, [1; 32]),
+            signed_deal(&board, 2, &holders, 2, [1; 32]),
         ];
         check(&board, &deals, [1; 32], &holders).unwrap();
         let (_, made_up) = vss::split(&vss::random_scalar(), Threshold::new(2, 3).unwrap());
@@ -595,7 +658,7 @@ mod tests {
         let board = board(2, 3);
         let holders: Vec<Fingerprint> =
             (0..2).map(|_| Identity::generate().fingerprint()).collect();
-        let mut deal = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]).statement;
+        let mut deal = signed_deal(&board, 0, &holders, 2, [1; 32]).statement;
         deal.sealed_subshares_sha256[1] = Sha256::digest(b"sealed for the second").into();
         check_sealed_subshare(&deal, 1, b"sealed for the second").unwrap();
         let refused = check_sealed_subshare(&deal, 1, b"sealed for someone else").unwrap_err();
@@ -648,7 +711,6 @@ mod tests {
                 reshare_id: [5; 16],
                 current_commitments_sha256: commitments_sha256(&board.commitments),
                 dealer: dealt.dealer,
-                dealers: vec![1, 3],
                 new_k: 2,
                 roster_head: head,
                 holders: holders.clone(),
@@ -729,20 +791,142 @@ mod tests {
         ));
     }
 
+    /// The deals of `dealers` (identity, share) of the sharing `current` to `holders`, and
+    /// the new shares those holders would receive.
+    fn redistribute(
+        board: &Board,
+        current: &Commitments,
+        dealers: &[(&Identity, &ScalarShare)],
+        holders: &[Fingerprint],
+        new_k: usize,
+        head: [u8; 32],
+    ) -> (Vec<Verified<ReshareDeal>>, Vec<ScalarShare>) {
+        let new = Threshold::new(new_k, holders.len()).unwrap();
+        let dealt: Vec<vss::Deal> = dealers
+            .iter()
+            .map(|(_, share)| vss::deal(share, current, new).unwrap())
+            .collect();
+        let deals = dealers
+            .iter()
+            .zip(&dealt)
+            .map(|((identity, _), dealt)| {
+                let deal = ReshareDeal {
+                    vault_id: board.vault,
+                    subject: board.subject,
+                    reshare_id: head[..16].try_into().unwrap(),
+                    current_commitments_sha256: commitments_sha256(current),
+                    dealer: dealt.dealer,
+                    new_k: new.k(),
+                    roster_head: head,
+                    holders: holders.to_vec(),
+                    commitments: dealt.commitments.to_bytes(),
+                    sealed_subshares_sha256: holders.iter().map(|_| [7; 32]).collect(),
+                    issued_at: 1_800_000_000,
+                };
+                SignedStatement::sign(&deal, identity)
+                    .verify::<ReshareDeal>()
+                    .unwrap()
+            })
+            .collect();
+        let shares = (0..holders.len())
+            .map(|position| {
+                let received: Vec<(u8, &Commitments, &ScalarShare)> = dealt
+                    .iter()
+                    .map(|deal| (deal.dealer, &deal.commitments, &deal.subshares[position]))
+                    .collect();
+                vss::receive(current, new_k, &received).unwrap().0
+            })
+            .collect();
+        (deals, shares)
+    }
+
+    #[test]
+    fn any_device_replays_the_re_shares_to_the_current_sharing() {
+        let board = board(2, 3);
+        let first = Sharing {
+            commitments: board.commitments.clone(),
+            holders: board.identities.iter().map(Identity::fingerprint).collect(),
+        };
+        let joiners: Vec<Identity> = (0..2).map(|_| Identity::generate()).collect();
+        let mut everyone: Vec<&Identity> = board.identities.iter().collect();
+        everyone.extend(&joiners);
+        let key_of = |member: &Fingerprint| {
+            everyone
+                .iter()
+                .find(|identity| identity.fingerprint() == *member)
+                .map(|identity| identity.public().verifying_key)
+        };
+        let heads = [[1; 32], [2; 32]];
+        let known = |head: &[u8; 32]| heads.contains(head);
+
+        // Generation 1: holders 2 and 3 deal to {3, joiner 1, joiner 2}, 2-of-3.
+        let second_holders = vec![
+            board.identities[2].fingerprint(),
+            joiners[0].fingerprint(),
+            joiners[1].fingerprint(),
+        ];
+        let dealers = [
+            (&board.identities[1], &board.shares[1]),
+            (&board.identities[2], &board.shares[2]),
+        ];
+        let (deals, shares) = redistribute(
+            &board,
+            &first.commitments,
+            &dealers,
+            &second_holders,
+            2,
+            heads[0],
+        );
+        let secret = board.commitments.secret();
+        let second = first
+            .after(board.vault, board.subject, secret, &deals, &key_of, &known)
+            .unwrap();
+        assert_eq!(second.holders, second_holders);
+        assert_eq!(second.commitments.secret(), secret);
+        for share in &shares {
+            second.commitments.verify(share).unwrap();
+        }
+
+        // Generation 2, dealt by the joiners with their new shares, 1-of-2.
+        let third_holders = vec![joiners[0].fingerprint(), joiners[1].fingerprint()];
+        let dealers = [(&joiners[0], &shares[1]), (&joiners[1], &shares[2])];
+        let (later, _) = redistribute(
+            &board,
+            &second.commitments,
+            &dealers,
+            &third_holders,
+            1,
+            heads[1],
+        );
+        let third = second
+            .after(board.vault, board.subject, secret, &later, &key_of, &known)
+            .unwrap();
+        assert_eq!((third.k(), third.index_of(&third_holders[1])), (1, Some(2)));
+
+        // Replayed out of order, the second generation's dealers are not the first
+        // sharing's holders at their indices.
+        assert!(matches!(
+            first.after(board.vault, board.subject, secret, &later, &key_of, &known),
+            Err(Error::BindingMismatch { .. })
+        ));
+        // A head the device's roster never had is refused.
+        let unknown = |_: &[u8; 32]| false;
+        assert!(matches!(
+            first.after(board.vault, board.subject, secret, &deals, &key_of, &unknown),
+            Err(Error::BindingMismatch { field }) if field.starts_with("roster head")
+        ));
+    }
+
     #[test]
     fn malformed_deals_do_not_decode() {
         let board = board(2, 3);
         let holders: Vec<Fingerprint> =
             (0..2).map(|_| Identity::generate().fingerprint()).collect();
-        let good = signed_deal(&board, 0, &[1, 2], &holders, 2, [1; 32]).statement;
+        let good = signed_deal(&board, 0, &holders, 2, [1; 32]).statement;
         assert_eq!(ReshareDeal::decode(&good.encode()).unwrap(), good);
         let broken = [
             ReshareDeal {
-                dealers: vec![2, 1],
-                ..good.clone()
-            },
-            ReshareDeal {
-                dealer: 3,
+                dealer: 0,
                 ..good.clone()
             },
             ReshareDeal {
