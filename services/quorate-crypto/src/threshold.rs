@@ -320,7 +320,7 @@ mod tests {
         ));
 
         // A share sealed under its binding but off the binding's polynomial is named.
-        let off = ScalarShare::from_bytes(2, &*shares[0].to_bytes()).unwrap();
+        let off = ScalarShare::from_bytes(2, &shares[0].to_bytes()).unwrap();
         let sealed = seal_share(&binding, &off, &member.public().recipient).unwrap();
         assert!(matches!(
             open_share(&sealed, member.age_key(), &binding),
