@@ -175,13 +175,10 @@ async fn from_nothing_to_a_quorate_request_with_the_command(backend: Backend) {
                 .unwrap(),
         );
     }
-    let key = quorate_crypto::threshold::combine(
-        &shares,
-        &manifest.split.commitments,
-        &manifest.subject(),
-        &manifest.split.recipient,
-    )
-    .unwrap();
+    let key = manifest
+        .split
+        .rebuild_key(&manifest.subject(), &shares)
+        .unwrap();
     let mut sealed = Vec::new();
     reader
         .download_transcript(vault, transcript_id, u64::MAX, &mut sealed)
@@ -363,13 +360,10 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
         manifest = Some(parsed);
     }
     let manifest = manifest.unwrap();
-    let key = threshold::combine(
-        &shares,
-        &manifest.split.commitments,
-        &manifest.subject(),
-        &manifest.split.recipient,
-    )
-    .unwrap();
+    let key = manifest
+        .split
+        .rebuild_key(&manifest.subject(), &shares)
+        .unwrap();
     let mut heard = Vec::new();
     envelope::decrypt(&ciphertext[..], &mut heard, &key).unwrap();
     assert!(heard == audio, "byte-identical to the file");

@@ -298,7 +298,7 @@ async fn meeting_keys(
 ) -> Vec<(&'static str, quorate_crypto::AgeSecretKey)> {
     use quorate_crypto::{
         statement::{RecordingManifest, SignedStatement, TranscriptManifest},
-        threshold::{combine, open_share},
+        threshold::open_share,
     };
     let vault = server.codes[0].vault_id;
     let recording: quorate_crypto::RecordingId = recording.parse().unwrap();
@@ -342,20 +342,14 @@ async fn meeting_keys(
         let binding = transcript.share_binding(&me).unwrap();
         transcript_shares.push(open_share(&sealed.sealed, identity.age_key(), &binding).unwrap());
     }
-    let x = combine(
-        &recording_shares,
-        &manifest.split.commitments,
-        &manifest.subject(),
-        &manifest.split.recipient,
-    )
-    .unwrap();
-    let t = combine(
-        &transcript_shares,
-        &transcript.split.commitments,
-        &transcript.subject(),
-        &transcript.split.recipient,
-    )
-    .unwrap();
+    let x = manifest
+        .split
+        .rebuild_key(&manifest.subject(), &recording_shares)
+        .unwrap();
+    let t = transcript
+        .split
+        .rebuild_key(&transcript.subject(), &transcript_shares)
+        .unwrap();
     let (identity, client) = &clients[0];
     let release = client
         .release_manifest(vault, roster, &released[0])

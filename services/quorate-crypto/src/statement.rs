@@ -745,6 +745,15 @@ impl SplitKey {
         })
     }
 
+    /// Rebuilds the key for `subject` from at least k shares of this, the first, sharing.
+    pub fn rebuild_key(
+        &self,
+        subject: &Subject,
+        shares: &[ScalarShare],
+    ) -> Result<crate::AgeSecretKey, Error> {
+        crate::threshold::combine(shares, &self.commitments, subject, &self.recipient)
+    }
+
     /// Checks that a share opened with `binding` (not necessarily of this first sharing: a
     /// re-share moves shares to new commitments) is a share of this key: same recipient,
     /// commitments to the same secret, and the share a point of them. Rebuilding the key

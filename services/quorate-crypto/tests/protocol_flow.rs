@@ -221,12 +221,7 @@ fn node_opens(
         manifest.split.check_share(&binding, &share)?;
         shares.push(share);
     }
-    threshold::combine(
-        &shares,
-        &manifest.split.commitments,
-        &manifest.subject(),
-        &manifest.split.recipient,
-    )
+    manifest.split.rebuild_key(&manifest.subject(), &shares)
 }
 
 #[test]

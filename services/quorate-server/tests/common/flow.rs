@@ -14,7 +14,7 @@ use quorate_crypto::{
         Decision, NodeApproval, RecordingManifest, SignedStatement, SplitKey, TranscriptManifest,
         UnlockRequest, Vote,
     },
-    threshold::{self, ShareBinding, Subject},
+    threshold::{ShareBinding, Subject},
     vss::Secret,
 };
 
@@ -344,13 +344,10 @@ pub fn unlock(
             share
         })
         .collect();
-    let key = threshold::combine(
-        &shares,
-        &manifest.split.commitments,
-        &manifest.subject(),
-        &manifest.split.recipient,
-    )
-    .unwrap();
+    let key = manifest
+        .split
+        .rebuild_key(&manifest.subject(), &shares)
+        .unwrap();
     (key, manifest, signed_manifest)
 }
 
