@@ -732,6 +732,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vaults/{vault}/reshares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The recordings and transcripts whose shares do not follow the current roster, or that a
+         *     re-share is moving: each with its manifest, the deals of its completed re-shares (replay
+         *     them to find the current sharing) and its open re-share, with the sub-shares sealed to the
+         *     caller.
+         */
+        get: operations["list_reshare_work"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vaults/{vault}/reshares/deals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A current holder's signed deal of their share to the current members, with the
+         *     sub-share sealed to each. The first deal opens the subject's re-share (for the current
+         *     roster head and members); it takes the current sharing's k deals.
+         */
+        post: operations["deal_reshare"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vaults/{vault}/reshares/{reshare}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new holder's new share, sealed to themselves, with the commitments they computed. When
+         *     every new holder's is in and all agree, the new shares replace the old ones (which are
+         *     deleted) and open requests on the subject close; if they disagree, the re-share is
+         *     dropped and the old shares kept.
+         */
+        post: operations["accept_reshare"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vaults/{vault}/retention": {
         parameters: {
             query?: never;
@@ -1188,6 +1253,16 @@ export interface components {
             status: components["schemas"]["MemberStatus"];
         };
         /**
+         * @description `POST /api/v1/vaults/{vault}/reshares/deals`: a current holder's signed deal, with the
+         *     sub-share it sealed to each new holder.
+         */
+        NewDeal: {
+            /** @description The signed `ReshareDeal`, base64. */
+            deal: components["schemas"]["Base64"];
+            /** @description One sealed sub-share per new holder the deal names. */
+            subshares: components["schemas"]["SealedShareUpload"][];
+        };
+        /**
          * @description `POST /api/v1/vaults/{vault}/live-uploads`: opens the upload of a recording whose
          *     ciphertext's length and SHA-256 are known only when recording stops. Its ciphertext is
          *     uploaded while it is made; the signed manifest and the sealed shares, sent then to
@@ -1284,6 +1359,25 @@ export interface components {
              *     expiry in the statement).
              */
             status: components["schemas"]["NodeStatus"];
+        };
+        /** @description A re-share in progress. */
+        OpenReshare: {
+            /** @description The new holders who sent their new share (hex fingerprints). */
+            accepted: string[];
+            /** @description The signed `ReshareDeal`s so far, base64, in dealer order; it takes k of them. */
+            deals: components["schemas"]["Base64"][];
+            /**
+             * Format: int32
+             * @description Deals it takes: the current sharing's k.
+             */
+            needed: number;
+            /** @description Its ID (32 hex digits), as its deals sign it. */
+            reshare_id: string;
+            /**
+             * @description The sub-shares sealed to the caller, one per deal, in the deals' order (empty
+             *     unless the caller is a new holder).
+             */
+            subshares: components["schemas"]["Base64"][];
         };
         /**
          * @description What a signed-in party is.
@@ -1450,6 +1544,67 @@ export interface components {
             votes: components["schemas"]["VoteView"][];
         };
         /**
+         * @description `POST /api/v1/vaults/{vault}/reshares/{reshare}/accept`: a new holder's new share,
+         *     sealed to themselves, with the commitments of the new sharing they computed.
+         */
+        ReshareAcceptance: {
+            /** @description The new sharing's Feldman commitments (32 bytes each), base64. */
+            commitments: components["schemas"]["Base64"];
+            /** @description The new sealed share (an age file to the caller), base64. */
+            sealed: components["schemas"]["Base64"];
+        };
+        /** @description One subject to re-share. */
+        ReshareItem: {
+            /**
+             * @description The signed `ReshareDeal`s of every completed re-share, one list per re-share, oldest
+             *     first: replay them from the manifest to find the current sharing.
+             */
+            history: components["schemas"]["Base64"][][];
+            /** @description A recording's or a transcript's key. */
+            kind: components["schemas"]["SharedKind"];
+            /** @description Its signed manifest, base64: the first sharing. */
+            manifest: components["schemas"]["Base64"];
+            open?: components["schemas"]["OpenReshare"] | null;
+            /** @description The recording or transcript ID. */
+            subject_id: string;
+        };
+        /** @description Where a re-share stands after a deal or a new share. */
+        ReshareState: {
+            /**
+             * Format: int32
+             * @description New shares in, of `holders`.
+             */
+            accepted: number;
+            /** @description Whether the new shares replaced the old ones. */
+            completed: boolean;
+            /**
+             * Format: int32
+             * @description Deals in, of `needed`.
+             */
+            deals: number;
+            /**
+             * Format: int32
+             * @description New holders.
+             */
+            holders: number;
+            /**
+             * Format: int32
+             * @description Deals it takes.
+             */
+            needed: number;
+            /** @description The re-share. */
+            reshare_id: string;
+        };
+        /**
+         * @description `GET /api/v1/vaults/{vault}/reshares`: the recordings and transcripts whose shares do not
+         *     follow the current roster, or that a re-share is moving, with what a device needs to
+         *     deal into the re-share or to take its new share.
+         */
+        ReshareWork: {
+            /** @description One item per subject. */
+            items: components["schemas"]["ReshareItem"][];
+        };
+        /**
          * @description `GET /api/v1/vaults/{vault}/retention`: every signed retention rule, each scope's history
          *     in order.
          */
@@ -1580,6 +1735,11 @@ export interface components {
             /** @description Ed25519 signature over the sign-in message for the nonce, base64. */
             signature: components["schemas"]["Base64"];
         };
+        /**
+         * @description What a re-share moves.
+         * @enum {string}
+         */
+        SharedKind: "recording" | "transcript";
         /**
          * @description `PUT /api/v1/vaults/{vault}/retention` (an admin's signed `RetentionRule`) and
          *     `POST /api/v1/vaults/{vault}/holds` (a member's signed `LegalHold` vote).
@@ -4592,6 +4752,247 @@ export interface operations {
                 };
             };
             /** @description Already voted, or the request is closed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_reshare_work: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What to re-share; verify everything on the device */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReshareWork"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deal_reshare: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewDeal"];
+            };
+        };
+        responses: {
+            /** @description Stored; where the re-share stands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReshareState"];
+                };
+            };
+            /** @description Not signed by the caller, holders other than the current members, or sub-shares that are not the files the deal signs */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller does not hold the share the deal deals */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such recording or transcript */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The roster changed, another re-share is open, it differs from the open one, it has its deals, or the caller dealt already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accept_reshare: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+                /** @description The re-share ID (32 hex digits). */
+                reshare: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReshareAcceptance"];
+            };
+        };
+        responses: {
+            /** @description Stored; where the re-share stands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReshareState"];
+                };
+            };
+            /** @description A sealed share or commitments out of bounds */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The caller is not a new holder */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such re-share */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Fewer deals than it needs, the caller sent theirs already, or the holders' commitments disagree (the re-share is dropped) */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -1219,3 +1219,100 @@ mod tests {
         assert!(serde_json::from_str::<JobStatus>("\"Done\"").is_err());
     }
 }
+
+/// `GET /api/v1/vaults/{vault}/reshares`: the recordings and transcripts whose shares do not
+/// follow the current roster, or that a re-share is moving, with what a device needs to
+/// deal into the re-share or to take its new share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReshareWork {
+    /// One item per subject.
+    pub items: Vec<ReshareItem>,
+}
+
+/// What a re-share moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SharedKind {
+    /// A recording's key.
+    Recording,
+    /// A transcript's key.
+    Transcript,
+}
+
+/// One subject to re-share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReshareItem {
+    /// A recording's or a transcript's key.
+    pub kind: SharedKind,
+    /// The recording or transcript ID.
+    pub subject_id: String,
+    /// Its signed manifest, base64: the first sharing.
+    pub manifest: Base64,
+    /// The signed `ReshareDeal`s of every completed re-share, one list per re-share, oldest
+    /// first: replay them from the manifest to find the current sharing.
+    pub history: Vec<Vec<Base64>>,
+    /// The re-share in progress, if one is.
+    pub open: Option<OpenReshare>,
+}
+
+/// A re-share in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenReshare {
+    /// Its ID (32 hex digits), as its deals sign it.
+    pub reshare_id: String,
+    /// The signed `ReshareDeal`s so far, base64, in dealer order; it takes k of them.
+    pub deals: Vec<Base64>,
+    /// Deals it takes: the current sharing's k.
+    pub needed: u8,
+    /// The sub-shares sealed to the caller, one per deal, in the deals' order (empty
+    /// unless the caller is a new holder).
+    pub subshares: Vec<Base64>,
+    /// The new holders who sent their new share (hex fingerprints).
+    pub accepted: Vec<String>,
+}
+
+/// `POST /api/v1/vaults/{vault}/reshares/deals`: a current holder's signed deal, with the
+/// sub-share it sealed to each new holder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewDeal {
+    /// The signed `ReshareDeal`, base64.
+    pub deal: Base64,
+    /// One sealed sub-share per new holder the deal names.
+    pub subshares: Vec<SealedShareUpload>,
+}
+
+/// `POST /api/v1/vaults/{vault}/reshares/{reshare}/accept`: a new holder's new share,
+/// sealed to themselves, with the commitments of the new sharing they computed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReshareAcceptance {
+    /// The new sealed share (an age file to the caller), base64.
+    pub sealed: Base64,
+    /// The new sharing's Feldman commitments (32 bytes each), base64.
+    pub commitments: Base64,
+}
+
+/// Where a re-share stands after a deal or a new share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReshareState {
+    /// The re-share.
+    pub reshare_id: String,
+    /// Deals in, of `needed`.
+    pub deals: u8,
+    /// Deals it takes.
+    pub needed: u8,
+    /// New shares in, of `holders`.
+    pub accepted: u8,
+    /// New holders.
+    pub holders: u8,
+    /// Whether the new shares replaced the old ones.
+    pub completed: bool,
+}

@@ -11,6 +11,7 @@ pub mod checks;
 pub mod error;
 pub mod local;
 pub mod minutes;
+pub mod reshare;
 pub mod retry;
 
 pub use error::{DeviceError, exit};

@@ -216,8 +216,19 @@ impl Client {
         roster: &Roster,
         view: &TranscriptView,
     ) -> Result<TranscriptManifest, ClientError> {
-        self.node_statement(vault, roster, &view.manifest, &view.transcript_id)
+        self.transcript_manifest_of(vault, roster, &view.manifest, &view.transcript_id)
             .await
+    }
+
+    /// [`Client::transcript_manifest`] of the signed bytes of `transcript`'s manifest.
+    pub(crate) async fn transcript_manifest_of(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        bytes: &[u8],
+        transcript: &str,
+    ) -> Result<TranscriptManifest, ClientError> {
+        self.node_statement(vault, roster, bytes, transcript).await
     }
 
     /// A node's statement about `transcript` (its manifest, or its release manifest),

@@ -745,6 +745,31 @@ impl SplitKey {
         })
     }
 
+    /// Opens `member`'s sealed share of the key for `subject` of `vault_id` in whichever
+    /// sharing it belongs to now (the first, or one a re-share made): its binding must name
+    /// this vault, subject, key and member, its commitments must commit to this key's secret,
+    /// and the share must be a point of them. A share the server forged for another sharing
+    /// fails these checks; one it made up cannot rebuild the key (the node checks the
+    /// recipient).
+    pub fn open_current_share(
+        &self,
+        sealed: &[u8],
+        key: &crate::AgeSecretKey,
+        vault_id: VaultId,
+        subject: Subject,
+        member: &Fingerprint,
+    ) -> Result<(ShareBinding, ScalarShare), Error> {
+        let plaintext = crate::envelope::open(sealed, key, "sealed share")?;
+        let (binding, share) = crate::threshold::decode_share(&plaintext)?;
+        Error::first_mismatch(&[
+            ("vault ID", binding.vault_id == vault_id),
+            ("subject", binding.subject == subject),
+            ("member", binding.member == *member),
+        ])?;
+        self.check_share(&binding, &share)?;
+        Ok((binding, share))
+    }
+
     /// Rebuilds the key for `subject` from at least k shares of this, the first, sharing.
     pub fn rebuild_key(
         &self,

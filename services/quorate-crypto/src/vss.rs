@@ -24,11 +24,11 @@
 //! is why the secret is never used as a key directly: the key is derived from it by a hash,
 //! and finding `s` from `s·G` is the discrete logarithm problem in ristretto255.
 
-pub use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::{
-    ristretto::{CompressedRistretto, RistrettoPoint},
+    ristretto::CompressedRistretto,
     traits::{Identity, VartimeMultiscalarMul},
 };
+pub use curve25519_dalek::{ristretto::RistrettoPoint, scalar::Scalar};
 use zeroize::Zeroizing;
 
 use sha2::{Digest, Sha256};

@@ -16,7 +16,7 @@ use super::{
     state::{Pins, passphrase, private_folder, write_private},
 };
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
@@ -36,6 +36,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
         Command::Policy { action } => policy(context, action).await,
         Command::Retention { action } => super::records::retention(context, action).await,
         Command::Holds { action } => super::records::holds(context, action).await,
+        Command::Reshare => super::reshare::reshare(context).await,
         Command::Nodes { action } => nodes(context, action).await,
         Command::Upload(upload) => super::upload::upload(context, upload).await,
         Command::Watch(args) => super::watch::watch(context, args).await,
@@ -548,7 +549,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             );
             context.print(
                 &format!(
-                    "{} ({}) is now on the roster.",
+                    "{} ({}) is now on the roster. To give them shares of the recordings and transcripts made before, the members run `quorate reshare`.",
                     printable(&name),
                     public.fingerprint().short()
                 ),
@@ -561,7 +562,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             context.verified_roster(&session).await?;
             context.print(
                 &format!(
-                    "{} ({}) is removed: their sessions ended, and no new share is sealed to them.",
+                    "{} ({}) is removed: their sessions ended, and no new share is sealed to them. Their old shares count until the members run `quorate reshare`, which moves every key to the current members.",
                     member.name,
                     member.fingerprint.short()
                 ),

@@ -7,6 +7,7 @@ mod minutes;
 mod quorum;
 mod recorders;
 mod records;
+mod reshare;
 mod sources;
 mod state;
 mod upload;
@@ -113,6 +114,10 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<records::HoldsAction>,
     },
+    /// Move the shares of every recording and transcript to the current members, without
+    /// rebuilding any key: deal your share, or take your new one. Run it after the roster
+    /// changes, until nothing waits.
+    Reshare,
     /// Transcription nodes and their approvals.
     Nodes {
         #[command(subcommand)]

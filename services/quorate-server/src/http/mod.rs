@@ -13,6 +13,7 @@ pub(crate) mod paths;
 mod recordings;
 pub mod release;
 mod requests;
+mod reshares;
 mod retention;
 pub mod search;
 mod uploads;
@@ -107,6 +108,9 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(search::search))
             .routes(routes!(retention::list_rules, retention::set_rule))
             .routes(routes!(retention::list_hold_votes, retention::vote_hold))
+            .routes(routes!(reshares::work))
+            .routes(routes!(reshares::deal))
+            .routes(routes!(reshares::accept))
             .merge(
                 // A sealed transcript travels inside the completion's JSON; a released copy
                 // with its postings too.

@@ -31,6 +31,7 @@ use utoipa::{
         (name = "requests", description = "Unlock requests and the members' signed votes"),
         (name = "jobs", description = "The job queue of transcription nodes, and the sealed transcripts they store"),
         (name = "search", description = "Released transcripts, the vault's search key, and search over the blind index"),
+        (name = "reshares", description = "Re-sharing keys to a changed board: what to re-share, current holders' signed deals, and the new holders' new shares"),
         (name = "retention", description = "Records management: admins' signed retention rules, and members' signed votes on legal holds"),
         (name = "audit", description = "The hash-chained audit log"),
     )

@@ -130,3 +130,15 @@ pub(crate) struct TranscriptPath {
     #[param(value_type = String)]
     pub transcript: TranscriptId,
 }
+
+/// `/vaults/{vault}/reshares/{reshare}/…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ResharePath {
+    /// The vault ID (UUID).
+    #[serde(deserialize_with = "parse_id")]
+    #[param(value_type = String)]
+    pub vault: VaultId,
+    /// The re-share ID (32 hex digits).
+    pub reshare: String,
+}

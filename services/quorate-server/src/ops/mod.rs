@@ -9,6 +9,7 @@ pub(crate) mod nodes;
 pub(crate) mod recordings;
 pub(crate) mod release;
 pub(crate) mod requests;
+pub(crate) mod reshares;
 pub(crate) mod retention;
 pub mod roster;
 pub(crate) mod search;

@@ -16,6 +16,7 @@ pub(crate) mod policies;
 pub(crate) mod recordings;
 pub(crate) mod release;
 pub(crate) mod requests;
+pub(crate) mod reshares;
 pub(crate) mod retention;
 pub(crate) mod roster;
 pub(crate) mod search;

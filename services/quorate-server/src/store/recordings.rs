@@ -515,3 +515,19 @@ pub(crate) async fn transcription_subject(
     .fetch_optional(connection)
     .await
 }
+
+/// Records the threshold of a recording's current sharing (after a re-share).
+pub(crate) async fn set_threshold(
+    connection: &mut AnyConnection,
+    recording: &str,
+    k: i32,
+    n: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET threshold_k = $1, threshold_n = $2 WHERE id = $3")
+        .bind(k)
+        .bind(n)
+        .bind(recording)
+        .execute(connection)
+        .await?;
+    Ok(())
+}

@@ -339,3 +339,20 @@ pub(crate) async fn list(
     }
     Ok(views)
 }
+
+/// Closes every open request on `subject` (a recording or transcript ID) as expired.
+pub(crate) async fn expire_open_on(
+    connection: &mut AnyConnection,
+    subject: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE unlock_requests SET status = 'expired', closed_at = $1
+         WHERE subject_id = $2 AND status = 'open'",
+    )
+    .bind(now)
+    .bind(subject)
+    .execute(connection)
+    .await?
+    .rows_affected())
+}

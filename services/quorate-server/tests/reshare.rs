@@ -1,0 +1,267 @@
+//! Re-sharing on SQLite and on PostgreSQL (issue 18, item 1): a board of five where two
+//! leave and two join; three current holders deal, every new holder takes a new share, and
+//! the server swaps them for the old ones. The new board rebuilds the old recording's key;
+//! the leavers' old shares with new ones rebuild nothing. A server that swaps a sealed
+//! sub-share is caught by the new holder's device, and so is a dealer who deals a bad one.
+
+mod common;
+
+use common::{Board, audit_actions, flow, join};
+use quorate_api::{OpenReshare, ReshareItem};
+use quorate_client::{
+    Client,
+    reshare::{self, Board as NewBoard, SharedKey},
+};
+use quorate_crypto::{
+    Identity, RecordingId,
+    roster::Roster,
+    statement::{RecordingManifest, Role, RosterChange, SignedStatement},
+    threshold::{self, Subject},
+    vss::ScalarShare,
+};
+use quorate_server::test_support::{Backend, TestDb, TestServer};
+
+/// The re-share work item of `recording` as `client` sees it.
+async fn item(
+    client: &Client,
+    vault: quorate_crypto::VaultId,
+    recording: RecordingId,
+) -> ReshareItem {
+    client
+        .reshare_work(vault)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|item| item.subject_id == recording.to_string())
+        .expect("the recording is listed for re-sharing")
+}
+
+/// `identity` deals their share of `recording` to the board of `roster` under k.
+async fn deal(
+    identity: &Identity,
+    client: &Client,
+    roster: &Roster,
+    recording: RecordingId,
+    k: u8,
+) -> quorate_api::ReshareState {
+    let vault = roster.vault_id();
+    let item = item(client, vault, recording).await;
+    let key = client.shared_key(vault, roster, &item).await.unwrap();
+    assert!(reshare::should_deal(
+        &key,
+        item.open.as_ref(),
+        &identity.fingerprint()
+    ));
+    let sealed = client.recording_share(vault, recording).await.unwrap();
+    let board = NewBoard::of(roster, k).unwrap();
+    let dealt = reshare::deal(
+        identity,
+        &key,
+        &board,
+        roster,
+        item.open.as_ref(),
+        &sealed.sealed.0,
+        quorate_server::now(),
+    )
+    .unwrap();
+    client.deal_reshare(vault, &dealt).await.unwrap()
+}
+
+/// What a new holder's device is given: the key replayed and the open re-share.
+async fn offered(
+    client: &Client,
+    roster: &Roster,
+    recording: RecordingId,
+) -> (SharedKey, OpenReshare) {
+    let vault = roster.vault_id();
+    let item = item(client, vault, recording).await;
+    let key = client.shared_key(vault, roster, &item).await.unwrap();
+    (key, item.open.expect("a re-share is open"))
+}
+
+/// `identity`'s share of `recording` now, opened and checked against the manifest.
+async fn current_share(
+    identity: &Identity,
+    client: &Client,
+    manifest: &RecordingManifest,
+) -> (threshold::ShareBinding, ScalarShare) {
+    let sealed = client
+        .recording_share(manifest.vault_id, manifest.recording_id)
+        .await
+        .unwrap();
+    manifest
+        .split
+        .open_current_share(
+            &sealed.sealed.0,
+            identity.age_key(),
+            manifest.vault_id,
+            manifest.subject(),
+            &identity.fingerprint(),
+        )
+        .unwrap()
+}
+
+quorate_server::per_backend!(two_leave_two_join_and_the_new_board_holds_the_old_recording);
+
+async fn two_leave_two_join_and_the_new_board_holds_the_old_recording(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    // Five: the admin and four members, 3 of 5.
+    let board = Board::new(&server, 4, 3).await;
+    let vault = board.admin.vault;
+    let (made, _) = flow::uploaded(&board, 1, 3).await;
+    let manifest = SignedStatement::from_bytes(&made.manifest.to_bytes())
+        .unwrap()
+        .verify::<RecordingManifest>()
+        .unwrap()
+        .statement;
+    // What the two who will leave hold now.
+    let mut leavers_shares = Vec::new();
+    for index in [3, 4] {
+        let (identity, client) = flow::member(&board, index);
+        leavers_shares.push(current_share(identity, client, &manifest).await.1);
+    }
+
+    // Members 3 and 4 leave; two newcomers join.
+    for index in [3, 4] {
+        let roster = board
+            .admin
+            .client
+            .roster(vault, &board.admin.pin)
+            .await
+            .unwrap();
+        let leaving = flow::member(&board, index).0;
+        let entry = roster
+            .sign_change(
+                &board.admin.identity,
+                RosterChange::Remove,
+                leaving.public(),
+                &format!("Member {index}"),
+                Role::Member,
+                1_750_000_300,
+            )
+            .unwrap();
+        board
+            .admin
+            .client
+            .append_roster(vault, &entry)
+            .await
+            .unwrap();
+    }
+    let newcomers = [
+        join(&server.url(""), &board.admin, "Newcomer 1").await,
+        join(&server.url(""), &board.admin, "Newcomer 2").await,
+    ];
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    assert_eq!(roster.members().len(), 5);
+
+    // Three current holders deal; a newcomer holds nothing to deal.
+    let (newcomer, newcomer_client) = (&newcomers[0].0, &newcomers[0].1);
+    let listed = item(newcomer_client, vault, made.id).await;
+    let key = newcomer_client
+        .shared_key(vault, &roster, &listed)
+        .await
+        .unwrap();
+    assert!(!reshare::should_deal(&key, None, &newcomer.fingerprint()));
+    let mut state = None;
+    for index in [0, 1, 2] {
+        let (identity, client) = flow::member(&board, index);
+        state = Some(deal(identity, client, &roster, made.id, 3).await);
+    }
+    let state = state.unwrap();
+    assert_eq!((state.deals, state.needed, state.completed), (3, 3, false));
+
+    // A new holder who is handed a sealed sub-share the server swapped refuses it, saying
+    // it is the server's doing.
+    let (key, mut open) = offered(newcomer_client, &roster, made.id).await;
+    let new_board = NewBoard::of(&roster, 3).unwrap();
+    open.subshares.swap(0, 1);
+    let swapped = reshare::accept(newcomer, &key, &new_board, &roster, &open).unwrap_err();
+    assert!(swapped.to_string().contains("server"), "{swapped}");
+
+    // Every new holder takes their new share; the last one completes the re-share.
+    let mut holders: Vec<(&Identity, &Client)> =
+        (0..3).map(|index| flow::member(&board, index)).collect();
+    holders.extend(
+        newcomers
+            .iter()
+            .map(|(identity, client)| (identity, client)),
+    );
+    let mut last = None;
+    for (identity, client) in &holders {
+        let (key, open) = offered(client, &roster, made.id).await;
+        assert!(reshare::should_accept(
+            &open,
+            &new_board,
+            &identity.fingerprint()
+        ));
+        let acceptance = reshare::accept(identity, &key, &new_board, &roster, &open).unwrap();
+        last = Some(
+            client
+                .accept_reshare(vault, &open.reshare_id, &acceptance)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(last.unwrap().completed);
+    assert!(
+        audit_actions(&board.admin.client, vault)
+            .await
+            .contains(&"reshare.completed".to_owned())
+    );
+    // The shares follow the roster now: nothing left to re-share.
+    assert!(
+        board
+            .admin
+            .client
+            .reshare_work(vault)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The two newcomers and one who stayed rebuild the key of a recording made before the
+    // newcomers came.
+    let mut new_shares = Vec::new();
+    let mut commitments = None;
+    for (identity, client) in [holders[1], holders[3], holders[4]] {
+        let (binding, share) = current_share(identity, client, &manifest).await;
+        assert_eq!(binding.threshold.k(), 3);
+        commitments = Some(binding.commitments);
+        new_shares.push(share);
+    }
+    let commitments = commitments.unwrap();
+    let rebuilt = threshold::combine(
+        &new_shares,
+        &commitments,
+        &Subject::Recording(made.id),
+        &manifest.split.recipient,
+    )
+    .unwrap();
+    assert_eq!(rebuilt, made.key);
+
+    // The leavers' old shares with any new ones rebuild nothing, under either sharing.
+    let mixed = [
+        leavers_shares[0].clone(),
+        leavers_shares[1].clone(),
+        new_shares[0].clone(),
+    ];
+    for sharing in [&commitments, &manifest.split.commitments] {
+        assert!(
+            threshold::combine(
+                &mixed,
+                sharing,
+                &Subject::Recording(made.id),
+                &manifest.split.recipient
+            )
+            .is_err()
+        );
+    }
+}
