@@ -1118,6 +1118,12 @@ export interface components {
             request: components["schemas"]["Base64"];
             /** @description The quorate request the job carries out. */
             request_id: string;
+            /**
+             * @description The signed `ReshareDeal`s of every completed re-share of the subject's key, one list
+             *     per re-share, oldest first: replayed from the manifest, they give the current holders,
+             *     to whom a transcript's key is split.
+             */
+            subject_history?: components["schemas"]["Base64"][][];
             /** @description The signed manifest of the subject (`RecordingManifest` for `transcribe`), base64. */
             subject_manifest: components["schemas"]["Base64"];
             /** @description The vault. */

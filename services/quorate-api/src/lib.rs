@@ -877,6 +877,11 @@ pub struct JobClaim {
     pub subject_manifest: Base64,
     /// The approvals: each vote with the share it re-sealed to this node.
     pub approvals: Vec<NodeShare>,
+    /// The signed `ReshareDeal`s of every completed re-share of the subject's key, one list
+    /// per re-share, oldest first: replayed from the manifest, they give the current holders,
+    /// to whom a transcript's key is split.
+    #[serde(default)]
+    pub subject_history: Vec<Vec<Base64>>,
 }
 
 /// One approval as a node receives it.

@@ -193,6 +193,18 @@ impl Client {
     }
 }
 
+/// The current sharing of the key of `subject` that `split` first shared, `history` (the
+/// deals of each completed re-share, oldest first) replayed from it against `roster`.
+pub fn current_sharing(
+    vault: VaultId,
+    roster: &Roster,
+    subject: Subject,
+    split: &SplitKey,
+    history: &[Vec<Base64>],
+) -> Result<Sharing, ClientError> {
+    Ok(replayed(vault, roster, subject, split, history)?.current)
+}
+
 /// The key of `subject` split by `split`, with `history` (the deals of each completed
 /// re-share, oldest first) replayed from it.
 fn replayed(

@@ -136,8 +136,23 @@ pub fn rewrap(
         return Err(Error::BindingMismatch { field: "purpose" });
     }
     let share = open_share(sealed_share, member_key, expected)?;
+    reseal(expected, &share, request, node_recipient)
+}
+
+/// Seals an opened share with its binding to the node of `request`, bound to it: what
+/// [`rewrap`] does after opening, for a share opened otherwise (one a re-share made,
+/// [`crate::statement::SplitKey::open_current_share`]).
+pub fn reseal(
+    binding: &ShareBinding,
+    share: &ScalarShare,
+    request: &RequestBinding,
+    node_recipient: &Recipient,
+) -> Result<Vec<u8>, Error> {
+    if !request.purpose.fits(&binding.subject) {
+        return Err(Error::BindingMismatch { field: "purpose" });
+    }
     envelope::seal(
-        &encode_node_share(request, expected, &share),
+        &encode_node_share(request, binding, share),
         std::slice::from_ref(node_recipient),
     )
 }

@@ -5,19 +5,20 @@
 //! memory; nothing is written to disk.
 
 use quorate_api::JobClaim;
-use quorate_client::checks;
+use quorate_client::{checks, reshare};
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId,
     blind::SearchKey,
     envelope,
     release::{self, Posting, ReleaseManifest},
+    reshare::Sharing,
     rewrap::{self, Purpose},
     roster::Roster,
     statement::{
         Decision, NodeApproval, RecordingManifest, SignedStatement, SplitKey, TranscriptManifest,
         UnlockRequest, Vote,
     },
-    threshold::{self, Subject},
+    threshold::{self, Subject, Threshold},
     vss::{Commitments, Secret},
 };
 use sha2::{Digest, Sha256};
@@ -49,6 +50,8 @@ pub struct Unlocked<M = RecordingManifest> {
     pub manifest_digest: [u8; 32],
     /// The rebuilt key.
     pub key: AgeSecretKey,
+    /// The subject's current sharing (its holders and k), replayed from the manifest.
+    pub sharing: Sharing,
 }
 
 impl<M> std::fmt::Debug for Unlocked<M> {
@@ -109,11 +112,21 @@ pub fn unlock(
         &manifest.split,
         now,
     )?;
+    // The transcript's key goes to the recording's holders now, with their k.
+    let sharing = reshare::current_sharing(
+        manifest.vault_id,
+        roster,
+        manifest.subject(),
+        &manifest.split,
+        &claim.subject_history,
+    )
+    .map_err(|error| fail(format!("the recording's re-shares: {error}")))?;
     Ok(Unlocked {
         request,
         manifest,
         manifest_digest: signed_manifest.digest(),
         key,
+        sharing,
     })
 }
 
@@ -357,8 +370,7 @@ pub fn seal(
     .map_err(|error| fail(format!("sealing the transcript: {error}")))?;
     let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
     let holders: Vec<PublicIdentity> = unlocked
-        .manifest
-        .split
+        .sharing
         .holders
         .iter()
         .map(|holder| {
@@ -375,7 +387,8 @@ pub fn seal(
         unlocked.manifest.vault_id,
         Subject::Transcript(transcript_id),
         &secret,
-        unlocked.manifest.split.threshold,
+        Threshold::new(unlocked.sharing.k(), holders.len())
+            .map_err(|error| fail(format!("the recording's threshold: {error}")))?,
         &holders,
     )
     .map_err(|error| fail(format!("splitting the transcript key: {error}")))?;
@@ -475,11 +488,20 @@ pub fn unlock_transcript(
         &manifest.split,
         now,
     )?;
+    let sharing = reshare::current_sharing(
+        manifest.vault_id,
+        roster,
+        manifest.subject(),
+        &manifest.split,
+        &claim.subject_history,
+    )
+    .map_err(|error| fail(format!("the transcript's re-shares: {error}")))?;
     Ok(ReleaseUnlocked {
         request,
         manifest,
         manifest_digest: signed_manifest.digest(),
         key,
+        sharing,
     })
 }
 

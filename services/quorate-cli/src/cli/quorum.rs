@@ -335,33 +335,44 @@ pub(super) async fn vote(
     }
     let (decision, resealed) = if approve {
         let me = session.identity.fingerprint();
-        let (binding, share) = match &checked.transcript {
+        // The share may be of the first sharing or of one a re-share made: it describes its
+        // own sharing, which must commit to the manifest's secret.
+        let (split, subject, sealed) = match &checked.transcript {
             None => (
-                checked.manifest.share_binding(&me),
+                &checked.manifest.split,
+                checked.manifest.subject(),
                 session
                     .client
                     .recording_share(session.vault, checked.manifest.recording_id)
                     .await?,
             ),
             Some(transcript) => (
-                transcript.share_binding(&me),
+                &transcript.split,
+                transcript.subject(),
                 session
                     .client
                     .transcript_share(session.vault, transcript.transcript_id)
                     .await?,
             ),
         };
-        let binding =
-            binding.ok_or_else(|| DeviceError::Usage("you hold no share of this key".into()))?;
-        let sealed = &share.sealed;
-        let resealed = rewrap::rewrap(
-            sealed,
-            session.identity.age_key(),
+        let refused =
+            |error: quorate_crypto::Error| DeviceError::Refused(format!("your share: {error}"));
+        let (binding, share) = split
+            .open_current_share(
+                &sealed.sealed,
+                session.identity.age_key(),
+                session.vault,
+                subject,
+                &me,
+            )
+            .map_err(refused)?;
+        let resealed = rewrap::reseal(
             &binding,
+            &share,
             &checked.request.binding(),
             &checked.node.node.recipient,
         )
-        .map_err(|error| DeviceError::Refused(format!("your share: {error}")))?;
+        .map_err(refused)?;
         (
             Decision::Approve {
                 resealed_share_sha256: rewrap::resealed_digest(&resealed),

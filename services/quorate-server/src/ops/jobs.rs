@@ -272,7 +272,18 @@ pub(crate) async fn claim(
     tracing::info!(request = %claimed.request_id, node = %node.id, "job leased");
     let mut connection = app.db.connection().await?;
     let order = store::jobs::work_order(&mut connection, &claimed.request_id).await?;
+    let (kind, id) = &order.subject;
+    let shared = if kind == "recording" {
+        store::reshares::Shared::Recording(id)
+    } else {
+        store::reshares::Shared::Transcript(id)
+    };
+    let subject_history = store::reshares::history(&mut connection, shared).await?;
     Ok(Some(JobClaim {
+        subject_history: subject_history
+            .into_iter()
+            .map(|deals| deals.into_iter().map(Base64::from).collect())
+            .collect(),
         vault_id: claimed.vault_id,
         attempt: claimed.attempts as u32,
         lease_token: token,

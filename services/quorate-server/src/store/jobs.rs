@@ -118,12 +118,16 @@ pub(crate) struct WorkOrder {
     pub request: Vec<u8>,
     pub subject_manifest: Vec<u8>,
     pub approvals: Vec<NodeShare>,
+    /// The subject's kind (`recording` or `transcript`) and ID.
+    pub subject: (String, String),
 }
 
 #[derive(Debug, sqlx::FromRow)]
 struct RequestAndSubject {
     statement: Vec<u8>,
     manifest: Vec<u8>,
+    subject_kind: String,
+    subject_id: String,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -139,7 +143,8 @@ pub(crate) async fn work_order(
     request: &str,
 ) -> Result<WorkOrder, sqlx::Error> {
     let subject: RequestAndSubject = sqlx::query_as(
-        "SELECT r.statement, COALESCE(m.manifest, t.manifest) AS manifest FROM unlock_requests r
+        "SELECT r.statement, COALESCE(m.manifest, t.manifest) AS manifest, r.subject_kind,
+                r.subject_id FROM unlock_requests r
          LEFT JOIN recordings m ON m.id = r.subject_id LEFT JOIN transcripts t ON t.id = r.subject_id
          WHERE r.id = $1",
     )
@@ -153,6 +158,7 @@ pub(crate) async fn work_order(
     .fetch_all(connection)
     .await?;
     Ok(WorkOrder {
+        subject: (subject.subject_kind, subject.subject_id),
         request: subject.statement,
         subject_manifest: subject.manifest,
         approvals: approvals
