@@ -536,6 +536,21 @@ pub async fn import_model(machine: &NodeMachine) -> String {
     imported["sha256"].as_str().unwrap().to_owned()
 }
 
+/// The words of `recording`'s released transcript, as `reader` exports them.
+pub async fn heard(reader: &Device, recording: &str) -> String {
+    let exported = reader
+        .ok(&["transcript", recording, "--format", "json"])
+        .await
+        .json();
+    let words: Vec<&str> = exported["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|segment| segment["text"].as_str().unwrap())
+        .collect();
+    words.join(" ")
+}
+
 /// A vault ready for transcription: an admin and two members (policy 2), and a node that
 /// imported the real model and is approved for it.
 #[derive(Debug)]
@@ -617,17 +632,7 @@ impl Staffed {
     pub async fn transcribed(&self, reader: &Device, recording: &str) -> String {
         self.quorum(recording, "transcribe").await;
         self.quorum(recording, "release-transcript").await;
-        let exported = reader
-            .ok(&["transcript", recording, "--format", "json"])
-            .await
-            .json();
-        let heard: Vec<&str> = exported["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|segment| segment["text"].as_str().unwrap())
-            .collect();
-        heard.join(" ")
+        heard(reader, recording).await
     }
 
     /// `asker` requests `purpose` for `recording`; the two others approve; the node works.

@@ -4,7 +4,9 @@
 //! anyone rebuilding it; then the two newcomers' approvals alone transcribe that recording
 //! on the node, and its transcript, split among the new board, is released and read.
 
-use quorate_e2e::{Backend, Server, Staffed, ask, identity, pending_member, word_error_rate};
+use quorate_e2e::{
+    Backend, Server, Staffed, ask, heard, identity, pending_member, word_error_rate,
+};
 
 quorate_server::per_backend!(a_changed_board_transcribes_a_recording_made_before_it);
 
@@ -89,16 +91,7 @@ async fn a_changed_board_transcribes_a_recording_made_before_it(backend: Backend
     dee.ok(&["approve", &release, "--yes"]).await;
     eve.ok(&["approve", &release, "--yes"]).await;
     staffed.machine.ok(&["run", "--once"]).await;
-    let exported = eve
-        .ok(&["transcript", &recording, "--format", "json"])
-        .await
-        .json();
-    let heard: Vec<&str> = exported["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|segment| segment["text"].as_str().unwrap())
-        .collect();
-    let rate = word_error_rate(spoken, &heard.join(" "));
+    let heard = heard(eve, &recording).await;
+    let rate = word_error_rate(spoken, &heard);
     assert!(rate < 0.1, "word error rate {rate:.2}: heard {heard:?}");
 }

@@ -265,3 +265,131 @@ async fn two_leave_two_join_and_the_new_board_holds_the_old_recording(backend: B
         );
     }
 }
+
+/// What a dishonest holder's device sends: a deal of their share whose sub-share for the
+/// holder at `victim` (a position) is off the dealer's own commitments, sealed and signed
+/// as an honest deal would be.
+fn crooked_deal(
+    identity: &Identity,
+    key: &SharedKey,
+    board: &NewBoard,
+    roster: &Roster,
+    share: &ScalarShare,
+    victim: usize,
+) -> quorate_api::NewDeal {
+    use quorate_api::{Base64, SealedShareUpload};
+    use quorate_crypto::{
+        reshare::{ReshareDeal, SubShareBinding, commitments_sha256, seal_subshare},
+        threshold::Threshold,
+        vss,
+    };
+    use sha2::{Digest, Sha256};
+    let new = Threshold::new(board.new_k.into(), board.holders.len()).unwrap();
+    let mut dealt = vss::deal(share, &key.current.commitments, new).unwrap();
+    let wrong = dealt.subshares[(victim + 1) % dealt.subshares.len()].to_bytes();
+    dealt.subshares[victim] =
+        ScalarShare::from_bytes(dealt.subshares[victim].index(), &wrong).unwrap();
+    let dealt_commitments = dealt.commitments.to_bytes();
+    let reshare_id = [0x5a; 16];
+    let sealed: Vec<Vec<u8>> = board
+        .holders
+        .iter()
+        .zip(&dealt.subshares)
+        .map(|(holder, subshare)| {
+            let binding = SubShareBinding {
+                vault_id: key.vault,
+                subject: key.subject,
+                reshare_id,
+                roster_head: board.roster_head,
+                dealer: dealt.dealer,
+                dealt_commitments_sha256: Sha256::digest(&dealt_commitments).into(),
+                index: subshare.index(),
+                holder: *holder,
+            };
+            let recipient = roster.member(holder).unwrap().public.recipient;
+            seal_subshare(&binding, subshare, &recipient).unwrap()
+        })
+        .collect();
+    let deal = ReshareDeal {
+        vault_id: key.vault,
+        subject: key.subject,
+        reshare_id,
+        current_commitments_sha256: commitments_sha256(&key.current.commitments),
+        dealer: dealt.dealer,
+        new_k: board.new_k,
+        roster_head: board.roster_head,
+        holders: board.holders.clone(),
+        commitments: dealt_commitments,
+        sealed_subshares_sha256: sealed
+            .iter()
+            .map(|file| Sha256::digest(file).into())
+            .collect(),
+        issued_at: quorate_server::now(),
+    };
+    quorate_api::NewDeal {
+        deal: Base64::from(SignedStatement::sign(&deal, identity).to_bytes()),
+        subshares: board
+            .holders
+            .iter()
+            .zip(sealed)
+            .map(|(holder, sealed)| SealedShareUpload {
+                member: holder.to_hex(),
+                sealed: Base64::from(sealed),
+            })
+            .collect(),
+    }
+}
+
+quorate_server::per_backend!(a_holder_who_deals_a_bad_sub_share_is_named);
+
+async fn a_holder_who_deals_a_bad_sub_share_is_named(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db).await;
+    // The admin and two members, 2 of 3; one more joins.
+    let board = Board::new(&server, 2, 2).await;
+    let vault = board.admin.vault;
+    let (made, _) = flow::uploaded(&board, 1, 2).await;
+    let (newcomer, newcomer_client) = join(&server.url(""), &board.admin, "Newcomer").await;
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    let new_board = NewBoard::of(&roster, 2).unwrap();
+
+    // Member 1 (share 2) deals first, crookedly for the newcomer (the last holder); the
+    // admin then deals honestly into the same re-share.
+    let (crook, crook_client) = flow::member(&board, 1);
+    let listed = item(crook_client, vault, made.id).await;
+    let key = crook_client
+        .shared_key(vault, &roster, &listed)
+        .await
+        .unwrap();
+    let sealed = crook_client.recording_share(vault, made.id).await.unwrap();
+    let share = threshold::open_share(
+        &sealed.sealed.0,
+        crook.age_key(),
+        &key.binding_for(&crook.fingerprint()).unwrap(),
+    )
+    .unwrap();
+    let victim = new_board.holders.len() - 1;
+    let crooked = crooked_deal(crook, &key, &new_board, &roster, &share, victim);
+    crook_client.deal_reshare(vault, &crooked).await.unwrap();
+    deal(
+        &board.admin.identity,
+        &board.admin.client,
+        &roster,
+        made.id,
+        2,
+    )
+    .await;
+
+    // The newcomer's device names the holder whose sub-share does not match.
+    let (key, open) = offered(&newcomer_client, &roster, made.id).await;
+    let refused = reshare::accept(&newcomer, &key, &new_board, &roster, &open).unwrap_err();
+    assert!(refused.to_string().contains("holder 2"), "{refused}");
+    // Another new holder, whose sub-shares are good, takes their share.
+    let (key, open) = offered(&board.admin.client, &roster, made.id).await;
+    reshare::accept(&board.admin.identity, &key, &new_board, &roster, &open).unwrap();
+}
