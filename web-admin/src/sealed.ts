@@ -17,7 +17,7 @@ import {
   encodeSubject,
 } from "./statements";
 import { verifyShare } from "./vss";
-import { Reader, Writer, concat, equalBytes, fromHex, sha256, uuidBytes } from "./wire";
+import { Reader, Writer, concat, equalBytes, fromHex, hex, sha256, uuidBytes, uuidText } from "./wire";
 
 /** An X25519 public key as an age recipient, `age1…`. */
 export function recipientText(bytes: Uint8Array): string {
@@ -104,37 +104,104 @@ export function bindingFor(
   return { vaultId, subject, recipient, k, n, index: position + 1, member, commitments };
 }
 
-/**
- * Parses a sealed share's plaintext ("quorate/share/v2" ‖ B ‖ share), checks every field of
- * its binding against `expected` (naming the first that differs) and the share against the
- * binding's commitments. Returns the share.
- */
-export function checkSharePlaintext(plaintext: Uint8Array, expected: ShareBinding): Uint8Array {
+/** A sealed share's plaintext ("quorate/share/v2" ‖ B ‖ share), parsed. */
+function parseSharePlaintext(plaintext: Uint8Array): { binding: ShareBinding; share: Uint8Array } {
   const reader = new Reader(plaintext, "quorate/share/v2", "sealed share");
-  const fields: [string, boolean][] = [["vault ID", equalBytes(reader.fixed(16), uuidBytes(expected.vaultId))]];
-  const [subjectKind, subjectId] = [reader.u8(), reader.fixed(16)];
-  const expectedKind = expected.subject.kind === "recording" ? 1 : 2;
-  fields.push(["subject", subjectKind === expectedKind && equalBytes(subjectId, uuidBytes(expected.subject.id))]);
-  fields.push(["key recipient", equalBytes(reader.fixed(32), expected.recipient)]);
-  const [k, n] = [reader.u8(), reader.u8()];
-  fields.push(["threshold", k === expected.k && n === expected.n]);
-  fields.push(["share index", reader.u8() === expected.index]);
-  fields.push(["member", equalBytes(reader.fixed(32), fromHex(expected.member))]);
-  fields.push(["commitments", equalBytes(reader.bytes(), expected.commitments)]);
+  const vaultId = uuidText(reader.fixed(16));
+  const kind = ({ 1: "recording", 2: "transcript" } as const)[reader.u8()];
+  if (!kind) throw reader.malformed();
+  const subject = { kind, id: uuidText(reader.fixed(16)) };
+  const recipient = reader.fixed(32);
+  const [k, n, index] = [reader.u8(), reader.u8(), reader.u8()];
+  const member = hex(reader.fixed(32));
+  const commitments = reader.bytes();
   const share = reader.fixed(32);
   reader.finish();
+  return { binding: { vaultId, subject, recipient, k, n, index, member, commitments }, share };
+}
+
+/** Names the first of `fields` that differs, after wiping `share`; else nothing. */
+function refuseDiffering(fields: [string, boolean][], share: Uint8Array): void {
   const wrong = fields.find(([, ok]) => !ok);
   if (wrong) {
     share.fill(0);
     throw new StatementError(`your sealed share does not match its manifest: the ${wrong[0]} differs`);
   }
-  if (!verifyShare(expected.commitments, { index: expected.index, value: share })) {
+}
+
+/** Refuses (after wiping it) a share that is not a point of its binding's commitments. */
+function refuseOffSharing(binding: ShareBinding, share: Uint8Array): void {
+  if (!verifyShare(binding.commitments, { index: binding.index, value: share })) {
     share.fill(0);
     throw new StatementError(
-      `your sealed share (number ${expected.index}) is not a point of the sharing its manifest commits to: it is damaged or forged; tell an admin`,
+      `your sealed share (number ${binding.index}) is not a point of the sharing its manifest commits to: it is damaged or forged; tell an admin`,
     );
   }
+}
+
+function sameSubject(a: Subject, b: Subject): boolean {
+  return a.kind === b.kind && equalBytes(uuidBytes(a.id), uuidBytes(b.id));
+}
+
+/** Whether two IDs or fingerprints, as text, name the same bytes. */
+function sameVault(a: string, b: string): boolean {
+  return equalBytes(uuidBytes(a), uuidBytes(b));
+}
+
+function sameMember(a: string, b: string): boolean {
+  return equalBytes(fromHex(a), fromHex(b));
+}
+
+/**
+ * Parses a sealed share's plaintext, checks every field of its binding against `expected`
+ * (naming the first that differs) and the share against the binding's commitments. Returns
+ * the share.
+ */
+export function checkSharePlaintext(plaintext: Uint8Array, expected: ShareBinding): Uint8Array {
+  const { binding, share } = parseSharePlaintext(plaintext);
+  refuseDiffering(
+    [
+      ["vault ID", sameVault(binding.vaultId, expected.vaultId)],
+      ["subject", sameSubject(binding.subject, expected.subject)],
+      ["key recipient", equalBytes(binding.recipient, expected.recipient)],
+      ["threshold", binding.k === expected.k && binding.n === expected.n],
+      ["share index", binding.index === expected.index],
+      ["member", sameMember(binding.member, expected.member)],
+      ["commitments", equalBytes(binding.commitments, expected.commitments)],
+    ],
+    share,
+  );
+  refuseOffSharing(binding, share);
   return share;
+}
+
+/**
+ * Parses a sealed share's plaintext in whichever sharing it belongs to now (the manifest's,
+ * `manifest`, or one a re-share made): its binding must name the manifest's vault, subject,
+ * key and member, its commitments must commit to the manifest's secret (their first point)
+ * and the share must be a point of them. Returns the binding it carries and the share.
+ */
+export function checkCurrentSharePlaintext(
+  plaintext: Uint8Array,
+  manifest: ShareBinding,
+): { binding: ShareBinding; share: Uint8Array } {
+  const { binding, share } = parseSharePlaintext(plaintext);
+  refuseDiffering(
+    [
+      ["vault ID", sameVault(binding.vaultId, manifest.vaultId)],
+      ["subject", sameSubject(binding.subject, manifest.subject)],
+      ["key recipient", equalBytes(binding.recipient, manifest.recipient)],
+      ["member", sameMember(binding.member, manifest.member)],
+      [
+        "commitment to the secret",
+        binding.commitments.length === 32 * binding.k &&
+          equalBytes(binding.commitments.subarray(0, 32), manifest.commitments.subarray(0, 32)),
+      ],
+    ],
+    share,
+  );
+  refuseOffSharing(binding, share);
+  return { binding, share };
 }
 
 /** Opens a member's sealed share and checks its binding. */
@@ -165,7 +232,8 @@ export function encodeNodeShare(
 }
 
 /**
- * Re-wraps a member's share to a node: opens it (checking its binding), then seals
+ * Re-wraps a member's share to a node: opens it (checking its binding against the manifest's,
+ * `expected`, as [`checkCurrentSharePlaintext`] does), then seals
  * "quorate/node-share/v2" ‖ request binding ‖ share binding ‖ share to the node's recipient.
  * Returns the re-sealed share and its SHA-256 (which the vote signs).
  */
@@ -179,9 +247,17 @@ export async function rewrap(
   if ((request.purpose === "transcribe") !== (expected.subject.kind === "recording")) {
     throw new StatementError("the request's purpose does not fit what the share opens");
   }
-  const share = await openShare(sealed, identity, expected);
-  const plaintext = encodeNodeShare(request, expected, share);
-  share.fill(0);
+  // The share may be of the manifest's sharing or of one a re-share made: its own binding
+  // goes to the node, which checks it commits to the manifest's secret.
+  const opened = await open(sealed, identity, "sealed share");
+  let current: { binding: ShareBinding; share: Uint8Array };
+  try {
+    current = checkCurrentSharePlaintext(opened, expected);
+  } finally {
+    opened.fill(0);
+  }
+  const plaintext = encodeNodeShare(request, current.binding, current.share);
+  current.share.fill(0);
   const resealed = await seal(plaintext, nodeRecipient);
   plaintext.fill(0);
   return { resealed, digest: await sha256(resealed) };

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Roster } from "../src/roster";
 import {
   type ShareBinding,
+  checkCurrentSharePlaintext,
   checkSharePlaintext,
   encodeNodeShare,
   encodeSharePlaintext,
@@ -232,5 +233,54 @@ describe("the roster chain", () => {
     const after = await Roster.verify(vault, [first, added, removed]);
     expect(after.recorders).toEqual([]);
     expect(after.removed.map((member) => member.role)).toEqual(["recorder"]);
+  });
+});
+
+describe("a share after a re-share", () => {
+  /** ℓ, the order of ristretto255. */
+  const ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+  async function manifestBinding(): Promise<ShareBinding> {
+    const manifest = await verify("transcript-manifest", bytes("transcript-manifest"));
+    return {
+      vaultId: uuidText(new Uint8Array(16).fill(0x10)),
+      subject: { kind: "recording", id: uuidText(new Uint8Array(16).fill(0x11)) },
+      recipient: manifest.statement.split.recipient,
+      k: 2,
+      n: 2,
+      index: 2,
+      member: hex(bytes("fingerprint")),
+      commitments: manifest.statement.split.commitments,
+    };
+  }
+
+  it("opens in the sharing it names if that commits to the manifest's secret, and not otherwise", async () => {
+    const manifest = await manifestBinding();
+    // The manifest's secret (the Rust side's scalar(0x50)), shared again 2-of-3 with another
+    // polynomial, as a re-share leaves it.
+    const counted = (first: number) => {
+      let value = 0n;
+      for (let i = 31; i >= 0; i--) value = (value << 8n) | BigInt((first + i) & 0xff);
+      return value % ORDER;
+    };
+    const original = counted(0x50);
+    const again = splitWith(original, [12345n], 3);
+    const binding = { ...manifest, k: 2, n: 3, index: 3, commitments: again.commitments };
+    const plaintext = encodeSharePlaintext(binding, again.shares[2]!.value);
+    const opened = checkCurrentSharePlaintext(plaintext, manifest);
+    expect([opened.binding.index, opened.binding.n]).toEqual([3, 3]);
+    expect(hex(opened.share)).toBe(hex(again.shares[2]!.value));
+    // The strict check against the manifest's sharing refuses it, naming what differs.
+    expect(() => checkSharePlaintext(plaintext, manifest)).toThrow(/threshold/);
+
+    // A sharing of another secret is refused, and so is a share off its sharing.
+    const other = splitWith(original + 1n, [7n], 3);
+    const forged = encodeSharePlaintext({ ...binding, commitments: other.commitments }, other.shares[2]!.value);
+    expect(() => checkCurrentSharePlaintext(forged, manifest)).toThrow(/commitment to the secret/);
+    const off = encodeSharePlaintext(binding, again.shares[0]!.value);
+    expect(() => checkCurrentSharePlaintext(off, manifest)).toThrow(/not a point of the sharing/);
+    // Another member's or subject's share is refused.
+    const theirs = encodeSharePlaintext({ ...binding, member: "00".repeat(32) }, again.shares[2]!.value);
+    expect(() => checkCurrentSharePlaintext(theirs, manifest)).toThrow(/member/);
   });
 });
