@@ -113,8 +113,10 @@ function parseSharePlaintext(plaintext: Uint8Array): { binding: ShareBinding; sh
   const subject = { kind, id: uuidText(reader.fixed(16)) };
   const recipient = reader.fixed(32);
   const [k, n, index] = [reader.u8(), reader.u8(), reader.u8()];
+  if (k < 1 || k > n || index < 1 || index > n) throw reader.malformed();
   const member = hex(reader.fixed(32));
   const commitments = reader.bytes();
+  if (commitments.length !== 32 * k) throw reader.malformed();
   const share = reader.fixed(32);
   reader.finish();
   return { binding: { vaultId, subject, recipient, k, n, index, member, commitments }, share };

@@ -97,7 +97,12 @@ export function parseCommitments(bytes: Uint8Array): GroupPoint[] {
     throw new RangeError("malformed share commitments");
   }
   const points: GroupPoint[] = [];
-  for (let offset = 0; offset < bytes.length; offset += 32) points.push(Point.fromBytes(bytes.subarray(offset, offset + 32)));
+  for (let offset = 0; offset < bytes.length; offset += 32) {
+    const point = Point.fromBytes(bytes.subarray(offset, offset + 32));
+    // The identity commits to zero: as the secret it would make the key public.
+    if (point.equals(Point.ZERO)) throw new RangeError("malformed share commitments");
+    points.push(point);
+  }
   return points;
 }
 

@@ -78,6 +78,17 @@ describe("the browser's verifiable split", () => {
     expect(shares.map((share) => hex(share.value))).toEqual(Array(3).fill(hex(scalarToBytes(value))));
   });
 
+  it("refuses commitments holding the identity, which would commit to a public secret", () => {
+    // A "sharing" of the secret 0 with a zero coefficient: every share is 0 and checks out
+    // against all-identity commitments, which a device must refuse as malformed.
+    const zero = { index: 1, value: new Uint8Array(32) };
+    expect(verifyShare(new Uint8Array(64), zero)).toBe(false);
+    const { shares, commitments } = split(randomScalar(), 2, 3);
+    const withIdentity = new Uint8Array(commitments);
+    withIdentity.fill(0, 32, 64);
+    expect(verifyShare(withIdentity, shares[0]!)).toBe(false);
+  });
+
   it("refuses a non-canonical scalar", () => {
     expect(() => scalarFromBytes(new Uint8Array(32).fill(0xff))).toThrow(/canonical/);
   });
