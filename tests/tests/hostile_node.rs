@@ -471,3 +471,122 @@ async fn node_enrolment_shows_the_admins_and_refuses_a_genesis_other_than_the_on
     assert_ne!(shown["admins"][0]["fingerprint"], ada.as_str());
     server.stop().await;
 }
+
+/// The sealed shares of `recording` as the database holds them: (member, index, sealed).
+async fn stored_shares(server: &Server, recording: &str) -> Vec<(String, i32, Vec<u8>)> {
+    sqlx::query_as(
+        "SELECT member, share_index, sealed FROM recording_shares WHERE recording_id = $1",
+    )
+    .bind(recording)
+    .fetch_all(server.app.db.pool())
+    .await
+    .unwrap()
+}
+
+/// Whoever writes the database puts back `shares` (from before a re-share) in place of the
+/// recording's current ones.
+async fn restore_old_shares(server: &Server, recording: &str, shares: &[(String, i32, Vec<u8>)]) {
+    let pool = server.app.db.pool();
+    sqlx::query("DELETE FROM recording_shares WHERE recording_id = $1")
+        .bind(recording)
+        .execute(pool)
+        .await
+        .unwrap();
+    for (member, index, sealed) in shares {
+        sqlx::query(
+            "INSERT INTO recording_shares (recording_id, member, share_index, sealed) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(recording)
+        .bind(member)
+        .bind(index)
+        .bind(sealed)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// Ada and Cy approve a transcription of `recording` that Bo asks for, with whatever shares
+/// the server serves them, and the server counts a quorum at two; the node runs once.
+/// Returns why the job failed.
+async fn two_approvals_with_served_shares(
+    server: &Server,
+    staffed: &Staffed,
+    client: &Client,
+    recording: &str,
+) -> String {
+    let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
+    let vault = server.codes[0].vault_id;
+    let request = ask(bo, recording, &staffed.node_id, "transcribe", "the minutes").await;
+    sqlx::query("UPDATE unlock_requests SET threshold_k = 2 WHERE id = $1")
+        .bind(&request)
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    ada.ok(&["approve", &request, "--yes"]).await;
+    let approved = cy
+        .ok(&["--json", "approve", &request, "--yes"])
+        .await
+        .json();
+    assert_eq!(approved["status"], "quorate", "the lying server counts 2");
+    staffed.machine.ok(&["run", "--once"]).await;
+    let job = job_of(client, vault, &request).await;
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
+    job.failure.unwrap()
+}
+
+#[tokio::test]
+async fn a_node_refuses_shares_from_before_a_re_share_that_raised_k() {
+    let server = Server::start(Backend::Sqlite).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (ada, cy) = (&staffed.admin, &staffed.members[1]);
+    let (recording, _) = staffed
+        .upload(cy, "The council approved the library budget.", "Budget")
+        .await;
+    let two_of_three = stored_shares(&server, &recording).await;
+
+    // Dee joins and the policy rises to 3; the members re-share the recording's key to 3 of 4.
+    let (dee, joined) = quorate_e2e::pending_member(&server, ada, "Dee").await;
+    ada.ok(&[
+        "members",
+        "approve",
+        joined["fingerprint"].as_str().unwrap(),
+    ])
+    .await;
+    ada.ok(&["policy", "set", "--threshold", "3"]).await;
+    staffed.machine.ok(&["status"]).await;
+    let everyone = [ada, &staffed.members[0], cy, &dee];
+    for member in everyone.iter().chain(&everyone) {
+        member.ok(&["reshare"]).await;
+    }
+    assert_eq!(stored_shares(&server, &recording).await.len(), 4);
+
+    // The server puts the old 2-of-3 shares back and counts two approvals as a quorum.
+    let (client, vault) = signed_in(&server, ada).await;
+    restore_old_shares(&server, &recording, &two_of_three).await;
+    let reason = two_approvals_with_served_shares(&server, &staffed, &client, &recording).await;
+    assert!(
+        reason.contains("not their share of the key's current sharing"),
+        "the node names the stale share: {reason}"
+    );
+
+    // It also hides the re-share, so that the old sharing looks current: the vault's policy,
+    // which the node pinned, still asks for 3.
+    sqlx::query("DELETE FROM reshare_deals")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM reshares")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let reason = two_approvals_with_served_shares(&server, &staffed, &client, &recording).await;
+    assert!(
+        reason.contains("carries 2 approvals and the key needs 3"),
+        "the node counts against the policy: {reason}"
+    );
+    assert!(client.transcripts(vault).await.unwrap().is_empty());
+    server.stop().await;
+}

@@ -1,8 +1,9 @@
 //! Re-sharing with the `quorate` command and a real node, on SQLite and on PostgreSQL
-//! (issue 18, item 1): one member leaves and two join; `quorate reshare`, run by each
-//! member in turn, moves the key of a recording made before to the new board without
-//! anyone rebuilding it; then the two newcomers' approvals alone transcribe that recording
-//! on the node, and its transcript, split among the new board, is released and read.
+//! (issue 18, items 1 and 2): one member loses his identity and an admin signs his new one
+//! on in its place, and one joins; `quorate reshare`, run by each member in turn, moves the
+//! key of a recording made before to the new board without anyone rebuilding it; then the
+//! two new identities' approvals alone transcribe that recording on the node, and its
+//! transcript, split among the new board, is released and read.
 
 use quorate_e2e::{
     Backend, Server, Staffed, ask, heard, identity, pending_member, word_error_rate,
@@ -20,28 +21,32 @@ async fn a_changed_board_transcribes_a_recording_made_before_it(backend: Backend
         "The budget committee approved the new library and the repairs to the town hall roof.";
     let (recording, _) = staffed.upload(cy, spoken, "Budget").await;
 
-    // Bo leaves; Dee and Eve join. Each change says what to run next.
-    let removed = ada
-        .ok(&["members", "remove", &identity(bo).fingerprint().to_hex()])
-        .await;
-    assert!(removed.stdout.contains("quorate reshare"), "{removed:?}");
+    // Bo loses his identity file: his new one enrols, and the admin signs it on in place of
+    // the old (issue 18, item 2). Dee joins. Each change says what to run next.
     let mut newcomers = Vec::new();
-    for name in ["Dee", "Eve"] {
+    for (name, replaces) in [("Bo, new laptop", Some(identity(bo))), ("Dee", None)] {
         let (device, joined) = pending_member(&server, ada, name).await;
-        let approved = ada
-            .ok(&[
-                "members",
-                "approve",
-                joined["fingerprint"].as_str().unwrap(),
-            ])
-            .await;
+        let fingerprint = joined["fingerprint"].as_str().unwrap();
+        let approved = match &replaces {
+            Some(old) => {
+                let old = old.fingerprint().to_hex();
+                ada.ok(&["members", "approve", fingerprint, "--replaces", &old])
+                    .await
+            }
+            None => ada.ok(&["members", "approve", fingerprint]).await,
+        };
         assert!(approved.stdout.contains("quorate reshare"), "{approved:?}");
         newcomers.push(device);
     }
-    let (dee, eve) = (&newcomers[0], &newcomers[1]);
+    let lost = bo.run(&["requests"]).await;
+    assert_ne!(
+        lost.code, 0,
+        "the replaced identity signs in no more: {lost:?}"
+    );
+    let (new_bo, dee) = (&newcomers[0], &newcomers[1]);
 
     // A newcomer has nothing to deal and nothing to take before two holders dealt.
-    let early = dee.ok(&["--json", "reshare"]).await.json();
+    let early = new_bo.ok(&["--json", "reshare"]).await.json();
     assert_eq!(
         (early["keys"].as_u64(), early["waiting"].as_u64()),
         (Some(1), Some(1))
@@ -53,13 +58,13 @@ async fn a_changed_board_transcribes_a_recording_made_before_it(backend: Backend
     }
     // Every member of the new board takes their new share; the last swaps them in.
     let mut completed = 0;
-    for holder in [ada, cy, dee, eve] {
+    for holder in [ada, cy, new_bo, dee] {
         let took = holder.ok(&["--json", "reshare"]).await.json();
         assert_eq!(took["accepted"], 1, "{took}");
         completed += took["completed"].as_u64().unwrap();
     }
     assert_eq!(completed, 1);
-    let after = eve.ok(&["--json", "reshare"]).await.json();
+    let after = dee.ok(&["--json", "reshare"]).await.json();
     assert_eq!(after["keys"], 0, "{after}");
 
     // The two newcomers alone approve the transcription of a recording made before they
@@ -72,8 +77,8 @@ async fn a_changed_board_transcribes_a_recording_made_before_it(backend: Backend
         "the minutes",
     )
     .await;
-    dee.ok(&["approve", &request, "--yes"]).await;
-    let approved = eve
+    new_bo.ok(&["approve", &request, "--yes"]).await;
+    let approved = dee
         .ok(&["--json", "approve", &request, "--yes"])
         .await
         .json();
@@ -88,10 +93,10 @@ async fn a_changed_board_transcribes_a_recording_made_before_it(backend: Backend
         "the minutes",
     )
     .await;
+    new_bo.ok(&["approve", &release, "--yes"]).await;
     dee.ok(&["approve", &release, "--yes"]).await;
-    eve.ok(&["approve", &release, "--yes"]).await;
     staffed.machine.ok(&["run", "--once"]).await;
-    let heard = heard(eve, &recording).await;
+    let heard = heard(dee, &recording).await;
     let rate = word_error_rate(spoken, &heard);
     assert!(rate < 0.1, "word error rate {rate:.2}: heard {heard:?}");
 }

@@ -45,6 +45,9 @@ pub struct SharedKey {
     pub recipient: Recipient,
     /// The commitment to the secret in the signed manifest; no re-share changes it.
     pub secret_commitment: RistrettoPoint,
+    /// The k its signed manifest split it with: the uploader's choice, which no re-share
+    /// goes below.
+    pub first_k: u8,
     /// The current sharing, replayed from the manifest through every completed re-share.
     pub current: Sharing,
 }
@@ -95,6 +98,22 @@ impl Board {
             roster_head: roster.head(),
             holders,
             new_k: k,
+        })
+    }
+
+    /// The board `key` moves to: the policy's k, or the k its uploader chose if higher (a
+    /// re-share never lowers what the manifest asked for), among the same members.
+    pub fn for_key(&self, key: &SharedKey) -> Result<Self, ClientError> {
+        let new_k = self.new_k.max(key.first_k);
+        if usize::from(new_k) > self.holders.len() {
+            return Err(invalid(format!(
+                "its manifest asks for {new_k} approvals and the roster has {} members: add members before re-sharing it",
+                self.holders.len()
+            )));
+        }
+        Ok(Self {
+            new_k,
+            ..self.clone()
         })
     }
 
@@ -236,6 +255,7 @@ fn replayed(
         subject,
         recipient: split.recipient,
         secret_commitment,
+        first_k: split.threshold.k(),
         current,
     })
 }

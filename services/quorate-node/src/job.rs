@@ -1,6 +1,6 @@
 //! One job, as the node carries it out: check everything the server handed over, rebuild
 //! the recording key from the re-sealed shares, decrypt and decode in memory, transcribe,
-//! seal the transcript under a fresh key split among the recording's share holders, and
+//! seal the transcript under a fresh key split among the vault's current members, and
 //! sign its manifest. Plaintext audio, the transcript and keys live only in zeroizing
 //! memory; nothing is written to disk.
 
@@ -19,7 +19,7 @@ use quorate_crypto::{
         UnlockRequest, Vote,
     },
     threshold::{self, Subject, Threshold},
-    vss::{Commitments, Secret},
+    vss::Secret,
 };
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
@@ -88,14 +88,25 @@ fn verified_request(
     Ok((request, verified_request.digest))
 }
 
-/// Checks a transcription claim against the roster and opens it with the node's identity.
+/// What the node checks a job's approvals against: the verified roster, and the newest
+/// admin-signed vault policy it verified (never older than one it saw before).
+#[derive(Debug, Clone, Copy)]
+pub struct Board<'a> {
+    /// The vault's roster, verified against the pinned genesis and head.
+    pub roster: &'a Roster,
+    /// The least number of approvals the vault's policy asks for.
+    pub min_approvals: u8,
+}
+
+/// Checks a transcription claim against the board and opens it with the node's identity.
 pub fn unlock(
     claim: &JobClaim,
-    roster: &Roster,
+    board: Board<'_>,
     node: &Identity,
     node_id: NodeId,
     now: i64,
 ) -> Result<Unlocked, JobFailure> {
+    let roster = board.roster;
     let (request, request_digest) = verified_request(claim, roster, node_id, Purpose::Transcribe)?;
     let signed_manifest = statement(&claim.subject_manifest, "recording manifest")?;
     let manifest = checks::recording_manifest(roster, None, &signed_manifest)
@@ -103,16 +114,6 @@ pub fn unlock(
     if request.subject != Subject::Recording(manifest.recording_id) {
         return Err(fail("the recording manifest is not the request's subject"));
     }
-    let key = open_shares(
-        claim,
-        roster,
-        node,
-        &request,
-        request_digest,
-        &manifest.split,
-        now,
-    )?;
-    // The transcript's key goes to the recording's holders now, with their k.
     let sharing = reshare::current_sharing(
         manifest.vault_id,
         roster,
@@ -121,6 +122,16 @@ pub fn unlock(
         &claim.subject_history,
     )
     .map_err(|error| fail(format!("the recording's re-shares: {error}")))?;
+    let key = open_shares(
+        claim,
+        board,
+        node,
+        &request,
+        request_digest,
+        &manifest.split,
+        &sharing,
+        now,
+    )?;
     Ok(Unlocked {
         request,
         manifest,
@@ -130,24 +141,37 @@ pub fn unlock(
     })
 }
 
+/// How many approvals a key in `sharing` needs: its own k, and never fewer than the vault's
+/// policy asks for (a server that kept shares from before a re-share raised k, and served
+/// the history without that re-share, would otherwise have it rebuilt at the old k).
+fn approvals_needed(board: Board<'_>, sharing: &Sharing) -> usize {
+    sharing.k().max(usize::from(board.min_approvals))
+}
+
 /// Opens every approval's re-sealed share, checks each binding, vote and commitment, and
-/// rebuilds the key the split protects.
+/// rebuilds the key the split protects. Every share must be the voter's own share of the
+/// key's current sharing (`current`, replayed from its re-shares), at the voter's index in
+/// it, one per voter, and there must be as many as [`approvals_needed`].
+#[allow(clippy::too_many_arguments)]
 fn open_shares(
     claim: &JobClaim,
-    roster: &Roster,
+    board: Board<'_>,
     node: &Identity,
     request: &UnlockRequest,
     request_digest: [u8; 32],
     split: &SplitKey,
+    current: &Sharing,
     now: i64,
 ) -> Result<AgeSecretKey, JobFailure> {
     let mut shares = Vec::new();
-    let mut sharing: Option<Commitments> = None;
+    let mut voters = std::collections::BTreeSet::new();
     for approval in &claim.approvals {
-        let (verified_vote, voter) = roster
+        let (verified_vote, voter) = board
+            .roster
             .verify_by_member::<Vote>(&statement(&approval.vote, "vote")?)
             .map_err(|error| fail(format!("a vote: {error}")))?;
         let vote = verified_vote.statement;
+        let who = voter.fingerprint.short();
         let resealed = &approval.resealed_share;
         let digest_matches = matches!(
             vote.decision,
@@ -159,45 +183,46 @@ fn open_shares(
             || !digest_matches
         {
             return Err(fail(format!(
-                "the approval of {} does not bind this request and its share",
-                voter.fingerprint.short()
+                "the approval of {who} does not bind this request and its share"
             )));
+        }
+        if !voters.insert(vote.voter) {
+            return Err(fail(format!("{who} approved twice")));
         }
         let (binding, share) =
-            rewrap::open_node_share(resealed, node.age_key(), &request.binding(), now).map_err(
-                |error| {
-                    fail(format!(
-                        "the share of {}: {error}",
-                        voter.fingerprint.short()
-                    ))
-                },
-            )?;
+            rewrap::open_node_share(resealed, node.age_key(), &request.binding(), now)
+                .map_err(|error| fail(format!("the share of {who}: {error}")))?;
         if binding.member != vote.voter {
-            return Err(fail(format!(
-                "{} sent a share that is not theirs",
-                voter.fingerprint.short()
-            )));
+            return Err(fail(format!("{who} sent a share that is not theirs")));
         }
-        split.check_share(&binding, &share).map_err(|error| {
-            fail(format!(
-                "the share of {}: {error}",
-                voter.fingerprint.short()
-            ))
-        })?;
-        // Shares rebuild the key only with others of the same sharing: a re-share moves
-        // every holder to new commitments at once.
-        let commitments = sharing.get_or_insert_with(|| binding.commitments.clone());
-        if *commitments != binding.commitments {
+        split
+            .check_share(&binding, &share)
+            .map_err(|error| fail(format!("the share of {who}: {error}")))?;
+        // A share of an earlier sharing commits to the same secret, but a re-share may have
+        // raised k since, or moved the share to someone else.
+        if binding.commitments != current.commitments
+            || Some(share.index()) != current.index_of(&vote.voter)
+        {
             return Err(fail(format!(
-                "the share of {} is of another sharing than the first share's: ask the members to vote again",
-                voter.fingerprint.short()
+                "the share of {who} is not their share of the key's current sharing (one from before a re-share, which the server should have deleted): ask them to vote again"
             )));
         }
         shares.push(share);
     }
-    let commitments = sharing.ok_or_else(|| fail("the job carries no approvals"))?;
-    threshold::combine(&shares, &commitments, &request.subject, &split.recipient)
-        .map_err(|error| fail(format!("rebuilding the key: {error}")))
+    let needed = approvals_needed(board, current);
+    if shares.len() < needed {
+        return Err(fail(format!(
+            "the job carries {} approvals and the key needs {needed} (its sharing's k and the vault's policy)",
+            shares.len()
+        )));
+    }
+    threshold::combine(
+        &shares,
+        &current.commitments,
+        &request.subject,
+        &split.recipient,
+    )
+    .map_err(|error| fail(format!("rebuilding the key: {error}")))
 }
 
 /// Where a download goes: memory reserved once at the length its signed manifest gives,
@@ -347,8 +372,8 @@ pub struct Sealed {
     pub shares: Vec<(Fingerprint, Vec<u8>)>,
 }
 
-/// Seals `transcript` under a fresh key split among the recording's share holders (their
-/// keys from the roster) with the recording's threshold, and signs the manifest.
+/// Seals `transcript` under a fresh key split among the vault's current members (their keys
+/// from the roster) with the recording's current threshold, and signs the manifest.
 pub fn seal(
     unlocked: &Unlocked,
     transcript: &Transcript,
@@ -369,26 +394,24 @@ pub fn seal(
     )
     .map_err(|error| fail(format!("sealing the transcript: {error}")))?;
     let (ciphertext, ciphertext_len, ciphertext_sha256) = writer.finish();
-    let holders: Vec<PublicIdentity> = unlocked
-        .sharing
-        .holders
+    // The current members, whatever re-share of the recording is still to come: a removed
+    // member never gets a share of a new transcript.
+    let holders: Vec<PublicIdentity> = roster
+        .members()
         .iter()
-        .map(|holder| {
-            roster
-                .members()
-                .iter()
-                .chain(roster.removed())
-                .find(|member| member.fingerprint == *holder && member.role.holds_shares())
-                .map(|member| member.public)
-                .ok_or_else(|| fail("a share holder of the recording is not on the roster"))
-        })
-        .collect::<Result<_, _>>()?;
+        .filter(|member| member.role.holds_shares())
+        .map(|member| member.public)
+        .collect();
     let (split, sealed) = SplitKey::split_and_seal(
         unlocked.manifest.vault_id,
         Subject::Transcript(transcript_id),
         &secret,
-        Threshold::new(unlocked.sharing.k(), holders.len())
-            .map_err(|error| fail(format!("the recording's threshold: {error}")))?,
+        Threshold::new(unlocked.sharing.k(), holders.len()).map_err(|error| {
+            fail(format!(
+                "the recording's threshold among the {} current members: {error}",
+                holders.len()
+            ))
+        })?,
         &holders,
     )
     .map_err(|error| fail(format!("splitting the transcript key: {error}")))?;
@@ -462,16 +485,17 @@ fn produced_by_approved_node(
     Ok(manifest)
 }
 
-/// Checks a release claim against the roster and the approval of the node that made the
+/// Checks a release claim against the board and the approval of the node that made the
 /// transcript (`producer_approval`, a signed `NodeApproval`), and rebuilds the transcript key.
 pub fn unlock_transcript(
     claim: &JobClaim,
-    roster: &Roster,
+    board: Board<'_>,
     producer_approval: &[u8],
     node: &Identity,
     node_id: NodeId,
     now: i64,
 ) -> Result<ReleaseUnlocked, JobFailure> {
+    let roster = board.roster;
     let (request, request_digest) =
         verified_request(claim, roster, node_id, Purpose::ReleaseTranscript)?;
     let signed_manifest = statement(&claim.subject_manifest, "transcript manifest")?;
@@ -479,15 +503,6 @@ pub fn unlock_transcript(
     if request.subject != Subject::Transcript(manifest.transcript_id) {
         return Err(fail("the transcript manifest is not the request's subject"));
     }
-    let key = open_shares(
-        claim,
-        roster,
-        node,
-        &request,
-        request_digest,
-        &manifest.split,
-        now,
-    )?;
     let sharing = reshare::current_sharing(
         manifest.vault_id,
         roster,
@@ -496,6 +511,16 @@ pub fn unlock_transcript(
         &claim.subject_history,
     )
     .map_err(|error| fail(format!("the transcript's re-shares: {error}")))?;
+    let key = open_shares(
+        claim,
+        board,
+        node,
+        &request,
+        request_digest,
+        &manifest.split,
+        &sharing,
+        now,
+    )?;
     Ok(ReleaseUnlocked {
         request,
         manifest,

@@ -17,13 +17,13 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use quorate_client::{
-    Client, DeviceError,
+    Client, ClientError, DeviceError,
     checks::{self, printable},
 };
 use quorate_crypto::{
     Identity, IdentityFile, NodeId, VaultId,
     roster::Roster,
-    statement::{NodeApproval, Role, SignedStatement},
+    statement::{NodeApproval, Role, SignedStatement, VaultPolicy},
 };
 use quorate_node::model;
 
@@ -138,6 +138,9 @@ pub(crate) struct Enrolment {
     /// Hex digest of that chain's head.
     #[serde(default)]
     pub(crate) roster_head: String,
+    /// Sequence of the newest vault policy this node verified (0: none yet).
+    #[serde(default)]
+    pub(crate) policy_sequence: u64,
 }
 
 fn folder(cli: &Cli) -> Result<PathBuf, DeviceError> {
@@ -213,6 +216,33 @@ impl SignedIn {
         let roster = self.client.roster(self.vault, &self.genesis).await?;
         pin_roster(&self.folder, &roster)?;
         Ok(roster)
+    }
+
+    /// The vault's newest policy, signed by an admin of `roster`, and refused if older than
+    /// the newest this node verified before; a newer one becomes the pin. A server that
+    /// served an older policy could have a key rebuilt with fewer approvals than the
+    /// members now require.
+    pub(crate) async fn policy(&self, roster: &Roster) -> Result<VaultPolicy, DeviceError> {
+        let policy = match self.client.policy(roster).await {
+            Err(ClientError::Api { code, .. }) if code == "no_policy" => {
+                return Err(DeviceError::Refused(
+                    "the vault has no policy, so this node cannot tell how many approvals a key needs: an admin sets one (`quorate policy set --threshold K`)".into(),
+                ));
+            }
+            fetched => fetched?,
+        };
+        let mut enrolment = read_enrolment(&self.folder)?;
+        if policy.sequence < enrolment.policy_sequence {
+            return Err(DeviceError::Refused(format!(
+                "the server shows vault policy {} but this node verified policy {} before (a rollback). This node will not work with it; tell an admin",
+                policy.sequence, enrolment.policy_sequence
+            )));
+        }
+        if policy.sequence > enrolment.policy_sequence {
+            enrolment.policy_sequence = policy.sequence;
+            write_enrolment(&self.folder, &enrolment)?;
+        }
+        Ok(policy)
     }
 }
 
@@ -417,6 +447,7 @@ async fn enroll(
             genesis: hex::encode(pinned),
             roster_len: roster.len(),
             roster_head: hex::encode(roster.head()),
+            policy_sequence: 0,
         },
     )?;
     let admins = admins(&roster);

@@ -228,6 +228,11 @@ async fn release(
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
     let roster = retrying("fetch the roster", stop, || session.roster()).await?;
+    let policy = retrying("fetch the vault policy", stop, || session.policy(&roster)).await?;
+    let board = job::Board {
+        roster: &roster,
+        min_approvals: policy.min_threshold,
+    };
     let producer = match job::transcript_producer(claim) {
         Ok(producer) => producer,
         Err(failure) => return Ok(Err(failure)),
@@ -243,7 +248,7 @@ async fn release(
     };
     let unlocked = match job::unlock_transcript(
         claim,
-        &roster,
+        board,
         &approval,
         &session.identity,
         session.node,
@@ -325,7 +330,12 @@ async fn transcribe(
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
     let roster = retrying("fetch the roster", stop, || session.roster()).await?;
-    let unlocked = match job::unlock(claim, &roster, &session.identity, session.node, now()) {
+    let policy = retrying("fetch the vault policy", stop, || session.policy(&roster)).await?;
+    let board = job::Board {
+        roster: &roster,
+        min_approvals: policy.min_threshold,
+    };
+    let unlocked = match job::unlock(claim, board, &session.identity, session.node, now()) {
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };

@@ -6,8 +6,11 @@
 
 mod common;
 
-use common::{Board, audit_actions, flow, join};
-use quorate_api::{OpenReshare, ReshareItem};
+use common::{
+    Board, audit_actions, flow, join, refused,
+    resharing::{deal, item},
+};
+use quorate_api::OpenReshare;
 use quorate_client::{
     Client,
     reshare::{self, Board as NewBoard, SharedKey},
@@ -15,58 +18,11 @@ use quorate_client::{
 use quorate_crypto::{
     Identity, RecordingId,
     roster::Roster,
-    statement::{RecordingManifest, Role, RosterChange, SignedStatement},
+    statement::{RecordingManifest, SignedStatement},
     threshold::{self, Subject},
     vss::ScalarShare,
 };
 use quorate_server::test_support::{Backend, TestDb, TestServer};
-
-/// The re-share work item of `recording` as `client` sees it.
-async fn item(
-    client: &Client,
-    vault: quorate_crypto::VaultId,
-    recording: RecordingId,
-) -> ReshareItem {
-    client
-        .reshare_work(vault)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find(|item| item.subject_id == recording.to_string())
-        .expect("the recording is listed for re-sharing")
-}
-
-/// `identity` deals their share of `recording` to the board of `roster` under k.
-async fn deal(
-    identity: &Identity,
-    client: &Client,
-    roster: &Roster,
-    recording: RecordingId,
-    k: u8,
-) -> quorate_api::ReshareState {
-    let vault = roster.vault_id();
-    let item = item(client, vault, recording).await;
-    let key = client.shared_key(vault, roster, &item).await.unwrap();
-    assert!(reshare::should_deal(
-        &key,
-        item.open.as_ref(),
-        &identity.fingerprint()
-    ));
-    let sealed = client.recording_share(vault, recording).await.unwrap();
-    let board = NewBoard::of(roster, k).unwrap();
-    let dealt = reshare::deal(
-        identity,
-        &key,
-        &board,
-        roster,
-        item.open.as_ref(),
-        &sealed.sealed.0,
-        quorate_server::now(),
-    )
-    .unwrap();
-    client.deal_reshare(vault, &dealt).await.unwrap()
-}
 
 /// What a new holder's device is given: the key replayed and the open re-share.
 async fn offered(
@@ -125,29 +81,7 @@ async fn two_leave_two_join_and_the_new_board_holds_the_old_recording(backend: B
 
     // Members 3 and 4 leave; two newcomers join.
     for index in [3, 4] {
-        let roster = board
-            .admin
-            .client
-            .roster(vault, &board.admin.pin)
-            .await
-            .unwrap();
-        let leaving = flow::member(&board, index).0;
-        let entry = roster
-            .sign_change(
-                &board.admin.identity,
-                RosterChange::Remove,
-                leaving.public(),
-                &format!("Member {index}"),
-                Role::Member,
-                1_750_000_300,
-            )
-            .unwrap();
-        board
-            .admin
-            .client
-            .append_roster(vault, &entry)
-            .await
-            .unwrap();
+        flow::remove(&board, index).await;
     }
     let newcomers = [
         join(&server.url(""), &board.admin, "Newcomer 1").await,
@@ -387,9 +321,74 @@ async fn a_holder_who_deals_a_bad_sub_share_is_named(backend: Backend) {
 
     // The newcomer's device names the holder whose sub-share does not match.
     let (key, open) = offered(&newcomer_client, &roster, made.id).await;
-    let refused = reshare::accept(&newcomer, &key, &new_board, &roster, &open).unwrap_err();
-    assert!(refused.to_string().contains("holder 2"), "{refused}");
+    let named = reshare::accept(&newcomer, &key, &new_board, &roster, &open).unwrap_err();
+    assert!(named.to_string().contains("holder 2"), "{named}");
     // Another new holder, whose sub-shares are good, takes their share.
     let (key, open) = offered(&board.admin.client, &roster, made.id).await;
-    reshare::accept(&board.admin.identity, &key, &new_board, &roster, &open).unwrap();
+    let admins_share =
+        reshare::accept(&board.admin.identity, &key, &new_board, &roster, &open).unwrap();
+    board
+        .admin
+        .client
+        .accept_reshare(vault, &open.reshare_id, &admins_share)
+        .await
+        .unwrap();
+
+    // The re-share cannot complete. The admin removes the crook: the roster it moved the key
+    // to is gone, so the server no longer offers it and takes no more shares for it.
+    flow::remove(&board, 1).await;
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    assert!(
+        item(&board.admin.client, vault, made.id)
+            .await
+            .open
+            .is_none()
+    );
+    let late = board
+        .admin
+        .client
+        .accept_reshare(vault, &open.reshare_id, &admins_share)
+        .await;
+    assert_eq!(refused(late), (409, "roster_changed".into()));
+
+    // The two honest holders deal to the new roster: the stuck re-share is dropped with its
+    // sub-shares (the crook's among them), and the new one completes.
+    for index in [0, 2] {
+        let (identity, client) = flow::member(&board, index);
+        deal(identity, client, &roster, made.id, 2).await;
+    }
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM reshare_subshares WHERE reshare_id = $1")
+            .bind(&open.reshare_id)
+            .fetch_one(server.app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "the dropped re-share's sub-shares are deleted");
+    assert!(
+        audit_actions(&board.admin.client, vault)
+            .await
+            .contains(&"reshare.dropped".to_owned())
+    );
+    let new_board = NewBoard::of(&roster, 2).unwrap();
+    let mut last = None;
+    for (identity, client) in [
+        flow::member(&board, 0),
+        flow::member(&board, 2),
+        (&newcomer, &newcomer_client),
+    ] {
+        let (key, open) = offered(client, &roster, made.id).await;
+        let acceptance = reshare::accept(identity, &key, &new_board, &roster, &open).unwrap();
+        last = Some(
+            client
+                .accept_reshare(vault, &open.reshare_id, &acceptance)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(last.unwrap().completed);
 }

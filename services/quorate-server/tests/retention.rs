@@ -10,7 +10,8 @@ mod common;
 use common::{
     Board,
     flow::{self, Node},
-    refused,
+    join, refused,
+    resharing::deal,
 };
 use quorate_client::checks::audit_records;
 use quorate_crypto::{
@@ -401,5 +402,68 @@ async fn a_hold_of_k_members_stops_every_deletion_until_k_lift_it(backend: Backe
             .to_string()
             .contains(&format!("while legal hold {hold} covered it")),
         "{refusal}"
+    );
+}
+
+/// The sealed sub-shares the server holds for re-shares of `recording`'s key.
+async fn sub_shares_of(
+    server: &quorate_server::test_support::TestServer,
+    recording: RecordingId,
+) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM reshare_subshares s JOIN reshares r ON r.id = s.reshare_id
+         WHERE r.recording_id = $1",
+    )
+    .bind(recording.to_string())
+    .fetch_one(server.app.db.pool())
+    .await
+    .unwrap()
+}
+
+quorate_server::per_backend!(a_shredded_key_takes_its_open_re_share_with_it);
+
+async fn a_shredded_key_takes_its_open_re_share_with_it(backend: Backend) {
+    let (_db, server, board, _node): (_, _, Board, Node) = flow::voting(backend).await;
+    let vault = board.admin.vault;
+    let (made, _) = flow::uploaded(&board, 1, 2).await;
+    set_rule(
+        &board,
+        Scope::Vault,
+        0,
+        (period(Anchor::Uploaded, 30), None),
+    )
+    .await;
+    // A newcomer joins and the admin deals their share: sub-shares of the key, sealed to the
+    // new board, wait on the server.
+    join(&server.url(""), &board.admin, "Newcomer").await;
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    deal(
+        &board.admin.identity,
+        &board.admin.client,
+        &roster,
+        made.id,
+        2,
+    )
+    .await;
+    assert!(sub_shares_of(&server, made.id).await > 0);
+
+    // The rule shreds the key: the sub-shares are shares of it too, and go with it.
+    assert_eq!(server.app.shred_due(MADE_AT + 31 * DAY).await.unwrap(), 1);
+    assert_eq!(sub_shares_of(&server, made.id).await, 0);
+    assert!(
+        board
+            .admin
+            .client
+            .reshare_work(vault)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing is left to re-share"
     );
 }

@@ -539,7 +539,35 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                 &json!({ "code": invite.code, "expires_at": invite.expires_at }),
             );
         }
-        Some(MembersAction::Approve { fingerprint, admin }) => {
+        Some(MembersAction::Approve {
+            fingerprint,
+            replaces: Some(old),
+            ..
+        }) => {
+            let replaced = roster_member(&roster, &old)?.clone();
+            let (public, name) =
+                approve_pending(&session, &roster, &fingerprint, replaced.role).await?;
+            // Added before the old identity goes, so that replacing the last admin works.
+            let roster = context.verified_roster(&session).await?;
+            remove_from_roster(&session, &roster, &replaced).await?;
+            context.verified_roster(&session).await?;
+            note_shared(
+                super::minutes::share_keys(context, &session, Some(&public.fingerprint())).await?,
+            );
+            context.print(
+                &format!(
+                    "{} ({}) replaces {} ({}), who is removed: the old identity can no longer sign in, and its shares count until the members run `quorate reshare`, which gives the new identity shares of every recording and transcript.",
+                    printable(&name),
+                    public.fingerprint().short(),
+                    printable(&replaced.name),
+                    replaced.fingerprint.short()
+                ),
+                &json!({ "added": public.fingerprint().short(), "name": name, "removed": replaced.fingerprint.short() }),
+            );
+        }
+        Some(MembersAction::Approve {
+            fingerprint, admin, ..
+        }) => {
             let role = if admin { Role::Admin } else { Role::Member };
             let (public, name) = approve_pending(&session, &roster, &fingerprint, role).await?;
             // Every released key is sealed to the newcomer by this admin, replacing any a

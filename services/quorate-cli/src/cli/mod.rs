@@ -271,6 +271,11 @@ pub enum MembersAction {
         /// Make them an admin.
         #[arg(long)]
         admin: bool,
+        /// The fingerprint of a member whose identity this one replaces (a lost device or
+        /// identity file): the new identity takes their role, the old one is removed, and
+        /// `quorate reshare` gives the new one their shares.
+        #[arg(long, value_name = "OLD_FINGERPRINT", conflicts_with = "admin")]
+        replaces: Option<String>,
     },
     /// Remove a member (admins).
     Remove {

@@ -43,17 +43,21 @@ pub(super) async fn reshare(context: &mut Context) -> Result<(), DeviceError> {
     );
     progress.set_message("re-sharing");
     let mut done = Done::default();
+    // One key refused (a bad deal, a lying server, a re-share another roster change
+    // overtook) does not stop the others: each is said, and the run fails at the end.
+    let mut refused = Vec::new();
     for item in &work.items {
-        step(&session, &roster, &board, item, &mut done)
-            .await
-            .map_err(|error| match error {
-                DeviceError::Refused(reason) => DeviceError::Refused(format!(
-                    "{} {}: {reason}",
-                    kind_name(item.kind),
-                    item.subject_id
-                )),
-                other => other,
-            })?;
+        match step(&session, &roster, &board, item, &mut done).await {
+            Ok(()) => {}
+            Err(error @ (DeviceError::Refused(_) | DeviceError::Server { .. }))
+                if !error.is_transient() =>
+            {
+                let said = format!("{} {}: {error}", kind_name(item.kind), item.subject_id);
+                progress.suspend(|| eprintln!("{said}"));
+                refused.push(said);
+            }
+            Err(other) => return Err(other),
+        }
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -77,9 +81,18 @@ pub(super) async fn reshare(context: &mut Context) -> Result<(), DeviceError> {
             "accepted": done.accepted,
             "completed": done.completed,
             "waiting": done.waiting,
+            "refused": refused,
         }),
     );
-    Ok(())
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(DeviceError::Refused(format!(
+            "{} of {} keys could not be re-shared by this device (each is said above); the rest were. Tell the other members and an admin; `quorate reshare` again once the roster or the server is mended",
+            refused.len(),
+            work.items.len()
+        )))
+    }
 }
 
 fn kind_name(kind: SharedKind) -> &'static str {
@@ -107,6 +120,7 @@ async fn step(
         .shared_key(session.vault, roster, item)
         .await
         .map_err(refused)?;
+    let board = &board.for_key(&key).map_err(refused)?;
     if reshare::should_deal(&key, item.open.as_ref(), &me) {
         let sealed = match item.kind {
             SharedKind::Recording => {

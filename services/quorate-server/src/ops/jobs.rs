@@ -138,7 +138,7 @@ pub(crate) enum JobError {
     NotSignedByNode,
     #[error("the {}'s {what} does not match the job", .upload.manifest())]
     Mismatch { upload: Upload, what: &'static str },
-    #[error("the transcript key must be split among exactly the recording's share holders")]
+    #[error("the transcript key must be split among exactly the vault's current members")]
     NotTheHolders,
     #[error("a {} may be at most {MAX_TRANSCRIPT_BYTES} bytes", .0.name())]
     TooLarge(Upload),
@@ -154,6 +154,8 @@ pub(crate) enum JobError {
     CorruptVaultId(quorate_crypto::Error),
     #[error("the node's row vanished")]
     NodeVanished,
+    #[error(transparent)]
+    Roster(#[from] crate::ops::roster::RosterError),
     #[error("database error: {0}")]
     Store(#[from] sqlx::Error),
     #[error(transparent)]
@@ -179,7 +181,8 @@ impl Refusal for JobError {
             TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             InvalidShares(_) => (StatusCode::BAD_REQUEST, "invalid_shares"),
             TranscriptExists => (StatusCode::CONFLICT, "transcript_exists"),
-            CorruptNodeKeys(_) | CorruptVaultId(_) | NodeVanished | Store(_) | Blob(_) => {
+            CorruptNodeKeys(_) | CorruptVaultId(_) | NodeVanished | Roster(_) | Store(_)
+            | Blob(_) => {
                 return None;
             }
         })
@@ -741,7 +744,7 @@ pub(crate) async fn complete(
 
 /// Checks a transcription's lease and manifest. The manifest must be signed by this node,
 /// name this request, its recording (and that recording's manifest digest), the model the
-/// node's approval names, and split the key among the recording's share holders with the
+/// node's approval names, and split the key among the vault's current members with the
 /// recording's threshold.
 async fn checked_transcript(
     app: &App,
@@ -767,10 +770,12 @@ async fn checked_transcript(
         .await?
         .ok_or(JobError::WrongCompletion(Upload::SealedTranscript))?;
     check_transcript_manifest(manifest, lease, &vault, &recording, approved_model)?;
-    let holders =
-        store::recordings::share_holders(&mut connection, &manifest.recording_id.to_string())
-            .await?;
-    if !same_members(holders, split_members(manifest)) {
+    let roster = app
+        .rosters
+        .verified(&mut connection, parse_vault(&vault)?)
+        .await?;
+    let members = crate::ops::reshares::roster_holders(&roster);
+    if !same_members(members, split_members(manifest)) {
         return Err(JobError::NotTheHolders);
     }
     Ok(Checked::Fresh {

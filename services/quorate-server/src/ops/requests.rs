@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use quorate_api::{RequestStatus, RequestView, SubjectKind, VoteDecision};
 use quorate_crypto::{
-    Fingerprint, RequestId, VaultId,
+    RequestId, VaultId,
     rewrap::resealed_digest,
     statement::{Decision, SignedStatement, UnlockRequest, Vote},
     threshold::Subject,
@@ -75,6 +75,8 @@ pub(crate) enum RequestError {
     AlreadyVoted,
     #[error("the stored transcript manifest does not verify: {0}")]
     CorruptManifest(quorate_crypto::Error),
+    #[error("a stored threshold (a re-share's or the vault policy's) does not parse")]
+    CorruptThreshold,
     #[error(transparent)]
     Roster(#[from] RosterError),
     #[error("database error: {0}")]
@@ -102,7 +104,7 @@ impl Refusal for RequestError {
             NotAHolder => (StatusCode::FORBIDDEN, "not_a_holder"),
             InvalidShare(_) => (StatusCode::BAD_REQUEST, "invalid_share"),
             AlreadyVoted => (StatusCode::CONFLICT, "already_voted"),
-            CorruptManifest(_) | Roster(_) | Store(_) => return None,
+            CorruptManifest(_) | CorruptThreshold | Roster(_) | Store(_) => return None,
         })
     }
 }
@@ -142,6 +144,13 @@ pub(crate) async fn create(
         return Err(RequestError::InvalidExpiry);
     }
     let (threshold, holders) = subject_holders(&mut tx, &vault, &request.subject, now).await?;
+    // A node takes no fewer approvals than the vault's policy asks, whatever k the key was
+    // split with before the policy rose: the quorum waits for as many.
+    let threshold = match crate::ops::recordings::newest_policy(&mut tx, &vault).await {
+        Ok(Some(policy)) => threshold.max(policy.min_threshold),
+        Ok(None) => threshold,
+        Err(_) => return Err(RequestError::CorruptThreshold),
+    };
     check_node(&mut tx, &vault, &request, now).await?;
     let eligible = holders
         .iter()
@@ -249,15 +258,22 @@ async fn transcript_holders(
     if store::requests::release_pending(tx, transcript, now).await? {
         return Err(RequestError::ReleasePending);
     }
-    let manifest = crate::ops::release::transcript_manifest(&subject.manifest)
-        .map_err(RequestError::CorruptManifest)?;
-    let holders = manifest
-        .split
-        .holders
-        .iter()
-        .map(Fingerprint::to_hex)
+    // After a re-share the holders and k are those of its sharing, not the manifest's.
+    let shared = store::reshares::Shared::Transcript(transcript);
+    let holders = store::reshares::current_holders(tx, shared)
+        .await?
+        .into_iter()
+        .map(|(_, holder)| holder)
         .collect();
-    Ok((manifest.split.threshold.k(), holders))
+    let k = match store::reshares::current_k(tx, shared).await? {
+        Some(k) => u8::try_from(k).map_err(|_| RequestError::CorruptThreshold)?,
+        None => crate::ops::release::transcript_manifest(&subject.manifest)
+            .map_err(RequestError::CorruptManifest)?
+            .split
+            .threshold
+            .k(),
+    };
+    Ok((k, holders))
 }
 
 /// A signed vote with, for an approval, the share re-sealed to the request's node.

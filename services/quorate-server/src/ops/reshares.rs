@@ -13,7 +13,7 @@ use quorate_api::{OpenReshare, ReshareItem, ReshareState, ReshareWork, SharedKin
 use quorate_crypto::{
     reshare::ReshareDeal,
     roster::Roster,
-    statement::{RecordingManifest, SignedStatement, TranscriptManifest},
+    statement::{RecordingManifest, SignedStatement, TranscriptManifest, VaultPolicy},
     threshold::Subject,
 };
 use sha2::{Digest, Sha256};
@@ -43,11 +43,15 @@ pub(crate) enum ReshareError {
     #[error("you do not hold share {0} of this key: fetch the re-share work again")]
     NotHolder(u8),
     #[error(
-        "the roster changed since this deal was signed: fetch the roster and the work again, then deal again"
+        "the roster changed since this re-share began: fetch the roster and the work again (`quorate reshare`), then deal or take your share again"
     )]
     RosterChanged,
     #[error("a deal's new holders must be the current members, in roster order")]
     WrongHolders,
+    #[error(
+        "a re-share of this key must keep k at least {0} (the vault policy's, or the uploader's if higher)"
+    )]
+    ThresholdTooLow(u8),
     #[error("another re-share of this key is open ({0}): deal into that one")]
     OtherReshare(String),
     #[error("the deal's {0} differs from the open re-share's: fetch the work again")]
@@ -82,7 +86,7 @@ impl Refusal for ReshareError {
     fn refusal(&self) -> Option<(StatusCode, &'static str)> {
         use ReshareError::*;
         Some(match self {
-            InvalidStatement(_) | NotSigner | WrongHolders => {
+            InvalidStatement(_) | NotSigner | WrongHolders | ThresholdTooLow(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_statement")
             }
             SubShares | BadUpload => (StatusCode::BAD_REQUEST, "invalid_shares"),
@@ -126,8 +130,13 @@ async fn current_k(
     if let Some(k) = store::reshares::current_k(connection, subject).await? {
         return Ok(k);
     }
+    Ok(i32::from(manifest_k(subject, manifest)?))
+}
+
+/// The k the subject's signed manifest split its key with.
+fn manifest_k(subject: Shared<'_>, manifest: &[u8]) -> Result<u8, ReshareError> {
     let signed = SignedStatement::from_bytes(manifest).map_err(ReshareError::CorruptManifest)?;
-    let k = match subject {
+    match subject {
         Shared::Recording(_) => signed
             .verify::<RecordingManifest>()
             .map(|verified| verified.statement.split.threshold.k()),
@@ -135,13 +144,33 @@ async fn current_k(
             .verify::<TranscriptManifest>()
             .map(|verified| verified.statement.split.threshold.k()),
     }
-    .map_err(ReshareError::CorruptManifest)?;
-    Ok(i32::from(k))
+    .map_err(ReshareError::CorruptManifest)
+}
+
+/// The least k a re-share may move `subject`'s key to: the vault policy's, or the k its
+/// uploader chose if higher.
+async fn least_new_k(
+    connection: &mut sqlx::AnyConnection,
+    vault: &str,
+    subject: Shared<'_>,
+    manifest: &[u8],
+) -> Result<u8, ReshareError> {
+    let policy = match store::policies::newest(connection, vault).await? {
+        Some(bytes) => {
+            SignedStatement::from_bytes(&bytes)
+                .and_then(|signed| signed.verify::<VaultPolicy>())
+                .map_err(ReshareError::CorruptManifest)?
+                .statement
+                .min_threshold
+        }
+        None => 1,
+    };
+    Ok(policy.max(manifest_k(subject, manifest)?))
 }
 
 /// The current members' fingerprints (hex), in roster order: who holds shares after a
 /// re-share to the roster as it is.
-fn roster_holders(roster: &Roster) -> Vec<String> {
+pub(crate) fn roster_holders(roster: &Roster) -> Vec<String> {
     roster
         .members()
         .iter()
@@ -149,8 +178,9 @@ fn roster_holders(roster: &Roster) -> Vec<String> {
         .collect()
 }
 
-/// Every subject whose holders are not the current members, or that a re-share is moving,
-/// with its history, and for `member` the sub-shares sealed to them.
+/// Every subject whose holders are not the current members, whose k is below the least a
+/// re-share may move it to (the policy rose), or that a re-share is moving, with its
+/// history, and for `member` the sub-shares sealed to them.
 pub(crate) async fn work(app: &App, member: Member<'_>) -> Result<ReshareWork, ReshareError> {
     let vault = member.vault.to_string();
     let mut connection = app.db.connection().await?;
@@ -169,8 +199,12 @@ pub(crate) async fn work(app: &App, member: Member<'_>) -> Result<ReshareWork, R
             .into_iter()
             .map(|(_, holder)| holder)
             .collect();
-        let open = store::reshares::open(&mut connection, subject).await?;
-        if open.is_none() && holders == members {
+        let open = open_for(&mut connection, &roster, subject).await?;
+        if open.is_none()
+            && holders == members
+            && current_k(&mut connection, subject, &manifest).await?
+                >= i32::from(least_new_k(&mut connection, &vault, subject, &manifest).await?)
+        {
             continue;
         }
         let open = match open {
@@ -190,6 +224,17 @@ pub(crate) async fn work(app: &App, member: Member<'_>) -> Result<ReshareWork, R
         });
     }
     Ok(ReshareWork { items })
+}
+
+/// The subject's open re-share if it moves the key to the current roster; `None` when none
+/// is open or the open one was opened for a roster head that is no longer the newest.
+async fn open_for(
+    connection: &mut sqlx::AnyConnection,
+    roster: &Roster,
+    subject: Shared<'_>,
+) -> Result<Option<Reshare>, ReshareError> {
+    let open = store::reshares::open(connection, subject).await?;
+    Ok(open.filter(|reshare| reshare.roster_head == hex::encode(roster.head())))
 }
 
 async fn open_view(
@@ -268,12 +313,24 @@ pub(crate) async fn deal(
     if !holds_dealt_share {
         return Err(ReshareError::NotHolder(deal.dealer));
     }
-    let reshare = match store::reshares::open(&mut tx, subject).await? {
+    let reshare = match open_for(&mut tx, &roster, subject).await? {
         Some(open) => {
             agrees_with_open(&mut tx, &open, &deal).await?;
             open
         }
-        None => open_reshare(&mut tx, &vault, &roster, subject, &manifest, &deal, now).await?,
+        None => {
+            // A re-share opened for a roster that has changed since can never complete (its
+            // new holders are not the members): the first deal for the new roster drops it.
+            if let Some(stale) = store::reshares::open(&mut tx, subject).await? {
+                store::reshares::abandon(&mut tx, &stale.id).await?;
+                tx.audit(
+                    member.vault,
+                    now,
+                    Event::by(member.fingerprint, "reshare.dropped", &id, &[]),
+                );
+            }
+            open_reshare(&mut tx, &vault, &roster, subject, &manifest, &deal, now).await?
+        }
     };
     if store::reshares::deals(&mut tx, &reshare.id).await?.len() >= reshare.current_k as usize {
         return Err(ReshareError::EnoughDeals);
@@ -346,6 +403,10 @@ async fn open_reshare(
     let holders: Vec<String> = deal.holders.iter().map(|holder| holder.to_hex()).collect();
     if holders != roster_holders(roster) {
         return Err(ReshareError::WrongHolders);
+    }
+    let least = least_new_k(connection, vault, subject, manifest).await?;
+    if deal.new_k < least {
+        return Err(ReshareError::ThresholdTooLow(least));
     }
     let reshare = Reshare {
         id: hex::encode(deal.reshare_id),
@@ -421,6 +482,11 @@ pub(crate) async fn accept(
         .ok_or(ReshareError::NotFound)?;
     if reshare.completed_at.is_some() {
         return Err(ReshareError::AlreadyAccepted);
+    }
+    // Its new holders are no longer the members: the next deal drops it and opens another.
+    let roster = app.rosters.verified(&mut tx, member.vault).await?;
+    if reshare.roster_head != hex::encode(roster.head()) {
+        return Err(ReshareError::RosterChanged);
     }
     let holders = reshare.holder_list();
     let position = holders

@@ -418,36 +418,47 @@ pub(crate) async fn delete_with_descendants(
     .await
 }
 
-/// Deletes every sealed share of `recording`'s key and every request on the recording
-/// itself, with its votes and job. Its transcripts and released copies stay.
+/// Deletes every sealed share of `recording`'s key (those of an open re-share too) and every
+/// request on the recording itself, with its votes and job. Its transcripts and released
+/// copies stay.
 pub(crate) async fn shred_key(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<(), sqlx::Error> {
     let [jobs, votes, requests] =
         requests_and_grown("SELECT id FROM unlock_requests WHERE subject_id = $1");
-    run_each(
-        connection,
-        recording,
-        &[
-            jobs.as_str(),
-            votes.as_str(),
-            requests.as_str(),
-            "DELETE FROM recording_shares WHERE recording_id = $1",
-        ],
-    )
-    .await
+    let reshares = reshares_and_grown("SELECT id FROM reshares WHERE recording_id = $1");
+    let mut statements = vec![jobs.as_str(), votes.as_str(), requests.as_str()];
+    statements.extend(reshares.iter().map(String::as_str));
+    statements.push("DELETE FROM recording_shares WHERE recording_id = $1");
+    run_each(connection, recording, &statements).await
 }
 
-/// Deletes `recording`'s minutes: its transcripts with their shares, their released copies
-/// with the sealed release keys and their postings, and every request on a transcript with
-/// its votes and job.
+/// The deletions of the re-shares `reshares` selects (by ID, with `recording` as `$1`) with
+/// everything dealt and sent into them, in the order they must run: an open re-share's
+/// sub-shares and new shares are shares of the same key, so they go with the key's shares.
+fn reshares_and_grown(reshares: &str) -> [String; 4] {
+    [
+        format!("DELETE FROM reshare_subshares WHERE reshare_id IN ({reshares})"),
+        format!("DELETE FROM reshare_acceptances WHERE reshare_id IN ({reshares})"),
+        format!("DELETE FROM reshare_deals WHERE reshare_id IN ({reshares})"),
+        format!("DELETE FROM reshares WHERE id IN ({reshares})"),
+    ]
+}
+
+/// Deletes `recording`'s minutes: its transcripts with their shares (and their re-shares),
+/// their released copies with the sealed release keys and their postings, and every request
+/// on a transcript with its votes and job.
 pub(crate) async fn shred_minutes(
     connection: &mut AnyConnection,
     recording: &str,
 ) -> Result<(), sqlx::Error> {
     let [jobs, votes, requests] = requests_and_grown(
         "SELECT id FROM unlock_requests WHERE subject_id IN \
+         (SELECT id FROM transcripts WHERE recording_id = $1)",
+    );
+    let [subshares, acceptances, deals, reshares] = reshares_and_grown(
+        "SELECT id FROM reshares WHERE transcript_id IN \
          (SELECT id FROM transcripts WHERE recording_id = $1)",
     );
     run_each(
@@ -457,6 +468,10 @@ pub(crate) async fn shred_minutes(
             jobs.as_str(),
             votes.as_str(),
             requests.as_str(),
+            subshares.as_str(),
+            acceptances.as_str(),
+            deals.as_str(),
+            reshares.as_str(),
             "DELETE FROM index_terms WHERE doc IN (SELECT doc FROM released_transcripts WHERE recording_id = $1)",
             "DELETE FROM release_grants WHERE transcript_id IN (SELECT transcript_id FROM released_transcripts WHERE recording_id = $1)",
             "DELETE FROM released_transcripts WHERE recording_id = $1",

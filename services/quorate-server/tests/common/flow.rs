@@ -126,6 +126,34 @@ pub fn member(board: &Board, index: usize) -> (&Identity, &Client) {
     }
 }
 
+/// The admin removes member `index` (1 or more) from the roster.
+pub async fn remove(board: &Board, index: usize) {
+    let vault = board.admin.vault;
+    let roster = board
+        .admin
+        .client
+        .roster(vault, &board.admin.pin)
+        .await
+        .unwrap();
+    let leaving = member(board, index).0;
+    let entry = roster
+        .sign_change(
+            &board.admin.identity,
+            quorate_crypto::statement::RosterChange::Remove,
+            leaving.public(),
+            &format!("Member {index}"),
+            quorate_crypto::statement::Role::Member,
+            1_750_000_300,
+        )
+        .unwrap();
+    board
+        .admin
+        .client
+        .append_roster(vault, &entry)
+        .await
+        .unwrap();
+}
+
 /// A request by `requester` to unlock `subject` for `purpose` on `node`.
 pub fn unlock_request(
     board: &Board,

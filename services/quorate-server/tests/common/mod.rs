@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod flow;
+pub mod resharing;
 
 use quorate_server::test_support::TestServer;
 
