@@ -506,18 +506,25 @@ async fn restore_old_shares(server: &Server, recording: &str, shares: &[(String,
     }
 }
 
-/// Ada and Cy approve a transcription of `recording` that Bo asks for, with whatever shares
-/// the server serves them, and the server counts a quorum at two; the node runs once.
-/// Returns why the job failed.
+/// Ada and Cy approve a transcription of `recording` that `asker` asks for, with whatever
+/// shares the server serves them, and the server counts a quorum at two; the node runs
+/// once. Returns why the job failed.
 async fn two_approvals_with_served_shares(
     server: &Server,
     staffed: &Staffed,
-    client: &Client,
+    asker: &Device,
     recording: &str,
 ) -> String {
-    let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
-    let vault = server.codes[0].vault_id;
-    let request = ask(bo, recording, &staffed.node_id, "transcribe", "the minutes").await;
+    let (ada, cy) = (&staffed.admin, &staffed.members[1]);
+    let (client, vault) = signed_in(server, ada).await;
+    let request = ask(
+        asker,
+        recording,
+        &staffed.node_id,
+        "transcribe",
+        "the minutes",
+    )
+    .await;
     sqlx::query("UPDATE unlock_requests SET threshold_k = 2 WHERE id = $1")
         .bind(&request)
         .execute(server.app.db.pool())
@@ -530,7 +537,7 @@ async fn two_approvals_with_served_shares(
         .json();
     assert_eq!(approved["status"], "quorate", "the lying server counts 2");
     staffed.machine.ok(&["run", "--once"]).await;
-    let job = job_of(client, vault, &request).await;
+    let job = job_of(&client, vault, &request).await;
     assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     job.failure.unwrap()
 }
@@ -566,7 +573,7 @@ async fn a_node_refuses_shares_from_before_a_re_share_that_raised_k() {
     // The server puts the old 2-of-3 shares back and counts two approvals as a quorum.
     let (client, vault) = signed_in(&server, ada).await;
     restore_old_shares(&server, &recording, &two_of_three).await;
-    let reason = two_approvals_with_served_shares(&server, &staffed, &client, &recording).await;
+    let reason = two_approvals_with_served_shares(&server, &staffed, &dee, &recording).await;
     assert!(
         reason.contains("not their share of the key's current sharing"),
         "the node names the stale share: {reason}"
@@ -582,7 +589,7 @@ async fn a_node_refuses_shares_from_before_a_re_share_that_raised_k() {
         .execute(server.app.db.pool())
         .await
         .unwrap();
-    let reason = two_approvals_with_served_shares(&server, &staffed, &client, &recording).await;
+    let reason = two_approvals_with_served_shares(&server, &staffed, &dee, &recording).await;
     assert!(
         reason.contains("carries 2 approvals and the key needs 3"),
         "the node counts against the policy: {reason}"
