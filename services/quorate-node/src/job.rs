@@ -7,7 +7,7 @@
 use quorate_api::JobClaim;
 use quorate_client::{checks, reshare};
 use quorate_crypto::{
-    AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId,
+    AgeSecretKey, Fingerprint, Identity, NodeId, PublicIdentity, TranscriptId, VaultId,
     blind::SearchKey,
     envelope,
     release::{self, Posting, ReleaseManifest},
@@ -114,22 +114,12 @@ pub fn unlock(
     if request.subject != Subject::Recording(manifest.recording_id) {
         return Err(fail("the recording manifest is not the request's subject"));
     }
-    let sharing = reshare::current_sharing(
-        manifest.vault_id,
-        roster,
-        manifest.subject(),
-        &manifest.split,
-        &claim.subject_history,
-    )
-    .map_err(|error| fail(format!("the recording's re-shares: {error}")))?;
-    let key = open_shares(
+    let (sharing, key) = rebuild(
         claim,
         board,
         node,
-        &request,
-        request_digest,
-        &manifest.split,
-        &sharing,
+        (&request, request_digest),
+        (manifest.vault_id, manifest.subject(), &manifest.split),
         now,
     )?;
     Ok(Unlocked {
@@ -139,6 +129,32 @@ pub fn unlock(
         key,
         sharing,
     })
+}
+
+/// Replays the re-shares of `subject`'s key in `vault` (split by `split`) to its current sharing, and
+/// rebuilds the key from the claim's approvals of `request` (with its digest).
+fn rebuild(
+    claim: &JobClaim,
+    board: Board<'_>,
+    node: &Identity,
+    (request, request_digest): (&UnlockRequest, [u8; 32]),
+    (vault, subject, split): (VaultId, Subject, &SplitKey),
+    now: i64,
+) -> Result<(Sharing, AgeSecretKey), JobFailure> {
+    let sharing =
+        reshare::current_sharing(vault, board.roster, subject, split, &claim.subject_history)
+            .map_err(|error| fail(format!("the key's re-shares: {error}")))?;
+    let key = open_shares(
+        claim,
+        board,
+        node,
+        request,
+        request_digest,
+        split,
+        &sharing,
+        now,
+    )?;
+    Ok((sharing, key))
 }
 
 /// How many approvals a key in `sharing` needs: its own k, and never fewer than the vault's
@@ -503,22 +519,12 @@ pub fn unlock_transcript(
     if request.subject != Subject::Transcript(manifest.transcript_id) {
         return Err(fail("the transcript manifest is not the request's subject"));
     }
-    let sharing = reshare::current_sharing(
-        manifest.vault_id,
-        roster,
-        manifest.subject(),
-        &manifest.split,
-        &claim.subject_history,
-    )
-    .map_err(|error| fail(format!("the transcript's re-shares: {error}")))?;
-    let key = open_shares(
+    let (sharing, key) = rebuild(
         claim,
         board,
         node,
-        &request,
-        request_digest,
-        &manifest.split,
-        &sharing,
+        (&request, request_digest),
+        (manifest.vault_id, manifest.subject(), &manifest.split),
         now,
     )?;
     Ok(ReleaseUnlocked {

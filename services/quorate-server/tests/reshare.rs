@@ -36,6 +36,33 @@ async fn offered(
     (key, item.open.expect("a re-share is open"))
 }
 
+/// Each of `holders` takes their new share of `recording` from its open re-share to
+/// `new_board`, in turn; returns the state the last one was answered with.
+async fn take_new_shares(
+    holders: &[(&Identity, &Client)],
+    roster: &Roster,
+    new_board: &NewBoard,
+    recording: RecordingId,
+) -> quorate_api::ReshareState {
+    let mut last = None;
+    for (identity, client) in holders {
+        let (key, open) = offered(client, roster, recording).await;
+        assert!(reshare::should_accept(
+            &open,
+            new_board,
+            &identity.fingerprint()
+        ));
+        let acceptance = reshare::accept(identity, &key, new_board, roster, &open).unwrap();
+        last = Some(
+            client
+                .accept_reshare(roster.vault_id(), &open.reshare_id, &acceptance)
+                .await
+                .unwrap(),
+        );
+    }
+    last.expect("at least one holder")
+}
+
 /// `identity`'s share of `recording` now, opened and checked against the manifest.
 async fn current_share(
     identity: &Identity,
@@ -87,12 +114,7 @@ async fn two_leave_two_join_and_the_new_board_holds_the_old_recording(backend: B
         join(&server.url(""), &board.admin, "Newcomer 1").await,
         join(&server.url(""), &board.admin, "Newcomer 2").await,
     ];
-    let roster = board
-        .admin
-        .client
-        .roster(vault, &board.admin.pin)
-        .await
-        .unwrap();
+    let roster = board.admin.roster().await;
     assert_eq!(roster.members().len(), 5);
 
     // Three current holders deal; a newcomer holds nothing to deal.
@@ -127,23 +149,8 @@ async fn two_leave_two_join_and_the_new_board_holds_the_old_recording(backend: B
             .iter()
             .map(|(identity, client)| (identity, client)),
     );
-    let mut last = None;
-    for (identity, client) in &holders {
-        let (key, open) = offered(client, &roster, made.id).await;
-        assert!(reshare::should_accept(
-            &open,
-            &new_board,
-            &identity.fingerprint()
-        ));
-        let acceptance = reshare::accept(identity, &key, &new_board, &roster, &open).unwrap();
-        last = Some(
-            client
-                .accept_reshare(vault, &open.reshare_id, &acceptance)
-                .await
-                .unwrap(),
-        );
-    }
-    assert!(last.unwrap().completed);
+    let last = take_new_shares(&holders, &roster, &new_board, made.id).await;
+    assert!(last.completed);
     assert!(
         audit_actions(&board.admin.client, vault)
             .await
@@ -284,12 +291,7 @@ async fn a_holder_who_deals_a_bad_sub_share_is_named(backend: Backend) {
     let vault = board.admin.vault;
     let (made, _) = flow::uploaded(&board, 1, 2).await;
     let (newcomer, newcomer_client) = join(&server.url(""), &board.admin, "Newcomer").await;
-    let roster = board
-        .admin
-        .client
-        .roster(vault, &board.admin.pin)
-        .await
-        .unwrap();
+    let roster = board.admin.roster().await;
     let new_board = NewBoard::of(&roster, 2).unwrap();
 
     // Member 1 (share 2) deals first, crookedly for the newcomer (the last holder); the
@@ -337,12 +339,7 @@ async fn a_holder_who_deals_a_bad_sub_share_is_named(backend: Backend) {
     // The re-share cannot complete. The admin removes the crook: the roster it moved the key
     // to is gone, so the server no longer offers it and takes no more shares for it.
     flow::remove(&board, 1).await;
-    let roster = board
-        .admin
-        .client
-        .roster(vault, &board.admin.pin)
-        .await
-        .unwrap();
+    let roster = board.admin.roster().await;
     assert!(
         item(&board.admin.client, vault, made.id)
             .await
@@ -375,20 +372,11 @@ async fn a_holder_who_deals_a_bad_sub_share_is_named(backend: Backend) {
             .contains(&"reshare.dropped".to_owned())
     );
     let new_board = NewBoard::of(&roster, 2).unwrap();
-    let mut last = None;
-    for (identity, client) in [
+    let holders = [
         flow::member(&board, 0),
         flow::member(&board, 2),
         (&newcomer, &newcomer_client),
-    ] {
-        let (key, open) = offered(client, &roster, made.id).await;
-        let acceptance = reshare::accept(identity, &key, &new_board, &roster, &open).unwrap();
-        last = Some(
-            client
-                .accept_reshare(vault, &open.reshare_id, &acceptance)
-                .await
-                .unwrap(),
-        );
-    }
-    assert!(last.unwrap().completed);
+    ];
+    let last = take_new_shares(&holders, &roster, &new_board, made.id).await;
+    assert!(last.completed);
 }

@@ -436,12 +436,7 @@ async fn a_shredded_key_takes_its_open_re_share_with_it(backend: Backend) {
     // A newcomer joins and the admin deals their share: sub-shares of the key, sealed to the
     // new board, wait on the server.
     join(&server.url(""), &board.admin, "Newcomer").await;
-    let roster = board
-        .admin
-        .client
-        .roster(vault, &board.admin.pin)
-        .await
-        .unwrap();
+    let roster = board.admin.roster().await;
     deal(
         &board.admin.identity,
         &board.admin.client,

@@ -129,12 +129,7 @@ pub fn member(board: &Board, index: usize) -> (&Identity, &Client) {
 /// The admin removes member `index` (1 or more) from the roster.
 pub async fn remove(board: &Board, index: usize) {
     let vault = board.admin.vault;
-    let roster = board
-        .admin
-        .client
-        .roster(vault, &board.admin.pin)
-        .await
-        .unwrap();
+    let roster = board.admin.roster().await;
     let leaving = member(board, index).0;
     let entry = roster
         .sign_change(

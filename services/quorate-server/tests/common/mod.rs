@@ -29,6 +29,11 @@ pub struct FirstAdmin {
 }
 
 impl FirstAdmin {
+    /// The vault's roster as the server serves it now, verified against the pinned genesis.
+    pub async fn roster(&self) -> quorate_crypto::roster::Roster {
+        self.client.roster(self.vault, &self.pin).await.unwrap()
+    }
+
     pub async fn enrol(server: &TestServer, name: &str) -> Self {
         let code = &server.codes[0];
         Self::enrol_at(&server.url(""), code.vault_id, code.code.as_str(), name).await
