@@ -146,3 +146,121 @@ export async function ageKeyBytes(secret: bigint, subject: Subject): Promise<Uin
   key[31] = (key[31]! & 127) | 64;
   return key;
 }
+
+// ---------------------------------------------------------------------------------------
+// Redistribution (a re-share), equal to quorate-crypto's `vss::deal`, `check_dealt`,
+// `redistributed_commitments` and `receive`: each of k current holders shares their own
+// share afresh among the new holders; each new holder combines the k sub-shares they get
+// with the Lagrange coefficients of the dealers' indices. Nobody ever holds the secret.
+
+/** The public image s_i·G of share `index`, from the commitments (Σ C_l · index^l). */
+function publicShare(points: GroupPoint[], index: number): GroupPoint {
+  const x = BigInt(index);
+  return points.reduceRight((sum: GroupPoint, point) => sum.multiplyUnsafe(x).add(point), Point.ZERO);
+}
+
+/** The Lagrange coefficient at 0 of index `i` among the distinct `indices`. */
+function lagrangeAtZero(i: number, indices: number[]): bigint {
+  const xi = BigInt(i);
+  let numerator = 1n;
+  let denominator = 1n;
+  for (const j of indices) {
+    if (j === i) continue;
+    const xj = BigInt(j);
+    numerator = (numerator * xj) % ORDER;
+    denominator = (((denominator * (xj - xi)) % ORDER) + ORDER) % ORDER;
+  }
+  return (numerator * Point.Fn.inv(denominator)) % ORDER;
+}
+
+/** Refuses (naming the problem) fewer than `k` or repeated dealer indices. */
+function distinctDealers(indices: number[], k: number): void {
+  const repeated = indices.find((index, position) => indices.indexOf(index) !== position);
+  if (repeated !== undefined) throw new RangeError(`dealer ${repeated} dealt twice`);
+  if (indices.length < k) throw new RangeError(`${indices.length} dealers, and the current sharing needs ${k}`);
+}
+
+/** What one current holder deals: their index, their new commitments, one sub-share per new holder. */
+export interface Deal {
+  dealer: number;
+  commitments: Uint8Array;
+  subshares: ScalarShare[];
+}
+
+/**
+ * Deals `share` (checked against the current `commitments` first, so that an honest page never
+ * deals a corrupt share) to `newN` new holders, `newK` of whom will rebuild.
+ */
+export function dealShare(share: ScalarShare, commitments: Uint8Array, newK: number, newN: number): Deal {
+  if (!verifyShare(commitments, share)) throw new RangeError("your share is not a point of its sharing's commitments");
+  const { shares, commitments: dealt } = split(scalarFromBytes(share.value), newK, newN);
+  return { dealer: share.index, commitments: dealt, subshares: shares };
+}
+
+/** A dealer's error: what a new holder's device names. */
+export class BadDealer extends Error {
+  constructor(readonly dealer: number, what: string) {
+    super(`holder ${dealer} ${what}`);
+  }
+}
+
+/**
+ * The new sharing's commitments, from the current ones and each dealer's (index, commitments):
+ * refused unless there are at least the current k distinct dealers, each of whom dealt their
+ * own share (the constant term of their commitments is its public image) under `newK`.
+ */
+export function redistributedCommitments(current: Uint8Array, newK: number, dealt: [number, Uint8Array][]): Uint8Array {
+  const currentPoints = parseCommitments(current);
+  const dealers = dealt.map(([dealer]) => dealer);
+  distinctDealers(dealers, currentPoints.length);
+  const parsed = dealt.map(([dealer, commitments]): [number, GroupPoint[]] => {
+    let points: GroupPoint[];
+    try {
+      points = parseCommitments(commitments);
+    } catch {
+      throw new BadDealer(dealer, "published commitments that do not parse");
+    }
+    if (dealer < 1 || points.length !== newK || !points[0]!.equals(publicShare(currentPoints, dealer))) {
+      throw new BadDealer(dealer, "dealt something other than their own share under the new threshold");
+    }
+    return [dealer, points];
+  });
+  const combined = new Uint8Array(newK * 32);
+  for (let l = 0; l < newK; l++) {
+    const point = parsed.reduce(
+      (sum: GroupPoint, [dealer, points]) => sum.add(points[l]!.multiplyUnsafe(lagrangeAtZero(dealer, dealers))),
+      Point.ZERO,
+    );
+    combined.set(point.toBytes(), l * 32);
+  }
+  return combined;
+}
+
+/**
+ * A new holder's share from what each dealer sent them (dealer index, the dealer's commitments,
+ * the sub-share): every sub-share is checked against its dealer's commitments first (a bad one
+ * names its dealer), then they are combined. Returns the share with the new commitments.
+ */
+export function receive(
+  current: Uint8Array,
+  newK: number,
+  received: [number, Uint8Array, ScalarShare][],
+): { share: ScalarShare; commitments: Uint8Array } {
+  const commitments = redistributedCommitments(
+    current,
+    newK,
+    received.map(([dealer, dealt]) => [dealer, dealt]),
+  );
+  const index = received[0]![2].index;
+  for (const [dealer, dealt, subshare] of received) {
+    if (subshare.index !== index || !verifyShare(dealt, subshare)) throw new BadDealer(dealer, "sent a sub-share off their commitments");
+  }
+  const dealers = received.map(([dealer]) => dealer);
+  const value = received.reduce(
+    (sum, [dealer, , subshare]) => (sum + lagrangeAtZero(dealer, dealers) * scalarFromBytes(subshare.value)) % ORDER,
+    0n,
+  );
+  const share = { index, value: scalarToBytes(value) };
+  if (!verifyShare(commitments, share)) throw new RangeError("the combined share does not verify against the new commitments");
+  return { share, commitments };
+}

@@ -4,7 +4,19 @@
 // do not; a share off the polynomial fails its commitments.
 import { describe, expect, it } from "vitest";
 
-import { ageKeyBytes, randomScalar, scalarFromBytes, scalarToBytes, split, splitWith, verifyShare } from "../src/vss";
+import {
+  BadDealer,
+  ageKeyBytes,
+  dealShare,
+  randomScalar,
+  receive,
+  redistributedCommitments,
+  scalarFromBytes,
+  scalarToBytes,
+  split,
+  splitWith,
+  verifyShare,
+} from "../src/vss";
 import { hex, uuidText } from "../src/wire";
 import { golden } from "./fixtures";
 
@@ -91,5 +103,75 @@ describe("the browser's verifiable split", () => {
 
   it("refuses a non-canonical scalar", () => {
     expect(() => scalarFromBytes(new Uint8Array(32).fill(0xff))).toThrow(/canonical/);
+  });
+});
+
+describe("the browser's re-share of a golden sharing", () => {
+  const secret = scalarFromBytes(golden("vss-secret"));
+  const current = golden("vss-commitments-3-of-4");
+  const shares = chunks(golden("vss-shares-3-of-4")).map((value, i) => ({ index: i + 1, value }));
+
+  /** Holders 1, 2 and 4 deal to a 2-of-3 board; each new holder receives. */
+  function redistribute(): { deals: ReturnType<typeof dealShare>[]; received: ReturnType<typeof receive>[] } {
+    const deals = [0, 1, 3].map((position) => dealShare(shares[position]!, current, 2, 3));
+    const received = [1, 2, 3].map((index) =>
+      receive(
+        current,
+        2,
+        deals.map((deal): [number, Uint8Array, (typeof deal.subshares)[number]] => [deal.dealer, deal.commitments, deal.subshares[index - 1]!]),
+      ),
+    );
+    return { deals, received };
+  }
+
+  it("moves the golden secret to new shares that any 2 of 3 rebuild, under commitments to the same secret", () => {
+    const { received } = redistribute();
+    const commitments = received[0]!.commitments;
+    for (const { commitments: theirs } of received) expect(hex(theirs)).toBe(hex(commitments));
+    // The constant term still commits to the golden secret: the manifest's commitment holds.
+    expect(hex(commitments.subarray(0, 32))).toBe(hex(current.subarray(0, 32)));
+    for (const pair of [[0, 1], [0, 2], [1, 2]]) {
+      const points = pair.map((position): [number, bigint] => {
+        const share = received[position]!.share;
+        return [share.index, scalarFromBytes(share.value)];
+      });
+      expect(interpolate(points)).toBe(secret);
+    }
+    // An old share with a new one rebuilds nothing.
+    const mixed: [number, bigint][] = [
+      [1, scalarFromBytes(shares[0]!.value)],
+      [2, scalarFromBytes(received[1]!.share.value)],
+    ];
+    expect(interpolate(mixed)).not.toBe(secret);
+  });
+
+  it("names a dealer whose sub-share is off their commitments, and one who dealt another share", () => {
+    const { deals } = redistribute();
+    const crooked = deals.map((deal): [number, Uint8Array, (typeof deal.subshares)[number]] => [deal.dealer, deal.commitments, deal.subshares[0]!]);
+    crooked[1] = [crooked[1]![0], crooked[1]![1], { index: 1, value: scalarToBytes(12345n) }];
+    expect(() => receive(current, 2, crooked)).toThrow(BadDealer);
+    expect(() => receive(current, 2, crooked)).toThrow(/holder 2/);
+    // Holder 4 publishes a dealing of some other value: caught from public data alone.
+    const other = split(randomScalar(), 2, 3).commitments;
+    expect(() =>
+      redistributedCommitments(current, 2, [
+        [1, deals[0]!.commitments],
+        [2, deals[1]!.commitments],
+        [4, other],
+      ]),
+    ).toThrow(/holder 4/);
+  });
+
+  it("refuses too few or repeated dealers, and a share off its sharing", () => {
+    const { deals } = redistribute();
+    expect(() => redistributedCommitments(current, 2, [[1, deals[0]!.commitments], [2, deals[1]!.commitments]])).toThrow(/needs 3/);
+    expect(() =>
+      redistributedCommitments(current, 2, [
+        [1, deals[0]!.commitments],
+        [1, deals[0]!.commitments],
+        [2, deals[1]!.commitments],
+      ]),
+    ).toThrow(/twice/);
+    expect(() => dealShare({ index: 1, value: shares[1]!.value }, current, 2, 3)).toThrow(/not a point/);
   });
 });
