@@ -321,3 +321,74 @@ export async function openReleaseKey(
   }
   return { key, secret };
 }
+
+/** Where a sealed sub-share of a re-share belongs: sealed inside it and checked on opening. */
+export interface SubShareBinding {
+  vaultId: string;
+  subject: Subject;
+  /** The re-share (16 bytes, hex). */
+  reshareId: string;
+  rosterHead: Uint8Array;
+  /** The dealer's index in the current sharing. */
+  dealer: number;
+  /** SHA-256 of the dealer's commitments, which the sub-share must satisfy. */
+  dealtCommitmentsSha256: Uint8Array;
+  /** The new holder's share index. */
+  index: number;
+  /** The new holder (fingerprint, hex). */
+  holder: string;
+}
+
+const SUBSHARE_DOMAIN = "quorate/reshare-subshare/v1";
+
+/** The plaintext of a sealed sub-share: "quorate/reshare-subshare/v1" ‖ binding ‖ sub-share. */
+export function encodeSubsharePlaintext(binding: SubShareBinding, subshare: Uint8Array): Uint8Array<ArrayBuffer> {
+  const writer = new Writer(SUBSHARE_DOMAIN).fixed(uuidBytes(binding.vaultId));
+  encodeSubject(writer, binding.subject);
+  return writer
+    .fixed(fromHex(binding.reshareId))
+    .fixed(binding.rosterHead)
+    .u8(binding.dealer)
+    .fixed(binding.dealtCommitmentsSha256)
+    .u8(binding.index)
+    .fixed(fromHex(binding.holder))
+    .fixed(subshare)
+    .finish();
+}
+
+/**
+ * A sealed sub-share's plaintext checked against the binding this device expects, field by
+ * field (the first that differs is named, and the plaintext wiped); returns the sub-share.
+ */
+export function checkSubsharePlaintext(plaintext: Uint8Array, expected: SubShareBinding): Uint8Array {
+  const reader = new Reader(plaintext, SUBSHARE_DOMAIN, "sealed sub-share");
+  const vaultId = uuidText(reader.fixed(16));
+  const kind = ({ 1: "recording", 2: "transcript" } as const)[reader.u8()];
+  if (!kind) throw reader.malformed();
+  const subjectId = uuidText(reader.fixed(16));
+  const reshareId = hex(reader.fixed(16));
+  const rosterHead = reader.fixed(32);
+  const dealer = reader.u8();
+  const dealtCommitmentsSha256 = reader.fixed(32);
+  const index = reader.u8();
+  const holder = hex(reader.fixed(32));
+  const subshare = reader.fixed(32).slice();
+  reader.finish();
+  plaintext.fill(0);
+  const fields: [string, boolean][] = [
+    ["vault", vaultId === expected.vaultId],
+    ["subject", kind === expected.subject.kind && subjectId === expected.subject.id],
+    ["re-share", reshareId === expected.reshareId],
+    ["roster head", equalBytes(rosterHead, expected.rosterHead)],
+    ["dealer", dealer === expected.dealer],
+    ["dealer's commitments", equalBytes(dealtCommitmentsSha256, expected.dealtCommitmentsSha256)],
+    ["share index", index === expected.index],
+    ["holder", holder === expected.holder],
+  ];
+  const wrong = fields.find(([, ok]) => !ok);
+  if (wrong) {
+    subshare.fill(0);
+    throw new StatementError(`a sealed sub-share belongs elsewhere: its ${wrong[0]} differs`);
+  }
+  return subshare;
+}

@@ -122,7 +122,7 @@ export type BodyOf<K extends Kind> = {
   "vault-policy": VaultPolicy;
   "search-key-commitment": SearchKeyCommitment;
   "release-manifest": ReleaseManifest;
-  "reshare-deal": never;
+  "reshare-deal": ReshareDeal;
   "retention-rule": RetentionRule;
   "legal-hold": LegalHold;
 }[K];
@@ -833,9 +833,78 @@ function decodeLegalHold(body: Uint8Array): LegalHold {
   return hold;
 }
 
-/** Re-share deals are made and read by the CLI alone; the browser names them and stops. */
-function refuseReshareDeal(): never {
-  throw new StatementError("a re-share deal is read by the quorate CLI, not by the browser yet");
+/**
+ * One current holder's signed deal of their share to a changed board (kind 10): bound to the
+ * sharing it replaces (SHA-256 of its commitments), the roster head and holders it moves to,
+ * and the SHA-256 of each sealed sub-share, in holder order.
+ */
+export interface ReshareDeal {
+  vaultId: string;
+  subject: Subject;
+  /** 16 bytes, chosen by whoever opened the re-share; hex. */
+  reshareId: string;
+  currentCommitmentsSha256: Uint8Array;
+  /** The dealer's index in the current sharing. */
+  dealer: number;
+  newK: number;
+  rosterHead: Uint8Array;
+  /** The new holders (fingerprints, hex): new share i is `holders[i − 1]`'s. */
+  holders: string[];
+  /** The dealer's commitments, 32 bytes per coefficient of the new threshold. */
+  commitments: Uint8Array;
+  sealedSubsharesSha256: Uint8Array[];
+  issuedAt: number;
+}
+
+const RESHARE_DEAL_DOMAIN = "quorate/reshare-deal/v1";
+
+export function encodeReshareDeal(deal: ReshareDeal): Uint8Array {
+  const writer = new Writer(RESHARE_DEAL_DOMAIN).fixed(uuidBytes(deal.vaultId));
+  encodeSubject(writer, deal.subject);
+  return writer
+    .fixed(fromHex(deal.reshareId))
+    .fixed(deal.currentCommitmentsSha256)
+    .u8(deal.dealer)
+    .u8(deal.newK)
+    .fixed(deal.rosterHead)
+    .list(deal.holders, (w, holder) => w.fixed(fromHex(holder)))
+    .bytes(deal.commitments)
+    .list(deal.sealedSubsharesSha256, (w, digest) => w.fixed(digest))
+    .i64(deal.issuedAt)
+    .finish();
+}
+
+function decodeReshareDeal(body: Uint8Array): ReshareDeal {
+  const reader = new Reader(body, RESHARE_DEAL_DOMAIN, "reshare deal");
+  const deal = {
+    vaultId: uuidText(reader.fixed(16)),
+    subject: decodeSubject(reader),
+    reshareId: hex(reader.fixed(16)),
+    currentCommitmentsSha256: reader.fixed(32),
+    dealer: reader.u8(),
+    newK: reader.u8(),
+    rosterHead: reader.fixed(32),
+    holders: reader.list((r) => hex(r.fixed(32))),
+    commitments: reader.bytes(),
+    sealedSubsharesSha256: reader.list((r) => r.fixed(32)),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  // The shape quorate-crypto's `ReshareDeal::check` requires.
+  const n = deal.holders.length;
+  if (
+    deal.dealer === 0 ||
+    n === 0 ||
+    n > 255 ||
+    deal.sealedSubsharesSha256.length !== n ||
+    new Set(deal.holders).size !== n ||
+    deal.newK < 1 ||
+    deal.newK > n ||
+    deal.commitments.length !== 32 * deal.newK
+  ) {
+    throw new StatementError("a re-share deal names a dealer, 1 to 255 distinct new holders with a sealed sub-share each, and k commitments");
+  }
+  return deal;
 }
 
 const DECODERS: Decoders = {
@@ -848,7 +917,7 @@ const DECODERS: Decoders = {
   "vault-policy": decodeVaultPolicy,
   "search-key-commitment": decodeSearchKeyCommitment,
   "release-manifest": decodeReleaseManifest,
-  "reshare-deal": refuseReshareDeal,
+  "reshare-deal": decodeReshareDeal,
   "retention-rule": decodeRetentionRule,
   "legal-hold": decodeLegalHold,
 };

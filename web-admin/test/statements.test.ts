@@ -9,8 +9,10 @@ import {
   type ShareBinding,
   checkCurrentSharePlaintext,
   checkSharePlaintext,
+  checkSubsharePlaintext,
   encodeNodeShare,
   encodeSharePlaintext,
+  encodeSubsharePlaintext,
 } from "../src/sealed";
 import { scalarFromBytes, splitWith } from "../src/vss";
 import {
@@ -22,6 +24,7 @@ import {
   decodeRecordingMetadata,
   encodeRecordingMetadata,
   encodeRecordingManifest,
+  encodeReshareDeal,
   encodeVaultPolicy,
   fingerprintOf,
   parseSigned,
@@ -44,6 +47,7 @@ const STATEMENTS: [string, Kind][] = [
   ["vault-policy", "vault-policy"],
   ["retention-rule", "retention-rule"],
   ["legal-hold", "legal-hold"],
+  ["reshare-deal", "reshare-deal"],
 ];
 
 describe("statements from the Rust side", () => {
@@ -71,6 +75,13 @@ describe("statements from the Rust side", () => {
     expect([hold.action, hold.reason, hold.scope]).toEqual(["place", "Case 12-345", { vault: true }]);
   });
 
+  it("reads a re-share deal as the Rust side wrote it", async () => {
+    const deal = (await verify("reshare-deal", bytes("reshare-deal"))).statement;
+    expect([deal.dealer, deal.newK, deal.reshareId]).toEqual([2, 2, "15".repeat(16)]);
+    expect(deal.holders[1]).toBe(hex(bytes("fingerprint")));
+    expect(hex(deal.sealedSubsharesSha256[1]!)).toBe("62".repeat(32));
+  });
+
   it("a statement of one kind is not accepted as another", async () => {
     await expect(verify("vote", bytes("roster-entry"))).rejects.toThrow(/expected a vote/);
   });
@@ -87,6 +98,7 @@ describe("statements from the Rust side", () => {
       ["vote-deny", "vote", encodeVote, admin, adminKey],
       ["recording-manifest", "recording-manifest", encodeRecordingManifest, member, memberKey],
       ["vault-policy", "vault-policy", encodeVaultPolicy, admin, adminKey],
+      ["reshare-deal", "reshare-deal", encodeReshareDeal, member, memberKey],
     ];
     for (const [name, kind, encode, key, verifyingKey] of cases) {
       const original = bytes(name);
@@ -168,6 +180,26 @@ describe("shares", () => {
     const request = await verify("unlock-request", bytes("unlock-request"));
     const plaintext = encodeNodeShare(request.statement, await binding(), sharing.shares[1]!.value);
     expect(hex(plaintext)).toBe(hex(bytes("node-share-plaintext")));
+  });
+
+  it("a re-share's sealed sub-share carries the Rust plaintext, and opens only where it belongs", async () => {
+    const deal = (await verify("reshare-deal", bytes("reshare-deal"))).statement;
+    const expected = {
+      vaultId: deal.vaultId,
+      subject: deal.subject,
+      reshareId: deal.reshareId,
+      rosterHead: deal.rosterHead,
+      dealer: deal.dealer,
+      dealtCommitmentsSha256: deal.currentCommitmentsSha256,
+      index: 1,
+      holder: deal.holders[0]!,
+    };
+    const subshare = sharing.shares[0]!.value;
+    expect(hex(encodeSubsharePlaintext(expected, subshare))).toBe(hex(bytes("reshare-subshare-plaintext")));
+    expect(hex(checkSubsharePlaintext(bytes("reshare-subshare-plaintext"), expected))).toBe(hex(subshare));
+    expect(() => checkSubsharePlaintext(bytes("reshare-subshare-plaintext"), { ...expected, dealer: 1 })).toThrow(/dealer differs/);
+    expect(() => checkSubsharePlaintext(bytes("reshare-subshare-plaintext"), { ...expected, holder: deal.holders[1]! })).toThrow(/holder differs/);
+    expect(() => checkSubsharePlaintext(bytes("reshare-subshare-plaintext"), { ...expected, rosterHead: new Uint8Array(32) })).toThrow(/roster head/);
   });
 });
 

@@ -426,11 +426,20 @@ pub fn seal_subshare(
             field: "sub-share index",
         });
     }
+    let plaintext = encode_subshare(binding, subshare);
+    crate::envelope::seal(&plaintext, std::slice::from_ref(holder))
+}
+
+/// The plaintext of a sealed sub-share: the domain, its binding, the sub-share (exposed for
+/// golden vectors that the browser reproduces).
+pub fn encode_subshare(
+    binding: &SubShareBinding,
+    subshare: &ScalarShare,
+) -> zeroize::Zeroizing<Vec<u8>> {
     let mut writer = Writer::new(SUBSHARE_DOMAIN);
     binding.encode(&mut writer);
     writer.fixed(&*subshare.to_bytes());
-    let plaintext = zeroize::Zeroizing::new(writer.finish());
-    crate::envelope::seal(&plaintext, std::slice::from_ref(holder))
+    zeroize::Zeroizing::new(writer.finish())
 }
 
 /// Opens a sealed sub-share with the new holder's key and checks its binding against

@@ -8,6 +8,7 @@ use base64::Engine;
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, IdentityFile, NodeId, RecordingId, RequestId, SecretBytes,
     TranscriptId, VaultId,
+    reshare::{ReshareDeal, SubShareBinding, commitments_sha256, encode_subshare},
     retention::{Anchor, HoldAction, LegalHold, Period, RetentionRule, Scope},
     rewrap::{Purpose, RequestBinding, encode_node_share},
     statement::{
@@ -209,7 +210,7 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         threshold,
         index: 2,
         member: member.fingerprint(),
-        commitments,
+        commitments: commitments.clone(),
     };
     let share = shares[1].clone();
     out.insert("share-plaintext", encode_share(&binding, &share).to_vec());
@@ -232,6 +233,42 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     };
     out.insert("recording-metadata", metadata.encode().unwrap().to_vec());
     out.insert("fingerprint", member.fingerprint().as_bytes().to_vec());
+    // A deal and a sealed sub-share's plaintext, for their bytes (the values are the golden
+    // 2-of-2 sharing's, not a real dealing).
+    let reshare_id = [0x15; 16];
+    let roster_head = [0x16; 32];
+    let dealt_commitments = commitments.to_bytes();
+    let deal = ReshareDeal {
+        vault_id: vault,
+        subject: Subject::Recording(recording),
+        reshare_id,
+        current_commitments_sha256: commitments_sha256(&commitments),
+        dealer: 2,
+        new_k: 2,
+        roster_head,
+        holders: vec![admin.fingerprint(), member.fingerprint()],
+        commitments: dealt_commitments.clone(),
+        sealed_subshares_sha256: vec![[0x61; 32], [0x62; 32]],
+        issued_at: 1_700_000_600,
+    };
+    out.insert(
+        "reshare-deal",
+        SignedStatement::sign(&deal, &member).to_bytes(),
+    );
+    let subshare_binding = SubShareBinding {
+        vault_id: vault,
+        subject: Subject::Recording(recording),
+        reshare_id,
+        roster_head,
+        dealer: 2,
+        dealt_commitments_sha256: commitments_sha256(&commitments),
+        index: 1,
+        holder: admin.fingerprint(),
+    };
+    out.insert(
+        "reshare-subshare-plaintext",
+        encode_subshare(&subshare_binding, &shares[0]).to_vec(),
+    );
     let (shares, commitments) = counted_split();
     out.insert("vss-secret", scalar(0x40).to_bytes().to_vec());
     out.insert(
