@@ -18,34 +18,7 @@ import {
   verifyShare,
 } from "../src/vss";
 import { hex, uuidText } from "../src/wire";
-import { golden } from "./fixtures";
-
-/** ℓ, the order of ristretto255. */
-const ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
-
-function power(base: bigint, exponent: bigint): bigint {
-  let result = 1n;
-  for (base %= ORDER; exponent > 0n; exponent >>= 1n, base = (base * base) % ORDER) {
-    if (exponent & 1n) result = (result * base) % ORDER;
-  }
-  return result;
-}
-
-/** The test's own Lagrange interpolation at 0 over the scalar field. */
-function interpolate(points: [number, bigint][]): bigint {
-  let sum = 0n;
-  for (const [x, y] of points) {
-    let numerator = 1n;
-    let denominator = 1n;
-    for (const [other] of points) {
-      if (other === x) continue;
-      numerator = (numerator * BigInt(other)) % ORDER;
-      denominator = (((denominator * BigInt(other - x)) % ORDER) + ORDER) % ORDER;
-    }
-    sum = (sum + y * numerator * power(denominator, ORDER - 2n)) % ORDER;
-  }
-  return sum;
-}
+import { golden, interpolate } from "./fixtures";
 
 function chunks(bytes: Uint8Array): Uint8Array[] {
   return Array.from({ length: bytes.length / 32 }, (_, i) => bytes.subarray(i * 32, (i + 1) * 32));

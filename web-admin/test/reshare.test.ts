@@ -1,0 +1,149 @@
+// Re-sharing in the browser (issue 18): a board of three where one leaves and one joins.
+// Two current holders deal in the page, each new holder takes a new share there, and the
+// new shares rebuild the secret while a leaver's old share with a new one does not; any
+// page replays the re-share from the signed deals. A lying server is caught: a swapped
+// sealed sub-share, a deal signed in a holder's name by someone else, deals onto another
+// roster, and made-up current commitments.
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import { describe, expect, it } from "vitest";
+
+import { type MemberIdentity, signingKeys } from "../src/identity";
+import { type Board, type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "../src/reshare";
+import { Roster } from "../src/roster";
+import { bindingFor, checkCurrentSharePlaintext, encodeSharePlaintext, open, recipientBytes, seal, secretKeyText } from "../src/sealed";
+import { type SplitKey, type Subject, encodeRosterEntry, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
+import { ageKeyBytes, randomScalar, scalarFromBytes, split } from "../src/vss";
+import { hex } from "../src/wire";
+import { adminIdentity, genesis, interpolate } from "./fixtures";
+
+const VAULT = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a";
+const SUBJECT: Subject = { kind: "recording", id: "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b" };
+
+/** A member with fresh keys. */
+async function member(): Promise<MemberIdentity> {
+  const [signingKey, verifyingKey] = await signingKeys(crypto.getRandomValues(new Uint8Array(32)));
+  const ageSecret = await generateIdentity();
+  const recipient = await identityToRecipient(ageSecret);
+  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
+  return { recipient, verifyingKey, fingerprintHex, fingerprintShort: shortFingerprint(fingerprintHex), ageSecret, signingKey };
+}
+
+/** The admin's signed roster change of `who`, next after `chain`. */
+async function change(chain: Uint8Array[], admin: MemberIdentity, who: MemberIdentity, add: boolean, name: string): Promise<Uint8Array> {
+  const roster = await Roster.verify(VAULT, chain);
+  const body = encodeRosterEntry({
+    vaultId: VAULT,
+    sequence: chain.length,
+    previous: roster.head(),
+    change: add ? "add" : "remove",
+    role: "member",
+    member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
+    name,
+    issuedAt: 1_700_000_000 + chain.length,
+  });
+  return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
+}
+
+/** Ada (admin), Bo and Cy hold a 2-of-3 key; then Dee joins and Bo leaves. */
+async function board() {
+  const [ada, bo, cy, dee] = [await adminIdentity(), await member(), await member(), await member()];
+  const chain = [await genesis(VAULT, ada)];
+  chain.push(await change(chain, ada, bo, true, "Bo"));
+  chain.push(await change(chain, ada, cy, true, "Cy"));
+  const secret = randomScalar();
+  const sharing = split(secret, 2, 3);
+  const keyBytes = await ageKeyBytes(secret, SUBJECT);
+  const splitKey: SplitKey = {
+    recipient: recipientBytes(await identityToRecipient(secretKeyText(keyBytes))),
+    k: 2,
+    n: 3,
+    holders: [ada, bo, cy].map((holder) => holder.fingerprintHex),
+    commitments: sharing.commitments,
+  };
+  const sealed = new Map<string, Uint8Array>();
+  for (const [i, holder] of [ada, bo, cy].entries()) {
+    const binding = bindingFor(VAULT, SUBJECT, splitKey, holder.fingerprintHex)!;
+    sealed.set(holder.fingerprintHex, await seal(encodeSharePlaintext(binding, sharing.shares[i]!.value), recipientBytes(holder.recipient)));
+  }
+  chain.push(await change(chain, ada, dee, true, "Dee"));
+  chain.push(await change(chain, ada, bo, false, "Bo"));
+  const roster = await Roster.verify(VAULT, chain);
+  const key: SharedKey = { vaultId: VAULT, subject: SUBJECT, split: splitKey, current: { commitments: splitKey.commitments, holders: splitKey.holders } };
+  return { ada, bo, cy, dee, roster, secret, sharing, key, sealed, newBoard: boardFor(roster, 2, 2) };
+}
+
+/** The open re-share as the server hands it to `holder`. */
+function offered(reshareId: string, deals: Awaited<ReturnType<typeof deal>>[], holder: MemberIdentity) {
+  return {
+    reshareId,
+    deals: deals.map((dealt) => dealt.deal),
+    subshares: deals.map((dealt) => dealt.subshares.find((sub) => sub.member === holder.fingerprintHex)!.sealed),
+  };
+}
+
+/** `holder`'s new share, opened from what `accept` sealed to them and checked as a vote checks it. */
+async function opened(holder: MemberIdentity, splitKey: SplitKey, sealed: Uint8Array): Promise<bigint> {
+  const expected = { ...bindingFor(VAULT, SUBJECT, splitKey, splitKey.holders[0]!)!, member: holder.fingerprintHex };
+  const { share } = checkCurrentSharePlaintext(await open(sealed, holder.ageSecret, "new share"), expected);
+  return scalarFromBytes(share);
+}
+
+describe("re-sharing in the browser", () => {
+  it("moves a key to the new board, whose shares rebuild it while a leaver's old share does not help", async () => {
+    const { ada, cy, dee, roster, secret, sharing, key, sealed, newBoard } = await board();
+    expect(newBoard.holders).toEqual([ada, cy, dee].map((holder) => holder.fingerprintHex));
+    const reshareId = freshReshareId();
+    const deals = [
+      await deal(ada, key, newBoard, roster, reshareId, sealed.get(ada.fingerprintHex)!, 1_700_000_100),
+      await deal(cy, key, newBoard, roster, reshareId, sealed.get(cy.fingerprintHex)!, 1_700_000_101),
+    ];
+    const taken = new Map<string, Awaited<ReturnType<typeof accept>>>();
+    for (const holder of [ada, cy, dee]) taken.set(holder.fingerprintHex, await accept(holder, key, newBoard, roster, offered(reshareId, deals, holder)));
+    const commitments = [...taken.values()].map((acceptance) => hex(acceptance.commitments));
+    expect(new Set(commitments).size).toBe(1);
+
+    // Any page replays the re-share from the signed deals to the same sharing.
+    const replayed = await currentSharing(roster, VAULT, SUBJECT, key.split, [deals.map((dealt) => dealt.deal)]);
+    expect(hex(replayed.commitments)).toBe(commitments[0]);
+    expect(replayed.holders).toEqual(newBoard.holders);
+
+    const deeShare = await opened(dee, key.split, taken.get(dee.fingerprintHex)!.sealed);
+    const adaShare = await opened(ada, key.split, taken.get(ada.fingerprintHex)!.sealed);
+    expect(interpolate([[1, adaShare], [3, deeShare]])).toBe(secret);
+    // Bo's old share (index 2) with a new one rebuilds nothing.
+    const bosOld = scalarFromBytes(sharing.shares[1]!.value);
+    expect(interpolate([[2, bosOld], [3, deeShare]])).not.toBe(secret);
+  });
+
+  it("refuses what a lying server hands a new holder", async () => {
+    const { ada, cy, dee, roster, key, sealed, newBoard } = await board();
+    const reshareId = freshReshareId();
+    const deals = [
+      await deal(ada, key, newBoard, roster, reshareId, sealed.get(ada.fingerprintHex)!, 1_700_000_100),
+      await deal(cy, key, newBoard, roster, reshareId, sealed.get(cy.fingerprintHex)!, 1_700_000_101),
+    ];
+    const honest = offered(reshareId, deals, dee);
+
+    // The sealed sub-shares swapped: the server's doing, and said to be.
+    const swapped = { ...honest, subshares: [honest.subshares[1]!, honest.subshares[0]!] };
+    await expect(accept(dee, key, newBoard, roster, swapped)).rejects.toThrow(/server altered or swapped/);
+
+    // Dee signs a deal in Cy's place (dealer 3): not the holder at that index.
+    const forged = await deal(cy, key, newBoard, roster, reshareId, sealed.get(cy.fingerprintHex)!, 1_700_000_102);
+    const reSigned = await sign(
+      "reshare-deal",
+      parseSigned(forged.deal).body,
+      dee.signingKey,
+      dee.verifyingKey,
+    );
+    await expect(accept(dee, key, newBoard, roster, { ...honest, deals: [honest.deals[0]!, reSigned] })).rejects.toThrow(/signer of a deal/);
+
+    // Deals onto a board this page did not verify (another roster head).
+    const otherBoard: Board = { ...newBoard, rosterHead: new Uint8Array(32).fill(7) };
+    await expect(accept(dee, key, otherBoard, roster, honest)).rejects.toThrow(/roster head/);
+
+    // Made-up current commitments (a sharing of another secret) are refused before any deal.
+    const madeUp: SharedKey = { ...key, current: { ...key.current, commitments: split(randomScalar(), 2, 3).commitments } };
+    await expect(accept(dee, madeUp, newBoard, roster, honest)).rejects.toThrow(/secret/);
+  });
+});
