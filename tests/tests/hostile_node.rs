@@ -595,5 +595,15 @@ async fn a_node_refuses_shares_from_before_a_re_share_that_raised_k() {
         "the node counts against the policy: {reason}"
     );
     assert!(client.transcripts(vault).await.unwrap().is_empty());
+
+    // Nor can it show the node the older policy: the node pinned the newer one (when it
+    // looked at its status, before any job) and refuses to go back.
+    sqlx::query("DELETE FROM vault_policies WHERE min_threshold = 3")
+        .execute(server.app.db.pool())
+        .await
+        .unwrap();
+    let rolled_back = staffed.machine.run(&["status"]).await;
+    assert_eq!(rolled_back.code, 3, "{rolled_back:?}");
+    assert!(rolled_back.stderr.contains("a rollback"), "{rolled_back:?}");
     server.stop().await;
 }

@@ -456,8 +456,8 @@ impl Client {
             .get(&format!("/vaults/{}/policy", roster.vault_id()))
             .await?;
         let signed = statement(&answer.statement)?;
-        let (verified, _) = roster
-            .verify_by_admin::<VaultPolicy>(&signed)
+        // What an admin signed stays in force when they leave (or replace their identity).
+        let verified = checks::by_admin_ever::<VaultPolicy>(roster, &signed)
             .map_err(|error| ClientError::Invalid(format!("the vault policy: {error}")))?;
         Ok(verified.statement)
     }

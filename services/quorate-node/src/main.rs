@@ -138,9 +138,9 @@ pub(crate) struct Enrolment {
     /// Hex digest of that chain's head.
     #[serde(default)]
     pub(crate) roster_head: String,
-    /// Sequence of the newest vault policy this node verified (0: none yet).
-    #[serde(default)]
-    pub(crate) policy_sequence: u64,
+    /// Sequence of the newest vault policy this node verified (none yet if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) policy_sequence: Option<u64>,
 }
 
 fn folder(cli: &Cli) -> Result<PathBuf, DeviceError> {
@@ -218,31 +218,50 @@ impl SignedIn {
         Ok(roster)
     }
 
-    /// The vault's newest policy, signed by an admin of `roster`, and refused if older than
-    /// the newest this node verified before; a newer one becomes the pin. A server that
-    /// served an older policy could have a key rebuilt with fewer approvals than the
-    /// members now require.
-    pub(crate) async fn policy(&self, roster: &Roster) -> Result<VaultPolicy, DeviceError> {
+    /// The vault's newest policy, signed by an admin of `roster` (or one who was), and
+    /// refused if older than the newest this node verified before, or missing once one was
+    /// seen; a newer one becomes the pin. A server that served an older policy could have a
+    /// key rebuilt with fewer approvals than the members now require. `None` when the vault
+    /// has never had one.
+    pub(crate) async fn policy_if_any(
+        &self,
+        roster: &Roster,
+    ) -> Result<Option<VaultPolicy>, DeviceError> {
+        let mut enrolment = read_enrolment(&self.folder)?;
+        let rollback = |shown: String, seen: u64| {
+            DeviceError::Refused(format!(
+                "the server shows {shown} but this node verified vault policy {seen} before (a rollback). This node will not work with it; tell an admin"
+            ))
+        };
         let policy = match self.client.policy(roster).await {
             Err(ClientError::Api { code, .. }) if code == "no_policy" => {
-                return Err(DeviceError::Refused(
-                    "the vault has no policy, so this node cannot tell how many approvals a key needs: an admin sets one (`quorate policy set --threshold K`)".into(),
-                ));
+                return match enrolment.policy_sequence {
+                    Some(seen) => Err(rollback("no vault policy".into(), seen)),
+                    None => Ok(None),
+                };
             }
             fetched => fetched?,
         };
-        let mut enrolment = read_enrolment(&self.folder)?;
-        if policy.sequence < enrolment.policy_sequence {
-            return Err(DeviceError::Refused(format!(
-                "the server shows vault policy {} but this node verified policy {} before (a rollback). This node will not work with it; tell an admin",
-                policy.sequence, enrolment.policy_sequence
-            )));
+        match enrolment.policy_sequence {
+            Some(seen) if policy.sequence < seen => {
+                return Err(rollback(format!("vault policy {}", policy.sequence), seen));
+            }
+            Some(seen) if policy.sequence == seen => {}
+            _ => {
+                enrolment.policy_sequence = Some(policy.sequence);
+                write_enrolment(&self.folder, &enrolment)?;
+            }
         }
-        if policy.sequence > enrolment.policy_sequence {
-            enrolment.policy_sequence = policy.sequence;
-            write_enrolment(&self.folder, &enrolment)?;
-        }
-        Ok(policy)
+        Ok(Some(policy))
+    }
+
+    /// [`SignedIn::policy_if_any`], refused when the vault has none: a job's key needs one.
+    pub(crate) async fn policy(&self, roster: &Roster) -> Result<VaultPolicy, DeviceError> {
+        self.policy_if_any(roster).await?.ok_or_else(|| {
+            DeviceError::Refused(
+                "the vault has no policy, so this node cannot tell how many approvals a key needs: an admin sets one (`quorate policy set --threshold K`)".into(),
+            )
+        })
     }
 }
 
@@ -447,7 +466,7 @@ async fn enroll(
             genesis: hex::encode(pinned),
             roster_len: roster.len(),
             roster_head: hex::encode(roster.head()),
-            policy_sequence: 0,
+            policy_sequence: None,
         },
     )?;
     let admins = admins(&roster);
@@ -488,6 +507,7 @@ fn admins_json(admins: &[(String, String)]) -> serde_json::Value {
 async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), DeviceError> {
     let signed_in = sign_in(folder, server).await?;
     let roster = signed_in.roster().await?;
+    let policy = signed_in.policy_if_any(&roster).await?;
     let SignedIn {
         identity,
         vault,
@@ -524,10 +544,22 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
     };
     let admins = admins(&roster);
     let fingerprint = identity.fingerprint().short();
+    let policy_note = policy.as_ref().map_or_else(
+        || {
+            "\nThe vault has no policy yet: this node takes no job until an admin sets one"
+                .to_owned()
+        },
+        |policy| {
+            format!(
+                "\nVault policy {}: a key needs at least {} approvals",
+                policy.sequence, policy.min_threshold
+            )
+        },
+    );
     print(
         json,
         &format!(
-            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}\nThis node's fingerprint: {fingerprint} (the admin who approves it types it)\n{}",
+            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}{policy_note}\nThis node's fingerprint: {fingerprint} (the admin who approves it types it)\n{}",
             printable(&view.name),
             model
                 .as_ref()
@@ -543,6 +575,7 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
             "model_sha256": model,
             "imported_model_sha256": local_model,
             "expires_at": expires,
+            "min_approvals": policy.as_ref().map(|policy| policy.min_threshold),
             "fingerprint": fingerprint,
             "admins": admins_json(&admins),
         }),

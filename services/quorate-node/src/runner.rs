@@ -23,6 +23,7 @@ use std::{
 use quorate_client::{Client, ClientError, DeviceError, checks::printable};
 use quorate_crypto::{
     RecordingId, TranscriptId,
+    roster::Roster,
     statement::{SignedStatement, StatementKind},
 };
 use quorate_node::{
@@ -75,6 +76,12 @@ async fn prepare(
 ) -> Result<Ready, Halt> {
     let session = retrying("sign in", &stop, || sign_in(folder, server)).await?;
     let roster = retrying("fetch the roster", &stop, || session.roster()).await?;
+    // Pinned now, not at the first job: a server choosing which job comes first cannot
+    // then show this node an older policy.
+    retrying("fetch the vault policy", &stop, || {
+        session.policy_if_any(&roster)
+    })
+    .await?;
     let view = retrying("fetch this node's approval", &stop, || {
         session.client.node(session.vault, session.node)
     })
@@ -228,10 +235,13 @@ async fn release(
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
     let roster = retrying("fetch the roster", stop, || session.roster()).await?;
-    let policy = retrying("fetch the vault policy", stop, || session.policy(&roster)).await?;
+    let min_approvals = match job_policy(ready, &roster).await? {
+        Ok(k) => k,
+        Err(failure) => return Ok(Err(failure)),
+    };
     let board = job::Board {
         roster: &roster,
-        min_approvals: policy.min_threshold,
+        min_approvals,
     };
     let producer = match job::transcript_producer(claim) {
         Ok(producer) => producer,
@@ -323,6 +333,20 @@ async fn release(
     Ok(Ok(()))
 }
 
+/// The least approvals the vault policy asks of a job's key. A policy this node must refuse
+/// (rolled back, missing, not an admin's) fails the job with the reason; the node goes on.
+async fn job_policy(ready: &Ready, roster: &Roster) -> Result<Result<u8, JobFailure>, Halt> {
+    let (session, stop) = (&ready.session, &ready.stop);
+    retrying("fetch the vault policy", stop, || async {
+        match session.policy(roster).await {
+            Ok(policy) => Ok(Ok(policy.min_threshold)),
+            Err(DeviceError::Refused(reason)) => Ok(Err(JobFailure(reason))),
+            Err(other) => Err(other),
+        }
+    })
+    .await
+}
+
 /// Transcribes a recording and seals the transcript.
 async fn transcribe(
     ready: &Ready,
@@ -330,10 +354,13 @@ async fn transcribe(
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
     let roster = retrying("fetch the roster", stop, || session.roster()).await?;
-    let policy = retrying("fetch the vault policy", stop, || session.policy(&roster)).await?;
+    let min_approvals = match job_policy(ready, &roster).await? {
+        Ok(k) => k,
+        Err(failure) => return Ok(Err(failure)),
+    };
     let board = job::Board {
         roster: &roster,
-        min_approvals: policy.min_threshold,
+        min_approvals,
     };
     let unlocked = match job::unlock(claim, board, &session.identity, session.node, now()) {
         Ok(unlocked) => unlocked,
@@ -397,6 +424,15 @@ async fn transcribe(
         node_id: session.node.to_string(),
         recording_id: unlocked.manifest.recording_id.to_string(),
         segments,
+    };
+    // The members now, not when the job began: the server takes the transcript only if its
+    // key is split among the current members.
+    let roster = match retrying("fetch the roster", stop, || session.roster()).await {
+        Ok(roster) => roster,
+        Err(halt) => {
+            job::wipe(transcript);
+            return Err(halt);
+        }
     };
     let sealed = job::seal(
         &unlocked,

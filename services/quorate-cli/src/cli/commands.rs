@@ -547,20 +547,38 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             let replaced = roster_member(&roster, &old)?.clone();
             let (public, name) =
                 approve_pending(&session, &roster, &fingerprint, replaced.role).await?;
-            // Added before the old identity goes, so that replacing the last admin works.
+            // The new identity gets the released keys while this session lasts: an admin
+            // replacing their own identity ends it with the removal.
             let roster = context.verified_roster(&session).await?;
-            remove_from_roster(&session, &roster, &replaced).await?;
-            context.verified_roster(&session).await?;
             note_shared(
                 super::minutes::share_keys(context, &session, Some(&public.fingerprint())).await?,
             );
+            // Added before the old identity goes, so that replacing the last admin works.
+            remove_from_roster(&session, &roster, &replaced)
+                .await
+                .map_err(|error| {
+                    DeviceError::Refused(format!(
+                        "{} is on the roster, but removing the old identity failed ({error}): run `quorate members remove {}`",
+                        public.fingerprint().short(),
+                        replaced.fingerprint.short()
+                    ))
+                })?;
+            let own = replaced.fingerprint == session.identity.fingerprint();
+            if !own {
+                context.verified_roster(&session).await?;
+            }
             context.print(
                 &format!(
-                    "{} ({}) replaces {} ({}), who is removed: the old identity can no longer sign in, and its shares count until the members run `quorate reshare`, which gives the new identity shares of every recording and transcript.",
+                    "{} ({}) replaces {} ({}), who is removed: the old identity can no longer sign in, and its shares count until the members run `quorate reshare`, which gives the new identity shares of every recording and transcript.{}",
                     printable(&name),
                     public.fingerprint().short(),
                     printable(&replaced.name),
-                    replaced.fingerprint.short()
+                    replaced.fingerprint.short(),
+                    if own {
+                        " You replaced your own identity: sign in with the new one from now on."
+                    } else {
+                        ""
+                    }
                 ),
                 &json!({ "added": public.fingerprint().short(), "name": name, "removed": replaced.fingerprint.short() }),
             );

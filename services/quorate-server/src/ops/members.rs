@@ -266,6 +266,9 @@ pub(crate) async fn append_roster(
 ) -> Result<u64, MemberError> {
     let vault = admin.vault.to_string();
     let mut tx = app.db.begin().await?;
+    // Roster changes take turns with re-share deals, new shares and swaps, which check the
+    // roster head under the same lock.
+    store::vaults::lock(&mut tx, &vault).await?;
     let mut roster = (*app.rosters.verified(&mut tx, admin.vault).await?).clone();
     let sequence = roster.len();
     roster.apply(signed)?;
@@ -303,6 +306,12 @@ pub(crate) async fn append_roster(
         now,
         Event::by(admin.fingerprint, action, &fingerprint, &statement),
     );
+    // An open re-share moves keys to the roster it was opened for, which this entry ends:
+    // it can never complete, and its sealed sub-shares go now.
+    for (reshare, subject) in store::reshares::open_in_vault(&mut tx, &vault).await? {
+        store::reshares::abandon(&mut tx, &reshare).await?;
+        tx.audit(admin.vault, now, Event::server("reshare.dropped", &subject));
+    }
     tx.commit().await?;
     tracing::info!(vault = %vault, sequence, "roster entry appended");
     Ok(sequence)

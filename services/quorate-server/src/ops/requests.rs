@@ -10,7 +10,7 @@ use quorate_api::{RequestStatus, RequestView, SubjectKind, VoteDecision};
 use quorate_crypto::{
     RequestId, VaultId,
     rewrap::resealed_digest,
-    statement::{Decision, SignedStatement, UnlockRequest, Vote},
+    statement::{Decision, SignedStatement, UnlockRequest, VaultPolicy, Vote},
     threshold::Subject,
 };
 
@@ -146,10 +146,14 @@ pub(crate) async fn create(
     let (threshold, holders) = subject_holders(&mut tx, &vault, &request.subject, now).await?;
     // A node takes no fewer approvals than the vault's policy asks, whatever k the key was
     // split with before the policy rose: the quorum waits for as many.
-    let threshold = match crate::ops::recordings::newest_policy(&mut tx, &vault).await {
-        Ok(Some(policy)) => threshold.max(policy.min_threshold),
-        Ok(None) => threshold,
-        Err(_) => return Err(RequestError::CorruptThreshold),
+    let threshold = match store::policies::newest(&mut tx, &vault).await? {
+        Some(bytes) => SignedStatement::from_bytes(&bytes)
+            .and_then(|signed| signed.verify::<VaultPolicy>())
+            .map_err(|_| RequestError::CorruptThreshold)?
+            .statement
+            .min_threshold
+            .max(threshold),
+        None => threshold,
     };
     check_node(&mut tx, &vault, &request, now).await?;
     let eligible = holders

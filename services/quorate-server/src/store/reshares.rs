@@ -342,6 +342,20 @@ pub(crate) async fn complete(
     Ok(())
 }
 
+/// The open re-shares of `vault`: (re-share, its subject's ID).
+pub(crate) async fn open_in_vault(
+    connection: &mut AnyConnection,
+    vault: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, COALESCE(recording_id, transcript_id) FROM reshares
+         WHERE vault_id = $1 AND completed_at IS NULL ORDER BY id",
+    )
+    .bind(vault)
+    .fetch_all(connection)
+    .await
+}
+
 /// Deletes an open re-share with everything dealt and sent into it.
 pub(crate) async fn abandon(
     connection: &mut AnyConnection,
