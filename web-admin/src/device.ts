@@ -35,7 +35,6 @@ import {
   verify,
 } from "./statements";
 import {
-  bindingFor,
   open,
   openReleaseKey,
   openSearchKey,
@@ -44,6 +43,7 @@ import {
   seal,
   searchKeyCheck,
   searchKeyPlaintext,
+  voteBinding,
 } from "./sealed";
 import {
   Writer,
@@ -436,8 +436,7 @@ export class Device {
       const subject = checked.transcript
         ? ({ kind: "transcript", id: checked.transcript.transcriptId } as const)
         : ({ kind: "recording", id: checked.manifest.recordingId } as const);
-      const binding = bindingFor(this.vaultId, subject, split.split, me);
-      if (!binding) throw new StatementError("you hold no share of this key, so your approval cannot count");
+      const binding = voteBinding(this.vaultId, subject, split.split, me);
       const share = checked.transcript
         ? await this.client.call("get", "/api/v1/vaults/{vault}/transcripts/{transcript}/share", {
             path: { vault: this.vaultId, transcript: subject.id },

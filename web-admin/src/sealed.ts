@@ -104,6 +104,17 @@ export function bindingFor(
   return { vaultId, subject, recipient, k, n, index: position + 1, member, commitments };
 }
 
+/**
+ * What a vote checks a member's share against: the manifest's vault, subject, key and
+ * commitment to the secret, and the member. Their place among the manifest's holders does
+ * not matter: after a re-share a member holds a share of keys split before they joined, in
+ * whichever sharing the re-share made (`checkCurrentSharePlaintext` checks it).
+ */
+export function voteBinding(vaultId: string, subject: Subject, split: SplitKey, member: string): ShareBinding {
+  const { recipient, k, n, commitments } = split;
+  return { vaultId, subject, recipient, k, n, index: split.holders.indexOf(member) + 1, member, commitments };
+}
+
 /** A sealed share's plaintext ("quorate/share/v2" ‖ B ‖ share), parsed. */
 function parseSharePlaintext(plaintext: Uint8Array): { binding: ShareBinding; share: Uint8Array } {
   const reader = new Reader(plaintext, "quorate/share/v2", "sealed share");

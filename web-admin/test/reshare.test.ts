@@ -10,8 +10,18 @@ import { describe, expect, it } from "vitest";
 import { type MemberIdentity, signingKeys } from "../src/identity";
 import { type Board, type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "../src/reshare";
 import { Roster } from "../src/roster";
-import { bindingFor, checkCurrentSharePlaintext, encodeSharePlaintext, open, recipientBytes, seal, secretKeyText } from "../src/sealed";
-import { type SplitKey, type Subject, encodeRosterEntry, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
+import {
+  bindingFor,
+  checkCurrentSharePlaintext,
+  encodeSharePlaintext,
+  open,
+  recipientBytes,
+  rewrap,
+  seal,
+  secretKeyText,
+  voteBinding,
+} from "../src/sealed";
+import { type SplitKey, type Subject, type UnlockRequest, encodeRosterEntry, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
 import { ageKeyBytes, randomScalar, scalarFromBytes, split } from "../src/vss";
 import { hex } from "../src/wire";
 import { adminIdentity, genesis, interpolate } from "./fixtures";
@@ -110,6 +120,31 @@ describe("re-sharing in the browser", () => {
     const deeShare = await opened(dee, key.split, taken.get(dee.fingerprintHex)!.sealed);
     const adaShare = await opened(ada, key.split, taken.get(ada.fingerprintHex)!.sealed);
     expect(interpolate([[1, adaShare], [3, deeShare]])).toBe(secret);
+    // Dee, who joined after the recording was made, approves a request on it: the page
+    // re-seals her new share to the node with the binding of the sharing the re-share made.
+    const request: UnlockRequest = {
+      vaultId: VAULT,
+      requestId: "0c0c0c0c-0c0c-4c0c-8c0c-0c0c0c0c0c0c",
+      subject: SUBJECT,
+      purpose: "transcribe",
+      nodeId: "0d0d0d0d-0d0d-4d0d-8d0d-0d0d0d0d0d0d",
+      requester: ada.fingerprintHex,
+      reason: "the minutes",
+      createdAt: 1_700_000_200,
+      expiresAt: 1_700_003_800,
+    };
+    expect(bindingFor(VAULT, SUBJECT, key.split, dee.fingerprintHex), "the manifest names Dee nowhere").toBeUndefined();
+    const node = await generateIdentity();
+    const { resealed } = await rewrap(
+      taken.get(dee.fingerprintHex)!.sealed,
+      dee.ageSecret,
+      voteBinding(VAULT, SUBJECT, key.split, dee.fingerprintHex),
+      request,
+      recipientBytes(await identityToRecipient(node)),
+    );
+    const atNode = await open(resealed, node, "re-sealed share");
+    expect(hex(atNode)).toContain(hex(taken.get(dee.fingerprintHex)!.commitments));
+
     // Bo's old share (index 2) with a new one rebuilds nothing.
     const bosOld = scalarFromBytes(sharing.shares[1]!.value);
     expect(interpolate([[2, bosOld], [3, deeShare]])).not.toBe(secret);
