@@ -447,3 +447,46 @@ async fn a_member_records_in_the_browser_and_the_node_transcribes_it() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_member_does_their_part_of_a_re_share_in_the_browser() {
+    let server = quorate_e2e::server_with_web_ui().await;
+    let (ada, members) = quorate_e2e::board(&server).await;
+    let (bo, cy) = (&members[0], &members[1]);
+    quorate_e2e::upload_speech(cy, "The council approved the library budget.", "Budget").await;
+    let (dee, joined) = pending_member(&server, &ada, "Dee").await;
+    ada.ok(&[
+        "members",
+        "approve",
+        joined["fingerprint"].as_str().unwrap(),
+    ])
+    .await;
+
+    // Bo deals his share in the browser, Cy with the command (k = 2).
+    browser(
+        "member-reshares",
+        &server,
+        bo,
+        "Bo",
+        &[("QUORATE_EXPECT", "Dealt your share of 1")],
+    )
+    .await;
+    let dealt = cy.ok(&["--json", "reshare"]).await.json();
+    assert_eq!(dealt["dealt"], 1, "{dealt}");
+    // The others take their new shares with the command; Bo, last, in the browser, which
+    // completes the re-share.
+    for member in [&ada, cy, &dee] {
+        let took = member.ok(&["--json", "reshare"]).await.json();
+        assert_eq!(took["accepted"], 1, "{took}");
+    }
+    browser(
+        "member-reshares",
+        &server,
+        bo,
+        "Bo",
+        &[("QUORATE_EXPECT", "took your new share of 1 (1 now held")],
+    )
+    .await;
+    let after = dee.ok(&["--json", "reshare"]).await.json();
+    assert_eq!(after["keys"], 0, "{after}");
+}

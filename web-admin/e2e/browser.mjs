@@ -7,7 +7,7 @@
 // can try, and what stops it").
 //
 //   node e2e/browser.mjs refused-while-pending | admin-approves-member | member-votes | search
-//                        | admin-approves-late-member | member-records
+//                        | admin-approves-late-member | member-records | member-reshares
 //                        | first-admin-joins | member-joins
 //
 // The two `-joins` stories start signed out, with QUORATE_CODE (the code), QUORATE_NAME (who
@@ -432,6 +432,19 @@ const stories = {
   async "admin-approves-late-member"() {
     await approvePending();
     await shot("members-late-approved");
+  },
+
+  // A member does their part of a re-share on the Re-share page: deals their share, or
+  // takes their new one, whichever the key waits for (QUORATE_EXPECT: what the page says).
+  async "member-reshares"() {
+    await visit("Re-share", "Re-share");
+    await accessible("reshare");
+    await shot("reshare");
+    await page.getByRole("button", { name: /^Do my part for/ }).click();
+    await page.locator("#status").getByText(env("QUORATE_EXPECT")).waitFor();
+    const alert = (await page.locator("#alert").textContent())?.trim();
+    if (alert) throw new Error(`the Re-share page shows an error: ${alert}`);
+    await shot("reshare-done");
   },
 
   // A member sees the open request with every signature checked, approves it: the share is

@@ -4,6 +4,7 @@
 
 import { ApiError, Client, type Schemas } from "./client";
 import type { MemberIdentity } from "./identity";
+import { type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "./reshare";
 import { Roster } from "./roster";
 import {
   type BodyOf,
@@ -14,6 +15,7 @@ import {
   type RecordingMetadata,
   type ReleaseManifest,
   type Role,
+  type Subject,
   type TranscriptManifest,
   type UnlockRequest,
   type VaultPolicy,
@@ -58,6 +60,9 @@ import {
   uuidBytes,
   uuidText,
 } from "./wire";
+
+/** What this member's device did for one key of a re-share. */
+export type ReshareOutcome = "dealt" | "accepted" | "completed" | "waiting";
 
 /** Where a device keeps what it pinned (the browser's localStorage; a map in tests). */
 export interface PinStore {
@@ -369,6 +374,71 @@ export class Device {
     return this.nodeStatement(roster, "transcript-manifest", view);
   }
 
+  /** This member's sealed share of `subject`'s key, as the server keeps it. */
+  private async sealedShare(subject: Subject): Promise<Uint8Array> {
+    const share =
+      subject.kind === "transcript"
+        ? await this.client.call("get", "/api/v1/vaults/{vault}/transcripts/{transcript}/share", {
+            path: { vault: this.vaultId, transcript: subject.id },
+          })
+        : await this.client.call("get", "/api/v1/vaults/{vault}/recordings/{recording}/share", {
+            path: { vault: this.vaultId, recording: subject.id },
+          });
+    return fromBase64(share.sealed);
+  }
+
+  /** The keys whose shares do not follow the roster, or that a re-share is moving. */
+  async reshareWork(): Promise<Schemas["ReshareItem"][]> {
+    const work = await this.client.call("get", "/api/v1/vaults/{vault}/reshares", { path: { vault: this.vaultId } });
+    return work.items;
+  }
+
+  /**
+   * This member's part in the re-share of one key: deal their share (as a current holder
+   * who has not dealt), or take their new share (as a new holder once the deals are in).
+   * Everything is checked here first: the key's manifest, its replayed sharing, the board
+   * this page verified (roster head, members, the policy's k or the uploader's if higher).
+   */
+  async reshareStep(roster: Roster, policyK: number, item: Schemas["ReshareItem"]): Promise<ReshareOutcome> {
+    const me = this.identity.fingerprintHex;
+    const subject = { kind: item.kind, id: item.subject_id } as const;
+    const split =
+      item.kind === "recording"
+        ? (await this.recordingManifest(roster, { manifest: item.manifest, recording_id: item.subject_id } as Schemas["RecordingView"])).split
+        : (await this.transcriptManifest(roster, { manifest: item.manifest, transcript_id: item.subject_id } as Schemas["TranscriptView"])).split;
+    const current = await currentSharing(roster, this.vaultId, subject, split, item.history.map((deals) => deals.map(fromBase64)));
+    const key: SharedKey = { vaultId: this.vaultId, subject, split, current };
+    const board = boardFor(roster, policyK, split.k);
+    const open = item.open ?? null;
+    const index = current.holders.indexOf(me) + 1;
+    const dealt = open === null ? [] : await Promise.all(open.deals.map(async (bytes) => (await verify("reshare-deal", fromBase64(bytes))).statement));
+    if (index > 0 && (open === null || (dealt.length < open.needed && !dealt.some((deal) => deal.dealer === index)))) {
+      const reshareId = open?.reshare_id ?? freshReshareId();
+      if (dealt.some((deal) => deal.rosterHead.join() !== board.rosterHead.join() || deal.holders.join() !== board.holders.join() || deal.newK !== board.newK)) {
+        throw new StatementError("the open re-share moves the key to another board than the roster and policy this page verified");
+      }
+      const made = await deal(this.identity, key, board, roster, reshareId, await this.sealedShare(subject), now());
+      await this.client.call("post", "/api/v1/vaults/{vault}/reshares/deals", {
+        path: { vault: this.vaultId },
+        body: { deal: toBase64(made.deal), subshares: made.subshares.map(({ member, sealed }) => ({ member, sealed: toBase64(sealed) })) },
+      });
+      return "dealt";
+    }
+    if (open !== null && board.holders.includes(me) && open.deals.length >= open.needed && !open.accepted.includes(me)) {
+      const taken = await accept(this.identity, key, board, roster, {
+        reshareId: open.reshare_id,
+        deals: open.deals.map(fromBase64),
+        subshares: open.subshares.map(fromBase64),
+      });
+      const state = await this.client.call("post", "/api/v1/vaults/{vault}/reshares/{reshare}/accept", {
+        path: { vault: this.vaultId, reshare: open.reshare_id },
+        body: { sealed: toBase64(taken.sealed), commitments: toBase64(taken.commitments) },
+      });
+      return state.completed ? "completed" : "accepted";
+    }
+    return "waiting";
+  }
+
   /** Verifies a request and everything it names: the checks made before any vote. */
   async checkRequest(roster: Roster, view: Schemas["RequestView"]): Promise<CheckedRequest> {
     const [verified, requester] = await roster.verifyByMember("unlock-request", view.statement);
@@ -437,15 +507,8 @@ export class Device {
         ? ({ kind: "transcript", id: checked.transcript.transcriptId } as const)
         : ({ kind: "recording", id: checked.manifest.recordingId } as const);
       const binding = voteBinding(this.vaultId, subject, split.split, me);
-      const share = checked.transcript
-        ? await this.client.call("get", "/api/v1/vaults/{vault}/transcripts/{transcript}/share", {
-            path: { vault: this.vaultId, transcript: subject.id },
-          })
-        : await this.client.call("get", "/api/v1/vaults/{vault}/recordings/{recording}/share", {
-            path: { vault: this.vaultId, recording: subject.id },
-          });
       ({ resealed, digest } = await rewrap(
-        fromBase64(share.sealed),
+        await this.sealedShare(subject),
         this.identity.ageSecret,
         binding,
         checked.request,

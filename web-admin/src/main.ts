@@ -7,7 +7,7 @@ import "./style.css";
 import { ApiError, type Device, signIn } from "./device";
 import { IdentityError, openIdentityFile } from "./identity";
 import { joinPage } from "./join-page";
-import { type Page, audit, members, nodes, recordings, requests, search } from "./pages";
+import { type Page, audit, members, nodes, recordings, requests, reshare, search } from "./pages";
 import { record } from "./record";
 import { StatementError, shortFingerprint } from "./statements";
 import { act, fill, field, h, say, sentence } from "./ui";
@@ -18,6 +18,7 @@ const ROUTES: [string, string, Page][] = [
   ["record", "Record", record],
   ["search", "Search", search],
   ["members", "Members", members],
+  ["reshare", "Re-share", reshare],
   ["nodes", "Nodes", nodes],
   ["audit", "Audit log", audit],
 ];

@@ -405,6 +405,53 @@ export const recordings: Page = async (device, main) => {
 };
 
 // ---------------------------------------------------------------------------------------
+// Re-share: this member's part in moving every key to the current members
+
+export const reshare: Page = async (device, main) => {
+  heading(
+    main,
+    "Re-share",
+    "After members join or leave, every recording's and transcript's key moves to the current members without anyone rebuilding it: current holders deal their shares, then each member of the new board takes a new share. Each member does their part here (or with `quorate reshare`); everything is checked in this browser first.",
+  );
+  const roster = await device.roster();
+  const policy = await device.policy(roster);
+  const items = await device.reshareWork();
+  if (!items.length) {
+    main.append(h("p", { class: "empty" }, "Every key's shares follow the roster: nothing to re-share."));
+    return;
+  }
+  const rows = items.map((item) => [
+    item.kind,
+    h("code", {}, item.subject_id.slice(0, 8)),
+    item.open ? `${item.open.deals.length} of ${item.open.needed} deals, ${item.open.accepted.length} new shares in` : "not started",
+  ]);
+  main.append(table("Keys to re-share", ["Key of", "ID", "State"], rows));
+  const progress = h("progress", { max: String(items.length), value: "0", "aria-label": "Keys done" });
+  const results = h("ul", { class: "results" });
+  const run = button(`Do my part for ${items.length} ${items.length === 1 ? "key" : "keys"}`, (event) =>
+    act(event.currentTarget as HTMLButtonElement, "Re-sharing…", async () => {
+      const counts = { dealt: 0, accepted: 0, completed: 0, waiting: 0 };
+      const refused: string[] = [];
+      for (const [done, item] of items.entries()) {
+        try {
+          const outcome = await device.reshareStep(roster, policy.minThreshold, item);
+          counts[outcome] += 1;
+          if (outcome === "completed") counts.accepted += 1;
+        } catch (error) {
+          refused.push(`${item.kind} ${item.subject_id.slice(0, 8)}: ${message(error)}`);
+          results.append(h("li", {}, refused[refused.length - 1]!));
+        }
+        progress.value = done + 1;
+      }
+      say(
+        `Dealt your share of ${counts.dealt}, took your new share of ${counts.accepted} (${counts.completed} now held by the current members only); ${counts.waiting} wait for other members.` +
+          (refused.length ? ` ${refused.length} refused (listed below): tell the others and an admin.` : ""),
+      );
+    }));
+  main.append(h("div", { class: "actions" }, run, progress), results);
+};
+
+// ---------------------------------------------------------------------------------------
 // Audit log
 
 export const audit: Page = async (device, main) => {

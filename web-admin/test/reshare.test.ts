@@ -21,10 +21,11 @@ import {
   secretKeyText,
   voteBinding,
 } from "../src/sealed";
-import { type SplitKey, type Subject, type UnlockRequest, encodeRosterEntry, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
+import { type SplitKey, type Subject, type UnlockRequest, encodeRecordingManifest, encodeRosterEntry, encodeVaultPolicy, verify, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
 import { ageKeyBytes, randomScalar, scalarFromBytes, split } from "../src/vss";
-import { hex } from "../src/wire";
-import { adminIdentity, genesis, interpolate } from "./fixtures";
+import { fromBase64, hex, toBase64 } from "../src/wire";
+import { LyingServer, adminDevice, adminIdentity, genesis, interpolate, serveRoster } from "./fixtures";
+import type { Schemas } from "../src/client";
 
 const VAULT = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a";
 const SUBJECT: Subject = { kind: "recording", id: "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b" };
@@ -75,11 +76,12 @@ async function board() {
     const binding = bindingFor(VAULT, SUBJECT, splitKey, holder.fingerprintHex)!;
     sealed.set(holder.fingerprintHex, await seal(encodeSharePlaintext(binding, sharing.shares[i]!.value), recipientBytes(holder.recipient)));
   }
+  const uploadHead = (await Roster.verify(VAULT, chain)).head();
   chain.push(await change(chain, ada, dee, true, "Dee"));
   chain.push(await change(chain, ada, bo, false, "Bo"));
   const roster = await Roster.verify(VAULT, chain);
   const key: SharedKey = { vaultId: VAULT, subject: SUBJECT, split: splitKey, current: { commitments: splitKey.commitments, holders: splitKey.holders } };
-  return { ada, bo, cy, dee, roster, secret, sharing, key, sealed, newBoard: boardFor(roster, 2, 2) };
+  return { ada, bo, cy, dee, chain, uploadHead, roster, secret, sharing, key, sealed, newBoard: boardFor(roster, 2, 2) };
 }
 
 /** The open re-share as the server hands it to `holder`. */
@@ -180,5 +182,71 @@ describe("re-sharing in the browser", () => {
     // Made-up current commitments (a sharing of another secret) are refused before any deal.
     const madeUp: SharedKey = { ...key, current: { ...key.current, commitments: split(randomScalar(), 2, 3).commitments } };
     await expect(accept(dee, madeUp, newBoard, roster, honest)).rejects.toThrow(/secret/);
+  });
+});
+
+describe("the Re-share page's device", () => {
+  /** A server with the board's roster, a policy of 2 and the recording's re-share work. */
+  async function served(open: Schemas["OpenReshare"] | null) {
+    const made = await board();
+    const { ada, cy, chain, uploadHead, key, sealed } = made;
+    const server = new LyingServer();
+    serveRoster(server, VAULT, chain);
+    const policy = await sign("vault-policy", encodeVaultPolicy({ vaultId: VAULT, sequence: 0, minThreshold: 2, issuedAt: 1_700_000_050 }), ada.signingKey, ada.verifyingKey);
+    const manifest = await sign(
+      "recording-manifest",
+      encodeRecordingManifest({
+        vaultId: VAULT,
+        recordingId: SUBJECT.id,
+        uploader: cy.fingerprintHex,
+        rosterHead: uploadHead,
+        createdAt: 1_700_000_060,
+        ciphertextLen: 1,
+        ciphertextSha256: new Uint8Array(32),
+        split: key.split,
+        sealedMetadata: new Uint8Array([1]),
+      }),
+      cy.signingKey,
+      cy.verifyingKey,
+    );
+    const item: Schemas["ReshareItem"] = { kind: "recording", subject_id: SUBJECT.id, manifest: toBase64(manifest), history: [], open };
+    server
+      .on("GET", /\/policy$/, () => ({ statement: toBase64(policy) }))
+      .on("GET", /\/reshares$/, () => ({ items: [item] }))
+      .on("GET", /\/recordings\/[^/]+\/share$/, () => ({ sealed: toBase64(sealed.get(ada.fingerprintHex)!) }))
+      .on("POST", /\/reshares\/deals$/, () => ({ reshare_id: "00", deals: 1, needed: 2, accepted: 0, holders: 3, completed: false }));
+    const device = adminDevice(VAULT, ada);
+    return { ...made, server, device };
+  }
+
+  it("deals the member's share to the board the page verified", async () => {
+    const { server, device, newBoard } = await served(null);
+    const roster = await device.roster();
+    const [item] = await device.reshareWork();
+    expect(await device.reshareStep(roster, (await device.policy(roster)).minThreshold, item!)).toBe("dealt");
+    const [posted] = server.writes();
+    const body = posted!.body as Schemas["NewDeal"];
+    const dealt = (await verify("reshare-deal", fromBase64(body.deal))).statement;
+    expect(dealt.holders).toEqual(newBoard.holders);
+    expect(body.subshares.map((sub) => sub.member)).toEqual(newBoard.holders);
+  });
+
+  it("refuses to deal into a re-share that moves the key to another board", async () => {
+    const other = await served(null);
+    const elsewhere = await deal(
+      other.cy,
+      other.key,
+      { ...other.newBoard, holders: [other.cy.fingerprintHex, other.ada.fingerprintHex, other.dee.fingerprintHex] },
+      other.roster,
+      freshReshareId(),
+      other.sealed.get(other.cy.fingerprintHex)!,
+      1_700_000_100,
+    );
+    const open = { reshare_id: "11".repeat(16), deals: [toBase64(elsewhere.deal)], needed: 2, subshares: [], accepted: [] };
+    const { server, device } = await served(open);
+    const roster = await device.roster();
+    const [item] = await device.reshareWork();
+    await expect(device.reshareStep(roster, 2, item!)).rejects.toThrow(/another board/);
+    expect(server.writes()).toEqual([]);
   });
 });
