@@ -242,7 +242,8 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         .open_search_key(vault, &roster, bo_identity.age_key())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .current;
     needles.push(("the search key".into(), search_key.expose_secret().to_vec()));
     needles.push((
         "the search key (hex)".into(),

@@ -670,6 +670,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vaults/{vault}/released/{transcript}/index": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Re-indexes a released transcript under the newest search key: postings a member's device
+         *     made from the released copy, replacing those under the older key.
+         */
+        put: operations["reindex_released"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vaults/{vault}/requests": {
         parameters: {
             query?: never;
@@ -885,6 +905,28 @@ export interface paths {
          *     never replaced.
          */
         post: operations["share_search_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/vaults/{vault}/search-key/rotations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces the vault's search key with the next generation (after a member left, who held
+         *     the old one): an admin's signed rotation, naming the current key and roster head, with the
+         *     new key sealed to every current member (and to approved nodes). Released minutes stay
+         *     searchable under the old key until members' devices re-index them.
+         */
+        post: operations["rotate_search_key"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1446,6 +1488,19 @@ export interface components {
             /** @description The uploader's fingerprint (hex). */
             uploader: string;
         };
+        /**
+         * @description `PUT /api/v1/vaults/{vault}/released/{transcript}/index` (members): a released
+         *     transcript's postings under the newest search key, replacing those under an older one.
+         */
+        Reindex: {
+            /**
+             * Format: int64
+             * @description The search key generation the postings were made under: the newest.
+             */
+            generation: number;
+            /** @description The postings, base64 of 24-byte records as in a release completion. */
+            postings: components["schemas"]["Base64"];
+        };
         /** @description `POST /api/v1/jobs/{request}/release`: a node completes a release job. */
         ReleaseCompletion: {
             /** @description The released copy (an age file to the release key), base64. */
@@ -1461,6 +1516,11 @@ export interface components {
              *     frequency as big-endian u32), in the order the manifest's digest covers.
              */
             postings: components["schemas"]["Base64"];
+            /**
+             * Format: int64
+             * @description The search key generation the postings were made under: the newest.
+             */
+            search_key_generation?: number;
         };
         /** @description A released transcript: the copy members read and search. */
         ReleasedView: {
@@ -1474,6 +1534,11 @@ export interface components {
              * @description When released, Unix seconds.
              */
             created_at: number;
+            /**
+             * Format: int64
+             * @description The search key generation its postings are under.
+             */
+            key_generation?: number;
             /** @description The node's signed `ReleaseManifest`, base64. */
             manifest: components["schemas"]["Base64"];
             /** @description Members who hold a sealed copy of the release key (hex fingerprints). */
@@ -1683,20 +1748,47 @@ export interface components {
             /** @description The transcript. */
             transcript_id: string;
         };
+        /** @description `POST /api/v1/vaults/{vault}/search-key/rotations` (admins): replace the search key. */
+        SearchKeyRotationUpload: {
+            /** @description The new key sealed to every current member (and to approved nodes). */
+            grants: components["schemas"]["SealedGrant"][];
+            /**
+             * @description The signed `SearchKeyRotation`, base64: the next generation, naming the current key
+             *     and the current roster head.
+             */
+            rotation: components["schemas"]["Base64"];
+        };
         /**
          * @description `POST /api/v1/vaults/{vault}/search-key` (admins): create the vault's search key (with
          *     its commitment) or share it with more holders.
          */
         SearchKeyShares: {
             commitment?: components["schemas"]["Base64"] | null;
+            /**
+             * Format: int64
+             * @description The generation of the key sealed in `grants` (0 unless rotated): refused unless it is
+             *     the newest, so a copy of an old key is never stored as the new one's.
+             */
+            generation?: number;
             /** @description One sealed copy per new holder. */
             grants: components["schemas"]["SealedGrant"][];
         };
         /** @description `GET /api/v1/vaults/{vault}/search-key`: the vault's search key as the caller may see it. */
         SearchKeyView: {
             commitment?: components["schemas"]["Base64"] | null;
-            /** @description Who holds a sealed copy: member fingerprints (hex) and node IDs. */
+            /** @description Who holds a sealed copy of the newest key: member fingerprints (hex) and node IDs. */
             holders: string[];
+            previous_sealed?: components["schemas"]["Base64"] | null;
+            /**
+             * Format: int64
+             * @description How many released transcripts are still indexed under an older key.
+             */
+            reindexing?: number;
+            /**
+             * @description The admins' signed `SearchKeyRotation`s, base64, generation 1 first: the newest names
+             *     the key in use.
+             */
+            rotations?: components["schemas"]["Base64"][];
             sealed?: components["schemas"]["Base64"] | null;
         };
         /** @description `POST /api/v1/vaults/{vault}/search`: blind tokens in, ranked transcripts out. */
@@ -1711,6 +1803,12 @@ export interface components {
              * @description Hits to skip (default 0).
              */
             offset?: number | null;
+            /**
+             * @description While minutes are re-indexed under a new search key: the same words' tokens under the
+             *     previous key, in the same order (one per token). A transcript matches a word by
+             *     either of its tokens.
+             */
+            previous_tokens?: string[] | null;
             /** @description The query's blind tokens, hex (16 bytes each), 1 to 32 of them. */
             tokens: string[];
         };
@@ -4497,6 +4595,98 @@ export interface operations {
             };
         };
     };
+    reindex_released: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+                /** @description The transcript ID (UUID). */
+                transcript: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reindex"];
+            };
+        };
+        responses: {
+            /** @description Re-indexed; the released transcript as it now stands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleasedView"];
+                };
+            };
+            /** @description Malformed postings, or they do not count the transcript's words */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such released transcript */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not the newest generation, or indexed under it already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_requests: {
         parameters: {
             query?: {
@@ -5498,6 +5688,105 @@ export interface operations {
                 };
             };
             /** @description The vault has another search key already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is larger than the endpoint accepts (`too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`not_json`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, mistyped or unknown fields (`invalid_fields`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_search_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The vault ID (UUID). */
+                vault: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchKeyRotationUpload"];
+            };
+        };
+        responses: {
+            /** @description Rotated; the key as the caller now sees it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchKeyView"];
+                };
+            };
+            /** @description The rotation or a copy fails a check, or a current member has no copy */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No valid session (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Only admins rotate the search key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such vault for this session: another vault's resources are not found (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The key was rotated meanwhile, or the rotation names another key or roster head */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -6,6 +6,7 @@ import { ApiError, Client, type Schemas } from "./client";
 import type { MemberIdentity } from "./identity";
 import { type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "./reshare";
 import { Roster } from "./roster";
+import { searchKeyChain, staleSince } from "./searchkeys";
 import {
   type BodyOf,
   type Kind,
@@ -191,6 +192,15 @@ export interface TranscriptDocument {
 export interface OpenedRelease {
   manifest: ReleaseManifest;
   document: TranscriptDocument;
+}
+
+/** The vault's search keys as this device opened them (zero them after use). */
+export interface SearchKeys {
+  generation: number;
+  current: Uint8Array<ArrayBuffer>;
+  previous: Uint8Array<ArrayBuffer> | null;
+  /** The roster entry that removed a holder of the newest key after it was made, or null. */
+  staleSince: number | null;
 }
 
 export class Device {
@@ -671,15 +681,23 @@ export class Device {
     });
   }
 
-  /** The vault's search key, opened and checked against an admin's commitment (null if none yet). */
-  async searchKey(
-    roster: Roster,
-    view?: Schemas["SearchKeyView"],
-  ): Promise<Uint8Array<ArrayBuffer> | null> {
+  /**
+   * The vault's search keys, each opened and checked against the chain of commitment and
+   * rotations admins signed (null while there is none, or the newest is not sealed to this
+   * member yet): the newest, and the one before while released minutes are still indexed
+   * under it.
+   */
+  async searchKeys(roster: Roster, view?: Schemas["SearchKeyView"]): Promise<SearchKeys | null> {
     view ??= await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
     if (!view.commitment || !view.sealed) return null;
-    const [commitment] = await roster.verifyByAdmin("search-key-commitment", view.commitment);
-    return openSearchKey(fromBase64(view.sealed), this.identity.ageSecret, this.vaultId, commitment.statement);
+    const chain = await searchKeyChain(roster, view.commitment, view.rotations ?? []);
+    const generation = chain.checks.length - 1;
+    const current = await openSearchKey(fromBase64(view.sealed), this.identity.ageSecret, this.vaultId, chain.checks[generation]!);
+    const previous =
+      view.previous_sealed && generation > 0
+        ? await openSearchKey(fromBase64(view.previous_sealed), this.identity.ageSecret, this.vaultId, chain.checks[generation - 1]!)
+        : null;
+    return { generation, current, previous, staleSince: staleSince(roster, chain) };
   }
 
   /**
@@ -719,8 +737,10 @@ export class Device {
       const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", {
         path: { vault: this.vaultId },
       });
-      const key = await this.searchKey(roster, view).catch(() => null);
-      if (key) {
+      const keys = await this.searchKeys(roster, view).catch(() => null);
+      if (keys) {
+        const key = keys.current;
+        keys.previous?.fill(0);
         const holders: [string, Uint8Array][] = roster.active.map((member) => [member.fingerprint, member.keys.recipient]);
         const nodes = await this.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: this.vaultId } });
         for (const node of nodes) {
@@ -741,7 +761,7 @@ export class Device {
         if (grants.length) {
           await this.client.call("post", "/api/v1/vaults/{vault}/search-key", {
             path: { vault: this.vaultId },
-            body: { commitment: null, grants },
+            body: { commitment: null, generation: keys.generation, grants },
           });
           shared += grants.length;
         }
@@ -903,6 +923,11 @@ class CarriedStatements {
       case "roster-entry":
         if (!this.roster.digests.some((known) => equalBytes(known, digest))) {
           throw new StatementError("the roster entry is not one of the verified roster's");
+        }
+        return;
+      case "search-key-rotation":
+        if (!this.roster.adminAt(signer, body(kind).rosterSequence)) {
+          throw new StatementError("the search key rotation is not signed by an admin of the roster it names");
         }
         return;
       case "node-approval":

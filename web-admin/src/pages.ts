@@ -508,14 +508,19 @@ async function runSearch(device: Device, text: string, results: HTMLElement): Pr
   if (!words.length) throw new Error("type at least one word");
   if (words.length > 32) throw new Error("at most 32 different words");
   const roster = await device.roster();
-  const secret = await device.searchKey(roster);
-  if (!secret) throw new Error("you have no copy of the vault's search key yet: an admin's device shares it (`quorate share-keys`)");
-  const key = await importSearchKey(secret);
-  secret.fill(0);
-  const tokens = await Promise.all(words.map((word) => token(key, word)));
+  const keys = await device.searchKeys(roster);
+  if (!keys) throw new Error("you have no copy of the vault's newest search key yet: an admin's device shares it (`quorate share-keys`)");
+  const tokensUnder = async (secret: Uint8Array<ArrayBuffer>) => {
+    const key = await importSearchKey(secret);
+    secret.fill(0);
+    return Promise.all(words.map((word) => token(key, word)));
+  };
+  const tokens = await tokensUnder(keys.current);
+  // While released minutes are re-indexed under a new key, each word goes under both.
+  const previous = keys.previous ? await tokensUnder(keys.previous) : null;
   const found = await device.client.call("post", "/api/v1/vaults/{vault}/search", {
     path: { vault: device.vaultId },
-    body: { tokens, limit: 20, offset: 0 },
+    body: { tokens, previous_tokens: previous, limit: 20, offset: 0 },
   });
   if (!found.hits.length) {
     fill(results, h("p", {}, "No released minutes match."));

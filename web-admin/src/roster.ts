@@ -35,6 +35,8 @@ export class Roster {
   readonly recorders: RosterMember[] = [];
   /** Members and recorders who were removed. */
   readonly removed: RosterMember[] = [];
+  /** The sequence number of the entry that removed each of `removed`, in the same order. */
+  private readonly removedIn: number[] = [];
   /** The entries' wire form, to re-check a change before it is sent. */
   private readonly wire: Uint8Array[] = [];
 
@@ -102,6 +104,7 @@ export class Roster {
       (holdsShares(entry.role) ? this.active : this.recorders).push(added);
     } else if (this.recorders.some((recorder) => recorder.fingerprint === fingerprint)) {
       this.removed.push(...this.recorders.splice(this.recorders.findIndex((recorder) => recorder.fingerprint === fingerprint), 1));
+      this.removedIn.push(sequence);
     } else {
       const position = this.active.findIndex((member) => member.fingerprint === fingerprint);
       if (position < 0) throw new StatementError(`roster entry ${sequence} removes someone not on the roster`);
@@ -110,6 +113,7 @@ export class Roster {
         throw new StatementError(`roster entry ${sequence} removes the last admin`);
       }
       this.removed.push(...this.active.splice(position, 1));
+      this.removedIn.push(sequence);
     }
     this.digests.push(verified.digest);
     this.wire.push(bytes);
@@ -137,6 +141,28 @@ export class Roster {
     return [...this.active, ...this.recorders, ...this.removed].find(
       (member) => equalBytes(member.keys.verifyingKey, key) && (role === undefined || member.role === role),
     );
+  }
+
+  /**
+   * The sequence number of the newest entry that removed a member who held keys (not a
+   * recorder): anything sealed to the board before it is known to someone who left.
+   */
+  lastHolderRemoval(): number | undefined {
+    const removals = this.removed.flatMap((member, i) => (holdsShares(member.role) ? [this.removedIn[i]!] : []));
+    return removals.length ? Math.max(...removals) : undefined;
+  }
+
+  /** The admin with `key` as the roster stood after entry `sequence`: added by then, not yet removed. */
+  adminAt(key: Uint8Array, sequence: number): RosterMember | undefined {
+    const current = this.active.map((member) => [member, undefined] as const);
+    const former = this.removed.map((member, i) => [member, this.removedIn[i]] as const);
+    return [...current, ...former].find(
+      ([member, removedIn]) =>
+        member.role === "admin" &&
+        equalBytes(member.keys.verifyingKey, key) &&
+        member.addedIn <= sequence &&
+        (removedIn === undefined || removedIn > sequence),
+    )?.[0];
   }
 
   adminByKey(key: Uint8Array): RosterMember | undefined {

@@ -9,7 +9,6 @@ import { bech32 } from "@scure/base";
 import {
   type Purpose,
   type ReleaseManifest,
-  type SearchKeyCommitment,
   type SplitKey,
   type Subject,
   type UnlockRequest,
@@ -286,12 +285,15 @@ export function searchKeyPlaintext(vaultId: string, key: Uint8Array): Uint8Array
   return new Writer("quorate/search-key/v1").fixed(uuidBytes(vaultId)).fixed(key).finish();
 }
 
-/** Opens the vault's sealed search key and checks it against an admin's commitment. */
+/**
+ * Opens a sealed search key and checks it against `keyCheck`, the check value an admin signed
+ * for its generation (in the commitment or a rotation).
+ */
 export async function openSearchKey(
   sealed: Uint8Array,
   identity: string,
   vaultId: string,
-  commitment: SearchKeyCommitment,
+  keyCheck: Uint8Array,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const plaintext = await open(sealed, identity, "sealed search key");
   const reader = new Reader(plaintext, "quorate/search-key/v1", "sealed search key");
@@ -299,7 +301,7 @@ export async function openSearchKey(
   const key = reader.fixed(32) as Uint8Array<ArrayBuffer>;
   reader.finish();
   plaintext.fill(0);
-  if (!equalBytes(await searchKeyCheck(key), commitment.keyCheck)) {
+  if (!equalBytes(await searchKeyCheck(key), keyCheck)) {
     key.fill(0);
     throw new StatementError("the search key is not the one an admin committed to: refused");
   }

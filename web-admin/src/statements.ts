@@ -20,6 +20,7 @@ export const KINDS = [
   "reshare-deal",
   "retention-rule",
   "legal-hold",
+  "search-key-rotation",
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -125,6 +126,7 @@ export type BodyOf<K extends Kind> = {
   "reshare-deal": ReshareDeal;
   "retention-rule": RetentionRule;
   "legal-hold": LegalHold;
+  "search-key-rotation": SearchKeyRotation;
 }[K];
 
 /** Checks the kind and signature of a wire-form statement, then parses its body. */
@@ -706,6 +708,51 @@ function decodeSearchKeyCommitment(body: Uint8Array): SearchKeyCommitment {
   return commitment;
 }
 
+/**
+ * An admin replaces the vault's search key: generation `generation` (from 1) names the key it
+ * replaces (`previousCheck`) and the roster head it was made for.
+ */
+export interface SearchKeyRotation {
+  vaultId: string;
+  generation: number;
+  previousCheck: Uint8Array;
+  keyCheck: Uint8Array;
+  rosterSequence: number;
+  rosterHead: Uint8Array;
+  issuedAt: number;
+}
+
+const ROTATION_DOMAIN = "quorate/search-key-rotation/v1";
+
+export function encodeSearchKeyRotation(rotation: SearchKeyRotation): Uint8Array<ArrayBuffer> {
+  return new Writer(ROTATION_DOMAIN)
+    .fixed(uuidBytes(rotation.vaultId))
+    .u64(rotation.generation)
+    .fixed(rotation.previousCheck)
+    .fixed(rotation.keyCheck)
+    .u64(rotation.rosterSequence)
+    .fixed(rotation.rosterHead)
+    .i64(rotation.issuedAt)
+    .finish();
+}
+
+function decodeSearchKeyRotation(body: Uint8Array): SearchKeyRotation {
+  const reader = new Reader(body, ROTATION_DOMAIN, "search key rotation");
+  const rotation = {
+    vaultId: uuidText(reader.fixed(16)),
+    generation: reader.u64(),
+    previousCheck: reader.fixed(32),
+    keyCheck: reader.fixed(32),
+    rosterSequence: reader.u64(),
+    rosterHead: reader.fixed(32),
+    issuedAt: reader.i64(),
+  };
+  reader.finish();
+  if (rotation.generation === 0) throw new StatementError("a rotation makes generation 1 or later");
+  if (equalBytes(rotation.keyCheck, rotation.previousCheck)) throw new StatementError("a rotation must change the key");
+  return rotation;
+}
+
 export interface ReleaseManifest {
   vaultId: string;
   transcriptId: string;
@@ -920,6 +967,7 @@ const DECODERS: Decoders = {
   "reshare-deal": decodeReshareDeal,
   "retention-rule": decodeRetentionRule,
   "legal-hold": decodeLegalHold,
+  "search-key-rotation": decodeSearchKeyRotation,
 };
 
 export { equalBytes };

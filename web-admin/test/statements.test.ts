@@ -25,6 +25,7 @@ import {
   encodeRecordingMetadata,
   encodeRecordingManifest,
   encodeReshareDeal,
+  encodeSearchKeyRotation,
   encodeVaultPolicy,
   fingerprintOf,
   parseSigned,
@@ -48,6 +49,7 @@ const STATEMENTS: [string, Kind][] = [
   ["retention-rule", "retention-rule"],
   ["legal-hold", "legal-hold"],
   ["reshare-deal", "reshare-deal"],
+  ["search-key-rotation", "search-key-rotation"],
 ];
 
 describe("statements from the Rust side", () => {
@@ -82,6 +84,16 @@ describe("statements from the Rust side", () => {
     expect(hex(deal.sealedSubsharesSha256[1]!)).toBe("62".repeat(32));
   });
 
+  it("reads a search key rotation as the Rust side wrote it", async () => {
+    const rotation = (await verify("search-key-rotation", bytes("search-key-rotation"))).statement;
+    expect([rotation.generation, rotation.rosterSequence]).toEqual([1, 3]);
+    expect([hex(rotation.previousCheck), hex(rotation.keyCheck), hex(rotation.rosterHead)]).toEqual([
+      "63".repeat(32),
+      "64".repeat(32),
+      "65".repeat(32),
+    ]);
+  });
+
   it("a statement of one kind is not accepted as another", async () => {
     await expect(verify("vote", bytes("roster-entry"))).rejects.toThrow(/expected a vote/);
   });
@@ -99,6 +111,7 @@ describe("statements from the Rust side", () => {
       ["recording-manifest", "recording-manifest", encodeRecordingManifest, member, memberKey],
       ["vault-policy", "vault-policy", encodeVaultPolicy, admin, adminKey],
       ["reshare-deal", "reshare-deal", encodeReshareDeal, member, memberKey],
+      ["search-key-rotation", "search-key-rotation", encodeSearchKeyRotation, admin, adminKey],
     ];
     for (const [name, kind, encode, key, verifyingKey] of cases) {
       const original = bytes(name);

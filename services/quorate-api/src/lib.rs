@@ -1023,11 +1023,47 @@ pub struct CodeInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchKeyView {
     /// The admin's signed `SearchKeyCommitment`, base64; absent until the vault has a key.
+    /// It names generation 0 of the key.
     pub commitment: Option<Base64>,
-    /// The caller's sealed copy of the key, base64; absent until someone shares it.
+    /// The admins' signed `SearchKeyRotation`s, base64, generation 1 first: the newest names
+    /// the key in use.
+    #[serde(default)]
+    pub rotations: Vec<Base64>,
+    /// The caller's sealed copy of the newest key, base64; absent until someone shares it.
     pub sealed: Option<Base64>,
-    /// Who holds a sealed copy: member fingerprints (hex) and node IDs.
+    /// Who holds a sealed copy of the newest key: member fingerprints (hex) and node IDs.
     pub holders: Vec<String>,
+    /// The caller's sealed copy of the key before the newest, base64, while released minutes
+    /// are still indexed under it (a search sends tokens under both until they are not).
+    #[serde(default)]
+    pub previous_sealed: Option<Base64>,
+    /// How many released transcripts are still indexed under an older key.
+    #[serde(default)]
+    pub reindexing: u64,
+}
+
+/// `POST /api/v1/vaults/{vault}/search-key/rotations` (admins): replace the search key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchKeyRotationUpload {
+    /// The signed `SearchKeyRotation`, base64: the next generation, naming the current key
+    /// and the current roster head.
+    pub rotation: Base64,
+    /// The new key sealed to every current member (and to approved nodes).
+    pub grants: Vec<SealedGrant>,
+}
+
+/// `PUT /api/v1/vaults/{vault}/released/{transcript}/index` (members): a released
+/// transcript's postings under the newest search key, replacing those under an older one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Reindex {
+    /// The search key generation the postings were made under: the newest.
+    pub generation: u64,
+    /// The postings, base64 of 24-byte records as in a release completion.
+    pub postings: Base64,
 }
 
 /// `POST /api/v1/vaults/{vault}/search-key` (admins): create the vault's search key (with
@@ -1039,6 +1075,10 @@ pub struct SearchKeyShares {
     /// The signed `SearchKeyCommitment`, base64: required when the vault has no key yet, and
     /// otherwise absent or equal to the stored one.
     pub commitment: Option<Base64>,
+    /// The generation of the key sealed in `grants` (0 unless rotated): refused unless it is
+    /// the newest, so a copy of an old key is never stored as the new one's.
+    #[serde(default)]
+    pub generation: u64,
     /// One sealed copy per new holder.
     pub grants: Vec<SealedGrant>,
 }
@@ -1070,6 +1110,9 @@ pub struct ReleaseCompletion {
     /// The blind-index postings, base64 of 24-byte records (token 16 bytes, segment and term
     /// frequency as big-endian u32), in the order the manifest's digest covers.
     pub postings: Base64,
+    /// The search key generation the postings were made under: the newest.
+    #[serde(default)]
+    pub search_key_generation: u64,
 }
 
 /// A released transcript: the copy members read and search.
@@ -1090,6 +1133,9 @@ pub struct ReleasedView {
     pub members: Vec<String>,
     /// When released, Unix seconds.
     pub created_at: i64,
+    /// The search key generation its postings are under.
+    #[serde(default)]
+    pub key_generation: u64,
 }
 
 /// `POST /api/v1/vaults/{vault}/search`: blind tokens in, ranked transcripts out.
@@ -1099,6 +1145,11 @@ pub struct ReleasedView {
 pub struct SearchQuery {
     /// The query's blind tokens, hex (16 bytes each), 1 to 32 of them.
     pub tokens: Vec<String>,
+    /// While minutes are re-indexed under a new search key: the same words' tokens under the
+    /// previous key, in the same order (one per token). A transcript matches a word by
+    /// either of its tokens.
+    #[serde(default)]
+    pub previous_tokens: Option<Vec<String>>,
     /// Hits per page (1 to 100, default 20).
     pub limit: Option<u32>,
     /// Hits to skip (default 0).

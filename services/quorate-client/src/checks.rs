@@ -8,7 +8,7 @@ use ed25519_dalek::VerifyingKey;
 use quorate_crypto::{
     Fingerprint, NodeId, RecordingId,
     audit::AuditEntry,
-    release::{ReleaseManifest, SearchKeyCommitment},
+    release::{ReleaseManifest, SearchKeyCommitment, SearchKeyRotation},
     retention::{LegalHold, RetentionRule, held, rule_for},
     roster::{Roster, RosterMember},
     statement::{
@@ -263,6 +263,10 @@ pub fn audit_signers(roster: &Roster, entries: &[AuditEntry]) -> Result<(), Chec
             StatementKind::SearchKeyCommitment => {
                 in_vault::<SearchKeyCommitment>(roster, &signed).map_err(refuse)?;
                 on_roster(&signer, true)
+            }
+            StatementKind::SearchKeyRotation => {
+                let rotation = in_vault::<SearchKeyRotation>(roster, &signed).map_err(refuse)?;
+                roster.admin_at(&signer, rotation.roster_sequence).is_some()
             }
             StatementKind::NodeApproval => {
                 let approval = in_vault::<NodeApproval>(roster, &signed).map_err(refuse)?;

@@ -6,14 +6,17 @@
 
 use quorate_api::Base64;
 use quorate_api::{
-    ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView, SearchQuery,
-    SearchResults, TranscriptDocument, TranscriptView,
+    Reindex, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyRotationUpload,
+    SearchKeyShares, SearchKeyView, SearchQuery, SearchResults, TranscriptDocument, TranscriptView,
 };
 use quorate_crypto::{
-    AgeSecretKey, Fingerprint, Identity, NodeId, RecordingId, TranscriptId, VaultId,
+    AgeSecretKey, Fingerprint, Identity, NodeId, Recipient, RecordingId, TranscriptId, VaultId,
     blind::{BlindToken, SearchKey},
     envelope,
-    release::{Posting, ReleaseManifest, SearchKeyCommitment, open_release_key, seal_release_key},
+    release::{
+        self, Posting, ReleaseManifest, SearchKeyChain, SearchKeyCommitment, SearchKeyRotation,
+        open_release_key, seal_release_key,
+    },
     roster::Roster,
     statement::{NodeApproval, SignedStatement, StatementBody, TranscriptManifest},
 };
@@ -64,6 +67,74 @@ fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
 }
 
+/// The vault's search keys as this device opened them, each checked against the chain of
+/// commitment and rotations admins signed.
+#[derive(Debug)]
+pub struct SearchKeys {
+    /// The newest key's generation (0 until the key is rotated).
+    pub generation: u64,
+    /// The newest key: what new minutes are indexed under.
+    pub current: SearchKey,
+    /// The key before it, while released minutes are still indexed under it (and this
+    /// device holds it): a search sends each word's token under both.
+    pub previous: Option<SearchKey>,
+    /// How many released transcripts the server says are still under an older key.
+    pub reindexing: u64,
+    /// The roster entry that removed a key holder after the newest key was made, if any:
+    /// someone who left holds it, and nothing new may be indexed under it until an admin
+    /// rotates it.
+    pub stale_since: Option<u64>,
+}
+
+impl SearchKeys {
+    /// A query's tokens: each distinct word's under the newest key (at most 32), and the
+    /// same words' under the previous key while minutes are re-indexed.
+    pub fn query(&self, words: &[String]) -> (Vec<BlindToken>, Option<Vec<BlindToken>>) {
+        let mut distinct: Vec<&String> = Vec::new();
+        for word in words {
+            if !distinct.contains(&word) {
+                distinct.push(word);
+            }
+        }
+        distinct.truncate(32);
+        let tokens = distinct
+            .iter()
+            .map(|word| self.current.token(word))
+            .collect();
+        let previous = self
+            .previous
+            .as_ref()
+            .map(|key| distinct.iter().map(|word| key.token(word)).collect());
+        (tokens, previous)
+    }
+}
+
+/// What a node sends to complete a release job.
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseUpload<'a> {
+    /// The node's signed release manifest.
+    pub manifest: &'a SignedStatement,
+    /// The released copy.
+    pub copy: &'a [u8],
+    /// The release key sealed to each member the manifest names.
+    pub grants: &'a [(Fingerprint, Vec<u8>)],
+    /// The blind-index postings the manifest's digest covers.
+    pub postings: &'a [Posting],
+    /// The search key generation the postings are under.
+    pub search_key_generation: u64,
+}
+
+/// What [`Client::reindex`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reindexed {
+    /// Released transcripts this device re-indexed under the newest key.
+    pub reindexed: usize,
+    /// Those another device re-indexed meanwhile.
+    pub done_elsewhere: usize,
+    /// Those this member cannot open (their release key is not sealed to them yet).
+    pub unreadable: usize,
+}
+
 /// A released transcript, its node's signature and every binding checked, opened.
 #[derive(Debug)]
 pub struct Released {
@@ -79,43 +150,162 @@ impl Client {
         self.get(&format!("/vaults/{vault}/search-key")).await
     }
 
-    /// Creates the search key (with `commitment`) or shares it (admins).
+    /// Creates the search key (with `commitment`) or shares generation `generation` of it
+    /// (admins).
     pub async fn share_search_key(
         &self,
         vault: VaultId,
         commitment: Option<&SignedStatement>,
+        generation: u64,
         grants: Vec<SealedGrant>,
     ) -> Result<SearchKeyView, ClientError> {
         self.post(
             &format!("/vaults/{vault}/search-key"),
             &SearchKeyShares {
                 commitment: commitment.map(|signed| Base64::from(signed.to_bytes())),
+                generation,
                 grants,
             },
         )
         .await
     }
 
-    /// The vault's search key, opened with `own` and checked against the commitment an admin
-    /// of `roster` signed; `None` while the vault has none or it was not shared with the
-    /// caller yet.
+    /// Replaces the vault's search key (admins): a fresh key, a rotation signed for
+    /// `roster`'s head and naming the current key, and the new key sealed to every current
+    /// member and approved node. Returns the new generation. Released minutes stay
+    /// searchable under the old key until [`Client::reindex`] moves them.
+    pub async fn rotate_search_key(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        identity: &Identity,
+    ) -> Result<u64, ClientError> {
+        let view = self.search_key_view(vault).await?;
+        let commitment = view.commitment.as_ref().ok_or_else(|| {
+            invalid("the vault has no search key to rotate: its first admin's `quorate share-keys` makes it")
+        })?;
+        let chain = search_key_chain(roster, commitment, &view.rotations)?;
+        let key = SearchKey::generate();
+        let rotation = SearchKeyRotation {
+            vault_id: vault,
+            generation: chain.generation() + 1,
+            previous_check: *chain
+                .check_value(chain.generation())
+                .expect("a chain holds its newest generation"),
+            key_check: key.check_value(),
+            roster_sequence: roster.len() - 1,
+            roster_head: roster.head(),
+            issued_at: crate::unix_now(),
+        };
+        let signed = SignedStatement::sign(&rotation, identity);
+        let grants = self
+            .search_key_holders(vault, roster)
+            .await?
+            .into_iter()
+            .map(|(holder, recipient)| sealed_search_key(vault, &key, holder, &recipient))
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        let _: SearchKeyView = self
+            .post(
+                &format!("/vaults/{vault}/search-key/rotations"),
+                &SearchKeyRotationUpload {
+                    rotation: Base64::from(signed.to_bytes()),
+                    grants,
+                },
+            )
+            .await?;
+        Ok(rotation.generation)
+    }
+
+    /// Re-indexes every released transcript the server lists under an older search key
+    /// (any member): opens each released copy here, checked as for reading, computes its
+    /// postings under the newest key and sends them in place of the old. `progress` is
+    /// called with (done, total) after each.
+    pub async fn reindex(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+        identity: &Identity,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Reindexed, ClientError> {
+        let keys = self
+            .open_search_key(vault, roster, identity.age_key())
+            .await?
+            .ok_or_else(|| invalid("the vault's newest search key is not sealed to you yet: ask an admin to run `quorate share-keys`"))?;
+        if let Some(removal) = keys.stale_since {
+            return Err(invalid(format!(
+                "the vault's newest search key was made before roster entry {removal} removed a member who holds it: an admin rotates it first (`quorate search-key rotate`)"
+            )));
+        }
+        let behind: Vec<ReleasedView> = self
+            .released(vault, None)
+            .await?
+            .into_iter()
+            .filter(|view| view.key_generation < keys.generation)
+            .collect();
+        let me = identity.fingerprint().to_hex();
+        let mut outcome = Reindexed::default();
+        for (done, view) in behind.iter().enumerate() {
+            if !view.members.contains(&me) {
+                outcome.unreadable += 1;
+            } else {
+                let opened = self
+                    .open_released(vault, roster, view, identity.age_key())
+                    .await?;
+                let postings = release::postings(
+                    &keys.current,
+                    opened
+                        .document
+                        .segments
+                        .iter()
+                        .map(|segment| segment.text.as_str()),
+                );
+                let upload = Reindex {
+                    generation: keys.generation,
+                    postings: Base64::from(packed_postings(&postings)),
+                };
+                let path = format!("/vaults/{vault}/released/{}/index", view.transcript_id);
+                match self.put::<ReleasedView>(&path, &upload).await {
+                    Ok(_) => outcome.reindexed += 1,
+                    Err(error) if error.code() == Some("already_indexed") => {
+                        outcome.done_elsewhere += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            progress(done + 1, behind.len());
+        }
+        Ok(outcome)
+    }
+
+    /// The vault's search keys, opened with `own` and checked against the chain of
+    /// commitment and rotations admins of `roster` signed; `None` while the vault has none or
+    /// the newest was not shared with the caller yet.
     pub async fn open_search_key(
         &self,
         vault: VaultId,
         roster: &Roster,
         own: &AgeSecretKey,
-    ) -> Result<Option<SearchKey>, ClientError> {
+    ) -> Result<Option<SearchKeys>, ClientError> {
         let view = self.search_key_view(vault).await?;
-        let (Some(commitment), Some(sealed)) = (view.commitment, view.sealed) else {
+        let (Some(commitment), Some(sealed)) = (&view.commitment, &view.sealed) else {
             return Ok(None);
         };
-        let commitment = committed(roster, &commitment)?;
-        let key = SearchKey::open(&sealed, own, vault)
-            .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
-        commitment
-            .check_key(&key)
-            .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
-        Ok(Some(key))
+        let chain = search_key_chain(roster, commitment, &view.rotations)?;
+        let generation = chain.generation();
+        let current = open_checked(sealed, own, vault, &chain, generation)?;
+        let previous = match &view.previous_sealed {
+            Some(sealed) if generation > 0 => {
+                Some(open_checked(sealed, own, vault, &chain, generation - 1)?)
+            }
+            _ => None,
+        };
+        Ok(Some(SearchKeys {
+            generation,
+            current,
+            previous,
+            reindexing: view.reindexing,
+            stale_since: chain.stale_since(roster),
+        }))
     }
 
     /// Completes a release job (nodes).
@@ -123,31 +313,24 @@ impl Client {
         &self,
         request: &str,
         lease_token: &str,
-        manifest: &SignedStatement,
-        copy: &[u8],
-        grants: &[(Fingerprint, Vec<u8>)],
-        postings: &[Posting],
+        release: ReleaseUpload<'_>,
     ) -> Result<ReleasedView, ClientError> {
-        let mut packed = Vec::with_capacity(postings.len() * 24);
-        for posting in postings {
-            packed.extend(posting.token.0);
-            packed.extend(posting.segment.to_be_bytes());
-            packed.extend(posting.tf.to_be_bytes());
-        }
         self.post(
             &format!("/jobs/{request}/release"),
             &ReleaseCompletion {
                 lease_token: lease_token.to_owned(),
-                manifest: Base64::from(manifest.to_bytes()),
-                copy: Base64::from(copy),
-                grants: grants
+                manifest: Base64::from(release.manifest.to_bytes()),
+                copy: Base64::from(release.copy),
+                grants: release
+                    .grants
                     .iter()
                     .map(|(member, sealed)| SealedGrant {
                         holder: member.to_hex(),
                         sealed: Base64::from(sealed.as_slice()),
                     })
                     .collect(),
-                postings: Base64::from(packed),
+                postings: Base64::from(packed_postings(release.postings)),
+                search_key_generation: release.search_key_generation,
             },
         )
         .await
@@ -177,18 +360,21 @@ impl Client {
         .await
     }
 
-    /// Ranked hits for blind tokens.
+    /// Ranked hits for blind tokens (with the same words' tokens under the previous key while
+    /// minutes are re-indexed).
     pub async fn search(
         &self,
         vault: VaultId,
-        tokens: &[BlindToken],
+        (tokens, previous): (&[BlindToken], Option<&[BlindToken]>),
         limit: u32,
         offset: u32,
     ) -> Result<SearchResults, ClientError> {
+        let hex = |tokens: &[BlindToken]| tokens.iter().map(ToString::to_string).collect();
         self.post(
             &format!("/vaults/{vault}/search"),
             &SearchQuery {
-                tokens: tokens.iter().map(ToString::to_string).collect(),
+                tokens: hex(tokens),
+                previous_tokens: previous.map(hex),
                 limit: Some(limit),
                 offset: Some(offset),
             },
@@ -439,7 +625,7 @@ impl Client {
         role: SearchKeyRole,
     ) -> Result<usize, ClientError> {
         let view = self.search_key_view(vault).await?;
-        let (key, commitment) = match (&view.commitment, &view.sealed) {
+        let (key, generation, commitment) = match (&view.commitment, &view.sealed) {
             // Only the first admin's device makes the search key, once. From any other
             // device, or from that one once it has made or seen it, "there is no key" is a
             // lie meant to fork it: a second valid commitment would split devices between two
@@ -459,18 +645,41 @@ impl Client {
                     },
                     identity,
                 );
-                (key, Some(commitment))
+                (key, 0, Some(commitment))
             }
-            (Some(_), Some(_)) => (
-                self.open_search_key(vault, roster, identity.age_key())
+            (Some(_), Some(_)) => {
+                let keys = self
+                    .open_search_key(vault, roster, identity.age_key())
                     .await?
-                    .ok_or_else(|| invalid("the search key vanished"))?,
-                None,
-            ),
+                    .ok_or_else(|| invalid("the search key vanished"))?;
+                (keys.current, keys.generation, None)
+            }
             // Another admin made the key and has not shared it with this one yet.
             (Some(_), None) => return Ok(0),
         };
-        let mut holders: Vec<(String, quorate_crypto::Recipient)> = roster
+        let holders = self.search_key_holders(vault, roster).await?;
+        let grants = holders
+            .into_iter()
+            .filter(|(holder, _)| commitment.is_some() || !view.holders.contains(holder))
+            .map(|(holder, recipient)| sealed_search_key(vault, &key, holder, &recipient))
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        if grants.is_empty() {
+            return Ok(0);
+        }
+        let count = grants.len();
+        self.share_search_key(vault, commitment.as_ref(), generation, grants)
+            .await?;
+        Ok(count)
+    }
+
+    /// Who holds the search key: every current member of `roster`, and every node an admin
+    /// of it approves now (not revoked, not lapsed), with the recipient to seal it to.
+    async fn search_key_holders(
+        &self,
+        vault: VaultId,
+        roster: &Roster,
+    ) -> Result<Vec<(String, Recipient)>, ClientError> {
+        let mut holders: Vec<(String, Recipient)> = roster
             .members()
             .iter()
             .map(|member| (member.fingerprint.to_hex(), member.public.recipient))
@@ -489,33 +698,13 @@ impl Client {
                 .node_id
                 .parse()
                 .map_err(|_| invalid("a malformed node ID"))?;
-            // The search key goes only to a node an admin approves now: not revoked, not lapsed.
             if approval.statement.node_id == node_id
                 && approval.statement.check_active(crate::unix_now()).is_ok()
             {
                 holders.push((node_id.to_string(), approval.statement.node.recipient));
             }
         }
-        let grants = holders
-            .into_iter()
-            .filter(|(holder, _)| commitment.is_some() || !view.holders.contains(holder))
-            .map(|(holder, recipient)| {
-                Ok(SealedGrant {
-                    holder,
-                    sealed: Base64::from(
-                        key.seal(vault, &[recipient])
-                            .map_err(|error| invalid(error.to_string()))?,
-                    ),
-                })
-            })
-            .collect::<Result<Vec<_>, ClientError>>()?;
-        if grants.is_empty() {
-            return Ok(0);
-        }
-        let count = grants.len();
-        self.share_search_key(vault, commitment.as_ref(), grants)
-            .await?;
-        Ok(count)
+        Ok(holders)
     }
 }
 
@@ -531,10 +720,61 @@ pub enum SearchKeyRole {
     Make,
 }
 
-/// A search key commitment, verified: signed by an admin of `roster`.
-fn committed(roster: &Roster, bytes: &[u8]) -> Result<SearchKeyCommitment, ClientError> {
-    let (verified, _) = roster
-        .verify_by_admin::<SearchKeyCommitment>(&statement(bytes)?)
-        .map_err(|error| invalid(format!("the search key commitment: {error}")))?;
-    Ok(verified.statement)
+/// The vault's chain of search keys, verified against `roster`: the commitment and every
+/// rotation signed by an admin, each rotation naming the key before it.
+fn search_key_chain(
+    roster: &Roster,
+    commitment: &[u8],
+    rotations: &[Base64],
+) -> Result<SearchKeyChain, ClientError> {
+    let rotations = rotations
+        .iter()
+        .map(|bytes| statement(bytes))
+        .collect::<Result<Vec<_>, ClientError>>()?;
+    SearchKeyChain::verify(roster, &statement(commitment)?, &rotations)
+        .map_err(|error| invalid(format!("the search key's commitments: {error}")))
+}
+
+/// A sealed copy of generation `generation`'s key, opened with `own` and checked against
+/// the chain.
+fn open_checked(
+    sealed: &[u8],
+    own: &AgeSecretKey,
+    vault: VaultId,
+    chain: &SearchKeyChain,
+    generation: u64,
+) -> Result<SearchKey, ClientError> {
+    let key = SearchKey::open(sealed, own, vault)
+        .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
+    chain
+        .check_key(generation, &key)
+        .map_err(|error| invalid(format!("the sealed search key: {error}")))?;
+    Ok(key)
+}
+
+/// `key` sealed to one holder.
+fn sealed_search_key(
+    vault: VaultId,
+    key: &SearchKey,
+    holder: String,
+    recipient: &Recipient,
+) -> Result<SealedGrant, ClientError> {
+    Ok(SealedGrant {
+        holder,
+        sealed: Base64::from(
+            key.seal(vault, std::slice::from_ref(recipient))
+                .map_err(|error| invalid(error.to_string()))?,
+        ),
+    })
+}
+
+/// Postings as uploaded: 24-byte records (token, segment and tf big-endian).
+fn packed_postings(postings: &[Posting]) -> Vec<u8> {
+    let mut packed = Vec::with_capacity(postings.len() * 24);
+    for posting in postings {
+        packed.extend(posting.token.0);
+        packed.extend(posting.segment.to_be_bytes());
+        packed.extend(posting.tf.to_be_bytes());
+    }
+    packed
 }

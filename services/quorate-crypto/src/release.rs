@@ -17,7 +17,8 @@ use crate::{
     TranscriptId, VaultId,
     blind::{BlindToken, SearchKey, normalise},
     envelope,
-    statement::{StatementBody, StatementKind, decode_checked},
+    roster::Roster,
+    statement::{Role, SignedStatement, StatementBody, StatementKind, decode_checked},
     wire::{Reader, Writer},
 };
 
@@ -89,6 +90,220 @@ impl StatementBody for SearchKeyCommitment {
             },
             |_| Ok(()),
         )
+    }
+}
+
+/// An admin's signed word that the vault's search key changed (after a member left, who held
+/// the old one). Generation 0 is the [`SearchKeyCommitment`]; each rotation names the next
+/// generation, the check value of the key it replaces (so rotations form one chain), and the
+/// roster head it was made for: a device refuses a newest key made before a key holder's
+/// removal, so a server that withholds a rotation is caught.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchKeyRotation {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// The new key's generation, from 1.
+    pub generation: u64,
+    /// [`SearchKey::check_value`] of the key it replaces (generation − 1).
+    pub previous_check: [u8; 32],
+    /// [`SearchKey::check_value`] of the new key.
+    pub key_check: [u8; 32],
+    /// The sequence number of the roster entry `roster_head` is the digest of.
+    pub roster_sequence: u64,
+    /// The roster head the new key was made for (its members hold it).
+    pub roster_head: [u8; 32],
+    /// When signed, Unix seconds.
+    pub issued_at: i64,
+}
+
+impl SearchKeyRotation {
+    /// Refuses a key other than the one this rotation names.
+    pub fn check_key(&self, key: &SearchKey) -> Result<(), Error> {
+        if key.check_value() == self.key_check {
+            Ok(())
+        } else {
+            Err(Error::BindingMismatch {
+                field: "search key (it is not the one an admin rotated to)",
+            })
+        }
+    }
+}
+
+const ROTATION_DOMAIN: &str = "quorate/search-key-rotation/v1";
+
+impl StatementBody for SearchKeyRotation {
+    const KIND: StatementKind = StatementKind::SearchKeyRotation;
+
+    fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::new(ROTATION_DOMAIN);
+        writer
+            .fixed(self.vault_id.as_bytes())
+            .u64(self.generation)
+            .fixed(&self.previous_check)
+            .fixed(&self.key_check)
+            .u64(self.roster_sequence)
+            .fixed(&self.roster_head)
+            .i64(self.issued_at);
+        writer.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        decode_checked(
+            bytes,
+            ROTATION_DOMAIN,
+            "search key rotation",
+            |reader| {
+                Ok(Self {
+                    vault_id: VaultId::from_bytes(reader.array()?),
+                    generation: reader.u64()?,
+                    previous_check: reader.array()?,
+                    key_check: reader.array()?,
+                    roster_sequence: reader.u64()?,
+                    roster_head: reader.array()?,
+                    issued_at: reader.i64()?,
+                })
+            },
+            |rotation| {
+                if rotation.generation == 0 {
+                    return Err(Error::InvalidField {
+                        field: "generation",
+                        reason: "a rotation makes generation 1 or later",
+                    });
+                }
+                if rotation.key_check == rotation.previous_check {
+                    return Err(Error::InvalidField {
+                        field: "key check",
+                        reason: "a rotation must change the key",
+                    });
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
+/// The vault's search keys as a device verified them: generation 0's commitment, then each
+/// rotation, every link signed by an admin of the roster it names and naming the key before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchKeyChain {
+    /// The check value of each generation's key, from 0.
+    checks: Vec<[u8; 32]>,
+    /// The roster entry the newest key was made for (0, the genesis, for generation 0).
+    made_for: u64,
+}
+
+impl SearchKeyChain {
+    /// Verifies `commitment` (generation 0) and `rotations` (generations 1, 2, … in order)
+    /// against `roster`.
+    pub fn verify(
+        roster: &Roster,
+        commitment: &SignedStatement,
+        rotations: &[SignedStatement],
+    ) -> Result<Self, Error> {
+        let first = commitment.verify::<SearchKeyCommitment>()?;
+        let signed_by_an_admin = roster
+            .members()
+            .iter()
+            .chain(roster.removed())
+            .any(|member| {
+                member.role == Role::Admin && member.public.verifying_key == first.signer
+            });
+        if first.statement.vault_id != roster.vault_id() {
+            return Err(Error::BindingMismatch { field: "vault ID" });
+        }
+        if !signed_by_an_admin {
+            return Err(not_authorised(
+                StatementKind::SearchKeyCommitment,
+                &first.signer,
+            ));
+        }
+        let mut chain = Self {
+            checks: vec![first.statement.key_check],
+            made_for: 0,
+        };
+        for signed in rotations {
+            chain.extend(roster, signed)?;
+        }
+        Ok(chain)
+    }
+
+    /// Checks one rotation as the next link and appends it.
+    fn extend(&mut self, roster: &Roster, signed: &SignedStatement) -> Result<(), Error> {
+        let verified = signed.verify::<SearchKeyRotation>()?;
+        let rotation = verified.statement;
+        if rotation.vault_id != roster.vault_id() {
+            return Err(Error::BindingMismatch { field: "vault ID" });
+        }
+        if rotation.generation != self.generation() + 1 {
+            return Err(Error::BindingMismatch {
+                field: "search key generation (a rotation is missing or repeated)",
+            });
+        }
+        if rotation.previous_check != self.checks[self.checks.len() - 1] {
+            return Err(Error::BindingMismatch {
+                field: "previous search key (the rotation replaces another key)",
+            });
+        }
+        if !roster.contains(rotation.roster_sequence, &rotation.roster_head)
+            || rotation.roster_sequence < self.made_for
+        {
+            return Err(Error::BindingMismatch {
+                field: "roster head of a search key rotation",
+            });
+        }
+        if roster
+            .admin_at(&verified.signer, rotation.roster_sequence)
+            .is_none()
+        {
+            return Err(not_authorised(
+                StatementKind::SearchKeyRotation,
+                &verified.signer,
+            ));
+        }
+        self.checks.push(rotation.key_check);
+        self.made_for = rotation.roster_sequence;
+        Ok(())
+    }
+
+    /// The newest generation.
+    pub fn generation(&self) -> u64 {
+        self.checks.len() as u64 - 1
+    }
+
+    /// The check value of generation `generation`'s key.
+    pub fn check_value(&self, generation: u64) -> Option<&[u8; 32]> {
+        self.checks.get(usize::try_from(generation).ok()?)
+    }
+
+    /// Refuses a key other than generation `generation`'s.
+    pub fn check_key(&self, generation: u64, key: &SearchKey) -> Result<(), Error> {
+        if self.check_value(generation) == Some(&key.check_value()) {
+            Ok(())
+        } else {
+            Err(Error::BindingMismatch {
+                field: "search key (it is not the one an admin committed to)",
+            })
+        }
+    }
+
+    /// The sequence number of a roster entry that removed a key holder after the newest key
+    /// was made: that key is known to someone who left, and must be rotated before anything
+    /// new is indexed under it. `None` while the newest key is held by current members only.
+    pub fn stale_since(&self, roster: &Roster) -> Option<u64> {
+        roster
+            .last_holder_removal()
+            .filter(|removal| *removal > self.made_for)
+    }
+}
+
+fn not_authorised(kind: StatementKind, signer: &ed25519_dalek::VerifyingKey) -> Error {
+    Error::NotAuthorised {
+        kind,
+        signer: hex::encode(&signer.as_bytes()[..8]),
     }
 }
 
@@ -359,5 +574,155 @@ mod tests {
         };
         assert!(commitment.check_key(&key).is_ok());
         assert!(commitment.check_key(&SearchKey::generate()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use crate::{Identity, statement::RosterChange};
+
+    struct Board {
+        roster: Roster,
+        admin: Identity,
+        member: Identity,
+    }
+
+    /// Ada (admin) and Bo (member).
+    fn board() -> Board {
+        let admin = Identity::generate();
+        let member = Identity::generate();
+        let mut roster = Roster::empty(VaultId::random());
+        roster
+            .apply(&Roster::genesis_entry(roster.vault_id(), &admin, "Ada", 1).unwrap())
+            .unwrap();
+        let add = roster
+            .sign_change(
+                &admin,
+                RosterChange::Add,
+                member.public(),
+                "Bo",
+                Role::Member,
+                2,
+            )
+            .unwrap();
+        roster.apply(&add).unwrap();
+        Board {
+            roster,
+            admin,
+            member,
+        }
+    }
+
+    fn commitment(board: &Board, key: &SearchKey) -> SignedStatement {
+        let body = SearchKeyCommitment {
+            vault_id: board.roster.vault_id(),
+            key_check: key.check_value(),
+            issued_at: 1,
+        };
+        SignedStatement::sign(&body, &board.admin)
+    }
+
+    fn rotation(
+        board: &Board,
+        generation: u64,
+        from: &SearchKey,
+        to: &SearchKey,
+    ) -> SearchKeyRotation {
+        SearchKeyRotation {
+            vault_id: board.roster.vault_id(),
+            generation,
+            previous_check: from.check_value(),
+            key_check: to.check_value(),
+            roster_sequence: board.roster.len() - 1,
+            roster_head: board.roster.head(),
+            issued_at: 3,
+        }
+    }
+
+    fn remove_member(board: &mut Board) {
+        let remove = board
+            .roster
+            .sign_change(
+                &board.admin,
+                RosterChange::Remove,
+                board.member.public(),
+                "Bo",
+                Role::Member,
+                3,
+            )
+            .unwrap();
+        board.roster.apply(&remove).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_after_a_removal_makes_the_key_fresh_again() {
+        let mut board = board();
+        let (old, new) = (SearchKey::generate(), SearchKey::generate());
+        let first = commitment(&board, &old);
+        let chain = SearchKeyChain::verify(&board.roster, &first, &[]).unwrap();
+        assert_eq!(
+            (chain.generation(), chain.stale_since(&board.roster)),
+            (0, None)
+        );
+        remove_member(&mut board);
+        let chain = SearchKeyChain::verify(&board.roster, &first, &[]).unwrap();
+        assert_eq!(
+            chain.stale_since(&board.roster),
+            Some(2),
+            "Bo holds the old key"
+        );
+        let rotated = SignedStatement::sign(&rotation(&board, 1, &old, &new), &board.admin);
+        let chain = SearchKeyChain::verify(&board.roster, &first, &[rotated]).unwrap();
+        assert_eq!(
+            (chain.generation(), chain.stale_since(&board.roster)),
+            (1, None)
+        );
+        assert!(chain.check_key(1, &new).is_ok());
+        assert!(chain.check_key(1, &old).is_err());
+        assert!(chain.check_key(0, &old).is_ok());
+    }
+
+    #[test]
+    fn a_broken_or_unauthorised_rotation_is_refused() {
+        let mut board = board();
+        let (old, new) = (SearchKey::generate(), SearchKey::generate());
+        let first = commitment(&board, &old);
+        let stale_head = rotation(&board, 1, &old, &new);
+        remove_member(&mut board);
+        let good = rotation(&board, 1, &old, &new);
+        let verify = |body: &SearchKeyRotation, signer: &Identity| {
+            SearchKeyChain::verify(
+                &board.roster,
+                &first,
+                &[SignedStatement::sign(body, signer)],
+            )
+        };
+        assert!(verify(&good, &board.admin).is_ok());
+        assert!(
+            matches!(
+                verify(&good, &board.member),
+                Err(Error::NotAuthorised { .. })
+            ),
+            "Bo was never an admin"
+        );
+        let skipped = SearchKeyRotation {
+            generation: 2,
+            ..good.clone()
+        };
+        assert!(verify(&skipped, &board.admin).is_err());
+        let other_key = SearchKeyRotation {
+            previous_check: SearchKey::generate().check_value(),
+            ..good.clone()
+        };
+        assert!(verify(&other_key, &board.admin).is_err());
+        let made_up_head = SearchKeyRotation {
+            roster_head: [9; 32],
+            ..good.clone()
+        };
+        assert!(verify(&made_up_head, &board.admin).is_err());
+        // Valid when made, but before Bo left: still stale.
+        let chain = verify(&stale_head, &board.admin).unwrap();
+        assert_eq!(chain.stale_since(&board.roster), Some(2));
     }
 }

@@ -38,6 +38,8 @@ pub struct Roster {
     active: Vec<RosterMember>,
     recorders: Vec<RosterMember>,
     removed: Vec<RosterMember>,
+    /// The sequence number of the entry that removed each of `removed`, in the same order.
+    removed_in: Vec<u64>,
 }
 
 impl Roster {
@@ -49,6 +51,7 @@ impl Roster {
             active: Vec::new(),
             recorders: Vec::new(),
             removed: Vec::new(),
+            removed_in: Vec::new(),
         }
     }
 
@@ -170,6 +173,7 @@ impl Roster {
             RosterChange::Remove => {
                 let removed = self.take_out(&fingerprint)?;
                 self.removed.push(removed);
+                self.removed_in.push(entry.sequence);
             }
         }
         self.digests.push(verified.digest);
@@ -250,6 +254,38 @@ impl Roster {
     /// Whether the chain is empty.
     pub fn is_empty(&self) -> bool {
         self.digests.is_empty()
+    }
+
+    /// The sequence number of the newest entry that removed a member who held keys (an
+    /// admin or member, not a recorder): anything sealed to the board before it is known to
+    /// someone who has left.
+    pub fn last_holder_removal(&self) -> Option<u64> {
+        self.removed
+            .iter()
+            .zip(&self.removed_in)
+            .filter(|(member, _)| member.role.holds_shares())
+            .map(|(_, sequence)| *sequence)
+            .max()
+    }
+
+    /// The admin with key `key` as the roster stood after entry `sequence`: added at or
+    /// before it, and not removed by then.
+    pub fn admin_at(&self, key: &VerifyingKey, sequence: u64) -> Option<&RosterMember> {
+        let current = self.active.iter().map(|member| (member, None));
+        let former = self
+            .removed
+            .iter()
+            .zip(&self.removed_in)
+            .map(|(member, removed_in)| (member, Some(*removed_in)));
+        current
+            .chain(former)
+            .find(|(member, removed_in)| {
+                member.public.verifying_key == *key
+                    && member.role == Role::Admin
+                    && member.added_in <= sequence
+                    && removed_in.is_none_or(|removed_in| removed_in > sequence)
+            })
+            .map(|(member, _)| member)
     }
 
     /// Whether this chain contains the entry `digest` at `sequence`: a device that saw that

@@ -58,10 +58,12 @@ pub enum StatementKind {
     RetentionRule,
     /// A member votes to place or lift a legal hold ([`crate::retention::LegalHold`]).
     LegalHold,
+    /// An admin replaces the vault's search key ([`crate::release::SearchKeyRotation`]).
+    SearchKeyRotation,
 }
 
 impl StatementKind {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         Self::RosterEntry,
         Self::NodeApproval,
         Self::RecordingManifest,
@@ -74,6 +76,7 @@ impl StatementKind {
         Self::ReshareDeal,
         Self::RetentionRule,
         Self::LegalHold,
+        Self::SearchKeyRotation,
     ];
 
     fn code(self) -> u8 {
@@ -103,6 +106,7 @@ impl StatementKind {
             Self::ReshareDeal => "reshare-deal",
             Self::RetentionRule => "retention-rule",
             Self::LegalHold => "legal-hold",
+            Self::SearchKeyRotation => "search-key-rotation",
         }
     }
 }
@@ -1274,6 +1278,9 @@ pub fn verify_any(bytes: &[u8]) -> Result<StatementKind, Error> {
             signed.verify::<crate::retention::RetentionRule>().map(drop)
         }
         StatementKind::LegalHold => signed.verify::<crate::retention::LegalHold>().map(drop),
+        StatementKind::SearchKeyRotation => signed
+            .verify::<crate::release::SearchKeyRotation>()
+            .map(drop),
     }?;
     Ok(signed.kind())
 }

@@ -8,6 +8,7 @@ use base64::Engine;
 use quorate_crypto::{
     AgeSecretKey, Fingerprint, Identity, IdentityFile, NodeId, RecordingId, RequestId, SecretBytes,
     TranscriptId, VaultId,
+    release::SearchKeyRotation,
     reshare::{ReshareDeal, SubShareBinding, commitments_sha256, encode_subshare},
     retention::{Anchor, HoldAction, LegalHold, Period, RetentionRule, Scope},
     rewrap::{Purpose, RequestBinding, encode_node_share},
@@ -201,6 +202,20 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
     out.insert(
         "legal-hold",
         SignedStatement::sign(&hold, &member).to_bytes(),
+    );
+
+    let rotation = SearchKeyRotation {
+        vault_id: vault,
+        generation: 1,
+        previous_check: [0x63; 32],
+        key_check: [0x64; 32],
+        roster_sequence: 3,
+        roster_head: [0x65; 32],
+        issued_at: 1_700_000_800,
+    };
+    out.insert(
+        "search-key-rotation",
+        SignedStatement::sign(&rotation, &admin).to_bytes(),
     );
 
     let binding = ShareBinding {

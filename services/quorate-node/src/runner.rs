@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use quorate_client::{Client, ClientError, DeviceError, checks::printable};
+use quorate_client::{Client, ClientError, DeviceError, checks::printable, minutes::ReleaseUpload};
 use quorate_crypto::{
     RecordingId, TranscriptId,
     roster::Roster,
@@ -280,14 +280,22 @@ async fn release(
     })
     .await?
     {
-        Ok(Some(key)) => key,
+        Ok(Some(keys)) => keys,
         Ok(None) => {
             return Ok(Err(JobFailure(
-                "this node holds no copy of the vault's search key: an admin shares it (`quorate share-keys`), then ask again".into(),
+                "this node holds no copy of the vault's newest search key: an admin shares it (`quorate share-keys`), then ask again".into(),
             )));
         }
         Err(failure) => return Ok(Err(failure)),
     };
+    // Tokens under a key a removed member holds would let them (with the server) read the
+    // minutes' words by trying a dictionary: a server that withholds the rotation is caught
+    // here, since the newest key it admits to predates the removal.
+    if let Some(removal) = search_key.stale_since {
+        return Ok(Err(JobFailure(format!(
+            "the vault's newest search key was made before roster entry {removal} removed a member who holds it: an admin rotates it (`quorate search-key rotate`), then ask again"
+        ))));
+    }
     let sealed = match download(
         ready,
         Object::Transcript(unlocked.manifest.transcript_id),
@@ -302,7 +310,7 @@ async fn release(
     let release = match job::release(
         &unlocked,
         &sealed,
-        &search_key,
+        &search_key.current,
         &roster,
         &session.identity,
         session.node,
@@ -316,10 +324,13 @@ async fn release(
         session.client.complete_release(
             &claim.request_id,
             &claim.lease_token,
-            &release.manifest,
-            &release.copy,
-            &release.grants,
-            &release.postings,
+            ReleaseUpload {
+                manifest: &release.manifest,
+                copy: &release.copy,
+                grants: &release.grants,
+                postings: &release.postings,
+                search_key_generation: search_key.generation,
+            },
         )
     })
     .await?;

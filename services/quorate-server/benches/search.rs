@@ -165,13 +165,13 @@ async fn bench(backend: Backend, transcripts: usize, words: usize) {
         })
         .collect();
     for query in queries.iter().take(20) {
-        client.search(vault, query, 10, 0).await.unwrap();
+        client.search(vault, (query, None), 10, 0).await.unwrap();
     }
     let mut latencies = Vec::with_capacity(QUERIES);
     let mut hits = 0u64;
     for query in &queries {
         let started = Instant::now();
-        let results = client.search(vault, query, 10, 0).await.unwrap();
+        let results = client.search(vault, (query, None), 10, 0).await.unwrap();
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         hits += results.total;
     }

@@ -89,7 +89,12 @@ async fn bm25_ranks_the_fixture_corpus_within_the_callers_vault(backend: Backend
 
     let search = |query: &'static str, limit: u32, offset: u32| {
         let tokens = tokens(&key, query);
-        async move { client.search(vault, &tokens, limit, offset).await.unwrap() }
+        async move {
+            client
+                .search(vault, (&tokens, None), limit, offset)
+                .await
+                .unwrap()
+        }
     };
     let ranked = |results: &quorate_api::SearchResults| -> Vec<&str> {
         results
@@ -124,7 +129,7 @@ async fn bm25_ranks_the_fixture_corpus_within_the_callers_vault(backend: Backend
 
     // Malformed queries are refused, saying what is wrong.
     for (tokens, limit) in [(vec![], 10), (tokens(&key, "harbour"), 0)] {
-        let (status, code) = refused(client.search(vault, &tokens, limit, 0).await);
+        let (status, code) = refused(client.search(vault, (&tokens, None), limit, 0).await);
         assert_eq!((status, code.as_str()), (400, "invalid_query"));
     }
     let response = reqwest::Client::new()

@@ -63,6 +63,7 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
             format,
             out,
         } => super::minutes::transcript(context, &recording, &format, out).await,
+        Command::SearchKey { action } => super::minutes::search_key(context, action).await,
         Command::ShareKeys { member } => {
             super::minutes::share_keys_command(context, member.as_deref()).await
         }
@@ -564,6 +565,13 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                     ))
                 })?;
             let own = replaced.fingerprint == session.identity.fingerprint();
+            if own {
+                eprintln!(
+                    "Your old identity held the search key: sign in with the new one and run `quorate search-key rotate`."
+                );
+            } else {
+                super::minutes::rotate_after_removal(context, &session).await;
+            }
             if !own {
                 context.verified_roster(&session).await?;
             }
@@ -606,6 +614,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             let member = roster_member(&roster, &fingerprint)?;
             remove_from_roster(&session, &roster, member).await?;
             context.verified_roster(&session).await?;
+            super::minutes::rotate_after_removal(context, &session).await;
             context.print(
                 &format!(
                     "{} ({}) is removed: their sessions ended, and no new share is sealed to them. Their old shares count until the members run `quorate reshare`, which moves every key to the current members.",

@@ -4,10 +4,11 @@
 
 use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use quorate_api::TranscriptDocument;
 use quorate_client::{
     checks::printable,
-    minutes::{Released, SearchKeyRole},
+    minutes::{Reindexed, Released, SearchKeyRole},
 };
 use quorate_crypto::{
     Fingerprint, RecordingId,
@@ -17,7 +18,7 @@ use quorate_crypto::{
 };
 use serde_json::json;
 
-use super::{Context, DeviceError, Session, parse_id, quorum};
+use super::{Context, DeviceError, SearchKeyAction, Session, parse_id, quorum};
 
 /// Seals the search key and released copies to whoever lacks them; prints how many.
 /// Seals what this device can open to those who lack it; with `renew_for`, every released
@@ -196,7 +197,7 @@ pub(super) async fn search(
     }
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
-    let key = session
+    let keys = session
         .client
         .open_search_key(session.vault, &roster, session.identity.age_key())
         .await?
@@ -206,12 +207,20 @@ pub(super) async fn search(
                     .into(),
             )
         })?;
-    let mut tokens: Vec<_> = words.iter().map(|word| key.token(word)).collect();
-    tokens.dedup();
-    tokens.truncate(32);
+    if keys.stale_since.is_some() {
+        eprintln!(
+            "Note: a member who left holds the vault's search key, so with the server they could read this query's words; an admin replaces it with `quorate search-key rotate`."
+        );
+    }
+    let (tokens, previous) = keys.query(&words);
     let results = session
         .client
-        .search(session.vault, &tokens, limit, (page - 1) * limit)
+        .search(
+            session.vault,
+            (&tokens, previous.as_deref()),
+            limit,
+            (page - 1) * limit,
+        )
         .await?;
     let wanted: HashSet<String> = words.into_iter().collect();
     let terminal = std::io::stdout().is_terminal() && !context.json;
@@ -415,6 +424,99 @@ pub(super) async fn transcript(
         None => print!("{rendered}"),
     }
     Ok(())
+}
+
+pub(super) async fn search_key(
+    context: &mut Context,
+    action: SearchKeyAction,
+) -> Result<(), DeviceError> {
+    let session = context.session().await?;
+    let roster = context.verified_roster(&session).await?;
+    let generation = match action {
+        SearchKeyAction::Rotate => Some(
+            session
+                .client
+                .rotate_search_key(session.vault, &roster, &session.identity)
+                .await?,
+        ),
+        SearchKeyAction::Reindex => None,
+    };
+    let done = reindex(&session, &roster).await?;
+    let rotated = generation.map_or_else(String::new, |generation| {
+        format!("The search key is replaced (generation {generation}). ")
+    });
+    context.print(
+        &format!("{rotated}{}", reindexed_text(&done)),
+        &json!({
+            "generation": generation,
+            "reindexed": done.reindexed,
+            "done_elsewhere": done.done_elsewhere,
+            "unreadable": done.unreadable,
+        }),
+    );
+    Ok(())
+}
+
+/// After a member's removal: replaces the search key they held and re-indexes the minutes
+/// under the new one. A failure is said with what to run; the removal stands either way.
+pub(super) async fn rotate_after_removal(context: &mut Context, session: &Session) {
+    let rotated = async {
+        let roster = context.verified_roster(session).await?;
+        session
+            .client
+            .rotate_search_key(session.vault, &roster, &session.identity)
+            .await?;
+        reindex(session, &roster).await
+    };
+    match rotated.await {
+        Ok(done) => eprintln!("The search key is replaced. {}", reindexed_text(&done)),
+        Err(error) => eprintln!(
+            "The member is removed, but replacing the search key they held failed ({error}): run `quorate search-key rotate`."
+        ),
+    }
+}
+
+/// Re-indexes the released minutes still under an older key, with a progress bar.
+async fn reindex(session: &Session, roster: &Roster) -> Result<Reindexed, DeviceError> {
+    let progress = ProgressBar::new(0);
+    progress.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} minutes")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    progress.set_message("re-indexing");
+    let done = session
+        .client
+        .reindex(session.vault, roster, &session.identity, |done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+        })
+        .await;
+    progress.finish_and_clear();
+    Ok(done?)
+}
+
+fn reindexed_text(done: &Reindexed) -> String {
+    let mut text = format!(
+        "{} released minutes re-indexed under the newest search key",
+        done.reindexed
+    );
+    if done.done_elsewhere > 0 {
+        let _ = write!(
+            text,
+            " ({} by another member meanwhile)",
+            done.done_elsewhere
+        );
+    }
+    text.push('.');
+    if done.unreadable > 0 {
+        let _ = write!(
+            text,
+            " {} you cannot open yet: a member who can runs `quorate search-key reindex`.",
+            done.unreadable
+        );
+    }
+    text
 }
 
 #[cfg(test)]

@@ -197,6 +197,12 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The vault's search key: replace it after a member left (`members remove` does), or
+    /// re-index released minutes under the newest.
+    SearchKey {
+        #[command(subcommand)]
+        action: SearchKeyAction,
+    },
     /// Seal the search key (admins) and the released minutes you can open to the members and
     /// nodes that lack them (run after approving members or nodes; approving does it too).
     ShareKeys {
@@ -253,6 +259,18 @@ pub struct UploadArgs {
     /// With --keep-recording: when its minutes are deleted (`released+7y`, `keep`, ...).
     #[arg(long, requires = "keep_recording")]
     pub keep_minutes: Option<String>,
+}
+
+/// `quorate search-key …`
+#[derive(Debug, Subcommand)]
+pub enum SearchKeyAction {
+    /// Replace the search key with a fresh one sealed to the current members and nodes
+    /// (admins), then re-index the released minutes under it: a member who left cannot
+    /// compute the new tokens.
+    Rotate,
+    /// Re-index the released minutes still under an older search key (any member who can
+    /// read them): searches find them by the newest key's tokens only once this is done.
+    Reindex,
 }
 
 /// `quorate members …`

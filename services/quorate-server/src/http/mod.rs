@@ -101,6 +101,7 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(jobs::transcript_share))
             .routes(routes!(jobs::download_transcript))
             .routes(routes!(release::get_search_key, release::share_search_key))
+            .routes(routes!(release::rotate_search_key))
             .routes(routes!(release::list_released))
             .routes(routes!(release::get_release_grant))
             .routes(routes!(release::add_release_grants))
@@ -113,10 +114,11 @@ fn api() -> OpenApiRouter<App> {
             .routes(routes!(reshares::accept))
             .merge(
                 // A sealed transcript travels inside the completion's JSON; a released copy
-                // with its postings too.
+                // with its postings too, and a re-index's postings.
                 OpenApiRouter::new()
                     .routes(routes!(jobs::complete))
                     .routes(routes!(release::complete_release))
+                    .routes(routes!(release::reindex_released))
                     .layer(DefaultBodyLimit::max(release::MAX_RELEASE_BODY)),
             ),
     )

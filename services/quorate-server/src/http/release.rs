@@ -7,7 +7,10 @@ use axum::{
     response::Response,
 };
 use quorate_api::Base64;
-use quorate_api::{ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyShares, SearchKeyView};
+use quorate_api::{
+    Reindex, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyRotationUpload,
+    SearchKeyShares, SearchKeyView,
+};
 use serde::Deserialize;
 
 use crate::http::paths::{ApiPath, JobPath, TranscriptPath, VaultPath};
@@ -76,9 +79,65 @@ pub(crate) async fn share_search_key(
         .as_deref()
         .map(decode_statement)
         .transpose()?;
+    let shared = release::Shared {
+        generation: body.generation,
+        grants: &body.grants,
+    };
     let view =
-        release::share_search_key(&app, who.member(), commitment.as_ref(), &body.grants, now())
-            .await?;
+        release::share_search_key(&app, who.member(), commitment.as_ref(), shared, now()).await?;
+    Ok(axum::Json(view))
+}
+
+/// Replaces the vault's search key with the next generation (after a member left, who held
+/// the old one): an admin's signed rotation, naming the current key and roster head, with the
+/// new key sealed to every current member (and to approved nodes). Released minutes stay
+/// searchable under the old key until members' devices re-index them.
+#[utoipa::path(
+    post, path = "/vaults/{vault}/search-key/rotations", tag = "search", security(("session" = [])), operation_id = "rotate_search_key",
+    params(VaultPath),
+    request_body = quorate_api::SearchKeyRotationUpload,
+    responses(
+        (status = 200, description = "Rotated; the key as the caller now sees it", body = quorate_api::SearchKeyView),
+        (status = 400, description = "The rotation or a copy fails a check, or a current member has no copy", body = quorate_api::ErrorBody),
+        (status = 403, description = "Only admins rotate the search key", body = quorate_api::ErrorBody),
+        (status = 409, description = "The key was rotated meanwhile, or the rotation names another key or roster head", body = quorate_api::ErrorBody),
+    )
+)]
+pub(crate) async fn rotate_search_key(
+    State(app): State<App>,
+    who: Authenticated,
+    ApiPath(VaultPath { vault }): ApiPath<VaultPath>,
+    ApiJson(body): ApiJson<SearchKeyRotationUpload>,
+) -> Result<axum::Json<SearchKeyView>, ApiError> {
+    who.admin_of(vault)?;
+    let rotation = decode_statement(&body.rotation)?;
+    let view =
+        release::rotate_search_key(&app, who.member(), &rotation, &body.grants, now()).await?;
+    Ok(axum::Json(view))
+}
+
+/// Re-indexes a released transcript under the newest search key: postings a member's device
+/// made from the released copy, replacing those under the older key.
+#[utoipa::path(
+    put, path = "/vaults/{vault}/released/{transcript}/index", tag = "search", security(("session" = [])), operation_id = "reindex_released",
+    params(TranscriptPath),
+    request_body = quorate_api::Reindex,
+    responses(
+        (status = 200, description = "Re-indexed; the released transcript as it now stands", body = quorate_api::ReleasedView),
+        (status = 400, description = "Malformed postings, or they do not count the transcript's words", body = quorate_api::ErrorBody),
+        (status = 404, description = "No such released transcript", body = quorate_api::ErrorBody),
+        (status = 409, description = "Not the newest generation, or indexed under it already", body = quorate_api::ErrorBody),
+    )
+)]
+pub(crate) async fn reindex_released(
+    State(app): State<App>,
+    who: Authenticated,
+    ApiPath(TranscriptPath { vault, transcript }): ApiPath<TranscriptPath>,
+    ApiJson(body): ApiJson<Reindex>,
+) -> Result<axum::Json<ReleasedView>, ApiError> {
+    who.member_of(vault)?;
+    let transcript = transcript.to_string();
+    let view = release::reindex(&app, who.member(), &transcript, &body, now()).await?;
     Ok(axum::Json(view))
 }
 

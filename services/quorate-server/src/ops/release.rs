@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use quorate_api::{NodeStatus, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyView};
+use quorate_api::{
+    NodeStatus, Reindex, ReleaseCompletion, ReleasedView, SealedGrant, SearchKeyView,
+};
 use quorate_crypto::{
     blind::BlindToken,
-    release::{Posting, ReleaseManifest, SearchKeyCommitment, postings_digest},
+    release::{Posting, ReleaseManifest, SearchKeyCommitment, SearchKeyRotation, postings_digest},
     roster::Roster,
     statement::{SignedStatement, TranscriptManifest},
 };
@@ -59,6 +61,14 @@ pub(crate) enum ReleaseError {
     NoSearchKey,
     #[error("the vault has another search key already: share that one")]
     SearchKeyExists,
+    #[error(
+        "the vault's search key is at generation {current}, not {sent}: fetch the newest (it was rotated) and try again"
+    )]
+    SearchKeyRotated { current: i64, sent: u64 },
+    #[error("{0}")]
+    StaleRotation(String),
+    #[error("this transcript is indexed under the newest search key already")]
+    AlreadyIndexed,
     #[error("no such resource")]
     NotFound,
     #[error(transparent)]
@@ -81,6 +91,9 @@ impl Refusal for ReleaseError {
             InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
             NoSearchKey => (StatusCode::BAD_REQUEST, "no_search_key"),
             SearchKeyExists => (StatusCode::CONFLICT, "search_key_exists"),
+            SearchKeyRotated { .. } => (StatusCode::CONFLICT, "search_key_rotated"),
+            StaleRotation(_) => (StatusCode::CONFLICT, "stale_rotation"),
+            AlreadyIndexed => (StatusCode::CONFLICT, "already_indexed"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Job(error) => return error.refusal(),
             Roster(_) | Store(_) | Blob(_) => return None,
@@ -123,12 +136,19 @@ pub(crate) async fn share_search_key(
     app: &App,
     admin: Member<'_>,
     commitment: Option<&SignedStatement>,
-    grants: &[SealedGrant],
+    shared: Shared<'_>,
     now: i64,
 ) -> Result<SearchKeyView, ReleaseError> {
     let vault = admin.vault.to_string();
     let mut tx = app.db.begin().await?;
     let roster = app.rosters.verified(&mut tx, admin.vault).await?;
+    let current = store::search::generation(&mut tx, &vault).await?;
+    if i64::try_from(shared.generation).ok() != Some(current) {
+        return Err(ReleaseError::SearchKeyRotated {
+            current,
+            sent: shared.generation,
+        });
+    }
     let stored = store::search::commitment(&mut tx, &vault).await?;
     match (commitment, stored) {
         (None, None) => return Err(ReleaseError::NoSearchKey),
@@ -141,12 +161,19 @@ pub(crate) async fn share_search_key(
         (Some(signed), None) => create_search_key(&mut tx, &roster, admin, signed, now).await?,
     }
     let members = current_members(&roster);
-    for grant in grants {
-        share_search_key_with(&mut tx, admin, &members, grant, now).await?;
+    for grant in shared.grants {
+        share_search_key_with(&mut tx, admin, &members, (current, grant), now).await?;
     }
     let view = store::search::key_view(&mut tx, &vault, admin.fingerprint).await?;
     tx.commit().await?;
     Ok(view)
+}
+
+/// Sealed copies of one generation of the search key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shared<'a> {
+    pub generation: u64,
+    pub grants: &'a [SealedGrant],
 }
 
 /// Stores one holder's sealed copy of the search key, audited when it is new: the holder
@@ -155,7 +182,7 @@ async fn share_search_key_with(
     tx: &mut Tx,
     admin: Member<'_>,
     members: &[String],
-    grant: &SealedGrant,
+    (generation, grant): (i64, &SealedGrant),
     now: i64,
 ) -> Result<(), ReleaseError> {
     let vault = admin.vault.to_string();
@@ -166,7 +193,12 @@ async fn share_search_key_with(
         )));
     }
     let sealed = checked_sealed(&grant.sealed)?;
-    if store::search::insert_grant(tx, &vault, &holder, sealed, now).await? {
+    let copy = store::search::CopyOf {
+        vault: &vault,
+        generation,
+        holder: &holder,
+    };
+    if store::search::insert_grant(tx, copy, sealed, now).await? {
         tx.audit(
             admin.vault,
             now,
@@ -199,6 +231,153 @@ async fn create_search_key(
         Event::by(admin.fingerprint, "search_key.created", &vault, &statement),
     );
     Ok(())
+}
+
+/// Replaces the vault's search key: stores `signed`, an admin's rotation to the next
+/// generation, with the new key sealed to holders (every current member at least). The
+/// rotation must name the current key and the current roster head, checked under the vault's
+/// lock, which roster changes take too: so it is made for the board as it stands.
+pub(crate) async fn rotate_search_key(
+    app: &App,
+    admin: Member<'_>,
+    signed: &SignedStatement,
+    grants: &[SealedGrant],
+    now: i64,
+) -> Result<SearchKeyView, ReleaseError> {
+    let vault = admin.vault.to_string();
+    let mut tx = app.db.begin().await?;
+    store::vaults::lock(&mut tx, &vault).await?;
+    let roster = app.rosters.verified(&mut tx, admin.vault).await?;
+    let (verified, signer) = roster.verify_by_admin::<SearchKeyRotation>(signed)?;
+    let rotation = verified.statement;
+    if signer.fingerprint.to_hex() != admin.fingerprint || rotation.vault_id != admin.vault {
+        return Err(ReleaseError::NotTheCommitter);
+    }
+    let current = store::search::generation(&mut tx, &vault).await?;
+    let next = current + 1;
+    if i64::try_from(rotation.generation).ok() != Some(next) {
+        return Err(ReleaseError::SearchKeyRotated {
+            current,
+            sent: rotation.generation.saturating_sub(1),
+        });
+    }
+    if rotation.previous_check != current_key_check(&mut tx, &vault, current).await? {
+        return Err(ReleaseError::StaleRotation(
+            "the rotation replaces a key other than the vault's current one".into(),
+        ));
+    }
+    if rotation.roster_sequence + 1 != roster.len() || rotation.roster_head != roster.head() {
+        return Err(ReleaseError::StaleRotation(
+            "the rotation was made for another roster head: the roster changed; fetch it and rotate again".into(),
+        ));
+    }
+    let members = current_members(&roster);
+    let holders: Vec<String> = grants
+        .iter()
+        .map(|grant| grant.holder.to_ascii_lowercase())
+        .collect();
+    if let Some(missing) = members.iter().find(|member| !holders.contains(member)) {
+        return Err(ReleaseError::InvalidGrant(format!(
+            "the new search key must be sealed to every current member: {missing} has no copy"
+        )));
+    }
+    if !store::search::insert_rotation(&mut tx, &vault, next, &signed.to_bytes(), now).await? {
+        return Err(ReleaseError::SearchKeyRotated {
+            current: next,
+            sent: rotation.generation,
+        });
+    }
+    for grant in grants {
+        share_search_key_with(&mut tx, admin, &members, (next, grant), now).await?;
+    }
+    let statement = signed.to_bytes();
+    tx.audit(
+        admin.vault,
+        now,
+        Event::by(admin.fingerprint, "search_key.rotated", &vault, &statement),
+    );
+    let view = store::search::key_view(&mut tx, &vault, admin.fingerprint).await?;
+    tx.commit().await?;
+    tracing::info!(vault = %vault, generation = next, "search key rotated");
+    Ok(view)
+}
+
+/// The check value of `vault`'s search key of generation `current`, from its stored
+/// statement.
+async fn current_key_check(
+    tx: &mut Tx,
+    vault: &str,
+    current: i64,
+) -> Result<[u8; 32], ReleaseError> {
+    if current == 0 {
+        let stored = store::search::commitment(tx, vault)
+            .await?
+            .ok_or(ReleaseError::NoSearchKey)?;
+        let commitment = SignedStatement::from_bytes(&stored)?.verify::<SearchKeyCommitment>()?;
+        return Ok(commitment.statement.key_check);
+    }
+    let rotations = store::search::rotations(tx, vault).await?;
+    let stored = rotations.last().ok_or(ReleaseError::NoSearchKey)?;
+    let rotation = SignedStatement::from_bytes(stored)?.verify::<SearchKeyRotation>()?;
+    Ok(rotation.statement.key_check)
+}
+
+/// Replaces a released transcript's postings with `upload`'s, made on a member's device under
+/// the newest search key. The server cannot check tokens it cannot compute; it checks the
+/// generation, the records, and that they count exactly the transcript's words. When no
+/// released transcript is left under an older key, the older keys' sealed copies are deleted.
+pub(crate) async fn reindex(
+    app: &App,
+    member: Member<'_>,
+    transcript: &str,
+    upload: &Reindex,
+    now: i64,
+) -> Result<ReleasedView, ReleaseError> {
+    let vault = member.vault.to_string();
+    let postings = parse_postings(&upload.postings)?;
+    let mut tx = app.db.begin().await?;
+    store::vaults::lock(&mut tx, &vault).await?;
+    let indexed = store::search::indexed(&mut tx, &vault, transcript)
+        .await?
+        .ok_or(ReleaseError::NotFound)?;
+    let current = store::search::generation(&mut tx, &vault).await?;
+    if i64::try_from(upload.generation).ok() != Some(current) {
+        return Err(ReleaseError::SearchKeyRotated {
+            current,
+            sent: upload.generation,
+        });
+    }
+    if indexed.key_generation >= current {
+        return Err(ReleaseError::AlreadyIndexed);
+    }
+    if words(&postings) != indexed.words {
+        return Err(ReleaseError::InvalidPostings(format!(
+            "the postings count {} words; the transcript has {}",
+            words(&postings),
+            indexed.words
+        )));
+    }
+    store::search::reindex(&mut tx, indexed.doc, current, &postings).await?;
+    tx.audit(
+        member.vault,
+        now,
+        member_event(member, "released.reindexed", transcript),
+    );
+    if store::search::behind(&mut tx, &vault, current).await? == 0 {
+        let deleted = store::search::delete_older_copies(&mut tx, &vault, current).await?;
+        if deleted > 0 {
+            tx.audit(
+                member.vault,
+                now,
+                member_event(member, "search_key.older_copies_deleted", &vault),
+            );
+        }
+    }
+    let view = store::release::view(&mut tx, &vault, transcript)
+        .await?
+        .ok_or(ReleaseError::NotFound)?;
+    tx.commit().await?;
+    Ok(view)
 }
 
 async fn is_approved_node(tx: &mut Tx, vault: &str, node: &str) -> Result<bool, sqlx::Error> {
@@ -319,8 +498,20 @@ pub(crate) async fn complete(
         ciphertext: copy,
     };
     let words = words(&postings);
+    let generation = upload.search_key_generation;
     let view = jobs::store_completion(app, lease, completion, async |tx: &mut Tx, described| {
-        let release = NewRelease { described, words };
+        let current = store::search::generation(tx, described.vault).await?;
+        if i64::try_from(generation).ok() != Some(current) {
+            return Err(ReleaseError::SearchKeyRotated {
+                current,
+                sent: generation,
+            });
+        }
+        let release = NewRelease {
+            described,
+            words,
+            key_generation: current,
+        };
         store_release(tx, &release, &postings, grants).await
     })
     .await?;
@@ -535,6 +726,7 @@ pub async fn seed_released(
     let released = NewRelease {
         described: placeholder(&release),
         words: words(postings),
+        key_generation: 0,
     };
     index_release(&mut tx, &released, postings).await?;
     tx.commit().await?;

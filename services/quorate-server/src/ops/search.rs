@@ -47,24 +47,42 @@ fn invalid(message: impl Into<String>) -> SearchError {
     SearchError::InvalidQuery(message.into())
 }
 
-/// The distinct 16-byte tokens of a query, in the order given.
-fn parse_tokens(tokens: &[String]) -> Result<Vec<Vec<u8>>, SearchError> {
+/// One 16-byte token from hex.
+fn parse_token(token: &str) -> Result<Vec<u8>, SearchError> {
+    hex::decode(token)
+        .ok()
+        .filter(|bytes| bytes.len() == 16)
+        .ok_or_else(|| invalid("a blind token is 16 bytes in hex (32 hex digits)"))
+}
+
+/// The query's terms, one per distinct word in the order given: its token under the newest
+/// search key, and under the previous key when the query sends one (while released minutes
+/// are re-indexed, each is indexed under one key or the other).
+fn parse_terms(
+    tokens: &[String],
+    previous: Option<&[String]>,
+) -> Result<Vec<Vec<Vec<u8>>>, SearchError> {
     if tokens.is_empty() || tokens.len() > MAX_QUERY_TOKENS {
         return Err(invalid(format!(
             "send 1 to {MAX_QUERY_TOKENS} blind tokens"
         )));
     }
-    let mut parsed: Vec<Vec<u8>> = Vec::with_capacity(tokens.len());
-    for token in tokens {
-        let bytes = hex::decode(token)
-            .ok()
-            .filter(|bytes| bytes.len() == 16)
-            .ok_or_else(|| invalid("a blind token is 16 bytes in hex (32 hex digits)"))?;
-        if !parsed.contains(&bytes) {
-            parsed.push(bytes);
+    if previous.is_some_and(|previous| previous.len() != tokens.len()) {
+        return Err(invalid(
+            "send one previous-key token per token, in the same order",
+        ));
+    }
+    let mut terms: Vec<Vec<Vec<u8>>> = Vec::with_capacity(tokens.len());
+    for (position, token) in tokens.iter().enumerate() {
+        let mut term = vec![parse_token(token)?];
+        if let Some(previous) = previous {
+            term.push(parse_token(&previous[position])?);
+        }
+        if !terms.iter().any(|seen| seen[0] == term[0]) {
+            terms.push(term);
         }
     }
-    Ok(parsed)
+    Ok(terms)
 }
 
 /// The BM25 weight of one term in one document.
@@ -81,14 +99,15 @@ pub(crate) async fn search(
     vault: &str,
     query: &SearchQuery,
 ) -> Result<SearchResults, SearchError> {
-    let tokens = parse_tokens(&query.tokens)?;
+    let terms = parse_terms(&query.tokens, query.previous_tokens.as_deref())?;
+    let tokens: Vec<Vec<u8>> = terms.iter().flatten().cloned().collect();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(invalid(format!("limit is 1 to {MAX_LIMIT}")));
     }
     let offset = query.offset.unwrap_or(0) as usize;
     let mut connection = app.db.connection().await?;
-    let ranked = rank(&mut connection, vault, &tokens).await?;
+    let ranked = rank(&mut connection, vault, &terms).await?;
     let total = ranked.len() as u64;
     let page: Vec<(i64, f64)> = ranked
         .into_iter()
@@ -99,12 +118,13 @@ pub(crate) async fn search(
     Ok(SearchResults { total, hits })
 }
 
-/// Every `vault` document holding any of `tokens` with its BM25 score, best first (ties by
-/// document number).
+/// Every `vault` document holding any of `terms`' tokens with its BM25 score, best first
+/// (ties by document number). A term's document frequency counts the documents that hold
+/// any of its tokens.
 async fn rank(
     connection: &mut sqlx::AnyConnection,
     vault: &str,
-    tokens: &[Vec<u8>],
+    terms: &[Vec<Vec<u8>>],
 ) -> Result<Vec<(i64, f64)>, SearchError> {
     let corpus = store::search::corpus(connection, vault).await?;
     if corpus.documents == 0 {
@@ -112,19 +132,33 @@ async fn rank(
     }
     let documents = corpus.documents as f64;
     let average_length = corpus.words as f64 / documents;
-    let term_hits = store::search::term_hits(connection, vault, tokens).await?;
-    // How many documents hold each token.
-    let mut frequencies: HashMap<&[u8], f64> = HashMap::new();
+    let term_of: HashMap<&[u8], usize> = terms
+        .iter()
+        .enumerate()
+        .flat_map(|(term, tokens)| tokens.iter().map(move |token| (token.as_slice(), term)))
+        .collect();
+    let tokens: Vec<Vec<u8>> = term_of.keys().map(|token| token.to_vec()).collect();
+    let term_hits = store::search::term_hits(connection, vault, &tokens).await?;
+    // Per (document, term): its frequency there and the document's length.
+    let mut in_documents: HashMap<(i64, usize), (i64, i64)> = HashMap::new();
     for hit in &term_hits {
-        *frequencies.entry(&hit.token).or_default() += 1.0;
+        let entry = in_documents
+            .entry((hit.doc, term_of[hit.token.as_slice()]))
+            .or_insert((0, hit.words));
+        entry.0 += hit.tf;
+    }
+    // How many documents hold each term.
+    let mut frequencies: HashMap<usize, f64> = HashMap::new();
+    for (_, term) in in_documents.keys() {
+        *frequencies.entry(*term).or_default() += 1.0;
     }
     let mut scores: HashMap<i64, f64> = HashMap::new();
-    for hit in &term_hits {
-        *scores.entry(hit.doc).or_default() += bm25(
-            hit.tf as f64,
-            frequencies[hit.token.as_slice()],
+    for ((doc, term), (tf, words)) in &in_documents {
+        *scores.entry(*doc).or_default() += bm25(
+            *tf as f64,
+            frequencies[term],
             documents,
-            hit.words as f64,
+            *words as f64,
             average_length,
         );
     }
@@ -210,9 +244,20 @@ mod tests {
     #[test]
     fn tokens_are_checked_and_deduplicated() {
         let token = "00".repeat(16);
-        assert_eq!(parse_tokens(&[token.clone(), token]).unwrap().len(), 1);
-        assert!(parse_tokens(&[]).is_err());
-        assert!(parse_tokens(&["zz".repeat(16)]).is_err());
-        assert!(parse_tokens(&["00".repeat(15)]).is_err());
+        assert_eq!(parse_terms(&[token.clone(), token], None).unwrap().len(), 1);
+        assert!(parse_terms(&[], None).is_err());
+        assert!(parse_terms(&["zz".repeat(16)], None).is_err());
+        assert!(parse_terms(&["00".repeat(15)], None).is_err());
+    }
+
+    #[test]
+    fn previous_key_tokens_pair_with_the_query_s_tokens() {
+        let (a, b) = ("00".repeat(16), "11".repeat(16));
+        let terms = parse_terms(std::slice::from_ref(&a), Some(std::slice::from_ref(&b))).unwrap();
+        assert_eq!(terms, [vec![vec![0; 16], vec![0x11; 16]]]);
+        assert!(
+            parse_terms(&[a.clone(), b], Some(&[a])).is_err(),
+            "one each"
+        );
     }
 }

@@ -15,10 +15,11 @@ struct ReleasedRow {
     manifest: Vec<u8>,
     ciphertext_len: i64,
     created_at: i64,
+    key_generation: i64,
 }
 
 const RELEASED_COLUMNS: &str =
-    "transcript_id, recording_id, request_id, manifest, ciphertext_len, created_at";
+    "transcript_id, recording_id, request_id, manifest, ciphertext_len, created_at, key_generation";
 
 impl ReleasedRow {
     /// The released transcript as the API shows it, with the members holding its key.
@@ -31,6 +32,7 @@ impl ReleasedRow {
             ciphertext_len: self.ciphertext_len as u64,
             members,
             created_at: self.created_at,
+            key_generation: self.key_generation as u64,
         }
     }
 }
@@ -41,6 +43,8 @@ pub(crate) struct NewRelease<'a> {
     pub described: Described<'a>,
     /// Its length in words (the sum of its postings' term frequencies).
     pub words: i64,
+    /// The search key generation its postings are under.
+    pub key_generation: i64,
 }
 
 /// Stores a released transcript; returns its document number, `None` when the transcript
@@ -51,8 +55,8 @@ pub(crate) async fn insert(
 ) -> Result<Option<i64>, sqlx::Error> {
     let described = &release.described;
     let doc = sqlx::query_scalar(
-        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at, object)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING doc",
+        "INSERT INTO released_transcripts (transcript_id, vault_id, recording_id, request_id, manifest, manifest_digest, ciphertext_len, words, created_at, object, key_generation)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING doc",
     )
     .bind(described.transcript)
     .bind(described.vault)
@@ -64,6 +68,7 @@ pub(crate) async fn insert(
     .bind(release.words)
     .bind(described.now)
     .bind(described.object)
+    .bind(release.key_generation)
     .fetch_optional(&mut *connection)
     .await?;
     // A release-anchored retention period counts from the first release, which outlives

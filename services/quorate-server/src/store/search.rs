@@ -1,5 +1,5 @@
 //! The blind index and the vault's search key: `index_terms`, and the BM25 statistics of
-//! `released_transcripts`; `search_keys`, `search_key_grants`.
+//! `released_transcripts`; `search_keys`, `search_key_rotations`, `search_key_copies`.
 //!
 //! An index row holds one token's postings in one released transcript: its total term
 //! frequency, and its (segment, tf) pairs packed as LEB128 varints in segment order.
@@ -228,20 +228,75 @@ pub(crate) async fn insert_commitment(
     Ok(())
 }
 
-/// Stores `holder`'s sealed copy of `vault`'s search key; `false` when they hold one
+/// `vault`'s signed search key rotations, generation 1 first.
+pub(crate) async fn rotations(
+    connection: &mut AnyConnection,
+    vault: &str,
+) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT statement FROM search_key_rotations WHERE vault_id = $1 ORDER BY generation",
+    )
+    .bind(vault)
+    .fetch_all(connection)
+    .await
+}
+
+/// The generation of `vault`'s newest search key (0 until it is rotated).
+pub(crate) async fn generation(
+    connection: &mut AnyConnection,
+    vault: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(MAX(generation), 0) AS BIGINT) FROM search_key_rotations WHERE vault_id = $1",
+    )
+    .bind(vault)
+    .fetch_one(connection)
+    .await
+}
+
+/// Stores `vault`'s rotation to `generation`; `false` when that generation exists already.
+pub(crate) async fn insert_rotation(
+    connection: &mut AnyConnection,
+    vault: &str,
+    generation: i64,
+    statement: &[u8],
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO search_key_rotations (vault_id, generation, statement, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(vault)
+    .bind(generation)
+    .bind(statement)
+    .bind(now)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Which of a vault's search keys a sealed copy is of, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CopyOf<'a> {
+    pub vault: &'a str,
+    pub generation: i64,
+    pub holder: &'a str,
+}
+
+/// Stores a sealed copy of a search key; `false` when the holder has one of that generation
 /// already (a copy once stored is never replaced).
 pub(crate) async fn insert_grant(
     connection: &mut AnyConnection,
-    vault: &str,
-    holder: &str,
+    copy: CopyOf<'_>,
     sealed: &[u8],
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
-        "INSERT INTO search_key_grants (vault_id, holder, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO search_key_copies (vault_id, generation, holder, sealed, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
-    .bind(vault)
-    .bind(holder)
+    .bind(copy.vault)
+    .bind(copy.generation)
+    .bind(copy.holder)
     .bind(sealed)
     .bind(now)
     .execute(connection)
@@ -256,29 +311,133 @@ struct Grant {
     sealed: Vec<u8>,
 }
 
-/// `vault`'s search key as `holder` sees it: the commitment, their own sealed copy, and
-/// who holds one.
+/// The sealed copies of `vault`'s search key of `generation`, by holder.
+async fn copies(
+    connection: &mut AnyConnection,
+    vault: &str,
+    generation: i64,
+) -> Result<Vec<Grant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT holder, sealed FROM search_key_copies WHERE vault_id = $1 AND generation = $2 ORDER BY holder",
+    )
+    .bind(vault)
+    .bind(generation)
+    .fetch_all(connection)
+    .await
+}
+
+/// How many of `vault`'s released transcripts are indexed under a key older than
+/// `generation`.
+pub(crate) async fn behind(
+    connection: &mut AnyConnection,
+    vault: &str,
+    generation: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM released_transcripts WHERE vault_id = $1 AND key_generation < $2",
+    )
+    .bind(vault)
+    .bind(generation)
+    .fetch_one(connection)
+    .await
+}
+
+/// `vault`'s search key as `holder` sees it: the commitment and rotations, their own sealed
+/// copy of the newest key (and of the one before while minutes are still indexed under it),
+/// and who holds the newest.
 pub(crate) async fn key_view(
     connection: &mut AnyConnection,
     vault: &str,
     holder: &str,
 ) -> Result<SearchKeyView, sqlx::Error> {
     let commitment = commitment(connection, vault).await?;
-    let grants: Vec<Grant> = sqlx::query_as(
-        "SELECT holder, sealed FROM search_key_grants WHERE vault_id = $1 ORDER BY holder",
-    )
-    .bind(vault)
-    .fetch_all(connection)
-    .await?;
+    let rotations = rotations(connection, vault).await?;
+    let generation = rotations.len() as i64;
+    let grants = copies(connection, vault, generation).await?;
+    let reindexing = behind(connection, vault, generation).await?;
+    let previous_sealed = if generation > 0 && reindexing > 0 {
+        copies(connection, vault, generation - 1)
+            .await?
+            .into_iter()
+            .find(|grant| grant.holder == holder)
+            .map(|grant| Base64::from(grant.sealed))
+    } else {
+        None
+    };
     let sealed = grants
         .iter()
         .find(|grant| grant.holder == holder)
         .map(|grant| Base64::from(grant.sealed.as_slice()));
     Ok(SearchKeyView {
         commitment: commitment.map(Base64::from),
+        rotations: rotations.into_iter().map(Base64::from).collect(),
         sealed,
         holders: grants.into_iter().map(|grant| grant.holder).collect(),
+        previous_sealed,
+        reindexing: reindexing as u64,
     })
+}
+
+/// The document number, length in words and key generation of released transcript
+/// `transcript` of `vault`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Indexed {
+    pub doc: i64,
+    pub words: i64,
+    pub key_generation: i64,
+}
+
+/// How released transcript `transcript` of `vault` is indexed, `None` when it is not
+/// released.
+pub(crate) async fn indexed(
+    connection: &mut AnyConnection,
+    vault: &str,
+    transcript: &str,
+) -> Result<Option<Indexed>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT doc, words, key_generation FROM released_transcripts WHERE vault_id = $1 AND transcript_id = $2",
+    )
+    .bind(vault)
+    .bind(transcript)
+    .fetch_optional(connection)
+    .await
+}
+
+/// Replaces document `doc`'s postings with `postings`, made under key `generation`.
+pub(crate) async fn reindex(
+    connection: &mut AnyConnection,
+    doc: i64,
+    generation: i64,
+    postings: &[Posting],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM index_terms WHERE doc = $1")
+        .bind(doc)
+        .execute(&mut *connection)
+        .await?;
+    index(connection, doc, postings).await?;
+    sqlx::query("UPDATE released_transcripts SET key_generation = $2 WHERE doc = $1")
+        .bind(doc)
+        .bind(generation)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the sealed copies of `vault`'s search keys older than `generation`; returns how
+/// many went.
+pub(crate) async fn delete_older_copies(
+    connection: &mut AnyConnection,
+    vault: &str,
+    generation: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM search_key_copies WHERE vault_id = $1 AND generation < $2")
+            .bind(vault)
+            .bind(generation)
+            .execute(connection)
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[cfg(test)]

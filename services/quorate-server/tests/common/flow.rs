@@ -561,6 +561,8 @@ pub struct MadeRelease {
     pub grants: Vec<(Fingerprint, Vec<u8>)>,
     pub postings: Vec<Posting>,
     pub key: AgeSecretKey,
+    /// The search key generation the postings are under (the server takes the newest only).
+    pub search_key_generation: u64,
 }
 
 pub fn make_release(
@@ -569,14 +571,33 @@ pub fn make_release(
     transcript: &Transcribed,
     roster: &Roster,
 ) -> MadeRelease {
+    make_release_under(request, node, transcript, roster, &SearchKey::generate())
+}
+
+/// [`make_release`] with postings under `search_key`, as a node makes them.
+pub fn make_release_under(
+    request: &str,
+    node: &Node,
+    transcript: &Transcribed,
+    roster: &Roster,
+    search_key: &SearchKey,
+) -> MadeRelease {
     let tm = transcript
         .manifest
         .verify::<TranscriptManifest>()
         .unwrap()
         .statement;
     let key = AgeSecretKey::generate();
+    // The released copy is the whole document a member's device reads.
+    let document = serde_json::json!({
+        "language": "en",
+        "model_sha256": hex::encode(MODEL),
+        "node_id": node.id.to_string(),
+        "recording_id": tm.recording_id.to_string(),
+        "segments": [{ "start": 0.0, "end": 2.5, "text": "The library budget is approved." }],
+    });
     let (writer, _) = envelope::encrypt(
-        MINUTES.as_bytes(),
+        document.to_string().as_bytes(),
         envelope::HashingWriter::new(Vec::new()),
         &key.recipient(),
     )
@@ -596,7 +617,7 @@ pub fn make_release(
             (member.fingerprint, sealed)
         })
         .collect();
-    let postings = postings(&SearchKey::generate(), ["The library budget is approved."]);
+    let postings = postings(search_key, ["The library budget is approved."]);
     let manifest = SignedStatement::sign(
         &ReleaseManifest {
             vault_id: tm.vault_id,
@@ -621,6 +642,7 @@ pub fn make_release(
         grants,
         postings,
         key,
+        search_key_generation: 0,
     }
 }
 
@@ -644,10 +666,13 @@ pub async fn complete_release_with(
         .complete_release(
             request,
             lease_token,
-            &release.manifest,
-            &release.copy,
-            &release.grants,
-            &release.postings,
+            quorate_client::minutes::ReleaseUpload {
+                manifest: &release.manifest,
+                copy: &release.copy,
+                grants: &release.grants,
+                postings: &release.postings,
+                search_key_generation: release.search_key_generation,
+            },
         )
         .await
 }

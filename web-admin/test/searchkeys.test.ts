@@ -1,0 +1,131 @@
+// Search-key rotation in the browser (issue 18): Ada (admin), Bo and Cy share the vault's
+// search key; Bo leaves and Ada rotates it. Cy's page opens the newest key (and the one before
+// while minutes are re-indexed) only through the chain of commitment and rotations Ada
+// signed. A lying server is caught: a withheld rotation (the newest key it admits to is one
+// Bo holds), the old key's copy served as the new one's, a rotation signed by a member who is
+// no admin, and one naming a roster head the chain does not hold.
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import { describe, expect, it } from "vitest";
+
+import type { Schemas } from "../src/client";
+import { type MemberIdentity, signingKeys } from "../src/identity";
+import { Roster } from "../src/roster";
+import { recipientBytes, seal, searchKeyCheck, searchKeyPlaintext } from "../src/sealed";
+import {
+  type SearchKeyRotation,
+  encodeRosterEntry,
+  encodeSearchKeyCommitment,
+  encodeSearchKeyRotation,
+  fingerprintOf,
+  shortFingerprint,
+  sign,
+} from "../src/statements";
+import { hex, toBase64 } from "../src/wire";
+import { adminDevice, adminIdentity, genesis } from "./fixtures";
+
+const VAULT = "0c0c0c0c-0c0c-4c0c-8c0c-0c0c0c0c0c0c";
+
+async function member(): Promise<MemberIdentity> {
+  const [signingKey, verifyingKey] = await signingKeys(crypto.getRandomValues(new Uint8Array(32)));
+  const ageSecret = await generateIdentity();
+  const recipient = await identityToRecipient(ageSecret);
+  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
+  return { recipient, verifyingKey, fingerprintHex, fingerprintShort: shortFingerprint(fingerprintHex), ageSecret, signingKey };
+}
+
+async function change(chain: Uint8Array[], admin: MemberIdentity, who: MemberIdentity, add: boolean): Promise<Uint8Array> {
+  const roster = await Roster.verify(VAULT, chain);
+  const body = encodeRosterEntry({
+    vaultId: VAULT,
+    sequence: chain.length,
+    previous: roster.head(),
+    change: add ? "add" : "remove",
+    role: "member",
+    member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
+    name: "someone",
+    issuedAt: 1_700_000_000 + chain.length,
+  });
+  return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
+}
+
+async function sealedTo(key: Uint8Array, holder: MemberIdentity): Promise<string> {
+  return toBase64(await seal(searchKeyPlaintext(VAULT, key), recipientBytes(holder.recipient)));
+}
+
+/** The board after Bo left and Ada rotated: what an honest server serves Cy. */
+async function rotated() {
+  const [ada, bo, cy] = [await adminIdentity(), await member(), await member()];
+  const chain = [await genesis(VAULT, ada)];
+  chain.push(await change(chain, ada, bo, true));
+  chain.push(await change(chain, ada, cy, true));
+  const [oldKey, newKey] = [crypto.getRandomValues(new Uint8Array(32)), crypto.getRandomValues(new Uint8Array(32))];
+  const commitment = await sign(
+    "search-key-commitment",
+    encodeSearchKeyCommitment({ vaultId: VAULT, keyCheck: await searchKeyCheck(oldKey), issuedAt: 1 }),
+    ada.signingKey,
+    ada.verifyingKey,
+  );
+  chain.push(await change(chain, ada, bo, false));
+  const roster = await Roster.verify(VAULT, chain);
+  const rotation: SearchKeyRotation = {
+    vaultId: VAULT,
+    generation: 1,
+    previousCheck: await searchKeyCheck(oldKey),
+    keyCheck: await searchKeyCheck(newKey),
+    rosterSequence: chain.length - 1,
+    rosterHead: roster.head(),
+    issuedAt: 2,
+  };
+  const signRotation = (body: SearchKeyRotation, by: MemberIdentity) =>
+    sign("search-key-rotation", encodeSearchKeyRotation(body), by.signingKey, by.verifyingKey).then(toBase64);
+  const view: Schemas["SearchKeyView"] = {
+    commitment: toBase64(commitment),
+    rotations: [await signRotation(rotation, ada)],
+    sealed: await sealedTo(newKey, cy),
+    previous_sealed: await sealedTo(oldKey, cy),
+    holders: [],
+    reindexing: 1,
+  };
+  return { ada, bo, cy, roster, oldKey, newKey, rotation, signRotation, view, device: adminDevice(VAULT, cy) };
+}
+
+describe("the vault's search key after a rotation, in the browser", () => {
+  it("opens the newest key and the one before through the signed chain", async () => {
+    const { roster, oldKey, newKey, view, device } = await rotated();
+    const keys = (await device.searchKeys(roster, view))!;
+    expect([keys.generation, keys.staleSince]).toEqual([1, null]);
+    expect(hex(keys.current)).toBe(hex(newKey));
+    expect(hex(keys.previous!)).toBe(hex(oldKey));
+  });
+
+  it("sees a withheld rotation: the newest key admitted to is one a removed member holds", async () => {
+    const { roster, oldKey, view, cy, device } = await rotated();
+    const withheld = { ...view, rotations: [], sealed: await sealedTo(oldKey, cy), previous_sealed: null };
+    const keys = (await device.searchKeys(roster, withheld))!;
+    expect([keys.generation, keys.staleSince]).toEqual([0, 3]);
+  });
+
+  it("refuses the old key's copy served as the new one's", async () => {
+    const { roster, oldKey, view, cy, device } = await rotated();
+    const swapped = { ...view, sealed: await sealedTo(oldKey, cy) };
+    await expect(device.searchKeys(roster, swapped)).rejects.toThrow(/not the one an admin committed to/);
+  });
+
+  it("refuses a rotation signed by a member who is no admin, to a key the server chose", async () => {
+    const { roster, view, bo, cy, rotation, signRotation, device } = await rotated();
+    const chosen = crypto.getRandomValues(new Uint8Array(32));
+    const forged = { ...rotation, keyCheck: await searchKeyCheck(chosen) };
+    for (const signer of [bo, cy]) {
+      const lie = { ...view, rotations: [await signRotation(forged, signer)], sealed: await sealedTo(chosen, cy) };
+      await expect(device.searchKeys(roster, lie)).rejects.toThrow(/not signed by an admin/);
+    }
+  });
+
+  it("refuses a rotation naming a roster head the chain does not hold, or skipping a generation", async () => {
+    const { ada, roster, view, rotation, signRotation, device } = await rotated();
+    const elsewhere = { ...view, rotations: [await signRotation({ ...rotation, rosterHead: new Uint8Array(32).fill(7) }, ada)] };
+    await expect(device.searchKeys(roster, elsewhere)).rejects.toThrow(/roster head/);
+    const skipped = { ...view, rotations: [await signRotation({ ...rotation, generation: 2 }, ada)] };
+    await expect(device.searchKeys(roster, skipped)).rejects.toThrow(/missing or repeated/);
+  });
+});
