@@ -607,3 +607,80 @@ async fn a_node_refuses_shares_from_before_a_re_share_that_raised_k() {
     assert!(rolled_back.stderr.contains("a rollback"), "{rolled_back:?}");
     server.stop().await;
 }
+
+/// A key holder leaves and the admin's `members remove` rotates the search key; then the
+/// database serves the node the old key as the newest (the rotation withheld, the node's
+/// old copy put back). The node refuses to index released minutes under a key the leaver
+/// holds: the release job fails saying why, and nothing is released.
+#[tokio::test]
+async fn a_node_will_not_index_minutes_under_a_search_key_a_removed_member_holds() {
+    let server = Server::start(Backend::Sqlite).await;
+    let staffed = Staffed::new(&server).await;
+    let model = staffed.import_model().await;
+    staffed.approve_node(&model).await;
+    let (ada, bo, cy) = (&staffed.admin, &staffed.members[0], &staffed.members[1]);
+    let (recording, _) = staffed
+        .upload(cy, "The ferry timetable changes in May.", "Ferry")
+        .await;
+    staffed.quorum(&recording, "transcribe").await;
+    let pool = server.app.db.pool();
+    let node_copy: (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed FROM search_key_copies WHERE holder = $1 AND generation = 0")
+            .bind(&staffed.node_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+
+    // Dee joins (and is sealed the search key), then leaves: the admin's device rotates it.
+    let (_dee, joined) = quorate_e2e::pending_member(&server, ada, "Dee").await;
+    let dee = joined["fingerprint"].as_str().unwrap();
+    ada.ok(&["members", "approve", dee]).await;
+    let removed = ada.ok(&["members", "remove", dee]).await;
+    assert!(
+        removed.stderr.contains("The search key is replaced"),
+        "{removed:?}"
+    );
+
+    // The server withholds the rotation and serves the node its copy of the old key.
+    sqlx::query("DELETE FROM search_key_rotations")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM search_key_copies")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO search_key_copies (vault_id, generation, holder, sealed, created_at) VALUES ($1, 0, $2, $3, 0)",
+    )
+    .bind(server.codes[0].vault_id.to_string())
+    .bind(&staffed.node_id)
+    .bind(node_copy.0)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let request = ask(
+        cy,
+        &recording,
+        &staffed.node_id,
+        "release-transcript",
+        "publish",
+    )
+    .await;
+    ada.ok(&["approve", &request, "--yes"]).await;
+    bo.ok(&["approve", &request, "--yes"]).await;
+    staffed.machine.ok(&["run", "--once"]).await;
+    let (client, vault) = signed_in(&server, ada).await;
+    let job = job_of(&client, vault, &request).await;
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
+    let reason = job.failure.unwrap();
+    assert!(
+        reason.contains("removed a member who holds it")
+            && reason.contains("quorate search-key rotate"),
+        "the reason says what is wrong and what to do: {reason}"
+    );
+    let refused = bo.run(&["transcript", &recording]).await;
+    assert_ne!(refused.code, 0, "nothing was released: {refused:?}");
+    server.stop().await;
+}

@@ -290,6 +290,7 @@ pub(crate) async fn rotate_search_key(
     for grant in grants {
         share_search_key_with(&mut tx, admin, &members, (next, grant), now).await?;
     }
+    drop_older_copies_when_none_behind(&mut tx, admin, next, now).await?;
     let statement = signed.to_bytes();
     tx.audit(
         admin.vault,
@@ -300,6 +301,29 @@ pub(crate) async fn rotate_search_key(
     tx.commit().await?;
     tracing::info!(vault = %vault, generation = next, "search key rotated");
     Ok(view)
+}
+
+/// Deletes the sealed copies of the vault's search keys older than `generation` once no
+/// released transcript is indexed under one (audited as the act of `by`, whose change made it
+/// so): nothing needs them any more, and a copy kept is a key kept.
+async fn drop_older_copies_when_none_behind(
+    tx: &mut Tx,
+    by: Member<'_>,
+    generation: i64,
+    now: i64,
+) -> Result<(), ReleaseError> {
+    let vault = by.vault.to_string();
+    if store::search::behind(tx, &vault, generation).await? > 0 {
+        return Ok(());
+    }
+    if store::search::delete_older_copies(tx, &vault, generation).await? > 0 {
+        tx.audit(
+            by.vault,
+            now,
+            member_event(by, "search_key.older_copies_deleted", &vault),
+        );
+    }
+    Ok(())
 }
 
 /// The check value of `vault`'s search key of generation `current`, from its stored
@@ -363,16 +387,7 @@ pub(crate) async fn reindex(
         now,
         member_event(member, "released.reindexed", transcript),
     );
-    if store::search::behind(&mut tx, &vault, current).await? == 0 {
-        let deleted = store::search::delete_older_copies(&mut tx, &vault, current).await?;
-        if deleted > 0 {
-            tx.audit(
-                member.vault,
-                now,
-                member_event(member, "search_key.older_copies_deleted", &vault),
-            );
-        }
-    }
+    drop_older_copies_when_none_behind(&mut tx, member, current, now).await?;
     let view = store::release::view(&mut tx, &vault, transcript)
         .await?
         .ok_or(ReleaseError::NotFound)?;
