@@ -8,6 +8,7 @@ import { vi } from "vitest";
 import { Client } from "../src/client";
 import { Device, type PinStore } from "../src/device";
 import { type MemberIdentity, signingKeys } from "../src/identity";
+import { Roster } from "../src/roster";
 import { recipientBytes, recipientText } from "../src/sealed";
 import { type PublicKeys, encodeRosterEntry, fingerprintOf, shortFingerprint, sign } from "../src/statements";
 import { fromBase64, fromHex, toBase64, toBase64Url, uuidText } from "../src/wire";
@@ -48,7 +49,15 @@ export function apiKeys(keys: PublicKeys): { recipient: string; verifying_key: s
 
 /** A member identity with the golden admin's signing key (seed 2) and a fresh age key. */
 export async function adminIdentity(): Promise<MemberIdentity> {
-  const [signingKey, verifyingKey] = await signer(2);
+  return identityWith(...(await signer(2)));
+}
+
+/** A member identity with fresh keys. */
+export async function memberIdentity(): Promise<MemberIdentity> {
+  return identityWith(...(await signingKeys(crypto.getRandomValues(new Uint8Array(32)))));
+}
+
+async function identityWith(signingKey: CryptoKey, verifyingKey: Uint8Array): Promise<MemberIdentity> {
   const ageSecret = await generateIdentity();
   const recipient = await identityToRecipient(ageSecret);
   const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
@@ -73,6 +82,29 @@ export async function genesis(vault: string, admin: MemberIdentity): Promise<Uin
     member: { recipient: recipientBytes(admin.recipient), verifyingKey: admin.verifyingKey },
     name: "Ada",
     issuedAt: 1_700_000_000,
+  });
+  return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
+}
+
+/** `admin`'s signed roster change adding or removing member `who`, next after `chain`. */
+export async function rosterChange(
+  vault: string,
+  chain: Uint8Array[],
+  admin: MemberIdentity,
+  who: MemberIdentity,
+  add: boolean,
+  name: string,
+): Promise<Uint8Array> {
+  const roster = await Roster.verify(vault, chain);
+  const body = encodeRosterEntry({
+    vaultId: vault,
+    sequence: chain.length,
+    previous: roster.head(),
+    change: add ? "add" : "remove",
+    role: "member",
+    member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
+    name,
+    issuedAt: 1_700_000_000 + chain.length,
   });
   return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
 }

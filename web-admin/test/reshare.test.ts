@@ -7,7 +7,7 @@
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { describe, expect, it } from "vitest";
 
-import { type MemberIdentity, signingKeys } from "../src/identity";
+import type { MemberIdentity } from "../src/identity";
 import { type Board, type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "../src/reshare";
 import { Roster } from "../src/roster";
 import {
@@ -21,46 +21,21 @@ import {
   secretKeyText,
   voteBinding,
 } from "../src/sealed";
-import { type SplitKey, type Subject, type UnlockRequest, encodeRecordingManifest, encodeRosterEntry, encodeVaultPolicy, verify, fingerprintOf, parseSigned, shortFingerprint, sign } from "../src/statements";
+import { type SplitKey, type Subject, type UnlockRequest, encodeRecordingManifest, encodeVaultPolicy, verify, parseSigned, sign } from "../src/statements";
 import { ageKeyBytes, randomScalar, scalarFromBytes, split } from "../src/vss";
 import { fromBase64, hex, toBase64 } from "../src/wire";
-import { LyingServer, adminDevice, adminIdentity, genesis, interpolate, serveRoster } from "./fixtures";
+import { LyingServer, adminDevice, adminIdentity, genesis, interpolate, memberIdentity, rosterChange, serveRoster } from "./fixtures";
 import type { Schemas } from "../src/client";
 
 const VAULT = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a";
 const SUBJECT: Subject = { kind: "recording", id: "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b" };
 
-/** A member with fresh keys. */
-async function member(): Promise<MemberIdentity> {
-  const [signingKey, verifyingKey] = await signingKeys(crypto.getRandomValues(new Uint8Array(32)));
-  const ageSecret = await generateIdentity();
-  const recipient = await identityToRecipient(ageSecret);
-  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
-  return { recipient, verifyingKey, fingerprintHex, fingerprintShort: shortFingerprint(fingerprintHex), ageSecret, signingKey };
-}
-
-/** The admin's signed roster change of `who`, next after `chain`. */
-async function change(chain: Uint8Array[], admin: MemberIdentity, who: MemberIdentity, add: boolean, name: string): Promise<Uint8Array> {
-  const roster = await Roster.verify(VAULT, chain);
-  const body = encodeRosterEntry({
-    vaultId: VAULT,
-    sequence: chain.length,
-    previous: roster.head(),
-    change: add ? "add" : "remove",
-    role: "member",
-    member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
-    name,
-    issuedAt: 1_700_000_000 + chain.length,
-  });
-  return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
-}
-
 /** Ada (admin), Bo and Cy hold a 2-of-3 key; then Dee joins and Bo leaves. */
 async function board() {
-  const [ada, bo, cy, dee] = [await adminIdentity(), await member(), await member(), await member()];
+  const [ada, bo, cy, dee] = [await adminIdentity(), await memberIdentity(), await memberIdentity(), await memberIdentity()];
   const chain = [await genesis(VAULT, ada)];
-  chain.push(await change(chain, ada, bo, true, "Bo"));
-  chain.push(await change(chain, ada, cy, true, "Cy"));
+  chain.push(await rosterChange(VAULT, chain, ada, bo, true, "Bo"));
+  chain.push(await rosterChange(VAULT, chain, ada, cy, true, "Cy"));
   const secret = randomScalar();
   const sharing = split(secret, 2, 3);
   const keyBytes = await ageKeyBytes(secret, SUBJECT);
@@ -77,8 +52,8 @@ async function board() {
     sealed.set(holder.fingerprintHex, await seal(encodeSharePlaintext(binding, sharing.shares[i]!.value), recipientBytes(holder.recipient)));
   }
   const uploadHead = (await Roster.verify(VAULT, chain)).head();
-  chain.push(await change(chain, ada, dee, true, "Dee"));
-  chain.push(await change(chain, ada, bo, false, "Bo"));
+  chain.push(await rosterChange(VAULT, chain, ada, dee, true, "Dee"));
+  chain.push(await rosterChange(VAULT, chain, ada, bo, false, "Bo"));
   const roster = await Roster.verify(VAULT, chain);
   const key: SharedKey = { vaultId: VAULT, subject: SUBJECT, split: splitKey, current: { commitments: splitKey.commitments, holders: splitKey.holders } };
   return { ada, bo, cy, dee, chain, uploadHead, roster, secret, sharing, key, sealed, newBoard: boardFor(roster, 2, 2) };

@@ -4,49 +4,17 @@
 // signed. A lying server is caught: a withheld rotation (the newest key it admits to is one
 // Bo holds), the old key's copy served as the new one's, a rotation signed by a member who is
 // no admin, and one naming a roster head the chain does not hold.
-import { generateIdentity, identityToRecipient } from "age-encryption";
 import { describe, expect, it } from "vitest";
 
 import type { Schemas } from "../src/client";
-import { type MemberIdentity, signingKeys } from "../src/identity";
+import type { MemberIdentity } from "../src/identity";
 import { Roster } from "../src/roster";
 import { recipientBytes, seal, searchKeyCheck, searchKeyPlaintext } from "../src/sealed";
-import {
-  type SearchKeyRotation,
-  encodeRosterEntry,
-  encodeSearchKeyCommitment,
-  encodeSearchKeyRotation,
-  fingerprintOf,
-  shortFingerprint,
-  sign,
-} from "../src/statements";
+import { type SearchKeyRotation, encodeSearchKeyCommitment, encodeSearchKeyRotation, sign } from "../src/statements";
 import { hex, toBase64 } from "../src/wire";
-import { adminDevice, adminIdentity, genesis } from "./fixtures";
+import { adminDevice, adminIdentity, genesis, memberIdentity, rosterChange } from "./fixtures";
 
 const VAULT = "0c0c0c0c-0c0c-4c0c-8c0c-0c0c0c0c0c0c";
-
-async function member(): Promise<MemberIdentity> {
-  const [signingKey, verifyingKey] = await signingKeys(crypto.getRandomValues(new Uint8Array(32)));
-  const ageSecret = await generateIdentity();
-  const recipient = await identityToRecipient(ageSecret);
-  const fingerprintHex = await fingerprintOf({ recipient: recipientBytes(recipient), verifyingKey });
-  return { recipient, verifyingKey, fingerprintHex, fingerprintShort: shortFingerprint(fingerprintHex), ageSecret, signingKey };
-}
-
-async function change(chain: Uint8Array[], admin: MemberIdentity, who: MemberIdentity, add: boolean): Promise<Uint8Array> {
-  const roster = await Roster.verify(VAULT, chain);
-  const body = encodeRosterEntry({
-    vaultId: VAULT,
-    sequence: chain.length,
-    previous: roster.head(),
-    change: add ? "add" : "remove",
-    role: "member",
-    member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
-    name: "someone",
-    issuedAt: 1_700_000_000 + chain.length,
-  });
-  return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
-}
 
 async function sealedTo(key: Uint8Array, holder: MemberIdentity): Promise<string> {
   return toBase64(await seal(searchKeyPlaintext(VAULT, key), recipientBytes(holder.recipient)));
@@ -54,10 +22,10 @@ async function sealedTo(key: Uint8Array, holder: MemberIdentity): Promise<string
 
 /** The board after Bo left and Ada rotated: what an honest server serves Cy. */
 async function rotated() {
-  const [ada, bo, cy] = [await adminIdentity(), await member(), await member()];
+  const [ada, bo, cy] = [await adminIdentity(), await memberIdentity(), await memberIdentity()];
   const chain = [await genesis(VAULT, ada)];
-  chain.push(await change(chain, ada, bo, true));
-  chain.push(await change(chain, ada, cy, true));
+  chain.push(await rosterChange(VAULT, chain, ada, bo, true, "Bo"));
+  chain.push(await rosterChange(VAULT, chain, ada, cy, true, "Cy"));
   const [oldKey, newKey] = [crypto.getRandomValues(new Uint8Array(32)), crypto.getRandomValues(new Uint8Array(32))];
   const commitment = await sign(
     "search-key-commitment",
@@ -65,7 +33,7 @@ async function rotated() {
     ada.signingKey,
     ada.verifyingKey,
   );
-  chain.push(await change(chain, ada, bo, false));
+  chain.push(await rosterChange(VAULT, chain, ada, bo, false, "Bo"));
   const roster = await Roster.verify(VAULT, chain);
   const rotation: SearchKeyRotation = {
     vaultId: VAULT,

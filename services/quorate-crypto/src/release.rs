@@ -47,19 +47,6 @@ pub struct SearchKeyCommitment {
     pub issued_at: i64,
 }
 
-impl SearchKeyCommitment {
-    /// Refuses a key other than the committed one.
-    pub fn check_key(&self, key: &SearchKey) -> Result<(), Error> {
-        if key.check_value() == self.key_check {
-            Ok(())
-        } else {
-            Err(Error::BindingMismatch {
-                field: "search key (it is not the one an admin committed to)",
-            })
-        }
-    }
-}
-
 impl StatementBody for SearchKeyCommitment {
     const KIND: StatementKind = StatementKind::SearchKeyCommitment;
 
@@ -114,19 +101,6 @@ pub struct SearchKeyRotation {
     pub roster_head: [u8; 32],
     /// When signed, Unix seconds.
     pub issued_at: i64,
-}
-
-impl SearchKeyRotation {
-    /// Refuses a key other than the one this rotation names.
-    pub fn check_key(&self, key: &SearchKey) -> Result<(), Error> {
-        if key.check_value() == self.key_check {
-            Ok(())
-        } else {
-            Err(Error::BindingMismatch {
-                field: "search key (it is not the one an admin rotated to)",
-            })
-        }
-    }
 }
 
 const ROTATION_DOMAIN: &str = "quorate/search-key-rotation/v1";
@@ -562,18 +536,6 @@ mod tests {
             ..manifest
         };
         assert!(open_release_key(&sealed, &member, &wrong_key).is_err());
-    }
-
-    #[test]
-    fn commitment_names_one_key() {
-        let key = SearchKey::generate();
-        let commitment = SearchKeyCommitment {
-            vault_id: VaultId::random(),
-            key_check: key.check_value(),
-            issued_at: 5,
-        };
-        assert!(commitment.check_key(&key).is_ok());
-        assert!(commitment.check_key(&SearchKey::generate()).is_err());
     }
 }
 

@@ -329,16 +329,12 @@ async fn the_server_refuses_rotations_and_re_indexes_that_do_not_fit(backend: Ba
     remove(&board, 3).await;
     let roster = board.admin.roster().await;
     let post = |client: &Client, path: String, body: serde_json::Value| {
-        let request = reqwest::Client::new()
-            .post(server.url(&format!("/api/v1/vaults/{vault}/{path}")))
-            .bearer_auth(client.token().unwrap())
-            .json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let body: serde_json::Value = response.json().await.unwrap();
-            (status, body["code"].as_str().unwrap_or_default().to_owned())
-        }
+        answered(
+            reqwest::Client::new()
+                .post(server.url(&format!("/api/v1/vaults/{vault}/{path}")))
+                .bearer_auth(client.token().unwrap())
+                .json(&body),
+        )
     };
     let rotation = |head: &Roster, generation: u64| {
         SignedStatement::sign(
@@ -428,18 +424,14 @@ async fn the_server_refuses_rotations_and_re_indexes_that_do_not_fit(backend: Ba
     let transcript = reader_released(&board).await;
     let transcript = transcript.as_str();
     let put = |body: serde_json::Value| {
-        let request = reqwest::Client::new()
-            .put(server.url(&format!(
-                "/api/v1/vaults/{vault}/released/{transcript}/index"
-            )))
-            .bearer_auth(member(&board, 2).1.token().unwrap())
-            .json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let body: serde_json::Value = response.json().await.unwrap();
-            (status, body["code"].as_str().unwrap_or_default().to_owned())
-        }
+        answered(
+            reqwest::Client::new()
+                .put(server.url(&format!(
+                    "/api/v1/vaults/{vault}/released/{transcript}/index"
+                )))
+                .bearer_auth(member(&board, 2).1.token().unwrap())
+                .json(&body),
+        )
     };
     let packed = |text: &str| -> Base64 {
         let mut bytes = Vec::new();
@@ -465,6 +457,14 @@ async fn the_server_refuses_rotations_and_re_indexes_that_do_not_fit(backend: Ba
     let stale = make_release_under(&claim.request_id, &node, &second, &roster, &old.current);
     let (status, code) = refused(complete_release(&node, &claim, &stale).await);
     assert_eq!((status, code.as_str()), (409, "search_key_rotated"));
+}
+
+/// Sends `request`; returns the answer's status and error code (empty when there is none).
+async fn answered(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or_default().to_owned())
 }
 
 /// The released transcript's ID, as member 2 lists it.
