@@ -210,6 +210,37 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
             .to_lowercase()
             .contains("bridge")
     );
+
+    // Dee leaves. She held the search key, so Ada's device replaces it and re-indexes the
+    // released minutes: they are still found, and the old key's tokens find nothing.
+    let vault = server.codes[0].vault_id;
+    let mut client = Client::new(&server.url(""));
+    let bo_identity = identity(bo);
+    client.sign_in(vault, &bo_identity).await.unwrap();
+    let before = client.roster(vault, &pinned_genesis(bo)).await.unwrap();
+    let old_key = client
+        .open_search_key(vault, &before, bo_identity.age_key())
+        .await
+        .unwrap()
+        .unwrap()
+        .current;
+    let removed = ada
+        .ok(&["members", "remove", joined["fingerprint"].as_str().unwrap()])
+        .await;
+    assert!(
+        removed
+            .stderr
+            .contains("The search key is replaced. 1 released minutes re-indexed"),
+        "{removed:?}"
+    );
+    let found = bo.ok(&["--json", "search", "bridge"]).await.json();
+    assert_eq!(found["total"], 1, "{found}");
+    let old_tokens = [old_key.token("bridge")];
+    let old_found = client
+        .search(vault, (&old_tokens, None), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(old_found.total, 0, "the old key's tokens find nothing");
     assert!(ada.ok(&["--json", "audit", "verify"]).await.json()["entries"].as_u64() > Some(40));
 
     // The zero-knowledge check. What the server must never hold:
@@ -233,10 +264,6 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
             needles.push((format!("audio bytes at {offset}"), run.to_vec()));
         }
     }
-    let vault = server.codes[0].vault_id;
-    let mut client = Client::new(&server.url(""));
-    let bo_identity = identity(bo);
-    client.sign_in(vault, &bo_identity).await.unwrap();
     let roster = client.roster(vault, &pinned_genesis(bo)).await.unwrap();
     let search_key = client
         .open_search_key(vault, &roster, bo_identity.age_key())
@@ -244,11 +271,16 @@ async fn released_minutes_are_searched_and_exported_and_the_server_keeps_no_word
         .unwrap()
         .unwrap()
         .current;
-    needles.push(("the search key".into(), search_key.expose_secret().to_vec()));
-    needles.push((
-        "the search key (hex)".into(),
-        hex(search_key.expose_secret()).into_bytes(),
-    ));
+    for (name, key) in [
+        ("the search key", &search_key),
+        ("the old search key", &old_key),
+    ] {
+        needles.push((name.into(), key.expose_secret().to_vec()));
+        needles.push((
+            format!("{name} (hex)"),
+            hex(key.expose_secret()).into_bytes(),
+        ));
+    }
     for (name, secret) in meeting_keys(&server, &[ada, bo], &recording, &roster).await {
         needles.push((name.to_owned(), secret.expose_secret().to_vec()));
         needles.push((

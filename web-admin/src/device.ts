@@ -251,8 +251,8 @@ export class Device {
    */
   async policy(roster: Roster): Promise<VaultPolicy> {
     const answer = await this.client.call("get", "/api/v1/vaults/{vault}/policy", { path: { vault: this.vaultId } });
-    const [verified] = await roster.verifyByAdmin("vault-policy", answer.statement);
-    const policy = verified.statement;
+    // A policy stays in force when the admin who signed it leaves or is replaced.
+    const policy = (await roster.verifyByAdminEver("vault-policy", answer.statement)).statement;
     const key = `quorate:policy:${this.vaultId}`;
     const seen = Number(this.pins.getItem(key) ?? -1);
     if (policy.sequence < seen) {

@@ -194,6 +194,20 @@ export class Roster {
     return [verified, signer];
   }
 
+  /**
+   * Verifies a statement and that a current or former admin of this vault signed it: what an
+   * admin signed (a policy, the search key's commitment) stays in force when they leave or
+   * replace their identity.
+   */
+  async verifyByAdminEver<K extends Kind>(kind: K, text: string): Promise<Verified<BodyOf<K>>> {
+    const verified = await verify(kind, fromBase64(text));
+    if ((verified.statement as { vaultId: string }).vaultId !== this.vaultId) {
+      throw new StatementError(`the ${kind} belongs to another vault`);
+    }
+    if (!this.everHeldBy(verified.signer, "admin")) throw new StatementError(`the ${kind} is not signed by an admin`);
+    return verified;
+  }
+
   /** Signs the next entry of this chain (an admin adding or removing someone). */
   async signChange(
     signingKey: CryptoKey,

@@ -16,10 +16,7 @@ export interface SearchKeyChain {
 
 /** Verifies the commitment (base64) and the rotations (base64, generation 1 first). */
 export async function searchKeyChain(roster: Roster, commitment: string, rotations: string[]): Promise<SearchKeyChain> {
-  const first = await verify("search-key-commitment", fromBase64(commitment));
-  if (first.statement.vaultId !== roster.vaultId) throw new StatementError("the search key commitment is another vault's");
-  // What an admin signed stays in force when they leave.
-  if (!roster.everHeldBy(first.signer, "admin")) throw new StatementError("the search key commitment is not signed by an admin");
+  const first = await roster.verifyByAdminEver("search-key-commitment", commitment);
   const chain: SearchKeyChain = { checks: [first.statement.keyCheck], madeFor: 0 };
   for (const text of rotations) {
     const verified = await verify("search-key-rotation", fromBase64(text));

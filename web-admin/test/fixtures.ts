@@ -10,7 +10,7 @@ import { Device, type PinStore } from "../src/device";
 import { type MemberIdentity, signingKeys } from "../src/identity";
 import { Roster } from "../src/roster";
 import { recipientBytes, recipientText } from "../src/sealed";
-import { type PublicKeys, encodeRosterEntry, fingerprintOf, shortFingerprint, sign } from "../src/statements";
+import { type PublicKeys, type Role, encodeRosterEntry, fingerprintOf, shortFingerprint, sign } from "../src/statements";
 import { fromBase64, fromHex, toBase64, toBase64Url, uuidText } from "../src/wire";
 
 const goldenFile = new Map(
@@ -86,7 +86,7 @@ export async function genesis(vault: string, admin: MemberIdentity): Promise<Uin
   return sign("roster-entry", body, admin.signingKey, admin.verifyingKey);
 }
 
-/** `admin`'s signed roster change adding or removing member `who`, next after `chain`. */
+/** `admin`'s signed roster change adding or removing `who` (a member unless `role` says), next after `chain`. */
 export async function rosterChange(
   vault: string,
   chain: Uint8Array[],
@@ -94,6 +94,7 @@ export async function rosterChange(
   who: MemberIdentity,
   add: boolean,
   name: string,
+  role: Role = "member",
 ): Promise<Uint8Array> {
   const roster = await Roster.verify(vault, chain);
   const body = encodeRosterEntry({
@@ -101,7 +102,7 @@ export async function rosterChange(
     sequence: chain.length,
     previous: roster.head(),
     change: add ? "add" : "remove",
-    role: "member",
+    role,
     member: { recipient: recipientBytes(who.recipient), verifyingKey: who.verifyingKey },
     name,
     issuedAt: 1_700_000_000 + chain.length,

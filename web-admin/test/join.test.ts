@@ -7,9 +7,9 @@ import { adminDevice } from "./fixtures";
 import { createIdentity } from "../src/identity";
 import { enrol, lookUpCode, parseGenesis } from "../src/join";
 import { Roster } from "../src/roster";
-import { parseSigned, verify } from "../src/statements";
+import { encodeVaultPolicy, parseSigned, sign, verify } from "../src/statements";
 import { fromBase64, hex, sha256, toBase64 } from "../src/wire";
-import { LyingServer, Pins, adminIdentity, genesis } from "./fixtures";
+import { LyingServer, Pins, adminIdentity, genesis, memberIdentity, rosterChange } from "./fixtures";
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -204,6 +204,26 @@ describe("the vault policy, set in the browser", () => {
     await expect(device.policyIfAny(roster)).rejects.toThrow(/verified policy 0 before \(a rollback\)/);
     await expect(device.setPolicy(roster, 1)).rejects.toThrow(/rollback/);
     expect(lying.writes()).toHaveLength(1);
+  });
+
+  it("keeps a policy in force after the admin who signed it was replaced", async () => {
+    const vaultId = crypto.randomUUID();
+    const [ada, bo] = [await adminIdentity(), await memberIdentity()];
+    const chain = [await genesis(vaultId, ada)];
+    const policy = await sign(
+      "vault-policy",
+      encodeVaultPolicy({ vaultId, sequence: 0, minThreshold: 2, issuedAt: 1 }),
+      ada.signingKey,
+      ada.verifyingKey,
+    );
+    chain.push(await rosterChange(vaultId, chain, ada, bo, true, "Bo", "admin"));
+    chain.push(await rosterChange(vaultId, chain, bo, ada, false, "Ada", "admin"));
+    const lying = new LyingServer()
+      .on("GET", /\/roster$/, () => ({ entries: chain.map(toBase64) }))
+      .on("GET", /\/policy$/, () => ({ statement: toBase64(policy) }));
+    const device = adminDevice(vaultId, bo);
+    expect(await device.policy(await device.roster())).toMatchObject({ minThreshold: 2 });
+    expect(lying.writes()).toHaveLength(0);
   });
 
   it("refuses a threshold that is not 1 to 255", async () => {
