@@ -42,3 +42,28 @@ export async function token(key: CryptoKey, word: string): Promise<string> {
 export async function tokens(key: CryptoKey, text: string): Promise<string[]> {
   return Promise.all(normalise(text).map((word) => token(key, word)));
 }
+
+/**
+ * The blind-index postings of a transcript's segments, packed as the API takes them: for
+ * segment i and each distinct word w in it, 24 bytes: token(w) (16), i and w's count there
+ * (big-endian u32 each). Equal to quorate-crypto's `release::postings`, up to order.
+ */
+export async function postings(key: CryptoKey, segments: string[]): Promise<Uint8Array<ArrayBuffer>> {
+  const records: Uint8Array[] = [];
+  for (const [segment, text] of segments.entries()) {
+    const counts = new Map<string, number>();
+    for (const word of normalise(text)) counts.set(word, (counts.get(word) ?? 0) + 1);
+    for (const [word, tf] of counts) {
+      const record = new Uint8Array(24);
+      const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(word));
+      record.set(new Uint8Array(mac).slice(0, 16));
+      const view = new DataView(record.buffer);
+      view.setUint32(16, segment);
+      view.setUint32(20, tf);
+      records.push(record);
+    }
+  }
+  const packed = new Uint8Array(records.length * 24);
+  records.forEach((record, i) => packed.set(record, i * 24));
+  return packed;
+}

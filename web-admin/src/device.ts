@@ -6,6 +6,7 @@ import { ApiError, Client, type Schemas } from "./client";
 import type { MemberIdentity } from "./identity";
 import { type SharedKey, accept, boardFor, currentSharing, deal, freshReshareId } from "./reshare";
 import { Roster } from "./roster";
+import { importSearchKey, postings } from "./blind";
 import { searchKeyChain, staleSince } from "./searchkeys";
 import {
   type BodyOf,
@@ -25,6 +26,7 @@ import {
   checkActive,
   decodeRecordingMetadata,
   encodeSearchKeyCommitment,
+  encodeSearchKeyRotation,
   encodeNodeApproval,
   encodeUnlockRequest,
   encodeVaultPolicy,
@@ -724,6 +726,101 @@ export class Device {
     }
   }
 
+  /** Who holds the search key: every current member, and every node an admin approves now. */
+  private async searchKeyHolders(roster: Roster): Promise<[string, Uint8Array][]> {
+    const holders: [string, Uint8Array][] = roster.active.map((member) => [member.fingerprint, member.keys.recipient]);
+    const nodes = await this.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: this.vaultId } });
+    for (const node of nodes) {
+      if (node.status !== "approved" || !node.approval) continue;
+      const [approval] = await roster.verifyByAdmin("node-approval", node.approval);
+      if (approval.statement.nodeId === node.node_id && !approval.statement.revoked) {
+        holders.push([node.node_id, approval.statement.node.recipient]);
+      }
+    }
+    return holders;
+  }
+
+  /**
+   * Replaces the vault's search key (an admin, after a member left who held it): a fresh key,
+   * a rotation signed here for the verified roster's head and naming the current key, and the
+   * new key sealed to every current member and approved node. Returns the new generation.
+   */
+  async rotateSearchKey(roster: Roster): Promise<number> {
+    const view = await this.client.call("get", "/api/v1/vaults/{vault}/search-key", { path: { vault: this.vaultId } });
+    if (!view.commitment) throw new StatementError("the vault has no search key to rotate yet");
+    const chain = await searchKeyChain(roster, view.commitment, view.rotations ?? []);
+    const generation = chain.checks.length;
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const plaintext = searchKeyPlaintext(this.vaultId, key);
+    try {
+      const body = encodeSearchKeyRotation({
+        vaultId: this.vaultId,
+        generation,
+        previousCheck: chain.checks[generation - 1]!,
+        keyCheck: await searchKeyCheck(key),
+        rosterSequence: roster.digests.length - 1,
+        rosterHead: roster.head(),
+        issuedAt: now(),
+      });
+      const rotation = await sign("search-key-rotation", body, this.identity.signingKey, this.identity.verifyingKey);
+      const grants = [];
+      for (const [holder, recipient] of await this.searchKeyHolders(roster)) {
+        grants.push({ holder, sealed: toBase64(await seal(plaintext, recipient)) });
+      }
+      await this.client.call("post", "/api/v1/vaults/{vault}/search-key/rotations", {
+        path: { vault: this.vaultId },
+        body: { rotation: toBase64(rotation), grants },
+      });
+    } finally {
+      plaintext.fill(0);
+      key.fill(0);
+    }
+    return generation;
+  }
+
+  /**
+   * Re-indexes the released minutes still under an older search key (any member who can
+   * read them): each copy is opened here as for reading, its postings computed under the
+   * newest key and sent in place of the old. Refuses a newest key a removed member holds.
+   */
+  async reindex(roster: Roster, progress: (done: number, total: number) => void): Promise<{ reindexed: number; unreadable: number }> {
+    const keys = await this.searchKeys(roster);
+    if (!keys) throw new StatementError("the vault's newest search key is not sealed to you yet: an admin's device shares it");
+    keys.previous?.fill(0);
+    if (keys.staleSince !== null) {
+      keys.current.fill(0);
+      throw new StatementError(
+        `the vault's newest search key was made before roster entry ${keys.staleSince} removed a member who holds it: an admin rotates it first`,
+      );
+    }
+    const key = await importSearchKey(keys.current);
+    keys.current.fill(0);
+    const released = await this.client.call("get", "/api/v1/vaults/{vault}/released", { path: { vault: this.vaultId } });
+    const behind = released.filter((view) => (view.key_generation ?? 0) < keys.generation);
+    let reindexed = 0;
+    let unreadable = 0;
+    for (const [done, view] of behind.entries()) {
+      if (view.members.includes(this.identity.fingerprintHex)) {
+        const opened = await this.openReleased(roster, view);
+        const packed = await postings(key, opened.document.segments.map((segment) => segment.text));
+        try {
+          await this.client.call("put", "/api/v1/vaults/{vault}/released/{transcript}/index", {
+            path: { vault: this.vaultId, transcript: view.transcript_id },
+            body: { generation: keys.generation, postings: toBase64(packed) },
+          });
+          reindexed += 1;
+        } catch (error) {
+          // Another member's device re-indexed it meanwhile.
+          if (!(error instanceof ApiError && error.code === "already_indexed")) throw error;
+        }
+      } else {
+        unreadable += 1;
+      }
+      progress(done + 1, behind.length);
+    }
+    return { reindexed, unreadable };
+  }
+
   /**
    * Shares what this device can open with those who lack it: the search key with current
    * members and approved nodes (admins), and every released copy's key with current
@@ -741,15 +838,7 @@ export class Device {
       if (keys) {
         const key = keys.current;
         keys.previous?.fill(0);
-        const holders: [string, Uint8Array][] = roster.active.map((member) => [member.fingerprint, member.keys.recipient]);
-        const nodes = await this.client.call("get", "/api/v1/vaults/{vault}/nodes", { path: { vault: this.vaultId } });
-        for (const node of nodes) {
-          if (node.status !== "approved" || !node.approval) continue;
-          const [approval] = await roster.verifyByAdmin("node-approval", node.approval);
-          if (approval.statement.nodeId === node.node_id && !approval.statement.revoked) {
-            holders.push([node.node_id, approval.statement.node.recipient]);
-          }
-        }
+        const holders = await this.searchKeyHolders(roster);
         const plaintext = searchKeyPlaintext(this.vaultId, key);
         const grants = [];
         for (const [holder, recipient] of holders) {

@@ -184,7 +184,19 @@ export const members: Page = async (device, main) => {
           act(event.currentTarget as HTMLButtonElement, `Signing the removal of ${member.name}…`, async () => {
             if (!window.confirm(`Remove ${member.name} from the vault? They get no new shares.`)) return;
             await device.removeMember(member);
-            say(`${member.name} was removed.`);
+            if (member.role === "recorder") {
+              say(`${member.name} was removed.`);
+            } else {
+              // They held the search key: replace it, then re-index the minutes under it.
+              say(`${member.name} was removed. Replacing the search key they held…`);
+              const roster = await device.roster();
+              await device.rotateSearchKey(roster);
+              const done = await device.reindex(roster, (count, total) => say(`Re-indexing the released minutes: ${count} of ${total}…`));
+              say(
+                `${member.name} was removed and the search key replaced; ${done.reindexed} released minutes re-indexed` +
+                  (done.unreadable ? ` (${done.unreadable} you cannot open: a member who can re-indexes them with \`quorate search-key reindex\`).` : "."),
+              );
+            }
             await members(device, main);
           }), "danger"),
       );

@@ -12,7 +12,8 @@ import { Roster } from "../src/roster";
 import { recipientBytes, seal, searchKeyCheck, searchKeyPlaintext } from "../src/sealed";
 import { type SearchKeyRotation, encodeSearchKeyCommitment, encodeSearchKeyRotation, sign } from "../src/statements";
 import { hex, toBase64 } from "../src/wire";
-import { adminDevice, adminIdentity, genesis, memberIdentity, rosterChange } from "./fixtures";
+import { searchKeyChain } from "../src/searchkeys";
+import { LyingServer, adminDevice, adminIdentity, genesis, memberIdentity, rosterChange } from "./fixtures";
 
 const VAULT = "0c0c0c0c-0c0c-4c0c-8c0c-0c0c0c0c0c0c";
 
@@ -95,5 +96,36 @@ describe("the vault's search key after a rotation, in the browser", () => {
     await expect(device.searchKeys(roster, elsewhere)).rejects.toThrow(/roster head/);
     const skipped = { ...view, rotations: [await signRotation({ ...rotation, generation: 2 }, ada)] };
     await expect(device.searchKeys(roster, skipped)).rejects.toThrow(/missing or repeated/);
+  });
+});
+
+describe("rotating and re-indexing in the browser", () => {
+  it("signs a rotation for the verified head, sealed to every member of the verified roster", async () => {
+    const { ada, cy, roster, oldKey, view } = await rotated();
+    const lying = new LyingServer()
+      .on("GET", /\/search-key$/, () => ({ commitment: view.commitment, rotations: [], holders: [] }))
+      .on("GET", /\/nodes$/, () => [])
+      .on("POST", /\/search-key\/rotations$/, () => ({ holders: [] }));
+    const device = adminDevice(VAULT, ada);
+    expect(await device.rotateSearchKey(roster)).toBe(1);
+    const [posted] = lying.writes();
+    const body = posted!.body as { rotation: string; grants: { holder: string; sealed: string }[] };
+    const chain = await searchKeyChain(roster, view.commitment!, [body.rotation]);
+    expect(hex(chain.checks[0]!)).toBe(hex(await searchKeyCheck(oldKey)));
+    expect(chain.madeFor).toBe(roster.digests.length - 1);
+    expect(body.grants.map((grant) => grant.holder).sort()).toEqual(roster.active.map((member) => member.fingerprint).sort());
+    // Cy's copy opens to the key the rotation names.
+    const mine = body.grants.find((grant) => grant.holder === cy.fingerprintHex)!;
+    const keys = await adminDevice(VAULT, cy).searchKeys(roster, { ...view, rotations: [body.rotation], sealed: mine.sealed, previous_sealed: null });
+    expect(hex(await searchKeyCheck(keys!.current))).toBe(hex(chain.checks[1]!));
+  });
+
+  it("re-indexes nothing under a key a removed member holds (a withheld rotation), and says so", async () => {
+    const { roster, oldKey, view, cy } = await rotated();
+    const lying = new LyingServer()
+      .on("GET", /\/search-key$/, async () => ({ ...view, rotations: [], sealed: await sealedTo(oldKey, cy), previous_sealed: null }))
+      .on("GET", /\/released$/, () => [{ transcript_id: "t", members: [cy.fingerprintHex], key_generation: 0 }]);
+    await expect(adminDevice(VAULT, cy).reindex(roster, () => {})).rejects.toThrow(/removed a member who holds it/);
+    expect(lying.writes()).toHaveLength(0);
   });
 });
