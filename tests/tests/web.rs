@@ -242,6 +242,42 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         minutes.stdout.to_lowercase().contains("bridge"),
         "{minutes:?}"
     );
+
+    // Ada removes Eve in the browser: the page replaces the search key Eve held and
+    // re-indexes the released minutes under the new one. Dee (in the browser) and Cy (CLI)
+    // still find them; Eve's session is over.
+    let removed = browser(
+        "admin-removes-member",
+        &server,
+        ada,
+        "Ada",
+        &[("QUORATE_REMOVE", "Eve")],
+    )
+    .await;
+    assert!(
+        removed.contains("1 released minutes re-indexed"),
+        "{removed}"
+    );
+    let found = browser(
+        "search",
+        &server,
+        &dee,
+        "Dee",
+        &[
+            ("QUORATE_QUERY", "bridge repairs"),
+            ("QUORATE_EXPECT_TITLE", "Bridge committee"),
+        ],
+    )
+    .await;
+    assert!(found.contains("hit Bridge committee"), "{found}");
+    let searched = cy.ok(&["--json", "search", "bridge repairs"]).await.json();
+    assert_eq!(searched["total"], 1, "{searched}");
+    let rotated = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM search_key_rotations")
+        .fetch_one(server.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(rotated, 1);
+    assert_ne!(eve.run(&["search", "bridge"]).await.code, 0, "Eve left");
     println!("screenshots in {}", screenshots().display());
     server.stop().await;
 }

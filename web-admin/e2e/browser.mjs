@@ -7,7 +7,8 @@
 // can try, and what stops it").
 //
 //   node e2e/browser.mjs refused-while-pending | admin-approves-member | member-votes | search
-//                        | admin-approves-late-member | member-records | member-reshares
+//                        | admin-approves-late-member | admin-removes-member | member-records
+//                        | member-reshares
 //                        | first-admin-joins | member-joins
 //
 // The two `-joins` stories start signed out, with QUORATE_CODE (the code), QUORATE_NAME (who
@@ -18,7 +19,7 @@
 // QUORATE_NAME (who signs in), QUORATE_SCREENSHOTS (folder), and per story QUORATE_PENDING and
 // QUORATE_PENDING_FINGERPRINT (as `quorate enroll` printed it), QUORATE_NODE,
 // QUORATE_NODE_FINGERPRINT (as `quorate-node status` shows it) and QUORATE_MODEL, or
-// QUORATE_QUERY and QUORATE_EXPECT_TITLE, or QUORATE_FAKE_MIC (a WAV file the fake microphone
+// QUORATE_QUERY and QUORATE_EXPECT_TITLE, or QUORATE_REMOVE (a member's name), or QUORATE_FAKE_MIC (a WAV file the fake microphone
 // plays once), QUORATE_RECORD_SECONDS, QUORATE_RECORD_TITLE and QUORATE_UPLOAD_FILE.
 import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -432,6 +433,21 @@ const stories = {
   async "admin-approves-late-member"() {
     await approvePending();
     await shot("members-late-approved");
+  },
+
+  // An admin removes a member (QUORATE_REMOVE) on the Members page: the page then replaces
+  // the search key they held and re-indexes the released minutes under it.
+  async "admin-removes-member"() {
+    const leaving = env("QUORATE_REMOVE");
+    await visit("Members", "Members");
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.getByRole("button", { name: `Remove ${leaving}` }).click();
+    const done = page.locator("#status").getByText(`${leaving} was removed and the search key replaced`);
+    await done.waitFor();
+    const alert = (await page.locator("#alert").textContent())?.trim();
+    if (alert) throw new Error(`the Members page shows an error: ${alert}`);
+    console.log(`status ${(await done.textContent())?.trim()}`);
+    await shot("members-removed");
   },
 
   // A member does their part of a re-share on the Re-share page: deals their share, or
