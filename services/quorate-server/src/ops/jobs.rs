@@ -730,7 +730,11 @@ pub(crate) async fn complete(
         ciphertext: transcript,
     };
     let node = lease.node.id.to_string();
+    let holders = split_members(manifest);
     let view = store_completion(app, lease, completion, async |tx: &mut Tx, described| {
+        if !still_the_members(app, tx, described.vault, holders).await? {
+            return Err(JobError::NotTheHolders);
+        }
         let transcript = NewTranscript {
             described,
             node: &node,
@@ -740,6 +744,24 @@ pub(crate) async fn complete(
     .await?;
     tracing::info!(request = %lease.request, transcript = %id, "job done, sealed transcript stored");
     Ok(view)
+}
+
+/// Whether `named` are exactly the vault's current members, checked again in the
+/// transaction that stores what was made for them, under the vault's lock (which roster
+/// changes take too): the first check ran before the upload, and a member added or removed
+/// since must not end up with a key split or sealed for the board before.
+pub(crate) async fn still_the_members(
+    app: &App,
+    tx: &mut Tx,
+    vault: &str,
+    named: Vec<String>,
+) -> Result<bool, JobError> {
+    store::vaults::lock(tx, vault).await?;
+    let roster = app.rosters.verified(tx, parse_vault(vault)?).await?;
+    Ok(same_members(
+        crate::ops::reshares::roster_holders(&roster),
+        named,
+    ))
 }
 
 /// Checks a transcription's lease and manifest. The manifest must be signed by this node,

@@ -514,7 +514,19 @@ pub(crate) async fn complete(
     };
     let words = words(&postings);
     let generation = upload.search_key_generation;
+    let named: Vec<String> = manifest
+        .members
+        .iter()
+        .map(|member| member.to_hex())
+        .collect();
     let view = jobs::store_completion(app, lease, completion, async |tx: &mut Tx, described| {
+        if !jobs::still_the_members(app, tx, described.vault, named).await? {
+            return Err(JobError::Mismatch {
+                upload: Upload::ReleasedCopy,
+                what: "members (they must be exactly the vault's current members)",
+            }
+            .into());
+        }
         let current = store::search::generation(tx, described.vault).await?;
         if i64::try_from(generation).ok() != Some(current) {
             return Err(ReleaseError::SearchKeyRotated {
