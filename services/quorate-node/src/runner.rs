@@ -20,7 +20,11 @@ use std::{
     time::Duration,
 };
 
-use quorate_client::{Client, ClientError, DeviceError, checks::printable, minutes::ReleaseUpload};
+use quorate_client::{
+    Client, ClientError, DeviceError,
+    checks::printable,
+    minutes::{ReleaseUpload, SearchKeys},
+};
 use quorate_crypto::{
     RecordingId, TranscriptId,
     roster::Roster,
@@ -234,9 +238,8 @@ async fn release(
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
-    let roster = retrying("fetch the roster", stop, || session.roster()).await?;
-    let min_approvals = match job_policy(ready, &roster).await? {
-        Ok(k) => k,
+    let (roster, min_approvals) = match roster_and_policy(ready).await? {
+        Ok(found) => found,
         Err(failure) => return Ok(Err(failure)),
     };
     let board = job::Board {
@@ -267,35 +270,10 @@ async fn release(
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
-    let search_key = match retrying("fetch the search key", stop, || async {
-        // A key that does not open or check is the job's failure, not the node's.
-        match session
-            .client
-            .open_search_key(session.vault, &roster, session.identity.age_key())
-            .await
-        {
-            Err(ClientError::Invalid(reason)) => Ok(Err(JobFailure(reason))),
-            fetched => fetched.map(Ok),
-        }
-    })
-    .await?
-    {
-        Ok(Some(keys)) => keys,
-        Ok(None) => {
-            return Ok(Err(JobFailure(
-                "this node holds no copy of the vault's newest search key: an admin shares it (`quorate share-keys`), then ask again".into(),
-            )));
-        }
+    let search_key = match search_keys(ready, &roster).await? {
+        Ok(keys) => keys,
         Err(failure) => return Ok(Err(failure)),
     };
-    // Tokens under a key a removed member holds would let them (with the server) read the
-    // minutes' words by trying a dictionary: a server that withholds the rotation is caught
-    // here, since the newest key it admits to predates the removal.
-    if let Some(removal) = search_key.stale_since {
-        return Ok(Err(JobFailure(format!(
-            "the vault's newest search key was made before roster entry {removal} removed a member who holds it: an admin rotates it (`quorate search-key rotate`), then ask again"
-        ))));
-    }
     let sealed = match download(
         ready,
         Object::Transcript(unlocked.manifest.transcript_id),
@@ -344,18 +322,57 @@ async fn release(
     Ok(Ok(()))
 }
 
-/// The least approvals the vault policy asks of a job's key. A policy this node must refuse
-/// (rolled back, missing, not an admin's) fails the job with the reason; the node goes on.
-async fn job_policy(ready: &Ready, roster: &Roster) -> Result<Result<u8, JobFailure>, Halt> {
+/// The verified roster, and the least approvals the vault policy asks of a job's key. A
+/// policy this node must refuse (rolled back, missing, not an admin's) fails the job with the
+/// reason; the node goes on.
+async fn roster_and_policy(ready: &Ready) -> Result<Result<(Roster, u8), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
-    retrying("fetch the vault policy", stop, || async {
-        match session.policy(roster).await {
+    let roster = retrying("fetch the roster", stop, || session.roster()).await?;
+    let policy = retrying("fetch the vault policy", stop, || async {
+        match session.policy(&roster).await {
             Ok(policy) => Ok(Ok(policy.min_threshold)),
             Err(DeviceError::Refused(reason)) => Ok(Err(JobFailure(reason))),
             Err(other) => Err(other),
         }
     })
-    .await
+    .await?;
+    Ok(policy.map(|min_approvals| (roster, min_approvals)))
+}
+
+/// The vault's search keys for indexing released minutes. A key that does not open or check
+/// against the admins' chain, none sealed to this node, or a newest key a removed member
+/// holds is the job's failure, not the node's.
+async fn search_keys(
+    ready: &Ready,
+    roster: &Roster,
+) -> Result<Result<SearchKeys, JobFailure>, Halt> {
+    let (session, stop) = (&ready.session, &ready.stop);
+    let opened = retrying("fetch the search key", stop, || async {
+        match session
+            .client
+            .open_search_key(session.vault, roster, session.identity.age_key())
+            .await
+        {
+            Err(ClientError::Invalid(reason)) => Ok(Err(JobFailure(reason))),
+            fetched => fetched.map(Ok),
+        }
+    })
+    .await?;
+    Ok(match opened {
+        Err(failure) => Err(failure),
+        Ok(None) => Err(JobFailure(
+            "this node holds no copy of the vault's newest search key: an admin shares it (`quorate share-keys`), then ask again".into(),
+        )),
+        // Tokens under a key a removed member holds would let them (with the server) read the
+        // minutes' words by trying a dictionary: a server that withholds the rotation is
+        // caught here, since the newest key it admits to predates the removal.
+        Ok(Some(keys)) => match keys.stale_since {
+            Some(removal) => Err(JobFailure(format!(
+                "the vault's newest search key was made before roster entry {removal} removed a member who holds it: an admin rotates it (`quorate search-key rotate`), then ask again"
+            ))),
+            None => Ok(keys),
+        },
+    })
 }
 
 /// Transcribes a recording and seals the transcript.
@@ -364,9 +381,8 @@ async fn transcribe(
     claim: &quorate_api::JobClaim,
 ) -> Result<Result<(), JobFailure>, Halt> {
     let (session, stop) = (&ready.session, &ready.stop);
-    let roster = retrying("fetch the roster", stop, || session.roster()).await?;
-    let min_approvals = match job_policy(ready, &roster).await? {
-        Ok(k) => k,
+    let (roster, min_approvals) = match roster_and_policy(ready).await? {
+        Ok(found) => found,
         Err(failure) => return Ok(Err(failure)),
     };
     let board = job::Board {

@@ -157,13 +157,16 @@ async fn bench(backend: Backend, transcripts: usize, words: usize) {
 
     // Two-term queries: both terms drawn by the same law as the text, so common words come
     // up as often as people type them.
-    let queries: Vec<Vec<BlindToken>> = (0..QUERIES)
-        .map(|_| {
-            (0..2)
-                .map(|_| key.token(&word(zipf.draw(&mut random) + 1)))
-                .collect()
-        })
+    let words: Vec<Vec<String>> = (0..QUERIES)
+        .map(|_| (0..2).map(|_| word(zipf.draw(&mut random) + 1)).collect())
         .collect();
+    let under = |key: &SearchKey| -> Vec<Vec<BlindToken>> {
+        words
+            .iter()
+            .map(|query| query.iter().map(|word| key.token(word)).collect())
+            .collect()
+    };
+    let queries = under(&key);
     for query in queries.iter().take(20) {
         client.search(vault, (query, None), 10, 0).await.unwrap();
     }
@@ -174,10 +177,7 @@ async fn bench(backend: Backend, transcripts: usize, words: usize) {
     // The same words during a search-key rotation: each query carries its tokens under the
     // new key (which nothing is indexed under yet) and under the old one, as a pair.
     let rotated = SearchKey::generate();
-    let paired: Vec<Vec<BlindToken>> = queries
-        .iter()
-        .map(|query| query.iter().map(|_| rotated.token("unseen")).collect())
-        .collect();
+    let paired = under(&rotated);
     let (paired_latencies, paired_hits) = timed(
         paired
             .iter()
