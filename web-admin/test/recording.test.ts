@@ -189,7 +189,7 @@ describe("recording against a lying server", () => {
     const forged = await policy(5, memberKey, memberVerifying);
     server.on("GET", /\/policy$/, () => forged);
     await expect(recordToVault(device, pieces(audio(10), 10), () => MEETING, () => undefined)).rejects.toThrow(
-      /not signed by a member of the roster/,
+      /vault-policy is not signed by an admin/,
     );
     expect(server.writes()).toEqual([]);
   });
