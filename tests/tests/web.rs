@@ -204,18 +204,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
 
     // Released by a second quorum (CLI), then Dee, approved in the browser, searches there.
     staffed.quorum(&recording, "release-transcript").await;
-    let found = browser(
-        "search",
-        &server,
-        &dee,
-        "Dee",
-        &[
-            ("QUORATE_QUERY", "bridge repairs"),
-            ("QUORATE_EXPECT_TITLE", "Bridge committee"),
-        ],
-    )
-    .await;
-    assert!(found.contains("hit Bridge committee"), "{found}");
+    finds_the_bridge_minutes_in_the_browser(&server, &dee).await;
 
     // Eve joins after the release; Ada's browser approves her and seals her the search key
     // and the released copy's key, so her CLI searches and exports the minutes.
@@ -258,18 +247,7 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
         removed.contains("1 released minutes re-indexed"),
         "{removed}"
     );
-    let found = browser(
-        "search",
-        &server,
-        &dee,
-        "Dee",
-        &[
-            ("QUORATE_QUERY", "bridge repairs"),
-            ("QUORATE_EXPECT_TITLE", "Bridge committee"),
-        ],
-    )
-    .await;
-    assert!(found.contains("hit Bridge committee"), "{found}");
+    finds_the_bridge_minutes_in_the_browser(&server, &dee).await;
     let searched = cy.ok(&["--json", "search", "bridge repairs"]).await.json();
     assert_eq!(searched["total"], 1, "{searched}");
     let rotated = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM search_key_rotations")
@@ -280,6 +258,22 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     assert_ne!(eve.run(&["search", "bridge"]).await.code, 0, "Eve left");
     println!("screenshots in {}", screenshots().display());
     server.stop().await;
+}
+
+/// Dee searches the released minutes in the browser and finds the bridge committee's.
+async fn finds_the_bridge_minutes_in_the_browser(server: &Server, dee: &Device) {
+    let found = browser(
+        "search",
+        server,
+        dee,
+        "Dee",
+        &[
+            ("QUORATE_QUERY", "bridge repairs"),
+            ("QUORATE_EXPECT_TITLE", "Bridge committee"),
+        ],
+    )
+    .await;
+    assert!(found.contains("hit Bridge committee"), "{found}");
 }
 
 /// The value a story printed on a line `key value`.

@@ -54,6 +54,16 @@ async fn board_with_minutes(server: &TestServer) -> (Board, Node, SearchKeys) {
     (board, node, key)
 }
 
+/// The admin's device rotates the search key for `roster`; returns the new generation.
+async fn rotate(board: &Board, roster: &Roster) -> u64 {
+    board
+        .admin
+        .client
+        .rotate_search_key(board.admin.vault, roster, &board.admin.identity)
+        .await
+        .unwrap()
+}
+
 /// Member `index`'s search keys as their device opens them.
 async fn open_key(board: &Board, index: usize, roster: &Roster) -> SearchKeys {
     let (identity, client) = member(board, index);
@@ -109,13 +119,7 @@ async fn a_rotated_key_finds_released_minutes_and_the_old_key_finds_nothing(back
         .to_string();
     assert!(refusal.contains("rotates it first"), "{refusal}");
 
-    let generation = board
-        .admin
-        .client
-        .rotate_search_key(vault, &roster, &board.admin.identity)
-        .await
-        .unwrap();
-    assert_eq!(generation, 1);
+    assert_eq!(rotate(&board, &roster).await, 1);
     let keys = open_key(&board, 2, &roster).await;
     assert_eq!(
         (keys.generation, keys.reindexing, keys.stale_since),
@@ -202,12 +206,7 @@ async fn a_device_refuses_a_search_key_chain_the_server_rewrote(backend: Backend
     let pool = server.app.db.pool();
     remove(&board, 3).await;
     let roster = board.admin.roster().await;
-    board
-        .admin
-        .client
-        .rotate_search_key(vault, &roster, &board.admin.identity)
-        .await
-        .unwrap();
+    rotate(&board, &roster).await;
     let (reader_identity, reader) = member(&board, 2);
     let rotation: Vec<u8> = sqlx::query("SELECT statement FROM search_key_rotations")
         .fetch_one(pool)
@@ -403,12 +402,7 @@ async fn the_server_refuses_rotations_and_re_indexes_that_do_not_fit(backend: Ba
         "nothing stored half-way"
     );
 
-    board
-        .admin
-        .client
-        .rotate_search_key(vault, &roster, &board.admin.identity)
-        .await
-        .unwrap();
+    rotate(&board, &roster).await;
     let keys = open_key(&board, 2, &roster).await;
 
     // Sealing an old generation's key as the newest's is refused.
