@@ -799,3 +799,42 @@ async fn a_request_signed_by_a_recorder_is_refused_by_the_voter() {
     assert_refused(&refused, "who may not sign it");
     server.stop().await;
 }
+
+/// Right after Ada removes Cy, the server answers with the roster from before the removal
+/// (still holding the entry her device pinned), hoping her device makes the new search key
+/// for that roster and seals it to Cy, who just left. The device sees Cy still on it and
+/// rotates nothing, saying what to run.
+#[tokio::test]
+async fn no_search_key_is_rotated_for_a_roster_from_before_the_removal() {
+    let server = Server::start(Backend::Sqlite).await;
+    let (admin, members) = board(&server).await;
+    let cy = identity(&members[1]).fingerprint().to_hex();
+    let proxy = HostileProxy::start(&server.url("")).await;
+    // The roster as this device saw it before the removal: every later entry is cut.
+    let seen = std::sync::Mutex::new(None::<usize>);
+    let served = proxy.rewrite_json("GET", "/api/v1/vaults/*/roster", move |view| {
+        let entries = view["entries"].as_array_mut().unwrap();
+        let before = *seen.lock().unwrap().get_or_insert(entries.len());
+        entries.truncate(before);
+    });
+    let removed = through(&admin, &proxy)
+        .run(&["members", "remove", &cy])
+        .await;
+    assert!(served.count() >= 2, "the lie was served after the removal");
+    assert!(
+        removed.stderr.contains(
+            "replacing the search key they held failed (refused: the server shows a roster that still holds the member just removed"
+        ) && removed.stderr.contains("quorate search-key rotate"),
+        "{removed:?}"
+    );
+    assert_eq!(
+        count(&server, "SELECT COUNT(*) FROM search_key_rotations").await,
+        0,
+        "no key was made for the old roster"
+    );
+    // With honest answers, the admin rotates.
+    proxy.clear();
+    let rotated = through(&admin, &proxy).ok(&["search-key", "rotate"]).await;
+    assert!(rotated.stdout.contains("generation 1"), "{rotated:?}");
+    server.stop().await;
+}

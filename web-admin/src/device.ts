@@ -601,8 +601,11 @@ export class Device {
     return this.shareKeys(await this.roster(), await fingerprintOf(keys));
   }
 
-  /** An admin removes a member or a recorder from the roster. */
-  async removeMember(member: Schemas["MemberView"]): Promise<void> {
+  /**
+   * An admin removes a member or a recorder from the roster. Returns their role as the
+   * verified roster has it (a member held the search key; a recorder held nothing).
+   */
+  async removeMember(member: Schemas["MemberView"]): Promise<Role> {
     const roster = await this.roster();
     const current = roster.member(member.fingerprint) ?? roster.recorder(member.fingerprint);
     if (!current) throw new StatementError(`${member.name} is not on the verified roster`);
@@ -619,6 +622,25 @@ export class Device {
       path: { vault: this.vaultId },
       body: { entry: toBase64(entry) },
     });
+    return current.role;
+  }
+
+  /**
+   * After `fingerprint`'s removal, which held the search key: replaces the key and
+   * re-indexes the released minutes under the new one. Refuses a roster that still holds
+   * them (a server answering with the roster from before would have the new key sealed to
+   * the member who just left).
+   */
+  async rotateAfterRemoval(
+    fingerprint: string,
+    progress: (done: number, total: number) => void,
+  ): Promise<{ reindexed: number; unreadable: number }> {
+    const roster = await this.roster();
+    if (roster.member(fingerprint)) {
+      throw new StatementError("the server shows a roster that still holds the member just removed: nothing was rotated");
+    }
+    await this.rotateSearchKey(roster);
+    return this.reindex(roster, progress);
   }
 
   /**
@@ -733,7 +755,9 @@ export class Device {
     for (const node of nodes) {
       if (node.status !== "approved" || !node.approval) continue;
       const [approval] = await roster.verifyByAdmin("node-approval", node.approval);
-      if (approval.statement.nodeId === node.node_id && !approval.statement.revoked) {
+      // Only to a node an admin approves now: not revoked, not lapsed.
+      const current = !approval.statement.revoked && approval.statement.expiresAt > now();
+      if (approval.statement.nodeId === node.node_id && current) {
         holders.push([node.node_id, approval.statement.node.recipient]);
       }
     }

@@ -5,7 +5,7 @@ import { normalise, importSearchKey, token } from "./blind";
 import type { Schemas } from "./client";
 import { type CheckedRequest, type Device } from "./device";
 import type { Roster } from "./roster";
-import { type Role, fingerprintOf, shortFingerprint } from "./statements";
+import { type Role, fingerprintOf, holdsShares, shortFingerprint } from "./statements";
 import { hex } from "./wire";
 import { act, fill, field, grouped, h, message, say, when } from "./ui";
 
@@ -183,15 +183,15 @@ export const members: Page = async (device, main) => {
         button(`Remove ${member.name}`, (event) =>
           act(event.currentTarget as HTMLButtonElement, `Signing the removal of ${member.name}…`, async () => {
             if (!window.confirm(`Remove ${member.name} from the vault? They get no new shares.`)) return;
-            await device.removeMember(member);
-            if (member.role === "recorder") {
+            const role = await device.removeMember(member);
+            if (!holdsShares(role)) {
               say(`${member.name} was removed.`);
             } else {
               // They held the search key: replace it, then re-index the minutes under it.
               say(`${member.name} was removed. Replacing the search key they held…`);
-              const roster = await device.roster();
-              await device.rotateSearchKey(roster);
-              const done = await device.reindex(roster, (count, total) => say(`Re-indexing the released minutes: ${count} of ${total}…`));
+              const done = await device.rotateAfterRemoval(member.fingerprint, (count, total) =>
+                say(`Re-indexing the released minutes: ${count} of ${total}…`),
+              );
               say(
                 `${member.name} was removed and the search key replaced; ${done.reindexed} released minutes re-indexed` +
                   (done.unreadable ? ` (${done.unreadable} you cannot open: a member who can re-indexes them with \`quorate search-key reindex\`).` : "."),
@@ -522,6 +522,10 @@ async function runSearch(device: Device, text: string, results: HTMLElement): Pr
   const roster = await device.roster();
   const keys = await device.searchKeys(roster);
   if (!keys) throw new Error("you have no copy of the vault's newest search key yet: an admin's device shares it (`quorate share-keys`)");
+  const stale =
+    keys.staleSince === null
+      ? null
+      : h("p", { class: "refused" }, "A member who left holds the vault's search key, so with the server they could read this query's words: an admin replaces it with `quorate search-key rotate`.");
   const tokensUnder = async (secret: Uint8Array<ArrayBuffer>) => {
     const key = await importSearchKey(secret);
     secret.fill(0);
@@ -535,7 +539,7 @@ async function runSearch(device: Device, text: string, results: HTMLElement): Pr
     body: { tokens, previous_tokens: previous, limit: 20, offset: 0 },
   });
   if (!found.hits.length) {
-    fill(results, h("p", {}, "No released minutes match."));
+    fill(results, stale, h("p", {}, "No released minutes match."));
     return;
   }
   const released = await device.client.call("get", "/api/v1/vaults/{vault}/released", { path: { vault: device.vaultId } });
@@ -575,7 +579,7 @@ async function runSearch(device: Device, text: string, results: HTMLElement): Pr
       ),
     );
   }
-  fill(results, h("p", {}, `${found.total} released ${found.total === 1 ? "meeting matches" : "meetings match"}.`), h("ol", { class: "hits" }, items));
+  fill(results, stale, h("p", {}, `${found.total} released ${found.total === 1 ? "meeting matches" : "meetings match"}.`), h("ol", { class: "hits" }, items));
 }
 
 export type { Schemas };

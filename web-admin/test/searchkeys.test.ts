@@ -13,7 +13,7 @@ import { recipientBytes, seal, searchKeyCheck, searchKeyPlaintext } from "../src
 import { type SearchKeyRotation, encodeSearchKeyCommitment, encodeSearchKeyRotation, sign } from "../src/statements";
 import { hex, toBase64 } from "../src/wire";
 import { searchKeyChain } from "../src/searchkeys";
-import { LyingServer, adminDevice, adminIdentity, genesis, memberIdentity, rosterChange } from "./fixtures";
+import { LyingServer, adminDevice, adminIdentity, genesis, memberIdentity, rosterChange, serveRoster } from "./fixtures";
 
 const VAULT = "0c0c0c0c-0c0c-4c0c-8c0c-0c0c0c0c0c0c";
 
@@ -127,5 +127,27 @@ describe("rotating and re-indexing in the browser", () => {
       .on("GET", /\/released$/, () => [{ transcript_id: "t", members: [cy.fingerprintHex], key_generation: 0 }]);
     await expect(adminDevice(VAULT, cy).reindex(roster, () => {})).rejects.toThrow(/removed a member who holds it/);
     expect(lying.writes()).toHaveLength(0);
+  });
+
+  it("rotates nothing for a roster that still holds the member just removed", async () => {
+    const [ada, bo] = [await adminIdentity(), await memberIdentity()];
+    const chain = [await genesis(VAULT, ada)];
+    chain.push(await rosterChange(VAULT, chain, ada, bo, true, "Bo"));
+    // The server took the removal, then answers with the roster from before it.
+    const lying = new LyingServer().on("GET", /\/roster$/, () => ({ entries: chain.map(toBase64) }));
+    const device = adminDevice(VAULT, ada);
+    await expect(device.rotateAfterRemoval(bo.fingerprintHex, () => {})).rejects.toThrow(/still holds the member just removed/);
+    expect(lying.writes()).toHaveLength(0);
+  });
+
+  it("takes a removed member's role from the verified roster, not the server's list", async () => {
+    const [ada, bo] = [await adminIdentity(), await memberIdentity()];
+    const chain = [await genesis(VAULT, ada)];
+    chain.push(await rosterChange(VAULT, chain, ada, bo, true, "Bo"));
+    const server = new LyingServer();
+    serveRoster(server, VAULT, chain);
+    // The server lists Bo as a recorder, so that the page would skip the rotation.
+    const listed = { fingerprint: bo.fingerprintHex, name: "Bo", role: "recorder", status: "active" } as Schemas["MemberView"];
+    expect(await adminDevice(VAULT, ada).removeMember(listed)).toBe("member");
   });
 });

@@ -694,6 +694,9 @@ impl Client {
             let (approval, _) = roster
                 .verify_by_admin::<NodeApproval>(&statement(approval)?)
                 .map_err(|error| invalid(format!("node {}'s approval: {error}", node.node_id)))?;
+            // An approval older than one this device saw (one from before a revocation, say)
+            // is refused, not sealed to.
+            self.note_approval(&approval.statement)?;
             let node_id: NodeId = node
                 .node_id
                 .parse()

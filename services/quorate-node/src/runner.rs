@@ -591,6 +591,7 @@ async fn carry_out(ready: &Ready, claim: &quorate_api::JobClaim) -> Result<(), H
             eprintln!("Job {job} left: {error}");
             return Ok(());
         }
+        Err(Halt::Failed(error)) if board_moved_on(&error) => Err(JobFailure(error.to_string())),
         done => done?,
     };
     let Err(failure) = outcome else {
@@ -630,6 +631,16 @@ async fn give_back(ready: &Ready, claim: &quorate_api::JobClaim, job: &str) {
         ),
         Err(_) => eprintln!("Job {job} left unfinished (the server did not answer): {LEASE_NOTE}."),
     }
+}
+
+/// Whether the server refused a completion because the board moved on while the job ran (a
+/// member added or removed, the search key rotated): the job's failure, asked for again by
+/// the members, not the node's.
+fn board_moved_on(error: &DeviceError) -> bool {
+    matches!(
+        error.server_code(),
+        Some("roster_changed" | "search_key_rotated")
+    )
 }
 
 /// Whether the server says this node no longer holds the job's lease.

@@ -570,7 +570,8 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
                     "Your old identity held the search key: sign in with the new one and run `quorate search-key rotate`."
                 );
             } else {
-                super::minutes::rotate_after_removal(context, &session).await;
+                super::minutes::rotate_after_removal(context, &session, &replaced.fingerprint)
+                    .await;
             }
             if !own {
                 context.verified_roster(&session).await?;
@@ -614,7 +615,7 @@ async fn members(context: &mut Context, action: Option<MembersAction>) -> Result
             let member = roster_member(&roster, &fingerprint)?;
             remove_from_roster(&session, &roster, member).await?;
             context.verified_roster(&session).await?;
-            super::minutes::rotate_after_removal(context, &session).await;
+            super::minutes::rotate_after_removal(context, &session, &member.fingerprint).await;
             context.print(
                 &format!(
                     "{} ({}) is removed: their sessions ended, and no new share is sealed to them. Their old shares count until the members run `quorate reshare`, which moves every key to the current members.",

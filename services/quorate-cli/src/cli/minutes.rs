@@ -457,11 +457,22 @@ pub(super) async fn search_key(
     Ok(())
 }
 
-/// After a member's removal: replaces the search key they held and re-indexes the minutes
+/// After `removed`'s removal: replaces the search key they held and re-indexes the minutes
 /// under the new one. A failure is said with what to run; the removal stands either way.
-pub(super) async fn rotate_after_removal(context: &mut Context, session: &Session) {
+pub(super) async fn rotate_after_removal(
+    context: &mut Context,
+    session: &Session,
+    removed: &Fingerprint,
+) {
     let rotated = async {
         let roster = context.verified_roster(session).await?;
+        // A server that answers with the roster from before the removal would have the new
+        // key made for (and sealed to) the member who just left.
+        if roster.member(removed).is_some() {
+            return Err(DeviceError::Refused(
+                "the server shows a roster that still holds the member just removed: nothing was rotated".into(),
+            ));
+        }
         session
             .client
             .rotate_search_key(session.vault, &roster, &session.identity)

@@ -138,8 +138,10 @@ pub(crate) enum JobError {
     NotSignedByNode,
     #[error("the {}'s {what} does not match the job", .upload.manifest())]
     Mismatch { upload: Upload, what: &'static str },
-    #[error("the transcript key must be split among exactly the vault's current members")]
-    NotTheHolders,
+    #[error(
+        "the key must go to exactly the vault's current members, and the roster changed while the job ran: ask again"
+    )]
+    NotTheMembers,
     #[error("a {} may be at most {MAX_TRANSCRIPT_BYTES} bytes", .0.name())]
     TooLarge(Upload),
     #[error("the {}'s length or SHA-256 differs from its manifest's", .0.name())]
@@ -173,11 +175,10 @@ impl Refusal for JobError {
             LeaseLost => (StatusCode::CONFLICT, "lease_lost"),
             AlreadyDone(_) => (StatusCode::CONFLICT, "already_done"),
             WrongCompletion(_) => (StatusCode::CONFLICT, "wrong_completion"),
-            InvalidStatement(_)
-            | NotSignedByNode
-            | Mismatch { .. }
-            | NotTheHolders
-            | NotAsDescribed(_) => (StatusCode::BAD_REQUEST, "invalid_statement"),
+            InvalidStatement(_) | NotSignedByNode | Mismatch { .. } | NotAsDescribed(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_statement")
+            }
+            NotTheMembers => (StatusCode::CONFLICT, "roster_changed"),
             TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             InvalidShares(_) => (StatusCode::BAD_REQUEST, "invalid_shares"),
             TranscriptExists => (StatusCode::CONFLICT, "transcript_exists"),
@@ -636,6 +637,9 @@ where
         .put_fresh(&prefix, completion.ciphertext.into(), async move |object| {
             let now = crate::now();
             let mut tx = app.db.begin().await?;
+            // The vault's lock first, as roster changes and shredding take it before they
+            // touch jobs: a completion that locked its job row first could deadlock them.
+            store::vaults::lock(&mut tx, vault).await?;
             finish(
                 &mut tx,
                 lease,
@@ -733,7 +737,7 @@ pub(crate) async fn complete(
     let holders = split_members(manifest);
     let view = store_completion(app, lease, completion, async |tx: &mut Tx, described| {
         if !still_the_members(app, tx, described.vault, holders).await? {
-            return Err(JobError::NotTheHolders);
+            return Err(JobError::NotTheMembers);
         }
         let transcript = NewTranscript {
             described,
@@ -756,6 +760,8 @@ pub(crate) async fn still_the_members(
     vault: &str,
     named: Vec<String>,
 ) -> Result<bool, JobError> {
+    // Taken already by `store_completion`; taken again here (a no-op) so that this check
+    // holds wherever it is called from.
     store::vaults::lock(tx, vault).await?;
     let roster = app.rosters.verified(tx, parse_vault(vault)?).await?;
     Ok(same_members(
@@ -798,7 +804,7 @@ async fn checked_transcript(
         .await?;
     let members = crate::ops::reshares::roster_holders(&roster);
     if !same_members(members, split_members(manifest)) {
-        return Err(JobError::NotTheHolders);
+        return Err(JobError::NotTheMembers);
     }
     Ok(Checked::Fresh {
         vault,

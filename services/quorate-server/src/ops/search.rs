@@ -139,8 +139,10 @@ async fn rank(
         .collect();
     let tokens: Vec<Vec<u8>> = term_of.keys().map(|token| token.to_vec()).collect();
     let term_hits = store::search::term_hits(connection, vault, &tokens).await?;
-    // Per (document, term): its frequency there and the document's length.
-    let mut in_documents: HashMap<(i64, usize), (i64, i64)> = HashMap::new();
+    // Per (document, term): its frequency there and the document's length. Ordered, so that
+    // each document's score is summed in the same order every time (floating-point sums
+    // depend on it, and ties decide the pages).
+    let mut in_documents: BTreeMap<(i64, usize), (i64, i64)> = BTreeMap::new();
     for hit in &term_hits {
         let entry = in_documents
             .entry((hit.doc, term_of[hit.token.as_slice()]))
