@@ -10,7 +10,13 @@ import type { Schemas } from "../src/client";
 import type { MemberIdentity } from "../src/identity";
 import { Roster } from "../src/roster";
 import { recipientBytes, seal, searchKeyCheck, searchKeyPlaintext } from "../src/sealed";
-import { type SearchKeyRotation, encodeSearchKeyCommitment, encodeSearchKeyRotation, sign } from "../src/statements";
+import {
+  type SearchKeyRotation,
+  encodeNodeApproval,
+  encodeSearchKeyCommitment,
+  encodeSearchKeyRotation,
+  sign,
+} from "../src/statements";
 import { hex, toBase64 } from "../src/wire";
 import { searchKeyChain } from "../src/searchkeys";
 import { LyingServer, adminDevice, adminIdentity, genesis, memberIdentity, rosterChange, serveRoster } from "./fixtures";
@@ -149,5 +155,42 @@ describe("rotating and re-indexing in the browser", () => {
     // The server lists Bo as a recorder, so that the page would skip the rotation.
     const listed = { fingerprint: bo.fingerprintHex, name: "Bo", role: "recorder", status: "active" } as Schemas["MemberView"];
     expect(await adminDevice(VAULT, ada).removeMember(listed)).toBe("member");
+  });
+
+  it("seals the new key only to nodes an admin approves now: not a revoked one, not a lapsed one", async () => {
+    const { ada, roster, view } = await rotated();
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const node = async (nodeId: string, issuedAt: number, expiresAt: number, revoked: boolean) => {
+      const keys = await memberIdentity();
+      const body = encodeNodeApproval({
+        vaultId: VAULT,
+        nodeId,
+        node: { recipient: recipientBytes(keys.recipient), verifyingKey: keys.verifyingKey },
+        hardware: "cpu",
+        modelSha256: new Uint8Array(32),
+        attestation: new Uint8Array(0),
+        issuedAt,
+        expiresAt,
+        revoked,
+      });
+      const approval = await sign("node-approval", body, ada.signingKey, ada.verifyingKey);
+      return { node_id: nodeId, status: "approved", approval: toBase64(approval) };
+    };
+    const [current, lapsed, revoked] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const nodes = [
+      await node(current, nowSeconds - 60, nowSeconds + 86_400, false),
+      await node(lapsed, nowSeconds - 86_400, nowSeconds - 60, false),
+      await node(revoked, nowSeconds - 60, nowSeconds + 86_400, true),
+    ];
+    const lying = new LyingServer()
+      .on("GET", /\/search-key$/, () => ({ commitment: view.commitment, rotations: [], holders: [] }))
+      .on("GET", /\/nodes$/, () => nodes)
+      .on("POST", /\/search-key\/rotations$/, () => ({ holders: [] }));
+    await adminDevice(VAULT, ada).rotateSearchKey(roster);
+    const body = lying.writes()[0]!.body as { grants: { holder: string }[] };
+    const holders = body.grants.map((grant) => grant.holder);
+    expect(holders).toContain(current);
+    expect(holders).not.toContain(lapsed);
+    expect(holders).not.toContain(revoked);
   });
 });
