@@ -12,7 +12,10 @@ use quorate_api::{
 };
 use quorate_crypto::{
     blind::BlindToken,
-    release::{Posting, ReleaseManifest, SearchKeyCommitment, SearchKeyRotation, postings_digest},
+    release::{
+        Posting, ReleaseManifest, SearchKeyChain, SearchKeyCommitment, SearchKeyRotation,
+        postings_digest,
+    },
     roster::Roster,
     statement::{SignedStatement, TranscriptManifest},
 };
@@ -263,7 +266,7 @@ pub(crate) async fn rotate_search_key(
             sent: rotation.generation.saturating_sub(1),
         });
     }
-    if rotation.previous_check != current_key_check(&mut tx, &vault, current).await? {
+    if rotation.previous_check != current_key_check(&mut tx, &roster, &vault).await? {
         return Err(ReleaseError::StaleRotation(
             "the rotation replaces a key other than the vault's current one".into(),
         ));
@@ -330,24 +333,29 @@ async fn drop_older_copies_when_none_behind(
     Ok(())
 }
 
-/// The check value of `vault`'s search key of generation `current`, from its stored
-/// statement.
+/// The check value of `vault`'s newest search key: the stored commitment and rotations,
+/// verified as a device verifies them ([`SearchKeyChain`]).
 async fn current_key_check(
     tx: &mut Tx,
+    roster: &Roster,
     vault: &str,
-    current: i64,
 ) -> Result<[u8; 32], ReleaseError> {
-    if current == 0 {
-        let stored = store::search::commitment(tx, vault)
-            .await?
-            .ok_or(ReleaseError::NoSearchKey)?;
-        let commitment = SignedStatement::from_bytes(&stored)?.verify::<SearchKeyCommitment>()?;
-        return Ok(commitment.statement.key_check);
-    }
-    let rotations = store::search::rotations(tx, vault).await?;
-    let stored = rotations.last().ok_or(ReleaseError::NoSearchKey)?;
-    let rotation = SignedStatement::from_bytes(stored)?.verify::<SearchKeyRotation>()?;
-    Ok(rotation.statement.key_check)
+    let commitment = store::search::commitment(tx, vault)
+        .await?
+        .ok_or(ReleaseError::NoSearchKey)?;
+    let rotations = store::search::rotations(tx, vault)
+        .await?
+        .iter()
+        .map(|bytes| SignedStatement::from_bytes(bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chain = SearchKeyChain::verify(
+        roster,
+        &SignedStatement::from_bytes(&commitment)?,
+        &rotations,
+    )?;
+    Ok(*chain
+        .check_value(chain.generation())
+        .expect("a chain holds its newest generation"))
 }
 
 /// Replaces a released transcript's postings with `upload`'s, made on a member's device under
