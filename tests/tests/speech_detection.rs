@@ -3,7 +3,7 @@
 //! meeting with long silences is transcribed with the words at the recording's own times, and
 //! a recording of silence and room noise gives an empty transcript, not invented words.
 
-use quorate_e2e::{model_wheel, speech, vad_wheel, word_error_rate};
+use quorate_e2e::{Backend, Server, Staffed, model_wheel, speech, vad_wheel, word_error_rate};
 use quorate_node::{
     audio, model,
     transcribe::{Transcriber, free_cores},
@@ -124,4 +124,49 @@ fn silence_and_room_noise_give_an_empty_transcript() {
     // What the VAD saves the transcript from: Whisper on its own, on the same noise.
     let (_, invented) = engines.plain.transcribe(&samples, |_| {}).unwrap();
     eprintln!("without the VAD, Whisper wrote {invented:?}");
+}
+
+#[tokio::test]
+async fn a_node_with_the_vad_imported_transcribes_and_refuses_a_changed_vad_file() {
+    let server = Server::start(Backend::Sqlite).await;
+    let staffed = Staffed::new(&server).await;
+    let machine = &staffed.machine;
+    let model = staffed.import_model().await;
+    let imported = machine
+        .ok(&["--json", "models", "import", vad_wheel().to_str().unwrap()])
+        .await
+        .json();
+    assert_eq!(imported["sha256"], VAD_FILE_SHA256, "{imported}");
+    assert_eq!(imported["role"], vad::POINTER);
+    let status = machine.ok(&["--json", "status"]).await.json();
+    assert_eq!(status["vad_model_sha256"], VAD_FILE_SHA256);
+    assert_eq!(
+        status["imported_model_sha256"], model,
+        "the Whisper model stays the one in use"
+    );
+    staffed.approve_node(&model).await;
+
+    let spoken = "The committee discussed the new bridge over the river.";
+    let (recording, _) = staffed.upload(&staffed.members[0], spoken, "Board").await;
+    let heard = staffed.transcribed(&staffed.admin, &recording).await;
+    let rate = word_error_rate(spoken, &heard);
+    assert!(rate < 0.1, "word error rate {rate:.2}: {heard:?}");
+
+    // The VAD file changed on the node's disk: it refuses to start rather than run it.
+    let path = machine
+        .folder
+        .path()
+        .join("models")
+        .join(format!("{VAD_FILE_SHA256}.ggml"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let refused = machine.run(&["run", "--once"]).await;
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(
+        refused.stderr.contains("has changed since it was imported"),
+        "{refused:?}"
+    );
+    server.stop().await;
 }

@@ -1,5 +1,5 @@
-//! The node's engine on a minute and more of real speech (the model imported as q8_0, or f16
-//! with `QUORATE_BENCH_WEIGHTS=f16`): decrypting the recording (an age file), decoding and
+//! The node's engine on a minute and more of real speech (the model imported as f16, or q8_0
+//! with `QUORATE_BENCH_WEIGHTS=q8_0`): decrypting the recording (an age file), decoding and
 //! resampling, transcribing with whisper-rs, then where the transcription's time goes (mel,
 //! encoder, each 30-s window). Then a meeting: the same sentences with 5 to 20 s of quiet
 //! between them, transcribed with the Silero VAD. It prints the median wall time of each
@@ -135,8 +135,8 @@ fn main() {
 
     // The models, converted by the node's importer.
     let weights = match std::env::var("QUORATE_BENCH_WEIGHTS").as_deref() {
-        Ok("f16") => model::Weights::F16,
-        _ => model::Weights::Q8_0,
+        Ok("q8_0") => model::Weights::Q8_0,
+        _ => model::Weights::F16,
     };
     let ggml = out.join("tiny.en.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ggml).unwrap());
@@ -169,13 +169,37 @@ fn main() {
     let samples = audio::decode(speech, "audio/wav").unwrap();
     print_stages(&transcriber.stage_times(&samples).unwrap().0);
 
+    if std::env::var("QUORATE_BENCH_ONLY").as_deref() == Ok("speech") {
+        return;
+    }
     // A meeting: the same sentences with 5 to 20 s of quiet room noise between them, both
     // engines with their VAD on.
     let with_vad = Transcriber::load_with(&ggml, settings)
         .unwrap()
         .with_speech_detection(&silero)
         .unwrap();
-    scenario("meeting", &with_vad, &meeting(), runs, &out);
+    let meeting = meeting();
+    scenario("meeting", &with_vad, &meeting, runs, &out);
+    let decoded = audio::decode(meeting, "audio/wav").unwrap();
+    print_speech_found(&silero, &decoded);
+}
+
+/// How long the VAD takes on its own and how much speech it finds.
+fn print_speech_found(silero: &Path, samples: &[f32]) {
+    let mut detector = vad::SpeechDetector::load(silero, 1).unwrap();
+    let started = Instant::now();
+    let speech = detector.speech(samples).unwrap();
+    let elapsed = started.elapsed();
+    let found: f64 = speech
+        .iter()
+        .map(|stretch| stretch.end - stretch.start)
+        .sum();
+    println!(
+        "  of which the VAD {:.3} s: {} stretches, {found:.1} s of speech in {:.1} s",
+        elapsed.as_secs_f64(),
+        speech.len(),
+        samples.len() as f64 / f64::from(audio::SAMPLE_RATE)
+    );
 }
 
 /// Runs the node's engine on `wav` (as an age file) `runs` times after a warm-up, prints the

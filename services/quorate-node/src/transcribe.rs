@@ -110,7 +110,10 @@ impl Transcriber {
     /// Transcribes only the speech the Silero VAD at `path` finds (a ggml file from
     /// [`crate::vad::convert`]).
     pub fn with_speech_detection(mut self, path: &std::path::Path) -> Result<Self, String> {
-        self.detector = Some(Mutex::new(SpeechDetector::load(path, self.threads)?));
+        // One thread: the VAD computes a tiny graph per 32-ms frame, and a second thread
+        // costs more at each barrier than it saves (0.76 s against 1.02 s on 176 s of audio
+        // on the 2-core machine, `scripts/bench-node.sh`).
+        self.detector = Some(Mutex::new(SpeechDetector::load(path, 1)?));
         Ok(self)
     }
 
