@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The node's transcription benchmark (issue 6): the node's engine (whisper-rs on the model our
-# importer converted) against faster-whisper int8 on the same CTranslate2 weights, the same
-# speech and the same thread count. Prints both, the time ratio, real-time factors and peak
-# memory. faster-whisper is installed once into a venv under ~/.cache/quorate.
+# The node's transcription benchmark (issues 6 and 19): the node's engine (whisper-rs on the
+# model our importer converted) against faster-whisper int8 on the same CTranslate2 weights,
+# the same audio and the same thread count, on continuous speech and on a meeting with long
+# silences (both engines with their Silero VAD). Prints both, the time ratio, the WER,
+# real-time factors and peak memory, and where the node's time goes. faster-whisper is
+# installed once into a venv under ~/.cache/quorate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"
