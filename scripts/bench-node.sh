@@ -24,7 +24,7 @@ QUORATE_VAD_WHEEL="$tools/models/silero_vad-6.2.3-py3-none-any.whl"
 export QUORATE_MODEL_WHEEL QUORATE_VAD_WHEEL
 
 echo "==> the node's engine"
-node_output=$(cargo bench -q -p quorate-node --bench transcribe -- "$out" 2>/dev/null)
+node_output=$(cargo bench -q -p quorate-node --bench transcribe -- "$out")
 echo "$node_output" | grep -v '^RESULT'
 
 model_dir="$out/ct2"
@@ -49,7 +49,10 @@ model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=t
 
 def once():
     started = time.perf_counter()
-    segments, _ = model.transcribe(wav, language="en", beam_size=1, vad_filter=vad)
+    # The node's VAD settings (services/quorate-node/src/vad.rs), not faster-whisper's
+    # defaults, so both transcribe the same stretches.
+    segments, _ = model.transcribe(wav, language="en", beam_size=1, vad_filter=vad,
+                                   vad_parameters=dict(min_silence_duration_ms=500, speech_pad_ms=200))
     text = " ".join(segment.text.strip() for segment in segments)
     return time.perf_counter() - started, text
 

@@ -763,10 +763,11 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines go to standard error (RUST_LOG, default warnings only). whisper.cpp's are
-    // never shown below info: its debug lines can carry decoded text.
+    // never shown below warnings: its debug lines can carry decoded text, and its info lines
+    // give each stretch of speech the VAD found, a recording's turn-taking.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "warn".into())
-        .add_directive("whisper_rs=info".parse().expect("a valid directive"));
+        .add_directive("whisper_rs=warn".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -10,7 +10,11 @@
 //! and STFT kernels as f16, the rest as f32. The layout is whisper.cpp 1.8.3's
 //! `whisper_vad_init_with_params`.
 
-use std::{collections::HashMap, io::Write, path::Path};
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    path::Path,
+};
 
 use zeroize::Zeroizing;
 
@@ -26,6 +30,8 @@ pub const POINTER: &str = "vad-model";
 pub const MODEL_TYPE: &str = "silero-16k";
 /// Where the silero-vad wheel keeps the 16 kHz network.
 pub const WHEEL_SAFETENSORS: &str = "silero_vad/data/silero_vad_16k.safetensors";
+/// The largest safetensors file taken as a VAD (the Silero network is 1.2 MB).
+const LARGEST: usize = 16 << 20;
 /// The silero-vad version the converted file says it came from (informational in ggml).
 const VERSION: [i32; 3] = [6, 2, 3];
 /// Samples per detection frame (32 ms at 16 kHz), and the frame context Silero uses.
@@ -192,8 +198,17 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<u8>, ModelError> {
             path.display()
         ))
     })?;
-    let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(16 << 20));
-    std::io::copy(&mut entry, &mut out).map_err(|error| ModelError::Io(error.to_string()))?;
+    let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(LARGEST));
+    // Read at most one byte past the largest VAD taken, so a crafted archive cannot fill
+    // memory.
+    std::io::copy(&mut (&mut entry).take(LARGEST as u64 + 1), &mut out)
+        .map_err(|error| ModelError::Io(error.to_string()))?;
+    if out.len() > LARGEST {
+        return Err(malformed(format!(
+            "{WHEEL_SAFETENSORS} in {} is larger than any Silero VAD",
+            path.display()
+        )));
+    }
     Ok(out)
 }
 
@@ -235,7 +250,10 @@ fn parse_safetensors(bytes: &[u8]) -> Result<Tensors<'_>, ModelError> {
         let raw = data
             .get(offsets[0]..offsets[1])
             .ok_or_else(|| malformed(format!("{name} lies outside the file")))?;
-        if raw.len() != 4 * shape.iter().product::<usize>() {
+        let bytes = shape
+            .iter()
+            .try_fold(4usize, |product, dimension| product.checked_mul(*dimension));
+        if bytes != Some(raw.len()) {
             return Err(malformed(format!("{name}'s data does not fit its shape")));
         }
         tensors.insert(name, (shape, raw));
@@ -315,7 +333,6 @@ const JOINING_SILENCE: f64 = 0.1;
 
 /// The speech of a recording joined into one buffer (wiped when dropped), and where each
 /// piece came from, to map Whisper's times back to the recording's.
-#[derive(Debug)]
 pub struct SpeechOnly {
     /// The joined samples.
     pub samples: Zeroizing<Vec<f32>>,
@@ -323,28 +340,47 @@ pub struct SpeechOnly {
     pieces: Vec<(f64, Speech)>,
 }
 
+impl std::fmt::Debug for SpeechOnly {
+    // Never the samples: they are the meeting's words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpeechOnly")
+            .field("samples", &self.samples.len())
+            .field("pieces", &self.pieces.len())
+            .finish()
+    }
+}
+
 impl SpeechOnly {
     /// Joins the `speech` stretches of `samples` with a short silence between each.
     pub fn join(samples: &[f32], speech: &[Speech]) -> Self {
         let rate = f64::from(SAMPLE_RATE);
         let gap = (JOINING_SILENCE * rate) as usize;
-        let total: usize = speech
+        let ranges: Vec<std::ops::Range<usize>> = speech
             .iter()
-            .map(|stretch| ((stretch.end - stretch.start) * rate) as usize + gap + 1)
-            .sum();
-        // Allocated once, so no copy of the speech is left in freed memory by a growth.
+            .map(|stretch| {
+                let from = ((stretch.start * rate) as usize).min(samples.len());
+                from..((stretch.end * rate) as usize).clamp(from, samples.len())
+            })
+            .collect();
+        let total = ranges.iter().map(ExactSizeIterator::len).sum::<usize>()
+            + gap * ranges.len().saturating_sub(1);
+        // Allocated once at its exact length, so no copy of the speech is left in freed
+        // memory by a growth.
         let mut joined = Zeroizing::new(Vec::with_capacity(total));
         let mut pieces = Vec::with_capacity(speech.len());
-        for (index, stretch) in speech.iter().enumerate() {
+        for (index, (stretch, range)) in speech.iter().zip(ranges).enumerate() {
             if index > 0 {
                 let end = joined.len() + gap;
                 joined.resize(end, 0.0);
             }
-            let from = ((stretch.start * rate) as usize).min(samples.len());
-            let to = ((stretch.end * rate) as usize).clamp(from, samples.len());
             pieces.push((joined.len() as f64 / rate, *stretch));
-            joined.extend_from_slice(&samples[from..to]);
+            joined.extend_from_slice(&samples[range]);
         }
+        debug_assert_eq!(
+            joined.len(),
+            total,
+            "the buffer never grew past its allocation"
+        );
         Self {
             samples: joined,
             pieces,
@@ -364,15 +400,24 @@ impl SpeechOnly {
     }
 
     fn recording_time(&self, time: f64, is_end: bool) -> f64 {
+        // An end exactly at a piece's start belongs to the piece before it, and a start
+        // exactly at a piece's end to the piece after it: neither may claim the silence cut
+        // out between them.
         let index = self
             .pieces
-            .partition_point(|(joined_start, _)| *joined_start <= time)
+            .partition_point(|(joined_start, _)| {
+                if is_end {
+                    *joined_start < time
+                } else {
+                    *joined_start <= time
+                }
+            })
             .saturating_sub(1);
         let Some((joined_start, stretch)) = self.pieces.get(index) else {
             return time;
         };
         let within = (time - joined_start).max(0.0);
-        if stretch.start + within <= stretch.end || is_end {
+        if stretch.start + within < stretch.end || is_end {
             return (stretch.start + within).min(stretch.end);
         }
         self.pieces
@@ -465,6 +510,10 @@ mod tests {
         assert!((joined.start_time(3.05) - 20.0).abs() < 1e-9);
         assert!((joined.end_time(3.05) - 5.0).abs() < 1e-9);
         assert!((joined.start_time(3.1 + 1.0) - 21.0).abs() < 1e-9);
+        // Exactly at a boundary: an end stays before the cut silence, a start after it.
+        assert!((joined.end_time(3.1) - 5.0).abs() < 1e-9);
+        assert!((joined.start_time(3.0) - 20.0).abs() < 1e-9);
+        assert!((joined.start_time(3.1) - 20.0).abs() < 1e-9);
         assert!((joined.end_time(4.7 + 9.0) - 49.0).abs() < 1e-9);
         // Past the end: the last piece's end.
         assert!((joined.start_time(100.0) - 50.0).abs() < 1e-9);
