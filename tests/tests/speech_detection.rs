@@ -3,9 +3,11 @@
 //! meeting with long silences is transcribed with the words at the recording's own times, and
 //! a recording of silence and room noise gives an empty transcript, not invented words.
 
-use quorate_e2e::{Backend, Server, Staffed, model_wheel, speech, vad_wheel, word_error_rate};
+use quorate_e2e::{
+    Backend, Server, Staffed, converted_models, room_noise, spoken, vad_wheel, word_error_rate,
+};
 use quorate_node::{
-    audio, model,
+    audio,
     transcribe::{Transcriber, free_cores},
     vad,
 };
@@ -24,18 +26,7 @@ struct Engines {
 
 fn engines() -> Engines {
     let folder = tempfile::tempdir().unwrap();
-    let whisper = folder.path().join("tiny.en.ggml");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&whisper).unwrap());
-    model::convert(&model::read_ct2(&model_wheel()).unwrap(), &mut file).unwrap();
-    drop(file);
-    let detector = folder.path().join("silero.ggml");
-    let mut converted = Vec::new();
-    vad::convert(
-        &vad::read_safetensors(&vad_wheel()).unwrap(),
-        &mut converted,
-    )
-    .unwrap();
-    std::fs::write(&detector, &converted).unwrap();
+    let (whisper, detector) = converted_models(folder.path());
     Engines {
         plain: Transcriber::load(&whisper, free_cores()).unwrap(),
         with_vad: Transcriber::load(&whisper, free_cores())
@@ -44,23 +35,6 @@ fn engines() -> Engines {
             .expect("whisper.cpp loads the converted VAD"),
         folder,
     }
-}
-
-/// Quiet room noise (a fixed pseudo-random sequence), `seconds` long.
-fn room_noise(seconds: f64, level: f32) -> Vec<f32> {
-    let mut state = 0x2545_f491_u32;
-    (0..(seconds * f64::from(audio::SAMPLE_RATE)) as usize)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * level
-        })
-        .collect()
-}
-
-fn spoken(text: &str) -> Vec<f32> {
-    audio::decode(speech(text), "audio/wav").unwrap().to_vec()
 }
 
 #[test]

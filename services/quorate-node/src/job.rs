@@ -1,8 +1,9 @@
 //! One job, as the node carries it out: check everything the server handed over, rebuild
-//! the recording key from the re-sealed shares, decrypt and decode in memory, transcribe,
-//! seal the transcript under a fresh key split among the vault's current members, and
-//! sign its manifest. Plaintext audio, the transcript and keys live only in zeroizing
-//! memory; nothing is written to disk.
+//! the recording key from the re-sealed shares, decrypt and decode piece by piece,
+//! transcribe, seal the transcript under a fresh key split among the vault's current
+//! members, and sign its manifest. Plaintext audio, the transcript and keys live only in
+//! zeroizing memory; the one thing written to disk is the downloaded ciphertext, spooled to
+//! an anonymous temporary file.
 
 use quorate_api::JobClaim;
 use quorate_client::{checks, reshare};
@@ -21,6 +22,8 @@ use quorate_crypto::{
     threshold::{self, Subject, Threshold},
     vss::Secret,
 };
+use std::io::{Seek, Write};
+
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -241,8 +244,9 @@ fn open_shares(
     .map_err(|error| fail(format!("rebuilding the key: {error}")))
 }
 
-/// Where a download goes: memory reserved once at the length its signed manifest gives,
-/// hashed as it arrives. The client refuses the first byte past that length
+/// Where a download goes: an anonymous temporary file (the ciphertext is encrypted, and the
+/// file has no name, so it goes when the node does), hashed as it arrives. The client
+/// refuses the first byte past the length its signed manifest gives
 /// ([`Client::download_recording`](quorate_client::Client::download_recording)), and nothing
 /// reaches a decrypter or a decoder until [`CheckedDownload::finish`] has compared the length
 /// and SHA-256 with the manifest's: the recording's recipient is public, so a server could
@@ -251,8 +255,11 @@ pub struct CheckedDownload {
     what: &'static str,
     expected_len: u64,
     expected_sha256: [u8; 32],
-    bytes: Vec<u8>,
+    spool: std::io::BufWriter<std::fs::File>,
+    received: u64,
     hasher: Sha256,
+    /// Why the spool could not be written, when it could not.
+    spool_failed: Option<String>,
 }
 
 impl std::fmt::Debug for CheckedDownload {
@@ -260,22 +267,35 @@ impl std::fmt::Debug for CheckedDownload {
         f.debug_struct("CheckedDownload")
             .field("what", &self.what)
             .field("expected_len", &self.expected_len)
-            .field("received", &self.bytes.len())
+            .field("received", &self.received)
             .finish_non_exhaustive()
     }
 }
 
-/// Ciphertext whose length and SHA-256 are those its signed manifest names: the only input
-/// [`decrypt`] and [`release`] take.
+/// Ciphertext whose length and SHA-256 are those its signed manifest names, in the spool
+/// file: the only input [`decrypt`] and [`release`] take.
 #[derive(Debug)]
-pub struct Ciphertext(Vec<u8>);
+pub struct Ciphertext {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl Ciphertext {
+    /// The ciphertext from its first byte, buffered.
+    fn reader(&self) -> std::io::Result<std::io::BufReader<&std::fs::File>> {
+        let mut file = &self.file;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Ok(std::io::BufReader::new(file))
+    }
+}
 
 /// What a refused download means, and what to do about it.
 const NOT_AS_SIGNED: &str = "the stored object is not the one that was signed (replaced or damaged in the object store, or changed on the way); refused before decrypting. Restore it from a backup, or upload it again";
 
 impl CheckedDownload {
     /// Ready to receive `what` (e.g. "recording"), which its manifest says is `len` bytes with
-    /// SHA-256 `sha256`; refused when longer than `limit`, the most this node holds in memory.
+    /// SHA-256 `sha256`, into a temporary file; refused when longer than `limit`, the most
+    /// this node takes.
     pub fn new(
         what: &'static str,
         len: u64,
@@ -284,41 +304,51 @@ impl CheckedDownload {
     ) -> Result<Self, JobFailure> {
         if len > limit {
             return Err(fail(format!(
-                "the {what} is {len} bytes, more than this node holds in memory ({limit}): run the node with a larger --max-bytes on a machine with the memory for it"
+                "the {what} is {len} bytes, more than this node takes ({limit}): run the node with a larger --max-bytes, with that much free space in its temporary folder"
             )));
         }
-        let mut bytes = Vec::new();
-        usize::try_from(len)
-            .ok()
-            .and_then(|len| bytes.try_reserve_exact(len).ok())
-            .ok_or_else(|| {
-                fail(format!(
-                    "this node cannot reserve memory for a {len}-byte {what}: run it on a machine with more, or lower --max-bytes so it refuses such jobs at once"
-                ))
-            })?;
+        let file = tempfile::tempfile().map_err(|error| {
+            fail(format!(
+                "this node cannot make a temporary file for the {what}: {error}; set TMPDIR to a writable folder"
+            ))
+        })?;
         Ok(Self {
             what,
             expected_len: len,
             expected_sha256: sha256,
-            bytes,
+            spool: std::io::BufWriter::with_capacity(1 << 20, file),
+            received: 0,
             hasher: Sha256::new(),
+            spool_failed: None,
         })
     }
 
     /// The job's failure when the server's answer was refused while it arrived (`reason`:
-    /// why, e.g. more bytes than the manifest's length).
+    /// why, e.g. more bytes than the manifest's length), or when the spool could not take it.
     pub fn refused(self, reason: &str) -> JobFailure {
-        fail(format!("the {}: {reason}: {NOT_AS_SIGNED}", self.what))
+        match self.spool_failed {
+            Some(ref error) => self.spool_full(error),
+            None => fail(format!("the {}: {reason}: {NOT_AS_SIGNED}", self.what)),
+        }
+    }
+
+    fn spool_full(&self, error: &str) -> JobFailure {
+        fail(format!(
+            "this node could not write the {} ({} bytes) to its temporary folder: {error}; free space there (TMPDIR), or lower --max-bytes so such jobs are refused at once",
+            self.what, self.expected_len
+        ))
     }
 
     /// The ciphertext, once its length and SHA-256 are the manifest's.
-    pub fn finish(self) -> Result<Ciphertext, JobFailure> {
+    pub fn finish(mut self) -> Result<Ciphertext, JobFailure> {
         let what = self.what;
-        if self.bytes.len() as u64 != self.expected_len {
+        if let Err(error) = self.spool.flush() {
+            return Err(self.spool_full(&error.to_string()));
+        }
+        if self.received != self.expected_len {
             return Err(fail(format!(
                 "the server sent {} bytes of the {what}, not the {} its signed manifest says: {NOT_AS_SIGNED}",
-                self.bytes.len(),
-                self.expected_len
+                self.received, self.expected_len
             )));
         }
         let sha256: [u8; 32] = self.hasher.finalize().into();
@@ -329,14 +359,25 @@ impl CheckedDownload {
                 hex::encode(self.expected_sha256)
             )));
         }
-        Ok(Ciphertext(self.bytes))
+        let file = self
+            .spool
+            .into_inner()
+            .map_err(|error| fail(format!("the {what}'s temporary file: {}", error.error())))?;
+        Ok(Ciphertext {
+            file,
+            len: self.received,
+        })
     }
 }
 
 impl std::io::Write for CheckedDownload {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Err(error) = self.spool.write_all(bytes) {
+            self.spool_failed = Some(error.to_string());
+            return Err(error);
+        }
         self.hasher.update(bytes);
-        self.bytes.extend_from_slice(bytes);
+        self.received += bytes.len() as u64;
         Ok(bytes.len())
     }
 
@@ -345,17 +386,18 @@ impl std::io::Write for CheckedDownload {
     }
 }
 
-/// Decrypts the recording's checked ciphertext in memory.
-pub fn decrypt(
-    ciphertext: &Ciphertext,
-    key: &AgeSecretKey,
-) -> Result<Zeroizing<Vec<u8>>, JobFailure> {
-    // The plaintext is never longer than the ciphertext: reserving that much up front means
-    // the buffer is never moved, so no unzeroized copy is left behind in freed memory.
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.0.len()));
-    envelope::decrypt(&ciphertext.0[..], &mut *plaintext, key)
-        .map_err(|error| fail(format!("decrypting the recording: {error}")))?;
-    Ok(plaintext)
+/// The recording's plaintext, decrypted chunk by chunk as it is read, at any position.
+pub type Plaintext = envelope::SeekablePlaintext<std::io::BufReader<std::fs::File>>;
+
+/// Opens the recording's checked ciphertext for reading its plaintext, which is never held
+/// whole: only the 64 KiB chunk being read is in memory (and wiped when passed). The spool
+/// file goes with the reader.
+pub fn decrypt(ciphertext: Ciphertext, key: &AgeSecretKey) -> Result<Plaintext, JobFailure> {
+    let mut file = ciphertext.file;
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(|error| fail(format!("reading the recording's temporary file: {error}")))?;
+    envelope::decrypt_seekable(std::io::BufReader::new(file), key)
+        .map_err(|error| fail(format!("decrypting the recording: {error}")))
 }
 
 pub use quorate_api::{TranscriptDocument as Transcript, TranscriptSegment as Segment};
@@ -562,8 +604,14 @@ pub fn release(
     now: i64,
 ) -> Result<Release, JobFailure> {
     let manifest = &unlocked.manifest;
-    let mut text = Zeroizing::new(Vec::with_capacity(sealed.0.len()));
-    envelope::decrypt(&sealed.0[..], &mut *text, &unlocked.key)
+    // Never longer than the ciphertext: reserved once, so no unwiped copy is left behind.
+    let mut text = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(sealed.len).unwrap_or(usize::MAX),
+    ));
+    let reader = sealed
+        .reader()
+        .map_err(|error| fail(format!("reading the sealed transcript: {error}")))?;
+    envelope::decrypt(reader, &mut *text, &unlocked.key)
         .map_err(|error| fail(format!("opening the sealed transcript: {error}")))?;
     let transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
         fail(format!(
@@ -715,7 +763,10 @@ mod tests {
 
         let mut download = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         download.write_all(bytes).unwrap();
-        assert_eq!(download.finish().unwrap().0, bytes);
+        let spooled = download.finish().unwrap();
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut spooled.reader().unwrap(), &mut read).unwrap();
+        assert_eq!(read, bytes);
 
         let longer = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         let refused = longer.refused("the server sent more than the 38 bytes the manifest signs");
@@ -736,9 +787,6 @@ mod tests {
         assert!(other.finish().unwrap_err().0.contains("SHA-256"));
 
         let too_big = CheckedDownload::new("recording", 2 << 20, sha256, 1 << 20).unwrap_err();
-        assert!(
-            too_big.0.contains("more than this node holds in memory"),
-            "{too_big}"
-        );
+        assert!(too_big.0.contains("more than this node takes"), "{too_big}");
     }
 }

@@ -97,9 +97,10 @@ enum Command {
         /// the server answers as soon as one is.
         #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=50))]
         wait_seconds: u64,
-        /// The largest recording or transcript (ciphertext bytes) this node takes: it holds
-        /// one in memory, with its plaintext, while it works.
-        #[arg(long, default_value_t = 4 << 30)]
+        /// The largest recording or transcript (ciphertext bytes) this node takes: it spools
+        /// one to an anonymous temporary file (TMPDIR) while it works, and holds only
+        /// bounded pieces of its plaintext in memory.
+        #[arg(long, default_value_t = 16 << 30)]
         max_bytes: u64,
     },
     /// Whisper models.

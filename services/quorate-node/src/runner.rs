@@ -436,20 +436,6 @@ async fn transcribe(
         Ok(ciphertext) => ciphertext,
         Err(failure) => return Ok(Err(failure)),
     };
-    let plaintext = match job::decrypt(&ciphertext, &unlocked.key) {
-        Ok(plaintext) => plaintext,
-        Err(failure) => return Ok(Err(failure)),
-    };
-    drop(ciphertext);
-    let samples = match tokio::task::spawn_blocking(move || {
-        audio::decode(plaintext, "application/octet-stream")
-    })
-    .await
-    .map_err(|error| DeviceError::Local(format!("decoding stopped: {error}")))?
-    {
-        Ok(samples) => samples,
-        Err(error) => return Ok(Err(JobFailure(error.to_string()))),
-    };
     let progress = Arc::new(AtomicI32::new(0));
     let renewal = renew(
         session.client.clone(),
@@ -460,15 +446,19 @@ async fn transcribe(
     );
     let shown = Arc::clone(&progress);
     let stopping = stop.clone();
+    // Decrypting, decoding and transcribing go together, a chunk at a time: the plaintext is
+    // read from the spooled ciphertext as the decoder needs it and never held whole.
     let transcribed = tokio::task::block_in_place(|| {
-        ready.transcriber.transcribe_until(
-            &samples,
+        let plaintext = job::decrypt(ciphertext, &unlocked.key).map_err(|failure| failure.0)?;
+        let mut audio = audio::AudioStream::open(plaintext, "application/octet-stream")
+            .map_err(|error| error.to_string())?;
+        ready.transcriber.transcribe_stream(
+            &mut audio,
             move |percent| shown.store(percent, Ordering::Relaxed),
             move || stopping.requested(),
         )
     });
     drop(renewal);
-    drop(samples);
     let (language, segments) = match transcribed {
         Ok(result) => result,
         // Given up because the node is stopping: not the job's failure.

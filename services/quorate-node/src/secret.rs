@@ -76,6 +76,24 @@ impl<T: Zeroize + Copy> SecretVec<T> {
         self.0.resize(len, value);
     }
 
+    /// Shortens the buffer to `len` items, wiping the ones cut off.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.0.len() {
+            for item in &mut self.0[len..] {
+                item.zeroize();
+            }
+            self.0.truncate(len);
+        }
+    }
+
+    /// Removes the first `count` items, moving the rest to the front (in place, so no copy
+    /// is left elsewhere) and wiping the places that fall free at the end.
+    pub fn remove_front(&mut self, count: usize) {
+        let count = count.min(self.0.len());
+        self.0.copy_within(count.., 0);
+        self.truncate(self.0.len() - count);
+    }
+
     /// The items, in a buffer that is wiped when dropped (and that must not grow again).
     pub fn into_inner(self) -> Zeroizing<Vec<T>> {
         self.0
@@ -120,7 +138,11 @@ mod tests {
         std::io::Write::write_all(&mut buffer, &[7, 8]).unwrap();
         buffer.resize(10, 0);
         assert_eq!(&buffer[..], &[1, 2, 3, 4, 5, 6, 7, 8, 0, 0]);
-        assert_eq!(&buffer.into_inner()[..], &[1, 2, 3, 4, 5, 6, 7, 8, 0, 0]);
+        buffer.remove_front(3);
+        buffer.truncate(5);
+        assert_eq!(&buffer[..], &[4, 5, 6, 7, 8]);
+        buffer.truncate(9);
+        assert_eq!(&buffer.into_inner()[..], &[4, 5, 6, 7, 8]);
     }
 
     #[test]

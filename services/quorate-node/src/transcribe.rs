@@ -11,9 +11,19 @@ use whisper_rs::{
 use zeroize::Zeroize;
 
 use crate::{
+    audio::{AudioStream, SAMPLE_RATE},
     job::Segment,
+    secret::SecretVec,
     vad::{SpeechDetector, SpeechOnly},
 };
+
+/// The most audio Whisper is given at once by [`Transcriber::transcribe_stream`]: ten
+/// minutes, 38 MB of samples and Whisper's 19 MB spectrogram of them. A longer recording is
+/// transcribed chunk by chunk, so memory does not grow with its length.
+pub const CHUNK_SECONDS: u32 = 600;
+
+/// How far back from a chunk's end its cut may go to fall in a pause rather than a word.
+const CUT_SEARCH_SECONDS: u32 = 30;
 
 /// A loaded Whisper model.
 pub struct Transcriber {
@@ -21,6 +31,8 @@ pub struct Transcriber {
     threads: usize,
     /// When set, only the speech it finds is transcribed.
     detector: Option<Mutex<SpeechDetector>>,
+    /// [`CHUNK_SECONDS`] of samples, unless a test asks for less.
+    chunk_samples: usize,
 }
 
 impl std::fmt::Debug for Transcriber {
@@ -36,6 +48,19 @@ impl std::fmt::Debug for Transcriber {
 /// than free cores makes it many times slower.
 pub fn free_cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Where to end a chunk of `samples`: the middle of the quietest tenth of a second in its
+/// last `search` samples, so that a cut seldom falls inside a word.
+fn quiet_cut(samples: &[f32], search: usize) -> usize {
+    const FRAME: usize = SAMPLE_RATE as usize / 10;
+    let from = samples.len().saturating_sub(search);
+    samples[from..]
+        .chunks_exact(FRAME)
+        .map(|frame| frame.iter().map(|sample| sample * sample).sum::<f32>())
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(samples.len(), |(index, _)| from + index * FRAME + FRAME / 2)
 }
 
 /// A segment's text (bytes whisper.cpp holds), trimmed, in a string allocated once at its
@@ -104,7 +129,16 @@ impl Transcriber {
             context,
             threads: threads.clamp(1, free_cores()),
             detector: None,
+            chunk_samples: (CHUNK_SECONDS * SAMPLE_RATE) as usize,
         })
+    }
+
+    /// Transcribes a stream in chunks of `seconds` (at least 60, twice the stretch its cut
+    /// is looked for in) instead of [`CHUNK_SECONDS`]: for tests of recordings longer than
+    /// one chunk that are not ten minutes long.
+    pub fn with_chunk_seconds(mut self, seconds: u32) -> Self {
+        self.chunk_samples = (seconds.max(2 * CUT_SEARCH_SECONDS) * SAMPLE_RATE) as usize;
+        self
     }
 
     /// Transcribes only the speech the Silero VAD at `path` finds (a ggml file from
@@ -153,6 +187,66 @@ impl Transcriber {
         Ok((language, segments))
     }
 
+    /// Transcribes a recording as it is decoded, one chunk at a time (see [`CHUNK_SECONDS`];
+    /// each cut falls in the quietest tenth of a second of the chunk's last 30 seconds), with
+    /// every segment's times on the recording's clock. `progress(percent)` follows how much
+    /// of the source has been read; `stop()` is asked between whisper.cpp's steps and
+    /// between chunks.
+    pub fn transcribe_stream(
+        &self,
+        audio: &mut AudioStream,
+        progress: impl Fn(i32) + Clone + 'static,
+        stop: impl Fn() -> bool + Clone + 'static,
+    ) -> Result<(String, Vec<Segment>), String> {
+        let chunk = self.chunk_samples;
+        let mut buffer = SecretVec::with_capacity_hint(chunk + chunk / 8);
+        let mut more = true;
+        // Samples of the recording before `buffer[0]`, and the progress reached so far.
+        let (mut consumed, mut reported) = (0usize, 0i32);
+        let mut language = None;
+        let mut segments = Vec::new();
+        loop {
+            while more && buffer.len() < chunk {
+                more = audio
+                    .read_into(&mut buffer)
+                    .map_err(|error| error.to_string())?;
+            }
+            if buffer.is_empty() {
+                break;
+            }
+            if stop() {
+                return Err("transcription stopped".into());
+            }
+            let (cut, reached) = if more {
+                let search = (CUT_SEARCH_SECONDS * SAMPLE_RATE) as usize;
+                let reached = (audio.fraction_read() * 100.0) as i32;
+                (quiet_cut(&buffer[..chunk], search), reached.max(reported))
+            } else {
+                (buffer.len(), 100)
+            };
+            let report = progress.clone();
+            let (from, span) = (reported, reached - reported);
+            let (chunk_language, mut piece) = self.transcribe_until(
+                &buffer[..cut],
+                move |percent| report(from + span * percent / 100),
+                stop.clone(),
+            )?;
+            let shift = consumed as f64 / f64::from(SAMPLE_RATE);
+            for segment in &mut piece {
+                segment.start += shift;
+                segment.end += shift;
+            }
+            segments.append(&mut piece);
+            language.get_or_insert(chunk_language);
+            buffer.remove_front(cut);
+            consumed += cut;
+            reported = reached;
+            // A chunk with no speech in it runs no Whisper, and so reports nothing itself.
+            progress(reported);
+        }
+        Ok((language.unwrap_or_else(|| "en".to_owned()), segments))
+    }
+
     /// Measures where the time goes ([`StageTimes`]) while transcribing `samples`, for the
     /// benchmark.
     pub fn stage_times(&self, samples: &[f32]) -> Result<(StageTimes, Vec<Segment>), String> {
@@ -175,7 +269,7 @@ impl Transcriber {
             move |percent| marked.lock().unwrap().push((percent, Instant::now())),
             || false,
         )?;
-        let seconds = samples.len() as f64 / f64::from(crate::audio::SAMPLE_RATE);
+        let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
         let marks = marks.lock().unwrap();
         let windows = marks
             .windows(2)
@@ -236,5 +330,27 @@ impl Transcriber {
             })
             .collect();
         Ok(("en".to_owned(), segments))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_cut_in_its_quietest_moment_near_the_end() {
+        let rate = SAMPLE_RATE as usize;
+        let mut samples = vec![0.5f32; 100 * rate];
+        // A pause 20 s before the end, and a quieter one long before the searched stretch.
+        samples[80 * rate..80 * rate + rate / 5].fill(0.01);
+        samples[10 * rate..12 * rate].fill(0.0);
+        let cut = quiet_cut(&samples, 30 * rate);
+        assert!(
+            (80 * rate..80 * rate + rate / 5).contains(&cut),
+            "cut at {cut}"
+        );
+        // Loud all through: still cut within the searched stretch.
+        let cut = quiet_cut(&vec![0.5f32; 100 * rate], 30 * rate);
+        assert!((70 * rate..100 * rate).contains(&cut), "cut at {cut}");
     }
 }
