@@ -2,7 +2,7 @@
 //! video track and its index at the end (ffmpeg's default), encrypted to an age file,
 //! spooled through the checked download, decrypted with the seekable age reader straight
 //! into the demuxer, decoded and resampled piece by piece, and transcribed chunk by chunk
-//! (60-s chunks here, so that three of them cover 2.5 minutes). The words come back whole,
+//! (60-s chunks here, so that three of them cover the 140-s recording). The words come back whole,
 //! at the recording's own times.
 
 use quorate_crypto::{AgeSecretKey, envelope};
@@ -19,11 +19,17 @@ use std::{
 };
 
 /// Each sentence's time in the recording, a word of it the test looks for, and the sentence.
-const SENTENCES: [(f64, &str, &str); 3] = [
+const SENTENCES: [(f64, &str, &str); 4] = [
     (
         3.0,
         "meeting",
         "The chair opened the meeting and welcomed the members.",
+    ),
+    // Where the first chunk's cut is looked for (30 to 60 s): the cut must fall around it.
+    (
+        44.0,
+        "roof",
+        "The repairs to the town hall roof were approved.",
     ),
     (
         70.0,
@@ -117,7 +123,7 @@ fn a_recording_longer_than_a_chunk_is_transcribed_whole_at_its_own_times() {
         .collect();
     let said: Vec<&str> = SENTENCES.iter().map(|(_, _, text)| *text).collect();
     let rate = word_error_rate(&said.join(" "), &heard.join(" "));
-    // tiny.en on three short sentences, each alone in its chunk after AAC, mishears a word
+    // tiny.en on four short sentences, each alone in its chunk after AAC, mishears a word
     // or two in each ("opens", "treasure"); a chunk that lost or repeated audio would lose or
     // repeat whole sentences.
     assert!(rate < 0.3, "word error rate {rate:.2}: {heard:?}");

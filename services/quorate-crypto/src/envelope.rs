@@ -122,18 +122,86 @@ pub fn decrypt_reader<'a, R: BufRead + 'a>(
             WHAT,
         )?));
     }
+    Ok(Box::new(binary_stream(input, key)?))
+}
+
+/// The plaintext stream of a binary age file opened with `key` (its header read and the
+/// file key unwrapped).
+fn binary_stream<R: BufRead>(
+    input: R,
+    key: &AgeSecretKey,
+) -> Result<age::stream::StreamReader<R>, Error> {
+    const WHAT: &str = "age file";
     let decryptor =
         age::Decryptor::new_buffered(input).map_err(|error| header_error(error, WHAT, false))?;
     let identity = key.to_age();
-    let stream = decryptor
+    decryptor
         .decrypt(std::iter::once(&identity as _))
-        .map_err(|error| header_error(error, WHAT, false))?;
-    Ok(Box::new(stream))
+        .map_err(|error| header_error(error, WHAT, false))
 }
+
+/// age's STREAM chunk: 64 KiB of plaintext.
+const CHUNK_LEN: u64 = 64 * 1024;
 
 /// The plaintext of a binary age file, readable at any position: each 64 KiB chunk is
 /// authenticated as it is read, whatever order the chunks are read in.
-pub type SeekablePlaintext<R> = age::stream::StreamReader<R>;
+///
+/// age's own seek reads the part of a chunk before the target into a buffer it frees
+/// without wiping; this one seeks age to the chunk's start and skips to the target through
+/// one wiped buffer of its own, so a demuxer that seeks often (an MP4's audio between its
+/// video samples) leaves no plaintext behind in freed memory.
+pub struct SeekablePlaintext<R> {
+    stream: age::stream::StreamReader<R>,
+    position: u64,
+    skipped: Zeroizing<Vec<u8>>,
+}
+
+impl<R> std::fmt::Debug for SeekablePlaintext<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeekablePlaintext")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read + Seek> Read for SeekablePlaintext<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.stream.read(buffer)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl<R: Read + Seek> Seek for SeekablePlaintext<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let before_start = || io::Error::new(io::ErrorKind::InvalidInput, "seek before the start");
+        let target = match to {
+            io::SeekFrom::Start(offset) => offset,
+            io::SeekFrom::Current(delta) => self
+                .position
+                .checked_add_signed(delta)
+                .ok_or_else(before_start)?,
+            io::SeekFrom::End(delta) => self
+                .stream
+                .seek(io::SeekFrom::End(0))?
+                .checked_add_signed(delta)
+                .ok_or_else(before_start)?,
+        };
+        let chunk_start = target - target % CHUNK_LEN;
+        self.position = self.stream.seek(io::SeekFrom::Start(chunk_start))?;
+        while self.position < target {
+            let wanted = usize::try_from(target - self.position)
+                .unwrap_or(usize::MAX)
+                .min(self.skipped.len());
+            let read = self.stream.read(&mut self.skipped[..wanted])?;
+            if read == 0 {
+                break;
+            }
+            self.position += read as u64;
+        }
+        Ok(self.position)
+    }
+}
 
 /// Opens a binary age file with `key` for random access. A demuxer that jumps to an index
 /// at the end of a file (an MP4's `moov`) then decrypts only the chunks it reads, and the
@@ -143,13 +211,11 @@ pub fn decrypt_seekable<R: BufRead + Seek>(
     input: R,
     key: &AgeSecretKey,
 ) -> Result<SeekablePlaintext<R>, Error> {
-    const WHAT: &str = "age file";
-    let decryptor =
-        age::Decryptor::new_buffered(input).map_err(|error| header_error(error, WHAT, false))?;
-    let identity = key.to_age();
-    decryptor
-        .decrypt(std::iter::once(&identity as _))
-        .map_err(|error| header_error(error, WHAT, false))
+    Ok(SeekablePlaintext {
+        stream: binary_stream(input, key)?,
+        position: 0,
+        skipped: Zeroizing::new(vec![0; CHUNK_LEN as usize]),
+    })
 }
 
 /// Classifies an error met while reading the header and unwrapping the file key.

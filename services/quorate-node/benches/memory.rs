@@ -43,14 +43,7 @@ fn main() {
     if let Ok(way) = std::env::var(CHILD) {
         return child(&way);
     }
-    let out: PathBuf = std::env::args()
-        .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .map_or_else(
-            || std::env::temp_dir().join("quorate-bench-node"),
-            Into::into,
-        );
-    std::fs::create_dir_all(&out).unwrap();
+    let out = common::output_folder();
     let (ggml, silero) = common::converted_models(&out, model::Weights::F16);
     let key = AgeSecretKey::generate();
     std::fs::write(out.join("key.txt"), key.to_age_string().as_bytes()).unwrap();

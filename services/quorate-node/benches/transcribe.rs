@@ -83,14 +83,7 @@ fn print_stages(stages: &StageTimes) {
 }
 
 fn main() {
-    let out = std::env::args()
-        .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .map_or_else(
-            || std::env::temp_dir().join("quorate-bench-node"),
-            Into::into,
-        );
-    std::fs::create_dir_all(&out).unwrap();
+    let out = common::output_folder();
     let threads: usize = std::env::var("QUORATE_BENCH_THREADS")
         .ok()
         .and_then(|value| value.parse().ok())

@@ -41,6 +41,10 @@ pub enum AudioError {
     /// It is damaged.
     #[error("the audio could not be decoded: {0}")]
     Damaged(String),
+    /// The source itself failed to read (for the node: the decrypted stream, whose chunks
+    /// failed their authentication or ended early).
+    #[error("the recording could not be read: {0}")]
+    Unreadable(String),
 }
 
 fn codecs() -> CodecRegistry {
@@ -50,25 +54,55 @@ fn codecs() -> CodecRegistry {
     registry
 }
 
-/// A source that counts how far into it the demuxer has read, for progress.
+/// Where the demuxer is in its source: how far it has read (for progress), and whether the
+/// source itself failed (the demuxer's error then says less than the source's did).
+#[derive(Default)]
+struct Reading {
+    position: AtomicU64,
+    failed: std::sync::Mutex<Option<String>>,
+}
+
+impl Reading {
+    fn noted<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result {
+            *self.failed.lock().unwrap() = Some(error.to_string());
+        }
+        result
+    }
+}
+
+impl Reading {
+    /// The source's failure, if it failed.
+    fn failure(&self) -> Option<AudioError> {
+        self.failed
+            .lock()
+            .unwrap()
+            .clone()
+            .map(AudioError::Unreadable)
+    }
+}
+
+/// A source that keeps [`Reading`] up to date.
 struct Counted<S> {
     source: S,
-    position: Arc<AtomicU64>,
-    len: Option<u64>,
+    reading: Arc<Reading>,
+    len: u64,
 }
 
 impl<S: Read> Read for Counted<S> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.source.read(buffer)?;
-        self.position.fetch_add(read as u64, Ordering::Relaxed);
+        let read = self.reading.noted(self.source.read(buffer))?;
+        self.reading
+            .position
+            .fetch_add(read as u64, Ordering::Relaxed);
         Ok(read)
     }
 }
 
 impl<S: Seek> Seek for Counted<S> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let at = self.source.seek(to)?;
-        self.position.store(at, Ordering::Relaxed);
+        let at = self.reading.noted(self.source.seek(to))?;
+        self.reading.position.store(at, Ordering::Relaxed);
         Ok(at)
     }
 }
@@ -79,7 +113,7 @@ impl<S: Read + Seek + Send + Sync> MediaSource for Counted<S> {
     }
 
     fn byte_len(&self) -> Option<u64> {
-        self.len
+        Some(self.len)
     }
 }
 
@@ -95,8 +129,8 @@ pub struct AudioStream {
     interleaved: SecretVec<f32>,
     /// One packet mixed down to mono, at the recording's rate.
     mono: SecretVec<f32>,
-    position: Arc<AtomicU64>,
-    len: Option<u64>,
+    reading: Arc<Reading>,
+    len: u64,
     ended: bool,
 }
 
@@ -120,11 +154,11 @@ impl AudioStream {
         let unreadable = |error: std::io::Error| AudioError::Damaged(error.to_string());
         let len = source.seek(SeekFrom::End(0)).map_err(unreadable)?;
         source.seek(SeekFrom::Start(0)).map_err(unreadable)?;
-        let position = Arc::new(AtomicU64::new(0));
+        let reading = Arc::new(Reading::default());
         let counted = Counted {
             source,
-            position: Arc::clone(&position),
-            len: Some(len),
+            reading: Arc::clone(&reading),
+            len,
         };
         let mut hint = Hint::new();
         hint.mime_type(media_type);
@@ -136,7 +170,11 @@ impl AudioStream {
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(|error| AudioError::Unsupported(error.to_string()))?;
+            .map_err(|error| {
+                reading
+                    .failure()
+                    .unwrap_or_else(|| AudioError::Unsupported(error.to_string()))
+            })?;
         let track = format
             .default_track(TrackType::Audio)
             .ok_or_else(|| AudioError::Unsupported("no audio track".into()))?;
@@ -158,8 +196,8 @@ impl AudioStream {
             resampling: None,
             interleaved: SecretVec::default(),
             mono: SecretVec::default(),
-            position,
-            len: Some(len),
+            reading,
+            len,
             ended: false,
         })
     }
@@ -167,12 +205,17 @@ impl AudioStream {
     /// How much of the source has been read, from 0 to 1 (for progress; a demuxer that
     /// reads an index at the end first reaches 1 early for a moment).
     pub fn fraction_read(&self) -> f64 {
-        match self.len {
-            Some(len) if len > 0 => {
-                (self.position.load(Ordering::Relaxed) as f64 / len as f64).clamp(0.0, 1.0)
-            }
-            _ => 0.0,
+        if self.len == 0 {
+            return 0.0;
         }
+        (self.reading.position.load(Ordering::Relaxed) as f64 / self.len as f64).clamp(0.0, 1.0)
+    }
+
+    /// The error for a demuxer's or decoder's `error`: the source's own, if it failed.
+    fn failed(&self, error: SymphoniaError) -> AudioError {
+        self.reading
+            .failure()
+            .unwrap_or_else(|| AudioError::Damaged(error.to_string()))
     }
 
     /// Appends the next decoded packet's 16 kHz samples to `out` (none, or fewer, while the
@@ -186,12 +229,14 @@ impl AudioStream {
             let packet = match self.format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return self.end(out),
+                // The end of a stream without an end marker, once all of it was read.
                 Err(SymphoniaError::IoError(error))
-                    if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    if error.kind() == std::io::ErrorKind::UnexpectedEof
+                        && self.reading.failure().is_none() =>
                 {
                     return self.end(out);
                 }
-                Err(error) => return Err(AudioError::Damaged(error.to_string())),
+                Err(error) => return Err(self.failed(error)),
             };
             if packet.track_id != self.track_id {
                 continue;
@@ -201,7 +246,7 @@ impl AudioStream {
                 // A damaged packet is skipped, as players do; a stream of them ends in
                 // silence and an empty transcript rather than a crash.
                 Err(SymphoniaError::DecodeError(_)) => continue,
-                Err(error) => return Err(AudioError::Damaged(error.to_string())),
+                Err(error) => return Err(self.failed(error)),
             };
             let spec = decoded.spec();
             let rate = spec.rate();
@@ -253,7 +298,9 @@ impl AudioStream {
     fn end(&mut self, out: &mut SecretVec<f32>) -> Result<bool, AudioError> {
         self.ended = true;
         if self.rate.is_none() {
-            return Err(AudioError::Damaged("no audio in the file".into()));
+            return Err(AudioError::Damaged(
+                "not one packet of its audio track decodes; check that the file plays, then upload a playable copy".into(),
+            ));
         }
         if let Some(resampling) = &mut self.resampling {
             resampling.finish(out)?;
@@ -303,37 +350,50 @@ fn resampling_failed(error: &dyn std::fmt::Display) -> AudioError {
     AudioError::Damaged(format!("resampling: {error}"))
 }
 
-/// rubato's synchronous FFT resampler fed one packet at a time: the input it has not used
-/// yet waits in `pending` (less than one chunk), and its start-up delay is dropped, so the
-/// output lines up with the input as if it had been resampled whole.
+/// The resampler from `rate` to Whisper's: rubato's synchronous FFT resampler, fed
+/// 1024 frames at a time.
+fn fft(rate: u32) -> Result<Fft<f32>, AudioError> {
+    Fft::<f32>::new(
+        rate as usize,
+        SAMPLE_RATE as usize,
+        1024,
+        1,
+        FixedSync::Input,
+    )
+    .map_err(|error| resampling_failed(&error))
+}
+
+/// The resampler fed one packet at a time: the input it has not used yet waits in `pending`
+/// (less than one chunk), so the output is the same as resampling the whole recording at once.
 struct Resampling {
-    resampler: Fft<f32>,
     pending: SecretVec<f32>,
+    frames_in: u64,
+    output: ResampledChunks,
+}
+
+/// The resampler and the chunks it makes, with its start-up delay dropped so that the output
+/// lines up with the input.
+struct ResampledChunks {
+    resampler: Fft<f32>,
     /// One chunk of output.
     chunk: Zeroizing<Vec<f32>>,
     /// Output frames of start-up delay still to drop.
     delay: usize,
-    frames_in: u64,
     frames_out: u64,
 }
 
 impl Resampling {
     fn new(rate: u32) -> Result<Self, AudioError> {
-        let resampler = Fft::<f32>::new(
-            rate as usize,
-            SAMPLE_RATE as usize,
-            1024,
-            1,
-            FixedSync::Input,
-        )
-        .map_err(|error| resampling_failed(&error))?;
+        let resampler = fft(rate)?;
         Ok(Self {
-            chunk: Zeroizing::new(vec![0.0; resampler.output_frames_max()]),
-            delay: resampler.output_delay(),
-            resampler,
             pending: SecretVec::default(),
             frames_in: 0,
-            frames_out: 0,
+            output: ResampledChunks {
+                chunk: Zeroizing::new(vec![0.0; resampler.output_frames_max()]),
+                delay: resampler.output_delay(),
+                resampler,
+                frames_out: 0,
+            },
         })
     }
 
@@ -343,20 +403,12 @@ impl Resampling {
         self.frames_in += samples.len() as u64;
         let mut used = 0;
         loop {
-            let needed = self.resampler.input_frames_next();
+            let needed = self.output.resampler.input_frames_next();
             if self.pending.len() - used < needed {
                 break;
             }
-            let input = &self.pending[used..used + needed];
-            Self::step(
-                &mut self.resampler,
-                &mut self.chunk,
-                &mut self.delay,
-                input,
-                None,
-                out,
-            )
-            .map(|frames| self.frames_out += frames)?;
+            self.output
+                .step(&self.pending[used..used + needed], None, out)?;
             used += needed;
         }
         self.pending.remove_front(used);
@@ -366,56 +418,47 @@ impl Resampling {
     /// Resamples what is left, then pumps silence through until the output is as long as the
     /// input at the new rate.
     fn finish(&mut self, out: &mut SecretVec<f32>) -> Result<(), AudioError> {
-        let expected = (self.resampler.resample_ratio() * self.frames_in as f64).ceil() as u64;
+        let ratio = self.output.resampler.resample_ratio();
+        let expected = (ratio * self.frames_in as f64).ceil() as u64;
         let mut left = self.pending.len();
-        loop {
-            if self.frames_out >= expected {
-                break;
-            }
-            let input = &self.pending[..left];
-            let frames = Self::step(
-                &mut self.resampler,
-                &mut self.chunk,
-                &mut self.delay,
-                input,
-                Some(left),
-                out,
-            )?;
-            self.frames_out += frames;
+        while self.output.frames_out < expected {
+            self.output.step(&self.pending[..left], Some(left), out)?;
             left = 0;
         }
-        let surplus = (self.frames_out - expected) as usize;
+        let surplus = (self.output.frames_out - expected) as usize;
         out.truncate(out.len().saturating_sub(surplus));
         self.pending.truncate(0);
         Ok(())
     }
+}
 
-    /// One resampler chunk from `input` (`partial`: how many frames it has when fewer than a
-    /// chunk) appended to `out` once the start-up delay is dropped; returns how many.
+impl ResampledChunks {
+    /// One chunk from `input` (`partial`: how many frames it has when fewer than a chunk)
+    /// appended to `out` once the start-up delay is dropped.
     fn step(
-        resampler: &mut Fft<f32>,
-        chunk: &mut [f32],
-        delay: &mut usize,
+        &mut self,
         input: &[f32],
         partial: Option<usize>,
         out: &mut SecretVec<f32>,
-    ) -> Result<u64, AudioError> {
+    ) -> Result<(), AudioError> {
         let source = InterleavedSlice::new(input, 1, input.len())
             .map_err(|error| resampling_failed(&error))?;
-        let capacity = chunk.len();
-        let mut target = InterleavedSlice::new_mut(chunk, 1, capacity)
+        let capacity = self.chunk.len();
+        let mut target = InterleavedSlice::new_mut(&mut self.chunk, 1, capacity)
             .map_err(|error| resampling_failed(&error))?;
         let indexing = Indexing {
             partial_len: partial,
             ..Indexing::default()
         };
-        let (_, produced) = resampler
+        let (_, produced) = self
+            .resampler
             .process_into_buffer(&source, &mut target, Some(&indexing))
             .map_err(|error| resampling_failed(&error))?;
-        let dropped = produced.min(*delay);
-        *delay -= dropped;
-        out.extend_from_slice(&chunk[dropped..produced]);
-        Ok((produced - dropped) as u64)
+        let dropped = produced.min(self.delay);
+        self.delay -= dropped;
+        out.extend_from_slice(&self.chunk[dropped..produced]);
+        self.frames_out += (produced - dropped) as u64;
+        Ok(())
     }
 }
 
@@ -447,14 +490,7 @@ mod tests {
 
     /// rubato's own whole-clip resampling, to compare with.
     fn whole_clip(samples: &[f32], rate: u32) -> Vec<f32> {
-        let mut resampler = Fft::<f32>::new(
-            rate as usize,
-            SAMPLE_RATE as usize,
-            1024,
-            1,
-            FixedSync::Input,
-        )
-        .unwrap();
+        let mut resampler = fft(rate).unwrap();
         let input = InterleavedSlice::new(samples, 1, samples.len()).unwrap();
         let mut output = vec![0f32; resampler.process_all_needed_output_len(samples.len())];
         let frames = output.len();

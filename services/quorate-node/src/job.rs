@@ -255,6 +255,8 @@ pub struct CheckedDownload {
     what: &'static str,
     expected_len: u64,
     expected_sha256: [u8; 32],
+    /// The first [`HEAD_LEN`] bytes, kept in memory as well: see [`SpooledCiphertext`].
+    head: Vec<u8>,
     spool: std::io::BufWriter<std::fs::File>,
     received: u64,
     hasher: Sha256,
@@ -272,20 +274,71 @@ impl std::fmt::Debug for CheckedDownload {
     }
 }
 
-/// Ciphertext whose length and SHA-256 are those its signed manifest names, in the spool
-/// file: the only input [`decrypt`] and [`release`] take.
+/// How much of the start of a download is also kept in memory: the age header (the wrapped
+/// file key, a few hundred bytes for a recording) and the payload nonce are well within it.
+const HEAD_LEN: usize = 64 * 1024;
+
+/// Why a download cannot be used.
 #[derive(Debug)]
-pub struct Ciphertext {
-    file: std::fs::File,
-    len: u64,
+pub enum DownloadError {
+    /// The job's fault: too long for this node, or not the ciphertext its manifest signs.
+    Job(JobFailure),
+    /// This machine's: its temporary folder cannot take the spool. Not the job's failure;
+    /// the job is handed back for another node (or this one once fixed).
+    Local(String),
 }
 
-impl Ciphertext {
-    /// The ciphertext from its first byte, buffered.
-    fn reader(&self) -> std::io::Result<std::io::BufReader<&std::fs::File>> {
-        let mut file = &self.file;
-        file.seek(std::io::SeekFrom::Start(0))?;
-        Ok(std::io::BufReader::new(file))
+/// Ciphertext whose length and SHA-256 are those its signed manifest names: the only input
+/// [`decrypt`] and [`release`] take.
+#[derive(Debug)]
+pub struct Ciphertext(SpooledCiphertext);
+
+/// The checked ciphertext, read from the spool file except for its first bytes, which are
+/// read from the copy kept in memory while they were hashed. Whoever could write the file
+/// after the check (another process of the same user, a shared TMPDIR) could otherwise swap
+/// in a header wrapping another file key to the public recipient, with audio of its own;
+/// with the header fixed, the payload key is fixed, and any changed chunk fails its
+/// authentication.
+#[derive(Debug)]
+struct SpooledCiphertext {
+    head: Vec<u8>,
+    file: std::fs::File,
+    len: u64,
+    position: u64,
+}
+
+impl std::io::Read for SpooledCiphertext {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = match usize::try_from(self.position)
+            .ok()
+            .and_then(|at| self.head.get(at..))
+        {
+            Some(rest) if !rest.is_empty() => {
+                let read = rest.len().min(buffer.len());
+                buffer[..read].copy_from_slice(&rest[..read]);
+                read
+            }
+            _ => {
+                self.file.seek(std::io::SeekFrom::Start(self.position))?;
+                self.file.read(buffer)?
+            }
+        };
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for SpooledCiphertext {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(offset) => Some(offset),
+            std::io::SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+            std::io::SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+        };
+        self.position = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.position)
     }
 }
 
@@ -294,28 +347,29 @@ const NOT_AS_SIGNED: &str = "the stored object is not the one that was signed (r
 
 impl CheckedDownload {
     /// Ready to receive `what` (e.g. "recording"), which its manifest says is `len` bytes with
-    /// SHA-256 `sha256`, into a temporary file; refused when longer than `limit`, the most
-    /// this node takes.
+    /// SHA-256 `sha256`, into an anonymous temporary file; refused when longer than `limit`,
+    /// the most this node takes.
     pub fn new(
         what: &'static str,
         len: u64,
         sha256: [u8; 32],
         limit: u64,
-    ) -> Result<Self, JobFailure> {
+    ) -> Result<Self, DownloadError> {
         if len > limit {
-            return Err(fail(format!(
+            return Err(DownloadError::Job(fail(format!(
                 "the {what} is {len} bytes, more than this node takes ({limit}): run the node with a larger --max-bytes, with that much free space in its temporary folder"
-            )));
+            ))));
         }
         let file = tempfile::tempfile().map_err(|error| {
-            fail(format!(
-                "this node cannot make a temporary file for the {what}: {error}; set TMPDIR to a writable folder"
+            DownloadError::Local(format!(
+                "this node cannot make a temporary file for the {what}: {error}; set TMPDIR to a writable folder with room for the recordings it takes"
             ))
         })?;
         Ok(Self {
             what,
             expected_len: len,
             expected_sha256: sha256,
+            head: Vec::new(),
             spool: std::io::BufWriter::with_capacity(1 << 20, file),
             received: 0,
             hasher: Sha256::new(),
@@ -323,50 +377,57 @@ impl CheckedDownload {
         })
     }
 
-    /// The job's failure when the server's answer was refused while it arrived (`reason`:
-    /// why, e.g. more bytes than the manifest's length), or when the spool could not take it.
-    pub fn refused(self, reason: &str) -> JobFailure {
+    /// Why the server's answer was refused while it arrived (`reason`: e.g. more bytes than
+    /// the manifest's length), or why the spool could not take it.
+    pub fn refused(self, reason: &str) -> DownloadError {
         match self.spool_failed {
             Some(ref error) => self.spool_full(error),
-            None => fail(format!("the {}: {reason}: {NOT_AS_SIGNED}", self.what)),
+            None => DownloadError::Job(fail(format!(
+                "the {}: {reason}: {NOT_AS_SIGNED}",
+                self.what
+            ))),
         }
     }
 
-    fn spool_full(&self, error: &str) -> JobFailure {
-        fail(format!(
+    fn spool_full(&self, error: &str) -> DownloadError {
+        DownloadError::Local(format!(
             "this node could not write the {} ({} bytes) to its temporary folder: {error}; free space there (TMPDIR), or lower --max-bytes so such jobs are refused at once",
             self.what, self.expected_len
         ))
     }
 
     /// The ciphertext, once its length and SHA-256 are the manifest's.
-    pub fn finish(mut self) -> Result<Ciphertext, JobFailure> {
+    pub fn finish(mut self) -> Result<Ciphertext, DownloadError> {
         let what = self.what;
         if let Err(error) = self.spool.flush() {
             return Err(self.spool_full(&error.to_string()));
         }
         if self.received != self.expected_len {
-            return Err(fail(format!(
+            return Err(DownloadError::Job(fail(format!(
                 "the server sent {} bytes of the {what}, not the {} its signed manifest says: {NOT_AS_SIGNED}",
                 self.received, self.expected_len
-            )));
+            ))));
         }
         let sha256: [u8; 32] = self.hasher.finalize().into();
         if sha256 != self.expected_sha256 {
-            return Err(fail(format!(
+            return Err(DownloadError::Job(fail(format!(
                 "the {what}'s SHA-256 {} is not the one its signed manifest names ({}): {NOT_AS_SIGNED}",
                 hex::encode(sha256),
                 hex::encode(self.expected_sha256)
-            )));
+            ))));
         }
-        let file = self
-            .spool
-            .into_inner()
-            .map_err(|error| fail(format!("the {what}'s temporary file: {}", error.error())))?;
-        Ok(Ciphertext {
+        let file = self.spool.into_inner().map_err(|error| {
+            DownloadError::Local(format!(
+                "this node could not finish the {what}'s temporary file: {}; check the disk behind TMPDIR",
+                error.error()
+            ))
+        })?;
+        Ok(Ciphertext(SpooledCiphertext {
+            head: self.head,
             file,
             len: self.received,
-        })
+            position: 0,
+        }))
     }
 }
 
@@ -376,6 +437,8 @@ impl std::io::Write for CheckedDownload {
             self.spool_failed = Some(error.to_string());
             return Err(error);
         }
+        let room = HEAD_LEN.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..room.min(bytes.len())]);
         self.hasher.update(bytes);
         self.received += bytes.len() as u64;
         Ok(bytes.len())
@@ -387,16 +450,32 @@ impl std::io::Write for CheckedDownload {
 }
 
 /// The recording's plaintext, decrypted chunk by chunk as it is read, at any position.
-pub type Plaintext = envelope::SeekablePlaintext<std::io::BufReader<std::fs::File>>;
+pub type Plaintext = envelope::SeekablePlaintext<std::io::BufReader<Ciphertext>>;
+
+impl std::io::Read for Ciphertext {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buffer)
+    }
+}
+
+impl Seek for Ciphertext {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.0.seek(to)
+    }
+}
+
+/// What a failed read of the spooled ciphertext means once it was checked: the disk under
+/// the node changed it or lost it.
+pub const SPOOL_CHANGED: &str = "the recording's temporary file no longer reads as the checked ciphertext (changed or damaged on this node's disk after the download was checked); check the disk and who can write TMPDIR, then let the job run again";
 
 /// Opens the recording's checked ciphertext for reading its plaintext, which is never held
 /// whole: only the 64 KiB chunk being read is in memory (and wiped when passed). The spool
 /// file goes with the reader.
-pub fn decrypt(ciphertext: Ciphertext, key: &AgeSecretKey) -> Result<Plaintext, JobFailure> {
-    let mut file = ciphertext.file;
-    file.seek(std::io::SeekFrom::Start(0))
-        .map_err(|error| fail(format!("reading the recording's temporary file: {error}")))?;
-    envelope::decrypt_seekable(std::io::BufReader::new(file), key)
+pub fn decrypt(mut ciphertext: Ciphertext, key: &AgeSecretKey) -> Result<Plaintext, JobFailure> {
+    ciphertext
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|error| fail(format!("{SPOOL_CHANGED}: {error}")))?;
+    envelope::decrypt_seekable(std::io::BufReader::new(ciphertext), key)
         .map_err(|error| fail(format!("decrypting the recording: {error}")))
 }
 
@@ -596,7 +675,7 @@ pub struct Release {
 /// `roster`, with the postings under the vault's search key.
 pub fn release(
     unlocked: &ReleaseUnlocked,
-    sealed: &Ciphertext,
+    sealed: Ciphertext,
     search_key: &SearchKey,
     roster: &Roster,
     node: &Identity,
@@ -605,13 +684,21 @@ pub fn release(
 ) -> Result<Release, JobFailure> {
     let manifest = &unlocked.manifest;
     // Never longer than the ciphertext: reserved once, so no unwiped copy is left behind.
-    let mut text = Zeroizing::new(Vec::with_capacity(
-        usize::try_from(sealed.len).unwrap_or(usize::MAX),
-    ));
-    let reader = sealed
-        .reader()
-        .map_err(|error| fail(format!("reading the sealed transcript: {error}")))?;
-    envelope::decrypt(reader, &mut *text, &unlocked.key)
+    let mut text = Zeroizing::new(Vec::new());
+    usize::try_from(sealed.0.len)
+        .ok()
+        .and_then(|len| text.try_reserve_exact(len).ok())
+        .ok_or_else(|| {
+            fail(format!(
+                "this node cannot hold the {}-byte sealed transcript in memory: run the release on a node with more memory",
+                sealed.0.len
+            ))
+        })?;
+    let mut sealed = std::io::BufReader::new(sealed);
+    sealed
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|error| fail(format!("{SPOOL_CHANGED}: {error}")))?;
+    envelope::decrypt(sealed, &mut *text, &unlocked.key)
         .map_err(|error| fail(format!("opening the sealed transcript: {error}")))?;
     let transcript: Transcript = serde_json::from_slice(&text).map_err(|error| {
         fail(format!(
@@ -683,6 +770,7 @@ mod tests {
     use quorate_crypto::{RecordingId, RequestId, VaultId, threshold::Threshold};
 
     use super::*;
+    use std::io::Read;
 
     /// A vault of one admin, a node, the admin's approval of it (`revoked`, in force from
     /// 1000 to 2000) and a transcript manifest the node signed at `made_at`.
@@ -754,39 +842,92 @@ mod tests {
         assert!(produced_by_approved_node(&roster, &approval, &manifest).is_ok());
     }
 
+    /// The job's failure a download was refused with.
+    fn job_failure<T: std::fmt::Debug>(result: Result<T, DownloadError>) -> String {
+        match result.unwrap_err() {
+            DownloadError::Job(failure) => failure.0,
+            local => panic!("not the job's failure: {local:?}"),
+        }
+    }
+
     #[test]
     fn a_download_is_cut_at_the_manifest_length_and_checked_before_use() {
-        use std::io::Write;
         let bytes = b"an age file, as the uploader signed it";
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         let len = bytes.len() as u64;
 
         let mut download = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         download.write_all(bytes).unwrap();
-        let spooled = download.finish().unwrap();
+        let mut spooled = download.finish().unwrap();
         let mut read = Vec::new();
-        std::io::Read::read_to_end(&mut spooled.reader().unwrap(), &mut read).unwrap();
+        spooled.read_to_end(&mut read).unwrap();
         assert_eq!(read, bytes);
 
         let longer = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         let refused = longer.refused("the server sent more than the 38 bytes the manifest signs");
-        assert!(refused.0.contains("refused before decrypting"), "{refused}");
+        let refused = job_failure::<()>(Err(refused));
+        assert!(refused.contains("refused before decrypting"), "{refused}");
 
         let mut shorter = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         shorter.write_all(&bytes[1..]).unwrap();
         assert!(
-            shorter
-                .finish()
-                .unwrap_err()
-                .0
+            job_failure(shorter.finish())
                 .contains(&format!("not the {len} its signed manifest says"))
         );
 
         let mut other = CheckedDownload::new("recording", len, sha256, 1 << 20).unwrap();
         other.write_all(&vec![b'A'; bytes.len()]).unwrap();
-        assert!(other.finish().unwrap_err().0.contains("SHA-256"));
+        assert!(job_failure(other.finish()).contains("SHA-256"));
 
-        let too_big = CheckedDownload::new("recording", 2 << 20, sha256, 1 << 20).unwrap_err();
-        assert!(too_big.0.contains("more than this node takes"), "{too_big}");
+        let too_big = job_failure(CheckedDownload::new("recording", 2 << 20, sha256, 1 << 20));
+        assert!(too_big.contains("more than this node takes"), "{too_big}");
+    }
+
+    /// The spool on disk is changed after the check, as another process of the node's user
+    /// could: a new header there is never read (the header comes from memory), and a changed
+    /// payload chunk fails its authentication instead of becoming other audio.
+    #[test]
+    fn a_spool_changed_on_disk_after_the_check_is_not_decrypted_as_other_audio() {
+        let key = AgeSecretKey::generate();
+        let plaintext = vec![7u8; 200_000];
+        let (ciphertext, _) =
+            envelope::encrypt(&plaintext[..], Vec::new(), &key.recipient()).unwrap();
+        let spool = |ciphertext: &[u8]| {
+            let sha256: [u8; 32] = Sha256::digest(ciphertext).into();
+            let mut download =
+                CheckedDownload::new("recording", ciphertext.len() as u64, sha256, 1 << 30)
+                    .unwrap();
+            download.write_all(ciphertext).unwrap();
+            download.finish().unwrap()
+        };
+
+        // Another file to the same (public) recipient, written over the spool.
+        let (forged, _) =
+            envelope::encrypt(&vec![9u8; 200_000][..], Vec::new(), &key.recipient()).unwrap();
+        let mut spooled = spool(&ciphertext);
+        let mut file = &spooled.0.file;
+        file.seek(std::io::SeekFrom::Start(0)).unwrap();
+        file.write_all(&forged).unwrap();
+        let mut read = Vec::new();
+        let opened = decrypt(spooled, &key).unwrap().read_to_end(&mut read);
+        assert!(!read.contains(&9), "the forged audio was decrypted");
+        assert!(
+            opened.is_err(),
+            "the forged payload fails its authentication"
+        );
+
+        // One byte of a payload chunk changed: reading it fails.
+        spooled = spool(&ciphertext);
+        let mut file = &spooled.0.file;
+        file.seek(std::io::SeekFrom::Start(ciphertext.len() as u64 - 1000))
+            .unwrap();
+        file.write_all(&[0x55]).unwrap();
+        let mut read = Vec::new();
+        assert!(
+            decrypt(spooled, &key)
+                .unwrap()
+                .read_to_end(&mut read)
+                .is_err()
+        );
     }
 }

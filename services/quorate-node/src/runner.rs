@@ -32,8 +32,8 @@ use quorate_crypto::{
 };
 use quorate_node::{
     audio,
-    job::{self, CheckedDownload, Ciphertext, JobFailure, Transcript},
-    transcribe::{Transcriber, free_cores},
+    job::{self, CheckedDownload, Ciphertext, DownloadError, JobFailure, Transcript},
+    transcribe::{StreamError, Transcriber, free_cores},
 };
 use sha2::{Digest, Sha256};
 
@@ -196,7 +196,7 @@ async fn download_once(
     };
     let mut sink = match CheckedDownload::new(what, len, sha256, ready.max_bytes) {
         Ok(sink) => sink,
-        Err(failure) => return Ok(Err(failure)),
+        Err(refused) => return downloaded(Err(refused)),
     };
     let (client, vault) = (&ready.session.client, ready.session.vault);
     let fetched = match *object {
@@ -212,9 +212,21 @@ async fn download_once(
         }
     };
     match fetched {
-        Ok(_) => Ok(sink.finish()),
-        Err(ClientError::Invalid(reason)) => Ok(Err(sink.refused(&reason))),
+        Ok(_) => downloaded(sink.finish()),
+        Err(ClientError::Invalid(reason)) => downloaded(Err(sink.refused(&reason))),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// A download's outcome as the job's (a refused download fails the job) or this node's (a
+/// temporary folder that cannot take it stops the node, and the job is handed back).
+fn downloaded(
+    outcome: Result<Ciphertext, DownloadError>,
+) -> Result<Result<Ciphertext, JobFailure>, DeviceError> {
+    match outcome {
+        Ok(ciphertext) => Ok(Ok(ciphertext)),
+        Err(DownloadError::Job(failure)) => Ok(Err(failure)),
+        Err(DownloadError::Local(reason)) => Err(DeviceError::Local(reason)),
     }
 }
 
@@ -317,7 +329,7 @@ async fn release(
     };
     let release = match job::release(
         &unlocked,
-        &sealed,
+        sealed,
         &search_key.current,
         &roster,
         &session.identity,
@@ -405,6 +417,15 @@ async fn search_keys(
     })
 }
 
+/// What a decoding failure means for the job. The plaintext is read from a spool checked
+/// against the manifest, so a read that fails means the disk changed it.
+fn audio_failure(error: audio::AudioError) -> String {
+    match error {
+        audio::AudioError::Unreadable(reason) => format!("{}: {reason}", job::SPOOL_CHANGED),
+        other => other.to_string(),
+    }
+}
+
 /// Transcribes a recording and seals the transcript.
 async fn transcribe(
     ready: &Ready,
@@ -451,12 +472,18 @@ async fn transcribe(
     let transcribed = tokio::task::block_in_place(|| {
         let plaintext = job::decrypt(ciphertext, &unlocked.key).map_err(|failure| failure.0)?;
         let mut audio = audio::AudioStream::open(plaintext, "application/octet-stream")
-            .map_err(|error| error.to_string())?;
-        ready.transcriber.transcribe_stream(
-            &mut audio,
-            move |percent| shown.store(percent, Ordering::Relaxed),
-            move || stopping.requested(),
-        )
+            .map_err(audio_failure)?;
+        ready
+            .transcriber
+            .transcribe_stream(
+                &mut audio,
+                move |percent| shown.store(percent, Ordering::Relaxed),
+                move || stopping.requested(),
+            )
+            .map_err(|error| match error {
+                StreamError::Audio(error) => audio_failure(error),
+                StreamError::Transcription(reason) => reason,
+            })
     });
     drop(renewal);
     let (language, segments) = match transcribed {
@@ -612,6 +639,12 @@ async fn carry_out(ready: &Ready, claim: &quorate_api::JobClaim) -> Result<(), H
             return Ok(());
         }
         Err(Halt::Failed(error)) if board_moved_on(&error) => Err(JobFailure(error.to_string())),
+        // This machine cannot do it (its temporary folder, say): not the job's failure. It
+        // goes back to the queue at once, and the node stops with the reason.
+        Err(Halt::Failed(DeviceError::Local(reason))) => {
+            give_back(ready, claim, &job).await;
+            return Err(Halt::Failed(DeviceError::Local(reason)));
+        }
         done => done?,
     };
     let Err(failure) = outcome else {

@@ -25,6 +25,17 @@ pub const CHUNK_SECONDS: u32 = 600;
 /// How far back from a chunk's end its cut may go to fall in a pause rather than a word.
 const CUT_SEARCH_SECONDS: u32 = 30;
 
+/// Why a streamed transcription stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The recording could not be read or decoded.
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    /// Whisper failed, or was stopped.
+    #[error("{0}")]
+    Transcription(String),
+}
+
 /// A loaded Whisper model.
 pub struct Transcriber {
     context: WhisperContext,
@@ -197,28 +208,29 @@ impl Transcriber {
         audio: &mut AudioStream,
         progress: impl Fn(i32) + Clone + 'static,
         stop: impl Fn() -> bool + Clone + 'static,
-    ) -> Result<(String, Vec<Segment>), String> {
+    ) -> Result<(String, Vec<Segment>), StreamError> {
         let chunk = self.chunk_samples;
-        let mut buffer = SecretVec::with_capacity_hint(chunk + chunk / 8);
+        let search = (CUT_SEARCH_SECONDS * SAMPLE_RATE) as usize;
+        // A chunk is cut only with at least `search` samples after it, so the last chunk is
+        // never a sliver (whisper.cpp skips under 100 ms, and can invent words from a short
+        // near-silent piece); one that ends within that is transcribed whole.
+        let mut buffer = SecretVec::with_capacity_hint(chunk + search + chunk / 8);
         let mut more = true;
         // Samples of the recording before `buffer[0]`, and the progress reached so far.
         let (mut consumed, mut reported) = (0usize, 0i32);
         let mut language = None;
         let mut segments = Vec::new();
         loop {
-            while more && buffer.len() < chunk {
-                more = audio
-                    .read_into(&mut buffer)
-                    .map_err(|error| error.to_string())?;
+            while more && buffer.len() < chunk + search {
+                more = audio.read_into(&mut buffer).map_err(StreamError::Audio)?;
             }
             if buffer.is_empty() {
                 break;
             }
             if stop() {
-                return Err("transcription stopped".into());
+                return Err(StreamError::Transcription("transcription stopped".into()));
             }
             let (cut, reached) = if more {
-                let search = (CUT_SEARCH_SECONDS * SAMPLE_RATE) as usize;
                 let reached = (audio.fraction_read() * 100.0) as i32;
                 (quiet_cut(&buffer[..chunk], search), reached.max(reported))
             } else {
@@ -226,11 +238,13 @@ impl Transcriber {
             };
             let report = progress.clone();
             let (from, span) = (reported, reached - reported);
-            let (chunk_language, mut piece) = self.transcribe_until(
-                &buffer[..cut],
-                move |percent| report(from + span * percent / 100),
-                stop.clone(),
-            )?;
+            let (chunk_language, mut piece) = self
+                .transcribe_until(
+                    &buffer[..cut],
+                    move |percent| report(from + span * percent / 100),
+                    stop.clone(),
+                )
+                .map_err(StreamError::Transcription)?;
             let shift = consumed as f64 / f64::from(SAMPLE_RATE);
             for segment in &mut piece {
                 segment.start += shift;

@@ -36,6 +36,20 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// The folder named by the bench's first argument that is not an option (where
+/// `scripts/bench-node.sh` wants the audio and the words), made if missing.
+pub fn output_folder() -> PathBuf {
+    let out: PathBuf = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-'))
+        .map_or_else(
+            || std::env::temp_dir().join("quorate-bench-node"),
+            Into::into,
+        );
+    std::fs::create_dir_all(&out).unwrap();
+    out
+}
+
 /// A wheel `scripts/bench-node.sh` names in the environment variable `variable`.
 fn wheel_from(variable: &str) -> PathBuf {
     std::env::var_os(variable)
