@@ -125,6 +125,24 @@ pub fn decrypt_reader<'a, R: BufRead + 'a>(
     Ok(Box::new(binary_stream(input, key)?))
 }
 
+/// The length of a binary age header at the start of `head`: up to and with the newline that
+/// ends its MAC line (`--- ` and the MAC). `None` if `head` does not hold all of it.
+fn binary_header_len(head: &[u8]) -> Option<u64> {
+    let mac_line = head.windows(5).position(|window| window == b"\n--- ")? + 1;
+    let end = head[mac_line..].iter().position(|&byte| byte == b'\n')?;
+    u64::try_from(mac_line + end + 1).ok()
+}
+
+/// The plaintext length of a binary age file of `file_len` bytes whose header is
+/// `header_len` bytes: the payload is a 16-byte nonce, then chunks of up to 64 KiB, each
+/// with a 16-byte tag. `None` if no payload fits.
+fn plaintext_len(file_len: u64, header_len: u64) -> Option<u64> {
+    const TAG_LEN: u64 = 16;
+    let sealed = file_len.checked_sub(header_len)?.checked_sub(16)?;
+    let chunks = sealed.div_ceil(CHUNK_LEN + TAG_LEN).max(1);
+    sealed.checked_sub(chunks * TAG_LEN)
+}
+
 /// The plaintext stream of a binary age file opened with `key` (its header read and the
 /// file key unwrapped).
 fn binary_stream<R: BufRead>(
@@ -153,6 +171,9 @@ const CHUNK_LEN: u64 = 64 * 1024;
 pub struct SeekablePlaintext<R> {
     stream: age::stream::StreamReader<R>,
     position: u64,
+    /// The plaintext's length, computed from the file's (age's own way to it, a seek to
+    /// the end, frees the last chunk's plaintext unwiped).
+    len: u64,
     skipped: Zeroizing<Vec<u8>>,
 }
 
@@ -182,8 +203,7 @@ impl<R: Read + Seek> Seek for SeekablePlaintext<R> {
                 .checked_add_signed(delta)
                 .ok_or_else(before_start)?,
             io::SeekFrom::End(delta) => self
-                .stream
-                .seek(io::SeekFrom::End(0))?
+                .len
                 .checked_add_signed(delta)
                 .ok_or_else(before_start)?,
         };
@@ -208,12 +228,23 @@ impl<R: Read + Seek> Seek for SeekablePlaintext<R> {
 /// plaintext is never held whole. Armoured files cannot be seeked and are refused as a bad
 /// header; every recording is binary.
 pub fn decrypt_seekable<R: BufRead + Seek>(
-    input: R,
+    mut input: R,
     key: &AgeSecretKey,
 ) -> Result<SeekablePlaintext<R>, Error> {
+    let file_len = input.seek(io::SeekFrom::End(0))?;
+    input.seek(io::SeekFrom::Start(0))?;
+    let header_len = binary_header_len(input.fill_buf()?).ok_or(Error::Decrypt {
+        what: "age file",
+        failure: DecryptFailure::BadHeader,
+    })?;
+    let len = plaintext_len(file_len, header_len).ok_or(Error::Decrypt {
+        what: "age file",
+        failure: DecryptFailure::BadPayload,
+    })?;
     Ok(SeekablePlaintext {
         stream: binary_stream(input, key)?,
         position: 0,
+        len,
         skipped: Zeroizing::new(vec![0; CHUNK_LEN as usize]),
     })
 }
@@ -440,6 +471,21 @@ mod tests {
         let (ciphertext, _) = encrypt(&plaintext[..], Vec::new(), &key.recipient()).unwrap();
         let cut = &ciphertext[..ciphertext.len() - 70_000];
         assert!(decrypt(cut, Vec::new(), &key).is_err());
+    }
+
+    #[test]
+    fn a_seekable_plaintext_knows_its_length_without_reading_its_last_chunk() {
+        let key = AgeSecretKey::generate();
+        for len in [0usize, 1, 65_535, 65_536, 65_537, 131_072, 200_000] {
+            let (ciphertext, _) =
+                encrypt(&vec![1u8; len][..], Vec::new(), &key.recipient()).unwrap();
+            let mut reader = decrypt_seekable(io::Cursor::new(&ciphertext[..]), &key).unwrap();
+            assert_eq!(reader.seek(io::SeekFrom::End(0)).unwrap(), len as u64);
+            let mut all = Vec::new();
+            reader.seek(io::SeekFrom::Start(0)).unwrap();
+            reader.read_to_end(&mut all).unwrap();
+            assert_eq!(all.len(), len);
+        }
     }
 
     #[test]

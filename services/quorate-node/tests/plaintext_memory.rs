@@ -27,8 +27,14 @@ const MASK: u8 = 0xa5;
 /// Runs `test` (this binary's test of that name) in a child whose allocator keeps freed
 /// memory readable, and expects it to pass.
 fn in_child(test: &str) {
+    in_child_with(test, &[]);
+}
+
+/// [`in_child`], with `variables` set in the child's environment.
+fn in_child_with(test: &str, variables: &[(&str, &std::path::Path)]) {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--test-threads=1", "--nocapture"])
+        .envs(variables.iter().copied())
         .env(CHILD, "1")
         .env(
             "GLIBC_TUNABLES",
@@ -220,4 +226,74 @@ fn the_transcript_text_leaves_no_copy_in_freed_memory_when_encoded() {
         !search.finds(&xored),
         "encoding left the transcript's text in freed memory (its JSON grew or was dropped unwiped)"
     );
+}
+
+/// Set in the child of the seek test: the folder with the age file and its key.
+const SEEK_FILES: &str = "QUORATE_PLAINTEXT_MEMORY_SEEK_FILES";
+
+/// The recording's plaintext for the seek test: a fixed pseudo-random sequence, so the child
+/// can make its markers from it without holding the plaintext.
+fn seek_plaintext() -> impl Iterator<Item = u8> {
+    let mut state = 0x9e37_79b9_u32;
+    std::iter::repeat_with(move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    })
+}
+
+/// A demuxer seeks into the middle of a 64 KiB age chunk, and asks for the length (a seek
+/// from the end): age's own seek reads the bytes it skips into a buffer it frees unwiped.
+/// The node's seekable reader must leave none of the skipped plaintext, nor the last chunk's,
+/// in freed memory. The file is encrypted in the parent: age's writer keeps its own copy.
+#[test]
+fn seeking_in_a_recording_leaves_no_plaintext_in_freed_memory() {
+    use quorate_crypto::{AgeSecretKey, envelope};
+    const LEN: usize = 300_000;
+    // In the chunk that is skipped into, and in the last chunk (262,144 to 300,000).
+    const MARKED: [usize; 2] = [66_000, 280_000];
+    let Some(folder) = std::env::var_os(SEEK_FILES) else {
+        let folder = tempfile::tempdir().unwrap();
+        let key = AgeSecretKey::generate();
+        let plaintext: Vec<u8> = seek_plaintext().take(LEN).collect();
+        let (ciphertext, _) =
+            envelope::encrypt(&plaintext[..], Vec::new(), &key.recipient()).unwrap();
+        std::fs::write(folder.path().join("recording.age"), ciphertext).unwrap();
+        std::fs::write(folder.path().join("key"), key.to_age_string().as_bytes()).unwrap();
+        return in_child_with(
+            "seeking_in_a_recording_leaves_no_plaintext_in_freed_memory",
+            &[(SEEK_FILES, folder.path())],
+        );
+    };
+    let folder = std::path::PathBuf::from(folder);
+    let ciphertext = std::fs::read(folder.join("recording.age")).unwrap();
+    let key_text = zeroize::Zeroizing::new(std::fs::read_to_string(folder.join("key")).unwrap());
+    let key = AgeSecretKey::from_age_string(key_text.trim()).unwrap();
+    let markers: Vec<Vec<u8>> = MARKED
+        .iter()
+        .map(|&at| {
+            seek_plaintext()
+                .skip(at)
+                .take(32)
+                .map(|byte| byte ^ MASK)
+                .collect()
+        })
+        .collect();
+    let mut search = Search::new();
+    let mut reader =
+        envelope::decrypt_seekable(std::io::Cursor::new(&ciphertext[..]), &key).unwrap();
+    assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), LEN as u64);
+    reader.seek(SeekFrom::Start(100_000)).unwrap();
+    let mut read = zeroize::Zeroizing::new([0u8; 16]);
+    reader.read_exact(&mut *read).unwrap();
+    assert!(
+        search.finds(&markers[0]),
+        "the search finds the chunk being read while it is in use"
+    );
+    drop(reader);
+    for (marker, at) in markers.iter().zip(MARKED) {
+        assert!(
+            !search.finds(marker),
+            "seeking left the plaintext at byte {at} in freed memory"
+        );
+    }
 }
