@@ -305,6 +305,22 @@ async fn open(
         .await?)
 }
 
+/// A segment's text on one line: a line break in it, or an empty line, would end the
+/// subtitle cue early.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A segment's text as a WebVTT cue's payload: on one line, with `&`, `<` and `>` written as
+/// character references, since WebVTT reads `<` as the start of a tag (a voice, a class)
+/// and `&` as the start of a reference, and "-->" would be taken for a timing line.
+fn vtt_text(text: &str) -> String {
+    one_line(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The formats `quorate transcript` writes.
 const FORMATS: [&str; 5] = ["txt", "srt", "vtt", "json", "md"];
 
@@ -330,7 +346,7 @@ fn render(
                     index + 1,
                     subtitle_time(segment.start, ','),
                     subtitle_time(segment.end, ','),
-                    segment.text.trim()
+                    one_line(&segment.text)
                 );
             }
         }
@@ -342,7 +358,7 @@ fn render(
                     "{} --> {}\n{}\n",
                     subtitle_time(segment.start, '.'),
                     subtitle_time(segment.end, '.'),
-                    segment.text.trim()
+                    vtt_text(&segment.text)
                 );
             }
         }
@@ -578,5 +594,32 @@ mod tests {
         assert!(minutes.contains("**[0:01]** Hello board."));
         assert!(render(&document, "srt", None).contains("00:00:01,000 --> 00:00:02,500"));
         assert!(render(&document, "vtt", None).starts_with("WEBVTT"));
+    }
+
+    #[test]
+    fn subtitle_text_cannot_break_a_cue_or_open_a_tag() {
+        let document = TranscriptDocument {
+            language: "en".into(),
+            model_sha256: String::new(),
+            node_id: String::new(),
+            recording_id: "r".into(),
+            segments: vec![quorate_api::TranscriptSegment {
+                start: 1.0,
+                end: 2.5,
+                text: " R&D <b>costs</b> -->\n\nrose.".into(),
+            }],
+        };
+        let vtt = render(&document, "vtt", None);
+        assert!(
+            vtt.ends_with(
+                "00:00:01.000 --> 00:00:02.500\nR&amp;D &lt;b&gt;costs&lt;/b&gt; --&gt; rose.\n\n"
+            ),
+            "{vtt}"
+        );
+        let srt = render(&document, "srt", None);
+        assert!(
+            srt.ends_with("00:00:02,500\nR&D <b>costs</b> --> rose.\n\n"),
+            "{srt}"
+        );
     }
 }
