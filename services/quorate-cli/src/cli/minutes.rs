@@ -568,9 +568,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn markdown_reads_as_minutes() {
-        let document = TranscriptDocument {
+    /// A transcript of one segment, from 1 s to 2.5 s, saying `text`.
+    fn one_segment(text: &str) -> TranscriptDocument {
+        TranscriptDocument {
             language: "en".into(),
             model_sha256: String::new(),
             node_id: String::new(),
@@ -578,9 +578,14 @@ mod tests {
             segments: vec![quorate_api::TranscriptSegment {
                 start: 1.0,
                 end: 2.5,
-                text: " Hello board.".into(),
+                text: text.into(),
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn markdown_reads_as_minutes() {
+        let document = one_segment(" Hello board.");
         let metadata = RecordingMetadata {
             title: "Board".into(),
             started_at: Some(0),
@@ -598,17 +603,7 @@ mod tests {
 
     #[test]
     fn subtitle_text_cannot_break_a_cue_or_open_a_tag() {
-        let document = TranscriptDocument {
-            language: "en".into(),
-            model_sha256: String::new(),
-            node_id: String::new(),
-            recording_id: "r".into(),
-            segments: vec![quorate_api::TranscriptSegment {
-                start: 1.0,
-                end: 2.5,
-                text: " R&D <b>costs</b> -->\n\nrose.".into(),
-            }],
-        };
+        let document = one_segment(" R&D <b>costs</b> -->\n\nrose.");
         let vtt = render(&document, "vtt", None);
         assert!(
             vtt.ends_with(
