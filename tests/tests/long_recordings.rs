@@ -109,14 +109,16 @@ fn a_recording_longer_than_a_chunk_is_transcribed_whole_at_its_own_times() {
         .with_chunk_seconds(60);
     let reported = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::clone(&reported);
-    let (_, segments) = transcriber
+    let (language, segments) = transcriber
         .transcribe_stream(
             &mut stream,
+            None,
             move |percent| progress.lock().unwrap().push(percent),
             || false,
         )
         .unwrap();
 
+    assert_eq!(language, "en", "an English-only model transcribes English");
     let heard: Vec<&str> = segments
         .iter()
         .map(|segment| segment.text.as_str())

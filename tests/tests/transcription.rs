@@ -31,7 +31,7 @@ fn encode(wav: &[u8], extension: &str, codec: &str, quality: &str) -> Vec<u8> {
 
 #[test]
 fn every_format_decodes_and_the_imported_model_transcribes_it() {
-    let files = model::read_ct2(&model_wheel()).unwrap();
+    let files = model::read_ct2(&[model_wheel()]).unwrap();
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("tiny.en.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -90,7 +90,7 @@ fn what_is_not_audio_is_refused_with_a_reason() {
 
 #[test]
 fn a_q8_0_import_transcribes_as_well() {
-    let files = model::read_ct2(&model_wheel()).unwrap();
+    let files = model::read_ct2(&[model_wheel()]).unwrap();
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("tiny.en.q8_0.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());

@@ -170,10 +170,25 @@ async fn an_admin_approves_a_member_a_member_votes_and_searches_in_the_browser()
     assert_eq!(dees.len(), 1, "{listed}");
     assert_eq!(dees[0]["fingerprint"], joined["fingerprint"], "{listed}");
 
-    // Cy uploads and asks for a transcription; Ada approves with the CLI, Bo in the browser.
+    // Cy uploads his own track, naming himself its speaker, and asks for a transcription;
+    // Ada approves with the CLI, Bo in the browser.
     let spoken =
         "The river bridge repairs will cost eleven million pounds and finish before winter.";
-    let (recording, _) = staffed.upload(cy, spoken, "Bridge committee").await;
+    let file = cy.folder.path().join("bridge.wav");
+    std::fs::write(&file, quorate_e2e::speech(spoken)).unwrap();
+    let uploaded = cy
+        .ok(&[
+            "--json",
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            "Bridge committee",
+            "--speaker",
+            "Cy",
+        ])
+        .await
+        .json();
+    let recording = uploaded["recording_id"].as_str().unwrap().to_owned();
     let request = ask(
         cy,
         &recording,
@@ -270,10 +285,17 @@ async fn finds_the_bridge_minutes_in_the_browser(server: &Server, dee: &Device) 
         &[
             ("QUORATE_QUERY", "bridge repairs"),
             ("QUORATE_EXPECT_TITLE", "Bridge committee"),
+            ("QUORATE_EXPECT_SPEAKER", "Cy"),
         ],
     )
     .await;
     assert!(found.contains("hit Bridge committee"), "{found}");
+    assert!(
+        found
+            .lines()
+            .any(|line| line.starts_with("minutes ") && line.contains(" Cy: ")),
+        "the minutes name their speaker: {found}"
+    );
 }
 
 /// The value a story printed on a line `key value`.

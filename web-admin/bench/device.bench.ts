@@ -104,6 +104,7 @@ const request = {
   reason: "bench",
   createdAt: 1,
   expiresAt: 2,
+  language: null,
 } as const;
 
 describe("the browser's device", () => {

@@ -529,6 +529,17 @@ const stories = {
     if (!marked.length) throw new Error("no word of the query is highlighted in the snippets");
     console.log(`hit ${found}; marked ${marked.join(", ")}`);
     await shot("results");
+    // The whole minutes, opened in this page from the Recordings list, name their speaker.
+    await visit("Recordings", "Recordings");
+    const row = page.getByRole("row").filter({ hasText: env("QUORATE_EXPECT_TITLE") });
+    await row.getByRole("button", { name: "Read the minutes" }).click();
+    const minutes = page.locator(".transcript li").first();
+    await minutes.waitFor();
+    const line = (await minutes.textContent())?.trim() ?? "";
+    const speaker = env("QUORATE_EXPECT_SPEAKER");
+    if (!line.includes(`${speaker}: `)) throw new Error(`the minutes read "${line}", not a line by ${speaker}`);
+    console.log(`minutes ${line}`);
+    await shot("minutes");
   },
 };
 

@@ -187,7 +187,8 @@ export interface TranscriptDocument {
   model_sha256: string;
   node_id: string;
   recording_id: string;
-  segments: { start: number; end: number; text: string }[];
+  /** In time order; `speaker` names who said it, in a recording of one track per participant. */
+  segments: { start: number; end: number; text: string; speaker?: string }[];
 }
 
 /** A released transcript, opened and checked. */
@@ -543,13 +544,15 @@ export class Device {
     });
   }
 
-  /** Asks for a recording to be transcribed, or its transcript released, on one node. */
+  /** Asks for a recording to be transcribed (in `language`, or in the one the node detects
+   * when null), or its transcript released, on one node. */
   async createRequest(
     roster: Roster,
     subject: { kind: "recording" | "transcript"; id: string },
     nodeId: string,
     reason: string,
     days: number,
+    language: string | null = null,
   ): Promise<Schemas["RequestView"]> {
     await this.approvedNode(roster, nodeId);
     const created = now();
@@ -563,6 +566,7 @@ export class Device {
       reason,
       createdAt: created,
       expiresAt: created + Math.round(days * 86_400),
+      language,
     });
     const signed = await sign("unlock-request", body, this.identity.signingKey, this.identity.verifyingKey);
     return this.client.call("post", "/api/v1/vaults/{vault}/requests", {

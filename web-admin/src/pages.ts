@@ -3,7 +3,7 @@
 
 import { normalise, importSearchKey, token } from "./blind";
 import type { Schemas } from "./client";
-import { type CheckedRequest, type Device } from "./device";
+import { type CheckedRequest, type Device, type TranscriptDocument } from "./device";
 import type { Roster } from "./roster";
 import { type Role, fingerprintOf, holdsShares, shortFingerprint } from "./statements";
 import { hex } from "./wire";
@@ -116,6 +116,9 @@ function renderRequest(device: Device, roster: Roster, card: HTMLElement, checke
       h("dd", { class: `status-${view.status}` }, `${view.status}: ${view.approvals} of ${view.threshold} approvals, ${view.denials} denials`),
       h("dt", {}, "Reason"),
       h("dd", {}, request.reason),
+      ...(request.purpose === "transcribe"
+        ? [h("dt", {}, "Language"), h("dd", {}, request.language ?? "detected by the node")]
+        : []),
       h("dt", {}, "Node"),
       h("dd", {}, `${node.hardware} — model ${hex(node.modelSha256).slice(0, 16)}…, approved until ${when(node.expiresAt)}`),
       h("dt", {}, "Closes"),
@@ -377,15 +380,19 @@ export const recordings: Page = async (device, main) => {
     device.client.call("get", "/api/v1/vaults/{vault}/nodes", path),
   ]);
   const approved = nodeViews.filter((node) => node.status === "approved");
+  // Where a released transcript opened from a row is shown.
+  const reader = h("div", { "aria-live": "polite" });
   const rows = [];
   for (const view of views) {
     let title = "(refused)";
     let meeting = "—";
+    let spokenIn = "";
     try {
       const manifest = await device.recordingManifest(roster, view);
       const metadata = await device.metadata(manifest);
       title = metadata?.title ?? "(details sealed before you joined)";
       meeting = when(metadata?.startedAt ?? null);
+      spokenIn = metadata?.language ?? "";
     } catch (error) {
       title = `refused: ${message(error)}`;
     }
@@ -393,19 +400,35 @@ export const recordings: Page = async (device, main) => {
     const isReleased = transcript && released.some((item) => item.transcript_id === transcript.transcript_id);
     const state = isReleased ? "released" : transcript ? "transcribed" : view.status;
     const actions = h("div", { class: "row-actions" });
+    const releasedCopy = transcript && released.find((item) => item.transcript_id === transcript.transcript_id);
+    if (releasedCopy) {
+      const heading = title;
+      actions.append(
+        button("Read the minutes", (event) =>
+          act(event.currentTarget as HTMLButtonElement, "Opening the released minutes…", async () => {
+            const opened = await device.openReleased(roster, releasedCopy);
+            reader.replaceChildren(transcriptView(heading, opened.document));
+            reader.scrollIntoView();
+          })),
+      );
+    }
     if (view.status === "complete" && !isReleased && approved.length) {
       const node = h("select", {}, approved.map((item) => h("option", { value: item.node_id }, item.name)));
       const reason = h("input", { type: "text", required: true, autocomplete: "off" });
+      // The uploader's stated language by default, signed into the request.
+      const language = h("input", { type: "text", autocomplete: "off", placeholder: "detected", size: "4", value: spokenIn });
       const subject = transcript
         ? ({ kind: "transcript", id: transcript.transcript_id } as const)
         : ({ kind: "recording", id: view.recording_id } as const);
       actions.append(
         field("Node", node),
         field("Reason (shown to voters)", reason),
+        ...(transcript ? [] : [field("Language (fr, nl, …)", language)]),
         button(transcript ? "Ask to release the transcript" : "Ask to transcribe", (event) =>
           act(event.currentTarget as HTMLButtonElement, "Signing the request…", async () => {
             if (!reason.value.trim()) throw new Error("give a reason: voters see it");
-            const created = await device.createRequest(roster, subject, node.value, reason.value.trim(), 7);
+            const spoken = language.value.trim().toLowerCase() || null;
+            const created = await device.createRequest(roster, subject, node.value, reason.value.trim(), 7, spoken);
             say(`Request ${created.request_id.slice(0, 8)} is open: ${created.threshold} approvals needed.`);
             location.hash = "#/requests";
           })),
@@ -413,7 +436,7 @@ export const recordings: Page = async (device, main) => {
     }
     rows.push([title, meeting, state, `${(view.ciphertext_len / 1024).toFixed(0)} KiB`, `${view.threshold} of ${view.shares}`, when(view.created_at), actions]);
   }
-  main.append(table("Recordings", ["Title", "Meeting", "Status", "Size", "Unlock", "Uploaded", ""], rows));
+  main.append(table("Recordings", ["Title", "Meeting", "Status", "Size", "Unlock", "Uploaded", ""], rows), reader);
 };
 
 // ---------------------------------------------------------------------------------------
@@ -497,6 +520,28 @@ export function highlight(text: string, words: Set<string>): (Node | string)[] {
   return parts.map((part, i) => (i % 2 === 1 && normalise(part).some((word) => words.has(word)) ? h("mark", {}, part) : part));
 }
 
+/** "Name: " before a segment's words, when the recording named who said them. */
+function said(segment: TranscriptDocument["segments"][number]): Node | null {
+  return segment.speaker ? h("strong", { class: "speaker" }, `${segment.speaker}: `) : null;
+}
+
+/** A released transcript, opened in this page: every segment, its time and its speaker. */
+function transcriptView(title: string, document: TranscriptDocument): HTMLElement {
+  return h(
+    "section",
+    { class: "transcript", "aria-label": `Minutes of ${title}` },
+    h("h2", {}, `Minutes of ${title}`),
+    h("p", { class: "meta" }, `Language: ${document.language} · opened and checked in this page`),
+    h(
+      "ol",
+      {},
+      document.segments.map((segment) =>
+        h("li", {}, h("span", { class: "time" }, `${timestamp(segment.start)} `), said(segment), segment.text.trim()),
+      ),
+    ),
+  );
+}
+
 function timestamp(seconds: number): string {
   const whole = Math.floor(seconds);
   return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
@@ -563,7 +608,7 @@ async function runSearch(device: Device, text: string, results: HTMLElement): Pr
       snippets = hit.segments.map((index: number) => {
         const segment = opened.document.segments[index];
         return segment
-          ? h("li", {}, h("span", { class: "time" }, `${timestamp(segment.start)} `), ...highlight(segment.text.trim(), wanted))
+          ? h("li", {}, h("span", { class: "time" }, `${timestamp(segment.start)} `), said(segment), ...highlight(segment.text.trim(), wanted))
           : h("li", {}, "(a segment the copy does not have)");
       });
     } catch (error) {

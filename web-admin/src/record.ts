@@ -4,7 +4,7 @@
 
 import type { Device } from "./device";
 import { type UploadProgress, VaultRecording, recordToVault } from "./recording";
-import type { RecordingMetadata } from "./statements";
+import { type RecordingMetadata, isLanguageCode } from "./statements";
 import { act, field, fill, h, say } from "./ui";
 
 /** MediaRecorder's formats, preferred first (the node decodes Opus in WebM and in Ogg). */
@@ -25,6 +25,7 @@ function elapsed(milliseconds: number): string {
 class Details {
   readonly title = h("input", { type: "text", required: true, autocomplete: "off" });
   readonly attendees = h("input", { type: "text", autocomplete: "off" });
+  readonly language = h("input", { type: "text", autocomplete: "off", placeholder: "detected", size: "4" });
 
   constructor(defaultTitle: string) {
     this.title.value = defaultTitle;
@@ -34,11 +35,20 @@ class Details {
     return [
       field("Title", this.title, "sealed to the members; the server never sees it"),
       field("Attendees", this.attendees, "optional, separated by commas"),
+      field("Language", this.language, "optional: en, fr, nl, …; otherwise the node detects it"),
     ];
   }
 
   check(): void {
     if (!this.title.value.trim()) throw new Error("give the recording a title");
+    const language = this.spokenLanguage();
+    if (language !== null && !isLanguageCode(language)) {
+      throw new Error("the language is a Whisper code such as en, fr or nl, or empty to have it detected");
+    }
+  }
+
+  private spokenLanguage(): string | null {
+    return this.language.value.trim().toLowerCase() || null;
   }
 
   read(mediaType: string, startedAt: number, endedAt: number): RecordingMetadata {
@@ -51,6 +61,7 @@ class Details {
         .split(",")
         .map((name) => name.trim())
         .filter(Boolean),
+      language: this.spokenLanguage(),
     };
   }
 }

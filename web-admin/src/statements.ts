@@ -5,7 +5,7 @@
 // the statement's digest. The browser parses and checks every kind and signs the ones a
 // member or an admin makes here: roster entries, node approvals, requests and votes.
 
-import { Reader, Writer, equalBytes, fromBase64, fromHex, hex, sha256, uuidBytes, uuidText } from "./wire";
+import { Reader, Writer, equalBytes, hasDomain, fromBase64, fromHex, hex, sha256, uuidBytes, uuidText } from "./wire";
 
 export const KINDS = [
   "roster-entry",
@@ -465,39 +465,58 @@ export interface RecordingMetadata {
   endedAt: number | null;
   mediaType: string;
   attendees: string[];
+  /** The language the meeting was held in (a Whisper code such as "fr"); null: not stated. */
+  language: string | null;
 }
+
+/** Metadata that names a language has the second domain and the language last. */
+const METADATA_DOMAIN = "quorate/recording-metadata/v1";
+const METADATA_WITH_LANGUAGE_DOMAIN = "quorate/recording-metadata/v2";
+
+/** Whether `code` has the shape of a Whisper language code (which ones a model knows is the
+ * node's to check). */
+export function isLanguageCode(code: string): boolean {
+  return /^[a-z]{2,3}$/.test(code);
+}
+
+const LANGUAGE_CODE_RULE = "a language code is two or three lowercase letters, such as fr or haw";
 
 /** The plaintext of recording metadata, checked as the Rust side checks it. */
 export function encodeRecordingMetadata(metadata: RecordingMetadata): Uint8Array<ArrayBuffer> {
   checkRecordingMetadata(metadata);
-  return new Writer("quorate/recording-metadata/v1")
+  const writer = new Writer(metadata.language === null ? METADATA_DOMAIN : METADATA_WITH_LANGUAGE_DOMAIN)
     .str(metadata.title)
     .optionI64(metadata.startedAt)
     .optionI64(metadata.endedAt)
     .str(metadata.mediaType)
-    .list(metadata.attendees, (w, attendee) => w.str(attendee))
-    .finish();
+    .list(metadata.attendees, (w, attendee) => w.str(attendee));
+  if (metadata.language !== null) writer.str(metadata.language);
+  return writer.finish();
 }
 
 function checkRecordingMetadata(metadata: RecordingMetadata): void {
   text("title", metadata.title);
   text("media type", metadata.mediaType);
   metadata.attendees.forEach((attendee) => text("attendee", attendee));
+  if (metadata.language !== null && !isLanguageCode(metadata.language)) throw new StatementError(LANGUAGE_CODE_RULE);
   if (metadata.startedAt !== null && metadata.endedAt !== null && metadata.endedAt < metadata.startedAt) {
     throw new StatementError("the meeting ends before it starts");
   }
 }
 
 export function decodeRecordingMetadata(plaintext: Uint8Array): RecordingMetadata {
-  const reader = new Reader(plaintext, "quorate/recording-metadata/v1", "recording metadata");
+  const namesLanguage = hasDomain(plaintext, METADATA_WITH_LANGUAGE_DOMAIN);
+  const reader = new Reader(plaintext, namesLanguage ? METADATA_WITH_LANGUAGE_DOMAIN : METADATA_DOMAIN, "recording metadata");
   const metadata = {
     title: reader.str(),
     startedAt: reader.optionI64(),
     endedAt: reader.optionI64(),
     mediaType: reader.str(),
     attendees: reader.list((r) => r.str()),
+    language: namesLanguage ? reader.str() : null,
   };
   reader.finish();
+  checkRecordingMetadata(metadata);
   return metadata;
 }
 
@@ -513,7 +532,14 @@ export interface UnlockRequest {
   reason: string;
   createdAt: number;
   expiresAt: number;
+  /** The language the recording is spoken in (a Whisper code such as "fr"); null: detected. */
+  language: string | null;
 }
+
+/** A request that names a language has the second domain and the language last, so every
+ * request made before languages keeps its encoding. */
+const REQUEST_DOMAIN = "quorate/unlock-request/v1";
+const REQUEST_WITH_LANGUAGE_DOMAIN = "quorate/unlock-request/v2";
 
 function purposeFits(purpose: Purpose, subject: Subject): boolean {
   return (purpose === "transcribe") === (subject.kind === "recording");
@@ -521,18 +547,19 @@ function purposeFits(purpose: Purpose, subject: Subject): boolean {
 
 export function encodeUnlockRequest(request: UnlockRequest): Uint8Array<ArrayBuffer> {
   checkRequest(request);
-  const writer = new Writer("quorate/unlock-request/v1")
+  const writer = new Writer(request.language === null ? REQUEST_DOMAIN : REQUEST_WITH_LANGUAGE_DOMAIN)
     .fixed(uuidBytes(request.vaultId))
     .fixed(uuidBytes(request.requestId));
   encodeSubject(writer, request.subject);
-  return writer
+  writer
     .u8(request.purpose === "transcribe" ? 1 : 2)
     .fixed(uuidBytes(request.nodeId))
     .fixed(fromHexFingerprint(request.requester))
     .str(request.reason)
     .i64(request.createdAt)
-    .i64(request.expiresAt)
-    .finish();
+    .i64(request.expiresAt);
+  if (request.language !== null) writer.str(request.language);
+  return writer.finish();
 }
 
 function checkRequest(request: UnlockRequest): void {
@@ -541,10 +568,15 @@ function checkRequest(request: UnlockRequest): void {
     throw new StatementError("transcribe takes a recording, release-transcript a transcript");
   }
   if (request.expiresAt <= request.createdAt) throw new StatementError("the expiry must be after creation");
+  if (request.language !== null) {
+    if (request.purpose !== "transcribe") throw new StatementError("only a transcription names a language");
+    if (!isLanguageCode(request.language)) throw new StatementError(LANGUAGE_CODE_RULE);
+  }
 }
 
 function decodeUnlockRequest(body: Uint8Array): UnlockRequest {
-  const reader = new Reader(body, "quorate/unlock-request/v1", "unlock request");
+  const namesLanguage = hasDomain(body, REQUEST_WITH_LANGUAGE_DOMAIN);
+  const reader = new Reader(body, namesLanguage ? REQUEST_WITH_LANGUAGE_DOMAIN : REQUEST_DOMAIN, "unlock request");
   const vaultId = uuidText(reader.fixed(16));
   const requestId = uuidText(reader.fixed(16));
   const subject = decodeSubject(reader);
@@ -560,6 +592,7 @@ function decodeUnlockRequest(body: Uint8Array): UnlockRequest {
     reason: reader.str(),
     createdAt: reader.i64(),
     expiresAt: reader.i64(),
+    language: namesLanguage ? reader.str() : null,
   };
   reader.finish();
   checkRequest(request);

@@ -172,6 +172,12 @@ export class Reader {
   }
 }
 
+/** Whether `body` is encoded under `domain` (its first field). */
+export function hasDomain(body: Uint8Array, domain: string): boolean {
+  const prefix = new Writer(domain).finish();
+  return body.length >= prefix.length && equalBytes(body.subarray(0, prefix.length), prefix);
+}
+
 export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -77,6 +77,7 @@ const MEETING: RecordingMetadata = {
   endedAt: 1_750_003_600,
   mediaType: "audio/webm;codecs=opus",
   attendees: ["Ada", "Bo"],
+  language: null,
 };
 
 /** A "recording" arriving in pieces, as MediaRecorder hands them over. */

@@ -109,6 +109,7 @@ describe("re-sharing in the browser", () => {
       reason: "the minutes",
       createdAt: 1_700_000_200,
       expiresAt: 1_700_003_800,
+      language: null,
     };
     expect(bindingFor(VAULT, SUBJECT, key.split, dee.fingerprintHex), "the manifest names Dee nowhere").toBeUndefined();
     const node = await generateIdentity();

@@ -42,6 +42,7 @@ const STATEMENTS: [string, Kind][] = [
   ["node-approval", "node-approval"],
   ["recording-manifest", "recording-manifest"],
   ["unlock-request", "unlock-request"],
+  ["unlock-request-with-language", "unlock-request"],
   ["vote-approve", "vote"],
   ["vote-deny", "vote"],
   ["transcript-manifest", "transcript-manifest"],
@@ -106,6 +107,7 @@ describe("statements from the Rust side", () => {
       ["roster-entry-recorder", "roster-entry", encodeRosterEntry, admin, adminKey],
       ["node-approval", "node-approval", encodeNodeApproval, admin, adminKey],
       ["unlock-request", "unlock-request", encodeUnlockRequest, member, memberKey],
+      ["unlock-request-with-language", "unlock-request", encodeUnlockRequest, member, memberKey],
       ["vote-approve", "vote", encodeVote, admin, adminKey],
       ["vote-deny", "vote", encodeVote, admin, adminKey],
       ["recording-manifest", "recording-manifest", encodeRecordingManifest, member, memberKey],
@@ -187,6 +189,20 @@ describe("shares", () => {
     const metadata = decodeRecordingMetadata(bytes("recording-metadata"));
     expect(hex(encodeRecordingMetadata(metadata))).toBe(hex(bytes("recording-metadata")));
     expect(() => encodeRecordingMetadata({ ...metadata, title: " " })).toThrow(/title/);
+    const inFrench = decodeRecordingMetadata(bytes("recording-metadata-with-language"));
+    expect(inFrench.language).toBe("fr");
+    expect(metadata.language).toBeNull();
+    expect(hex(encodeRecordingMetadata(inFrench))).toBe(hex(bytes("recording-metadata-with-language")));
+    expect(() => encodeRecordingMetadata({ ...metadata, language: "fr-CA" })).toThrow(/lowercase letters/);
+  });
+
+  it("a request names a language only for a transcription, and only as a language code", async () => {
+    const request = (await verify("unlock-request", bytes("unlock-request-with-language"))).statement;
+    expect(request.language).toBe("fr");
+    expect((await verify("unlock-request", bytes("unlock-request"))).statement.language).toBeNull();
+    expect(() => encodeUnlockRequest({ ...request, language: "French" })).toThrow(/two or three lowercase letters/);
+    const release = { ...request, purpose: "release-transcript" as const, subject: { kind: "transcript" as const, id: request.subject.id } };
+    expect(() => encodeUnlockRequest(release)).toThrow(/only a transcription names a language/);
   });
 
   it("the share re-sealed to a node carries the Rust plaintext", async () => {

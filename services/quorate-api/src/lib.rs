@@ -1207,6 +1207,10 @@ pub struct TranscriptSegment {
     pub end: f64,
     /// The words.
     pub text: String,
+    /// Who said them: the participant named for the audio track they were heard on, in a
+    /// recording of one track per participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 #[cfg(test)]

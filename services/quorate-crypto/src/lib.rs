@@ -21,6 +21,7 @@ pub mod roster;
 mod secret;
 pub mod statement;
 pub mod threshold;
+pub mod tracks;
 pub mod vss;
 mod wire;
 

@@ -296,6 +296,16 @@ fn decode_public(reader: &mut Reader<'_>) -> Result<PublicIdentity, Error> {
 
 /// Decodes a body and checks its fields, mapping a semantic refusal to a parse failure of
 /// this structure (an untrusted encoding that breaks a rule is not a valid statement).
+/// Which of a value's two domains `bytes` are encoded under: `plain`, or `extended` (the
+/// plain fields, then more), and whether it is the extended one.
+fn domain_of(bytes: &[u8], plain: &'static str, extended: &'static str) -> (&'static str, bool) {
+    if bytes.starts_with(&Writer::new(extended).finish()) {
+        (extended, true)
+    } else {
+        (plain, false)
+    }
+}
+
 pub(crate) fn decode_checked<T>(
     bytes: &[u8],
     domain: &str,
@@ -816,9 +826,15 @@ pub struct RecordingMetadata {
     pub media_type: String,
     /// Who attended, as the uploader stated.
     pub attendees: Vec<String>,
+    /// The language the meeting was held in (a Whisper language code such as `fr`), as the
+    /// uploader stated: a member's device signs it into a transcription request.
+    pub language: Option<String>,
 }
 
+/// Metadata that names a language has the second domain and the language last, so all
+/// metadata sealed before languages keeps its encoding.
 const METADATA_DOMAIN: &str = "quorate/recording-metadata/v1";
+const METADATA_WITH_LANGUAGE_DOMAIN: &str = "quorate/recording-metadata/v2";
 
 impl RecordingMetadata {
     /// Checks the fields, then seals the metadata to `recipients` (every member).
@@ -829,7 +845,11 @@ impl RecordingMetadata {
     /// Checks the fields and encodes the plaintext.
     pub fn encode(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         self.check()?;
-        let mut writer = Writer::new(METADATA_DOMAIN);
+        let mut writer = Writer::new(if self.language.is_some() {
+            METADATA_WITH_LANGUAGE_DOMAIN
+        } else {
+            METADATA_DOMAIN
+        });
         writer
             .str(&self.title)
             .option_i64(self.started_at)
@@ -838,6 +858,9 @@ impl RecordingMetadata {
             .list(&self.attendees, |writer, attendee| {
                 writer.str(attendee);
             });
+        if let Some(language) = &self.language {
+            writer.str(language);
+        }
         Ok(Zeroizing::new(writer.finish()))
     }
 
@@ -849,9 +872,11 @@ impl RecordingMetadata {
 
     /// Parses the plaintext (exposed for fuzzing).
     pub fn decode(plaintext: &[u8]) -> Result<Self, Error> {
+        let (domain, names_language) =
+            domain_of(plaintext, METADATA_DOMAIN, METADATA_WITH_LANGUAGE_DOMAIN);
         decode_checked(
             plaintext,
-            METADATA_DOMAIN,
+            domain,
             "recording metadata",
             |reader| {
                 Ok(Self {
@@ -860,6 +885,7 @@ impl RecordingMetadata {
                     ended_at: reader.option_i64()?,
                     media_type: reader.string()?,
                     attendees: reader.list(Reader::string)?,
+                    language: names_language.then(|| reader.string()).transpose()?,
                 })
             },
             Self::check,
@@ -878,6 +904,16 @@ impl RecordingMetadata {
         self.attendees
             .iter()
             .try_for_each(|attendee| text_field("attendee", attendee, false))?;
+        if self
+            .language
+            .as_deref()
+            .is_some_and(|code| !is_language_code(code))
+        {
+            return Err(Error::InvalidField {
+                field: "language",
+                reason: LANGUAGE_CODE_RULE,
+            });
+        }
         if let (Some(start), Some(end)) = (self.started_at, self.ended_at)
             && end < start
         {
@@ -996,7 +1032,15 @@ pub struct UnlockRequest {
     pub created_at: i64,
     /// When it closes, Unix seconds.
     pub expires_at: i64,
+    /// The language the recording is spoken in (a Whisper language code such as `fr`), for
+    /// a transcription; without it the node detects the language.
+    pub language: Option<String>,
 }
+
+/// A request's domain; a request that names a language has the second, and the language
+/// after the first's fields, so every request made before languages keeps its encoding.
+const REQUEST_DOMAIN: &str = "quorate/unlock-request/v1";
+const REQUEST_WITH_LANGUAGE_DOMAIN: &str = "quorate/unlock-request/v2";
 
 impl StatementBody for UnlockRequest {
     const KIND: StatementKind = StatementKind::UnlockRequest;
@@ -1006,7 +1050,11 @@ impl StatementBody for UnlockRequest {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut writer = Writer::new("quorate/unlock-request/v1");
+        let mut writer = Writer::new(if self.language.is_some() {
+            REQUEST_WITH_LANGUAGE_DOMAIN
+        } else {
+            REQUEST_DOMAIN
+        });
         writer
             .fixed(self.vault_id.as_bytes())
             .fixed(self.request_id.as_bytes());
@@ -1018,13 +1066,18 @@ impl StatementBody for UnlockRequest {
             .str(&self.reason)
             .i64(self.created_at)
             .i64(self.expires_at);
+        if let Some(language) = &self.language {
+            writer.str(language);
+        }
         writer.finish()
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let (domain, names_language) =
+            domain_of(bytes, REQUEST_DOMAIN, REQUEST_WITH_LANGUAGE_DOMAIN);
         decode_checked(
             bytes,
-            "quorate/unlock-request/v1",
+            domain,
             "unlock request",
             |reader| {
                 Ok(Self {
@@ -1037,6 +1090,7 @@ impl StatementBody for UnlockRequest {
                     reason: reader.string()?,
                     created_at: reader.i64()?,
                     expires_at: reader.i64()?,
+                    language: names_language.then(|| reader.string()).transpose()?,
                 })
             },
             UnlockRequest::check,
@@ -1060,6 +1114,20 @@ impl UnlockRequest {
                 reason: "must be after creation",
             });
         }
+        if let Some(language) = &self.language {
+            if self.purpose != Purpose::Transcribe {
+                return Err(Error::InvalidField {
+                    field: "language",
+                    reason: "only a transcription names a language",
+                });
+            }
+            if !is_language_code(language) {
+                return Err(Error::InvalidField {
+                    field: "language",
+                    reason: LANGUAGE_CODE_RULE,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -1072,6 +1140,15 @@ impl UnlockRequest {
             expires_at: self.expires_at,
         }
     }
+}
+
+const LANGUAGE_CODE_RULE: &str =
+    "a language code is two or three lowercase letters, such as fr or haw";
+
+/// Whether `code` has the shape of a Whisper language code (ISO 639-1, or three letters
+/// for the few languages without one); which codes a model knows is the node's to check.
+pub fn is_language_code(code: &str) -> bool {
+    (2..=3).contains(&code.len()) && code.bytes().all(|byte| byte.is_ascii_lowercase())
 }
 
 /// A voter's decision.

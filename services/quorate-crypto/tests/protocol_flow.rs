@@ -8,9 +8,9 @@ use quorate_crypto::{
     roster::Roster,
     statement::{
         Decision, NodeApproval, RecordingManifest, RecordingMetadata, Role, RosterChange,
-        SignedStatement, SplitKey, UnlockRequest, Vote,
+        SignedStatement, SplitKey, StatementBody, UnlockRequest, Vote,
     },
-    threshold::{self, Threshold},
+    threshold::{self, Subject, Threshold},
     vss::{ScalarShare, Secret},
 };
 
@@ -97,6 +97,7 @@ fn world() -> World {
         ended_at: Some(NOW),
         media_type: "audio/wav".into(),
         attendees: vec!["Ada".into(), "Bo".into(), "Cy".into()],
+        language: None,
     };
     let manifest = SignedStatement::sign(
         &RecordingManifest {
@@ -144,6 +145,7 @@ fn request(world: &World, requester: usize, node_id: NodeId) -> SignedStatement 
             reason: "minutes".into(),
             created_at: NOW,
             expires_at: NOW + 3600,
+            language: None,
         },
         &world.members[requester],
     )
@@ -348,4 +350,58 @@ fn a_forged_request_or_wrong_purpose_is_refused() {
         ),
         Err(Error::BindingMismatch { field: "purpose" })
     ));
+}
+
+#[test]
+fn a_request_names_a_language_only_for_a_transcription_and_signs_it() {
+    let world = world();
+    let plain = request(&world, 0, world.node_id)
+        .verify::<UnlockRequest>()
+        .unwrap()
+        .statement;
+    assert_eq!(plain.language, None);
+    let in_dutch = UnlockRequest {
+        language: Some("nl".into()),
+        ..plain.clone()
+    };
+    let signed = SignedStatement::sign(&in_dutch, &world.members[0]);
+    let verified = signed.verify::<UnlockRequest>().unwrap().statement;
+    assert_eq!(verified.language.as_deref(), Some("nl"));
+    // The language is signed: the same request in another language is another statement.
+    let in_french = UnlockRequest {
+        language: Some("fr".into()),
+        ..plain.clone()
+    };
+    assert_ne!(in_french.encode(), in_dutch.encode());
+    assert_ne!(plain.encode(), in_dutch.encode());
+
+    let refused = |request: UnlockRequest| {
+        let error = SignedStatement::sign(&request, &world.members[0])
+            .verify::<UnlockRequest>()
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::InvalidField {
+                    field: "language",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    };
+    refused(UnlockRequest {
+        language: Some("French".into()),
+        ..plain.clone()
+    });
+    refused(UnlockRequest {
+        language: Some("f".into()),
+        ..plain.clone()
+    });
+    refused(UnlockRequest {
+        language: Some("fr".into()),
+        purpose: Purpose::ReleaseTranscript,
+        subject: Subject::Transcript(quorate_crypto::TranscriptId::random()),
+        ..plain
+    });
 }

@@ -121,10 +121,19 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         reason: "minutes for the board".into(),
         created_at: 1_700_000_200,
         expires_at: 1_700_086_600,
+        language: None,
     };
     out.insert(
         "unlock-request",
         SignedStatement::sign(&unlock, &member).to_bytes(),
+    );
+    let in_french = UnlockRequest {
+        language: Some("fr".into()),
+        ..unlock.clone()
+    };
+    out.insert(
+        "unlock-request-with-language",
+        SignedStatement::sign(&in_french, &member).to_bytes(),
     );
     let approve = Vote {
         vault_id: vault,
@@ -245,8 +254,17 @@ fn encodings() -> BTreeMap<&'static str, Vec<u8>> {
         ended_at: None,
         media_type: "audio/ogg".into(),
         attendees: vec!["Ada".into(), "Bo".into()],
+        language: None,
     };
     out.insert("recording-metadata", metadata.encode().unwrap().to_vec());
+    let in_french = RecordingMetadata {
+        language: Some("fr".into()),
+        ..metadata
+    };
+    out.insert(
+        "recording-metadata-with-language",
+        in_french.encode().unwrap().to_vec(),
+    );
     out.insert("fingerprint", member.fingerprint().as_bytes().to_vec());
     // A deal and a sealed sub-share's plaintext, for their bytes (the values are the golden
     // 2-of-2 sharing's, not a real dealing).

@@ -203,7 +203,7 @@ fn child(way: &str) {
             let plaintext = job::decrypt(download.finish().unwrap(), &key).unwrap();
             let mut stream = AudioStream::open(plaintext, "application/octet-stream").unwrap();
             transcriber
-                .transcribe_stream(&mut stream, |_| {}, || false)
+                .transcribe_stream(&mut stream, Some("en"), |_| {}, || false)
                 .unwrap()
         }
     };

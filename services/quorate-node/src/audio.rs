@@ -21,7 +21,7 @@ use symphonia::core::{
         registry::CodecRegistry,
     },
     errors::Error as SymphoniaError,
-    formats::{FormatOptions, FormatReader, TrackType, probe::Hint},
+    formats::{FormatOptions, FormatReader, probe::Hint},
     io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions},
     meta::MetadataOptions,
 };
@@ -122,6 +122,8 @@ pub struct AudioStream {
     format: Box<dyn FormatReader>,
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
+    /// How many audio tracks the container has.
+    tracks: usize,
     /// The rate the first decoded packet had; `None` before it.
     rate: Option<u32>,
     resampling: Option<Resampling>,
@@ -148,8 +150,18 @@ impl AudioStream {
     /// seeked as the container needs (an MP4's index may be at its end), so it is read, not
     /// held: memory does not grow with its length.
     pub fn open(
+        source: impl Read + Seek + Send + Sync + 'static,
+        media_type: &str,
+    ) -> Result<Self, AudioError> {
+        Self::open_track(source, media_type, 0)
+    }
+
+    /// Opens the audio track of `source` at `index` (from 0, in the order the container
+    /// lists its audio tracks; [`AudioStream::audio_tracks`] says how many there are).
+    pub fn open_track(
         mut source: impl Read + Seek + Send + Sync + 'static,
         media_type: &str,
+        index: usize,
     ) -> Result<Self, AudioError> {
         let unreadable = |error: std::io::Error| AudioError::Damaged(error.to_string());
         let len = source.seek(SeekFrom::End(0)).map_err(unreadable)?;
@@ -175,9 +187,22 @@ impl AudioStream {
                     .failure()
                     .unwrap_or_else(|| AudioError::Unsupported(error.to_string()))
             })?;
-        let track = format
-            .default_track(TrackType::Audio)
-            .ok_or_else(|| AudioError::Unsupported("no audio track".into()))?;
+        let audio_tracks: Vec<_> = format
+            .tracks()
+            .iter()
+            .filter(|track| {
+                track
+                    .codec_params
+                    .as_ref()
+                    .and_then(|parameters| parameters.audio())
+                    .is_some()
+            })
+            .collect();
+        let tracks = audio_tracks.len();
+        let track = audio_tracks.get(index).ok_or_else(|| match tracks {
+            0 => AudioError::Unsupported("no audio track".into()),
+            _ => AudioError::Unsupported(format!("no audio track {} (it has {tracks})", index + 1)),
+        })?;
         let track_id = track.id;
         let parameters = track
             .codec_params
@@ -192,6 +217,7 @@ impl AudioStream {
             format,
             decoder,
             track_id,
+            tracks,
             rate: None,
             resampling: None,
             interleaved: SecretVec::default(),
@@ -200,6 +226,12 @@ impl AudioStream {
             len,
             ended: false,
         })
+    }
+
+    /// How many audio tracks the container has (one per participant, in a recording made
+    /// that way).
+    pub fn audio_tracks(&self) -> usize {
+        self.tracks
     }
 
     /// How much of the source has been read, from 0 to 1 (for progress; a demuxer that

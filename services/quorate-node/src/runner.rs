@@ -33,6 +33,7 @@ use quorate_crypto::{
 use quorate_node::{
     audio,
     job::{self, CheckedDownload, Ciphertext, DownloadError, JobFailure, Transcript},
+    speakers,
     transcribe::{StreamError, Transcriber, free_cores},
 };
 use sha2::{Digest, Sha256};
@@ -444,6 +445,15 @@ async fn transcribe(
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
+    // The language the members signed into the request, if any: one this model cannot
+    // transcribe fails the job before the recording is fetched.
+    let language = unlocked.request.language.clone();
+    if let Some(Err(reason)) = language
+        .as_deref()
+        .map(|code| ready.transcriber.check_language(code))
+    {
+        return Ok(Err(JobFailure(reason)));
+    }
     // Checked against the manifest before a byte of it reaches the decrypter, and so the
     // audio decoders: the recipient is public, so a server could encrypt any audio to it.
     let ciphertext = match download(
@@ -469,21 +479,21 @@ async fn transcribe(
     let stopping = stop.clone();
     // Decrypting, decoding and transcribing go together, a chunk at a time: the plaintext is
     // read from the spooled ciphertext as the decoder needs it and never held whole.
+    // A recording of one track per participant is transcribed track by track, each segment
+    // named by its speaker.
     let transcribed = tokio::task::block_in_place(|| {
         let plaintext = job::decrypt(ciphertext, &unlocked.key).map_err(|failure| failure.0)?;
-        let mut audio = audio::AudioStream::open(plaintext, "application/octet-stream")
-            .map_err(audio_failure)?;
-        ready
-            .transcriber
-            .transcribe_stream(
-                &mut audio,
-                move |percent| shown.store(percent, Ordering::Relaxed),
-                move || stopping.requested(),
-            )
-            .map_err(|error| match error {
-                StreamError::Audio(error) => audio_failure(error),
-                StreamError::Transcription(reason) => reason,
-            })
+        speakers::transcribe_recording(
+            &ready.transcriber,
+            plaintext,
+            language.as_deref(),
+            move |percent| shown.store(percent, Ordering::Relaxed),
+            move || stopping.requested(),
+        )
+        .map_err(|error| match error {
+            StreamError::Audio(error) => audio_failure(error),
+            StreamError::Transcription(reason) => reason,
+        })
     });
     drop(renewal);
     let (language, segments) = match transcribed {

@@ -162,50 +162,100 @@ impl Transcriber {
         Ok(self)
     }
 
-    /// Transcribes 16 kHz mono samples, calling `progress(percent)` as it goes.
+    /// Whether this model can transcribe speech in `code` (a Whisper language code), or why
+    /// not, in words that say what to do.
+    pub fn check_language(&self, code: &str) -> Result<(), String> {
+        let id = whisper_rs::get_lang_id(code).ok_or_else(|| {
+            format!(
+                "Whisper knows no language {code:?}: ask again with a code such as en, fr or nl"
+            )
+        })?;
+        if !self.context.is_multilingual() {
+            return match code {
+                "en" => Ok(()),
+                _ => Err(format!(
+                    "this node's model is English-only and cannot transcribe {code}: ask again \
+                     with a node approved for a multilingual model"
+                )),
+            };
+        }
+        // A multilingual vocabulary is the 51,765 text and timestamp tokens, the
+        // end-of-text token and one per language it knows (99, or 100 from large-v3 on).
+        let known = self.context.model_n_vocab() - 51_765 - 1;
+        if id < known {
+            Ok(())
+        } else {
+            Err(format!(
+                "this node's model knows {known} languages, not {code} (Whisper large-v3 and \
+                 later do): ask again with a node approved for such a model"
+            ))
+        }
+    }
+
+    /// Transcribes 16 kHz mono samples in the language Whisper detects, calling
+    /// `progress(percent)` as it goes. Returns the language and the segments.
     pub fn transcribe(
         &self,
         samples: &[f32],
         progress: impl FnMut(i32) + 'static,
     ) -> Result<(String, Vec<Segment>), String> {
-        self.transcribe_until(samples, progress, || false)
+        self.transcribe_until(samples, None, progress, || false)
+            .map(|(language, segments)| (language.unwrap_or_else(|| self.undetermined()), segments))
     }
 
-    /// [`Transcriber::transcribe`], given up (with an error) as soon as `stop()` says so:
-    /// whisper.cpp asks between its steps, so a node asked to stop need not wait for the end
-    /// of a long recording.
+    /// Transcribes 16 kHz mono samples in `language` (checked with
+    /// [`Transcriber::check_language`]), or the one Whisper detects when it is `None`,
+    /// given up (with an error) as soon as `stop()` says so: whisper.cpp asks between its
+    /// steps, so a node asked to stop need not wait for the end of a long recording. The
+    /// language is `None` when nothing was said.
     pub fn transcribe_until(
         &self,
         samples: &[f32],
+        language: Option<&str>,
         progress: impl FnMut(i32) + 'static,
         stop: impl FnMut() -> bool + 'static,
-    ) -> Result<(String, Vec<Segment>), String> {
+    ) -> Result<(Option<String>, Vec<Segment>), String> {
         let mut state = self.state()?;
         let Some(detector) = &self.detector else {
-            return self.run(&mut state, samples, progress, stop);
+            let (language, segments) = self.run(&mut state, samples, language, progress, stop)?;
+            return Ok((Some(language), segments));
         };
         let speech = detector.lock().unwrap().speech(samples)?;
         if speech.is_empty() {
             // Nothing said: an empty transcript, not words Whisper invents from noise.
-            return Ok(("en".to_owned(), Vec::new()));
+            return Ok((language.map(str::to_owned), Vec::new()));
         }
         let joined = SpeechOnly::join(samples, &speech);
-        let (language, mut segments) = self.run(&mut state, &joined.samples, progress, stop)?;
+        let (language, mut segments) =
+            self.run(&mut state, &joined.samples, language, progress, stop)?;
         for segment in &mut segments {
             segment.start = joined.start_time(segment.start);
             segment.end = joined.end_time(segment.end).max(segment.start);
         }
-        Ok((language, segments))
+        Ok((Some(language), segments))
+    }
+
+    /// The language of a transcript in which nothing was said, none asked for: English for
+    /// an English-only model, otherwise "und" (ISO 639-2's undetermined).
+    fn undetermined(&self) -> String {
+        if self.context.is_multilingual() {
+            "und"
+        } else {
+            "en"
+        }
+        .to_owned()
     }
 
     /// Transcribes a recording as it is decoded, one chunk at a time (see [`CHUNK_SECONDS`];
     /// each cut falls in the quietest tenth of a second of the chunk's last 30 seconds), with
-    /// every segment's times on the recording's clock. `progress(percent)` follows how much
-    /// of the source has been read; `stop()` is asked between whisper.cpp's steps and
-    /// between chunks.
+    /// every segment's times on the recording's clock. It is transcribed in `language`, or
+    /// in the one Whisper detects in the first chunk with speech, kept for the chunks after.
+    /// `progress(percent)` follows how much of the source has been read; `stop()` is asked
+    /// between whisper.cpp's steps and between chunks.
     pub fn transcribe_stream(
         &self,
         audio: &mut AudioStream,
+        language: Option<&str>,
         progress: impl Fn(i32) + Clone + 'static,
         stop: impl Fn() -> bool + Clone + 'static,
     ) -> Result<(String, Vec<Segment>), StreamError> {
@@ -218,7 +268,7 @@ impl Transcriber {
         let mut more = true;
         // Samples of the recording before `buffer[0]`, and the progress reached so far.
         let (mut consumed, mut reported) = (0usize, 0i32);
-        let mut language = None;
+        let mut language = language.map(str::to_owned);
         let mut segments = Vec::new();
         loop {
             while more && buffer.len() < chunk + search {
@@ -241,6 +291,7 @@ impl Transcriber {
             let (chunk_language, mut piece) = self
                 .transcribe_until(
                     &buffer[..cut],
+                    language.as_deref(),
                     move |percent| report(from + span * percent / 100),
                     stop.clone(),
                 )
@@ -251,14 +302,14 @@ impl Transcriber {
                 segment.end += shift;
             }
             segments.append(&mut piece);
-            language.get_or_insert(chunk_language);
+            language = language.or(chunk_language);
             buffer.remove_front(cut);
             consumed += cut;
             reported = reached;
             // A chunk with no speech in it runs no Whisper, and so reports nothing itself.
             progress(reported);
         }
-        Ok((language.unwrap_or_else(|| "en".to_owned()), segments))
+        Ok((language.unwrap_or_else(|| self.undetermined()), segments))
     }
 
     /// Measures where the time goes ([`StageTimes`]) while transcribing `samples`, for the
@@ -280,6 +331,7 @@ impl Transcriber {
         let (_, segments) = self.run(
             &mut state,
             samples,
+            Some("en"),
             move |percent| marked.lock().unwrap().push((percent, Instant::now())),
             || false,
         )?;
@@ -311,16 +363,25 @@ impl Transcriber {
             .map_err(|error| format!("whisper state: {error}"))
     }
 
+    /// Runs Whisper over `samples` in `language`, or the one it detects in the first 30 s
+    /// when `None`: the language and the segments.
     fn run(
         &self,
         state: &mut WhisperState,
         samples: &[f32],
+        language: Option<&str>,
         progress: impl FnMut(i32) + 'static,
         stop: impl FnMut() -> bool + 'static,
     ) -> Result<(String, Vec<Segment>), String> {
+        // An English-only model has no language tokens to detect with.
+        let language = if self.context.is_multilingual() {
+            language
+        } else {
+            Some("en")
+        };
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
-        params.set_language(Some("en"));
+        params.set_language(language);
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
@@ -341,9 +402,16 @@ impl Transcriber {
                 start: segment.start_timestamp() as f64 / 100.0,
                 end: segment.end_timestamp() as f64 / 100.0,
                 text: segment.to_bytes().map(owned_text).unwrap_or_default(),
+                speaker: None,
             })
             .collect();
-        Ok(("en".to_owned(), segments))
+        let language = match language {
+            Some(code) => code.to_owned(),
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state())
+                .ok_or_else(|| "Whisper detected no language it knows".to_owned())?
+                .to_owned(),
+        };
+        Ok((language, segments))
     }
 }
 

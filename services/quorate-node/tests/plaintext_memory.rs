@@ -211,6 +211,7 @@ fn the_transcript_text_leaves_no_copy_in_freed_memory_when_encoded() {
                 } else {
                     format!("and then item {i} of the agenda was discussed at length")
                 },
+                speaker: None,
             })
             .collect(),
     };

@@ -47,7 +47,19 @@ pub(super) async fn run(context: &mut Context, command: Command) -> Result<(), D
             purpose,
             reason,
             hours,
-        } => quorum::request(context, &recording, &node, purpose.into(), &reason, hours).await,
+            language,
+        } => {
+            quorum::request(
+                context,
+                &recording,
+                &node,
+                purpose.into(),
+                &reason,
+                hours,
+                language,
+            )
+            .await
+        }
         Command::Requests { all } => quorum::requests(context, all).await,
         Command::Approve { request, yes } => quorum::vote(context, &request, true, yes, "").await,
         Command::Deny {

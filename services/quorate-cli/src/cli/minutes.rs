@@ -5,7 +5,7 @@
 use std::{collections::HashSet, fmt::Write as _, io::IsTerminal, path::PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use quorate_api::TranscriptDocument;
+use quorate_api::{TranscriptDocument, TranscriptSegment};
 use quorate_client::{
     checks::printable,
     minutes::{Reindexed, Released, SearchKeyRole},
@@ -321,6 +321,11 @@ fn vtt_text(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// How a format names a segment's speaker before its words (nothing when it has none).
+fn speaker_prefix(segment: &TranscriptSegment, render: impl Fn(&str) -> String) -> String {
+    segment.speaker.as_deref().map(render).unwrap_or_default()
+}
+
 /// The formats `quorate transcript` writes.
 const FORMATS: [&str; 5] = ["txt", "srt", "vtt", "json", "md"];
 
@@ -335,17 +340,24 @@ fn render(
     match format {
         "txt" => {
             for segment in segments {
-                let _ = writeln!(out, "[{}] {}", clock(segment.start), segment.text.trim());
+                let _ = writeln!(
+                    out,
+                    "[{}] {}{}",
+                    clock(segment.start),
+                    speaker_prefix(segment, |name| format!("{}: ", one_line(name))),
+                    segment.text.trim()
+                );
             }
         }
         "srt" => {
             for (index, segment) in segments.enumerate() {
                 let _ = writeln!(
                     out,
-                    "{}\n{} --> {}\n{}\n",
+                    "{}\n{} --> {}\n{}{}\n",
                     index + 1,
                     subtitle_time(segment.start, ','),
                     subtitle_time(segment.end, ','),
+                    speaker_prefix(segment, |name| format!("{}: ", one_line(name))),
                     one_line(&segment.text)
                 );
             }
@@ -355,9 +367,11 @@ fn render(
             for segment in segments {
                 let _ = writeln!(
                     out,
-                    "{} --> {}\n{}\n",
+                    "{} --> {}\n{}{}\n",
                     subtitle_time(segment.start, '.'),
                     subtitle_time(segment.end, '.'),
+                    // A voice span names the speaker, as players show it.
+                    speaker_prefix(segment, |name| format!("<v {}>", vtt_text(name))),
                     vtt_text(&segment.text)
                 );
             }
@@ -387,8 +401,9 @@ fn render(
             for segment in segments {
                 let _ = writeln!(
                     out,
-                    "**[{}]** {}\n",
+                    "**[{}]** {}{}\n",
                     clock(segment.start),
+                    speaker_prefix(segment, |name| format!("**{}:** ", one_line(name))),
                     segment.text.trim()
                 );
             }
@@ -579,6 +594,7 @@ mod tests {
                 start: 1.0,
                 end: 2.5,
                 text: text.into(),
+                speaker: None,
             }],
         }
     }
@@ -592,6 +608,7 @@ mod tests {
             ended_at: None,
             media_type: "audio/wav".into(),
             attendees: vec!["Ann".into(), "Bo".into()],
+            language: None,
         };
         let minutes = render(&document, "md", Some(&metadata));
         assert!(minutes.starts_with("# Board\n"));
@@ -616,5 +633,26 @@ mod tests {
             srt.ends_with("00:00:02,500\nR&D <b>costs</b> --> rose.\n\n"),
             "{srt}"
         );
+    }
+
+    #[test]
+    fn every_format_names_the_speaker() {
+        let mut document = one_segment("The budget passed.");
+        document.segments[0].speaker = Some("Ada <chair>".into());
+        let said = |document: &TranscriptDocument, format| render(document, format, None);
+        assert!(said(&document, "txt").contains("[0:01] Ada <chair>: The budget passed."));
+        assert!(said(&document, "srt").contains("00:00:02,500\nAda <chair>: The budget passed.\n"));
+        assert!(
+            said(&document, "vtt")
+                .contains("00:00:02.500\n<v Ada &lt;chair&gt;>The budget passed.\n"),
+            "{}",
+            said(&document, "vtt")
+        );
+        assert!(said(&document, "md").contains("**[0:01]** **Ada <chair>:** The budget passed."));
+        assert!(said(&document, "json").contains("\"speaker\": \"Ada <chair>\""));
+        // A segment without a speaker is written as before.
+        document.segments[0].speaker = None;
+        assert!(said(&document, "vtt").contains("00:00:02.500\nThe budget passed.\n"));
+        assert!(!said(&document, "json").contains("speaker"));
     }
 }

@@ -148,6 +148,11 @@ pub enum Command {
         /// Hours the request stays open.
         #[arg(long, default_value_t = 48)]
         hours: i64,
+        /// The language the meeting is spoken in, as a Whisper language code (en, fr, nl,
+        /// de, ...); signed into the request. Without it, the one the uploader stated, or
+        /// else the node detects it.
+        #[arg(long, value_name = "CODE")]
+        language: Option<String>,
     },
     /// Requests awaiting your vote, signatures verified.
     Requests {
@@ -234,8 +239,16 @@ pub enum AuditAction {
 /// `quorate upload …`
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
-    /// The recording (WAV, FLAC, MP3, M4A, Ogg, Opus, WebM).
+    /// The recording (WAV, FLAC, MP3, M4A, Ogg, Opus, WebM, Matroska).
     pub file: PathBuf,
+    /// More files of the same meeting, one per participant (each named with --speaker):
+    /// uploaded as one recording, transcribed track by track.
+    pub more_files: Vec<PathBuf>,
+    /// Who speaks on each track, in order (repeat): one name for each file, or, for one
+    /// file with several audio streams (one per participant), one for each stream. Sealed
+    /// inside the recording; the transcript names the speaker of every segment.
+    #[arg(long = "speaker", value_name = "NAME")]
+    pub speakers: Vec<String>,
     /// The meeting's title (sealed to the members; the server never sees it).
     #[arg(long)]
     pub title: String,
@@ -245,6 +258,11 @@ pub struct UploadArgs {
     /// Someone who attended (repeat for each).
     #[arg(long = "attendee")]
     pub attendees: Vec<String>,
+    /// The language the meeting was held in, as a Whisper code (en, fr, nl, ...): sealed
+    /// with the details, and signed into a transcription request by default. Without it
+    /// the node detects the language.
+    #[arg(long, value_name = "CODE")]
+    pub language: Option<String>,
     /// Approvals needed to unlock it [default: the vault's policy].
     #[arg(long)]
     pub threshold: Option<u8>,

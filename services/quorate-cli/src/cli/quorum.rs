@@ -128,16 +128,33 @@ pub(super) async fn request(
     purpose: Purpose,
     reason: &str,
     hours: i64,
+    language: Option<String>,
 ) -> Result<(), DeviceError> {
     let recording: RecordingId = parse_id(recording, "recording", "quorate recordings")?;
     let node: NodeId = parse_id(node, "node", "quorate nodes")?;
     if !(1..=14 * 24).contains(&hours) {
         return Err(DeviceError::Usage("--hours is 1 to 336".into()));
     }
+    let language = language.as_deref().map(language_code).transpose()?;
+    if language.is_some() && purpose != Purpose::Transcribe {
+        return Err(DeviceError::Usage(
+            "--language is for a transcription: a released transcript keeps its language".into(),
+        ));
+    }
     let session = context.session().await?;
     let roster = context.verified_roster(&session).await?;
     approved_node(&session, &roster, node).await?;
-    recording_manifest(&session, &roster, recording).await?;
+    let manifest = recording_manifest(&session, &roster, recording).await?;
+    // Without --language, a transcription is asked for in the language the uploader sealed
+    // with the meeting's details, if any.
+    let language = language.or_else(|| match purpose {
+        Purpose::Transcribe => {
+            RecordingMetadata::open(&manifest.sealed_metadata, session.identity.age_key())
+                .ok()
+                .and_then(|metadata| metadata.language)
+        }
+        Purpose::ReleaseTranscript => None,
+    });
     let subject = match purpose {
         Purpose::Transcribe => Subject::Recording(recording),
         Purpose::ReleaseTranscript => {
@@ -152,30 +169,31 @@ pub(super) async fn request(
     let created_at = now();
     // The ID is this device's, and what it prints: never the server's echo of it.
     let request_id = RequestId::random();
-    let signed = SignedStatement::sign(
-        &UnlockRequest {
-            vault_id: session.vault,
-            request_id,
-            subject,
-            purpose,
-            node_id: node,
-            requester: session.identity.fingerprint(),
-            reason: reason.to_owned(),
-            created_at,
-            expires_at: created_at + hours * 3600,
-        },
-        &session.identity,
-    );
+    let request = UnlockRequest {
+        vault_id: session.vault,
+        request_id,
+        subject,
+        purpose,
+        node_id: node,
+        requester: session.identity.fingerprint(),
+        reason: reason.to_owned(),
+        created_at,
+        expires_at: created_at + hours * 3600,
+        language,
+    };
+    let signed = SignedStatement::sign(&request, &session.identity);
     let view = session
         .client
         .create_request(session.vault, &signed)
         .await?;
     context.print(
         &format!(
-            "Request {request_id} is open for {hours} hours: {} approvals of {} possible are needed.",
-            view.threshold, view.eligible
+            "Request {request_id}{} is open for {hours} hours: {} approvals of {} possible are needed.",
+            in_language(&request),
+            view.threshold,
+            view.eligible
         ),
-        &json!({ "request_id": request_id.to_string(), "threshold": view.threshold, "eligible": view.eligible }),
+        &json!({ "request_id": request_id.to_string(), "language": request.language, "threshold": view.threshold, "eligible": view.eligible }),
     );
     Ok(())
 }
@@ -273,9 +291,10 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Dev
     for view in &views {
         let checked = check_request(&session, &roster, view).await?;
         text.push_str(&format!(
-            "  {}  {} \"{}\" for node {} ({})\n    asked by {}: {}\n    {} of {} approvals, {} denials; {}, closes at {}\n",
+            "  {}  {}{} \"{}\" for node {} ({})\n    asked by {}: {}\n    {} of {} approvals, {} denials; {}, closes at {}\n",
             checked.request.request_id,
             checked.request.purpose.as_str(),
+            in_language(&checked.request),
             printable(&title(&checked.manifest, &session)),
             checked.node.node_id,
             printable(&checked.node.hardware),
@@ -287,13 +306,35 @@ pub(super) async fn requests(context: &mut Context, all: bool) -> Result<(), Dev
             view.status,
             view.expires_at,
         ));
-        values.push(json!({ "request_id": view.request_id, "purpose": checked.request.purpose.as_str(), "reason": checked.request.reason, "requester": checked.requester, "node_id": checked.node.node_id.to_string(), "approvals": view.approvals, "threshold": view.threshold, "denials": view.denials, "status": view.status }));
+        values.push(json!({ "request_id": view.request_id, "purpose": checked.request.purpose.as_str(), "language": checked.request.language, "reason": checked.request.reason, "requester": checked.requester, "node_id": checked.node.node_id.to_string(), "approvals": view.approvals, "threshold": view.threshold, "denials": view.denials, "status": view.status }));
     }
     if views.is_empty() {
         text.push_str("  (none)\n");
     }
     context.print(text.trim_end(), &json!(values));
     Ok(())
+}
+
+/// `--language`'s code, lowercased, or what to give instead.
+pub(super) fn language_code(text: &str) -> Result<String, DeviceError> {
+    let code = text.to_ascii_lowercase();
+    if quorate_crypto::statement::is_language_code(&code) {
+        Ok(code)
+    } else {
+        Err(DeviceError::Usage(format!(
+            "--language {}: give a Whisper language code such as en, fr or nl",
+            printable(text)
+        )))
+    }
+}
+
+/// " in LANGUAGE" when a request names the language its recording is spoken in.
+fn in_language(request: &UnlockRequest) -> String {
+    request
+        .language
+        .as_deref()
+        .map(|code| format!(" in {}", printable(code)))
+        .unwrap_or_default()
 }
 
 fn confirm(question: &str) -> Result<bool, DeviceError> {
@@ -319,9 +360,10 @@ pub(super) async fn vote(
     let view = session.client.request(session.vault, request_id).await?;
     let checked = check_request(&session, &roster, &view).await?;
     eprintln!(
-        "{} asks to {} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the manifests, the node's approval by an admin.",
+        "{} asks to {}{} \"{}\" on node {} ({}; model {}…), until {}.\nReason: {}\nAll signatures verified: the request, the manifests, the node's approval by an admin.",
         printable(&checked.requester),
         checked.request.purpose.as_str(),
+        in_language(&checked.request),
         printable(&title(&checked.manifest, &session)),
         checked.node.node_id,
         printable(&checked.node.hardware),

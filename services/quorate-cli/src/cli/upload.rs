@@ -9,7 +9,10 @@
 //! the result is byte-identical to an uninterrupted upload. Both files are removed once the
 //! server has the whole recording.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,10 +20,12 @@ use quorate_crypto::{
     Fingerprint, RecordingId, envelope,
     statement::{RecordingManifest, RecordingMetadata, SignedStatement, SplitKey},
     threshold::{Subject, Threshold},
+    tracks::{TrackFile, Tracks},
     vss::Secret,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::{
     Context, DeviceError, UploadArgs,
@@ -40,6 +45,79 @@ struct Pending {
     shares: Vec<(String, String)>,
 }
 
+/// The files `args` uploads as one recording, in order.
+fn sources(args: &UploadArgs) -> impl Iterator<Item = &Path> {
+    std::iter::once(args.file.as_path()).chain(args.more_files.iter().map(PathBuf::as_path))
+}
+
+/// The total length and the newest modification time of `args`' files: what a pending
+/// upload is resumed by.
+fn sources_modified(args: &UploadArgs) -> Result<(u64, i64), DeviceError> {
+    sources(args).try_fold((0, 0), |(len, newest), path| {
+        let (file_len, file_modified) = modified(path)?;
+        Ok((len + file_len, newest.max(file_modified)))
+    })
+}
+
+/// The header naming each track's speaker (`quorate_crypto::tracks`), when `args` names
+/// speakers; checked against the files before anything is encrypted.
+fn tracks_header(args: &UploadArgs) -> Result<Option<Zeroizing<Vec<u8>>>, DeviceError> {
+    let files: Vec<&Path> = sources(args).collect();
+    if args.speakers.is_empty() {
+        return match files.len() {
+            1 => Ok(None),
+            _ => Err(DeviceError::Usage(
+                "several files are one track per participant: name who speaks on each with --speaker NAME, in the files' order".into(),
+            )),
+        };
+    }
+    let lens = files
+        .iter()
+        .map(|path| modified(path).map(|(len, _)| len))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tracks = if files.len() == 1 {
+        // One file: a name for each of its audio streams.
+        vec![TrackFile {
+            len: lens[0],
+            speakers: args.speakers.clone(),
+        }]
+    } else if args.speakers.len() == files.len() {
+        lens.iter()
+            .zip(&args.speakers)
+            .map(|(len, name)| TrackFile {
+                len: *len,
+                speakers: vec![name.clone()],
+            })
+            .collect()
+    } else {
+        return Err(DeviceError::Usage(format!(
+            "{} files but {} --speaker names: give one name for each file, in order",
+            files.len(),
+            args.speakers.len()
+        )));
+    };
+    Tracks { files: tracks }
+        .encode()
+        .map(Some)
+        .map_err(|error| DeviceError::Usage(format!("the speakers: {error}")))
+}
+
+/// What is encrypted: the file, or the tracks' header and every file after it.
+fn plaintext(
+    args: &UploadArgs,
+    header: Option<Zeroizing<Vec<u8>>>,
+) -> Result<Box<dyn Read + Send>, DeviceError> {
+    let mut reader: Box<dyn Read + Send> =
+        Box::new(std::io::Cursor::new(header.unwrap_or_default()));
+    for path in sources(args) {
+        let file = std::fs::File::open(path).map_err(|error| {
+            DeviceError::Usage(format!("cannot read {}: {error}", path.display()))
+        })?;
+        reader = Box::new(reader.chain(std::io::BufReader::with_capacity(1 << 20, file)));
+    }
+    Ok(reader)
+}
+
 fn modified(path: &Path) -> Result<(u64, i64), DeviceError> {
     let meta = std::fs::metadata(path)
         .map_err(|error| DeviceError::Usage(format!("cannot read {}: {error}", path.display())))?;
@@ -56,6 +134,9 @@ fn modified(path: &Path) -> Result<(u64, i64), DeviceError> {
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
     Ok((meta.len(), modified))
 }
+
+/// The media type sealed in the details of a recording of one track per participant.
+const TRACKS_MEDIA_TYPE: &str = "application/x-quorate-tracks";
 
 fn media_type(path: &Path) -> &'static str {
     match path
@@ -178,12 +259,23 @@ async fn prepare(
     let threshold = Threshold::new(k.into(), members.len())
         .map_err(|error| DeviceError::Usage(error.to_string()))?;
     let started_at = args.meeting_time.as_deref().map(parse_time).transpose()?;
+    let header = tracks_header(args)?;
     let metadata = RecordingMetadata {
         title: args.title.clone(),
         started_at,
         ended_at: None,
-        media_type: media_type(&args.file).into(),
+        media_type: if header.is_some() {
+            TRACKS_MEDIA_TYPE
+        } else {
+            media_type(&args.file)
+        }
+        .into(),
         attendees: args.attendees.clone(),
+        language: args
+            .language
+            .as_deref()
+            .map(super::quorum::language_code)
+            .transpose()?,
     };
     let sealed_metadata = metadata
         .seal(&roster.recipients())
@@ -194,9 +286,7 @@ async fn prepare(
     let key = secret.age_key(&Subject::Recording(recording));
     let ciphertext_path = folder.join(format!("{recording}.age"));
     let encrypted = {
-        let input = std::fs::File::open(&args.file).map_err(|error| {
-            DeviceError::Usage(format!("cannot read {}: {error}", args.file.display()))
-        })?;
+        let input = plaintext(args, header)?;
         let output = std::fs::File::create(&ciphertext_path).map_err(|error| {
             DeviceError::Local(format!(
                 "cannot write {}: {error}",
@@ -204,7 +294,7 @@ async fn prepare(
             ))
         })?;
         let progress = bar(source_len, "encrypting");
-        let reader = progress.wrap_read(std::io::BufReader::with_capacity(1 << 20, input));
+        let reader = progress.wrap_read(input);
         let recipient = key.recipient();
         let written = tokio::task::spawn_blocking(move || {
             let writer =
@@ -358,7 +448,7 @@ pub(super) async fn send(
     args: &UploadArgs,
 ) -> Result<Uploaded, DeviceError> {
     let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
-    let (source_len, source_modified) = modified(&args.file)?;
+    let (source_len, source_modified) = sources_modified(args)?;
     let (folder, state_path) = pending_paths(context, &args.file)?;
     let session = context.session().await?;
     private_folder(&folder)?;

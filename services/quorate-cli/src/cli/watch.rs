@@ -57,6 +57,10 @@ pub struct WatchArgs {
     /// Send at most this many bytes per second (suffixes K, M: 4M).
     #[arg(long)]
     pub limit_rate: Option<String>,
+    /// The language the meetings are held in (a Whisper code: en, fr, nl, ...), sealed
+    /// with each recording's details; without it the node detects it.
+    #[arg(long, value_name = "CODE")]
+    pub language: Option<String>,
 }
 
 fn parse_watched(text: &str) -> Result<(SourceKind, PathBuf), String> {
@@ -354,9 +358,12 @@ impl Watcher {
     ) -> Result<Uploaded, Halt> {
         let args = UploadArgs {
             file: recording.file.clone(),
+            more_files: Vec::new(),
+            speakers: Vec::new(),
             title: recording.title.clone(),
             meeting_time: recording.started_at.map(|seconds| seconds.to_string()),
             attendees: recording.attendees.clone(),
+            language: self.args.language.clone(),
             threshold: self.args.threshold,
             limit_rate: self.args.limit_rate.clone(),
             // A recorder signs no rule: the vault's applies, or an admin sets one later.

@@ -61,7 +61,7 @@ fn wheel_from(variable: &str) -> PathBuf {
 pub fn converted_models(out: &Path, weights: model::Weights) -> (PathBuf, PathBuf) {
     let ggml = out.join("tiny.en.ggml");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&ggml).unwrap());
-    let ct2 = model::read_ct2(&wheel_from("QUORATE_MODEL_WHEEL")).unwrap();
+    let ct2 = model::read_ct2(&[wheel_from("QUORATE_MODEL_WHEEL")]).unwrap();
     model::convert_with(&ct2, &mut file, weights).unwrap();
     drop(file);
     let silero = out.join("silero.ggml");

@@ -171,6 +171,7 @@ pub fn unlock_request(
             reason: "minutes of the budget meeting".into(),
             created_at: now,
             expires_at: now + expires_in,
+            language: None,
         },
         identity,
     )

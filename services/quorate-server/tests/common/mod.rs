@@ -254,6 +254,7 @@ pub fn sign_recording_for(
         ended_at: Some(1_750_003_600),
         media_type: "audio/wav".into(),
         attendees: vec!["Ada".into(), "Bo".into()],
+        language: None,
     };
     let manifest = SignedStatement::sign(
         &RecordingManifest {
