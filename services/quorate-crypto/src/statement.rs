@@ -294,8 +294,6 @@ fn decode_public(reader: &mut Reader<'_>) -> Result<PublicIdentity, Error> {
     })
 }
 
-/// Decodes a body and checks its fields, mapping a semantic refusal to a parse failure of
-/// this structure (an untrusted encoding that breaks a rule is not a valid statement).
 /// Which of a value's two domains `bytes` are encoded under: `plain`, or `extended` (the
 /// plain fields, then more), and whether it is the extended one.
 fn domain_of(bytes: &[u8], plain: &'static str, extended: &'static str) -> (&'static str, bool) {
@@ -306,6 +304,8 @@ fn domain_of(bytes: &[u8], plain: &'static str, extended: &'static str) -> (&'st
     }
 }
 
+/// Decodes a body and checks its fields, mapping a semantic refusal to a parse failure of
+/// this structure (an untrusted encoding that breaks a rule is not a valid statement).
 pub(crate) fn decode_checked<T>(
     bytes: &[u8],
     domain: &str,

@@ -80,9 +80,15 @@ impl Tracks {
             });
         });
         let header = Zeroizing::new(writer.finish());
+        if header.len() > MAX_HEADER_LEN {
+            return Err(Error::InvalidField {
+                field: "tracks",
+                reason: "the speakers' names take more than 1 MiB",
+            });
+        }
         let mut out = Zeroizing::new(Vec::with_capacity(PREFIX_LEN + header.len()));
         out.extend_from_slice(MAGIC);
-        let len = u32::try_from(header.len()).expect("a checked header is under 1 MiB");
+        let len = u32::try_from(header.len()).expect("the header is under 1 MiB");
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&header);
         Ok(out)

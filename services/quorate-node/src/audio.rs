@@ -21,7 +21,7 @@ use symphonia::core::{
         registry::CodecRegistry,
     },
     errors::Error as SymphoniaError,
-    formats::{FormatOptions, FormatReader, probe::Hint},
+    formats::{FormatOptions, FormatReader, TrackType, probe::Hint},
     io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions},
     meta::MetadataOptions,
 };
@@ -146,22 +146,31 @@ impl std::fmt::Debug for AudioStream {
 }
 
 impl AudioStream {
-    /// Opens the first audio track of `source` (`media_type` a hint only). The source is
+    /// Opens the default audio track of `source` (`media_type` a hint only). The source is
     /// seeked as the container needs (an MP4's index may be at its end), so it is read, not
     /// held: memory does not grow with its length.
     pub fn open(
         source: impl Read + Seek + Send + Sync + 'static,
         media_type: &str,
     ) -> Result<Self, AudioError> {
-        Self::open_track(source, media_type, 0)
+        Self::open_chosen(source, media_type, None)
     }
 
     /// Opens the audio track of `source` at `index` (from 0, in the order the container
     /// lists its audio tracks; [`AudioStream::audio_tracks`] says how many there are).
     pub fn open_track(
-        mut source: impl Read + Seek + Send + Sync + 'static,
+        source: impl Read + Seek + Send + Sync + 'static,
         media_type: &str,
         index: usize,
+    ) -> Result<Self, AudioError> {
+        Self::open_chosen(source, media_type, Some(index))
+    }
+
+    /// Opens the audio track at `index`, or the container's default one.
+    fn open_chosen(
+        mut source: impl Read + Seek + Send + Sync + 'static,
+        media_type: &str,
+        index: Option<usize>,
     ) -> Result<Self, AudioError> {
         let unreadable = |error: std::io::Error| AudioError::Damaged(error.to_string());
         let len = source.seek(SeekFrom::End(0)).map_err(unreadable)?;
@@ -199,9 +208,18 @@ impl AudioStream {
             })
             .collect();
         let tracks = audio_tracks.len();
-        let track = audio_tracks.get(index).ok_or_else(|| match tracks {
+        let track = match index {
+            // The default track: a recording's second audio track is often a mix of the
+            // first, or commentary.
+            None => format.default_track(TrackType::Audio),
+            Some(index) => audio_tracks.get(index).copied(),
+        }
+        .ok_or_else(|| match tracks {
             0 => AudioError::Unsupported("no audio track".into()),
-            _ => AudioError::Unsupported(format!("no audio track {} (it has {tracks})", index + 1)),
+            _ => AudioError::Unsupported(format!(
+                "no audio track {} (it has {tracks})",
+                index.unwrap_or(0) + 1
+            )),
         })?;
         let track_id = track.id;
         let parameters = track

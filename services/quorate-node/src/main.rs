@@ -93,6 +93,10 @@ enum Command {
         /// Whisper threads [default: the cores free to this process].
         #[arg(long)]
         threads: Option<usize>,
+        /// In a build with a GPU backend (`--features cuda` or `vulkan`), the GPU to run
+        /// Whisper on, counted from 0 among those whisper.cpp finds (`status` lists them).
+        #[arg(long, default_value_t = 0)]
+        gpu_device: i32,
         /// Seconds each look for a job waits on the server for one to be queued (1 to 50);
         /// the server answers as soon as one is.
         #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=50))]
@@ -555,6 +559,7 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
         || "\nNo VAD imported: every second is transcribed (`quorate-node models import` the silero-vad wheel to transcribe only speech)".to_owned(),
         |vad| format!("\nVAD: {vad} (only speech is transcribed)"),
     );
+    let backend = whisper_backend();
     let admins = admins(&roster);
     let fingerprint = identity.fingerprint().short();
     let policy_note = policy.as_ref().map_or_else(
@@ -572,7 +577,7 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
     print(
         json,
         &format!(
-            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}{vad_note}{policy_note}\nThis node's fingerprint: {fingerprint} (the admin who approves it types it)\n{}",
+            "Node {node} ({}) in vault {vault}: {state}{}{}{model_note}{vad_note}\nWhisper runs on: {backend}{policy_note}\nThis node's fingerprint: {fingerprint} (the admin who approves it types it)\n{}",
             printable(&view.name),
             model
                 .as_ref()
@@ -588,6 +593,7 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
             "model_sha256": model,
             "imported_model_sha256": local_model,
             "vad_model_sha256": vad_model,
+            "whisper_backend": backend,
             "expires_at": expires,
             "min_approvals": policy.as_ref().map(|policy| policy.min_threshold),
             "fingerprint": fingerprint,
@@ -595,6 +601,43 @@ async fn status(folder: &Path, server: Option<&str>, json: bool) -> Result<(), D
         }),
     );
     Ok(())
+}
+
+/// Where this build runs Whisper: the CPU, or the GPUs its backend finds.
+fn whisper_backend() -> String {
+    match quorate_node::transcribe::GPU_BACKEND {
+        None => "the CPU (a build with `--features cuda` or `vulkan` runs it on a GPU)".to_owned(),
+        Some(backend) => format!(
+            "a GPU ({backend} build; `run --gpu-device N` picks one){}",
+            gpus()
+        ),
+    }
+}
+
+/// The Vulkan devices whisper.cpp can use, listed for `status`.
+#[cfg(feature = "vulkan")]
+fn gpus() -> String {
+    let devices = whisper_rs::vulkan::list_devices();
+    if devices.is_empty() {
+        return ": none found, so the CPU".to_owned();
+    }
+    devices
+        .iter()
+        .map(|device| {
+            format!(
+                "\n  {}: {} ({} MiB)",
+                device.id,
+                device.name,
+                device.vram.total >> 20
+            )
+        })
+        .collect()
+}
+
+/// The devices of a backend that cannot list them here.
+#[cfg(not(feature = "vulkan"))]
+fn gpus() -> String {
+    String::new()
 }
 
 fn import_model(
@@ -753,6 +796,7 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
         Command::Run {
             once,
             threads,
+            gpu_device,
             wait_seconds,
             max_bytes,
         } => {
@@ -762,6 +806,7 @@ async fn run(cli: Cli) -> Result<(), DeviceError> {
                 runner::Options {
                     once,
                     threads,
+                    gpu_device,
                     wait_seconds,
                     max_bytes,
                 },

@@ -34,7 +34,7 @@ use quorate_node::{
     audio,
     job::{self, CheckedDownload, Ciphertext, DownloadError, JobFailure, Transcript},
     speakers,
-    transcribe::{StreamError, Transcriber, free_cores},
+    transcribe::{GPU_BACKEND, Settings, StreamError, Transcriber, free_cores},
 };
 use sha2::{Digest, Sha256};
 
@@ -60,6 +60,8 @@ fn now() -> i64 {
 pub(crate) struct Options {
     pub(crate) once: bool,
     pub(crate) threads: Option<usize>,
+    /// The GPU to run Whisper on, in a build with a GPU backend.
+    pub(crate) gpu_device: i32,
     pub(crate) wait_seconds: u64,
     pub(crate) max_bytes: u64,
 }
@@ -117,8 +119,11 @@ async fn prepare(
         ))
         .into());
     }
-    let transcriber = Transcriber::load(&path, options.threads.unwrap_or_else(free_cores))
-        .map_err(DeviceError::Local)?;
+    let settings = Settings {
+        gpu: GPU_BACKEND.map(|_| options.gpu_device),
+        ..Settings::for_threads(options.threads.unwrap_or_else(free_cores))
+    };
+    let transcriber = Transcriber::load_with(&path, settings).map_err(DeviceError::Local)?;
     let transcriber = match speech_detector(folder)? {
         Some(vad) => transcriber
             .with_speech_detection(&vad)

@@ -3,9 +3,9 @@
 //!
 //! A recording is either one media file, or several files after a header that names the
 //! speaker on each of their audio streams (`quorate_crypto::tracks`, inside the ciphertext).
-//! A single file with several audio streams and no names has each stream transcribed too,
-//! its segments marked "Track 1", "Track 2", ...; a single stream has no speaker: this node
-//! does not tell voices apart within one mixed track (no diarization model ships through a
+//! A file without that header is transcribed from its default audio track, with no speaker:
+//! a second track there is as often a mix of the first as another voice, and this node does
+//! not tell voices apart within one mixed track (no diarization model ships through a
 //! registry it can use).
 
 use std::{
@@ -14,6 +14,7 @@ use std::{
 };
 
 use quorate_crypto::tracks::{PREFIX_LEN, Tracks};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{
     audio::{AudioError, AudioStream},
@@ -24,17 +25,25 @@ use crate::{
 /// The container is found from the bytes; the media type is only a hint.
 const MEDIA_TYPE: &str = "application/octet-stream";
 
+/// A source several readers share, and where it stands, so that a reader that continues
+/// where the last read left off does not seek (a seek of the decrypted stream decrypts its
+/// chunk again).
+struct Shared<R> {
+    source: R,
+    at: u64,
+}
+
 /// A stretch `[start, start + len)` of a source that several readers share, each at its own
 /// position: one media file of a recording of several.
 struct Window<R> {
-    shared: Arc<Mutex<R>>,
+    shared: Arc<Mutex<Shared<R>>>,
     start: u64,
     len: u64,
     at: u64,
 }
 
 impl<R> Window<R> {
-    fn new(shared: &Arc<Mutex<R>>, start: u64, len: u64) -> Self {
+    fn new(shared: &Arc<Mutex<Shared<R>>>, start: u64, len: u64) -> Self {
         Self {
             shared: Arc::clone(shared),
             start,
@@ -51,12 +60,16 @@ impl<R: Read + Seek> Read for Window<R> {
         if wanted == 0 {
             return Ok(0);
         }
-        let mut source = self
+        let mut shared = self
             .shared
             .lock()
-            .expect("no reader panics holding the source");
-        source.seek(SeekFrom::Start(self.start + self.at))?;
-        let read = source.read(&mut buf[..wanted])?;
+            .map_err(|_| std::io::Error::other("a reader of the recording failed"))?;
+        let from = self.start + self.at;
+        if shared.at != from {
+            shared.at = shared.source.seek(SeekFrom::Start(from))?;
+        }
+        let read = shared.source.read(&mut buf[..wanted])?;
+        shared.at += read as u64;
         self.at += read as u64;
         Ok(read)
     }
@@ -81,20 +94,38 @@ impl<R> Seek for Window<R> {
 struct File {
     start: u64,
     len: u64,
-    speakers: Option<Vec<String>>,
+    speakers: Option<Vec<Zeroizing<String>>>,
 }
 
-/// One audio stream to transcribe, and who speaks on it.
+/// One audio stream to transcribe, and who speaks on it (`None`: the file's default track,
+/// no speaker).
 struct Voice {
     file: usize,
-    index: usize,
-    speaker: Option<String>,
+    index: Option<usize>,
+    speaker: Option<Zeroizing<String>>,
+}
+
+/// Segments heard so far: wiped when dropped, so that a stream failing (or the node
+/// stopping) after others were transcribed leaves none of their words or names in freed
+/// memory.
+#[derive(Default)]
+struct Heard(Vec<Segment>);
+
+impl Drop for Heard {
+    fn drop(&mut self) {
+        for segment in &mut self.0 {
+            segment.text.zeroize();
+            if let Some(speaker) = &mut segment.speaker {
+                speaker.zeroize();
+            }
+        }
+    }
 }
 
 /// Transcribes `plaintext` (a recording: one media file, or several with their speakers'
-/// names) in `language`, or in the one Whisper detects, every audio stream in turn, and
-/// merges the segments by time. Returns the language (the one asked for, else the first
-/// detected in a stream with speech) and the segments.
+/// names) in `language`, or in the one Whisper detects, every named audio stream in turn,
+/// and merges the segments by time. Returns the language (the one asked for, else the
+/// first detected in a stream with speech) and the segments.
 pub fn transcribe_recording<R: Read + Seek + Send + 'static>(
     transcriber: &Transcriber,
     mut plaintext: R,
@@ -103,35 +134,47 @@ pub fn transcribe_recording<R: Read + Seek + Send + 'static>(
     stop: impl Fn() -> bool + Clone + 'static,
 ) -> Result<(String, Vec<Segment>), StreamError> {
     let files = files(&mut plaintext)?;
-    let shared = Arc::new(Mutex::new(plaintext));
+    let shared = Arc::new(Mutex::new(Shared {
+        source: plaintext,
+        at: u64::MAX,
+    }));
     let voices = voices(&shared, &files)?;
     let mut heard_in = None;
     let mut fallback = None;
-    let mut segments = Vec::new();
+    let mut heard = Heard::default();
     for (done, voice) in voices.iter().enumerate() {
         let file = &files[voice.file];
-        let mut stream = AudioStream::open_track(
-            Window::new(&shared, file.start, file.len),
-            MEDIA_TYPE,
-            voice.index,
-        )?;
+        let window = Window::new(&shared, file.start, file.len);
+        let mut stream = match voice.index {
+            Some(index) => AudioStream::open_track(window, MEDIA_TYPE, index),
+            None => AudioStream::open(window, MEDIA_TYPE),
+        }
+        .map_err(|error| in_file(error, voice.file, files.len()))?;
         let report = progress.clone();
         let (from, span) = share_of_progress(done, voices.len());
-        let (detected, mut piece) = transcriber.transcribe_stream(
-            &mut stream,
-            language,
-            move |percent| report(from + span * percent / 100),
-            stop.clone(),
-        )?;
+        let (detected, mut piece) = transcriber
+            .transcribe_stream(
+                &mut stream,
+                language,
+                move |percent| report(from + span * percent / 100),
+                stop.clone(),
+            )
+            .map_err(|error| match error {
+                StreamError::Audio(error) => {
+                    StreamError::Audio(in_file(error, voice.file, files.len()))
+                }
+                other => other,
+            })?;
         if !piece.is_empty() {
             heard_in.get_or_insert_with(|| detected.clone());
         }
         fallback.get_or_insert(detected);
         for segment in &mut piece {
-            segment.speaker.clone_from(&voice.speaker);
+            segment.speaker = voice.speaker.as_deref().cloned();
         }
-        segments.append(&mut piece);
+        heard.0.append(&mut piece);
     }
+    let mut segments = std::mem::take(&mut heard.0);
     // Stable: segments of one stream keep their order, and equal starts their streams'.
     segments.sort_by(|a, b| a.start.total_cmp(&b.start));
     let language = language
@@ -140,6 +183,20 @@ pub fn transcribe_recording<R: Read + Seek + Send + 'static>(
         .or(fallback)
         .unwrap_or_else(|| "und".to_owned());
     Ok((language, segments))
+}
+
+/// `error`, saying which of a recording's `count` files it is about (by number: the names
+/// are the meeting's).
+fn in_file(error: AudioError, file: usize, count: usize) -> AudioError {
+    if count == 1 {
+        return error;
+    }
+    let about = |reason: String| format!("file {} of {count} of the recording: {reason}", file + 1);
+    match error {
+        AudioError::Unsupported(reason) => AudioError::Unsupported(about(reason)),
+        AudioError::Damaged(reason) => AudioError::Damaged(about(reason)),
+        other => other,
+    }
 }
 
 /// The percent where the `done`-th of `count` streams starts, and the percents it spans.
@@ -155,81 +212,88 @@ fn share_of_progress(done: usize, count: usize) -> (i32, i32) {
 /// The media files of `plaintext`, from the header of a recording of several tracks, or the
 /// whole of it.
 fn files<R: Read + Seek>(plaintext: &mut R) -> Result<Vec<File>, AudioError> {
-    let damaged = |error: std::io::Error| AudioError::Unreadable(error.to_string());
-    let total = plaintext.seek(SeekFrom::End(0)).map_err(damaged)?;
-    plaintext.seek(SeekFrom::Start(0)).map_err(damaged)?;
-    let mut prefix = [0u8; PREFIX_LEN];
+    let unreadable = |error: std::io::Error| AudioError::Unreadable(error.to_string());
+    let total = plaintext.seek(SeekFrom::End(0)).map_err(unreadable)?;
+    plaintext.seek(SeekFrom::Start(0)).map_err(unreadable)?;
     let whole = vec![File {
         start: 0,
         len: total,
         speakers: None,
     }];
+    let mut prefix = [0u8; PREFIX_LEN];
     if total < PREFIX_LEN as u64 {
         return Ok(whole);
     }
-    plaintext.read_exact(&mut prefix).map_err(damaged)?;
+    plaintext.read_exact(&mut prefix).map_err(unreadable)?;
     if !Tracks::is_tracks(&prefix) {
         return Ok(whole);
     }
-    let refused = |error: quorate_crypto::Error| {
+    // What the uploader wrote is wrong, not the node's copy of it: say so.
+    let refused = |reason: String| {
         AudioError::Damaged(format!(
-            "the recording's list of tracks: {error}; upload the tracks again"
+            "the recording's list of tracks {reason}; upload the tracks again"
         ))
     };
-    let header_len = Tracks::header_len(&prefix).map_err(refused)?;
-    let mut header = zeroize::Zeroizing::new(vec![0u8; header_len]);
-    plaintext.read_exact(&mut header).map_err(damaged)?;
-    let tracks = Tracks::decode(&header).map_err(refused)?;
+    let header_len =
+        Tracks::header_len(&prefix).map_err(|error| refused(format!("is refused: {error}")))?;
     let mut start = Tracks::files_start(header_len);
+    if start > total {
+        return Err(refused(format!(
+            "is longer than the recording ({total} bytes)"
+        )));
+    }
+    let mut header = Zeroizing::new(vec![0u8; header_len]);
+    plaintext.read_exact(&mut header).map_err(unreadable)?;
+    let tracks =
+        Tracks::decode(&header).map_err(|error| refused(format!("is refused: {error}")))?;
     let mut files = Vec::with_capacity(tracks.files.len());
     for file in tracks.files {
         files.push(File {
             start,
             len: file.len,
-            speakers: Some(file.speakers),
+            speakers: Some(file.speakers.into_iter().map(Zeroizing::new).collect()),
         });
         start = start.saturating_add(file.len);
     }
     if start != total {
-        return Err(AudioError::Damaged(format!(
-            "the recording's tracks add up to {start} bytes, but it has {total}: upload the tracks again"
+        return Err(refused(format!(
+            "adds up to {start} bytes, but the recording has {total}"
         )));
     }
     Ok(files)
 }
 
-/// Every audio stream of every file, with its speaker: the upload's name for it, or for a
-/// lone file of several streams "Track N".
+/// Every named audio stream of every file, with its speaker, or a lone file's default
+/// track.
 fn voices<R: Read + Seek + Send + 'static>(
-    shared: &Arc<Mutex<R>>,
+    shared: &Arc<Mutex<Shared<R>>>,
     files: &[File],
 ) -> Result<Vec<Voice>, AudioError> {
     let mut voices = Vec::new();
     for (number, file) in files.iter().enumerate() {
-        let streams = AudioStream::open(Window::new(shared, file.start, file.len), MEDIA_TYPE)?
-            .audio_tracks();
-        let speakers = match &file.speakers {
-            Some(names) if names.len() == streams => names.iter().cloned().map(Some).collect(),
-            Some(names) => {
-                return Err(AudioError::Unsupported(format!(
-                    "file {} of the recording has {streams} audio streams, but its upload named {} speakers: upload it again with one name for each stream",
-                    number + 1,
-                    names.len()
-                )));
-            }
-            None if streams == 1 => vec![None],
-            None => (1..=streams).map(|n| Some(format!("Track {n}"))).collect(),
+        let Some(names) = &file.speakers else {
+            voices.push(Voice {
+                file: number,
+                index: None,
+                speaker: None,
+            });
+            continue;
         };
-        voices.extend(
-            speakers
-                .into_iter()
-                .enumerate()
-                .map(|(index, speaker)| Voice {
-                    file: number,
-                    index,
-                    speaker,
-                }),
-        );
+        let streams = AudioStream::open(Window::new(shared, file.start, file.len), MEDIA_TYPE)
+            .map_err(|error| in_file(error, number, files.len()))?
+            .audio_tracks();
+        if names.len() != streams {
+            return Err(AudioError::Unsupported(format!(
+                "file {} of the recording has {streams} audio streams, but its upload named {} speakers: upload it again with one --speaker for each stream",
+                number + 1,
+                names.len()
+            )));
+        }
+        voices.extend(names.iter().enumerate().map(|(index, name)| Voice {
+            file: number,
+            index: Some(index),
+            speaker: Some(name.clone()),
+        }));
     }
     Ok(voices)
 }
@@ -240,7 +304,10 @@ mod tests {
 
     #[test]
     fn a_window_reads_and_seeks_only_its_stretch() {
-        let shared = Arc::new(Mutex::new(std::io::Cursor::new(b"0123456789".to_vec())));
+        let shared = Arc::new(Mutex::new(Shared {
+            source: std::io::Cursor::new(b"0123456789".to_vec()),
+            at: u64::MAX,
+        }));
         let mut a = Window::new(&shared, 2, 5);
         let mut b = Window::new(&shared, 7, 3);
         let mut text = String::new();
@@ -262,5 +329,50 @@ mod tests {
         assert_eq!(share_of_progress(0, 1), (0, 100));
         assert_eq!(share_of_progress(0, 3), (0, 33));
         assert_eq!(share_of_progress(2, 3), (66, 34));
+    }
+    /// A header for files of `lens` bytes, one speaker each, then `body`.
+    fn recording(lens: &[u64], body: &[u8]) -> Vec<u8> {
+        let tracks = Tracks {
+            files: lens
+                .iter()
+                .enumerate()
+                .map(|(index, len)| quorate_crypto::tracks::TrackFile {
+                    len: *len,
+                    speakers: vec![format!("Speaker {index}")],
+                })
+                .collect(),
+        };
+        let mut plaintext = tracks.encode().unwrap().to_vec();
+        plaintext.extend_from_slice(body);
+        plaintext
+    }
+
+    #[test]
+    fn the_files_of_a_recording_are_where_its_header_says_or_it_is_refused() {
+        let media = b"RIFF-one-file-WAVE".to_vec();
+        let whole = files(&mut std::io::Cursor::new(media.clone())).unwrap();
+        assert_eq!((whole.len(), whole[0].start, whole[0].len), (1, 0, 18));
+        assert!(whole[0].speakers.is_none());
+
+        let plaintext = recording(&[3, 5], b"abcdefgh");
+        let split = files(&mut std::io::Cursor::new(plaintext.clone())).unwrap();
+        let start = (plaintext.len() - 8) as u64;
+        assert_eq!((split[0].start, split[0].len), (start, 3));
+        assert_eq!((split[1].start, split[1].len), (start + 3, 5));
+        assert_eq!(split[1].speakers.as_ref().unwrap()[0].as_str(), "Speaker 1");
+
+        // Lengths that do not add up, and a header cut short: the uploader's mistake, not
+        // the node's disk.
+        for damaged in [
+            recording(&[3, 5], b"abcdefg"),
+            recording(&[3, 5], b"abcdefghi"),
+            plaintext[..30].to_vec(),
+        ] {
+            let error = files(&mut std::io::Cursor::new(damaged)).err().unwrap();
+            assert!(
+                matches!(&error, AudioError::Damaged(reason) if reason.contains("upload the tracks again")),
+                "{error}"
+            );
+        }
     }
 }

@@ -94,14 +94,30 @@ pub struct Settings {
     /// speed figures in docs/BENCHMARKS.md), though it needs less memory. On a GPU it is
     /// whisper.cpp's own default.
     pub flash_attention: bool,
+    /// The GPU to run the model on (its number among the GPUs whisper.cpp finds, from 0),
+    /// in a build with a GPU backend ([`GPU_BACKEND`]); `None` runs it on the CPU.
+    /// whisper.cpp runs on the CPU when it finds no such GPU.
+    pub gpu: Option<i32>,
 }
 
+/// The GPU backend this node was built with (`cargo build --features cuda` or `vulkan`),
+/// if any.
+pub const GPU_BACKEND: Option<&str> = if cfg!(feature = "cuda") {
+    Some("CUDA")
+} else if cfg!(feature = "vulkan") {
+    Some("Vulkan")
+} else {
+    None
+};
+
 impl Settings {
-    /// The settings measured fastest on this build: flash attention only on a GPU.
+    /// The settings measured fastest on this build: the first GPU, with flash attention,
+    /// in a build with a GPU backend; otherwise the CPU, without.
     pub fn for_threads(threads: usize) -> Self {
         Self {
             threads,
-            flash_attention: cfg!(feature = "cuda"),
+            flash_attention: GPU_BACKEND.is_some(),
+            gpu: GPU_BACKEND.map(|_| 0),
         }
     }
 }
@@ -133,6 +149,8 @@ impl Transcriber {
         whisper_rs::install_logging_hooks();
         let mut parameters = WhisperContextParameters::default();
         parameters.flash_attn(settings.flash_attention);
+        parameters.use_gpu(settings.gpu.is_some());
+        parameters.gpu_device(settings.gpu.unwrap_or(0));
         let threads = settings.threads;
         let context = WhisperContext::new_with_params(path, parameters)
             .map_err(|error| format!("whisper.cpp cannot load {}: {error}", path.display()))?;

@@ -282,7 +282,8 @@ fn every_size_converts_by_structure_to_a_model_whisper_cpp_loads_with_its_langua
         assert!(unknown.contains("no language \"xx\""), "{unknown}");
 
         // Whisper runs end to end on the structure (a second of silence, in French where
-        // the size knows French).
+        // the size knows French; an English-only size transcribes English whatever it is
+        // asked).
         let language = (size.languages > 0).then_some("fr");
         let silence = vec![0f32; 16_000];
         let (heard, _) = transcriber

@@ -321,6 +321,11 @@ fn vtt_text(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A speaker's name before their words in plain text: "Name: ".
+fn plain_name(name: &str) -> String {
+    format!("{}: ", one_line(name))
+}
+
 /// How a format names a segment's speaker before its words (nothing when it has none).
 fn speaker_prefix(segment: &TranscriptSegment, render: impl Fn(&str) -> String) -> String {
     segment.speaker.as_deref().map(render).unwrap_or_default()
@@ -344,7 +349,7 @@ fn render(
                     out,
                     "[{}] {}{}",
                     clock(segment.start),
-                    speaker_prefix(segment, |name| format!("{}: ", one_line(name))),
+                    speaker_prefix(segment, plain_name),
                     segment.text.trim()
                 );
             }
@@ -357,7 +362,7 @@ fn render(
                     index + 1,
                     subtitle_time(segment.start, ','),
                     subtitle_time(segment.end, ','),
-                    speaker_prefix(segment, |name| format!("{}: ", one_line(name))),
+                    speaker_prefix(segment, plain_name),
                     one_line(&segment.text)
                 );
             }

@@ -39,6 +39,10 @@ struct Pending {
     source: PathBuf,
     source_len: u64,
     source_modified: i64,
+    /// Each file's length and modification time, for a recording of several (empty in
+    /// state written before those).
+    #[serde(default)]
+    sources: Vec<(u64, i64)>,
     vault: String,
     recording: String,
     manifest: String,
@@ -50,18 +54,28 @@ fn sources(args: &UploadArgs) -> impl Iterator<Item = &Path> {
     std::iter::once(args.file.as_path()).chain(args.more_files.iter().map(PathBuf::as_path))
 }
 
-/// The total length and the newest modification time of `args`' files: what a pending
-/// upload is resumed by.
-fn sources_modified(args: &UploadArgs) -> Result<(u64, i64), DeviceError> {
-    sources(args).try_fold((0, 0), |(len, newest), path| {
-        let (file_len, file_modified) = modified(path)?;
-        Ok((len + file_len, newest.max(file_modified)))
-    })
+/// Each of `args`' files' length and modification time: what a pending upload is resumed
+/// by.
+fn sources_modified(args: &UploadArgs) -> Result<Vec<(u64, i64)>, DeviceError> {
+    sources(args).map(modified).collect()
 }
 
+/// The total length and the newest modification time of files of `signatures`.
+fn totals(signatures: &[(u64, i64)]) -> (u64, i64) {
+    signatures
+        .iter()
+        .fold((0, 0), |(len, newest), (file_len, file_modified)| {
+            (len + file_len, newest.max(*file_modified))
+        })
+}
+
+/// The encoded header of a recording of several tracks, and the files' lengths it states.
+type TracksHeader = (Zeroizing<Vec<u8>>, Vec<u64>);
+
 /// The header naming each track's speaker (`quorate_crypto::tracks`), when `args` names
-/// speakers; checked against the files before anything is encrypted.
-fn tracks_header(args: &UploadArgs) -> Result<Option<Zeroizing<Vec<u8>>>, DeviceError> {
+/// speakers, and the files' lengths it states; checked against the files before anything
+/// is encrypted.
+fn tracks_header(args: &UploadArgs) -> Result<Option<TracksHeader>, DeviceError> {
     let files: Vec<&Path> = sources(args).collect();
     if args.speakers.is_empty() {
         return match files.len() {
@@ -96,26 +110,72 @@ fn tracks_header(args: &UploadArgs) -> Result<Option<Zeroizing<Vec<u8>>>, Device
             args.speakers.len()
         )));
     };
-    Tracks { files: tracks }
+    let header = Tracks { files: tracks }
         .encode()
-        .map(Some)
-        .map_err(|error| DeviceError::Usage(format!("the speakers: {error}")))
+        .map_err(|error| DeviceError::Usage(format!("the speakers: {error}")))?;
+    Ok(Some((header, lens)))
 }
 
-/// What is encrypted: the file, or the tracks' header and every file after it.
+/// What is encrypted: the file, or the tracks' header and every file after it, each read
+/// for exactly the length the header states.
 fn plaintext(
     args: &UploadArgs,
-    header: Option<Zeroizing<Vec<u8>>>,
+    header: Option<TracksHeader>,
 ) -> Result<Box<dyn Read + Send>, DeviceError> {
-    let mut reader: Box<dyn Read + Send> =
-        Box::new(std::io::Cursor::new(header.unwrap_or_default()));
-    for path in sources(args) {
-        let file = std::fs::File::open(path).map_err(|error| {
-            DeviceError::Usage(format!("cannot read {}: {error}", path.display()))
-        })?;
-        reader = Box::new(reader.chain(std::io::BufReader::with_capacity(1 << 20, file)));
+    let open = |path: &Path| {
+        std::fs::File::open(path)
+            .map(|file| std::io::BufReader::with_capacity(1 << 20, file))
+            .map_err(|error| DeviceError::Usage(format!("cannot read {}: {error}", path.display())))
+    };
+    let Some((header, lens)) = header else {
+        return Ok(Box::new(open(&args.file)?));
+    };
+    let mut reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(header));
+    for (path, len) in sources(args).zip(lens) {
+        let exactly = Exactly {
+            file: open(path)?,
+            left: len,
+            path: path.to_owned(),
+        };
+        reader = Box::new(reader.chain(exactly));
     }
     Ok(reader)
+}
+
+/// A file of a recording of several tracks, read for exactly the length its header states:
+/// one that grows or shrinks while it is encrypted fails the upload, rather than making a
+/// recording whose tracks do not line up.
+struct Exactly<R> {
+    file: R,
+    left: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let changed = |how: &str| {
+            std::io::Error::other(format!(
+                "{} {how} while it was encrypted: upload again once it is complete",
+                self.path.display()
+            ))
+        };
+        if self.left == 0 {
+            let mut more = [0u8; 1];
+            return match self.file.read(&mut more)? {
+                0 => Ok(0),
+                _ => Err(changed("grew")),
+            };
+        }
+        let wanted = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.file.read(&mut buf[..wanted])?;
+        if read == 0 {
+            return Err(changed("shrank"));
+        }
+        self.left -= read as u64;
+        Ok(read)
+    }
 }
 
 fn modified(path: &Path) -> Result<(u64, i64), DeviceError> {
@@ -233,9 +293,9 @@ async fn prepare(
     session: &super::Session,
     args: &UploadArgs,
     folder: &Path,
-    source_len: u64,
-    source_modified: i64,
+    signatures: Vec<(u64, i64)>,
 ) -> Result<Pending, DeviceError> {
+    let (source_len, source_modified) = totals(&signatures);
     let roster = context.verified_roster(session).await?;
     let policy = verified_policy(context, session, &roster).await?.ok_or_else(|| {
         DeviceError::Usage(
@@ -341,6 +401,7 @@ async fn prepare(
         source: args.file.clone(),
         source_len,
         source_modified,
+        sources: signatures,
         vault: session.vault.to_string(),
         recording: recording.to_string(),
         manifest: STANDARD.encode(manifest.to_bytes()),
@@ -362,24 +423,51 @@ pub(super) struct Uploaded {
     pub shares: usize,
 }
 
-/// Where the pending upload of `file` is kept: the folder and its state file, named by the
-/// file's canonical path.
-fn pending_paths(context: &Context, file: &Path) -> Result<(PathBuf, PathBuf), DeviceError> {
-    let source = std::fs::canonicalize(file)
-        .map_err(|error| DeviceError::Usage(format!("{}: {error}", file.display())))?;
+/// Where the pending upload of `files` (with `speakers` named) is kept: the folder and its
+/// state file, named by the files' canonical paths and the speakers, so that other files,
+/// another order or other names make a new upload rather than resume one made otherwise.
+fn pending_paths(
+    context: &Context,
+    files: &[&Path],
+    speakers: &[String],
+) -> Result<(PathBuf, PathBuf), DeviceError> {
+    let mut named = Vec::new();
+    for file in files {
+        let source = std::fs::canonicalize(file)
+            .map_err(|error| DeviceError::Usage(format!("{}: {error}", file.display())))?;
+        if !named.is_empty() {
+            named.push(0);
+        }
+        named.extend_from_slice(source.to_string_lossy().as_bytes());
+    }
+    // A single file without speakers keeps the name it always had.
+    for speaker in speakers {
+        named.extend_from_slice(b"\0speaker\0");
+        named.extend_from_slice(speaker.as_bytes());
+    }
     let folder = context.state.folder.join("uploads");
-    let state_path = folder.join(format!(
-        "{}.toml",
-        hex::encode(&sha2_digest(source.to_string_lossy().as_bytes())[..12])
-    ));
+    let state_path = folder.join(format!("{}.toml", hex::encode(&sha2_digest(&named)[..12])));
     Ok((folder, state_path))
 }
 
-/// Forgets the pending upload of `file` (its state and ciphertext): once the server holds
-/// it whole, or so that the next upload splits the key again (after the roster changed,
-/// say; the server drops the abandoned upload when it expires).
-pub(super) fn forget_pending(context: &Context, file: &Path) -> Result<(), DeviceError> {
-    let (folder, state_path) = pending_paths(context, file)?;
+/// [`pending_paths`] of what `args` uploads.
+fn pending_paths_of(
+    context: &Context,
+    args: &UploadArgs,
+) -> Result<(PathBuf, PathBuf), DeviceError> {
+    let files: Vec<&Path> = sources(args).collect();
+    pending_paths(context, &files, &args.speakers)
+}
+
+/// Forgets the pending upload of `files` with `speakers` (its state and ciphertext): once
+/// the server holds it whole, or so that the next upload splits the key again (after the
+/// roster changed, say; the server drops the abandoned upload when it expires).
+pub(super) fn forget_pending(
+    context: &Context,
+    files: &[&Path],
+    speakers: &[String],
+) -> Result<(), DeviceError> {
+    let (folder, state_path) = pending_paths(context, files, speakers)?;
     if let Ok(text) = std::fs::read_to_string(&state_path)
         && let Ok(pending) = toml::from_str::<Pending>(&text)
     {
@@ -393,6 +481,12 @@ pub(super) fn forget_pending(context: &Context, file: &Path) -> Result<(), Devic
     }
 }
 
+/// [`forget_pending`] of what `args` uploads.
+pub(super) fn forget_pending_of(context: &Context, args: &UploadArgs) -> Result<(), DeviceError> {
+    let files: Vec<&Path> = sources(args).collect();
+    forget_pending(context, &files, &args.speakers)
+}
+
 /// `quorate upload`.
 pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<(), DeviceError> {
     // Checked before anything is sent, so that a typo or a member's try uploads nothing.
@@ -404,7 +498,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     };
     let sent = send(context, &args).await.map_err(|error| {
         if error.server_code() == Some("roster_changed") {
-            let state = pending_paths(context, &args.file)
+            let state = pending_paths_of(context, &args)
                 .map_or_else(|_| "its pending state".into(), |(_, path)| path.display().to_string());
             DeviceError::Usage(format!(
                 "the roster changed before the upload began: remove {state} and run the command again to split the key for the new roster"
@@ -413,7 +507,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
             error
         }
     })?;
-    forget_pending(context, &args.file)?;
+    forget_pending_of(context, &args)?;
     let Uploaded {
         recording,
         ciphertext_len,
@@ -448,8 +542,9 @@ pub(super) async fn send(
     args: &UploadArgs,
 ) -> Result<Uploaded, DeviceError> {
     let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
-    let (source_len, source_modified) = sources_modified(args)?;
-    let (folder, state_path) = pending_paths(context, &args.file)?;
+    let signatures = sources_modified(args)?;
+    let (source_len, source_modified) = totals(&signatures);
+    let (folder, state_path) = pending_paths_of(context, args)?;
     let session = context.session().await?;
     private_folder(&folder)?;
     let pending = match std::fs::read_to_string(&state_path) {
@@ -463,6 +558,7 @@ pub(super) async fn send(
             })?;
             if pending.source_len != source_len
                 || pending.source_modified != source_modified
+                || (!pending.sources.is_empty() && pending.sources != signatures)
                 || pending.vault != session.vault.to_string()
             {
                 return Err(DeviceError::Usage(format!(
@@ -475,15 +571,7 @@ pub(super) async fn send(
             pending
         }
         Err(_) => {
-            let pending = prepare(
-                context,
-                &session,
-                args,
-                &folder,
-                source_len,
-                source_modified,
-            )
-            .await?;
+            let pending = prepare(context, &session, args, &folder, signatures).await?;
             let text = toml::to_string(&pending).map_err(|error| {
                 DeviceError::Local(format!("cannot record the upload: {error}"))
             })?;
@@ -562,4 +650,32 @@ pub(super) async fn send(
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_exactly(bytes: &[u8], len: u64) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Exactly {
+            file: bytes,
+            left: len,
+            path: PathBuf::from("bo.flac"),
+        }
+        .read_to_end(&mut out)
+        .map(|_| out)
+    }
+
+    #[test]
+    fn a_track_that_grows_or_shrinks_while_it_is_encrypted_fails_the_upload() {
+        assert_eq!(read_exactly(b"abcdef", 6).unwrap(), b"abcdef");
+        let grew = read_exactly(b"abcdefg", 6).unwrap_err().to_string();
+        assert!(
+            grew.contains("bo.flac grew") && grew.contains("upload again"),
+            "{grew}"
+        );
+        let shrank = read_exactly(b"abcde", 6).unwrap_err().to_string();
+        assert!(shrank.contains("bo.flac shrank"), "{shrank}");
+    }
 }

@@ -332,7 +332,7 @@ impl Watcher {
             eprintln!("warning: {error}; the next pass notes it again");
             return Ok(());
         }
-        upload::forget_pending(context, &recording.file)?;
+        upload::forget_pending(context, &[recording.file.as_path()], &[])?;
         let unchanged = sources::signature(&recording.file) == Some(signature);
         if self.args.remove_plaintext && unchanged {
             remove_plaintext(&recording.plaintext);
@@ -379,7 +379,7 @@ impl Watcher {
                     "The roster changed: splitting the key of {} again.",
                     args.file.display()
                 );
-                upload::forget_pending(context, &args.file)?;
+                upload::forget_pending_of(context, &args)?;
                 let again = stop
                     .unless_stopped(async { Ok(upload::send(context, &args).await) })
                     .await?;
