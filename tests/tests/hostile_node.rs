@@ -237,6 +237,38 @@ async fn a_node_refuses_a_recording_manifest_not_signed_by_its_uploader() {
     server.stop().await;
 }
 
+/// Why the job for `request` failed when the node ran once against a server that hands
+/// it the request rewritten by `forge` (the signed request's wire bytes in, the server's
+/// out); no transcript was made.
+async fn failure_with_forged_request(
+    server: &Server,
+    staffed: &mut Staffed,
+    request: &str,
+    forge: impl Fn(Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+) -> String {
+    let (client, vault) = signed_in(server, &staffed.admin).await;
+    let proxy = HostileProxy::start(&server.url("")).await;
+    let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", move |claim| {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bytes = engine.decode(claim["request"].as_str().unwrap()).unwrap();
+        claim["request"] = engine.encode(forge(bytes)).into();
+    });
+    staffed.machine.server = proxy.url.clone();
+
+    staffed.machine.ok(&["run", "--once"]).await;
+    assert_eq!(served.count(), 1);
+    let job = job_of(&client, vault, request).await;
+    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
+    assert!(client.transcripts(vault).await.unwrap().is_empty());
+    job.failure.unwrap()
+}
+
+/// The request in `bytes` (a signed statement's wire form), as its signer signed it.
+fn signed_request(bytes: &[u8]) -> UnlockRequest {
+    let signed = SignedStatement::from_bytes(bytes).unwrap();
+    signed.verify::<UnlockRequest>().unwrap().statement
+}
+
 /// A recorder's key (its machine taken) signs the request the server hands the node: the
 /// node refuses it, for a recorder may only upload, and no key is rebuilt.
 #[tokio::test]
@@ -244,30 +276,16 @@ async fn a_node_refuses_a_request_signed_by_a_recorder() {
     let server = Server::start(Backend::Sqlite).await;
     let (mut staffed, request) =
         quorate_transcription(&server, "The library opens on Sunday.").await;
-    let (client, vault) = signed_in(&server, &staffed.admin).await;
     let recorder = quorate_e2e::recorder(&server, &staffed.admin, "obs-1").await;
 
     let taken = identity(&recorder);
-    let proxy = HostileProxy::start(&server.url("")).await;
-    let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", move |claim| {
-        let engine = base64::engine::general_purpose::STANDARD;
-        let bytes = engine.decode(claim["request"].as_str().unwrap()).unwrap();
-        let signed = SignedStatement::from_bytes(&bytes).unwrap();
-        let mut request = signed.verify::<UnlockRequest>().unwrap().statement;
+    let reason = failure_with_forged_request(&server, &mut staffed, &request, move |bytes| {
+        let mut request = signed_request(&bytes);
         request.requester = taken.fingerprint();
-        claim["request"] = engine
-            .encode(SignedStatement::sign(&request, &taken).to_bytes())
-            .into();
-    });
-    staffed.machine.server = proxy.url.clone();
-
-    staffed.machine.ok(&["run", "--once"]).await;
-    assert_eq!(served.count(), 1);
-    let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
-    let reason = job.failure.unwrap();
+        SignedStatement::sign(&request, &taken).to_bytes()
+    })
+    .await;
     assert!(reason.contains("who may not sign it"), "{reason}");
-    assert!(client.transcripts(vault).await.unwrap().is_empty());
     server.stop().await;
 }
 
@@ -276,16 +294,11 @@ async fn a_node_refuses_a_request_whose_language_the_server_changed() {
     let server = Server::start(Backend::Sqlite).await;
     let (mut staffed, request) =
         quorate_transcription(&server, "The library opens on Sunday.").await;
-    let (client, vault) = signed_in(&server, &staffed.admin).await;
 
     // The server names another language in the request the members signed (so that the
     // node mistranscribes it), keeping the requester's signature: it has no other.
-    let proxy = HostileProxy::start(&server.url("")).await;
-    let served = proxy.rewrite_json("POST", "/api/v1/jobs/claim", |claim| {
-        let engine = base64::engine::general_purpose::STANDARD;
-        let bytes = engine.decode(claim["request"].as_str().unwrap()).unwrap();
-        let signed = SignedStatement::from_bytes(&bytes).unwrap();
-        let mut request = signed.verify::<UnlockRequest>().unwrap().statement;
+    let reason = failure_with_forged_request(&server, &mut staffed, &request, |bytes| {
+        let mut request = signed_request(&bytes);
         let body = request.encode();
         request.language = Some("fr".into());
         let changed = request.encode();
@@ -293,17 +306,10 @@ async fn a_node_refuses_a_request_whose_language_the_server_changed() {
         let mut forged = bytes[..bytes.len() - body.len() - 4].to_vec();
         forged.extend_from_slice(&(changed.len() as u32).to_be_bytes());
         forged.extend_from_slice(&changed);
-        claim["request"] = engine.encode(forged).into();
-    });
-    staffed.machine.server = proxy.url.clone();
-
-    staffed.machine.ok(&["run", "--once"]).await;
-    assert_eq!(served.count(), 1);
-    let job = job_of(&client, vault, &request).await;
-    assert_eq!(job.status, quorate_api::JobStatus::Failed, "{job:?}");
-    let reason = job.failure.unwrap();
+        forged
+    })
+    .await;
     assert!(reason.contains("does not verify"), "{reason}");
-    assert!(client.transcripts(vault).await.unwrap().is_empty());
     server.stop().await;
 }
 
