@@ -18,6 +18,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# whisper.cpp 1.8.3's Vulkan backend asks for VK_EXT_layer_settings, which Debian 12's
+# headers (1.3.239) do not declare: the build would fail deep inside CMake.
+if ! grep -q "VK_EXT_layer_settings" /usr/include/vulkan/vulkan_core.h; then
+  echo "error: these Vulkan headers ($(grep -m1 -o 'VK_HEADER_VERSION [0-9]*' /usr/include/vulkan/vulkan_core.h)) lack VK_EXT_layer_settings, which whisper.cpp's Vulkan backend needs: install newer ones (Debian 13's libvulkan-dev, or the LunarG SDK) and run again" >&2
+  exit 1
+fi
 bash scripts/install-test-deps.sh
 
 # A target folder of its own, so the CPU build's cache is not rebuilt.
