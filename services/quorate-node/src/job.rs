@@ -493,11 +493,35 @@ pub fn transcript_json(transcript: &Transcript) -> Result<SecretVec<u8>, JobFail
 /// Wipes a transcript's words before they are freed (the strings are plaintext; the type is
 /// the API's, so it cannot wipe itself on drop).
 pub fn wipe(mut transcript: Transcript) {
-    for segment in &mut transcript.segments {
+    wipe_segments(&mut transcript.segments);
+}
+
+/// Overwrites the words and speakers of `segments` before they are freed.
+pub fn wipe_segments(segments: &mut [Segment]) {
+    for segment in segments {
         segment.text.zeroize();
         if let Some(speaker) = &mut segment.speaker {
             speaker.zeroize();
         }
+    }
+}
+
+/// Segments heard so far: wiped when dropped, so that a chunk or a stream failing (or the
+/// node stopping) after others were transcribed leaves none of their words or names in
+/// freed memory. Take them out with `std::mem::take(&mut heard.0)` once all is done.
+#[derive(Default)]
+pub struct Heard(pub Vec<Segment>);
+
+impl std::fmt::Debug for Heard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The words are the meeting's: only how many.
+        write!(f, "Heard({} segments)", self.0.len())
+    }
+}
+
+impl Drop for Heard {
+    fn drop(&mut self) {
+        wipe_segments(&mut self.0);
     }
 }
 

@@ -14,11 +14,11 @@ use std::{
 };
 
 use quorate_crypto::tracks::{PREFIX_LEN, Tracks};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::{
     audio::{AudioError, AudioStream},
-    job::Segment,
+    job::{Heard, Segment},
     transcribe::{StreamError, Transcriber},
 };
 
@@ -103,23 +103,6 @@ struct Voice {
     file: usize,
     index: Option<usize>,
     speaker: Option<Zeroizing<String>>,
-}
-
-/// Segments heard so far: wiped when dropped, so that a stream failing (or the node
-/// stopping) after others were transcribed leaves none of their words or names in freed
-/// memory.
-#[derive(Default)]
-struct Heard(Vec<Segment>);
-
-impl Drop for Heard {
-    fn drop(&mut self) {
-        for segment in &mut self.0 {
-            segment.text.zeroize();
-            if let Some(speaker) = &mut segment.speaker {
-                speaker.zeroize();
-            }
-        }
-    }
 }
 
 /// Transcribes `plaintext` (a recording: one media file, or several with their speakers'

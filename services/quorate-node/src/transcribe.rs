@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 
 use crate::{
     audio::{AudioStream, SAMPLE_RATE},
-    job::Segment,
+    job::{Heard, Segment},
     secret::SecretVec,
     vad::{SpeechDetector, SpeechOnly},
 };
@@ -287,7 +287,7 @@ impl Transcriber {
         // Samples of the recording before `buffer[0]`, and the progress reached so far.
         let (mut consumed, mut reported) = (0usize, 0i32);
         let mut language = language.map(str::to_owned);
-        let mut segments = Vec::new();
+        let mut segments = Heard::default();
         loop {
             while more && buffer.len() < chunk + search {
                 more = audio.read_into(&mut buffer).map_err(StreamError::Audio)?;
@@ -319,15 +319,22 @@ impl Transcriber {
                 segment.start += shift;
                 segment.end += shift;
             }
-            segments.append(&mut piece);
-            language = language.or(chunk_language);
+            // A language is kept only once something was heard in it: Whisper "detects" one
+            // in silence too.
+            if !piece.is_empty() {
+                language = language.or(chunk_language);
+            }
+            segments.0.append(&mut piece);
             buffer.remove_front(cut);
             consumed += cut;
             reported = reached;
             // A chunk with no speech in it runs no Whisper, and so reports nothing itself.
             progress(reported);
         }
-        Ok((language.unwrap_or_else(|| self.undetermined()), segments))
+        Ok((
+            language.unwrap_or_else(|| self.undetermined()),
+            std::mem::take(&mut segments.0),
+        ))
     }
 
     /// Measures where the time goes ([`StageTimes`]) while transcribing `samples`, for the
