@@ -3,8 +3,8 @@
 # model our importer converted) against faster-whisper int8 on the same CTranslate2 weights,
 # the same audio and the same thread count, on continuous speech and on a meeting with long
 # silences (both engines with their Silero VAD). Prints both, the time ratio, the WER,
-# real-time factors and peak memory, and where the node's time goes. faster-whisper is
-# installed once into a venv under ~/.cache/quorate.
+# real-time factors and peak memory, and where each engine's time goes (mel, one encoder
+# pass, the windows). faster-whisper is installed once into a venv under ~/.cache/quorate.
 #
 # `scripts/bench-node.sh memory [folder]` runs the memory benchmark instead: the node's peak
 # RSS on two-hour recordings (benches/memory.rs).
@@ -76,6 +76,29 @@ open(text_out, "w").write(text)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"  total   {elapsed:7.3f} s (fastest {timed[0][0]:.3f} s, slowest {timed[-1][0]:.3f} s, first run {first:.3f} s), {len(text.split())} words; peak RSS {peak:.0f} MiB")
 print(f"RESULT fw_seconds={elapsed:.3f}")
+
+if not vad:
+    # Where faster-whisper's time goes, as the node's stages are printed: the mel
+    # spectrogram of the whole clip, one encoder pass over a 30-s window, and the windows.
+    from faster_whisper.audio import decode_audio
+
+    def median(action):
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - started)
+        return sorted(times)[len(times) // 2]
+
+    audio = decode_audio(wav)
+    features = model.feature_extractor(audio)
+    window = features[:, : model.feature_extractor.nb_max_frames]
+    mel = median(lambda: model.feature_extractor(audio))
+    encoder = median(lambda: model.encode(window))
+    segments, _ = model.transcribe(wav, language="en", beam_size=1)
+    windows = sorted({segment.seek for segment in segments})
+    print(f"  stages: mel {1000 * mel:.1f} ms, encoder {1000 * encoder:.1f} ms per 30-s window, "
+          f"{len(windows)} windows")
 PY
 }
 
