@@ -321,6 +321,22 @@ fn vtt_text(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Text (a title, a name, a segment's words) inside a Markdown line: on one line, so that
+/// it cannot start a heading or a list, and with a backslash before every character that
+/// Markdown or its HTML could read as markup (emphasis, code, links, tags, entities, tables,
+/// strike-through). The uploader chose the names and the title, and speech chose the words:
+/// neither may put a link or HTML into minutes that a viewer renders.
+fn markdown_text(text: &str) -> String {
+    let mut escaped = String::new();
+    for character in one_line(text).chars() {
+        if "\\`*_[]<>&~|".contains(character) {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
 /// A speaker's name before their words in plain text: "Name: ".
 fn plain_name(name: &str) -> String {
     format!("{}: ", one_line(name))
@@ -387,7 +403,7 @@ fn render(
         }
         _ => {
             let title = metadata.map_or("Minutes", |metadata| metadata.title.as_str());
-            let _ = writeln!(out, "# {title}\n");
+            let _ = writeln!(out, "# {}\n", markdown_text(title));
             if let Some(started) = metadata.and_then(|metadata| metadata.started_at) {
                 let _ = writeln!(out, "- **Date:** {}", utc(started));
             }
@@ -395,7 +411,7 @@ fn render(
                 let _ = writeln!(
                     out,
                     "- **Attendees** (as the uploader stated): {}",
-                    metadata.attendees.join(", ")
+                    markdown_text(&metadata.attendees.join(", "))
                 );
             }
             let _ = writeln!(
@@ -408,8 +424,8 @@ fn render(
                     out,
                     "**[{}]** {}{}\n",
                     clock(segment.start),
-                    speaker_prefix(segment, |name| format!("**{}:** ", one_line(name))),
-                    segment.text.trim()
+                    speaker_prefix(segment, |name| format!("**{}:** ", markdown_text(name))),
+                    markdown_text(&segment.text)
                 );
             }
         }
@@ -641,6 +657,40 @@ mod tests {
     }
 
     #[test]
+    fn markdown_minutes_carry_no_markup_from_names_titles_or_words() {
+        let mut document = one_segment(
+            " R&amp; *costs* <img src=x onerror=alert(1)> [site](javascript:x)\n# Vote",
+        );
+        document.segments[0].speaker = Some("Bo_\n- [x](y)".into());
+        let metadata = RecordingMetadata {
+            title: "Board <script>".into(),
+            started_at: None,
+            ended_at: None,
+            media_type: "audio/wav".into(),
+            attendees: vec!["`Ann`".into(), "Cy|Di".into()],
+            language: None,
+        };
+        let minutes = render(&document, "md", Some(&metadata));
+        assert!(minutes.starts_with("# Board \\<script\\>\n"), "{minutes}");
+        assert!(
+            minutes.contains("stated): \\`Ann\\`, Cy\\|Di\n"),
+            "{minutes}"
+        );
+        assert!(
+            minutes.contains(
+                "**[0:01]** **Bo\\_ - \\[x\\](y):** R\\&amp; \\*costs\\* \\<img src=x onerror=alert(1)\\> \\[site\\](javascript:x) # Vote\n"
+            ),
+            "{minutes}"
+        );
+        // No line of the words or the name starts a heading or a list of its own.
+        assert!(
+            !minutes
+                .lines()
+                .any(|line| line.starts_with("# Vote") || line.starts_with("- [x]"))
+        );
+    }
+
+    #[test]
     fn every_format_names_the_speaker() {
         let mut document = one_segment("The budget passed.");
         document.segments[0].speaker = Some("Ada <chair>".into());
@@ -653,7 +703,9 @@ mod tests {
             "{}",
             said(&document, "vtt")
         );
-        assert!(said(&document, "md").contains("**[0:01]** **Ada <chair>:** The budget passed."));
+        assert!(
+            said(&document, "md").contains("**[0:01]** **Ada \\<chair\\>:** The budget passed.")
+        );
         assert!(said(&document, "json").contains("\"speaker\": \"Ada <chair>\""));
         // A segment without a speaker is written as before.
         document.segments[0].speaker = None;
