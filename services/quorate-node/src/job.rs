@@ -108,6 +108,7 @@ pub fn unlock(
     node: &Identity,
     node_id: NodeId,
     now: i64,
+    can_carry_out: impl FnOnce(&UnlockRequest) -> Result<(), String>,
 ) -> Result<Unlocked, JobFailure> {
     let roster = board.roster;
     let (request, request_digest) = verified_request(claim, roster, node_id, Purpose::Transcribe)?;
@@ -117,6 +118,9 @@ pub fn unlock(
     if request.subject != Subject::Recording(manifest.recording_id) {
         return Err(fail("the recording manifest is not the request's subject"));
     }
+    // Asked of the verified request before any share is opened: a job this node cannot
+    // carry out (a language its model lacks) fails without the key ever being rebuilt.
+    can_carry_out(&request).map_err(JobFailure)?;
     let (sharing, key) = rebuild(
         claim,
         board,
@@ -849,6 +853,87 @@ mod tests {
             &node,
         );
         (roster, approval.to_bytes(), manifest)
+    }
+
+    /// A claim for `node_id` to transcribe a recording of a one-admin vault, the request
+    /// naming `language`, with no approvals at all.
+    fn claim_without_approvals(node_id: NodeId, language: &str) -> (Roster, JobClaim) {
+        let vault = VaultId::random();
+        let admin = Identity::generate();
+        let genesis = Roster::genesis_entry(vault, &admin, "Ada", 900).unwrap();
+        let roster = Roster::verify(vault, &[genesis], None).unwrap();
+        let recording_id = RecordingId::random();
+        let (split, _) = SplitKey::split_and_seal(
+            vault,
+            Subject::Recording(recording_id),
+            &Secret::random(),
+            Threshold::new(1, 1).unwrap(),
+            &[admin.public()],
+        )
+        .unwrap();
+        let manifest = SignedStatement::sign(
+            &RecordingManifest {
+                vault_id: vault,
+                recording_id,
+                uploader: admin.fingerprint(),
+                roster_head: roster.head(),
+                created_at: 950,
+                ciphertext_len: 100,
+                ciphertext_sha256: [3; 32],
+                split,
+                sealed_metadata: Vec::new(),
+            },
+            &admin,
+        );
+        let request_id = RequestId::random();
+        let request = SignedStatement::sign(
+            &UnlockRequest {
+                vault_id: vault,
+                request_id,
+                subject: Subject::Recording(recording_id),
+                purpose: Purpose::Transcribe,
+                node_id,
+                requester: admin.fingerprint(),
+                reason: "minutes".into(),
+                created_at: 960,
+                expires_at: 5000,
+                language: Some(language.into()),
+            },
+            &admin,
+        );
+        let claim = JobClaim {
+            request_id: request_id.to_string(),
+            vault_id: vault.to_string(),
+            lease_token: "lease".into(),
+            lease_expires_at: 2000,
+            attempt: 1,
+            request: request.to_bytes().into(),
+            subject_manifest: manifest.to_bytes().into(),
+            approvals: Vec::new(),
+            subject_history: Vec::new(),
+        };
+        (roster, claim)
+    }
+
+    #[test]
+    fn a_request_the_node_cannot_carry_out_fails_before_any_share_is_opened() {
+        let (node, node_id) = (Identity::generate(), NodeId::random());
+        let (roster, claim) = claim_without_approvals(node_id, "nl");
+        let board = Board {
+            roster: &roster,
+            min_approvals: 1,
+        };
+        let refused = unlock(&claim, board, &node, node_id, 1000, |request| {
+            Err(format!(
+                "this model cannot transcribe {:?}",
+                request.language
+            ))
+        })
+        .unwrap_err();
+        assert_eq!(refused.0, "this model cannot transcribe Some(\"nl\")");
+        // Accepted, the same claim goes on to its shares, of which it has none.
+        let unopened = unlock(&claim, board, &node, node_id, 1000, |_| Ok(())).unwrap_err();
+        assert!(unopened.0.contains("0 approvals"), "{}", unopened.0);
     }
 
     #[test]

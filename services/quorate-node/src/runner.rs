@@ -28,7 +28,7 @@ use quorate_client::{
 use quorate_crypto::{
     RecordingId, TranscriptId,
     roster::Roster,
-    statement::{SignedStatement, StatementKind},
+    statement::{SignedStatement, StatementKind, UnlockRequest},
 };
 use quorate_node::{
     audio,
@@ -446,19 +446,26 @@ async fn transcribe(
         roster: &roster,
         min_approvals,
     };
-    let unlocked = match job::unlock(claim, board, &session.identity, session.node, now()) {
+    // The language the members signed into the request, if any: one this model cannot
+    // transcribe fails the job before the key is rebuilt or the recording fetched.
+    let transcribes_language = |request: &UnlockRequest| {
+        request
+            .language
+            .as_deref()
+            .map_or(Ok(()), |code| ready.transcriber.check_language(code))
+    };
+    let unlocked = match job::unlock(
+        claim,
+        board,
+        &session.identity,
+        session.node,
+        now(),
+        transcribes_language,
+    ) {
         Ok(unlocked) => unlocked,
         Err(failure) => return Ok(Err(failure)),
     };
-    // The language the members signed into the request, if any: one this model cannot
-    // transcribe fails the job before the recording is fetched.
     let language = unlocked.request.language.clone();
-    if let Some(Err(reason)) = language
-        .as_deref()
-        .map(|code| ready.transcriber.check_language(code))
-    {
-        return Ok(Err(JobFailure(reason)));
-    }
     // Checked against the manifest before a byte of it reaches the decrypter, and so the
     // audio decoders: the recipient is public, so a server could encrypt any audio to it.
     let ciphertext = match download(
