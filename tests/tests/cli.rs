@@ -311,6 +311,23 @@ async fn an_upload_killed_half_way_resumes_to_the_same_recording() {
     let stored = stored.expect("the server recorded what arrived");
     assert!(stored > 0, "part of it arrived before the kill");
 
+    // A run with other meeting details does not resume it as if they were these.
+    let other_title = bo
+        .run(&[
+            "upload",
+            file.to_str().unwrap(),
+            "--title",
+            "Another meeting",
+        ])
+        .await;
+    assert!(
+        other_title.code == 2
+            && other_title
+                .stderr
+                .contains("was started with other meeting details"),
+        "{other_title:?}"
+    );
+
     // The next run resumes the same recording from the server's offset.
     let resumed = bo
         .ok(&[

@@ -43,6 +43,10 @@ struct Pending {
     /// state written before those).
     #[serde(default)]
     sources: Vec<(u64, i64)>,
+    /// A digest of the meeting details and the threshold the upload was made with ([`details`];
+    /// none in state written before it).
+    #[serde(default)]
+    details: Option<String>,
     vault: String,
     recording: String,
     manifest: String,
@@ -58,6 +62,20 @@ fn sources(args: &UploadArgs) -> impl Iterator<Item = &Path> {
 /// by.
 fn sources_modified(args: &UploadArgs) -> Result<Vec<(u64, i64)>, DeviceError> {
     sources(args).map(modified).collect()
+}
+
+/// A digest of what `args` states about the meeting (sealed in its metadata) and its
+/// threshold: a pending upload made with other ones is not resumed as if they were these.
+fn details(args: &UploadArgs) -> String {
+    let stated = (
+        &args.title,
+        &args.meeting_time,
+        &args.attendees,
+        &args.language,
+        args.threshold,
+    );
+    // Debug of owned strings and numbers is unambiguous (quoted, escaped, delimited).
+    hex::encode(sha2_digest(format!("{stated:?}").as_bytes()))
 }
 
 /// The total length and the newest modification time of files of `signatures`.
@@ -402,6 +420,7 @@ async fn prepare(
         source_len,
         source_modified,
         sources: signatures,
+        details: Some(details(args)),
         vault: session.vault.to_string(),
         recording: recording.to_string(),
         manifest: STANDARD.encode(manifest.to_bytes()),
@@ -563,6 +582,17 @@ pub(super) async fn send(
             {
                 return Err(DeviceError::Usage(format!(
                     "an unfinished upload of {} exists, but the file changed since; remove {} to upload the new file",
+                    args.file.display(),
+                    state_path.display()
+                )));
+            }
+            if pending
+                .details
+                .as_ref()
+                .is_some_and(|made_with| *made_with != details(args))
+            {
+                return Err(DeviceError::Usage(format!(
+                    "an unfinished upload of {} was started with other meeting details (--title, --meeting-time, --attendee, --language or --threshold); run it again with the same ones to resume it, or remove {} to start again with these",
                     args.file.display(),
                     state_path.display()
                 )));
