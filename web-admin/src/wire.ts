@@ -16,6 +16,28 @@ export class MalformedError extends Error {
   }
 }
 
+/** A structure a newer version of Quorate made: its domain names a later version. */
+export class NewerFormatError extends MalformedError {
+  constructor(what: string, version: number) {
+    super(what);
+    this.message = `the ${what} was made by a newer version of Quorate (format v${version}): upgrade Quorate`;
+  }
+}
+
+/**
+ * The version of `found` when it is `expected`'s domain at a later version ("…/v3" where
+ * "…/v1" was expected), as quorate-crypto's `wire::newer_version`.
+ */
+export function newerVersion(found: string, expected: string): number | undefined {
+  const at = expected.lastIndexOf("/v");
+  if (at < 0) return undefined;
+  const family = expected.slice(0, at + 2);
+  const expectedVersion = Number(expected.slice(at + 2));
+  const version = found.startsWith(family) ? found.slice(family.length) : "";
+  if (!/^[0-9]{1,9}$/.test(version) || !Number.isInteger(expectedVersion)) return undefined;
+  return Number(version) > expectedVersion ? Number(version) : undefined;
+}
+
 export class Writer {
   private parts: number[] = [];
 
@@ -90,7 +112,11 @@ export class Reader {
     domain: string,
     private readonly what: string,
   ) {
-    if (this.str() !== domain) throw this.malformed();
+    const found = this.str();
+    if (found !== domain) {
+      const version = newerVersion(found, domain);
+      throw version === undefined ? this.malformed() : new NewerFormatError(what, version);
+    }
   }
 
   malformed(): MalformedError {

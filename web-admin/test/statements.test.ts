@@ -33,7 +33,7 @@ import {
   verify,
   verifyAny,
 } from "../src/statements";
-import { hex, uuidText } from "../src/wire";
+import { MalformedError, NewerFormatError, Reader, Writer, hex, uuidText } from "../src/wire";
 import { golden as bytes, signer } from "./fixtures";
 
 const STATEMENTS: [string, Kind][] = [
@@ -343,5 +343,28 @@ describe("a share after a re-share", () => {
     // Another member's or subject's share is refused.
     const theirs = encodeSharePlaintext({ ...binding, member: "00".repeat(32) }, again.shares[2]!.value);
     expect(() => checkCurrentSharePlaintext(theirs, manifest)).toThrow(/member/);
+  });
+});
+
+describe("formats", () => {
+  it("a later version of a domain is told apart from damage, as on the Rust side", () => {
+    const read = (domain: string) => () =>
+      new Reader(new Writer(domain).finish(), "quorate/thing/v2", "thing");
+    expect(read("quorate/thing/v2")).not.toThrow();
+    expect(read("quorate/thing/v3")).toThrow(NewerFormatError);
+    expect(read("quorate/thing/v3")).toThrow(
+      "the thing was made by a newer version of Quorate (format v3): upgrade Quorate",
+    );
+    for (const damaged of [
+      "quorate/thing/v1",
+      "quorate/thing/v+3",
+      "quorate/thing/v3x",
+      "quorate/things/v3",
+      "quorate/thing/v99999999999",
+      "",
+    ]) {
+      expect(read(damaged)).toThrow(MalformedError);
+      expect(read(damaged)).not.toThrow(NewerFormatError);
+    }
   });
 });

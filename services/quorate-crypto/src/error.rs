@@ -43,6 +43,17 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A structure encoded by a newer version of Quorate (its domain names a later version).
+    #[error(
+        "the {what} was made by a newer version of Quorate (format v{version}): upgrade this device"
+    )]
+    NewerFormat {
+        /// Which structure was being parsed.
+        what: &'static str,
+        /// The version it names.
+        version: u32,
+    },
+
     /// A text form (recipient, identity line, fingerprint, ID) does not parse.
     #[error("invalid {what}")]
     InvalidText {

@@ -84,6 +84,25 @@ impl Writer {
     }
 }
 
+/// The version of `found` when it is `expected`'s domain at a later version ("…/v3" where
+/// "…/v1" was expected): made by a newer Quorate, not damaged.
+fn newer_version(found: &str, expected: &str) -> Option<u32> {
+    let (family, version) = expected.rsplit_once("/v")?;
+    let expected_version: u32 = version.parse().ok()?;
+    let found_version = found.strip_prefix(family)?.strip_prefix("/v")?;
+    // Digits only, and at most nine (as the browser's reader): "+3" or "3x" is damage.
+    if found_version.is_empty()
+        || found_version.len() > 9
+        || !found_version.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return None;
+    }
+    found_version
+        .parse()
+        .ok()
+        .filter(|found| *found > expected_version)
+}
+
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
@@ -95,8 +114,12 @@ impl<'a> Reader<'a> {
     /// structure in errors.
     pub(crate) fn new(input: &'a [u8], domain: &str, what: &'static str) -> Result<Self, Error> {
         let mut reader = Self { rest: input, what };
-        if reader.str()? != domain {
-            return Err(reader.malformed());
+        let found = reader.str()?;
+        if found != domain {
+            return Err(match newer_version(found, domain) {
+                Some(version) => Error::NewerFormat { what, version },
+                None => reader.malformed(),
+            });
         }
         Ok(reader)
     }
@@ -184,6 +207,34 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_later_version_of_the_domain_is_told_apart_from_damage() {
+        let read = |domain: &str| {
+            let bytes = Writer::new(domain).finish();
+            Reader::new(&bytes, "quorate/thing/v2", "thing").map(|_| ())
+        };
+        assert!(read("quorate/thing/v2").is_ok());
+        let newer = read("quorate/thing/v3").unwrap_err();
+        assert!(matches!(newer, Error::NewerFormat { version: 3, .. }));
+        assert_eq!(
+            newer.to_string(),
+            "the thing was made by a newer version of Quorate (format v3): upgrade this device"
+        );
+        for damaged in [
+            "quorate/thing/v1",
+            "quorate/thing/v+3",
+            "quorate/thing/v3x",
+            "quorate/things/v3",
+            "quorate/thing/v99999999999",
+            "",
+        ] {
+            assert!(
+                matches!(read(damaged), Err(Error::Malformed { what: "thing" })),
+                "{damaged}"
+            );
+        }
+    }
 
     #[test]
     fn round_trip_and_strictness() {
