@@ -91,9 +91,12 @@ fn totals(signatures: &[(u64, i64)]) -> (u64, i64) {
 type TracksHeader = (Zeroizing<Vec<u8>>, Vec<u64>);
 
 /// The header naming each track's speaker (`quorate_crypto::tracks`), when `args` names
-/// speakers, and the files' lengths it states; checked against the files before anything
-/// is encrypted.
-fn tracks_header(args: &UploadArgs) -> Result<Option<TracksHeader>, DeviceError> {
+/// speakers, and the files' lengths it states: those in `signatures` (each file's length
+/// and modification time, as the pending upload records them).
+fn tracks_header(
+    args: &UploadArgs,
+    signatures: &[(u64, i64)],
+) -> Result<Option<TracksHeader>, DeviceError> {
     let files: Vec<&Path> = sources(args).collect();
     if args.speakers.is_empty() {
         return match files.len() {
@@ -103,10 +106,9 @@ fn tracks_header(args: &UploadArgs) -> Result<Option<TracksHeader>, DeviceError>
             )),
         };
     }
-    let lens = files
-        .iter()
-        .map(|path| modified(path).map(|(len, _)| len))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The lengths the pending upload records (one look at each file): a file that changes
+    // after it no longer matches them, and the encryption reading it fails.
+    let lens: Vec<u64> = signatures.iter().map(|(len, _)| *len).collect();
     let tracks = if files.len() == 1 {
         // One file: a name for each of its audio streams.
         vec![TrackFile {
@@ -337,7 +339,7 @@ async fn prepare(
     let threshold = Threshold::new(k.into(), members.len())
         .map_err(|error| DeviceError::Usage(error.to_string()))?;
     let started_at = args.meeting_time.as_deref().map(parse_time).transpose()?;
-    let header = tracks_header(args)?;
+    let header = tracks_header(args, &signatures)?;
     let metadata = RecordingMetadata {
         title: args.title.clone(),
         started_at,
