@@ -347,3 +347,65 @@ async fn the_watcher_rides_out_a_server_that_is_down_and_stops_on_sigterm() {
     assert_eq!(recordings[0]["title"], "Standup");
     assert_eq!(recordings[0]["uploader"], "obs-1");
 }
+
+/// A recorder's meeting details come from its source. An upload of a file that was begun
+/// with other ones (here by hand, with another title, and stopped half-way) is not resumed
+/// under the old details, nor refused as it would be for a person: the watcher forgets it
+/// and uploads the file again under the details its source gives now.
+#[tokio::test]
+async fn a_recorder_uploads_again_when_the_details_changed_since_its_upload_began() {
+    let server = Server::start(Backend::Sqlite).await;
+    let (admin, _) = board(&server).await;
+    let (recorder, secret) = unattended_recorder(&server.url(""), &admin, "obs-1").await;
+    let drop = tempfile::tempdir().unwrap();
+    let file = drop.path().join("Standup.wav");
+    std::fs::write(&file, quorate_e2e::wav(60)).unwrap();
+
+    let mut begun = recorder.command(&[
+        "upload",
+        file.to_str().unwrap(),
+        "--title",
+        "A title the source does not give",
+        "--limit-rate",
+        "256K",
+    ]);
+    begun
+        .env_remove("QUORATE_PASSPHRASE")
+        .env("QUORATE_PASSPHRASE_FILE", &secret);
+    let mut begun = begun.spawn().unwrap();
+    let pool = server.app.db.pool().clone();
+    let mut waited = 0;
+    while sqlx::query_scalar::<_, i64>("SELECT locked_until FROM uploads")
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .is_none_or(|locked| locked == 0)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 400, "the upload never started");
+    }
+    begun.start_kill().unwrap();
+    begun.wait().await.unwrap();
+
+    let folder = format!("drop={}", drop.path().display());
+    let watched = unattended(
+        &recorder,
+        &secret,
+        &["watch", "--once", "--settle", "0", "--folder", &folder],
+    )
+    .await;
+    assert_eq!(watched.code, 0, "{watched:?}");
+    assert!(
+        watched.stderr.contains("changed since its upload began"),
+        "{watched:?}"
+    );
+    let recordings = admin.ok(&["--json", "recordings"]).await.json();
+    let titles: Vec<&str> = recordings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|recording| recording["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Standup"], "{recordings}");
+}

@@ -517,7 +517,7 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
         }
         _ => None,
     };
-    let sent = send(context, &args).await.map_err(|error| {
+    let sent = send(context, &args, ChangedDetails::Refuse).await.map_err(|error| {
         if error.server_code() == Some("roster_changed") {
             let state = pending_paths_of(context, &args)
                 .map_or_else(|_| "its pending state".into(), |(_, path)| path.display().to_string());
@@ -555,54 +555,89 @@ pub(super) async fn upload(context: &mut Context, args: UploadArgs) -> Result<()
     Ok(())
 }
 
-/// Encrypts, splits and uploads `args.file`, or resumes its pending upload; the server's
-/// refusals come back as they are (a `roster_changed` means: discard the pending upload
-/// and send again).
+/// What [`send`] does with a pending upload made with other meeting details than it is
+/// given now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangedDetails {
+    /// Refuse, saying what to do: a person may have mistyped them.
+    Refuse,
+    /// Forget it and upload again with these: a recorder's details come from its source,
+    /// whose newest word is right.
+    StartAgain,
+}
+
+/// The pending upload of `args` at `state_path` that this run resumes, if any: refused if
+/// its files changed since, and, if it was made with other meeting details, refused or
+/// forgotten as `changed` says.
+fn resumable(
+    context: &Context,
+    args: &UploadArgs,
+    state_path: &Path,
+    (signatures, vault): (&[(u64, i64)], &str),
+    changed: ChangedDetails,
+) -> Result<Option<Pending>, DeviceError> {
+    let Ok(text) = std::fs::read_to_string(state_path) else {
+        return Ok(None);
+    };
+    let pending: Pending = toml::from_str(&text).map_err(|error| {
+        DeviceError::Local(format!(
+            "{} is damaged ({}); remove it to start the upload again",
+            state_path.display(),
+            error.message()
+        ))
+    })?;
+    if (pending.source_len, pending.source_modified) != totals(signatures)
+        || (!pending.sources.is_empty() && pending.sources != signatures)
+        || pending.vault != vault
+    {
+        return Err(DeviceError::Usage(format!(
+            "an unfinished upload of {} exists, but the file changed since; remove {} to upload the new file",
+            args.file.display(),
+            state_path.display()
+        )));
+    }
+    let made_otherwise = pending
+        .details
+        .as_ref()
+        .is_some_and(|made_with| *made_with != details(args));
+    match (made_otherwise, changed) {
+        (false, _) => {
+            eprintln!("Resuming the unfinished upload of {}.", args.file.display());
+            Ok(Some(pending))
+        }
+        (true, ChangedDetails::Refuse) => Err(DeviceError::Usage(format!(
+            "an unfinished upload of {} was started with other meeting details (--title, --meeting-time, --attendee, --language or --threshold); run it again with the same ones to resume it, or remove {} to start again with these",
+            args.file.display(),
+            state_path.display()
+        ))),
+        (true, ChangedDetails::StartAgain) => {
+            eprintln!(
+                "The meeting details of {} changed since its upload began: uploading it again.",
+                args.file.display()
+            );
+            forget_pending_of(context, args)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Encrypts, splits and uploads `args.file`, or resumes its pending upload (see
+/// [`ChangedDetails`]); the server's refusals come back as they are (a `roster_changed`
+/// means: discard the pending upload and send again).
 pub(super) async fn send(
     context: &mut Context,
     args: &UploadArgs,
+    changed: ChangedDetails,
 ) -> Result<Uploaded, DeviceError> {
     let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
     let signatures = sources_modified(args)?;
-    let (source_len, source_modified) = totals(&signatures);
     let (folder, state_path) = pending_paths_of(context, args)?;
     let session = context.session().await?;
     private_folder(&folder)?;
-    let pending = match std::fs::read_to_string(&state_path) {
-        Ok(text) => {
-            let pending: Pending = toml::from_str(&text).map_err(|error| {
-                DeviceError::Local(format!(
-                    "{} is damaged ({}); remove it to start the upload again",
-                    state_path.display(),
-                    error.message()
-                ))
-            })?;
-            if pending.source_len != source_len
-                || pending.source_modified != source_modified
-                || (!pending.sources.is_empty() && pending.sources != signatures)
-                || pending.vault != session.vault.to_string()
-            {
-                return Err(DeviceError::Usage(format!(
-                    "an unfinished upload of {} exists, but the file changed since; remove {} to upload the new file",
-                    args.file.display(),
-                    state_path.display()
-                )));
-            }
-            if pending
-                .details
-                .as_ref()
-                .is_some_and(|made_with| *made_with != details(args))
-            {
-                return Err(DeviceError::Usage(format!(
-                    "an unfinished upload of {} was started with other meeting details (--title, --meeting-time, --attendee, --language or --threshold); run it again with the same ones to resume it, or remove {} to start again with these",
-                    args.file.display(),
-                    state_path.display()
-                )));
-            }
-            eprintln!("Resuming the unfinished upload of {}.", args.file.display());
-            pending
-        }
-        Err(_) => {
+    let vault = session.vault.to_string();
+    let pending = match resumable(context, args, &state_path, (&signatures, &vault), changed)? {
+        Some(pending) => pending,
+        None => {
             let pending = prepare(context, &session, args, &folder, signatures).await?;
             let text = toml::to_string(&pending).map_err(|error| {
                 DeviceError::Local(format!("cannot record the upload: {error}"))

@@ -371,7 +371,9 @@ impl Watcher {
             keep_minutes: None,
         };
         let first = stop
-            .unless_stopped(async { Ok(upload::send(context, &args).await) })
+            .unless_stopped(async {
+                Ok(upload::send(context, &args, upload::ChangedDetails::StartAgain).await)
+            })
             .await?;
         match first {
             Err(error) if error.server_code() == Some("roster_changed") => {
@@ -381,7 +383,9 @@ impl Watcher {
                 );
                 upload::forget_pending_of(context, &args)?;
                 let again = stop
-                    .unless_stopped(async { Ok(upload::send(context, &args).await) })
+                    .unless_stopped(async {
+                        Ok(upload::send(context, &args, upload::ChangedDetails::StartAgain).await)
+                    })
                     .await?;
                 Ok(again?)
             }
