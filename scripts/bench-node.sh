@@ -80,7 +80,7 @@ print(f"RESULT fw_seconds={elapsed:.3f}")
 if not vad:
     # Where faster-whisper's time goes, as the node's stages are printed: the mel
     # spectrogram of the whole clip, one encoder pass over a 30-s window, and the windows.
-    from faster_whisper.audio import decode_audio
+    from faster_whisper.audio import decode_audio, pad_or_trim
 
     def median(action):
         times = []
@@ -92,13 +92,14 @@ if not vad:
 
     audio = decode_audio(wav)
     features = model.feature_extractor(audio)
-    window = features[:, : model.feature_extractor.nb_max_frames]
+    # A whole window, padded as faster-whisper pads the last one.
+    window = pad_or_trim(features[:, : model.feature_extractor.nb_max_frames])
     mel = median(lambda: model.feature_extractor(audio))
     encoder = median(lambda: model.encode(window))
     segments, _ = model.transcribe(wav, language="en", beam_size=1)
     windows = sorted({segment.seek for segment in segments})
     print(f"  stages: mel {1000 * mel:.1f} ms, encoder {1000 * encoder:.1f} ms per 30-s window, "
-          f"{len(windows)} windows")
+          f"{len(windows)} windows with words")
 PY
 }
 

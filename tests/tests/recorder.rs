@@ -348,12 +348,21 @@ async fn the_watcher_rides_out_a_server_that_is_down_and_stops_on_sigterm() {
     assert_eq!(recordings[0]["uploader"], "obs-1");
 }
 
-/// A recorder's meeting details come from its source. An upload of a file that was begun
-/// with other ones (here by hand, with another title, and stopped half-way) is not resumed
-/// under the old details, nor refused as it would be for a person: the watcher forgets it
-/// and uploads the file again under the details its source gives now.
-#[tokio::test]
-async fn a_recorder_uploads_again_when_the_details_changed_since_its_upload_began() {
+/// A recording machine with a drop folder holding `Standup.wav` (a minute of audio), whose
+/// upload was begun by hand with another title than the folder gives ("Standup"): the
+/// server, its database, the admin, the recorder, its passphrase file and the drop folder.
+/// The hand upload is stopped half-way, or, with `finished`, let finish with its pending
+/// state put back, as a crash leaves it between the server's last answer and the
+/// recorder's ledger.
+async fn begun_by_hand(
+    finished: bool,
+) -> (
+    Server,
+    Device,
+    Device,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
     let server = Server::start(Backend::Sqlite).await;
     let (admin, _) = board(&server).await;
     let (recorder, secret) = unattended_recorder(&server.url(""), &admin, "obs-1").await;
@@ -365,7 +374,7 @@ async fn a_recorder_uploads_again_when_the_details_changed_since_its_upload_bega
         "upload",
         file.to_str().unwrap(),
         "--title",
-        "A title the source does not give",
+        "Begun by hand",
         "--limit-rate",
         "256K",
     ]);
@@ -385,27 +394,70 @@ async fn a_recorder_uploads_again_when_the_details_changed_since_its_upload_bega
         waited += 1;
         assert!(waited < 400, "the upload never started");
     }
-    begun.start_kill().unwrap();
-    begun.wait().await.unwrap();
+    if finished {
+        let pending = recorder.folder.path().join("uploads");
+        let kept = tempfile::tempdir().unwrap();
+        copy_folder(&pending, kept.path());
+        let status = begun.wait().await.unwrap();
+        assert!(status.success());
+        copy_folder(kept.path(), &pending);
+    } else {
+        begun.start_kill().unwrap();
+        begun.wait().await.unwrap();
+    }
+    (server, admin, recorder, secret, drop)
+}
 
+fn copy_folder(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The recordings' titles, as the admin lists them, and `watch --once` over `drop`'s
+/// stderr.
+async fn watch_once(
+    admin: &Device,
+    recorder: &Device,
+    secret: &Path,
+    drop: &tempfile::TempDir,
+) -> (Vec<String>, String) {
     let folder = format!("drop={}", drop.path().display());
     let watched = unattended(
-        &recorder,
-        &secret,
+        recorder,
+        secret,
         &["watch", "--once", "--settle", "0", "--folder", &folder],
     )
     .await;
     assert_eq!(watched.code, 0, "{watched:?}");
-    assert!(
-        watched.stderr.contains("changed since its upload began"),
-        "{watched:?}"
-    );
     let recordings = admin.ok(&["--json", "recordings"]).await.json();
-    let titles: Vec<&str> = recordings
+    let titles = recordings
         .as_array()
         .unwrap()
         .iter()
-        .map(|recording| recording["title"].as_str().unwrap())
+        .map(|recording| recording["title"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(titles, ["Standup"], "{recordings}");
+    (titles, watched.stderr)
+}
+
+/// A recorder's meeting details come from its source. An upload of a file begun with other
+/// ones is not resumed under the old details, nor refused as it would be for a person: the
+/// watcher forgets it and uploads the file again under the details its source gives now.
+#[tokio::test]
+async fn a_recorder_uploads_again_when_the_details_changed_since_its_upload_began() {
+    let (_server, admin, recorder, secret, drop) = begun_by_hand(false).await;
+    let (titles, said) = watch_once(&admin, &recorder, &secret, &drop).await;
+    assert!(said.contains("changed since its upload began"), "{said}");
+    assert_eq!(titles, ["Standup"]);
+}
+
+/// ... unless the server already holds that upload whole: then it is done, and the same
+/// recording is not uploaded twice.
+#[tokio::test]
+async fn a_recorder_never_uploads_twice_a_recording_the_server_holds_whole() {
+    let (_server, admin, recorder, secret, drop) = begun_by_hand(true).await;
+    let (titles, said) = watch_once(&admin, &recorder, &secret, &drop).await;
+    assert!(!said.contains("uploading it again"), "{said}");
+    assert_eq!(titles, ["Begun by hand"]);
 }

@@ -16,11 +16,11 @@ export class MalformedError extends Error {
   }
 }
 
-/** A structure a newer version of Quorate made: its domain names a later version. */
+/** A structure whose domain names a later version: made by a newer Quorate, or altered. */
 export class NewerFormatError extends MalformedError {
   constructor(what: string, version: number) {
     super(what);
-    this.message = `the ${what} was made by a newer version of Quorate (format v${version}): upgrade Quorate`;
+    this.message = `the ${what} names format v${version}, newer than this device reads: upgrade Quorate if a newer version exists; otherwise it was altered on its way here`;
   }
 }
 

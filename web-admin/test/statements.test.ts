@@ -353,7 +353,7 @@ describe("formats", () => {
     expect(read("quorate/thing/v2")).not.toThrow();
     expect(read("quorate/thing/v3")).toThrow(NewerFormatError);
     expect(read("quorate/thing/v3")).toThrow(
-      "the thing was made by a newer version of Quorate (format v3): upgrade Quorate",
+      "the thing names format v3, newer than this device reads: upgrade Quorate if a newer version exists; otherwise it was altered on its way here",
     );
     for (const damaged of [
       "quorate/thing/v1",

@@ -43,9 +43,10 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// A structure encoded by a newer version of Quorate (its domain names a later version).
+    /// A structure whose domain names a later version than this software reads: made by a
+    /// newer Quorate, or altered (the domain string is read before any signature is checked).
     #[error(
-        "the {what} was made by a newer version of Quorate (format v{version}): upgrade this device"
+        "the {what} names format v{version}, newer than this device reads: upgrade Quorate if a newer version exists; otherwise it was altered on its way here"
     )]
     NewerFormat {
         /// Which structure was being parsed.

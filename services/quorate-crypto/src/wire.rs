@@ -85,7 +85,7 @@ impl Writer {
 }
 
 /// The version of `found` when it is `expected`'s domain at a later version ("…/v3" where
-/// "…/v1" was expected): made by a newer Quorate, not damaged.
+/// "…/v1" was expected): made by a newer Quorate, or altered to look so.
 fn newer_version(found: &str, expected: &str) -> Option<u32> {
     let (family, version) = expected.rsplit_once("/v")?;
     let expected_version: u32 = version.parse().ok()?;
@@ -219,7 +219,7 @@ mod tests {
         assert!(matches!(newer, Error::NewerFormat { version: 3, .. }));
         assert_eq!(
             newer.to_string(),
-            "the thing was made by a newer version of Quorate (format v3): upgrade this device"
+            "the thing names format v3, newer than this device reads: upgrade Quorate if a newer version exists; otherwise it was altered on its way here"
         );
         for damaged in [
             "quorate/thing/v1",

@@ -324,12 +324,13 @@ fn vtt_text(text: &str) -> String {
 /// Text (a title, a name, a segment's words) inside a Markdown line: on one line, so that
 /// it cannot start a heading or a list, and with a backslash before every character that
 /// Markdown or its HTML could read as markup (emphasis, code, links, tags, entities, tables,
-/// strike-through). The uploader chose the names and the title, and speech chose the words:
-/// neither may put a link or HTML into minutes that a viewer renders.
+/// strike-through, a heading's closing `#`). The uploader chose the names and the title, and
+/// speech chose the words: neither may put HTML or a link of its own making into minutes
+/// that a viewer renders (a viewer may still make a bare `https://…` clickable).
 fn markdown_text(text: &str) -> String {
     let mut escaped = String::new();
     for character in one_line(text).chars() {
-        if "\\`*_[]<>&~|".contains(character) {
+        if "\\`*_[]<>&~|#".contains(character) {
             escaped.push('\\');
         }
         escaped.push(character);
@@ -417,7 +418,8 @@ fn render(
             let _ = writeln!(
                 out,
                 "- **Language:** {}\n- **Recording:** {}\n\n## Transcript\n",
-                document.language, document.recording_id
+                markdown_text(&document.language),
+                document.recording_id
             );
             for segment in segments {
                 let _ = writeln!(
@@ -663,7 +665,7 @@ mod tests {
         );
         document.segments[0].speaker = Some("Bo_\n- [x](y)".into());
         let metadata = RecordingMetadata {
-            title: "Board <script>".into(),
+            title: "Board <script> #".into(),
             started_at: None,
             ended_at: None,
             media_type: "audio/wav".into(),
@@ -671,14 +673,17 @@ mod tests {
             language: None,
         };
         let minutes = render(&document, "md", Some(&metadata));
-        assert!(minutes.starts_with("# Board \\<script\\>\n"), "{minutes}");
+        assert!(
+            minutes.starts_with("# Board \\<script\\> \\#\n"),
+            "{minutes}"
+        );
         assert!(
             minutes.contains("stated): \\`Ann\\`, Cy\\|Di\n"),
             "{minutes}"
         );
         assert!(
             minutes.contains(
-                "**[0:01]** **Bo\\_ - \\[x\\](y):** R\\&amp; \\*costs\\* \\<img src=x onerror=alert(1)\\> \\[site\\](javascript:x) # Vote\n"
+                "**[0:01]** **Bo\\_ - \\[x\\](y):** R\\&amp; \\*costs\\* \\<img src=x onerror=alert(1)\\> \\[site\\](javascript:x) \\# Vote\n"
             ),
             "{minutes}"
         );

@@ -74,8 +74,9 @@ fn details(args: &UploadArgs) -> String {
         &args.language,
         args.threshold,
     );
-    // Debug of owned strings and numbers is unambiguous (quoted, escaped, delimited).
-    hex::encode(sha2_digest(format!("{stated:?}").as_bytes()))
+    // JSON: unambiguous (quoted, escaped, delimited) and the same from one build to the next.
+    let encoded = serde_json::to_vec(&stated).unwrap_or_default();
+    hex::encode(sha2_digest(&encoded))
 }
 
 /// The total length and the newest modification time of files of `signatures`.
@@ -566,18 +567,28 @@ pub(super) enum ChangedDetails {
     StartAgain,
 }
 
-/// The pending upload of `args` at `state_path` that this run resumes, if any: refused if
-/// its files changed since, and, if it was made with other meeting details, refused or
-/// forgotten as `changed` says.
+/// What [`resumable`] found for this run.
+enum Found {
+    /// No pending upload: make one.
+    Nothing,
+    /// A pending upload made with these details: resume it.
+    Pending(Pending),
+    /// A pending upload made with other details, which this run starts again
+    /// ([`ChangedDetails::StartAgain`]) unless the server already holds it whole.
+    MadeOtherwise(Pending),
+}
+
+/// The pending upload of `args` at `state_path`, if any: refused if its files changed
+/// since, and, if it was made with other meeting details, refused or handed back to start
+/// again as `changed` says.
 fn resumable(
-    context: &Context,
     args: &UploadArgs,
     state_path: &Path,
     (signatures, vault): (&[(u64, i64)], &str),
     changed: ChangedDetails,
-) -> Result<Option<Pending>, DeviceError> {
+) -> Result<Found, DeviceError> {
     let Ok(text) = std::fs::read_to_string(state_path) else {
-        return Ok(None);
+        return Ok(Found::Nothing);
     };
     let pending: Pending = toml::from_str(&text).map_err(|error| {
         DeviceError::Local(format!(
@@ -603,49 +614,27 @@ fn resumable(
     match (made_otherwise, changed) {
         (false, _) => {
             eprintln!("Resuming the unfinished upload of {}.", args.file.display());
-            Ok(Some(pending))
+            Ok(Found::Pending(pending))
         }
         (true, ChangedDetails::Refuse) => Err(DeviceError::Usage(format!(
             "an unfinished upload of {} was started with other meeting details (--title, --meeting-time, --attendee, --language or --threshold); run it again with the same ones to resume it, or remove {} to start again with these",
             args.file.display(),
             state_path.display()
         ))),
-        (true, ChangedDetails::StartAgain) => {
-            eprintln!(
-                "The meeting details of {} changed since its upload began: uploading it again.",
-                args.file.display()
-            );
-            forget_pending_of(context, args)?;
-            Ok(None)
-        }
+        (true, ChangedDetails::StartAgain) => Ok(Found::MadeOtherwise(pending)),
     }
 }
 
-/// Encrypts, splits and uploads `args.file`, or resumes its pending upload (see
-/// [`ChangedDetails`]); the server's refusals come back as they are (a `roster_changed`
-/// means: discard the pending upload and send again).
-pub(super) async fn send(
-    context: &mut Context,
-    args: &UploadArgs,
-    changed: ChangedDetails,
-) -> Result<Uploaded, DeviceError> {
-    let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
-    let signatures = sources_modified(args)?;
-    let (folder, state_path) = pending_paths_of(context, args)?;
-    let session = context.session().await?;
-    private_folder(&folder)?;
-    let vault = session.vault.to_string();
-    let pending = match resumable(context, args, &state_path, (&signatures, &vault), changed)? {
-        Some(pending) => pending,
-        None => {
-            let pending = prepare(context, &session, args, &folder, signatures).await?;
-            let text = toml::to_string(&pending).map_err(|error| {
-                DeviceError::Local(format!("cannot record the upload: {error}"))
-            })?;
-            write_private(&state_path, text.as_bytes())?;
-            pending
-        }
-    };
+/// A pending upload's manifest (as signed, and its statement), shares and recording.
+struct Opened {
+    manifest: SignedStatement,
+    signed: RecordingManifest,
+    shares: Vec<(Fingerprint, Vec<u8>)>,
+    recording: RecordingId,
+}
+
+/// Reads back what `pending` keeps.
+fn opened(pending: &Pending) -> Result<Opened, DeviceError> {
     let manifest = SignedStatement::from_bytes(
         &STANDARD
             .decode(&pending.manifest)
@@ -675,11 +664,72 @@ pub(super) async fn send(
         .recording
         .parse()
         .map_err(|_| DeviceError::Local("the pending upload's recording ID is damaged".into()))?;
-    let state = session
-        .client
-        .create_recording(session.vault, &manifest, &shares)
-        .await?;
-    let ciphertext_path = folder.join(format!("{recording}.age"));
+    Ok(Opened {
+        manifest,
+        signed,
+        shares,
+        recording,
+    })
+}
+
+impl Opened {
+    /// What the server holds of it: the same manifest again is answered with where its
+    /// upload stands.
+    async fn offset(&self, session: &super::Session) -> Result<u64, DeviceError> {
+        let state = session
+            .client
+            .create_recording(session.vault, &self.manifest, &self.shares)
+            .await?;
+        Ok(state.upload_offset)
+    }
+
+    fn uploaded(&self) -> Uploaded {
+        Uploaded {
+            recording: self.recording,
+            ciphertext_len: self.signed.ciphertext_len,
+            threshold: self.signed.split.threshold.k(),
+            shares: self.shares.len(),
+        }
+    }
+}
+
+/// Encrypts, splits and uploads `args.file`, or resumes its pending upload (see
+/// [`ChangedDetails`]); the server's refusals come back as they are (a `roster_changed`
+/// means: discard the pending upload and send again).
+pub(super) async fn send(
+    context: &mut Context,
+    args: &UploadArgs,
+    changed: ChangedDetails,
+) -> Result<Uploaded, DeviceError> {
+    let rate = args.limit_rate.as_deref().map(parse_rate).transpose()?;
+    let signatures = sources_modified(args)?;
+    let (folder, state_path) = pending_paths_of(context, args)?;
+    let session = context.session().await?;
+    private_folder(&folder)?;
+    let vault = session.vault.to_string();
+    let pending = match resumable(args, &state_path, (&signatures, &vault), changed)? {
+        Found::Pending(pending) => pending,
+        Found::Nothing => {
+            record_new(context, &session, args, (&folder, &state_path), signatures).await?
+        }
+        Found::MadeOtherwise(pending) => {
+            // Whole on the server already (the answer saying so was lost before the
+            // recorder noted it): done, not uploaded twice.
+            let begun = opened(&pending)?;
+            if begun.offset(&session).await? == begun.signed.ciphertext_len {
+                return Ok(begun.uploaded());
+            }
+            eprintln!(
+                "The meeting details of {} changed since its upload began: uploading it again.",
+                args.file.display()
+            );
+            forget_pending_of(context, args)?;
+            record_new(context, &session, args, (&folder, &state_path), signatures).await?
+        }
+    };
+    let pending = opened(&pending)?;
+    let offset = pending.offset(&session).await?;
+    let ciphertext_path = folder.join(format!("{}.age", pending.recording));
     let ciphertext = std::fs::File::open(&ciphertext_path).map_err(|error| {
         DeviceError::Local(format!(
             "the pending ciphertext {} is missing ({error}); remove {} and upload again",
@@ -687,31 +737,42 @@ pub(super) async fn send(
             state_path.display()
         ))
     })?;
-    // The server answers the same manifest again with where its upload stands: all of this
-    // device's own length means the last answer was lost after the upload completed (the
-    // server then holds no open upload to ask about).
-    if state.upload_offset != signed.ciphertext_len {
-        let progress = bar(signed.ciphertext_len, "uploading");
-        progress.set_position(state.upload_offset);
+    // All of this device's own length means the last answer was lost after the upload
+    // completed (the server then holds no open upload to ask about).
+    let len = pending.signed.ciphertext_len;
+    if offset != len {
+        let progress = bar(len, "uploading");
+        progress.set_position(offset);
         let shown = progress.clone();
         session
             .client
             .resume_upload_limited(
-                recording,
+                pending.recording,
                 ciphertext,
                 rate,
-                Some(signed.ciphertext_len),
+                Some(len),
                 move |sent, _| shown.set_position(sent),
             )
             .await?;
         progress.finish_and_clear();
     }
-    Ok(Uploaded {
-        recording,
-        ciphertext_len: signed.ciphertext_len,
-        threshold: signed.split.threshold.k(),
-        shares: shares.len(),
-    })
+    Ok(pending.uploaded())
+}
+
+/// Encrypts and splits `args`' recording anew ([`prepare`]) and records it as pending at
+/// `state_path` before anything is sent.
+async fn record_new(
+    context: &mut Context,
+    session: &super::Session,
+    args: &UploadArgs,
+    (folder, state_path): (&Path, &Path),
+    signatures: Vec<(u64, i64)>,
+) -> Result<Pending, DeviceError> {
+    let pending = prepare(context, session, args, folder, signatures).await?;
+    let text = toml::to_string(&pending)
+        .map_err(|error| DeviceError::Local(format!("cannot record the upload: {error}")))?;
+    write_private(state_path, text.as_bytes())?;
+    Ok(pending)
 }
 
 fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
